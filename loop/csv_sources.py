@@ -1,0 +1,365 @@
+"""Reading and validating the three Loop CSV files (pure: pandas only).
+
+Bad rows never abort a read: they are skipped and recorded in ``RowProblems``
+(a count per reason and the first examples with file and line), and every
+good row is kept. A missing file, an empty file or a header without a
+required column raises ``InputFileError``: there is nothing sensible to do
+with such a file, so callers exit with code 2 before writing anything.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+import zipfile
+import zoneinfo
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import pandas as pd
+
+STATUS_NAMES = ("store_status.csv",)
+HOURS_NAMES = ("menu_hours.csv", "business_hours.csv")
+ZONES_NAMES = ("timezones.csv", "store_timezones.csv")
+
+# Canonical column -> accepted header names (compared case-insensitively).
+STATUS_COLUMNS = {"store_id": ("store_id",), "status": ("status",), "timestamp_utc": ("timestamp_utc",)}
+HOURS_COLUMNS = {
+    "store_id": ("store_id",),
+    "day_of_week": ("dayofweek", "day_of_week", "day"),
+    "start_time_local": ("start_time_local",),
+    "end_time_local": ("end_time_local",),
+}
+ZONES_COLUMNS = {"store_id": ("store_id",), "timezone_str": ("timezone_str",)}
+
+MAX_STORE_ID_LENGTH = 128
+EXAMPLES_PER_REASON = 5
+DEFAULT_CHUNK_ROWS = 500_000
+_SKIPPED_LINE = re.compile(r"Skipping line (\d+): (.*)")
+_CLOCK = r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?$"
+_UTC_SUFFIX = r"(?i)\s*UTC$"
+
+
+class InputFileError(Exception):
+    """A file that cannot be used at all (missing, empty, required column absent)."""
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    file: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.reason}"
+
+
+@dataclass
+class RowProblems:
+    """Skipped rows: how many per reason, and the first few of each."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    examples: list[RowProblem] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def add(self, file: str, reason: str, lines: np.ndarray, details: list[str] | None = None) -> None:
+        """Record ``len(lines)`` rows skipped for ``reason`` (details: per-row text)."""
+        if len(lines) == 0:
+            return
+        shown = self.counts[reason]
+        self.counts[reason] += len(lines)
+        for i in range(max(0, min(len(lines), EXAMPLES_PER_REASON - shown))):
+            text = reason if details is None else f"{reason}: {details[i]}"
+            self.examples.append(RowProblem(file, int(lines[i]), text))
+
+    def summary_lines(self) -> list[str]:
+        lines = [f"{count} row(s) skipped: {reason}" for reason, count in sorted(self.counts.items())]
+        lines += [f"  e.g. {example}" for example in self.examples]
+        return lines
+
+
+@dataclass
+class CsvSource:
+    """One CSV file, in a folder or inside a zip."""
+
+    name: str
+    opener: Callable[[], BinaryIO]
+
+    def open(self) -> BinaryIO:
+        return self.opener()
+
+
+@dataclass
+class SourceSet:
+    status: CsvSource
+    hours: CsvSource
+    zones: CsvSource
+
+
+def locate_sources(path: str | Path) -> SourceSet:
+    """Find the three files in a folder or a Loop ``.zip`` (members may sit in a subfolder)."""
+    path = Path(path)
+    if path.is_dir():
+        def find(names: tuple[str, ...]) -> CsvSource:
+            for name in names:
+                candidate = path / name
+                if candidate.is_file():
+                    return CsvSource(str(candidate), lambda c=candidate: open(c, "rb"))
+            raise InputFileError(f"missing file: none of {', '.join(names)} in {path}")
+    elif path.is_file() and zipfile.is_zipfile(path):
+        members = {Path(m).name.lower(): m for m in zipfile.ZipFile(path).namelist() if not m.endswith("/")}
+
+        def find(names: tuple[str, ...]) -> CsvSource:
+            for name in names:
+                if name in members:
+                    member = members[name]
+                    return CsvSource(f"{path}:{member}", lambda m=member: _open_member(path, m))
+            raise InputFileError(f"missing file: none of {', '.join(names)} in {path}")
+    elif path.exists():
+        raise InputFileError(f"{path} is neither a folder nor a zip file")
+    else:
+        raise InputFileError(f"missing input: {path} does not exist")
+    return SourceSet(status=find(STATUS_NAMES), hours=find(HOURS_NAMES), zones=find(ZONES_NAMES))
+
+
+def _open_member(path: Path, member: str) -> BinaryIO:
+    with zipfile.ZipFile(path) as archive:
+        # Members are read into memory; a zip member stream cannot seek back for the header.
+        return io.BytesIO(archive.read(member))
+
+
+def read_status(src: CsvSource, problems: RowProblems) -> pd.DataFrame:
+    """All valid polls: store_id, status, timestamp_utc (UTC, microseconds)."""
+    chunks = list(iter_status_chunks(src, problems, chunk_rows=None))
+    return pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+
+
+def iter_status_chunks(
+    src: CsvSource, problems: RowProblems, chunk_rows: int | None = DEFAULT_CHUNK_ROWS
+) -> Iterator[pd.DataFrame]:
+    """Valid polls in chunks of at most ``chunk_rows`` input rows (bounded memory)."""
+    for raw, lines in _read_rows(src, STATUS_COLUMNS, problems, chunk_rows):
+        keep = _valid_store_ids(raw, lines, src.name, problems)
+        status = raw["status"].str.strip().str.lower()
+        bad_status = keep & ~status.isin(["active", "inactive"])
+        problems.add(
+            src.name,
+            "status is not active or inactive",
+            lines[bad_status.to_numpy()],
+            _quoted(raw["status"][bad_status]),
+        )
+        keep &= ~bad_status
+        timestamps = parse_timestamps(raw["timestamp_utc"])
+        bad_time = keep & timestamps.isna()
+        problems.add(
+            src.name,
+            "timestamp_utc is not a valid timestamp",
+            lines[bad_time.to_numpy()],
+            _quoted(raw["timestamp_utc"][bad_time]),
+        )
+        keep &= ~bad_time
+        yield pd.DataFrame(
+            {
+                "store_id": raw["store_id"][keep].str.strip(),
+                "status": status[keep],
+                "timestamp_utc": timestamps[keep],
+            }
+        ).reset_index(drop=True)
+
+
+def parse_timestamps(values: pd.Series) -> pd.Series:
+    """Loop (``... UTC``) and ISO-8601 timestamps to UTC microseconds; NaT where invalid."""
+    text = values.str.strip().str.replace(_UTC_SUFFIX, "", regex=True)
+    parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+    return parsed.dt.as_unit("us")
+
+
+def read_hours(src: CsvSource, problems: RowProblems) -> pd.DataFrame:
+    """Valid hours rows: store_id, day_of_week (0 = Monday), start_seconds, end_seconds."""
+    frames = []
+    for raw, lines in _read_rows(src, HOURS_COLUMNS, problems, None):
+        keep = _valid_store_ids(raw, lines, src.name, problems)
+        day_text = raw["day_of_week"].str.strip()
+        day = pd.to_numeric(day_text, errors="coerce")
+        bad_day = keep & ~(day.isin(range(7)))
+        problems.add(
+            src.name, "dayOfWeek is not a whole number 0-6", lines[bad_day.to_numpy()], _quoted(day_text[bad_day])
+        )
+        keep &= ~bad_day
+        seconds = {}
+        for column, label in (("start_time_local", "start"), ("end_time_local", "end")):
+            seconds[label] = parse_clock(raw[column])
+            bad = keep & seconds[label].isna()
+            problems.add(
+                src.name,
+                f"{column} is not a clock time HH:MM[:SS]",
+                lines[bad.to_numpy()],
+                _quoted(raw[column][bad]),
+            )
+            keep &= ~bad
+        frames.append(
+            pd.DataFrame(
+                {
+                    "store_id": raw["store_id"][keep].str.strip(),
+                    "day_of_week": day[keep].astype(np.int64),
+                    "start_seconds": seconds["start"][keep].astype(np.int64),
+                    "end_seconds": seconds["end"][keep].astype(np.int64),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def parse_clock(values: pd.Series) -> pd.Series:
+    """``HH:MM[:SS]`` to seconds after midnight (float, NaN where invalid or out of range)."""
+    parts = values.str.strip().str.extract(_CLOCK).astype(object)
+    hour = pd.to_numeric(parts[0], errors="coerce")
+    minute = pd.to_numeric(parts[1], errors="coerce")
+    second = pd.to_numeric(parts[2].fillna("0"), errors="coerce")
+    valid = (hour < 24) & (minute < 60) & (second < 60)
+    return (hour * 3600 + minute * 60 + second).where(valid)
+
+
+def read_zones(src: CsvSource, problems: RowProblems) -> pd.DataFrame:
+    """Valid zone rows: store_id, timezone_str (a known IANA name)."""
+    frames = []
+    for raw, lines in _read_rows(src, ZONES_COLUMNS, problems, None):
+        keep = _valid_store_ids(raw, lines, src.name, problems)
+        zone = raw["timezone_str"].str.strip()
+        blank = keep & (zone == "")
+        problems.add(src.name, "timezone_str is blank (store uses America/Chicago)", lines[blank.to_numpy()])
+        keep &= ~blank
+        unknown = keep & ~zone.isin(known_time_zones())
+        problems.add(
+            src.name,
+            "timezone_str is not a known time zone (store uses America/Chicago)",
+            lines[unknown.to_numpy()],
+            _quoted(zone[unknown]),
+        )
+        keep &= ~unknown
+        frames.append(pd.DataFrame({"store_id": raw["store_id"][keep].str.strip(), "timezone_str": zone[keep]}))
+    return pd.concat(frames, ignore_index=True)
+
+
+@lru_cache(maxsize=1)
+def known_time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def dedupe_polls(polls: pd.DataFrame) -> pd.DataFrame:
+    """One row per (store_id, timestamp_utc); when duplicates disagree, inactive wins."""
+    # "inactive" sorts after "active", so a descending sort puts it first.
+    ordered = polls.sort_values("status", ascending=False, kind="stable")
+    return ordered.drop_duplicates(["store_id", "timestamp_utc"], keep="first").sort_index()
+
+
+def _valid_store_ids(raw: pd.DataFrame, lines: np.ndarray, name: str, problems: RowProblems) -> pd.Series:
+    """Rows whose store_id is usable; records the others."""
+    store_id = raw["store_id"].str.strip()
+    blank = store_id == ""
+    problems.add(name, "store_id is blank", lines[blank.to_numpy()])
+    too_long = ~blank & (store_id.str.len() > MAX_STORE_ID_LENGTH)
+    problems.add(name, f"store_id is longer than {MAX_STORE_ID_LENGTH} characters", lines[too_long.to_numpy()])
+    keep = ~blank & ~too_long
+    # Undecodable bytes were replaced by U+FFFD while reading.
+    mangled = keep & raw.apply(lambda col: col.str.contains("\ufffd", regex=False)).any(axis=1)
+    problems.add(name, "row is not valid UTF-8", lines[mangled.to_numpy()])
+    return keep & ~mangled
+
+
+def _quoted(values: pd.Series) -> list[str]:
+    return [repr(v[:40] + "..." if len(v) > 40 else v) for v in values.head(EXAMPLES_PER_REASON).tolist()]
+
+
+def _read_rows(
+    src: CsvSource,
+    columns: dict[str, tuple[str, ...]],
+    problems: RowProblems,
+    chunk_rows: int | None,
+) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """Raw string rows with canonical column names, and each row's line number in the file.
+
+    Every value is read as text (store ids must never become numbers); rows with
+    the wrong number of fields are skipped by the parser and recorded here.
+    """
+    with src.open() as handle:
+        header = _read_header(handle, src.name)
+        usecols = _resolve_columns(header, columns, src.name)
+        handle.seek(0)
+        skipped: list[int] = []
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            options = dict(
+                dtype=str,
+                usecols=list(usecols),
+                na_filter=False,
+                skip_blank_lines=False,
+                index_col=False,
+                encoding="utf-8-sig",
+                encoding_errors="replace",
+                on_bad_lines="warn",
+            )
+            if chunk_rows:
+                reader: Iterator[pd.DataFrame] = pd.read_csv(handle, chunksize=chunk_rows, **options)
+            else:
+                reader = iter([pd.read_csv(handle, **options)])
+            for chunk in reader:
+                _collect_bad_lines(caught, skipped, src.name, problems)
+                chunk = chunk.rename(columns=usecols)
+                lines = _line_numbers(chunk.index.to_numpy(), skipped)
+                # Fewer fields than the header leave missing values; blank lines are dropped silently.
+                chunk = chunk.fillna("")
+                blank_line = (chunk == "").all(axis=1).to_numpy()
+                chunk, lines = chunk[~blank_line], lines[~blank_line]
+                yield chunk, lines
+
+
+def _read_header(handle: BinaryIO, name: str) -> list[str]:
+    first = handle.readline()
+    if not first.strip(b"\r\n\t \xef\xbb\xbf"):
+        raise InputFileError(f"{name}: file is empty (no header line)")
+    text = first.decode("utf-8-sig", errors="replace").strip("\r\n")
+    return next(iter(pd.read_csv(io.StringIO(text), header=None, dtype=str).itertuples(index=False)))
+
+
+def _resolve_columns(header: list[str], columns: dict[str, tuple[str, ...]], name: str) -> dict[str, str]:
+    """Map the file's header names to canonical names; a missing column is fatal."""
+    by_lower = {str(h).strip().lower(): h for h in header}
+    mapping: dict[str, str] = {}
+    for canonical, accepted in columns.items():
+        found = next((by_lower[a] for a in accepted if a in by_lower), None)
+        if found is None:
+            raise InputFileError(
+                f"{name}: header has no {accepted[0]!r} column (header: {', '.join(map(str, header))})"
+            )
+        mapping[found] = canonical
+    return mapping
+
+
+def _collect_bad_lines(caught: list, skipped: list[int], name: str, problems: RowProblems) -> None:
+    for warning in caught:
+        for match in _SKIPPED_LINE.finditer(str(warning.message)):
+            line = int(match.group(1))
+            skipped.append(line)
+            problems.add(name, "wrong number of fields", np.array([line]), [match.group(2).strip()])
+    caught.clear()
+    skipped.sort()
+
+
+def _line_numbers(index: np.ndarray, skipped: list[int]) -> np.ndarray:
+    """File line of each parsed row: row i is line i + 2, shifted past skipped bad lines."""
+    if not skipped:
+        return index + 2
+    bad = np.asarray(skipped)
+    # Bad line j (sorted) sits before every row whose index is >= bad[j] - 2 - j.
+    thresholds = bad - 2 - np.arange(len(bad))
+    return index + 2 + np.searchsorted(thresholds, index, side="right")

@@ -1,0 +1,86 @@
+"""``generate_report``: compute the report synchronously, from CSV files or MongoDB.
+
+With ``--csv-dir`` it needs no database, broker or network; without it, it
+reads MongoDB through ``loop.utils.generate_report`` (no Celery involved).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from argparse import ArgumentParser
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from django.core.management.base import BaseCommand, CommandError
+
+from loop.csv_sources import InputFileError, RowProblems, locate_sources, read_hours, read_status, read_zones
+from loop.report_engine import ReportResult, compute_report, report_to_csv
+
+
+class Command(BaseCommand):
+    help = "Compute the uptime/downtime report and write it as CSV."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--csv-dir", help="folder or .zip with the three Loop CSVs (omit to read MongoDB)")
+        parser.add_argument("--now", help="ISO-8601 instant to report at (default: newest poll)")
+        parser.add_argument("--output", required=True, help="report CSV path, or - for stdout")
+        parser.add_argument("--strict", action="store_true", help="fail (exit 1) if any input row is skipped")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        started = time.perf_counter()
+        now = _parse_now(options["now"])
+        if options["csv_dir"]:
+            result, problems = _report_from_csv(Path(options["csv_dir"]), now)
+            for line in problems.summary_lines():
+                self.stderr.write(f"warning: {line}")
+            if options["strict"] and problems.total:
+                raise CommandError(f"--strict: {problems.total} input row(s) were skipped", returncode=1)
+        else:
+            from loop.utils import generate_report  # needs Django settings and MongoDB
+
+            result = generate_report(now=now)
+        for warning in result.warnings:
+            self.stderr.write(f"warning: {warning}")
+        _write_output(options["output"], report_to_csv(result.report))
+        skipped = problems.total if options["csv_dir"] else 0
+        self.stderr.write(
+            f"report: {result.stores} stores, {result.polls_counted} polls counted, "
+            f"now={result.now.isoformat() if result.now is not None else '-'}, "
+            f"{skipped} rows skipped, {len(result.warnings)} warnings, "
+            f"{time.perf_counter() - started:.2f}s"
+        )
+
+
+def _parse_now(text: str | None) -> pd.Timestamp | None:
+    if text is None:
+        return None
+    try:
+        now = pd.Timestamp(text.strip().removesuffix("UTC").strip())
+    except ValueError as error:
+        raise CommandError(f"--now {text!r} is not an ISO-8601 timestamp", returncode=2) from error
+    return now.tz_localize("UTC") if now.tzinfo is None else now.tz_convert("UTC")
+
+
+def _report_from_csv(path: Path, now: pd.Timestamp | None) -> tuple[ReportResult, RowProblems]:
+    problems = RowProblems()
+    try:
+        sources = locate_sources(path)
+        polls = read_status(sources.status, problems)
+        hours = read_hours(sources.hours, problems)
+        zones = read_zones(sources.zones, problems)
+    except InputFileError as error:
+        raise CommandError(str(error), returncode=2) from error
+    return compute_report(polls, hours, zones, now=now), problems
+
+
+def _write_output(target: str, text: str) -> None:
+    if target == "-":
+        sys.stdout.write(text)
+        return
+    # Write beside the target and rename, so a failed run never leaves half a report.
+    path = Path(target)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
