@@ -87,7 +87,7 @@ def compute_report(
     now_ts = pd.Timestamp(now_us, unit="us", tz="UTC")
 
     kept = poll_us <= now_us
-    store_ids, codes = _store_codes(polls["store_id"].to_numpy()[kept], extra_store_ids)
+    store_ids, codes = _store_codes(polls["store_id"], kept, extra_store_ids)
     if len(store_ids) == 0:
         return ReportResult(_empty_report(), now_ts, 0, warnings)
     if len(store_ids) >= MAX_STORES:
@@ -98,7 +98,7 @@ def compute_report(
     in_week = poll_us[kept] >= week_start_us
     poll_codes = codes[in_week]
     poll_lane_time = (poll_us[kept][in_week] - week_start_us) * UNITS_PER_US
-    poll_active = polls["status"].to_numpy()[kept][in_week] == "active"
+    poll_active = (polls["status"] == "active").to_numpy(dtype=bool)[kept][in_week]
     poll_codes, poll_lane_time, poll_active = _dedupe_sorted(poll_codes, poll_lane_time, poll_active)
 
     starts, ends, zone_warnings = _business_intervals(
@@ -173,20 +173,22 @@ def _to_utc_us(timestamps: pd.Series) -> np.ndarray:
 
 
 def _store_codes(
-    poll_store_ids: np.ndarray, extra_store_ids: Sequence[str] | None
+    poll_store_ids: pd.Series, kept: np.ndarray, extra_store_ids: Sequence[str] | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted unique store ids and, per poll, the index of its store in them."""
+    """Sorted ids of the stores with kept polls (plus extras) and each kept poll's index in them."""
+    # Factorising the column as it is (often Arrow-backed) avoids a copy to Python objects.
+    codes, uniques = pd.factorize(poll_store_ids)
+    codes = codes[kept]
+    present = np.zeros(len(uniques), dtype=bool)
+    present[codes] = True
+    ids = np.asarray(uniques, dtype=object)[present].astype(str)
     if extra_store_ids is not None and len(extra_store_ids):
-        extra = np.asarray(list(extra_store_ids), dtype=object)
-        all_ids = np.concatenate((poll_store_ids.astype(object), extra))
-    else:
-        all_ids = poll_store_ids.astype(object)
-    codes, uniques = pd.factorize(all_ids)
-    uniques = np.asarray(uniques, dtype=object).astype(str)
-    order = np.argsort(uniques, kind="stable")
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    return uniques[order].astype(object), rank[codes[: len(poll_store_ids)]]
+        ids = np.union1d(ids, np.asarray(list(extra_store_ids), dtype=str))
+    ids = np.unique(ids)
+    # Map the factorised codes onto positions in the sorted id list.
+    position = np.full(len(uniques), -1, dtype=np.int64)
+    position[present] = np.searchsorted(ids, np.asarray(uniques, dtype=object)[present].astype(str))
+    return ids.astype(object), position[codes]
 
 
 def _dedupe_sorted(
