@@ -24,6 +24,7 @@ from typing import BinaryIO
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from pandas.api.types import union_categoricals
 from pyarrow import csv as pa_csv
 
 STATUS_NAMES = ("store_status.csv",)
@@ -43,10 +44,12 @@ ZONES_COLUMNS = {"store_id": ("store_id",), "timezone_str": ("timezone_str",)}
 MAX_STORE_ID_LENGTH = 128
 EXAMPLES_PER_REASON = 5
 DEFAULT_CHUNK_ROWS = 500_000
+VALIDATION_SLICE_ROWS = 1_000_000
 _SKIPPED_LINE = re.compile(r"Skipping line (\d+): (.*)")
 _CLOCK = r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?$"
 _UTC_SUFFIX = r"(?i)\s*UTC$"
 _TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
+STATUS_DTYPE = pd.CategoricalDtype(["active", "inactive"])
 
 
 class InputFileError(Exception):
@@ -143,7 +146,17 @@ def _open_member(path: Path, member: str) -> BinaryIO:
 def read_status(src: CsvSource, problems: RowProblems) -> pd.DataFrame:
     """All valid polls: store_id, status, timestamp_utc (UTC, microseconds)."""
     chunks = list(iter_status_chunks(src, problems, chunk_rows=None))
-    return pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+    if len(chunks) == 1:
+        return chunks[0]
+    return pd.DataFrame(
+        {
+            "store_id": union_categoricals([c["store_id"] for c in chunks]),
+            "status": pd.Categorical.from_codes(
+                np.concatenate([c["status"].cat.codes.to_numpy() for c in chunks]), dtype=STATUS_DTYPE
+            ),
+            "timestamp_utc": pd.concat([c["timestamp_utc"] for c in chunks], ignore_index=True),
+        }
+    )
 
 
 def iter_status_chunks(
@@ -170,13 +183,15 @@ def iter_status_chunks(
             _quoted(raw["timestamp_utc"][bad_time]),
         )
         keep &= ~bad_time
+        # Categoricals keep millions of polls small: a few thousand distinct ids, two statuses.
         yield pd.DataFrame(
             {
-                "store_id": raw["store_id"][keep].str.strip(),
-                "status": status[keep],
+                "store_id": raw["store_id"][keep].str.strip().astype("category"),
+                "status": status[keep].astype(STATUS_DTYPE),
                 "timestamp_utc": timestamps[keep],
             }
         ).reset_index(drop=True)
+        del raw, status, timestamps
 
 
 def parse_timestamps(values: pd.Series) -> pd.Series:
@@ -306,7 +321,10 @@ def _read_rows(
         if chunk_rows is None:
             fast = _read_clean_file(handle, usecols)
             if fast is not None:
-                yield fast, fast.index.to_numpy() + 2
+                # Validate in slices so the temporary copies stay small next to the table.
+                for first in range(0, max(len(fast), 1), VALIDATION_SLICE_ROWS):
+                    part = fast.iloc[first : first + VALIDATION_SLICE_ROWS]
+                    yield part, part.index.to_numpy() + 2
                 return
             handle.seek(0)
         skipped: list[int] = []
