@@ -198,7 +198,7 @@ def test_dedupe_polls_inactive_wins() -> None:
         }
     )
     result = dedupe_polls(polls)
-    assert sorted(zip(result["store_id"], result["status"], result["timestamp_utc"])) == [
+    assert sorted(zip(result["store_id"], result["status"], result["timestamp_utc"], strict=True)) == [
         ("a", "active", ts + pd.Timedelta(seconds=1)),
         ("a", "inactive", ts),
         ("b", "active", ts),
