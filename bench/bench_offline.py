@@ -1,0 +1,221 @@
+"""Benchmark of the offline report command against the pandas floor (issue: speed and memory).
+
+Run: ``python bench/bench_offline.py [--skip-10x] [--scale X] [--repeat N] [--floor-10x]``.
+
+It generates (into ``bench-data/``, reused when the parameters match) a Loop-2025-sized
+data set (3,678 stores, about 1.85M polls over 60 days; real hours and zones when
+``../shared/data/loop-2025`` exists) and a 10x one, then prints, from the same run:
+the floor (pandas reading store_status.csv and parsing its timestamps, nothing else),
+the wall time and peak RSS of ``manage.py generate_report --csv-dir DIR --output FILE``,
+the same for 10x, and the targets with PASS/FAIL. Exit code 1 when a target fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from loop.datagen import LOOP_2025_STORES, STATUS_FILE, generate_dataset  # noqa: E402
+
+DEFAULT_REAL_DIR = REPO.parent / "shared" / "data" / "loop-2025"
+DAYS = 60
+SEED = 2025
+
+# The floor, run as is in a fresh interpreter (argv[1] = store_status.csv). Only the
+# read and the parse are timed: interpreter start and the pandas import are not.
+FLOOR_CODE = """\
+import sys, time
+import pandas as pd
+t0 = time.perf_counter()
+df = pd.read_csv(sys.argv[1], dtype=str)
+ts = pd.to_datetime(df["timestamp_utc"].str.removesuffix(" UTC"), format="ISO8601", utc=True)
+print(time.perf_counter() - t0, len(ts))
+"""
+
+TARGET_FLOOR_RATIO = 2.0
+TARGET_RSS_1X_GB = 1.5
+TARGET_SCALING = 12.0
+TARGET_RSS_10X_GB = 8.0
+
+
+@dataclass
+class Run:
+    seconds: float
+    max_rss_bytes: int
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_measured(cmd: list[str]) -> Run:
+    """Run cmd as a child; wall time and the child's own peak RSS (os.wait4)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Read both pipes fully before reaping, without deadlocking on either.
+    out, err = _drain(proc)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)  # already reaped: tell Popen
+    return Run(seconds, usage.ru_maxrss * 1024, proc.returncode, out, err)  # ru_maxrss is KiB on Linux
+
+
+def _drain(proc: subprocess.Popen[bytes]) -> tuple[str, str]:
+    chunks: dict[str, bytes] = {}
+
+    def read(name: str, stream: object) -> None:
+        chunks[name] = stream.read()  # type: ignore[attr-defined]
+
+    threads = [threading.Thread(target=read, args=(n, s)) for n, s in (("out", proc.stdout), ("err", proc.stderr))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return (chunks["out"].decode(errors="replace"), chunks["err"].decode(errors="replace"))
+
+
+def ensure_dataset(base: Path, stores: int, real_dir: Path | None) -> tuple[Path, float | None]:
+    """Generate the set unless bench-data already holds one with the same parameters.
+    Returns the folder and the generation time (None when reused)."""
+    use_real = real_dir is not None and real_dir.is_dir()
+    params = {
+        "stores": stores, "days": DAYS, "seed": SEED,
+        "real_dir": str(real_dir) if use_real else None,
+        # A changed generator must not reuse an old set.
+        "generator": hashlib.sha256((REPO / "loop" / "datagen.py").read_bytes()).hexdigest()[:16],
+    }
+    folder = base / f"stores{stores}-days{DAYS}-seed{SEED}-{'real' if use_real else 'synthetic'}"
+    marker = folder / "params.json"
+    if marker.is_file() and json.loads(marker.read_text()).get("params") == params:
+        return folder, None
+    marker.unlink(missing_ok=True)  # written last: a half-written set is never reused
+    summary = generate_dataset(folder, stores=stores, days=DAYS, seed=SEED, real_dir=real_dir if use_real else None)
+    marker.write_text(json.dumps({"params": params, "summary": summary.as_dict()}, indent=2))
+    return folder, summary.seconds
+
+
+def describe_set(folder: Path) -> str:
+    s = json.loads((folder / "params.json").read_text())["summary"]
+    return (
+        f"{s['stores']} stores, {s['polls']:,} polls, {s['hours_rows']:,} hours rows, "
+        f"hours/zones {'real' if s['hours_source'].startswith('real') else 'synthetic'}, "
+        f"{s['files'][STATUS_FILE] / 1e6:.0f} MB status file"
+    )
+
+
+def floor(folder: Path, repeat: int) -> tuple[float, Run]:
+    """Best of `repeat` fresh runs of FLOOR_CODE: (timed seconds, that run)."""
+    best: tuple[float, Run] | None = None
+    for _ in range(repeat):
+        run = run_measured([sys.executable, "-c", FLOOR_CODE, str(folder / STATUS_FILE)])
+        if run.returncode != 0:
+            raise SystemExit(f"floor run failed:\n{run.stderr}")
+        timed = float(run.stdout.split()[0])
+        if best is None or timed < best[0]:
+            best = (timed, run)
+    assert best is not None
+    return best
+
+
+def offline(folder: Path, output: Path, repeat: int) -> Run:
+    """Best of `repeat` runs of the offline command (by wall time); the first failure wins."""
+    cmd = [sys.executable, "manage.py", "generate_report", "--csv-dir", str(folder), "--output", str(output)]
+    best: Run | None = None
+    for _ in range(repeat):
+        output.unlink(missing_ok=True)
+        run = run_measured(cmd)
+        if run.returncode != 0 or not output.is_file():
+            return run
+        if best is None or run.seconds < best.seconds:
+            best = run
+    assert best is not None
+    return best
+
+
+def gb(n: int) -> str:
+    return f"{n / 2**30:.2f} GB"
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--skip-10x", action="store_true", help="only the 1x set")
+    parser.add_argument("--scale", type=float, default=1.0, help="size of the base set, x 3,678 stores")
+    parser.add_argument("--data-dir", type=Path, default=REPO / "bench-data")
+    parser.add_argument("--real-dir", type=Path, default=DEFAULT_REAL_DIR,
+                        help="real menu_hours.csv/timezones.csv (used when present)")
+    parser.add_argument("--synthetic", action="store_true", help="ignore --real-dir")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs of each measurement, best kept (the machine may be busy)")
+    parser.add_argument("--floor-10x", action="store_true", help="also time the floor on the 10x set")
+    args = parser.parse_args(argv)
+    real_dir = None if args.synthetic else args.real_dir
+    base_stores = max(1, round(LOOP_2025_STORES * args.scale))
+
+    print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}")
+    sets = [("1x", base_stores)] + ([] if args.skip_10x else [("10x", base_stores * 10)])
+    folders: dict[str, Path] = {}
+    for label, stores in sets:
+        folder, gen_s = ensure_dataset(args.data_dir, stores, real_dir)
+        folders[label] = folder
+        how = f"generated in {gen_s:.1f} s" if gen_s is not None else "reused"
+        print(f"data {label}: {folder.relative_to(REPO) if folder.is_relative_to(REPO) else folder} "
+              f"({describe_set(folder)}; {how})")
+
+    print("\nfloor code (fresh interpreter; only the lines between the two perf_counter calls are timed):")
+    print("    " + FLOOR_CODE.replace("\n", "\n    ").rstrip())
+    repeat = max(1, args.repeat)
+    floors = {label: floor(folders[label], repeat) for label in folders if label == "1x" or args.floor_10x}
+    for label, (floor_s, floor_run) in floors.items():
+        print(f"floor {label}: {floor_s:.2f} s "
+              f"(process: {floor_run.seconds:.2f} s wall, {gb(floor_run.max_rss_bytes)} peak RSS)")
+    floor_s = floors["1x"][0]
+
+    checks: list[tuple[str, bool]] = []
+    results: dict[str, Run] = {}
+    for label in folders:
+        output = args.data_dir / f"report-{label}.csv"
+        run = offline(folders[label], output, repeat)
+        results[label] = run
+        last = run.stderr.strip().splitlines()[-1:] or [""]
+        print(f"offline {label}: {run.seconds:.2f} s wall, {gb(run.max_rss_bytes)} peak RSS, exit {run.returncode}"
+              f" | {last[0][:200]}")
+        if label in floors and label != "1x":
+            print(f"  ({label} command / {label} floor = {run.seconds / floors[label][0]:.2f}, for information)")
+        if run.returncode != 0 or not output.is_file():
+            print(f"  command failed:\n{run.stderr[-3000:]}")
+            checks.append((f"offline {label} exits 0 and writes the report", False))
+
+    print("\ntargets:")
+    r1 = results["1x"]
+    ratio = r1.seconds / floor_s
+    checks.append((f"1x command / floor = {ratio:.2f} (<= {TARGET_FLOOR_RATIO})", ratio <= TARGET_FLOOR_RATIO))
+    checks.append((f"1x peak RSS = {gb(r1.max_rss_bytes)} (<= {TARGET_RSS_1X_GB} GB)",
+                   r1.max_rss_bytes <= TARGET_RSS_1X_GB * 2**30))
+    if "10x" in results:
+        r10 = results["10x"]
+        scaling = r10.seconds / r1.seconds
+        checks.append((f"10x time / 1x time = {scaling:.2f} (<= {TARGET_SCALING})", scaling <= TARGET_SCALING))
+        checks.append((f"10x peak RSS = {gb(r10.max_rss_bytes)} (<= {TARGET_RSS_10X_GB} GB)",
+                       r10.max_rss_bytes <= TARGET_RSS_10X_GB * 2**30))
+    for text, ok in checks:
+        print(f"  {verdict(ok)}  {text}")
+    return 0 if all(ok for _, ok in checks) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
