@@ -1,22 +1,23 @@
-"""
-URL configuration for myproject project.
+"""Root URLs: the API (loop.urls), its OpenAPI schema and Swagger UI, and Django admin."""
 
-The `urlpatterns` list routes URLs to views. For more information please see:
-    https://docs.djangoproject.com/en/5.2/topics/http/urls/
-Examples:
-Function views
-    1. Add an import:  from my_app import views
-    2. Add a URL to urlpatterns:  path('', views.home, name='home')
-Class-based views
-    1. Add an import:  from other_app.views import Home
-    2. Add a URL to urlpatterns:  path('', Home.as_view(), name='home')
-Including another URLconf
-    1. Import the include() function: from django.urls import include, path
-    2. Add a URL to urlpatterns:  path('blog/', include('blog.urls'))
-"""
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from loop.api_errors import not_found_view
 
 urlpatterns = [
-    path('admin/', admin.site.urls),
+    path("", include("loop.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("admin/", admin.site.urls),
+    # Any other path is a JSON 404, even with DEBUG on (admin/ and api/ keep
+    # Django's add-a-slash redirect).
+    re_path(r"^(?!admin|api/).*$", not_found_view),
 ]
+
+# Errors outside the API views are JSON too (used when DEBUG is off).
+handler400 = "loop.api_errors.bad_request_view"
+handler403 = "loop.api_errors.permission_denied_view"
+handler404 = "loop.api_errors.not_found_view"
+handler500 = "loop.api_errors.server_error_view"

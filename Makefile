@@ -1,0 +1,87 @@
+# Loop store monitoring: install, run, test.
+#   make run     - the main job on embedded defaults (in-memory store and broker), API on :8000
+#   make test    - the whole test suite (integration tests skip unless `make services` is up)
+# `make help` lists everything.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.requirements-installed
+WEB_BIND ?= 0.0.0.0:8000
+WORKER_CONCURRENCY ?= 2
+PYTEST_ARGS ?=
+
+.PHONY: help install services stop-services services-status worker web run migrate \
+        test test-all test-integration lint bench bench-service ci clean-var
+
+help:
+	@echo "make install         create .venv and install requirements.txt (safe to re-run)"
+	@echo "make run             serve the API on :8000 with the sample data/ in memory (no servers needed)"
+	@echo "make test            run the whole test suite"
+	@echo "make services        start Redis and a MongoDB-wire server on loopback (if not already up)"
+	@echo "make stop-services   stop the servers 'make services' started"
+	@echo "make test-all        make services, then the whole suite (integration tests included)"
+	@echo "make worker / web    run the Celery worker / gunicorn against the real servers"
+	@echo "make lint            ruff check"
+	@echo "make ci              what CI runs (.ci/run)"
+	@echo "make bench / bench-service   benchmarks (offline engine / running service)"
+
+# The stamp makes re-runs a no-op until requirements.txt changes.
+install: $(STAMP)
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	@touch $@
+
+services: install
+	scripts/services.sh start
+
+stop-services:
+	scripts/services.sh stop
+
+services-status:
+	@scripts/services.sh status
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+worker: install
+	$(VENV)/bin/celery -A myproject worker -l info --concurrency $(WORKER_CONCURRENCY)
+
+web: install migrate
+	$(VENV)/bin/gunicorn myproject.wsgi:application --bind $(WEB_BIND) --workers 2 --access-logfile -
+
+# Embedded defaults: mongomock store and an in-memory broker, so a fresh machine with only
+# Python and make can run this alone.
+run: install
+	MONGO_URL=mongomock:// CELERY_BROKER_URL=memory:// $(PY) manage.py serve_demo
+
+test: install
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-integration: install
+	$(VENV)/bin/pytest -m integration $(PYTEST_ARGS)
+
+test-all: services
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench: install
+	$(PY) bench/bench_offline.py
+
+bench-service: install
+	$(PY) bench/bench_service.py
+
+# What CI runs: install, services (installing/building them when needed), tests with CI=true.
+ci:
+	bash .ci/run
+
+# Removes local server data and logs (stop the services first).
+clean-var:
+	rm -rf var

@@ -1,0 +1,116 @@
+"""JSON errors for every failure the API can meet, and a size-limited JSON parser.
+
+Clients are scripts: every error is a JSON body ``{"error": "<what was wrong>"}``
+with a 4xx/5xx status, never an HTML page or a stack trace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import IO, Any
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from pymongo.errors import PyMongoError
+from rest_framework import status
+from rest_framework.exceptions import APIException, ParseError, ValidationError
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+logger = logging.getLogger(__name__)
+
+
+class PayloadTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "Request body too large."
+    default_code = "payload_too_large"
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state."
+    default_code = "conflict"
+
+
+class ServiceUnavailable(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "A backing service is unavailable; try again later."
+    default_code = "service_unavailable"
+
+
+class LimitedJSONParser(JSONParser):
+    """JSON parser that refuses bodies above ``settings.API_MAX_BODY_BYTES``.
+
+    DRF reads the request stream directly, so Django's upload limit does not
+    apply; reading at most limit + 1 bytes keeps a huge body out of memory.
+    """
+
+    def parse(
+        self, stream: IO[bytes], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> Any:
+        limit = settings.API_MAX_BODY_BYTES
+        raw = stream.read(limit + 1)
+        if len(raw) > limit:
+            raise PayloadTooLarge(f"Request body is larger than {limit} bytes.")
+        try:
+            text = raw.decode((parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET)
+            return json.loads(text, parse_constant=_reject_constant)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ParseError(f"Malformed JSON body: {exc}") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _flatten(detail: Any, prefix: str = "") -> list[str]:
+    """DRF error details ({"field": ["msg"]}, lists, strings) as "field: msg" lines."""
+    if isinstance(detail, Mapping):
+        lines: list[str] = []
+        for key, value in detail.items():
+            label = "" if key in ("non_field_errors", "detail") else f"{prefix}{key}"
+            lines.extend(_flatten(value, f"{label}: " if label else prefix))
+        return lines
+    if isinstance(detail, list | tuple):
+        return [line for item in detail for line in _flatten(item, prefix)]
+    return [f"{prefix}{detail}"]
+
+
+def error_message(detail: Any) -> str:
+    return "; ".join(_flatten(detail)) or "Bad request."
+
+
+def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    """DRF's handler, with every body reshaped to {"error": ...}; nothing leaks a trace."""
+    response = exception_handler(exc, context)
+    if response is not None:
+        body: dict[str, Any] = {"error": error_message(response.data)}
+        if isinstance(exc, ValidationError) and isinstance(response.data, Mapping):
+            body["fields"] = response.data
+        response.data = body
+        return response
+    if isinstance(exc, PyMongoError):
+        logger.error("MongoDB error in %s: %s", context.get("view"), exc)
+        return Response({"error": "The database is unavailable; try again later."}, status=503)
+    logger.exception("unhandled error in %s", context.get("view"))
+    return Response({"error": "Internal server error."}, status=500)
+
+
+# Django-level handlers (URLs that match no view, errors outside DRF views).
+def not_found_view(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse({"error": f"Not found: {request.path}"}, status=404)
+
+
+def bad_request_view(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse({"error": "Bad request."}, status=400)
+
+
+def permission_denied_view(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse({"error": "Forbidden."}, status=403)
+
+
+def server_error_view(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"error": "Internal server error."}, status=500)

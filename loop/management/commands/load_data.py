@@ -1,0 +1,47 @@
+"""``load_data [PATH]``: load the Loop CSVs (folder or .zip, default data/) into MongoDB.
+
+Exit codes: 0 loaded (bad rows skipped and reported), 1 ``--strict`` with bad
+rows (nothing written), 2 an unusable file (missing, empty, missing column).
+"""
+
+from __future__ import annotations
+
+from argparse import ArgumentParser
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from loop.csv_sources import DEFAULT_CHUNK_ROWS, InputFileError
+from loop.ingest import StrictModeError, load_sources
+
+
+class Command(BaseCommand):
+    help = "Load store_status, menu_hours and timezones CSVs into MongoDB (idempotent)."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("path", nargs="?", default=str(settings.BASE_DIR / "data"),
+                            help="folder or Loop .zip with the three CSVs (default: data/)")
+        parser.add_argument("--strict", action="store_true",
+                            help="any rejected row is an error (exit 1) and nothing is written")
+        parser.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS,
+                            help="status rows read per chunk (bounds memory)")
+        parser.add_argument("--progress", action="store_true", help="print a line per chunk")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        progress = self.stdout.write if options["progress"] else None
+        try:
+            stats = load_sources(
+                options["path"], strict=options["strict"], chunk_rows=options["chunk_rows"], progress=progress
+            )
+        except InputFileError as exc:
+            raise CommandError(str(exc), returncode=2) from exc
+        except StrictModeError as exc:
+            for name, problems in exc.problems.items():
+                if problems.total:
+                    self.stderr.write(f"rejected rows in {name}:")
+                    for line in problems.summary_lines():
+                        self.stderr.write(f"  {line}")
+            raise CommandError(str(exc), returncode=1) from exc
+        for line in stats.summary_lines():
+            self.stdout.write(line)

@@ -1,0 +1,49 @@
+"""The design card's ``generate_report`` entry point: MongoDB in, report out.
+
+It reads exactly what the rules need through ``loop.storage`` (the week's
+polls up to ``now``, all hours and zones, and the ids of the stores with any
+poll at or before ``now``) and runs the same engine as the offline command.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+from pymongo.database import Database
+
+from loop import storage
+from loop.report_engine import ReportResult, compute_report
+
+
+def generate_report(
+    now: pd.Timestamp | None = None,
+    db: Database | None = None,
+    timings: dict[str, float] | None = None,
+) -> ReportResult:
+    """Compute the report from MongoDB at ``now`` (default: the newest stored poll).
+
+    ``timings``, when given, receives the seconds spent reading and computing.
+    """
+    db = db if db is not None else storage.get_db()
+    clock = time.perf_counter()
+    if now is None:
+        now = storage.newest_poll_time(db)
+    if now is None:
+        # No polls stored at all: the engine returns an empty report.
+        empty = storage.read_polls(db, pd.Timestamp(0, tz="UTC"), pd.Timestamp(0, tz="UTC"))
+        return compute_report(empty, storage.read_hours(db), storage.read_zones(db), now=None)
+    now = storage.to_utc(now)
+    polls = storage.week_polls(db, now)
+    hours = storage.read_hours(db)
+    zones = storage.read_zones(db)
+    # Stores with polls <= now but none in the week still get a (zero) row.
+    in_week = set(polls["store_id"].unique().tolist())
+    extra = [sid for sid in storage.store_ids_polled_through(db, now) if sid not in in_week]
+    read_done = time.perf_counter()
+    result = compute_report(polls, hours, zones, now=now, extra_store_ids=extra)
+    if timings is not None:
+        timings["read_s"] = round(read_done - clock, 3)
+        timings["compute_s"] = round(time.perf_counter() - read_done, 3)
+        timings["polls_read"] = float(len(polls))
+    return result

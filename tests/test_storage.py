@@ -1,0 +1,201 @@
+"""loop.storage against mongomock: exact round trips, keys, ranges, reports, files."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+from pymongo.database import Database
+
+from loop import storage
+
+
+def ts(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+def polls(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "store_id": [r[0] for r in rows],
+            "status": [r[1] for r in rows],
+            "timestamp_utc": pd.to_datetime([r[2] for r in rows], utc=True, format="ISO8601").as_unit("us"),
+        }
+    )
+
+
+def test_polls_round_trip_keeps_microseconds(mdb: Database) -> None:
+    written = storage.insert_polls(
+        mdb,
+        polls(
+            [
+                ("s1", "active", "2024-10-03 23:33:20.412748"),
+                ("s1", "inactive", "2024-10-03 23:33:20.412749"),  # 1 us later: a different poll
+                ("007", "active", "2024-10-04 00:00:00"),
+            ]
+        ),
+    )
+    assert (written.inserted, written.duplicates) == (3, 0)
+    got = storage.read_polls(mdb, ts("2024-10-01"), ts("2024-10-05"))
+    got = got.sort_values(["store_id", "timestamp_utc"]).reset_index(drop=True)
+    assert got["store_id"].tolist() == ["007", "s1", "s1"]  # ids stay strings ("007", not 7)
+    assert got["status"].tolist() == ["active", "active", "inactive"]
+    assert [t.isoformat() for t in got["timestamp_utc"]] == [
+        "2024-10-04T00:00:00+00:00",
+        "2024-10-03T23:33:20.412748+00:00",
+        "2024-10-03T23:33:20.412749+00:00",
+    ]
+    # Stored as a BSON date (milliseconds) plus the microsecond remainder.
+    doc = mdb[storage.STATUS].find_one({"store_id": "s1", "us": 748})
+    assert doc["timestamp_utc"] == dt.datetime(2024, 10, 3, 23, 33, 20, 412000)
+
+
+def test_duplicates_are_counted_and_inactive_wins_across_loads(mdb: Database) -> None:
+    storage.insert_polls(
+        mdb,
+        polls([("a", "active", "2024-10-03 10:00:00.5"), ("b", "inactive", "2024-10-03 10:00:00")]),
+    )
+    again = storage.insert_polls(
+        mdb,
+        polls(
+            [
+                ("a", "inactive", "2024-10-03 10:00:00.5"),  # disagrees: inactive wins
+                ("b", "active", "2024-10-03 10:00:00"),  # disagrees: stays inactive
+                ("c", "active", "2024-10-03 10:00:00"),  # new
+            ]
+        ),
+    )
+    assert (again.inserted, again.duplicates, again.made_inactive) == (1, 2, 1)
+    stored = {d["store_id"]: d["status"] for d in mdb[storage.STATUS].find({}, {"_id": 0})}
+    assert stored == {"a": "inactive", "b": "inactive", "c": "active"}
+    assert mdb[storage.STATUS].count_documents({}) == 3
+
+
+def test_read_polls_bounds_are_inclusive_to_the_microsecond(mdb: Database) -> None:
+    start, end = ts("2024-10-07 12:00:00.000500"), ts("2024-10-14 12:00:00.000500")
+    storage.insert_polls(
+        mdb,
+        polls(
+            [
+                ("s", "active", "2024-10-07 12:00:00.000499"),  # 1 us before start: out
+                ("s", "active", "2024-10-07 12:00:00.000500"),  # start: in
+                ("s", "active", "2024-10-14 12:00:00.000500"),  # end: in
+                ("s", "active", "2024-10-14 12:00:00.000501"),  # 1 us after end: out
+            ]
+        ),
+    )
+    got = storage.read_polls(mdb, start, end)
+    assert sorted(t.isoformat() for t in got["timestamp_utc"]) == [
+        "2024-10-07T12:00:00.000500+00:00",
+        "2024-10-14T12:00:00.000500+00:00",
+    ]
+    assert str(got["timestamp_utc"].dtype) == "datetime64[us, UTC]"
+
+
+def test_week_polls_reads_exactly_the_seven_days_up_to_now(mdb: Database) -> None:
+    now = ts("2024-10-14 23:00:00")
+    storage.insert_polls(
+        mdb,
+        polls(
+            [
+                ("s", "active", "2024-10-07 22:59:59.999999"),  # just older than a week
+                ("s", "active", "2024-10-07 23:00:00"),
+                ("s", "inactive", "2024-10-14 23:00:00"),
+                ("s", "active", "2024-10-14 23:00:01"),  # after now
+            ]
+        ),
+    )
+    got = storage.week_polls(mdb, now)
+    assert sorted(got["timestamp_utc"].dt.strftime("%d %H:%M:%S")) == ["07 23:00:00", "14 23:00:00"]
+
+
+def test_poll_ranges_answer_newest_and_stores_polled_through(mdb: Database) -> None:
+    assert storage.newest_poll_time(mdb) is None
+    first = polls([("a", "active", "2024-10-01 00:00:00"), ("b", "active", "2024-10-10 00:00:00.25")])
+    storage.insert_polls(mdb, first)
+    storage.update_poll_ranges(mdb, first)
+    later = polls([("a", "active", "2024-09-01 00:00:00"), ("c", "active", "2024-10-12 00:00:00.000001")])
+    storage.insert_polls(mdb, later)
+    storage.update_poll_ranges(mdb, later)
+
+    assert storage.newest_poll_time(mdb) == ts("2024-10-12 00:00:00.000001")
+    assert sorted(storage.store_ids_polled_through(mdb, ts("2024-10-10 00:00:00.25"))) == ["a", "b"]
+    assert sorted(storage.store_ids_polled_through(mdb, ts("2024-10-10 00:00:00.249999"))) == ["a"]
+    assert storage.store_ids_polled_through(mdb, ts("2024-08-31")) == []
+    doc = mdb[storage.POLL_RANGE].find_one({"_id": "a"})
+    # $min/$max widened the range from both loads.
+    assert (doc["first_us"], doc["last_us"]) == (
+        storage.ts_to_us(ts("2024-09-01")),
+        storage.ts_to_us(ts("2024-10-01")),
+    )
+
+
+def test_replacing_hours_and_zones_touches_only_the_named_stores(mdb: Database) -> None:
+    hours = pd.DataFrame(
+        {"store_id": ["a", "a", "b"], "day_of_week": [0, 1, 2], "start_seconds": [0, 3600, 60],
+         "end_seconds": [100, 7200, 120]}
+    )
+    assert storage.replace_hours(mdb, hours) == 3
+    storage.replace_hours(
+        mdb, pd.DataFrame({"store_id": ["a"], "day_of_week": [6], "start_seconds": [10], "end_seconds": [20]})
+    )
+    got = storage.read_hours(mdb).sort_values(["store_id", "day_of_week"]).reset_index(drop=True)
+    assert got.to_dict("records") == [
+        {"store_id": "a", "day_of_week": 6, "start_seconds": 10, "end_seconds": 20},
+        {"store_id": "b", "day_of_week": 2, "start_seconds": 60, "end_seconds": 120},
+    ]
+    assert str(got["day_of_week"].dtype) == "int64"
+
+    storage.replace_zones(
+        mdb, pd.DataFrame({"store_id": ["x", "y", "x"], "timezone_str": ["America/Denver", "Asia/Tokyo", "UTC"]})
+    )
+    storage.replace_zones(mdb, pd.DataFrame({"store_id": ["y"], "timezone_str": ["Europe/Paris"]}))
+    zones = storage.read_zones(mdb)
+    # x's two rows come back in file order (the engine keeps the last one).
+    assert zones[zones.store_id == "x"]["timezone_str"].tolist() == ["America/Denver", "UTC"]
+    assert zones[zones.store_id == "y"]["timezone_str"].tolist() == ["Europe/Paris"]
+
+
+def test_report_lifecycle_and_large_csv_in_chunks(mdb: Database) -> None:
+    now = ts("2024-10-14 23:55:18.727055")
+    storage.create_report(mdb, "r" * 32, now)
+    doc = storage.get_report(mdb, "r" * 32)
+    assert doc["status"] == "Running" and storage.report_now(doc) == now
+    assert storage.mark_report_started(mdb, "r" * 32)["attempts"] == 1
+
+    # ~1.3 MB: several GridFS chunks of 255 KiB, reassembled byte for byte.
+    csv_text = "store_id,x\n" + "".join(f"store-{i:07d},{i % 97}.00\n" for i in range(80_000))
+    assert storage.complete_report(
+        mdb, "r" * 32, csv_text, rows=80_000, polls_counted=5, warnings=[], timings={"total_s": 1.0}
+    )
+    doc = storage.get_report(mdb, "r" * 32)
+    assert doc["status"] == "Complete" and doc["rows"] == 80_000
+    chunks = list(mdb[f"{storage.REPORT_BUCKET}.chunks"].find({"files_id": doc["file_id"]}))
+    assert len(chunks) == -(-len(csv_text.encode()) // (255 * 1024))
+    assert all(len(c["data"]) <= 255 * 1024 for c in chunks)
+    assert storage.read_report_csv(mdb, doc) == csv_text
+
+    # A finished report cannot be completed or failed again; the extra file is removed.
+    assert not storage.complete_report(mdb, "r" * 32, "other", rows=1, polls_counted=0, warnings=[], timings={})
+    assert not storage.fail_report(mdb, "r" * 32, "late failure")
+    assert mdb[f"{storage.REPORT_BUCKET}.files"].count_documents({}) == 1
+    assert storage.read_report_csv(mdb, storage.get_report(mdb, "r" * 32)) == csv_text
+
+
+def test_stale_running_report_is_failed(mdb: Database) -> None:
+    storage.create_report(mdb, "s" * 32, ts("2024-10-14"))
+    mdb[storage.REPORTS].update_one(
+        {"report_id": "s" * 32}, {"$set": {"created_at": storage.utcnow() - dt.timedelta(minutes=31)}}
+    )
+    storage.create_report(mdb, "f" * 32, ts("2024-10-14"))
+    assert storage.fail_if_stale(mdb, storage.get_report(mdb, "f" * 32), 1800)["status"] == "Running"
+    stale = storage.fail_if_stale(mdb, storage.get_report(mdb, "s" * 32), 1800)
+    assert stale["status"] == "Failed" and stale["error"].startswith("stale")
+
+
+def test_get_report_refuses_anything_but_a_string(mdb: Database) -> None:
+    storage.create_report(mdb, "a" * 32, ts("2024-10-14"))
+    with pytest.raises(TypeError):
+        storage.get_report(mdb, {"$ne": "x"})  # type: ignore[arg-type]
+    assert storage.get_report(mdb, "b" * 32) is None
