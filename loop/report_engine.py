@@ -44,6 +44,8 @@ LANE_BITS = 41
 MAX_STORES = 1 << (63 - LANE_BITS - 1)
 
 WINDOWS_US = {"last_hour": US_PER_HOUR, "last_day": 24 * US_PER_HOUR, "last_week": WEEK_US}
+# Clock gaps last at most a few hours; a day bounds the search for a gap's end.
+MAX_GAP_MINUTES = 24 * 60
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -298,11 +300,26 @@ def _local_intervals(
 
 
 def _localize_to_utc_us(local: np.ndarray, zone: str) -> np.ndarray:
-    """Wall times of one zone to UTC: ambiguous -> earlier, nonexistent -> after the gap."""
-    index = pd.DatetimeIndex(local).tz_localize(
-        zone, ambiguous=np.ones(len(local), dtype=bool), nonexistent="shift_forward"
-    )
-    return index.tz_convert(None).to_numpy(dtype="datetime64[us]").view(np.int64)
+    """Wall times of one zone to UTC: ambiguous -> earlier, nonexistent -> the end of the gap.
+
+    pandas' ``nonexistent="shift_forward"`` assumes one-hour gaps (wrong for
+    Australia/Lord_Howe's 30 minutes), so wall times in a gap are stepped
+    forward a minute at a time, only for those few rows, until they exist.
+    """
+    wall = pd.DatetimeIndex(local)
+    utc = wall.tz_localize(zone, ambiguous=np.ones(len(wall), dtype=bool), nonexistent="NaT")
+    result = utc.tz_convert(None).to_numpy(dtype="datetime64[us]").view(np.int64).copy()
+    pending = np.flatnonzero(utc.isna())
+    stepped = wall[pending].floor("min")
+    for _ in range(MAX_GAP_MINUTES):
+        if len(pending) == 0:
+            break
+        stepped = stepped + pd.Timedelta(minutes=1)
+        attempt = stepped.tz_localize(zone, ambiguous=np.ones(len(stepped), dtype=bool), nonexistent="NaT")
+        found = ~attempt.isna()
+        result[pending[found]] = attempt[found].tz_convert(None).to_numpy(dtype="datetime64[us]").view(np.int64)
+        pending, stepped = pending[~found], stepped[~found]
+    return result
 
 
 def _merge(codes: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -310,6 +310,29 @@ def test_spring_forward_sunday_is_23_hours() -> None:
     assert_row(result, "s", figures(0, 0, 0, 60, 23, 24))
 
 
+def test_spring_forward_half_hour_gap_lord_howe() -> None:
+    # Australia/Lord_Howe springs forward 30 min on Sunday 2024-10-06: 02:00 LHST (+10:30)
+    # becomes 02:30 LHDT (+11) at 2024-10-05 15:30Z; wall times 02:00-02:29 do not exist.
+    # now = 16:30Z. Hour [15:30Z, 16:30Z); week [09-28 16:30Z, ...).
+    hours = [
+        # 02:15 -> the instant the gap ends, 02:30 LHDT = 15:30Z; 03:00 LHDT = 16:00Z: 30 min.
+        # One active poll 15:45Z: 30 min in the hour, 0.5 h in day and week (the previous
+        # Sunday's 09-28 15:45Z-16:30Z ends at the week's start).
+        ("lh_start", 6, "02:15", "03:00"),
+        # 01:00 LHST = 14:30Z; 02:15 -> 15:30Z: 1 h. One inactive poll 15:00Z: 1 h down in
+        # day and week (the previous Sunday's 09-28 14:30Z-15:45Z is before the week).
+        ("lh_end", 6, "01:00", "02:15"),
+    ]
+    polls = [
+        ("lh_start", "active", "2024-10-05T15:45:00Z"),
+        ("lh_end", "inactive", "2024-10-05T15:00:00Z"),
+    ]
+    zones = [("lh_start", "Australia/Lord_Howe"), ("lh_end", "Australia/Lord_Howe")]
+    result = run(polls, hours, zones, now="2024-10-05T16:30:00Z")
+    assert_row(result, "lh_start", figures(30, 0.5, 0.5, 0, 0, 0))
+    assert_row(result, "lh_end", figures(0, 0, 0, 0, 1, 1))
+
+
 # --- which polls count -----------------------------------------------------------------
 
 
