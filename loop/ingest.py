@@ -20,7 +20,6 @@ from loop import storage
 from loop.csv_sources import (
     DEFAULT_CHUNK_ROWS,
     RowProblems,
-    dedupe_polls,
     iter_status_chunks,
     locate_sources,
     read_hours,
@@ -130,12 +129,12 @@ def load_sources(
     stats.zones_rows_loaded = storage.replace_zones(db, zones)
     stats.zones_stores = int(zones["store_id"].nunique())
 
+    writer = storage.PollWriter(db)
     chunk = first
     while chunk is not None:
         stats.polls_valid += len(chunk)
-        polls = dedupe_polls(chunk)
-        written = storage.insert_polls(db, polls)
-        storage.update_poll_ranges(db, polls)
+        # The writer drops repeats (inside the chunk, earlier chunks, the database); inactive wins.
+        written = writer.write(chunk)
         stats.polls_inserted += written.inserted
         stats.polls_made_inactive += written.made_inactive
         if progress is not None:

@@ -129,7 +129,7 @@ def ensure_indexes(db: Database) -> None:
     db[STATUS].create_index(
         [("store_id", ASCENDING), ("timestamp_utc", ASCENDING), ("us", ASCENDING)],
         # mongomock checks a unique index by scanning every document on every
-        # insert (quadratic); there insert_polls enforces the key itself.
+        # insert (quadratic); PollWriter finds repeats itself anyway.
         unique=not is_mongomock(db),
         name="poll_key",
     )
@@ -253,114 +253,261 @@ def _batched(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 @dataclass
 class PollWrite:
-    """Outcome of writing one batch of polls."""
+    """Outcome of writing polls."""
 
     inserted: int = 0
     duplicates: int = 0
     made_inactive: int = 0
 
+    def add(self, other: PollWrite) -> None:
+        self.inserted += other.inserted
+        self.duplicates += other.duplicates
+        self.made_inactive += other.made_inactive
 
-def insert_polls(db: Database, polls: pd.DataFrame) -> PollWrite:
-    """Insert polls (store_id, status, timestamp_utc) in large unordered batches.
 
-    A duplicate-key error means the poll is already stored: it is counted as a
-    duplicate, and when the new row says inactive the stored poll is set to
-    inactive (one bulk update), so "inactive wins" holds across loads exactly
-    as it does inside one file. ``polls`` should already be deduplicated.
+def _iter_docs(
+    coll: Collection, filt: dict[str, Any], projection: dict[str, Any]
+) -> Iterator[list[dict[str, Any]]]:
+    """Matching documents as lists of decoded documents, in large batches.
+
+    On a real server they arrive as raw BSON batches (few round trips, one
+    C-level decode per batch); mongomock has no raw batches.
     """
-    out = PollWrite()
-    if polls.empty:
+    if is_mongomock(coll.database):
+        yield list(coll.find(filt, projection))
+        return
+    import bson
+
+    for raw in coll.find_raw_batches(filt, projection, batch_size=READ_BATCH):
+        yield bson.decode_all(raw)
+
+
+def _oid_parts(oids: Sequence[ObjectId]) -> tuple[np.ndarray, np.ndarray]:
+    """ObjectIds as two integer arrays (12 bytes per id instead of a Python object)."""
+    packed = np.frombuffer(b"".join(o.binary for o in oids), dtype=[("hi", ">u8"), ("lo", ">u4")])
+    return packed["hi"].astype(np.uint64), packed["lo"].astype(np.uint32)
+
+
+def _oid(hi: int, lo: int) -> ObjectId:
+    return ObjectId(int(hi).to_bytes(8, "big") + int(lo).to_bytes(4, "big"))
+
+
+class PollWriter:
+    """Writes the polls of one load run, skipping (and counting) the ones already stored.
+
+    Duplicates are found before inserting instead of through the unique index:
+    FerretDB (SQLite) answers a batch holding one duplicate by inserting the
+    whole batch again one document per transaction, orders of magnitude
+    slower. So the writer keeps compact keys (store code, microseconds, status,
+    _id; about 30 bytes per poll) of the polls stored before this run (read
+    once, and only when a chunk holds a poll inside a store's known range) and
+    of the polls this run wrote. "Inactive wins" for a repeated poll becomes an
+    update by _id, the one filter FerretDB runs as an index lookup. The unique
+    index still guards against a concurrent loader.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.totals = PollWrite()
+        self._codes: dict[str, int] = {}
+        self._ranges: dict[str, tuple[int, int]] = {
+            str(d["_id"]): (int(d["first_us"]), int(d["last_us"]))
+            for batch in _iter_docs(db[POLL_RANGE], {}, {"first_us": 1, "last_us": 1})
+            for d in batch
+        }
+        # The ranges as they were before this run: only polls inside them can be stored already.
+        self._before = dict(self._ranges)
+        self._stored: pd.DataFrame | None = None
+        self._written = self._empty_keys()
+
+    @staticmethod
+    def _empty_keys() -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "code": np.empty(0, np.int64),
+                "t": np.empty(0, np.int64),
+                "inactive": np.empty(0, bool),
+                "hi": np.empty(0, np.uint64),
+                "lo": np.empty(0, np.uint32),
+            }
+        )
+
+    def _encode(self, store_ids: Iterable[str]) -> np.ndarray:
+        codes = self._codes
+        return np.fromiter((codes.setdefault(s, len(codes)) for s in store_ids), dtype=np.int64)
+
+    def _load_stored(self) -> pd.DataFrame:
+        """Keys of every poll stored before this run (one bulk read)."""
+        parts = []
+        projection = {"_id": 1, "store_id": 1, "timestamp_utc": 1, "us": 1, "status": 1}
+        for docs in _iter_docs(self.db[STATUS], {}, projection):
+            if not docs:
+                continue
+            ms = np.array([d["timestamp_utc"] for d in docs], dtype="datetime64[ms]").view(np.int64)
+            hi, lo = _oid_parts([d["_id"] for d in docs])
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "code": self._encode(d["store_id"] for d in docs),
+                        "t": ms * 1000 + np.fromiter((d.get("us", 0) for d in docs), np.int64, len(docs)),
+                        "inactive": np.fromiter((d["status"] == "inactive" for d in docs), bool, len(docs)),
+                        "hi": hi,
+                        "lo": lo,
+                    }
+                )
+            )
+        return pd.concat(parts, ignore_index=True) if parts else self._empty_keys()
+
+    def write(self, polls: pd.DataFrame) -> PollWrite:
+        """Write a chunk of valid polls (store_id, status, timestamp_utc)."""
+        out = PollWrite()
+        if polls.empty:
+            return out
+        store_ids = polls["store_id"].astype(str).to_numpy(dtype=object)
+        frame = pd.DataFrame(
+            {
+                "code": self._encode(store_ids),
+                "t": series_to_us(polls["timestamp_utc"]),
+                "inactive": (polls["status"] == "inactive").to_numpy(dtype=bool),
+            }
+        )
+        frame["store_id"] = store_ids
+        # One row per poll within the chunk; inactive first so it wins.
+        frame = frame.sort_values("inactive", ascending=False, kind="stable")
+        in_chunk_dups = int(frame.duplicated(["code", "t"]).sum())
+        frame = frame.drop_duplicates(["code", "t"]).reset_index(drop=True)
+        out.duplicates += in_chunk_dups
+
+        # Ranges first: they may cover a poll not yet written, never miss a written one.
+        self._widen_ranges(frame)
+
+        known = np.zeros(len(frame), dtype=bool)
+        fixes: list[Update] = []
+        maybe = self._inside_before_ranges(frame)
+        if maybe.any():
+            if self._stored is None:
+                self._stored = self._load_stored()
+            known |= self._match(frame, maybe, self._stored, fixes)
+        if len(self._written):
+            known |= self._match(frame, ~known, self._written, fixes)
+        out.duplicates += int(known.sum())
+        out.made_inactive += _bulk_update(self.db[STATUS], fixes)
+
+        fresh = frame.loc[~known].reset_index(drop=True)
+        inserted = self._insert(fresh)
+        out.add(inserted)
+        self.totals.add(out)
         return out
-    t_us = series_to_us(polls["timestamp_utc"])
-    ms = t_us // 1000
-    rest = (t_us - ms * 1000).tolist()
-    dates = ms.astype("datetime64[ms]").astype(object).tolist()
-    store_ids = polls["store_id"].astype(str).tolist()
-    statuses = polls["status"].astype(str).tolist()
-    coll = db[STATUS]
-    for start in range(0, len(store_ids), WRITE_BATCH):
-        stop = min(start + WRITE_BATCH, len(store_ids))
-        docs = [
-            {"store_id": store_ids[i], "status": statuses[i], "timestamp_utc": dates[i], "us": rest[i]}
-            for i in range(start, stop)
-        ]
-        dup_positions: list[int] = []
-        candidates: set[int] | None = None  # duplicates that may need "inactive wins" (None: all)
-        if is_mongomock(db):
-            dup_positions, candidates = _mongomock_insert_unique(coll, docs)
-            out.inserted += len(docs) - len(dup_positions)
-        else:
+
+    def _inside_before_ranges(self, frame: pd.DataFrame) -> np.ndarray:
+        if not self._before:
+            return np.zeros(len(frame), dtype=bool)
+        # Per store code: the range stored before this run (empty range when none).
+        first = np.ones(len(self._codes), dtype=np.int64)
+        last = np.zeros(len(self._codes), dtype=np.int64)
+        for sid, (lo, hi) in self._before.items():
+            code = self._codes.get(sid)
+            if code is not None:
+                first[code], last[code] = lo, hi
+        codes = frame["code"].to_numpy()
+        t = frame["t"].to_numpy()
+        return (first[codes] <= t) & (t <= last[codes])
+
+    @staticmethod
+    def _match(frame: pd.DataFrame, rows: np.ndarray, keys: pd.DataFrame, fixes: list[Update]) -> np.ndarray:
+        """Mark the rows already in ``keys``; queue "inactive wins" updates for them."""
+        found = np.zeros(len(frame), dtype=bool)
+        if not rows.any() or keys.empty:
+            return found
+        probe = frame.loc[rows, ["code", "t", "inactive"]].reset_index(names="row")
+        hits = probe.merge(
+            keys[["code", "t", "inactive", "hi", "lo"]].reset_index(names="key_row"),
+            on=["code", "t"],
+            suffixes=("", "_stored"),
+        )
+        found[hits["row"].to_numpy()] = True
+        flip = hits[hits["inactive"] & ~hits["inactive_stored"]]
+        if len(flip):
+            keys.loc[flip["key_row"].to_numpy(), "inactive"] = True
+            fixes.extend(
+                ({"_id": _oid(hi, lo)}, {"$set": {"status": "inactive"}}, False)
+                for hi, lo in zip(flip["hi"].tolist(), flip["lo"].tolist(), strict=True)
+            )
+        return found
+
+    def _widen_ranges(self, frame: pd.DataFrame) -> None:
+        agg = frame.groupby("store_id", sort=False)["t"].agg(["min", "max"])
+        ops: list[Update] = []
+        for sid, lo, hi in zip(agg.index.tolist(), agg["min"].tolist(), agg["max"].tolist(), strict=True):
+            old = self._ranges.get(sid)
+            if old is not None and old[0] <= lo and hi <= old[1]:
+                continue
+            new = (lo, hi) if old is None else (min(lo, old[0]), max(hi, old[1]))
+            self._ranges[sid] = new
+            ops.append(({"_id": sid}, {"$min": {"first_us": new[0]}, "$max": {"last_us": new[1]}}, True))
+        for batch in _batched(ops, WRITE_BATCH):
+            _bulk_update(self.db[POLL_RANGE], list(batch))
+
+    def _insert(self, fresh: pd.DataFrame) -> PollWrite:
+        out = PollWrite()
+        if fresh.empty:
+            return out
+        t_us = fresh["t"].to_numpy()
+        ms = t_us // 1000
+        rest = (t_us - ms * 1000).tolist()
+        dates = ms.astype("datetime64[ms]").astype(object).tolist()
+        store_ids = fresh["store_id"].tolist()
+        inactive = fresh["inactive"].tolist()
+        coll = self.db[STATUS]
+        oids: list[ObjectId] = []
+        lost: list[int] = []  # rows another loader wrote first
+        for start in range(0, len(store_ids), WRITE_BATCH):
+            stop = min(start + WRITE_BATCH, len(store_ids))
+            docs = [
+                {
+                    "_id": ObjectId(),
+                    "store_id": store_ids[i],
+                    "status": "inactive" if inactive[i] else "active",
+                    "timestamp_utc": dates[i],
+                    "us": rest[i],
+                }
+                for i in range(start, stop)
+            ]
+            oids.extend(d["_id"] for d in docs)
             try:
                 coll.insert_many(docs, ordered=False)
                 out.inserted += len(docs)
             except BulkWriteError as exc:
+                # Another loader wrote some of these polls meanwhile: count them as duplicates.
                 details = exc.details
-                other = [e for e in details.get("writeErrors", []) if e.get("code") != DUPLICATE_KEY]
-                if other or details.get("writeConcernErrors"):
+                errors = details.get("writeErrors", [])
+                if any(e.get("code") != DUPLICATE_KEY for e in errors) or details.get("writeConcernErrors"):
                     raise
                 out.inserted += int(details.get("nInserted", 0))
-                dup_positions = [int(e["index"]) for e in details.get("writeErrors", [])]
-        out.duplicates += len(dup_positions)
-        fixes: list[Update] = [
-            (
-                {
-                    "store_id": docs[i]["store_id"],
-                    "timestamp_utc": docs[i]["timestamp_utc"],
-                    "us": docs[i]["us"],
-                    "status": {"$ne": "inactive"},
-                },
-                {"$set": {"status": "inactive"}},
-                False,
-            )
-            for i in dup_positions
-            if docs[i]["status"] == "inactive" and (candidates is None or i in candidates)
-        ]
-        out.made_inactive += _bulk_update(coll, fixes)
-    return out
+                out.duplicates += len(errors)
+                lost.extend(start + int(e["index"]) for e in errors)
+                fixes: list[Update] = [
+                    (
+                        {"store_id": docs[i]["store_id"], "timestamp_utc": docs[i]["timestamp_utc"],
+                         "us": docs[i]["us"], "status": {"$ne": "inactive"}},
+                        {"$set": {"status": "inactive"}},
+                        False,
+                    )
+                    for i in (int(e["index"]) for e in errors)
+                    if docs[i]["status"] == "inactive"
+                ]
+                out.made_inactive += _bulk_update(coll, fixes)
+        hi, lo = _oid_parts(oids)
+        written = fresh[["code", "t", "inactive"]].assign(hi=hi, lo=lo)
+        if lost:
+            written = written.drop(index=lost)
+        self._written = pd.concat([self._written, written], ignore_index=True)
+        return out
 
 
-def _mongomock_insert_unique(coll: Collection, docs: list[dict[str, Any]]) -> tuple[list[int], set[int]]:
-    """mongomock only: insert the docs whose poll key is new.
-
-    Returns the positions of the duplicates, and of those among them whose
-    stored poll is not inactive yet (mongomock scans the collection on every
-    update, so only the updates that change something are worth running).
-    """
-    store_ids = list({d["store_id"] for d in docs})
-    projection = {"_id": 0, "store_id": 1, "timestamp_utc": 1, "us": 1, "status": 1}
-    existing = {
-        (d["store_id"], d["timestamp_utc"], d["us"]): d["status"]
-        for d in coll.find({"store_id": {"$in": store_ids}}, projection)
-    }
-    fresh: list[dict[str, Any]] = []
-    dups: list[int] = []
-    stored_not_inactive: set[int] = set()
-    for i, d in enumerate(docs):
-        key = (d["store_id"], d["timestamp_utc"], d["us"])
-        if key in existing:
-            dups.append(i)
-            if existing[key] != "inactive":
-                stored_not_inactive.add(i)
-        else:
-            existing[key] = d["status"]
-            fresh.append(d)
-    if fresh:
-        coll.insert_many(fresh, ordered=False)
-    return dups, stored_not_inactive
-
-
-def update_poll_ranges(db: Database, polls: pd.DataFrame) -> None:
-    """Widen each store's [first, last] poll range by these polls ($min/$max upserts)."""
-    if polls.empty:
-        return
-    frame = pd.DataFrame({"store_id": polls["store_id"].astype(str), "t": series_to_us(polls["timestamp_utc"])})
-    agg = frame.groupby("store_id", sort=False)["t"].agg(["min", "max"])
-    ops: list[Update] = [
-        ({"_id": sid}, {"$min": {"first_us": int(lo)}, "$max": {"last_us": int(hi)}}, True)
-        for sid, lo, hi in zip(agg.index.tolist(), agg["min"].tolist(), agg["max"].tolist(), strict=True)
-    ]
-    for batch in _batched(ops, WRITE_BATCH):
-        _bulk_update(db[POLL_RANGE], list(batch))
+def insert_polls(db: Database, polls: pd.DataFrame) -> PollWrite:
+    """Write one frame of polls (a one-chunk load)."""
+    return PollWriter(db).write(polls)
 
 
 def newest_poll_time(db: Database) -> pd.Timestamp | None:
@@ -393,20 +540,8 @@ _POLL_PROJECTION = {"_id": 0, "store_id": 1, "status": 1, "timestamp_utc": 1, "u
 
 
 def _iter_poll_docs(db: Database, start: pd.Timestamp, end: pd.Timestamp) -> Iterator[list[dict[str, Any]]]:
-    """The polls in [start, end] (ms precision) as lists of decoded documents.
-
-    On a real server the documents come as raw BSON batches (few round trips,
-    one C-level decode per batch).
-    """
-    coll = db[STATUS]
-    filt = _poll_range_filter(start, end)
-    if is_mongomock(db):
-        yield list(coll.find(filt, _POLL_PROJECTION))
-        return
-    import bson
-
-    for raw in coll.find_raw_batches(filt, _POLL_PROJECTION, batch_size=READ_BATCH):
-        yield bson.decode_all(raw)
+    """The polls in [start, end] (ms precision), in large batches of decoded documents."""
+    return _iter_docs(db[STATUS], _poll_range_filter(start, end), _POLL_PROJECTION)
 
 
 def read_polls(db: Database, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
@@ -535,6 +670,8 @@ def read_zones(db: Database) -> pd.DataFrame:
 def create_report(db: Database, report_id: str, now: pd.Timestamp) -> dict[str, Any]:
     now_us = ts_to_us(now)
     doc: dict[str, Any] = {
+        # _id is the report id: lookups by _id are the one query FerretDB serves from an index.
+        "_id": report_id,
         "report_id": report_id,
         "status": RUNNING,
         "now": us_to_bson_date(now_us),
@@ -559,7 +696,7 @@ def get_report(db: Database, report_id: str) -> dict[str, Any] | None:
     # isinstance check keeps operator documents out even if one slips through.
     if not isinstance(report_id, str):
         raise TypeError("report_id must be a string")
-    return db[REPORTS].find_one({"report_id": report_id}, {"_id": 0})
+    return db[REPORTS].find_one({"_id": report_id}, {"_id": 0})
 
 
 def report_now(doc: dict[str, Any]) -> pd.Timestamp:
@@ -568,12 +705,15 @@ def report_now(doc: dict[str, Any]) -> pd.Timestamp:
 
 def mark_report_started(db: Database, report_id: str) -> dict[str, Any] | None:
     """Record a (re)start; None when the report is no longer Running."""
-    return db[REPORTS].find_one_and_update(
-        {"report_id": report_id, "status": RUNNING},
+    # No projection: FerretDB's findAndModify does not implement "fields".
+    doc = db[REPORTS].find_one_and_update(
+        {"_id": report_id, "status": RUNNING},
         {"$set": {"started_at": utcnow()}, "$inc": {"attempts": 1}},
-        projection={"_id": 0},
         return_document=ReturnDocument.AFTER,
     )
+    if doc is not None:
+        doc.pop("_id", None)
+    return doc
 
 
 def complete_report(
@@ -593,7 +733,7 @@ def complete_report(
     """
     file_id = put_file(db, f"report-{report_id}.csv", csv_text.encode("utf-8"), {"report_id": report_id})
     result = db[REPORTS].update_one(
-        {"report_id": report_id, "status": RUNNING},
+        {"_id": report_id, "status": RUNNING},
         {
             "$set": {
                 "status": COMPLETE,
@@ -616,7 +756,7 @@ def complete_report(
 def fail_report(db: Database, report_id: str, error: str) -> bool:
     """Mark a Running report Failed with a short message."""
     result = db[REPORTS].update_one(
-        {"report_id": report_id, "status": RUNNING},
+        {"_id": report_id, "status": RUNNING},
         {"$set": {"status": FAILED, "error": error[:500], "finished_at": utcnow()}},
     )
     return result.matched_count == 1
@@ -646,7 +786,14 @@ def put_file(db: Database, filename: str, data: bytes, metadata: dict[str, Any])
     file_id = ObjectId()
     chunks = db[f"{REPORT_BUCKET}.chunks"]
     docs = [
-        {"files_id": file_id, "n": n, "data": Binary(data[offset : offset + FILE_CHUNK_BYTES])}
+        {
+            # GridFS readers find chunks by (files_id, n); the _id derived from
+            # them lets this module read a chunk by _id, an index lookup even on FerretDB.
+            "_id": _chunk_id(file_id, n),
+            "files_id": file_id,
+            "n": n,
+            "data": Binary(data[offset : offset + FILE_CHUNK_BYTES]),
+        }
         for n, offset in enumerate(range(0, len(data), FILE_CHUNK_BYTES))
     ]
     # A chunk is ~255 KiB: insert a few per call to keep messages small.
@@ -669,14 +816,21 @@ def get_file(db: Database, file_id: ObjectId) -> bytes:
     meta = db[f"{REPORT_BUCKET}.files"].find_one({"_id": file_id})
     if meta is None:
         raise FileNotFoundError(f"report file {file_id} is missing")
-    parts = [
-        bytes(doc["data"])
-        for doc in db[f"{REPORT_BUCKET}.chunks"].find({"files_id": file_id}, {"data": 1, "n": 1}).sort("n", ASCENDING)
-    ]
+    chunks = db[f"{REPORT_BUCKET}.chunks"]
+    parts: list[bytes] = []
+    for n in range(-(-int(meta["length"]) // int(meta["chunkSize"]))):
+        chunk = chunks.find_one({"_id": _chunk_id(file_id, n)})
+        if chunk is None:
+            raise OSError(f"report file {file_id} is missing chunk {n}")
+        parts.append(bytes(chunk["data"]))
     data = b"".join(parts)
     if len(data) != meta["length"]:
         raise OSError(f"report file {file_id} is truncated ({len(data)} of {meta['length']} bytes)")
     return data
+
+
+def _chunk_id(file_id: ObjectId, n: int) -> str:
+    return f"{file_id}-{n:06d}"
 
 
 def delete_file(db: Database, file_id: ObjectId) -> None:

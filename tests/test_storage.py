@@ -72,6 +72,28 @@ def test_duplicates_are_counted_and_inactive_wins_across_loads(mdb: Database) ->
     assert mdb[storage.STATUS].count_documents({}) == 3
 
 
+def test_one_writer_finds_repeats_in_the_chunk_and_in_earlier_chunks(mdb: Database) -> None:
+    writer = storage.PollWriter(mdb)
+    first = writer.write(
+        polls(
+            [
+                ("a", "active", "2024-10-03 10:00:00"),
+                ("a", "inactive", "2024-10-03 10:00:00"),  # repeat in the chunk: inactive kept
+                ("b", "active", "2024-10-03 10:00:00"),
+            ]
+        )
+    )
+    assert (first.inserted, first.duplicates, first.made_inactive) == (2, 1, 0)
+    second = writer.write(
+        polls([("b", "inactive", "2024-10-03 10:00:00"), ("b", "active", "2024-10-03 10:00:00.001")])
+    )
+    assert (second.inserted, second.duplicates, second.made_inactive) == (1, 1, 1)
+    stored = sorted((d["store_id"], d["us"], d["timestamp_utc"].microsecond, d["status"])
+                    for d in mdb[storage.STATUS].find())
+    assert stored == [("a", 0, 0, "inactive"), ("b", 0, 0, "inactive"), ("b", 0, 1000, "active")]
+    assert (writer.totals.inserted, writer.totals.duplicates, writer.totals.made_inactive) == (3, 2, 1)
+
+
 def test_read_polls_bounds_are_inclusive_to_the_microsecond(mdb: Database) -> None:
     start, end = ts("2024-10-07 12:00:00.000500"), ts("2024-10-14 12:00:00.000500")
     storage.insert_polls(
@@ -114,10 +136,8 @@ def test_poll_ranges_answer_newest_and_stores_polled_through(mdb: Database) -> N
     assert storage.newest_poll_time(mdb) is None
     first = polls([("a", "active", "2024-10-01 00:00:00"), ("b", "active", "2024-10-10 00:00:00.25")])
     storage.insert_polls(mdb, first)
-    storage.update_poll_ranges(mdb, first)
     later = polls([("a", "active", "2024-09-01 00:00:00"), ("c", "active", "2024-10-12 00:00:00.000001")])
     storage.insert_polls(mdb, later)
-    storage.update_poll_ranges(mdb, later)
 
     assert storage.newest_poll_time(mdb) == ts("2024-10-12 00:00:00.000001")
     assert sorted(storage.store_ids_polled_through(mdb, ts("2024-10-10 00:00:00.25"))) == ["a", "b"]
