@@ -13,10 +13,12 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from pymongo.errors import PyMongoError
 from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError, ValidationError
 from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -27,6 +29,12 @@ class PayloadTooLarge(APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "Request body too large."
     default_code = "payload_too_large"
+
+
+class LengthRequired(APIException):
+    status_code = status.HTTP_411_LENGTH_REQUIRED
+    default_detail = "Send the body with a Content-Length header (chunked bodies are not read)."
+    default_code = "length_required"
 
 
 class Conflict(APIException):
@@ -58,8 +66,10 @@ class LimitedJSONParser(JSONParser):
         try:
             text = raw.decode((parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET)
             return json.loads(text, parse_constant=_reject_constant)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, LookupError) as exc:
             raise ParseError(f"Malformed JSON body: {exc}") from None
+        except RecursionError:  # "[[[[..." deeper than the interpreter's stack
+            raise ParseError("Malformed JSON body: nested too deeply.") from None
 
 
 def _reject_constant(name: str) -> Any:
@@ -85,6 +95,12 @@ def error_message(detail: Any) -> str:
 
 def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF's handler, with every body reshaped to {"error": ...}; nothing leaks a trace."""
+    request = context.get("request")
+    if request is not None:
+        # Errors are JSON even where the view negotiated another renderer (the
+        # schema's YAML): DRF's finalize_response takes the request's choice.
+        request.accepted_renderer = JSONRenderer()
+        request.accepted_media_type = JSONRenderer.media_type
     response = exception_handler(exc, context)
     if response is not None:
         body: dict[str, Any] = {"error": error_message(response.data)}
@@ -100,8 +116,13 @@ def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
 
 
 # Django-level handlers (URLs that match no view, errors outside DRF views).
+@csrf_exempt  # any method on an unknown URL is a 404, not a CSRF 403
 def not_found_view(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return JsonResponse({"error": f"Not found: {request.path}"}, status=404)
+
+
+def csrf_failure_view(request: HttpRequest, reason: str = "") -> JsonResponse:
+    return JsonResponse({"error": f"Forbidden (CSRF check failed: {reason or 'no reason given'})."}, status=403)
 
 
 def bad_request_view(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

@@ -14,6 +14,10 @@ REPORT_ID_RE = re.compile(r"[A-Za-z0-9_-]{32}")
 REPORT_ID_HELP = "32 characters of A-Z, a-z, 0-9, '_' and '-' (as returned by POST /trigger_report/)."
 
 
+NOW_MIN = pd.Timestamp("1677-09-22", tz="UTC")
+NOW_MAX = pd.Timestamp("2262-04-11", tz="UTC")
+
+
 def is_report_id(value: object) -> bool:
     """True only for a plain string of the exact shape we hand out."""
     return isinstance(value, str) and REPORT_ID_RE.fullmatch(value) is not None
@@ -42,11 +46,19 @@ class TriggerReportRequestSerializer(serializers.Serializer):
 
     def validate_now(self, value: str) -> pd.Timestamp:
         try:
-            return parse_instant(value)
+            stamp = parse_instant(value)
         except (ValueError, OverflowError):
             raise serializers.ValidationError(
                 "not an ISO-8601 timestamp (e.g. 2024-10-03T23:33:20Z)"
             ) from None
+        try:
+            # Storage and engine count in nanoseconds: years 1677-2262 only.
+            stamp.as_unit("ns")
+        except (ValueError, OverflowError):
+            raise serializers.ValidationError(
+                f"outside the supported range ({NOW_MIN.isoformat()} to {NOW_MAX.isoformat()})"
+            ) from None
+        return stamp
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(self.initial_data) - set(self.fields))

@@ -70,6 +70,10 @@ FILE_CHUNK_BYTES = 255 * 1024
 # Documents per insert_many call: large round trips, bounded client memory.
 WRITE_BATCH = 50_000
 READ_BATCH = 100_000
+# Update statements per command. FerretDB 1.24 keeps one SQLite connection per
+# statement of an update command until the command ends, from a pool of 100:
+# a command with ~100 statements that match documents deadlocks the database.
+UPDATE_BATCH = 50
 DUPLICATE_KEY = 11000
 
 MONGOMOCK_SCHEME = "mongomock://"
@@ -230,7 +234,7 @@ Update = tuple[dict[str, Any], dict[str, Any], bool]
 
 
 def _bulk_update(coll: Collection, ops: list[Update]) -> int:
-    """Run update operations in one unordered bulk call; returns modified count.
+    """Run update operations as unordered bulk calls; returns modified count.
 
     mongomock's bulk_write is incompatible with pymongo 4.20's UpdateOne, so
     under mongomock (in-process, no round trips) the updates run one by one.
@@ -239,8 +243,11 @@ def _bulk_update(coll: Collection, ops: list[Update]) -> int:
         return 0
     if is_mongomock(coll.database):
         return sum(coll.update_one(f, u, upsert=up).modified_count for f, u, up in ops)
-    result = coll.bulk_write([UpdateOne(f, u, upsert=up) for f, u, up in ops], ordered=False)
-    return result.modified_count
+    modified = 0
+    for batch in _batched(ops, UPDATE_BATCH):
+        result = coll.bulk_write([UpdateOne(f, u, upsert=up) for f, u, up in batch], ordered=False)
+        modified += result.modified_count
+    return modified
 
 
 def _batched(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -445,8 +452,7 @@ class PollWriter:
             new = (lo, hi) if old is None else (min(lo, old[0]), max(hi, old[1]))
             self._ranges[sid] = new
             ops.append(({"_id": sid}, {"$min": {"first_us": new[0]}, "$max": {"last_us": new[1]}}, True))
-        for batch in _batched(ops, WRITE_BATCH):
-            _bulk_update(self.db[POLL_RANGE], list(batch))
+        _bulk_update(self.db[POLL_RANGE], ops)
 
     def _insert(self, fresh: pd.DataFrame) -> PollWrite:
         out = PollWrite()
@@ -680,6 +686,8 @@ def create_report(db: Database, report_id: str, now: pd.Timestamp) -> dict[str, 
         "started_at": None,
         "finished_at": None,
         "attempts": 0,
+        "worker": None,
+        "retries": 0,
         "rows": None,
         "polls_counted": None,
         "error": None,
@@ -703,12 +711,19 @@ def report_now(doc: dict[str, Any]) -> pd.Timestamp:
     return us_to_ts(int(doc["now_us"]))
 
 
-def mark_report_started(db: Database, report_id: str) -> dict[str, Any] | None:
-    """Record a (re)start; None when the report is no longer Running."""
+def mark_report_started(
+    db: Database, report_id: str, worker: str | None = None, retries: int = 0
+) -> dict[str, Any] | None:
+    """Record a (re)start; None when the report is no longer Running.
+
+    ``attempts`` counts deliveries that got this far (a redelivery after a lost
+    worker adds one); ``worker`` is who runs it now; ``retries`` how many
+    retries after MongoDB errors came before this attempt.
+    """
     # No projection: FerretDB's findAndModify does not implement "fields".
     doc = db[REPORTS].find_one_and_update(
         {"_id": report_id, "status": RUNNING},
-        {"$set": {"started_at": utcnow()}, "$inc": {"attempts": 1}},
+        {"$set": {"started_at": utcnow(), "worker": worker, "retries": retries}, "$inc": {"attempts": 1}},
         return_document=ReturnDocument.AFTER,
     )
     if doc is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -11,12 +12,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from loop import storage, tasks
-from loop.api_errors import Conflict, ServiceUnavailable
+from loop.access import TriggerRateThrottle
+from loop.api_errors import Conflict, LengthRequired, ServiceUnavailable
 from loop.serializers import (
     REPORT_ID_HELP,
     ErrorSerializer,
@@ -29,6 +32,7 @@ from loop.serializers import (
 
 ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="Invalid request."),
+    401: OpenApiResponse(ErrorSerializer, description="Missing or wrong API token (only when API_TOKEN is set)."),
     404: OpenApiResponse(ErrorSerializer, description="Unknown report id."),
     503: OpenApiResponse(ErrorSerializer, description="MongoDB or the broker is unavailable."),
 }
@@ -65,7 +69,16 @@ def _report_body(doc: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def _options_body(data: Any) -> Any:
+    """The trigger body: no body, ``null`` or ``{}`` mean "no options"; anything else is validated."""
+    if data is None or (isinstance(data, Mapping) and not data):
+        return {}
+    return data
+
+
 class TriggerReportView(APIView):
+    throttle_classes = [TriggerRateThrottle]
+
     @extend_schema(
         operation_id="trigger_report",
         summary="Start a report over all stores",
@@ -73,14 +86,23 @@ class TriggerReportView(APIView):
         responses={
             202: TriggerReportResponseSerializer,
             409: OpenApiResponse(ErrorSerializer, description="No polls are loaded yet."),
-            413: OpenApiResponse(ErrorSerializer, description="Body too large."),
+            411: OpenApiResponse(ErrorSerializer, description="Chunked body without Content-Length."),
+            413: OpenApiResponse(ErrorSerializer, description="Body too large (API_MAX_BODY_BYTES)."),
             415: OpenApiResponse(ErrorSerializer, description="Body is not JSON."),
+            429: OpenApiResponse(
+                ErrorSerializer, description="Too many reports triggered (TRIGGER_RATE_LIMIT); see Retry-After."
+            ),
             **{k: v for k, v in ERRORS.items() if k != 404},
         },
     )
     def post(self, request: Request) -> Response:
-        data = request.data if request.data else {}
-        serializer = TriggerReportRequestSerializer(data=data)
+        if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower() and not request.META.get(
+            "CONTENT_LENGTH"
+        ):
+            # Django reads a WSGI body by its Content-Length only: a chunked body
+            # would be taken as empty, and the options in it silently dropped.
+            raise LengthRequired()
+        serializer = TriggerReportRequestSerializer(data=_options_body(request.data))
         serializer.is_valid(raise_exception=True)
         db = storage.get_db()
         newest = storage.newest_poll_time(db)
@@ -156,6 +178,10 @@ class ReportCsvView(APIView):
 
 
 class HealthView(APIView):
+    # Open to load balancers and compose health checks even when API_TOKEN is set.
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
     @extend_schema(
         operation_id="health",
         summary="Whether MongoDB and the task broker answer",

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from loop.rates import parse_rate
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -53,17 +55,24 @@ def env_list(name: str, default: list[str]) -> list[str]:
 # set DEBUG=0, and then a real SECRET_KEY is mandatory.
 DEBUG = env_bool("DEBUG", True)
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
+DEV_SECRET_KEY = "django-insecure-local-development-only"
+SECRET_KEY = os.environ.get("SECRET_KEY", "").strip()
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
-    SECRET_KEY = "django-insecure-local-development-only"
+        # Refuse to start rather than sign sessions with a key everyone knows.
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set when DEBUG is off: export SECRET_KEY=<a long random string>, e.g. "
+            "from `python -c 'import secrets; print(secrets.token_urlsafe(50))'` (or set DEBUG=1 for local "
+            "development only)."
+        )
+    SECRET_KEY = DEV_SECRET_KEY
+elif not DEBUG and SECRET_KEY == DEV_SECRET_KEY:
+    raise ImproperlyConfigured("SECRET_KEY is the public development key; set a random one when DEBUG is off.")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "0.0.0.0"])
 
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -126,9 +135,13 @@ STATIC_URL = "static/"
 STATIC_ROOT = env_str("STATIC_ROOT", str(BASE_DIR / "var" / "static"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# The API takes tiny JSON bodies; anything bigger is refused before parsing.
+# The API takes tiny JSON bodies; anything bigger is refused (413) before parsing.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 4096)
+if API_MAX_BODY_BYTES < 64:
+    raise ImproperlyConfigured(f"API_MAX_BODY_BYTES must be at least 64, got {API_MAX_BODY_BYTES}")
+# Requests that fail the CSRF check (only non-API URLs can) get a JSON 403, not Django's HTML page.
+CSRF_FAILURE_VIEW = "loop.api_errors.csrf_failure_view"
 
 
 # --- MongoDB (all access goes through loop.storage) -------------------------
@@ -178,12 +191,24 @@ REPORT_STALE_SECONDS = env_int("REPORT_STALE_SECONDS", 30 * 60)
 
 
 # --- API ----------------------------------------------------------------------
+# Optional shared token: when set, every endpoint except /health/ and the API docs
+# needs `Authorization: Bearer <API_TOKEN>` (loop.access).
+API_TOKEN = os.environ.get("API_TOKEN", "").strip()
+# POST /trigger_report/ per client address, e.g. "10/minute", "100/hour"; "0" or an
+# empty value disables it. Counted in Redis when the broker is Redis (shared by all
+# gunicorn workers), in the process otherwise.
+TRIGGER_RATE_LIMIT = os.environ.get("TRIGGER_RATE_LIMIT", "60/minute").strip()
+parse_rate(TRIGGER_RATE_LIMIT)  # a malformed value stops the start, not a request
+
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["loop.api_errors.LimitedJSONParser"],
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["loop.access.ApiTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["loop.access.RequireApiToken"],
     "UNAUTHENTICATED_USER": None,
+    # Client address for the rate limit: X-Forwarded-For is believed only behind
+    # this many trusted proxies (0: use the socket address, which cannot be forged).
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0),
     "EXCEPTION_HANDLER": "loop.api_errors.json_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
@@ -192,10 +217,16 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Loop store monitoring API",
     "DESCRIPTION": (
         "Trigger an uptime/downtime report over all stores, then poll for it. "
-        "Reports are computed by a Celery worker from the polls in MongoDB."
+        "Reports are computed by a Celery worker from the polls in MongoDB. "
+        "When the server sets API_TOKEN, every endpoint except /health/ and these docs needs "
+        "`Authorization: Bearer <token>`. POST /trigger_report/ is rate limited per client "
+        "(TRIGGER_RATE_LIMIT; 429 with Retry-After)."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and Swagger UI stay readable without the API token.
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
 }
 
 LOGGING = {
@@ -205,3 +236,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# faults (helper-6)
+# Cap (seconds) of the report task's exponential backoff while MongoDB is unreachable.
+REPORT_TASK_RETRY_BACKOFF_MAX = env_int("REPORT_TASK_RETRY_BACKOFF_MAX", 60)
+# Sweep for messages of lost workers every unacked_restore_interval (10 s), not kombu's default of every 10th one.
+CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_throttle"] = 1
+# TEST-ONLY hook: the report task sleeps this long after marking a report started (0 = off; never set in production).
+REPORT_TEST_DELAY_SECONDS = env_int("REPORT_TEST_DELAY_SECONDS", 0)

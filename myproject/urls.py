@@ -1,6 +1,9 @@
-"""Root URLs: the API (loop.urls), its OpenAPI schema and Swagger UI, and Django admin."""
+"""Root URLs: the API (loop.urls), its OpenAPI schema and Swagger UI; anything else is a JSON 404.
 
-from django.contrib import admin
+There is no Django admin: the service has no models to administer, and every
+route here is either API (token-protected when API_TOKEN is set) or docs.
+"""
+
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -8,12 +11,11 @@ from loop.api_errors import not_found_view
 
 urlpatterns = [
     path("", include("loop.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("admin/", admin.site.urls),
-    # Any other path is a JSON 404, even with DEBUG on (admin/ and api/ keep
-    # Django's add-a-slash redirect).
-    re_path(r"^(?!admin|api/).*$", not_found_view),
+    # Trailing slash optional, like the API routes (no HTML redirect page).
+    re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
+    re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # Any other path is a JSON 404, even with DEBUG on.
+    re_path(r"^", not_found_view),
 ]
 
 # Errors outside the API views are JSON too (used when DEBUG is off).

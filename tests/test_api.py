@@ -118,6 +118,8 @@ def test_csv_of_a_running_or_failed_report_is_409(loaded: APIClient, mdb: Databa
         ({"now": "2030-01-01T00:00:00Z"}, "after the newest poll"),
         ({"later": "x"}, "unexpected field"),
         (["now"], "dictionary"),
+        ([], "dictionary"),
+        ("2024-10-07", "dictionary"),
     ],
 )
 def test_bad_trigger_bodies_are_400_json(loaded: APIClient, mdb: Database, body: Any, fragment: str) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+import os
+import socket
 import sys
 from pathlib import Path
 
@@ -11,7 +14,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from pymongo.database import Database
-from pymongo.errors import AutoReconnect
+from pymongo.errors import AutoReconnect, OperationFailure, ServerSelectionTimeoutError
 
 from loop import storage, tasks
 from loop.ingest import load_sources
@@ -52,6 +55,10 @@ def example(mdb: Database, tmp_path: Path) -> Database:
 def new_report(db: Database, now: pd.Timestamp, report_id: str = "A" * 32) -> str:
     storage.create_report(db, report_id, now)
     return report_id
+
+
+def mongo_down(report_id: str, db: Database | None = None, retries: int = 0) -> str:
+    raise AutoReconnect("down")
 
 
 def test_task_computes_the_worked_example(example: Database) -> None:
@@ -104,34 +111,141 @@ def test_engine_error_marks_the_report_failed_with_a_short_message(
 def test_celery_task_retries_while_mongodb_is_down_then_fails(
     example: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[str] = []
+    calls: list[int] = []
 
-    def unreachable(report_id: str, db: Database | None = None) -> str:
-        calls.append(report_id)
+    def unreachable(report_id: str, db: Database | None = None, retries: int = 0) -> str:
+        calls.append(retries)
         raise AutoReconnect("connection refused")
 
     monkeypatch.setattr(tasks, "run_report", unreachable)
     rid = new_report(example, EXAMPLE_NOW)
     tasks.generate_report_task.apply(args=[rid])  # eager: retries run inline
-    assert len(calls) == settings.REPORT_TASK_MAX_RETRIES + 1 == 3
+    assert calls == [0, 1, 2] and settings.REPORT_TASK_MAX_RETRIES == 2
     doc = storage.get_report(example, rid)
-    assert doc["status"] == "Failed" and doc["error"].startswith("MongoDB unavailable: AutoReconnect")
+    assert doc["status"] == "Failed"
+    assert doc["error"] == "MongoDB unavailable after 2 retries: AutoReconnect: connection refused"
+
+
+def test_failure_is_recorded_once_mongodb_is_back(example: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    # MongoDB is down for the whole retry window and for the first attempts to
+    # record the failure; the task keeps trying (phase 2) and records it later.
+    monkeypatch.setattr(tasks, "run_report", mongo_down)
+    real_fail = storage.fail_report
+    fail_calls: list[str] = []
+
+    def fail_while_down(db: Database, report_id: str, error: str) -> bool:
+        fail_calls.append(error)
+        if len(fail_calls) <= 2:
+            raise AutoReconnect("still down")
+        return real_fail(db, report_id, error)
+
+    monkeypatch.setattr(storage, "fail_report", fail_while_down)
+    rid = new_report(example, EXAMPLE_NOW)
+    tasks.generate_report_task.apply(args=[rid])
+    assert len(fail_calls) == 3
+    doc = storage.get_report(example, rid)
+    assert doc["status"] == "Failed" and doc["error"].startswith("MongoDB unavailable after 2 retries")
+
+
+def test_failure_that_cannot_be_recorded_is_left_to_the_stale_rule(
+    example: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tasks, "run_report", mongo_down)
+    attempts: list[str] = []
+
+    def always_down(db: Database, report_id: str, error: str) -> bool:
+        attempts.append(error)
+        raise AutoReconnect("still down")
+
+    monkeypatch.setattr(storage, "fail_report", always_down)
+    rid = new_report(example, EXAMPLE_NOW)
+    tasks.generate_report_task.apply(args=[rid])
+    # One try when the retries run out, then one per phase-2 retry (2 more): bounded.
+    assert len(attempts) == 1 + settings.REPORT_TASK_MAX_RETRIES
+    assert storage.get_report(example, rid)["status"] == "Running"
+    monkeypatch.undo()
+    # The stale rule, with a tiny limit, reports it Failed on the next poll.
+    two_seconds_ago = storage.utcnow() - dt.timedelta(seconds=2)
+    example[storage.REPORTS].update_one({"_id": rid}, {"$set": {"created_at": two_seconds_ago}})
+    doc = storage.fail_if_stale(example, storage.get_report(example, rid), 1)
+    assert doc["status"] == "Failed" and doc["error"].startswith("stale: still Running after 1 s")
+
+
+def test_retry_backoff_doubles_and_is_capped(settings) -> None:
+    settings.REPORT_TASK_RETRY_BACKOFF = 2
+    settings.REPORT_TASK_RETRY_BACKOFF_MAX = 20
+    settings.REPORT_TASK_MAX_RETRIES = 5
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    assert [tasks.retry_countdown(n) for n in range(5)] == [2, 4, 8, 16, 20]
+    assert tasks.retry_window() == 2 + 4 + 8 + 16 + 20
+    # A retry held longer than the visibility timeout would be handed to a second worker.
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 10}
+    assert [tasks.retry_countdown(n) for n in range(5)] == [2, 4, 5, 5, 5]
+
+
+def test_transient_errors_are_connection_failures_or_labelled_retryable() -> None:
+    assert tasks.is_transient(AutoReconnect("x"))
+    assert tasks.is_transient(ServerSelectionTimeoutError("no server"))
+    labelled = OperationFailure("stepdown", code=189, details={"errorLabels": ["RetryableWriteError"]})
+    assert tasks.is_transient(labelled)
+    assert not tasks.is_transient(OperationFailure("bad query", code=2))
+    assert not tasks.is_transient(ValueError("x"))
+
+
+def test_a_labelled_retryable_error_is_retried_not_failed(example: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = tasks.generate_report
+    calls: list[int] = []
+
+    def stepdown_once(**kwargs: object):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationFailure("not primary", code=10107, details={"errorLabels": ["RetryableWriteError"]})
+        return real(**kwargs)
+
+    monkeypatch.setattr(tasks, "generate_report", stepdown_once)
+    rid = new_report(example, EXAMPLE_NOW)
+    tasks.generate_report_task.apply(args=[rid])
+    doc = storage.get_report(example, rid)
+    assert len(calls) == 2 and doc["status"] == "Complete" and doc["retries"] == 1 and doc["attempts"] == 2
+    assert storage.read_report_csv(example, doc) == EXAMPLE_CSV
+
+
+def test_the_test_delay_hook_sleeps_after_marking_started_and_is_off_by_default(
+    example: Database, monkeypatch: pytest.MonkeyPatch, settings
+) -> None:
+    slept: list[tuple[float, int]] = []
+    monkeypatch.setattr(tasks.time, "sleep", lambda s: slept.append((s, storage.get_report(example, rid)["attempts"])))
+    rid = new_report(example, EXAMPLE_NOW)
+    assert tasks.run_report(rid) == "complete" and slept == []
+    assert settings.REPORT_TEST_DELAY_SECONDS == 0
+    settings.REPORT_TEST_DELAY_SECONDS = 3
+    rid = new_report(example, EXAMPLE_NOW, report_id="B" * 32)
+    assert tasks.run_report(rid) == "complete"
+    assert slept == [(3.0, 1)]  # one pause, after the report was marked started
+
+
+def test_the_report_records_who_ran_it(example: Database) -> None:
+    rid = new_report(example, EXAMPLE_NOW)
+    assert storage.get_report(example, rid)["worker"] is None
+    tasks.run_report(rid, retries=4)
+    doc = storage.get_report(example, rid)
+    assert doc["worker"] == f"{socket.gethostname()}:{os.getpid()}" and doc["retries"] == 4
 
 
 def test_embedded_worker_retries_then_succeeds(example: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     real = tasks.run_report
     calls: list[int] = []
 
-    def flaky(report_id: str, db: Database | None = None) -> str:
-        calls.append(1)
+    def flaky(report_id: str, db: Database | None = None, retries: int = 0) -> str:
+        calls.append(retries)
         if len(calls) == 1:
             raise AutoReconnect("primary stepped down")
-        return real(report_id)
+        return real(report_id, retries=retries)
 
     monkeypatch.setattr(tasks, "run_report", flaky)
     rid = new_report(example, EXAMPLE_NOW)
     assert tasks.enqueue_report(rid).result(timeout=30) == "complete"
-    assert len(calls) == 2
+    assert calls == [0, 1] and storage.get_report(example, rid)["retries"] == 1
     assert storage.read_report_csv(example, storage.get_report(example, rid)) == EXAMPLE_CSV
 
 
@@ -175,3 +289,15 @@ def test_worker_settings_keep_a_report_through_a_worker_crash() -> None:
     assert tasks.generate_report_task.reject_on_worker_lost is True
     assert celery_app.conf.worker_prefetch_multiplier == 1
     assert celery_app.conf.task_ignore_result is True
+    options = celery_app.conf.broker_transport_options
+    assert options["visibility_timeout"] == 3600 and options["unacked_restore_throttle"] == 1
+
+
+def test_generate_report_command_without_csv_dir_reads_the_database(example: Database) -> None:
+    out = io.StringIO()
+    saved, sys.stdout = sys.stdout, out
+    try:
+        call_command("generate_report", now=EXAMPLE_NOW.isoformat(), output="-", stderr=io.StringIO())
+    finally:
+        sys.stdout = saved
+    assert out.getvalue() == EXAMPLE_CSV

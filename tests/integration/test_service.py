@@ -135,3 +135,32 @@ def test_a_report_bigger_than_a_bson_document_is_stored(stack: Stack) -> None:
         assert storage.get_file(db, file_id) == data
     finally:
         storage.delete_file(db, file_id)
+
+
+def test_widening_hundreds_of_store_ranges_in_one_load(stack: Stack) -> None:
+    # FerretDB 1.24 deadlocks on one update command with ~100 matching statements;
+    # the writer must split them (a hang here shows up as a socket timeout).
+    from pymongo import MongoClient
+
+    from loop import storage
+
+    client = MongoClient(stack.env["MONGO_URL"], socketTimeoutMS=60_000)
+    db = client[f"{stack.db_name}_ranges"]
+    try:
+        def frame(day: str) -> pd.DataFrame:
+            return pd.DataFrame({
+                "store_id": [f"store-{i:04d}" for i in range(300)],
+                "status": ["active"] * 300,
+                "timestamp_utc": pd.Series(pd.Timestamp(day, tz="UTC"), index=range(300)),
+            })
+
+        storage.PollWriter(db).write(frame("2024-10-10"))
+        writer = storage.PollWriter(db)
+        written = writer.write(frame("2024-10-01"))  # every store's range widens: 300 updates
+        assert written.inserted == 300
+        assert sorted(storage.store_ids_polled_through(db, pd.Timestamp("2024-10-01", tz="UTC"))) == [
+            f"store-{i:04d}" for i in range(300)
+        ]
+    finally:
+        client.drop_database(db.name)
+        client.close()

@@ -1,0 +1,598 @@
+"""Faults against the real stack: killed workers, Redis or MongoDB down, stale and concurrent reports.
+
+The module runs its own servers so it can stop them without touching anyone
+else's: a private ``redis-server`` and a private MongoDB-wire server (FerretDB,
+or ``mongod`` when that is what the machine has) on free loopback ports, two
+gunicorn apps (the normal one, and one with a 3-second stale limit whose queue
+no worker reads) and, per test, the real ``celery worker`` processes the test
+needs (started in their own process group, so a SIGKILL reaches exactly them).
+
+Short timeouts come from the environment: MongoDB server selection 0.5 s, Redis
+visibility timeout 10 s, retries after 1 s and 2 s. ``REPORT_TEST_DELAY_SECONDS``
+(a test-only hook, off by default) makes a worker pause right after it marks a
+report started, so a test can act while the report is known to be in progress.
+Every finished report is compared with the offline command for the same ``now``.
+The tests run in file order; the last one appends polls.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import redis
+import requests
+from django.core.management import call_command
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from tests.integration.conftest import BIN, ROOT, Dataset, free_port
+
+pytestmark = pytest.mark.integration
+
+VISIBILITY_TIMEOUT_S = 10
+STALE_LIMIT_S = 3
+MAX_RETRIES = 2  # retries after 1 s, then 2 s (REPORT_TASK_RETRY_BACKOFF=1, cap 2)
+FERRETDB_CANDIDATES = [os.environ.get("FERRETDB_BIN", ""), shutil.which("ferretdb") or "", "/root/go/bin/ferretdb"]
+
+
+def _need(what: str) -> None:
+    message = f"fault tests need {what}: run `make services` (it installs Redis and builds FerretDB)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+# --- private servers ---------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    """A server process this module starts, stops and restarts on a fixed port."""
+
+    name: str
+    argv: list[str]
+    port: int
+    log: Path
+    ready: Callable[[], bool]
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> None:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not start:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.05)
+
+    def crash(self) -> None:
+        """SIGKILL: the server is gone at once (a graceful stop may keep serving open connections)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.proc = None
+
+
+def _redis_ready(port: int) -> Callable[[], bool]:
+    def ready() -> bool:
+        try:
+            return bool(redis.Redis(port=port, socket_connect_timeout=0.5).ping())
+        except redis.RedisError:
+            return False
+
+    return ready
+
+
+def _mongo_ready(port: int) -> Callable[[], bool]:
+    def ready() -> bool:
+        try:
+            with MongoClient("127.0.0.1", port, serverSelectionTimeoutMS=300, connectTimeoutMS=300) as client:
+                return client.admin.command("ping").get("ok") == 1
+        except Exception:
+            return False
+
+    return ready
+
+
+def private_redis(base: Path) -> Server:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        _need("redis-server")
+    port = free_port()
+    argv = [str(binary), "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+            "--dir", str(base)]
+    return Server("redis", argv, port, base / "redis.log", _redis_ready(port))
+
+
+def private_mongo(base: Path) -> Server:
+    port = free_port()
+    data, state = base / "mongo-data", base / "mongo-state"
+    data.mkdir()
+    state.mkdir()
+    ferretdb = next((c for c in FERRETDB_CANDIDATES if c and os.access(c, os.X_OK)), None)
+    if ferretdb is not None:
+        argv = [ferretdb, "--handler=sqlite", f"--sqlite-url=file:{data}/", f"--listen-addr=127.0.0.1:{port}",
+                "--telemetry=disable", "--debug-addr=-", f"--state-dir={state}", "--log-level=warn"]
+    elif shutil.which("mongod"):
+        argv = [str(shutil.which("mongod")), "--bind_ip", "127.0.0.1", "--port", str(port), "--dbpath", str(data)]
+    else:
+        _need("FerretDB (/root/go/bin/ferretdb) or mongod")
+    return Server("mongo", argv, port, base / "mongo.log", _mongo_ready(port))
+
+
+# --- the app and its workers ----------------------------------------------------------------
+
+
+@dataclass
+class Worker:
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        wait_until(lambda: "ready." in self.text(), timeout, f"worker ready\n{self.text()[-3000:]}",
+                   alive=self.proc)
+
+    def wait_log(self, needle: str, timeout: float = 60) -> None:
+        wait_until(lambda: needle in self.text(), timeout, f"{needle!r} in the worker log\n{self.text()[-3000:]}")
+
+    def owns(self, pid: int) -> bool:
+        """True if pid is this worker's main process or one of its pool processes."""
+        try:
+            return os.getpgid(pid) == self.proc.pid
+        except ProcessLookupError:
+            return False
+
+    def kill_all(self) -> None:
+        """SIGKILL the whole worker (main process and pool), as an OOM killer or a lost host would."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        """End the worker at once (a warm shutdown takes seconds; the test is over)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=10)
+
+
+@dataclass
+class FaultStack:
+    env: dict[str, str]
+    redis: Server
+    mongo: Server
+    web_url: str
+    stale_url: str
+    logs: Path
+    db_name: str
+    client: MongoClient[dict[str, Any]]
+    workers: list[Worker] = field(default_factory=list)
+
+    @property
+    def db(self) -> Database[dict[str, Any]]:
+        return self.client[self.db_name]
+
+    def start_worker(self, name: str, concurrency: int = 1, **extra_env: str) -> Worker:
+        log = self.logs / f"worker-{name}-{len(self.workers)}.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                [str(BIN / "celery"), "-A", "myproject", "worker", "--loglevel=INFO",
+                 f"--concurrency={concurrency}", "-n", f"{name}-{len(self.workers)}@%h",
+                 "--without-gossip", "--without-mingle", "--without-heartbeat"],
+                cwd=ROOT, env={**self.env, **extra_env}, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: killpg reaches this worker only
+            )
+        worker = Worker(proc, log)
+        self.workers.append(worker)
+        worker.wait_ready()
+        return worker
+
+    def trigger(self, body: dict[str, str] | None = None, url: str | None = None) -> str:
+        response = requests.post(f"{url or self.web_url}/trigger_report/", json=body, timeout=30)
+        assert response.status_code == 202, response.text
+        return response.json()["report_id"]
+
+    def get(self, report_id: str, url: str | None = None) -> requests.Response:
+        return requests.get(f"{url or self.web_url}/get_report/{report_id}/", timeout=30)
+
+    def wait_report(self, report_id: str, timeout: float = 90) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            response = self.get(report_id)
+            assert response.status_code == 200, response.text
+            body = response.json()
+            if body["status"] != "Running":
+                return body
+            time.sleep(0.2)
+        logs = "\n".join(w.text()[-2000:] for w in self.workers)
+        raise AssertionError(f"report {report_id} still Running after {timeout}s; worker logs:\n{logs}")
+
+    def doc(self, report_id: str) -> dict[str, Any]:
+        doc = self.db["report_table"].find_one({"_id": report_id})
+        assert doc is not None
+        return doc
+
+    def wait_started(self, report_id: str, attempts: int = 1, timeout: float = 60) -> dict[str, Any]:
+        wait_until(lambda: self.doc(report_id)["attempts"] >= attempts, timeout, f"report started {attempts}x")
+        return self.doc(report_id)
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, alive: subprocess.Popen[bytes] | None = None
+               ) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline or (alive is not None and alive.poll() is not None):
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if requests.get(f"{url}/health/", timeout=5).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError(f"gunicorn did not come up:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def fault_stack(tmp_path_factory: pytest.TempPathFactory, dataset: Dataset) -> Iterator[FaultStack]:
+    base = tmp_path_factory.mktemp("faults")
+    redis_server, mongo_server = private_redis(base), private_mongo(base)
+    db_name = "loop_faults"
+    env = {
+        **os.environ,
+        "MONGO_URL": f"mongodb://127.0.0.1:{mongo_server.port}",
+        "MONGO_DB": db_name,
+        "MONGO_TIMEOUT_MS": "500",
+        "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_server.port}/0",
+        "CELERY_QUEUE": "faults",
+        "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_S),
+        "REPORT_TASK_MAX_RETRIES": str(MAX_RETRIES),
+        "REPORT_TASK_RETRY_BACKOFF": "1",
+        "REPORT_TASK_RETRY_BACKOFF_MAX": "2",
+        "REPORT_TEST_DELAY_SECONDS": "0",
+        "REPORT_STALE_SECONDS": "1800",
+        "TRIGGER_RATE_LIMIT": "1000/minute",  # the Redis-backed limiter stays on, out of the way
+        "API_TOKEN": "",
+        "DEBUG": "0",
+        "SECRET_KEY": "fault-tests-" + os.urandom(8).hex(),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SQLITE_PATH": str(base / "db.sqlite3"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    webs: list[tuple[subprocess.Popen[bytes], Path, str]] = []
+    client: MongoClient[dict[str, Any]] | None = None
+    stack: FaultStack | None = None
+    try:
+        redis_server.start()
+        mongo_server.start()
+        # The normal app, and one with a tiny stale limit whose queue no worker reads.
+        for name, workers, extra in (
+            ("web", 2, {}),
+            ("stale-web", 1, {"REPORT_STALE_SECONDS": str(STALE_LIMIT_S), "CELERY_QUEUE": "faults-nobody"}),
+        ):
+            port, log = free_port(), base / f"{name}.log"
+            with open(log, "wb") as out:
+                proc = subprocess.Popen(
+                    [str(BIN / "gunicorn"), "myproject.wsgi:application", "--bind", f"127.0.0.1:{port}",
+                     "--workers", str(workers), "--timeout", "120"],
+                    cwd=ROOT, env={**env, **extra}, stdout=out, stderr=subprocess.STDOUT,
+                )
+            webs.append((proc, log, f"http://127.0.0.1:{port}"))
+        for proc, log, url in webs:
+            _wait_http(url, proc, log)
+        client = MongoClient(env["MONGO_URL"], serverSelectionTimeoutMS=5000)
+        stack = FaultStack(env, redis_server, mongo_server, webs[0][2], webs[1][2], base, db_name, client)
+        _load(stack, dataset.old)
+        yield stack
+    finally:
+        for worker in stack.workers if stack else []:
+            worker.stop()
+        for proc, _, _ in webs:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if client is not None:
+            client.close()
+        mongo_server.stop()
+        redis_server.stop()
+
+
+@pytest.fixture
+def stack(fault_stack: FaultStack) -> Iterator[FaultStack]:
+    """The module's stack, with this test's workers stopped afterwards and both servers up."""
+    yield fault_stack
+    for worker in fault_stack.workers:
+        worker.stop()
+    fault_stack.workers.clear()
+    for server in (fault_stack.redis, fault_stack.mongo):
+        if server.proc is None or server.proc.poll() is not None:
+            server.start()
+    # The private broker starts the next test empty: nothing a failed test left queued
+    # (or unacknowledged) reaches the next test's workers.
+    redis.Redis(port=fault_stack.redis.port).flushdb()
+
+
+def _load(stack: FaultStack, folder: Path) -> None:
+    proc = subprocess.run([str(BIN / "python"), "manage.py", "load_data", str(folder)], cwd=ROOT, env=stack.env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+_offline_cache: dict[tuple[str, str], str] = {}
+_offline_lock = threading.Lock()
+
+
+def offline_report(folder: Path, now: str, tmp: Path) -> str:
+    """The offline command (``generate_report --csv-dir``, no database) for ``now``, in-process."""
+    key = (str(folder), pd.Timestamp(now).isoformat())
+    with _offline_lock:
+        if key not in _offline_cache:
+            out = tmp / f"offline-{len(_offline_cache)}.csv"
+            call_command("generate_report", csv_dir=str(folder), now=key[1], output=str(out), stderr=io.StringIO())
+            _offline_cache[key] = out.read_text()
+        return _offline_cache[key]
+
+
+def pid_of(doc: dict[str, Any]) -> int:
+    """The pid from the report's ``worker`` field ("host:pid" of the process that ran it)."""
+    return int(doc["worker"].rsplit(":", 1)[1])
+
+
+def running_reports(stack: FaultStack) -> list[str]:
+    return [d["_id"] for d in stack.db["report_table"].find({"status": "Running"}, {"_id": 1})]
+
+
+# --- 1. a worker killed mid-report ------------------------------------------------------------------
+
+
+def test_sigkill_of_the_pool_process_mid_report_requeues_the_report(
+    stack: FaultStack, dataset: Dataset, tmp_path: Path
+) -> None:
+    worker = stack.start_worker("pool", REPORT_TEST_DELAY_SECONDS="3")
+    report_id = stack.trigger()
+    started = stack.wait_started(report_id)
+    pid = pid_of(started)
+    assert worker.owns(pid) and pid != worker.proc.pid  # the pool process, mid-report (in the test delay)
+    os.kill(pid, signal.SIGKILL)
+
+    body = stack.wait_report(report_id, timeout=60)
+    assert body["status"] == "Complete", body
+    doc = stack.doc(report_id)
+    # reject_on_worker_lost put the message back; a fresh pool process ran it again.
+    assert doc["attempts"] == 2 and doc["worker"] != started["worker"] and worker.owns(pid_of(doc))
+    assert pd.Timestamp(body["now"]) == dataset.old_newest
+    assert body["csv_data"] == offline_report(dataset.old, body["now"], tmp_path)
+
+
+def test_sigkill_of_the_whole_worker_mid_report_is_redelivered_to_the_next_worker(
+    stack: FaultStack, dataset: Dataset, tmp_path: Path
+) -> None:
+    doomed = stack.start_worker("doomed", REPORT_TEST_DELAY_SECONDS="60")
+    report_id = stack.trigger()
+    first = stack.wait_started(report_id)
+    assert doomed.owns(pid_of(first))
+    doomed.kill_all()
+    killed_at = time.monotonic()
+    time.sleep(0.5)
+    assert stack.doc(report_id)["status"] == "Running"
+
+    # The message was delivered but never acknowledged: Redis hands it to the next
+    # worker once the visibility timeout has passed.
+    survivor = stack.start_worker("survivor")
+    body = stack.wait_report(report_id, timeout=VISIBILITY_TIMEOUT_S + 45)
+    assert body["status"] == "Complete", body
+    doc = stack.doc(report_id)
+    assert doc["attempts"] == 2 and survivor.owns(pid_of(doc))
+    assert time.monotonic() - killed_at >= VISIBILITY_TIMEOUT_S - 2  # not before the timeout (delivered ~1 s early)
+    assert body["csv_data"] == offline_report(dataset.old, body["now"], tmp_path)
+
+
+# --- 2. Redis down ----------------------------------------------------------------------------------
+
+
+def test_redis_down_trigger_answers_503_and_leaves_no_report_running(
+    stack: FaultStack, dataset: Dataset, tmp_path: Path
+) -> None:
+    stack.start_worker("redis")
+    done_id = stack.trigger()
+    done = stack.wait_report(done_id)
+    assert done["status"] == "Complete"
+    before = stack.db["report_table"].count_documents({})
+
+    stack.redis.crash()
+    clock = time.monotonic()
+    response = requests.post(f"{stack.web_url}/trigger_report/", json={}, timeout=60)
+    assert response.status_code == 503, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    assert "broker is unavailable" in response.json()["error"]
+    assert time.monotonic() - clock < 15  # fails fast, does not hang on the broker
+    health = requests.get(f"{stack.web_url}/health/", timeout=30)
+    assert health.status_code == 503 and health.json()["broker"].startswith("error")
+    # Reading finished reports needs MongoDB only.
+    assert stack.get(done_id).json() == done
+
+    # The entry created for the refused trigger is Failed, not Running.
+    assert stack.db["report_table"].count_documents({}) == before + 1
+    refused = stack.db["report_table"].find_one({}, sort=[("created_at", -1)])
+    assert refused["status"] == "Failed" and "broker is unavailable" in refused["error"]
+    assert running_reports(stack) == []
+
+    # Redis back (empty): the same web and worker processes work again.
+    stack.redis.start()
+    again = stack.wait_report(stack.trigger(), timeout=90)
+    assert again["status"] == "Complete"
+    assert again["csv_data"] == offline_report(dataset.old, again["now"], tmp_path)
+
+
+# --- 3. MongoDB down ---------------------------------------------------------------------------------
+
+
+def test_mongodb_down_api_answers_503_and_the_task_retries_until_it_is_back(
+    stack: FaultStack, dataset: Dataset, tmp_path: Path
+) -> None:
+    worker = stack.start_worker("mongo-retry", REPORT_TEST_DELAY_SECONDS="2")
+    report_id = stack.trigger()
+    stack.wait_started(report_id)
+    stack.mongo.crash()  # while the task pauses, before it reads the polls
+
+    for response in (
+        stack.get(report_id),
+        requests.post(f"{stack.web_url}/trigger_report/", json={}, timeout=30),
+        requests.get(f"{stack.web_url}/get_report/{report_id}/csv/", timeout=30),
+    ):
+        assert response.status_code == 503, response.text
+        assert response.json() == {"error": "The database is unavailable; try again later."}
+    health = requests.get(f"{stack.web_url}/health/", timeout=30)
+    assert health.status_code == 503 and health.json()["mongo"].startswith("error")
+
+    worker.wait_log(f"retry {MAX_RETRIES}/{MAX_RETRIES} in")  # two failed attempts, backing off
+    stack.mongo.start()
+    body = stack.wait_report(report_id, timeout=60)
+    assert body["status"] == "Complete", body
+    doc = stack.doc(report_id)
+    # The attempt that got through came after MAX_RETRIES retries; the failed ones never reached MongoDB.
+    assert doc["retries"] == MAX_RETRIES and doc["attempts"] == 2
+    assert "retry 1/2 in 1.0s" in worker.text() and "retry 2/2 in 2.0s" in worker.text()
+    assert body["csv_data"] == offline_report(dataset.old, body["now"], tmp_path)
+
+
+def test_mongodb_down_for_the_whole_retry_window_fails_the_report_once_it_is_back(stack: FaultStack) -> None:
+    report_id = stack.trigger()  # no worker yet: the report waits in the queue
+    stack.mongo.crash()
+    worker = stack.start_worker("mongo-fail")
+    worker.wait_log("recording the failure once MongoDB is back")
+    stack.mongo.start()
+    body = stack.wait_report(report_id, timeout=60)
+    assert body["status"] == "Failed"
+    assert body["error"].startswith(f"MongoDB unavailable after {MAX_RETRIES} retries: ServerSelectionTimeoutError")
+    assert stack.doc(report_id)["attempts"] == 0 and running_reports(stack) == []
+
+
+def test_a_failure_that_cannot_be_recorded_is_caught_by_the_stale_rule(stack: FaultStack) -> None:
+    report_id = stack.trigger()
+    stack.mongo.crash()
+    worker = stack.start_worker("mongo-stale")
+    worker.wait_log("failure not recorded after", timeout=90)  # MongoDB down through both phases
+    stack.mongo.start()
+    # The default limit (30 min) has not passed: still Running on the normal app ...
+    assert stack.get(report_id).json()["status"] == "Running"
+    # ... while the app with a 3 s limit (long passed) reports it Failed (stale) and records that.
+    stale = stack.get(report_id, url=stack.stale_url).json()
+    assert stale["status"] == "Failed" and stale["error"].startswith(f"stale: still Running after {STALE_LIMIT_S} s")
+    assert stack.get(report_id).json()["status"] == "Failed"
+
+
+# --- 4. stale reports ---------------------------------------------------------------------------------
+
+
+def test_a_report_running_longer_than_the_limit_reads_failed_stale(stack: FaultStack) -> None:
+    # The stale app's queue has no worker: its report stays Running.
+    report_id = stack.trigger(url=stack.stale_url)
+    assert stack.get(report_id, url=stack.stale_url).json()["status"] == "Running"
+    time.sleep(STALE_LIMIT_S + 0.5)
+    body = stack.get(report_id, url=stack.stale_url).json()
+    assert body["status"] == "Failed"
+    assert body["error"] == f"stale: still Running after {STALE_LIMIT_S} s (worker lost or queue stuck)"
+    assert stack.doc(report_id)["status"] == "Failed"
+    csv = requests.get(f"{stack.stale_url}/get_report/{report_id}/csv/", timeout=30)
+    assert csv.status_code == 409
+
+    # A worker that finally takes the queued task leaves the Failed report alone.
+    late = stack.start_worker("late", CELERY_QUEUE="faults-nobody")
+    late.wait_log("is already Failed; nothing to do", timeout=30)
+    assert stack.get(report_id).json() == body
+
+
+def test_the_default_stale_limit_is_thirty_minutes(stack: FaultStack) -> None:
+    from loop import storage
+
+    for minutes, expected in ((29, "Running"), (31, "Failed")):
+        report_id = f"stale{minutes}".ljust(32, "x")
+        storage.create_report(stack.db, report_id, pd.Timestamp("2024-10-07", tz="UTC"))
+        created = storage.utcnow() - dt.timedelta(minutes=minutes)
+        stack.db["report_table"].update_one({"_id": report_id}, {"$set": {"created_at": created}})
+        assert stack.get(report_id).json()["status"] == expected
+    assert running_reports(stack) == ["stale29".ljust(32, "x")]
+    stack.db["report_table"].delete_one({"_id": "stale29".ljust(32, "x")})
+
+
+# --- 5. many reports at once ----------------------------------------------------------------------------
+
+
+def test_twenty_reports_triggered_at_once_all_complete(stack: FaultStack, dataset: Dataset, tmp_path: Path) -> None:
+    stack.start_worker("many", concurrency=2)
+    nows = [(dataset.old_newest - pd.Timedelta(minutes=53 * i, microseconds=7 * i)).isoformat() for i in range(20)]
+    barrier = threading.Barrier(len(nows))
+
+    def trigger(now: str) -> str:
+        barrier.wait()
+        return stack.trigger({"now": now})
+
+    with ThreadPoolExecutor(len(nows)) as pool:
+        ids = list(pool.map(trigger, nows))
+    assert len(set(ids)) == 20
+    bodies = [stack.wait_report(report_id, timeout=180) for report_id in ids]
+    assert [b["status"] for b in bodies] == ["Complete"] * 20
+    for now, body in zip(nows, bodies, strict=True):
+        assert pd.Timestamp(body["now"]) == pd.Timestamp(now)
+        assert body["csv_data"] == offline_report(dataset.old, now, tmp_path)
+    assert len({b["csv_data"] for b in bodies}) > 10  # the nows really differ in what they report
+
+
+# --- 6. data appended while a report runs -----------------------------------------------------------------
+
+
+def test_data_appended_while_a_report_runs_does_not_change_it(
+    stack: FaultStack, dataset: Dataset, tmp_path: Path
+) -> None:
+    delay = 6
+    stack.start_worker("append", REPORT_TEST_DELAY_SECONDS=str(delay))
+    report_id = stack.trigger()
+    started = stack.wait_started(report_id)
+    polls_before = stack.db["store_status"].count_documents({})
+    _load(stack, dataset.full)  # newer polls arrive while the report pauses
+    assert stack.db["store_status"].count_documents({}) > polls_before
+    elapsed = (dt.datetime.now(dt.UTC).replace(tzinfo=None) - started["started_at"]).total_seconds()
+    assert elapsed < delay - 0.5, f"the append took too long ({elapsed:.1f}s) to land before the report read"
+
+    body = stack.wait_report(report_id, timeout=60)
+    assert body["status"] == "Complete"
+    assert pd.Timestamp(body["now"]) == dataset.old_newest < dataset.full_newest
+    assert body["csv_data"] == offline_report(dataset.old, body["now"], tmp_path)
+    # What the appended data gives at its own newest poll differs: the pinned now mattered.
+    assert body["csv_data"] != offline_report(dataset.full, dataset.full_newest.isoformat(), tmp_path)

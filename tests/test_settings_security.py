@@ -1,0 +1,154 @@
+"""Start-up refusals (SECRET_KEY, bad settings) and no debug pages with DEBUG off.
+
+Settings are read once per process, so the start-up cases run
+``python -c "import myproject.settings"`` in subprocesses with a chosen
+environment; the debug-page cases use the test client in-process.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from django.http import HttpRequest, JsonResponse
+from django.test import Client
+from django.urls import path
+
+import myproject.urls as project_urls
+from loop import storage
+from tests.test_api_abuse import VALID_ID, assert_json_error
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+CONFIG_VARS = ("DEBUG", "SECRET_KEY", "SECRET_KEY_FILE", "TRIGGER_RATE_LIMIT", "API_TOKEN", "API_MAX_BODY_BYTES")
+# Importing the settings module is enough: every refusal happens at import.
+SHOW = "import myproject.settings as s; print(s.DEBUG, len(s.SECRET_KEY), s.SECRET_KEY[:6])"
+
+
+def run_python(env: dict[str, str], code: str, *prefix: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in CONFIG_VARS}
+    clean.update(PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", **env)
+    return subprocess.run(
+        [*prefix, "python", "-c", code],
+        cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DEBUG": "0"}, "SECRET_KEY must be set when DEBUG is off"),
+        ({"DEBUG": "false", "SECRET_KEY": "   "}, "SECRET_KEY must be set when DEBUG is off"),
+        ({"DEBUG": "0", "SECRET_KEY": "django-insecure-local-development-only"}, "public development key"),
+        ({"DEBUG": "maybe"}, "DEBUG must be a boolean"),
+        ({"TRIGGER_RATE_LIMIT": "lots"}, "TRIGGER_RATE_LIMIT must look like '10/minute'"),
+        ({"API_MAX_BODY_BYTES": "big"}, "API_MAX_BODY_BYTES must be an integer"),
+    ],
+)
+def test_bad_configuration_refuses_to_start(env: dict[str, str], message: str) -> None:
+    proc = run_python(env, SHOW)
+    assert proc.returncode != 0
+    assert "django.core.exceptions.ImproperlyConfigured" in proc.stderr
+    assert message in proc.stderr
+
+
+def test_debug_off_with_a_key_starts_and_debug_on_gets_a_dev_key() -> None:
+    prod = run_python({"DEBUG": "0", "SECRET_KEY": "k" * 50}, SHOW)
+    assert prod.returncode == 0, prod.stderr
+    assert prod.stdout.split() == ["False", "50", "kkkkkk"]
+    dev = run_python({}, SHOW)  # a developer's checkout: DEBUG defaults on
+    assert dev.returncode == 0, dev.stderr
+    assert dev.stdout.split()[0] == "True"
+
+
+def test_entrypoint_generates_one_key_and_keeps_it(tmp_path: Path) -> None:
+    # What compose runs: DEBUG=0 and no SECRET_KEY -> the entrypoint makes one.
+    key_file = tmp_path / "secrets" / "secret_key"
+    env = {"DEBUG": "0", "SECRET_KEY_FILE": str(key_file)}
+    entrypoint = ("sh", str(ROOT / "scripts" / "docker-entrypoint.sh"))
+    code = "import myproject.settings as s; print(s.SECRET_KEY)"
+    first = run_python(env, code, *entrypoint)
+    assert first.returncode == 0, first.stderr
+    key = key_file.read_text().strip()
+    assert len(key) >= 50 and first.stdout.strip() == key
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    second = run_python(env, code, *entrypoint)
+    assert second.stdout.strip() == key
+    explicit = run_python({**env, "SECRET_KEY": "given-" + "x" * 40}, code, *entrypoint)
+    assert explicit.stdout.strip() == "given-" + "x" * 40
+
+
+def test_compose_runs_every_app_service_with_debug_off() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    app_services = [name for name, svc in compose["services"].items() if svc.get("build")]
+    assert sorted(app_services) == ["loader", "web", "worker"]
+    for name in app_services:
+        assert compose["services"][name]["environment"]["DEBUG"] == "0", name
+
+
+# --- no debug pages -----------------------------------------------------------------------
+
+
+def _boom(request: HttpRequest) -> JsonResponse:
+    raise RuntimeError("SECRET-DETAIL that must not leak")
+
+
+def _form(request: HttpRequest) -> JsonResponse:  # not csrf_exempt: a POST without a token fails
+    return JsonResponse({"ok": True})
+
+
+# This module doubles as a URLconf: the project's routes plus a plain Django view
+# that fails (outside DRF) and one that needs a CSRF token.
+urlpatterns = [path("boom/", _boom), path("form/", _form), *project_urls.urlpatterns]
+handler400 = project_urls.handler400
+handler403 = project_urls.handler403
+handler404 = project_urls.handler404
+handler500 = project_urls.handler500
+
+
+@pytest.fixture
+def debug_off(settings) -> Client:
+    settings.DEBUG = False
+    settings.ROOT_URLCONF = __name__
+    return Client(raise_request_exception=False)
+
+
+def test_unknown_url_with_debug_off_is_json(debug_off: Client) -> None:
+    assert_json_error(debug_off.get("/nothing/here/"), 404)
+
+
+def test_a_crash_outside_the_api_with_debug_off_is_json_without_details(debug_off: Client) -> None:
+    body = assert_json_error(debug_off.get("/boom/"), 500)
+    assert body == {"error": "Internal server error."}
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_crash_inside_an_api_view_is_json_without_details(
+    api: Any, settings, monkeypatch: pytest.MonkeyPatch, debug: bool
+) -> None:
+    settings.DEBUG = debug  # even a developer's DEBUG=1 does not show a trace for API views
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("SECRET-DETAIL that must not leak")
+
+    monkeypatch.setattr(storage, "get_report", broken)
+    response = Client(raise_request_exception=False).get(f"/get_report/{VALID_ID}/")
+    assert assert_json_error(response, 500) == {"error": "Internal server error."}
+
+
+def test_a_host_not_allowed_with_debug_off_is_json(debug_off: Client) -> None:
+    body = assert_json_error(debug_off.get("/health/", HTTP_HOST="evil.example"), 400)
+    assert body == {"error": "Bad request."}
+
+
+def test_a_csrf_failure_is_json(settings) -> None:
+    settings.DEBUG = False
+    settings.ROOT_URLCONF = __name__
+    client = Client(enforce_csrf_checks=True, raise_request_exception=False)
+    assert "CSRF" in assert_json_error(client.post("/form/", {"a": "1"}), 403)["error"]
