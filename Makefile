@@ -85,3 +85,9 @@ ci:
 # Removes local server data and logs (stop the services first).
 clean-var:
 	rm -rf var
+
+# Load benchmark (issue 4): 50 clients polling GET /get_report/<id>/ for 30 s against gunicorn
+# + a celery worker while reports are generated; prints req/s, p50/p99 and errors (needs `make services`).
+.PHONY: bench-load
+bench-load: install
+	$(PY) bench/bench_load.py

@@ -244,3 +244,5 @@ REPORT_TASK_RETRY_BACKOFF_MAX = env_int("REPORT_TASK_RETRY_BACKOFF_MAX", 60)
 CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_throttle"] = 1
 # TEST-ONLY hook: the report task sleeps this long after marking a report started (0 = off; never set in production).
 REPORT_TEST_DELAY_SECONDS = env_int("REPORT_TEST_DELAY_SECONDS", 0)
+# A lost worker's report must come back before the stale rule (REPORT_STALE_SECONDS, 30 min) fails it.
+CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = env_int("CELERY_VISIBILITY_TIMEOUT", 15 * 60)

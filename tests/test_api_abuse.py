@@ -87,6 +87,8 @@ def test_bad_bodies_are_json_4xx_and_create_nothing(
         ("2024-10-07T18:00:00+25:00", "ISO-8601"),
         ("9999-12-31T23:59:59Z", "outside the supported range"),  # ISO-8601, but no nanosecond stamp holds it
         ("0001-01-01T00:00:00Z", "outside the supported range"),
+        ("1677-12-31T23:59:59.999999Z", "outside the supported range"),  # 1 us before 1678-01-01
+        ("2262-01-01T00:00:00.000001Z", "outside the supported range"),
         ("2" * 65, "64 characters"),
         ("2024-10-08T12:00:00.000001Z", "after the newest poll"),  # 1 us after NEWEST
         ("2024-10-08T07:00:01-05:00", "after the newest poll"),  # 12:00:01 UTC
@@ -462,10 +464,14 @@ def test_unauthenticated_requests_do_not_use_up_the_limit(
     assert statuses(api, 3, HTTP_AUTHORIZATION=f"Bearer {token}") == [400, 400, 429]
 
 
-def test_only_trigger_is_rate_limited(loaded: APIClient, clock: SimpleNamespace, settings) -> None:  # noqa: F811
+def test_only_post_trigger_is_rate_limited(loaded: APIClient, clock: SimpleNamespace, settings) -> None:  # noqa: F811
     settings.TRIGGER_RATE_LIMIT = "1/minute"
+    others = [loaded.get(f"/get_report/{VALID_ID}/").status_code for _ in range(3)]
+    others += [loaded.generic(method, "/trigger_report/").status_code for method in ("GET", "PUT", "OPTIONS")]
+    assert others == [404, 404, 404, 405, 405, 200]
     assert statuses(loaded, 2) == [400, 429]
-    assert [loaded.get(f"/get_report/{VALID_ID}/").status_code for _ in range(5)] == [404] * 5
+    assert [loaded.get(f"/get_report/{VALID_ID}/").status_code for _ in range(3)] == [404] * 3
+    assert loaded.get("/trigger_report/").status_code == 405
 
 
 def test_redis_down_is_a_503_not_a_500(

@@ -290,7 +290,10 @@ def test_worker_settings_keep_a_report_through_a_worker_crash() -> None:
     assert celery_app.conf.worker_prefetch_multiplier == 1
     assert celery_app.conf.task_ignore_result is True
     options = celery_app.conf.broker_transport_options
-    assert options["visibility_timeout"] == 3600 and options["unacked_restore_throttle"] == 1
+    # Redelivery of a lost worker's report (visibility timeout + one 10 s sweep) comes
+    # well before the stale rule would fail it.
+    assert options["visibility_timeout"] == 900 and options["unacked_restore_throttle"] == 1
+    assert options["visibility_timeout"] + 10 < settings.REPORT_STALE_SECONDS == 1800
 
 
 def test_generate_report_command_without_csv_dir_reads_the_database(example: Database) -> None:

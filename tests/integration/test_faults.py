@@ -383,12 +383,13 @@ def running_reports(stack: FaultStack) -> list[str]:
 def test_sigkill_of_the_pool_process_mid_report_requeues_the_report(
     stack: FaultStack, dataset: Dataset, tmp_path: Path
 ) -> None:
-    worker = stack.start_worker("pool", REPORT_TEST_DELAY_SECONDS="3")
+    worker = stack.start_worker("pool", REPORT_TEST_DELAY_SECONDS="4")
     report_id = stack.trigger()
     started = stack.wait_started(report_id)
     pid = pid_of(started)
     assert worker.owns(pid) and pid != worker.proc.pid  # the pool process, mid-report (in the test delay)
     os.kill(pid, signal.SIGKILL)
+    assert stack.doc(report_id)["status"] == "Running", "the report finished before the kill: machine too slow"
 
     body = stack.wait_report(report_id, timeout=60)
     assert body["status"] == "Complete", body
@@ -465,7 +466,7 @@ def test_redis_down_trigger_answers_503_and_leaves_no_report_running(
 def test_mongodb_down_api_answers_503_and_the_task_retries_until_it_is_back(
     stack: FaultStack, dataset: Dataset, tmp_path: Path
 ) -> None:
-    worker = stack.start_worker("mongo-retry", REPORT_TEST_DELAY_SECONDS="2")
+    worker = stack.start_worker("mongo-retry", REPORT_TEST_DELAY_SECONDS="3")
     report_id = stack.trigger()
     stack.wait_started(report_id)
     stack.mongo.crash()  # while the task pauses, before it reads the polls
