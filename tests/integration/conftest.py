@@ -160,7 +160,7 @@ def stack(servers: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
             try:
                 if requests.get(f"{stack.base_url}/health/", timeout=5).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 pass
             if time.monotonic() > deadline or web.poll() is not None:
                 raise RuntimeError(f"gunicorn did not come up:\n{(logs / 'web.log').read_text()[-4000:]}")

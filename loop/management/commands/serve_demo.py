@@ -43,7 +43,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc), returncode=2) from exc
         for line in stats.summary_lines():
             self.stdout.write(f"  {line}")
-        # Django's own tables (SQLite) so that the admin and sessions work too.
+        # Django's own tables (SQLite): auth and sessions.
         call_command("migrate", verbosity=0, interactive=False)
 
         base = f"http://localhost:{options['port']}"
