@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 from pandas.api.types import union_categoricals
+from pyarrow import compute as pa_compute
 from pyarrow import csv as pa_csv
 
 STATUS_NAMES = ("store_status.csv",)
@@ -196,6 +197,9 @@ def iter_status_chunks(
 
 def parse_timestamps(values: pd.Series) -> pd.Series:
     """Loop (``... UTC``) and ISO-8601 timestamps to UTC microseconds; NaT where invalid."""
+    fast = _parse_loop_timestamps_arrow(values)
+    if fast is not None:
+        return fast
     parsed = pd.to_datetime(values.str.removesuffix(" UTC"), format="ISO8601", utc=True, errors="coerce")
     parsed = parsed.dt.as_unit("us")
     # Rarer spellings (padding, "utc", no space before UTC) only cost a regex on the rows that failed.
@@ -204,6 +208,24 @@ def parse_timestamps(values: pd.Series) -> pd.Series:
         retry = values[failed].str.strip().str.replace(_UTC_SUFFIX, "", regex=True)
         parsed[failed] = pd.to_datetime(retry, format="ISO8601", utc=True, errors="coerce").dt.as_unit("us")
     return parsed
+
+
+def _parse_loop_timestamps_arrow(values: pd.Series) -> pd.Series | None:
+    """Arrow's C++ parser for the common case: every value is ``YYYY-MM-DD HH:MM:SS[.f] UTC``.
+
+    Returns None when any value needs the general (slower) path.
+    """
+    if not isinstance(values.dtype, pd.StringDtype) or values.dtype.storage != "pyarrow":
+        return None
+    try:
+        text = values.array.__arrow_array__()
+        stripped = pa_compute.replace_substring(text, " UTC", "", max_replacements=1)
+        parsed = pa_compute.cast(stripped, pa.timestamp("us"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, AttributeError, TypeError):
+        return None
+    if parsed.null_count:
+        return None
+    return pd.Series(parsed.to_numpy(), index=values.index).dt.tz_localize("UTC")
 
 
 def read_hours(src: CsvSource, problems: RowProblems) -> pd.DataFrame:
