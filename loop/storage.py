@@ -36,6 +36,7 @@ import datetime as dt
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -789,8 +790,32 @@ def fail_if_stale(db: Database, doc: dict[str, Any], max_age_s: int) -> dict[str
     return get_report(db, doc["report_id"]) or doc
 
 
+# Finished CSVs per process: a file is written once and never changes, so clients
+# polling a Complete report cost one MongoDB lookup (the report) instead of 2 + chunks.
+CSV_CACHE_BYTES = 64 * 1024 * 1024
+_csv_cache: OrderedDict[tuple[str, str], str] = OrderedDict()
+_csv_cache_size = 0
+_csv_cache_lock = threading.Lock()
+
+
 def read_report_csv(db: Database, doc: dict[str, Any]) -> str:
-    return get_file(db, doc["file_id"]).decode("utf-8")
+    global _csv_cache_size
+    key = (db.name, str(doc["file_id"]))
+    with _csv_cache_lock:
+        text = _csv_cache.get(key)
+        if text is not None:
+            _csv_cache.move_to_end(key)
+            return text
+    text = get_file(db, doc["file_id"]).decode("utf-8")
+    if len(text) <= CSV_CACHE_BYTES // 4:
+        with _csv_cache_lock:
+            if key not in _csv_cache:
+                _csv_cache[key] = text
+                _csv_cache_size += len(text)
+            while _csv_cache_size > CSV_CACHE_BYTES:
+                _, dropped = _csv_cache.popitem(last=False)
+                _csv_cache_size -= len(dropped)
+    return text
 
 
 # --- files in the GridFS layout ------------------------------------------------------

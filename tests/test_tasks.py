@@ -304,3 +304,18 @@ def test_generate_report_command_without_csv_dir_reads_the_database(example: Dat
     finally:
         sys.stdout = saved
     assert out.getvalue() == EXAMPLE_CSV
+
+
+def test_a_finished_csv_is_read_from_mongodb_once_per_process(example: Database) -> None:
+    rid = new_report(example, EXAMPLE_NOW)
+    tasks.run_report(rid)
+    doc = storage.get_report(example, rid)
+    assert storage.read_report_csv(example, doc) == EXAMPLE_CSV
+    # A finished file never changes: later polls are served without reading the chunks again.
+    example[f"{storage.REPORT_BUCKET}.chunks"].delete_many({})
+    assert storage.read_report_csv(example, doc) == EXAMPLE_CSV
+    # An uncached file really is read from MongoDB (and its missing chunk noticed).
+    other = storage.put_file(example, "other.csv", b"a,b\n", {})
+    example[f"{storage.REPORT_BUCKET}.chunks"].delete_many({"files_id": other})
+    with pytest.raises(OSError, match="missing chunk"):
+        storage.read_report_csv(example, {**doc, "file_id": other})
