@@ -27,7 +27,7 @@ help:
 	@echo "make worker / web    run the Celery worker / gunicorn against the real servers"
 	@echo "make lint            ruff check"
 	@echo "make ci              what CI runs (.ci/run)"
-	@echo "make bench / bench-service   benchmarks (offline engine / running service)"
+	@echo "make bench / bench-service / bench-load   benchmarks (offline engine / service / HTTP load)"
 
 # The stamp makes re-runs a no-op until requirements.txt changes.
 install: $(STAMP)

@@ -168,8 +168,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # An unacked message (worker killed) is redelivered after this many seconds.
-    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+    # An unacked message (worker killed) is redelivered after this many seconds; it must
+    # come back before the stale rule (REPORT_STALE_SECONDS, 30 min) fails the report.
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 15 * 60),
+    # Sweep for lost workers' messages every 10 s, not only on every 10th restore call.
+    "unacked_restore_throttle": 1,
     "socket_timeout": 5,
     "socket_connect_timeout": 2,
 }
@@ -186,6 +189,10 @@ EMBEDDED_WORKER_THREADS = env_int("EMBEDDED_WORKER_THREADS", 2)
 # Task retries when MongoDB cannot be reached (then the report is marked Failed).
 REPORT_TASK_MAX_RETRIES = env_int("REPORT_TASK_MAX_RETRIES", 5)
 REPORT_TASK_RETRY_BACKOFF = env_int("REPORT_TASK_RETRY_BACKOFF", 2)
+# Cap (seconds) of the exponential backoff while MongoDB is unreachable.
+REPORT_TASK_RETRY_BACKOFF_MAX = env_int("REPORT_TASK_RETRY_BACKOFF_MAX", 60)
+# TEST-ONLY hook: the task sleeps this long after marking a report started (0 = off; never in production).
+REPORT_TEST_DELAY_SECONDS = env_int("REPORT_TEST_DELAY_SECONDS", 0)
 # A report still Running after this long is reported as Failed (stale).
 REPORT_STALE_SECONDS = env_int("REPORT_STALE_SECONDS", 30 * 60)
 
@@ -236,13 +243,3 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
-
-# faults (helper-6)
-# Cap (seconds) of the report task's exponential backoff while MongoDB is unreachable.
-REPORT_TASK_RETRY_BACKOFF_MAX = env_int("REPORT_TASK_RETRY_BACKOFF_MAX", 60)
-# Sweep for messages of lost workers every unacked_restore_interval (10 s), not kombu's default of every 10th one.
-CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_throttle"] = 1
-# TEST-ONLY hook: the report task sleeps this long after marking a report started (0 = off; never set in production).
-REPORT_TEST_DELAY_SECONDS = env_int("REPORT_TEST_DELAY_SECONDS", 0)
-# A lost worker's report must come back before the stale rule (REPORT_STALE_SECONDS, 30 min) fails it.
-CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = env_int("CELERY_VISIBILITY_TIMEOUT", 15 * 60)
