@@ -110,6 +110,21 @@ class Stack:
         return path.read_text()[-4000:] if path.exists() else ""
 
 
+def wait_for_health(base_url: str, web: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    """Wait until gunicorn answers /health/ with 200; fail with its log if it dies or never does."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(f"{base_url}/health/", timeout=5).status_code == 200:
+                return
+        except requests.RequestException:
+            # A busy machine can make the first answers slow: keep waiting until the deadline.
+            pass
+        if time.monotonic() > deadline or web.poll() is not None:
+            raise RuntimeError(f"gunicorn did not come up:\n{log.read_text()[-4000:]}")
+        time.sleep(0.3)
+
+
 def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -155,16 +170,7 @@ def stack(servers: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     mongo = MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000)
     stack = Stack(f"http://127.0.0.1:{port}", env, mongo, db_name, logs)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{stack.base_url}/health/", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline or web.poll() is not None:
-                raise RuntimeError(f"gunicorn did not come up:\n{(logs / 'web.log').read_text()[-4000:]}")
-            time.sleep(0.3)
+        wait_for_health(stack.base_url, web, logs / "web.log")
         yield stack
     finally:
         _stop(web)

@@ -20,7 +20,7 @@ import redis
 import requests
 from bson import ObjectId
 
-from tests.integration.conftest import BIN, BROKER_URL, ROOT, Dataset, Stack, _stop, free_port
+from tests.integration.conftest import BIN, BROKER_URL, ROOT, Dataset, Stack, _stop, free_port, wait_for_health
 
 pytestmark = pytest.mark.integration
 
@@ -151,16 +151,7 @@ def guarded(loaded_stack: Stack) -> Iterator[Guarded]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{base}/health/", timeout=5).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline or web.poll() is not None:
-                raise RuntimeError(f"gunicorn did not come up:\n{(loaded_stack.logs / 'web-guarded.log').read_text()}")
-            time.sleep(0.3)
+        wait_for_health(base, web, loaded_stack.logs / "web-guarded.log")
         yield Guarded(base, loaded_stack.db_name)
     finally:
         _stop(web)

@@ -39,7 +39,7 @@ from django.core.management import call_command
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from tests.integration.conftest import BIN, ROOT, Dataset, free_port
+from tests.integration.conftest import BIN, ROOT, Dataset, free_port, wait_for_health
 
 pytestmark = pytest.mark.integration
 
@@ -254,16 +254,7 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, alive: subp
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(f"{url}/health/", timeout=5).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise RuntimeError(f"gunicorn did not come up:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
+    wait_for_health(url, proc, log)
 
 
 @pytest.fixture(scope="module")
