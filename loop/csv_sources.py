@@ -165,34 +165,21 @@ def iter_status_chunks(
 ) -> Iterator[pd.DataFrame]:
     """Valid polls in chunks of at most ``chunk_rows`` input rows (bounded memory)."""
     for raw, lines in _read_rows(src, STATUS_COLUMNS, problems, chunk_rows):
-        keep = _valid_store_ids(raw, lines, src.name, problems)
+        drop = _RowDropper(src.name, problems, lines)
+        keep, store_id = _valid_store_ids(raw, drop)
         status = raw["status"].str.strip().str.lower()
-        bad_status = keep & ~status.isin(["active", "inactive"])
-        problems.add(
-            src.name,
-            "status is not active or inactive",
-            lines[bad_status.to_numpy()],
-            _quoted(raw["status"][bad_status]),
-        )
-        keep &= ~bad_status
+        keep = drop(keep, ~status.isin(["active", "inactive"]), "status is not active or inactive", raw["status"])
         timestamps = parse_timestamps(raw["timestamp_utc"])
-        bad_time = keep & timestamps.isna()
-        problems.add(
-            src.name,
-            "timestamp_utc is not a valid timestamp",
-            lines[bad_time.to_numpy()],
-            _quoted(raw["timestamp_utc"][bad_time]),
-        )
-        keep &= ~bad_time
+        keep = drop(keep, timestamps.isna(), "timestamp_utc is not a valid timestamp", raw["timestamp_utc"])
         # Categoricals keep millions of polls small: a few thousand distinct ids, two statuses.
         yield pd.DataFrame(
             {
-                "store_id": raw["store_id"][keep].str.strip().astype("category"),
+                "store_id": store_id[keep].astype("category"),
                 "status": status[keep].astype(STATUS_DTYPE),
                 "timestamp_utc": timestamps[keep],
             }
         ).reset_index(drop=True)
-        del raw, status, timestamps
+        del raw, store_id, status, timestamps
 
 
 def parse_timestamps(values: pd.Series) -> pd.Series:
@@ -232,29 +219,19 @@ def read_hours(src: CsvSource, problems: RowProblems) -> pd.DataFrame:
     """Valid hours rows: store_id, day_of_week (0 = Monday), start_seconds, end_seconds."""
     frames = []
     for raw, lines in _read_rows(src, HOURS_COLUMNS, problems, None):
-        keep = _valid_store_ids(raw, lines, src.name, problems)
+        drop = _RowDropper(src.name, problems, lines)
+        keep, store_id = _valid_store_ids(raw, drop)
         day_text = raw["day_of_week"].str.strip()
         day = pd.to_numeric(day_text, errors="coerce")
-        bad_day = keep & ~(day.isin(range(7)))
-        problems.add(
-            src.name, "dayOfWeek is not a whole number 0-6", lines[bad_day.to_numpy()], _quoted(day_text[bad_day])
-        )
-        keep &= ~bad_day
+        keep = drop(keep, ~day.isin(range(7)), "dayOfWeek is not a whole number 0-6", day_text)
         seconds = {}
         for column, label in (("start_time_local", "start"), ("end_time_local", "end")):
             seconds[label] = parse_clock(raw[column])
-            bad = keep & seconds[label].isna()
-            problems.add(
-                src.name,
-                f"{column} is not a clock time HH:MM[:SS]",
-                lines[bad.to_numpy()],
-                _quoted(raw[column][bad]),
-            )
-            keep &= ~bad
+            keep = drop(keep, seconds[label].isna(), f"{column} is not a clock time HH:MM[:SS]", raw[column])
         frames.append(
             pd.DataFrame(
                 {
-                    "store_id": raw["store_id"][keep].str.strip(),
+                    "store_id": store_id[keep],
                     "day_of_week": day[keep].astype(np.int64),
                     "start_seconds": seconds["start"][keep].astype(np.int64),
                     "end_seconds": seconds["end"][keep].astype(np.int64),
@@ -278,20 +255,13 @@ def read_zones(src: CsvSource, problems: RowProblems) -> pd.DataFrame:
     """Valid zone rows: store_id, timezone_str (a known IANA name)."""
     frames = []
     for raw, lines in _read_rows(src, ZONES_COLUMNS, problems, None):
-        keep = _valid_store_ids(raw, lines, src.name, problems)
+        drop = _RowDropper(src.name, problems, lines)
+        keep, store_id = _valid_store_ids(raw, drop)
         zone = raw["timezone_str"].str.strip()
-        blank = keep & (zone == "")
-        problems.add(src.name, "timezone_str is blank (store uses America/Chicago)", lines[blank.to_numpy()])
-        keep &= ~blank
-        unknown = keep & ~zone.isin(known_time_zones())
-        problems.add(
-            src.name,
-            "timezone_str is not a known time zone (store uses America/Chicago)",
-            lines[unknown.to_numpy()],
-            _quoted(zone[unknown]),
-        )
-        keep &= ~unknown
-        frames.append(pd.DataFrame({"store_id": raw["store_id"][keep].str.strip(), "timezone_str": zone[keep]}))
+        keep = drop(keep, zone == "", "timezone_str is blank (store uses America/Chicago)")
+        unknown = ~zone.isin(known_time_zones())
+        keep = drop(keep, unknown, "timezone_str is not a known time zone (store uses America/Chicago)", zone)
+        frames.append(pd.DataFrame({"store_id": store_id[keep], "timezone_str": zone[keep]}))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -307,18 +277,31 @@ def dedupe_polls(polls: pd.DataFrame) -> pd.DataFrame:
     return ordered.drop_duplicates(["store_id", "timestamp_utc"], keep="first").sort_index()
 
 
-def _valid_store_ids(raw: pd.DataFrame, lines: np.ndarray, name: str, problems: RowProblems) -> pd.Series:
-    """Rows whose store_id is usable; records the others."""
+@dataclass
+class _RowDropper:
+    """Drops the kept rows that fail one check, recording them under that check's reason."""
+
+    file: str
+    problems: RowProblems
+    lines: np.ndarray
+
+    def __call__(self, keep: pd.Series, bad: pd.Series, reason: str, shown: pd.Series | None = None) -> pd.Series:
+        bad = keep & bad
+        details = None if shown is None else _quoted(shown[bad])
+        self.problems.add(self.file, reason, self.lines[bad.to_numpy()], details)
+        return keep & ~bad
+
+
+def _valid_store_ids(raw: pd.DataFrame, drop: _RowDropper) -> tuple[pd.Series, pd.Series]:
+    """Which rows have a usable store_id, and the stripped ids."""
     store_id = raw["store_id"].str.strip()
-    blank = store_id == ""
-    problems.add(name, "store_id is blank", lines[blank.to_numpy()])
-    too_long = ~blank & (store_id.str.len() > MAX_STORE_ID_LENGTH)
-    problems.add(name, f"store_id is longer than {MAX_STORE_ID_LENGTH} characters", lines[too_long.to_numpy()])
-    keep = ~blank & ~too_long
+    keep = pd.Series(True, index=raw.index)
+    keep = drop(keep, store_id == "", "store_id is blank")
+    too_long = store_id.str.len() > MAX_STORE_ID_LENGTH
+    keep = drop(keep, too_long, f"store_id is longer than {MAX_STORE_ID_LENGTH} characters")
     # Undecodable bytes were replaced by U+FFFD while reading; other columns with them fail their own checks.
-    mangled = keep & store_id.str.contains("\ufffd", regex=False)
-    problems.add(name, "store_id is not valid UTF-8", lines[mangled.to_numpy()])
-    return keep & ~mangled
+    keep = drop(keep, store_id.str.contains("\ufffd", regex=False), "store_id is not valid UTF-8")
+    return keep, store_id
 
 
 def _quoted(values: pd.Series) -> list[str]:
