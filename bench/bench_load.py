@@ -23,8 +23,6 @@ import argparse
 import json
 import os
 import random
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -37,23 +35,10 @@ import requests
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from tests.integration.processes import free_port, stop_process  # noqa: E402
+
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -258,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         tallies, wall, generated = run_load(base, reports, args.clients, args.duration, args.in_flight)
     finally:
         for proc in procs:
-            stop(proc)
+            stop_process(proc, timeout=20)
         try:
             from pymongo import MongoClient
 

@@ -23,8 +23,6 @@ import argparse
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -39,24 +37,10 @@ import django  # noqa: E402
 
 from bench.bench_offline import DEFAULT_REAL_DIR, ensure_dataset  # noqa: E402
 from loop.datagen import LOOP_2025_STORES  # noqa: E402
+from tests.integration.processes import free_port, stop_process, wait_for_health  # noqa: E402
 
 TARGET_RATIO = 2.0
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,15 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         ))
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{base}/health/", timeout=5).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("web app did not start; see " + str(logs))
-            time.sleep(0.3)
+        wait_for_health(base, procs[-1], logs / "web.log")
         while "ready" not in (logs / "worker.log").read_text():
             if time.monotonic() > deadline:
                 raise RuntimeError("worker did not start; see " + str(logs))
@@ -219,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if ok and verdict == "PASS" else 1
     finally:
         for proc in procs:
-            stop(proc)
+            stop_process(proc, timeout=20)
         if not args.keep:
             db.client.drop_database(db_name)
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +27,7 @@ import requests
 from pymongo import MongoClient
 
 from loop.datagen import generate_dataset
+from tests.integration.processes import free_port, stop_process, wait_for_health
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -62,12 +61,6 @@ def servers() -> None:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -110,31 +103,6 @@ class Stack:
         return path.read_text()[-4000:] if path.exists() else ""
 
 
-def wait_for_health(base_url: str, web: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    """Wait until gunicorn answers /health/ with 200; fail with its log if it dies or never does."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if requests.get(f"{base_url}/health/", timeout=5).status_code == 200:
-                return
-        except requests.RequestException:
-            # A busy machine can make the first answers slow: keep waiting until the deadline.
-            pass
-        if time.monotonic() > deadline or web.poll() is not None:
-            raise RuntimeError(f"gunicorn did not come up:\n{log.read_text()[-4000:]}")
-        time.sleep(0.3)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
 @pytest.fixture(scope="session")
 def stack(servers: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     run_id = uuid.uuid4().hex[:10]
@@ -173,8 +141,8 @@ def stack(servers: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         wait_for_health(stack.base_url, web, logs / "web.log")
         yield stack
     finally:
-        _stop(web)
-        _stop(worker)
+        stop_process(web)
+        stop_process(worker)
         worker_log.close()
         web_log.close()
         mongo.drop_database(db_name)

@@ -20,7 +20,8 @@ import redis
 import requests
 from bson import ObjectId
 
-from tests.integration.conftest import BIN, BROKER_URL, ROOT, Dataset, Stack, _stop, free_port, wait_for_health
+from tests.integration.conftest import BIN, BROKER_URL, ROOT, Dataset, Stack
+from tests.integration.processes import free_port, stop_process, wait_for_health
 
 pytestmark = pytest.mark.integration
 
@@ -154,7 +155,7 @@ def guarded(loaded_stack: Stack) -> Iterator[Guarded]:
         wait_for_health(base, web, loaded_stack.logs / "web-guarded.log")
         yield Guarded(base, loaded_stack.db_name)
     finally:
-        _stop(web)
+        stop_process(web)
         log.close()
 
 

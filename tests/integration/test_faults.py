@@ -39,7 +39,8 @@ from django.core.management import call_command
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from tests.integration.conftest import BIN, ROOT, Dataset, free_port, wait_for_health
+from tests.integration.conftest import BIN, ROOT, Dataset
+from tests.integration.processes import free_port, wait_for_health
 
 pytestmark = pytest.mark.integration
 
@@ -253,10 +254,6 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, alive: subp
         time.sleep(0.1)
 
 
-def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    wait_for_health(url, proc, log)
-
-
 @pytest.fixture(scope="module")
 def fault_stack(tmp_path_factory: pytest.TempPathFactory, dataset: Dataset) -> Iterator[FaultStack]:
     base = tmp_path_factory.mktemp("faults")
@@ -303,7 +300,7 @@ def fault_stack(tmp_path_factory: pytest.TempPathFactory, dataset: Dataset) -> I
                 )
             webs.append((proc, log, f"http://127.0.0.1:{port}"))
         for proc, log, url in webs:
-            _wait_http(url, proc, log)
+            wait_for_health(url, proc, log)
         client = MongoClient(env["MONGO_URL"], serverSelectionTimeoutMS=5000)
         stack = FaultStack(env, redis_server, mongo_server, webs[0][2], webs[1][2], base, db_name, client)
         _load(stack, dataset.old)
