@@ -116,6 +116,7 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
 
 # --- rate limit -------------------------------------------------------------------
 
+
 class _LocalCounter:
     """Fixed-window counters in this process (embedded mode)."""
 

@@ -1,4 +1,4 @@
-"""JSON errors for every failure the API can meet, and a size-limited JSON parser.
+"""JSON errors for every failure the API can meet.
 
 Clients are scripts: every error is a JSON body ``{"error": "<what was wrong>"}``
 with a 4xx/5xx status, never an HTML page or a stack trace.
@@ -6,29 +6,20 @@ with a 4xx/5xx status, never an HTML page or a stack trace.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
-from typing import IO, Any
+from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from pymongo.errors import PyMongoError
 from rest_framework import status
-from rest_framework.exceptions import APIException, ParseError, ValidationError
-from rest_framework.parsers import JSONParser
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 logger = logging.getLogger(__name__)
-
-
-class PayloadTooLarge(APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "Request body too large."
-    default_code = "payload_too_large"
 
 
 class LengthRequired(APIException):
@@ -47,33 +38,6 @@ class ServiceUnavailable(APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "A backing service is unavailable; try again later."
     default_code = "service_unavailable"
-
-
-class LimitedJSONParser(JSONParser):
-    """JSON parser that refuses bodies above ``settings.API_MAX_BODY_BYTES``.
-
-    DRF reads the request stream directly, so Django's upload limit does not
-    apply; reading at most limit + 1 bytes keeps a huge body out of memory.
-    """
-
-    def parse(
-        self, stream: IO[bytes], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
-    ) -> Any:
-        limit = settings.API_MAX_BODY_BYTES
-        raw = stream.read(limit + 1)
-        if len(raw) > limit:
-            raise PayloadTooLarge(f"Request body is larger than {limit} bytes.")
-        try:
-            text = raw.decode((parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET)
-            return json.loads(text, parse_constant=_reject_constant)
-        except (ValueError, UnicodeDecodeError, LookupError) as exc:
-            raise ParseError(f"Malformed JSON body: {exc}") from None
-        except RecursionError:  # "[[[[..." deeper than the interpreter's stack
-            raise ParseError("Malformed JSON body: nested too deeply.") from None
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def _flatten(detail: Any, prefix: str = "") -> list[str]:

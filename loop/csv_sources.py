@@ -116,6 +116,7 @@ def locate_sources(path: str | Path) -> SourceSet:
     """Find the three files in a folder or a Loop ``.zip`` (members may sit in a subfolder)."""
     path = Path(path)
     if path.is_dir():
+
         def find(names: tuple[str, ...]) -> CsvSource:
             for name in names:
                 candidate = path / name

@@ -272,9 +272,7 @@ def _group_rows(rng: np.random.Generator, store_idx: np.ndarray) -> np.ndarray:
     return perm[np.argsort(rank[store_idx[perm]], kind="stable")]
 
 
-def _synthetic_hours_zones(
-    rng: np.random.Generator, ids: list[str], out: Path
-) -> tuple[int, int, int, int, int]:
+def _synthetic_hours_zones(rng: np.random.Generator, ids: list[str], out: Path) -> tuple[int, int, int, int, int]:
     n = len(ids)
     id_arr = np.asarray(ids, dtype=object)
     order = rng.permutation(n)
@@ -285,7 +283,8 @@ def _synthetic_hours_zones(
     o = _group_rows(rng, h_store)
     hours_rows = len(o)
     _write_csv(
-        out / HOURS_FILE, HOURS_HEADER,
+        out / HOURS_FILE,
+        HOURS_HEADER,
         [id_arr[h_store[o]], dow[o].astype(str).astype(object), format_hms(start[o]), format_hms(end[o])],
         trailing_newline=False,
     )
@@ -430,7 +429,7 @@ def generate_dataset(
     # Per-store polling and outage profiles.
     prng = np.random.default_rng(seeds[1])
     sigma = 0.9  # sparse (about 1/day) to dense (about hourly) pollers
-    mult = prng.lognormal(-sigma**2 / 2, sigma, stores)
+    mult = prng.lognormal(-(sigma**2) / 2, sigma, stores)
     rate = polls_per_store_per_day * mult / mult.mean()
     counts = np.maximum(prng.poisson(rate * days), 1)
     periodic = prng.random(stores) < 0.5

@@ -7,8 +7,22 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ImproperlyConfigured
 
-_PERIODS = {"s": 1, "sec": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "minute": 60, "minutes": 60,
-            "h": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400, "days": 86400}
+_PERIODS = {
+    "s": 1,
+    "sec": 1,
+    "second": 1,
+    "seconds": 1,
+    "m": 60,
+    "min": 60,
+    "minute": 60,
+    "minutes": 60,
+    "h": 3600,
+    "hour": 3600,
+    "hours": 3600,
+    "d": 86400,
+    "day": 86400,
+    "days": 86400,
+}
 _PERIOD_NAMES = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}
 _RATE_RE = re.compile(r"(\d+)\s*/\s*(\d*)\s*([a-z]+)")
 
@@ -29,9 +43,7 @@ def parse_rate(text: str) -> Rate | None:
         return None
     match = _RATE_RE.fullmatch(cleaned)
     if match is None or match.group(3) not in _PERIODS or int(match.group(2) or 1) == 0:
-        raise ImproperlyConfigured(
-            f"TRIGGER_RATE_LIMIT must look like '10/minute' (or 0 to disable), got {text!r}"
-        )
+        raise ImproperlyConfigured(f"TRIGGER_RATE_LIMIT must look like '10/minute' (or 0 to disable), got {text!r}")
     count = int(match.group(1))
     if count == 0:
         return None

@@ -103,9 +103,7 @@ def compute_report(
     poll_active = (polls["status"] == "active").to_numpy(dtype=bool)[kept][in_week]
     poll_codes, poll_lane_time, poll_active = _dedupe_sorted(poll_codes, poll_lane_time, poll_active)
 
-    starts, ends, zone_warnings = _business_intervals(
-        store_ids, hours, zones, week_start_us, now_us, lane_end
-    )
+    starts, ends, zone_warnings = _business_intervals(store_ids, hours, zones, week_start_us, now_us, lane_end)
     warnings.extend(zone_warnings)
     cum_before = np.concatenate(([0], np.cumsum(ends - starts)[:-1])).astype(np.int64)
 
@@ -221,9 +219,7 @@ def _store_zones(store_ids: np.ndarray, zones: pd.DataFrame) -> tuple[np.ndarray
         known = _known_zones()
         unknown_mask = (names != "") & ~names.isin(known)
         for bad_name, count in names[unknown_mask].value_counts().sort_index().items():
-            warnings.append(
-                f"unknown time zone {bad_name!r} for {count} store(s); using {DEFAULT_TIMEZONE}"
-            )
+            warnings.append(f"unknown time zone {bad_name!r} for {count} store(s); using {DEFAULT_TIMEZONE}")
         names = names.where(names.isin(known), DEFAULT_TIMEZONE)
         zone_of.loc[given["store_id"].astype(object).to_numpy()] = names.to_numpy()
     return zone_of.to_numpy(), warnings
@@ -272,9 +268,7 @@ def _business_intervals(
     return starts, ends, warnings
 
 
-def _local_intervals(
-    rows: pd.DataFrame, week_start_us: int, now_us: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _local_intervals(rows: pd.DataFrame, week_start_us: int, now_us: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Naive local start/end (datetime64[us]) of each hours row on each date near the week.
 
     Dates run from two days before the week's start to one day after ``now``

@@ -50,9 +50,7 @@ class TriggerReportRequestSerializer(serializers.Serializer):
         try:
             stamp = parse_instant(value)
         except (ValueError, OverflowError):
-            raise serializers.ValidationError(
-                "not an ISO-8601 timestamp (e.g. 2024-10-03T23:33:20Z)"
-            ) from None
+            raise serializers.ValidationError("not an ISO-8601 timestamp (e.g. 2024-10-03T23:33:20Z)") from None
         if not NOW_MIN <= stamp <= NOW_MAX:
             raise serializers.ValidationError(
                 f"outside the supported range ({NOW_MIN.isoformat()} to {NOW_MAX.isoformat()})"

@@ -159,7 +159,7 @@ def ping(db: Database) -> None:
 
 
 def server_health() -> str:
-    """"ok", or why the server did not answer (quickly: the health check must not hang)."""
+    """ "ok", or why the server did not answer (quickly: the health check must not hang)."""
     try:
         with pymongo.timeout(2):
             get_client().admin.command("ping")
@@ -174,10 +174,7 @@ def drop_database(db: Database) -> None:
 
 
 def collection_counts(db: Database) -> dict[str, int]:
-    return {
-        name: db[name].count_documents({})
-        for name in (STATUS, POLL_RANGE, HOURS, ZONES, REPORTS)
-    }
+    return {name: db[name].count_documents({}) for name in (STATUS, POLL_RANGE, HOURS, ZONES, REPORTS)}
 
 
 # --- time helpers -------------------------------------------------------------
@@ -273,9 +270,7 @@ class PollWrite:
         self.made_inactive += other.made_inactive
 
 
-def _iter_docs(
-    coll: Collection, filt: dict[str, Any], projection: dict[str, Any]
-) -> Iterator[list[dict[str, Any]]]:
+def _iter_docs(coll: Collection, filt: dict[str, Any], projection: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
     """Matching documents as lists of decoded documents, in large batches.
 
     On a real server they arrive as raw BSON batches (few round trips, one
@@ -495,8 +490,12 @@ class PollWriter:
                 lost.extend(start + int(e["index"]) for e in errors)
                 fixes: list[Update] = [
                     (
-                        {"store_id": docs[i]["store_id"], "timestamp_utc": docs[i]["timestamp_utc"],
-                         "us": docs[i]["us"], "status": {"$ne": "inactive"}},
+                        {
+                            "store_id": docs[i]["store_id"],
+                            "timestamp_utc": docs[i]["timestamp_utc"],
+                            "us": docs[i]["us"],
+                            "status": {"$ne": "inactive"},
+                        },
                         {"$set": {"status": "inactive"}},
                         False,
                     )

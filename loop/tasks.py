@@ -115,8 +115,13 @@ def run_report(report_id: str, db: Database | None = None, retries: int = 0) -> 
         warnings=result.warnings[:50],
         timings=timings,
     )
-    logger.info("report %s %s: %d rows in %.2fs", report_id, "complete" if stored else "superseded",
-                len(result.report), timings["total_s"])
+    logger.info(
+        "report %s %s: %d rows in %.2fs",
+        report_id,
+        "complete" if stored else "superseded",
+        len(result.report),
+        timings["total_s"],
+    )
     return "complete" if stored else "superseded"
 
 
@@ -178,8 +183,11 @@ def generate_report_task(self: Task, report_id: str, failure: str | None = None)
         if record_failure(report_id, failure):
             return "failed"
         if retries >= 2 * max_retries:
-            logger.error("report %s: failure not recorded after %d retries; the stale-report rule will fail it",
-                         report_id, retries)
+            logger.error(
+                "report %s: failure not recorded after %d retries; the stale-report rule will fail it",
+                report_id,
+                retries,
+            )
             return "failed"
         raise self.retry(args=[report_id], kwargs={"failure": failure}, countdown=_failure_countdown())
     try:
@@ -196,8 +204,14 @@ def generate_report_task(self: Task, report_id: str, failure: str | None = None)
             logger.warning("report %s: recording the failure once MongoDB is back", report_id)
             raise self.retry(args=[report_id], kwargs={"failure": message}, countdown=_failure_countdown()) from exc
         countdown = retry_countdown(retries)
-        logger.warning("report %s: MongoDB unreachable (%s); retry %d/%d in %ss",
-                       report_id, short_error(exc), retries + 1, max_retries, countdown)
+        logger.warning(
+            "report %s: MongoDB unreachable (%s); retry %d/%d in %ss",
+            report_id,
+            short_error(exc),
+            retries + 1,
+            max_retries,
+            countdown,
+        )
         raise self.retry(exc=exc, countdown=countdown) from exc
 
 
@@ -278,7 +292,7 @@ def wait_embedded_idle(timeout: float = 60.0) -> bool:
 
 
 def broker_health() -> str:
-    """"ok", "embedded", or why the broker did not answer."""
+    """ "ok", "embedded", or why the broker did not answer."""
     if is_embedded():
         return "embedded"
     url = settings.CELERY_BROKER_URL

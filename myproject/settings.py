@@ -209,7 +209,7 @@ parse_rate(TRIGGER_RATE_LIMIT)  # a malformed value stops the start, not a reque
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["loop.api_errors.LimitedJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["loop.parsers.LimitedJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": ["loop.access.ApiTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["loop.access.RequireApiToken"],
     "UNAUTHENTICATED_USER": None,

@@ -27,7 +27,9 @@ class Command(BaseCommand):
         parser.add_argument("--end", default=str(DEFAULT_END), help="newest poll (ISO-8601, UTC)")
         parser.add_argument("--polls-per-day", type=float, default=DEFAULT_POLLS_PER_STORE_PER_DAY)
         parser.add_argument(
-            "--real-dir", type=Path, default=None,
+            "--real-dir",
+            type=Path,
+            default=None,
             help="folder with a real menu_hours.csv and timezones.csv to take hours and zones from",
         )
 

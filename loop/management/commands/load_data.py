@@ -20,12 +20,18 @@ class Command(BaseCommand):
     help = "Load store_status, menu_hours and timezones CSVs into MongoDB (idempotent)."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("path", nargs="?", default=str(settings.BASE_DIR / "data"),
-                            help="folder or Loop .zip with the three CSVs (default: data/)")
-        parser.add_argument("--strict", action="store_true",
-                            help="any rejected row is an error (exit 1) and nothing is written")
-        parser.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS,
-                            help="status rows read per chunk (bounds memory)")
+        parser.add_argument(
+            "path",
+            nargs="?",
+            default=str(settings.BASE_DIR / "data"),
+            help="folder or Loop .zip with the three CSVs (default: data/)",
+        )
+        parser.add_argument(
+            "--strict", action="store_true", help="any rejected row is an error (exit 1) and nothing is written"
+        )
+        parser.add_argument(
+            "--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help="status rows read per chunk (bounds memory)"
+        )
         parser.add_argument("--progress", action="store_true", help="print a line per chunk")
 
     def handle(self, *args: Any, **options: Any) -> None:

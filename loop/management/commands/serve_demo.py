@@ -24,8 +24,9 @@ class Command(BaseCommand):
     help = "Load the sample data and serve the API with an in-process worker (the demo behind `make run`)."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("--data", default=str(settings.BASE_DIR / "data"),
-                            help="folder or Loop .zip to load first (default: data/)")
+        parser.add_argument(
+            "--data", default=str(settings.BASE_DIR / "data"), help="folder or Loop .zip to load first (default: data/)"
+        )
         parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
         parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
 
