@@ -7,6 +7,8 @@ import io
 import os
 import socket
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -214,7 +216,17 @@ def test_the_test_delay_hook_sleeps_after_marking_started_and_is_off_by_default(
     example: Database, monkeypatch: pytest.MonkeyPatch, settings
 ) -> None:
     slept: list[tuple[float, int]] = []
-    monkeypatch.setattr(tasks.time, "sleep", lambda s: slept.append((s, storage.get_report(example, rid)["attempts"])))
+    real_sleep, this_thread = time.sleep, threading.current_thread()
+
+    def fake_sleep(seconds: float) -> None:
+        # time.sleep is patched process-wide: background threads (pymongo's monitors of clients
+        # that other tests opened) must keep sleeping for real and stay out of the record.
+        if threading.current_thread() is not this_thread:
+            real_sleep(seconds)
+            return
+        slept.append((seconds, storage.get_report(example, rid)["attempts"]))
+
+    monkeypatch.setattr(tasks.time, "sleep", fake_sleep)
     rid = new_report(example, EXAMPLE_NOW)
     assert tasks.run_report(rid) == "complete" and slept == []
     assert settings.REPORT_TEST_DELAY_SECONDS == 0
