@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pandas as pd
 import pytest
@@ -39,7 +39,7 @@ from django.core.management import call_command
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from tests.integration.conftest import BIN, ROOT, Dataset
+from tests.integration.conftest import BIN, ROOT, Dataset, skip_or_fail
 from tests.integration.processes import free_port, wait_for_health
 
 pytestmark = pytest.mark.integration
@@ -50,11 +50,8 @@ MAX_RETRIES = 2  # retries after 1 s, then 2 s (REPORT_TASK_RETRY_BACKOFF=1, cap
 FERRETDB_CANDIDATES = [os.environ.get("FERRETDB_BIN", ""), shutil.which("ferretdb") or "", "/root/go/bin/ferretdb"]
 
 
-def _need(what: str) -> None:
-    message = f"fault tests need {what}: run `make services` (it installs Redis and builds FerretDB)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+def _need(what: str) -> NoReturn:
+    skip_or_fail(f"fault tests need {what}: run `make services` (it installs Redis and builds FerretDB)")
 
 
 # --- private servers ---------------------------------------------------------------------
