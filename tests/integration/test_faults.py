@@ -131,12 +131,14 @@ def private_mongo(base: Path) -> Server:
     data, state = base / "mongo-data", base / "mongo-state"
     data.mkdir()
     state.mkdir()
+    # The same preference as scripts/services.sh: a real mongod when one is on the PATH, else FerretDB.
+    mongod = shutil.which("mongod")
     ferretdb = next((c for c in FERRETDB_CANDIDATES if c and os.access(c, os.X_OK)), None)
-    if ferretdb is not None:
+    if mongod is not None:
+        argv = [mongod, "--bind_ip", "127.0.0.1", "--port", str(port), "--dbpath", str(data)]
+    elif ferretdb is not None:
         argv = [ferretdb, "--handler=sqlite", f"--sqlite-url=file:{data}/", f"--listen-addr=127.0.0.1:{port}",
                 "--telemetry=disable", "--debug-addr=-", f"--state-dir={state}", "--log-level=warn"]
-    elif shutil.which("mongod"):
-        argv = [str(shutil.which("mongod")), "--bind_ip", "127.0.0.1", "--port", str(port), "--dbpath", str(data)]
     else:
         _need("FerretDB (/root/go/bin/ferretdb) or mongod")
     return Server("mongo", argv, port, base / "mongo.log", _mongo_ready(port))
