@@ -32,6 +32,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
+from loop.backends import uses_redis_broker
 from loop.rates import Rate, parse_rate
 
 if TYPE_CHECKING:  # rest_framework.views imports this module (the default authenticator)
@@ -153,10 +154,6 @@ def _redis(url: str) -> Any:
     return client
 
 
-def _uses_redis() -> bool:
-    return settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
-
-
 def rate_key(scope: str, ident: str, rate: Rate, window: int) -> str:
     # The deployment (its MongoDB database) is part of the key: two services
     # sharing a Redis do not share limits.
@@ -169,7 +166,7 @@ def count_hit(scope: str, ident: str, rate: Rate, now: float | None = None) -> t
     window = int(now // rate.seconds)
     retry_after = (window + 1) * rate.seconds - now
     key = rate_key(scope, ident, rate, window)
-    if not _uses_redis():
+    if not uses_redis_broker():
         return _local.hit(key, now + retry_after, now), retry_after
     pipe = _redis(settings.CELERY_BROKER_URL).pipeline(transaction=True)
     pipe.incr(key)

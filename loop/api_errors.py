@@ -10,14 +10,19 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from pymongo.errors import PyMongoError
 from rest_framework import status
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+from loop import errors
+from loop.parsers import PayloadTooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +43,19 @@ class ServiceUnavailable(APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "A backing service is unavailable; try again later."
     default_code = "service_unavailable"
+
+
+def as_api_exception(exc: errors.ServiceError) -> APIException:
+    """The HTTP answer to a service's refusal (the one place that maps them)."""
+    if isinstance(exc, errors.InvalidInput):
+        return ValidationError({exc.field: exc.message})
+    if isinstance(exc, errors.NotFound):
+        return NotFound(str(exc))
+    if isinstance(exc, errors.Conflict):
+        return Conflict(str(exc))
+    if isinstance(exc, errors.Unavailable):
+        return ServiceUnavailable(str(exc))
+    return ValidationError(str(exc))
 
 
 def _flatten(detail: Any, prefix: str = "") -> list[str]:
@@ -65,6 +83,12 @@ def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         # schema's YAML): DRF's finalize_response takes the request's choice.
         request.accepted_renderer = JSONRenderer()
         request.accepted_media_type = JSONRenderer.media_type
+    if isinstance(exc, errors.ServiceError):
+        exc = as_api_exception(exc)
+    elif isinstance(exc, RequestDataTooBig):
+        # DRF reads JSON bodies through request.body, where Django refuses anything over
+        # DATA_UPLOAD_MAX_MEMORY_SIZE before our parser sees it: the same 413 either way.
+        exc = body_too_large()
     response = exception_handler(exc, context)
     if response is not None:
         body: dict[str, Any] = {"error": error_message(response.data)}
@@ -89,7 +113,13 @@ def csrf_failure_view(request: HttpRequest, reason: str = "") -> JsonResponse:
     return JsonResponse({"error": f"Forbidden (CSRF check failed: {reason or 'no reason given'})."}, status=403)
 
 
+def body_too_large() -> PayloadTooLarge:
+    return PayloadTooLarge(f"Request body is larger than {settings.API_MAX_BODY_BYTES} bytes.")
+
+
 def bad_request_view(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    if isinstance(exception, RequestDataTooBig):
+        return JsonResponse({"error": str(body_too_large().detail)}, status=413)
     return JsonResponse({"error": "Bad request."}, status=400)
 
 

@@ -13,11 +13,9 @@ import io
 import re
 import warnings
 import zipfile
-import zoneinfo
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
@@ -27,6 +25,8 @@ import pyarrow as pa
 from pandas.api.types import union_categoricals
 from pyarrow import compute as pa_compute
 from pyarrow import csv as pa_csv
+
+from loop.rules import DEFAULT_TIMEZONE, INACTIVE, POLL_STATUSES, first_poll_per_instant, known_time_zones
 
 STATUS_NAMES = ("store_status.csv",)
 HOURS_NAMES = ("menu_hours.csv", "business_hours.csv")
@@ -50,7 +50,7 @@ _SKIPPED_LINE = re.compile(r"Skipping line (\d+): (.*)")
 _CLOCK = r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?$"
 _UTC_SUFFIX = r"(?i)\s*UTC$"
 _TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
-STATUS_DTYPE = pd.CategoricalDtype(["active", "inactive"])
+STATUS_DTYPE = pd.CategoricalDtype(list(POLL_STATUSES))
 
 
 class InputFileError(Exception):
@@ -169,7 +169,7 @@ def iter_status_chunks(
         drop = _RowDropper(src.name, problems, lines)
         keep, store_id = _valid_store_ids(raw, drop)
         status = raw["status"].str.strip().str.lower()
-        keep = drop(keep, ~status.isin(["active", "inactive"]), "status is not active or inactive", raw["status"])
+        keep = drop(keep, ~status.isin(POLL_STATUSES), "status is not active or inactive", raw["status"])
         timestamps = parse_timestamps(raw["timestamp_utc"])
         keep = drop(keep, timestamps.isna(), "timestamp_utc is not a valid timestamp", raw["timestamp_utc"])
         # Categoricals keep millions of polls small: a few thousand distinct ids, two statuses.
@@ -259,23 +259,19 @@ def read_zones(src: CsvSource, problems: RowProblems) -> pd.DataFrame:
         drop = _RowDropper(src.name, problems, lines)
         keep, store_id = _valid_store_ids(raw, drop)
         zone = raw["timezone_str"].str.strip()
-        keep = drop(keep, zone == "", "timezone_str is blank (store uses America/Chicago)")
+        keep = drop(keep, zone == "", f"timezone_str is blank (store uses {DEFAULT_TIMEZONE})")
         unknown = ~zone.isin(known_time_zones())
-        keep = drop(keep, unknown, "timezone_str is not a known time zone (store uses America/Chicago)", zone)
+        keep = drop(keep, unknown, f"timezone_str is not a known time zone (store uses {DEFAULT_TIMEZONE})", zone)
         frames.append(pd.DataFrame({"store_id": store_id[keep], "timezone_str": zone[keep]}))
     return pd.concat(frames, ignore_index=True)
 
 
-@lru_cache(maxsize=1)
-def known_time_zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
-
-
 def dedupe_polls(polls: pd.DataFrame) -> pd.DataFrame:
-    """One row per (store_id, timestamp_utc); when duplicates disagree, inactive wins."""
-    # "inactive" sorts after "active", so a descending sort puts it first.
-    ordered = polls.sort_values("status", ascending=False, kind="stable")
-    return ordered.drop_duplicates(["store_id", "timestamp_utc"], keep="first").sort_index()
+    """One row per (store_id, timestamp_utc), in input order; inactive wins (``loop.rules``)."""
+    store = pd.factorize(polls["store_id"])[0]
+    time = pd.factorize(polls["timestamp_utc"])[0]  # equality is all the rule needs
+    keep = first_poll_per_instant(store, time, (polls["status"] == INACTIVE).to_numpy(dtype=bool))
+    return polls.iloc[np.sort(keep)]
 
 
 @dataclass

@@ -36,7 +36,7 @@ class LimitedJSONParser(JSONParser):
         limit = settings.API_MAX_BODY_BYTES
         raw = stream.read(limit + 1)
         if len(raw) > limit:
-            raise PayloadTooLarge(f"Request body is larger than {limit} bytes.")
+            raise PayloadTooLarge(f"Request body is larger than {limit} bytes.")  # as api_errors.body_too_large
         try:
             text = raw.decode((parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET)
             return json.loads(text, parse_constant=_reject_constant)

@@ -15,13 +15,21 @@ time zones, which do not grow with the data.
 
 from __future__ import annotations
 
-import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
+
+from loop.rules import (
+    ACTIVE,
+    DEFAULT_TIMEZONE,
+    US_PER_HOUR,
+    US_PER_SECOND,
+    WEEK_US,
+    first_poll_per_instant,
+    known_time_zones,
+)
 
 REPORT_COLUMNS = [
     "store_id",
@@ -32,11 +40,6 @@ REPORT_COLUMNS = [
     "downtime_last_day",
     "downtime_last_week",
 ]
-DEFAULT_TIMEZONE = "America/Chicago"
-
-US_PER_SECOND = 1_000_000
-US_PER_HOUR = 3600 * US_PER_SECOND
-WEEK_US = 7 * 24 * US_PER_HOUR
 # Lane time is in half microseconds so that midpoints of two polls stay exact integers.
 UNITS_PER_US = 2
 # 2**41 half-microseconds is ~12.7 days (> one week) and leaves 2**22 lanes (~4M stores).
@@ -100,8 +103,13 @@ def compute_report(
     in_week = poll_us[kept] >= week_start_us
     poll_codes = codes[in_week]
     poll_lane_time = (poll_us[kept][in_week] - week_start_us) * UNITS_PER_US
-    poll_active = (polls["status"] == "active").to_numpy(dtype=bool)[kept][in_week]
-    poll_codes, poll_lane_time, poll_active = _dedupe_sorted(poll_codes, poll_lane_time, poll_active)
+    poll_active = (polls["status"] == ACTIVE).to_numpy(dtype=bool)[kept][in_week]
+    one_per_instant = first_poll_per_instant(poll_codes, poll_lane_time, ~poll_active)
+    poll_codes, poll_lane_time, poll_active = (
+        poll_codes[one_per_instant],
+        poll_lane_time[one_per_instant],
+        poll_active[one_per_instant],
+    )
 
     starts, ends, zone_warnings = _business_intervals(store_ids, hours, zones, week_start_us, now_us, lane_end)
     warnings.extend(zone_warnings)
@@ -191,22 +199,6 @@ def _store_codes(
     return ids.astype(object), position[codes]
 
 
-def _dedupe_sorted(
-    codes: np.ndarray, times: np.ndarray, active: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sort polls by (store, time) and keep one per instant; inactive wins a tie."""
-    order = np.lexsort((active, times, codes))
-    codes, times, active = codes[order], times[order], active[order]
-    first = np.ones(len(codes), dtype=bool)
-    first[1:] = (codes[1:] != codes[:-1]) | (times[1:] != times[:-1])
-    return codes[first], times[first], active[first]
-
-
-@lru_cache(maxsize=1)
-def _known_zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
-
-
 def _store_zones(store_ids: np.ndarray, zones: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     """Each store's zone name; missing, blank or unknown names become the default."""
     warnings: list[str] = []
@@ -216,7 +208,7 @@ def _store_zones(store_ids: np.ndarray, zones: pd.DataFrame) -> tuple[np.ndarray
         given = given[given["store_id"].isin(zone_of.index)]
         names = given["timezone_str"].astype(object).where(given["timezone_str"].notna(), "")
         names = names.astype(str).str.strip()
-        known = _known_zones()
+        known = known_time_zones()
         unknown_mask = (names != "") & ~names.isin(known)
         for bad_name, count in names[unknown_mask].value_counts().sort_index().items():
             warnings.append(f"unknown time zone {bad_name!r} for {count} store(s); using {DEFAULT_TIMEZONE}")

@@ -14,6 +14,7 @@ from pymongo.database import Database
 
 from loop import storage
 from loop.report_engine import ReportResult, compute_report
+from loop.timeutil import to_utc
 
 
 def generate_report(
@@ -33,7 +34,7 @@ def generate_report(
         # No polls stored at all: the engine returns an empty report.
         empty = storage.read_polls(db, pd.Timestamp(0, tz="UTC"), pd.Timestamp(0, tz="UTC"))
         return compute_report(empty, storage.read_hours(db), storage.read_zones(db), now=None)
-    now = storage.to_utc(now)
+    now = to_utc(now)
     polls = storage.week_polls(db, now)
     hours = storage.read_hours(db)
     zones = storage.read_zones(db)

@@ -1,34 +1,31 @@
-"""The HTTP API: thin views over loop.storage (data) and loop.tasks (workers)."""
+"""The HTTP API: each view validates its input, calls one service and answers through an output serializer."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from loop import storage, tasks
 from loop.access import TriggerRateThrottle
-from loop.api_errors import Conflict, LengthRequired, ServiceUnavailable
+from loop.api_errors import LengthRequired
+from loop.health import service_health
 from loop.serializers import (
-    REPORT_ID_HELP,
     ErrorSerializer,
     HealthSerializer,
     ReportStatusSerializer,
     TriggerReportRequestSerializer,
     TriggerReportResponseSerializer,
-    is_report_id,
 )
+from loop.services import reports
 
 ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="Invalid request."),
@@ -38,42 +35,18 @@ ERRORS = {
 }
 
 
-def _checked_report_id(value: object) -> str:
-    # Only a plain string of the exact shape ever reaches a MongoDB query.
-    if not is_report_id(value):
-        raise ValidationError({"report_id": f"must be {REPORT_ID_HELP}"})
-    return str(value)
-
-
-def _load_report(report_id: str) -> dict[str, Any]:
-    db = storage.get_db()
-    doc = storage.get_report(db, report_id)
-    if doc is None:
-        raise NotFound(f"No report with id {report_id}.")
-    return storage.fail_if_stale(db, doc, settings.REPORT_STALE_SECONDS)
-
-
-def _report_body(doc: dict[str, Any]) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "status": doc["status"],
-        "now": storage.report_now(doc).isoformat(),
-        "created_at": storage.iso(doc.get("created_at")),
-    }
-    if doc["status"] == storage.COMPLETE:
-        body["csv_data"] = storage.read_report_csv(storage.get_db(), doc)
-        body["rows"] = doc.get("rows")
-        body["finished_at"] = storage.iso(doc.get("finished_at"))
-    elif doc["status"] == storage.FAILED:
-        body["error"] = doc.get("error") or "unknown error"
-        body["finished_at"] = storage.iso(doc.get("finished_at"))
-    return body
-
-
 def _options_body(data: Any) -> Any:
     """The trigger body: no body, ``null`` or ``{}`` mean "no options"; anything else is validated."""
     if data is None or (isinstance(data, Mapping) and not data):
         return {}
     return data
+
+
+def _report_id_param(value: object) -> str:
+    # Only a plain string of the exact shape ever reaches a MongoDB query.
+    if not reports.is_report_id(value):
+        raise ValidationError({"report_id": f"must be {reports.REPORT_ID_HELP}"})
+    return str(value)
 
 
 class TriggerReportView(APIView):
@@ -104,26 +77,9 @@ class TriggerReportView(APIView):
             raise LengthRequired()
         serializer = TriggerReportRequestSerializer(data=_options_body(request.data))
         serializer.is_valid(raise_exception=True)
-        db = storage.get_db()
-        newest = storage.newest_poll_time(db)
-        if newest is None:
-            raise Conflict("No polls are loaded yet: run `python manage.py load_data` first.")
-        now = serializer.validated_data.get("now", newest)
-        if now > newest:
-            raise ValidationError({"now": f"{now.isoformat()} lies after the newest poll ({newest.isoformat()})"})
-        report_id = secrets.token_urlsafe(24)
-        storage.create_report(db, report_id, now)
-        try:
-            tasks.enqueue_report(report_id)
-        except Exception as exc:
-            # Nothing will ever run it: fail it now rather than leave it Running.
-            storage.fail_report(db, report_id, "could not queue the report: the task broker is unavailable")
-            raise ServiceUnavailable("The task broker is unavailable; the report was not started.") from exc
-        return Response(
-            {"report_id": report_id},
-            status=status.HTTP_202_ACCEPTED,
-            headers={"Location": f"/get_report/{report_id}/"},
-        )
+        doc = reports.trigger_report(now=serializer.validated_data.get("now"))
+        body = TriggerReportResponseSerializer(doc).data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": f"/get_report/{doc['report_id']}/"})
 
 
 class GetReportView(APIView):
@@ -133,7 +89,8 @@ class GetReportView(APIView):
         responses={200: ReportStatusSerializer, **ERRORS},
     )
     def get(self, request: Request, report_id: str) -> Response:
-        return Response(_report_body(_load_report(_checked_report_id(report_id))))
+        view = reports.report_view(report_id=_report_id_param(report_id))
+        return Response(ReportStatusSerializer(view).data)
 
 
 class GetReportQueryView(APIView):
@@ -141,7 +98,9 @@ class GetReportQueryView(APIView):
         operation_id="get_report_by_query",
         summary="Poll a report (query-string form: ?report_id=...)",
         parameters=[
-            OpenApiParameter("report_id", str, OpenApiParameter.QUERY, required=True, description=REPORT_ID_HELP)
+            OpenApiParameter(
+                "report_id", str, OpenApiParameter.QUERY, required=True, description=reports.REPORT_ID_HELP
+            )
         ],
         responses={200: ReportStatusSerializer, **ERRORS},
     )
@@ -153,7 +112,8 @@ class GetReportQueryView(APIView):
         values = params.getlist("report_id")
         if len(values) != 1:
             raise ValidationError({"report_id": "give exactly one report_id query parameter"})
-        return Response(_report_body(_load_report(_checked_report_id(values[0]))))
+        view = reports.report_view(report_id=_report_id_param(values[0]))
+        return Response(ReportStatusSerializer(view).data)
 
 
 class ReportCsvView(APIView):
@@ -167,12 +127,8 @@ class ReportCsvView(APIView):
         },
     )
     def get(self, request: Request, report_id: str) -> HttpResponse:
-        report_id = _checked_report_id(report_id)
-        doc = _load_report(report_id)
-        if doc["status"] != storage.COMPLETE:
-            detail = "is still Running" if doc["status"] == storage.RUNNING else f"failed: {doc.get('error')}"
-            raise Conflict(f"Report {report_id} {detail}.")
-        response = HttpResponse(storage.read_report_csv(storage.get_db(), doc), content_type="text/csv; charset=utf-8")
+        report_id = _report_id_param(report_id)
+        response = HttpResponse(reports.report_csv(report_id=report_id), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="report-{report_id}.csv"'
         return response
 
@@ -188,10 +144,5 @@ class HealthView(APIView):
         responses={200: HealthSerializer, 503: HealthSerializer},
     )
     def get(self, request: Request) -> Response:
-        mongo = storage.server_health()
-        broker = tasks.broker_health()
-        healthy = mongo == "ok" and broker in ("ok", "embedded")
-        return Response(
-            {"status": "ok" if healthy else "unavailable", "mongo": mongo, "broker": broker},
-            status=200 if healthy else 503,
-        )
+        health = service_health()
+        return Response(HealthSerializer(health).data, status=200 if health["status"] == "ok" else 503)

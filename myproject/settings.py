@@ -191,8 +191,6 @@ REPORT_TASK_MAX_RETRIES = env_int("REPORT_TASK_MAX_RETRIES", 5)
 REPORT_TASK_RETRY_BACKOFF = env_int("REPORT_TASK_RETRY_BACKOFF", 2)
 # Cap (seconds) of the exponential backoff while MongoDB is unreachable.
 REPORT_TASK_RETRY_BACKOFF_MAX = env_int("REPORT_TASK_RETRY_BACKOFF_MAX", 60)
-# TEST-ONLY hook: the task sleeps this long after marking a report started (0 = off; never in production).
-REPORT_TEST_DELAY_SECONDS = env_int("REPORT_TEST_DELAY_SECONDS", 0)
 # A report still Running after this long is reported as Failed (stale).
 REPORT_STALE_SECONDS = env_int("REPORT_STALE_SECONDS", 30 * 60)
 

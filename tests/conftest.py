@@ -12,7 +12,8 @@ from collections.abc import Iterator
 import pytest
 from pymongo.database import Database
 
-from loop import storage, tasks
+from loop import storage
+from loop.embedded_worker import wait_embedded_idle
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def mdb(settings) -> Iterator[Database]:
     settings.REPORT_TASK_MAX_RETRIES = 2
     db = storage.get_db()
     yield db
-    assert tasks.wait_embedded_idle(timeout=60), "embedded reports still running after the test"
+    assert wait_embedded_idle(timeout=60), "embedded reports still running after the test"
     storage.drop_database(db)
 
 

@@ -17,6 +17,8 @@ from rest_framework.test import APIClient
 
 from loop import storage, tasks
 from loop.ingest import load_sources
+from loop.services import reports
+from loop.timeutil import utcnow
 from tests.helpers_service import write_dataset
 from tests.test_tasks import EXAMPLE_CSV, EXAMPLE_NOW, EXAMPLE_POLLS
 
@@ -49,13 +51,13 @@ def test_trigger_answers_202_at_once_then_running_then_complete(
     loaded: APIClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gate = threading.Event()
-    real = tasks.generate_report
+    real = reports.generate_report
 
     def held(**kwargs: Any):
         assert gate.wait(10)
         return real(**kwargs)
 
-    monkeypatch.setattr(tasks, "generate_report", held)
+    monkeypatch.setattr(reports, "generate_report", held)
     response = trigger(loaded, {"now": EXAMPLE_NOW.isoformat()})
     assert response.status_code == 202
     report_id = response.json()["report_id"]
@@ -219,7 +221,7 @@ def test_stale_running_report_reads_as_failed(loaded: APIClient, mdb: Database, 
     settings.REPORT_STALE_SECONDS = 60
     storage.create_report(mdb, "S" * 32, pd.Timestamp("2024-10-07", tz="UTC"))
     mdb[storage.REPORTS].update_one(
-        {"report_id": "S" * 32}, {"$set": {"created_at": storage.utcnow() - pd.Timedelta(minutes=2)}}
+        {"report_id": "S" * 32}, {"$set": {"created_at": utcnow() - pd.Timedelta(minutes=2)}}
     )
     body = loaded.get(f"/get_report/{'S' * 32}/").json()
     assert body["status"] == "Failed" and body["error"].startswith("stale")

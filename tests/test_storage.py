@@ -9,6 +9,9 @@ import pytest
 from pymongo.database import Database
 
 from loop import storage
+from loop.ingest import PollWriter, insert_polls
+from loop.services.reports import fail_if_stale
+from loop.timeutil import ts_to_us, utcnow
 
 
 def ts(text: str) -> pd.Timestamp:
@@ -26,7 +29,7 @@ def polls(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
 
 
 def test_polls_round_trip_keeps_microseconds(mdb: Database) -> None:
-    written = storage.insert_polls(
+    written = insert_polls(
         mdb,
         polls(
             [
@@ -52,11 +55,11 @@ def test_polls_round_trip_keeps_microseconds(mdb: Database) -> None:
 
 
 def test_duplicates_are_counted_and_inactive_wins_across_loads(mdb: Database) -> None:
-    storage.insert_polls(
+    insert_polls(
         mdb,
         polls([("a", "active", "2024-10-03 10:00:00.5"), ("b", "inactive", "2024-10-03 10:00:00")]),
     )
-    again = storage.insert_polls(
+    again = insert_polls(
         mdb,
         polls(
             [
@@ -73,7 +76,7 @@ def test_duplicates_are_counted_and_inactive_wins_across_loads(mdb: Database) ->
 
 
 def test_one_writer_finds_repeats_in_the_chunk_and_in_earlier_chunks(mdb: Database) -> None:
-    writer = storage.PollWriter(mdb)
+    writer = PollWriter(mdb)
     first = writer.write(
         polls(
             [
@@ -96,7 +99,7 @@ def test_one_writer_finds_repeats_in_the_chunk_and_in_earlier_chunks(mdb: Databa
 
 def test_read_polls_bounds_are_inclusive_to_the_microsecond(mdb: Database) -> None:
     start, end = ts("2024-10-07 12:00:00.000500"), ts("2024-10-14 12:00:00.000500")
-    storage.insert_polls(
+    insert_polls(
         mdb,
         polls(
             [
@@ -117,7 +120,7 @@ def test_read_polls_bounds_are_inclusive_to_the_microsecond(mdb: Database) -> No
 
 def test_week_polls_reads_exactly_the_seven_days_up_to_now(mdb: Database) -> None:
     now = ts("2024-10-14 23:00:00")
-    storage.insert_polls(
+    insert_polls(
         mdb,
         polls(
             [
@@ -135,9 +138,9 @@ def test_week_polls_reads_exactly_the_seven_days_up_to_now(mdb: Database) -> Non
 def test_poll_ranges_answer_newest_and_stores_polled_through(mdb: Database) -> None:
     assert storage.newest_poll_time(mdb) is None
     first = polls([("a", "active", "2024-10-01 00:00:00"), ("b", "active", "2024-10-10 00:00:00.25")])
-    storage.insert_polls(mdb, first)
+    insert_polls(mdb, first)
     later = polls([("a", "active", "2024-09-01 00:00:00"), ("c", "active", "2024-10-12 00:00:00.000001")])
-    storage.insert_polls(mdb, later)
+    insert_polls(mdb, later)
 
     assert storage.newest_poll_time(mdb) == ts("2024-10-12 00:00:00.000001")
     assert sorted(storage.store_ids_polled_through(mdb, ts("2024-10-10 00:00:00.25"))) == ["a", "b"]
@@ -146,8 +149,8 @@ def test_poll_ranges_answer_newest_and_stores_polled_through(mdb: Database) -> N
     doc = mdb[storage.POLL_RANGE].find_one({"_id": "a"})
     # $min/$max widened the range from both loads.
     assert (doc["first_us"], doc["last_us"]) == (
-        storage.ts_to_us(ts("2024-09-01")),
-        storage.ts_to_us(ts("2024-10-01")),
+        ts_to_us(ts("2024-09-01")),
+        ts_to_us(ts("2024-10-01")),
     )
 
 
@@ -206,11 +209,11 @@ def test_report_lifecycle_and_large_csv_in_chunks(mdb: Database) -> None:
 def test_stale_running_report_is_failed(mdb: Database) -> None:
     storage.create_report(mdb, "s" * 32, ts("2024-10-14"))
     mdb[storage.REPORTS].update_one(
-        {"report_id": "s" * 32}, {"$set": {"created_at": storage.utcnow() - dt.timedelta(minutes=31)}}
+        {"report_id": "s" * 32}, {"$set": {"created_at": utcnow() - dt.timedelta(minutes=31)}}
     )
     storage.create_report(mdb, "f" * 32, ts("2024-10-14"))
-    assert storage.fail_if_stale(mdb, storage.get_report(mdb, "f" * 32), 1800)["status"] == "Running"
-    stale = storage.fail_if_stale(mdb, storage.get_report(mdb, "s" * 32), 1800)
+    assert fail_if_stale(db=mdb, report=storage.get_report(mdb, "f" * 32), max_age_s=1800)["status"] == "Running"
+    stale = fail_if_stale(db=mdb, report=storage.get_report(mdb, "s" * 32), max_age_s=1800)
     assert stale["status"] == "Failed" and stale["error"].startswith("stale")
 
 

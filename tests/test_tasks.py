@@ -7,8 +7,6 @@ import io
 import os
 import socket
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -18,8 +16,10 @@ from django.core.management import call_command
 from pymongo.database import Database
 from pymongo.errors import AutoReconnect, OperationFailure, ServerSelectionTimeoutError
 
-from loop import storage, tasks
+from loop import embedded_worker, retry, storage, tasks
 from loop.ingest import load_sources
+from loop.services import reports
+from loop.timeutil import utcnow
 from loop.utils import generate_report
 from myproject.celery import app as celery_app
 from tests.helpers_service import write_dataset
@@ -59,13 +59,13 @@ def new_report(db: Database, now: pd.Timestamp, report_id: str = "A" * 32) -> st
     return report_id
 
 
-def mongo_down(report_id: str, db: Database | None = None, retries: int = 0) -> str:
+def mongo_down(*, report_id: str, retries: int = 0, db: Database | None = None) -> str:
     raise AutoReconnect("down")
 
 
 def test_task_computes_the_worked_example(example: Database) -> None:
     rid = new_report(example, EXAMPLE_NOW)
-    assert tasks.run_report(rid) == "complete"
+    assert reports.compute_report(report_id=rid) == "complete"
     doc = storage.get_report(example, rid)
     assert doc["status"] == "Complete" and doc["rows"] == 2 and doc["polls_counted"] == 2
     assert storage.read_report_csv(example, doc) == EXAMPLE_CSV
@@ -82,9 +82,9 @@ def test_generate_report_defaults_to_the_newest_poll(example: Database) -> None:
 
 def test_redelivered_task_for_a_finished_report_does_nothing(example: Database) -> None:
     rid = new_report(example, EXAMPLE_NOW)
-    tasks.run_report(rid)
+    reports.compute_report(report_id=rid)
     first = storage.get_report(example, rid)
-    assert tasks.run_report(rid) == "not-running"
+    assert reports.compute_report(report_id=rid) == "not-running"
     tasks.generate_report_task.apply(args=[rid])
     again = storage.get_report(example, rid)
     assert again == first
@@ -92,7 +92,7 @@ def test_redelivered_task_for_a_finished_report_does_nothing(example: Database) 
 
 
 def test_unknown_report_is_a_no_op(mdb: Database) -> None:
-    assert tasks.run_report("Z" * 32) == "missing"
+    assert reports.compute_report(report_id="Z" * 32) == "missing"
     assert mdb[storage.REPORTS].count_documents({}) == 0
 
 
@@ -102,9 +102,9 @@ def test_engine_error_marks_the_report_failed_with_a_short_message(
     def boom(**kwargs: object) -> None:
         raise ValueError("boom\nsecond line of detail")
 
-    monkeypatch.setattr(tasks, "generate_report", boom)
+    monkeypatch.setattr(reports, "generate_report", boom)
     rid = new_report(example, EXAMPLE_NOW)
-    assert tasks.run_report(rid) == "failed"
+    assert reports.compute_report(report_id=rid) == "failed"
     doc = storage.get_report(example, rid)
     assert doc["status"] == "Failed" and doc["error"] == "ValueError: boom"
     assert doc["file_id"] is None
@@ -115,11 +115,11 @@ def test_celery_task_retries_while_mongodb_is_down_then_fails(
 ) -> None:
     calls: list[int] = []
 
-    def unreachable(report_id: str, db: Database | None = None, retries: int = 0) -> str:
+    def unreachable(*, report_id: str, retries: int = 0, db: Database | None = None) -> str:
         calls.append(retries)
         raise AutoReconnect("connection refused")
 
-    monkeypatch.setattr(tasks, "run_report", unreachable)
+    monkeypatch.setattr(reports, "compute_report", unreachable)
     rid = new_report(example, EXAMPLE_NOW)
     tasks.generate_report_task.apply(args=[rid])  # eager: retries run inline
     assert calls == [0, 1, 2] and settings.REPORT_TASK_MAX_RETRIES == 2
@@ -131,7 +131,7 @@ def test_celery_task_retries_while_mongodb_is_down_then_fails(
 def test_failure_is_recorded_once_mongodb_is_back(example: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     # MongoDB is down for the whole retry window and for the first attempts to
     # record the failure; the task keeps trying (phase 2) and records it later.
-    monkeypatch.setattr(tasks, "run_report", mongo_down)
+    monkeypatch.setattr(reports, "compute_report", mongo_down)
     real_fail = storage.fail_report
     fail_calls: list[str] = []
 
@@ -152,7 +152,7 @@ def test_failure_is_recorded_once_mongodb_is_back(example: Database, monkeypatch
 def test_failure_that_cannot_be_recorded_is_left_to_the_stale_rule(
     example: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tasks, "run_report", mongo_down)
+    monkeypatch.setattr(reports, "compute_report", mongo_down)
     attempts: list[str] = []
 
     def always_down(db: Database, report_id: str, error: str) -> bool:
@@ -167,9 +167,9 @@ def test_failure_that_cannot_be_recorded_is_left_to_the_stale_rule(
     assert storage.get_report(example, rid)["status"] == "Running"
     monkeypatch.undo()
     # The stale rule, with a tiny limit, reports it Failed on the next poll.
-    two_seconds_ago = storage.utcnow() - dt.timedelta(seconds=2)
+    two_seconds_ago = utcnow() - dt.timedelta(seconds=2)
     example[storage.REPORTS].update_one({"_id": rid}, {"$set": {"created_at": two_seconds_ago}})
-    doc = storage.fail_if_stale(example, storage.get_report(example, rid), 1)
+    doc = reports.fail_if_stale(db=example, report=storage.get_report(example, rid), max_age_s=1)
     assert doc["status"] == "Failed" and doc["error"].startswith("stale: still Running after 1 s")
 
 
@@ -178,24 +178,24 @@ def test_retry_backoff_doubles_and_is_capped(settings) -> None:
     settings.REPORT_TASK_RETRY_BACKOFF_MAX = 20
     settings.REPORT_TASK_MAX_RETRIES = 5
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-    assert [tasks.retry_countdown(n) for n in range(5)] == [2, 4, 8, 16, 20]
-    assert tasks.retry_window() == 2 + 4 + 8 + 16 + 20
+    assert [retry.RetryPolicy.from_settings().countdown(n) for n in range(5)] == [2, 4, 8, 16, 20]
+    assert retry.RetryPolicy.from_settings().window() == 2 + 4 + 8 + 16 + 20
     # A retry held longer than the visibility timeout would be handed to a second worker.
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 10}
-    assert [tasks.retry_countdown(n) for n in range(5)] == [2, 4, 5, 5, 5]
+    assert [retry.RetryPolicy.from_settings().countdown(n) for n in range(5)] == [2, 4, 5, 5, 5]
 
 
 def test_transient_errors_are_connection_failures_or_labelled_retryable() -> None:
-    assert tasks.is_transient(AutoReconnect("x"))
-    assert tasks.is_transient(ServerSelectionTimeoutError("no server"))
+    assert retry.is_transient(AutoReconnect("x"))
+    assert retry.is_transient(ServerSelectionTimeoutError("no server"))
     labelled = OperationFailure("stepdown", code=189, details={"errorLabels": ["RetryableWriteError"]})
-    assert tasks.is_transient(labelled)
-    assert not tasks.is_transient(OperationFailure("bad query", code=2))
-    assert not tasks.is_transient(ValueError("x"))
+    assert retry.is_transient(labelled)
+    assert not retry.is_transient(OperationFailure("bad query", code=2))
+    assert not retry.is_transient(ValueError("x"))
 
 
 def test_a_labelled_retryable_error_is_retried_not_failed(example: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = tasks.generate_report
+    real = reports.generate_report
     calls: list[int] = []
 
     def stepdown_once(**kwargs: object):
@@ -204,7 +204,7 @@ def test_a_labelled_retryable_error_is_retried_not_failed(example: Database, mon
             raise OperationFailure("not primary", code=10107, details={"errorLabels": ["RetryableWriteError"]})
         return real(**kwargs)
 
-    monkeypatch.setattr(tasks, "generate_report", stepdown_once)
+    monkeypatch.setattr(reports, "generate_report", stepdown_once)
     rid = new_report(example, EXAMPLE_NOW)
     tasks.generate_report_task.apply(args=[rid])
     doc = storage.get_report(example, rid)
@@ -212,51 +212,27 @@ def test_a_labelled_retryable_error_is_retried_not_failed(example: Database, mon
     assert storage.read_report_csv(example, doc) == EXAMPLE_CSV
 
 
-def test_the_test_delay_hook_sleeps_after_marking_started_and_is_off_by_default(
-    example: Database, monkeypatch: pytest.MonkeyPatch, settings
-) -> None:
-    slept: list[tuple[float, int]] = []
-    real_sleep, this_thread = time.sleep, threading.current_thread()
-
-    def fake_sleep(seconds: float) -> None:
-        # time.sleep is patched process-wide: background threads (pymongo's monitors of clients
-        # that other tests opened) must keep sleeping for real and stay out of the record.
-        if threading.current_thread() is not this_thread:
-            real_sleep(seconds)
-            return
-        slept.append((seconds, storage.get_report(example, rid)["attempts"]))
-
-    monkeypatch.setattr(tasks.time, "sleep", fake_sleep)
-    rid = new_report(example, EXAMPLE_NOW)
-    assert tasks.run_report(rid) == "complete" and slept == []
-    assert settings.REPORT_TEST_DELAY_SECONDS == 0
-    settings.REPORT_TEST_DELAY_SECONDS = 3
-    rid = new_report(example, EXAMPLE_NOW, report_id="B" * 32)
-    assert tasks.run_report(rid) == "complete"
-    assert slept == [(3.0, 1)]  # one pause, after the report was marked started
-
-
 def test_the_report_records_who_ran_it(example: Database) -> None:
     rid = new_report(example, EXAMPLE_NOW)
     assert storage.get_report(example, rid)["worker"] is None
-    tasks.run_report(rid, retries=4)
+    reports.compute_report(report_id=rid, retries=4)
     doc = storage.get_report(example, rid)
     assert doc["worker"] == f"{socket.gethostname()}:{os.getpid()}" and doc["retries"] == 4
 
 
 def test_embedded_worker_retries_then_succeeds(example: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = tasks.run_report
+    real = reports.compute_report
     calls: list[int] = []
 
-    def flaky(report_id: str, db: Database | None = None, retries: int = 0) -> str:
+    def flaky(*, report_id: str, retries: int = 0, db: Database | None = None) -> str:
         calls.append(retries)
         if len(calls) == 1:
             raise AutoReconnect("primary stepped down")
-        return real(report_id, retries=retries)
+        return real(report_id=report_id, retries=retries)
 
-    monkeypatch.setattr(tasks, "run_report", flaky)
+    monkeypatch.setattr(reports, "compute_report", flaky)
     rid = new_report(example, EXAMPLE_NOW)
-    assert tasks.enqueue_report(rid).result(timeout=30) == "complete"
+    assert embedded_worker.enqueue_report(rid).result(timeout=30) == "complete"
     assert calls == [0, 1] and storage.get_report(example, rid)["retries"] == 1
     assert storage.read_report_csv(example, storage.get_report(example, rid)) == EXAMPLE_CSV
 
@@ -264,16 +240,16 @@ def test_embedded_worker_retries_then_succeeds(example: Database, monkeypatch: p
 def test_a_delivery_that_loses_the_race_leaves_no_orphan_file(
     example: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = tasks.generate_report
+    real = reports.generate_report
 
     def other_worker_finishes_first(**kwargs: object):
         result = real(**kwargs)
         storage.fail_report(example, "A" * 32, "finished elsewhere")
         return result
 
-    monkeypatch.setattr(tasks, "generate_report", other_worker_finishes_first)
+    monkeypatch.setattr(reports, "generate_report", other_worker_finishes_first)
     rid = new_report(example, EXAMPLE_NOW)
-    assert tasks.run_report(rid) == "superseded"
+    assert reports.compute_report(report_id=rid) == "superseded"
     assert storage.get_report(example, rid)["status"] == "Failed"
     assert example[f"{storage.REPORT_BUCKET}.files"].count_documents({}) == 0
     assert example[f"{storage.REPORT_BUCKET}.chunks"].count_documents({}) == 0
@@ -283,7 +259,7 @@ def test_database_report_equals_offline_report_on_the_sample_data(mdb: Database)
     load_sources(ROOT / "data", mdb)
     now = storage.newest_poll_time(mdb)
     rid = new_report(mdb, now)
-    assert tasks.run_report(rid) == "complete"
+    assert reports.compute_report(report_id=rid) == "complete"
     out = io.StringIO()
     saved, sys.stdout = sys.stdout, out  # the offline command writes "-" to sys.stdout
     try:
@@ -320,7 +296,7 @@ def test_generate_report_command_without_csv_dir_reads_the_database(example: Dat
 
 def test_a_finished_csv_is_read_from_mongodb_once_per_process(example: Database) -> None:
     rid = new_report(example, EXAMPLE_NOW)
-    tasks.run_report(rid)
+    reports.compute_report(report_id=rid)
     doc = storage.get_report(example, rid)
     assert storage.read_report_csv(example, doc) == EXAMPLE_CSV
     # A finished file never changes: later polls are served without reading the chunks again.

@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from loop.csv_sources import InputFileError, RowProblems, locate_sources, read_hours, read_status, read_zones
 from loop.report_engine import ReportResult, compute_report, report_to_csv
+from loop.timeutil import NOW_HELP, parse_now
 
 
 class Command(BaseCommand):
@@ -24,7 +25,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--csv-dir", help="folder or .zip with the three Loop CSVs (omit to read MongoDB)")
-        parser.add_argument("--now", help="ISO-8601 instant to report at (default: newest poll)")
+        parser.add_argument("--now", help=f"instant to report at, {NOW_HELP} (default: newest poll)")
         parser.add_argument("--output", required=True, help="report CSV path, or - for stdout")
         parser.add_argument("--strict", action="store_true", help="fail (exit 1) if any input row is skipped")
 
@@ -57,10 +58,9 @@ def _parse_now(text: str | None) -> pd.Timestamp | None:
     if text is None:
         return None
     try:
-        now = pd.Timestamp(text.strip().removesuffix("UTC").strip())
+        return parse_now(text)
     except ValueError as error:
-        raise CommandError(f"--now {text!r} is not an ISO-8601 timestamp", returncode=2) from error
-    return now.tz_localize("UTC") if now.tzinfo is None else now.tz_convert("UTC")
+        raise CommandError(f"--now {text!r}: {error}", returncode=2) from error
 
 
 def _report_from_csv(path: Path, now: pd.Timestamp | None) -> tuple[ReportResult, RowProblems]:

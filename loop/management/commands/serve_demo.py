@@ -15,7 +15,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from loop import storage, tasks
+from loop import storage
+from loop.backends import uses_embedded_broker, uses_mongomock
 from loop.csv_sources import InputFileError
 from loop.ingest import load_sources
 
@@ -31,11 +32,11 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        embedded_store = settings.MONGO_URL.startswith(storage.MONGOMOCK_SCHEME)
+        embedded_store = uses_mongomock()
         self.stdout.write(
             f"store: {'in-memory (mongomock)' if embedded_store else settings.MONGO_URL} "
             f"db={settings.MONGO_DB}; worker: "
-            f"{'in-process' if tasks.is_embedded() else 'celery via ' + settings.CELERY_BROKER_URL}"
+            f"{'in-process' if uses_embedded_broker() else 'celery via ' + settings.CELERY_BROKER_URL}"
         )
         self.stdout.write(f"loading {options['data']} ...")
         try:

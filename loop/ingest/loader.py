@@ -1,10 +1,11 @@
 """Loading the Loop CSVs into MongoDB (used by ``load_data`` and ``serve_demo``).
 
 Reading and validation are ``loop.csv_sources`` (the same code the offline
-report uses, so both paths accept and reject exactly the same rows); writing
-is ``loop.storage``. The status file is streamed in chunks, so memory stays
-bounded whatever its size, and each chunk is written in large unordered
-batches. Loading is idempotent: a poll already stored counts as a duplicate.
+report uses, so both paths accept and reject exactly the same rows); which
+polls are new is ``loop.ingest.dedup``; writing is ``loop.storage``. The
+status file is streamed in chunks, so memory stays bounded whatever its size,
+and each chunk is written in large unordered batches. Loading is idempotent:
+a poll already stored counts as a duplicate.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from loop.csv_sources import (
     read_hours,
     read_zones,
 )
+from loop.ingest.dedup import PollWriter
 
 
 class StrictModeError(Exception):
@@ -129,7 +131,7 @@ def load_sources(
     stats.zones_rows_loaded = storage.replace_zones(db, zones)
     stats.zones_stores = int(zones["store_id"].nunique())
 
-    writer = storage.PollWriter(db)
+    writer = PollWriter(db)
     chunk = first
     while chunk is not None:
         stats.polls_valid += len(chunk)

@@ -1,0 +1,90 @@
+"""How a report reaches a worker: the Celery queue, or (``CELERY_BROKER_URL=memory://``) a thread pool here.
+
+The embedded mode (the demo of ``make run`` and the unit tests) runs the same
+attempts with the same retry policy (``loop.retry``) inside the web process,
+so the API behaves the same (202 at once, Running, then Complete) without a broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from django.conf import settings
+
+from loop.backends import uses_embedded_broker
+from loop.retry import Retry, RetryPolicy, attempt_report
+
+logger = logging.getLogger(__name__)
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_pending: set[Future[str]] = set()
+
+
+def enqueue_report(report_id: str) -> Future[str] | None:
+    """Hand the report to a worker; raises if the broker cannot take it.
+
+    Returns the Future in embedded mode (tests wait on it), None with Celery.
+    """
+    if uses_embedded_broker():
+        future = _embedded_pool().submit(run_embedded, report_id)
+        with _pool_lock:
+            _pending.add(future)
+        future.add_done_callback(_forget)
+        return future
+    from loop.tasks import generate_report_task  # Celery loads only where a broker is used
+
+    generate_report_task.apply_async(args=[report_id], retry=True)
+    return None
+
+
+def run_embedded(report_id: str) -> str:
+    """Attempts of one report in this thread, sleeping between retries as the Celery task would."""
+    policy = RetryPolicy.from_settings()
+    retries, failure = 0, None
+    while True:
+        try:
+            outcome = attempt_report(report_id, retries=retries, failure=failure, policy=policy)
+        except Exception:  # never let a worker thread die silently
+            logger.exception("embedded report %s crashed", report_id)
+            return "failed"
+        if not isinstance(outcome, Retry):
+            return outcome
+        time.sleep(outcome.countdown)
+        retries, failure = retries + 1, outcome.failure
+
+
+def _embedded_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(
+                max_workers=max(1, settings.EMBEDDED_WORKER_THREADS), thread_name_prefix="report-worker"
+            )
+        return _pool
+
+
+def _forget(future: Future[str]) -> None:
+    with _pool_lock:
+        _pending.discard(future)
+
+
+def wait_embedded_idle(timeout: float = 60.0) -> bool:
+    """Wait until the in-process worker has no report left; False on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with _pool_lock:
+            pending = list(_pending)
+        if not pending:
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        for future in pending:
+            try:
+                future.result(timeout=remaining)
+            except Exception:  # failures are recorded in the report itself
+                pass

@@ -1,0 +1,1 @@
+"""Use cases: plain functions with keyword-only arguments that views, tasks and commands call."""

@@ -1,0 +1,198 @@
+"""Report use cases: trigger, read (with the stale rule), compute.
+
+Views, the Celery task, the embedded worker and the management commands call
+these; none of them touches report documents or the queue directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import socket
+import time
+from dataclasses import dataclass, replace
+
+import pandas as pd
+from django.conf import settings
+from pymongo.database import Database
+
+from loop import storage
+from loop.errors import Conflict, InvalidInput, NotFound, Unavailable
+from loop.report_engine import report_to_csv
+from loop.storage import ReportDoc, ReportStatus
+from loop.timeutil import utcnow
+from loop.utils import generate_report
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReportView:
+    """What a client may see of a report (the API's answer to GET /get_report/<id>/)."""
+
+    report_id: str
+    status: ReportStatus
+    now: pd.Timestamp
+    created_at: pd.Timestamp | None
+    finished_at: pd.Timestamp | None = None
+    rows: int | None = None
+    csv_data: str | None = None
+    error: str | None = None
+
+
+# secrets.token_urlsafe(24): 24 random bytes (192 bits) as 32 URL-safe characters.
+REPORT_ID_RE = re.compile(r"[A-Za-z0-9_-]{32}")
+REPORT_ID_HELP = "32 characters of A-Z, a-z, 0-9, '_' and '-' (as returned by POST /trigger_report/)."
+
+
+def new_report_id() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def is_report_id(value: object) -> bool:
+    """True only for a plain string of the exact shape ``new_report_id`` hands out."""
+    return isinstance(value, str) and REPORT_ID_RE.fullmatch(value) is not None
+
+
+def trigger_report(*, now: pd.Timestamp | None = None) -> ReportDoc:
+    """Pin ``now`` (default: the newest poll; never after it), store a Running report and queue it."""
+    from loop.embedded_worker import enqueue_report  # the worker imports this module
+
+    db = storage.get_db()
+    newest = storage.newest_poll_time(db)
+    if newest is None:
+        raise Conflict("No polls are loaded yet: run `python manage.py load_data` first.")
+    if now is None:
+        now = newest
+    elif now > newest:
+        raise InvalidInput("now", f"{now.isoformat()} lies after the newest poll ({newest.isoformat()})")
+    doc = storage.create_report(db, new_report_id(), now)
+    try:
+        enqueue_report(doc["report_id"])
+    except Exception as exc:
+        # Nothing will ever run it: fail it now rather than leave it Running.
+        storage.fail_report(db, doc["report_id"], "could not queue the report: the task broker is unavailable")
+        raise Unavailable("The task broker is unavailable; the report was not started.") from exc
+    return doc
+
+
+def get_report(*, report_id: str) -> ReportDoc:
+    """The report, failed first if it has been Running for longer than REPORT_STALE_SECONDS."""
+    if not is_report_id(report_id):  # only a plain string of our shape reaches a query
+        raise InvalidInput("report_id", f"must be {REPORT_ID_HELP}")
+    db = storage.get_db()
+    doc = storage.get_report(db, report_id)
+    if doc is None:
+        raise NotFound(f"No report with id {report_id}.")
+    return fail_if_stale(db=db, report=doc, max_age_s=settings.REPORT_STALE_SECONDS)
+
+
+def fail_if_stale(*, db: Database, report: ReportDoc, max_age_s: int) -> ReportDoc:
+    """The stale rule: a report Running for longer than ``max_age_s`` is marked Failed."""
+    doc = report
+    if doc["status"] != ReportStatus.RUNNING:
+        return doc
+    created = doc.get("created_at")
+    if created is None or (utcnow() - created).total_seconds() <= max_age_s:
+        return doc
+    message = f"stale: still Running after {max_age_s} s (worker lost or queue stuck)"
+    storage.fail_report(db, doc["report_id"], message)
+    return storage.get_report(db, doc["report_id"]) or doc
+
+
+def report_view(*, report_id: str) -> ReportView:
+    """The report as clients see it: status, pinned ``now``, and the CSV once Complete."""
+    doc = get_report(report_id=report_id)
+    status = ReportStatus(doc["status"])
+    view = ReportView(
+        report_id=report_id,
+        status=status,
+        now=storage.report_now(doc),
+        created_at=_timestamp(doc.get("created_at")),
+    )
+    finished_at = _timestamp(doc.get("finished_at"))
+    if status == ReportStatus.COMPLETE:
+        csv_data = storage.read_report_csv(storage.get_db(), doc)
+        return replace(view, csv_data=csv_data, rows=doc.get("rows"), finished_at=finished_at)
+    if status == ReportStatus.FAILED:
+        return replace(view, error=doc.get("error") or "unknown error", finished_at=finished_at)
+    return view
+
+
+def report_csv(*, report_id: str) -> str:
+    """The CSV of a Complete report; Conflict while it is Running or when it Failed."""
+    doc = get_report(report_id=report_id)
+    if doc["status"] != ReportStatus.COMPLETE:
+        detail = "is still Running" if doc["status"] == ReportStatus.RUNNING else f"failed: {doc.get('error')}"
+        raise Conflict(f"Report {report_id} {detail}.")
+    return storage.read_report_csv(storage.get_db(), doc)
+
+
+def _timestamp(value: object) -> pd.Timestamp | None:
+    return None if value is None else pd.Timestamp(value).tz_localize("UTC")
+
+
+def worker_name() -> str:
+    """host:pid of this process, stored on the report so ops (and tests) see who ran it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def short_error(exc: BaseException) -> str:
+    """A one-line message for report_table (no stack trace reaches the API)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+
+
+def compute_report(*, report_id: str, retries: int = 0, db: Database | None = None) -> str:
+    """Compute and store one report; returns what happened.
+
+    "missing"/"not-running": nothing to do (a redelivered task for a finished
+    report is a no-op); "complete"; "superseded" (another delivery finished
+    first); "failed" (the error is stored in the report). Transient MongoDB
+    errors are raised so the runner can retry (``loop.retry``); ``retries``
+    (how many came before this attempt) is recorded on the report.
+    """
+    from loop.retry import is_transient
+
+    db = db if db is not None else storage.get_db()
+    doc = storage.get_report(db, report_id)
+    if doc is None:
+        logger.warning("report %s does not exist; nothing to do", report_id)
+        return "missing"
+    if doc["status"] != ReportStatus.RUNNING:
+        logger.info("report %s is already %s; nothing to do", report_id, doc["status"])
+        return "not-running"
+    doc = storage.mark_report_started(db, report_id, worker=worker_name(), retries=retries)
+    if doc is None:
+        return "not-running"
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    try:
+        result = generate_report(now=storage.report_now(doc), db=db, timings=timings)
+        csv_text = report_to_csv(result.report)
+    except Exception as exc:  # any other error fails the report, with a short message
+        if is_transient(exc):
+            raise
+        logger.exception("report %s failed", report_id)
+        storage.fail_report(db, report_id, short_error(exc))
+        return "failed"
+    timings["total_s"] = round(time.perf_counter() - started, 3)
+    stored = storage.complete_report(
+        db,
+        report_id,
+        csv_text,
+        rows=len(result.report),
+        polls_counted=result.polls_counted,
+        warnings=result.warnings[:50],
+        timings=timings,
+    )
+    outcome = "complete" if stored else "superseded"
+    logger.info("report %s %s: %d rows in %.2fs", report_id, outcome, len(result.report), timings["total_s"])
+    return outcome
+
+
+def fail_report(*, report_id: str, message: str) -> None:
+    """Mark a Running report Failed (raises when MongoDB cannot be reached)."""
+    storage.fail_report(storage.get_db(), report_id, message)

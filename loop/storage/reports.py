@@ -1,0 +1,150 @@
+"""Reports (``report_table``): one document per report, and its state machine.
+
+A report is created Running and moves once, to Complete (with its CSV in
+``loop.storage.files``) or to Failed (with a short error). Every transition is
+a conditional update on ``status: Running``, so two deliveries of one task
+cannot both finish it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any, TypedDict
+
+import pandas as pd
+from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.database import Database
+
+from loop.storage.files import delete_file, put_file, read_text_file
+from loop.storage.schema import REPORTS
+from loop.timeutil import ts_to_us, us_to_bson_date, us_to_ts, utcnow
+
+
+class ReportStatus(StrEnum):
+    RUNNING = "Running"
+    COMPLETE = "Complete"
+    FAILED = "Failed"
+
+
+class ReportDoc(TypedDict):
+    """A ``report_table`` document as the service reads it (``_id`` is the report id)."""
+
+    report_id: str
+    status: str  # a ReportStatus value
+    now: dt.datetime  # BSON date (ms); ``now_us`` is exact
+    now_us: int
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    attempts: int  # deliveries that got as far as starting
+    worker: str | None  # host:pid of the process running it now
+    retries: int  # retries after MongoDB errors before the current attempt
+    rows: int | None
+    polls_counted: int | None
+    error: str | None
+    warnings: list[str]
+    timings: dict[str, float]
+    file_id: ObjectId | None
+
+
+def create_report(db: Database, report_id: str, now: pd.Timestamp) -> ReportDoc:
+    now_us = ts_to_us(now)
+    doc = ReportDoc(
+        report_id=report_id,
+        status=ReportStatus.RUNNING.value,
+        now=us_to_bson_date(now_us),
+        now_us=now_us,
+        created_at=utcnow(),
+        started_at=None,
+        finished_at=None,
+        attempts=0,
+        worker=None,
+        retries=0,
+        rows=None,
+        polls_counted=None,
+        error=None,
+        warnings=[],
+        timings={},
+        file_id=None,
+    )
+    # _id is the report id: lookups by _id are the one query FerretDB serves from an index.
+    db[REPORTS].insert_one({"_id": report_id, **doc})
+    return doc
+
+
+def get_report(db: Database, report_id: str) -> ReportDoc | None:
+    # Callers validate report_id as a plain string before it gets here; the
+    # isinstance check keeps operator documents out even if one slips through.
+    if not isinstance(report_id, str):
+        raise TypeError("report_id must be a string")
+    return db[REPORTS].find_one({"_id": report_id}, {"_id": 0})
+
+
+def report_now(doc: ReportDoc) -> pd.Timestamp:
+    return us_to_ts(int(doc["now_us"]))
+
+
+def mark_report_started(db: Database, report_id: str, worker: str | None = None, retries: int = 0) -> ReportDoc | None:
+    """Record a (re)start; None when the report is no longer Running."""
+    # No projection: FerretDB's findAndModify does not implement "fields".
+    doc = db[REPORTS].find_one_and_update(
+        {"_id": report_id, "status": ReportStatus.RUNNING},
+        {"$set": {"started_at": utcnow(), "worker": worker, "retries": retries}, "$inc": {"attempts": 1}},
+        return_document=ReturnDocument.AFTER,
+    )
+    if doc is not None:
+        doc.pop("_id", None)
+    return doc
+
+
+def complete_report(
+    db: Database,
+    report_id: str,
+    csv_text: str,
+    *,
+    rows: int,
+    polls_counted: int,
+    warnings: list[str],
+    timings: dict[str, float],
+) -> bool:
+    """Store the CSV and mark the report Complete.
+
+    Only a Running report moves to Complete; if another delivery of the task
+    finished first, the CSV written here is removed again and False returned.
+    """
+    file_id = put_file(db, f"report-{report_id}.csv", csv_text.encode("utf-8"), {"report_id": report_id})
+    result = db[REPORTS].update_one(
+        {"_id": report_id, "status": ReportStatus.RUNNING},
+        {
+            "$set": {
+                "status": ReportStatus.COMPLETE,
+                "file_id": file_id,
+                "rows": rows,
+                "polls_counted": polls_counted,
+                "warnings": warnings,
+                "timings": timings,
+                "finished_at": utcnow(),
+                "error": None,
+            }
+        },
+    )
+    if result.matched_count == 0:
+        delete_file(db, file_id)
+        return False
+    return True
+
+
+def fail_report(db: Database, report_id: str, error: str) -> bool:
+    """Mark a Running report Failed with a short message."""
+    result = db[REPORTS].update_one(
+        {"_id": report_id, "status": ReportStatus.RUNNING},
+        {"$set": {"status": ReportStatus.FAILED, "error": error[:500], "finished_at": utcnow()}},
+    )
+    return result.matched_count == 1
+
+
+def read_report_csv(db: Database, doc: ReportDoc | dict[str, Any]) -> str:
+    """The CSV of a Complete report."""
+    return read_text_file(db, doc["file_id"])
