@@ -25,7 +25,7 @@ help:
 	@echo "make stop-services   stop the servers 'make services' started"
 	@echo "make test-all        make services, then the whole suite (integration tests included)"
 	@echo "make worker / web    run the Celery worker / gunicorn against the real servers"
-	@echo "make lint            ruff check"
+	@echo "make lint            ruff check and ruff format --check (CI runs it)"
 	@echo "make ci              what CI runs (.ci/run)"
 	@echo "make bench / bench-service / bench-load   benchmarks (offline engine / service / HTTP load)"
 
@@ -71,6 +71,7 @@ test-all: services
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: install
 	$(PY) bench/bench_offline.py
