@@ -14,6 +14,7 @@ from pymongo.database import Database
 
 from loop import storage
 from loop.report_engine import ReportResult, compute_report
+from loop.storage.legacy import require_current_layout
 from loop.timeutil import to_utc
 
 
@@ -27,6 +28,7 @@ def generate_report(
     ``timings``, when given, receives the seconds spent reading and computing.
     """
     db = db if db is not None else storage.get_db()
+    require_current_layout(db)
     clock = time.perf_counter()
     if now is None:
         now = storage.newest_poll_time(db)

@@ -1,18 +1,16 @@
-"""Which polls of a load are new: the loader's de-duplication, with "inactive wins" for repeats.
+"""Which polls of a load are new, merged day by day into the stored days ("inactive wins" for repeats).
 
-Duplicates are found before inserting instead of through the unique index:
-FerretDB (SQLite) answers a batch holding one duplicate by inserting the whole
-batch again one document per transaction, orders of magnitude slower. So the
-writer keeps compact keys (store code, microseconds, status, _id; about 30
-bytes per poll) of the polls stored before this run (read once, and only when
-a chunk holds a poll inside a store's known range) and of the polls this run
-wrote. "Inactive wins" for a repeated poll becomes an update by _id. The
-unique index still guards against a concurrent loader.
+A load buffers its valid polls as compact columns (about 13 bytes a poll), then
+``flush`` merges each UTC day it touches with that day's stored polls and
+replaces the day in one step (``loop.storage.replace_day``). A day with nothing
+new is not written, so loading the same files again writes nothing; any number
+of hourly appends leaves each day exactly as one load of the concatenated
+files would. If another writer replaced the day meanwhile, the merge is done
+again on its version, so concurrent loads lose nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,12 +19,15 @@ from pymongo.database import Database
 
 from loop import storage
 from loop.rules import INACTIVE, first_poll_per_instant
+from loop.storage.polls import DAY_US, PollColumns, concat_columns, day_of
 from loop.timeutil import series_to_us
+
+MERGE_ATTEMPTS = 20
 
 
 @dataclass
 class PollWrite:
-    """Outcome of writing polls."""
+    """Outcome of writing polls: new ones, repeats (of the batch or of stored polls), stored polls made inactive."""
 
     inserted: int = 0
     duplicates: int = 0
@@ -38,141 +39,106 @@ class PollWrite:
         self.made_inactive += other.made_inactive
 
 
-def _empty_keys() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "code": np.empty(0, np.int64),
-            "t": np.empty(0, np.int64),
-            "inactive": np.empty(0, bool),
-            "hi": np.empty(0, np.uint64),
-            "lo": np.empty(0, np.uint32),
-        }
-    )
+def merge_polls(stored: PollColumns, batch: PollColumns) -> tuple[PollColumns, int, int]:
+    """(merged polls sorted by store and time, polls new to ``stored``, stored polls turned inactive)."""
+    both = concat_columns([stored, batch])
+    merged = both.take(first_poll_per_instant(both.store, both.t_us, both.inactive))
+    # Accounting per instant: was it stored, was it stored inactive, is any copy inactive.
+    from_batch = np.concatenate([np.zeros(len(stored), bool), np.ones(len(batch), bool)])
+    order = np.lexsort((both.t_us, both.store))
+    store, t = both.store[order], both.t_us[order]
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = (store[1:] != store[:-1]) | (t[1:] != t[:-1])
+    group = np.cumsum(starts) - 1
+    n_groups = int(starts.sum())
+    was_stored = np.bincount(group, weights=~from_batch[order], minlength=n_groups) > 0
+    stored_inactive = np.bincount(group, weights=~from_batch[order] & both.inactive[order], minlength=n_groups) > 0
+    any_inactive = np.bincount(group, weights=both.inactive[order], minlength=n_groups) > 0
+    inserted = int((~was_stored).sum())
+    made_inactive = int((was_stored & ~stored_inactive & any_inactive).sum())
+    return merged, inserted, made_inactive
 
 
 class PollWriter:
-    """Writes the polls of one load run, skipping (and counting) the ones already stored."""
+    """Collects the polls of one load run; ``flush`` writes them and says what was new."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self.totals = PollWrite()
         self._codes: dict[str, int] = {}
-        self._ranges = storage.read_poll_ranges(db)
-        # The ranges as they were before this run: only polls inside them can be stored already.
-        self._before = dict(self._ranges)
-        self._stored: pd.DataFrame | None = None
-        self._written = _empty_keys()
+        self._store: list[np.ndarray] = []
+        self._t_us: list[np.ndarray] = []
+        self._inactive: list[np.ndarray] = []
+        self._valid = 0
 
-    def _encode(self, store_ids: Iterable[str]) -> np.ndarray:
-        codes = self._codes
-        return np.fromiter((codes.setdefault(s, len(codes)) for s in store_ids), dtype=np.int64)
-
-    def _load_stored(self) -> pd.DataFrame:
-        keys = storage.read_poll_keys(self.db)
-        return pd.DataFrame(
-            {
-                "code": self._encode(keys["store_id"].tolist()),
-                "t": keys["t"].to_numpy(),
-                "inactive": keys["inactive"].to_numpy(),
-                "hi": keys["hi"].to_numpy(),
-                "lo": keys["lo"].to_numpy(),
-            }
-        )
-
-    def write(self, polls: pd.DataFrame) -> PollWrite:
-        """Write a chunk of valid polls (store_id, status, timestamp_utc)."""
-        out = PollWrite()
+    def write(self, polls: pd.DataFrame) -> None:
+        """Buffer a chunk of valid polls (store_id, status, timestamp_utc)."""
         if polls.empty:
+            return
+        local, uniques = pd.factorize(polls["store_id"].astype(str), sort=False)
+        codes = self._codes
+        mapping = np.fromiter((codes.setdefault(s, len(codes)) for s in uniques), dtype=np.int64, count=len(uniques))
+        self._store.append(mapping[local])
+        self._t_us.append(series_to_us(polls["timestamp_utc"]))
+        self._inactive.append((polls["status"] == INACTIVE).to_numpy(dtype=bool))
+        self._valid += len(polls)
+
+    def flush(self) -> PollWrite:
+        """Merge the buffered polls into the stored days and the store catalog."""
+        out = PollWrite()
+        if self._valid == 0:
             return out
-        store_ids = polls["store_id"].astype(str).to_numpy(dtype=object)
-        codes = self._encode(store_ids)
-        t_us = series_to_us(polls["timestamp_utc"])
-        inactive = (polls["status"] == INACTIVE).to_numpy(dtype=bool)
-        keep = np.sort(first_poll_per_instant(codes, t_us, inactive))
-        out.duplicates += len(polls) - len(keep)
-        frame = pd.DataFrame(
-            {"code": codes[keep], "t": t_us[keep], "inactive": inactive[keep], "store_id": store_ids[keep]}
+        batch = PollColumns(
+            np.array(list(self._codes), dtype=object),
+            np.concatenate(self._store),
+            np.concatenate(self._t_us),
+            np.concatenate(self._inactive),
         )
-
-        # Ranges first: they may cover a poll not yet written, never miss a written one.
-        self._widen_ranges(frame)
-
-        known = np.zeros(len(frame), dtype=bool)
-        flips: list[pd.DataFrame] = []
-        maybe = self._inside_before_ranges(frame)
-        if maybe.any():
-            if self._stored is None:
-                self._stored = self._load_stored()
-            known |= self._match(frame, maybe, self._stored, flips)
-        if len(self._written):
-            known |= self._match(frame, ~known, self._written, flips)
-        out.duplicates += int(known.sum())
-        for flip in flips:
-            out.made_inactive += storage.mark_polls_inactive(self.db, flip["hi"].to_numpy(), flip["lo"].to_numpy())
-
-        fresh = frame.loc[~known].reset_index(drop=True)
-        out.add(self._insert(fresh))
+        valid = self._valid
+        self._store, self._t_us, self._inactive, self._valid = [], [], [], 0
+        day_number = batch.t_us // DAY_US
+        order = np.argsort(day_number, kind="stable")
+        numbers, starts = np.unique(day_number[order], return_index=True)
+        bounds = [*starts.tolist(), len(order)]
+        for i, number in enumerate(numbers.tolist()):
+            day = str(day_of(np.array([number * DAY_US]))[0])
+            inserted, made_inactive = self._merge_day(day, batch.take(order[bounds[i] : bounds[i + 1]]))
+            out.inserted += inserted
+            out.made_inactive += made_inactive
+        self._merge_catalog(batch)
+        out.duplicates = valid - out.inserted
         self.totals.add(out)
         return out
 
-    def _inside_before_ranges(self, frame: pd.DataFrame) -> np.ndarray:
-        if not self._before:
-            return np.zeros(len(frame), dtype=bool)
-        # Per store code: the range stored before this run (empty range when none).
-        first = np.ones(len(self._codes), dtype=np.int64)
-        last = np.zeros(len(self._codes), dtype=np.int64)
-        for sid, (lo, hi) in self._before.items():
-            code = self._codes.get(sid)
-            if code is not None:
-                first[code], last[code] = lo, hi
-        codes = frame["code"].to_numpy()
-        t = frame["t"].to_numpy()
-        return (first[codes] <= t) & (t <= last[codes])
+    def _merge_day(self, day: str, batch: PollColumns) -> tuple[int, int]:
+        for _ in range(MERGE_ATTEMPTS):
+            head, stored = storage.read_day(self.db, day)
+            merged, inserted, made_inactive = merge_polls(stored, batch)
+            if inserted == 0 and made_inactive == 0:
+                return 0, 0
+            if storage.replace_day(self.db, day, head, merged):
+                return inserted, made_inactive
+        raise RuntimeError(f"day {day}: other writers replaced it {MERGE_ATTEMPTS} times in a row")
 
-    @staticmethod
-    def _match(frame: pd.DataFrame, rows: np.ndarray, keys: pd.DataFrame, flips: list[pd.DataFrame]) -> np.ndarray:
-        """Mark the rows already in ``keys``; queue "inactive wins" updates for them."""
-        found = np.zeros(len(frame), dtype=bool)
-        if not rows.any() or keys.empty:
-            return found
-        probe = frame.loc[rows, ["code", "t", "inactive"]].reset_index(names="row")
-        hits = probe.merge(
-            keys[["code", "t", "inactive", "hi", "lo"]].reset_index(names="key_row"),
-            on=["code", "t"],
-            suffixes=("", "_stored"),
-        )
-        found[hits["row"].to_numpy()] = True
-        flip = hits[hits["inactive"] & ~hits["inactive_stored"]]
-        if len(flip):
-            keys.loc[flip["key_row"].to_numpy(), "inactive"] = True
-            flips.append(flip[["hi", "lo"]])
-        return found
-
-    def _widen_ranges(self, frame: pd.DataFrame) -> None:
-        agg = frame.groupby("store_id", sort=False)["t"].agg(["min", "max"])
-        widened: list[tuple[str, int, int]] = []
-        for sid, lo, hi in zip(agg.index.tolist(), agg["min"].tolist(), agg["max"].tolist(), strict=True):
-            old = self._ranges.get(sid)
-            if old is not None and old[0] <= lo and hi <= old[1]:
-                continue
-            new = (lo, hi) if old is None else (min(lo, old[0]), max(hi, old[1]))
-            self._ranges[sid] = new
-            widened.append((sid, *new))
-        storage.widen_poll_ranges(self.db, widened)
-
-    def _insert(self, fresh: pd.DataFrame) -> PollWrite:
-        if fresh.empty:
-            return PollWrite()
-        inserted = storage.insert_new_polls(
-            self.db, fresh["store_id"].tolist(), fresh["t"].to_numpy(), fresh["inactive"].to_numpy()
-        )
-        written = fresh[["code", "t", "inactive"]].assign(hi=inserted.hi, lo=inserted.lo)
-        if inserted.lost:
-            written = written.drop(index=inserted.lost)
-        self._written = pd.concat([self._written, written], ignore_index=True)
-        return PollWrite(inserted.inserted, inserted.duplicates, inserted.made_inactive)
+    def _merge_catalog(self, batch: PollColumns) -> None:
+        present = np.unique(batch.store)
+        first = np.full(len(batch.store_ids), np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(first, batch.store, batch.t_us)
+        new_ids, new_first = batch.store_ids[present], first[present]
+        for _ in range(MERGE_ATTEMPTS):
+            head, ids, firsts = storage.read_catalog(self.db)
+            merged_ids, inverse = np.unique(np.concatenate([ids, new_ids]).astype(object), return_inverse=True)
+            merged_first = np.full(len(merged_ids), np.iinfo(np.int64).max, dtype=np.int64)
+            np.minimum.at(merged_first, inverse, np.concatenate([firsts, new_first]))
+            if len(merged_ids) == len(ids) and np.array_equal(merged_first, firsts):
+                return
+            if storage.replace_catalog(self.db, head, merged_ids, merged_first):
+                return
+        raise RuntimeError(f"the store catalog was replaced by other writers {MERGE_ATTEMPTS} times in a row")
 
 
 def insert_polls(db: Database, polls: pd.DataFrame) -> PollWrite:
     """Write one frame of polls (a one-chunk load)."""
-    return PollWriter(db).write(polls)
+    writer = PollWriter(db)
+    writer.write(polls)
+    return writer.flush()

@@ -27,6 +27,7 @@ from loop.csv_sources import (
     read_zones,
 )
 from loop.ingest.dedup import PollWriter
+from loop.storage.legacy import require_current_layout
 
 
 class StrictModeError(Exception):
@@ -102,6 +103,7 @@ def load_sources(
     """
     started = time.perf_counter()
     db = db if db is not None else storage.get_db()
+    require_current_layout(db)
     sources = locate_sources(path)
     stats = LoadStats()
     status_problems, hours_problems, zones_problems = RowProblems(), RowProblems(), RowProblems()
@@ -135,13 +137,16 @@ def load_sources(
     chunk = first
     while chunk is not None:
         stats.polls_valid += len(chunk)
-        # The writer drops repeats (inside the chunk, earlier chunks, the database); inactive wins.
-        written = writer.write(chunk)
-        stats.polls_inserted += written.inserted
-        stats.polls_made_inactive += written.made_inactive
+        writer.write(chunk)
         if progress is not None:
-            progress(f"  {stats.polls_valid} polls processed, {stats.polls_inserted} inserted")
+            progress(f"  {stats.polls_valid} polls read")
         chunk = next(chunks, None)
+    # Repeats (in the files, or already stored) are dropped day by day; inactive wins.
+    written = writer.flush()
+    stats.polls_inserted = written.inserted
+    stats.polls_made_inactive = written.made_inactive
+    if progress is not None:
+        progress(f"  {stats.polls_inserted} polls inserted")
     stats.status_rows_read = stats.polls_valid + status_problems.total
     stats.seconds = time.perf_counter() - started
     return stats

@@ -22,6 +22,7 @@ from loop import storage
 from loop.errors import Conflict, InvalidInput, NotFound, Unavailable
 from loop.report_engine import report_to_csv
 from loop.storage import ReportDoc, ReportStatus
+from loop.storage.legacy import LegacyLayoutError, has_legacy_polls
 from loop.timeutil import utcnow
 from loop.utils import generate_report
 
@@ -61,6 +62,8 @@ def trigger_report(*, now: pd.Timestamp | None = None) -> ReportDoc:
     from loop.embedded_worker import enqueue_report  # the worker imports this module
 
     db = storage.get_db()
+    if has_legacy_polls(db):
+        raise Conflict(str(LegacyLayoutError()))
     newest = storage.newest_poll_time(db)
     if newest is None:
         raise Conflict("No polls are loaded yet: run `python manage.py load_data` first.")

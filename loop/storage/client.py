@@ -74,7 +74,7 @@ def get_db(name: str | None = None, url: str | None = None) -> Database:
     in_process = is_mongomock(db)
     key = (0 if in_process else os.getpid(), str(id(db.client)), db.name)
     if key not in _indexed:
-        schema.create_indexes(db, in_process=in_process)
+        schema.create_indexes(db)
         _indexed.add(key)
     return db
 
@@ -99,8 +99,11 @@ def drop_database(db: Database) -> None:
 
 
 def collection_counts(db: Database) -> dict[str, int]:
-    names = (schema.STATUS, schema.POLL_RANGE, schema.HOURS, schema.ZONES, schema.REPORTS)
-    return {name: db[name].count_documents({}) for name in names}
+    """Documents per service collection, and "polls": the polls stored in all day parts."""
+    names = (schema.STATUS, schema.HOURS, schema.ZONES, schema.REPORTS)
+    counts = {name: db[name].count_documents({}) for name in names}
+    counts["polls"] = sum(int(doc.get("n", 0)) for doc in db[schema.STATUS].find({"kind": "day"}, {"n": 1}))
+    return counts
 
 
 def bulk_update(coll: Collection, ops: list[Update]) -> int:

@@ -1,97 +1,352 @@
-"""Polls: one document per poll in ``store_status``, and each store's first and last poll in ``store_poll_range``.
+"""Polls, stored as packed day parts: few, large documents (see docs/storage.md).
 
-``store_status`` documents: ``store_id``, ``status`` ("active"/"inactive"),
-``timestamp_utc`` (BSON date, UTC, milliseconds) and ``us`` (0-999). ``us``
-keeps the microseconds BSON drops, so the database path computes exactly what
-the offline path computes from the CSV. The unique key is (store_id,
-timestamp_utc, us). ``store_poll_range`` (``_id`` = store_id, ``first_us``,
-``last_us``) answers "which stores were polled by now" and "newest poll"
-without scanning the polls.
+Layout:
 
-Which polls to write is decided by ``loop.ingest.dedup``; this module only
-reads and writes documents.
+``store_status``
+    One *head* document per UTC day that has polls (``_id`` ``"day:YYYY-MM-DD"``): the
+    day's version, the token of its current parts, and for each part its first and
+    last store id and poll count; also ``t_min``/``t_max``. One more head,
+    ``"catalog"``, points at the store catalog (each store's first poll).
+``store_status.YYYY-MM-DD``
+    The day's polls, sorted by (store_id, time), in parts of at most ``PART_POLLS``
+    polls (``_id`` ``"<token>|<k>"``). A part packs its columns as binary arrays:
+    the store ids (UTF-8, with lengths), polls per store, microseconds since the
+    epoch (int64) and inactive flags (one bit per poll).
+``store_status.catalog``
+    The store catalog in the same packed parts: store ids and first poll (int64 us).
+
+Why: FerretDB filters in its own process and pays per document and per byte it
+reads, so every query must touch a small collection and few documents. A day's
+parts are replaced as a whole (new token, then a compare-and-set on the head's
+version), so concurrent writers never lose each other's polls and readers see
+either the old or the new version of a day; a reader that finds a part gone
+(replaced meanwhile) reads the head again.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from bson import ObjectId
-from pymongo import DESCENDING
+from bson.binary import Binary
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError
+from pymongo.errors import DuplicateKeyError
 
-from loop.rules import ACTIVE, INACTIVE, REPORT_WEEK
-from loop.storage.client import DUPLICATE_KEY, READ_BATCH, WRITE_BATCH, Update, bulk_update, iter_docs
-from loop.storage.schema import POLL_RANGE, STATUS
-from loop.timeutil import to_utc, ts_to_us, us_array_to_series, us_to_bson_date, us_to_ts
+from loop.rules import POLL_STATUSES, REPORT_WEEK
+from loop.storage.schema import STATUS
+from loop.timeutil import to_utc, ts_to_us, us_array_to_series, us_to_ts, utcnow
 
-_POLL_PROJECTION = {"_id": 0, "store_id": 1, "status": 1, "timestamp_utc": 1, "us": 1}
-
-
-# --- reads -------------------------------------------------------------------------
-
-
-def newest_poll_time(db: Database) -> pd.Timestamp | None:
-    """The newest stored poll (from the per-store ranges: no scan of the polls)."""
-    doc = db[POLL_RANGE].find_one({}, {"last_us": 1}, sort=[("last_us", DESCENDING)])
-    if doc is None:
-        return None
-    return us_to_ts(int(doc["last_us"]))
+# Polls per part: a part is ~50 KB at Loop's rates and never near the 16 MB limit
+# (5,000 polls of 128-character stores is under 1 MB), and one store's week is a
+# handful of small reads.
+PART_POLLS = 5000
+DAY_US = 86_400 * 1_000_000
+CATALOG = "catalog"
+CATALOG_PARTS = f"{STATUS}.{CATALOG}"
+READ_ATTEMPTS = 5
 
 
-def store_ids_polled_through(db: Database, now: pd.Timestamp) -> list[str]:
-    """Ids of the stores with at least one poll at or before ``now``."""
-    now_us = ts_to_us(now)
-    cursor = db[POLL_RANGE].find({"first_us": {"$lte": now_us}}, {"_id": 1}, batch_size=READ_BATCH)
-    return [str(doc["_id"]) for doc in cursor]
+class PartsMoved(RuntimeError):
+    """A day was replaced while it was read, more often than READ_ATTEMPTS allows."""
 
 
-def _range_filter(start: pd.Timestamp, end: pd.Timestamp) -> dict[str, object]:
-    # BSON dates are millisecond-truncated, so compare on the millisecond part
-    # here and apply the exact microsecond bounds after reading.
+@dataclass
+class PollColumns:
+    """Polls as columns; ``store`` indexes ``store_ids``. Day parts keep them sorted by (store_id, time)."""
+
+    store_ids: np.ndarray  # unique store ids (object array of str)
+    store: np.ndarray  # int64 index into store_ids, per poll
+    t_us: np.ndarray  # int64 microseconds since the epoch
+    inactive: np.ndarray  # bool
+
+    def __len__(self) -> int:
+        return len(self.t_us)
+
+    @classmethod
+    def empty(cls) -> PollColumns:
+        return cls(np.empty(0, object), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, bool))
+
+    def take(self, mask_or_index: np.ndarray) -> PollColumns:
+        return PollColumns(
+            self.store_ids, self.store[mask_or_index], self.t_us[mask_or_index], self.inactive[mask_or_index]
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        """The engine's frame: store_id, status (categoricals, no per-poll strings), timestamp_utc (us, UTC)."""
+        return pd.DataFrame(
+            {
+                "store_id": pd.Categorical.from_codes(self.store, categories=pd.Index(self.store_ids, dtype=object)),
+                "status": pd.Categorical.from_codes(self.inactive.astype(np.int8), categories=list(POLL_STATUSES)),
+                "timestamp_utc": us_array_to_series(self.t_us),
+            }
+        )
+
+
+def concat_columns(parts: Iterable[PollColumns]) -> PollColumns:
+    """One PollColumns over several, in a common (sorted) store id space."""
+    parts = [p for p in parts if len(p) or len(p.store_ids)]
+    if not parts:
+        return PollColumns.empty()
+    ids, inverse = np.unique(np.concatenate([p.store_ids.astype(object) for p in parts]), return_inverse=True)
+    store, offset = [], 0
+    for p in parts:
+        store.append(inverse[offset : offset + len(p.store_ids)][p.store])
+        offset += len(p.store_ids)
+    return PollColumns(
+        ids,
+        np.concatenate(store).astype(np.int64),
+        np.concatenate([p.t_us for p in parts]),
+        np.concatenate([p.inactive for p in parts]),
+    )
+
+
+# --- packing ---------------------------------------------------------------------------
+
+
+def _pack_ids(ids: np.ndarray) -> tuple[Binary, Binary]:
+    encoded = [str(s).encode("utf-8") for s in ids]
+    return Binary(b"".join(encoded)), Binary(np.array([len(e) for e in encoded], dtype="<i4").tobytes())
+
+
+def _unpack_ids(blob: bytes, lengths: bytes) -> np.ndarray:
+    ends = np.cumsum(np.frombuffer(lengths, dtype="<i4"))
+    starts = ends - np.frombuffer(lengths, dtype="<i4")
+    data = bytes(blob)
+    return np.array(
+        [data[a:b].decode("utf-8") for a, b in zip(starts.tolist(), ends.tolist(), strict=True)], dtype=object
+    )
+
+
+def _pack_part(columns: PollColumns, token: str, k: int, day: str) -> dict[str, Any]:
+    """One part: ``columns`` hold at most PART_POLLS polls sorted by (store, time)."""
+    present, counts = np.unique(columns.store, return_counts=True)
+    blob, lengths = _pack_ids(columns.store_ids[present])
     return {
-        "timestamp_utc": {
-            "$gte": us_to_bson_date(ts_to_us(start)),
-            "$lte": us_to_bson_date(ts_to_us(end)),
-        }
+        "_id": f"{token}|{k}",
+        "token": token,
+        "day": day,
+        "n": len(columns),
+        "store_ids": blob,
+        "store_id_lengths": lengths,
+        "store_counts": Binary(counts.astype("<i4").tobytes()),
+        "t_us": Binary(columns.t_us.astype("<i8").tobytes()),
+        "inactive": Binary(np.packbits(columns.inactive).tobytes()),
     }
 
 
-def _doc_times_us(docs: list[dict[str, object]]) -> np.ndarray:
-    ms = np.array([d["timestamp_utc"] for d in docs], dtype="datetime64[ms]").view("int64")
-    return ms * 1000 + np.fromiter((d.get("us", 0) for d in docs), dtype="int64", count=len(docs))
+def _unpack_part(doc: dict[str, Any]) -> PollColumns:
+    n = int(doc["n"])
+    ids = _unpack_ids(doc["store_ids"], doc["store_id_lengths"])
+    counts = np.frombuffer(doc["store_counts"], dtype="<i4")
+    return PollColumns(
+        ids,
+        np.repeat(np.arange(len(ids), dtype=np.int64), counts),
+        np.frombuffer(doc["t_us"], dtype="<i8").astype(np.int64),
+        np.unpackbits(np.frombuffer(doc["inactive"], dtype=np.uint8), count=n).astype(bool),
+    )
+
+
+# --- days ------------------------------------------------------------------------------
+
+
+def day_of(t_us: np.ndarray) -> np.ndarray:
+    """The UTC day ("YYYY-MM-DD") of each instant."""
+    return np.datetime_as_string((t_us // DAY_US).astype("datetime64[D]"), unit="D")
+
+
+def _days_between(start_us: int, end_us: int) -> list[str]:
+    first, last = start_us // DAY_US, end_us // DAY_US
+    return day_of(np.arange(first, last + 1, dtype=np.int64) * DAY_US).tolist()
+
+
+def _head_id(day: str) -> str:
+    return f"day:{day}"
+
+
+def _day_collection(day: str) -> str:
+    return f"{STATUS}.{day}"
+
+
+def _read_heads(db: Database, days: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Day heads by day (all days when ``days`` is None). The heads collection is small: one doc per day."""
+    wanted = None if days is None else set(days)
+    heads = {}
+    for doc in db[STATUS].find({"kind": "day"}):
+        if wanted is None or doc["day"] in wanted:
+            heads[doc["day"]] = doc
+    return heads
+
+
+def _read_parts(db: Database, day: str, head: dict[str, Any], store_id: str | None) -> list[PollColumns] | None:
+    """The head's parts (only those that can hold ``store_id`` when given); None when one has gone."""
+    coll = db[_day_collection(day)]
+    out = []
+    for part in head["parts"]:
+        if store_id is not None and not part["first"] <= store_id <= part["last"]:
+            continue
+        # _id equality: the one filter every server (FerretDB included) answers without decoding the collection.
+        doc = coll.find_one({"_id": f"{head['token']}|{part['k']}"})
+        if doc is None:
+            return None
+        out.append(_unpack_part(doc))
+    return out
+
+
+def read_day(
+    db: Database, day: str, store_id: str | None = None, head: dict[str, Any] | None = None
+) -> tuple[dict[str, Any] | None, PollColumns]:
+    """A day's head and polls (one store's when ``store_id`` is given), consistent with one version.
+
+    ``head``, when the caller has just read it, saves a round trip.
+    """
+    for _ in range(READ_ATTEMPTS):
+        if head is None:
+            head = db[STATUS].find_one({"_id": _head_id(day)})
+        if head is None:
+            return None, PollColumns.empty()
+        parts = _read_parts(db, day, head, store_id)
+        if parts is not None:
+            columns = concat_columns(parts)
+            if store_id is not None:
+                columns = columns.take(columns.store_ids[columns.store] == store_id) if len(columns) else columns
+            return head, columns
+        head = None  # replaced meanwhile: read the new version
+    raise PartsMoved(f"day {day} was replaced {READ_ATTEMPTS} times while being read")
+
+
+def replace_day(db: Database, day: str, expected: dict[str, Any] | None, columns: PollColumns) -> bool:
+    """Store ``columns`` (sorted by store, time) as the day's new version; False if another writer won."""
+    token = secrets.token_hex(8)
+    coll = db[_day_collection(day)]
+    docs, parts = [], []
+    for k, start in enumerate(range(0, len(columns), PART_POLLS)):
+        piece = columns.take(slice(start, start + PART_POLLS))
+        docs.append(_pack_part(piece, token, k, day))
+        ids = piece.store_ids[piece.store]
+        parts.append({"k": k, "first": str(ids[0]), "last": str(ids[-1]), "n": len(piece)})
+    for start in range(0, len(docs), 64):
+        coll.insert_many(docs[start : start + 64], ordered=True)
+    head = {
+        "kind": "day",
+        "day": day,
+        "token": token,
+        "parts": parts,
+        "n": len(columns),
+        "t_min": int(columns.t_us.min()),
+        "t_max": int(columns.t_us.max()),
+        "updated_at": utcnow(),
+    }
+    if expected is None:
+        try:
+            db[STATUS].insert_one({"_id": _head_id(day), "version": 1, **head})
+            won = True
+        except DuplicateKeyError:
+            won = False
+    else:
+        result = db[STATUS].update_one(
+            {"_id": _head_id(day), "version": expected["version"]},
+            {"$set": {**head, "version": expected["version"] + 1}},
+        )
+        won = result.matched_count == 1
+    # The loser's parts, or the replaced version's, are garbage now.
+    stale = expected["token"] if won and expected is not None else (None if won else token)
+    if stale is not None:
+        coll.delete_many({"token": stale})
+    return won
+
+
+# --- the store catalog (each store's first poll) ----------------------------------------
+
+
+def read_catalog(db: Database) -> tuple[dict[str, Any] | None, np.ndarray, np.ndarray]:
+    """(head, store ids sorted, first poll us) of every store with a stored poll."""
+    for _ in range(READ_ATTEMPTS):
+        head = db[STATUS].find_one({"_id": CATALOG})
+        if head is None:
+            return None, np.empty(0, object), np.empty(0, np.int64)
+        ids, firsts, complete = [], [], True
+        for part in head["parts"]:
+            doc = db[CATALOG_PARTS].find_one({"_id": f"{head['token']}|{part['k']}"})
+            if doc is None:
+                complete = False
+                break
+            ids.append(_unpack_ids(doc["store_ids"], doc["store_id_lengths"]))
+            firsts.append(np.frombuffer(doc["first_us"], dtype="<i8").astype(np.int64))
+        if complete:
+            if not ids:
+                return head, np.empty(0, object), np.empty(0, np.int64)
+            return head, np.concatenate(ids), np.concatenate(firsts)
+    raise PartsMoved(f"the store catalog was replaced {READ_ATTEMPTS} times while being read")
+
+
+def replace_catalog(db: Database, expected: dict[str, Any] | None, ids: np.ndarray, first_us: np.ndarray) -> bool:
+    """Store the catalog (ids sorted); False if another writer replaced it first."""
+    token = secrets.token_hex(8)
+    docs, parts = [], []
+    for k, start in enumerate(range(0, len(ids), PART_POLLS)):
+        blob, lengths = _pack_ids(ids[start : start + PART_POLLS])
+        docs.append(
+            {
+                "_id": f"{token}|{k}",
+                "token": token,
+                "store_ids": blob,
+                "store_id_lengths": lengths,
+                "first_us": Binary(first_us[start : start + PART_POLLS].astype("<i8").tobytes()),
+            }
+        )
+        parts.append({"k": k, "n": len(docs[-1]["first_us"]) // 8})
+    if docs:
+        db[CATALOG_PARTS].insert_many(docs, ordered=True)
+    head = {"kind": CATALOG, "token": token, "parts": parts, "stores": len(ids), "updated_at": utcnow()}
+    if expected is None:
+        try:
+            db[STATUS].insert_one({"_id": CATALOG, "version": 1, **head})
+            won = True
+        except DuplicateKeyError:
+            won = False
+    else:
+        result = db[STATUS].update_one(
+            {"_id": CATALOG, "version": expected["version"]}, {"$set": {**head, "version": expected["version"] + 1}}
+        )
+        won = result.matched_count == 1
+    stale = expected["token"] if won and expected is not None else (None if won else token)
+    if stale is not None:
+        db[CATALOG_PARTS].delete_many({"token": stale})
+    return won
+
+
+# --- reads ------------------------------------------------------------------------------
 
 
 def read_polls(db: Database, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-    """Polls with start <= timestamp_utc <= end, in the engine's frame shape.
+    """Polls with start <= timestamp_utc <= end, in the engine's frame shape (few large reads)."""
+    return read_poll_columns(db, start, end).to_frame()
 
-    Columns: store_id (str), status (str), timestamp_utc (datetime64[us, UTC]).
-    Built column-wise from bulk batches: one query, no per-store round trips.
-    """
-    store_ids: list[str] = []
-    statuses: list[str] = []
-    times: list[np.ndarray] = []
-    for docs in iter_docs(db[STATUS], _range_filter(start, end), _POLL_PROJECTION):
-        if not docs:
+
+def read_poll_columns(db: Database, start: pd.Timestamp, end: pd.Timestamp, store_id: str | None = None) -> PollColumns:
+    """Polls in [start, end] as columns (one store's when ``store_id`` is given), sorted by store and time."""
+    start_us, end_us = ts_to_us(start), ts_to_us(end)
+    if end_us < start_us:
+        return PollColumns.empty()
+    days = _days_between(start_us, end_us)
+    heads = _read_heads(db, days)
+    pieces = []
+    for day in days:
+        if day not in heads:
             continue
-        store_ids.extend([d["store_id"] for d in docs])
-        statuses.extend([d["status"] for d in docs])
-        times.append(_doc_times_us(docs))
-    t_us = np.concatenate(times) if times else np.empty(0, dtype="int64")
-    frame = pd.DataFrame(
-        {
-            "store_id": pd.Series(store_ids, dtype="str"),
-            "status": pd.Series(statuses, dtype="str"),
-            "timestamp_utc": us_array_to_series(t_us),
-        }
-    )
-    keep = (t_us >= ts_to_us(start)) & (t_us <= ts_to_us(end))
-    if not keep.all():
-        frame = frame.loc[keep].reset_index(drop=True)
-    return frame
+        _, columns = read_day(db, day, store_id, heads[day])
+        if len(columns):
+            pieces.append(columns.take((columns.t_us >= start_us) & (columns.t_us <= end_us)))
+    return concat_columns(pieces)
+
+
+def read_store_polls(db: Database, store_id: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """One store's polls in [start, end] (what the store drill-down reads)."""
+    return read_poll_columns(db, start, end, store_id=store_id).to_frame()
 
 
 def week_polls(db: Database, now: pd.Timestamp) -> pd.DataFrame:
@@ -101,143 +356,29 @@ def week_polls(db: Database, now: pd.Timestamp) -> pd.DataFrame:
 
 
 def scan_polls(db: Database, start: pd.Timestamp, end: pd.Timestamp) -> int:
-    """Bare bulk read of the polls in [start, end] (the benchmark's floor)."""
-    return sum(len(docs) for docs in iter_docs(db[STATUS], _range_filter(start, end), _POLL_PROJECTION))
+    """Bare read of the polls in [start, end] (the benchmark's floor for the database path)."""
+    return len(read_poll_columns(db, start, end))
 
 
-# --- what the loader needs ----------------------------------------------------------------
+def newest_poll_time(db: Database) -> pd.Timestamp | None:
+    """The newest stored poll (from the day heads: no poll is read)."""
+    heads = _read_heads(db)
+    if not heads:
+        return None
+    return us_to_ts(max(int(h["t_max"]) for h in heads.values()))
 
 
-def read_poll_ranges(db: Database) -> dict[str, tuple[int, int]]:
-    """store_id -> (first, last) poll in microseconds since the epoch."""
-    return {
-        str(d["_id"]): (int(d["first_us"]), int(d["last_us"]))
-        for batch in iter_docs(db[POLL_RANGE], {}, {"first_us": 1, "last_us": 1})
-        for d in batch
-    }
+def store_ids_polled_through(db: Database, now: pd.Timestamp) -> list[str]:
+    """Ids of the stores with at least one poll at or before ``now`` (from the catalog)."""
+    _, ids, first_us = read_catalog(db)
+    return ids[first_us <= ts_to_us(now)].astype(str).tolist()
 
 
-def widen_poll_ranges(db: Database, ranges: list[tuple[str, int, int]]) -> None:
-    """Make each store's range cover (first_us, last_us) ($min/$max: safe against a concurrent loader)."""
-    ops: list[Update] = [
-        ({"_id": sid}, {"$min": {"first_us": lo}, "$max": {"last_us": hi}}, True) for sid, lo, hi in ranges
-    ]
-    bulk_update(db[POLL_RANGE], ops)
+def read_all_polls(db: Database) -> PollColumns:
+    """Every stored poll (migration checks, ops, tests; reports read only their week)."""
+    return concat_columns(read_day(db, day)[1] for day in sorted(_read_heads(db)))
 
 
-def oid_parts(oids: list[ObjectId]) -> tuple[np.ndarray, np.ndarray]:
-    """ObjectIds as two integer arrays (12 bytes per id instead of a Python object)."""
-    packed = np.frombuffer(b"".join(o.binary for o in oids), dtype=[("hi", ">u8"), ("lo", ">u4")])
-    return packed["hi"].astype(np.uint64), packed["lo"].astype(np.uint32)
-
-
-def _oid(hi: int, lo: int) -> ObjectId:
-    return ObjectId(int(hi).to_bytes(8, "big") + int(lo).to_bytes(4, "big"))
-
-
-def read_poll_keys(db: Database) -> pd.DataFrame:
-    """Every stored poll as compact keys: store_id, t (us), inactive, and its _id as (hi, lo)."""
-    parts = []
-    projection = {"_id": 1, "store_id": 1, "timestamp_utc": 1, "us": 1, "status": 1}
-    for docs in iter_docs(db[STATUS], {}, projection):
-        if not docs:
-            continue
-        hi, lo = oid_parts([d["_id"] for d in docs])
-        parts.append(
-            pd.DataFrame(
-                {
-                    "store_id": np.array([d["store_id"] for d in docs], dtype=object),
-                    "t": _doc_times_us(docs),
-                    "inactive": np.fromiter((d["status"] == INACTIVE for d in docs), bool, len(docs)),
-                    "hi": hi,
-                    "lo": lo,
-                }
-            )
-        )
-    if not parts:
-        return pd.DataFrame(
-            {
-                "store_id": np.empty(0, object),
-                "t": np.empty(0, np.int64),
-                "inactive": np.empty(0, bool),
-                "hi": np.empty(0, np.uint64),
-                "lo": np.empty(0, np.uint32),
-            }
-        )
-    return pd.concat(parts, ignore_index=True)
-
-
-def mark_polls_inactive(db: Database, hi: np.ndarray, lo: np.ndarray) -> int:
-    """Set stored polls (by _id, the one filter FerretDB serves from an index) inactive."""
-    ops: list[Update] = [
-        ({"_id": _oid(h, low)}, {"$set": {"status": INACTIVE}}, False)
-        for h, low in zip(hi.tolist(), lo.tolist(), strict=True)
-    ]
-    return bulk_update(db[STATUS], ops)
-
-
-@dataclass
-class PollInsert:
-    """Outcome of inserting new polls; ``lost`` are rows another loader stored first."""
-
-    inserted: int = 0
-    duplicates: int = 0
-    made_inactive: int = 0
-    hi: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
-    lo: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint32))
-    lost: list[int] = field(default_factory=list)
-
-
-def insert_new_polls(db: Database, store_ids: list[str], t_us: np.ndarray, inactive: np.ndarray) -> PollInsert:
-    """Insert polls the caller believes are new; the unique index catches a concurrent loader."""
-    out = PollInsert()
-    if len(store_ids) == 0:
-        return out
-    ms = t_us // 1000
-    rest = (t_us - ms * 1000).tolist()
-    dates = ms.astype("datetime64[ms]").astype(object).tolist()
-    flags = inactive.tolist()
-    coll = db[STATUS]
-    oids: list[ObjectId] = []
-    for start in range(0, len(store_ids), WRITE_BATCH):
-        stop = min(start + WRITE_BATCH, len(store_ids))
-        docs = [
-            {
-                "_id": ObjectId(),
-                "store_id": store_ids[i],
-                "status": INACTIVE if flags[i] else ACTIVE,
-                "timestamp_utc": dates[i],
-                "us": rest[i],
-            }
-            for i in range(start, stop)
-        ]
-        oids.extend(d["_id"] for d in docs)
-        try:
-            coll.insert_many(docs, ordered=False)
-            out.inserted += len(docs)
-        except BulkWriteError as exc:
-            details = exc.details
-            errors = details.get("writeErrors", [])
-            if any(e.get("code") != DUPLICATE_KEY for e in errors) or details.get("writeConcernErrors"):
-                raise
-            out.inserted += int(details.get("nInserted", 0))
-            out.duplicates += len(errors)
-            out.lost.extend(start + int(e["index"]) for e in errors)
-            # The other loader's copy may be active: inactive wins.
-            fixes: list[Update] = [
-                (
-                    {
-                        "store_id": docs[i]["store_id"],
-                        "timestamp_utc": docs[i]["timestamp_utc"],
-                        "us": docs[i]["us"],
-                        "status": {"$ne": INACTIVE},
-                    },
-                    {"$set": {"status": INACTIVE}},
-                    False,
-                )
-                for i in (int(e["index"]) for e in errors)
-                if docs[i]["status"] == INACTIVE
-            ]
-            out.made_inactive += bulk_update(coll, fixes)
-    out.hi, out.lo = oid_parts(oids)
-    return out
+def stored_day_counts(db: Database) -> dict[str, int]:
+    """Polls per stored day (for ops and tests)."""
+    return {day: int(head["n"]) for day, head in sorted(_read_heads(db).items())}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING
 from pymongo.database import Database
 
+# Day heads and the catalog head; each day's parts live in "store_status.YYYY-MM-DD" (loop.storage.polls).
 STATUS = "store_status"
-POLL_RANGE = "store_poll_range"
 HOURS = "business_hours"
 ZONES = "timezones"
 REPORTS = "report_table"
@@ -15,20 +15,16 @@ REPORT_FILES = f"{REPORT_BUCKET}.files"
 REPORT_CHUNKS = f"{REPORT_BUCKET}.chunks"
 
 
-def create_indexes(db: Database, *, in_process: bool) -> None:
+def create_indexes(db: Database) -> None:
     """Every index the service reads through (idempotent)."""
-    db[STATUS].create_index(
-        [("store_id", ASCENDING), ("timestamp_utc", ASCENDING), ("us", ASCENDING)],
-        # mongomock checks a unique index by scanning every document on every
-        # insert (quadratic); the poll loader finds repeats itself anyway.
-        unique=not in_process,
-        name="poll_key",
-    )
-    db[STATUS].create_index([("timestamp_utc", ASCENDING), ("us", ASCENDING)], name="poll_time")
-    db[POLL_RANGE].create_index([("first_us", ASCENDING)], name="first_poll")
-    db[POLL_RANGE].create_index([("last_us", DESCENDING)], name="last_poll")
+    # Polls need none: every poll read is by _id (loop.storage.polls).
     db[HOURS].create_index([("store_id", ASCENDING)], name="store")
     db[ZONES].create_index([("store_id", ASCENDING)], name="store")
     db[REPORTS].create_index([("report_id", ASCENDING)], unique=True, name="report_id")
     db[REPORT_FILES].create_index([("filename", ASCENDING), ("uploadDate", ASCENDING)], name="filename_1_uploadDate_1")
     db[REPORT_CHUNKS].create_index([("files_id", ASCENDING), ("n", ASCENDING)], unique=True, name="files_id_1_n_1")
+
+
+# The layout before packed day parts: one document per poll, and a range per store.
+LEGACY_POLL_RANGE = "store_poll_range"
+LEGACY_POLL_INDEXES = ("poll_key", "poll_time")

@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from loop.csv_sources import DEFAULT_CHUNK_ROWS, InputFileError
 from loop.ingest import StrictModeError, load_sources
+from loop.storage.legacy import LegacyLayoutError
 
 
 class Command(BaseCommand):
@@ -40,7 +41,7 @@ class Command(BaseCommand):
             stats = load_sources(
                 options["path"], strict=options["strict"], chunk_rows=options["chunk_rows"], progress=progress
             )
-        except InputFileError as exc:
+        except (InputFileError, LegacyLayoutError) as exc:
             raise CommandError(str(exc), returncode=2) from exc
         except StrictModeError as exc:
             for name, problems in exc.problems.items():

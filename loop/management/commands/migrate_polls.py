@@ -1,0 +1,21 @@
+"""``migrate_polls``: convert polls stored one document per poll into packed day parts (docs/storage.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from loop.ingest.migrate import migrate_legacy_polls
+
+
+class Command(BaseCommand):
+    help = "Convert a database in the one-document-per-poll layout to packed day parts (idempotent)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        done = migrate_legacy_polls(progress=self.stdout.write)
+        self.stdout.write(
+            f"{done.old_documents} old poll documents read: {done.polls_inserted} polls stored as day parts, "
+            f"{done.polls_already_stored} repeats or already stored; {done.old_documents_deleted} old documents "
+            f"deleted in {done.seconds:.2f} s"
+        )
