@@ -1,0 +1,257 @@
+"""Polls stored as packed day parts (docs/storage.md), against mongomock: bounds, versions, appends, migration."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from pymongo.database import Database
+from rest_framework.test import APIClient
+
+from loop import storage
+from loop.ingest import insert_polls, load_sources
+from loop.ingest.migrate import migrate_legacy_polls
+from loop.storage.legacy import LegacyLayoutError
+from loop.storage.polls import PART_POLLS, PollColumns
+from tests.helpers_service import write_dataset
+
+
+def frame(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "store_id": [r[0] for r in rows],
+            "status": [r[1] for r in rows],
+            "timestamp_utc": pd.to_datetime([r[2] for r in rows], utc=True, format="ISO8601").as_unit("us"),
+        }
+    )
+
+
+def stored_rows(db: Database) -> list[tuple[str, str, str]]:
+    """Every stored poll as (store_id, status, ISO time), read back through storage."""
+    polls = storage.read_all_polls(db).to_frame()
+    return sorted(
+        zip(
+            polls["store_id"].astype(str),
+            polls["status"].astype(str),
+            [t.isoformat() for t in polls["timestamp_utc"]],
+            strict=True,
+        )
+    )
+
+
+def day_parts(db: Database, day: str) -> list[dict]:
+    head = db[storage.STATUS].find_one({"_id": f"day:{day}"})
+    return [db[f"{storage.STATUS}.{day}"].find_one({"_id": f"{head['token']}|{p['k']}"}) for p in head["parts"]]
+
+
+def test_a_day_is_one_head_and_packed_parts_with_exact_microseconds(mdb: Database) -> None:
+    insert_polls(
+        mdb,
+        frame(
+            [
+                ("s1", "active", "2024-10-03 23:33:20.412748"),
+                ("s1", "inactive", "2024-10-03 23:33:20.412749"),
+                ("007", "active", "2024-10-03 00:00:00"),
+                ("s1", "active", "2024-10-04 00:00:00"),  # the next UTC day
+            ]
+        ),
+    )
+    assert storage.stored_day_counts(mdb) == {"2024-10-03": 3, "2024-10-04": 1}
+    head = mdb[storage.STATUS].find_one({"_id": "day:2024-10-03"})
+    assert head["version"] == 1 and head["n"] == 3
+    assert head["parts"] == [{"k": 0, "first": "007", "last": "s1", "n": 3}]
+    (part,) = day_parts(mdb, "2024-10-03")
+    # Sorted by (store id, time): 007 first; microseconds since the epoch, worked out by hand.
+    assert np.frombuffer(part["t_us"], dtype="<i8").tolist() == [
+        1727913600000000,  # 2024-10-03 00:00:00
+        1727998400412748,  # 23:33:20.412748 = 84800.412748 s later
+        1727998400412749,
+    ]
+    assert bytes(part["store_ids"]) == b"007s1"
+    assert np.frombuffer(part["store_counts"], dtype="<i4").tolist() == [1, 2]
+    assert np.unpackbits(np.frombuffer(part["inactive"], dtype=np.uint8))[:3].tolist() == [0, 0, 1]
+
+
+def test_parts_are_bounded_whatever_the_poll_rate(mdb: Database) -> None:
+    # One store polled every 5 seconds for a whole day: 17,280 polls, then a second store.
+    times = pd.date_range("2024-10-03", periods=17_280, freq="5s", tz="UTC").as_unit("us")
+    busy = pd.DataFrame({"store_id": "busy", "status": "active", "timestamp_utc": times})
+    quiet = frame([("zz", "inactive", "2024-10-03 12:00:00")])
+    insert_polls(mdb, pd.concat([busy, quiet], ignore_index=True))
+    head = mdb[storage.STATUS].find_one({"_id": "day:2024-10-03"})
+    assert [p["n"] for p in head["parts"]] == [5000, 5000, 5000, 2281]
+    assert [(p["first"], p["last"]) for p in head["parts"]] == [("busy", "busy")] * 3 + [("busy", "zz")]
+    assert all(part["n"] <= PART_POLLS for part in day_parts(mdb, "2024-10-03"))
+    got = storage.read_store_polls(mdb, "busy", pd.Timestamp("2024-10-03", tz="UTC"), times[-1])
+    assert len(got) == 17_280 and got["timestamp_utc"].is_monotonic_increasing
+    only = storage.read_store_polls(mdb, "zz", pd.Timestamp("2024-10-03", tz="UTC"), times[-1])
+    assert only["status"].astype(str).tolist() == ["inactive"]
+
+
+def test_loading_the_same_polls_again_writes_nothing(mdb: Database) -> None:
+    rows = [("a", "active", "2024-10-03 10:00:00"), ("a", "inactive", "2024-10-04 10:00:00")]
+    insert_polls(mdb, frame(rows))
+    again = insert_polls(mdb, frame(rows))
+    assert (again.inserted, again.duplicates, again.made_inactive) == (0, 2, 0)
+    heads = {d["_id"]: d["version"] for d in mdb[storage.STATUS].find({"kind": "day"})}
+    assert heads == {"day:2024-10-03": 1, "day:2024-10-04": 1}  # not rewritten
+    assert stored_rows(mdb) == [
+        ("a", "active", "2024-10-03T10:00:00+00:00"),
+        ("a", "inactive", "2024-10-04T10:00:00+00:00"),
+    ]
+
+
+def test_hourly_appends_leave_exactly_what_one_load_leaves(mdb: Database) -> None:
+    rng = np.random.default_rng(7)
+    base = pd.Timestamp("2024-10-03 20:00", tz="UTC")
+    rows = [
+        (f"s{rng.integers(0, 40)}", "inactive" if rng.random() < 0.2 else "active",
+         str(base + pd.Timedelta(microseconds=int(rng.integers(0, 8 * 3600 * 10**6)))).replace("+00:00", ""))
+        for _ in range(600)
+    ]
+    rows += rows[:50]  # repeats across hours
+    every = frame(rows)
+    hour = (every["timestamp_utc"] - base) // pd.Timedelta(hours=1)
+    for h in sorted(hour.unique()):
+        insert_polls(mdb, every[hour == h])
+    appended = {day: [(p["n"], bytes(p["t_us"]), bytes(p["inactive"])) for p in day_parts(mdb, day)]
+                for day in storage.stored_day_counts(mdb)}
+    appended_rows = stored_rows(mdb)
+
+    storage.drop_database(mdb)
+    one_load = insert_polls(storage.get_db(), every)
+    assert one_load.inserted == len(set((r[0], r[2]) for r in rows))
+    again = {day: [(p["n"], bytes(p["t_us"]), bytes(p["inactive"])) for p in day_parts(mdb, day)]
+             for day in storage.stored_day_counts(mdb)}
+    assert appended == again and appended_rows == stored_rows(mdb)
+    assert list(again) == ["2024-10-03", "2024-10-04"]  # 20:00 + 8 h crosses midnight
+
+
+def test_a_writer_that_loses_the_race_changes_nothing_and_leaves_no_parts(mdb: Database) -> None:
+    insert_polls(mdb, frame([("a", "active", "2024-10-03 10:00:00")]))
+    head, stored = storage.read_day(mdb, "2024-10-03")
+    insert_polls(mdb, frame([("b", "active", "2024-10-03 11:00:00")]))  # another writer wins meanwhile
+    late = PollColumns(np.array(["c"], dtype=object), np.array([0]), np.array([1727953200000000]), np.array([False]))
+    assert storage.replace_day(mdb, "2024-10-03", head, late) is False
+    assert [r[0] for r in stored_rows(mdb)] == ["a", "b"]
+    assert mdb[f"{storage.STATUS}.2024-10-03"].count_documents({}) == 1  # only the winner's part
+
+
+def test_one_writer_retries_on_the_winners_version(mdb: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    insert_polls(mdb, frame([("a", "active", "2024-10-03 10:00:00")]))
+    real_read = storage.read_day
+    calls = []
+
+    def read_then_lose(db: Database, day: str, *args, **kwargs):
+        result = real_read(db, day, *args, **kwargs)
+        if not calls:  # first read: another load replaces the day right after it
+            calls.append(day)
+            insert_polls(db, frame([("b", "inactive", "2024-10-03 11:00:00")]))
+        return result
+
+    monkeypatch.setattr(storage, "read_day", read_then_lose)
+    written = insert_polls(mdb, frame([("a", "inactive", "2024-10-03 10:00:00"), ("c", "active", "2024-10-03 12:00:00")]))
+    monkeypatch.undo()
+    assert (written.inserted, written.made_inactive) == (1, 1)
+    assert stored_rows(mdb) == [
+        ("a", "inactive", "2024-10-03T10:00:00+00:00"),
+        ("b", "inactive", "2024-10-03T11:00:00+00:00"),
+        ("c", "active", "2024-10-03T12:00:00+00:00"),
+    ]
+
+
+def test_a_reader_whose_parts_were_replaced_reads_the_new_version(mdb: Database) -> None:
+    insert_polls(mdb, frame([("a", "active", "2024-10-03 10:00:00")]))
+    old_head = mdb[storage.STATUS].find_one({"_id": "day:2024-10-03"})
+    insert_polls(mdb, frame([("b", "active", "2024-10-03 11:00:00")]))  # old parts are deleted
+    head, columns = storage.read_day(mdb, "2024-10-03", head=old_head)
+    assert head["version"] == 2 and columns.store_ids[columns.store].tolist() == ["a", "b"]
+
+
+def test_the_catalog_answers_stores_polled_through(mdb: Database) -> None:
+    assert storage.newest_poll_time(mdb) is None and storage.store_ids_polled_through(mdb, pd.Timestamp.now("UTC")) == []
+    insert_polls(mdb, frame([("a", "active", "2024-10-01 00:00:00"), ("b", "active", "2024-10-10 00:00:00.25")]))
+    insert_polls(mdb, frame([("a", "active", "2024-09-01 00:00:00"), ("c", "active", "2024-10-12 00:00:00.000001")]))
+    assert storage.newest_poll_time(mdb) == pd.Timestamp("2024-10-12 00:00:00.000001", tz="UTC")
+    _, ids, first = storage.read_catalog(mdb)
+    assert ids.tolist() == ["a", "b", "c"]
+    assert first.tolist() == [1725148800000000, 1728518400250000, 1728691200000001]  # a moved earlier
+
+
+# --- the old layout ----------------------------------------------------------------------------
+
+
+def write_legacy(db: Database, rows: list[tuple[str, str, str]], *, unique: bool = True) -> None:
+    """Polls as the service stored them before day parts: one document each, ms date + us remainder."""
+    docs = []
+    for store_id, status, text in rows:
+        stamp = pd.Timestamp(text)
+        docs.append(
+            {
+                "store_id": store_id,
+                "status": status,
+                "timestamp_utc": dt.datetime(*stamp.timetuple()[:6], stamp.microsecond // 1000 * 1000),
+                "us": stamp.microsecond % 1000,
+            }
+        )
+    # mongomock checks a unique index by scanning the collection on every insert: small sets only.
+    db[storage.STATUS].create_index(
+        [("store_id", 1), ("timestamp_utc", 1), ("us", 1)], unique=unique, name="poll_key"
+    )
+    db[storage.STATUS].insert_many(docs)
+    db["store_poll_range"].insert_one({"_id": "x", "first_us": 0, "last_us": 1})
+
+
+LEGACY_ROWS = [
+    ("a", "active", "2024-10-03 10:00:00.123456"),
+    ("a", "inactive", "2024-10-04 11:00:00.000001"),
+    ("b", "active", "2024-10-04 12:00:00"),
+]
+
+
+def test_an_old_layout_database_is_refused_until_migrated(mdb: Database, api: APIClient, tmp_path: Path) -> None:
+    write_legacy(mdb, LEGACY_ROWS)
+    with pytest.raises(LegacyLayoutError):
+        load_sources(write_dataset(tmp_path, ["c,active,2024-10-05 00:00:00 UTC"]), mdb)
+    with pytest.raises(CommandError, match="migrate_polls"):
+        call_command("load_data", str(tmp_path))
+    response = api.post("/trigger_report/")
+    assert response.status_code == 409 and "migrate_polls" in response.json()["error"]
+
+    done = migrate_legacy_polls(mdb)
+    assert (done.old_documents, done.polls_inserted, done.old_documents_deleted) == (3, 3, 3)
+    assert stored_rows(mdb) == [
+        ("a", "active", "2024-10-03T10:00:00.123456+00:00"),
+        ("a", "inactive", "2024-10-04T11:00:00.000001+00:00"),
+        ("b", "active", "2024-10-04T12:00:00+00:00"),
+    ]
+    assert "store_poll_range" not in mdb.list_collection_names()
+    assert "poll_key" not in mdb[storage.STATUS].index_information()
+    again = migrate_legacy_polls(mdb)
+    assert (again.old_documents, again.polls_inserted) == (0, 0)
+    assert api.post("/trigger_report/").status_code == 202
+
+
+def test_the_report_is_the_same_before_and_after_migration(mdb: Database, tmp_path: Path) -> None:
+    from loop.report_engine import report_to_csv
+    from loop.utils import generate_report
+
+    sample = Path(__file__).resolve().parents[1] / "data"
+    load_sources(sample, mdb)
+    before = report_to_csv(generate_report(db=mdb).report)
+    rows = stored_rows(mdb)
+    storage.drop_database(mdb)
+    db = storage.get_db()
+    write_legacy(db, [(s, st, t.replace("T", " ").replace("+00:00", "")) for s, st, t in rows], unique=False)
+    from loop.csv_sources import RowProblems, locate_sources, read_hours, read_zones
+
+    sources = locate_sources(sample)
+    storage.replace_hours(db, read_hours(sources.hours, RowProblems()))
+    storage.replace_zones(db, read_zones(sources.zones, RowProblems()))
+    migrate_legacy_polls(db)
+    assert report_to_csv(generate_report(db=db).report) == before
