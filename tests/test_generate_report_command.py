@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from loop.report_engine import REPORT_COLUMNS
-from tests.test_report_property import Case, reference
+from tests.support.report_reference import Case, reference
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data"

@@ -15,7 +15,7 @@ from django.core.management.base import CommandError
 from pymongo.database import Database
 
 from loop import storage
-from tests.helpers_service import write_csv, write_dataset
+from tests.support.csv_files import write_csv, write_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from loop.report_engine import DEFAULT_TIMEZONE, REPORT_COLUMNS, compute_report, report_to_csv
-from tests.helpers_report import (
+from tests.support.report_frames import (
     ZERO,
     assert_row,
     figures,

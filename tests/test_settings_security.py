@@ -22,7 +22,7 @@ from django.urls import path
 
 import myproject.urls as project_urls
 from loop import storage
-from tests.test_api_abuse import VALID_ID, assert_json_error
+from tests.support.api import VALID_ID, assert_json_error
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
