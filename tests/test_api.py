@@ -181,8 +181,13 @@ def test_openapi_schema_and_swagger_ui(api: APIClient) -> None:
     schema = api.get("/api/schema/", HTTP_ACCEPT="application/json")
     assert schema.status_code == 200
     paths = schema.json()["paths"]
-    for path in ("/trigger_report/", "/get_report/", "/get_report/{report_id}/", "/get_report/{report_id}/csv/",
-                 "/health/"):
+    for path in (
+        "/trigger_report/",
+        "/get_report/",
+        "/get_report/{report_id}/",
+        "/get_report/{report_id}/csv/",
+        "/health/",
+    ):
         assert path in paths, path
     assert "202" in paths["/trigger_report/"]["post"]["responses"]
     assert api.get("/api/docs/").status_code == 200

@@ -83,9 +83,7 @@ def test_bad_bodies_are_json_4xx_and_create_nothing(
         ("2024-10-08T07:00:01-05:00", "after the newest poll"),  # 12:00:01 UTC
     ],
 )
-def test_now_must_be_a_timestamp_not_after_the_data(
-    loaded: APIClient, mdb: Database, now: Any, fragment: str
-) -> None:
+def test_now_must_be_a_timestamp_not_after_the_data(loaded: APIClient, mdb: Database, now: Any, fragment: str) -> None:
     body = assert_json_error(loaded.post("/trigger_report/", {"now": now}, format="json"), 400)
     assert fragment in body["error"]
     assert "now" in body["fields"]
@@ -93,9 +91,7 @@ def test_now_must_be_a_timestamp_not_after_the_data(
 
 
 @pytest.mark.parametrize("body", [None, b"", b"null", b"{}"])
-def test_no_body_null_or_empty_object_mean_no_options(
-    loaded: APIClient, mdb: Database, body: bytes | None
-) -> None:
+def test_no_body_null_or_empty_object_mean_no_options(loaded: APIClient, mdb: Database, body: bytes | None) -> None:
     response = loaded.post("/trigger_report/") if body is None else post_raw(loaded, body)
     assert response.status_code == 202, response.content
     doc = storage.get_report(mdb, response.json()["report_id"])
@@ -114,9 +110,7 @@ def test_now_before_all_data_gives_an_empty_report(loaded: APIClient) -> None:
     assert done["status"] == "Complete" and done["rows"] == 0
 
 
-def test_a_chunked_body_without_length_is_411_not_silently_dropped(
-    loaded: APIClient, mdb: Database
-) -> None:
+def test_a_chunked_body_without_length_is_411_not_silently_dropped(loaded: APIClient, mdb: Database) -> None:
     # Under WSGI Django would read no bytes of it and start a report without the options.
     response = post_raw(loaded, b'{"now": "2024-10-07T18:00:00Z"}', HTTP_TRANSFER_ENCODING="chunked", CONTENT_LENGTH="")
     assert "Content-Length" in assert_json_error(response, 411)["error"]
@@ -137,8 +131,18 @@ def test_body_size_limit_is_configurable(loaded: APIClient, mdb: Database, setti
 # --- ids and query parameters crafted as MongoDB operators -----------------------------------
 
 
-QUERY_METHODS = ("find", "find_one", "count_documents", "update_one", "update_many", "find_one_and_update",
-                 "delete_one", "delete_many", "distinct", "aggregate")
+QUERY_METHODS = (
+    "find",
+    "find_one",
+    "count_documents",
+    "update_one",
+    "update_many",
+    "find_one_and_update",
+    "delete_one",
+    "delete_many",
+    "distinct",
+    "aggregate",
+)
 
 
 @pytest.fixture
@@ -309,9 +313,7 @@ def test_without_the_right_token_every_api_endpoint_is_401(
 
 
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
-def test_the_right_token_lets_requests_through(
-    loaded: APIClient, mdb: Database, token: str, scheme: str
-) -> None:
+def test_the_right_token_lets_requests_through(loaded: APIClient, mdb: Database, token: str, scheme: str) -> None:
     auth = {"HTTP_AUTHORIZATION": f"{scheme} {token}"}
     report_id = loaded.post("/trigger_report/", **auth).json()["report_id"]
     assert report_count(mdb) == 1
@@ -327,9 +329,7 @@ def test_health_and_docs_stay_open_with_a_token_set(loaded: APIClient, token: st
     assert loaded.get("/api/docs/", **extra).status_code == 200
 
 
-def test_token_comparison_is_constant_time(
-    loaded: APIClient, token: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_token_comparison_is_constant_time(loaded: APIClient, token: str, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[Any, Any]] = []
 
     def spy(a: Any, b: Any) -> bool:
@@ -355,8 +355,12 @@ def test_openapi_schema_declares_the_bearer_token(api: APIClient) -> None:
     scheme = schema["components"]["securitySchemes"]["bearerAuth"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
     paths = schema["paths"]
-    protected = [("/trigger_report/", "post"), ("/get_report/", "get"), ("/get_report/{report_id}/", "get"),
-                 ("/get_report/{report_id}/csv/", "get")]
+    protected = [
+        ("/trigger_report/", "post"),
+        ("/get_report/", "get"),
+        ("/get_report/{report_id}/", "get"),
+        ("/get_report/{report_id}/csv/", "get"),
+    ]
     for path, method in protected:
         operation = paths[path][method]
         assert operation["security"] == [{"bearerAuth": []}], path
@@ -406,9 +410,7 @@ def test_parse_rate_rejects_nonsense(text: str) -> None:
         parse_rate(text)
 
 
-def test_trigger_over_the_limit_is_429_with_retry_after(
-    loaded: APIClient, clock: SimpleNamespace, settings
-) -> None:
+def test_trigger_over_the_limit_is_429_with_retry_after(loaded: APIClient, clock: SimpleNamespace, settings) -> None:
     settings.TRIGGER_RATE_LIMIT = "3/minute"
     assert statuses(loaded, 3) == [400, 400, 400]
     response = loaded.post("/trigger_report/", NOT_A_TIME, format="json")
@@ -429,8 +431,9 @@ def test_rate_limit_is_per_client_and_ignores_forged_forwarded_for(
     settings.TRIGGER_RATE_LIMIT = "2/minute"
     assert statuses(loaded, 3, REMOTE_ADDR="10.0.0.1") == [400, 400, 429]
     forged = [
-        loaded.post("/trigger_report/", NOT_A_TIME, format="json", REMOTE_ADDR="10.0.0.1",
-                    HTTP_X_FORWARDED_FOR=f"192.0.2.{i}").status_code
+        loaded.post(
+            "/trigger_report/", NOT_A_TIME, format="json", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR=f"192.0.2.{i}"
+        ).status_code
         for i in range(3)
     ]
     assert forged == [429, 429, 429]

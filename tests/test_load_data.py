@@ -46,8 +46,10 @@ def test_loads_three_files_and_prints_a_summary(mdb: Database, tmp_path: Path) -
     assert doc["status"] == "active" and doc["us"] == 0 and doc["timestamp_utc"].microsecond == 500_000
     doc = mdb[storage.STATUS].find_one({"store_id": "s1", "status": "active"})
     assert doc["timestamp_utc"].microsecond == 412_000 and doc["us"] == 748
-    hours = {(d["store_id"], d["day_of_week"], d["start_seconds"], d["end_seconds"])
-             for d in mdb[storage.HOURS].find({}, {"_id": 0})}
+    hours = {
+        (d["store_id"], d["day_of_week"], d["start_seconds"], d["end_seconds"])
+        for d in mdb[storage.HOURS].find({}, {"_id": 0})
+    }
     assert hours == {("s1", 0, 9 * 3600, 12 * 3600), ("s1", 1, 22 * 3600, 2 * 3600), ("s2", 6, 0, 0)}
     zones = {(d["store_id"], d["timezone_str"]) for d in mdb[storage.ZONES].find({}, {"_id": 0})}
     assert zones == {("s1", "America/New_York"), ("s2", "America/Denver")}
@@ -58,13 +60,18 @@ def test_reloading_the_same_files_changes_nothing(mdb: Database, tmp_path: Path)
     folder = write_dataset(tmp_path, POLLS, HOURS, ZONES)
     load(folder)
     before = storage.collection_counts(mdb)
-    snapshot = sorted((d["store_id"], d["timestamp_utc"], d["us"], d["status"])
-                      for d in mdb[storage.STATUS].find({}, {"_id": 0}))
+    snapshot = sorted(
+        (d["store_id"], d["timestamp_utc"], d["us"], d["status"]) for d in mdb[storage.STATUS].find({}, {"_id": 0})
+    )
     output = load(folder)
     assert "4 rows read, 0 inserted, 4 duplicates" in output
     assert storage.collection_counts(mdb) == before
-    assert sorted((d["store_id"], d["timestamp_utc"], d["us"], d["status"])
-                  for d in mdb[storage.STATUS].find({}, {"_id": 0})) == snapshot
+    assert (
+        sorted(
+            (d["store_id"], d["timestamp_utc"], d["us"], d["status"]) for d in mdb[storage.STATUS].find({}, {"_id": 0})
+        )
+        == snapshot
+    )
 
 
 def test_a_newer_export_adds_only_the_new_polls(mdb: Database, tmp_path: Path) -> None:
@@ -162,7 +169,11 @@ def test_exit_code_of_the_real_command(tmp_path: Path) -> None:
     env = {**os.environ, "MONGO_URL": "mongomock://", "CELERY_BROKER_URL": "memory://"}
     proc = subprocess.run(
         [sys.executable, "manage.py", "load_data", str(tmp_path / "missing")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "missing" in proc.stderr and "Traceback" not in proc.stderr

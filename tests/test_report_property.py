@@ -38,8 +38,7 @@ def _epoch(iso: str) -> int:
 def test_reference_matches_worked_example() -> None:
     # The hand-computed worked example (docs/report_rules.md): 1.74 h up, 1.26 h down.
     case = Case(
-        polls=[("w", "active", _epoch("2024-10-07T15:14:00Z")),
-               ("w", "inactive", _epoch("2024-10-07T16:15:00Z"))],
+        polls=[("w", "active", _epoch("2024-10-07T15:14:00Z")), ("w", "inactive", _epoch("2024-10-07T16:15:00Z"))],
         hours=[("w", 0, 9 * HOUR, 12 * HOUR)],
         zones=[("w", "America/Chicago")],
         now=_epoch("2024-10-08T17:00:00Z"),
@@ -65,15 +64,20 @@ def test_reference_dst_conversions() -> None:
 
 # --- random cases ------------------------------------------------------------------------
 
-ZONE_CHOICES = ["America/Chicago", "Asia/Kolkata", "Australia/Lord_Howe", "Europe/London",
-                INVALID_ZONE, "", None]
+ZONE_CHOICES = ["America/Chicago", "Asia/Kolkata", "Australia/Lord_Howe", "Europe/London", INVALID_ZONE, "", None]
 # DST transitions (zone, UTC instant); each case centres its polls on one of them and
 # mostly uses that zone, so that gaps and repeated hours really meet hours and polls.
-TRANSITIONS = [(zone, _epoch(s)) for zone, s in (
-    ("America/Chicago", "2024-03-10T08:00:00Z"), ("America/Chicago", "2024-11-03T07:00:00Z"),
-    ("Europe/London", "2024-03-31T01:00:00Z"), ("Europe/London", "2024-10-27T01:00:00Z"),
-    ("Australia/Lord_Howe", "2024-04-06T15:00:00Z"), ("Australia/Lord_Howe", "2024-10-05T15:30:00Z"),
-)]
+TRANSITIONS = [
+    (zone, _epoch(s))
+    for zone, s in (
+        ("America/Chicago", "2024-03-10T08:00:00Z"),
+        ("America/Chicago", "2024-11-03T07:00:00Z"),
+        ("Europe/London", "2024-03-31T01:00:00Z"),
+        ("Europe/London", "2024-10-27T01:00:00Z"),
+        ("Australia/Lord_Howe", "2024-04-06T15:00:00Z"),
+        ("Australia/Lord_Howe", "2024-10-05T15:30:00Z"),
+    )
+]
 LEAD = 5 * DAY  # the transition sits LEAD after the first possible poll
 SPAN = 9 * DAY
 
@@ -116,8 +120,7 @@ def cases(draw: st.DrawFn) -> Case:
     for sid in ids:
         zone = draw(st.sampled_from([home_zone, home_zone, *ZONE_CHOICES]))
         rows = draw(st.one_of(st.just([]), st.lists(hours_row, min_size=1, max_size=4)))
-        store_polls = draw(st.lists(
-            st.tuples(poll_offset, st.sampled_from(["active", "inactive"])), max_size=8))
+        store_polls = draw(st.lists(st.tuples(poll_offset, st.sampled_from(["active", "inactive"])), max_size=8))
         if zone is not None:
             zones.append((sid, zone))
         hours += [(sid, d, s, e) for d, s, e in rows]
@@ -125,18 +128,28 @@ def cases(draw: st.DrawFn) -> Case:
         if rows:
             # Polls placed inside the store's own hours near the transition, so that hours,
             # polls and DST meet often (random instants rarely fall inside short hours).
-            inside = draw(st.lists(st.tuples(
-                st.integers(0, len(rows) - 1), st.integers(-1, 0), st.integers(0, 1000),  # 1000: the end
-                st.sampled_from(["active", "inactive"])), max_size=4))
+            inside = draw(
+                st.lists(
+                    st.tuples(
+                        st.integers(0, len(rows) - 1),
+                        st.integers(-1, 0),
+                        st.integers(0, 1000),  # 1000: the end
+                        st.sampled_from(["active", "inactive"]),
+                    ),
+                    max_size=4,
+                )
+            )
             for index, week, permille, status in inside:
                 instant = _inside_hours(rows[index], week, permille, ref_zone(zone), transition)
                 polls.append((sid, status, instant))
     polls = draw(st.permutations(polls))
-    now = draw(st.one_of(
-        st.none(),
-        st.integers(0, SPAN + DAY).map(lambda x: base + x),
-        st.integers(LEAD, LEAD + 5 * HOUR).map(lambda x: base + x),  # hour window near it
-    ))
+    now = draw(
+        st.one_of(
+            st.none(),
+            st.integers(0, SPAN + DAY).map(lambda x: base + x),
+            st.integers(LEAD, LEAD + 5 * HOUR).map(lambda x: base + x),  # hour window near it
+        )
+    )
     if polls and draw(st.integers(0, 5)) == 0:
         now = draw(st.sampled_from(polls))[2] + WEEK  # a poll exactly at now - 7 days
     return Case(polls=list(polls), hours=hours, zones=zones, now=now)
@@ -144,11 +157,15 @@ def cases(draw: st.DrawFn) -> Case:
 
 def _settings() -> settings:
     if os.environ.get("REPORT_PROPERTY_RANDOM"):
-        return settings(max_examples=int(os.environ.get("REPORT_PROPERTY_EXAMPLES", "1000")),
-                        deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        return settings(
+            max_examples=int(os.environ.get("REPORT_PROPERTY_EXAMPLES", "1000")),
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        )
     # Deterministic in CI: the same 150 examples on every run.
-    return settings(max_examples=150, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+    return settings(
+        max_examples=150, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+    )
 
 
 def run_engine(case: Case) -> ReportResult:
@@ -162,37 +179,69 @@ def run_engine(case: Case) -> ReportResult:
 
 def _case(zone: str, rows: list[tuple[int, int, int]], polls: list[tuple[str, str]], now: str | None) -> Case:
     """A one-store case from ISO instants, for the explicit examples below."""
-    return Case(polls=[("a", status, _epoch(iso)) for status, iso in polls],
-                hours=[("a", *row) for row in rows], zones=[("a", zone)],
-                now=None if now is None else _epoch(now))
+    return Case(
+        polls=[("a", status, _epoch(iso)) for status, iso in polls],
+        hours=[("a", *row) for row in rows],
+        zones=[("a", zone)],
+        now=None if now is None else _epoch(now),
+    )
 
 
 # Designed cases that random generation reaches only now and then; checked on every run.
 EXPLICIT = [
     # Chicago fall back: 01:30 is ambiguous -> 06:30Z; 04:00 CST = 10:00Z.
-    _case("America/Chicago", [(6, 5400, 14400)],
-          [("active", "2024-11-03T06:40:00Z"), ("inactive", "2024-11-03T07:20:00Z")], "2024-11-03T10:30:00Z"),
+    _case(
+        "America/Chicago",
+        [(6, 5400, 14400)],
+        [("active", "2024-11-03T06:40:00Z"), ("inactive", "2024-11-03T07:20:00Z")],
+        "2024-11-03T10:30:00Z",
+    ),
     # London fall back (02:00 BST -> 01:00 GMT at 01:00Z): 01:00 -> 00:00Z; 03:00 GMT = 03:00Z.
-    _case("Europe/London", [(6, 3600, 10800)],
-          [("inactive", "2024-10-27T00:30:00Z"), ("active", "2024-10-27T02:30:00Z")], "2024-10-27T04:00:00Z"),
+    _case(
+        "Europe/London",
+        [(6, 3600, 10800)],
+        [("inactive", "2024-10-27T00:30:00Z"), ("active", "2024-10-27T02:30:00Z")],
+        "2024-10-27T04:00:00Z",
+    ),
     # Lord Howe falls back 30 min (02:00 +11 -> 01:30 +10:30): 01:45 -> 14:45Z; 03:00 -> 16:30Z.
-    _case("Australia/Lord_Howe", [(6, 6300, 10800)],
-          [("active", "2024-04-06T14:50:00Z"), ("inactive", "2024-04-06T16:00:00Z")], "2024-04-06T17:00:00Z"),
+    _case(
+        "Australia/Lord_Howe",
+        [(6, 6300, 10800)],
+        [("active", "2024-04-06T14:50:00Z"), ("inactive", "2024-04-06T16:00:00Z")],
+        "2024-04-06T17:00:00Z",
+    ),
     # Lord Howe springs forward 30 min (02:00 +10:30 -> 02:30 +11): 02:15 -> 15:30Z; 03:00 -> 16:00Z.
-    _case("Australia/Lord_Howe", [(6, 8100, 10800)],
-          [("active", "2024-10-05T15:40:00Z"), ("inactive", "2024-10-05T15:59:59Z")], None),
+    _case(
+        "Australia/Lord_Howe",
+        [(6, 8100, 10800)],
+        [("active", "2024-10-05T15:40:00Z"), ("inactive", "2024-10-05T15:59:59Z")],
+        None,
+    ),
     # Chicago spring forward, overnight Saturday 23:00 -> Sunday 02:30 (-> 08:00Z).
-    _case("America/Chicago", [(5, 82800, 9000), (6, 3600, 3600)],
-          [("inactive", "2024-03-10T05:10:00Z"), ("active", "2024-03-10T07:59:59Z")], "2024-03-10T09:00:00Z"),
+    _case(
+        "America/Chicago",
+        [(5, 82800, 9000), (6, 3600, 3600)],
+        [("inactive", "2024-03-10T05:10:00Z"), ("active", "2024-03-10T07:59:59Z")],
+        "2024-03-10T09:00:00Z",
+    ),
     # 23:59:59 taken literally, seen by the last hour.
-    _case("America/Chicago", [(1, 0, 86399), (2, 0, 3600)],
-          [("active", "2024-10-08T17:00:00Z")], "2024-10-09T05:30:00Z"),
+    _case(
+        "America/Chicago", [(1, 0, 86399), (2, 0, 3600)], [("active", "2024-10-08T17:00:00Z")], "2024-10-09T05:30:00Z"
+    ),
     # A poll exactly at the end of the hours (12:00 CDT = 17:00Z) does not count ...
-    _case("America/Chicago", [(0, 32400, 43200)],
-          [("active", "2024-10-07T16:00:00Z"), ("inactive", "2024-10-07T17:00:00Z")], "2024-10-08T17:00:00Z"),
+    _case(
+        "America/Chicago",
+        [(0, 32400, 43200)],
+        [("active", "2024-10-07T16:00:00Z"), ("inactive", "2024-10-07T17:00:00Z")],
+        "2024-10-08T17:00:00Z",
+    ),
     # ... one exactly at now - 7 days does.
-    _case("America/Chicago", [(0, 32400, 43200)],
-          [("inactive", "2024-09-30T16:00:00Z"), ("active", "2024-10-07T15:00:00Z")], "2024-10-07T16:00:00Z"),
+    _case(
+        "America/Chicago",
+        [(0, 32400, 43200)],
+        [("inactive", "2024-09-30T16:00:00Z"), ("active", "2024-10-07T15:00:00Z")],
+        "2024-10-07T16:00:00Z",
+    ),
 ]
 
 

@@ -36,7 +36,11 @@ def run_python(env: dict[str, str], code: str, *prefix: str) -> subprocess.Compl
     clean.update(PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", **env)
     return subprocess.run(
         [*prefix, "python", "-c", code],
-        cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

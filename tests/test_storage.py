@@ -84,12 +84,11 @@ def test_one_writer_finds_repeats_in_the_chunk_and_in_earlier_chunks(mdb: Databa
         )
     )
     assert (first.inserted, first.duplicates, first.made_inactive) == (2, 1, 0)
-    second = writer.write(
-        polls([("b", "inactive", "2024-10-03 10:00:00"), ("b", "active", "2024-10-03 10:00:00.001")])
-    )
+    second = writer.write(polls([("b", "inactive", "2024-10-03 10:00:00"), ("b", "active", "2024-10-03 10:00:00.001")]))
     assert (second.inserted, second.duplicates, second.made_inactive) == (1, 1, 1)
-    stored = sorted((d["store_id"], d["us"], d["timestamp_utc"].microsecond, d["status"])
-                    for d in mdb[storage.STATUS].find())
+    stored = sorted(
+        (d["store_id"], d["us"], d["timestamp_utc"].microsecond, d["status"]) for d in mdb[storage.STATUS].find()
+    )
     assert stored == [("a", 0, 0, "inactive"), ("b", 0, 0, "inactive"), ("b", 0, 1000, "active")]
     assert (writer.totals.inserted, writer.totals.duplicates, writer.totals.made_inactive) == (3, 2, 1)
 
@@ -153,8 +152,12 @@ def test_poll_ranges_answer_newest_and_stores_polled_through(mdb: Database) -> N
 
 def test_replacing_hours_and_zones_touches_only_the_named_stores(mdb: Database) -> None:
     hours = pd.DataFrame(
-        {"store_id": ["a", "a", "b"], "day_of_week": [0, 1, 2], "start_seconds": [0, 3600, 60],
-         "end_seconds": [100, 7200, 120]}
+        {
+            "store_id": ["a", "a", "b"],
+            "day_of_week": [0, 1, 2],
+            "start_seconds": [0, 3600, 60],
+            "end_seconds": [100, 7200, 120],
+        }
     )
     assert storage.replace_hours(mdb, hours) == 3
     storage.replace_hours(

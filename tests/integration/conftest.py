@@ -84,7 +84,11 @@ class Stack:
         """``python manage.py ...`` against this stack's database."""
         return subprocess.run(
             [sys.executable, "manage.py", *args],
-            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout,
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
 
     def trigger(self, body: dict[str, str] | None = None) -> str:
@@ -131,14 +135,37 @@ def stack(servers: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     worker_log = open(logs / "worker.log", "w")  # noqa: SIM115 - closed below
     web_log = open(logs / "web.log", "w")  # noqa: SIM115
     worker = subprocess.Popen(
-        [str(BIN / "celery"), "-A", "myproject", "worker", "--loglevel=INFO", "--concurrency=1",
-         "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=worker_log, stderr=subprocess.STDOUT,
+        [
+            str(BIN / "celery"),
+            "-A",
+            "myproject",
+            "worker",
+            "--loglevel=INFO",
+            "--concurrency=1",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=worker_log,
+        stderr=subprocess.STDOUT,
     )
     web = subprocess.Popen(
-        [str(BIN / "gunicorn"), "myproject.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "--timeout", "120"],
-        cwd=ROOT, env=env, stdout=web_log, stderr=subprocess.STDOUT,
+        [
+            str(BIN / "gunicorn"),
+            "myproject.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--timeout",
+            "120",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=web_log,
+        stderr=subprocess.STDOUT,
     )
     mongo = MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000)
     stack = Stack(f"http://127.0.0.1:{port}", env, mongo, db_name, logs)

@@ -33,8 +33,12 @@ UNKNOWN_ID = "u" * 32
 
 
 def check_json_error(response: requests.Response, status: int) -> dict:
-    assert response.status_code == status, (response.request.method, response.url, response.status_code,
-                                            response.text[:300])
+    assert response.status_code == status, (
+        response.request.method,
+        response.url,
+        response.status_code,
+        response.text[:300],
+    )
     assert response.headers["Content-Type"] == "application/json", response.headers
     assert "Traceback" not in response.text and "<html" not in response.text.lower()
     body = response.json()
@@ -51,18 +55,24 @@ def loaded_stack(stack: Stack, dataset: Dataset) -> Iterator[Stack]:
     """
     proc = stack.manage("load_data", str(dataset.old))
     assert proc.returncode == 0, proc.stderr + proc.stdout
-    stack.db["report_table"].insert_one({
-        "_id": CORRUPT_ID, "report_id": CORRUPT_ID, "status": "Complete", "now_us": 0,
-        "created_at": dt.datetime.now(dt.UTC), "finished_at": dt.datetime.now(dt.UTC),
-        "rows": 1, "file_id": ObjectId(),
-    })
+    stack.db["report_table"].insert_one(
+        {
+            "_id": CORRUPT_ID,
+            "report_id": CORRUPT_ID,
+            "status": "Complete",
+            "now_us": 0,
+            "created_at": dt.datetime.now(dt.UTC),
+            "finished_at": dt.datetime.now(dt.UTC),
+            "rows": 1,
+            "file_id": ObjectId(),
+        }
+    )
     yield stack
     stack.db["report_table"].delete_one({"_id": CORRUPT_ID})
 
 
 def _post_json(base: str, body: bytes, content_type: str = "application/json", **kw) -> requests.Response:
-    return requests.post(f"{base}/trigger_report/", data=body, headers={"Content-Type": content_type, **kw},
-                         timeout=30)
+    return requests.post(f"{base}/trigger_report/", data=body, headers={"Content-Type": content_type, **kw}, timeout=30)
 
 
 def _bad_requests(base: str, future_now: str) -> list[tuple[str, int, Callable[[], requests.Response]]]:
@@ -79,23 +89,43 @@ def _bad_requests(base: str, future_now: str) -> list[tuple[str, int, Callable[[
         ("text/plain", 415, lambda: _post_json(base, b'{"now": "2024-10-07T18:00:00Z"}', "text/plain")),
         ("form", 415, lambda: requests.post(f"{base}/trigger_report/", data={"now": "x"}, timeout=30)),
         ("oversized", 413, lambda: _post_json(base, b'{"now": "' + b"2" * 10_000 + b'"}')),
-        ("chunked", 411, lambda: requests.post(f"{base}/trigger_report/", data=chunked(),
-                                               headers={"Content-Type": "application/json"}, timeout=30)),
-        ("now not a timestamp", 400, lambda: requests.post(f"{base}/trigger_report/", json={"now": "yesterday"},
-                                                           timeout=30)),
-        ("now after the data", 400, lambda: requests.post(f"{base}/trigger_report/", json={"now": future_now},
-                                                          timeout=30)),
-        ("now as an operator", 400, lambda: requests.post(f"{base}/trigger_report/", json={"now": {"$gt": ""}},
-                                                          timeout=30)),
+        (
+            "chunked",
+            411,
+            lambda: requests.post(
+                f"{base}/trigger_report/", data=chunked(), headers={"Content-Type": "application/json"}, timeout=30
+            ),
+        ),
+        (
+            "now not a timestamp",
+            400,
+            lambda: requests.post(f"{base}/trigger_report/", json={"now": "yesterday"}, timeout=30),
+        ),
+        (
+            "now after the data",
+            400,
+            lambda: requests.post(f"{base}/trigger_report/", json={"now": future_now}, timeout=30),
+        ),
+        (
+            "now as an operator",
+            400,
+            lambda: requests.post(f"{base}/trigger_report/", json={"now": {"$gt": ""}}, timeout=30),
+        ),
         ("unknown id", 404, lambda: get(f"{base}/get_report/{UNKNOWN_ID}/", timeout=30)),
         ("unknown id csv", 404, lambda: get(f"{base}/get_report/{UNKNOWN_ID}/csv/", timeout=30)),
         ("id of the wrong shape", 400, lambda: get(f"{base}/get_report/not-an-id/", timeout=30)),
         ("id as operator in the path", 400, lambda: get(f"{base}/get_report/%7B%22%24ne%22%3A1%7D/", timeout=30)),
         ("query operator", 400, lambda: get(f"{base}/get_report/?report_id[$ne]=x", timeout=30)),
-        ("query operator as JSON", 400, lambda: get(f"{base}/get_report/", params={"report_id": '{"$ne": null}'},
-                                                    timeout=30)),
-        ("repeated query id", 400, lambda: get(f"{base}/get_report/?report_id={UNKNOWN_ID}&report_id={CORRUPT_ID}",
-                                               timeout=30)),
+        (
+            "query operator as JSON",
+            400,
+            lambda: get(f"{base}/get_report/", params={"report_id": '{"$ne": null}'}, timeout=30),
+        ),
+        (
+            "repeated query id",
+            400,
+            lambda: get(f"{base}/get_report/?report_id={UNKNOWN_ID}&report_id={CORRUPT_ID}", timeout=30),
+        ),
         ("PUT trigger", 405, lambda: requests.put(f"{base}/trigger_report/", timeout=30)),
         ("GET trigger", 405, lambda: get(f"{base}/trigger_report/", timeout=30)),
         ("DELETE report", 405, lambda: requests.delete(f"{base}/get_report/{UNKNOWN_ID}/", timeout=30)),
@@ -146,9 +176,20 @@ def guarded(loaded_stack: Stack) -> Iterator[Guarded]:
     port = free_port()
     log = open(loaded_stack.logs / "web-guarded.log", "w")  # noqa: SIM115 - closed below
     web = subprocess.Popen(
-        [str(BIN / "gunicorn"), "myproject.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-         "--timeout", "120"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            str(BIN / "gunicorn"),
+            "myproject.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--timeout",
+            "120",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -200,10 +241,14 @@ def test_trigger_rate_limit_holds_across_gunicorn_workers(guarded: Guarded, load
     assert first.status_code == 202, first.text
     # 8 at once, so both workers take some; 401s above never counted.
     with ThreadPoolExecutor(8) as pool:
-        burst = list(pool.map(
-            lambda _: requests.post(f"{base}/trigger_report/", json={"now": "not-a-time"}, headers=auth(), timeout=30),
-            range(8),
-        ))
+        burst = list(
+            pool.map(
+                lambda _: requests.post(
+                    f"{base}/trigger_report/", json={"now": "not-a-time"}, headers=auth(), timeout=30
+                ),
+                range(8),
+            )
+        )
     codes = sorted(r.status_code for r in burst)
     assert codes == [400] * (RATE - 1) + [429] * (8 - RATE + 1), codes
     left = 3600 - start % 3600

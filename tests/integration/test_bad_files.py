@@ -34,7 +34,8 @@ STATUS = (
     b"s2,online,2024-10-07 15:00:00 UTC,a\r\n"  # 7 bad status
     b",active,2024-10-07 15:00:00 UTC,a\r\n"  # 8 blank store id
     b"s\xe9\xff3,active,2024-10-07 15:00:00 UTC,a\r\n"  # 9 not UTF-8
-    + LONG.encode() + b",active,2024-10-07 15:00:00 UTC,a\r\n"  # 10 absurdly long id
+    + LONG.encode()
+    + b",active,2024-10-07 15:00:00 UTC,a\r\n"  # 10 absurdly long id
     b"s2,active,2024-10-07 15:30:00 UTC,a\r\n"  # 11 good
     b"s2,active,2024-10-07 15:30:00 UTC,a\r\n"  # 12 duplicate row
     b"s2,inactive,2024-10-07 23:00:00 UTC,a\r\n"  # 13 good

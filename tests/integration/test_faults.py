@@ -121,8 +121,19 @@ def private_redis(base: Path) -> Server:
     if binary is None:
         _need("redis-server")
     port = free_port()
-    argv = [str(binary), "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-            "--dir", str(base)]
+    argv = [
+        str(binary),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(base),
+    ]
     return Server("redis", argv, port, base / "redis.log", _redis_ready(port))
 
 
@@ -137,8 +148,16 @@ def private_mongo(base: Path) -> Server:
     if mongod is not None:
         argv = [mongod, "--bind_ip", "127.0.0.1", "--port", str(port), "--dbpath", str(data)]
     elif ferretdb is not None:
-        argv = [ferretdb, "--handler=sqlite", f"--sqlite-url=file:{data}/", f"--listen-addr=127.0.0.1:{port}",
-                "--telemetry=disable", "--debug-addr=-", f"--state-dir={state}", "--log-level=warn"]
+        argv = [
+            ferretdb,
+            "--handler=sqlite",
+            f"--sqlite-url=file:{data}/",
+            f"--listen-addr=127.0.0.1:{port}",
+            "--telemetry=disable",
+            "--debug-addr=-",
+            f"--state-dir={state}",
+            "--log-level=warn",
+        ]
     else:
         _need("FerretDB (/root/go/bin/ferretdb) or mongod")
     return Server("mongo", argv, port, base / "mongo.log", _mongo_ready(port))
@@ -156,8 +175,7 @@ class Worker:
         return self.log.read_text(errors="replace")
 
     def wait_ready(self, timeout: float = 60) -> None:
-        wait_until(lambda: "ready." in self.text(), timeout, f"worker ready\n{self.text()[-3000:]}",
-                   alive=self.proc)
+        wait_until(lambda: "ready." in self.text(), timeout, f"worker ready\n{self.text()[-3000:]}", alive=self.proc)
 
     def wait_log(self, needle: str, timeout: float = 60) -> None:
         wait_until(lambda: needle in self.text(), timeout, f"{needle!r} in the worker log\n{self.text()[-3000:]}")
@@ -203,10 +221,23 @@ class FaultStack:
         log = self.logs / f"worker-{name}-{len(self.workers)}.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen(
-                [str(BIN / "celery"), "-A", "myproject", "worker", "--loglevel=INFO",
-                 f"--concurrency={concurrency}", "-n", f"{name}-{len(self.workers)}@%h",
-                 "--without-gossip", "--without-mingle", "--without-heartbeat"],
-                cwd=ROOT, env={**self.env, **extra_env}, stdout=out, stderr=subprocess.STDOUT,
+                [
+                    str(BIN / "celery"),
+                    "-A",
+                    "myproject",
+                    "worker",
+                    "--loglevel=INFO",
+                    f"--concurrency={concurrency}",
+                    "-n",
+                    f"{name}-{len(self.workers)}@%h",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                ],
+                cwd=ROOT,
+                env={**self.env, **extra_env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: killpg reaches this worker only
             )
         worker = Worker(proc, log)
@@ -244,8 +275,9 @@ class FaultStack:
         return self.doc(report_id)
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str, alive: subprocess.Popen[bytes] | None = None
-               ) -> None:
+def wait_until(
+    check: Callable[[], bool], timeout: float, what: str, alive: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline or (alive is not None and alive.poll() is not None):
@@ -293,9 +325,20 @@ def fault_stack(tmp_path_factory: pytest.TempPathFactory, dataset: Dataset) -> I
             port, log = free_port(), base / f"{name}.log"
             with open(log, "wb") as out:
                 proc = subprocess.Popen(
-                    [str(BIN / "gunicorn"), "myproject.wsgi:application", "--bind", f"127.0.0.1:{port}",
-                     "--workers", str(workers), "--timeout", "120"],
-                    cwd=ROOT, env={**env, **extra}, stdout=out, stderr=subprocess.STDOUT,
+                    [
+                        str(BIN / "gunicorn"),
+                        "myproject.wsgi:application",
+                        "--bind",
+                        f"127.0.0.1:{port}",
+                        "--workers",
+                        str(workers),
+                        "--timeout",
+                        "120",
+                    ],
+                    cwd=ROOT,
+                    env={**env, **extra},
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
                 )
             webs.append((proc, log, f"http://127.0.0.1:{port}"))
         for proc, log, url in webs:
@@ -335,8 +378,14 @@ def stack(fault_stack: FaultStack) -> Iterator[FaultStack]:
 
 
 def _load(stack: FaultStack, folder: Path) -> None:
-    proc = subprocess.run([str(BIN / "python"), "manage.py", "load_data", str(folder)], cwd=ROOT, env=stack.env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(BIN / "python"), "manage.py", "load_data", str(folder)],
+        cwd=ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

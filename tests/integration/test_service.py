@@ -32,8 +32,10 @@ def load(stack: Stack, folder) -> str:
 
 
 def counts(stack: Stack) -> dict[str, int]:
-    return {name: stack.db[name].count_documents({})
-            for name in ("store_status", "store_poll_range", "business_hours", "timezones")}
+    return {
+        name: stack.db[name].count_documents({})
+        for name in ("store_status", "store_poll_range", "business_hours", "timezones")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +86,9 @@ def test_bad_requests_are_json_4xx_over_http(stack: Stack, loaded: str) -> None:
         requests.get(f"{base}/get_report/{'a' * 32}/", timeout=10),
         requests.get(f"{base}/get_report/not-an-id/", timeout=10),
         requests.get(f"{base}/get_report/?report_id[$ne]=x", timeout=10),
-        requests.post(f"{base}/trigger_report/", data=b'{"now":', headers={"Content-Type": "application/json"},
-                      timeout=10),
+        requests.post(
+            f"{base}/trigger_report/", data=b'{"now":', headers={"Content-Type": "application/json"}, timeout=10
+        ),
         requests.post(f"{base}/trigger_report/", json={"now": {"$gt": ""}}, timeout=10),
         requests.put(f"{base}/trigger_report/", timeout=10),
         requests.get(f"{base}/nothing/here/", timeout=10),
@@ -109,6 +112,7 @@ def test_appending_newer_polls_moves_now(stack: Stack, dataset: Dataset, loaded:
     before = stack.db["store_status"].count_documents({})
     output = load(stack, dataset.full)
     inserted = int(re.search(r"store_status\.csv: \d+ rows read, (\d+) inserted", output).group(1))
+
     # Distinct polls of each export, counted here with plain pandas.
     def distinct_polls(folder) -> int:
         frame = pd.read_csv(folder / "store_status.csv", dtype=str)
@@ -147,12 +151,15 @@ def test_widening_hundreds_of_store_ranges_in_one_load(stack: Stack) -> None:
     client = MongoClient(stack.env["MONGO_URL"], socketTimeoutMS=60_000)
     db = client[f"{stack.db_name}_ranges"]
     try:
+
         def frame(day: str) -> pd.DataFrame:
-            return pd.DataFrame({
-                "store_id": [f"store-{i:04d}" for i in range(300)],
-                "status": ["active"] * 300,
-                "timestamp_utc": pd.Series(pd.Timestamp(day, tz="UTC"), index=range(300)),
-            })
+            return pd.DataFrame(
+                {
+                    "store_id": [f"store-{i:04d}" for i in range(300)],
+                    "status": ["active"] * 300,
+                    "timestamp_utc": pd.Series(pd.Timestamp(day, tz="UTC"), index=range(300)),
+                }
+            )
 
         storage.PollWriter(db).write(frame("2024-10-10"))
         writer = storage.PollWriter(db)
