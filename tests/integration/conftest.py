@@ -14,12 +14,11 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pandas as pd
 import pytest
@@ -29,6 +28,7 @@ from pymongo import MongoClient
 
 from loop.datagen import generate_dataset
 from tests.integration.processes import free_port, stop_process, wait_for_health
+from tests.support.polling import http_report, wait_for_report
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -96,16 +96,14 @@ class Stack:
         assert response.status_code == 202, response.text
         return response.json()["report_id"]
 
-    def wait_report(self, report_id: str, timeout: float = 120) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            response = requests.get(f"{self.base_url}/get_report/{report_id}/", timeout=30)
-            assert response.status_code == 200, response.text
-            body = response.json()
-            if body["status"] != "Running":
-                return body
-            time.sleep(0.2)
-        raise AssertionError(f"report {report_id} still Running after {timeout}s; worker log:\n{self.worker_log()}")
+    def wait_report(self, report_id: str, timeout: float = 120) -> dict[str, Any]:
+        """Poll the report over HTTP until it is no longer Running; its final body."""
+        return wait_for_report(
+            http_report(self.base_url, report_id),
+            timeout=timeout,
+            label=f"report {report_id}",
+            describe_failure=lambda: f"worker log:\n{self.worker_log()}",
+        )
 
     def worker_log(self) -> str:
         path = self.logs / "worker.log"

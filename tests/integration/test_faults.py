@@ -41,6 +41,7 @@ from pymongo.database import Database
 
 from tests.integration.conftest import BIN, ROOT, Dataset, skip_or_fail
 from tests.integration.processes import free_port, wait_for_health
+from tests.support.polling import http_report, wait_for_report, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -175,10 +176,18 @@ class Worker:
         return self.log.read_text(errors="replace")
 
     def wait_ready(self, timeout: float = 60) -> None:
-        wait_until(lambda: "ready." in self.text(), timeout, f"worker ready\n{self.text()[-3000:]}", alive=self.proc)
+        wait_until(
+            lambda: "ready." in self.text(),
+            timeout,
+            "worker ready",
+            alive=self.proc,
+            details=lambda: self.text()[-3000:],
+        )
 
     def wait_log(self, needle: str, timeout: float = 60) -> None:
-        wait_until(lambda: needle in self.text(), timeout, f"{needle!r} in the worker log\n{self.text()[-3000:]}")
+        wait_until(
+            lambda: needle in self.text(), timeout, f"{needle!r} in the worker log", details=lambda: self.text()[-3000:]
+        )
 
     def owns(self, pid: int) -> bool:
         """True if pid is this worker's main process or one of its pool processes."""
@@ -254,16 +263,13 @@ class FaultStack:
         return requests.get(f"{url or self.web_url}/get_report/{report_id}/", timeout=30)
 
     def wait_report(self, report_id: str, timeout: float = 90) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            response = self.get(report_id)
-            assert response.status_code == 200, response.text
-            body = response.json()
-            if body["status"] != "Running":
-                return body
-            time.sleep(0.2)
-        logs = "\n".join(w.text()[-2000:] for w in self.workers)
-        raise AssertionError(f"report {report_id} still Running after {timeout}s; worker logs:\n{logs}")
+        """Poll the report on the normal app until it is no longer Running; its final body."""
+        return wait_for_report(
+            http_report(self.web_url, report_id),
+            timeout=timeout,
+            label=f"report {report_id}",
+            describe_failure=lambda: "worker logs:\n" + "\n".join(w.text()[-2000:] for w in self.workers),
+        )
 
     def doc(self, report_id: str) -> dict[str, Any]:
         doc = self.db["report_table"].find_one({"_id": report_id})
@@ -273,16 +279,6 @@ class FaultStack:
     def wait_started(self, report_id: str, attempts: int = 1, timeout: float = 60) -> dict[str, Any]:
         wait_until(lambda: self.doc(report_id)["attempts"] >= attempts, timeout, f"report started {attempts}x")
         return self.doc(report_id)
-
-
-def wait_until(
-    check: Callable[[], bool], timeout: float, what: str, alive: subprocess.Popen[bytes] | None = None
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline or (alive is not None and alive.poll() is not None):
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")

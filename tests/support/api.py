@@ -5,10 +5,11 @@ Shared by test_api, test_api_abuse and test_settings_security, so none of them i
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from rest_framework.test import APIClient
+
+from tests.support.polling import wait_for_report
 
 VALID_ID = "Abcdefghijklmnopqrstuvwxyz012_-9"  # 32 characters of the allowed alphabet
 assert len(VALID_ID) == 32
@@ -33,11 +34,11 @@ def trigger(api: APIClient, body: Any = None, **kwargs: Any) -> Any:
 
 
 def wait_done(api: APIClient, report_id: str, timeout: float = 30) -> dict[str, Any]:
-    """Poll the report until it is no longer Running; its final body."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = api.get(f"/get_report/{report_id}/").json()
-        if body["status"] != "Running":
-            return body
-        time.sleep(0.02)
-    raise AssertionError(f"report {report_id} still Running")
+    """Poll the report in-process until it is no longer Running; its final body."""
+
+    def fetch() -> tuple[int, dict[str, Any]]:
+        response = api.get(f"/get_report/{report_id}/")
+        return response.status_code, response.json()
+
+    # The embedded worker finishes in milliseconds: poll often, so the tests stay fast.
+    return wait_for_report(fetch, timeout=timeout, interval=0.02, label=f"report {report_id}")
