@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,11 +26,9 @@ import requests
 from pymongo import MongoClient
 
 from loop.datagen import generate_dataset
-from tests.integration.processes import free_port, stop_process, wait_for_health
 from tests.support.polling import http_report, wait_for_report
+from tests.support.processes import run_manage, start_celery_worker, start_gunicorn
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 MONGO_URL = os.environ.get("IT_MONGO_URL", "mongodb://127.0.0.1:27017")
 BROKER_URL = os.environ.get("IT_BROKER_URL", "redis://127.0.0.1:6379/0")
 HOW_TO_START = (
@@ -82,14 +79,7 @@ class Stack:
 
     def manage(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """``python manage.py ...`` against this stack's database."""
-        return subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        return run_manage(self.env, *args, timeout=timeout)
 
     def trigger(self, body: dict[str, str] | None = None) -> str:
         response = requests.post(f"{self.base_url}/trigger_report/", json=body, timeout=30)
@@ -129,52 +119,16 @@ def stack(servers: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         "SQLITE_PATH": str(logs / "db.sqlite3"),
         "PYTHONUNBUFFERED": "1",
     }
-    port = free_port()
-    worker_log = open(logs / "worker.log", "w")  # noqa: SIM115 - closed below
-    web_log = open(logs / "web.log", "w")  # noqa: SIM115
-    worker = subprocess.Popen(
-        [
-            str(BIN / "celery"),
-            "-A",
-            "myproject",
-            "worker",
-            "--loglevel=INFO",
-            "--concurrency=1",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=worker_log,
-        stderr=subprocess.STDOUT,
-    )
-    web = subprocess.Popen(
-        [
-            str(BIN / "gunicorn"),
-            "myproject.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--timeout",
-            "120",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=web_log,
-        stderr=subprocess.STDOUT,
-    )
+    worker = start_celery_worker(env, None, 1, logs / "worker.log")
+    web = start_gunicorn(env, 2, logs / "web.log")
     mongo = MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000)
-    stack = Stack(f"http://127.0.0.1:{port}", env, mongo, db_name, logs)
+    stack = Stack(web.url, env, mongo, db_name, logs)
     try:
-        wait_for_health(stack.base_url, web, logs / "web.log")
+        web.wait_healthy()
         yield stack
     finally:
-        stop_process(web)
-        stop_process(worker)
-        worker_log.close()
-        web_log.close()
+        web.stop()
+        worker.shutdown()
         mongo.drop_database(db_name)
         mongo.close()
         redis.Redis.from_url(BROKER_URL).delete(queue)

@@ -8,7 +8,6 @@ same database, broker and queue with ``API_TOKEN`` and ``TRIGGER_RATE_LIMIT``.
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,8 +19,8 @@ import redis
 import requests
 from bson import ObjectId
 
-from tests.integration.conftest import BIN, BROKER_URL, ROOT, Dataset, Stack
-from tests.integration.processes import free_port, stop_process, wait_for_health
+from tests.integration.conftest import BROKER_URL, Dataset, Stack
+from tests.support.processes import start_gunicorn
 
 pytestmark = pytest.mark.integration
 
@@ -173,31 +172,12 @@ class Guarded:
 @pytest.fixture(scope="module")
 def guarded(loaded_stack: Stack) -> Iterator[Guarded]:
     env = {**loaded_stack.env, "API_TOKEN": TOKEN, "TRIGGER_RATE_LIMIT": f"{RATE}/hour"}
-    port = free_port()
-    log = open(loaded_stack.logs / "web-guarded.log", "w")  # noqa: SIM115 - closed below
-    web = subprocess.Popen(
-        [
-            str(BIN / "gunicorn"),
-            "myproject.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--timeout",
-            "120",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    web = start_gunicorn(env, 2, loaded_stack.logs / "web-guarded.log")
     try:
-        wait_for_health(base, web, loaded_stack.logs / "web-guarded.log")
-        yield Guarded(base, loaded_stack.db_name)
+        web.wait_healthy()
+        yield Guarded(web.url, loaded_stack.db_name)
     finally:
-        stop_process(web)
-        log.close()
+        web.stop()
 
 
 def auth(token: str = TOKEN) -> dict[str, str]:

@@ -20,16 +20,14 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
-import shutil
 import signal
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -39,175 +37,25 @@ from django.core.management import call_command
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from tests.integration.conftest import BIN, ROOT, Dataset, skip_or_fail
-from tests.integration.processes import free_port, wait_for_health
+from tests.integration.conftest import Dataset, skip_or_fail
 from tests.support.polling import http_report, wait_for_report, wait_until
+from tests.support.processes import (
+    MissingServer,
+    Server,
+    Web,
+    Worker,
+    private_mongo,
+    private_redis,
+    run_manage,
+    start_celery_worker,
+    start_gunicorn,
+)
 
 pytestmark = pytest.mark.integration
 
 VISIBILITY_TIMEOUT_S = 10
 STALE_LIMIT_S = 3
 MAX_RETRIES = 2  # retries after 1 s, then 2 s (REPORT_TASK_RETRY_BACKOFF=1, cap 2)
-FERRETDB_CANDIDATES = [os.environ.get("FERRETDB_BIN", ""), shutil.which("ferretdb") or "", "/root/go/bin/ferretdb"]
-
-
-def _need(what: str) -> NoReturn:
-    skip_or_fail(f"fault tests need {what}: run `make services` (it installs Redis and builds FerretDB)")
-
-
-# --- private servers ---------------------------------------------------------------------
-
-
-@dataclass
-class Server:
-    """A server process this module starts, stops and restarts on a fixed port."""
-
-    name: str
-    argv: list[str]
-    port: int
-    log: Path
-    ready: Callable[[], bool]
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 30) -> None:
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while not self.ready():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} did not start:\n{self.log.read_text()[-3000:]}")
-            time.sleep(0.05)
-
-    def crash(self) -> None:
-        """SIGKILL: the server is gone at once (a graceful stop may keep serving open connections)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self.proc = None
-
-
-def _redis_ready(port: int) -> Callable[[], bool]:
-    def ready() -> bool:
-        try:
-            return bool(redis.Redis(port=port, socket_connect_timeout=0.5).ping())
-        except redis.RedisError:
-            return False
-
-    return ready
-
-
-def _mongo_ready(port: int) -> Callable[[], bool]:
-    def ready() -> bool:
-        try:
-            with MongoClient("127.0.0.1", port, serverSelectionTimeoutMS=300, connectTimeoutMS=300) as client:
-                return client.admin.command("ping").get("ok") == 1
-        except Exception:
-            return False
-
-    return ready
-
-
-def private_redis(base: Path) -> Server:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        _need("redis-server")
-    port = free_port()
-    argv = [
-        str(binary),
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(base),
-    ]
-    return Server("redis", argv, port, base / "redis.log", _redis_ready(port))
-
-
-def private_mongo(base: Path) -> Server:
-    port = free_port()
-    data, state = base / "mongo-data", base / "mongo-state"
-    data.mkdir()
-    state.mkdir()
-    # The same preference as scripts/services.sh: a real mongod when one is on the PATH, else FerretDB.
-    mongod = shutil.which("mongod")
-    ferretdb = next((c for c in FERRETDB_CANDIDATES if c and os.access(c, os.X_OK)), None)
-    if mongod is not None:
-        argv = [mongod, "--bind_ip", "127.0.0.1", "--port", str(port), "--dbpath", str(data)]
-    elif ferretdb is not None:
-        argv = [
-            ferretdb,
-            "--handler=sqlite",
-            f"--sqlite-url=file:{data}/",
-            f"--listen-addr=127.0.0.1:{port}",
-            "--telemetry=disable",
-            "--debug-addr=-",
-            f"--state-dir={state}",
-            "--log-level=warn",
-        ]
-    else:
-        _need("FerretDB (/root/go/bin/ferretdb) or mongod")
-    return Server("mongo", argv, port, base / "mongo.log", _mongo_ready(port))
-
-
-# --- the app and its workers ----------------------------------------------------------------
-
-
-@dataclass
-class Worker:
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        wait_until(
-            lambda: "ready." in self.text(),
-            timeout,
-            "worker ready",
-            alive=self.proc,
-            details=lambda: self.text()[-3000:],
-        )
-
-    def wait_log(self, needle: str, timeout: float = 60) -> None:
-        wait_until(
-            lambda: needle in self.text(), timeout, f"{needle!r} in the worker log", details=lambda: self.text()[-3000:]
-        )
-
-    def owns(self, pid: int) -> bool:
-        """True if pid is this worker's main process or one of its pool processes."""
-        try:
-            return os.getpgid(pid) == self.proc.pid
-        except ProcessLookupError:
-            return False
-
-    def kill_all(self) -> None:
-        """SIGKILL the whole worker (main process and pool), as an OOM killer or a lost host would."""
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        """End the worker at once (a warm shutdown takes seconds; the test is over)."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(timeout=10)
 
 
 @dataclass
@@ -227,29 +75,10 @@ class FaultStack:
         return self.client[self.db_name]
 
     def start_worker(self, name: str, concurrency: int = 1, **extra_env: str) -> Worker:
-        log = self.logs / f"worker-{name}-{len(self.workers)}.log"
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                [
-                    str(BIN / "celery"),
-                    "-A",
-                    "myproject",
-                    "worker",
-                    "--loglevel=INFO",
-                    f"--concurrency={concurrency}",
-                    "-n",
-                    f"{name}-{len(self.workers)}@%h",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--without-heartbeat",
-                ],
-                cwd=ROOT,
-                env={**self.env, **extra_env},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: killpg reaches this worker only
-            )
-        worker = Worker(proc, log)
+        """A worker on this stack's broker and database, ready to take tasks; stopped after the test."""
+        number = len(self.workers)
+        log = self.logs / f"worker-{name}-{number}.log"
+        worker = start_celery_worker(self.env, f"{name}-{number}", concurrency, log, extra_env)
         self.workers.append(worker)
         worker.wait_ready()
         return worker
@@ -284,7 +113,10 @@ class FaultStack:
 @pytest.fixture(scope="module")
 def fault_stack(tmp_path_factory: pytest.TempPathFactory, dataset: Dataset) -> Iterator[FaultStack]:
     base = tmp_path_factory.mktemp("faults")
-    redis_server, mongo_server = private_redis(base), private_mongo(base)
+    try:
+        redis_server, mongo_server = private_redis(base), private_mongo(base)
+    except MissingServer as missing:
+        skip_or_fail(f"fault tests need {missing}: run `make services` (it installs Redis and builds FerretDB)")
     db_name = "loop_faults"
     env = {
         **os.environ,
@@ -307,51 +139,27 @@ def fault_stack(tmp_path_factory: pytest.TempPathFactory, dataset: Dataset) -> I
         "SQLITE_PATH": str(base / "db.sqlite3"),
         "PYTHONUNBUFFERED": "1",
     }
-    webs: list[tuple[subprocess.Popen[bytes], Path, str]] = []
+    webs: list[Web] = []
     client: MongoClient[dict[str, Any]] | None = None
     stack: FaultStack | None = None
     try:
         redis_server.start()
         mongo_server.start()
         # The normal app, and one with a tiny stale limit whose queue no worker reads.
-        for name, workers, extra in (
-            ("web", 2, {}),
-            ("stale-web", 1, {"REPORT_STALE_SECONDS": str(STALE_LIMIT_S), "CELERY_QUEUE": "faults-nobody"}),
-        ):
-            port, log = free_port(), base / f"{name}.log"
-            with open(log, "wb") as out:
-                proc = subprocess.Popen(
-                    [
-                        str(BIN / "gunicorn"),
-                        "myproject.wsgi:application",
-                        "--bind",
-                        f"127.0.0.1:{port}",
-                        "--workers",
-                        str(workers),
-                        "--timeout",
-                        "120",
-                    ],
-                    cwd=ROOT,
-                    env={**env, **extra},
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            webs.append((proc, log, f"http://127.0.0.1:{port}"))
-        for proc, log, url in webs:
-            wait_for_health(url, proc, log)
+        webs.append(start_gunicorn(env, 2, base / "web.log"))
+        stale_env = {**env, "REPORT_STALE_SECONDS": str(STALE_LIMIT_S), "CELERY_QUEUE": "faults-nobody"}
+        webs.append(start_gunicorn(stale_env, 1, base / "stale-web.log"))
+        for web in webs:
+            web.wait_healthy()
         client = MongoClient(env["MONGO_URL"], serverSelectionTimeoutMS=5000)
-        stack = FaultStack(env, redis_server, mongo_server, webs[0][2], webs[1][2], base, db_name, client)
+        stack = FaultStack(env, redis_server, mongo_server, webs[0].url, webs[1].url, base, db_name, client)
         _load(stack, dataset.old)
         yield stack
     finally:
         for worker in stack.workers if stack else []:
             worker.stop()
-        for proc, _, _ in webs:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        for web in webs:
+            web.stop()
         if client is not None:
             client.close()
         mongo_server.stop()
@@ -374,14 +182,7 @@ def stack(fault_stack: FaultStack) -> Iterator[FaultStack]:
 
 
 def _load(stack: FaultStack, folder: Path) -> None:
-    proc = subprocess.run(
-        [str(BIN / "python"), "manage.py", "load_data", str(folder)],
-        cwd=ROOT,
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_manage(stack.env, "load_data", str(folder))
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
