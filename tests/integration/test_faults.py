@@ -8,9 +8,10 @@ no worker reads) and, per test, the real ``celery worker`` processes the test
 needs (started in their own process group, so a SIGKILL reaches exactly them).
 
 Short timeouts come from the environment: MongoDB server selection 0.5 s, Redis
-visibility timeout 10 s, retries after 1 s and 2 s. ``REPORT_TEST_DELAY_SECONDS``
-(a test-only hook, off by default) makes a worker pause right after it marks a
-report started, so a test can act while the report is known to be in progress.
+visibility timeout 10 s, retries after 1 s and 2 s. A worker started with
+``report_delay_s`` (through tests/support/delayed_worker.py, no production hook)
+pauses right after it marks a report started, before it reads the polls, so a test
+can act while the report is known to be in progress.
 Every finished report is compared with the offline command for the same ``now``.
 The tests run in file order; the last one appends polls.
 """
@@ -74,11 +75,16 @@ class FaultStack:
     def db(self) -> Database[dict[str, Any]]:
         return self.client[self.db_name]
 
-    def start_worker(self, name: str, concurrency: int = 1, **extra_env: str) -> Worker:
-        """A worker on this stack's broker and database, ready to take tasks; stopped after the test."""
+    def start_worker(self, name: str, concurrency: int = 1, report_delay_s: float = 0, **extra_env: str) -> Worker:
+        """A worker on this stack's broker and database, ready to take tasks; stopped after the test.
+
+        ``report_delay_s`` > 0: each report pauses that long once marked started (delayed_worker).
+        """
         number = len(self.workers)
         log = self.logs / f"worker-{name}-{number}.log"
-        worker = start_celery_worker(self.env, f"{name}-{number}", concurrency, log, extra_env)
+        worker = start_celery_worker(
+            self.env, f"{name}-{number}", concurrency, log, extra_env, report_delay_s=report_delay_s
+        )
         self.workers.append(worker)
         worker.wait_ready()
         return worker
@@ -129,7 +135,6 @@ def fault_stack(tmp_path_factory: pytest.TempPathFactory, dataset: Dataset) -> I
         "REPORT_TASK_MAX_RETRIES": str(MAX_RETRIES),
         "REPORT_TASK_RETRY_BACKOFF": "1",
         "REPORT_TASK_RETRY_BACKOFF_MAX": "2",
-        "REPORT_TEST_DELAY_SECONDS": "0",
         "REPORT_STALE_SECONDS": "1800",
         "TRIGGER_RATE_LIMIT": "1000/minute",  # the Redis-backed limiter stays on, out of the way
         "API_TOKEN": "",
@@ -216,7 +221,7 @@ def running_reports(stack: FaultStack) -> list[str]:
 def test_sigkill_of_the_pool_process_mid_report_requeues_the_report(
     stack: FaultStack, dataset: Dataset, tmp_path: Path
 ) -> None:
-    worker = stack.start_worker("pool", REPORT_TEST_DELAY_SECONDS="4")
+    worker = stack.start_worker("pool", report_delay_s=4)
     report_id = stack.trigger()
     started = stack.wait_started(report_id)
     pid = pid_of(started)
@@ -236,7 +241,7 @@ def test_sigkill_of_the_pool_process_mid_report_requeues_the_report(
 def test_sigkill_of_the_whole_worker_mid_report_is_redelivered_to_the_next_worker(
     stack: FaultStack, dataset: Dataset, tmp_path: Path
 ) -> None:
-    doomed = stack.start_worker("doomed", REPORT_TEST_DELAY_SECONDS="60")
+    doomed = stack.start_worker("doomed", report_delay_s=60)
     report_id = stack.trigger()
     first = stack.wait_started(report_id)
     assert doomed.owns(pid_of(first))
@@ -302,9 +307,7 @@ def test_mongodb_down_api_answers_503_and_the_task_retries_until_it_is_back(
     # More retries than the other cases: MongoDB is started again after the second retry is logged,
     # and the retries still to come (2 s apart) must outlast its start-up on a loaded machine.
     retries_allowed = 10
-    worker = stack.start_worker(
-        "mongo-retry", REPORT_TEST_DELAY_SECONDS="3", REPORT_TASK_MAX_RETRIES=str(retries_allowed)
-    )
+    worker = stack.start_worker("mongo-retry", report_delay_s=3, REPORT_TASK_MAX_RETRIES=str(retries_allowed))
     report_id = stack.trigger()
     stack.wait_started(report_id)
     stack.mongo.crash()  # while the task pauses, before it reads the polls
@@ -421,7 +424,7 @@ def test_data_appended_while_a_report_runs_does_not_change_it(
     stack: FaultStack, dataset: Dataset, tmp_path: Path
 ) -> None:
     delay = 6
-    stack.start_worker("append", REPORT_TEST_DELAY_SECONDS=str(delay))
+    stack.start_worker("append", report_delay_s=delay)
     report_id = stack.trigger()
     started = stack.wait_started(report_id)
     polls_before = stack.db["store_status"].count_documents({})

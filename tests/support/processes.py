@@ -24,6 +24,7 @@ import redis
 import requests
 from pymongo import MongoClient
 
+from tests.support.delayed_worker import DELAY_ENV
 from tests.support.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: manage.py, myproject/, loop/
@@ -185,16 +186,17 @@ def start_celery_worker(
     concurrency: int,
     log: Path,
     extra_env: Mapping[str, str] | None = None,
+    *,
+    report_delay_s: float = 0,
 ) -> Worker:
-    """Start ``celery -A myproject worker`` (node ``name@host`` when a name is given); returns at once.
+    """Start a Celery worker (node ``name@host`` when a name is given); returns at once.
 
-    Gossip, mingle and heartbeats are off: they only slow start-up and shutdown here.
+    With ``report_delay_s`` > 0 it is started through tests/support/delayed_worker.py, so
+    every report pauses that long after it is marked started and before it is computed;
+    otherwise it is the plain ``celery -A myproject worker``. Gossip, mingle and heartbeats
+    are off: they only slow start-up and shutdown here.
     """
-    argv = [
-        str(BIN / "celery"),
-        "-A",
-        "myproject",
-        "worker",
+    worker_args = [
         "--loglevel=INFO",
         f"--concurrency={concurrency}",
         *(["-n", f"{name}@%h"] if name else []),
@@ -202,11 +204,17 @@ def start_celery_worker(
         "--without-mingle",
         "--without-heartbeat",
     ]
+    full_env = {**env, **(extra_env or {})}
+    if report_delay_s > 0:
+        argv = [sys.executable, "-m", "tests.support.delayed_worker", *worker_args]
+        full_env[DELAY_ENV] = str(report_delay_s)
+    else:
+        argv = [str(BIN / "celery"), "-A", "myproject", "worker", *worker_args]
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             argv,
             cwd=ROOT,
-            env={**env, **(extra_env or {})},
+            env=full_env,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: killpg reaches this worker only
