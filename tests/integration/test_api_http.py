@@ -19,7 +19,7 @@ import redis
 import requests
 from bson import ObjectId
 
-from tests.integration.conftest import BROKER_URL, Dataset, Stack
+from tests.support.integration import BROKER_URL, Dataset, Stack
 from tests.support.processes import start_gunicorn
 
 pytestmark = pytest.mark.integration

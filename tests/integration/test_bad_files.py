@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from pymongo import MongoClient
 
-from tests.integration.conftest import MONGO_URL
+from tests.support.integration import MONGO_URL
 from tests.support.processes import run_manage
 
 pytestmark = pytest.mark.integration

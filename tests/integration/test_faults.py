@@ -38,7 +38,7 @@ from django.core.management import call_command
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from tests.integration.conftest import Dataset, skip_or_fail
+from tests.support.integration import Dataset, skip_or_fail
 from tests.support.polling import http_report, wait_for_report, wait_until
 from tests.support.processes import (
     MissingServer,

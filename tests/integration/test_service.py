@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import requests
 
-from tests.integration.conftest import Dataset, Stack
+from tests.support.integration import Dataset, Stack
 
 pytestmark = pytest.mark.integration
 
