@@ -36,7 +36,7 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.integration.processes import free_port, stop_process  # noqa: E402
+from tests.support.processes import free_port, stop_process  # noqa: E402
 
 BIN = Path(sys.executable).parent
 

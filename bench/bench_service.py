@@ -37,7 +37,7 @@ import django  # noqa: E402
 
 from bench.bench_offline import DEFAULT_REAL_DIR, ensure_dataset  # noqa: E402
 from loop.datagen import LOOP_2025_STORES  # noqa: E402
-from tests.integration.processes import free_port, stop_process, wait_for_health  # noqa: E402
+from tests.support.processes import free_port, stop_process, wait_for_health  # noqa: E402
 
 TARGET_RATIO = 2.0
 BIN = Path(sys.executable).parent

@@ -1,19 +1,26 @@
-"""Shared fixtures: an in-process MongoDB (mongomock) and the embedded worker.
+"""Shared fixtures: an in-process MongoDB (mongomock), the embedded worker and the API client.
 
-Only tests that ask for ``mdb`` (or ``api``) touch the store; each gets a
-fresh database, and background reports are drained before settings revert.
+Only tests that ask for ``mdb`` (or ``api``/``loaded``) touch the store; each gets a
+fresh database, and background reports are drained before settings revert. Fixtures
+used by more than one test module live here, so no test module imports another.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from pymongo.database import Database
 
 from loop import storage
 from loop.embedded_worker import wait_embedded_idle
+from tests.support.worked_example import load_example
+
+if TYPE_CHECKING:
+    from rest_framework.test import APIClient
 
 
 @pytest.fixture
@@ -30,7 +37,14 @@ def mdb(settings) -> Iterator[Database]:
 
 
 @pytest.fixture
-def api(mdb: Database):
+def api(mdb: Database) -> APIClient:
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+@pytest.fixture
+def loaded(api: APIClient, mdb: Database, tmp_path: Path) -> APIClient:
+    """The API client with the worked example (tests/support/worked_example.py) loaded."""
+    load_example(mdb, tmp_path)
+    return api

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -16,35 +14,10 @@ from pymongo.errors import ServerSelectionTimeoutError
 from rest_framework.test import APIClient
 
 from loop import storage, tasks
-from loop.ingest import load_sources
 from loop.services import reports
 from loop.timeutil import utcnow
-from tests.helpers_service import write_dataset
-from tests.test_tasks import EXAMPLE_CSV, EXAMPLE_NOW, EXAMPLE_POLLS
-
-NEWEST = "2024-10-08T12:00:00+00:00"  # the newest poll in EXAMPLE_POLLS, read off by eye
-
-
-@pytest.fixture
-def loaded(api: APIClient, mdb: Database, tmp_path: Path) -> APIClient:
-    load_sources(write_dataset(tmp_path, EXAMPLE_POLLS, ["mon,0,09:00:00,12:00:00"], ["mon,America/Chicago"]), mdb)
-    return api
-
-
-def trigger(api: APIClient, body: Any = None, **kwargs: Any):
-    if body is None:
-        return api.post("/trigger_report/", **kwargs)
-    return api.post("/trigger_report/", body, format="json", **kwargs)
-
-
-def wait_done(api: APIClient, report_id: str, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = api.get(f"/get_report/{report_id}/").json()
-        if body["status"] != "Running":
-            return body
-        time.sleep(0.02)
-    raise AssertionError(f"report {report_id} still Running")
+from tests.support.api import trigger, wait_done
+from tests.support.worked_example import EXAMPLE_CSV, EXAMPLE_NOW, NEWEST
 
 
 def test_trigger_answers_202_at_once_then_running_then_complete(
@@ -210,8 +183,13 @@ def test_openapi_schema_and_swagger_ui(api: APIClient) -> None:
     schema = api.get("/api/schema/", HTTP_ACCEPT="application/json")
     assert schema.status_code == 200
     paths = schema.json()["paths"]
-    for path in ("/trigger_report/", "/get_report/", "/get_report/{report_id}/", "/get_report/{report_id}/csv/",
-                 "/health/"):
+    for path in (
+        "/trigger_report/",
+        "/get_report/",
+        "/get_report/{report_id}/",
+        "/get_report/{report_id}/csv/",
+        "/health/",
+    ):
         assert path in paths, path
     assert "202" in paths["/trigger_report/"]["post"]["responses"]
     assert api.get("/api/docs/").status_code == 200

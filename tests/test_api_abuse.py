@@ -21,22 +21,11 @@ from rest_framework.test import APIClient
 
 from loop import access, storage, tasks
 from loop.rates import Rate, parse_rate
-from tests.test_api import NEWEST, loaded  # noqa: F401  (loaded is a fixture)
+from tests.support.api import VALID_ID, assert_json_error, wait_done
+from tests.support.worked_example import NEWEST
 
-VALID_ID = "Abcdefghijklmnopqrstuvwxyz012_-9"  # 32 characters of the allowed alphabet
-assert len(VALID_ID) == 32
 TOKEN = "t0ken-For-Tests_8f3a9c"
 NOT_A_TIME = {"now": "not-a-time"}  # a cheap trigger: 400 after the rate check, no report made
-
-
-def assert_json_error(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, (response.status_code, response.content[:300])
-    assert response["Content-Type"] == "application/json"
-    text = response.content.decode()
-    assert "Traceback" not in text and "<html" not in text.lower()
-    body = response.json()
-    assert isinstance(body["error"], str) and body["error"]
-    return body
 
 
 def report_count(db: Database) -> int:
@@ -69,7 +58,7 @@ def post_raw(api: APIClient, body: bytes, content_type: str = "application/json"
     ],
 )
 def test_bad_bodies_are_json_4xx_and_create_nothing(
-    loaded: APIClient, mdb: Database, body: bytes, content_type: str, status: int, fragment: str  # noqa: F811
+    loaded: APIClient, mdb: Database, body: bytes, content_type: str, status: int, fragment: str
 ) -> None:
     error = assert_json_error(post_raw(loaded, body, content_type), status)["error"]
     assert fragment in error
@@ -94,9 +83,7 @@ def test_bad_bodies_are_json_4xx_and_create_nothing(
         ("2024-10-08T07:00:01-05:00", "after the newest poll"),  # 12:00:01 UTC
     ],
 )
-def test_now_must_be_a_timestamp_not_after_the_data(
-    loaded: APIClient, mdb: Database, now: Any, fragment: str  # noqa: F811
-) -> None:
+def test_now_must_be_a_timestamp_not_after_the_data(loaded: APIClient, mdb: Database, now: Any, fragment: str) -> None:
     body = assert_json_error(loaded.post("/trigger_report/", {"now": now}, format="json"), 400)
     assert fragment in body["error"]
     assert "now" in body["fields"]
@@ -104,39 +91,33 @@ def test_now_must_be_a_timestamp_not_after_the_data(
 
 
 @pytest.mark.parametrize("body", [None, b"", b"null", b"{}"])
-def test_no_body_null_or_empty_object_mean_no_options(
-    loaded: APIClient, mdb: Database, body: bytes | None  # noqa: F811
-) -> None:
+def test_no_body_null_or_empty_object_mean_no_options(loaded: APIClient, mdb: Database, body: bytes | None) -> None:
     response = loaded.post("/trigger_report/") if body is None else post_raw(loaded, body)
     assert response.status_code == 202, response.content
     doc = storage.get_report(mdb, response.json()["report_id"])
     assert storage.report_now(doc).isoformat() == NEWEST
 
 
-def test_now_equal_to_the_newest_poll_is_accepted(loaded: APIClient) -> None:  # noqa: F811
+def test_now_equal_to_the_newest_poll_is_accepted(loaded: APIClient) -> None:
     response = loaded.post("/trigger_report/", {"now": "2024-10-08T07:00:00-05:00"}, format="json")
     assert response.status_code == 202, response.content
 
 
-def test_now_before_all_data_gives_an_empty_report(loaded: APIClient) -> None:  # noqa: F811
-    from tests.test_api import wait_done
-
+def test_now_before_all_data_gives_an_empty_report(loaded: APIClient) -> None:
     response = loaded.post("/trigger_report/", {"now": "1900-01-01T00:00:00Z"}, format="json")
     assert response.status_code == 202, response.content
     done = wait_done(loaded, response.json()["report_id"])
     assert done["status"] == "Complete" and done["rows"] == 0
 
 
-def test_a_chunked_body_without_length_is_411_not_silently_dropped(
-    loaded: APIClient, mdb: Database  # noqa: F811
-) -> None:
+def test_a_chunked_body_without_length_is_411_not_silently_dropped(loaded: APIClient, mdb: Database) -> None:
     # Under WSGI Django would read no bytes of it and start a report without the options.
     response = post_raw(loaded, b'{"now": "2024-10-07T18:00:00Z"}', HTTP_TRANSFER_ENCODING="chunked", CONTENT_LENGTH="")
     assert "Content-Length" in assert_json_error(response, 411)["error"]
     assert report_count(mdb) == 0
 
 
-def test_body_size_limit_is_configurable(loaded: APIClient, mdb: Database, settings) -> None:  # noqa: F811
+def test_body_size_limit_is_configurable(loaded: APIClient, mdb: Database, settings) -> None:
     settings.API_MAX_BODY_BYTES = 100
     core = b'{"now": "2024-10-07T18:00:00+00:00"}'
     exactly = core + b" " * (100 - len(core))  # JSON allows trailing whitespace
@@ -150,8 +131,18 @@ def test_body_size_limit_is_configurable(loaded: APIClient, mdb: Database, setti
 # --- ids and query parameters crafted as MongoDB operators -----------------------------------
 
 
-QUERY_METHODS = ("find", "find_one", "count_documents", "update_one", "update_many", "find_one_and_update",
-                 "delete_one", "delete_many", "distinct", "aggregate")
+QUERY_METHODS = (
+    "find",
+    "find_one",
+    "count_documents",
+    "update_one",
+    "update_many",
+    "find_one_and_update",
+    "delete_one",
+    "delete_many",
+    "distinct",
+    "aggregate",
+)
 
 
 @pytest.fixture
@@ -215,7 +206,7 @@ def test_crafted_ids_never_reach_mongodb(api: APIClient, queries: list[Any], pat
     ],
 )
 def test_crafted_bodies_never_reach_mongodb(
-    loaded: APIClient, mdb: Database, queries: list[Any], body: dict[str, Any]  # noqa: F811
+    loaded: APIClient, mdb: Database, queries: list[Any], body: dict[str, Any]
 ) -> None:
     assert_json_error(loaded.post("/trigger_report/", body, format="json"), 400)
     assert not [q for q in queries if any(MARK in s for s in strings_in(q))]
@@ -277,7 +268,7 @@ def test_docs_answer_without_a_trailing_slash(api: APIClient) -> None:
     assert api.get("/api/docs").status_code == 200
 
 
-def test_a_non_json_accept_header_gets_a_json_406(loaded: APIClient) -> None:  # noqa: F811
+def test_a_non_json_accept_header_gets_a_json_406(loaded: APIClient) -> None:
     assert_json_error(loaded.get(f"/get_report/{VALID_ID}/", HTTP_ACCEPT="text/html"), 406)
 
 
@@ -322,9 +313,7 @@ def test_without_the_right_token_every_api_endpoint_is_401(
 
 
 @pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
-def test_the_right_token_lets_requests_through(
-    loaded: APIClient, mdb: Database, token: str, scheme: str  # noqa: F811
-) -> None:
+def test_the_right_token_lets_requests_through(loaded: APIClient, mdb: Database, token: str, scheme: str) -> None:
     auth = {"HTTP_AUTHORIZATION": f"{scheme} {token}"}
     report_id = loaded.post("/trigger_report/", **auth).json()["report_id"]
     assert report_count(mdb) == 1
@@ -333,16 +322,14 @@ def test_the_right_token_lets_requests_through(
 
 
 @pytest.mark.parametrize("header", [None, "Bearer wrong-token", "Basic abc"])
-def test_health_and_docs_stay_open_with_a_token_set(loaded: APIClient, token: str, header: str | None) -> None:  # noqa: F811
+def test_health_and_docs_stay_open_with_a_token_set(loaded: APIClient, token: str, header: str | None) -> None:
     extra = {} if header is None else {"HTTP_AUTHORIZATION": header}
     assert loaded.get("/health/", **extra).json()["status"] == "ok"
     assert loaded.get("/api/schema/", HTTP_ACCEPT="application/json", **extra).status_code == 200
     assert loaded.get("/api/docs/", **extra).status_code == 200
 
 
-def test_token_comparison_is_constant_time(
-    loaded: APIClient, token: str, monkeypatch: pytest.MonkeyPatch  # noqa: F811
-) -> None:
+def test_token_comparison_is_constant_time(loaded: APIClient, token: str, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[Any, Any]] = []
 
     def spy(a: Any, b: Any) -> bool:
@@ -368,8 +355,12 @@ def test_openapi_schema_declares_the_bearer_token(api: APIClient) -> None:
     scheme = schema["components"]["securitySchemes"]["bearerAuth"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
     paths = schema["paths"]
-    protected = [("/trigger_report/", "post"), ("/get_report/", "get"), ("/get_report/{report_id}/", "get"),
-                 ("/get_report/{report_id}/csv/", "get")]
+    protected = [
+        ("/trigger_report/", "post"),
+        ("/get_report/", "get"),
+        ("/get_report/{report_id}/", "get"),
+        ("/get_report/{report_id}/csv/", "get"),
+    ]
     for path, method in protected:
         operation = paths[path][method]
         assert operation["security"] == [{"bearerAuth": []}], path
@@ -419,9 +410,7 @@ def test_parse_rate_rejects_nonsense(text: str) -> None:
         parse_rate(text)
 
 
-def test_trigger_over_the_limit_is_429_with_retry_after(
-    loaded: APIClient, clock: SimpleNamespace, settings  # noqa: F811
-) -> None:
+def test_trigger_over_the_limit_is_429_with_retry_after(loaded: APIClient, clock: SimpleNamespace, settings) -> None:
     settings.TRIGGER_RATE_LIMIT = "3/minute"
     assert statuses(loaded, 3) == [400, 400, 400]
     response = loaded.post("/trigger_report/", NOT_A_TIME, format="json")
@@ -437,13 +426,14 @@ def test_trigger_over_the_limit_is_429_with_retry_after(
 
 
 def test_rate_limit_is_per_client_and_ignores_forged_forwarded_for(
-    loaded: APIClient, clock: SimpleNamespace, settings  # noqa: F811
+    loaded: APIClient, clock: SimpleNamespace, settings
 ) -> None:
     settings.TRIGGER_RATE_LIMIT = "2/minute"
     assert statuses(loaded, 3, REMOTE_ADDR="10.0.0.1") == [400, 400, 429]
     forged = [
-        loaded.post("/trigger_report/", NOT_A_TIME, format="json", REMOTE_ADDR="10.0.0.1",
-                    HTTP_X_FORWARDED_FOR=f"192.0.2.{i}").status_code
+        loaded.post(
+            "/trigger_report/", NOT_A_TIME, format="json", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR=f"192.0.2.{i}"
+        ).status_code
         for i in range(3)
     ]
     assert forged == [429, 429, 429]
@@ -451,7 +441,7 @@ def test_rate_limit_is_per_client_and_ignores_forged_forwarded_for(
 
 
 @pytest.mark.parametrize("limit", ["0", ""])
-def test_rate_limit_can_be_disabled(loaded: APIClient, clock: SimpleNamespace, settings, limit: str) -> None:  # noqa: F811
+def test_rate_limit_can_be_disabled(loaded: APIClient, clock: SimpleNamespace, settings, limit: str) -> None:
     settings.TRIGGER_RATE_LIMIT = limit
     assert statuses(loaded, 15) == [400] * 15
 
@@ -464,7 +454,7 @@ def test_unauthenticated_requests_do_not_use_up_the_limit(
     assert statuses(api, 3, HTTP_AUTHORIZATION=f"Bearer {token}") == [400, 400, 429]
 
 
-def test_only_post_trigger_is_rate_limited(loaded: APIClient, clock: SimpleNamespace, settings) -> None:  # noqa: F811
+def test_only_post_trigger_is_rate_limited(loaded: APIClient, clock: SimpleNamespace, settings) -> None:
     settings.TRIGGER_RATE_LIMIT = "1/minute"
     others = [loaded.get(f"/get_report/{VALID_ID}/").status_code for _ in range(3)]
     others += [loaded.generic(method, "/trigger_report/").status_code for method in ("GET", "PUT", "OPTIONS")]
@@ -475,7 +465,7 @@ def test_only_post_trigger_is_rate_limited(loaded: APIClient, clock: SimpleNames
 
 
 def test_redis_down_is_a_503_not_a_500(
-    loaded: APIClient, mdb: Database, monkeypatch: pytest.MonkeyPatch, settings  # noqa: F811
+    loaded: APIClient, mdb: Database, monkeypatch: pytest.MonkeyPatch, settings
 ) -> None:
     # Redis (broker and rate counter) refuses connections: the limit cannot be
     # counted, so the trigger goes on and fails to queue with the usual 503.

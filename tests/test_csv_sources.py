@@ -23,8 +23,13 @@ GOOD_ZONES = "store_id,timezone_str\ns1,America/Chicago\n"
 GOOD_STATUS = "store_id,status,timestamp_utc\ns1,active,2024-10-03 23:33:20.412748 UTC\n"
 
 
-def write_set(folder: Path, status: bytes | str = GOOD_STATUS, hours: bytes | str = GOOD_HOURS,
-              zones: bytes | str = GOOD_ZONES, hours_name: str = "menu_hours.csv") -> Path:
+def write_set(
+    folder: Path,
+    status: bytes | str = GOOD_STATUS,
+    hours: bytes | str = GOOD_HOURS,
+    zones: bytes | str = GOOD_ZONES,
+    hours_name: str = "menu_hours.csv",
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, content in (("store_status.csv", status), (hours_name, hours), ("timezones.csv", zones)):
         data = content.encode() if isinstance(content, str) else content
@@ -90,8 +95,7 @@ def test_non_utf8_bytes_blank_lines_and_long_fields_keep_line_numbers(tmp_path: 
         b"store_id,status,timestamp_utc\n"
         b"s1,active,2024-10-03 23:33:20 UTC\n"  # 2 good
         b"s\xff\xfe2,active,2024-10-03 23:33:20 UTC\n"  # 3 bad bytes
-        b"\n"  # 4 blank: ignored silently
-        + long_id.encode() + b",active,2024-10-03 23:33:20 UTC\n"  # 5 too long
+        b"\n" + long_id.encode() + b",active,2024-10-03 23:33:20 UTC\n"  # 4 blank: ignored silently  # 5 too long
         b"s3,active,2024-10-03 23:33:20 UTC,extra,fields\n"  # 6 extra fields: ignored
         b"s4,inactive\n"  # 7 too few fields
         b"s5,inactive,2024-10-03 23:33:20 UTC\n"  # 8 good

@@ -216,9 +216,7 @@ def _write_real(real: Path) -> tuple[dict[str, list[tuple[str, str, str]]], dict
         "store_id,dayOfWeek,start_time_local,end_time_local\n"
         + "\n".join(f"{s},{d},{a},{b}" for s, rows in hours.items() for d, a, b in rows)
     )
-    (real / "timezones.csv").write_text(
-        "store_id,timezone_str\n" + "\n".join(f"{s},{z}" for s, z in zones.items())
-    )
+    (real / "timezones.csv").write_text("store_id,timezone_str\n" + "\n".join(f"{s},{z}" for s, z in zones.items()))
     return hours, zones
 
 
@@ -281,8 +279,19 @@ def test_generate_data_command(tmp_path: Path) -> None:
 
     django.setup()
     stdout = io.StringIO()
-    call_command("generate_data", str(tmp_path / "cmd"), "--stores", "10", "--scale", "2", "--days", "3",
-                 "--seed", "5", stdout=stdout)
+    call_command(
+        "generate_data",
+        str(tmp_path / "cmd"),
+        "--stores",
+        "10",
+        "--scale",
+        "2",
+        "--days",
+        "3",
+        "--seed",
+        "5",
+        stdout=stdout,
+    )
     generate_dataset(tmp_path / "direct", stores=20, days=3, seed=5)
     for name in ("store_status.csv", "menu_hours.csv", "timezones.csv"):
         assert (tmp_path / "cmd" / name).read_bytes() == (tmp_path / "direct" / name).read_bytes()

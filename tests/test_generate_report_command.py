@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from loop.report_engine import REPORT_COLUMNS
-from tests.test_report_property import Case, reference
+from tests.support.report_reference import Case, reference
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data"
@@ -24,7 +24,11 @@ def run_command(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "myproject.settings"}
     return subprocess.run(
         [sys.executable, "manage.py", "generate_report", *args],
-        cwd=REPO, capture_output=True, text=True, env=env, timeout=120,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
 
 
@@ -43,15 +47,16 @@ def test_sample_report_matches_an_independent_reference() -> None:
 
     # Rebuild the inputs with the csv module (not the project's reader) for the reference.
     polls = [
-        (r["store_id"], r["status"],
-         int(pd.Timestamp(r["timestamp_utc"].removesuffix(" UTC"), tz="UTC").timestamp()))
+        (r["store_id"], r["status"], int(pd.Timestamp(r["timestamp_utc"].removesuffix(" UTC"), tz="UTC").timestamp()))
         for r in sample_rows("store_status.csv")
     ]
     hours = []
     for r in sample_rows("menu_hours.csv"):
+
         def secs(text: str) -> int:
             h, m, s = (int(x) for x in text.split(":"))
             return h * 3600 + m * 60 + s
+
         hours.append((r["store_id"], int(r["dayOfWeek"]), secs(r["start_time_local"]), secs(r["end_time_local"])))
     zones = [(r["store_id"], r["timezone_str"]) for r in sample_rows("timezones.csv")]
     expected = reference(Case(polls=polls, hours=hours, zones=zones, now=None))
@@ -71,7 +76,8 @@ def test_explicit_now_and_output_file(tmp_path: Path) -> None:
     report = pd.read_csv(out, dtype={"store_id": str})
     cutoff = pd.Timestamp("2024-10-05", tz="UTC")
     early = {
-        r["store_id"] for r in sample_rows("store_status.csv")
+        r["store_id"]
+        for r in sample_rows("store_status.csv")
         if pd.Timestamp(r["timestamp_utc"].removesuffix(" UTC"), tz="UTC") <= cutoff
     }
     assert set(report["store_id"]) == early

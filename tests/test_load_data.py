@@ -15,7 +15,7 @@ from django.core.management.base import CommandError
 from pymongo.database import Database
 
 from loop import storage
-from tests.helpers_service import write_csv, write_dataset
+from tests.support.csv_files import write_csv, write_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,6 +29,19 @@ HOURS = ["s1,0,09:00:00,12:00:00", "s1,1,22:00,02:00", "s2,6,00:00:00,00:00:00"]
 ZONES = ["s1,America/New_York", "s2,America/Denver"]
 
 
+def stored(db: Database) -> list[tuple[str, str, str]]:
+    """Every stored poll as (store_id, status, ISO time), read back through storage."""
+    polls = storage.read_all_polls(db).to_frame()
+    return sorted(
+        zip(
+            polls["store_id"].astype(str),
+            polls["status"].astype(str),
+            [t.isoformat() for t in polls["timestamp_utc"]],
+            strict=True,
+        )
+    )
+
+
 def load(path: Path, *args: str) -> str:
     out = io.StringIO()
     call_command("load_data", str(path), *args, stdout=out, stderr=io.StringIO())
@@ -40,14 +53,17 @@ def test_loads_three_files_and_prints_a_summary(mdb: Database, tmp_path: Path) -
     assert "4 rows read, 4 inserted, 0 duplicates" in output
     assert "3 rows read, 3 loaded for 2 stores" in output
     assert "status rows/s" in output
-    assert mdb[storage.STATUS].count_documents({}) == 4
     # The zero-padded id stays a string; microseconds survive.
-    doc = mdb[storage.STATUS].find_one({"store_id": "007"})
-    assert doc["status"] == "active" and doc["us"] == 0 and doc["timestamp_utc"].microsecond == 500_000
-    doc = mdb[storage.STATUS].find_one({"store_id": "s1", "status": "active"})
-    assert doc["timestamp_utc"].microsecond == 412_000 and doc["us"] == 748
-    hours = {(d["store_id"], d["day_of_week"], d["start_seconds"], d["end_seconds"])
-             for d in mdb[storage.HOURS].find({}, {"_id": 0})}
+    assert stored(mdb) == [
+        ("007", "active", "2024-10-04T01:00:00.500000+00:00"),
+        ("s1", "active", "2024-10-03T23:33:20.412748+00:00"),
+        ("s1", "inactive", "2024-10-04T00:33:20+00:00"),
+        ("s2", "active", "2024-10-03T10:00:00+00:00"),
+    ]
+    hours = {
+        (d["store_id"], d["day_of_week"], d["start_seconds"], d["end_seconds"])
+        for d in mdb[storage.HOURS].find({}, {"_id": 0})
+    }
     assert hours == {("s1", 0, 9 * 3600, 12 * 3600), ("s1", 1, 22 * 3600, 2 * 3600), ("s2", 6, 0, 0)}
     zones = {(d["store_id"], d["timezone_str"]) for d in mdb[storage.ZONES].find({}, {"_id": 0})}
     assert zones == {("s1", "America/New_York"), ("s2", "America/Denver")}
@@ -58,13 +74,11 @@ def test_reloading_the_same_files_changes_nothing(mdb: Database, tmp_path: Path)
     folder = write_dataset(tmp_path, POLLS, HOURS, ZONES)
     load(folder)
     before = storage.collection_counts(mdb)
-    snapshot = sorted((d["store_id"], d["timestamp_utc"], d["us"], d["status"])
-                      for d in mdb[storage.STATUS].find({}, {"_id": 0}))
+    snapshot = stored(mdb)
     output = load(folder)
     assert "4 rows read, 0 inserted, 4 duplicates" in output
     assert storage.collection_counts(mdb) == before
-    assert sorted((d["store_id"], d["timestamp_utc"], d["us"], d["status"])
-                  for d in mdb[storage.STATUS].find({}, {"_id": 0})) == snapshot
+    assert stored(mdb) == snapshot
 
 
 def test_a_newer_export_adds_only_the_new_polls(mdb: Database, tmp_path: Path) -> None:
@@ -72,7 +86,7 @@ def test_a_newer_export_adds_only_the_new_polls(mdb: Database, tmp_path: Path) -
     newer = [*POLLS, "s1,active,2024-10-05 00:00:00 UTC", "s3,inactive,2024-10-05 01:00:00 UTC"]
     output = load(write_dataset(tmp_path / "new", newer, HOURS, ZONES))
     assert "6 rows read, 2 inserted, 4 duplicates" in output
-    assert mdb[storage.STATUS].count_documents({}) == 6
+    assert len(stored(mdb)) == 6
     assert storage.newest_poll_time(mdb).isoformat() == "2024-10-05T01:00:00+00:00"
 
 
@@ -88,7 +102,7 @@ def test_inactive_wins_for_a_poll_repeated_in_a_file_and_across_loads(mdb: Datab
     again = ["b,inactive,2024-10-03 11:00:00 UTC", "c,active,2024-10-03 12:00:00 UTC"]
     output = load(write_dataset(tmp_path / "two", again))
     assert "(1 set inactive)" in output
-    got = {d["store_id"]: d["status"] for d in mdb[storage.STATUS].find({}, {"_id": 0})}
+    got = {store_id: status for store_id, status, _ in stored(mdb)}
     assert got == {"a": "inactive", "b": "inactive", "c": "inactive"}
 
 
@@ -110,7 +124,7 @@ def test_bad_rows_are_skipped_and_reported_good_rows_kept(mdb: Database, tmp_pat
     assert "menu_hours.csv:2: dayOfWeek" in output
     assert "menu_hours.csv:3: start_time_local" in output
     assert "timezones.csv:2" in output
-    assert sorted(d["store_id"] for d in mdb[storage.STATUS].find()) == ["s1", "s2"]
+    assert [store_id for store_id, _, _ in stored(mdb)] == ["s1", "s2"]
     assert [(d["day_of_week"], d["start_seconds"]) for d in mdb[storage.HOURS].find()] == [(1, 9 * 3600)]
     assert mdb[storage.ZONES].count_documents({}) == 0
 
@@ -131,7 +145,7 @@ def test_loads_a_loop_zip(mdb: Database, tmp_path: Path) -> None:
         for name in ("store_status.csv", "menu_hours.csv", "timezones.csv"):
             zf.write(folder / name, f"export/{name}")
     assert "4 inserted" in load(archive)
-    assert mdb[storage.STATUS].count_documents({}) == 4
+    assert len(stored(mdb)) == 4
 
 
 def test_unusable_files_exit_2_and_write_nothing(mdb: Database, tmp_path: Path) -> None:
@@ -162,7 +176,11 @@ def test_exit_code_of_the_real_command(tmp_path: Path) -> None:
     env = {**os.environ, "MONGO_URL": "mongomock://", "CELERY_BROKER_URL": "memory://"}
     proc = subprocess.run(
         [sys.executable, "manage.py", "load_data", str(tmp_path / "missing")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "missing" in proc.stderr and "Traceback" not in proc.stderr

@@ -18,7 +18,7 @@ from loop.ingest import insert_polls, load_sources
 from loop.ingest.migrate import migrate_legacy_polls
 from loop.storage.legacy import LegacyLayoutError
 from loop.storage.polls import PART_POLLS, PollColumns
-from tests.helpers_service import write_dataset
+from tests.support.csv_files import write_dataset
 
 
 def frame(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
@@ -110,8 +110,11 @@ def test_hourly_appends_leave_exactly_what_one_load_leaves(mdb: Database) -> Non
     rng = np.random.default_rng(7)
     base = pd.Timestamp("2024-10-03 20:00", tz="UTC")
     rows = [
-        (f"s{rng.integers(0, 40)}", "inactive" if rng.random() < 0.2 else "active",
-         str(base + pd.Timedelta(microseconds=int(rng.integers(0, 8 * 3600 * 10**6)))).replace("+00:00", ""))
+        (
+            f"s{rng.integers(0, 40)}",
+            "inactive" if rng.random() < 0.2 else "active",
+            str(base + pd.Timedelta(microseconds=int(rng.integers(0, 8 * 3600 * 10**6)))).replace("+00:00", ""),
+        )
         for _ in range(600)
     ]
     rows += rows[:50]  # repeats across hours
@@ -119,15 +122,19 @@ def test_hourly_appends_leave_exactly_what_one_load_leaves(mdb: Database) -> Non
     hour = (every["timestamp_utc"] - base) // pd.Timedelta(hours=1)
     for h in sorted(hour.unique()):
         insert_polls(mdb, every[hour == h])
-    appended = {day: [(p["n"], bytes(p["t_us"]), bytes(p["inactive"])) for p in day_parts(mdb, day)]
-                for day in storage.stored_day_counts(mdb)}
+    appended = {
+        day: [(p["n"], bytes(p["t_us"]), bytes(p["inactive"])) for p in day_parts(mdb, day)]
+        for day in storage.stored_day_counts(mdb)
+    }
     appended_rows = stored_rows(mdb)
 
     storage.drop_database(mdb)
     one_load = insert_polls(storage.get_db(), every)
     assert one_load.inserted == len(set((r[0], r[2]) for r in rows))
-    again = {day: [(p["n"], bytes(p["t_us"]), bytes(p["inactive"])) for p in day_parts(mdb, day)]
-             for day in storage.stored_day_counts(mdb)}
+    again = {
+        day: [(p["n"], bytes(p["t_us"]), bytes(p["inactive"])) for p in day_parts(mdb, day)]
+        for day in storage.stored_day_counts(mdb)
+    }
     assert appended == again and appended_rows == stored_rows(mdb)
     assert list(again) == ["2024-10-03", "2024-10-04"]  # 20:00 + 8 h crosses midnight
 
@@ -155,7 +162,9 @@ def test_one_writer_retries_on_the_winners_version(mdb: Database, monkeypatch: p
         return result
 
     monkeypatch.setattr(storage, "read_day", read_then_lose)
-    written = insert_polls(mdb, frame([("a", "inactive", "2024-10-03 10:00:00"), ("c", "active", "2024-10-03 12:00:00")]))
+    written = insert_polls(
+        mdb, frame([("a", "inactive", "2024-10-03 10:00:00"), ("c", "active", "2024-10-03 12:00:00")])
+    )
     monkeypatch.undo()
     assert (written.inserted, written.made_inactive) == (1, 1)
     assert stored_rows(mdb) == [
@@ -174,7 +183,9 @@ def test_a_reader_whose_parts_were_replaced_reads_the_new_version(mdb: Database)
 
 
 def test_the_catalog_answers_stores_polled_through(mdb: Database) -> None:
-    assert storage.newest_poll_time(mdb) is None and storage.store_ids_polled_through(mdb, pd.Timestamp.now("UTC")) == []
+    assert (
+        storage.newest_poll_time(mdb) is None and storage.store_ids_polled_through(mdb, pd.Timestamp.now("UTC")) == []
+    )
     insert_polls(mdb, frame([("a", "active", "2024-10-01 00:00:00"), ("b", "active", "2024-10-10 00:00:00.25")]))
     insert_polls(mdb, frame([("a", "active", "2024-09-01 00:00:00"), ("c", "active", "2024-10-12 00:00:00.000001")]))
     assert storage.newest_poll_time(mdb) == pd.Timestamp("2024-10-12 00:00:00.000001", tz="UTC")
@@ -200,9 +211,7 @@ def write_legacy(db: Database, rows: list[tuple[str, str, str]], *, unique: bool
             }
         )
     # mongomock checks a unique index by scanning the collection on every insert: small sets only.
-    db[storage.STATUS].create_index(
-        [("store_id", 1), ("timestamp_utc", 1), ("us", 1)], unique=unique, name="poll_key"
-    )
+    db[storage.STATUS].create_index([("store_id", 1), ("timestamp_utc", 1), ("us", 1)], unique=unique, name="poll_key")
     db[storage.STATUS].insert_many(docs)
     db["store_poll_range"].insert_one({"_id": "x", "first_us": 0, "last_us": 1})
 

@@ -1,11 +1,8 @@
 """Property test: the vectorised engine against a deliberately simple reference.
 
-The reference below follows docs/report_rules.md literally, one store, one date and one
-interval at a time, in plain Python: local wall times are converted with zoneinfo (not
-pandas), ambiguous times take the earlier instant (the smaller UTC of the folds that
-round-trip), nonexistent ones walk forward second by second to the first wall time that
-exists (the instant the clocks jump). Figures use exact integer arithmetic in half
-seconds, so that the midpoints between whole-second polls are exact.
+The reference (tests/support/report_reference.py) follows docs/report_rules.md literally,
+one store, one date and one interval at a time, in plain Python; this module checks it
+against hand-computed figures, then the engine against it.
 
 Runs deterministically by default (derandomize). For an exploratory random run:
 REPORT_PROPERTY_RANDOM=1 REPORT_PROPERTY_EXAMPLES=2000 pytest tests/test_report_property.py
@@ -15,162 +12,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from loop.report_engine import REPORT_COLUMNS, ReportResult, compute_report
-from tests.helpers_report import hours_frame, polls_frame, utc, zones_frame
+from tests.support.report_frames import hours_frame, polls_frame, utc, zones_frame
+from tests.support.report_reference import DAY, HOUR, WEEK, WINDOWS, Case, ref_zone, reference, wall_to_utc
 
-FALLBACK_ZONE = "America/Chicago"
 INVALID_ZONE = "Not/AZone"
-HOUR, DAY, WEEK = 3600, 86400, 7 * 86400
-WINDOWS = {"last_hour": (HOUR, 60), "last_day": (DAY, 3600), "last_week": (WEEK, 3600)}
 # Rounded figures vs exact reference: 0.005 from rounding plus float noise.
 TOLERANCE = 0.006
-
-
-# --- the reference ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Case:
-    polls: list[tuple[str, str, int]]  # store_id, status, epoch seconds
-    hours: list[tuple[str, int, int, int]]  # store_id, day_of_week, start_s, end_s
-    zones: list[tuple[str, str]]  # store_id, timezone_str
-    now: int | None  # epoch seconds
-
-
-def ref_zone(name: str | None) -> ZoneInfo:
-    if not name or not name.strip():
-        return ZoneInfo(FALLBACK_ZONE)
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo(FALLBACK_ZONE)
-
-
-def _round_trips(wall: datetime, tz: ZoneInfo) -> list[int]:
-    """UTC epoch seconds of the folds of `wall` that really show `wall` on the clock."""
-    found = []
-    for fold in (0, 1):
-        as_utc = wall.replace(tzinfo=tz, fold=fold).astimezone(UTC)
-        if as_utc.astimezone(tz).replace(tzinfo=None) == wall:
-            found.append(int(as_utc.timestamp()))
-    return found
-
-
-def wall_to_utc(wall: datetime, tz: ZoneInfo) -> int:
-    found = _round_trips(wall, tz)
-    if found:
-        return min(found)  # ambiguous -> the earlier instant
-    # Nonexistent: the first wall time after the gap is the instant the clocks jump.
-    probe = wall
-    for _ in range(2 * 3600 + 1):
-        probe += timedelta(seconds=1)
-        found = _round_trips(probe, tz)
-        if found:
-            return min(found)
-    raise AssertionError(f"no wall time after {wall} exists in {tz}")
-
-
-def business_intervals(rows: list[tuple[int, int, int]], tz: ZoneInfo, now: int) -> list[tuple[int, int]]:
-    """Merged UTC [start, end) intervals that cover everything relevant to [now - 7d, now]."""
-    if not rows:
-        return [(now - WEEK - DAY, now + DAY)]  # 24x7
-    first = datetime.fromtimestamp(now - WEEK, tz).date() - timedelta(days=2)
-    last = datetime.fromtimestamp(now, tz).date() + timedelta(days=1)
-    raw: list[tuple[int, int]] = []
-    day: date = first
-    while day <= last:
-        for dow, start, end in rows:
-            if day.weekday() != dow:
-                continue
-            start_wall = datetime.combine(day, time()) + timedelta(seconds=start)
-            end_day = day if end > start else day + timedelta(days=1)  # overnight or 24 h
-            end_wall = datetime.combine(end_day, time()) + timedelta(seconds=end)
-            lo, hi = wall_to_utc(start_wall, tz), wall_to_utc(end_wall, tz)
-            if lo < hi:
-                raw.append((lo, hi))
-        day += timedelta(days=1)
-    merged: list[tuple[int, int]] = []
-    for lo, hi in sorted(raw):
-        if merged and lo <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
-        else:
-            merged.append((lo, hi))
-    return merged
-
-
-def _overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
-    return max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
-
-
-@dataclass
-class RefResult:
-    now: int | None
-    rows: dict[str, dict[str, float]]  # unrounded figures
-    business: dict[str, dict[str, float]]  # business time per window, report units
-    counted: dict[str, int]  # counted polls per store
-    polls_counted: int
-
-
-def reference(case: Case) -> RefResult:
-    now = case.now
-    if now is None:
-        if not case.polls:
-            return RefResult(None, {}, {}, {}, 0)
-        now = max(t for _, _, t in case.polls)
-    # Dedupe: one status per (store, instant); inactive wins.
-    status: dict[tuple[str, int], str] = {}
-    for sid, st_, t in case.polls:
-        if t <= now:
-            status[(sid, t)] = "inactive" if "inactive" in (st_, status.get((sid, t))) else "active"
-    stores = sorted({sid for sid, _ in status})
-    zone_of = dict(case.zones)
-    rows: dict[str, dict[str, float]] = {}
-    business: dict[str, dict[str, float]] = {}
-    counted_per_store: dict[str, int] = {}
-    inf = float("inf")
-    for sid in stores:
-        tz = ref_zone(zone_of.get(sid))
-        store_rows = [(d, s, e) for hs, d, s, e in case.hours if hs == sid]
-        intervals = business_intervals(store_rows, tz, now)
-        counted = sorted(
-            (t, s) for (ps, t), s in status.items()
-            if ps == sid and now - WEEK <= t <= now and any(lo <= t < hi for lo, hi in intervals)
-        )
-        counted_per_store[sid] = len(counted)
-        # Status segments in half seconds: switch at each midpoint, unlimited at both ends.
-        segments = []
-        for i, (t, s) in enumerate(counted):
-            lo = -inf if i == 0 else counted[i - 1][0] + t
-            hi = inf if i == len(counted) - 1 else t + counted[i + 1][0]
-            segments.append((lo, hi, s))
-        row: dict[str, float] = {}
-        biz: dict[str, float] = {}
-        for name, (length, unit) in WINDOWS.items():
-            window = (2 * (now - length), 2 * now)
-            pieces = [(2 * lo, 2 * hi) for lo, hi in intervals]
-            biz[name] = sum(_overlap(p, window) for p in pieces) / 2 / unit
-            for kind, label in (("active", "uptime"), ("inactive", "downtime")):
-                half_seconds = sum(
-                    _overlap(_clip(p, window), (lo, hi))
-                    for lo, hi, s in segments if s == kind for p in pieces
-                )
-                row[f"{label}_{name}"] = half_seconds / 2 / unit
-        rows[sid] = row
-        business[sid] = biz
-    return RefResult(now, rows, business, counted_per_store, sum(counted_per_store.values()))
-
-
-def _clip(piece: tuple[int, int], window: tuple[int, int]) -> tuple[float, float]:
-    lo, hi = max(piece[0], window[0]), min(piece[1], window[1])
-    return (lo, hi) if lo < hi else (0.0, 0.0)
 
 
 # --- checking the reference itself against hand-computed figures --------------------
@@ -183,8 +38,7 @@ def _epoch(iso: str) -> int:
 def test_reference_matches_worked_example() -> None:
     # The hand-computed worked example (docs/report_rules.md): 1.74 h up, 1.26 h down.
     case = Case(
-        polls=[("w", "active", _epoch("2024-10-07T15:14:00Z")),
-               ("w", "inactive", _epoch("2024-10-07T16:15:00Z"))],
+        polls=[("w", "active", _epoch("2024-10-07T15:14:00Z")), ("w", "inactive", _epoch("2024-10-07T16:15:00Z"))],
         hours=[("w", 0, 9 * HOUR, 12 * HOUR)],
         zones=[("w", "America/Chicago")],
         now=_epoch("2024-10-08T17:00:00Z"),
@@ -210,15 +64,20 @@ def test_reference_dst_conversions() -> None:
 
 # --- random cases ------------------------------------------------------------------------
 
-ZONE_CHOICES = ["America/Chicago", "Asia/Kolkata", "Australia/Lord_Howe", "Europe/London",
-                INVALID_ZONE, "", None]
+ZONE_CHOICES = ["America/Chicago", "Asia/Kolkata", "Australia/Lord_Howe", "Europe/London", INVALID_ZONE, "", None]
 # DST transitions (zone, UTC instant); each case centres its polls on one of them and
 # mostly uses that zone, so that gaps and repeated hours really meet hours and polls.
-TRANSITIONS = [(zone, _epoch(s)) for zone, s in (
-    ("America/Chicago", "2024-03-10T08:00:00Z"), ("America/Chicago", "2024-11-03T07:00:00Z"),
-    ("Europe/London", "2024-03-31T01:00:00Z"), ("Europe/London", "2024-10-27T01:00:00Z"),
-    ("Australia/Lord_Howe", "2024-04-06T15:00:00Z"), ("Australia/Lord_Howe", "2024-10-05T15:30:00Z"),
-)]
+TRANSITIONS = [
+    (zone, _epoch(s))
+    for zone, s in (
+        ("America/Chicago", "2024-03-10T08:00:00Z"),
+        ("America/Chicago", "2024-11-03T07:00:00Z"),
+        ("Europe/London", "2024-03-31T01:00:00Z"),
+        ("Europe/London", "2024-10-27T01:00:00Z"),
+        ("Australia/Lord_Howe", "2024-04-06T15:00:00Z"),
+        ("Australia/Lord_Howe", "2024-10-05T15:30:00Z"),
+    )
+]
 LEAD = 5 * DAY  # the transition sits LEAD after the first possible poll
 SPAN = 9 * DAY
 
@@ -261,8 +120,7 @@ def cases(draw: st.DrawFn) -> Case:
     for sid in ids:
         zone = draw(st.sampled_from([home_zone, home_zone, *ZONE_CHOICES]))
         rows = draw(st.one_of(st.just([]), st.lists(hours_row, min_size=1, max_size=4)))
-        store_polls = draw(st.lists(
-            st.tuples(poll_offset, st.sampled_from(["active", "inactive"])), max_size=8))
+        store_polls = draw(st.lists(st.tuples(poll_offset, st.sampled_from(["active", "inactive"])), max_size=8))
         if zone is not None:
             zones.append((sid, zone))
         hours += [(sid, d, s, e) for d, s, e in rows]
@@ -270,18 +128,28 @@ def cases(draw: st.DrawFn) -> Case:
         if rows:
             # Polls placed inside the store's own hours near the transition, so that hours,
             # polls and DST meet often (random instants rarely fall inside short hours).
-            inside = draw(st.lists(st.tuples(
-                st.integers(0, len(rows) - 1), st.integers(-1, 0), st.integers(0, 1000),  # 1000: the end
-                st.sampled_from(["active", "inactive"])), max_size=4))
+            inside = draw(
+                st.lists(
+                    st.tuples(
+                        st.integers(0, len(rows) - 1),
+                        st.integers(-1, 0),
+                        st.integers(0, 1000),  # 1000: the end
+                        st.sampled_from(["active", "inactive"]),
+                    ),
+                    max_size=4,
+                )
+            )
             for index, week, permille, status in inside:
                 instant = _inside_hours(rows[index], week, permille, ref_zone(zone), transition)
                 polls.append((sid, status, instant))
     polls = draw(st.permutations(polls))
-    now = draw(st.one_of(
-        st.none(),
-        st.integers(0, SPAN + DAY).map(lambda x: base + x),
-        st.integers(LEAD, LEAD + 5 * HOUR).map(lambda x: base + x),  # hour window near it
-    ))
+    now = draw(
+        st.one_of(
+            st.none(),
+            st.integers(0, SPAN + DAY).map(lambda x: base + x),
+            st.integers(LEAD, LEAD + 5 * HOUR).map(lambda x: base + x),  # hour window near it
+        )
+    )
     if polls and draw(st.integers(0, 5)) == 0:
         now = draw(st.sampled_from(polls))[2] + WEEK  # a poll exactly at now - 7 days
     return Case(polls=list(polls), hours=hours, zones=zones, now=now)
@@ -289,11 +157,15 @@ def cases(draw: st.DrawFn) -> Case:
 
 def _settings() -> settings:
     if os.environ.get("REPORT_PROPERTY_RANDOM"):
-        return settings(max_examples=int(os.environ.get("REPORT_PROPERTY_EXAMPLES", "1000")),
-                        deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        return settings(
+            max_examples=int(os.environ.get("REPORT_PROPERTY_EXAMPLES", "1000")),
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        )
     # Deterministic in CI: the same 150 examples on every run.
-    return settings(max_examples=150, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+    return settings(
+        max_examples=150, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+    )
 
 
 def run_engine(case: Case) -> ReportResult:
@@ -307,37 +179,69 @@ def run_engine(case: Case) -> ReportResult:
 
 def _case(zone: str, rows: list[tuple[int, int, int]], polls: list[tuple[str, str]], now: str | None) -> Case:
     """A one-store case from ISO instants, for the explicit examples below."""
-    return Case(polls=[("a", status, _epoch(iso)) for status, iso in polls],
-                hours=[("a", *row) for row in rows], zones=[("a", zone)],
-                now=None if now is None else _epoch(now))
+    return Case(
+        polls=[("a", status, _epoch(iso)) for status, iso in polls],
+        hours=[("a", *row) for row in rows],
+        zones=[("a", zone)],
+        now=None if now is None else _epoch(now),
+    )
 
 
 # Designed cases that random generation reaches only now and then; checked on every run.
 EXPLICIT = [
     # Chicago fall back: 01:30 is ambiguous -> 06:30Z; 04:00 CST = 10:00Z.
-    _case("America/Chicago", [(6, 5400, 14400)],
-          [("active", "2024-11-03T06:40:00Z"), ("inactive", "2024-11-03T07:20:00Z")], "2024-11-03T10:30:00Z"),
+    _case(
+        "America/Chicago",
+        [(6, 5400, 14400)],
+        [("active", "2024-11-03T06:40:00Z"), ("inactive", "2024-11-03T07:20:00Z")],
+        "2024-11-03T10:30:00Z",
+    ),
     # London fall back (02:00 BST -> 01:00 GMT at 01:00Z): 01:00 -> 00:00Z; 03:00 GMT = 03:00Z.
-    _case("Europe/London", [(6, 3600, 10800)],
-          [("inactive", "2024-10-27T00:30:00Z"), ("active", "2024-10-27T02:30:00Z")], "2024-10-27T04:00:00Z"),
+    _case(
+        "Europe/London",
+        [(6, 3600, 10800)],
+        [("inactive", "2024-10-27T00:30:00Z"), ("active", "2024-10-27T02:30:00Z")],
+        "2024-10-27T04:00:00Z",
+    ),
     # Lord Howe falls back 30 min (02:00 +11 -> 01:30 +10:30): 01:45 -> 14:45Z; 03:00 -> 16:30Z.
-    _case("Australia/Lord_Howe", [(6, 6300, 10800)],
-          [("active", "2024-04-06T14:50:00Z"), ("inactive", "2024-04-06T16:00:00Z")], "2024-04-06T17:00:00Z"),
+    _case(
+        "Australia/Lord_Howe",
+        [(6, 6300, 10800)],
+        [("active", "2024-04-06T14:50:00Z"), ("inactive", "2024-04-06T16:00:00Z")],
+        "2024-04-06T17:00:00Z",
+    ),
     # Lord Howe springs forward 30 min (02:00 +10:30 -> 02:30 +11): 02:15 -> 15:30Z; 03:00 -> 16:00Z.
-    _case("Australia/Lord_Howe", [(6, 8100, 10800)],
-          [("active", "2024-10-05T15:40:00Z"), ("inactive", "2024-10-05T15:59:59Z")], None),
+    _case(
+        "Australia/Lord_Howe",
+        [(6, 8100, 10800)],
+        [("active", "2024-10-05T15:40:00Z"), ("inactive", "2024-10-05T15:59:59Z")],
+        None,
+    ),
     # Chicago spring forward, overnight Saturday 23:00 -> Sunday 02:30 (-> 08:00Z).
-    _case("America/Chicago", [(5, 82800, 9000), (6, 3600, 3600)],
-          [("inactive", "2024-03-10T05:10:00Z"), ("active", "2024-03-10T07:59:59Z")], "2024-03-10T09:00:00Z"),
+    _case(
+        "America/Chicago",
+        [(5, 82800, 9000), (6, 3600, 3600)],
+        [("inactive", "2024-03-10T05:10:00Z"), ("active", "2024-03-10T07:59:59Z")],
+        "2024-03-10T09:00:00Z",
+    ),
     # 23:59:59 taken literally, seen by the last hour.
-    _case("America/Chicago", [(1, 0, 86399), (2, 0, 3600)],
-          [("active", "2024-10-08T17:00:00Z")], "2024-10-09T05:30:00Z"),
+    _case(
+        "America/Chicago", [(1, 0, 86399), (2, 0, 3600)], [("active", "2024-10-08T17:00:00Z")], "2024-10-09T05:30:00Z"
+    ),
     # A poll exactly at the end of the hours (12:00 CDT = 17:00Z) does not count ...
-    _case("America/Chicago", [(0, 32400, 43200)],
-          [("active", "2024-10-07T16:00:00Z"), ("inactive", "2024-10-07T17:00:00Z")], "2024-10-08T17:00:00Z"),
+    _case(
+        "America/Chicago",
+        [(0, 32400, 43200)],
+        [("active", "2024-10-07T16:00:00Z"), ("inactive", "2024-10-07T17:00:00Z")],
+        "2024-10-08T17:00:00Z",
+    ),
     # ... one exactly at now - 7 days does.
-    _case("America/Chicago", [(0, 32400, 43200)],
-          [("inactive", "2024-09-30T16:00:00Z"), ("active", "2024-10-07T15:00:00Z")], "2024-10-07T16:00:00Z"),
+    _case(
+        "America/Chicago",
+        [(0, 32400, 43200)],
+        [("inactive", "2024-09-30T16:00:00Z"), ("active", "2024-10-07T15:00:00Z")],
+        "2024-10-07T16:00:00Z",
+    ),
 ]
 
 

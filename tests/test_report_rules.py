@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from loop.report_engine import DEFAULT_TIMEZONE, REPORT_COLUMNS, compute_report, report_to_csv
-from tests.helpers_report import (
+from tests.support.report_frames import (
     ZERO,
     assert_row,
     figures,
@@ -214,10 +214,12 @@ def test_missing_blank_and_invalid_zones_fall_back_to_chicago() -> None:
     # 03:30Z-06:30Z, polls 10:14 IST (04:44Z) active and 11:15 IST (05:45Z) inactive.
     stores = ["invalid", "missing", "blank"]
     hours = [(s, 0, "09:00", "12:00") for s in [*stores, "kolkata"]]
-    polls = [(s, status, ts) for s in stores for status, ts in [
-        ("active", "2024-10-07T15:14:00Z"), ("inactive", "2024-10-07T16:15:00Z")]]
-    polls += [("kolkata", "active", "2024-10-07T04:44:00Z"),
-              ("kolkata", "inactive", "2024-10-07T05:45:00Z")]
+    polls = [
+        (s, status, ts)
+        for s in stores
+        for status, ts in [("active", "2024-10-07T15:14:00Z"), ("inactive", "2024-10-07T16:15:00Z")]
+    ]
+    polls += [("kolkata", "active", "2024-10-07T04:44:00Z"), ("kolkata", "inactive", "2024-10-07T05:45:00Z")]
     zones = [("invalid", "Mars/Olympus_Mons"), ("blank", ""), ("kolkata", "Asia/Kolkata")]
     result = run(polls, hours, zones, now="2024-10-08T17:00:00Z")
     for store in [*stores, "kolkata"]:

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from loop import storage
 from loop.ingest import load_sources
-from tests.helpers_service import write_dataset
+from tests.support.csv_files import write_dataset
 
 POLLS = ["s1,active,2024-10-08 11:00:00 UTC", "s1,inactive,2024-10-08 12:00:00 UTC"]
 

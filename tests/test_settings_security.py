@@ -22,7 +22,7 @@ from django.urls import path
 
 import myproject.urls as project_urls
 from loop import storage
-from tests.test_api_abuse import VALID_ID, assert_json_error
+from tests.support.api import VALID_ID, assert_json_error
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -36,7 +36,11 @@ def run_python(env: dict[str, str], code: str, *prefix: str) -> subprocess.Compl
     clean.update(PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", **env)
     return subprocess.run(
         [*prefix, "python", "-c", code],
-        cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pytest
 from pymongo.database import Database
@@ -49,9 +50,10 @@ def test_polls_round_trip_keeps_microseconds(mdb: Database) -> None:
         "2024-10-03T23:33:20.412748+00:00",
         "2024-10-03T23:33:20.412749+00:00",
     ]
-    # Stored as a BSON date (milliseconds) plus the microsecond remainder.
-    doc = mdb[storage.STATUS].find_one({"store_id": "s1", "us": 748})
-    assert doc["timestamp_utc"] == dt.datetime(2024, 10, 3, 23, 33, 20, 412000)
+    # Stored as int64 microseconds in the day's packed part (docs/storage.md).
+    head = mdb[storage.STATUS].find_one({"_id": "day:2024-10-03"})
+    part = mdb[f"{storage.STATUS}.2024-10-03"].find_one({"_id": f"{head['token']}|0"})
+    assert np.frombuffer(part["t_us"], dtype="<i8").tolist() == [1727998400412748, 1727998400412749]
 
 
 def test_duplicates_are_counted_and_inactive_wins_across_loads(mdb: Database) -> None:
@@ -70,14 +72,18 @@ def test_duplicates_are_counted_and_inactive_wins_across_loads(mdb: Database) ->
         ),
     )
     assert (again.inserted, again.duplicates, again.made_inactive) == (1, 2, 1)
-    stored = {d["store_id"]: d["status"] for d in mdb[storage.STATUS].find({}, {"_id": 0})}
-    assert stored == {"a": "inactive", "b": "inactive", "c": "active"}
-    assert mdb[storage.STATUS].count_documents({}) == 3
+    stored = storage.read_all_polls(mdb).to_frame()
+    assert dict(zip(stored["store_id"].astype(str), stored["status"].astype(str), strict=True)) == {
+        "a": "inactive",
+        "b": "inactive",
+        "c": "active",
+    }
+    assert len(stored) == 3
 
 
 def test_one_writer_finds_repeats_in_the_chunk_and_in_earlier_chunks(mdb: Database) -> None:
     writer = PollWriter(mdb)
-    first = writer.write(
+    writer.write(
         polls(
             [
                 ("a", "active", "2024-10-03 10:00:00"),
@@ -86,15 +92,23 @@ def test_one_writer_finds_repeats_in_the_chunk_and_in_earlier_chunks(mdb: Databa
             ]
         )
     )
-    assert (first.inserted, first.duplicates, first.made_inactive) == (2, 1, 0)
-    second = writer.write(
-        polls([("b", "inactive", "2024-10-03 10:00:00"), ("b", "active", "2024-10-03 10:00:00.001")])
-    )
-    assert (second.inserted, second.duplicates, second.made_inactive) == (1, 1, 1)
-    stored = sorted((d["store_id"], d["us"], d["timestamp_utc"].microsecond, d["status"])
-                    for d in mdb[storage.STATUS].find())
-    assert stored == [("a", 0, 0, "inactive"), ("b", 0, 0, "inactive"), ("b", 0, 1000, "active")]
-    assert (writer.totals.inserted, writer.totals.duplicates, writer.totals.made_inactive) == (3, 2, 1)
+    # A repeat of an earlier chunk (inactive wins over its active copy) and a new poll 1 ms later.
+    writer.write(polls([("b", "inactive", "2024-10-03 10:00:00"), ("b", "active", "2024-10-03 10:00:00.001")]))
+    written = writer.flush()
+    assert (written.inserted, written.duplicates) == (3, 2)
+    stored = storage.read_all_polls(mdb).to_frame()
+    assert sorted(
+        zip(
+            stored["store_id"].astype(str),
+            stored["timestamp_utc"].dt.microsecond,
+            stored["status"].astype(str),
+            strict=True,
+        )
+    ) == [("a", 0, "inactive"), ("b", 0, "inactive"), ("b", 1000, "active")]
+    assert (writer.totals.inserted, writer.totals.duplicates) == (3, 2)
+    # Across loads, the flip of a stored active poll is what "made inactive" counts.
+    again = insert_polls(mdb, polls([("b", "inactive", "2024-10-03 10:00:00.001")]))
+    assert (again.inserted, again.duplicates, again.made_inactive) == (0, 1, 1)
 
 
 def test_read_polls_bounds_are_inclusive_to_the_microsecond(mdb: Database) -> None:
@@ -146,18 +160,19 @@ def test_poll_ranges_answer_newest_and_stores_polled_through(mdb: Database) -> N
     assert sorted(storage.store_ids_polled_through(mdb, ts("2024-10-10 00:00:00.25"))) == ["a", "b"]
     assert sorted(storage.store_ids_polled_through(mdb, ts("2024-10-10 00:00:00.249999"))) == ["a"]
     assert storage.store_ids_polled_through(mdb, ts("2024-08-31")) == []
-    doc = mdb[storage.POLL_RANGE].find_one({"_id": "a"})
-    # $min/$max widened the range from both loads.
-    assert (doc["first_us"], doc["last_us"]) == (
-        ts_to_us(ts("2024-09-01")),
-        ts_to_us(ts("2024-10-01")),
-    )
+    _, ids, first = storage.read_catalog(mdb)
+    # The second load moved a's first poll earlier.
+    assert dict(zip(ids.tolist(), first.tolist(), strict=True))["a"] == ts_to_us(ts("2024-09-01"))
 
 
 def test_replacing_hours_and_zones_touches_only_the_named_stores(mdb: Database) -> None:
     hours = pd.DataFrame(
-        {"store_id": ["a", "a", "b"], "day_of_week": [0, 1, 2], "start_seconds": [0, 3600, 60],
-         "end_seconds": [100, 7200, 120]}
+        {
+            "store_id": ["a", "a", "b"],
+            "day_of_week": [0, 1, 2],
+            "start_seconds": [0, 3600, 60],
+            "end_seconds": [100, 7200, 120],
+        }
     )
     assert storage.replace_hours(mdb, hours) == 3
     storage.replace_hours(

@@ -22,30 +22,10 @@ from loop.services import reports
 from loop.timeutil import utcnow
 from loop.utils import generate_report
 from myproject.celery import app as celery_app
-from tests.helpers_service import write_dataset
+from tests.support.csv_files import write_dataset
+from tests.support.worked_example import EXAMPLE_CSV, EXAMPLE_NOW, EXAMPLE_POLLS, HEADER
 
 ROOT = Path(__file__).resolve().parent.parent
-HEADER = (
-    "store_id,uptime_last_hour,uptime_last_day,uptime_last_week,"
-    "downtime_last_hour,downtime_last_day,downtime_last_week"
-)
-
-# The worked example: Chicago store open Monday 09:00-12:00 with polls at
-# 10:14 (active) and 11:15 (inactive) local on Monday 2024-10-07 (CDT = UTC-5).
-# Midpoint 10:44:30 -> 1 h 44 m 30 s up (1.74 h), 1 h 15 m 30 s down (1.26 h).
-# "old" polled only before the week (zeros row); "later" only after now (no row).
-EXAMPLE_POLLS = [
-    "mon,active,2024-10-07 15:14:00 UTC",
-    "mon,inactive,2024-10-07 16:15:00 UTC",
-    "old,active,2024-09-20 12:00:00 UTC",
-    "later,active,2024-10-08 12:00:00 UTC",
-]
-EXAMPLE_NOW = pd.Timestamp("2024-10-07 18:00:00", tz="UTC")  # 13:00 local: last hour is closed
-EXAMPLE_CSV = (
-    f"{HEADER}\n"
-    "mon,0.00,1.74,1.74,0.00,1.26,1.26\n"
-    "old,0.00,0.00,0.00,0.00,0.00,0.00\n"
-)
 
 
 @pytest.fixture
@@ -263,8 +243,9 @@ def test_database_report_equals_offline_report_on_the_sample_data(mdb: Database)
     out = io.StringIO()
     saved, sys.stdout = sys.stdout, out  # the offline command writes "-" to sys.stdout
     try:
-        call_command("generate_report", csv_dir=str(ROOT / "data"), now=now.isoformat(), output="-",
-                     stderr=io.StringIO())
+        call_command(
+            "generate_report", csv_dir=str(ROOT / "data"), now=now.isoformat(), output="-", stderr=io.StringIO()
+        )
     finally:
         sys.stdout = saved
     offline = out.getvalue()

@@ -5,107 +5,38 @@ Needs Redis and a MongoDB-wire server (``make services`` starts both on
 Starts a real ``celery -A myproject worker`` and the app under gunicorn on a
 free port, each in a subprocess, against a database and a queue of its own
 (so a developer's running worker never takes these tasks). Unreachable servers
-skip the tests, or fail them when CI is set.
+skip the tests, or fail them when CI is set. The helpers behind these fixtures
+are in tests/support/integration.py and tests/support/processes.py.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import NoReturn
 
-import pandas as pd
 import pytest
 import redis
-import requests
 from pymongo import MongoClient
 
-from loop.datagen import generate_dataset
-from tests.integration.processes import free_port, stop_process, wait_for_health
-
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-MONGO_URL = os.environ.get("IT_MONGO_URL", "mongodb://127.0.0.1:27017")
-BROKER_URL = os.environ.get("IT_BROKER_URL", "redis://127.0.0.1:6379/0")
-HOW_TO_START = (
-    "start them with `make services` (Redis on 127.0.0.1:6379, a MongoDB-wire server on 127.0.0.1:27017), "
-    "or point IT_BROKER_URL / IT_MONGO_URL at running servers"
+from tests.support.integration import (
+    BROKER_URL,
+    HOW_TO_START,
+    MONGO_URL,
+    Dataset,
+    Stack,
+    build_dataset,
+    skip_or_fail,
+    unreachable,
 )
-
-
-def _unreachable() -> str | None:
-    problems = []
-    try:
-        redis.Redis.from_url(BROKER_URL, socket_connect_timeout=2, socket_timeout=2).ping()
-    except Exception as exc:
-        problems.append(f"Redis at {BROKER_URL}: {type(exc).__name__}")
-    try:
-        with MongoClient(MONGO_URL, serverSelectionTimeoutMS=2000) as client:
-            client.admin.command("ping")
-    except Exception as exc:
-        problems.append(f"MongoDB at {MONGO_URL}: {type(exc).__name__}")
-    return "; ".join(problems) or None
-
-
-def skip_or_fail(message: str) -> NoReturn:
-    """A missing server skips the test locally, and fails it when CI is set (CI must not skip)."""
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+from tests.support.processes import start_celery_worker, start_gunicorn
 
 
 @pytest.fixture(scope="session")
 def servers() -> None:
-    problem = _unreachable()
+    problem = unreachable()
     if problem:
         skip_or_fail(f"integration servers not reachable ({problem}): {HOW_TO_START}")
-
-
-@dataclass
-class Stack:
-    base_url: str
-    env: dict[str, str]
-    mongo: MongoClient
-    db_name: str
-    logs: Path
-
-    @property
-    def db(self):
-        return self.mongo[self.db_name]
-
-    def manage(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        """``python manage.py ...`` against this stack's database."""
-        return subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout,
-        )
-
-    def trigger(self, body: dict[str, str] | None = None) -> str:
-        response = requests.post(f"{self.base_url}/trigger_report/", json=body, timeout=30)
-        assert response.status_code == 202, response.text
-        return response.json()["report_id"]
-
-    def wait_report(self, report_id: str, timeout: float = 120) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            response = requests.get(f"{self.base_url}/get_report/{report_id}/", timeout=30)
-            assert response.status_code == 200, response.text
-            body = response.json()
-            if body["status"] != "Running":
-                return body
-            time.sleep(0.2)
-        raise AssertionError(f"report {report_id} still Running after {timeout}s; worker log:\n{self.worker_log()}")
-
-    def worker_log(self) -> str:
-        path = self.logs / "worker.log"
-        return path.read_text()[-4000:] if path.exists() else ""
 
 
 @pytest.fixture(scope="session")
@@ -127,84 +58,21 @@ def stack(servers: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         "SQLITE_PATH": str(logs / "db.sqlite3"),
         "PYTHONUNBUFFERED": "1",
     }
-    port = free_port()
-    worker_log = open(logs / "worker.log", "w")  # noqa: SIM115 - closed below
-    web_log = open(logs / "web.log", "w")  # noqa: SIM115
-    worker = subprocess.Popen(
-        [str(BIN / "celery"), "-A", "myproject", "worker", "--loglevel=INFO", "--concurrency=1",
-         "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=worker_log, stderr=subprocess.STDOUT,
-    )
-    web = subprocess.Popen(
-        [str(BIN / "gunicorn"), "myproject.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "--timeout", "120"],
-        cwd=ROOT, env=env, stdout=web_log, stderr=subprocess.STDOUT,
-    )
+    worker = start_celery_worker(env, None, 1, logs / "worker.log")
+    web = start_gunicorn(env, 2, logs / "web.log")
     mongo = MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000)
-    stack = Stack(f"http://127.0.0.1:{port}", env, mongo, db_name, logs)
+    stack = Stack(web.url, env, mongo, db_name, logs)
     try:
-        wait_for_health(stack.base_url, web, logs / "web.log")
+        web.wait_healthy()
         yield stack
     finally:
-        stop_process(web)
-        stop_process(worker)
-        worker_log.close()
-        web_log.close()
+        web.stop()
+        worker.shutdown()
         mongo.drop_database(db_name)
         mongo.close()
         redis.Redis.from_url(BROKER_URL).delete(queue)
 
 
-# Extra rows that exercise the edges on both paths: a store polled only before
-# the week (a zero row), a store id a spreadsheet would run as a formula, and one
-# poll given twice with different statuses (inactive wins).
-SPICE_ROWS = [
-    "zz-only-old,active,{old} UTC",
-    "=1+2,active,{recent} UTC",
-    "=1+2,inactive,{recent2} UTC",
-    "=1+2,active,{recent2} UTC",
-]
-
-
-@dataclass
-class Dataset:
-    full: Path  # the whole generated export
-    old: Path  # the same export cut 36 hours earlier (what was there an update ago)
-    full_newest: pd.Timestamp
-    old_newest: pd.Timestamp
-
-
-def _poll_times(path: Path) -> pd.Series:
-    """Timestamps of a status file, parsed independently of loop.csv_sources."""
-    frame = pd.read_csv(path, dtype=str)
-    return pd.to_datetime(frame["timestamp_utc"].str.removesuffix(" UTC"), utc=True, format="ISO8601")
-
-
 @pytest.fixture(scope="session")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
-    base = tmp_path_factory.mktemp("data")
-    full = base / "full"
-    generate_dataset(full, stores=40, days=10, seed=11)
-    status = full / "store_status.csv"
-    times = _poll_times(status)
-    newest = times.max()
-    fmt = "%Y-%m-%d %H:%M:%S.%f"
-    spice = "\n".join(SPICE_ROWS).format(
-        old=(newest - pd.Timedelta(days=9)).strftime(fmt),
-        recent=(newest - pd.Timedelta(days=2, hours=3)).strftime(fmt),
-        recent2=(newest - pd.Timedelta(days=2, hours=2)).strftime(fmt),
-    )
-    text = status.read_text()
-    status.write_text(text + ("" if text.endswith("\n") else "\n") + spice + "\n")
-
-    old = base / "old"
-    old.mkdir()
-    shutil.copy(full / "menu_hours.csv", old / "menu_hours.csv")
-    shutil.copy(full / "timezones.csv", old / "timezones.csv")
-    lines = status.read_text().splitlines()
-    all_times = _poll_times(status)
-    cutoff = newest - pd.Timedelta(hours=36)
-    keep = [lines[0]] + [line for line, t in zip(lines[1:], all_times, strict=True) if t <= cutoff]
-    (old / "store_status.csv").write_text("\n".join(keep) + "\n")
-    old_newest = _poll_times(old / "store_status.csv").max()
-    return Dataset(full=full, old=old, full_newest=all_times.max(), old_newest=old_newest)
+    return build_dataset(tmp_path_factory.mktemp("data"))

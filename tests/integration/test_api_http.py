@@ -8,7 +8,6 @@ same database, broker and queue with ``API_TOKEN`` and ``TRIGGER_RATE_LIMIT``.
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,8 +19,8 @@ import redis
 import requests
 from bson import ObjectId
 
-from tests.integration.conftest import BIN, BROKER_URL, ROOT, Dataset, Stack
-from tests.integration.processes import free_port, stop_process, wait_for_health
+from tests.support.integration import BROKER_URL, Dataset, Stack
+from tests.support.processes import start_gunicorn
 
 pytestmark = pytest.mark.integration
 
@@ -33,8 +32,12 @@ UNKNOWN_ID = "u" * 32
 
 
 def check_json_error(response: requests.Response, status: int) -> dict:
-    assert response.status_code == status, (response.request.method, response.url, response.status_code,
-                                            response.text[:300])
+    assert response.status_code == status, (
+        response.request.method,
+        response.url,
+        response.status_code,
+        response.text[:300],
+    )
     assert response.headers["Content-Type"] == "application/json", response.headers
     assert "Traceback" not in response.text and "<html" not in response.text.lower()
     body = response.json()
@@ -51,18 +54,24 @@ def loaded_stack(stack: Stack, dataset: Dataset) -> Iterator[Stack]:
     """
     proc = stack.manage("load_data", str(dataset.old))
     assert proc.returncode == 0, proc.stderr + proc.stdout
-    stack.db["report_table"].insert_one({
-        "_id": CORRUPT_ID, "report_id": CORRUPT_ID, "status": "Complete", "now_us": 0,
-        "created_at": dt.datetime.now(dt.UTC), "finished_at": dt.datetime.now(dt.UTC),
-        "rows": 1, "file_id": ObjectId(),
-    })
+    stack.db["report_table"].insert_one(
+        {
+            "_id": CORRUPT_ID,
+            "report_id": CORRUPT_ID,
+            "status": "Complete",
+            "now_us": 0,
+            "created_at": dt.datetime.now(dt.UTC),
+            "finished_at": dt.datetime.now(dt.UTC),
+            "rows": 1,
+            "file_id": ObjectId(),
+        }
+    )
     yield stack
     stack.db["report_table"].delete_one({"_id": CORRUPT_ID})
 
 
 def _post_json(base: str, body: bytes, content_type: str = "application/json", **kw) -> requests.Response:
-    return requests.post(f"{base}/trigger_report/", data=body, headers={"Content-Type": content_type, **kw},
-                         timeout=30)
+    return requests.post(f"{base}/trigger_report/", data=body, headers={"Content-Type": content_type, **kw}, timeout=30)
 
 
 def _bad_requests(base: str, future_now: str) -> list[tuple[str, int, Callable[[], requests.Response]]]:
@@ -79,23 +88,43 @@ def _bad_requests(base: str, future_now: str) -> list[tuple[str, int, Callable[[
         ("text/plain", 415, lambda: _post_json(base, b'{"now": "2024-10-07T18:00:00Z"}', "text/plain")),
         ("form", 415, lambda: requests.post(f"{base}/trigger_report/", data={"now": "x"}, timeout=30)),
         ("oversized", 413, lambda: _post_json(base, b'{"now": "' + b"2" * 10_000 + b'"}')),
-        ("chunked", 411, lambda: requests.post(f"{base}/trigger_report/", data=chunked(),
-                                               headers={"Content-Type": "application/json"}, timeout=30)),
-        ("now not a timestamp", 400, lambda: requests.post(f"{base}/trigger_report/", json={"now": "yesterday"},
-                                                           timeout=30)),
-        ("now after the data", 400, lambda: requests.post(f"{base}/trigger_report/", json={"now": future_now},
-                                                          timeout=30)),
-        ("now as an operator", 400, lambda: requests.post(f"{base}/trigger_report/", json={"now": {"$gt": ""}},
-                                                          timeout=30)),
+        (
+            "chunked",
+            411,
+            lambda: requests.post(
+                f"{base}/trigger_report/", data=chunked(), headers={"Content-Type": "application/json"}, timeout=30
+            ),
+        ),
+        (
+            "now not a timestamp",
+            400,
+            lambda: requests.post(f"{base}/trigger_report/", json={"now": "yesterday"}, timeout=30),
+        ),
+        (
+            "now after the data",
+            400,
+            lambda: requests.post(f"{base}/trigger_report/", json={"now": future_now}, timeout=30),
+        ),
+        (
+            "now as an operator",
+            400,
+            lambda: requests.post(f"{base}/trigger_report/", json={"now": {"$gt": ""}}, timeout=30),
+        ),
         ("unknown id", 404, lambda: get(f"{base}/get_report/{UNKNOWN_ID}/", timeout=30)),
         ("unknown id csv", 404, lambda: get(f"{base}/get_report/{UNKNOWN_ID}/csv/", timeout=30)),
         ("id of the wrong shape", 400, lambda: get(f"{base}/get_report/not-an-id/", timeout=30)),
         ("id as operator in the path", 400, lambda: get(f"{base}/get_report/%7B%22%24ne%22%3A1%7D/", timeout=30)),
         ("query operator", 400, lambda: get(f"{base}/get_report/?report_id[$ne]=x", timeout=30)),
-        ("query operator as JSON", 400, lambda: get(f"{base}/get_report/", params={"report_id": '{"$ne": null}'},
-                                                    timeout=30)),
-        ("repeated query id", 400, lambda: get(f"{base}/get_report/?report_id={UNKNOWN_ID}&report_id={CORRUPT_ID}",
-                                               timeout=30)),
+        (
+            "query operator as JSON",
+            400,
+            lambda: get(f"{base}/get_report/", params={"report_id": '{"$ne": null}'}, timeout=30),
+        ),
+        (
+            "repeated query id",
+            400,
+            lambda: get(f"{base}/get_report/?report_id={UNKNOWN_ID}&report_id={CORRUPT_ID}", timeout=30),
+        ),
         ("PUT trigger", 405, lambda: requests.put(f"{base}/trigger_report/", timeout=30)),
         ("GET trigger", 405, lambda: get(f"{base}/trigger_report/", timeout=30)),
         ("DELETE report", 405, lambda: requests.delete(f"{base}/get_report/{UNKNOWN_ID}/", timeout=30)),
@@ -143,20 +172,12 @@ class Guarded:
 @pytest.fixture(scope="module")
 def guarded(loaded_stack: Stack) -> Iterator[Guarded]:
     env = {**loaded_stack.env, "API_TOKEN": TOKEN, "TRIGGER_RATE_LIMIT": f"{RATE}/hour"}
-    port = free_port()
-    log = open(loaded_stack.logs / "web-guarded.log", "w")  # noqa: SIM115 - closed below
-    web = subprocess.Popen(
-        [str(BIN / "gunicorn"), "myproject.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-         "--timeout", "120"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    web = start_gunicorn(env, 2, loaded_stack.logs / "web-guarded.log")
     try:
-        wait_for_health(base, web, loaded_stack.logs / "web-guarded.log")
-        yield Guarded(base, loaded_stack.db_name)
+        web.wait_healthy()
+        yield Guarded(web.url, loaded_stack.db_name)
     finally:
-        stop_process(web)
-        log.close()
+        web.stop()
 
 
 def auth(token: str = TOKEN) -> dict[str, str]:
@@ -200,10 +221,14 @@ def test_trigger_rate_limit_holds_across_gunicorn_workers(guarded: Guarded, load
     assert first.status_code == 202, first.text
     # 8 at once, so both workers take some; 401s above never counted.
     with ThreadPoolExecutor(8) as pool:
-        burst = list(pool.map(
-            lambda _: requests.post(f"{base}/trigger_report/", json={"now": "not-a-time"}, headers=auth(), timeout=30),
-            range(8),
-        ))
+        burst = list(
+            pool.map(
+                lambda _: requests.post(
+                    f"{base}/trigger_report/", json={"now": "not-a-time"}, headers=auth(), timeout=30
+                ),
+                range(8),
+            )
+        )
     codes = sorted(r.status_code for r in burst)
     assert codes == [400] * (RATE - 1) + [429] * (8 - RATE + 1), codes
     left = 3600 - start % 3600

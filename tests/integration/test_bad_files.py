@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +17,8 @@ import pandas as pd
 import pytest
 from pymongo import MongoClient
 
-from tests.integration.conftest import MONGO_URL, ROOT
+from tests.support.integration import MONGO_URL
+from tests.support.processes import run_manage
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +33,8 @@ STATUS = (
     b"s2,online,2024-10-07 15:00:00 UTC,a\r\n"  # 7 bad status
     b",active,2024-10-07 15:00:00 UTC,a\r\n"  # 8 blank store id
     b"s\xe9\xff3,active,2024-10-07 15:00:00 UTC,a\r\n"  # 9 not UTF-8
-    + LONG.encode() + b",active,2024-10-07 15:00:00 UTC,a\r\n"  # 10 absurdly long id
+    + LONG.encode()
+    + b",active,2024-10-07 15:00:00 UTC,a\r\n"  # 10 absurdly long id
     b"s2,active,2024-10-07 15:30:00 UTC,a\r\n"  # 11 good
     b"s2,active,2024-10-07 15:30:00 UTC,a\r\n"  # 12 duplicate row
     b"s2,inactive,2024-10-07 23:00:00 UTC,a\r\n"  # 13 good
@@ -79,20 +79,23 @@ def database(servers: None) -> Iterator[tuple[dict[str, str], MongoClient, str]]
         client.close()
 
 
-def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
-    )
-
-
 def stored_polls(client: MongoClient, name: str) -> set[tuple[str, str, str]]:
-    docs = client[name]["store_status"].find({}, {"_id": 0, "store_id": 1, "status": 1, "timestamp_utc": 1})
-    return {(d["store_id"], d["status"], d["timestamp_utc"].strftime("%Y-%m-%d %H:%M:%S")) for d in docs}
+    from loop import storage
+
+    polls = storage.read_all_polls(client[name]).to_frame()
+    return set(
+        zip(
+            polls["store_id"].astype(str),
+            polls["status"].astype(str),
+            polls["timestamp_utc"].dt.strftime("%Y-%m-%d %H:%M:%S"),
+            strict=True,
+        )
+    )
 
 
 def test_messy_files_load_good_rows_and_report_bad_ones(messy: Path, database) -> None:
     env, client, name = database
-    done = manage(env, "load_data", str(messy))
+    done = run_manage(env, "load_data", str(messy), timeout=180)
     assert done.returncode == 0, done.stderr
     out = done.stdout + done.stderr
     assert "Traceback" not in out
@@ -112,15 +115,15 @@ def test_messy_files_load_good_rows_and_report_bad_ones(messy: Path, database) -
     assert [(h["store_id"], h["day_of_week"]) for h in hours] == [("s1", 0)]
 
     # Loading the same messy files again changes nothing.
-    again = manage(env, "load_data", str(messy))
+    again = run_manage(env, "load_data", str(messy), timeout=180)
     assert again.returncode == 0, again.stderr
     assert "0 inserted" in again.stdout
     assert stored_polls(client, name) == GOOD_POLLS
 
     # The database path and the offline path agree on the messy input.
     now = "2024-10-08T00:00:00Z"
-    from_db = manage(env, "generate_report", "--now", now, "--output", "-")
-    offline = manage(env, "generate_report", "--csv-dir", str(messy), "--now", now, "--output", "-")
+    from_db = run_manage(env, "generate_report", "--now", now, "--output", "-", timeout=180)
+    offline = run_manage(env, "generate_report", "--csv-dir", str(messy), "--now", now, "--output", "-", timeout=180)
     assert from_db.returncode == 0 and offline.returncode == 0, from_db.stderr + offline.stderr
     assert from_db.stdout == offline.stdout
     report = pd.read_csv(io.StringIO(offline.stdout), dtype={"store_id": str}).set_index("store_id")
@@ -131,7 +134,7 @@ def test_messy_files_load_good_rows_and_report_bad_ones(messy: Path, database) -
 
 def test_strict_load_writes_nothing(messy: Path, database) -> None:
     env, client, name = database
-    done = manage(env, "load_data", str(messy), "--strict")
+    done = run_manage(env, "load_data", str(messy), "--strict", timeout=180)
     assert done.returncode == 1
     assert "store_status.csv:4" in done.stderr and "nothing was written" in done.stderr
     assert client[name]["store_status"].count_documents({}) == 0
@@ -151,7 +154,7 @@ def test_unusable_status_file_exits_2_and_writes_nothing(
         status.unlink()
     else:
         status.write_bytes(content)
-    done = manage(env, "load_data", str(messy))
+    done = run_manage(env, "load_data", str(messy), timeout=180)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
     assert client[name]["store_status"].count_documents({}) == 0

@@ -8,9 +8,10 @@ no worker reads) and, per test, the real ``celery worker`` processes the test
 needs (started in their own process group, so a SIGKILL reaches exactly them).
 
 Short timeouts come from the environment: MongoDB server selection 0.5 s, Redis
-visibility timeout 10 s, retries after 1 s and 2 s. ``REPORT_TEST_DELAY_SECONDS``
-(a test-only hook, off by default) makes a worker pause right after it marks a
-report started, so a test can act while the report is known to be in progress.
+visibility timeout 10 s, retries after 1 s and 2 s. A worker started with
+``report_delay_s`` (through tests/support/delayed_worker.py, no production hook)
+pauses right after it marks a report started, before it reads the polls, so a test
+can act while the report is known to be in progress.
 Every finished report is compared with the offline command for the same ``now``.
 The tests run in file order; the last one appends polls.
 """
@@ -20,16 +21,14 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
-import shutil
 import signal
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -39,148 +38,25 @@ from django.core.management import call_command
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from tests.integration.conftest import BIN, ROOT, Dataset, skip_or_fail
-from tests.integration.processes import free_port, wait_for_health
+from tests.support.integration import Dataset, skip_or_fail
+from tests.support.polling import http_report, wait_for_report, wait_until
+from tests.support.processes import (
+    MissingServer,
+    Server,
+    Web,
+    Worker,
+    private_mongo,
+    private_redis,
+    run_manage,
+    start_celery_worker,
+    start_gunicorn,
+)
 
 pytestmark = pytest.mark.integration
 
 VISIBILITY_TIMEOUT_S = 10
 STALE_LIMIT_S = 3
 MAX_RETRIES = 2  # retries after 1 s, then 2 s (REPORT_TASK_RETRY_BACKOFF=1, cap 2)
-FERRETDB_CANDIDATES = [os.environ.get("FERRETDB_BIN", ""), shutil.which("ferretdb") or "", "/root/go/bin/ferretdb"]
-
-
-def _need(what: str) -> NoReturn:
-    skip_or_fail(f"fault tests need {what}: run `make services` (it installs Redis and builds FerretDB)")
-
-
-# --- private servers ---------------------------------------------------------------------
-
-
-@dataclass
-class Server:
-    """A server process this module starts, stops and restarts on a fixed port."""
-
-    name: str
-    argv: list[str]
-    port: int
-    log: Path
-    ready: Callable[[], bool]
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 30) -> None:
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while not self.ready():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} did not start:\n{self.log.read_text()[-3000:]}")
-            time.sleep(0.05)
-
-    def crash(self) -> None:
-        """SIGKILL: the server is gone at once (a graceful stop may keep serving open connections)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self.proc = None
-
-
-def _redis_ready(port: int) -> Callable[[], bool]:
-    def ready() -> bool:
-        try:
-            return bool(redis.Redis(port=port, socket_connect_timeout=0.5).ping())
-        except redis.RedisError:
-            return False
-
-    return ready
-
-
-def _mongo_ready(port: int) -> Callable[[], bool]:
-    def ready() -> bool:
-        try:
-            with MongoClient("127.0.0.1", port, serverSelectionTimeoutMS=300, connectTimeoutMS=300) as client:
-                return client.admin.command("ping").get("ok") == 1
-        except Exception:
-            return False
-
-    return ready
-
-
-def private_redis(base: Path) -> Server:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        _need("redis-server")
-    port = free_port()
-    argv = [str(binary), "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-            "--dir", str(base)]
-    return Server("redis", argv, port, base / "redis.log", _redis_ready(port))
-
-
-def private_mongo(base: Path) -> Server:
-    port = free_port()
-    data, state = base / "mongo-data", base / "mongo-state"
-    data.mkdir()
-    state.mkdir()
-    # The same preference as scripts/services.sh: a real mongod when one is on the PATH, else FerretDB.
-    mongod = shutil.which("mongod")
-    ferretdb = next((c for c in FERRETDB_CANDIDATES if c and os.access(c, os.X_OK)), None)
-    if mongod is not None:
-        argv = [mongod, "--bind_ip", "127.0.0.1", "--port", str(port), "--dbpath", str(data)]
-    elif ferretdb is not None:
-        argv = [ferretdb, "--handler=sqlite", f"--sqlite-url=file:{data}/", f"--listen-addr=127.0.0.1:{port}",
-                "--telemetry=disable", "--debug-addr=-", f"--state-dir={state}", "--log-level=warn"]
-    else:
-        _need("FerretDB (/root/go/bin/ferretdb) or mongod")
-    return Server("mongo", argv, port, base / "mongo.log", _mongo_ready(port))
-
-
-# --- the app and its workers ----------------------------------------------------------------
-
-
-@dataclass
-class Worker:
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        wait_until(lambda: "ready." in self.text(), timeout, f"worker ready\n{self.text()[-3000:]}",
-                   alive=self.proc)
-
-    def wait_log(self, needle: str, timeout: float = 60) -> None:
-        wait_until(lambda: needle in self.text(), timeout, f"{needle!r} in the worker log\n{self.text()[-3000:]}")
-
-    def owns(self, pid: int) -> bool:
-        """True if pid is this worker's main process or one of its pool processes."""
-        try:
-            return os.getpgid(pid) == self.proc.pid
-        except ProcessLookupError:
-            return False
-
-    def kill_all(self) -> None:
-        """SIGKILL the whole worker (main process and pool), as an OOM killer or a lost host would."""
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        """End the worker at once (a warm shutdown takes seconds; the test is over)."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(timeout=10)
 
 
 @dataclass
@@ -199,17 +75,16 @@ class FaultStack:
     def db(self) -> Database[dict[str, Any]]:
         return self.client[self.db_name]
 
-    def start_worker(self, name: str, concurrency: int = 1, **extra_env: str) -> Worker:
-        log = self.logs / f"worker-{name}-{len(self.workers)}.log"
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                [str(BIN / "celery"), "-A", "myproject", "worker", "--loglevel=INFO",
-                 f"--concurrency={concurrency}", "-n", f"{name}-{len(self.workers)}@%h",
-                 "--without-gossip", "--without-mingle", "--without-heartbeat"],
-                cwd=ROOT, env={**self.env, **extra_env}, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: killpg reaches this worker only
-            )
-        worker = Worker(proc, log)
+    def start_worker(self, name: str, concurrency: int = 1, report_delay_s: float = 0, **extra_env: str) -> Worker:
+        """A worker on this stack's broker and database, ready to take tasks; stopped after the test.
+
+        ``report_delay_s`` > 0: each report pauses that long once marked started (delayed_worker).
+        """
+        number = len(self.workers)
+        log = self.logs / f"worker-{name}-{number}.log"
+        worker = start_celery_worker(
+            self.env, f"{name}-{number}", concurrency, log, extra_env, report_delay_s=report_delay_s
+        )
         self.workers.append(worker)
         worker.wait_ready()
         return worker
@@ -223,16 +98,13 @@ class FaultStack:
         return requests.get(f"{url or self.web_url}/get_report/{report_id}/", timeout=30)
 
     def wait_report(self, report_id: str, timeout: float = 90) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            response = self.get(report_id)
-            assert response.status_code == 200, response.text
-            body = response.json()
-            if body["status"] != "Running":
-                return body
-            time.sleep(0.2)
-        logs = "\n".join(w.text()[-2000:] for w in self.workers)
-        raise AssertionError(f"report {report_id} still Running after {timeout}s; worker logs:\n{logs}")
+        """Poll the report on the normal app until it is no longer Running; its final body."""
+        return wait_for_report(
+            http_report(self.web_url, report_id),
+            timeout=timeout,
+            label=f"report {report_id}",
+            describe_failure=lambda: "worker logs:\n" + "\n".join(w.text()[-2000:] for w in self.workers),
+        )
 
     def doc(self, report_id: str) -> dict[str, Any]:
         doc = self.db["report_table"].find_one({"_id": report_id})
@@ -244,19 +116,13 @@ class FaultStack:
         return self.doc(report_id)
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str, alive: subprocess.Popen[bytes] | None = None
-               ) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline or (alive is not None and alive.poll() is not None):
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 @pytest.fixture(scope="module")
 def fault_stack(tmp_path_factory: pytest.TempPathFactory, dataset: Dataset) -> Iterator[FaultStack]:
     base = tmp_path_factory.mktemp("faults")
-    redis_server, mongo_server = private_redis(base), private_mongo(base)
+    try:
+        redis_server, mongo_server = private_redis(base), private_mongo(base)
+    except MissingServer as missing:
+        skip_or_fail(f"fault tests need {missing}: run `make services` (it installs Redis and builds FerretDB)")
     db_name = "loop_faults"
     env = {
         **os.environ,
@@ -269,7 +135,6 @@ def fault_stack(tmp_path_factory: pytest.TempPathFactory, dataset: Dataset) -> I
         "REPORT_TASK_MAX_RETRIES": str(MAX_RETRIES),
         "REPORT_TASK_RETRY_BACKOFF": "1",
         "REPORT_TASK_RETRY_BACKOFF_MAX": "2",
-        "REPORT_TEST_DELAY_SECONDS": "0",
         "REPORT_STALE_SECONDS": "1800",
         "TRIGGER_RATE_LIMIT": "1000/minute",  # the Redis-backed limiter stays on, out of the way
         "API_TOKEN": "",
@@ -279,40 +144,27 @@ def fault_stack(tmp_path_factory: pytest.TempPathFactory, dataset: Dataset) -> I
         "SQLITE_PATH": str(base / "db.sqlite3"),
         "PYTHONUNBUFFERED": "1",
     }
-    webs: list[tuple[subprocess.Popen[bytes], Path, str]] = []
+    webs: list[Web] = []
     client: MongoClient[dict[str, Any]] | None = None
     stack: FaultStack | None = None
     try:
         redis_server.start()
         mongo_server.start()
         # The normal app, and one with a tiny stale limit whose queue no worker reads.
-        for name, workers, extra in (
-            ("web", 2, {}),
-            ("stale-web", 1, {"REPORT_STALE_SECONDS": str(STALE_LIMIT_S), "CELERY_QUEUE": "faults-nobody"}),
-        ):
-            port, log = free_port(), base / f"{name}.log"
-            with open(log, "wb") as out:
-                proc = subprocess.Popen(
-                    [str(BIN / "gunicorn"), "myproject.wsgi:application", "--bind", f"127.0.0.1:{port}",
-                     "--workers", str(workers), "--timeout", "120"],
-                    cwd=ROOT, env={**env, **extra}, stdout=out, stderr=subprocess.STDOUT,
-                )
-            webs.append((proc, log, f"http://127.0.0.1:{port}"))
-        for proc, log, url in webs:
-            wait_for_health(url, proc, log)
+        webs.append(start_gunicorn(env, 2, base / "web.log"))
+        stale_env = {**env, "REPORT_STALE_SECONDS": str(STALE_LIMIT_S), "CELERY_QUEUE": "faults-nobody"}
+        webs.append(start_gunicorn(stale_env, 1, base / "stale-web.log"))
+        for web in webs:
+            web.wait_healthy()
         client = MongoClient(env["MONGO_URL"], serverSelectionTimeoutMS=5000)
-        stack = FaultStack(env, redis_server, mongo_server, webs[0][2], webs[1][2], base, db_name, client)
+        stack = FaultStack(env, redis_server, mongo_server, webs[0].url, webs[1].url, base, db_name, client)
         _load(stack, dataset.old)
         yield stack
     finally:
         for worker in stack.workers if stack else []:
             worker.stop()
-        for proc, _, _ in webs:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        for web in webs:
+            web.stop()
         if client is not None:
             client.close()
         mongo_server.stop()
@@ -335,8 +187,7 @@ def stack(fault_stack: FaultStack) -> Iterator[FaultStack]:
 
 
 def _load(stack: FaultStack, folder: Path) -> None:
-    proc = subprocess.run([str(BIN / "python"), "manage.py", "load_data", str(folder)], cwd=ROOT, env=stack.env,
-                          capture_output=True, text=True, timeout=300)
+    proc = run_manage(stack.env, "load_data", str(folder))
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -370,7 +221,7 @@ def running_reports(stack: FaultStack) -> list[str]:
 def test_sigkill_of_the_pool_process_mid_report_requeues_the_report(
     stack: FaultStack, dataset: Dataset, tmp_path: Path
 ) -> None:
-    worker = stack.start_worker("pool", REPORT_TEST_DELAY_SECONDS="4")
+    worker = stack.start_worker("pool", report_delay_s=4)
     report_id = stack.trigger()
     started = stack.wait_started(report_id)
     pid = pid_of(started)
@@ -390,7 +241,7 @@ def test_sigkill_of_the_pool_process_mid_report_requeues_the_report(
 def test_sigkill_of_the_whole_worker_mid_report_is_redelivered_to_the_next_worker(
     stack: FaultStack, dataset: Dataset, tmp_path: Path
 ) -> None:
-    doomed = stack.start_worker("doomed", REPORT_TEST_DELAY_SECONDS="60")
+    doomed = stack.start_worker("doomed", report_delay_s=60)
     report_id = stack.trigger()
     first = stack.wait_started(report_id)
     assert doomed.owns(pid_of(first))
@@ -456,9 +307,7 @@ def test_mongodb_down_api_answers_503_and_the_task_retries_until_it_is_back(
     # More retries than the other cases: MongoDB is started again after the second retry is logged,
     # and the retries still to come (2 s apart) must outlast its start-up on a loaded machine.
     retries_allowed = 10
-    worker = stack.start_worker(
-        "mongo-retry", REPORT_TEST_DELAY_SECONDS="3", REPORT_TASK_MAX_RETRIES=str(retries_allowed)
-    )
+    worker = stack.start_worker("mongo-retry", report_delay_s=3, REPORT_TASK_MAX_RETRIES=str(retries_allowed))
     report_id = stack.trigger()
     stack.wait_started(report_id)
     stack.mongo.crash()  # while the task pauses, before it reads the polls
@@ -534,11 +383,12 @@ def test_a_report_running_longer_than_the_limit_reads_failed_stale(stack: FaultS
 
 def test_the_default_stale_limit_is_thirty_minutes(stack: FaultStack) -> None:
     from loop import storage
+    from loop.timeutil import utcnow
 
     for minutes, expected in ((29, "Running"), (31, "Failed")):
         report_id = f"stale{minutes}".ljust(32, "x")
         storage.create_report(stack.db, report_id, pd.Timestamp("2024-10-07", tz="UTC"))
-        created = storage.utcnow() - dt.timedelta(minutes=minutes)
+        created = utcnow() - dt.timedelta(minutes=minutes)
         stack.db["report_table"].update_one({"_id": report_id}, {"$set": {"created_at": created}})
         assert stack.get(report_id).json()["status"] == expected
     assert running_reports(stack) == ["stale29".ljust(32, "x")]
@@ -575,12 +425,14 @@ def test_data_appended_while_a_report_runs_does_not_change_it(
     stack: FaultStack, dataset: Dataset, tmp_path: Path
 ) -> None:
     delay = 6
-    stack.start_worker("append", REPORT_TEST_DELAY_SECONDS=str(delay))
+    stack.start_worker("append", report_delay_s=delay)
     report_id = stack.trigger()
     started = stack.wait_started(report_id)
-    polls_before = stack.db["store_status"].count_documents({})
+    from loop import storage
+
+    polls_before = storage.collection_counts(stack.db)["polls"]
     _load(stack, dataset.full)  # newer polls arrive while the report pauses
-    assert stack.db["store_status"].count_documents({}) > polls_before
+    assert storage.collection_counts(stack.db)["polls"] > polls_before
     elapsed = (dt.datetime.now(dt.UTC).replace(tzinfo=None) - started["started_at"]).total_seconds()
     assert elapsed < delay - 0.5, f"the append took too long ({elapsed:.1f}s) to land before the report read"
 

@@ -41,9 +41,7 @@ def polls_frame(rows: Iterable[PollRow], unit: str = "us") -> pd.DataFrame:
         {
             "store_id": pd.Series([r[0] for r in rows], dtype="str"),
             "status": pd.Series([r[1] for r in rows], dtype="str"),
-            "timestamp_utc": pd.Series(
-                [utc(r[2]) for r in rows], dtype="datetime64[ns, UTC]"
-            ).dt.as_unit(unit),
+            "timestamp_utc": pd.Series([utc(r[2]) for r in rows], dtype="datetime64[ns, UTC]").dt.as_unit(unit),
         }
     )
     return frame
@@ -99,8 +97,12 @@ def rows_by_store(result: ReportResult) -> dict[str, dict[str, float]]:
 
 
 def figures(
-    up_hour: float, up_day: float, up_week: float,
-    down_hour: float, down_day: float, down_week: float,
+    up_hour: float,
+    up_day: float,
+    up_week: float,
+    down_hour: float,
+    down_day: float,
+    down_week: float,
 ) -> dict[str, float]:
     """A row's expected figures in REPORT_COLUMNS order (hour in minutes, day/week in hours)."""
     values = (up_hour, up_day, up_week, down_hour, down_day, down_week)
