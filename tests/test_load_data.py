@@ -16,6 +16,7 @@ from pymongo.database import Database
 
 from loop import storage
 from tests.support.csv_files import write_csv, write_dataset
+from tests.support.stored import stored_poll_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,19 +28,6 @@ POLLS = [
 ]
 HOURS = ["s1,0,09:00:00,12:00:00", "s1,1,22:00,02:00", "s2,6,00:00:00,00:00:00"]
 ZONES = ["s1,America/New_York", "s2,America/Denver"]
-
-
-def stored(db: Database) -> list[tuple[str, str, str]]:
-    """Every stored poll as (store_id, status, ISO time), read back through storage."""
-    polls = storage.read_all_polls(db).to_frame()
-    return sorted(
-        zip(
-            polls["store_id"].astype(str),
-            polls["status"].astype(str),
-            [t.isoformat() for t in polls["timestamp_utc"]],
-            strict=True,
-        )
-    )
 
 
 def load(path: Path, *args: str) -> str:
@@ -54,7 +42,7 @@ def test_loads_three_files_and_prints_a_summary(mdb: Database, tmp_path: Path) -
     assert "3 rows read, 3 loaded for 2 stores" in output
     assert "status rows/s" in output
     # The zero-padded id stays a string; microseconds survive.
-    assert stored(mdb) == [
+    assert stored_poll_rows(mdb) == [
         ("007", "active", "2024-10-04T01:00:00.500000+00:00"),
         ("s1", "active", "2024-10-03T23:33:20.412748+00:00"),
         ("s1", "inactive", "2024-10-04T00:33:20+00:00"),
@@ -74,11 +62,11 @@ def test_reloading_the_same_files_changes_nothing(mdb: Database, tmp_path: Path)
     folder = write_dataset(tmp_path, POLLS, HOURS, ZONES)
     load(folder)
     before = storage.collection_counts(mdb)
-    snapshot = stored(mdb)
+    snapshot = stored_poll_rows(mdb)
     output = load(folder)
     assert "4 rows read, 0 inserted, 4 duplicates" in output
     assert storage.collection_counts(mdb) == before
-    assert stored(mdb) == snapshot
+    assert stored_poll_rows(mdb) == snapshot
 
 
 def test_a_newer_export_adds_only_the_new_polls(mdb: Database, tmp_path: Path) -> None:
@@ -86,7 +74,7 @@ def test_a_newer_export_adds_only_the_new_polls(mdb: Database, tmp_path: Path) -
     newer = [*POLLS, "s1,active,2024-10-05 00:00:00 UTC", "s3,inactive,2024-10-05 01:00:00 UTC"]
     output = load(write_dataset(tmp_path / "new", newer, HOURS, ZONES))
     assert "6 rows read, 2 inserted, 4 duplicates" in output
-    assert len(stored(mdb)) == 6
+    assert len(stored_poll_rows(mdb)) == 6
     assert storage.newest_poll_time(mdb).isoformat() == "2024-10-05T01:00:00+00:00"
 
 
@@ -102,7 +90,7 @@ def test_inactive_wins_for_a_poll_repeated_in_a_file_and_across_loads(mdb: Datab
     again = ["b,inactive,2024-10-03 11:00:00 UTC", "c,active,2024-10-03 12:00:00 UTC"]
     output = load(write_dataset(tmp_path / "two", again))
     assert "(1 set inactive)" in output
-    got = {store_id: status for store_id, status, _ in stored(mdb)}
+    got = {store_id: status for store_id, status, _ in stored_poll_rows(mdb)}
     assert got == {"a": "inactive", "b": "inactive", "c": "inactive"}
 
 
@@ -124,7 +112,7 @@ def test_bad_rows_are_skipped_and_reported_good_rows_kept(mdb: Database, tmp_pat
     assert "menu_hours.csv:2: dayOfWeek" in output
     assert "menu_hours.csv:3: start_time_local" in output
     assert "timezones.csv:2" in output
-    assert [store_id for store_id, _, _ in stored(mdb)] == ["s1", "s2"]
+    assert [store_id for store_id, _, _ in stored_poll_rows(mdb)] == ["s1", "s2"]
     assert [(d["day_of_week"], d["start_seconds"]) for d in mdb[storage.HOURS].find()] == [(1, 9 * 3600)]
     assert mdb[storage.ZONES].count_documents({}) == 0
 
@@ -145,7 +133,7 @@ def test_loads_a_loop_zip(mdb: Database, tmp_path: Path) -> None:
         for name in ("store_status.csv", "menu_hours.csv", "timezones.csv"):
             zf.write(folder / name, f"export/{name}")
     assert "4 inserted" in load(archive)
-    assert len(stored(mdb)) == 4
+    assert len(stored_poll_rows(mdb)) == 4
 
 
 def test_unusable_files_exit_2_and_write_nothing(mdb: Database, tmp_path: Path) -> None:

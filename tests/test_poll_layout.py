@@ -19,6 +19,7 @@ from loop.ingest.migrate import migrate_legacy_polls
 from loop.storage.legacy import LegacyLayoutError
 from loop.storage.polls import PART_POLLS, PollColumns
 from tests.support.csv_files import write_dataset
+from tests.support.stored import stored_poll_rows
 
 
 def frame(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
@@ -28,19 +29,6 @@ def frame(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
             "status": [r[1] for r in rows],
             "timestamp_utc": pd.to_datetime([r[2] for r in rows], utc=True, format="ISO8601").as_unit("us"),
         }
-    )
-
-
-def stored_rows(db: Database) -> list[tuple[str, str, str]]:
-    """Every stored poll as (store_id, status, ISO time), read back through storage."""
-    polls = storage.read_all_polls(db).to_frame()
-    return sorted(
-        zip(
-            polls["store_id"].astype(str),
-            polls["status"].astype(str),
-            [t.isoformat() for t in polls["timestamp_utc"]],
-            strict=True,
-        )
     )
 
 
@@ -100,7 +88,7 @@ def test_loading_the_same_polls_again_writes_nothing(mdb: Database) -> None:
     assert (again.inserted, again.duplicates, again.made_inactive) == (0, 2, 0)
     heads = {d["_id"]: d["version"] for d in mdb[storage.STATUS].find({"kind": "day"})}
     assert heads == {"day:2024-10-03": 1, "day:2024-10-04": 1}  # not rewritten
-    assert stored_rows(mdb) == [
+    assert stored_poll_rows(mdb) == [
         ("a", "active", "2024-10-03T10:00:00+00:00"),
         ("a", "inactive", "2024-10-04T10:00:00+00:00"),
     ]
@@ -126,7 +114,7 @@ def test_hourly_appends_leave_exactly_what_one_load_leaves(mdb: Database) -> Non
         day: [(p["n"], bytes(p["t_us"]), bytes(p["inactive"])) for p in day_parts(mdb, day)]
         for day in storage.stored_day_counts(mdb)
     }
-    appended_rows = stored_rows(mdb)
+    appended_rows = stored_poll_rows(mdb)
 
     storage.drop_database(mdb)
     one_load = insert_polls(storage.get_db(), every)
@@ -135,7 +123,7 @@ def test_hourly_appends_leave_exactly_what_one_load_leaves(mdb: Database) -> Non
         day: [(p["n"], bytes(p["t_us"]), bytes(p["inactive"])) for p in day_parts(mdb, day)]
         for day in storage.stored_day_counts(mdb)
     }
-    assert appended == again and appended_rows == stored_rows(mdb)
+    assert appended == again and appended_rows == stored_poll_rows(mdb)
     assert list(again) == ["2024-10-03", "2024-10-04"]  # 20:00 + 8 h crosses midnight
 
 
@@ -145,7 +133,7 @@ def test_a_writer_that_loses_the_race_changes_nothing_and_leaves_no_parts(mdb: D
     insert_polls(mdb, frame([("b", "active", "2024-10-03 11:00:00")]))  # another writer wins meanwhile
     late = PollColumns(np.array(["c"], dtype=object), np.array([0]), np.array([1727953200000000]), np.array([False]))
     assert storage.replace_day(mdb, "2024-10-03", head, late) is False
-    assert [r[0] for r in stored_rows(mdb)] == ["a", "b"]
+    assert [r[0] for r in stored_poll_rows(mdb)] == ["a", "b"]
     assert mdb[f"{storage.STATUS}.2024-10-03"].count_documents({}) == 1  # only the winner's part
 
 
@@ -167,7 +155,7 @@ def test_one_writer_retries_on_the_winners_version(mdb: Database, monkeypatch: p
     )
     monkeypatch.undo()
     assert (written.inserted, written.made_inactive) == (1, 1)
-    assert stored_rows(mdb) == [
+    assert stored_poll_rows(mdb) == [
         ("a", "inactive", "2024-10-03T10:00:00+00:00"),
         ("b", "inactive", "2024-10-03T11:00:00+00:00"),
         ("c", "active", "2024-10-03T12:00:00+00:00"),
@@ -233,8 +221,8 @@ def test_an_old_layout_database_is_refused_until_migrated(mdb: Database, api: AP
     assert response.status_code == 409 and "migrate_polls" in response.json()["error"]
 
     done = migrate_legacy_polls(mdb)
-    assert (done.old_documents, done.polls_inserted, done.old_documents_deleted) == (3, 3, 3)
-    assert stored_rows(mdb) == [
+    assert (done.old_documents, done.written.inserted, done.old_documents_deleted) == (3, 3, 3)
+    assert stored_poll_rows(mdb) == [
         ("a", "active", "2024-10-03T10:00:00.123456+00:00"),
         ("a", "inactive", "2024-10-04T11:00:00.000001+00:00"),
         ("b", "active", "2024-10-04T12:00:00+00:00"),
@@ -242,7 +230,7 @@ def test_an_old_layout_database_is_refused_until_migrated(mdb: Database, api: AP
     assert "store_poll_range" not in mdb.list_collection_names()
     assert "poll_key" not in mdb[storage.STATUS].index_information()
     again = migrate_legacy_polls(mdb)
-    assert (again.old_documents, again.polls_inserted) == (0, 0)
+    assert (again.old_documents, again.written.inserted) == (0, 0)
     assert api.post("/trigger_report/").status_code == 202
 
 
@@ -253,7 +241,7 @@ def test_the_report_is_the_same_before_and_after_migration(mdb: Database, tmp_pa
     sample = Path(__file__).resolve().parents[1] / "data"
     load_sources(sample, mdb)
     before = report_to_csv(generate_report(db=mdb).report)
-    rows = stored_rows(mdb)
+    rows = stored_poll_rows(mdb)
     storage.drop_database(mdb)
     db = storage.get_db()
     write_legacy(db, [(s, st, t.replace("T", " ").replace("+00:00", "")) for s, st, t in rows], unique=False)

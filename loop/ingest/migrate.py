@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pymongo.database import Database
 
 from loop import storage
-from loop.ingest.dedup import PollWriter
+from loop.ingest.dedup import PollWrite, PollWriter
 from loop.storage import legacy
 
 
 @dataclass
 class Migration:
+    """Old documents read and deleted; ``written`` says which of their polls were new to the day parts."""
+
     old_documents: int = 0
-    polls_inserted: int = 0
-    polls_already_stored: int = 0
+    written: PollWrite = field(default_factory=PollWrite)
     old_documents_deleted: int = 0
     seconds: float = 0.0
 
@@ -39,9 +40,7 @@ def migrate_legacy_polls(db: Database | None = None, *, progress: Callable[[str]
         if progress is not None:
             progress(f"  {out.old_documents} old documents read")
     legacy.drop_legacy_indexes(db)
-    written = writer.flush()
-    out.polls_inserted = written.inserted
-    out.polls_already_stored = written.duplicates
+    out.written = writer.flush()
     out.old_documents_deleted = legacy.delete_legacy_polls(db)
     out.seconds = time.perf_counter() - started
     return out

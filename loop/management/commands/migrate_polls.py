@@ -15,7 +15,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         done = migrate_legacy_polls(progress=self.stdout.write)
         self.stdout.write(
-            f"{done.old_documents} old poll documents read: {done.polls_inserted} polls stored as day parts, "
-            f"{done.polls_already_stored} repeats or already stored; {done.old_documents_deleted} old documents "
+            f"{done.old_documents} old poll documents read: {done.written.inserted} polls stored as day parts, "
+            f"{done.written.duplicates} repeats or already stored; {done.old_documents_deleted} old documents "
             f"deleted in {done.seconds:.2f} s"
         )
