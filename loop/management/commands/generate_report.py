@@ -6,6 +6,7 @@ reads MongoDB through ``loop.utils.generate_report`` (no Celery involved).
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from argparse import ArgumentParser
@@ -33,6 +34,14 @@ class Command(BaseCommand):
         parser.add_argument("--strict", action="store_true", help="fail (exit 1) if any input row is skipped")
         # Django adds --skip-checks only to commands that run checks; kept so command lines that pass it still work.
         parser.add_argument("--skip-checks", action="store_true", help="Skip system checks.")
+
+    def run_from_argv(self, argv: list[str]) -> None:
+        super().run_from_argv(argv)
+        # Run from the command line, the process ends next. Python's shutdown then collects the
+        # reference cycles of every pandas, pyarrow and Django module (classes, functions) one by
+        # one: about 0.2 s. Frozen, they are left to the OS. Standard streams are still flushed and
+        # atexit handlers still run; call_command() (tests, other code) does not come through here.
+        gc.freeze()
 
     def handle(self, *args: Any, **options: Any) -> None:
         started = time.perf_counter()
