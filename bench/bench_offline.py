@@ -44,7 +44,7 @@ ts = pd.to_datetime(df["timestamp_utc"].str.removesuffix(" UTC"), format="ISO860
 print(time.perf_counter() - t0, len(ts))
 """
 
-TARGET_FLOOR_RATIO = 2.0
+TARGET_FLOOR_RATIO = 1.2
 TARGET_RSS_1X_GB = 1.5
 TARGET_SCALING = 12.0
 TARGET_RSS_10X_GB = 8.0

@@ -50,6 +50,7 @@ _SKIPPED_LINE = re.compile(r"Skipping line (\d+): (.*)")
 _CLOCK = r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?$"
 _UTC_SUFFIX = r"(?i)\s*UTC$"
 _TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
+_DICTIONARY_TEXT = pa.dictionary(pa.int32(), pa.string())
 STATUS_DTYPE = pd.CategoricalDtype(list(POLL_STATUSES))
 
 
@@ -165,22 +166,25 @@ def iter_status_chunks(
     src: CsvSource, problems: RowProblems, chunk_rows: int | None = DEFAULT_CHUNK_ROWS
 ) -> Iterator[pd.DataFrame]:
     """Valid polls in chunks of at most ``chunk_rows`` input rows (bounded memory)."""
-    for raw, lines in _read_rows(src, STATUS_COLUMNS, problems, chunk_rows):
+    for raw, lines in _read_rows(src, STATUS_COLUMNS, problems, chunk_rows, dictionary=("store_id", "status")):
         drop = _RowDropper(src.name, problems, lines)
         keep, store_id = _valid_store_ids(raw, drop)
-        status = raw["status"].str.strip().str.lower()
-        keep = drop(keep, ~status.isin(POLL_STATUSES), "status is not active or inactive", raw["status"])
+        status = _Distinct.of(raw["status"]).map(lambda values: values.str.strip().str.lower())
+        # Each row's code in STATUS_DTYPE; -1 for anything but the two statuses (as isin(POLL_STATUSES)).
+        status_codes = STATUS_DTYPE.categories.get_indexer(status.values)[status.codes]
+        keep = drop(keep, status_codes < 0, "status is not active or inactive", raw["status"])
         timestamps = parse_timestamps(raw["timestamp_utc"])
         keep = drop(keep, timestamps.isna(), "timestamp_utc is not a valid timestamp", raw["timestamp_utc"])
+        kept = keep.to_numpy()
         # Categoricals keep millions of polls small: a few thousand distinct ids, two statuses.
         yield pd.DataFrame(
             {
-                "store_id": store_id[keep].astype("category"),
-                "status": status[keep].astype(STATUS_DTYPE),
-                "timestamp_utc": timestamps[keep],
+                "store_id": store_id.categorical(kept),
+                "status": pd.Categorical.from_codes(status_codes[kept], dtype=STATUS_DTYPE),
+                "timestamp_utc": timestamps.array[kept],
             }
-        ).reset_index(drop=True)
-        del raw, store_id, status, timestamps
+        )
+        del raw, store_id, status, status_codes, timestamps
 
 
 def parse_timestamps(values: pd.Series) -> pd.Series:
@@ -207,7 +211,12 @@ def _parse_loop_timestamps_arrow(values: pd.Series) -> pd.Series | None:
         return None
     try:
         text = values.array.__arrow_array__()
-        stripped = pa_compute.replace_substring(text, " UTC", "", max_replacements=1)
+        if pa_compute.all(pa_compute.ends_with(text, " UTC")).as_py():
+            # Cutting the suffix costs less than the search below and gives the same string
+            # wherever the cast can succeed: a value with " UTC" twice fails both ways.
+            stripped = pa_compute.utf8_slice_codeunits(text, 0, -4)
+        else:
+            stripped = pa_compute.replace_substring(text, " UTC", "", max_replacements=1)
         parsed = pa_compute.cast(stripped, pa.timestamp("us"))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, AttributeError, TypeError):
         return None
@@ -222,18 +231,20 @@ def read_hours(src: CsvSource, problems: RowProblems) -> pd.DataFrame:
     for raw, lines in _read_rows(src, HOURS_COLUMNS, problems, None):
         drop = _RowDropper(src.name, problems, lines)
         keep, store_id = _valid_store_ids(raw, drop)
-        day_text = raw["day_of_week"].str.strip()
-        day = pd.to_numeric(day_text, errors="coerce")
-        keep = drop(keep, ~day.isin(range(7)), "dayOfWeek is not a whole number 0-6", day_text)
+        day_text = _Distinct.of(raw["day_of_week"]).map(lambda values: values.str.strip())
+        day = day_text.map(lambda values: pd.to_numeric(values, errors="coerce"))
+        not_a_day = day.map(lambda values: ~values.isin(range(7))).rows()
+        keep = drop(keep, not_a_day, "dayOfWeek is not a whole number 0-6", day_text.rows())
         seconds = {}
         for column, label in (("start_time_local", "start"), ("end_time_local", "end")):
-            seconds[label] = parse_clock(raw[column])
+            # A few dozen distinct clock times: the regex runs once for each.
+            seconds[label] = _Distinct.of(raw[column]).map(parse_clock).rows()
             keep = drop(keep, seconds[label].isna(), f"{column} is not a clock time HH:MM[:SS]", raw[column])
         frames.append(
             pd.DataFrame(
                 {
-                    "store_id": store_id[keep],
-                    "day_of_week": day[keep].astype(np.int64),
+                    "store_id": store_id.rows()[keep],
+                    "day_of_week": day.rows()[keep].astype(np.int64),
                     "start_seconds": seconds["start"][keep].astype(np.int64),
                     "end_seconds": seconds["end"][keep].astype(np.int64),
                 }
@@ -258,11 +269,14 @@ def read_zones(src: CsvSource, problems: RowProblems) -> pd.DataFrame:
     for raw, lines in _read_rows(src, ZONES_COLUMNS, problems, None):
         drop = _RowDropper(src.name, problems, lines)
         keep, store_id = _valid_store_ids(raw, drop)
-        zone = raw["timezone_str"].str.strip()
-        keep = drop(keep, zone == "", f"timezone_str is blank (store uses {DEFAULT_TIMEZONE})")
-        unknown = ~zone.isin(known_time_zones())
-        keep = drop(keep, unknown, f"timezone_str is not a known time zone (store uses {DEFAULT_TIMEZONE})", zone)
-        frames.append(pd.DataFrame({"store_id": store_id[keep], "timezone_str": zone[keep]}))
+        zone = _Distinct.of(raw["timezone_str"]).map(lambda values: values.str.strip())
+        blank = zone.map(lambda values: values == "").rows()
+        keep = drop(keep, blank, f"timezone_str is blank (store uses {DEFAULT_TIMEZONE})")
+        unknown = zone.map(lambda values: ~values.isin(known_time_zones())).rows()
+        zone_rows = zone.rows()
+        reason = f"timezone_str is not a known time zone (store uses {DEFAULT_TIMEZONE})"
+        keep = drop(keep, unknown, reason, zone_rows)
+        frames.append(pd.DataFrame({"store_id": store_id.rows()[keep], "timezone_str": zone_rows[keep]}))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -282,22 +296,71 @@ class _RowDropper:
     problems: RowProblems
     lines: np.ndarray
 
-    def __call__(self, keep: pd.Series, bad: pd.Series, reason: str, shown: pd.Series | None = None) -> pd.Series:
-        bad = keep & bad
+    def __call__(
+        self, keep: pd.Series, bad: pd.Series | np.ndarray, reason: str, shown: pd.Series | None = None
+    ) -> pd.Series:
+        bad = keep.to_numpy() & np.asarray(bad, dtype=bool)
+        if not bad.any():
+            return keep
         details = None if shown is None else _quoted(shown[bad])
-        self.problems.add(self.file, reason, self.lines[bad.to_numpy()], details)
+        self.problems.add(self.file, reason, self.lines[bad], details)
         return keep & ~bad
 
 
-def _valid_store_ids(raw: pd.DataFrame, drop: _RowDropper) -> tuple[pd.Series, pd.Series]:
+@dataclass(frozen=True)
+class _Distinct:
+    """A column as its distinct values and each row's position among them.
+
+    The files repeat few values over many rows (a few thousand store ids, two
+    statuses, a few dozen clock times), so a check runs once per distinct
+    value and its answers are spread over the rows by position. Checks are
+    elementwise and see the same set of values, so the answers are those a
+    check of every row would give.
+    """
+
+    codes: np.ndarray  # row i holds values[codes[i]]
+    values: pd.Series  # RangeIndex
+    index: pd.Index  # the rows' labels
+
+    @classmethod
+    def of(cls, column: pd.Series) -> _Distinct:
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            if not column.hasnans:  # read dictionary-encoded: the distinct values are at hand
+                return cls(column.cat.codes.to_numpy(), pd.Series(column.cat.categories), column.index)
+            column = column.astype(column.cat.categories.dtype)
+        codes, uniques = pd.factorize(column, use_na_sentinel=False)
+        return cls(codes, pd.Series(uniques), column.index)
+
+    def map(self, check: Callable[[pd.Series], pd.Series]) -> _Distinct:
+        """``check`` (elementwise: a Series in, one of the same length out) of the distinct values."""
+        return _Distinct(self.codes, check(self.values).reset_index(drop=True), self.index)
+
+    def rows(self) -> pd.Series:
+        """Every row's value."""
+        return pd.Series(self.values.array.take(self.codes), index=self.index)
+
+    def categorical(self, kept: np.ndarray) -> pd.Categorical:
+        """``rows()[kept].astype("category")`` (sorted categories, only the values kept rows hold)."""
+        codes = self.codes[kept]
+        used = np.zeros(len(self.values), dtype=bool)
+        used[codes] = True
+        positions = np.flatnonzero(used)
+        category_codes, categories = pd.factorize(self.values.iloc[positions], sort=True)
+        remap = np.full(len(self.values), -1, dtype=np.int64)
+        remap[positions] = category_codes
+        return pd.Categorical.from_codes(remap[codes], dtype=pd.CategoricalDtype(categories))
+
+
+def _valid_store_ids(raw: pd.DataFrame, drop: _RowDropper) -> tuple[pd.Series, _Distinct]:
     """Which rows have a usable store_id, and the stripped ids."""
-    store_id = raw["store_id"].str.strip()
+    store_id = _Distinct.of(raw["store_id"]).map(lambda values: values.str.strip())
     keep = pd.Series(True, index=raw.index)
-    keep = drop(keep, store_id == "", "store_id is blank")
-    too_long = store_id.str.len() > MAX_STORE_ID_LENGTH
+    keep = drop(keep, store_id.map(lambda values: values == "").rows(), "store_id is blank")
+    too_long = store_id.map(lambda values: values.str.len() > MAX_STORE_ID_LENGTH).rows()
     keep = drop(keep, too_long, f"store_id is longer than {MAX_STORE_ID_LENGTH} characters")
     # Undecodable bytes were replaced by U+FFFD while reading; other columns with them fail their own checks.
-    keep = drop(keep, store_id.str.contains("\ufffd", regex=False), "store_id is not valid UTF-8")
+    bad_bytes = store_id.map(lambda values: values.str.contains("\ufffd", regex=False)).rows()
+    keep = drop(keep, bad_bytes, "store_id is not valid UTF-8")
     return keep, store_id
 
 
@@ -310,18 +373,21 @@ def _read_rows(
     columns: dict[str, tuple[str, ...]],
     problems: RowProblems,
     chunk_rows: int | None,
+    dictionary: tuple[str, ...] = (),
 ) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
     """Raw string rows with canonical column names, and each row's line number in the file.
 
     Every value is read as text (store ids must never become numbers); rows with
     the wrong number of fields are skipped by the parser and recorded here.
+    The ``dictionary`` columns (canonical names) may come back as categoricals
+    of that text: a column of few distinct values reads faster that way.
     """
     with src.open() as handle:
         header = _read_header(handle, src.name)
         usecols = _resolve_columns(header, columns, src.name)
         handle.seek(0)
         if chunk_rows is None:
-            fast = _read_clean_file(handle, usecols)
+            fast = _read_clean_file(handle, usecols, dictionary)
             if fast is not None:
                 # Validate in slices so the temporary copies stay small next to the table.
                 for first in range(0, max(len(fast), 1), VALIDATION_SLICE_ROWS):
@@ -360,7 +426,9 @@ def _read_rows(
                 yield chunk, lines
 
 
-def _read_clean_file(handle: BinaryIO, usecols: dict[str, str]) -> pd.DataFrame | None:
+def _read_clean_file(
+    handle: BinaryIO, usecols: dict[str, str], dictionary: tuple[str, ...] = ()
+) -> pd.DataFrame | None:
     """Fast multithreaded read with Arrow, for files without structural problems.
 
     Returns None when a row has the wrong number of fields (blank lines
@@ -381,7 +449,10 @@ def _read_clean_file(handle: BinaryIO, usecols: dict[str, str]) -> pd.DataFrame 
             parse_options=pa_csv.ParseOptions(invalid_row_handler=count_invalid, ignore_empty_lines=False),
             convert_options=pa_csv.ConvertOptions(
                 include_columns=list(usecols),
-                column_types={name: pa.string() for name in usecols},
+                column_types={
+                    name: _DICTIONARY_TEXT if canonical in dictionary else pa.string()
+                    for name, canonical in usecols.items()
+                },
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),
@@ -390,8 +461,12 @@ def _read_clean_file(handle: BinaryIO, usecols: dict[str, str]) -> pd.DataFrame 
         return None
     if invalid_rows:
         return None
-    frame = table.to_pandas(types_mapper=lambda t: _TEXT if t == pa.string() else None)
-    return frame.rename(columns=usecols)
+    frame = table.to_pandas(types_mapper=lambda t: _TEXT if t == pa.string() else None).rename(columns=usecols)
+    for name in dictionary:
+        categories = frame[name].cat.categories
+        if categories.dtype != _TEXT:  # no rows: the categories come back as objects
+            frame[name] = pd.Categorical.from_codes(frame[name].cat.codes, categories=categories.astype(_TEXT))
+    return frame
 
 
 def _read_header(handle: BinaryIO, name: str) -> list[str]:

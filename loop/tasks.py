@@ -6,13 +6,15 @@ The work is ``loop.services.reports.compute_report``; retries follow
 
 from __future__ import annotations
 
-from celery import shared_task
 from celery.app.task import Task
 
 from loop.retry import Retry, RetryPolicy, attempt_report
+from myproject.celery import app
 
 
-@shared_task(
+# Bound to the project's app explicitly (not @shared_task): myproject/__init__.py does not
+# import Celery, so the offline command starts without it.
+@app.task(
     bind=True,
     name="loop.tasks.generate_report_task",
     acks_late=True,

@@ -1,4 +1,3 @@
-# Load the Celery app with Django so that @shared_task binds to it.
-from .celery import app as celery_app
-
-__all__ = ("celery_app",)
+# The Celery app lives in myproject.celery (`celery -A myproject` finds it there) and is
+# imported only where tasks are defined or sent (loop.tasks), so Django processes that
+# never touch a broker (the offline generate_report command) do not import Celery.
