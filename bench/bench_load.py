@@ -101,8 +101,9 @@ def wait_ready(base: str, worker_log: Path, procs: list[subprocess.Popen[bytes]]
         time.sleep(0.3)
 
 
-def run_load(base: str, reports: Reports, clients: int, duration: float, in_flight: int
-             ) -> tuple[list[Tally], float, dict[str, int]]:
+def run_load(
+    base: str, reports: Reports, clients: int, duration: float, in_flight: int
+) -> tuple[list[Tally], float, dict[str, int]]:
     stop_at = time.monotonic() + duration
     tallies = [Tally() for _ in range(clients)]
     generated = {"triggered": 0, "completed": 0, "failed": 0, "trigger_errors": 0}
@@ -157,8 +158,9 @@ def run_load(base: str, reports: Reports, clients: int, duration: float, in_flig
                 tally.errors.append(f"{type(exc).__name__}: {exc}"[:200])
 
     threads = [threading.Thread(target=trigger_loop, name="trigger", daemon=True)]
-    threads += [threading.Thread(target=client_loop, args=(i,), name=f"client-{i}", daemon=True)
-                for i in range(clients)]
+    threads += [
+        threading.Thread(target=client_loop, args=(i,), name=f"client-{i}", daemon=True) for i in range(clients)
+    ]
     began = time.monotonic()
     for thread in threads:
         thread.start()
@@ -202,8 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     folder = ensure_dataset(args.data_dir / f"load-stores{args.stores}-days{args.days}", args.stores, args.days, 7)
     print(f"data set: {folder}", flush=True)
-    load = subprocess.run([sys.executable, "manage.py", "load_data", str(folder)], cwd=REPO, env=env,
-                          capture_output=True, text=True)
+    load = subprocess.run(
+        [sys.executable, "manage.py", "load_data", str(folder)], cwd=REPO, env=env, capture_output=True, text=True
+    )
     if load.returncode:
         print(load.stdout, load.stderr)
         return 1
@@ -212,10 +215,29 @@ def main(argv: list[str] | None = None) -> int:
     procs: list[subprocess.Popen[bytes]] = []
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    worker_cmd = [str(BIN / "celery"), "-A", "myproject", "worker", "--loglevel=INFO", "--concurrency=1",
-                  "--without-gossip", "--without-mingle", "--without-heartbeat"]
-    web_cmd = [str(BIN / "gunicorn"), "myproject.wsgi:application", "--bind", f"127.0.0.1:{port}",
-               "--workers", str(args.web_workers), "--timeout", "120", "--backlog", "2048"]
+    worker_cmd = [
+        str(BIN / "celery"),
+        "-A",
+        "myproject",
+        "worker",
+        "--loglevel=INFO",
+        "--concurrency=1",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+    web_cmd = [
+        str(BIN / "gunicorn"),
+        "myproject.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(args.web_workers),
+        "--timeout",
+        "120",
+        "--backlog",
+        "2048",
+    ]
     if args.web_threads > 1:
         web_cmd += ["--worker-class", "gthread", "--threads", str(args.web_threads)]
     try:
@@ -235,10 +257,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"first report did not complete: {body}")
             return 1
         reports.add(first_id)
-        print(f"stack up: gunicorn {args.web_workers} worker(s) x {args.web_threads} thread(s), 1 celery worker; "
-              f"report of {body['rows']} stores is {len(body['csv_data']):,} bytes of CSV", flush=True)
-        print(f"running: {args.clients} clients polling for {args.duration:.0f}s, "
-              f"{args.in_flight} report(s) generating at all times ...", flush=True)
+        print(
+            f"stack up: gunicorn {args.web_workers} worker(s) x {args.web_threads} thread(s), 1 celery worker; "
+            f"report of {body['rows']} stores is {len(body['csv_data']):,} bytes of CSV",
+            flush=True,
+        )
+        print(
+            f"running: {args.clients} clients polling for {args.duration:.0f}s, "
+            f"{args.in_flight} report(s) generating at all times ...",
+            flush=True,
+        )
 
         tallies, wall, generated = run_load(base, reports, args.clients, args.duration, args.in_flight)
     finally:
@@ -278,8 +306,10 @@ def main(argv: list[str] | None = None) -> int:
         "web_threads": args.web_threads,
     }
     print(f"requests: {total:,} in {wall:.1f}s = {result['requests_per_s']:,} req/s")
-    print(f"latency: p50 {result['p50_ms']} ms, p90 {result['p90_ms']} ms, p99 {result['p99_ms']} ms, "
-          f"max {result['max_ms']} ms")
+    print(
+        f"latency: p50 {result['p50_ms']} ms, p90 {result['p90_ms']} ms, p99 {result['p99_ms']} ms, "
+        f"max {result['max_ms']} ms"
+    )
     print(f"answers: {statuses}; reports during the run: {generated}")
     print(f"errors: {len(errors)}" + (f" (first: {errors[:3]})" if errors else ""))
     print("RESULT " + json.dumps(result))

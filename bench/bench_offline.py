@@ -90,7 +90,9 @@ def ensure_dataset(base: Path, stores: int, real_dir: Path | None) -> tuple[Path
     Returns the folder and the generation time (None when reused)."""
     use_real = real_dir is not None and real_dir.is_dir()
     params = {
-        "stores": stores, "days": DAYS, "seed": SEED,
+        "stores": stores,
+        "days": DAYS,
+        "seed": SEED,
         "real_dir": str(real_dir) if use_real else None,
         # A changed generator must not reuse an old set.
         "generator": hashlib.sha256((REPO / "loop" / "datagen.py").read_bytes()).hexdigest()[:16],
@@ -156,11 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-10x", action="store_true", help="only the 1x set")
     parser.add_argument("--scale", type=float, default=1.0, help="size of the base set, x 3,678 stores")
     parser.add_argument("--data-dir", type=Path, default=REPO / "bench-data")
-    parser.add_argument("--real-dir", type=Path, default=DEFAULT_REAL_DIR,
-                        help="real menu_hours.csv/timezones.csv (used when present)")
+    parser.add_argument(
+        "--real-dir", type=Path, default=DEFAULT_REAL_DIR, help="real menu_hours.csv/timezones.csv (used when present)"
+    )
     parser.add_argument("--synthetic", action="store_true", help="ignore --real-dir")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="runs of each measurement, best kept (the machine may be busy)")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs of each measurement, best kept (the machine may be busy)"
+    )
     parser.add_argument("--floor-10x", action="store_true", help="also time the floor on the 10x set")
     args = parser.parse_args(argv)
     real_dir = None if args.synthetic else args.real_dir
@@ -173,16 +177,20 @@ def main(argv: list[str] | None = None) -> int:
         folder, gen_s = ensure_dataset(args.data_dir, stores, real_dir)
         folders[label] = folder
         how = f"generated in {gen_s:.1f} s" if gen_s is not None else "reused"
-        print(f"data {label}: {folder.relative_to(REPO) if folder.is_relative_to(REPO) else folder} "
-              f"({describe_set(folder)}; {how})")
+        print(
+            f"data {label}: {folder.relative_to(REPO) if folder.is_relative_to(REPO) else folder} "
+            f"({describe_set(folder)}; {how})"
+        )
 
     print("\nfloor code (fresh interpreter; only the lines between the two perf_counter calls are timed):")
     print("    " + FLOOR_CODE.replace("\n", "\n    ").rstrip())
     repeat = max(1, args.repeat)
     floors = {label: floor(folders[label], repeat) for label in folders if label == "1x" or args.floor_10x}
     for label, (floor_s, floor_run) in floors.items():
-        print(f"floor {label}: {floor_s:.2f} s "
-              f"(process: {floor_run.seconds:.2f} s wall, {gb(floor_run.max_rss_bytes)} peak RSS)")
+        print(
+            f"floor {label}: {floor_s:.2f} s "
+            f"(process: {floor_run.seconds:.2f} s wall, {gb(floor_run.max_rss_bytes)} peak RSS)"
+        )
     floor_s = floors["1x"][0]
 
     checks: list[tuple[str, bool]] = []
@@ -192,8 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         run = offline(folders[label], output, repeat)
         results[label] = run
         last = run.stderr.strip().splitlines()[-1:] or [""]
-        print(f"offline {label}: {run.seconds:.2f} s wall, {gb(run.max_rss_bytes)} peak RSS, exit {run.returncode}"
-              f" | {last[0][:200]}")
+        print(
+            f"offline {label}: {run.seconds:.2f} s wall, {gb(run.max_rss_bytes)} peak RSS, exit {run.returncode}"
+            f" | {last[0][:200]}"
+        )
         if label in floors and label != "1x":
             print(f"  ({label} command / {label} floor = {run.seconds / floors[label][0]:.2f}, for information)")
         if run.returncode != 0 or not output.is_file():
@@ -204,14 +214,22 @@ def main(argv: list[str] | None = None) -> int:
     r1 = results["1x"]
     ratio = r1.seconds / floor_s
     checks.append((f"1x command / floor = {ratio:.2f} (<= {TARGET_FLOOR_RATIO})", ratio <= TARGET_FLOOR_RATIO))
-    checks.append((f"1x peak RSS = {gb(r1.max_rss_bytes)} (<= {TARGET_RSS_1X_GB} GB)",
-                   r1.max_rss_bytes <= TARGET_RSS_1X_GB * 2**30))
+    checks.append(
+        (
+            f"1x peak RSS = {gb(r1.max_rss_bytes)} (<= {TARGET_RSS_1X_GB} GB)",
+            r1.max_rss_bytes <= TARGET_RSS_1X_GB * 2**30,
+        )
+    )
     if "10x" in results:
         r10 = results["10x"]
         scaling = r10.seconds / r1.seconds
         checks.append((f"10x time / 1x time = {scaling:.2f} (<= {TARGET_SCALING})", scaling <= TARGET_SCALING))
-        checks.append((f"10x peak RSS = {gb(r10.max_rss_bytes)} (<= {TARGET_RSS_10X_GB} GB)",
-                       r10.max_rss_bytes <= TARGET_RSS_10X_GB * 2**30))
+        checks.append(
+            (
+                f"10x peak RSS = {gb(r10.max_rss_bytes)} (<= {TARGET_RSS_10X_GB} GB)",
+                r10.max_rss_bytes <= TARGET_RSS_10X_GB * 2**30,
+            )
+        )
     for text, ok in checks:
         print(f"  {verdict(ok)}  {text}")
     return 0 if all(ok for _, ok in checks) else 1

@@ -82,8 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data set: {folder} ({origin})", flush=True)
     db = storage.get_db(db_name, args.mongo_url)
     server = db.client.server_info()
-    print(f"server: {args.mongo_url} version {server.get('version')}"
-          f"{' (FerretDB ' + server['ferretdbVersion'] + ')' if 'ferretdbVersion' in server else ''}; db {db_name}")
+    print(
+        f"server: {args.mongo_url} version {server.get('version')}"
+        f"{' (FerretDB ' + server['ferretdbVersion'] + ')' if 'ferretdbVersion' in server else ''}; db {db_name}"
+    )
 
     def manage(*cmd: str) -> tuple[float, subprocess.CompletedProcess[str]]:
         started = time.perf_counter()
@@ -113,17 +115,44 @@ def main(argv: list[str] | None = None) -> int:
         # 2. worker + web
         port = free_port()
         worker_log = open(logs / "worker.log", "w")  # noqa: SIM115 - closed with the process
-        procs.append(subprocess.Popen(
-            [str(BIN / "celery"), "-A", "myproject", "worker", "--loglevel=INFO", "--concurrency=1",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=REPO, env=env, stdout=worker_log, stderr=subprocess.STDOUT,
-        ))
+        procs.append(
+            subprocess.Popen(
+                [
+                    str(BIN / "celery"),
+                    "-A",
+                    "myproject",
+                    "worker",
+                    "--loglevel=INFO",
+                    "--concurrency=1",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=worker_log,
+                stderr=subprocess.STDOUT,
+            )
+        )
         web_log = open(logs / "web.log", "w")  # noqa: SIM115
-        procs.append(subprocess.Popen(
-            [str(BIN / "gunicorn"), "myproject.wsgi:application", "--bind", f"127.0.0.1:{port}",
-             "--workers", "2", "--timeout", "600"],
-            cwd=REPO, env=env, stdout=web_log, stderr=subprocess.STDOUT,
-        ))
+        procs.append(
+            subprocess.Popen(
+                [
+                    str(BIN / "gunicorn"),
+                    "myproject.wsgi:application",
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--workers",
+                    "2",
+                    "--timeout",
+                    "600",
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=web_log,
+                stderr=subprocess.STDOUT,
+            )
+        )
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         wait_for_health(base, procs[-1], logs / "web.log")
@@ -148,21 +177,31 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         doc = storage.get_report(db, report_id)
         timings = doc.get("timings", {})
-        results.update(trigger_to_complete_s=round(trigger_s, 2), report_rows=body["rows"],
-                       worker_read_s=timings.get("read_s"), worker_compute_s=timings.get("compute_s"),
-                       polls_read=timings.get("polls_read"))
-        print(f"trigger-to-Complete: {trigger_s:.2f}s ({body['rows']} stores; worker read "
-              f"{timings.get('read_s')}s, compute {timings.get('compute_s')}s, "
-              f"{int(timings.get('polls_read', 0)):,} polls read)", flush=True)
+        results.update(
+            trigger_to_complete_s=round(trigger_s, 2),
+            report_rows=body["rows"],
+            worker_read_s=timings.get("read_s"),
+            worker_compute_s=timings.get("compute_s"),
+            polls_read=timings.get("polls_read"),
+        )
+        print(
+            f"trigger-to-Complete: {trigger_s:.2f}s ({body['rows']} stores; worker read "
+            f"{timings.get('read_s')}s, compute {timings.get('compute_s')}s, "
+            f"{int(timings.get('polls_read', 0)):,} polls read)",
+            flush=True,
+        )
 
         # 4. the floor and the engine alone, on the same server and inputs
         now = storage.report_now(doc)
         week = (now - pd.Timedelta(days=7), now)
         coll = db[storage.STATUS]
         started = time.perf_counter()
-        raw_bytes = sum(len(b) for b in coll.find_raw_batches(storage._poll_range_filter(*week),
-                                                               storage._POLL_PROJECTION,
-                                                               batch_size=storage.READ_BATCH))
+        raw_bytes = sum(
+            len(b)
+            for b in coll.find_raw_batches(
+                storage._poll_range_filter(*week), storage._POLL_PROJECTION, batch_size=storage.READ_BATCH
+            )
+        )
         floor_s = time.perf_counter() - started
         started = time.perf_counter()
         decoded = storage.scan_polls(db, *week)
@@ -174,20 +213,31 @@ def main(argv: list[str] | None = None) -> int:
         compute_report(polls, hours, zones, now=now, extra_store_ids=extra)
         engine_s = time.perf_counter() - started
         ratio = trigger_s / (floor_s + engine_s)
-        results.update(floor_s=round(floor_s, 2), floor_decoded_s=round(floor_decoded_s, 2),
-                       floor_mb=round(raw_bytes / 1e6, 1), engine_s=round(engine_s, 2), ratio=round(ratio, 2))
-        print(f"floor: bare bulk read of the week's polls: {floor_s:.2f}s ({raw_bytes / 1e6:.1f} MB raw BSON; "
-              f"{floor_decoded_s:.2f}s with decoding, {decoded:,} polls)")
+        results.update(
+            floor_s=round(floor_s, 2),
+            floor_decoded_s=round(floor_decoded_s, 2),
+            floor_mb=round(raw_bytes / 1e6, 1),
+            engine_s=round(engine_s, 2),
+            ratio=round(ratio, 2),
+        )
+        print(
+            f"floor: bare bulk read of the week's polls: {floor_s:.2f}s ({raw_bytes / 1e6:.1f} MB raw BSON; "
+            f"{floor_decoded_s:.2f}s with decoding, {decoded:,} polls)"
+        )
         print(f"offline engine on the same inputs: {engine_s:.2f}s")
         verdict = "PASS" if ratio <= TARGET_RATIO else "FAIL"
-        print(f"trigger-to-Complete / (floor + engine) = {trigger_s:.2f} / ({floor_s:.2f} + {engine_s:.2f}) "
-              f"= {ratio:.2f}x (target <= {TARGET_RATIO}x): {verdict}", flush=True)
+        print(
+            f"trigger-to-Complete / (floor + engine) = {trigger_s:.2f} / ({floor_s:.2f} + {engine_s:.2f}) "
+            f"= {ratio:.2f}x (target <= {TARGET_RATIO}x): {verdict}",
+            flush=True,
+        )
 
         # 5. the same report offline
         ok = True
         if not args.no_verify:
-            offline_s, proc = manage("generate_report", "--csv-dir", str(folder), "--now", now.isoformat(),
-                                     "--output", "-")
+            offline_s, proc = manage(
+                "generate_report", "--csv-dir", str(folder), "--now", now.isoformat(), "--output", "-"
+            )
             ok = proc.returncode == 0 and proc.stdout == body["csv_data"]
             results.update(offline_command_s=round(offline_s, 2), equal_to_offline=ok)
             print(f"offline command ({offline_s:.1f}s wall) output equal to the service's CSV: {ok}")

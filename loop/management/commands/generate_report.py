@@ -53,9 +53,13 @@ class Command(BaseCommand):
             if options["strict"] and problems.total:
                 raise CommandError(f"--strict: {problems.total} input row(s) were skipped", returncode=1)
         else:
-            from loop.utils import generate_report  # needs Django settings and MongoDB
+            from loop.storage.legacy import LegacyLayoutError  # needs Django settings and MongoDB
+            from loop.utils import generate_report
 
-            result = generate_report(now=now)
+            try:
+                result = generate_report(now=now)
+            except LegacyLayoutError as error:
+                raise CommandError(str(error), returncode=2) from error
         for warning in result.warnings:
             self.stderr.write(f"warning: {warning}")
         _write_output(options["output"], report_to_csv(result.report))
