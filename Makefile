@@ -76,8 +76,9 @@ lint: install
 bench: install
 	$(PY) bench/bench_offline.py
 
+# BENCH_SERVICE_ARGS=--scales 1 for the quick run (default: 1x and 10x).
 bench-service: install
-	$(PY) bench/bench_service.py
+	$(PY) bench/bench_service.py $(BENCH_SERVICE_ARGS)
 
 # What CI runs: install, services (installing/building them when needed), tests with CI=true.
 ci:

@@ -1,20 +1,30 @@
-"""Benchmark of the running service against the MongoDB-wire server (issue: service speed).
+"""Benchmark of the running service against the MongoDB-wire server (issue: service speed at 1x and 10x).
 
-Run: ``python bench/bench_service.py [--scale X] [--no-verify] [--reload] [--keep]``
-(needs ``make services``: Redis and a MongoDB-wire server on loopback).
+Run: ``python bench/bench_service.py [--scales 1,10] [--keep]`` (needs ``make services``:
+Redis and a MongoDB-wire server on loopback). ``--scales 1`` is the quick run.
 
-On the Loop-2025-sized set (3,678 stores, ~1.85M polls over 60 days, real hours
-and zones when ``../shared/data/loop-2025`` exists; generated into ``bench-data/``
-and shared with ``bench_offline.py``) it prints, from one run:
+For each scale (1x = the Loop-2025-sized set: 3,678 stores, ~1.85M polls over 60 days,
+real hours and zones when ``../shared/data/loop-2025`` exists; generated into
+``bench-data/`` and shared with ``bench_offline.py``), in its own database and queue,
+it measures, next to the offline command on the same files in the same run:
 
-* ``load_data`` wall time and throughput (status rows per second);
-* trigger-to-Complete of the full report over HTTP (gunicorn) with a real
-  ``celery worker``, and the worker's own breakdown (read / compute);
-* the floor: a bare bulk read of the week's polls on the same server (raw BSON
-  batches, no decoding), and the offline engine time on the same inputs;
-* the ratio trigger-to-Complete / (floor + engine); the issue aims at <= 2.
-With verification on (default) the service's CSV must equal the offline
-command's output for the same ``now``.
+1. the offline command ``manage.py generate_report --csv-dir DIR --output FILE`` (wall
+   time: the reference of the ratios);
+2. ``manage.py load_data DIR`` (wall time; target <= 5x offline);
+3. trigger-to-Complete over HTTP (gunicorn) with a real ``celery worker --pool=solo``
+   (target <= 3x offline) and the worker's peak RSS (VmHWM; target < 4 GB);
+4. that the service's CSV is byte-equal to the offline command's output (same ``now``);
+5. an hourly append (one poll per store within the hour after the newest poll), in
+   process with ``loop.ingest.load_sources`` (target <= 2 s), then a report with no
+   ``now`` must report at the appended hour's newest poll; a second hour through the
+   ``load_data`` CLI (wall time, start-up included, for information);
+6. one store's polls over a 7-day window (``storage.read_store_polls``), ~50 random
+   stores and windows: median, p95 and max (target: p95 <= 100 ms at 1x).
+
+At the end a table gives each figure per scale, the growth between the smallest and
+the largest scale (target <= 12x when they are 1x and 10x), PASS/FAIL per target and a
+``RESULT`` json line. Exit code 1 when any target fails. Databases are dropped unless
+``--keep``.
 """
 
 from __future__ import annotations
@@ -22,11 +32,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import re
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,107 +48,127 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "myproject.settings")
 
 import django  # noqa: E402
 
-from bench.bench_offline import DEFAULT_REAL_DIR, ensure_dataset  # noqa: E402
+from bench.bench_offline import DEFAULT_REAL_DIR, describe_set, ensure_dataset  # noqa: E402
 from loop.datagen import LOOP_2025_STORES  # noqa: E402
 from tests.support.processes import free_port, stop_process, wait_for_health  # noqa: E402
 
-TARGET_RATIO = 2.0
 BIN = Path(sys.executable).parent
+SEED = 2025
+
+TARGET_LOAD_RATIO = 5.0  # load_data / offline
+TARGET_TRIGGER_RATIO = 3.0  # trigger-to-Complete / offline
+TARGET_APPEND_S = 2.0  # in-process hourly append (at 1x)
+TARGET_READ_MS = 100.0  # one store's 7 days, p95 (at 1x)
+TARGET_WORKER_GB = 4.0  # worker peak RSS
+TARGET_GROWTH = 12.0  # each figure, 10x / 1x
+READ_SAMPLES = 50
+REPORT_TIMEOUT_S = 45 * 60
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", type=Path, default=REPO / "bench-data")
-    parser.add_argument("--scale", type=float, default=1.0, help="multiplies the 3,678 stores")
-    parser.add_argument("--real-dir", type=Path, default=DEFAULT_REAL_DIR)
-    parser.add_argument("--mongo-url", default=os.environ.get("IT_MONGO_URL", "mongodb://127.0.0.1:27017"))
-    parser.add_argument("--broker-url", default=os.environ.get("IT_BROKER_URL", "redis://127.0.0.1:6379/0"))
-    parser.add_argument("--no-verify", action="store_true", help="skip the comparison with the offline command")
-    parser.add_argument("--reload", action="store_true", help="also time loading the same files again")
-    parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
-    args = parser.parse_args(argv)
+# --- processes ---------------------------------------------------------------------------
 
-    run_id = uuid.uuid4().hex[:8]
-    db_name = f"loop_bench_{run_id}"
-    env = {
-        **os.environ,
-        "MONGO_URL": args.mongo_url,
-        "MONGO_DB": db_name,
-        "CELERY_BROKER_URL": args.broker_url,
-        "CELERY_QUEUE": f"loop_bench_{run_id}",
-        "DEBUG": "0",
-        "SECRET_KEY": f"bench-{run_id}",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "PYTHONUNBUFFERED": "1",
-    }
-    os.environ.update({k: env[k] for k in ("MONGO_URL", "MONGO_DB", "CELERY_BROKER_URL")})
-    django.setup()
-    import pandas as pd
-    import requests
 
-    from loop import storage
-    from loop.report_engine import compute_report
+@dataclass
+class Run:
+    seconds: float
+    max_rss_bytes: int
+    returncode: int
+    stdout: str
+    stderr: str
 
-    stores = round(LOOP_2025_STORES * args.scale)
-    folder, generated = ensure_dataset(args.data_dir, stores, args.real_dir)
-    origin = f"generated in {generated:.1f}s" if generated else "reused"
-    print(f"data set: {folder} ({origin})", flush=True)
-    db = storage.get_db(db_name, args.mongo_url)
-    server = db.client.server_info()
-    print(
-        f"server: {args.mongo_url} version {server.get('version')}"
-        f"{' (FerretDB ' + server['ferretdbVersion'] + ')' if 'ferretdbVersion' in server else ''}; db {db_name}"
+
+def run_measured(cmd: list[str], env: dict[str, str]) -> Run:
+    """Run cmd as a child: wall time and the child's own peak RSS (os.wait4)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    chunks: dict[str, bytes] = {}
+
+    def read(name: str, stream: object) -> None:
+        chunks[name] = stream.read()  # type: ignore[attr-defined]
+
+    threads = [threading.Thread(target=read, args=(n, s)) for n, s in (("out", proc.stdout), ("err", proc.stderr))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)  # already reaped: tell Popen
+    return Run(
+        seconds,
+        usage.ru_maxrss * 1024,
+        proc.returncode,
+        chunks["out"].decode(errors="replace"),
+        chunks["err"].decode(errors="replace"),
     )
 
-    def manage(*cmd: str) -> tuple[float, subprocess.CompletedProcess[str]]:
-        started = time.perf_counter()
-        proc = subprocess.run([sys.executable, "manage.py", *cmd], cwd=REPO, env=env, capture_output=True, text=True)
-        return time.perf_counter() - started, proc
 
-    logs = args.data_dir / f"bench-service-{run_id}"
-    logs.mkdir(parents=True, exist_ok=True)
-    results: dict[str, float | int | str | bool] = {}
-    procs: list[subprocess.Popen] = []
-    try:
-        # 1. load_data
-        load_s, proc = manage("load_data", str(folder))
-        if proc.returncode:
-            print(proc.stdout, proc.stderr)
-            return 1
-        rows = int(re.search(r"store_status\.csv: (\d+) rows read", proc.stdout).group(1))
-        print(proc.stdout.strip())
-        results.update(load_rows=rows, load_wall_s=round(load_s, 2), load_rows_per_s=round(rows / load_s))
-        print(f"load_data: {rows:,} status rows in {load_s:.1f}s wall = {rows / load_s:,.0f} rows/s", flush=True)
-        if args.reload:
-            reload_s, proc = manage("load_data", str(folder))
-            print(proc.stdout.strip().splitlines()[0])
-            results.update(reload_wall_s=round(reload_s, 2), reload_rows_per_s=round(rows / reload_s))
-            print(f"reload (all duplicates): {reload_s:.1f}s wall = {rows / reload_s:,.0f} rows/s", flush=True)
+def vm_hwm_bytes(pid: int) -> int:
+    """Peak RSS of a running process (VmHWM in /proc/<pid>/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmHWM for pid {pid}")
 
-        # 2. worker + web
-        port = free_port()
-        worker_log = open(logs / "worker.log", "w")  # noqa: SIM115 - closed with the process
-        procs.append(
-            subprocess.Popen(
-                [
-                    str(BIN / "celery"),
-                    "-A",
-                    "myproject",
-                    "worker",
-                    "--loglevel=INFO",
-                    "--concurrency=1",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--without-heartbeat",
-                ],
-                cwd=REPO,
-                env=env,
-                stdout=worker_log,
-                stderr=subprocess.STDOUT,
-            )
+
+def gb(n: float) -> str:
+    return f"{n / 2**30:.2f} GB"
+
+
+def load_text() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+
+
+# --- one scale ---------------------------------------------------------------------------
+
+
+@dataclass
+class ScaleResult:
+    label: str
+    figures: dict[str, float] = field(default_factory=dict)
+    checks: list[tuple[str, bool]] = field(default_factory=list)
+
+    def check(self, text: str, ok: bool) -> None:
+        self.checks.append((text, ok))
+        print(f"  -> {'PASS' if ok else 'FAIL'}  {text}", flush=True)
+
+
+class Service:
+    """gunicorn + a real ``celery worker --pool=solo`` on one database and queue."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env, self.logs = env, logs
+        self.procs: list[subprocess.Popen] = []
+        self.worker: subprocess.Popen | None = None
+        self.base = ""
+
+    def start(self) -> None:
+        import requests  # noqa: F401 - fail early if missing
+
+        worker_log = open(self.logs / "worker.log", "w")  # noqa: SIM115 - closed with the process
+        self.worker = subprocess.Popen(
+            [
+                str(BIN / "celery"),
+                "-A",
+                "myproject",
+                "worker",
+                "--loglevel=INFO",
+                "--pool=solo",
+                "--concurrency=1",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=REPO,
+            env=self.env,
+            stdout=worker_log,
+            stderr=subprocess.STDOUT,
         )
-        web_log = open(logs / "web.log", "w")  # noqa: SIM115
-        procs.append(
+        self.procs.append(self.worker)
+        port = free_port()
+        web_log = open(self.logs / "web.log", "w")  # noqa: SIM115
+        self.procs.append(
             subprocess.Popen(
                 [
                     str(BIN / "gunicorn"),
@@ -148,106 +181,438 @@ def main(argv: list[str] | None = None) -> int:
                     "600",
                 ],
                 cwd=REPO,
-                env=env,
+                env=self.env,
                 stdout=web_log,
                 stderr=subprocess.STDOUT,
             )
         )
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        wait_for_health(base, procs[-1], logs / "web.log")
-        while "ready" not in (logs / "worker.log").read_text():
-            if time.monotonic() > deadline:
-                raise RuntimeError("worker did not start; see " + str(logs))
+        self.base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        wait_for_health(self.base, self.procs[-1], self.logs / "web.log")
+        while "ready" not in (self.logs / "worker.log").read_text():
+            if time.monotonic() > deadline or self.worker.poll() is not None:
+                raise RuntimeError(f"worker did not start; see {self.logs / 'worker.log'}")
             time.sleep(0.3)
 
-        # 3. trigger -> Complete
+    def report(self) -> tuple[float, dict]:
+        """POST /trigger_report/ (no ``now``), poll until not Running: (trigger-to-Complete s, last body)."""
+        import requests
+
         started = time.perf_counter()
-        response = requests.post(f"{base}/trigger_report/", timeout=60)
+        response = requests.post(f"{self.base}/trigger_report/", timeout=60)
         response.raise_for_status()
         report_id = response.json()["report_id"]
+        deadline = time.monotonic() + REPORT_TIMEOUT_S
         while True:
-            body = requests.get(f"{base}/get_report/{report_id}/", timeout=60).json()
+            body = requests.get(f"{self.base}/get_report/{report_id}/", timeout=120).json()
             if body["status"] != "Running":
                 break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"report {report_id} still Running after {REPORT_TIMEOUT_S} s")
             time.sleep(0.1)
-        trigger_s = time.perf_counter() - started
-        if body["status"] != "Complete":
-            print(f"report failed: {body}")
-            return 1
-        doc = storage.get_report(db, report_id)
-        timings = doc.get("timings", {})
-        results.update(
-            trigger_to_complete_s=round(trigger_s, 2),
-            report_rows=body["rows"],
-            worker_read_s=timings.get("read_s"),
-            worker_compute_s=timings.get("compute_s"),
-            polls_read=timings.get("polls_read"),
-        )
-        print(
-            f"trigger-to-Complete: {trigger_s:.2f}s ({body['rows']} stores; worker read "
-            f"{timings.get('read_s')}s, compute {timings.get('compute_s')}s, "
-            f"{int(timings.get('polls_read', 0)):,} polls read)",
-            flush=True,
-        )
+        elapsed = time.perf_counter() - started
+        body["report_id"] = report_id
+        return elapsed, body
 
-        # 4. the floor and the engine alone, on the same server and inputs
-        now = storage.report_now(doc)
-        week = (now - pd.Timedelta(days=7), now)
-        coll = db[storage.STATUS]
-        started = time.perf_counter()
-        raw_bytes = sum(
-            len(b)
-            for b in coll.find_raw_batches(
-                storage._poll_range_filter(*week), storage._POLL_PROJECTION, batch_size=storage.READ_BATCH
-            )
-        )
-        floor_s = time.perf_counter() - started
-        started = time.perf_counter()
-        decoded = storage.scan_polls(db, *week)
-        floor_decoded_s = time.perf_counter() - started
-        polls = storage.week_polls(db, now)
-        hours, zones = storage.read_hours(db), storage.read_zones(db)
-        extra = [s for s in storage.store_ids_polled_through(db, now) if s not in set(polls["store_id"].unique())]
-        started = time.perf_counter()
-        compute_report(polls, hours, zones, now=now, extra_store_ids=extra)
-        engine_s = time.perf_counter() - started
-        ratio = trigger_s / (floor_s + engine_s)
-        results.update(
-            floor_s=round(floor_s, 2),
-            floor_decoded_s=round(floor_decoded_s, 2),
-            floor_mb=round(raw_bytes / 1e6, 1),
-            engine_s=round(engine_s, 2),
-            ratio=round(ratio, 2),
-        )
-        print(
-            f"floor: bare bulk read of the week's polls: {floor_s:.2f}s ({raw_bytes / 1e6:.1f} MB raw BSON; "
-            f"{floor_decoded_s:.2f}s with decoding, {decoded:,} polls)"
-        )
-        print(f"offline engine on the same inputs: {engine_s:.2f}s")
-        verdict = "PASS" if ratio <= TARGET_RATIO else "FAIL"
-        print(
-            f"trigger-to-Complete / (floor + engine) = {trigger_s:.2f} / ({floor_s:.2f} + {engine_s:.2f}) "
-            f"= {ratio:.2f}x (target <= {TARGET_RATIO}x): {verdict}",
-            flush=True,
-        )
-
-        # 5. the same report offline
-        ok = True
-        if not args.no_verify:
-            offline_s, proc = manage(
-                "generate_report", "--csv-dir", str(folder), "--now", now.isoformat(), "--output", "-"
-            )
-            ok = proc.returncode == 0 and proc.stdout == body["csv_data"]
-            results.update(offline_command_s=round(offline_s, 2), equal_to_offline=ok)
-            print(f"offline command ({offline_s:.1f}s wall) output equal to the service's CSV: {ok}")
-        print("RESULT " + json.dumps(results))
-        return 0 if ok and verdict == "PASS" else 1
-    finally:
-        for proc in procs:
+    def stop(self) -> None:
+        for proc in self.procs:
             stop_process(proc, timeout=20)
+
+
+def write_hour(folder: Path, store_ids: list[str], after_us: int, inactive_share: float, seed: int) -> tuple[int, int]:
+    """One poll per store within the hour after ``after_us`` (Loop's formats), with header-only
+    hours and zones files. Returns (polls, newest poll us)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    n = len(store_ids)
+    t_us = rng.integers(after_us + 1_000_000, after_us + 59 * 60 * 1_000_000, size=n, endpoint=True)
+    inactive = rng.random(n) < inactive_share
+    stamps = pd.to_datetime(t_us, unit="us").strftime("%Y-%m-%d %H:%M:%S.%f") + " UTC"
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(
+        {
+            "store_id": store_ids,
+            "status": np.where(inactive, "inactive", "active"),
+            "timestamp_utc": stamps,
+        }
+    ).to_csv(folder / "store_status.csv", index=False)
+    (folder / "menu_hours.csv").write_text("store_id,dayOfWeek,start_time_local,end_time_local\n")
+    (folder / "timezones.csv").write_text("store_id,timezone_str\n")
+    return n, int(t_us.max())
+
+
+def run_scale(scale: float, args: argparse.Namespace, run_id: str) -> ScaleResult:
+    import numpy as np
+    import pandas as pd
+
+    from loop import storage
+    from loop.ingest import load_sources
+    from loop.timeutil import ts_to_us, us_to_ts
+
+    label = f"{scale:g}x"
+    out = ScaleResult(label)
+    fig = out.figures
+    stores = max(1, round(LOOP_2025_STORES * scale))
+    print(f"\n===== {label}: {stores:,} stores ({load_text()}) =====", flush=True)
+    folder, generated = ensure_dataset(args.data_dir, stores, args.real_dir)
+    print(
+        f"data set: {folder} ({describe_set(folder)}; {f'generated in {generated:.1f} s' if generated else 'reused'})",
+        flush=True,
+    )
+    summary = json.loads((folder / "params.json").read_text())["summary"]
+    inactive_share = summary["inactive_polls"] / summary["polls"]
+    fig["polls"] = summary["polls"]
+
+    tag = f"{run_id}_{label.replace('.', '_')}"
+    db_name = f"loop_bench_{tag}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "MONGO_URL": args.mongo_url,
+        "MONGO_DB": db_name,
+        "CELERY_BROKER_URL": args.broker_url,
+        "CELERY_QUEUE": f"loop_bench_{tag}",
+        "DEBUG": "0",
+        "SECRET_KEY": f"bench-{run_id}",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    logs = args.data_dir / f"bench-service-{run_id}" / label
+    logs.mkdir(parents=True, exist_ok=True)
+    db = storage.get_db(db_name, args.mongo_url)
+    service = Service(env, logs)
+    try:
+        # 1. the offline command: the reference
+        offline_csv = logs / "offline.csv"
+        run = run_measured(
+            [sys.executable, "manage.py", "generate_report", "--csv-dir", str(folder), "--output", str(offline_csv)],
+            env,
+        )
+        if run.returncode or not offline_csv.is_file():
+            raise RuntimeError(f"offline command failed:\n{run.stderr[-3000:]}")
+        offline_now = pd.Timestamp(re.search(r"now=(\S+),", run.stderr).group(1))
+        offline_s = fig["offline_s"] = run.seconds
+        fig["offline_rss_gb"] = run.max_rss_bytes / 2**30
+        print(
+            f"[1] offline command: {offline_s:.2f} s wall, {gb(run.max_rss_bytes)} peak RSS "
+            f"(now={offline_now.isoformat()})",
+            flush=True,
+        )
+
+        # 2. load_data of the whole set
+        run = run_measured([sys.executable, "manage.py", "load_data", str(folder)], env)
+        if run.returncode:
+            raise RuntimeError(f"load_data failed:\n{run.stdout[-2000:]}\n{run.stderr[-3000:]}")
+        fig["load_s"] = run.seconds
+        fig["load_rss_gb"] = run.max_rss_bytes / 2**30
+        print("[2] load_data: " + " | ".join(run.stdout.strip().splitlines()))
+        print(
+            f"    load_data: {run.seconds:.2f} s wall, {gb(run.max_rss_bytes)} peak RSS, "
+            f"{summary['polls'] / run.seconds:,.0f} polls/s; offline {offline_s:.2f} s; "
+            f"ratio {run.seconds / offline_s:.2f}",
+            flush=True,
+        )
+        out.check(
+            f"{label} load_data / offline = {run.seconds:.2f} / {offline_s:.2f} = "
+            f"{run.seconds / offline_s:.2f} (<= {TARGET_LOAD_RATIO:g})",
+            run.seconds / offline_s <= TARGET_LOAD_RATIO,
+        )
+
+        # 3. trigger-to-Complete with the real worker
+        service.start()
+        assert service.worker is not None
+        hwm_idle = vm_hwm_bytes(service.worker.pid)
+        trigger_s, body = service.report()
+        hwm = vm_hwm_bytes(service.worker.pid)
+        if body["status"] != "Complete":
+            raise RuntimeError(f"report failed: {body}")
+        fig["trigger_s"] = trigger_s
+        fig["worker_peak_gb"] = hwm / 2**30
+        timings = (storage.get_report(db, body["report_id"]) or {}).get("timings", {})
+        print(
+            f"[3] trigger-to-Complete: {trigger_s:.2f} s ({body['rows']:,} stores; worker read "
+            f"{timings.get('read_s')} s, compute {timings.get('compute_s')} s, total {timings.get('total_s')} s, "
+            f"{int(timings.get('polls_read', 0)):,} polls read); offline {offline_s:.2f} s; "
+            f"ratio {trigger_s / offline_s:.2f}",
+            flush=True,
+        )
+        print(
+            f"    worker peak RSS (VmHWM, --pool=solo): {gb(hwm)} (after start-up: {gb(hwm_idle)}); "
+            f"offline command peak RSS {gb(fig['offline_rss_gb'] * 2**30)}",
+            flush=True,
+        )
+        out.check(
+            f"{label} trigger-to-Complete / offline = {trigger_s:.2f} / {offline_s:.2f} = "
+            f"{trigger_s / offline_s:.2f} (<= {TARGET_TRIGGER_RATIO:g})",
+            trigger_s / offline_s <= TARGET_TRIGGER_RATIO,
+        )
+        out.check(f"{label} worker peak RSS = {gb(hwm)} (< {TARGET_WORKER_GB:g} GB)", hwm < TARGET_WORKER_GB * 2**30)
+
+        # 4. byte-equal to the offline CSV, same now
+        service_now = pd.Timestamp(body["now"])
+        same_now = service_now == offline_now
+        equal = body["csv_data"] == offline_csv.read_text(encoding="utf-8")
+        print(
+            f"[4] service now={service_now.isoformat()}, offline now={offline_now.isoformat()}; "
+            f"CSV {len(body['csv_data']):,} bytes",
+            flush=True,
+        )
+        out.check(f"{label} service CSV byte-equal to the offline CSV at the same now", same_now and equal)
+
+        # where the worker's read goes: its phases, in process, for information
+        phases = {}
+        for name, call in (
+            (
+                "bare week read (scan_polls)",
+                lambda: storage.scan_polls(db, service_now - pd.Timedelta(days=7), service_now),
+            ),
+            ("week_polls", lambda: storage.week_polls(db, service_now)),
+            ("read_hours", lambda: storage.read_hours(db)),
+            ("read_zones", lambda: storage.read_zones(db)),
+            ("store_ids_polled_through", lambda: storage.store_ids_polled_through(db, service_now)),
+        ):
+            started = time.perf_counter()
+            value = call()
+            phases[name] = (time.perf_counter() - started, len(value) if hasattr(value, "__len__") else value)
+        fig["week_read_s"] = phases["bare week read (scan_polls)"][0]
+        fig["hours_read_s"] = phases["read_hours"][0]
+        print(
+            "    (info) the report's reads in process: "
+            + ", ".join(f"{name} {sec:.2f} s ({n:,} rows)" for name, (sec, n) in phases.items()),
+            flush=True,
+        )
+
+        # 6. (before the appends: over the loaded set) one store's 7 days
+        _, ids, _ = storage.read_catalog(db)
+        heads_n = storage.stored_day_counts(db)
+        days = sorted(heads_n)
+        t_lo = ts_to_us(pd.Timestamp(days[0], tz="UTC"))
+        t_hi = ts_to_us(storage.newest_poll_time(db))
+        week_us = 7 * 86_400 * 1_000_000
+        rng = np.random.default_rng(SEED)
+        sample = rng.choice(len(ids), size=min(READ_SAMPLES + 1, len(ids)), replace=False)
+        starts = rng.integers(t_lo, max(t_lo + 1, t_hi - week_us), size=len(sample))
+        storage.read_store_polls(db, str(ids[sample[0]]), us_to_ts(starts[0]), us_to_ts(starts[0] + week_us))
+        read_ms, read_polls = [], 0
+        for i, start_us in zip(sample[1:], starts[1:], strict=True):
+            t0 = time.perf_counter()
+            frame = storage.read_store_polls(db, str(ids[i]), us_to_ts(start_us), us_to_ts(start_us + week_us))
+            read_ms.append((time.perf_counter() - t0) * 1000)
+            read_polls += len(frame)
+        heads_ms = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            storage.stored_day_counts(db)
+            heads_ms.append((time.perf_counter() - t0) * 1000)
+        arr = np.array(read_ms)
+        fig["read_median_ms"] = float(np.median(arr))
+        fig["read_p95_ms"] = float(np.percentile(arr, 95))
+        fig["read_max_ms"] = float(arr.max())
+        print(
+            f"[6] one store's 7 days (read_store_polls, in process, {len(arr)} random stores and windows, "
+            f"{read_polls / len(arr):.0f} polls each on average, after 1 untimed warm-up read): "
+            f"median {fig['read_median_ms']:.1f} ms, p95 {fig['read_p95_ms']:.1f} ms, "
+            f"max {fig['read_max_ms']:.1f} ms",
+            flush=True,
+        )
+        fig["heads_read_ms"] = float(np.median(heads_ms))
+        print(
+            f"    (info) of which every read first reads all {len(days)} day heads: that query alone "
+            f"(storage.stored_day_counts) takes {fig['heads_read_ms']:.1f} ms (median of 5)",
+            flush=True,
+        )
+        if scale == 1:
+            out.check(
+                f"{label} one store's 7 days p95 = {fig['read_p95_ms']:.1f} ms (<= {TARGET_READ_MS:g} ms; "
+                f"judged on p95, max {fig['read_max_ms']:.1f} ms)",
+                fig["read_p95_ms"] <= TARGET_READ_MS,
+            )
+
+        # 5. hourly appends
+        id_list = [str(s) for s in ids]
+        hours_before = db[storage.HOURS].count_documents({})
+        zones_before = db[storage.ZONES].count_documents({})
+        newest_us = t_hi
+        hour1 = logs / "hour1"
+        n1, newest1 = write_hour(hour1, id_list, newest_us, inactive_share, SEED + 1)
+        started = time.perf_counter()
+        stats = load_sources(hour1, db)
+        append_s = fig["append_s"] = time.perf_counter() - started
+        print(
+            f"[5] hourly append in process (load_sources): {n1:,} polls ({inactive_share:.0%} inactive) in "
+            f"{append_s:.3f} s; {stats.polls_inserted:,} inserted, {stats.polls_duplicates} duplicates; "
+            f"offline {offline_s:.2f} s",
+            flush=True,
+        )
+        if scale == 1:
+            out.check(
+                f"{label} hourly append in process = {append_s:.3f} s (<= {TARGET_APPEND_S:g} s)",
+                append_s <= TARGET_APPEND_S,
+            )
+        hours_after = db[storage.HOURS].count_documents({})
+        zones_after = db[storage.ZONES].count_documents({})
+        out.check(
+            f"{label} header-only hours/zones files keep the stored rows "
+            f"(hours {hours_before:,} -> {hours_after:,}, zones {zones_before:,} -> {zones_after:,})",
+            hours_before == hours_after and zones_before == zones_after,
+        )
+        out.check(
+            f"{label} append inserted every new poll ({stats.polls_inserted:,} of {n1:,})", stats.polls_inserted == n1
+        )
+        report1_s, body = service.report()
+        now1 = pd.Timestamp(body["now"]) if body.get("now") else None
+        print(f"    report after the append: {body['status']} in {report1_s:.2f} s, now={now1}", flush=True)
+        out.check(
+            f"{label} report after the append sees the new now ({us_to_ts(newest1).isoformat()})",
+            body["status"] == "Complete" and now1 == us_to_ts(newest1),
+        )
+
+        hour2 = logs / "hour2"
+        n2, newest2 = write_hour(hour2, id_list, newest1, inactive_share, SEED + 2)
+        run = run_measured([sys.executable, "manage.py", "load_data", str(hour2)], env)
+        if run.returncode:
+            raise RuntimeError(f"load_data of the second hour failed:\n{run.stderr[-3000:]}")
+        fig["append_cli_s"] = run.seconds
+        inner = re.search(r"done in ([\d.]+) s", run.stdout)
+        print(
+            f"    second hour through the CLI (manage.py load_data, start-up included, for information): "
+            f"{n2:,} polls in {run.seconds:.2f} s wall ({inner.group(1) if inner else '?'} s inside load_sources)",
+            flush=True,
+        )
+        report2_s, body = service.report()
+        now2 = pd.Timestamp(body["now"]) if body.get("now") else None
+        out.check(
+            f"{label} report after the CLI append sees the new now ({us_to_ts(newest2).isoformat()})",
+            body["status"] == "Complete" and now2 == us_to_ts(newest2),
+        )
+        hwm = vm_hwm_bytes(service.worker.pid)
+        fig["worker_peak_gb_end"] = hwm / 2**30
+        print(f"    worker peak RSS after 3 reports: {gb(hwm)}", flush=True)
+        return out
+    finally:
+        service.stop()
         if not args.keep:
             db.client.drop_database(db_name)
+            print(f"dropped database {db_name}", flush=True)
+        else:
+            print(f"kept database {db_name}", flush=True)
+
+
+# --- the table ---------------------------------------------------------------------------
+
+# (key, title, unit format, growth judged against TARGET_GROWTH)
+ROWS = [
+    ("offline_s", "offline command (reference)", "{:.2f} s", False),
+    ("load_s", "load_data whole set (CLI)", "{:.2f} s", True),
+    ("trigger_s", "trigger-to-Complete (HTTP + worker)", "{:.2f} s", True),
+    ("worker_peak_gb", "worker peak RSS (first report)", "{:.2f} GB", True),
+    ("append_s", "hourly append in process", "{:.3f} s", True),
+    ("append_cli_s", "hourly append, CLI wall (info)", "{:.2f} s", False),
+    ("read_median_ms", "store 7-day read median", "{:.1f} ms", False),
+    ("read_p95_ms", "store 7-day read p95", "{:.1f} ms", True),
+    ("read_max_ms", "store 7-day read max", "{:.1f} ms", False),
+    ("heads_read_ms", "  of which the day heads (info)", "{:.1f} ms", False),
+    ("week_read_s", "bare week read (info)", "{:.2f} s", False),
+    ("hours_read_s", "read_hours in process (info)", "{:.2f} s", False),
+]
+
+
+def print_table(results: list[ScaleResult]) -> list[tuple[str, bool]]:
+    checks: list[tuple[str, bool]] = []
+    labels = [r.label for r in results]
+    growth = len(results) >= 2
+    head = f"{'figure':<38}" + "".join(f"{lb:>12}" for lb in labels)
+    if growth:
+        head += f"{labels[-1] + '/' + labels[0]:>12}  target"
+    print("\n" + head)
+    ratios = {
+        "load_s": ("x offline", TARGET_LOAD_RATIO),
+        "trigger_s": ("x offline", TARGET_TRIGGER_RATIO),
+    }
+    for key, title, fmt, judged in ROWS:
+        if not all(key in r.figures for r in results):
+            continue
+        line = f"{title:<38}" + "".join(f"{fmt.format(r.figures[key]):>12}" for r in results)
+        if growth:
+            g = results[-1].figures[key] / results[0].figures[key] if results[0].figures[key] else float("inf")
+            line += f"{g:>11.2f}x"
+            if judged:
+                ok = g <= TARGET_GROWTH
+                line += f"  <= {TARGET_GROWTH:g}x {'PASS' if ok else 'FAIL'}"
+                checks.append((f"{title}: {labels[-1]}/{labels[0]} = {g:.2f} (<= {TARGET_GROWTH:g})", ok))
+        print(line)
+        if key in ratios:
+            name, target = ratios[key]
+            vals = [r.figures[key] / r.figures["offline_s"] for r in results]
+            ok_all = all(v <= target for v in vals)
+            print(
+                f"{'  ratio to offline':<38}"
+                + "".join(f"{v:>11.2f}x" for v in vals)
+                + f"{'':>12}  <= {target:g}x {'PASS' if ok_all else 'FAIL'}"
+            )
+    return checks
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scales", default="1,10", help="comma-separated multiples of the 3,678 stores (1,10)")
+    parser.add_argument("--data-dir", type=Path, default=REPO / "bench-data")
+    parser.add_argument("--real-dir", type=Path, default=DEFAULT_REAL_DIR)
+    parser.add_argument("--mongo-url", default=os.environ.get("IT_MONGO_URL", "mongodb://127.0.0.1:27017"))
+    parser.add_argument("--broker-url", default=os.environ.get("IT_BROKER_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark databases afterwards")
+    args = parser.parse_args(argv)
+    scales = [float(s) for s in args.scales.split(",") if s.strip()]
+
+    run_id = uuid.uuid4().hex[:8]
+    # The in-process phases (append, reads) use storage with these settings.
+    os.environ.update(MONGO_URL=args.mongo_url, MONGO_DB=f"loop_bench_{run_id}", CELERY_BROKER_URL=args.broker_url)
+    django.setup()
+    from loop import storage
+
+    print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}")
+    print(f"start: {load_text()}")
+    print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
+    server = storage.get_client(args.mongo_url).server_info()
+    print(
+        f"server: {args.mongo_url} version {server.get('version')}"
+        f"{' (FerretDB ' + server['ferretdbVersion'] + ')' if 'ferretdbVersion' in server else ''}; "
+        f"run {run_id}",
+        flush=True,
+    )
+
+    results: list[ScaleResult] = []
+    failed: list[str] = []
+    for scale in scales:
+        try:
+            results.append(run_scale(scale, args, run_id))
+        except Exception as exc:  # report it, and still print what the other scales measured
+            import traceback
+
+            traceback.print_exc()
+            failed.append(f"{scale:g}x: {type(exc).__name__}: {exc}"[:500])
+
+    checks = [c for r in results for c in r.checks]
+    if results:
+        checks += print_table(results)
+    checks += [(f"scale {f} ran to the end", False) for f in failed]
+    print("\ntargets:")
+    for text, ok in checks:
+        print(f"  {'PASS' if ok else 'FAIL'}  {text}")
+    print(f"end: {load_text()}")
+    print(
+        "RESULT "
+        + json.dumps(
+            {
+                "run": run_id,
+                "scales": {r.label: {k: round(v, 4) for k, v in r.figures.items()} for r in results},
+                "checks": {text: ok for text, ok in checks},
+            }
+        )
+    )
+    return 0 if checks and all(ok for _, ok in checks) else 1
 
 
 if __name__ == "__main__":
