@@ -50,10 +50,10 @@ def test_loads_three_files_and_prints_a_summary(mdb: Database, tmp_path: Path) -
     ]
     hours = {
         (d["store_id"], d["day_of_week"], d["start_seconds"], d["end_seconds"])
-        for d in mdb[storage.HOURS].find({}, {"_id": 0})
+        for d in storage.read_hours(mdb).to_dict("records")
     }
     assert hours == {("s1", 0, 9 * 3600, 12 * 3600), ("s1", 1, 22 * 3600, 2 * 3600), ("s2", 6, 0, 0)}
-    zones = {(d["store_id"], d["timezone_str"]) for d in mdb[storage.ZONES].find({}, {"_id": 0})}
+    zones = {(d["store_id"], d["timezone_str"]) for d in storage.read_zones(mdb).to_dict("records")}
     assert zones == {("s1", "America/New_York"), ("s2", "America/Denver")}
     assert storage.newest_poll_time(mdb).isoformat() == "2024-10-04T01:00:00.500000+00:00"
 
@@ -113,16 +113,18 @@ def test_bad_rows_are_skipped_and_reported_good_rows_kept(mdb: Database, tmp_pat
     assert "menu_hours.csv:3: start_time_local" in output
     assert "timezones.csv:2" in output
     assert [store_id for store_id, _, _ in stored_poll_rows(mdb)] == ["s1", "s2"]
-    assert [(d["day_of_week"], d["start_seconds"]) for d in mdb[storage.HOURS].find()] == [(1, 9 * 3600)]
-    assert mdb[storage.ZONES].count_documents({}) == 0
+    assert [(d["day_of_week"], d["start_seconds"]) for d in storage.read_hours(mdb).to_dict("records")] == [
+        (1, 9 * 3600)
+    ]
+    assert storage.read_zones(mdb).empty
 
 
 def test_reloaded_hours_and_zones_replace_only_the_stores_named(mdb: Database, tmp_path: Path) -> None:
     load(write_dataset(tmp_path / "one", POLLS, HOURS, ZONES))
     load(write_dataset(tmp_path / "two", POLLS, ["s1,3,10:00,11:00"], ["s2,Asia/Tokyo"]))
-    hours = sorted((d["store_id"], d["day_of_week"]) for d in mdb[storage.HOURS].find())
+    hours = sorted((d["store_id"], d["day_of_week"]) for d in storage.read_hours(mdb).to_dict("records"))
     assert hours == [("s1", 3), ("s2", 6)]  # s1 replaced, s2 kept
-    zones = sorted((d["store_id"], d["timezone_str"]) for d in mdb[storage.ZONES].find())
+    zones = sorted((d["store_id"], d["timezone_str"]) for d in storage.read_zones(mdb).to_dict("records"))
     assert zones == [("s1", "America/New_York"), ("s2", "Asia/Tokyo")]
 
 

@@ -79,6 +79,7 @@ def test_parts_are_bounded_whatever_the_poll_rate(mdb: Database) -> None:
     assert len(got) == 17_280 and got["timestamp_utc"].is_monotonic_increasing
     only = storage.read_store_polls(mdb, "zz", pd.Timestamp("2024-10-03", tz="UTC"), times[-1])
     assert only["status"].astype(str).tolist() == ["inactive"]
+    assert only["store_id"].cat.categories.tolist() == ["zz"]  # not every id of the part it came from
 
 
 def test_loading_the_same_polls_again_writes_nothing(mdb: Database) -> None:
@@ -245,10 +246,59 @@ def test_the_report_is_the_same_before_and_after_migration(mdb: Database, tmp_pa
     storage.drop_database(mdb)
     db = storage.get_db()
     write_legacy(db, [(s, st, t.replace("T", " ").replace("+00:00", "")) for s, st, t in rows], unique=False)
+    write_legacy_hours_and_zones(db, sample)
+    done = migrate_legacy_polls(db)
+    assert done.hours_rows > 0 and done.zone_rows > 0
+    assert report_to_csv(generate_report(db=db).report) == before
+    assert db[storage.HOURS].count_documents({"store_id": {"$exists": True}}) == 0
+    assert "store" not in db[storage.ZONES].index_information()
+
+
+def write_legacy_hours_and_zones(db: Database, folder: Path) -> None:
+    """Hours and zones as stored before packed tables: one document per row, a store index."""
     from loop.csv_sources import RowProblems, locate_sources, read_hours, read_zones
 
-    sources = locate_sources(sample)
-    storage.replace_hours(db, read_hours(sources.hours, RowProblems()))
-    storage.replace_zones(db, read_zones(sources.zones, RowProblems()))
-    migrate_legacy_polls(db)
-    assert report_to_csv(generate_report(db=db).report) == before
+    sources = locate_sources(folder)
+    hours = read_hours(sources.hours, RowProblems())
+    zones = read_zones(sources.zones, RowProblems())
+    db[storage.HOURS].insert_many(
+        [{k: (int(v) if k != "store_id" else v) for k, v in row.items()} for row in hours.to_dict("records")]
+    )
+    db[storage.ZONES].insert_many([{**row, "seq": i} for i, row in enumerate(zones.to_dict("records"))])
+    for name in (storage.HOURS, storage.ZONES):
+        db[name].create_index([("store_id", 1)], name="store")
+
+
+def test_hours_and_zones_are_packed_tables_replaced_per_store(mdb: Database) -> None:
+    from loop.storage.packed import PART_ROWS
+    from loop.storage.stores import HOURS_TABLE
+
+    hours = pd.DataFrame(
+        {
+            "store_id": [f"s{i:05d}" for i in range(PART_ROWS + 10)],
+            "day_of_week": 1,
+            "start_seconds": 3600,
+            "end_seconds": 7200,
+        }
+    )
+    assert storage.replace_hours(mdb, hours) == PART_ROWS + 10
+    head = mdb[storage.HOURS].find_one({"_id": "table"})
+    assert [(p["first"], p["last"], p["n"]) for p in head["parts"]] == [
+        ("s00000", "s04999", PART_ROWS),
+        ("s05000", "s05009", 10),
+    ]
+    one = storage.read_hours(mdb, "s05003")
+    assert one.to_dict("records") == [
+        {"store_id": "s05003", "day_of_week": 1, "start_seconds": 3600, "end_seconds": 7200}
+    ]
+    # A later file naming one store replaces only its rows.
+    storage.replace_hours(
+        mdb, pd.DataFrame({"store_id": ["s00001"] * 2, "day_of_week": [2, 3], "start_seconds": 0, "end_seconds": 60})
+    )
+    assert storage.read_hours(mdb, "s00001")["day_of_week"].tolist() == [2, 3]
+    assert len(storage.read_hours(mdb)) == PART_ROWS + 11
+    # A writer holding an older head loses, and leaves no parts behind.
+    stale_head = {**mdb[storage.HOURS].find_one({"_id": "table"}), "version": 1}
+    assert HOURS_TABLE.replace(mdb, stale_head, HOURS_TABLE.empty()) is False
+    live = mdb[storage.HOURS].find_one({"_id": "table"})
+    assert mdb[f"{storage.HOURS}.parts"].count_documents({}) == len(live["parts"])

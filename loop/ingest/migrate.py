@@ -1,4 +1,4 @@
-"""Converting a database from one document per poll to packed day parts (``migrate_polls``).
+"""Converting a database from one document per row to the packed layout (``migrate_polls``).
 
 Safe to stop and run again: the old documents are deleted only after their
 polls are stored as day parts, and merging polls that are already stored
@@ -24,12 +24,14 @@ class Migration:
 
     old_documents: int = 0
     written: PollWrite = field(default_factory=PollWrite)
+    hours_rows: int = 0
+    zone_rows: int = 0
     old_documents_deleted: int = 0
     seconds: float = 0.0
 
 
 def migrate_legacy_polls(db: Database | None = None, *, progress: Callable[[str], None] | None = None) -> Migration:
-    """Store every old-layout poll as day parts, then delete the old documents."""
+    """Store every old-layout poll, hours row and zone row in the packed layout, then delete the old documents."""
     started = time.perf_counter()
     db = db if db is not None else storage.get_db()
     out = Migration()
@@ -39,8 +41,11 @@ def migrate_legacy_polls(db: Database | None = None, *, progress: Callable[[str]
         out.old_documents += len(frame)
         if progress is not None:
             progress(f"  {out.old_documents} old documents read")
-    legacy.drop_legacy_indexes(db)
+    hours, zones = legacy.read_legacy_hours(db), legacy.read_legacy_zones(db)
+    legacy.drop_legacy_poll_indexes(db)
     out.written = writer.flush()
-    out.old_documents_deleted = legacy.delete_legacy_polls(db)
+    out.hours_rows = storage.replace_hours(db, hours)
+    out.zone_rows = storage.replace_zones(db, zones)
+    out.old_documents_deleted = legacy.delete_legacy_documents(db)
     out.seconds = time.perf_counter() - started
     return out

@@ -23,6 +23,7 @@ from loop.storage.polls import (
     store_ids_polled_through,
     stored_day_counts,
     week_polls,
+    widen_poll_range,
 )
 from loop.storage.reports import (
     ReportDoc,
@@ -81,4 +82,5 @@ __all__ = [
     "store_ids_polled_through",
     "stored_day_counts",
     "week_polls",
+    "widen_poll_range",
 ]

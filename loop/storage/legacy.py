@@ -1,8 +1,8 @@
-"""The poll layout before packed day parts: one ``store_status`` document per poll.
+"""The layout before packed documents: one document per poll, per hours row and per zone row.
 
 Only ``migrate_polls`` reads it: it streams the old documents out, and once
-their polls are stored as day parts, removes them, their indexes and
-``store_poll_range``.
+their rows are stored in the packed layout, removes them, their indexes and,
+last, ``store_poll_range``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pandas as pd
 from pymongo.database import Database
 
 from loop.storage.client import iter_docs
-from loop.storage.schema import LEGACY_POLL_INDEXES, LEGACY_POLL_RANGE, STATUS
+from loop.storage.schema import HOURS, LEGACY_POLL_INDEXES, LEGACY_POLL_RANGE, LEGACY_STORE_INDEX, STATUS, ZONES
 from loop.timeutil import us_array_to_series
 
 _LEGACY = {"store_id": {"$exists": True}}
@@ -31,7 +31,17 @@ class LegacyLayoutError(RuntimeError):
 
 
 def has_legacy_polls(db: Database) -> bool:
-    return db[STATUS].find_one(_LEGACY, {"_id": 1}) is not None
+    """True while old-layout documents may be stored.
+
+    Checked through catalog data (cheap on any server), not by searching documents: the old
+    layout always had ``store_poll_range`` and its indexes, and ``migrate_polls`` drops them
+    only after the old documents are gone.
+    """
+    names = set(db.list_collection_names())
+    if LEGACY_POLL_RANGE in names:
+        return True
+    indexes = {STATUS: LEGACY_POLL_INDEXES[0], HOURS: LEGACY_STORE_INDEX, ZONES: LEGACY_STORE_INDEX}
+    return any(name in names and index in db[name].index_information() for name, index in indexes.items())
 
 
 def require_current_layout(db: Database) -> None:
@@ -57,7 +67,25 @@ def iter_legacy_polls(db: Database) -> Iterator[pd.DataFrame]:
         )
 
 
-def drop_legacy_indexes(db: Database) -> None:
+def read_legacy_hours(db: Database) -> pd.DataFrame:
+    docs = [d for batch in iter_docs(db[HOURS], _LEGACY, {"_id": 0}) for d in batch]
+    columns = ("day_of_week", "start_seconds", "end_seconds")
+    return pd.DataFrame(
+        {
+            "store_id": [d["store_id"] for d in docs],
+            **{c: np.array([d[c] for d in docs], dtype=np.int64) for c in columns},
+        }
+    )
+
+
+def read_legacy_zones(db: Database) -> pd.DataFrame:
+    docs = sorted(
+        (d for batch in iter_docs(db[ZONES], _LEGACY, {"_id": 0}) for d in batch), key=lambda d: d.get("seq", 0)
+    )
+    return pd.DataFrame({"store_id": [d["store_id"] for d in docs], "timezone_str": [d["timezone_str"] for d in docs]})
+
+
+def drop_legacy_poll_indexes(db: Database) -> None:
     """The old unique (store_id, timestamp_utc, us) key would refuse a second day head (all three missing)."""
     existing = set(db[STATUS].index_information())
     for name in LEGACY_POLL_INDEXES:
@@ -65,7 +93,12 @@ def drop_legacy_indexes(db: Database) -> None:
             db[STATUS].drop_index(name)
 
 
-def delete_legacy_polls(db: Database) -> int:
+def delete_legacy_documents(db: Database) -> int:
+    """Delete the old polls, hours and zones (and their indexes); ``store_poll_range`` goes last."""
     deleted = db[STATUS].delete_many(_LEGACY).deleted_count
+    for name in (HOURS, ZONES):
+        db[name].delete_many(_LEGACY)
+        if LEGACY_STORE_INDEX in db[name].index_information():
+            db[name].drop_index(LEGACY_STORE_INDEX)
     db.drop_collection(LEGACY_POLL_RANGE)
     return deleted

@@ -37,6 +37,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from loop.rules import POLL_STATUSES, REPORT_WEEK
+from loop.storage.packed import INT, STR, PackedTable, pack_strings, unpack_strings
 from loop.storage.schema import STATUS
 from loop.timeutil import to_utc, ts_to_us, us_array_to_series, us_to_ts, utcnow
 
@@ -47,6 +48,7 @@ PART_POLLS = 5000
 DAY_US = 86_400 * 1_000_000
 CATALOG = "catalog"
 CATALOG_PARTS = f"{STATUS}.{CATALOG}"
+RANGE = "range"
 READ_ATTEMPTS = 5
 
 
@@ -74,6 +76,11 @@ class PollColumns:
         return PollColumns(
             self.store_ids, self.store[mask_or_index], self.t_us[mask_or_index], self.inactive[mask_or_index]
         )
+
+    def compact(self) -> PollColumns:
+        """The same polls with only the store ids they use."""
+        present, store = np.unique(self.store, return_inverse=True)
+        return PollColumns(self.store_ids[present], store.astype(np.int64), self.t_us, self.inactive)
 
     def to_frame(self) -> pd.DataFrame:
         """The engine's frame: store_id, status (categoricals, no per-poll strings), timestamp_utc (us, UTC)."""
@@ -107,24 +114,10 @@ def concat_columns(parts: Iterable[PollColumns]) -> PollColumns:
 # --- packing ---------------------------------------------------------------------------
 
 
-def _pack_ids(ids: np.ndarray) -> tuple[Binary, Binary]:
-    encoded = [str(s).encode("utf-8") for s in ids]
-    return Binary(b"".join(encoded)), Binary(np.array([len(e) for e in encoded], dtype="<i4").tobytes())
-
-
-def _unpack_ids(blob: bytes, lengths: bytes) -> np.ndarray:
-    ends = np.cumsum(np.frombuffer(lengths, dtype="<i4"))
-    starts = ends - np.frombuffer(lengths, dtype="<i4")
-    data = bytes(blob)
-    return np.array(
-        [data[a:b].decode("utf-8") for a, b in zip(starts.tolist(), ends.tolist(), strict=True)], dtype=object
-    )
-
-
 def _pack_part(columns: PollColumns, token: str, k: int, day: str) -> dict[str, Any]:
     """One part: ``columns`` hold at most PART_POLLS polls sorted by (store, time)."""
     present, counts = np.unique(columns.store, return_counts=True)
-    blob, lengths = _pack_ids(columns.store_ids[present])
+    blob, lengths = pack_strings(columns.store_ids[present])
     return {
         "_id": f"{token}|{k}",
         "token": token,
@@ -140,7 +133,7 @@ def _pack_part(columns: PollColumns, token: str, k: int, day: str) -> dict[str, 
 
 def _unpack_part(doc: dict[str, Any]) -> PollColumns:
     n = int(doc["n"])
-    ids = _unpack_ids(doc["store_ids"], doc["store_id_lengths"])
+    ids = unpack_strings(doc["store_ids"], doc["store_id_lengths"])
     counts = np.frombuffer(doc["store_counts"], dtype="<i4")
     return PollColumns(
         ids,
@@ -172,12 +165,14 @@ def _day_collection(day: str) -> str:
 
 
 def _read_heads(db: Database, days: list[str] | None = None) -> dict[str, dict[str, Any]]:
-    """Day heads by day (all days when ``days`` is None). The heads collection is small: one doc per day."""
-    wanted = None if days is None else set(days)
+    """Day heads by day: the named days by ``_id`` (one lookup each), or every day."""
+    if days is None:
+        return {doc["day"]: doc for doc in db[STATUS].find({"kind": "day"})}
     heads = {}
-    for doc in db[STATUS].find({"kind": "day"}):
-        if wanted is None or doc["day"] in wanted:
-            heads[doc["day"]] = doc
+    for day in days:
+        doc = db[STATUS].find_one({"_id": _head_id(day)})
+        if doc is not None:
+            heads[day] = doc
     return heads
 
 
@@ -261,62 +256,23 @@ def replace_day(db: Database, day: str, expected: dict[str, Any] | None, columns
 
 # --- the store catalog (each store's first poll) ----------------------------------------
 
+CATALOG_TABLE = PackedTable(STATUS, CATALOG, CATALOG_PARTS, (("store_id", STR), ("first_us", INT)))
+
 
 def read_catalog(db: Database) -> tuple[dict[str, Any] | None, np.ndarray, np.ndarray]:
     """(head, store ids sorted, first poll us) of every store with a stored poll."""
-    for _ in range(READ_ATTEMPTS):
-        head = db[STATUS].find_one({"_id": CATALOG})
-        if head is None:
-            return None, np.empty(0, object), np.empty(0, np.int64)
-        ids, firsts, complete = [], [], True
-        for part in head["parts"]:
-            doc = db[CATALOG_PARTS].find_one({"_id": f"{head['token']}|{part['k']}"})
-            if doc is None:
-                complete = False
-                break
-            ids.append(_unpack_ids(doc["store_ids"], doc["store_id_lengths"]))
-            firsts.append(np.frombuffer(doc["first_us"], dtype="<i8").astype(np.int64))
-        if complete:
-            if not ids:
-                return head, np.empty(0, object), np.empty(0, np.int64)
-            return head, np.concatenate(ids), np.concatenate(firsts)
-    raise PartsMoved(f"the store catalog was replaced {READ_ATTEMPTS} times while being read")
+    head, columns = CATALOG_TABLE.read(db)
+    return head, columns["store_id"], columns["first_us"]
 
 
 def replace_catalog(db: Database, expected: dict[str, Any] | None, ids: np.ndarray, first_us: np.ndarray) -> bool:
     """Store the catalog (ids sorted); False if another writer replaced it first."""
-    token = secrets.token_hex(8)
-    docs, parts = [], []
-    for k, start in enumerate(range(0, len(ids), PART_POLLS)):
-        blob, lengths = _pack_ids(ids[start : start + PART_POLLS])
-        docs.append(
-            {
-                "_id": f"{token}|{k}",
-                "token": token,
-                "store_ids": blob,
-                "store_id_lengths": lengths,
-                "first_us": Binary(first_us[start : start + PART_POLLS].astype("<i8").tobytes()),
-            }
-        )
-        parts.append({"k": k, "n": len(docs[-1]["first_us"]) // 8})
-    if docs:
-        db[CATALOG_PARTS].insert_many(docs, ordered=True)
-    head = {"kind": CATALOG, "token": token, "parts": parts, "stores": len(ids), "updated_at": utcnow()}
-    if expected is None:
-        try:
-            db[STATUS].insert_one({"_id": CATALOG, "version": 1, **head})
-            won = True
-        except DuplicateKeyError:
-            won = False
-    else:
-        result = db[STATUS].update_one(
-            {"_id": CATALOG, "version": expected["version"]}, {"$set": {**head, "version": expected["version"] + 1}}
-        )
-        won = result.matched_count == 1
-    stale = expected["token"] if won and expected is not None else (None if won else token)
-    if stale is not None:
-        db[CATALOG_PARTS].delete_many({"token": stale})
-    return won
+    return CATALOG_TABLE.replace(db, expected, {"store_id": ids, "first_us": first_us})
+
+
+def widen_poll_range(db: Database, t_min: int, t_max: int) -> None:
+    """Keep the oldest and newest stored poll in one small document ($min/$max: safe for concurrent writers)."""
+    db[STATUS].update_one({"_id": RANGE}, {"$min": {"t_min": t_min}, "$max": {"t_max": t_max}}, upsert=True)
 
 
 # --- reads ------------------------------------------------------------------------------
@@ -346,7 +302,7 @@ def read_poll_columns(db: Database, start: pd.Timestamp, end: pd.Timestamp, stor
 
 def read_store_polls(db: Database, store_id: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
     """One store's polls in [start, end] (what the store drill-down reads)."""
-    return read_poll_columns(db, start, end, store_id=store_id).to_frame()
+    return read_poll_columns(db, start, end, store_id=store_id).compact().to_frame()
 
 
 def week_polls(db: Database, now: pd.Timestamp) -> pd.DataFrame:
@@ -361,11 +317,9 @@ def scan_polls(db: Database, start: pd.Timestamp, end: pd.Timestamp) -> int:
 
 
 def newest_poll_time(db: Database) -> pd.Timestamp | None:
-    """The newest stored poll (from the day heads: no poll is read)."""
-    heads = _read_heads(db)
-    if not heads:
-        return None
-    return us_to_ts(max(int(h["t_max"]) for h in heads.values()))
+    """The newest stored poll (one small document: no poll or day head is read)."""
+    doc = db[STATUS].find_one({"_id": RANGE})
+    return None if doc is None else us_to_ts(int(doc["t_max"]))
 
 
 def store_ids_polled_through(db: Database, now: pd.Timestamp) -> list[str]:

@@ -17,14 +17,13 @@ REPORT_CHUNKS = f"{REPORT_BUCKET}.chunks"
 
 def create_indexes(db: Database) -> None:
     """Every index the service reads through (idempotent)."""
-    # Polls need none: every poll read is by _id (loop.storage.polls).
-    db[HOURS].create_index([("store_id", ASCENDING)], name="store")
-    db[ZONES].create_index([("store_id", ASCENDING)], name="store")
+    # Polls, hours and zones need none: every read of them is by _id (loop.storage.polls, .packed).
     db[REPORTS].create_index([("report_id", ASCENDING)], unique=True, name="report_id")
     db[REPORT_FILES].create_index([("filename", ASCENDING), ("uploadDate", ASCENDING)], name="filename_1_uploadDate_1")
     db[REPORT_CHUNKS].create_index([("files_id", ASCENDING), ("n", ASCENDING)], unique=True, name="files_id_1_n_1")
 
 
-# The layout before packed day parts: one document per poll, and a range per store.
+# The layout before packed documents: one document per poll, hours row and zone row, and a range per store.
 LEGACY_POLL_RANGE = "store_poll_range"
 LEGACY_POLL_INDEXES = ("poll_key", "poll_time")
+LEGACY_STORE_INDEX = "store"  # on business_hours and timezones

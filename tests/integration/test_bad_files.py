@@ -111,8 +111,10 @@ def test_messy_files_load_good_rows_and_report_bad_ones(messy: Path, database) -
     assert "13 rows read, 4 inserted, 2 duplicates" in out
 
     assert stored_polls(client, name) == GOOD_POLLS
-    hours = list(client[name]["business_hours"].find({}, {"_id": 0, "store_id": 1, "day_of_week": 1}))
-    assert [(h["store_id"], h["day_of_week"]) for h in hours] == [("s1", 0)]
+    from loop import storage
+
+    hours = storage.read_hours(client[name])
+    assert list(zip(hours["store_id"], hours["day_of_week"], strict=True)) == [("s1", 0)]
 
     # Loading the same messy files again changes nothing.
     again = run_manage(env, "load_data", str(messy), timeout=180)

@@ -182,8 +182,18 @@ def test_migrate_polls_converts_the_old_layout_and_the_report_stays_the_same(
         }
         for s, i, m, t in zip(ids.tolist(), columns.inactive.tolist(), ms.tolist(), columns.t_us.tolist(), strict=True)
     ]
-    for name in [n for n in db.list_collection_names() if n.startswith(f"{storage.STATUS}")]:
+    hours, zones = storage.read_hours(db), storage.read_zones(db)
+    for name in [
+        n for n in db.list_collection_names() if n.split(".")[0] in (storage.STATUS, storage.HOURS, storage.ZONES)
+    ]:
         db.drop_collection(name)
+    # Hours and zones as stored before packed tables too: one document per row, a store index.
+    db[storage.HOURS].insert_many(
+        [{k: (int(v) if k != "store_id" else v) for k, v in row.items()} for row in hours.to_dict("records")]
+    )
+    db[storage.ZONES].insert_many([{**row, "seq": i} for i, row in enumerate(zones.to_dict("records"))])
+    for name in (storage.HOURS, storage.ZONES):
+        db[name].create_index([("store_id", 1)], name="store")
     db[storage.STATUS].create_index([("store_id", 1), ("timestamp_utc", 1), ("us", 1)], unique=True, name="poll_key")
     db[storage.STATUS].insert_many(legacy)
 

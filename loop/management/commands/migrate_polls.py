@@ -16,6 +16,6 @@ class Command(BaseCommand):
         done = migrate_legacy_polls(progress=self.stdout.write)
         self.stdout.write(
             f"{done.old_documents} old poll documents read: {done.written.inserted} polls stored as day parts, "
-            f"{done.written.duplicates} repeats or already stored; {done.old_documents_deleted} old documents "
-            f"deleted in {done.seconds:.2f} s"
+            f"{done.written.duplicates} repeats or already stored; {done.hours_rows} hours and {done.zone_rows} zone "
+            f"rows packed; {done.old_documents_deleted} old poll documents deleted in {done.seconds:.2f} s"
         )

@@ -1,0 +1,145 @@
+"""A table of per-store rows packed into few documents: one versioned head, and parts of binary columns.
+
+Used for business hours, time zones and the store catalog (docs/storage.md).
+Rows are kept sorted by store id and cut into parts of at most ``PART_ROWS``
+rows; the head lists each part's first and last store id, so one store's rows
+are one or two ``_id`` lookups away. The whole table is replaced at once: new
+parts under a new token, then a compare-and-set on the head's version, so
+concurrent writers never lose each other's rows (the loser merges again).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from bson.binary import Binary
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from loop.timeutil import utcnow
+
+PART_ROWS = 5000
+READ_ATTEMPTS = 5
+STORE_ID = "store_id"
+# Column kinds: packed UTF-8 strings, or little-endian int64.
+STR, INT = "str", "i8"
+
+Columns = dict[str, np.ndarray]
+
+
+class TableMoved(RuntimeError):
+    """The table was replaced while being read, more often than READ_ATTEMPTS allows."""
+
+
+def pack_strings(values: np.ndarray) -> tuple[Binary, Binary]:
+    """Strings as (UTF-8 bytes concatenated, int32 byte lengths)."""
+    encoded = [str(v).encode("utf-8") for v in values]
+    return Binary(b"".join(encoded)), Binary(np.array([len(e) for e in encoded], dtype="<i4").tobytes())
+
+
+def unpack_strings(blob: bytes, lengths: bytes) -> np.ndarray:
+    sizes = np.frombuffer(lengths, dtype="<i4")
+    ends = np.cumsum(sizes)
+    data = bytes(blob)
+    return np.array(
+        [data[a:b].decode("utf-8") for a, b in zip((ends - sizes).tolist(), ends.tolist(), strict=True)], dtype=object
+    )
+
+
+@dataclass(frozen=True)
+class PackedTable:
+    """Where a table lives: its head document and the collection of its parts."""
+
+    heads: str
+    head_id: str
+    parts: str
+    kinds: tuple[tuple[str, str], ...]  # (column, kind); the first column is the store id
+
+    def empty(self) -> Columns:
+        return {name: np.empty(0, object if kind == STR else np.int64) for name, kind in self.kinds}
+
+    def _pack(self, columns: Columns, token: str, k: int) -> dict[str, Any]:
+        doc: dict[str, Any] = {"_id": f"{token}|{k}", "token": token, "n": len(columns[STORE_ID])}
+        for name, kind in self.kinds:
+            if kind == STR:
+                doc[name], doc[f"{name}_lengths"] = pack_strings(columns[name])
+            else:
+                doc[name] = Binary(np.asarray(columns[name], dtype="<i8").tobytes())
+        return doc
+
+    def _unpack(self, doc: dict[str, Any]) -> Columns:
+        return {
+            name: unpack_strings(doc[name], doc[f"{name}_lengths"])
+            if kind == STR
+            else np.frombuffer(doc[name], dtype="<i8").astype(np.int64)
+            for name, kind in self.kinds
+        }
+
+    def read(self, db: Database, store_id: str | None = None) -> tuple[dict[str, Any] | None, Columns]:
+        """The head and the rows (only ``store_id``'s when given), all from one version."""
+        for _ in range(READ_ATTEMPTS):
+            head = db[self.heads].find_one({"_id": self.head_id})
+            if head is None:
+                return None, self.empty()
+            pieces = []
+            for part in head["parts"]:
+                if store_id is not None and not part["first"] <= store_id <= part["last"]:
+                    continue
+                doc = db[self.parts].find_one({"_id": f"{head['token']}|{part['k']}"})
+                if doc is None:
+                    break  # replaced meanwhile: read the new version
+                pieces.append(self._unpack(doc))
+            else:
+                columns = {
+                    name: np.concatenate([p[name] for p in pieces]) if pieces else self.empty()[name]
+                    for name, _ in self.kinds
+                }
+                if store_id is not None:
+                    keep = columns[STORE_ID] == store_id
+                    columns = {name: values[keep] for name, values in columns.items()}
+                return head, columns
+        raise TableMoved(f"{self.heads}/{self.head_id} was replaced {READ_ATTEMPTS} times while being read")
+
+    def replace(self, db: Database, expected: dict[str, Any] | None, columns: Columns) -> bool:
+        """Store ``columns`` (sorted by store id) as the new version; False if another writer won."""
+        token = secrets.token_hex(8)
+        rows = len(columns[STORE_ID])
+        docs, parts = [], []
+        for k, start in enumerate(range(0, rows, PART_ROWS)):
+            piece = {name: values[start : start + PART_ROWS] for name, values in columns.items()}
+            docs.append(self._pack(piece, token, k))
+            ids = piece[STORE_ID]
+            parts.append({"k": k, "first": str(ids[0]), "last": str(ids[-1]), "n": len(ids)})
+        for start in range(0, len(docs), 64):
+            db[self.parts].insert_many(docs[start : start + 64], ordered=True)
+        head = {"token": token, "parts": parts, "rows": rows, "updated_at": utcnow()}
+        if expected is None:
+            try:
+                db[self.heads].insert_one({"_id": self.head_id, "version": 1, **head})
+                won = True
+            except DuplicateKeyError:
+                won = False
+        else:
+            result = db[self.heads].update_one(
+                {"_id": self.head_id, "version": expected["version"]},
+                {"$set": {**head, "version": expected["version"] + 1}},
+            )
+            won = result.matched_count == 1
+        # The loser's parts, or the replaced version's, are garbage now.
+        stale = expected["token"] if won and expected is not None else (None if won else token)
+        if stale is not None:
+            db[self.parts].delete_many({"token": stale})
+        return won
+
+
+def sorted_by_store(columns: Columns) -> Columns:
+    """Rows ordered by store id; a store's rows keep their order (a stable sort)."""
+    order = np.argsort(columns[STORE_ID].astype(str), kind="stable")
+    return {name: values[order] for name, values in columns.items()}
+
+
+def same_rows(a: Columns, b: Columns) -> bool:
+    return all(len(a[name]) == len(b[name]) and np.array_equal(a[name], b[name]) for name in a)
