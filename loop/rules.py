@@ -32,14 +32,21 @@ def known_time_zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
+def group_polls_by_instant(store: np.ndarray, time: np.ndarray, inactive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(order, starts): positions sorted by (store, time) with inactive first within an instant, and
+    a flag per sorted position that is True where a new (store, instant) begins."""
+    order = np.lexsort((~inactive.astype(bool), time, store))
+    sorted_store, sorted_time = store[order], time[order]
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = (sorted_store[1:] != sorted_store[:-1]) | (sorted_time[1:] != sorted_time[:-1])
+    return order, starts
+
+
 def first_poll_per_instant(store: np.ndarray, time: np.ndarray, inactive: np.ndarray) -> np.ndarray:
     """Positions of one poll per (store, instant), sorted by (store, time).
 
     Rule 2, "inactive wins": when polls of one instant disagree, the inactive
     one is kept, so an outage reported at that instant is never hidden.
     """
-    order = np.lexsort((~inactive.astype(bool), time, store))
-    sorted_store, sorted_time = store[order], time[order]
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = (sorted_store[1:] != sorted_store[:-1]) | (sorted_time[1:] != sorted_time[:-1])
-    return order[first]
+    order, starts = group_polls_by_instant(store, time, inactive)
+    return order[starts]

@@ -11,6 +11,7 @@ again on its version, so concurrent loads lose nothing.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,11 +19,12 @@ import pandas as pd
 from pymongo.database import Database
 
 from loop import storage
-from loop.rules import INACTIVE, first_poll_per_instant
+from loop.rules import INACTIVE, first_poll_per_instant, group_polls_by_instant
 from loop.storage.polls import DAY_US, PollColumns, concat_columns, day_of
 from loop.timeutil import series_to_us
 
 MERGE_ATTEMPTS = 20
+MERGE_THREADS = 3
 
 
 @dataclass
@@ -41,21 +43,21 @@ class PollWrite:
 
 def merge_polls(stored: PollColumns, batch: PollColumns) -> tuple[PollColumns, int, int]:
     """(merged polls sorted by store and time, polls new to ``stored``, stored polls turned inactive)."""
+    if len(stored) == 0:
+        batch = concat_columns([batch])  # store ids sorted, so the day sorts by store id
+        merged = batch.take(first_poll_per_instant(batch.store, batch.t_us, batch.inactive))
+        return merged, len(merged), 0
     both = concat_columns([stored, batch])
-    merged = both.take(first_poll_per_instant(both.store, both.t_us, both.inactive))
-    # Accounting per instant: was it stored, was it stored inactive, is any copy inactive.
-    from_batch = np.concatenate([np.zeros(len(stored), bool), np.ones(len(batch), bool)])
-    order = np.lexsort((both.t_us, both.store))
-    store, t = both.store[order], both.t_us[order]
-    starts = np.ones(len(order), dtype=bool)
-    starts[1:] = (store[1:] != store[:-1]) | (t[1:] != t[:-1])
+    # One sort serves the rule (the first of each instant: inactive wins) and the accounting.
+    order, starts = group_polls_by_instant(both.store, both.t_us, both.inactive)
+    merged = both.take(order[starts])
     group = np.cumsum(starts) - 1
-    n_groups = int(starts.sum())
-    was_stored = np.bincount(group, weights=~from_batch[order], minlength=n_groups) > 0
-    stored_inactive = np.bincount(group, weights=~from_batch[order] & both.inactive[order], minlength=n_groups) > 0
-    any_inactive = np.bincount(group, weights=both.inactive[order], minlength=n_groups) > 0
+    n_groups = len(merged)
+    from_stored = np.arange(len(both))[order] < len(stored)
+    was_stored = np.bincount(group, weights=from_stored, minlength=n_groups) > 0
+    stored_inactive = np.bincount(group, weights=from_stored & both.inactive[order], minlength=n_groups) > 0
     inserted = int((~was_stored).sum())
-    made_inactive = int((was_stored & ~stored_inactive & any_inactive).sum())
+    made_inactive = int((was_stored & ~stored_inactive & merged.inactive).sum())
     return merged, inserted, made_inactive
 
 
@@ -75,9 +77,11 @@ class PollWriter:
         """Buffer a chunk of valid polls (store_id, status, timestamp_utc)."""
         if polls.empty:
             return
-        local, uniques = pd.factorize(polls["store_id"].astype(str), sort=False)
+        local, uniques = pd.factorize(polls["store_id"], sort=False)
         codes = self._codes
-        mapping = np.fromiter((codes.setdefault(s, len(codes)) for s in uniques), dtype=np.int64, count=len(uniques))
+        mapping = np.fromiter(
+            (codes.setdefault(str(s), len(codes)) for s in uniques), dtype=np.int64, count=len(uniques)
+        )
         self._store.append(mapping[local])
         self._t_us.append(series_to_us(polls["timestamp_utc"]))
         self._inactive.append((polls["status"] == INACTIVE).to_numpy(dtype=bool))
@@ -100,11 +104,16 @@ class PollWriter:
         order = np.argsort(day_number, kind="stable")
         numbers, starts = np.unique(day_number[order], return_index=True)
         bounds = [*starts.tolist(), len(order)]
-        for i, number in enumerate(numbers.tolist()):
-            day = str(day_of(np.array([number * DAY_US]))[0])
-            inserted, made_inactive = self._merge_day(day, batch.take(order[bounds[i] : bounds[i + 1]]))
-            out.inserted += inserted
-            out.made_inactive += made_inactive
+        days = day_of(numbers * DAY_US).tolist()
+
+        def merge(i: int) -> tuple[int, int]:
+            return self._merge_day(days[i], batch.take(order[bounds[i] : bounds[i + 1]]))
+
+        # Days are independent: while one waits on the server another sorts (numpy releases the GIL).
+        with ThreadPoolExecutor(max_workers=MERGE_THREADS, thread_name_prefix="day-merge") as pool:
+            for inserted, made_inactive in pool.map(merge, range(len(days))):
+                out.inserted += inserted
+                out.made_inactive += made_inactive
         self._merge_catalog(batch)
         # Last: a report triggered from now on may pin a `now` up to these polls, which are all stored.
         storage.widen_poll_range(self.db, int(batch.t_us.min()), int(batch.t_us.max()))
