@@ -232,10 +232,12 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Loop store monitoring API",
     "DESCRIPTION": (
-        "Trigger an uptime/downtime report over all stores, then poll for it. "
+        "Trigger an uptime/downtime report over all stores, then poll for it; send live polls "
+        "(POST /store_status/) and stores' hours and zones. "
         "Reports are computed by a Celery worker from the polls in MongoDB. "
         "When the server sets API_TOKEN, every endpoint except /health/ and these docs needs "
-        "`Authorization: Bearer <token>`. POST /trigger_report/ is rate limited per client "
+        "`Authorization: Bearer <token>`; the read-only API_READ_TOKEN gets 403 on POST /store_status/ and "
+        "the PUTs. POST /trigger_report/ is rate limited per client "
         "(TRIGGER_RATE_LIMIT; 429 with Retry-After)."
     ),
     "VERSION": "1.0.0",
