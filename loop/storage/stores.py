@@ -61,6 +61,8 @@ def _hours_columns(hours: pd.DataFrame) -> Columns:
 
 def set_store_hours(db: Database, store_id: str, hours: pd.DataFrame) -> int:
     """One store's weekly hours become exactly ``hours`` (no rows: the store has none, so it is open 24x7)."""
+    if (hours["store_id"].astype(str) != store_id).any():
+        raise ValueError(f"hours for {store_id!r} hold rows of other stores")  # they would keep their old rows too
     return _replace_stores(db, HOURS_TABLE, _hours_columns(hours), named=[store_id])
 
 
