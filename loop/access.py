@@ -6,6 +6,10 @@ Token (``settings.API_TOKEN``): when set, every API view requires
 401 JSON error with ``WWW-Authenticate: Bearer``. Tokens are compared in
 constant time.
 
+Read token (``settings.API_READ_TOKEN``, optional, only with API_TOKEN): may
+read and trigger reports and read stores' hours and zones; the views that
+change data (ingestion, the PUTs) add RequireWriteToken, which answers it 403.
+
 Rate limit (``settings.TRIGGER_RATE_LIMIT``, e.g. ``"10/minute"``; empty or
 ``0`` disables it): a fixed window per client address. With a Redis broker the
 counter lives in Redis (INCR + EXPIRE in one transaction) so the limit holds
@@ -27,7 +31,7 @@ import redis
 from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.exceptions import NotAuthenticated, Throttled
+from rest_framework.exceptions import NotAuthenticated, PermissionDenied, Throttled
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
@@ -41,7 +45,8 @@ if TYPE_CHECKING:  # rest_framework.views imports this module (the default authe
 logger = logging.getLogger(__name__)
 
 BEARER_SCHEME_NAME = "bearerAuth"
-_TOKEN_OK = "api-token"  # request.auth marker once the token matched
+_TOKEN_OK = "api-token"  # request.auth marker once the full-access token matched
+_READ_TOKEN_OK = "read-token"  # ... once the read-only token matched
 
 
 # --- token ----------------------------------------------------------------------
@@ -62,7 +67,7 @@ def token_matches(given: str, expected: str) -> bool:
 
 
 class ApiTokenAuthentication(BaseAuthentication):
-    """Checks ``Authorization: Bearer <token>`` against ``settings.API_TOKEN``.
+    """Checks ``Authorization: Bearer <token>`` against ``settings.API_TOKEN`` and ``API_READ_TOKEN``.
 
     It never raises: a bad header is remembered on the request and
     RequireApiToken turns it into a 401, so views that allow anyone (the docs)
@@ -81,10 +86,14 @@ class ApiTokenAuthentication(BaseAuthentication):
         if scheme.lower() != "bearer" or not given.strip():
             request._api_token_problem = "Malformed Authorization header: expected 'Bearer <token>'."
             return None
-        if not token_matches(given.strip(), expected):
-            request._api_token_problem = "Invalid API token."
-            return None
-        return (None, _TOKEN_OK)
+        given = given.strip()
+        if token_matches(given, expected):
+            return (None, _TOKEN_OK)
+        read_token = settings.API_READ_TOKEN
+        if read_token and token_matches(given, read_token):
+            return (None, _READ_TOKEN_OK)
+        request._api_token_problem = "Invalid API token."
+        return None
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
@@ -94,10 +103,21 @@ class RequireApiToken(BasePermission):
     """Lets everyone in when no API_TOKEN is configured, else only token holders."""
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        if not settings.API_TOKEN or request.auth == _TOKEN_OK:
+        if not settings.API_TOKEN or request.auth in (_TOKEN_OK, _READ_TOKEN_OK):
             return True
         # Raised (not returned False) to keep the precise message; DRF adds
         # WWW-Authenticate from the view's first authenticator.
+        raise NotAuthenticated(getattr(request, "_api_token_problem", None) or "Missing API token.")
+
+
+class RequireWriteToken(BasePermission):
+    """For views that change data: the read-only token gets a 403 (after RequireApiToken let it in)."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        if not settings.API_TOKEN or request.auth == _TOKEN_OK:
+            return True
+        if request.auth == _READ_TOKEN_OK:
+            raise PermissionDenied("This token may only read: changing data needs the full-access API_TOKEN.")
         raise NotAuthenticated(getattr(request, "_api_token_problem", None) or "Missing API token.")
 
 
@@ -111,7 +131,10 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "The server's API_TOKEN. Only enforced when the server sets API_TOKEN.",
+            "description": (
+                "The server's API_TOKEN (full access) or API_READ_TOKEN (reads and triggers only: 403 on "
+                "ingestion and PUTs). Only enforced when the server sets API_TOKEN."
+            ),
         }
 
 

@@ -167,24 +167,33 @@ def iter_status_chunks(
 ) -> Iterator[pd.DataFrame]:
     """Valid polls in chunks of at most ``chunk_rows`` input rows (bounded memory)."""
     for raw, lines in _read_rows(src, STATUS_COLUMNS, problems, chunk_rows, dictionary=("store_id", "status")):
-        drop = _RowDropper(src.name, problems, lines)
-        keep, store_id = _valid_store_ids(raw, drop)
-        status = _Distinct.of(raw["status"]).map(lambda values: values.str.strip().str.lower())
-        # Each row's code in STATUS_DTYPE; -1 for anything but the two statuses (as isin(POLL_STATUSES)).
-        status_codes = STATUS_DTYPE.categories.get_indexer(status.values)[status.codes]
-        keep = drop(keep, status_codes < 0, "status is not active or inactive", raw["status"])
-        timestamps = parse_timestamps(raw["timestamp_utc"])
-        keep = drop(keep, timestamps.isna(), "timestamp_utc is not a valid timestamp", raw["timestamp_utc"])
-        kept = keep.to_numpy()
-        # Categoricals keep millions of polls small: a few thousand distinct ids, two statuses.
-        yield pd.DataFrame(
-            {
-                "store_id": store_id.categorical(kept),
-                "status": pd.Categorical.from_codes(status_codes[kept], dtype=STATUS_DTYPE),
-                "timestamp_utc": timestamps.array[kept],
-            }
-        )
-        del raw, store_id, status, status_codes, timestamps
+        yield validate_status_rows(raw, lines, src.name, problems)
+        del raw
+
+
+def validate_status_rows(raw: pd.DataFrame, lines: np.ndarray, name: str, problems: RowProblems) -> pd.DataFrame:
+    """The valid polls of a frame of raw text (store_id, status, timestamp_utc); bad rows go to ``problems``.
+
+    The one check of poll rows: the CSV reader and the HTTP JSON batch both call it,
+    ``lines`` saying where each row came from (a file line or a list index).
+    """
+    drop = _RowDropper(name, problems, lines)
+    keep, store_id = _valid_store_ids(raw, drop)
+    status = _Distinct.of(raw["status"]).map(lambda values: values.str.strip().str.lower())
+    # Each row's code in STATUS_DTYPE; -1 for anything but the two statuses (as isin(POLL_STATUSES)).
+    status_codes = STATUS_DTYPE.categories.get_indexer(status.values)[status.codes]
+    keep = drop(keep, status_codes < 0, "status is not active or inactive", raw["status"])
+    timestamps = parse_timestamps(raw["timestamp_utc"])
+    keep = drop(keep, timestamps.isna(), "timestamp_utc is not a valid timestamp", raw["timestamp_utc"])
+    kept = keep.to_numpy()
+    # Categoricals keep millions of polls small: a few thousand distinct ids, two statuses.
+    return pd.DataFrame(
+        {
+            "store_id": store_id.categorical(kept),
+            "status": pd.Categorical.from_codes(status_codes[kept], dtype=STATUS_DTYPE),
+            "timestamp_utc": timestamps.array[kept],
+        }
+    )
 
 
 def parse_timestamps(values: pd.Series) -> pd.Series:
@@ -227,30 +236,73 @@ def _parse_loop_timestamps_arrow(values: pd.Series) -> pd.Series | None:
 
 def read_hours(src: CsvSource, problems: RowProblems) -> pd.DataFrame:
     """Valid hours rows: store_id, day_of_week (0 = Monday), start_seconds, end_seconds."""
-    frames = []
-    for raw, lines in _read_rows(src, HOURS_COLUMNS, problems, None):
-        drop = _RowDropper(src.name, problems, lines)
-        keep, store_id = _valid_store_ids(raw, drop)
-        day_text = _Distinct.of(raw["day_of_week"]).map(lambda values: values.str.strip())
-        day = day_text.map(lambda values: pd.to_numeric(values, errors="coerce"))
-        not_a_day = day.map(lambda values: ~values.isin(range(7))).rows()
-        keep = drop(keep, not_a_day, "dayOfWeek is not a whole number 0-6", day_text.rows())
-        seconds = {}
-        for column, label in (("start_time_local", "start"), ("end_time_local", "end")):
-            # A few dozen distinct clock times: the regex runs once for each.
-            seconds[label] = _Distinct.of(raw[column]).map(parse_clock).rows()
-            keep = drop(keep, seconds[label].isna(), f"{column} is not a clock time HH:MM[:SS]", raw[column])
-        frames.append(
-            pd.DataFrame(
-                {
-                    "store_id": store_id.rows()[keep],
-                    "day_of_week": day.rows()[keep].astype(np.int64),
-                    "start_seconds": seconds["start"][keep].astype(np.int64),
-                    "end_seconds": seconds["end"][keep].astype(np.int64),
-                }
-            )
-        )
+    frames = [
+        validate_hours_rows(raw, lines, src.name, problems)
+        for raw, lines in _read_rows(src, HOURS_COLUMNS, problems, None)
+    ]
     return pd.concat(frames, ignore_index=True)
+
+
+def validate_hours_rows(raw: pd.DataFrame, lines: np.ndarray, name: str, problems: RowProblems) -> pd.DataFrame:
+    """The valid hours rows of a frame of raw text; the one check of hours (CSV reader and HTTP API)."""
+    drop = _RowDropper(name, problems, lines)
+    keep, store_id = _valid_store_ids(raw, drop)
+    day_text = _Distinct.of(raw["day_of_week"]).map(lambda values: values.str.strip())
+    day = day_text.map(parse_day_of_week)
+    keep = drop(keep, day.rows().isna(), "dayOfWeek is not a whole number 0-6", day_text.rows())
+    seconds = {}
+    for column, label in (("start_time_local", "start"), ("end_time_local", "end")):
+        # A few dozen distinct clock times: the regex runs once for each.
+        seconds[label] = _Distinct.of(raw[column]).map(parse_clock).rows()
+        keep = drop(keep, seconds[label].isna(), f"{column} is not a clock time HH:MM[:SS]", raw[column])
+    return pd.DataFrame(
+        {
+            "store_id": store_id.rows()[keep],
+            "day_of_week": day.rows()[keep].astype(np.int64),
+            "start_seconds": seconds["start"][keep].astype(np.int64),
+            "end_seconds": seconds["end"][keep].astype(np.int64),
+        }
+    )
+
+
+def parse_day_of_week(values: pd.Series) -> pd.Series:
+    """Day numbers 0 (Monday) - 6 as floats; NaN where the text is not a whole number 0-6."""
+    day = pd.to_numeric(values, errors="coerce")
+    return day.where(day.isin(range(7)))
+
+
+def raw_rows_from_items(
+    items: list[object], columns: tuple[str, ...], name: str, problems: RowProblems
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """A JSON list of objects as the raw text frame the row checks read, and each row's list index.
+
+    Values are taken as the CSV reader would see them: strings as they are, integers
+    as their digits, a missing key as an empty field. An item that is not an object,
+    or holds another kind of value, is recorded in ``problems`` and left out.
+    """
+    rows: dict[str, list[str]] = {column: [] for column in columns}
+    kept: list[int] = []
+    for index, item in enumerate(items):
+        reason = _item_problem(item, columns)
+        if reason is not None:
+            problems.add(name, reason, np.array([index]))
+            continue
+        for column in columns:
+            value = item.get(column, "")  # type: ignore[union-attr]
+            rows[column].append(value if isinstance(value, str) else str(value))
+        kept.append(index)
+    frame = pd.DataFrame({column: pd.Series(values, dtype=_TEXT) for column, values in rows.items()})
+    return frame, np.asarray(kept, dtype=np.int64)
+
+
+def _item_problem(item: object, columns: tuple[str, ...]) -> str | None:
+    if not isinstance(item, dict):
+        return f"not an object with the keys {', '.join(columns)}"
+    for column in columns:
+        value = item.get(column, "")
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            return f"{column} is not a string"
+    return None
 
 
 def parse_clock(values: pd.Series) -> pd.Series:

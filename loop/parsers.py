@@ -1,4 +1,4 @@
-"""A size-limited JSON parser, DRF's only parser here (``DEFAULT_PARSER_CLASSES``).
+"""Size-limited parsers: JSON for every endpoint (``DEFAULT_PARSER_CLASSES``), CSV and JSON for ingestion.
 
 It lives apart from ``loop.api_errors`` on purpose: DRF imports the parser
 classes while ``rest_framework.views`` is being imported, so this module must
@@ -14,7 +14,7 @@ from typing import IO, Any
 from django.conf import settings
 from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import BaseParser, JSONParser
 
 
 class PayloadTooLarge(APIException):
@@ -33,17 +33,72 @@ class LimitedJSONParser(JSONParser):
     def parse(
         self, stream: IO[bytes], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
     ) -> Any:
-        limit = settings.API_MAX_BODY_BYTES
-        raw = stream.read(limit + 1)
-        if len(raw) > limit:
-            raise PayloadTooLarge(f"Request body is larger than {limit} bytes.")  # as api_errors.body_too_large
-        try:
-            text = raw.decode((parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET)
-            return json.loads(text, parse_constant=_reject_constant)
-        except (ValueError, UnicodeDecodeError, LookupError) as exc:
-            raise ParseError(f"Malformed JSON body: {exc}") from None
-        except RecursionError:  # "[[[[..." deeper than the interpreter's stack
-            raise ParseError("Malformed JSON body: nested too deeply.") from None
+        return _parse_json(_read_limited(stream, settings.API_MAX_BODY_BYTES), parser_context)
+
+
+class CsvBody(bytes):
+    """A ``text/csv`` body, handed to the view as it came (the CSV reader decodes it)."""
+
+
+def ingest_limit_exceeded(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"Request body is larger than {limit} bytes (INGEST_MAX_BODY_BYTES).")
+
+
+def _read_ingest_body(stream: IO[bytes], parser_context: Mapping[str, Any] | None) -> bytes:
+    """The body under ``settings.INGEST_MAX_BODY_BYTES``; a larger Content-Length is refused unread."""
+    limit = settings.INGEST_MAX_BODY_BYTES
+    request = (parser_context or {}).get("request")
+    declared = request.META.get("CONTENT_LENGTH", "") if request is not None else ""
+    if str(declared).isdigit() and int(declared) > limit:
+        raise ingest_limit_exceeded(limit)
+    raw = stream.read(limit + 1)
+    if len(raw) > limit:
+        raise ingest_limit_exceeded(limit)
+    return raw
+
+
+class IngestCSVParser(BaseParser):
+    """``text/csv`` for POST /store_status/, under its own limit.
+
+    Not a JSONParser or FormParser subclass on purpose: DRF reads those through
+    ``request.body``, where Django's 64 KiB DATA_UPLOAD_MAX_MEMORY_SIZE applies;
+    these parsers read the request stream themselves.
+    """
+
+    media_type = "text/csv"
+
+    def parse(
+        self, stream: IO[bytes], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> CsvBody:
+        return CsvBody(_read_ingest_body(stream, parser_context))
+
+
+class IngestJSONParser(BaseParser):
+    """``application/json`` for POST /store_status/, under INGEST_MAX_BODY_BYTES (see IngestCSVParser)."""
+
+    media_type = "application/json"
+
+    def parse(
+        self, stream: IO[bytes], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> Any:
+        return _parse_json(_read_ingest_body(stream, parser_context), parser_context)
+
+
+def _read_limited(stream: IO[bytes], limit: int) -> bytes:
+    raw = stream.read(limit + 1)
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"Request body is larger than {limit} bytes.")  # as api_errors.body_too_large
+    return raw
+
+
+def _parse_json(raw: bytes, parser_context: Mapping[str, Any] | None) -> Any:
+    try:
+        text = raw.decode((parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET)
+        return json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, LookupError) as exc:
+        raise ParseError(f"Malformed JSON body: {exc}") from None
+    except RecursionError:  # "[[[[..." deeper than the interpreter's stack
+        raise ParseError("Malformed JSON body: nested too deeply.") from None
 
 
 def _reject_constant(name: str) -> Any:

@@ -81,3 +81,56 @@ class HealthSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["ok", "unavailable"])
     mongo = serializers.CharField()
     broker = serializers.CharField()
+
+
+class PollItemSerializer(serializers.Serializer):
+    """One poll of a JSON batch (schema only: the CSV reader's row check validates the values)."""
+
+    store_id = serializers.CharField(help_text="Up to 128 characters.")
+    status = serializers.ChoiceField(choices=["active", "inactive"])
+    timestamp_utc = serializers.CharField(help_text="Loop's `YYYY-MM-DD HH:MM:SS[.f] UTC` or ISO-8601.")
+
+
+class IngestQuerySerializer(StrictSerializer):
+    strict = serializers.BooleanField(
+        required=False, default=False, help_text="1: any bad row refuses the batch (400) and nothing is stored."
+    )
+
+
+class IngestResultSerializer(serializers.Serializer):
+    read = serializers.IntegerField(help_text="Rows in the batch (valid and rejected).")
+    inserted = serializers.IntegerField(help_text="Polls new to the database.")
+    duplicates = serializers.IntegerField(help_text="Valid rows already stored, or repeated in the batch.")
+    rejected = serializers.IntegerField(help_text="Rows skipped as invalid.")
+    problems = serializers.ListField(
+        child=serializers.CharField(),
+        help_text=(
+            "The first rejected rows as 'line N: reason' (CSV, the header is line 1) or 'item N: reason' "
+            "(JSON, 0-based index)."
+        ),
+    )
+
+
+class HoursItemSerializer(serializers.Serializer):
+    """One weekly interval (schema; the CSV reader's row check validates the values)."""
+
+    dayOfWeek = serializers.IntegerField(min_value=0, max_value=6, help_text="0 = Monday ... 6 = Sunday.")  # noqa: N815
+    start_time_local = serializers.CharField(help_text="HH:MM[:SS], the store's local time.")
+    end_time_local = serializers.CharField(help_text="HH:MM[:SS]; before the start: the interval runs past midnight.")
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        return {
+            "dayOfWeek": instance.day_of_week,
+            "start_time_local": instance.start_time_local,
+            "end_time_local": instance.end_time_local,
+        }
+
+
+class TimezoneRequestSerializer(StrictSerializer):
+    timezone_str = serializers.CharField(max_length=64, help_text="An IANA zone name, e.g. America/New_York.")
+
+
+class TimezoneSerializer(serializers.Serializer):
+    store_id = serializers.CharField()
+    timezone_str = serializers.CharField()
+    is_default = serializers.BooleanField(help_text="True: no zone is stored and the report uses America/Chicago.")

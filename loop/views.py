@@ -15,17 +15,24 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from loop.access import TriggerRateThrottle
+from loop.access import RequireApiToken, RequireWriteToken, TriggerRateThrottle
 from loop.api_errors import LengthRequired
 from loop.health import service_health
+from loop.parsers import CsvBody, IngestCSVParser, IngestJSONParser
 from loop.serializers import (
     ErrorSerializer,
     HealthSerializer,
+    HoursItemSerializer,
+    IngestQuerySerializer,
+    IngestResultSerializer,
+    PollItemSerializer,
     ReportStatusSerializer,
+    TimezoneRequestSerializer,
+    TimezoneSerializer,
     TriggerReportRequestSerializer,
     TriggerReportResponseSerializer,
 )
-from loop.services import reports
+from loop.services import ingest, reports, stores
 
 ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="Invalid request."),
@@ -33,6 +40,28 @@ ERRORS = {
     404: OpenApiResponse(ErrorSerializer, description="Unknown report id."),
     503: OpenApiResponse(ErrorSerializer, description="MongoDB or the broker is unavailable."),
 }
+
+
+WRITE_ERRORS = {
+    400: ERRORS[400],
+    401: ERRORS[401],
+    403: OpenApiResponse(ErrorSerializer, description="The read-only API_READ_TOKEN may not change data."),
+    503: ERRORS[503],
+}
+STORE_ID_PARAM = OpenApiParameter("store_id", str, OpenApiParameter.PATH, description=stores.STORE_ID_HELP)
+
+
+def _refuse_chunked(request: Request) -> None:
+    if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower() and not request.META.get("CONTENT_LENGTH"):
+        # Django reads a WSGI body by its Content-Length only: a chunked body would be taken as empty.
+        raise LengthRequired()
+
+
+def _store_id_param(value: object) -> str:
+    # Only a plain string of a store id's shape ever reaches storage.
+    if not stores.is_store_id(value):
+        raise ValidationError({"store_id": f"must be {stores.STORE_ID_HELP}"})
+    return str(value)
 
 
 def _options_body(data: Any) -> Any:
@@ -69,12 +98,7 @@ class TriggerReportView(APIView):
         },
     )
     def post(self, request: Request) -> Response:
-        if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower() and not request.META.get(
-            "CONTENT_LENGTH"
-        ):
-            # Django reads a WSGI body by its Content-Length only: a chunked body
-            # would be taken as empty, and the options in it silently dropped.
-            raise LengthRequired()
+        _refuse_chunked(request)
         serializer = TriggerReportRequestSerializer(data=_options_body(request.data))
         serializer.is_valid(raise_exception=True)
         doc = reports.trigger_report(now=serializer.validated_data.get("now"))
@@ -146,3 +170,129 @@ class HealthView(APIView):
     def get(self, request: Request) -> Response:
         health = service_health()
         return Response(HealthSerializer(health).data, status=200 if health["status"] == "ok" else 503)
+
+
+class StoreStatusView(APIView):
+    """POST /store_status/: a batch of polls, read and stored as ``load_data`` reads and stores a status file."""
+
+    parser_classes = [IngestCSVParser, IngestJSONParser]
+    permission_classes = [RequireApiToken, RequireWriteToken]
+
+    @extend_schema(
+        operation_id="ingest_polls",
+        summary="Store a batch of polls (CSV with the Loop header, or a JSON list)",
+        description=(
+            "The same reader and row checks as `load_data`: good rows are stored, bad rows are counted and the "
+            "first ones listed ('line N' of the CSV, header = line 1; 'item N' of the JSON list, 0-based). "
+            "Idempotent: polls already stored count as duplicates. 201 when something new was stored, 200 when not."
+        ),
+        parameters=[
+            OpenApiParameter(
+                "strict", bool, OpenApiParameter.QUERY, description="1: any bad row is a 400 and nothing is stored."
+            )
+        ],
+        request={"text/csv": OpenApiTypes.STR, "application/json": PollItemSerializer(many=True)},
+        responses={
+            201: IngestResultSerializer,
+            200: IngestResultSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="The database still has the old poll layout."),
+            411: OpenApiResponse(ErrorSerializer, description="Chunked body without Content-Length."),
+            413: OpenApiResponse(ErrorSerializer, description="Body larger than INGEST_MAX_BODY_BYTES (8 MiB)."),
+            415: OpenApiResponse(ErrorSerializer, description="Body is neither text/csv nor application/json."),
+            **WRITE_ERRORS,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        query = IngestQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        _refuse_chunked(request)
+        body = request.data
+        strict = query.validated_data["strict"]
+        if isinstance(body, CsvBody):
+            result = ingest.ingest_polls(csv_body=bytes(body), strict=strict)
+        elif isinstance(body, list):
+            result = ingest.ingest_polls(items=body, strict=strict)
+        elif request.META.get("CONTENT_LENGTH", "") in ("", "0"):
+            raise ValidationError(
+                {"body": "empty: send CSV with the header store_id,status,timestamp_utc or a JSON list"}
+            )
+        else:
+            raise ValidationError(
+                {"body": "a JSON batch must be a list of objects with store_id, status, timestamp_utc"}
+            )
+        answer = status.HTTP_201_CREATED if result.inserted else status.HTTP_200_OK
+        return Response(IngestResultSerializer(result).data, status=answer)
+
+
+class BusinessHoursView(APIView):
+    """One store's weekly hours; an empty list means open 24x7 (the report's rule for a store without rows)."""
+
+    def get_permissions(self) -> list[Any]:
+        return [RequireApiToken(), RequireWriteToken()] if self.request.method == "PUT" else [RequireApiToken()]
+
+    @extend_schema(
+        operation_id="get_business_hours",
+        summary="Read a store's weekly hours ([] = open 24x7, also for a store never seen)",
+        parameters=[STORE_ID_PARAM],
+        responses={200: HoursItemSerializer(many=True), 400: ERRORS[400], 401: ERRORS[401], 503: ERRORS[503]},
+    )
+    def get(self, request: Request, store_id: str) -> Response:
+        rows = stores.get_business_hours(store_id=_store_id_param(store_id))
+        return Response(HoursItemSerializer(rows, many=True).data)
+
+    @extend_schema(
+        operation_id="set_business_hours",
+        summary="Replace a store's weekly hours ([] removes them: open 24x7)",
+        parameters=[STORE_ID_PARAM],
+        request=HoursItemSerializer(many=True),
+        responses={
+            200: HoursItemSerializer(many=True),
+            413: OpenApiResponse(ErrorSerializer, description="Body too large (API_MAX_BODY_BYTES)."),
+            415: OpenApiResponse(ErrorSerializer, description="Body is not JSON."),
+            **WRITE_ERRORS,
+        },
+    )
+    def put(self, request: Request, store_id: str) -> Response:
+        store_id = _store_id_param(store_id)
+        _refuse_chunked(request)
+        if not isinstance(request.data, list):
+            raise ValidationError({"body": "send a JSON list of {dayOfWeek, start_time_local, end_time_local}"})
+        rows = stores.set_business_hours(store_id=store_id, items=request.data)
+        return Response(HoursItemSerializer(rows, many=True).data)
+
+
+class TimezoneView(APIView):
+    """One store's time zone; without one the report uses America/Chicago (``is_default``)."""
+
+    def get_permissions(self) -> list[Any]:
+        return [RequireApiToken(), RequireWriteToken()] if self.request.method == "PUT" else [RequireApiToken()]
+
+    @extend_schema(
+        operation_id="get_timezone",
+        summary="Read a store's time zone (the default one when none is stored)",
+        parameters=[STORE_ID_PARAM],
+        responses={200: TimezoneSerializer, 400: ERRORS[400], 401: ERRORS[401], 503: ERRORS[503]},
+    )
+    def get(self, request: Request, store_id: str) -> Response:
+        zone = stores.get_timezone(store_id=_store_id_param(store_id))
+        return Response(TimezoneSerializer(zone).data)
+
+    @extend_schema(
+        operation_id="set_timezone",
+        summary="Set a store's time zone (an IANA name)",
+        parameters=[STORE_ID_PARAM],
+        request=TimezoneRequestSerializer,
+        responses={
+            200: TimezoneSerializer,
+            413: OpenApiResponse(ErrorSerializer, description="Body too large (API_MAX_BODY_BYTES)."),
+            415: OpenApiResponse(ErrorSerializer, description="Body is not JSON."),
+            **WRITE_ERRORS,
+        },
+    )
+    def put(self, request: Request, store_id: str) -> Response:
+        store_id = _store_id_param(store_id)
+        _refuse_chunked(request)
+        serializer = TimezoneRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        zone = stores.set_timezone(store_id=store_id, timezone_str=serializer.validated_data["timezone_str"])
+        return Response(TimezoneSerializer(zone).data)

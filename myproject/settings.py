@@ -140,6 +140,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 4096)
 if API_MAX_BODY_BYTES < 64:
     raise ImproperlyConfigured(f"API_MAX_BODY_BYTES must be at least 64, got {API_MAX_BODY_BYTES}")
+# POST /store_status/ (a batch of polls, CSV or JSON) has its own limit: the default, 8 MiB,
+# holds an hour of polls of a 50K-store fleet (~50K rows of ~70 bytes). Its parsers read
+# the stream themselves, so DATA_UPLOAD_MAX_MEMORY_SIZE does not apply to it.
+INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 8 * 1024 * 1024)
+if INGEST_MAX_BODY_BYTES < 64:
+    raise ImproperlyConfigured(f"INGEST_MAX_BODY_BYTES must be at least 64, got {INGEST_MAX_BODY_BYTES}")
 # Requests that fail the CSRF check (only non-API URLs can) get a JSON 403, not Django's HTML page.
 CSRF_FAILURE_VIEW = "loop.api_errors.csrf_failure_view"
 
@@ -199,6 +205,11 @@ REPORT_STALE_SECONDS = env_int("REPORT_STALE_SECONDS", 30 * 60)
 # Optional shared token: when set, every endpoint except /health/ and the API docs
 # needs `Authorization: Bearer <API_TOKEN>` (loop.access).
 API_TOKEN = os.environ.get("API_TOKEN", "").strip()
+# Optional read-only token: reads reports, triggers reports and reads stores' hours and
+# zones, but gets 403 on ingestion and on the PUTs. Needs API_TOKEN (someone must write).
+API_READ_TOKEN = os.environ.get("API_READ_TOKEN", "").strip()
+if API_READ_TOKEN and not API_TOKEN:
+    raise ImproperlyConfigured("API_READ_TOKEN needs API_TOKEN too (the full-access token for writes)")
 # POST /trigger_report/ per client address, e.g. "10/minute", "100/hour"; "0" or an
 # empty value disables it. Counted in Redis when the broker is Redis (shared by all
 # gunicorn workers), in the process otherwise.
@@ -221,10 +232,12 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Loop store monitoring API",
     "DESCRIPTION": (
-        "Trigger an uptime/downtime report over all stores, then poll for it. "
+        "Trigger an uptime/downtime report over all stores, then poll for it; send live polls "
+        "(POST /store_status/) and stores' hours and zones. "
         "Reports are computed by a Celery worker from the polls in MongoDB. "
         "When the server sets API_TOKEN, every endpoint except /health/ and these docs needs "
-        "`Authorization: Bearer <token>`. POST /trigger_report/ is rate limited per client "
+        "`Authorization: Bearer <token>`; the read-only API_READ_TOKEN gets 403 on POST /store_status/ and "
+        "the PUTs. POST /trigger_report/ is rate limited per client "
         "(TRIGGER_RATE_LIMIT; 429 with Retry-After)."
     ),
     "VERSION": "1.0.0",

@@ -10,13 +10,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from pymongo.database import Database
 
 from loop import storage
 from loop.embedded_worker import wait_embedded_idle
+from tests.support.query_spy import spy_queries
 from tests.support.worked_example import load_example
 
 if TYPE_CHECKING:
@@ -48,3 +49,9 @@ def loaded(api: APIClient, mdb: Database, tmp_path: Path) -> APIClient:
     """The API client with the worked example (tests/support/worked_example.py) loaded."""
     load_example(mdb, tmp_path)
     return api
+
+
+@pytest.fixture
+def queries(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    """Every filter (or pipeline) that reaches a mongomock collection during the test."""
+    yield from spy_queries(monkeypatch)

@@ -7,11 +7,9 @@ a 500 or an HTML page, and crafted input must never reach MongoDB as an operator
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
-import mongomock
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
@@ -22,6 +20,7 @@ from rest_framework.test import APIClient
 from loop import access, storage, tasks
 from loop.rates import Rate, parse_rate
 from tests.support.api import VALID_ID, assert_json_error, wait_done
+from tests.support.query_spy import MARK, strings_in
 from tests.support.worked_example import NEWEST
 
 TOKEN = "t0ken-For-Tests_8f3a9c"
@@ -129,51 +128,6 @@ def test_body_size_limit_is_configurable(loaded: APIClient, mdb: Database, setti
 
 
 # --- ids and query parameters crafted as MongoDB operators -----------------------------------
-
-
-QUERY_METHODS = (
-    "find",
-    "find_one",
-    "count_documents",
-    "update_one",
-    "update_many",
-    "find_one_and_update",
-    "delete_one",
-    "delete_many",
-    "distinct",
-    "aggregate",
-)
-
-
-@pytest.fixture
-def queries(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
-    """Every filter (or pipeline) that reaches a mongomock collection during the test."""
-    seen: list[Any] = []
-    for name in QUERY_METHODS:
-        original = getattr(mongomock.collection.Collection, name)
-
-        def spy(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
-            seen.append(args[0] if args else kwargs.get("filter", kwargs.get("pipeline")))
-            return __original(self, *args, **kwargs)
-
-        monkeypatch.setattr(mongomock.collection.Collection, name, spy)
-    yield seen
-
-
-def strings_in(value: Any) -> Iterator[str]:
-    """Every key and string value inside a query document, recursively."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield str(key)
-            yield from strings_in(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from strings_in(item)
-    elif isinstance(value, str):
-        yield value
-
-
-MARK = "INJECTED"
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,16 @@ from tests.support.api import VALID_ID, assert_json_error
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-CONFIG_VARS = ("DEBUG", "SECRET_KEY", "SECRET_KEY_FILE", "TRIGGER_RATE_LIMIT", "API_TOKEN", "API_MAX_BODY_BYTES")
+CONFIG_VARS = (
+    "DEBUG",
+    "SECRET_KEY",
+    "SECRET_KEY_FILE",
+    "TRIGGER_RATE_LIMIT",
+    "API_TOKEN",
+    "API_READ_TOKEN",
+    "API_MAX_BODY_BYTES",
+    "INGEST_MAX_BODY_BYTES",
+)
 # Importing the settings module is enough: every refusal happens at import.
 SHOW = "import myproject.settings as s; print(s.DEBUG, len(s.SECRET_KEY), s.SECRET_KEY[:6])"
 
@@ -53,6 +62,9 @@ def run_python(env: dict[str, str], code: str, *prefix: str) -> subprocess.Compl
         ({"DEBUG": "maybe"}, "DEBUG must be a boolean"),
         ({"TRIGGER_RATE_LIMIT": "lots"}, "TRIGGER_RATE_LIMIT must look like '10/minute'"),
         ({"API_MAX_BODY_BYTES": "big"}, "API_MAX_BODY_BYTES must be an integer"),
+        ({"INGEST_MAX_BODY_BYTES": "8MB"}, "INGEST_MAX_BODY_BYTES must be an integer"),
+        ({"INGEST_MAX_BODY_BYTES": "10"}, "INGEST_MAX_BODY_BYTES must be at least 64"),
+        ({"API_READ_TOKEN": "reader"}, "API_READ_TOKEN needs API_TOKEN too"),
     ],
 )
 def test_bad_configuration_refuses_to_start(env: dict[str, str], message: str) -> None:

@@ -37,7 +37,14 @@ from loop.storage.reports import (
     report_now,
 )
 from loop.storage.schema import HOURS, REPORT_BUCKET, REPORTS, STATUS, ZONES
-from loop.storage.stores import read_hours, read_zones, replace_hours, replace_zones
+from loop.storage.stores import (
+    read_hours,
+    read_zones,
+    replace_hours,
+    replace_zones,
+    set_store_hours,
+    set_store_zone,
+)
 
 __all__ = [
     "HOURS",
@@ -79,6 +86,8 @@ __all__ = [
     "report_now",
     "scan_polls",
     "server_health",
+    "set_store_hours",
+    "set_store_zone",
     "store_ids_polled_through",
     "stored_day_counts",
     "week_polls",

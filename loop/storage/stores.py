@@ -28,9 +28,12 @@ ZONES_TABLE = PackedTable(ZONES, "table", f"{ZONES}.parts", (("store_id", STR), 
 REPLACE_ATTEMPTS = 20
 
 
-def _replace_stores(db: Database, table: PackedTable, new: Columns) -> int:
-    """The stores named in ``new`` get exactly its rows; other stores keep theirs. Returns rows written."""
-    named = np.unique(new["store_id"].astype(str))
+def _replace_stores(db: Database, table: PackedTable, new: Columns, named: list[str] | None = None) -> int:
+    """The stores named in ``new`` (or in ``named``) get exactly its rows; others keep theirs. Returns rows written.
+
+    ``named`` lets a store lose all its rows: ``new`` with no rows names no store.
+    """
+    named = np.unique(new["store_id"].astype(str) if named is None else np.asarray(named, dtype=object).astype(str))
     for _ in range(REPLACE_ATTEMPTS):
         head, old = table.read(db)
         kept = ~np.isin(old["store_id"].astype(str), named)
@@ -46,13 +49,30 @@ def replace_hours(db: Database, hours: pd.DataFrame) -> int:
     """Store parsed hours rows; stores named in ``hours`` lose their old rows."""
     if hours.empty:
         return 0
-    return _replace_stores(
+    return _replace_stores(db, HOURS_TABLE, _hours_columns(hours))
+
+
+def _hours_columns(hours: pd.DataFrame) -> Columns:
+    return {
+        "store_id": hours["store_id"].astype(str).to_numpy(dtype=object),
+        **{col: hours[col].to_numpy(dtype=np.int64) for col in ("day_of_week", "start_seconds", "end_seconds")},
+    }
+
+
+def set_store_hours(db: Database, store_id: str, hours: pd.DataFrame) -> int:
+    """One store's weekly hours become exactly ``hours`` (no rows: the store has none, so it is open 24x7)."""
+    if (hours["store_id"].astype(str) != store_id).any():
+        raise ValueError(f"hours for {store_id!r} hold rows of other stores")  # they would keep their old rows too
+    return _replace_stores(db, HOURS_TABLE, _hours_columns(hours), named=[store_id])
+
+
+def set_store_zone(db: Database, store_id: str, timezone_str: str) -> None:
+    """One store's zone becomes ``timezone_str`` (its older rows are dropped)."""
+    _replace_stores(
         db,
-        HOURS_TABLE,
-        {
-            "store_id": hours["store_id"].astype(str).to_numpy(dtype=object),
-            **{col: hours[col].to_numpy(dtype=np.int64) for col in ("day_of_week", "start_seconds", "end_seconds")},
-        },
+        ZONES_TABLE,
+        {"store_id": np.array([store_id], dtype=object), "timezone_str": np.array([timezone_str], dtype=object)},
+        named=[store_id],
     )
 
 

@@ -1,0 +1,89 @@
+"""Ingesting a batch of polls over HTTP: the same reader, checks and writer as ``load_data``.
+
+A CSV body is read by ``loop.csv_sources`` exactly as a status file is; a JSON
+list is turned into the same raw text rows and checked by the same function.
+Valid polls go through ``loop.ingest.dedup.PollWriter``, so posting a batch
+twice stores nothing new and repeats follow "inactive wins".
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+
+from loop import storage
+from loop.csv_sources import (
+    STATUS_COLUMNS,
+    CsvSource,
+    InputFileError,
+    RowProblems,
+    iter_status_chunks,
+    raw_rows_from_items,
+    validate_status_rows,
+)
+from loop.errors import Conflict, InvalidInput
+from loop.ingest.dedup import PollWriter
+from loop.storage.legacy import LegacyLayoutError, has_legacy_polls
+
+MAX_PROBLEMS_SHOWN = 20
+BODY = "body"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What a batch did: rows read, polls new to the store, repeats, rejected rows and the first reasons."""
+
+    read: int
+    inserted: int
+    duplicates: int
+    rejected: int
+    problems: list[str] = field(default_factory=list)
+
+
+def ingest_polls(
+    *, csv_body: bytes | None = None, items: list[object] | None = None, strict: bool = False
+) -> IngestResult:
+    """Validate a batch (a CSV body or a JSON list; exactly one) and store its valid polls.
+
+    ``strict``: any rejected row refuses the whole batch (InvalidInput) before anything is written.
+    """
+    if (csv_body is None) == (items is None):
+        raise ValueError("give exactly one of csv_body and items")
+    problems = RowProblems()
+    if csv_body is not None:
+        where = "line"
+        source = CsvSource(BODY, lambda: io.BytesIO(csv_body))
+        try:
+            # chunk_rows=None: one chunk, the reader load_data uses for a whole file.
+            chunks = list(iter_status_chunks(source, problems, chunk_rows=None))
+        except InputFileError as exc:
+            message = str(exc).removeprefix(f"{BODY}: ")
+            # The reader quotes the header back: keep a garbage "header" from filling the answer.
+            raise InvalidInput(BODY, message if len(message) <= 300 else message[:300] + "...") from None
+    else:
+        where = "item"
+        if not items:
+            raise InvalidInput(BODY, "the batch is empty: send a list of polls")
+        columns = tuple(STATUS_COLUMNS)
+        raw, indexes = raw_rows_from_items(items, columns, BODY, problems)
+        chunks = [validate_status_rows(raw, indexes, BODY, problems)]
+    shown = [f"{where} {p.line}: {p.reason}" for p in sorted(problems.examples, key=lambda p: p.line)]
+    shown = shown[:MAX_PROBLEMS_SHOWN]
+    if strict and problems.total:
+        raise InvalidInput("rows", f"strict: {problems.total} row(s) rejected, nothing was stored: " + "; ".join(shown))
+    db = storage.get_db()
+    if has_legacy_polls(db):
+        raise Conflict(str(LegacyLayoutError()))
+    writer = PollWriter(db)
+    valid = 0
+    for chunk in chunks:
+        valid += len(chunk)
+        writer.write(chunk)
+    written = writer.flush()
+    return IngestResult(
+        read=valid + problems.total,
+        inserted=written.inserted,
+        duplicates=valid - written.inserted,
+        rejected=problems.total,
+        problems=shown,
+    )
