@@ -152,6 +152,19 @@ def test_bad_requests_are_json_4xx_over_gunicorn(loaded_stack: Stack, dataset: D
     assert loaded_stack.db["report_table"].count_documents({}) == reports_before
 
 
+@pytest.mark.parametrize("size", [64 * 1024 + 1, 3 * 1024 * 1024])
+def test_a_body_over_any_limit_is_413_json_over_gunicorn(loaded_stack: Stack, size: int) -> None:
+    # Over Django's DATA_UPLOAD_MAX_MEMORY_SIZE (64 KiB) Django refused the body before our parser:
+    # with DEBUG off that was a 500 "Internal server error." until RequestDataTooBig was mapped.
+    reports_before = loaded_stack.db["report_table"].count_documents({})
+    body = b'{"now": "' + b"2" * (size - 11) + b'"}'
+    assert len(body) == size
+    response = _post_json(loaded_stack.base_url, body)
+    check_json_error(response, 413)
+    assert response.json() == {"error": "Request body is larger than 4096 bytes."}
+    assert loaded_stack.db["report_table"].count_documents({}) == reports_before
+
+
 def test_a_server_error_with_debug_off_is_json_without_details(loaded_stack: Stack) -> None:
     # The planted report's CSV file is missing: a genuine server-side failure.
     for url in (f"/get_report/{CORRUPT_ID}/", f"/get_report/{CORRUPT_ID}/csv/", f"/get_report/?report_id={CORRUPT_ID}"):
