@@ -59,10 +59,10 @@ class Run:
     stderr: str
 
 
-def run_measured(cmd: list[str]) -> Run:
+def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> Run:
     """Run cmd as a child; wall time and the child's own peak RSS (os.wait4)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     # Read both pipes fully before reaping, without deadlocking on either.
     out, err = _drain(proc)
     _, status, usage = os.wait4(proc.pid, 0)

@@ -36,7 +36,6 @@ import platform
 import re
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -48,7 +47,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "myproject.settings")
 
 import django  # noqa: E402
 
-from bench.bench_offline import DEFAULT_REAL_DIR, describe_set, ensure_dataset  # noqa: E402
+from bench.bench_offline import DEFAULT_REAL_DIR, describe_set, ensure_dataset, run_measured  # noqa: E402
 from loop.datagen import LOOP_2025_STORES  # noqa: E402
 from tests.support.processes import free_port, stop_process, wait_for_health  # noqa: E402
 
@@ -66,41 +65,6 @@ REPORT_TIMEOUT_S = 45 * 60
 
 
 # --- processes ---------------------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    seconds: float
-    max_rss_bytes: int
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def run_measured(cmd: list[str], env: dict[str, str]) -> Run:
-    """Run cmd as a child: wall time and the child's own peak RSS (os.wait4)."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    chunks: dict[str, bytes] = {}
-
-    def read(name: str, stream: object) -> None:
-        chunks[name] = stream.read()  # type: ignore[attr-defined]
-
-    threads = [threading.Thread(target=read, args=(n, s)) for n, s in (("out", proc.stdout), ("err", proc.stderr))]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)  # already reaped: tell Popen
-    return Run(
-        seconds,
-        usage.ru_maxrss * 1024,
-        proc.returncode,
-        chunks["out"].decode(errors="replace"),
-        chunks["err"].decode(errors="replace"),
-    )
 
 
 def vm_hwm_bytes(pid: int) -> int:

@@ -224,11 +224,15 @@ class StoreStatusView(APIView):
         return Response(IngestResultSerializer(result).data, status=answer)
 
 
-class BusinessHoursView(APIView):
-    """One store's weekly hours; an empty list means open 24x7 (the report's rule for a store without rows)."""
+class StoreAttributeView(APIView):
+    """Reading a store attribute needs any token; replacing it (PUT) needs one allowed to write."""
 
     def get_permissions(self) -> list[Any]:
         return [RequireApiToken(), RequireWriteToken()] if self.request.method == "PUT" else [RequireApiToken()]
+
+
+class BusinessHoursView(StoreAttributeView):
+    """One store's weekly hours; an empty list means open 24x7 (the report's rule for a store without rows)."""
 
     @extend_schema(
         operation_id="get_business_hours",
@@ -261,11 +265,8 @@ class BusinessHoursView(APIView):
         return Response(HoursItemSerializer(rows, many=True).data)
 
 
-class TimezoneView(APIView):
+class TimezoneView(StoreAttributeView):
     """One store's time zone; without one the report uses America/Chicago (``is_default``)."""
-
-    def get_permissions(self) -> list[Any]:
-        return [RequireApiToken(), RequireWriteToken()] if self.request.method == "PUT" else [RequireApiToken()]
 
     @extend_schema(
         operation_id="get_timezone",
