@@ -56,9 +56,12 @@ web: install migrate
 	$(VENV)/bin/gunicorn myproject.wsgi:application --bind $(WEB_BIND) --workers 2 --access-logfile -
 
 # Embedded defaults: mongomock store and an in-memory broker, so a fresh machine with only
-# Python and make can run this alone.
+# Python and make can run this alone. MONGO_URL / CELERY_BROKER_URL (environment or make
+# variables) point it at real servers instead.
+RUN_MONGO_URL := $(or $(MONGO_URL),mongomock://)
+RUN_BROKER_URL := $(or $(CELERY_BROKER_URL),memory://)
 run: install
-	MONGO_URL=mongomock:// CELERY_BROKER_URL=memory:// $(PY) manage.py serve_demo
+	MONGO_URL=$(RUN_MONGO_URL) CELERY_BROKER_URL=$(RUN_BROKER_URL) $(PY) manage.py serve_demo
 
 test: install
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
