@@ -451,9 +451,37 @@ def run_scale(scale: float, args: argparse.Namespace, run_id: str) -> ScaleResul
             f"{label} report after the CLI append sees the new now ({us_to_ts(newest2).isoformat()})",
             body["status"] == "Complete" and now2 == us_to_ts(newest2),
         )
+        # A third hour over HTTP, as the pollers will send it (POST /store_status/, CSV body).
+        import requests
+
+        hour3 = logs / "hour3"
+        n3, newest3 = write_hour(hour3, id_list, newest2, inactive_share, SEED + 3)
+        body3 = (hour3 / "store_status.csv").read_bytes()
+        started = time.perf_counter()
+        response = requests.post(
+            f"{service.base}/store_status/", data=body3, headers={"Content-Type": "text/csv"}, timeout=300
+        )
+        fig["append_http_s"] = time.perf_counter() - started
+        answer = response.json()
+        fig["append_http_polls_per_s"] = n3 / fig["append_http_s"]
+        fig["load_polls_per_s"] = fig["polls"] / fig["load_s"]
+        print(
+            f"    third hour over HTTP (POST /store_status/, {len(body3) / 1e6:.2f} MB CSV): {response.status_code} "
+            f"{answer.get('inserted')} inserted in {fig['append_http_s']:.2f} s = "
+            f"{fig['append_http_polls_per_s']:,.0f} polls/s (load_data of the whole set: "
+            f"{fig['load_polls_per_s']:,.0f} polls/s)",
+            flush=True,
+        )
+        out.check(f"{label} POST /store_status/ stored the hour ({n3:,} polls)", answer.get("inserted") == n3)
+        report3_s, body = service.report()
+        now3 = pd.Timestamp(body["now"]) if body.get("now") else None
+        out.check(
+            f"{label} report after the HTTP append sees the new now ({us_to_ts(newest3).isoformat()})",
+            body["status"] == "Complete" and now3 == us_to_ts(newest3),
+        )
         hwm = vm_hwm_bytes(service.worker.pid)
         fig["worker_peak_gb_end"] = hwm / 2**30
-        print(f"    worker peak RSS after 3 reports: {gb(hwm)}", flush=True)
+        print(f"    worker peak RSS after 4 reports: {gb(hwm)}", flush=True)
         return out
     finally:
         service.stop()
@@ -474,6 +502,9 @@ ROWS = [
     ("worker_peak_gb", "worker peak RSS (first report)", "{:.2f} GB", True),
     ("append_s", "hourly append in process", "{:.3f} s", True),
     ("append_cli_s", "hourly append, CLI wall (info)", "{:.2f} s", False),
+    ("append_http_s", "hourly append over HTTP (info)", "{:.2f} s", False),
+    ("append_http_polls_per_s", "  polls/s over HTTP (info)", "{:,.0f}", False),
+    ("load_polls_per_s", "  polls/s of load_data (info)", "{:,.0f}", False),
     ("read_median_ms", "store 7-day read median", "{:.1f} ms", False),
     ("read_p95_ms", "store 7-day read p95", "{:.1f} ms", True),
     ("read_max_ms", "store 7-day read max", "{:.1f} ms", False),
