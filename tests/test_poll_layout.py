@@ -302,3 +302,16 @@ def test_hours_and_zones_are_packed_tables_replaced_per_store(mdb: Database) -> 
     assert HOURS_TABLE.replace(mdb, stale_head, HOURS_TABLE.empty()) is False
     live = mdb[storage.HOURS].find_one({"_id": "table"})
     assert mdb[f"{storage.HOURS}.parts"].count_documents({}) == len(live["parts"])
+
+
+def test_cached_day_heads_follow_every_write(mdb: Database) -> None:
+    day = (pd.Timestamp("2024-10-03", tz="UTC"), pd.Timestamp("2024-10-03 23:59:59", tz="UTC"))
+    insert_polls(mdb, frame([("a", "active", "2024-10-03 10:00:00")]))
+    assert len(storage.read_store_polls(mdb, "a", *day)) == 1  # the day's head is cached now
+    insert_polls(mdb, frame([("a", "inactive", "2024-10-03 11:00:00")]))  # replaces the day: new token
+    assert storage.read_store_polls(mdb, "a", *day)["status"].astype(str).tolist() == ["active", "inactive"]
+    # A day that had no head when cached, written later, is seen too.
+    later = (pd.Timestamp("2024-10-05", tz="UTC"), pd.Timestamp("2024-10-05 23:00", tz="UTC"))
+    assert storage.read_store_polls(mdb, "a", *later).empty
+    insert_polls(mdb, frame([("a", "active", "2024-10-05 09:00:00")]))
+    assert len(storage.read_store_polls(mdb, "a", *later)) == 1

@@ -94,8 +94,11 @@ def server_health() -> str:
 
 
 def drop_database(db: Database) -> None:
+    from loop.storage.polls import forget_cached_heads
+
     db.client.drop_database(db.name)
     _indexed.difference_update({k for k in _indexed if k[2] == db.name})
+    forget_cached_heads(db)
 
 
 def collection_counts(db: Database) -> dict[str, int]:
