@@ -21,7 +21,7 @@ from pymongo.database import Database
 from loop import storage
 from loop.errors import Conflict, InvalidInput, NotFound, Unavailable
 from loop.report_engine import report_to_csv
-from loop.storage import ReportDoc, ReportStatus
+from loop.storage import ReportDoc, ReportPhase, ReportStatus
 from loop.storage.legacy import LegacyLayoutError, has_legacy_polls
 from loop.timeutil import utcnow
 from loop.utils import generate_report
@@ -41,6 +41,34 @@ class ReportView:
     rows: int | None = None
     csv_data: str | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportSummary:
+    """One report of GET /reports/: no CSV, and progress only while Running."""
+
+    report_id: str
+    status: ReportStatus
+    now: pd.Timestamp
+    created_at: pd.Timestamp | None
+    finished_at: pd.Timestamp | None
+    rows: int | None
+    phase: str | None
+    progress: int | None
+
+
+@dataclass(frozen=True)
+class ReportPage:
+    """One page of GET /reports/ and how many reports match in all."""
+
+    count: int
+    page: int
+    page_size: int
+    results: list[ReportSummary]
+
+
+PAGE_SIZE_DEFAULT = 20
+PAGE_SIZE_MAX = 100
 
 
 # secrets.token_urlsafe(24): 24 random bytes (192 bits) as 32 URL-safe characters.
@@ -103,6 +131,48 @@ def fail_if_stale(*, db: Database, report: ReportDoc, max_age_s: int) -> ReportD
     message = f"stale: still Running after {max_age_s} s (worker lost or queue stuck)"
     storage.fail_report(db, doc["report_id"], message)
     return storage.get_report(db, doc["report_id"]) or doc
+
+
+def list_reports(
+    *, status: ReportStatus | None = None, page: int = 1, page_size: int = PAGE_SIZE_DEFAULT
+) -> ReportPage:
+    """One page of the reports, newest first (by ``created_at``), with the stale rule applied to Running ones."""
+    if page < 1:
+        raise InvalidInput("page", "must be 1 or more")
+    if not 1 <= page_size <= PAGE_SIZE_MAX:
+        raise InvalidInput("page_size", f"must be between 1 and {PAGE_SIZE_MAX}")
+    db = storage.get_db()
+    count, docs = storage.list_reports(db, status=status, skip=(page - 1) * page_size, limit=page_size)
+    results = [_summary(fail_if_stale(db=db, report=doc, max_age_s=settings.REPORT_STALE_SECONDS)) for doc in docs]
+    # A report the stale rule just failed no longer matches a Running filter: drop it from that page.
+    if status is not None:
+        results = [item for item in results if item.status == status]
+    return ReportPage(count=count, page=page, page_size=page_size, results=results)
+
+
+def _summary(doc: ReportDoc) -> ReportSummary:
+    status = ReportStatus(doc["status"])
+    running = status == ReportStatus.RUNNING
+    return ReportSummary(
+        report_id=doc["report_id"],
+        status=status,
+        now=storage.report_now(doc),
+        created_at=_timestamp(doc.get("created_at")),
+        finished_at=_timestamp(doc.get("finished_at")),
+        rows=doc.get("rows") if status == ReportStatus.COMPLETE else None,
+        # Reports created before phases existed have none: they read as queued.
+        phase=str(doc.get("phase") or ReportPhase.QUEUED) if running else None,
+        progress=int(doc.get("progress") or 0) if running else None,
+    )
+
+
+def delete_report(*, report_id: str) -> None:
+    """Remove a finished report and its CSV; a Running one is a Conflict (its worker would still write)."""
+    doc = get_report(report_id=report_id)  # shape check, NotFound, and the stale rule
+    if doc["status"] == ReportStatus.RUNNING:
+        raise Conflict(f"Report {report_id} is still Running; delete it once it is Complete or Failed.")
+    if not storage.delete_finished_report(storage.get_db(), report_id):
+        raise NotFound(f"No report with id {report_id}.")  # deleted by a concurrent request
 
 
 def report_view(*, report_id: str) -> ReportView:
@@ -172,8 +242,14 @@ def compute_report(*, report_id: str, retries: int = 0, db: Database | None = No
         return "not-running"
     started = time.perf_counter()
     timings: dict[str, float] = {}
+    storage.set_report_phase(db, report_id, ReportPhase.READING)
     try:
-        result = generate_report(now=storage.report_now(doc), db=db, timings=timings)
+        result = generate_report(
+            now=storage.report_now(doc),
+            db=db,
+            timings=timings,
+            on_computing=lambda: storage.set_report_phase(db, report_id, ReportPhase.COMPUTING),
+        )
         csv_text = report_to_csv(result.report)
     except Exception as exc:  # any other error fails the report, with a short message
         if is_transient(exc):
@@ -182,6 +258,7 @@ def compute_report(*, report_id: str, retries: int = 0, db: Database | None = No
         storage.fail_report(db, report_id, short_error(exc))
         return "failed"
     timings["total_s"] = round(time.perf_counter() - started, 3)
+    storage.set_report_phase(db, report_id, ReportPhase.STORING)
     stored = storage.complete_report(
         db,
         report_id,

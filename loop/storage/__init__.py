@@ -27,14 +27,18 @@ from loop.storage.polls import (
 )
 from loop.storage.reports import (
     ReportDoc,
+    ReportPhase,
     ReportStatus,
     complete_report,
     create_report,
+    delete_finished_report,
     fail_report,
     get_report,
+    list_reports,
     mark_report_started,
     read_report_csv,
     report_now,
+    set_report_phase,
 )
 from loop.storage.schema import HOURS, REPORT_BUCKET, REPORTS, STATUS, ZONES
 from loop.storage.stores import (
@@ -55,10 +59,14 @@ __all__ = [
     "PartsMoved",
     "PollColumns",
     "ReportDoc",
+    "ReportPhase",
     "ReportStatus",
     "collection_counts",
     "complete_report",
     "create_report",
+    "delete_finished_report",
+    "list_reports",
+    "set_report_phase",
     "delete_file",
     "drop_database",
     "fail_report",

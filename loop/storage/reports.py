@@ -28,6 +28,22 @@ class ReportStatus(StrEnum):
     FAILED = "Failed"
 
 
+class ReportPhase(StrEnum):
+    """Where a Running report is; the worker moves it forward (``set_report_phase``)."""
+
+    QUEUED = "queued"
+    READING = "reading"
+    COMPUTING = "computing"
+    STORING = "storing"
+
+
+# Rough share of the work done when each phase begins (reading the week is most of it).
+PHASE_PROGRESS = {ReportPhase.QUEUED: 0, ReportPhase.READING: 10, ReportPhase.COMPUTING: 60, ReportPhase.STORING: 90}
+
+# The few fields the report list shows: never the CSV, warnings or timings.
+SUMMARY_FIELDS = ("report_id", "status", "now_us", "created_at", "finished_at", "rows", "phase", "progress")
+
+
 class ReportDoc(TypedDict):
     """A ``report_table`` document as the service reads it (``_id`` is the report id)."""
 
@@ -47,6 +63,8 @@ class ReportDoc(TypedDict):
     warnings: list[str]
     timings: dict[str, float]
     file_id: ObjectId | None
+    phase: str  # a ReportPhase value; meaningful while Running
+    progress: int  # 0-100, with the phase
 
 
 def create_report(db: Database, report_id: str, now: pd.Timestamp) -> ReportDoc:
@@ -68,6 +86,8 @@ def create_report(db: Database, report_id: str, now: pd.Timestamp) -> ReportDoc:
         warnings=[],
         timings={},
         file_id=None,
+        phase=ReportPhase.QUEUED.value,
+        progress=PHASE_PROGRESS[ReportPhase.QUEUED],
     )
     # _id is the report id: lookups by _id are the one query FerretDB serves from an index.
     db[REPORTS].insert_one({"_id": report_id, **doc})
@@ -148,3 +168,41 @@ def fail_report(db: Database, report_id: str, error: str) -> bool:
 def read_report_csv(db: Database, doc: ReportDoc | dict[str, Any]) -> str:
     """The CSV of a Complete report."""
     return read_text_file(db, doc["file_id"])
+
+
+def set_report_phase(db: Database, report_id: str, phase: ReportPhase) -> bool:
+    """Record the worker's phase (and its progress); only a Running report moves, so a late call is a no-op."""
+    result = db[REPORTS].update_one(
+        {"_id": report_id, "status": ReportStatus.RUNNING},
+        {"$set": {"phase": phase.value, "progress": PHASE_PROGRESS[phase]}},
+    )
+    return result.matched_count == 1
+
+
+def list_reports(
+    db: Database, *, status: ReportStatus | None, skip: int, limit: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """(how many match, one page of them newest first) with only ``SUMMARY_FIELDS``: no CSV is read."""
+    query: dict[str, Any] = {} if status is None else {"status": status.value}
+    total = db[REPORTS].count_documents(query)
+    cursor = (
+        db[REPORTS]
+        .find(query, {"_id": 0, **dict.fromkeys(SUMMARY_FIELDS, 1)})
+        .sort([("created_at", -1), ("_id", -1)])
+        .skip(skip)
+        .limit(limit)
+    )
+    return total, list(cursor)
+
+
+def delete_finished_report(db: Database, report_id: str) -> bool:
+    """Remove a Complete or Failed report and then its CSV; False when there is no such finished report.
+
+    The status condition is in the delete itself, so a Running report is never removed.
+    """
+    doc = db[REPORTS].find_one_and_delete({"_id": report_id, "status": {"$ne": ReportStatus.RUNNING.value}})
+    if doc is None:
+        return False
+    if doc.get("file_id") is not None:
+        delete_file(db, doc["file_id"])
+    return True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 
 # Day heads and the catalog head; each day's parts live in "store_status.YYYY-MM-DD" (loop.storage.polls).
@@ -19,6 +19,8 @@ def create_indexes(db: Database) -> None:
     """Every index the service reads through (idempotent)."""
     # Polls, hours and zones need none: every read of them is by _id (loop.storage.polls, .packed).
     db[REPORTS].create_index([("report_id", ASCENDING)], unique=True, name="report_id")
+    # GET /reports/: newest first.
+    db[REPORTS].create_index([("created_at", DESCENDING)], name="created_at_-1")
     db[REPORT_FILES].create_index([("filename", ASCENDING), ("uploadDate", ASCENDING)], name="filename_1_uploadDate_1")
     db[REPORT_CHUNKS].create_index([("files_id", ASCENDING), ("n", ASCENDING)], unique=True, name="files_id_1_n_1")
 

@@ -1,0 +1,230 @@
+"""Issue 9, report history: GET /reports/, phases of a Running report, DELETE /reports/<id>/ (mongomock)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pandas as pd
+import pytest
+from pymongo.database import Database
+from rest_framework.test import APIClient
+
+from loop import storage
+from loop.services import reports
+from loop.timeutil import utcnow
+from tests.support.api import VALID_ID, assert_json_error, trigger, wait_done
+from tests.support.worked_example import EXAMPLE_NOW
+
+FULL = "full-Token_1234567890"
+READ = "read-Token_0987654321"
+T0 = pd.Timestamp("2026-01-01 12:00:00")  # naive UTC, as BSON dates come back
+
+
+def make_report(db: Database, letter: str, *, minutes: int, status: str = "Running") -> str:
+    """A report with id letter*32 created ``minutes`` after T0, moved to ``status`` through storage."""
+    report_id = letter * 32
+    storage.create_report(db, report_id, EXAMPLE_NOW)
+    db[storage.REPORTS].update_one(
+        {"_id": report_id}, {"$set": {"created_at": (T0 + pd.Timedelta(minutes=minutes)).to_pydatetime()}}
+    )
+    if status == "Complete":
+        storage.complete_report(db, report_id, "h\nrow\n", rows=1, polls_counted=2, warnings=[], timings={})
+    elif status == "Failed":
+        storage.fail_report(db, report_id, "boom")
+    return report_id
+
+
+@pytest.fixture
+def history(mdb: Database, api: APIClient, settings) -> APIClient:
+    """Five reports created a minute apart: A (oldest) .. E (newest); B and D Failed, A and C Complete, E Running."""
+    settings.REPORT_STALE_SECONDS = 10**9  # T0 lies in the past: keep E Running
+    for minutes, (letter, status) in enumerate(
+        [("A", "Complete"), ("B", "Failed"), ("C", "Complete"), ("D", "Failed"), ("E", "Running")]
+    ):
+        make_report(mdb, letter, minutes=minutes, status=status)
+    return api
+
+
+def ids(body: dict[str, Any]) -> str:
+    return "".join(item["report_id"][0] for item in body["results"])
+
+
+def test_list_is_newest_first_and_paged(history: APIClient) -> None:
+    first = history.get("/reports/?page_size=2")
+    assert first.status_code == 200
+    body = first.json()
+    assert (body["count"], body["page"], body["page_size"]) == (5, 1, 2)
+    assert ids(body) == "ED"
+    assert ids(history.get("/reports/?page_size=2&page=2").json()) == "CB"
+    assert ids(history.get("/reports/?page_size=2&page=3").json()) == "A"
+    past_the_end = history.get("/reports/?page_size=2&page=4").json()
+    assert past_the_end["results"] == [] and past_the_end["count"] == 5
+    assert history.get("/reports").json()["page_size"] == 20
+
+
+def test_list_items_carry_only_what_applies_to_their_status(history: APIClient) -> None:
+    by_letter = {item["report_id"][0]: item for item in history.get("/reports/").json()["results"]}
+    assert by_letter["E"] == {
+        "report_id": "E" * 32,
+        "status": "Running",
+        "now": "2024-10-07T18:00:00+00:00",
+        "created_at": "2026-01-01T12:04:00+00:00",
+        "phase": "queued",
+        "progress": 0,
+    }
+    assert by_letter["A"]["rows"] == 1 and "phase" not in by_letter["A"] and "progress" not in by_letter["A"]
+    assert by_letter["A"]["finished_at"] >= by_letter["A"]["created_at"]
+    assert "rows" not in by_letter["B"] and by_letter["B"]["status"] == "Failed"
+    assert "csv_data" not in by_letter["A"] and "error" not in by_letter["B"]
+
+
+def test_list_does_not_read_the_csvs(history: APIClient, mdb: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the list read a CSV")
+
+    monkeypatch.setattr(storage, "read_report_csv", refuse)
+    monkeypatch.setattr(storage.reports, "read_text_file", refuse)
+    assert history.get("/reports/").status_code == 200
+
+
+@pytest.mark.parametrize(("status", "expected"), [("Complete", "CA"), ("Failed", "DB"), ("Running", "E")])
+def test_status_filter(history: APIClient, status: str, expected: str) -> None:
+    body = history.get(f"/reports/?status={status}").json()
+    assert ids(body) == expected
+    assert body["count"] == len(expected)
+
+
+@pytest.mark.parametrize(
+    ("query", "fragment"),
+    [
+        ("status=Done", "status"),
+        ("status=running", "status"),
+        ("page=0", "page"),
+        ("page=x", "page"),
+        ("page_size=0", "page_size"),
+        ("page_size=101", "page_size"),
+        ("pagesize=5", "unexpected"),
+    ],
+)
+def test_bad_list_parameters_are_400_json(history: APIClient, query: str, fragment: str) -> None:
+    error = assert_json_error(history.get(f"/reports/?{query}"), 400)["error"]
+    assert fragment in error
+
+
+def test_stale_running_reports_in_the_list_read_failed(mdb: Database, api: APIClient, settings) -> None:
+    settings.REPORT_STALE_SECONDS = 60
+    make_report(mdb, "S", minutes=0)  # created in 2026-01-01: long stale
+    storage.create_report(mdb, "F" * 32, EXAMPLE_NOW)  # fresh: stays Running
+    items = {item["report_id"][0]: item for item in api.get("/reports/").json()["results"]}
+    assert items["S"]["status"] == "Failed" and "phase" not in items["S"]
+    assert items["F"]["status"] == "Running"
+    assert storage.get_report(mdb, "S" * 32)["error"].startswith("stale")
+
+
+def test_running_report_shows_its_phase_then_ends_complete(loaded: APIClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    gate = threading.Event()
+    real = reports.generate_report
+    seen: list[str] = []
+
+    def held(**kwargs: Any):
+        assert gate.wait(10)
+        return real(**kwargs)
+
+    def spy_phase(db: Database, report_id: str, phase: storage.ReportPhase) -> bool:
+        seen.append(phase.value)
+        return real_set(db, report_id, phase)
+
+    real_set = storage.set_report_phase
+    monkeypatch.setattr(reports, "generate_report", held)
+    monkeypatch.setattr(storage, "set_report_phase", spy_phase)
+    report_id = trigger(loaded, {"now": EXAMPLE_NOW.isoformat()}).json()["report_id"]
+    try:
+        for _ in range(200):
+            item = loaded.get("/reports/").json()["results"][0]
+            if item.get("phase") != "queued":
+                break
+            threading.Event().wait(0.02)
+        assert item["report_id"] == report_id
+        assert (item["status"], item["phase"], item["progress"]) == ("Running", "reading", 10)
+    finally:
+        gate.set()
+    assert wait_done(loaded, report_id)["status"] == "Complete"
+    assert seen == ["reading", "computing", "storing"]
+    done = loaded.get("/reports/").json()["results"][0]
+    assert done["status"] == "Complete" and "phase" not in done and "progress" not in done
+
+
+def test_a_phase_never_moves_a_finished_report(mdb: Database) -> None:
+    report_id = make_report(mdb, "A", minutes=0, status="Failed")
+    assert storage.set_report_phase(mdb, report_id, storage.ReportPhase.STORING) is False
+    doc = storage.get_report(mdb, report_id)
+    assert (doc["status"], doc["phase"], doc["progress"]) == ("Failed", "queued", 0)
+
+
+def test_delete_a_finished_report_removes_it_and_its_csv(loaded: APIClient, mdb: Database) -> None:
+    report_id = trigger(loaded, {"now": EXAMPLE_NOW.isoformat()}).json()["report_id"]
+    assert wait_done(loaded, report_id)["status"] == "Complete"
+    file_id = storage.get_report(mdb, report_id)["file_id"]
+    assert mdb[storage.schema.REPORT_FILES].count_documents({"_id": file_id}) == 1
+    assert mdb[storage.schema.REPORT_CHUNKS].count_documents({"files_id": file_id}) >= 1
+
+    response = loaded.delete(f"/reports/{report_id}/")
+    assert response.status_code == 204 and response.content == b""
+    assert mdb[storage.schema.REPORT_FILES].count_documents({}) == 0
+    assert mdb[storage.schema.REPORT_CHUNKS].count_documents({}) == 0
+    assert_json_error(loaded.get(f"/get_report/{report_id}/"), 404)
+    assert loaded.get("/reports/").json()["count"] == 0
+    assert_json_error(loaded.delete(f"/reports/{report_id}/"), 404)
+
+
+def test_delete_a_failed_report(mdb: Database, api: APIClient) -> None:
+    report_id = make_report(mdb, "B", minutes=0, status="Failed")
+    assert api.delete(f"/reports/{report_id}").status_code == 204
+    assert storage.get_report(mdb, report_id) is None
+
+
+def test_delete_while_running_is_409_and_keeps_it(mdb: Database, api: APIClient) -> None:
+    storage.create_report(mdb, "R" * 32, EXAMPLE_NOW)
+    assert "Running" in assert_json_error(api.delete(f"/reports/{'R' * 32}/"), 409)["error"]
+    assert storage.get_report(mdb, "R" * 32)["status"] == "Running"
+
+
+@pytest.mark.parametrize(("path", "status"), [(f"/reports/{VALID_ID}/", 404), ("/reports/short/", 400)])
+def test_delete_unknown_or_bad_id(mdb: Database, api: APIClient, path: str, status: int) -> None:
+    assert_json_error(api.delete(path), status)
+
+
+def test_delete_needs_a_write_token(mdb: Database, api: APIClient, settings) -> None:
+    settings.API_TOKEN = FULL
+    settings.API_READ_TOKEN = READ
+    report_id = make_report(mdb, "C", minutes=0, status="Complete")
+    read = {"HTTP_AUTHORIZATION": f"Bearer {READ}"}
+    assert "may only read" in assert_json_error(api.delete(f"/reports/{report_id}/", **read), 403)["error"]
+    assert api.get("/reports/", **read).json()["count"] == 1  # the read token may list
+    assert_json_error(api.delete(f"/reports/{report_id}/"), 401)
+    assert storage.get_report(mdb, report_id) is not None
+    assert api.delete(f"/reports/{report_id}/", HTTP_AUTHORIZATION=f"Bearer {FULL}").status_code == 204
+    assert storage.get_report(mdb, report_id) is None
+
+
+def test_other_methods_on_a_report_are_405(mdb: Database, api: APIClient) -> None:
+    assert_json_error(api.get(f"/reports/{VALID_ID}/"), 405)
+    assert_json_error(api.post("/reports/", {}, format="json"), 405)
+
+
+def test_openapi_schema_has_the_history_operations(api: APIClient) -> None:
+    paths = api.get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"]
+    listing = paths["/reports/"]["get"]
+    assert listing["operationId"] == "list_reports"
+    assert {"200", "400"} <= set(listing["responses"])
+    assert {p["name"] for p in listing["parameters"]} >= {"page", "page_size", "status"}
+    deleting = paths["/reports/{report_id}/"]["delete"]
+    assert deleting["operationId"] == "delete_report"
+    assert {"204", "400", "403", "404", "409"} <= set(deleting["responses"])
+
+
+def test_created_at_of_a_new_report_is_recent(mdb: Database) -> None:
+    doc = storage.create_report(mdb, "N" * 32, EXAMPLE_NOW)
+    assert abs((utcnow() - doc["created_at"]).total_seconds()) < 60
+    assert (doc["phase"], doc["progress"]) == ("queued", 0)
