@@ -42,6 +42,14 @@ class TriggerReportRequestSerializer(StrictSerializer):
             "trigger time. Must not lie after the newest poll."
         ),
     )
+    force = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text=(
+            "true: always start a new report. Default: a Running or Complete report of the same `now` with no "
+            "data written since it was triggered is answered instead (200, reused: true)."
+        ),
+    )
 
     def validate_now(self, value: str) -> pd.Timestamp:
         try:
@@ -51,7 +59,12 @@ class TriggerReportRequestSerializer(StrictSerializer):
 
 
 class TriggerReportResponseSerializer(serializers.Serializer):
+    """A ``loop.services.reports.TriggerResult``."""
+
     report_id = serializers.CharField(help_text=REPORT_ID_HELP)
+    reused = serializers.BooleanField(
+        help_text="true (with 200): an existing report of the same now and data answers; false (202): a new one."
+    )
 
 
 class ReportStatusSerializer(serializers.Serializer):

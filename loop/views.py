@@ -86,9 +86,15 @@ class TriggerReportView(APIView):
     @extend_schema(
         operation_id="trigger_report",
         summary="Start a report over all stores",
+        description=(
+            "202: a new report was started. 200 (`reused: true`): a Running or Complete report of the same `now` "
+            "with no polls, hours or zones written since it was triggered answers instead; `force: true` always "
+            "starts a new one."
+        ),
         request=TriggerReportRequestSerializer,
         responses={
             202: TriggerReportResponseSerializer,
+            200: TriggerReportResponseSerializer,
             409: OpenApiResponse(ErrorSerializer, description="No polls are loaded yet."),
             411: OpenApiResponse(ErrorSerializer, description="Chunked body without Content-Length."),
             413: OpenApiResponse(ErrorSerializer, description="Body too large (API_MAX_BODY_BYTES)."),
@@ -103,9 +109,11 @@ class TriggerReportView(APIView):
         _refuse_chunked(request)
         serializer = TriggerReportRequestSerializer(data=_options_body(request.data))
         serializer.is_valid(raise_exception=True)
-        doc = reports.trigger_report(now=serializer.validated_data.get("now"))
-        body = TriggerReportResponseSerializer(doc).data
-        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": f"/get_report/{doc['report_id']}/"})
+        data = serializer.validated_data
+        result = reports.trigger_report(now=data.get("now"), force=data["force"])
+        answer = status.HTTP_200_OK if result.reused else status.HTTP_202_ACCEPTED
+        body = TriggerReportResponseSerializer(result).data
+        return Response(body, status=answer, headers={"Location": f"/get_report/{result.report_id}/"})
 
 
 class GetReportView(APIView):

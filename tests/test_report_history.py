@@ -222,9 +222,149 @@ def test_openapi_schema_has_the_history_operations(api: APIClient) -> None:
     deleting = paths["/reports/{report_id}/"]["delete"]
     assert deleting["operationId"] == "delete_report"
     assert {"204", "400", "403", "404", "409"} <= set(deleting["responses"])
+    trigger_op = paths["/trigger_report/"]["post"]
+    assert {"200", "202"} <= set(trigger_op["responses"])
 
 
 def test_created_at_of_a_new_report_is_recent(mdb: Database) -> None:
     doc = storage.create_report(mdb, "N" * 32, EXAMPLE_NOW)
     assert abs((utcnow() - doc["created_at"]).total_seconds()) < 60
     assert (doc["phase"], doc["progress"]) == ("queued", 0)
+
+
+# --- reuse -------------------------------------------------------------------------------
+
+NOW_BODY = {"now": EXAMPLE_NOW.isoformat()}
+
+
+def first_report(api: APIClient) -> str:
+    response = trigger(api, NOW_BODY)
+    assert response.status_code == 202 and response.json()["reused"] is False
+    return response.json()["report_id"]
+
+
+def test_same_now_and_no_writes_reuses_the_report(loaded: APIClient, mdb: Database) -> None:
+    report_id = first_report(loaded)
+    again = trigger(loaded, NOW_BODY)
+    assert again.status_code == 200
+    assert again.json() == {"report_id": report_id, "reused": True}
+    assert again["Location"] == f"/get_report/{report_id}/"
+    wait_done(loaded, report_id)
+    assert trigger(loaded, NOW_BODY).json() == {"report_id": report_id, "reused": True}  # Complete: still reused
+    assert mdb[storage.REPORTS].count_documents({}) == 1
+
+
+def test_a_different_now_is_a_new_report(loaded: APIClient) -> None:
+    report_id = first_report(loaded)
+    other = trigger(loaded, {"now": "2024-10-07T19:00:00Z"})
+    assert other.status_code == 202 and other.json()["report_id"] != report_id
+
+
+def test_new_polls_make_a_new_report_but_duplicates_do_not(loaded: APIClient, mdb: Database) -> None:
+    report_id = first_report(loaded)
+    assert wait_done(loaded, report_id)["status"] == "Complete"  # computed before the new poll arrives
+    csv = "store_id,status,timestamp_utc\nmon,active,2024-10-07 16:45:00 UTC\n"  # 11:45 in Chicago: open
+    assert loaded.generic("POST", "/store_status/", csv, content_type="text/csv").status_code == 201
+    fresh = trigger(loaded, NOW_BODY)
+    assert fresh.status_code == 202 and fresh.json()["report_id"] != report_id
+    # The same poll again stores nothing: the data version stays, the new report is reused.
+    assert loaded.generic("POST", "/store_status/", csv, content_type="text/csv").status_code == 200
+    assert trigger(loaded, NOW_BODY).json() == {"report_id": fresh.json()["report_id"], "reused": True}
+    # The report triggered after the ingestion counts the new poll; the first one did not.
+    assert wait_done(loaded, fresh.json()["report_id"])["status"] == "Complete"
+    counted = [storage.get_report(mdb, rid)["polls_counted"] for rid in (report_id, fresh.json()["report_id"])]
+    assert counted[1] == counted[0] + 1
+
+
+def test_changed_hours_or_zone_make_a_new_report(loaded: APIClient) -> None:
+    report_id = first_report(loaded)
+    put = loaded.put("/stores/mon/timezone/", {"timezone_str": "America/New_York"}, format="json")
+    assert put.status_code == 200
+    after_zone = trigger(loaded, NOW_BODY).json()
+    assert after_zone["reused"] is False and after_zone["report_id"] != report_id
+    week = [{"dayOfWeek": 0, "start_time_local": "08:00:00", "end_time_local": "12:00:00"}]
+    assert loaded.put("/stores/mon/business_hours/", week, format="json").status_code == 200
+    after_hours = trigger(loaded, NOW_BODY).json()
+    assert after_hours["reused"] is False and after_hours["report_id"] not in (report_id, after_zone["report_id"])
+
+
+def test_force_always_starts_a_new_report_and_leaves_the_reused_one(loaded: APIClient) -> None:
+    report_id = first_report(loaded)
+    forced = trigger(loaded, {**NOW_BODY, "force": True})
+    assert forced.status_code == 202 and forced.json()["reused"] is False
+    assert forced.json()["report_id"] != report_id
+    assert trigger(loaded, NOW_BODY).json() == {"report_id": report_id, "reused": True}
+    assert_json_error(trigger(loaded, {**NOW_BODY, "force": "maybe"}), 400)
+
+
+def test_a_failed_or_deleted_report_is_not_reused(loaded: APIClient, mdb: Database) -> None:
+    report_id = first_report(loaded)
+    wait_done(loaded, report_id)
+    mdb[storage.REPORTS].update_one({"_id": report_id}, {"$set": {"status": "Failed", "error": "x"}})
+    second = trigger(loaded, NOW_BODY)
+    assert second.status_code == 202 and second.json()["report_id"] != report_id
+    second_id = second.json()["report_id"]
+    wait_done(loaded, second_id)
+    assert loaded.delete(f"/reports/{second_id}/").status_code == 204
+    third = trigger(loaded, NOW_BODY)
+    assert third.status_code == 202 and third.json()["report_id"] not in (report_id, second_id)
+
+
+def test_twenty_concurrent_triggers_cost_one_report(
+    loaded: APIClient, mdb: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    barrier = threading.Barrier(20)
+    results: list[reports.TriggerResult] = []
+    errors: list[BaseException] = []
+    # The worst interleaving: all 20 have seen "no report yet" and created one before any claims it.
+    all_created = threading.Barrier(20)
+    real_create, discarded = storage.create_report, []
+    real_discard = storage.discard_unqueued_report
+
+    def create_then_wait(*args: Any, **kwargs: Any) -> storage.ReportDoc:
+        doc = real_create(*args, **kwargs)
+        all_created.wait(10)
+        return doc
+
+    def discard(db: Database, report_id: str) -> None:
+        discarded.append(report_id)
+        real_discard(db, report_id)
+
+    monkeypatch.setattr(storage, "create_report", create_then_wait)
+    monkeypatch.setattr(storage, "discard_unqueued_report", discard)
+
+    def press() -> None:
+        try:
+            barrier.wait(10)
+            results.append(reports.trigger_report(now=EXAMPLE_NOW))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=press) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert len(results) == 20
+    assert len({r.report_id for r in results}) == 1
+    assert sum(not r.reused for r in results) == 1
+    assert len(discarded) == 19  # every loser created one, lost the claim and removed it
+    assert mdb[storage.REPORTS].count_documents({}) == 1  # the losers' unqueued documents are gone
+    assert wait_done(loaded, results[0].report_id)["status"] == "Complete"
+
+
+def test_data_version_moves_only_on_writes_that_change_something(mdb: Database) -> None:
+    assert storage.data_state(mdb) == (None, 0)
+    storage.widen_poll_range(mdb, 5, 10)
+    assert storage.data_state(mdb)[1] == 0
+    storage.widen_poll_range(mdb, 1, 20, changed=True)
+    assert storage.data_state(mdb) == (pd.Timestamp(20, unit="us", tz="UTC"), 1)
+    storage.bump_data_version(mdb)
+    assert storage.data_state(mdb)[1] == 2
+
+
+def test_hours_before_any_poll_leave_no_newest_poll(mdb: Database) -> None:
+    storage.set_store_zone(mdb, "s1", "America/Denver")
+    assert storage.data_state(mdb) == (None, 1)
+    assert storage.newest_poll_time(mdb) is None

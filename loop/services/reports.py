@@ -23,7 +23,7 @@ from loop.errors import Conflict, InvalidInput, NotFound, Unavailable
 from loop.report_engine import report_to_csv
 from loop.storage import ReportDoc, ReportPhase, ReportStatus
 from loop.storage.legacy import LegacyLayoutError, has_legacy_polls
-from loop.timeutil import utcnow
+from loop.timeutil import ts_to_us, utcnow
 from loop.utils import generate_report
 
 logger = logging.getLogger(__name__)
@@ -85,28 +85,67 @@ def is_report_id(value: object) -> bool:
     return isinstance(value, str) and REPORT_ID_RE.fullmatch(value) is not None
 
 
-def trigger_report(*, now: pd.Timestamp | None = None) -> ReportDoc:
-    """Pin ``now`` (default: the newest poll; never after it), store a Running report and queue it."""
-    from loop.embedded_worker import enqueue_report  # the worker imports this module
+@dataclass(frozen=True)
+class TriggerResult:
+    """The answer to a trigger: the report to poll, and whether it was an existing one."""
 
+    report_id: str
+    reused: bool
+
+
+# How often a trigger re-reads the claim when other triggers keep changing it (each round is a few queries).
+CLAIM_ATTEMPTS = 20
+
+
+def trigger_report(*, now: pd.Timestamp | None = None, force: bool = False) -> TriggerResult:
+    """Pin ``now`` (default: the newest poll; never after it) and answer with a report computing it.
+
+    Without ``force``, a Running or Complete report of the same ``now`` triggered at the same data
+    version (nothing written since) is reused; concurrent triggers converge on one report through
+    the claim of (now, version) in storage. ``force`` always starts a new one.
+    """
     db = storage.get_db()
     if has_legacy_polls(db):
         raise Conflict(str(LegacyLayoutError()))
-    newest = storage.newest_poll_time(db)
+    newest, version = storage.data_state(db)
     if newest is None:
         raise Conflict("No polls are loaded yet: run `python manage.py load_data` first.")
     if now is None:
         now = newest
     elif now > newest:
         raise InvalidInput("now", f"{now.isoformat()} lies after the newest poll ({newest.isoformat()})")
-    doc = storage.create_report(db, new_report_id(), now)
+    if force:
+        doc = storage.create_report(db, new_report_id(), now)
+        _enqueue(db, doc["report_id"])
+        return TriggerResult(report_id=doc["report_id"], reused=False)
+    now_us = ts_to_us(now)
+    for _ in range(CLAIM_ATTEMPTS):
+        current = storage.canonical_report_id(db, now_us, version)
+        if current is not None:
+            existing = storage.get_report(db, current)
+            if existing is not None:
+                existing = fail_if_stale(db=db, report=existing, max_age_s=settings.REPORT_STALE_SECONDS)
+                if existing["status"] in (ReportStatus.RUNNING, ReportStatus.COMPLETE):
+                    return TriggerResult(report_id=current, reused=True)
+        # None yet, or it failed or was deleted: offer a new one. Its document exists before the
+        # claim, so whoever reads a claim finds its report.
+        doc = storage.create_report(db, new_report_id(), now, data_version=version)
+        if storage.claim_canonical_report(db, now_us, version, doc["report_id"], replacing=current):
+            _enqueue(db, doc["report_id"])
+            return TriggerResult(report_id=doc["report_id"], reused=False)
+        storage.discard_unqueued_report(db, doc["report_id"])  # another trigger won: go round and reuse its report
+    raise Unavailable("Too many concurrent triggers for this report; try again.")
+
+
+def _enqueue(db: Database, report_id: str) -> None:
+    from loop.embedded_worker import enqueue_report  # the worker imports this module
+
     try:
-        enqueue_report(doc["report_id"])
+        enqueue_report(report_id)
     except Exception as exc:
-        # Nothing will ever run it: fail it now rather than leave it Running.
-        storage.fail_report(db, doc["report_id"], "could not queue the report: the task broker is unavailable")
+        # Nothing will ever run it: fail it now rather than leave it Running (a later trigger replaces it).
+        storage.fail_report(db, report_id, "could not queue the report: the task broker is unavailable")
         raise Unavailable("The task broker is unavailable; the report was not started.") from exc
-    return doc
 
 
 def get_report(*, report_id: str) -> ReportDoc:

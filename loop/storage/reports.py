@@ -16,9 +16,10 @@ import pandas as pd
 from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
 
 from loop.storage.files import delete_file, put_file, read_text_file
-from loop.storage.schema import REPORTS
+from loop.storage.schema import REPORT_CLAIMS, REPORTS
 from loop.timeutil import ts_to_us, us_to_bson_date, us_to_ts, utcnow
 
 
@@ -65,9 +66,10 @@ class ReportDoc(TypedDict):
     file_id: ObjectId | None
     phase: str  # a ReportPhase value; meaningful while Running
     progress: int  # 0-100, with the phase
+    data_version: int | None  # the data version at trigger time (None: forced, or made before versions)
 
 
-def create_report(db: Database, report_id: str, now: pd.Timestamp) -> ReportDoc:
+def create_report(db: Database, report_id: str, now: pd.Timestamp, data_version: int | None = None) -> ReportDoc:
     now_us = ts_to_us(now)
     doc = ReportDoc(
         report_id=report_id,
@@ -88,6 +90,7 @@ def create_report(db: Database, report_id: str, now: pd.Timestamp) -> ReportDoc:
         file_id=None,
         phase=ReportPhase.QUEUED.value,
         progress=PHASE_PROGRESS[ReportPhase.QUEUED],
+        data_version=data_version,
     )
     # _id is the report id: lookups by _id are the one query FerretDB serves from an index.
     db[REPORTS].insert_one({"_id": report_id, **doc})
@@ -206,3 +209,40 @@ def delete_finished_report(db: Database, report_id: str) -> bool:
     if doc.get("file_id") is not None:
         delete_file(db, doc["file_id"])
     return True
+
+
+# --- reuse: one canonical report per (now, data version) ---------------------------------
+
+
+def _claim_key(now_us: int, data_version: int) -> str:
+    return f"{now_us}:{data_version}"
+
+
+def canonical_report_id(db: Database, now_us: int, data_version: int) -> str | None:
+    """The report that answers triggers at (``now_us``, ``data_version``), if one was claimed."""
+    doc = db[REPORT_CLAIMS].find_one({"_id": _claim_key(now_us, data_version)})
+    return None if doc is None else str(doc["report_id"])
+
+
+def claim_canonical_report(db: Database, now_us: int, data_version: int, report_id: str, replacing: str | None) -> bool:
+    """Make ``report_id`` the canonical report of the pair; False when another trigger got there first.
+
+    ``replacing`` None: only if there is none yet (the unique ``_id`` lets exactly one insert win).
+    Otherwise only if the claim still names ``replacing`` (a compare-and-set on one document).
+    """
+    key = _claim_key(now_us, data_version)
+    if replacing is None:
+        try:
+            db[REPORT_CLAIMS].insert_one({"_id": key, "report_id": report_id, "claimed_at": utcnow()})
+        except DuplicateKeyError:
+            return False
+        return True
+    result = db[REPORT_CLAIMS].update_one(
+        {"_id": key, "report_id": replacing}, {"$set": {"report_id": report_id, "claimed_at": utcnow()}}
+    )
+    return result.matched_count == 1
+
+
+def discard_unqueued_report(db: Database, report_id: str) -> None:
+    """Remove a report that lost its claim before it was ever queued (no worker or file knows of it)."""
+    db[REPORTS].delete_one({"_id": report_id, "status": ReportStatus.RUNNING, "attempts": 0})

@@ -10,6 +10,8 @@ STATUS = "store_status"
 HOURS = "business_hours"
 ZONES = "timezones"
 REPORTS = "report_table"
+# {_id: "<now_us>:<data version>", report_id}: the report that answers non-forced triggers of that pair.
+REPORT_CLAIMS = "report_claims"
 REPORT_BUCKET = "report_files"
 REPORT_FILES = f"{REPORT_BUCKET}.files"
 REPORT_CHUNKS = f"{REPORT_BUCKET}.chunks"

@@ -230,7 +230,7 @@ def _wait_for_window(seconds: int, margin: float = 30) -> float:
 def test_trigger_rate_limit_holds_across_gunicorn_workers(guarded: Guarded, loaded_stack: Stack) -> None:
     base = guarded.base_url
     start = _wait_for_window(3600)
-    first = requests.post(f"{base}/trigger_report/", headers=auth(), timeout=30)
+    first = requests.post(f"{base}/trigger_report/", json={"force": True}, headers=auth(), timeout=30)
     assert first.status_code == 202, first.text
     # 8 at once, so both workers take some; 401s above never counted.
     with ThreadPoolExecutor(8) as pool:
