@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from typing import Any
 
@@ -368,3 +369,39 @@ def test_hours_before_any_poll_leave_no_newest_poll(mdb: Database) -> None:
     storage.set_store_zone(mdb, "s1", "America/Denver")
     assert storage.data_state(mdb) == (None, 1)
     assert storage.newest_poll_time(mdb) is None
+
+
+# --- retention ---------------------------------------------------------------------------
+
+
+def test_retention_removes_old_finished_reports_and_their_files_never_running_ones(mdb: Database, settings) -> None:
+    settings.REPORT_RETENTION_DAYS = 30
+    old_done = make_report(mdb, "A", minutes=0, status="Complete")
+    old_failed = make_report(mdb, "B", minutes=0, status="Failed")
+    old_running = make_report(mdb, "C", minutes=0)
+    fresh_done = "D" * 32
+    storage.create_report(mdb, fresh_done, EXAMPLE_NOW)
+    storage.complete_report(mdb, fresh_done, "h\n", rows=0, polls_counted=0, warnings=[], timings={})
+    day = dt.timedelta(days=1)
+    for report_id, age in ((old_done, 31), (old_failed, 31), (old_running, 40), (fresh_done, 29)):
+        mdb[storage.REPORTS].update_one({"_id": report_id}, {"$set": {"created_at": utcnow() - age * day}})
+    assert reports.remove_old_reports() == 2
+    left = {doc["_id"] for doc in mdb[storage.REPORTS].find({}, {"_id": 1})}
+    assert left == {old_running, fresh_done}
+    kept_file = storage.get_report(mdb, fresh_done)["file_id"]
+    assert [doc["_id"] for doc in mdb[storage.schema.REPORT_FILES].find()] == [kept_file]
+    assert {doc["files_id"] for doc in mdb[storage.schema.REPORT_CHUNKS].find()} == {kept_file}
+    assert reports.remove_old_reports(retention_days=0) == 0  # 0 keeps everything
+    assert mdb[storage.REPORTS].count_documents({}) == 2
+
+
+def test_retention_task_is_scheduled_and_runs_the_service(mdb: Database, settings) -> None:
+    from django.conf import settings as live
+
+    from loop import tasks
+
+    assert live.CELERY_BEAT_SCHEDULE["remove-old-reports"]["task"] == tasks.remove_old_reports_task.name
+    old = make_report(mdb, "A", minutes=0, status="Complete")  # created 2026-01-01 12:00 (T0)
+    settings.REPORT_RETENTION_DAYS = max(1, (utcnow() - T0.to_pydatetime()).days - 1)
+    assert tasks.remove_old_reports_task() == 1
+    assert storage.get_report(mdb, old) is None

@@ -6,6 +6,7 @@ these; none of them touches report documents or the queue directly.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import re
@@ -212,6 +213,20 @@ def delete_report(*, report_id: str) -> None:
         raise Conflict(f"Report {report_id} is still Running; delete it once it is Complete or Failed.")
     if not storage.delete_finished_report(storage.get_db(), report_id):
         raise NotFound(f"No report with id {report_id}.")  # deleted by a concurrent request
+
+
+def remove_old_reports(*, retention_days: int | None = None) -> int:
+    """Retention: remove finished reports (and CSVs) created more than ``retention_days`` ago (0: keep all).
+
+    Never a Running one (a worker may still write it); a lost one goes once a read has applied the stale
+    rule to it. Returns how many went.
+    """
+    days = settings.REPORT_RETENTION_DAYS if retention_days is None else retention_days
+    if days <= 0:
+        return 0
+    removed = storage.delete_finished_reports_before(storage.get_db(), utcnow() - dt.timedelta(days=days))
+    logger.info("retention: removed %d report(s) older than %d day(s)", removed, days)
+    return removed
 
 
 def report_view(*, report_id: str) -> ReportView:

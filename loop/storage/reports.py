@@ -211,6 +211,18 @@ def delete_finished_report(db: Database, report_id: str) -> bool:
     return True
 
 
+def delete_finished_reports_before(db: Database, before: dt.datetime) -> int:
+    """Remove Complete and Failed reports created before ``before`` with their CSVs, and older claims.
+
+    Each goes through ``delete_finished_report`` (conditional on the status), so a Running one is never
+    removed; a claim older than ``before`` names a report that is gone or about to be.
+    """
+    old = db[REPORTS].find({"created_at": {"$lt": before}, "status": {"$ne": ReportStatus.RUNNING.value}}, {"_id": 1})
+    removed = sum(delete_finished_report(db, doc["_id"]) for doc in list(old))
+    db[REPORT_CLAIMS].delete_many({"claimed_at": {"$lt": before}})
+    return removed
+
+
 # --- reuse: one canonical report per (now, data version) ---------------------------------
 
 
