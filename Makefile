@@ -50,7 +50,8 @@ migrate: install
 	$(PY) manage.py migrate --noinput
 
 worker: install
-	$(VENV)/bin/celery -A myproject worker -l info --concurrency $(WORKER_CONCURRENCY)
+	@mkdir -p var
+	$(VENV)/bin/celery -A myproject worker -B -s var/celerybeat-schedule -l info --concurrency $(WORKER_CONCURRENCY)
 
 web: install migrate
 	$(VENV)/bin/gunicorn myproject.wsgi:application --bind $(WEB_BIND) --workers 2 --access-logfile -

@@ -128,7 +128,7 @@ def run_load(
                     generated["completed" if body["status"] == "Complete" else "failed"] += 1
             running = still
             while len(running) < in_flight:
-                response = session.post(f"{base}/trigger_report/", json={}, timeout=60)
+                response = session.post(f"{base}/trigger_report/", json={"force": True}, timeout=60)
                 if response.status_code != 202:
                     generated["trigger_errors"] += 1
                     break
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # One finished report before the clients start, so there is always a Complete one to poll.
         reports = Reports()
-        first = requests.post(f"{base}/trigger_report/", json={}, timeout=60)
+        first = requests.post(f"{base}/trigger_report/", json={"force": True}, timeout=60)
         first.raise_for_status()
         first_id = first.json()["report_id"]
         while (body := requests.get(f"{base}/get_report/{first_id}/", timeout=60).json())["status"] == "Running":

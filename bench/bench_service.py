@@ -163,7 +163,7 @@ class Service:
         import requests
 
         started = time.perf_counter()
-        response = requests.post(f"{self.base}/trigger_report/", timeout=60)
+        response = requests.post(f"{self.base}/trigger_report/", json={"force": True}, timeout=60)
         response.raise_for_status()
         report_id = response.json()["report_id"]
         deadline = time.monotonic() + REPORT_TIMEOUT_S

@@ -11,8 +11,8 @@ from typing import Any
 import pandas as pd
 from rest_framework import serializers
 
-from loop.services.reports import REPORT_ID_HELP
-from loop.storage import ReportStatus
+from loop.services.reports import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, REPORT_ID_HELP
+from loop.storage import ReportPhase, ReportStatus
 from loop.timeutil import NOW_HELP, parse_now
 
 
@@ -42,6 +42,14 @@ class TriggerReportRequestSerializer(StrictSerializer):
             "trigger time. Must not lie after the newest poll."
         ),
     )
+    force = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text=(
+            "true: always start a new report. Default: a Running or Complete report of the same `now` with no "
+            "data written since it was triggered is answered instead (200, reused: true)."
+        ),
+    )
 
     def validate_now(self, value: str) -> pd.Timestamp:
         try:
@@ -51,7 +59,12 @@ class TriggerReportRequestSerializer(StrictSerializer):
 
 
 class TriggerReportResponseSerializer(serializers.Serializer):
+    """A ``loop.services.reports.TriggerResult``."""
+
     report_id = serializers.CharField(help_text=REPORT_ID_HELP)
+    reused = serializers.BooleanField(
+        help_text="true (with 200): an existing report of the same now and data answers; false (202): a new one."
+    )
 
 
 class ReportStatusSerializer(serializers.Serializer):
@@ -71,6 +84,54 @@ class ReportStatusSerializer(serializers.Serializer):
         data = super().to_representation(instance)
         data["status"] = str(data["status"])
         return {key: value for key, value in data.items() if key not in self.OPTIONAL or value is not None}
+
+
+class ReportListQuerySerializer(StrictSerializer):
+    """GET /reports/ query: paging and an optional status filter (unknown parameters are a 400)."""
+
+    page = serializers.IntegerField(required=False, default=1, min_value=1, help_text="1-based page number.")
+    page_size = serializers.IntegerField(
+        required=False, default=PAGE_SIZE_DEFAULT, min_value=1, max_value=PAGE_SIZE_MAX, help_text="Reports per page."
+    )
+    status = serializers.ChoiceField(
+        required=False, choices=[s.value for s in ReportStatus], help_text="Only reports with this status."
+    )
+
+    def validate_status(self, value: str) -> ReportStatus:
+        return ReportStatus(value)
+
+
+class ReportSummarySerializer(serializers.Serializer):
+    """A ``loop.services.reports.ReportSummary``: fields that do not apply to the status are left out."""
+
+    OPTIONAL = ("finished_at", "rows", "phase", "progress")
+
+    report_id = serializers.CharField(help_text=REPORT_ID_HELP)
+    status = serializers.ChoiceField(choices=[s.value for s in ReportStatus])
+    now = InstantField(help_text="The instant the report is computed at.")
+    created_at = InstantField(allow_null=True)
+    finished_at = InstantField(required=False, help_text="When it became Complete or Failed.")
+    rows = serializers.IntegerField(required=False, help_text="Stores in the report (Complete only).")
+    phase = serializers.ChoiceField(
+        required=False, choices=[p.value for p in ReportPhase], help_text="What the worker is doing (Running only)."
+    )
+    progress = serializers.IntegerField(
+        required=False, min_value=0, max_value=100, help_text="Rough percent done (Running only)."
+    )
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["status"] = str(data["status"])
+        return {key: value for key, value in data.items() if key not in self.OPTIONAL or value is not None}
+
+
+class ReportPageSerializer(serializers.Serializer):
+    """A ``loop.services.reports.ReportPage``."""
+
+    count = serializers.IntegerField(help_text="Reports matching the filter, over all pages.")
+    page = serializers.IntegerField()
+    page_size = serializers.IntegerField()
+    results = ReportSummarySerializer(many=True, help_text="Newest first (by created_at).")
 
 
 class ErrorSerializer(serializers.Serializer):

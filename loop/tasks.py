@@ -30,3 +30,11 @@ def generate_report_task(self: Task, report_id: str, failure: str | None = None)
     if isinstance(outcome, Retry):
         raise self.retry(args=[report_id], kwargs={"failure": outcome.failure}, countdown=outcome.countdown)
     return outcome
+
+
+@app.task(name="loop.tasks.remove_old_reports_task", ignore_result=True)
+def remove_old_reports_task() -> int:
+    """Beat (hourly): remove finished reports older than REPORT_RETENTION_DAYS with their CSVs."""
+    from loop.services.reports import remove_old_reports
+
+    return remove_old_reports()

@@ -8,6 +8,7 @@ poll at or before ``now``) and runs the same engine as the offline command.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pandas as pd
 from pymongo.database import Database
@@ -22,10 +23,12 @@ def generate_report(
     now: pd.Timestamp | None = None,
     db: Database | None = None,
     timings: dict[str, float] | None = None,
+    on_computing: Callable[[], None] | None = None,
 ) -> ReportResult:
     """Compute the report from MongoDB at ``now`` (default: the newest stored poll).
 
-    ``timings``, when given, receives the seconds spent reading and computing.
+    ``timings``, when given, receives the seconds spent reading and computing;
+    ``on_computing`` is called once the reads are done (the worker records the phase).
     """
     db = db if db is not None else storage.get_db()
     require_current_layout(db)
@@ -44,6 +47,8 @@ def generate_report(
     in_week = set(polls["store_id"].unique().tolist())
     extra = [sid for sid in storage.store_ids_polled_through(db, now) if sid not in in_week]
     read_done = time.perf_counter()
+    if on_computing is not None:
+        on_computing()
     result = compute_report(polls, hours, zones, now=now, extra_store_ids=extra)
     if timings is not None:
         timings["read_s"] = round(read_done - clock, 3)

@@ -26,6 +26,8 @@ from loop.serializers import (
     IngestQuerySerializer,
     IngestResultSerializer,
     PollItemSerializer,
+    ReportListQuerySerializer,
+    ReportPageSerializer,
     ReportStatusSerializer,
     TimezoneRequestSerializer,
     TimezoneSerializer,
@@ -84,9 +86,15 @@ class TriggerReportView(APIView):
     @extend_schema(
         operation_id="trigger_report",
         summary="Start a report over all stores",
+        description=(
+            "202: a new report was started. 200 (`reused: true`): a Running or Complete report of the same `now` "
+            "with no polls, hours or zones written since it was triggered answers instead; `force: true` always "
+            "starts a new one."
+        ),
         request=TriggerReportRequestSerializer,
         responses={
             202: TriggerReportResponseSerializer,
+            200: TriggerReportResponseSerializer,
             409: OpenApiResponse(ErrorSerializer, description="No polls are loaded yet."),
             411: OpenApiResponse(ErrorSerializer, description="Chunked body without Content-Length."),
             413: OpenApiResponse(ErrorSerializer, description="Body too large (API_MAX_BODY_BYTES)."),
@@ -101,9 +109,11 @@ class TriggerReportView(APIView):
         _refuse_chunked(request)
         serializer = TriggerReportRequestSerializer(data=_options_body(request.data))
         serializer.is_valid(raise_exception=True)
-        doc = reports.trigger_report(now=serializer.validated_data.get("now"))
-        body = TriggerReportResponseSerializer(doc).data
-        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": f"/get_report/{doc['report_id']}/"})
+        data = serializer.validated_data
+        result = reports.trigger_report(now=data.get("now"), force=data["force"])
+        answer = status.HTTP_200_OK if result.reused else status.HTTP_202_ACCEPTED
+        body = TriggerReportResponseSerializer(result).data
+        return Response(body, status=answer, headers={"Location": f"/get_report/{result.report_id}/"})
 
 
 class GetReportView(APIView):
@@ -155,6 +165,42 @@ class ReportCsvView(APIView):
         response = HttpResponse(reports.report_csv(report_id=report_id), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="report-{report_id}.csv"'
         return response
+
+
+class ReportListView(APIView):
+    @extend_schema(
+        operation_id="list_reports",
+        summary="The reports, newest first, paged; Running ones show phase and progress",
+        parameters=[ReportListQuerySerializer],
+        responses={200: ReportPageSerializer, 400: ERRORS[400], 401: ERRORS[401], 503: ERRORS[503]},
+    )
+    def get(self, request: Request) -> Response:
+        query = ReportListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        page = reports.list_reports(status=params.get("status"), page=params["page"], page_size=params["page_size"])
+        return Response(ReportPageSerializer(page).data)
+
+
+class ReportDetailView(APIView):
+    """DELETE only; deleting needs a token allowed to write (other methods answer 405)."""
+
+    def get_permissions(self) -> list[Any]:
+        return [RequireApiToken(), RequireWriteToken()] if self.request.method == "DELETE" else [RequireApiToken()]
+
+    @extend_schema(
+        operation_id="delete_report",
+        summary="Delete a finished report and its CSV",
+        responses={
+            204: OpenApiResponse(description="Deleted."),
+            404: ERRORS[404],
+            409: OpenApiResponse(ErrorSerializer, description="The report is still Running."),
+            **WRITE_ERRORS,
+        },
+    )
+    def delete(self, request: Request, report_id: str) -> Response:
+        reports.delete_report(report_id=_report_id_param(report_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class HealthView(APIView):

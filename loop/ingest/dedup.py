@@ -115,8 +115,10 @@ class PollWriter:
                 out.inserted += inserted
                 out.made_inactive += made_inactive
         self._merge_catalog(batch)
-        # Last: a report triggered from now on may pin a `now` up to these polls, which are all stored.
-        storage.widen_poll_range(self.db, int(batch.t_us.min()), int(batch.t_us.max()))
+        # Last: a report triggered from now on may pin a `now` up to these polls, which are all stored,
+        # and (when something changed) may not reuse a report triggered before them.
+        changed = out.inserted > 0 or out.made_inactive > 0
+        storage.widen_poll_range(self.db, int(batch.t_us.min()), int(batch.t_us.max()), changed=changed)
         out.duplicates = valid - out.inserted
         self.totals.add(out)
         return out

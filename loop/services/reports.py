@@ -6,6 +6,7 @@ these; none of them touches report documents or the queue directly.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import re
@@ -21,9 +22,9 @@ from pymongo.database import Database
 from loop import storage
 from loop.errors import Conflict, InvalidInput, NotFound, Unavailable
 from loop.report_engine import report_to_csv
-from loop.storage import ReportDoc, ReportStatus
+from loop.storage import ReportDoc, ReportPhase, ReportStatus
 from loop.storage.legacy import LegacyLayoutError, has_legacy_polls
-from loop.timeutil import utcnow
+from loop.timeutil import ts_to_us, utcnow
 from loop.utils import generate_report
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,34 @@ class ReportView:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class ReportSummary:
+    """One report of GET /reports/: no CSV, and progress only while Running."""
+
+    report_id: str
+    status: ReportStatus
+    now: pd.Timestamp
+    created_at: pd.Timestamp | None
+    finished_at: pd.Timestamp | None
+    rows: int | None
+    phase: str | None
+    progress: int | None
+
+
+@dataclass(frozen=True)
+class ReportPage:
+    """One page of GET /reports/ and how many reports match in all."""
+
+    count: int
+    page: int
+    page_size: int
+    results: list[ReportSummary]
+
+
+PAGE_SIZE_DEFAULT = 20
+PAGE_SIZE_MAX = 100
+
+
 # secrets.token_urlsafe(24): 24 random bytes (192 bits) as 32 URL-safe characters.
 REPORT_ID_RE = re.compile(r"[A-Za-z0-9_-]{32}")
 REPORT_ID_HELP = "32 characters of A-Z, a-z, 0-9, '_' and '-' (as returned by POST /trigger_report/)."
@@ -57,28 +86,67 @@ def is_report_id(value: object) -> bool:
     return isinstance(value, str) and REPORT_ID_RE.fullmatch(value) is not None
 
 
-def trigger_report(*, now: pd.Timestamp | None = None) -> ReportDoc:
-    """Pin ``now`` (default: the newest poll; never after it), store a Running report and queue it."""
-    from loop.embedded_worker import enqueue_report  # the worker imports this module
+@dataclass(frozen=True)
+class TriggerResult:
+    """The answer to a trigger: the report to poll, and whether it was an existing one."""
 
+    report_id: str
+    reused: bool
+
+
+# How often a trigger re-reads the claim when other triggers keep changing it (each round is a few queries).
+CLAIM_ATTEMPTS = 20
+
+
+def trigger_report(*, now: pd.Timestamp | None = None, force: bool = False) -> TriggerResult:
+    """Pin ``now`` (default: the newest poll; never after it) and answer with a report computing it.
+
+    Without ``force``, a Running or Complete report of the same ``now`` triggered at the same data
+    version (nothing written since) is reused; concurrent triggers converge on one report through
+    the claim of (now, version) in storage. ``force`` always starts a new one.
+    """
     db = storage.get_db()
     if has_legacy_polls(db):
         raise Conflict(str(LegacyLayoutError()))
-    newest = storage.newest_poll_time(db)
+    newest, version = storage.data_state(db)
     if newest is None:
         raise Conflict("No polls are loaded yet: run `python manage.py load_data` first.")
     if now is None:
         now = newest
     elif now > newest:
         raise InvalidInput("now", f"{now.isoformat()} lies after the newest poll ({newest.isoformat()})")
-    doc = storage.create_report(db, new_report_id(), now)
+    if force:
+        doc = storage.create_report(db, new_report_id(), now)
+        _enqueue(db, doc["report_id"])
+        return TriggerResult(report_id=doc["report_id"], reused=False)
+    now_us = ts_to_us(now)
+    for _ in range(CLAIM_ATTEMPTS):
+        current = storage.canonical_report_id(db, now_us, version)
+        if current is not None:
+            existing = storage.get_report(db, current)
+            if existing is not None:
+                existing = fail_if_stale(db=db, report=existing, max_age_s=settings.REPORT_STALE_SECONDS)
+                if existing["status"] in (ReportStatus.RUNNING, ReportStatus.COMPLETE):
+                    return TriggerResult(report_id=current, reused=True)
+        # None yet, or it failed or was deleted: offer a new one. Its document exists before the
+        # claim, so whoever reads a claim finds its report.
+        doc = storage.create_report(db, new_report_id(), now, data_version=version)
+        if storage.claim_canonical_report(db, now_us, version, doc["report_id"], replacing=current):
+            _enqueue(db, doc["report_id"])
+            return TriggerResult(report_id=doc["report_id"], reused=False)
+        storage.discard_unqueued_report(db, doc["report_id"])  # another trigger won: go round and reuse its report
+    raise Unavailable("Too many concurrent triggers for this report; try again.")
+
+
+def _enqueue(db: Database, report_id: str) -> None:
+    from loop.embedded_worker import enqueue_report  # the worker imports this module
+
     try:
-        enqueue_report(doc["report_id"])
+        enqueue_report(report_id)
     except Exception as exc:
-        # Nothing will ever run it: fail it now rather than leave it Running.
-        storage.fail_report(db, doc["report_id"], "could not queue the report: the task broker is unavailable")
+        # Nothing will ever run it: fail it now rather than leave it Running (a later trigger replaces it).
+        storage.fail_report(db, report_id, "could not queue the report: the task broker is unavailable")
         raise Unavailable("The task broker is unavailable; the report was not started.") from exc
-    return doc
 
 
 def get_report(*, report_id: str) -> ReportDoc:
@@ -103,6 +171,62 @@ def fail_if_stale(*, db: Database, report: ReportDoc, max_age_s: int) -> ReportD
     message = f"stale: still Running after {max_age_s} s (worker lost or queue stuck)"
     storage.fail_report(db, doc["report_id"], message)
     return storage.get_report(db, doc["report_id"]) or doc
+
+
+def list_reports(
+    *, status: ReportStatus | None = None, page: int = 1, page_size: int = PAGE_SIZE_DEFAULT
+) -> ReportPage:
+    """One page of the reports, newest first (by ``created_at``), with the stale rule applied to Running ones."""
+    if page < 1:
+        raise InvalidInput("page", "must be 1 or more")
+    if not 1 <= page_size <= PAGE_SIZE_MAX:
+        raise InvalidInput("page_size", f"must be between 1 and {PAGE_SIZE_MAX}")
+    db = storage.get_db()
+    count, docs = storage.list_reports(db, status=status, skip=(page - 1) * page_size, limit=page_size)
+    results = [_summary(fail_if_stale(db=db, report=doc, max_age_s=settings.REPORT_STALE_SECONDS)) for doc in docs]
+    # A report the stale rule just failed no longer matches a Running filter: drop it from that page.
+    if status is not None:
+        results = [item for item in results if item.status == status]
+    return ReportPage(count=count, page=page, page_size=page_size, results=results)
+
+
+def _summary(doc: ReportDoc) -> ReportSummary:
+    status = ReportStatus(doc["status"])
+    running = status == ReportStatus.RUNNING
+    return ReportSummary(
+        report_id=doc["report_id"],
+        status=status,
+        now=storage.report_now(doc),
+        created_at=_timestamp(doc.get("created_at")),
+        finished_at=_timestamp(doc.get("finished_at")),
+        rows=doc.get("rows") if status == ReportStatus.COMPLETE else None,
+        # Reports created before phases existed have none: they read as queued.
+        phase=str(doc.get("phase") or ReportPhase.QUEUED) if running else None,
+        progress=int(doc.get("progress") or 0) if running else None,
+    )
+
+
+def delete_report(*, report_id: str) -> None:
+    """Remove a finished report and its CSV; a Running one is a Conflict (its worker would still write)."""
+    doc = get_report(report_id=report_id)  # shape check, NotFound, and the stale rule
+    if doc["status"] == ReportStatus.RUNNING:
+        raise Conflict(f"Report {report_id} is still Running; delete it once it is Complete or Failed.")
+    if not storage.delete_finished_report(storage.get_db(), report_id):
+        raise NotFound(f"No report with id {report_id}.")  # deleted by a concurrent request
+
+
+def remove_old_reports(*, retention_days: int | None = None) -> int:
+    """Retention: remove finished reports (and CSVs) created more than ``retention_days`` ago (0: keep all).
+
+    Never a Running one (a worker may still write it); a lost one goes once a read has applied the stale
+    rule to it. Returns how many went.
+    """
+    days = settings.REPORT_RETENTION_DAYS if retention_days is None else retention_days
+    if days <= 0:
+        return 0
+    removed = storage.delete_finished_reports_before(storage.get_db(), utcnow() - dt.timedelta(days=days))
+    logger.info("retention: removed %d report(s) older than %d day(s)", removed, days)
+    return removed
 
 
 def report_view(*, report_id: str) -> ReportView:
@@ -172,8 +296,14 @@ def compute_report(*, report_id: str, retries: int = 0, db: Database | None = No
         return "not-running"
     started = time.perf_counter()
     timings: dict[str, float] = {}
+    storage.set_report_phase(db, report_id, ReportPhase.READING)
     try:
-        result = generate_report(now=storage.report_now(doc), db=db, timings=timings)
+        result = generate_report(
+            now=storage.report_now(doc),
+            db=db,
+            timings=timings,
+            on_computing=lambda: storage.set_report_phase(db, report_id, ReportPhase.COMPUTING),
+        )
         csv_text = report_to_csv(result.report)
     except Exception as exc:  # any other error fails the report, with a short message
         if is_transient(exc):
@@ -182,6 +312,7 @@ def compute_report(*, report_id: str, retries: int = 0, db: Database | None = No
         storage.fail_report(db, report_id, short_error(exc))
         return "failed"
     timings["total_s"] = round(time.perf_counter() - started, 3)
+    storage.set_report_phase(db, report_id, ReportPhase.STORING)
     stored = storage.complete_report(
         db,
         report_id,

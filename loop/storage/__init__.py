@@ -10,6 +10,8 @@ from loop.storage.files import delete_file, get_file, put_file
 from loop.storage.polls import (
     PartsMoved,
     PollColumns,
+    bump_data_version,
+    data_state,
     newest_poll_time,
     read_all_polls,
     read_catalog,
@@ -27,14 +29,22 @@ from loop.storage.polls import (
 )
 from loop.storage.reports import (
     ReportDoc,
+    ReportPhase,
     ReportStatus,
+    canonical_report_id,
+    claim_canonical_report,
     complete_report,
     create_report,
+    delete_finished_report,
+    delete_finished_reports_before,
+    discard_unqueued_report,
     fail_report,
     get_report,
+    list_reports,
     mark_report_started,
     read_report_csv,
     report_now,
+    set_report_phase,
 )
 from loop.storage.schema import HOURS, REPORT_BUCKET, REPORTS, STATUS, ZONES
 from loop.storage.stores import (
@@ -55,10 +65,18 @@ __all__ = [
     "PartsMoved",
     "PollColumns",
     "ReportDoc",
+    "ReportPhase",
     "ReportStatus",
     "collection_counts",
     "complete_report",
+    "canonical_report_id",
+    "claim_canonical_report",
     "create_report",
+    "discard_unqueued_report",
+    "delete_finished_report",
+    "delete_finished_reports_before",
+    "list_reports",
+    "set_report_phase",
     "delete_file",
     "drop_database",
     "fail_report",
@@ -92,4 +110,6 @@ __all__ = [
     "stored_day_counts",
     "week_polls",
     "widen_poll_range",
+    "bump_data_version",
+    "data_state",
 ]

@@ -52,6 +52,8 @@ DAY_US = 86_400 * 1_000_000
 CATALOG = "catalog"
 CATALOG_PARTS = f"{STATUS}.{CATALOG}"
 RANGE = "range"
+# On the range document: bumped by every write that can change a report (polls, hours, zones).
+DATA_VERSION = "writes"
 READ_ATTEMPTS = 5
 # Days read at once (a week touches 8).
 READ_THREADS = 8
@@ -306,17 +308,35 @@ def replace_catalog(db: Database, expected: dict[str, Any] | None, ids: np.ndarr
     return CATALOG_TABLE.replace(db, expected, {"store_id": ids, "first_us": first_us})
 
 
-def widen_poll_range(db: Database, t_min: int, t_max: int) -> None:
+def widen_poll_range(db: Database, t_min: int, t_max: int, *, changed: bool = False) -> None:
     """Keep the oldest and newest stored poll in one small document ($min/$max: safe for concurrent writers).
 
-    Called after a load's days are written; the new ``days_token`` tells readers' head caches
-    that a day may have changed.
+    Called after a load's days are written. ``changed`` (polls were inserted or made inactive) also
+    bumps the data version in the same update; the new ``days_token`` (random, so it never repeats,
+    even for a database dropped and loaded again) tells readers' head caches a day may have changed.
     """
-    db[STATUS].update_one(
-        {"_id": RANGE},
-        {"$min": {"t_min": t_min}, "$max": {"t_max": t_max}, "$set": {"days_token": secrets.token_hex(8)}},
-        upsert=True,
-    )
+    update: dict[str, Any] = {
+        "$min": {"t_min": t_min},
+        "$max": {"t_max": t_max},
+        "$set": {"days_token": secrets.token_hex(8)},
+    }
+    if changed:
+        update["$inc"] = {DATA_VERSION: 1}
+    db[STATUS].update_one({"_id": RANGE}, update, upsert=True)
+
+
+def bump_data_version(db: Database) -> None:
+    """Hours or zones changed: a report triggered from now on must not reuse one triggered before ($inc)."""
+    db[STATUS].update_one({"_id": RANGE}, {"$inc": {DATA_VERSION: 1}}, upsert=True)
+
+
+def data_state(db: Database) -> tuple[pd.Timestamp | None, int]:
+    """(newest stored poll, data version) from one read of the range document (version 0 before any write)."""
+    doc = db[STATUS].find_one({"_id": RANGE})
+    if doc is None:
+        return None, 0
+    newest = us_to_ts(int(doc["t_max"])) if "t_max" in doc else None
+    return newest, int(doc.get(DATA_VERSION, 0))
 
 
 # --- reads ------------------------------------------------------------------------------
@@ -378,8 +398,7 @@ def scan_polls(db: Database, start: pd.Timestamp, end: pd.Timestamp) -> int:
 
 def newest_poll_time(db: Database) -> pd.Timestamp | None:
     """The newest stored poll (one small document: no poll or day head is read)."""
-    doc = db[STATUS].find_one({"_id": RANGE})
-    return None if doc is None else us_to_ts(int(doc["t_max"]))
+    return data_state(db)[0]
 
 
 def store_ids_polled_through(db: Database, now: pd.Timestamp) -> list[str]:

@@ -16,9 +16,10 @@ import pandas as pd
 from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
 
 from loop.storage.files import delete_file, put_file, read_text_file
-from loop.storage.schema import REPORTS
+from loop.storage.schema import REPORT_CLAIMS, REPORTS
 from loop.timeutil import ts_to_us, us_to_bson_date, us_to_ts, utcnow
 
 
@@ -26,6 +27,22 @@ class ReportStatus(StrEnum):
     RUNNING = "Running"
     COMPLETE = "Complete"
     FAILED = "Failed"
+
+
+class ReportPhase(StrEnum):
+    """Where a Running report is; the worker moves it forward (``set_report_phase``)."""
+
+    QUEUED = "queued"
+    READING = "reading"
+    COMPUTING = "computing"
+    STORING = "storing"
+
+
+# Rough share of the work done when each phase begins (reading the week is most of it).
+PHASE_PROGRESS = {ReportPhase.QUEUED: 0, ReportPhase.READING: 10, ReportPhase.COMPUTING: 60, ReportPhase.STORING: 90}
+
+# The few fields the report list shows: never the CSV, warnings or timings.
+SUMMARY_FIELDS = ("report_id", "status", "now_us", "created_at", "finished_at", "rows", "phase", "progress")
 
 
 class ReportDoc(TypedDict):
@@ -47,9 +64,12 @@ class ReportDoc(TypedDict):
     warnings: list[str]
     timings: dict[str, float]
     file_id: ObjectId | None
+    phase: str  # a ReportPhase value; meaningful while Running
+    progress: int  # 0-100, with the phase
+    data_version: int | None  # the data version at trigger time (None: forced, or made before versions)
 
 
-def create_report(db: Database, report_id: str, now: pd.Timestamp) -> ReportDoc:
+def create_report(db: Database, report_id: str, now: pd.Timestamp, data_version: int | None = None) -> ReportDoc:
     now_us = ts_to_us(now)
     doc = ReportDoc(
         report_id=report_id,
@@ -68,6 +88,9 @@ def create_report(db: Database, report_id: str, now: pd.Timestamp) -> ReportDoc:
         warnings=[],
         timings={},
         file_id=None,
+        phase=ReportPhase.QUEUED.value,
+        progress=PHASE_PROGRESS[ReportPhase.QUEUED],
+        data_version=data_version,
     )
     # _id is the report id: lookups by _id are the one query FerretDB serves from an index.
     db[REPORTS].insert_one({"_id": report_id, **doc})
@@ -148,3 +171,90 @@ def fail_report(db: Database, report_id: str, error: str) -> bool:
 def read_report_csv(db: Database, doc: ReportDoc | dict[str, Any]) -> str:
     """The CSV of a Complete report."""
     return read_text_file(db, doc["file_id"])
+
+
+def set_report_phase(db: Database, report_id: str, phase: ReportPhase) -> bool:
+    """Record the worker's phase (and its progress); only a Running report moves, so a late call is a no-op."""
+    result = db[REPORTS].update_one(
+        {"_id": report_id, "status": ReportStatus.RUNNING},
+        {"$set": {"phase": phase.value, "progress": PHASE_PROGRESS[phase]}},
+    )
+    return result.matched_count == 1
+
+
+def list_reports(
+    db: Database, *, status: ReportStatus | None, skip: int, limit: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """(how many match, one page of them newest first) with only ``SUMMARY_FIELDS``: no CSV is read."""
+    query: dict[str, Any] = {} if status is None else {"status": status.value}
+    total = db[REPORTS].count_documents(query)
+    cursor = (
+        db[REPORTS]
+        .find(query, {"_id": 0, **dict.fromkeys(SUMMARY_FIELDS, 1)})
+        .sort([("created_at", -1), ("_id", -1)])
+        .skip(skip)
+        .limit(limit)
+    )
+    return total, list(cursor)
+
+
+def delete_finished_report(db: Database, report_id: str) -> bool:
+    """Remove a Complete or Failed report and then its CSV; False when there is no such finished report.
+
+    The status condition is in the delete itself, so a Running report is never removed.
+    """
+    doc = db[REPORTS].find_one_and_delete({"_id": report_id, "status": {"$ne": ReportStatus.RUNNING.value}})
+    if doc is None:
+        return False
+    if doc.get("file_id") is not None:
+        delete_file(db, doc["file_id"])
+    return True
+
+
+def delete_finished_reports_before(db: Database, before: dt.datetime) -> int:
+    """Remove Complete and Failed reports created before ``before`` with their CSVs, and older claims.
+
+    Each goes through ``delete_finished_report`` (conditional on the status), so a Running one is never
+    removed; a claim older than ``before`` names a report that is gone or about to be.
+    """
+    old = db[REPORTS].find({"created_at": {"$lt": before}, "status": {"$ne": ReportStatus.RUNNING.value}}, {"_id": 1})
+    removed = sum(delete_finished_report(db, doc["_id"]) for doc in list(old))
+    db[REPORT_CLAIMS].delete_many({"claimed_at": {"$lt": before}})
+    return removed
+
+
+# --- reuse: one canonical report per (now, data version) ---------------------------------
+
+
+def _claim_key(now_us: int, data_version: int) -> str:
+    return f"{now_us}:{data_version}"
+
+
+def canonical_report_id(db: Database, now_us: int, data_version: int) -> str | None:
+    """The report that answers triggers at (``now_us``, ``data_version``), if one was claimed."""
+    doc = db[REPORT_CLAIMS].find_one({"_id": _claim_key(now_us, data_version)})
+    return None if doc is None else str(doc["report_id"])
+
+
+def claim_canonical_report(db: Database, now_us: int, data_version: int, report_id: str, replacing: str | None) -> bool:
+    """Make ``report_id`` the canonical report of the pair; False when another trigger got there first.
+
+    ``replacing`` None: only if there is none yet (the unique ``_id`` lets exactly one insert win).
+    Otherwise only if the claim still names ``replacing`` (a compare-and-set on one document).
+    """
+    key = _claim_key(now_us, data_version)
+    if replacing is None:
+        try:
+            db[REPORT_CLAIMS].insert_one({"_id": key, "report_id": report_id, "claimed_at": utcnow()})
+        except DuplicateKeyError:
+            return False
+        return True
+    result = db[REPORT_CLAIMS].update_one(
+        {"_id": key, "report_id": replacing}, {"$set": {"report_id": report_id, "claimed_at": utcnow()}}
+    )
+    return result.matched_count == 1
+
+
+def discard_unqueued_report(db: Database, report_id: str) -> None:
+    """Remove a report that lost its claim before it was ever queued (no worker or file knows of it)."""
+    db[REPORTS].delete_one({"_id": report_id, "status": ReportStatus.RUNNING, "attempts": 0})

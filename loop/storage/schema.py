@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 
 # Day heads and the catalog head; each day's parts live in "store_status.YYYY-MM-DD" (loop.storage.polls).
@@ -10,6 +10,8 @@ STATUS = "store_status"
 HOURS = "business_hours"
 ZONES = "timezones"
 REPORTS = "report_table"
+# {_id: "<now_us>:<data version>", report_id}: the report that answers non-forced triggers of that pair.
+REPORT_CLAIMS = "report_claims"
 REPORT_BUCKET = "report_files"
 REPORT_FILES = f"{REPORT_BUCKET}.files"
 REPORT_CHUNKS = f"{REPORT_BUCKET}.chunks"
@@ -19,6 +21,8 @@ def create_indexes(db: Database) -> None:
     """Every index the service reads through (idempotent)."""
     # Polls, hours and zones need none: every read of them is by _id (loop.storage.polls, .packed).
     db[REPORTS].create_index([("report_id", ASCENDING)], unique=True, name="report_id")
+    # GET /reports/: newest first.
+    db[REPORTS].create_index([("created_at", DESCENDING)], name="created_at_-1")
     db[REPORT_FILES].create_index([("filename", ASCENDING), ("uploadDate", ASCENDING)], name="filename_1_uploadDate_1")
     db[REPORT_CHUNKS].create_index([("files_id", ASCENDING), ("n", ASCENDING)], unique=True, name="files_id_1_n_1")
 

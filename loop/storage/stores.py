@@ -16,6 +16,7 @@ import pandas as pd
 from pymongo.database import Database
 
 from loop.storage.packed import INT, STR, Columns, PackedTable, same_rows, sorted_by_store
+from loop.storage.polls import bump_data_version
 from loop.storage.schema import HOURS, ZONES
 
 HOURS_TABLE = PackedTable(
@@ -41,6 +42,7 @@ def _replace_stores(db: Database, table: PackedTable, new: Columns, named: list[
         if head is not None and same_rows(merged, old):
             return len(new["store_id"])
         if table.replace(db, head, merged):
+            bump_data_version(db)  # reports triggered from now on must see these rows
             return len(new["store_id"])
     raise RuntimeError(f"{table.heads}: other writers replaced it {REPLACE_ATTEMPTS} times in a row")
 

@@ -230,7 +230,7 @@ def _wait_for_window(seconds: int, margin: float = 30) -> float:
 def test_trigger_rate_limit_holds_across_gunicorn_workers(guarded: Guarded, loaded_stack: Stack) -> None:
     base = guarded.base_url
     start = _wait_for_window(3600)
-    first = requests.post(f"{base}/trigger_report/", headers=auth(), timeout=30)
+    first = requests.post(f"{base}/trigger_report/", json={"force": True}, headers=auth(), timeout=30)
     assert first.status_code == 202, first.text
     # 8 at once, so both workers take some; 401s above never counted.
     with ThreadPoolExecutor(8) as pool:
@@ -259,3 +259,34 @@ def test_trigger_rate_limit_holds_across_gunicorn_workers(guarded: Guarded, load
     assert body.status_code == 200
     done = loaded_stack.wait_report(first.json()["report_id"])
     assert done["status"] == "Complete"
+
+
+def test_report_history_and_reuse_over_http(loaded_stack: Stack) -> None:
+    """On the MongoDB-wire server: concurrent plain triggers converge on one report, then list and delete it."""
+    base = loaded_stack.base_url
+    t_max = loaded_stack.db["store_status"].find_one({"_id": "range"})["t_max"]
+    # A `now` no other test pins (1 µs steps below the newest poll), so no earlier claim answers.
+    now = pd.Timestamp(t_max - 7_777, unit="us", tz="UTC").isoformat()
+    with ThreadPoolExecutor(12) as pool:  # over both gunicorn workers; 12 stays under the trigger rate limit
+        answers = list(
+            pool.map(lambda _: requests.post(f"{base}/trigger_report/", json={"now": now}, timeout=30), range(12))
+        )
+    assert sorted(r.status_code for r in answers) == [200] * 11 + [202], [r.text for r in answers]
+    report_ids = {r.json()["report_id"] for r in answers}
+    assert len(report_ids) == 1
+    report_id = report_ids.pop()
+    assert loaded_stack.db["report_table"].count_documents({"now_us": t_max - 7_777}) == 1
+    assert loaded_stack.wait_report(report_id)["status"] == "Complete"
+
+    listed = requests.get(f"{base}/reports/?status=Complete&page_size=100", timeout=30).json()
+    item = next(i for i in listed["results"] if i["report_id"] == report_id)
+    assert item["now"] == now and item["rows"] > 0 and "phase" not in item
+
+    file_id = loaded_stack.db["report_table"].find_one({"_id": report_id})["file_id"]
+    assert requests.delete(f"{base}/reports/{report_id}/", timeout=30).status_code == 204
+    assert loaded_stack.db["report_files.files"].count_documents({"_id": file_id}) == 0
+    assert loaded_stack.db["report_files.chunks"].count_documents({"files_id": file_id}) == 0
+    assert requests.get(f"{base}/get_report/{report_id}/", timeout=30).status_code == 404
+    again = requests.post(f"{base}/trigger_report/", json={"now": now}, timeout=30)
+    assert again.status_code == 202 and again.json()["report_id"] != report_id
+    assert loaded_stack.wait_report(again.json()["report_id"])["status"] == "Complete"

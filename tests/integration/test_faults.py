@@ -89,7 +89,9 @@ class FaultStack:
         worker.wait_ready()
         return worker
 
-    def trigger(self, body: dict[str, str] | None = None, url: str | None = None) -> str:
+    def trigger(self, body: dict[str, Any] | None = None, url: str | None = None) -> str:
+        # force: each call starts its own report (a plain trigger may reuse an earlier one and answer 200).
+        body = {**(body or {}), "force": True}
         response = requests.post(f"{url or self.web_url}/trigger_report/", json=body, timeout=30)
         assert response.status_code == 202, response.text
         return response.json()["report_id"]
@@ -275,7 +277,7 @@ def test_redis_down_trigger_answers_503_and_leaves_no_report_running(
 
     stack.redis.crash()
     clock = time.monotonic()
-    response = requests.post(f"{stack.web_url}/trigger_report/", json={}, timeout=60)
+    response = requests.post(f"{stack.web_url}/trigger_report/", json={"force": True}, timeout=60)
     assert response.status_code == 503, response.text
     assert response.headers["Content-Type"] == "application/json"
     assert "broker is unavailable" in response.json()["error"]

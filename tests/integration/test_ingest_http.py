@@ -87,7 +87,9 @@ def test_a_csv_batch_posted_over_http_gives_the_offline_report(ingest: Ingest, d
     assert first["inserted"] > 0 and first["inserted"] + first["duplicates"] == rows
 
     # The read token may trigger; without `now` the report is pinned to the newest poll just posted.
-    trigger = requests.post(f"{ingest.base_url}/trigger_report/", headers=ingest.headers(READ), timeout=30)
+    trigger = requests.post(
+        f"{ingest.base_url}/trigger_report/", json={"force": True}, headers=ingest.headers(READ), timeout=30
+    )
     assert trigger.status_code == 202, trigger.text
     done = wait_for_report(
         http_report(ingest.base_url, trigger.json()["report_id"], headers=ingest.headers(READ)), timeout=120

@@ -73,7 +73,9 @@ class Stack:
         """``python manage.py ...`` against this stack's database."""
         return run_manage(self.env, *args, timeout=timeout)
 
-    def trigger(self, body: dict[str, str] | None = None) -> str:
+    def trigger(self, body: dict[str, Any] | None = None) -> str:
+        # force: each call starts its own report (a plain trigger may reuse an earlier one and answer 200).
+        body = {**(body or {}), "force": True}
         response = requests.post(f"{self.base_url}/trigger_report/", json=body, timeout=30)
         assert response.status_code == 202, response.text
         return response.json()["report_id"]
