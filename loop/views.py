@@ -44,6 +44,17 @@ ERRORS = {
 }
 
 
+def body_errors(*, too_large: str, media: str) -> dict[int, OpenApiResponse]:
+    """The answers of an endpoint that reads a body: chunked without length, too large, wrong type."""
+    return {
+        411: OpenApiResponse(ErrorSerializer, description="Chunked body without Content-Length."),
+        413: OpenApiResponse(ErrorSerializer, description=too_large),
+        415: OpenApiResponse(ErrorSerializer, description=media),
+    }
+
+
+# A read that takes no report id: bad query, missing token, servers away.
+READ_ERRORS = {code: ERRORS[code] for code in (400, 401, 503)}
 WRITE_ERRORS = {
     400: ERRORS[400],
     401: ERRORS[401],
@@ -96,9 +107,7 @@ class TriggerReportView(APIView):
             202: TriggerReportResponseSerializer,
             200: TriggerReportResponseSerializer,
             409: OpenApiResponse(ErrorSerializer, description="No polls are loaded yet."),
-            411: OpenApiResponse(ErrorSerializer, description="Chunked body without Content-Length."),
-            413: OpenApiResponse(ErrorSerializer, description="Body too large (API_MAX_BODY_BYTES)."),
-            415: OpenApiResponse(ErrorSerializer, description="Body is not JSON."),
+            **body_errors(too_large="Body too large (API_MAX_BODY_BYTES).", media="Body is not JSON."),
             429: OpenApiResponse(
                 ErrorSerializer, description="Too many reports triggered (TRIGGER_RATE_LIMIT); see Retry-After."
             ),
@@ -172,7 +181,7 @@ class ReportListView(APIView):
         operation_id="list_reports",
         summary="The reports, newest first, paged; Running ones show phase and progress",
         parameters=[ReportListQuerySerializer],
-        responses={200: ReportPageSerializer, 400: ERRORS[400], 401: ERRORS[401], 503: ERRORS[503]},
+        responses={200: ReportPageSerializer, **READ_ERRORS},
     )
     def get(self, request: Request) -> Response:
         query = ReportListQuerySerializer(data=request.query_params)
@@ -242,9 +251,10 @@ class StoreStatusView(APIView):
             201: IngestResultSerializer,
             200: IngestResultSerializer,
             409: OpenApiResponse(ErrorSerializer, description="The database still has the old poll layout."),
-            411: OpenApiResponse(ErrorSerializer, description="Chunked body without Content-Length."),
-            413: OpenApiResponse(ErrorSerializer, description="Body larger than INGEST_MAX_BODY_BYTES (8 MiB)."),
-            415: OpenApiResponse(ErrorSerializer, description="Body is neither text/csv nor application/json."),
+            **body_errors(
+                too_large="Body larger than INGEST_MAX_BODY_BYTES (8 MiB).",
+                media="Body is neither text/csv nor application/json.",
+            ),
             **WRITE_ERRORS,
         },
     )
@@ -284,7 +294,7 @@ class BusinessHoursView(StoreAttributeView):
         operation_id="get_business_hours",
         summary="Read a store's weekly hours ([] = open 24x7, also for a store never seen)",
         parameters=[STORE_ID_PARAM],
-        responses={200: HoursItemSerializer(many=True), 400: ERRORS[400], 401: ERRORS[401], 503: ERRORS[503]},
+        responses={200: HoursItemSerializer(many=True), **READ_ERRORS},
     )
     def get(self, request: Request, store_id: str) -> Response:
         rows = stores.get_business_hours(store_id=_store_id_param(store_id))
@@ -318,7 +328,7 @@ class TimezoneView(StoreAttributeView):
         operation_id="get_timezone",
         summary="Read a store's time zone (the default one when none is stored)",
         parameters=[STORE_ID_PARAM],
-        responses={200: TimezoneSerializer, 400: ERRORS[400], 401: ERRORS[401], 503: ERRORS[503]},
+        responses={200: TimezoneSerializer, **READ_ERRORS},
     )
     def get(self, request: Request, store_id: str) -> Response:
         zone = stores.get_timezone(store_id=_store_id_param(store_id))
