@@ -7,8 +7,8 @@ One module per concern: ``schema`` (collection names and indexes), ``client``
 
 from loop.storage.client import collection_counts, drop_database, get_client, get_db, is_mongomock, server_health
 from loop.storage.files import delete_file, get_file, put_file
+from loop.storage.packed import TableMoved
 from loop.storage.polls import (
-    PartsMoved,
     PollColumns,
     bump_data_version,
     data_state,
@@ -62,7 +62,7 @@ __all__ = [
     "REPORT_BUCKET",
     "STATUS",
     "ZONES",
-    "PartsMoved",
+    "TableMoved",
     "PollColumns",
     "ReportDoc",
     "ReportPhase",

@@ -31,7 +31,7 @@ Columns = dict[str, np.ndarray]
 
 
 class TableMoved(RuntimeError):
-    """The table was replaced while being read, more often than READ_ATTEMPTS allows."""
+    """A version (a table's or a day's) was replaced while being read, more often than READ_ATTEMPTS allows."""
 
 
 def pack_strings(values: np.ndarray) -> tuple[Binary, Binary]:
@@ -80,59 +80,109 @@ class PackedTable:
 
     def read(self, db: Database, store_id: str | None = None) -> tuple[dict[str, Any] | None, Columns]:
         """The head and the rows (only ``store_id``'s when given), all from one version."""
-        for _ in range(READ_ATTEMPTS):
-            head = db[self.heads].find_one({"_id": self.head_id})
-            if head is None:
-                return None, self.empty()
-            pieces = []
-            for part in head["parts"]:
-                if store_id is not None and not part["first"] <= store_id <= part["last"]:
-                    continue
-                doc = db[self.parts].find_one({"_id": f"{head['token']}|{part['k']}"})
-                if doc is None:
-                    break  # replaced meanwhile: read the new version
-                pieces.append(self._unpack(doc))
-            else:
-                columns = {
-                    name: np.concatenate([p[name] for p in pieces]) if pieces else self.empty()[name]
-                    for name, _ in self.kinds
-                }
-                if store_id is not None:
-                    keep = columns[STORE_ID] == store_id
-                    columns = {name: values[keep] for name, values in columns.items()}
-                return head, columns
-        raise TableMoved(f"{self.heads}/{self.head_id} was replaced {READ_ATTEMPTS} times while being read")
+        head, docs = read_version(db, heads=self.heads, head_id=self.head_id, parts=self.parts, store_id=store_id)
+        if head is None:
+            return None, self.empty()
+        pieces = [self._unpack(doc) for doc in docs]
+        columns = {
+            name: np.concatenate([p[name] for p in pieces]) if pieces else self.empty()[name] for name, _ in self.kinds
+        }
+        if store_id is not None:
+            keep = columns[STORE_ID] == store_id
+            columns = {name: values[keep] for name, values in columns.items()}
+        return head, columns
 
     def replace(self, db: Database, expected: dict[str, Any] | None, columns: Columns) -> bool:
         """Store ``columns`` (sorted by store id) as the new version; False if another writer won."""
         token = secrets.token_hex(8)
         rows = len(columns[STORE_ID])
-        docs, parts = [], []
-        for k, start in enumerate(range(0, rows, PART_ROWS)):
-            piece = {name: values[start : start + PART_ROWS] for name, values in columns.items()}
-            docs.append(self._pack(piece, token, k))
-            ids = piece[STORE_ID]
-            parts.append({"k": k, "first": str(ids[0]), "last": str(ids[-1]), "n": len(ids)})
-        for start in range(0, len(docs), 64):
-            db[self.parts].insert_many(docs[start : start + 64], ordered=True)
-        head = {"token": token, "parts": parts, "rows": rows, "updated_at": utcnow()}
-        if expected is None:
-            try:
-                db[self.heads].insert_one({"_id": self.head_id, "version": 1, **head})
-                won = True
-            except DuplicateKeyError:
-                won = False
+        docs = [
+            self._pack({name: values[start : start + PART_ROWS] for name, values in columns.items()}, token, k)
+            for k, start in enumerate(range(0, rows, PART_ROWS))
+        ]
+        bounds = [columns[STORE_ID][start : start + PART_ROWS] for start in range(0, rows, PART_ROWS)]
+        return publish_version(
+            db,
+            heads=self.heads,
+            head_id=self.head_id,
+            parts=self.parts,
+            expected=expected,
+            docs=docs,
+            head={"token": token, "parts": part_index(bounds), "rows": rows, "updated_at": utcnow()},
+        )
+
+
+def part_index(store_ids_per_part: list[np.ndarray]) -> list[dict[str, Any]]:
+    """A head's list of parts: each part's first and last store id (rows are sorted by store)."""
+    return [
+        {"k": k, "first": str(ids[0]), "last": str(ids[-1]), "n": len(ids)} for k, ids in enumerate(store_ids_per_part)
+    ]
+
+
+def read_version(
+    db: Database,
+    *,
+    heads: str,
+    head_id: str,
+    parts: str,
+    store_id: str | None = None,
+    head: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The current head and its part documents (only those that can hold ``store_id`` when given).
+
+    A part gone between reading the head and the part means the version was replaced meanwhile:
+    the new head is read. ``head``, when the caller has just read it, saves a round trip.
+    """
+    for _ in range(READ_ATTEMPTS):
+        if head is None:
+            head = db[heads].find_one({"_id": head_id})
+        if head is None:
+            return None, []
+        docs = []
+        for part in head["parts"]:
+            if store_id is not None and not part["first"] <= store_id <= part["last"]:
+                continue
+            # _id equality: the one filter every server (FerretDB included) answers without decoding the collection.
+            doc = db[parts].find_one({"_id": f"{head['token']}|{part['k']}"})
+            if doc is None:
+                break
+            docs.append(doc)
         else:
-            result = db[self.heads].update_one(
-                {"_id": self.head_id, "version": expected["version"]},
-                {"$set": {**head, "version": expected["version"] + 1}},
-            )
-            won = result.matched_count == 1
-        # The loser's parts, or the replaced version's, are garbage now.
-        stale = expected["token"] if won and expected is not None else (None if won else token)
-        if stale is not None:
-            db[self.parts].delete_many({"token": stale})
-        return won
+            return head, docs
+        head = None
+    raise TableMoved(f"{heads}/{head_id} was replaced {READ_ATTEMPTS} times while being read")
+
+
+def publish_version(
+    db: Database,
+    *,
+    heads: str,
+    head_id: str,
+    parts: str,
+    expected: dict[str, Any] | None,
+    docs: list[dict[str, Any]],
+    head: dict[str, Any],
+) -> bool:
+    """Insert a version's parts (all named by ``head["token"]``), then make ``head`` current if
+    ``expected`` still is (a new head for None). False if another writer won; the loser deletes
+    its own parts, the winner the replaced version's."""
+    for start in range(0, len(docs), 64):
+        db[parts].insert_many(docs[start : start + 64], ordered=True)
+    if expected is None:
+        try:
+            db[heads].insert_one({"_id": head_id, "version": 1, **head})
+            won = True
+        except DuplicateKeyError:
+            won = False
+    else:
+        result = db[heads].update_one(
+            {"_id": head_id, "version": expected["version"]}, {"$set": {**head, "version": expected["version"] + 1}}
+        )
+        won = result.matched_count == 1
+    stale = expected["token"] if won and expected is not None else (None if won else head["token"])
+    if stale is not None:
+        db[parts].delete_many({"token": stale})
+    return won
 
 
 def sorted_by_store(columns: Columns) -> Columns:

@@ -37,10 +37,18 @@ import numpy as np
 import pandas as pd
 from bson.binary import Binary
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
 
 from loop.rules import POLL_STATUSES, REPORT_WEEK
-from loop.storage.packed import INT, STR, PackedTable, pack_strings, unpack_strings
+from loop.storage.packed import (
+    INT,
+    STR,
+    PackedTable,
+    pack_strings,
+    part_index,
+    publish_version,
+    read_version,
+    unpack_strings,
+)
 from loop.storage.schema import STATUS
 from loop.timeutil import to_utc, ts_to_us, us_array_to_series, us_to_ts, utcnow
 
@@ -54,13 +62,8 @@ CATALOG_PARTS = f"{STATUS}.{CATALOG}"
 RANGE = "range"
 # On the range document: bumped by every write that can change a report (polls, hours, zones).
 DATA_VERSION = "writes"
-READ_ATTEMPTS = 5
 # Days read at once (a week touches 8).
 READ_THREADS = 8
-
-
-class PartsMoved(RuntimeError):
-    """A day was replaced while it was read, more often than READ_ATTEMPTS allows."""
 
 
 @dataclass
@@ -171,16 +174,9 @@ def _day_collection(day: str) -> str:
     return f"{STATUS}.{day}"
 
 
-def _read_heads(db: Database, days: list[str] | None = None) -> dict[str, dict[str, Any]]:
-    """Day heads by day: the named days by ``_id`` (one lookup each), or every day."""
-    if days is None:
-        return {doc["day"]: doc for doc in db[STATUS].find({"kind": "day"})}
-    heads = {}
-    for day in days:
-        doc = db[STATUS].find_one({"_id": _head_id(day)})
-        if doc is not None:
-            heads[day] = doc
-    return heads
+def _read_heads(db: Database) -> dict[str, dict[str, Any]]:
+    """Every day's head, by day (ops and tests; reads go through ``_known_heads``)."""
+    return {doc["day"]: doc for doc in db[STATUS].find({"kind": "day"})}
 
 
 _heads_cache: dict[tuple[int, int, str], tuple[str | None, dict[str, dict[str, Any] | None]]] = {}
@@ -214,21 +210,6 @@ def forget_cached_heads(db: Database) -> None:
             del _heads_cache[key]
 
 
-def _read_parts(db: Database, day: str, head: dict[str, Any], store_id: str | None) -> list[PollColumns] | None:
-    """The head's parts (only those that can hold ``store_id`` when given); None when one has gone."""
-    coll = db[_day_collection(day)]
-    out = []
-    for part in head["parts"]:
-        if store_id is not None and not part["first"] <= store_id <= part["last"]:
-            continue
-        # _id equality: the one filter every server (FerretDB included) answers without decoding the collection.
-        doc = coll.find_one({"_id": f"{head['token']}|{part['k']}"})
-        if doc is None:
-            return None
-        out.append(_unpack_part(doc))
-    return out
-
-
 def read_day(
     db: Database, day: str, store_id: str | None = None, head: dict[str, Any] | None = None
 ) -> tuple[dict[str, Any] | None, PollColumns]:
@@ -236,60 +217,37 @@ def read_day(
 
     ``head``, when the caller has just read it, saves a round trip.
     """
-    for _ in range(READ_ATTEMPTS):
-        if head is None:
-            head = db[STATUS].find_one({"_id": _head_id(day)})
-        if head is None:
-            return None, PollColumns.empty()
-        parts = _read_parts(db, day, head, store_id)
-        if parts is not None:
-            columns = concat_columns(parts)
-            if store_id is not None:
-                columns = columns.take(columns.store_ids[columns.store] == store_id) if len(columns) else columns
-            return head, columns
-        head = None  # replaced meanwhile: read the new version
-    raise PartsMoved(f"day {day} was replaced {READ_ATTEMPTS} times while being read")
+    head, docs = read_version(
+        db, heads=STATUS, head_id=_head_id(day), parts=_day_collection(day), store_id=store_id, head=head
+    )
+    columns = concat_columns(_unpack_part(doc) for doc in docs)
+    if store_id is not None and len(columns):
+        columns = columns.take(columns.store_ids[columns.store] == store_id)
+    return head, columns
 
 
 def replace_day(db: Database, day: str, expected: dict[str, Any] | None, columns: PollColumns) -> bool:
     """Store ``columns`` (sorted by store, time) as the day's new version; False if another writer won."""
     token = secrets.token_hex(8)
-    coll = db[_day_collection(day)]
-    docs, parts = [], []
-    for k, start in enumerate(range(0, len(columns), PART_POLLS)):
-        piece = columns.take(slice(start, start + PART_POLLS))
-        docs.append(_pack_part(piece, token, k, day))
-        ids = piece.store_ids[piece.store]
-        parts.append({"k": k, "first": str(ids[0]), "last": str(ids[-1]), "n": len(piece)})
-    for start in range(0, len(docs), 64):
-        coll.insert_many(docs[start : start + 64], ordered=True)
-    head = {
-        "kind": "day",
-        "day": day,
-        "token": token,
-        "parts": parts,
-        "n": len(columns),
-        "t_min": int(columns.t_us.min()),
-        "t_max": int(columns.t_us.max()),
-        "updated_at": utcnow(),
-    }
-    if expected is None:
-        try:
-            db[STATUS].insert_one({"_id": _head_id(day), "version": 1, **head})
-            won = True
-        except DuplicateKeyError:
-            won = False
-    else:
-        result = db[STATUS].update_one(
-            {"_id": _head_id(day), "version": expected["version"]},
-            {"$set": {**head, "version": expected["version"] + 1}},
-        )
-        won = result.matched_count == 1
-    # The loser's parts, or the replaced version's, are garbage now.
-    stale = expected["token"] if won and expected is not None else (None if won else token)
-    if stale is not None:
-        coll.delete_many({"token": stale})
-    return won
+    pieces = [columns.take(slice(start, start + PART_POLLS)) for start in range(0, len(columns), PART_POLLS)]
+    return publish_version(
+        db,
+        heads=STATUS,
+        head_id=_head_id(day),
+        parts=_day_collection(day),
+        expected=expected,
+        docs=[_pack_part(piece, token, k, day) for k, piece in enumerate(pieces)],
+        head={
+            "kind": "day",
+            "day": day,
+            "token": token,
+            "parts": part_index([piece.store_ids[piece.store] for piece in pieces]),
+            "n": len(columns),
+            "t_min": int(columns.t_us.min()),
+            "t_max": int(columns.t_us.max()),
+            "updated_at": utcnow(),
+        },
+    )
 
 
 # --- the store catalog (each store's first poll) ----------------------------------------
