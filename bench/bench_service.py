@@ -49,9 +49,8 @@ import django  # noqa: E402
 
 from bench.bench_offline import DEFAULT_REAL_DIR, describe_set, ensure_dataset, run_measured  # noqa: E402
 from loop.datagen import LOOP_2025_STORES  # noqa: E402
-from tests.support.processes import free_port, stop_process, wait_for_health  # noqa: E402
+from tests.support.processes import Web, Worker, start_celery_worker, start_gunicorn  # noqa: E402
 
-BIN = Path(sys.executable).parent
 SEED = 2025
 
 TARGET_LOAD_RATIO = 5.0  # load_data / offline
@@ -103,60 +102,18 @@ class Service:
 
     def __init__(self, env: dict[str, str], logs: Path) -> None:
         self.env, self.logs = env, logs
-        self.procs: list[subprocess.Popen] = []
-        self.worker: subprocess.Popen | None = None
+        self.worker: Worker | None = None
+        self.web: Web | None = None
         self.base = ""
 
     def start(self) -> None:
         import requests  # noqa: F401 - fail early if missing
 
-        worker_log = open(self.logs / "worker.log", "w")  # noqa: SIM115 - closed with the process
-        self.worker = subprocess.Popen(
-            [
-                str(BIN / "celery"),
-                "-A",
-                "myproject",
-                "worker",
-                "--loglevel=INFO",
-                "--pool=solo",
-                "--concurrency=1",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            cwd=REPO,
-            env=self.env,
-            stdout=worker_log,
-            stderr=subprocess.STDOUT,
-        )
-        self.procs.append(self.worker)
-        port = free_port()
-        web_log = open(self.logs / "web.log", "w")  # noqa: SIM115
-        self.procs.append(
-            subprocess.Popen(
-                [
-                    str(BIN / "gunicorn"),
-                    "myproject.wsgi:application",
-                    "--bind",
-                    f"127.0.0.1:{port}",
-                    "--workers",
-                    "2",
-                    "--timeout",
-                    "600",
-                ],
-                cwd=REPO,
-                env=self.env,
-                stdout=web_log,
-                stderr=subprocess.STDOUT,
-            )
-        )
-        self.base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        wait_for_health(self.base, self.procs[-1], self.logs / "web.log")
-        while "ready" not in (self.logs / "worker.log").read_text():
-            if time.monotonic() > deadline or self.worker.poll() is not None:
-                raise RuntimeError(f"worker did not start; see {self.logs / 'worker.log'}")
-            time.sleep(0.3)
+        self.worker = start_celery_worker(self.env, None, 1, self.logs / "worker.log", pool="solo")
+        self.web = start_gunicorn(self.env, 2, self.logs / "web.log", timeout=600)
+        self.base = self.web.url
+        self.web.wait_healthy()
+        self.worker.wait_ready(timeout=90)
 
     def report(self) -> tuple[float, dict]:
         """POST /trigger_report/ (no ``now``), poll until not Running: (trigger-to-Complete s, last body)."""
@@ -179,8 +136,10 @@ class Service:
         return elapsed, body
 
     def stop(self) -> None:
-        for proc in self.procs:
-            stop_process(proc, timeout=20)
+        if self.web is not None:
+            self.web.stop()
+        if self.worker is not None:
+            self.worker.shutdown(timeout=20)
 
 
 def write_hour(folder: Path, store_ids: list[str], after_us: int, inactive_share: float, seed: int) -> tuple[int, int]:
@@ -287,9 +246,9 @@ def run_scale(scale: float, args: argparse.Namespace, run_id: str) -> ScaleResul
         # 3. trigger-to-Complete with the real worker
         service.start()
         assert service.worker is not None
-        hwm_idle = vm_hwm_bytes(service.worker.pid)
+        hwm_idle = vm_hwm_bytes(service.worker.proc.pid)
         trigger_s, body = service.report()
-        hwm = vm_hwm_bytes(service.worker.pid)
+        hwm = vm_hwm_bytes(service.worker.proc.pid)
         if body["status"] != "Complete":
             raise RuntimeError(f"report failed: {body}")
         fig["trigger_s"] = trigger_s
@@ -479,7 +438,7 @@ def run_scale(scale: float, args: argparse.Namespace, run_id: str) -> ScaleResul
             f"{label} report after the HTTP append sees the new now ({us_to_ts(newest3).isoformat()})",
             body["status"] == "Complete" and now3 == us_to_ts(newest3),
         )
-        hwm = vm_hwm_bytes(service.worker.pid)
+        hwm = vm_hwm_bytes(service.worker.proc.pid)
         fig["worker_peak_gb_end"] = hwm / 2**30
         print(f"    worker peak RSS after 4 reports: {gb(hwm)}", flush=True)
         return out

@@ -188,16 +188,19 @@ def start_celery_worker(
     extra_env: Mapping[str, str] | None = None,
     *,
     report_delay_s: float = 0,
+    pool: str | None = None,
 ) -> Worker:
     """Start a Celery worker (node ``name@host`` when a name is given); returns at once.
 
     With ``report_delay_s`` > 0 it is started through tests/support/delayed_worker.py, so
     every report pauses that long after it is marked started and before it is computed;
-    otherwise it is the plain ``celery -A myproject worker``. Gossip, mingle and heartbeats
+    otherwise it is the plain ``celery -A myproject worker``. ``pool="solo"`` runs tasks in
+    the main process (the benchmark reads its peak memory). Gossip, mingle and heartbeats
     are off: they only slow start-up and shutdown here.
     """
     worker_args = [
         "--loglevel=INFO",
+        *([f"--pool={pool}"] if pool else []),
         f"--concurrency={concurrency}",
         *(["-n", f"{name}@%h"] if name else []),
         "--without-gossip",
