@@ -31,6 +31,7 @@ from loop.rules import DEFAULT_TIMEZONE, INACTIVE, POLL_STATUSES, first_poll_per
 STATUS_NAMES = ("store_status.csv",)
 HOURS_NAMES = ("menu_hours.csv", "business_hours.csv")
 ZONES_NAMES = ("timezones.csv", "store_timezones.csv")
+SPECIAL_NAMES = ("special_hours.csv",)  # optional: holiday hours
 
 # Canonical column -> accepted header names (compared case-insensitively).
 STATUS_COLUMNS = {"store_id": ("store_id",), "status": ("status",), "timestamp_utc": ("timestamp_utc",)}
@@ -41,6 +42,12 @@ HOURS_COLUMNS = {
     "end_time_local": ("end_time_local",),
 }
 ZONES_COLUMNS = {"store_id": ("store_id",), "timezone_str": ("timezone_str",)}
+SPECIAL_COLUMNS = {
+    "store_id": ("store_id",),
+    "date_local": ("date_local",),
+    "start_time_local": ("start_time_local",),
+    "end_time_local": ("end_time_local",),
+}
 
 MAX_STORE_ID_LENGTH = 128
 EXAMPLES_PER_REASON = 5
@@ -49,6 +56,7 @@ VALIDATION_SLICE_ROWS = 1_000_000
 _SKIPPED_LINE = re.compile(r"Skipping line (\d+): (.*)")
 _CLOCK = r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?$"
 _UTC_SUFFIX = r"(?i)\s*UTC$"
+_DATE = r"^\d{4}-\d{2}-\d{2}$"
 _TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
 _DICTIONARY_TEXT = pa.dictionary(pa.int32(), pa.string())
 STATUS_DTYPE = pd.CategoricalDtype(list(POLL_STATUSES))
@@ -111,10 +119,14 @@ class SourceSet:
     status: CsvSource
     hours: CsvSource
     zones: CsvSource
+    special: CsvSource | None = None  # special_hours.csv when present (holiday hours are optional)
 
 
 def locate_sources(path: str | Path) -> SourceSet:
-    """Find the three files in a folder or a Loop ``.zip`` (members may sit in a subfolder)."""
+    """Find the three files (and an optional ``special_hours.csv``) in a folder or a Loop ``.zip``.
+
+    Zip members may sit in a subfolder.
+    """
     path = Path(path)
     if path.is_dir():
 
@@ -137,7 +149,11 @@ def locate_sources(path: str | Path) -> SourceSet:
         raise InputFileError(f"{path} is neither a folder nor a zip file")
     else:
         raise InputFileError(f"missing input: {path} does not exist")
-    return SourceSet(status=find(STATUS_NAMES), hours=find(HOURS_NAMES), zones=find(ZONES_NAMES))
+    try:
+        special: CsvSource | None = find(SPECIAL_NAMES)
+    except InputFileError:
+        special = None
+    return SourceSet(status=find(STATUS_NAMES), hours=find(HOURS_NAMES), zones=find(ZONES_NAMES), special=special)
 
 
 def _open_member(path: Path, member: str) -> BinaryIO:
@@ -330,6 +346,61 @@ def read_zones(src: CsvSource, problems: RowProblems) -> pd.DataFrame:
         keep = drop(keep, unknown, reason, zone_rows)
         frames.append(pd.DataFrame({"store_id": store_id.rows()[keep], "timezone_str": zone_rows[keep]}))
     return pd.concat(frames, ignore_index=True)
+
+
+def read_special_hours(src: CsvSource, problems: RowProblems) -> pd.DataFrame:
+    """Valid holiday-hours rows: store_id, date_local (``YYYY-MM-DD``), start_seconds, end_seconds.
+
+    Seconds are float64 after local midnight; both NaN means closed all day.
+    """
+    frames = [
+        validate_special_hours_rows(raw, lines, src.name, problems)
+        for raw, lines in _read_rows(src, SPECIAL_COLUMNS, problems, None)
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def validate_special_hours_rows(raw: pd.DataFrame, lines: np.ndarray, name: str, problems: RowProblems) -> pd.DataFrame:
+    """The valid holiday-hours rows of a frame of raw text; the one check (CSV reader and HTTP API).
+
+    A row with both times empty closes the store all day; exactly one empty time, a date
+    that is not a real ``YYYY-MM-DD`` day or a bad clock skips the row.
+    """
+    drop = _RowDropper(name, problems, lines)
+    keep, store_id = _valid_store_ids(raw, drop)
+    date_text = _Distinct.of(raw["date_local"]).map(lambda values: values.str.strip())
+    date = date_text.map(parse_local_date)
+    keep = drop(keep, date.rows().isna(), "date_local is not a date YYYY-MM-DD", date_text.rows())
+    text = {
+        label: raw[column].str.strip() for label, column in (("start", "start_time_local"), ("end", "end_time_local"))
+    }
+    empty = {label: (values == "").to_numpy() for label, values in text.items()}
+    keep = drop(
+        keep,
+        empty["start"] != empty["end"],
+        "only one of start_time_local and end_time_local is empty (both empty = closed all day)",
+    )
+    seconds = {}
+    for column, label in (("start_time_local", "start"), ("end_time_local", "end")):
+        seconds[label] = _Distinct.of(raw[column]).map(parse_clock).rows()
+        bad = seconds[label].isna().to_numpy() & ~empty[label]
+        keep = drop(keep, bad, f"{column} is not a clock time HH:MM[:SS]", raw[column])
+    kept = keep.to_numpy()
+    return pd.DataFrame(
+        {
+            "store_id": store_id.rows()[kept].astype(object).to_numpy(),
+            "date_local": date.rows()[kept].astype(object).to_numpy(),
+            "start_seconds": seconds["start"][kept].to_numpy(dtype=np.float64),
+            "end_seconds": seconds["end"][kept].to_numpy(dtype=np.float64),
+        }
+    )
+
+
+def parse_local_date(values: pd.Series) -> pd.Series:
+    """``YYYY-MM-DD`` (a real calendar day) as the same text; NaN where it is anything else."""
+    shaped = values.where(values.str.match(_DATE).fillna(False).astype(bool))
+    parsed = pd.to_datetime(shaped, format="%Y-%m-%d", errors="coerce")
+    return shaped.where(parsed.notna()).astype(object)
 
 
 def dedupe_polls(polls: pd.DataFrame) -> pd.DataFrame:

@@ -20,7 +20,7 @@ from pymongo.database import Database
 
 from loop import storage
 from loop.rules import INACTIVE, first_poll_per_instant, group_polls_by_instant
-from loop.storage.polls import DAY_US, PollColumns, concat_columns, day_of
+from loop.storage.polls import DAY_US, UNKNOWN, Catalog, PollColumns, concat_columns, day_of, last_polls
 from loop.timeutil import series_to_us
 
 MERGE_ATTEMPTS = 20
@@ -134,20 +134,55 @@ class PollWriter:
         raise RuntimeError(f"day {day}: other writers replaced it {MERGE_ATTEMPTS} times in a row")
 
     def _merge_catalog(self, batch: PollColumns) -> None:
-        present = np.unique(batch.store)
+        """Each store's first and last poll (and the last one's status) over the stored ones and the batch.
+
+        Order-free: a batch older than what is stored moves only ``first``; a poll at the stored last
+        instant can only turn its status inactive (inactive wins), so appends in any order agree.
+        """
+        present, batch_last, batch_inactive = last_polls(batch)
         first = np.full(len(batch.store_ids), np.iinfo(np.int64).max, dtype=np.int64)
         np.minimum.at(first, batch.store, batch.t_us)
         new_ids, new_first = batch.store_ids[present], first[present]
         for _ in range(MERGE_ATTEMPTS):
-            head, ids, firsts = storage.read_catalog(self.db)
-            merged_ids, inverse = np.unique(np.concatenate([ids, new_ids]).astype(object), return_inverse=True)
+            stored = storage.read_store_catalog(self.db)
+            if (stored.last_inactive == UNKNOWN).any():
+                stored = self._fill_unknown_lasts(stored)
+            ids = np.concatenate([stored.store_ids, new_ids]).astype(object)
+            merged_ids, inverse = np.unique(ids, return_inverse=True)
             merged_first = np.full(len(merged_ids), np.iinfo(np.int64).max, dtype=np.int64)
-            np.minimum.at(merged_first, inverse, np.concatenate([firsts, new_first]))
-            if len(merged_ids) == len(ids) and np.array_equal(merged_first, firsts):
+            np.minimum.at(merged_first, inverse, np.concatenate([stored.first_us, new_first]))
+            lasts = np.concatenate([stored.last_us, batch_last])
+            merged_last = np.full(len(merged_ids), np.iinfo(np.int64).min, dtype=np.int64)
+            np.maximum.at(merged_last, inverse, lasts)
+            at_last = lasts == merged_last[inverse]
+            merged_inactive = np.zeros(len(merged_ids), dtype=np.int64)
+            np.maximum.at(
+                merged_inactive, inverse[at_last], np.concatenate([stored.last_inactive, batch_inactive])[at_last]
+            )
+            if (
+                stored.head is not None
+                and len(merged_ids) == len(stored.store_ids)
+                and np.array_equal(merged_first, stored.first_us)
+                and np.array_equal(merged_last, stored.last_us)
+                and np.array_equal(merged_inactive, stored.last_inactive)
+            ):
                 return
-            if storage.replace_catalog(self.db, head, merged_ids, merged_first):
+            if storage.replace_catalog(
+                self.db, stored.head, merged_ids, merged_first, last_us=merged_last, last_inactive=merged_inactive
+            ):
                 return
         raise RuntimeError(f"the store catalog was replaced by other writers {MERGE_ATTEMPTS} times in a row")
+
+    def _fill_unknown_lasts(self, stored: Catalog) -> Catalog:
+        """A catalog written before it kept last polls: read them once from every stored day."""
+        polls = storage.read_all_polls(self.db)
+        present, last, inactive = last_polls(polls)
+        found = {str(store_id): i for i, store_id in enumerate(polls.store_ids[present].tolist())}
+        where = np.array([found.get(str(store_id), -1) for store_id in stored.store_ids.tolist()], dtype=np.int64)
+        known = where >= 0
+        last_us, last_inactive = stored.last_us.copy(), stored.last_inactive.copy()
+        last_us[known], last_inactive[known] = last[where[known]], inactive[where[known]]
+        return Catalog(stored.head, stored.store_ids, stored.first_us, last_us, last_inactive)
 
 
 def insert_polls(db: Database, polls: pd.DataFrame) -> PollWrite:

@@ -24,6 +24,7 @@ from loop.csv_sources import (
     iter_status_chunks,
     locate_sources,
     read_hours,
+    read_special_hours,
     read_zones,
 )
 from loop.ingest.dedup import PollWriter
@@ -51,8 +52,13 @@ class LoadStats:
     zones_rows_read: int = 0
     zones_rows_loaded: int = 0
     zones_stores: int = 0
+    # special_hours.csv is optional: None when the load had none.
+    special_name: str | None = None
+    special_rows_read: int = 0
+    special_rows_loaded: int = 0
+    special_stores: int = 0
     seconds: float = 0.0
-    # File display name -> its skipped rows, in the order status, hours, zones.
+    # File display name -> its skipped rows, in the order status, hours, zones (then special hours).
     problems: dict[str, RowProblems] = field(default_factory=dict)
 
     @property
@@ -68,7 +74,7 @@ class LoadStats:
         def rejected(name: str) -> int:
             return self.problems[name].total if name in self.problems else 0
 
-        status_name, hours_name, zones_name = list(self.problems)
+        status_name, hours_name, zones_name = list(self.problems)[:3]
         rate = self.status_rows_read / self.seconds if self.seconds > 0 else 0.0
         lines = [
             f"{status_name}: {self.status_rows_read} rows read, {self.polls_inserted} inserted, "
@@ -79,6 +85,11 @@ class LoadStats:
             f"{zones_name}: {self.zones_rows_read} rows read, {self.zones_rows_loaded} loaded for "
             f"{self.zones_stores} stores, {rejected(zones_name)} rejected",
         ]
+        if self.special_name is not None:
+            lines.append(
+                f"{self.special_name}: {self.special_rows_read} rows read, {self.special_rows_loaded} loaded for "
+                f"{self.special_stores} stores, {rejected(self.special_name)} rejected"
+            )
         for name, problems in self.problems.items():
             if problems.total:
                 lines.append(f"rejected rows in {name}:")
@@ -95,7 +106,7 @@ def load_sources(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: Callable[[str], None] | None = None,
 ) -> LoadStats:
-    """Load the three files at ``path`` (folder or Loop .zip) into MongoDB.
+    """Load the three files at ``path`` (folder or Loop .zip) into MongoDB, and ``special_hours.csv`` if present.
 
     Raises ``InputFileError`` (unusable file: nothing written) and, with
     ``strict``, ``StrictModeError`` when any row would be skipped (the files
@@ -112,9 +123,14 @@ def load_sources(
         sources.hours.name: hours_problems,
         sources.zones.name: zones_problems,
     }
+    special_problems = RowProblems()
+    if sources.special is not None:
+        stats.special_name = sources.special.name
+        stats.problems[sources.special.name] = special_problems
     # Hours and zones are small: read and validate them whole before any write.
     hours = read_hours(sources.hours, hours_problems)
     zones = read_zones(sources.zones, zones_problems)
+    special = None if sources.special is None else read_special_hours(sources.special, special_problems)
     if strict:
         for _ in iter_status_chunks(sources.status, status_problems, chunk_rows):
             pass
@@ -132,6 +148,10 @@ def load_sources(
     stats.zones_rows_read = len(zones) + zones_problems.total
     stats.zones_rows_loaded = storage.replace_zones(db, zones)
     stats.zones_stores = int(zones["store_id"].nunique())
+    if special is not None:
+        stats.special_rows_read = len(special) + special_problems.total
+        stats.special_rows_loaded = storage.replace_special_hours(db, special)
+        stats.special_stores = int(special["store_id"].nunique())
 
     writer = PollWriter(db)
     chunk = first

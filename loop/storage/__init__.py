@@ -9,6 +9,7 @@ from loop.storage.client import collection_counts, drop_database, get_client, ge
 from loop.storage.files import delete_file, get_file, put_file
 from loop.storage.packed import TableMoved
 from loop.storage.polls import (
+    Catalog,
     PollColumns,
     bump_data_version,
     data_state,
@@ -18,6 +19,7 @@ from loop.storage.polls import (
     read_day,
     read_poll_columns,
     read_polls,
+    read_store_catalog,
     read_store_polls,
     replace_catalog,
     replace_day,
@@ -46,13 +48,16 @@ from loop.storage.reports import (
     report_now,
     set_report_phase,
 )
-from loop.storage.schema import HOURS, REPORT_BUCKET, REPORTS, STATUS, ZONES
+from loop.storage.schema import HOURS, REPORT_BUCKET, REPORTS, SPECIAL_HOURS, STATUS, ZONES
 from loop.storage.stores import (
     read_hours,
+    read_special_hours,
     read_zones,
     replace_hours,
+    replace_special_hours,
     replace_zones,
     set_store_hours,
+    set_store_special_hours,
     set_store_zone,
 )
 
@@ -60,9 +65,11 @@ __all__ = [
     "HOURS",
     "REPORTS",
     "REPORT_BUCKET",
+    "SPECIAL_HOURS",
     "STATUS",
     "ZONES",
     "TableMoved",
+    "Catalog",
     "PollColumns",
     "ReportDoc",
     "ReportPhase",
@@ -95,16 +102,20 @@ __all__ = [
     "read_poll_columns",
     "read_polls",
     "read_report_csv",
+    "read_special_hours",
+    "read_store_catalog",
     "read_store_polls",
     "read_zones",
     "replace_catalog",
     "replace_day",
     "replace_hours",
+    "replace_special_hours",
     "replace_zones",
     "report_now",
     "scan_polls",
     "server_health",
     "set_store_hours",
+    "set_store_special_hours",
     "set_store_zone",
     "store_ids_polled_through",
     "stored_day_counts",

@@ -26,6 +26,8 @@ READ_ATTEMPTS = 5
 STORE_ID = "store_id"
 # Column kinds: packed UTF-8 strings, or little-endian int64.
 STR, INT = "str", "i8"
+# An int column read from a part written before the column was added.
+MISSING = -1
 
 Columns = dict[str, np.ndarray]
 
@@ -75,6 +77,8 @@ class PackedTable:
             name: unpack_strings(doc[name], doc[f"{name}_lengths"])
             if kind == STR
             else np.frombuffer(doc[name], dtype="<i8").astype(np.int64)
+            if name in doc
+            else np.full(int(doc["n"]), MISSING, dtype=np.int64)  # a part written before the column existed
             for name, kind in self.kinds
         }
 

@@ -41,6 +41,7 @@ from pymongo.database import Database
 from loop.rules import POLL_STATUSES, REPORT_WEEK
 from loop.storage.packed import (
     INT,
+    MISSING,
     STR,
     PackedTable,
     pack_strings,
@@ -250,20 +251,68 @@ def replace_day(db: Database, day: str, expected: dict[str, Any] | None, columns
     )
 
 
-# --- the store catalog (each store's first poll) ----------------------------------------
+# --- the store catalog (each store's first and last poll) -------------------------------
 
-CATALOG_TABLE = PackedTable(STATUS, CATALOG, CATALOG_PARTS, (("store_id", STR), ("first_us", INT)))
+# last_status: 0 active, 1 inactive (inactive wins among polls of the same instant), UNKNOWN in a
+# catalog written before the column existed (the next load fills it in: ingest.dedup).
+UNKNOWN = MISSING
+CATALOG_TABLE = PackedTable(
+    STATUS,
+    CATALOG,
+    CATALOG_PARTS,
+    (("store_id", STR), ("first_us", INT), ("last_us", INT), ("last_inactive", INT)),
+)
+
+
+@dataclass
+class Catalog:
+    """Every store with a stored poll (ids sorted): first and last poll (us) and whether the last was inactive."""
+
+    head: dict[str, Any] | None
+    store_ids: np.ndarray
+    first_us: np.ndarray
+    last_us: np.ndarray
+    last_inactive: np.ndarray  # int64: 0, 1 or UNKNOWN
 
 
 def read_catalog(db: Database) -> tuple[dict[str, Any] | None, np.ndarray, np.ndarray]:
     """(head, store ids sorted, first poll us) of every store with a stored poll."""
-    head, columns = CATALOG_TABLE.read(db)
-    return head, columns["store_id"], columns["first_us"]
+    catalog = read_store_catalog(db)
+    return catalog.head, catalog.store_ids, catalog.first_us
 
 
-def replace_catalog(db: Database, expected: dict[str, Any] | None, ids: np.ndarray, first_us: np.ndarray) -> bool:
+def read_store_catalog(db: Database, store_id: str | None = None) -> Catalog:
+    """The whole catalog, or one store's row (empty arrays when it has no poll): one or two lookups."""
+    head, columns = CATALOG_TABLE.read(db, store_id)
+    return Catalog(head, columns["store_id"], columns["first_us"], columns["last_us"], columns["last_inactive"])
+
+
+def replace_catalog(
+    db: Database,
+    expected: dict[str, Any] | None,
+    ids: np.ndarray,
+    first_us: np.ndarray,
+    *,
+    last_us: np.ndarray,
+    last_inactive: np.ndarray,
+) -> bool:
     """Store the catalog (ids sorted); False if another writer replaced it first."""
-    return CATALOG_TABLE.replace(db, expected, {"store_id": ids, "first_us": first_us})
+    return CATALOG_TABLE.replace(
+        db, expected, {"store_id": ids, "first_us": first_us, "last_us": last_us, "last_inactive": last_inactive}
+    )
+
+
+def last_polls(polls: PollColumns) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(store indexes present, each one's last poll us, 1 if a poll at that instant is inactive else 0)."""
+    if len(polls) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64)
+    last = np.full(len(polls.store_ids), np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(last, polls.store, polls.t_us)
+    inactive = np.zeros(len(polls.store_ids), dtype=np.int64)
+    at_last = polls.t_us == last[polls.store]
+    np.maximum.at(inactive, polls.store[at_last], polls.inactive[at_last].astype(np.int64))
+    present = np.unique(polls.store)
+    return present, last[present], inactive[present]
 
 
 def widen_poll_range(db: Database, t_min: int, t_max: int, *, changed: bool = False) -> None:

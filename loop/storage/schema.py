@@ -9,6 +9,7 @@ from pymongo.database import Database
 STATUS = "store_status"
 HOURS = "business_hours"
 ZONES = "timezones"
+SPECIAL_HOURS = "special_hours"
 REPORTS = "report_table"
 # {_id: "<now_us>:<data version>", report_id}: the report that answers non-forced triggers of that pair.
 REPORT_CLAIMS = "report_claims"
@@ -19,7 +20,7 @@ REPORT_CHUNKS = f"{REPORT_BUCKET}.chunks"
 
 def create_indexes(db: Database) -> None:
     """Every index the service reads through (idempotent)."""
-    # Polls, hours and zones need none: every read of them is by _id (loop.storage.polls, .packed).
+    # Polls, hours (weekly and special) and zones need none: every read of them is by _id (loop.storage.polls, .packed).
     db[REPORTS].create_index([("report_id", ASCENDING)], unique=True, name="report_id")
     # GET /reports/: newest first.
     db[REPORTS].create_index([("created_at", DESCENDING)], name="created_at_-1")

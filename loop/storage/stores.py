@@ -1,10 +1,13 @@
-"""Store attributes: weekly hours (``business_hours``) and time zones (``timezones``), as packed tables.
+"""Store attributes: weekly hours (``business_hours``), holiday hours (``special_hours``) and time zones
+(``timezones``), as packed tables.
 
 Each collection holds one head (``_id`` ``"table"``) and its parts live in
 ``<collection>.parts`` (``loop.storage.packed``). Hours rows: ``store_id``,
 ``day_of_week`` (0 = Monday), ``start_seconds``, ``end_seconds`` (seconds after
-local midnight). Zone rows: ``store_id``, ``timezone_str``; several rows of one
-store keep their file order (the engine takes the last).
+local midnight). Special-hours rows: ``store_id``, ``date_local`` (``YYYY-MM-DD``),
+``start_seconds``, ``end_seconds`` (``CLOSED_ALL_DAY`` = -1 in both: closed that day).
+Zone rows: ``store_id``, ``timezone_str``; several rows of one store keep their file
+order (the engine takes the last).
 
 Loading a file replaces the rows of the stores it names and keeps the others.
 """
@@ -17,7 +20,7 @@ from pymongo.database import Database
 
 from loop.storage.packed import INT, STR, Columns, PackedTable, same_rows, sorted_by_store
 from loop.storage.polls import bump_data_version
-from loop.storage.schema import HOURS, ZONES
+from loop.storage.schema import HOURS, SPECIAL_HOURS, ZONES
 
 HOURS_TABLE = PackedTable(
     HOURS,
@@ -25,6 +28,14 @@ HOURS_TABLE = PackedTable(
     f"{HOURS}.parts",
     (("store_id", STR), ("day_of_week", INT), ("start_seconds", INT), ("end_seconds", INT)),
 )
+SPECIAL_HOURS_TABLE = PackedTable(
+    SPECIAL_HOURS,
+    "table",
+    f"{SPECIAL_HOURS}.parts",
+    (("store_id", STR), ("date_local", STR), ("start_seconds", INT), ("end_seconds", INT)),
+)
+# Stored for the NaN seconds of a row that closes the store all day (columns are int64).
+CLOSED_ALL_DAY = -1
 ZONES_TABLE = PackedTable(ZONES, "table", f"{ZONES}.parts", (("store_id", STR), ("timezone_str", STR)))
 REPLACE_ATTEMPTS = 20
 
@@ -110,5 +121,49 @@ def read_zones(db: Database, store_id: str | None = None) -> pd.DataFrame:
         {
             "store_id": pd.Series(columns["store_id"], dtype="str"),
             "timezone_str": pd.Series(columns["timezone_str"], dtype="str"),
+        }
+    )
+
+
+def _special_columns(special: pd.DataFrame) -> Columns:
+    def seconds(column: str) -> np.ndarray:
+        return special[column].astype(np.float64).fillna(CLOSED_ALL_DAY).to_numpy().astype(np.int64)
+
+    return {
+        "store_id": special["store_id"].astype(str).to_numpy(dtype=object),
+        "date_local": special["date_local"].astype(str).to_numpy(dtype=object),
+        "start_seconds": seconds("start_seconds"),
+        "end_seconds": seconds("end_seconds"),
+    }
+
+
+def replace_special_hours(db: Database, special: pd.DataFrame) -> int:
+    """Store parsed holiday-hours rows (``csv_sources.read_special_hours``); stores named lose their old rows."""
+    if special.empty:
+        return 0
+    return _replace_stores(db, SPECIAL_HOURS_TABLE, _special_columns(special))
+
+
+def set_store_special_hours(db: Database, store_id: str, special: pd.DataFrame) -> int:
+    """One store's holiday hours become exactly ``special`` (no rows: none, the weekly hours apply every day)."""
+    if (special["store_id"].astype(str) != store_id).any():
+        raise ValueError(f"special hours for {store_id!r} hold rows of other stores")
+    return _replace_stores(db, SPECIAL_HOURS_TABLE, _special_columns(special), named=[store_id])
+
+
+def read_special_hours(db: Database, store_id: str | None = None) -> pd.DataFrame:
+    """Holiday-hours rows of every store (or of one), in the reader's frame: both seconds NaN = closed all day."""
+    _, columns = SPECIAL_HOURS_TABLE.read(db, store_id)
+
+    def seconds(column: str) -> pd.Series:
+        values = columns[column].astype(np.float64)
+        return pd.Series(np.where(values == CLOSED_ALL_DAY, np.nan, values), dtype="float64")
+
+    return pd.DataFrame(
+        {
+            "store_id": pd.Series(columns["store_id"], dtype="str"),
+            "date_local": pd.Series(columns["date_local"], dtype="str"),
+            "start_seconds": seconds("start_seconds"),
+            "end_seconds": seconds("end_seconds"),
         }
     )
