@@ -1,21 +1,34 @@
-"""Store attributes over HTTP: one store's weekly hours and its time zone.
+"""Stores over HTTP: the store list and one store's detail, weekly and holiday hours, and time zone.
 
-The hours are checked by the CSV reader's own row check (``loop.csv_sources``),
-so the API and ``load_data`` accept exactly the same clocks and days.
+Hours are checked by the CSV reader's own row checks (``loop.csv_sources``),
+so the API and ``load_data`` accept exactly the same clocks, days and dates.
+The list and the detail read the store catalog (first and last poll of every
+store, kept by the poll writer), never the polls.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from loop import storage
-from loop.csv_sources import MAX_STORE_ID_LENGTH, RowProblems, raw_rows_from_items, validate_hours_rows
-from loop.errors import InvalidInput
-from loop.rules import DEFAULT_TIMEZONE, known_time_zones
+from loop.csv_sources import (
+    MAX_STORE_ID_LENGTH,
+    RowProblems,
+    raw_rows_from_items,
+    validate_hours_rows,
+    validate_special_hours_rows,
+)
+from loop.errors import InvalidInput, NotFound
+from loop.rules import ACTIVE, DEFAULT_TIMEZONE, INACTIVE, known_time_zones
+from loop.services.reports import PAGE_SIZE_DEFAULT
+from loop.timeutil import us_to_ts
 
 HOURS_ITEM_KEYS = ("dayOfWeek", "start_time_local", "end_time_local")
+SPECIAL_ITEM_KEYS = ("date_local", "start_time_local", "end_time_local")
+SEARCH_MAX_LENGTH = MAX_STORE_ID_LENGTH
 STORE_ID_HELP = f"1-{MAX_STORE_ID_LENGTH} characters, no control characters, not blank"
 
 
@@ -24,6 +37,44 @@ class HoursRow:
     day_of_week: int
     start_time_local: str
     end_time_local: str
+
+
+@dataclass(frozen=True)
+class SpecialHoursRow:
+    date_local: str
+    start_time_local: str | None  # both None: closed all day
+    end_time_local: str | None
+
+
+@dataclass(frozen=True)
+class StoreSummary:
+    """One store of GET /stores/."""
+
+    store_id: str
+    timezone: str
+    last_poll_utc: pd.Timestamp | None
+    last_status: str | None  # active / inactive; None while the catalog does not know yet
+
+
+@dataclass(frozen=True)
+class StorePage:
+    count: int
+    page: int
+    page_size: int
+    results: list[StoreSummary]
+
+
+@dataclass(frozen=True)
+class StoreDetail:
+    """GET /stores/<id>/: what the service knows of one store."""
+
+    store_id: str
+    timezone: str
+    business_hours: list[HoursRow]
+    special_hours: list[SpecialHoursRow]
+    first_poll_utc: pd.Timestamp | None
+    last_poll_utc: pd.Timestamp | None
+    last_status: str | None
 
 
 @dataclass(frozen=True)
@@ -101,3 +152,109 @@ def set_timezone(*, store_id: str, timezone_str: str) -> StoreZone:
         )
     storage.set_store_zone(storage.get_db(), store_id, timezone_str)
     return StoreZone(store_id, timezone_str, False)
+
+
+# --- holiday hours ----------------------------------------------------------------------
+
+
+def _special_rows(special: pd.DataFrame) -> list[SpecialHoursRow]:
+    ordered = special.sort_values(["date_local", "start_seconds", "end_seconds"], kind="stable", na_position="first")
+    rows = []
+    for date, start, end in ordered[["date_local", "start_seconds", "end_seconds"]].itertuples(index=False):
+        if np.isnan(start):
+            rows.append(SpecialHoursRow(str(date), None, None))
+        else:
+            rows.append(SpecialHoursRow(str(date), _clock(int(start)), _clock(int(end))))
+    return rows
+
+
+def get_special_hours(*, store_id: str) -> list[SpecialHoursRow]:
+    """The store's holiday hours by date and start; ``[]``: none, its weekly hours apply every day."""
+    return _special_rows(storage.read_special_hours(storage.get_db(), _store_id(store_id)))
+
+
+def set_special_hours(*, store_id: str, items: list[object]) -> list[SpecialHoursRow]:
+    """Replace the store's holiday hours; ``[]`` removes them. All items valid or nothing stored.
+
+    An item with both times null (or empty) closes the store that whole local day.
+    """
+    store_id = _store_id(store_id)
+    problems = RowProblems()
+    # null times mean "closed all day", as empty fields do in special_hours.csv.
+    items = [
+        {key: ("" if key != "date_local" and value is None else value) for key, value in item.items()}
+        if isinstance(item, dict)
+        else item
+        for item in items
+    ]
+    raw, indexes = raw_rows_from_items(items, SPECIAL_ITEM_KEYS, "special_hours", problems)
+    raw.insert(0, "store_id", pd.Series([store_id] * len(raw), dtype=raw["date_local"].dtype))
+    special = validate_special_hours_rows(raw, indexes, "special_hours", problems)
+    if problems.total:
+        shown = sorted(problems.examples, key=lambda p: p.line)
+        raise InvalidInput("special_hours", "; ".join(f"item {p.line}: {p.reason}" for p in shown))
+    storage.set_store_special_hours(storage.get_db(), store_id, special)
+    return _special_rows(special)
+
+
+# --- the store list and one store's detail ----------------------------------------------
+
+
+def _zone_of(zones: pd.DataFrame) -> dict[str, str]:
+    """Each store's zone as the engine reads it: its last row, when that name is known."""
+    last = zones.drop_duplicates("store_id", keep="last")
+    known = known_time_zones()
+    return {sid: zone for sid, zone in zip(last["store_id"], last["timezone_str"], strict=True) if zone in known}
+
+
+def _status(last_inactive: int) -> str | None:
+    return None if last_inactive < 0 else (INACTIVE if last_inactive else ACTIVE)
+
+
+def list_stores(*, search: str = "", page: int = 1, page_size: int = PAGE_SIZE_DEFAULT) -> StorePage:
+    """Stores with polls, sorted by id as text; ``search``: a case-insensitive literal substring of the id.
+
+    Two packed-table reads (the catalog and the zones), whatever the page: no poll is read.
+    """
+    db = storage.get_db()
+    catalog = storage.read_store_catalog(db)
+    ids = pd.Series(catalog.store_ids, dtype=object).astype(str)
+    order = np.argsort(ids.to_numpy(dtype=str), kind="stable")  # code-point order, as Python sorts str
+    if search:
+        match = ids.str.lower().str.contains(search.lower(), regex=False).to_numpy(dtype=bool)
+        order = order[match[order]]
+    chosen = order[(page - 1) * page_size : page * page_size]
+    zones = _zone_of(storage.read_zones(db)) if len(chosen) else {}
+    results = [
+        StoreSummary(
+            store_id=ids.iloc[i],
+            timezone=zones.get(ids.iloc[i], DEFAULT_TIMEZONE),
+            last_poll_utc=None if catalog.last_inactive[i] < 0 else us_to_ts(int(catalog.last_us[i])),
+            last_status=_status(int(catalog.last_inactive[i])),
+        )
+        for i in chosen.tolist()
+    ]
+    return StorePage(count=len(order), page=page, page_size=page_size, results=results)
+
+
+def get_store(*, store_id: str) -> StoreDetail:
+    """One store: zone, weekly and holiday hours, first and last poll; NotFound when nothing is known of it."""
+    store_id = _store_id(store_id)
+    db = storage.get_db()
+    catalog = storage.read_store_catalog(db, store_id)
+    hours = storage.read_hours(db, store_id)
+    special = storage.read_special_hours(db, store_id)
+    zones = storage.read_zones(db, store_id)
+    if not (len(catalog.store_ids) or len(hours) or len(special) or len(zones)):
+        raise NotFound(f"No store {store_id!r}: it has no polls, hours, holiday hours or time zone.")
+    polled = len(catalog.store_ids) > 0
+    known_last = polled and catalog.last_inactive[0] >= 0
+    return StoreDetail(
+        store_id=store_id,
+        timezone=_zone_of(zones).get(store_id, DEFAULT_TIMEZONE),
+        business_hours=_rows(hours),
+        special_hours=_special_rows(special),
+        first_poll_utc=us_to_ts(int(catalog.first_us[0])) if polled else None,
+        last_poll_utc=us_to_ts(int(catalog.last_us[0])) if known_last else None,
+        last_status=_status(int(catalog.last_inactive[0])) if polled else None,
+    )
