@@ -40,6 +40,21 @@ REPORT_COLUMNS = [
     "downtime_last_day",
     "downtime_last_week",
 ]
+# The extended report's columns, after the Loop ones (rules 10-12 of docs/report_rules.md).
+EXTENDED_COLUMNS = [
+    "uptime_pct_last_hour",
+    "uptime_pct_last_day",
+    "uptime_pct_last_week",
+    "unobserved_last_hour",
+    "unobserved_last_day",
+    "unobserved_last_week",
+    "outages_last_week",
+    "longest_outage_last_week",
+]
+# Rule 11: business time farther than this from its nearest counted poll is unobserved.
+DEFAULT_MAX_GAP_MINUTES = 60
+MIN_GAP_MINUTES = 1
+MAX_GAP_MINUTES_ALLOWED = 1440
 # Lane time is in half microseconds so that midpoints of two polls stay exact integers.
 UNITS_PER_US = 2
 # 2**41 half-microseconds is ~12.7 days (> one week) and leaves 2**22 lanes (~4M stores).
@@ -72,6 +87,10 @@ def compute_report(
     zones: pd.DataFrame,
     now: pd.Timestamp | None = None,
     extra_store_ids: Sequence[str] | None = None,
+    *,
+    special_hours: pd.DataFrame | None = None,
+    extended: bool = False,
+    max_gap_minutes: int = DEFAULT_MAX_GAP_MINUTES,
 ) -> ReportResult:
     """Compute the report.
 
@@ -80,12 +99,17 @@ def compute_report(
     ``zones``: store_id, timezone_str.
     ``extra_store_ids``: stores known to have polls at or before ``now`` that
     are not in ``polls`` (the database path reads only the week's polls).
+    ``special_hours``: store_id, date_local ("YYYY-MM-DD"), start_seconds, end_seconds
+    (float; both NaN = closed all day): holiday hours (rule 10).
+    ``extended``: add ``EXTENDED_COLUMNS`` after the Loop columns, with unobserved
+    time measured against ``max_gap_minutes`` (rules 10-12).
     """
     warnings: list[str] = []
+    columns_out = REPORT_COLUMNS + EXTENDED_COLUMNS if extended else REPORT_COLUMNS
     poll_us = _to_utc_us(polls["timestamp_utc"])
     if now is None:
         if len(poll_us) == 0:
-            return ReportResult(_empty_report(), None, 0, warnings)
+            return ReportResult(_empty_report(columns_out), None, 0, warnings)
         now_us = int(poll_us.max())
     else:
         now_us = int(_to_utc_us(pd.Series([pd.Timestamp(now)]))[0])
@@ -94,68 +118,228 @@ def compute_report(
     kept = poll_us <= now_us
     store_ids, codes = _store_codes(polls["store_id"], kept, extra_store_ids)
     if len(store_ids) == 0:
-        return ReportResult(_empty_report(), now_ts, 0, warnings)
+        return ReportResult(_empty_report(columns_out), now_ts, 0, warnings)
     if len(store_ids) >= MAX_STORES:
         raise ValueError(f"too many stores for one report ({len(store_ids)})")
 
-    week_start_us = now_us - WEEK_US
-    lane_end = (now_us - week_start_us) * UNITS_PER_US
-    in_week = poll_us[kept] >= week_start_us
-    poll_codes = codes[in_week]
-    poll_lane_time = (poll_us[kept][in_week] - week_start_us) * UNITS_PER_US
-    poll_active = (polls["status"] == ACTIVE).to_numpy(dtype=bool)[kept][in_week]
-    one_per_instant = first_poll_per_instant(poll_codes, poll_lane_time, ~poll_active)
-    poll_codes, poll_lane_time, poll_active = (
-        poll_codes[one_per_instant],
-        poll_lane_time[one_per_instant],
-        poll_active[one_per_instant],
+    active = (polls["status"] == ACTIVE).to_numpy(dtype=bool)[kept]
+    lanes = _build_lanes(
+        store_ids=store_ids,
+        poll_codes=codes,
+        poll_us=poll_us[kept],
+        poll_active=active,
+        hours=hours,
+        zones=zones,
+        special_hours=special_hours,
+        range_start_us=now_us - WEEK_US,
+        range_end_us=now_us,
     )
-
-    starts, ends, zone_warnings = _business_intervals(store_ids, hours, zones, week_start_us, now_us, lane_end)
-    warnings.extend(zone_warnings)
-    cum_before = np.concatenate(([0], np.cumsum(ends - starts)[:-1])).astype(np.int64)
-
-    def business_time_until(keys: np.ndarray) -> np.ndarray:
-        """G(key): business time of all lanes from their start up to ``key``."""
-        idx = np.searchsorted(starts, keys, side="right") - 1
-        safe = np.maximum(idx, 0)
-        inside = np.minimum(keys - starts[safe], ends[safe] - starts[safe])
-        return np.where(idx >= 0, cum_before[safe] + inside, 0)
-
-    # Rule 6: only polls inside business hours count (start inclusive, end exclusive).
-    lane = poll_codes.astype(np.int64) << LANE_BITS
-    keys = lane + poll_lane_time
-    idx = np.searchsorted(starts, keys, side="right") - 1
-    counted = (idx >= 0) & (keys < ends[np.maximum(idx, 0)])
-    poll_codes, lane, poll_lane_time, poll_active = (
-        poll_codes[counted],
-        lane[counted],
-        poll_lane_time[counted],
-        poll_active[counted],
-    )
-
-    # Rule 7: each counted poll owns the time up to the midpoints with its neighbours.
-    same_as_next = poll_codes[:-1] == poll_codes[1:]
-    midpoints = (poll_lane_time[:-1] + poll_lane_time[1:]) // 2
-    seg_lo = np.concatenate(([0], np.where(same_as_next, midpoints, 0)))
-    seg_hi = np.concatenate((np.where(same_as_next, midpoints, lane_end), [lane_end]))
+    warnings.extend(lanes.warnings)
+    lane_end = lanes.lane_end
+    gap = _gap_units(max_gap_minutes) if extended else 0
 
     n = len(store_ids)
     columns: dict[str, np.ndarray] = {"store_id": store_ids}
-    figures: dict[str, np.ndarray] = {}
     for name, length_us in WINDOWS_US.items():
-        window_lo = (now_us - length_us - week_start_us) * UNITS_PER_US
-        lo = np.maximum(seg_lo, window_lo)
-        hi = np.maximum(seg_hi, window_lo)
-        business = business_time_until(lane + hi) - business_time_until(lane + lo)
-        up = np.bincount(poll_codes, weights=np.where(poll_active, business, 0), minlength=n)
-        down = np.bincount(poll_codes, weights=np.where(poll_active, 0, business), minlength=n)
-        unit = 60 * US_PER_SECOND if name == "last_hour" else US_PER_HOUR
-        figures[f"uptime_{name}"] = np.round(up / UNITS_PER_US / unit, 2)
-        figures[f"downtime_{name}"] = np.round(down / UNITS_PER_US / unit, 2)
-    columns.update({col: figures[col] for col in REPORT_COLUMNS[1:]})
-    report = pd.DataFrame(columns, columns=REPORT_COLUMNS)
-    return ReportResult(report, now_ts, int(counted.sum()), warnings)
+        window_lo = lane_end - length_us * UNITS_PER_US
+        lo = np.maximum(lanes.seg_lo, window_lo)
+        hi = np.maximum(lanes.seg_hi, window_lo)
+        business = lanes.business_between(lanes.poll_lane + lo, lanes.poll_lane + hi)
+        up = np.bincount(lanes.poll_codes, weights=np.where(lanes.poll_active, business, 0), minlength=n)
+        down = np.bincount(lanes.poll_codes, weights=np.where(lanes.poll_active, 0, business), minlength=n)
+        unit = _window_unit_us(name)
+        columns[f"uptime_{name}"] = np.round(up / UNITS_PER_US / unit, 2)
+        columns[f"downtime_{name}"] = np.round(down / UNITS_PER_US / unit, 2)
+        if extended:
+            total = up + down
+            with np.errstate(invalid="ignore", divide="ignore"):
+                pct = np.where(total > 0, 100.0 * up / total, np.nan)
+            columns[f"uptime_pct_{name}"] = np.round(pct, 2)
+            unobserved = lanes.unobserved_per_store(lo, hi, gap, window_lo)
+            columns[f"unobserved_{name}"] = np.round(unobserved / UNITS_PER_US / unit, 2)
+    if extended:
+        count, longest = lanes.outages_per_store()
+        columns["outages_last_week"] = count
+        columns["longest_outage_last_week"] = np.round(longest / UNITS_PER_US / (60 * US_PER_SECOND), 2)
+    report = pd.DataFrame({col: columns[col] for col in columns_out}, columns=columns_out)
+    return ReportResult(report, now_ts, lanes.polls_counted, warnings)
+
+
+def _window_unit_us(name: str) -> int:
+    """Report units: minutes for the last hour, hours for the day and the week."""
+    return 60 * US_PER_SECOND if name == "last_hour" else US_PER_HOUR
+
+
+def _gap_units(max_gap_minutes: int) -> int:
+    if not MIN_GAP_MINUTES <= int(max_gap_minutes) <= MAX_GAP_MINUTES_ALLOWED:
+        raise ValueError(f"max_gap_minutes must be {MIN_GAP_MINUTES}-{MAX_GAP_MINUTES_ALLOWED}, not {max_gap_minutes}")
+    return int(max_gap_minutes) * 60 * US_PER_SECOND * UNITS_PER_US
+
+
+@dataclass
+class Lanes:
+    """Every store's merged business intervals and counted polls on one int64 axis.
+
+    A key is ``code << LANE_BITS`` plus the time since the range's start in half
+    microseconds. ``seg_lo``/``seg_hi`` are each counted poll's nearest-poll
+    territory (rule 7) in lane time, unlimited ends clipped to [0, lane_end).
+    """
+
+    store_ids: np.ndarray
+    range_start_us: int
+    lane_end: int
+    starts: np.ndarray
+    ends: np.ndarray
+    cum_before: np.ndarray
+    poll_codes: np.ndarray
+    poll_lane: np.ndarray
+    poll_lane_time: np.ndarray
+    poll_active: np.ndarray
+    seg_lo: np.ndarray
+    seg_hi: np.ndarray
+    zone_names: np.ndarray
+    warnings: list[str]
+
+    @property
+    def polls_counted(self) -> int:
+        return len(self.poll_codes)
+
+    def business_time_until(self, keys: np.ndarray) -> np.ndarray:
+        """G(key): business time of all lanes from their start up to ``key``."""
+        idx = np.searchsorted(self.starts, keys, side="right") - 1
+        safe = np.maximum(idx, 0)
+        inside = np.minimum(keys - self.starts[safe], self.ends[safe] - self.starts[safe])
+        return np.where(idx >= 0, self.cum_before[safe] + inside, 0)
+
+    def business_between(self, lo_keys: np.ndarray, hi_keys: np.ndarray) -> np.ndarray:
+        return self.business_time_until(hi_keys) - self.business_time_until(lo_keys)
+
+    def observed_bounds(self, lo: np.ndarray, hi: np.ndarray, gap: int) -> tuple[np.ndarray, np.ndarray]:
+        """The part [a, b) of each territory [lo, hi) within ``gap`` of its poll (rule 11)."""
+        return np.clip(self.poll_lane_time - gap, lo, hi), np.clip(self.poll_lane_time + gap, lo, hi)
+
+    def unobserved_per_store(self, lo: np.ndarray, hi: np.ndarray, gap: int, window_lo: int) -> np.ndarray:
+        """Unobserved business time per store in [window_lo, lane_end) (rule 11)."""
+        n = len(self.store_ids)
+        a, b = self.observed_bounds(lo, hi, gap)
+        lane = self.poll_lane
+        away = self.business_between(lane + lo, lane + hi) - self.business_between(lane + a, lane + b)
+        unobserved = np.bincount(self.poll_codes, weights=away, minlength=n)
+        # A store without counted polls: all its business time in the window is unobserved.
+        silent = np.ones(n, dtype=bool)
+        silent[self.poll_codes] = False
+        silent_lane = np.flatnonzero(silent).astype(np.int64) << LANE_BITS
+        unobserved[silent] = self.business_between(silent_lane + window_lo, silent_lane + self.lane_end)
+        return unobserved
+
+    def outage_runs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(code, lo_key, hi_key) of each run of consecutive down territories of one store (rule 12)."""
+        down = np.flatnonzero(~self.poll_active)
+        if len(down) == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
+        codes = self.poll_codes[down]
+        new_run = np.ones(len(down), dtype=bool)
+        new_run[1:] = (down[1:] != down[:-1] + 1) | (codes[1:] != codes[:-1])
+        first = np.flatnonzero(new_run)
+        last = np.concatenate((first[1:], [len(down)])) - 1
+        lane = codes[first].astype(np.int64) << LANE_BITS
+        lo = lane + self.seg_lo[down[first]]
+        hi = lane + self.seg_hi[down[last]]
+        keep = hi > lo
+        return codes[first][keep], lo[keep], hi[keep]
+
+    def outages_per_store(self) -> tuple[np.ndarray, np.ndarray]:
+        """Outage count and longest outage (lane units) per store over the whole range.
+
+        A down run is split by closed time: its outages are its intersections with the
+        merged business intervals it touches (first, last and any full ones between).
+        """
+        n = len(self.store_ids)
+        codes, lo, hi = self.outage_runs()
+        first = np.searchsorted(self.ends, lo, side="right")  # first interval ending after lo
+        last = np.searchsorted(self.starts, hi, side="left") - 1  # last interval starting before hi
+        pieces = np.maximum(last - first + 1, 0)
+        has = pieces > 0
+        codes, lo, hi, first, last, pieces = codes[has], lo[has], hi[has], first[has], last[has], pieces[has]
+        head = np.minimum(self.ends[first], hi) - np.maximum(self.starts[first], lo)
+        tail = np.minimum(self.ends[last], hi) - np.maximum(self.starts[last], lo)
+        longest = np.maximum(head, tail)
+        middle = pieces > 2
+        if middle.any():
+            lengths = np.concatenate((self.ends - self.starts, [0]))
+            bounds = np.empty(2 * int(middle.sum()), dtype=np.int64)
+            bounds[0::2] = first[middle] + 1
+            bounds[1::2] = last[middle]
+            longest[middle] = np.maximum(longest[middle], np.maximum.reduceat(lengths, bounds)[0::2])
+        count = np.bincount(codes, weights=pieces, minlength=n).astype(np.int64)
+        per_store = np.zeros(n, dtype=np.int64)
+        np.maximum.at(per_store, codes, longest)
+        return count, per_store
+
+
+def _build_lanes(
+    *,
+    store_ids: np.ndarray,
+    poll_codes: np.ndarray,
+    poll_us: np.ndarray,
+    poll_active: np.ndarray,
+    hours: pd.DataFrame,
+    zones: pd.DataFrame,
+    special_hours: pd.DataFrame | None,
+    range_start_us: int,
+    range_end_us: int,
+) -> Lanes:
+    """Business intervals and counted polls (rules 3-7, 10) of ``store_ids`` for [start, end].
+
+    ``poll_*`` hold the polls at or before ``range_end_us`` (any store order); polls
+    before ``range_start_us`` are dropped here.
+    """
+    lane_end = (range_end_us - range_start_us) * UNITS_PER_US
+    if len(store_ids) > 1 and lane_end + 1 >= 1 << LANE_BITS:
+        raise ValueError("the range is too long for one lane per store")
+    in_range = poll_us >= range_start_us
+    codes = poll_codes[in_range]
+    lane_time = (poll_us[in_range] - range_start_us) * UNITS_PER_US
+    active = poll_active[in_range]
+    one_per_instant = first_poll_per_instant(codes, lane_time, ~active)
+    codes, lane_time, active = codes[one_per_instant], lane_time[one_per_instant], active[one_per_instant]
+
+    starts, ends, zone_names, warnings = _business_intervals(
+        store_ids, hours, zones, special_hours, range_start_us, range_end_us, lane_end
+    )
+    cum_before = np.concatenate(([0], np.cumsum(ends - starts)[:-1])).astype(np.int64)
+
+    # Rule 6: only polls inside business hours count (start inclusive, end exclusive).
+    lane = codes.astype(np.int64) << LANE_BITS
+    keys = lane + lane_time
+    idx = np.searchsorted(starts, keys, side="right") - 1
+    counted = (idx >= 0) & (keys < ends[np.maximum(idx, 0)])
+    codes, lane, lane_time, active = codes[counted], lane[counted], lane_time[counted], active[counted]
+
+    # Rule 7: each counted poll owns the time up to the midpoints with its neighbours.
+    same_as_next = codes[:-1] == codes[1:]
+    midpoints = (lane_time[:-1] + lane_time[1:]) // 2
+    seg_lo = np.concatenate(([0], np.where(same_as_next, midpoints, 0))).astype(np.int64)
+    seg_hi = np.concatenate((np.where(same_as_next, midpoints, lane_end), [lane_end])).astype(np.int64)
+    if len(codes) == 0:
+        seg_lo, seg_hi = seg_lo[:0], seg_hi[:0]
+    return Lanes(
+        store_ids=store_ids,
+        range_start_us=range_start_us,
+        lane_end=lane_end,
+        starts=starts,
+        ends=ends,
+        cum_before=cum_before,
+        poll_codes=codes.astype(np.int64),
+        poll_lane=lane,
+        poll_lane_time=lane_time,
+        poll_active=active,
+        seg_lo=seg_lo,
+        seg_hi=seg_hi,
+        zone_names=zone_names,
+        warnings=warnings,
+    )
 
 
 def report_to_csv(report: pd.DataFrame) -> str:
@@ -168,8 +352,8 @@ def report_to_csv(report: pd.DataFrame) -> str:
     return safe.to_csv(index=False, lineterminator="\n", float_format="%.2f")
 
 
-def _empty_report() -> pd.DataFrame:
-    frame = pd.DataFrame({col: pd.Series(dtype="float64") for col in REPORT_COLUMNS})
+def _empty_report(columns: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame({col: pd.Series(dtype="float64") for col in columns})
     frame["store_id"] = frame["store_id"].astype(object)
     return frame
 
@@ -221,27 +405,43 @@ def _business_intervals(
     store_ids: np.ndarray,
     hours: pd.DataFrame,
     zones: pd.DataFrame,
-    week_start_us: int,
-    now_us: int,
+    special_hours: pd.DataFrame | None,
+    range_start_us: int,
+    range_end_us: int,
     lane_end: int,
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Merged business intervals of every store as sorted global lane keys.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Merged business intervals of every store as sorted global lane keys, and each store's zone.
 
-    Intervals are clipped to the week; their ends are allowed one unit past
-    ``now`` so that a poll exactly at ``now`` inside open hours still counts.
+    Intervals are clipped to the range; their ends are allowed one unit past
+    its end so that a poll exactly at ``now`` inside open hours still counts.
     """
     store_index = pd.Index(store_ids, dtype=object)
     code = store_index.get_indexer(hours["store_id"].astype(object).to_numpy())
     rows = hours.loc[code >= 0, ["day_of_week", "start_seconds", "end_seconds"]].copy()
     rows["code"] = code[code >= 0]
+    special = _special_rows(store_index, special_hours)
 
     has_hours = np.zeros(len(store_ids), dtype=bool)
     has_hours[rows["code"].to_numpy()] = True
+    # Rule 10: a 24x7 store with special dates becomes one 00:00-00:00 interval per local date,
+    # so that a special date can replace its own date's interval.
+    daily = np.setdiff1d(pd.unique(special["code"].to_numpy()), np.flatnonzero(has_hours))
+    if len(daily):
+        all_week = pd.DataFrame(
+            {
+                "day_of_week": np.tile(np.arange(7, dtype=np.int64), len(daily)),
+                "start_seconds": 0,
+                "end_seconds": 0,
+                "code": np.repeat(daily.astype(np.int64), 7),
+            }
+        )
+        rows = pd.concat([rows, all_week], ignore_index=True)
+        has_hours[daily] = True
     always_open = np.flatnonzero(~has_hours)
     clip_hi = lane_end + 1
 
     zone_names, warnings = _store_zones(store_ids, zones)
-    local_starts, local_ends, local_codes = _local_intervals(rows, week_start_us, now_us)
+    local_starts, local_ends, local_codes = _local_intervals(rows, special, range_start_us, range_end_us)
     utc_start = np.empty(len(local_codes), dtype=np.int64)
     utc_end = np.empty(len(local_codes), dtype=np.int64)
     interval_zones = zone_names[local_codes]
@@ -250,24 +450,52 @@ def _business_intervals(
         utc_start[mask] = _localize_to_utc_us(local_starts[mask], zone)
         utc_end[mask] = _localize_to_utc_us(local_ends[mask], zone)
 
-    start = np.clip((utc_start - week_start_us) * UNITS_PER_US, 0, clip_hi)
-    end = np.clip((utc_end - week_start_us) * UNITS_PER_US, 0, clip_hi)
+    start = np.clip((utc_start - range_start_us) * UNITS_PER_US, 0, clip_hi)
+    end = np.clip((utc_end - range_start_us) * UNITS_PER_US, 0, clip_hi)
     codes = np.concatenate((local_codes, always_open)).astype(np.int64)
     start = np.concatenate((start, np.zeros(len(always_open), dtype=np.int64)))
     end = np.concatenate((end, np.full(len(always_open), clip_hi, dtype=np.int64)))
     nonempty = end > start
     starts, ends = _merge(codes[nonempty], start[nonempty], end[nonempty])
-    return starts, ends, warnings
+    return starts, ends, zone_names, warnings
 
 
-def _local_intervals(rows: pd.DataFrame, week_start_us: int, now_us: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Naive local start/end (datetime64[us]) of each hours row on each date near the week.
+def _special_rows(store_index: pd.Index, special_hours: pd.DataFrame | None) -> pd.DataFrame:
+    """Holiday rows of the report's stores: code, date (datetime64[D]), start/end seconds (NaN = closed)."""
+    if special_hours is None or len(special_hours) == 0:
+        return pd.DataFrame(
+            {
+                "code": np.zeros(0, dtype=np.int64),
+                "date": np.zeros(0, dtype="datetime64[D]"),
+                "start_seconds": np.zeros(0),
+                "end_seconds": np.zeros(0),
+            }
+        )
+    code = store_index.get_indexer(special_hours["store_id"].astype(object).to_numpy())
+    known = code >= 0
+    return pd.DataFrame(
+        {
+            "code": code[known].astype(np.int64),
+            "date": pd.to_datetime(special_hours["date_local"].to_numpy()[known], format="%Y-%m-%d")
+            .to_numpy()
+            .astype("datetime64[D]"),
+            "start_seconds": special_hours["start_seconds"].to_numpy(dtype=np.float64)[known],
+            "end_seconds": special_hours["end_seconds"].to_numpy(dtype=np.float64)[known],
+        }
+    )
 
-    Dates run from two days before the week's start to one day after ``now``
-    (UTC dates), which covers every zone offset and overnight intervals.
+
+def _local_intervals(
+    rows: pd.DataFrame, special: pd.DataFrame, range_start_us: int, range_end_us: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Naive local start/end (datetime64[us]) of each hours row on each date near the range.
+
+    Dates run from two days before the range's start to one day after its end
+    (UTC dates), which covers every zone offset and overnight intervals. On a
+    store's special date the weekly rows give way to its special rows (rule 10).
     """
-    first = np.datetime64(week_start_us, "us").astype("datetime64[D]") - 2
-    last = np.datetime64(now_us, "us").astype("datetime64[D]") + 1
+    first = np.datetime64(range_start_us, "us").astype("datetime64[D]") - 2
+    last = np.datetime64(range_end_us, "us").astype("datetime64[D]") + 1
     dates = np.arange(first, last + 1, dtype="datetime64[D]")
     # 1970-01-01 was a Thursday: weekday index 3 with Monday = 0.
     weekdays = (dates.astype(np.int64) + 3) % 7
@@ -278,11 +506,24 @@ def _local_intervals(rows: pd.DataFrame, week_start_us: int, now_us: int) -> tup
     date_us = joined["date"].to_numpy().astype("datetime64[us]")
     start_s = joined["start_seconds"].to_numpy(dtype=np.int64)
     end_s = joined["end_seconds"].to_numpy(dtype=np.int64)
+    codes = joined["code"].to_numpy(dtype=np.int64)
+    if len(special):
+        special = special[(special["date"] >= first) & (special["date"] <= last)]
+        span = np.int64(len(dates))
+        special_days = special["date"].to_numpy().astype("datetime64[D]").astype(np.int64) - first.astype(np.int64)
+        special_keys = special["code"].to_numpy(dtype=np.int64) * span + special_days
+        weekly_days = joined["date"].to_numpy().astype("datetime64[D]").astype(np.int64) - first.astype(np.int64)
+        weekly = ~np.isin(codes * span + weekly_days, special_keys)
+        opened = special[special["start_seconds"].notna() & special["end_seconds"].notna()]
+        date_us = np.concatenate((date_us[weekly], opened["date"].to_numpy().astype("datetime64[us]")))
+        start_s = np.concatenate((start_s[weekly], opened["start_seconds"].to_numpy().astype(np.int64)))
+        end_s = np.concatenate((end_s[weekly], opened["end_seconds"].to_numpy().astype(np.int64)))
+        codes = np.concatenate((codes[weekly], opened["code"].to_numpy(dtype=np.int64)))
     # end <= start: the interval ends on the next local date (end == start is 24 h).
     end_s = np.where(end_s <= start_s, end_s + 86400, end_s)
     local_start = date_us + (start_s * US_PER_SECOND).astype("timedelta64[us]")
     local_end = date_us + (end_s * US_PER_SECOND).astype("timedelta64[us]")
-    return local_start, local_end, joined["code"].to_numpy(dtype=np.int64)
+    return local_start, local_end, codes
 
 
 def _localize_to_utc_us(local: np.ndarray, zone: str) -> np.ndarray:
