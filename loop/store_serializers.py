@@ -11,10 +11,12 @@ from typing import Any
 import pandas as pd
 from rest_framework import serializers
 
+from loop.report_engine import DEFAULT_MAX_GAP_MINUTES, MAX_GAP_MINUTES_ALLOWED, MIN_GAP_MINUTES
 from loop.rules import POLL_STATUSES
 from loop.serializers import HoursItemSerializer, StrictSerializer
 from loop.services.reports import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from loop.services.stores import SEARCH_MAX_LENGTH
+from loop.timeutil import NOW_HELP, parse_now, us_to_ts
 
 
 def utc_text(value: pd.Timestamp | None) -> str | None:
@@ -103,3 +105,148 @@ class StoreDetailSerializer(serializers.Serializer):
     last_status = serializers.ChoiceField(
         choices=list(POLL_STATUSES), allow_null=True, help_text="Status of the newest poll; null without polls."
     )
+
+
+class TimelineQuerySerializer(StrictSerializer):
+    """GET /stores/<id>/timeline/ query: the range and the observed-gap limit (unknown parameters are a 400)."""
+
+    # "from" is a Python keyword: declared through the class namespace.
+    locals()["from"] = serializers.CharField(
+        required=False,
+        max_length=64,
+        help_text=f"Start of the range, {NOW_HELP}. Default: a week before `to`.",
+    )
+    to = serializers.CharField(
+        required=False,
+        max_length=64,
+        help_text=f"End of the range, {NOW_HELP}. Default: the newest stored poll. At most 31 days after `from`.",
+    )
+    max_gap_minutes = serializers.IntegerField(
+        required=False,
+        default=DEFAULT_MAX_GAP_MINUTES,
+        min_value=MIN_GAP_MINUTES,
+        max_value=MAX_GAP_MINUTES_ALLOWED,
+        help_text="Business time farther than this from its nearest counted poll is unobserved.",
+    )
+
+    def _instant(self, value: str) -> pd.Timestamp:
+        try:
+            return parse_now(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+    def validate_to(self, value: str) -> pd.Timestamp:
+        return self._instant(value)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        if "from" in attrs:
+            try:
+                attrs["from"] = self._instant(attrs["from"])
+            except serializers.ValidationError as exc:
+                raise serializers.ValidationError({"from": exc.detail}) from None
+        return attrs
+
+
+class TimelineSummarySerializer(serializers.Serializer):
+    uptime_hours = serializers.FloatField()
+    downtime_hours = serializers.FloatField()
+    unobserved_hours = serializers.FloatField(help_text="Business time with no counted poll within max_gap_minutes.")
+    uptime_pct = serializers.FloatField(allow_null=True, help_text="100 x up / (up + down); null when both are 0.")
+    outages = serializers.IntegerField(help_text="Runs of down business time.")
+    longest_outage_minutes = serializers.FloatField()
+
+
+class TimelineSpanSerializer(serializers.Serializer):
+    start_utc = serializers.CharField(help_text="ISO 8601, UTC, with Z.")
+    end_utc = serializers.CharField(help_text="ISO 8601, UTC, with Z (exclusive).")
+    start_local = serializers.CharField(help_text="ISO 8601 in the store's zone, with its offset.")
+    end_local = serializers.CharField()
+
+
+class TimelineSegmentSerializer(TimelineSpanSerializer):
+    status = serializers.ChoiceField(choices=["up", "down"])
+    observed = serializers.BooleanField(
+        help_text="Within max_gap_minutes of the counted poll it takes its status from."
+    )
+
+
+class TimelineOutageSerializer(TimelineSpanSerializer):
+    minutes = serializers.FloatField()
+
+
+class TimelineDaySerializer(serializers.Serializer):
+    date_local = serializers.CharField(help_text="YYYY-MM-DD in the store's zone.")
+    uptime_hours = serializers.FloatField()
+    downtime_hours = serializers.FloatField()
+    unobserved_hours = serializers.FloatField()
+    uptime_pct = serializers.FloatField(allow_null=True)
+
+
+class StoreTimelineSerializer(serializers.Serializer):
+    """A ``loop.services.timeline.StoreTimeline``: hours and minutes rounded to 2 decimals."""
+
+    store_id = serializers.CharField()
+    timezone = serializers.CharField(help_text="The zone the times were read in (America/Chicago by default).")
+    # "from" is a Python keyword: declared through the class namespace.
+    locals()["from"] = serializers.CharField(help_text="Start of the range (UTC, Z).")
+    to = serializers.CharField(help_text="End of the range (UTC, Z).")
+    max_gap_minutes = serializers.IntegerField()
+    summary = TimelineSummarySerializer()
+    segments = TimelineSegmentSerializer(many=True, help_text="Business time in order; closed time is left out.")
+    outages = TimelineOutageSerializer(many=True)
+    open_intervals = TimelineSpanSerializer(many=True, help_text="The store's business intervals in the range.")
+    days = TimelineDaySerializer(many=True, help_text="Totals per local date touching the range.")
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        timeline = instance.timeline
+        zone = timeline.zone
+
+        def span(start_us: int, end_us: int) -> dict[str, Any]:
+            start, end = us_to_ts(start_us), us_to_ts(end_us)
+            return {
+                "start_utc": utc_text(start),
+                "end_utc": utc_text(end),
+                "start_local": start.tz_convert(zone).isoformat(),
+                "end_local": end.tz_convert(zone).isoformat(),
+            }
+
+        return {
+            "store_id": instance.store_id,
+            "timezone": zone,
+            "from": utc_text(instance.start),
+            "to": utc_text(instance.end),
+            "max_gap_minutes": timeline.max_gap_minutes,
+            "summary": {
+                "uptime_hours": _hours(timeline.uptime_s),
+                "downtime_hours": _hours(timeline.downtime_s),
+                "unobserved_hours": _hours(timeline.unobserved_s),
+                "uptime_pct": _pct(timeline.uptime_s, timeline.downtime_s),
+                "outages": timeline.outage_count,
+                "longest_outage_minutes": round(timeline.longest_outage_minutes, 2),
+            },
+            "segments": [
+                {**span(s.start_us, s.end_us), "status": s.status, "observed": s.observed} for s in timeline.segments
+            ],
+            "outages": [{**span(o.start_us, o.end_us), "minutes": round(o.seconds / 60, 2)} for o in timeline.outages],
+            "open_intervals": [span(o.start_us, o.end_us) for o in timeline.open_intervals],
+            "days": [
+                {
+                    "date_local": d.date_local,
+                    "uptime_hours": _hours(d.uptime_s),
+                    "downtime_hours": _hours(d.downtime_s),
+                    "unobserved_hours": _hours(d.unobserved_s),
+                    "uptime_pct": _pct(d.uptime_s, d.downtime_s),
+                }
+                for d in timeline.days
+            ],
+        }
+
+
+def _hours(seconds: float) -> float:
+    return round(seconds / 3600, 2)
+
+
+def _pct(up_s: float, down_s: float) -> float | None:
+    total = up_s + down_s
+    return None if total <= 0 else round(100.0 * up_s / total, 2)

@@ -14,12 +14,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from loop.serializers import ErrorSerializer
-from loop.services import stores
+from loop.services import stores, timeline
 from loop.store_serializers import (
     SpecialHoursItemSerializer,
     StoreDetailSerializer,
     StoreListQuerySerializer,
     StorePageSerializer,
+    StoreTimelineSerializer,
+    TimelineQuerySerializer,
 )
 from loop.views import READ_ERRORS, STORE_ID_PARAM, WRITE_ERRORS, StoreAttributeView, _refuse_chunked, _store_id_param
 
@@ -86,3 +88,33 @@ class SpecialHoursView(StoreAttributeView):
             raise ValidationError({"body": "send a JSON list of {date_local, start_time_local, end_time_local}"})
         rows = stores.set_special_hours(store_id=store_id, items=request.data)
         return Response(SpecialHoursItemSerializer(rows, many=True).data)
+
+
+class StoreTimelineView(APIView):
+    @extend_schema(
+        operation_id="get_store_timeline",
+        summary="One store's up/down/unobserved segments, outages and daily totals over a range (at most 31 days)",
+        description=(
+            "Default range: the report week ending at the newest stored poll; over that week uptime and downtime "
+            "equal the report's `*_last_week` columns for the store. Only polls with from <= t <= to count."
+        ),
+        parameters=[STORE_ID_PARAM, TimelineQuerySerializer],
+        responses={
+            200: StoreTimelineSerializer,
+            404: UNKNOWN_STORE,
+            409: OpenApiResponse(ErrorSerializer, description="No polls are stored and `to` was not given."),
+            **READ_ERRORS,
+        },
+    )
+    def get(self, request: Request, store_id: str) -> Response:
+        store_id = _store_id_param(store_id)
+        query = TimelineQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        result = timeline.get_store_timeline(
+            store_id=store_id,
+            start=params.get("from"),
+            end=params.get("to"),
+            max_gap_minutes=params["max_gap_minutes"],
+        )
+        return Response(StoreTimelineSerializer(result).data)

@@ -17,6 +17,7 @@ urlpatterns = [
     re_path(
         r"^stores/(?P<store_id>[^/]+)/special_hours/?$", store_views.SpecialHoursView.as_view(), name="special-hours"
     ),
+    re_path(r"^stores/(?P<store_id>[^/]+)/timeline/?$", store_views.StoreTimelineView.as_view(), name="timeline"),
     re_path(r"^stores/(?P<store_id>[^/]+)/business_hours/?$", views.BusinessHoursView.as_view(), name="business-hours"),
     re_path(r"^stores/(?P<store_id>[^/]+)/timezone/?$", views.TimezoneView.as_view(), name="timezone"),
     re_path(r"^health/?$", views.HealthView.as_view(), name="health"),

@@ -1,7 +1,7 @@
 """The design card's ``generate_report`` entry point: MongoDB in, report out.
 
 It reads exactly what the rules need through ``loop.storage`` (the week's
-polls up to ``now``, all hours and zones, and the ids of the stores with any
+polls up to ``now``, all weekly and holiday hours and zones, and the ids of the stores with any
 poll at or before ``now``) and runs the same engine as the offline command.
 """
 
@@ -38,18 +38,25 @@ def generate_report(
     if now is None:
         # No polls stored at all: the engine returns an empty report.
         empty = storage.read_polls(db, pd.Timestamp(0, tz="UTC"), pd.Timestamp(0, tz="UTC"))
-        return compute_report(empty, storage.read_hours(db), storage.read_zones(db), now=None)
+        return compute_report(
+            empty,
+            storage.read_hours(db),
+            storage.read_zones(db),
+            now=None,
+            special_hours=storage.read_special_hours(db),
+        )
     now = to_utc(now)
     polls = storage.week_polls(db, now)
     hours = storage.read_hours(db)
     zones = storage.read_zones(db)
+    special_hours = storage.read_special_hours(db)
     # Stores with polls <= now but none in the week still get a (zero) row.
     in_week = set(polls["store_id"].unique().tolist())
     extra = [sid for sid in storage.store_ids_polled_through(db, now) if sid not in in_week]
     read_done = time.perf_counter()
     if on_computing is not None:
         on_computing()
-    result = compute_report(polls, hours, zones, now=now, extra_store_ids=extra)
+    result = compute_report(polls, hours, zones, now=now, extra_store_ids=extra, special_hours=special_hours)
     if timings is not None:
         timings["read_s"] = round(read_done - clock, 3)
         timings["compute_s"] = round(time.perf_counter() - read_done, 3)

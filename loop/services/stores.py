@@ -95,7 +95,8 @@ def is_store_id(value: object) -> bool:
     )
 
 
-def _store_id(store_id: str) -> str:
+def checked_store_id(store_id: str) -> str:
+    """``store_id`` if it has a store id's shape (``is_store_id``), else InvalidInput."""
     if not is_store_id(store_id):
         raise InvalidInput("store_id", f"must be {STORE_ID_HELP}")
     return str(store_id)
@@ -115,12 +116,12 @@ def _rows(hours: pd.DataFrame) -> list[HoursRow]:
 
 def get_business_hours(*, store_id: str) -> list[HoursRow]:
     """The store's weekly hours by day and start; an empty list means open 24x7 (no rows stored)."""
-    return _rows(storage.read_hours(storage.get_db(), _store_id(store_id)))
+    return _rows(storage.read_hours(storage.get_db(), checked_store_id(store_id)))
 
 
 def set_business_hours(*, store_id: str, items: list[object]) -> list[HoursRow]:
     """Replace the store's weekly hours; ``[]`` removes them (open 24x7). All items valid or nothing stored."""
-    store_id = _store_id(store_id)
+    store_id = checked_store_id(store_id)
     problems = RowProblems()
     raw, indexes = raw_rows_from_items(items, HOURS_ITEM_KEYS, "hours", problems)
     raw = raw.rename(columns={"dayOfWeek": "day_of_week"})
@@ -135,7 +136,7 @@ def set_business_hours(*, store_id: str, items: list[object]) -> list[HoursRow]:
 
 def get_timezone(*, store_id: str) -> StoreZone:
     """The store's zone as the report reads it: the last stored row, else DEFAULT_TIMEZONE."""
-    store_id = _store_id(store_id)
+    store_id = checked_store_id(store_id)
     zones = storage.read_zones(storage.get_db(), store_id)["timezone_str"].to_numpy()
     # As the engine reads it: the store's last row wins; a missing or unknown name means the default.
     if len(zones) == 0 or zones[-1] not in known_time_zones():
@@ -145,7 +146,7 @@ def get_timezone(*, store_id: str) -> StoreZone:
 
 def set_timezone(*, store_id: str, timezone_str: str) -> StoreZone:
     """Set the store's zone; only names this interpreter knows (``known_time_zones``) are accepted."""
-    store_id = _store_id(store_id)
+    store_id = checked_store_id(store_id)
     if timezone_str not in known_time_zones():
         raise InvalidInput(
             "timezone_str", f"{timezone_str!r} is not a known time zone (IANA name, e.g. America/New_York)"
@@ -170,7 +171,7 @@ def _special_rows(special: pd.DataFrame) -> list[SpecialHoursRow]:
 
 def get_special_hours(*, store_id: str) -> list[SpecialHoursRow]:
     """The store's holiday hours by date and start; ``[]``: none, its weekly hours apply every day."""
-    return _special_rows(storage.read_special_hours(storage.get_db(), _store_id(store_id)))
+    return _special_rows(storage.read_special_hours(storage.get_db(), checked_store_id(store_id)))
 
 
 def set_special_hours(*, store_id: str, items: list[object]) -> list[SpecialHoursRow]:
@@ -178,7 +179,7 @@ def set_special_hours(*, store_id: str, items: list[object]) -> list[SpecialHour
 
     An item with both times null (or empty) closes the store that whole local day.
     """
-    store_id = _store_id(store_id)
+    store_id = checked_store_id(store_id)
     problems = RowProblems()
     # null times mean "closed all day", as empty fields do in special_hours.csv.
     items = [
@@ -239,7 +240,7 @@ def list_stores(*, search: str = "", page: int = 1, page_size: int = PAGE_SIZE_D
 
 def get_store(*, store_id: str) -> StoreDetail:
     """One store: zone, weekly and holiday hours, first and last poll; NotFound when nothing is known of it."""
-    store_id = _store_id(store_id)
+    store_id = checked_store_id(store_id)
     db = storage.get_db()
     catalog = storage.read_store_catalog(db, store_id)
     hours = storage.read_hours(db, store_id)

@@ -16,7 +16,15 @@ from typing import Any
 import pandas as pd
 from django.core.management.base import BaseCommand, CommandError
 
-from loop.csv_sources import InputFileError, RowProblems, locate_sources, read_hours, read_status, read_zones
+from loop.csv_sources import (
+    InputFileError,
+    RowProblems,
+    locate_sources,
+    read_hours,
+    read_special_hours,
+    read_status,
+    read_zones,
+)
 from loop.report_engine import ReportResult, compute_report, report_to_csv
 from loop.timeutil import NOW_HELP, parse_now
 
@@ -28,7 +36,10 @@ class Command(BaseCommand):
     requires_system_checks = []
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("--csv-dir", help="folder or .zip with the three Loop CSVs (omit to read MongoDB)")
+        parser.add_argument(
+            "--csv-dir",
+            help="folder or .zip with the three Loop CSVs and an optional special_hours.csv (omit to read MongoDB)",
+        )
         parser.add_argument("--now", help=f"instant to report at, {NOW_HELP} (default: newest poll)")
         parser.add_argument("--output", required=True, help="report CSV path, or - for stdout")
         parser.add_argument("--strict", action="store_true", help="fail (exit 1) if any input row is skipped")
@@ -88,9 +99,11 @@ def _report_from_csv(path: Path, now: pd.Timestamp | None) -> tuple[ReportResult
         polls = read_status(sources.status, problems)
         hours = read_hours(sources.hours, problems)
         zones = read_zones(sources.zones, problems)
+        # special_hours.csv is optional: without it, the weekly hours apply every day.
+        special = None if sources.special is None else read_special_hours(sources.special, problems)
     except InputFileError as error:
         raise CommandError(str(error), returncode=2) from error
-    return compute_report(polls, hours, zones, now=now), problems
+    return compute_report(polls, hours, zones, now=now, special_hours=special), problems
 
 
 def _write_output(target: str, text: str) -> None:
