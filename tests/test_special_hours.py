@@ -11,12 +11,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from django.core.management import call_command
 from pymongo.database import Database
 
 from loop import storage
 from loop.csv_sources import CsvSource, RowProblems, locate_sources, read_special_hours
 from loop.ingest import StrictModeError, load_sources
 from tests.support.csv_files import write_csv, write_dataset
+from tests.support.worked_example import EXAMPLE_CSV, EXAMPLE_HOURS, EXAMPLE_POLLS, EXAMPLE_ZONES
+from tests.support.worked_example import HEADER as REPORT
 
 HEADER = "store_id,date_local,start_time_local,end_time_local"
 
@@ -163,3 +166,19 @@ def test_strict_refuses_a_bad_special_hours_row_and_writes_nothing(mdb: Database
         load_sources(folder, mdb, strict=True)
     assert refused.value.problems[str(folder / "special_hours.csv")].total == 1
     assert storage.read_special_hours(mdb).empty and storage.newest_poll_time(mdb) is None
+
+
+def test_the_offline_command_reads_special_hours_from_the_same_folder(tmp_path: Path) -> None:
+    folder = write_dataset(tmp_path / "in", EXAMPLE_POLLS, EXAMPLE_HOURS, EXAMPLE_ZONES)
+    now = "2024-10-07T18:00:00Z"
+    without = tmp_path / "without.csv"
+    call_command("generate_report", "--csv-dir", str(folder), "--now", now, "--output", str(without))
+    assert without.read_text() == EXAMPLE_CSV
+    # Monday 2024-10-07 open only 10:00-11:30 local: up 10:00-10:44:30 (0.74 h), down 10:44:30-11:30 (0.76 h);
+    # the last hour (12:00-13:00 local) is closed. "bad" is reported and skipped.
+    write_csv(folder / "special_hours.csv", HEADER, ["mon,2024-10-07,10:00,11:30", "bad,2024-10-07,10:00,"])
+    with_special = tmp_path / "with.csv"
+    call_command("generate_report", "--csv-dir", str(folder), "--now", now, "--output", str(with_special))
+    assert with_special.read_text() == (
+        f"{REPORT}\nmon,0.00,0.74,0.74,0.00,0.76,0.76\nold,0.00,0.00,0.00,0.00,0.00,0.00\n"
+    )
