@@ -19,7 +19,10 @@ it measures, next to the offline command on the same files in the same run:
    ``now`` must report at the appended hour's newest poll; a second hour through the
    ``load_data`` CLI (wall time, start-up included, for information);
 6. one store's polls over a 7-day window (``storage.read_store_polls``), ~50 random
-   stores and windows: median, p95 and max (target: p95 <= 100 ms at 1x).
+   stores and windows: median, p95 and max (target: p95 <= 100 ms at 1x);
+7. ``GET /stores/<id>/timeline/`` over HTTP (gunicorn), ~50 random stores, default range
+   (the report week ending at the newest poll): p50, p95 and max (target: p95 < 100 ms
+   at 1x); for information the same over 31 days and ``GET /stores/`` (first page, a search).
 
 At the end a table gives each figure per scale, the growth between the smallest and
 the largest scale (target <= 12x when they are 1x and 10x), PASS/FAIL per target and a
@@ -57,6 +60,7 @@ TARGET_LOAD_RATIO = 5.0  # load_data / offline
 TARGET_TRIGGER_RATIO = 3.0  # trigger-to-Complete / offline
 TARGET_APPEND_S = 2.0  # in-process hourly append (at 1x)
 TARGET_READ_MS = 100.0  # one store's 7 days, p95 (at 1x)
+TARGET_TIMELINE_MS = 100.0  # GET /stores/<id>/timeline/ over HTTP, p95 (at 1x)
 TARGET_WORKER_GB = 4.0  # worker peak RSS
 TARGET_GROWTH = 12.0  # each figure, 10x / 1x
 READ_SAMPLES = 50
@@ -353,6 +357,15 @@ def run_scale(scale: float, args: argparse.Namespace, run_id: str) -> ScaleResul
                 fig["read_p95_ms"] <= TARGET_READ_MS,
             )
 
+        # 7. the timeline endpoint over HTTP (still over the loaded set)
+        timeline_figures(service.base, [str(ids[i]) for i in sample], storage.newest_poll_time(db), fig)
+        if scale == 1:
+            out.check(
+                f"{label} GET /stores/<id>/timeline/ p95 = {fig['timeline_p95_ms']:.1f} ms "
+                f"(< {TARGET_TIMELINE_MS:g} ms; max {fig['timeline_max_ms']:.1f} ms)",
+                fig["timeline_p95_ms"] < TARGET_TIMELINE_MS,
+            )
+
         # 5. hourly appends
         id_list = [str(s) for s in ids]
         hours_before = len(storage.read_hours(db))
@@ -451,6 +464,50 @@ def run_scale(scale: float, args: argparse.Namespace, run_id: str) -> ScaleResul
             print(f"kept database {db_name}", flush=True)
 
 
+def timeline_figures(base: str, store_ids: list[str], newest: object, fig: dict[str, float]) -> None:
+    """Step 7: client-side wall time of GET /stores/<id>/timeline/ (and, for information, of GET /stores/)."""
+    from urllib.parse import quote
+
+    import numpy as np
+    import pandas as pd
+    import requests
+
+    def timed(url: str, params: dict[str, str] | None = None) -> tuple[float, dict]:
+        t0 = time.perf_counter()
+        response = requests.get(url, params=params, timeout=60)
+        ms = (time.perf_counter() - t0) * 1000
+        if response.status_code != 200:
+            raise RuntimeError(f"GET {url} {params}: {response.status_code} {response.text[:300]}")
+        return ms, response.json()
+
+    urls = [f"{base}/stores/{quote(store_id, safe='')}/timeline/" for store_id in store_ids]
+    timed(urls[0])  # warm-up: each gunicorn worker's first request imports and connects
+    timed(urls[0])
+    week = [timed(url) for url in urls[1:]]
+    ms = np.array([m for m, _ in week])
+    segments = np.mean([len(body["segments"]) for _, body in week])
+    fig["timeline_p50_ms"] = float(np.median(ms))
+    fig["timeline_p95_ms"] = float(np.percentile(ms, 95))
+    fig["timeline_max_ms"] = float(ms.max())
+    end = pd.Timestamp(newest)
+    month = {"from": (end - pd.Timedelta(days=31)).isoformat(), "to": end.isoformat()}
+    long_ms = np.array([timed(url, month)[0] for url in urls[1:21]])
+    fig["timeline_31d_p95_ms"] = float(np.percentile(long_ms, 95))
+    list_ms = [timed(f"{base}/stores/")[0] for _ in range(5)] + [
+        timed(f"{base}/stores/", {"search": store_ids[0][:4], "page_size": "100"})[0] for _ in range(5)
+    ]
+    fig["stores_list_ms"] = float(np.median(list_ms))
+    print(
+        f"[7] GET /stores/<id>/timeline/ over HTTP ({len(ms)} random stores, default range = the report week, "
+        f"{segments:.0f} segments each on average, after 2 untimed warm-up requests): "
+        f"p50 {fig['timeline_p50_ms']:.1f} ms, p95 {fig['timeline_p95_ms']:.1f} ms, "
+        f"max {fig['timeline_max_ms']:.1f} ms; "
+        f"(info) 31 days p95 {fig['timeline_31d_p95_ms']:.1f} ms ({len(long_ms)} stores); "
+        f"GET /stores/ median {fig['stores_list_ms']:.1f} ms",
+        flush=True,
+    )
+
+
 # --- the table ---------------------------------------------------------------------------
 
 # (key, title, unit format, growth judged against TARGET_GROWTH)
@@ -468,6 +525,11 @@ ROWS = [
     ("read_p95_ms", "store 7-day read p95", "{:.1f} ms", True),
     ("read_max_ms", "store 7-day read max", "{:.1f} ms", False),
     ("heads_read_ms", "all day heads at once (info)", "{:.1f} ms", False),
+    ("timeline_p50_ms", "timeline over HTTP p50", "{:.1f} ms", False),
+    ("timeline_p95_ms", "timeline over HTTP p95", "{:.1f} ms", True),
+    ("timeline_max_ms", "timeline over HTTP max", "{:.1f} ms", False),
+    ("timeline_31d_p95_ms", "timeline 31 days p95 (info)", "{:.1f} ms", False),
+    ("stores_list_ms", "GET /stores/ median (info)", "{:.1f} ms", False),
     ("week_read_s", "bare week read (info)", "{:.2f} s", False),
     ("hours_read_s", "read_hours in process (info)", "{:.2f} s", False),
 ]
