@@ -29,6 +29,7 @@ from loop.storage.polls import (
 )
 from loop.storage.reports import (
     ReportDoc,
+    ReportFormat,
     ReportPhase,
     ReportStatus,
     canonical_report_id,
@@ -43,6 +44,7 @@ from loop.storage.reports import (
     list_reports,
     mark_report_started,
     read_report_csv,
+    report_format,
     report_now,
     set_report_phase,
 )
@@ -65,6 +67,7 @@ __all__ = [
     "TableMoved",
     "PollColumns",
     "ReportDoc",
+    "ReportFormat",
     "ReportPhase",
     "ReportStatus",
     "collection_counts",
@@ -101,6 +104,7 @@ __all__ = [
     "replace_day",
     "replace_hours",
     "replace_zones",
+    "report_format",
     "report_now",
     "scan_polls",
     "server_health",
