@@ -11,9 +11,19 @@ from typing import Any
 import pandas as pd
 from rest_framework import serializers
 
+from loop.report_engine import DEFAULT_MAX_GAP_MINUTES, MAX_GAP_MINUTES_ALLOWED, MIN_GAP_MINUTES
 from loop.services.reports import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, REPORT_ID_HELP
-from loop.storage import ReportPhase, ReportStatus
+from loop.storage import ReportFormat, ReportPhase, ReportStatus
 from loop.timeutil import NOW_HELP, parse_now
+
+FORMAT_HELP = (
+    "loop: the 7 Loop columns. extended: those, then uptime_pct_last_hour/day/week, unobserved_last_hour "
+    "(minutes), unobserved_last_day/week (hours), outages_last_week, longest_outage_last_week (minutes)."
+)
+GAP_HELP = (
+    "Extended reports only: business time farther than this from its nearest counted poll is unobserved "
+    f"({MIN_GAP_MINUTES}-{MAX_GAP_MINUTES_ALLOWED})."
+)
 
 
 class StrictSerializer(serializers.Serializer):
@@ -50,6 +60,19 @@ class TriggerReportRequestSerializer(StrictSerializer):
             "data written since it was triggered is answered instead (200, reused: true)."
         ),
     )
+    format = serializers.ChoiceField(
+        required=False, default=ReportFormat.LOOP.value, choices=[f.value for f in ReportFormat], help_text=FORMAT_HELP
+    )
+    max_gap_minutes = serializers.IntegerField(
+        required=False,
+        default=DEFAULT_MAX_GAP_MINUTES,
+        min_value=MIN_GAP_MINUTES,
+        max_value=MAX_GAP_MINUTES_ALLOWED,
+        help_text=f"{GAP_HELP} Default {DEFAULT_MAX_GAP_MINUTES}; ignored by the loop format.",
+    )
+
+    def validate_format(self, value: str) -> ReportFormat:
+        return ReportFormat(value)
 
     def validate_now(self, value: str) -> pd.Timestamp:
         try:
@@ -70,9 +93,11 @@ class TriggerReportResponseSerializer(serializers.Serializer):
 class ReportStatusSerializer(serializers.Serializer):
     """A ``loop.services.reports.ReportView``; fields that do not apply to the status are left out."""
 
-    OPTIONAL = ("csv_data", "error", "finished_at", "rows")
+    OPTIONAL = ("csv_data", "error", "finished_at", "rows", "max_gap_minutes")
 
     status = serializers.ChoiceField(choices=[s.value for s in ReportStatus])
+    format = serializers.ChoiceField(choices=[f.value for f in ReportFormat], help_text=FORMAT_HELP)
+    max_gap_minutes = serializers.IntegerField(required=False, help_text=GAP_HELP)
     csv_data = serializers.CharField(required=False, help_text="The report CSV (Complete only).")
     error = serializers.CharField(required=False, help_text="Why the report failed (Failed only).")
     now = InstantField(help_text="The instant the report is computed at.")
@@ -83,6 +108,7 @@ class ReportStatusSerializer(serializers.Serializer):
     def to_representation(self, instance: Any) -> dict[str, Any]:
         data = super().to_representation(instance)
         data["status"] = str(data["status"])
+        data["format"] = str(data["format"])
         return {key: value for key, value in data.items() if key not in self.OPTIONAL or value is not None}
 
 
@@ -104,10 +130,12 @@ class ReportListQuerySerializer(StrictSerializer):
 class ReportSummarySerializer(serializers.Serializer):
     """A ``loop.services.reports.ReportSummary``: fields that do not apply to the status are left out."""
 
-    OPTIONAL = ("finished_at", "rows", "phase", "progress")
+    OPTIONAL = ("finished_at", "rows", "phase", "progress", "max_gap_minutes")
 
     report_id = serializers.CharField(help_text=REPORT_ID_HELP)
     status = serializers.ChoiceField(choices=[s.value for s in ReportStatus])
+    format = serializers.ChoiceField(choices=[f.value for f in ReportFormat], help_text=FORMAT_HELP)
+    max_gap_minutes = serializers.IntegerField(required=False, help_text=GAP_HELP)
     now = InstantField(help_text="The instant the report is computed at.")
     created_at = InstantField(allow_null=True)
     finished_at = InstantField(required=False, help_text="When it became Complete or Failed.")
@@ -122,6 +150,7 @@ class ReportSummarySerializer(serializers.Serializer):
     def to_representation(self, instance: Any) -> dict[str, Any]:
         data = super().to_representation(instance)
         data["status"] = str(data["status"])
+        data["format"] = str(data["format"])
         return {key: value for key, value in data.items() if key not in self.OPTIONAL or value is not None}
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 from pymongo.database import Database
 
 from loop import storage
-from loop.report_engine import ReportResult, compute_report
+from loop.report_engine import DEFAULT_MAX_GAP_MINUTES, ReportResult, compute_report
 from loop.storage.legacy import require_current_layout
 from loop.timeutil import to_utc
 
@@ -24,11 +24,16 @@ def generate_report(
     db: Database | None = None,
     timings: dict[str, float] | None = None,
     on_computing: Callable[[], None] | None = None,
+    *,
+    extended: bool = False,
+    max_gap_minutes: int = DEFAULT_MAX_GAP_MINUTES,
 ) -> ReportResult:
     """Compute the report from MongoDB at ``now`` (default: the newest stored poll).
 
     ``timings``, when given, receives the seconds spent reading and computing;
     ``on_computing`` is called once the reads are done (the worker records the phase).
+    ``extended``/``max_gap_minutes``: the extended report's columns (docs/report_rules.md).
+    Holiday hours (``storage.read_special_hours``) are applied as the engine's rule 10 says.
     """
     db = db if db is not None else storage.get_db()
     require_current_layout(db)
@@ -44,6 +49,7 @@ def generate_report(
             storage.read_zones(db),
             now=None,
             special_hours=storage.read_special_hours(db),
+            extended=extended,
         )
     now = to_utc(now)
     polls = storage.week_polls(db, now)
@@ -56,7 +62,16 @@ def generate_report(
     read_done = time.perf_counter()
     if on_computing is not None:
         on_computing()
-    result = compute_report(polls, hours, zones, now=now, extra_store_ids=extra, special_hours=special_hours)
+    result = compute_report(
+        polls,
+        hours,
+        zones,
+        now=now,
+        extra_store_ids=extra,
+        special_hours=special_hours,
+        extended=extended,
+        max_gap_minutes=max_gap_minutes,
+    )
     if timings is not None:
         timings["read_s"] = round(read_done - clock, 3)
         timings["compute_s"] = round(time.perf_counter() - read_done, 3)

@@ -100,7 +100,8 @@ class TriggerReportView(APIView):
         description=(
             "202: a new report was started. 200 (`reused: true`): a Running or Complete report of the same `now` "
             "with no polls, hours or zones written since it was triggered answers instead; `force: true` always "
-            "starts a new one."
+            "starts a new one. `format`: `loop` (default, the 7 Loop columns) or `extended` (8 more columns); "
+            "a report is reused only by a trigger of the same format (and `max_gap_minutes` for extended)."
         ),
         request=TriggerReportRequestSerializer,
         responses={
@@ -119,7 +120,12 @@ class TriggerReportView(APIView):
         serializer = TriggerReportRequestSerializer(data=_options_body(request.data))
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        result = reports.trigger_report(now=data.get("now"), force=data["force"])
+        result = reports.trigger_report(
+            now=data.get("now"),
+            force=data["force"],
+            report_format=data["format"],
+            max_gap_minutes=data["max_gap_minutes"],
+        )
         answer = status.HTTP_200_OK if result.reused else status.HTTP_202_ACCEPTED
         body = TriggerReportResponseSerializer(result).data
         return Response(body, status=answer, headers={"Location": f"/get_report/{result.report_id}/"})

@@ -254,6 +254,7 @@ SPECTACULAR_SETTINGS = {
         "ReportStatusEnum": ["Running", "Complete", "Failed"],
         "HealthStatusEnum": ["ok", "unavailable"],
         "PollStatusEnum": ["active", "inactive"],
+        "ReportFormatEnum": ["loop", "extended"],
     },
     # The schema and Swagger UI stay readable without the API token.
     "SERVE_AUTHENTICATION": [],

@@ -73,6 +73,7 @@ def test_list_items_carry_only_what_applies_to_their_status(history: APIClient) 
         "created_at": "2026-01-01T12:04:00+00:00",
         "phase": "queued",
         "progress": 0,
+        "format": "loop",  # stored before formats existed: a Loop report
     }
     assert by_letter["A"]["rows"] == 1 and "phase" not in by_letter["A"] and "progress" not in by_letter["A"]
     assert by_letter["A"]["finished_at"] >= by_letter["A"]["created_at"]

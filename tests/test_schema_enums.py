@@ -8,13 +8,14 @@ from django.conf import settings
 from django.core.management import call_command
 
 from loop.rules import POLL_STATUSES
-from loop.storage import ReportStatus
+from loop.storage import ReportFormat, ReportStatus
 
 
 def test_enum_overrides_match_the_rule_homes() -> None:
     overrides = settings.SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]
     assert overrides["ReportStatusEnum"] == [s.value for s in ReportStatus]
     assert overrides["PollStatusEnum"] == list(POLL_STATUSES)
+    assert overrides["ReportFormatEnum"] == [f.value for f in ReportFormat]
     assert overrides["HealthStatusEnum"] == ["ok", "unavailable"]
 
 

@@ -21,8 +21,8 @@ from pymongo.database import Database
 
 from loop import storage
 from loop.errors import Conflict, InvalidInput, NotFound, Unavailable
-from loop.report_engine import report_to_csv
-from loop.storage import ReportDoc, ReportPhase, ReportStatus
+from loop.report_engine import DEFAULT_MAX_GAP_MINUTES, MAX_GAP_MINUTES_ALLOWED, MIN_GAP_MINUTES, report_to_csv
+from loop.storage import ReportDoc, ReportFormat, ReportPhase, ReportStatus
 from loop.storage.legacy import LegacyLayoutError, has_legacy_polls
 from loop.timeutil import ts_to_us, utcnow
 from loop.utils import generate_report
@@ -42,6 +42,8 @@ class ReportView:
     rows: int | None = None
     csv_data: str | None = None
     error: str | None = None
+    format: ReportFormat = ReportFormat.LOOP
+    max_gap_minutes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class ReportSummary:
     rows: int | None
     phase: str | None
     progress: int | None
+    format: ReportFormat = ReportFormat.LOOP
+    max_gap_minutes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -98,13 +102,26 @@ class TriggerResult:
 CLAIM_ATTEMPTS = 20
 
 
-def trigger_report(*, now: pd.Timestamp | None = None, force: bool = False) -> TriggerResult:
+def trigger_report(
+    *,
+    now: pd.Timestamp | None = None,
+    force: bool = False,
+    report_format: ReportFormat = ReportFormat.LOOP,
+    max_gap_minutes: int = DEFAULT_MAX_GAP_MINUTES,
+) -> TriggerResult:
     """Pin ``now`` (default: the newest poll; never after it) and answer with a report computing it.
 
-    Without ``force``, a Running or Complete report of the same ``now`` triggered at the same data
-    version (nothing written since) is reused; concurrent triggers converge on one report through
-    the claim of (now, version) in storage. ``force`` always starts a new one.
+    Without ``force``, a Running or Complete report of the same ``now``, format (and, for the
+    extended format, ``max_gap_minutes``) triggered at the same data version (nothing written
+    since) is reused; concurrent triggers converge on one report through the claim of
+    (now, version, variant) in storage. ``force`` always starts a new one. ``max_gap_minutes``
+    is ignored by the Loop format.
     """
+    if not MIN_GAP_MINUTES <= max_gap_minutes <= MAX_GAP_MINUTES_ALLOWED:
+        raise InvalidInput("max_gap_minutes", f"must be between {MIN_GAP_MINUTES} and {MAX_GAP_MINUTES_ALLOWED}")
+    extended = report_format == ReportFormat.EXTENDED
+    gap = max_gap_minutes if extended else None
+    variant = f"{report_format.value}:{max_gap_minutes}" if extended else ""
     db = storage.get_db()
     if has_legacy_polls(db):
         raise Conflict(str(LegacyLayoutError()))
@@ -116,12 +133,12 @@ def trigger_report(*, now: pd.Timestamp | None = None, force: bool = False) -> T
     elif now > newest:
         raise InvalidInput("now", f"{now.isoformat()} lies after the newest poll ({newest.isoformat()})")
     if force:
-        doc = storage.create_report(db, new_report_id(), now)
+        doc = storage.create_report(db, new_report_id(), now, report_format=report_format, max_gap_minutes=gap)
         _enqueue(db, doc["report_id"])
         return TriggerResult(report_id=doc["report_id"], reused=False)
     now_us = ts_to_us(now)
     for _ in range(CLAIM_ATTEMPTS):
-        current = storage.canonical_report_id(db, now_us, version)
+        current = storage.canonical_report_id(db, now_us, version, variant)
         if current is not None:
             existing = storage.get_report(db, current)
             if existing is not None:
@@ -130,8 +147,10 @@ def trigger_report(*, now: pd.Timestamp | None = None, force: bool = False) -> T
                     return TriggerResult(report_id=current, reused=True)
         # None yet, or it failed or was deleted: offer a new one. Its document exists before the
         # claim, so whoever reads a claim finds its report.
-        doc = storage.create_report(db, new_report_id(), now, data_version=version)
-        if storage.claim_canonical_report(db, now_us, version, doc["report_id"], replacing=current):
+        doc = storage.create_report(
+            db, new_report_id(), now, data_version=version, report_format=report_format, max_gap_minutes=gap
+        )
+        if storage.claim_canonical_report(db, now_us, version, doc["report_id"], replacing=current, variant=variant):
             _enqueue(db, doc["report_id"])
             return TriggerResult(report_id=doc["report_id"], reused=False)
         storage.discard_unqueued_report(db, doc["report_id"])  # another trigger won: go round and reuse its report
@@ -203,6 +222,8 @@ def _summary(doc: ReportDoc) -> ReportSummary:
         # Reports created before phases existed have none: they read as queued.
         phase=str(doc.get("phase") or ReportPhase.QUEUED) if running else None,
         progress=int(doc.get("progress") or 0) if running else None,
+        format=storage.report_format(doc),
+        max_gap_minutes=doc.get("max_gap_minutes"),
     )
 
 
@@ -238,6 +259,8 @@ def report_view(*, report_id: str) -> ReportView:
         status=status,
         now=storage.report_now(doc),
         created_at=_timestamp(doc.get("created_at")),
+        format=storage.report_format(doc),
+        max_gap_minutes=doc.get("max_gap_minutes"),
     )
     finished_at = _timestamp(doc.get("finished_at"))
     if status == ReportStatus.COMPLETE:
@@ -297,10 +320,13 @@ def compute_report(*, report_id: str, retries: int = 0, db: Database | None = No
     started = time.perf_counter()
     timings: dict[str, float] = {}
     storage.set_report_phase(db, report_id, ReportPhase.READING)
+    extended = storage.report_format(doc) == ReportFormat.EXTENDED
     try:
         result = generate_report(
             now=storage.report_now(doc),
             db=db,
+            extended=extended,
+            max_gap_minutes=int(doc.get("max_gap_minutes") or DEFAULT_MAX_GAP_MINUTES),
             timings=timings,
             on_computing=lambda: storage.set_report_phase(db, report_id, ReportPhase.COMPUTING),
         )

@@ -31,6 +31,7 @@ from loop.storage.polls import (
 )
 from loop.storage.reports import (
     ReportDoc,
+    ReportFormat,
     ReportPhase,
     ReportStatus,
     canonical_report_id,
@@ -45,6 +46,7 @@ from loop.storage.reports import (
     list_reports,
     mark_report_started,
     read_report_csv,
+    report_format,
     report_now,
     set_report_phase,
 )
@@ -72,6 +74,7 @@ __all__ = [
     "Catalog",
     "PollColumns",
     "ReportDoc",
+    "ReportFormat",
     "ReportPhase",
     "ReportStatus",
     "collection_counts",
@@ -111,6 +114,7 @@ __all__ = [
     "replace_hours",
     "replace_special_hours",
     "replace_zones",
+    "report_format",
     "report_now",
     "scan_polls",
     "server_health",

@@ -29,6 +29,13 @@ class ReportStatus(StrEnum):
     FAILED = "Failed"
 
 
+class ReportFormat(StrEnum):
+    """Which columns a report has: the Loop 7, or those plus the extended 8 (docs/report_rules.md)."""
+
+    LOOP = "loop"
+    EXTENDED = "extended"
+
+
 class ReportPhase(StrEnum):
     """Where a Running report is; the worker moves it forward (``set_report_phase``)."""
 
@@ -42,7 +49,18 @@ class ReportPhase(StrEnum):
 PHASE_PROGRESS = {ReportPhase.QUEUED: 0, ReportPhase.READING: 10, ReportPhase.COMPUTING: 60, ReportPhase.STORING: 90}
 
 # The few fields the report list shows: never the CSV, warnings or timings.
-SUMMARY_FIELDS = ("report_id", "status", "now_us", "created_at", "finished_at", "rows", "phase", "progress")
+SUMMARY_FIELDS = (
+    "report_id",
+    "status",
+    "now_us",
+    "created_at",
+    "finished_at",
+    "rows",
+    "phase",
+    "progress",
+    "format",
+    "max_gap_minutes",
+)
 
 
 class ReportDoc(TypedDict):
@@ -67,9 +85,18 @@ class ReportDoc(TypedDict):
     phase: str  # a ReportPhase value; meaningful while Running
     progress: int  # 0-100, with the phase
     data_version: int | None  # the data version at trigger time (None: forced, or made before versions)
+    format: str  # a ReportFormat value (absent on reports made before formats: loop)
+    max_gap_minutes: int | None  # extended reports only
 
 
-def create_report(db: Database, report_id: str, now: pd.Timestamp, data_version: int | None = None) -> ReportDoc:
+def create_report(
+    db: Database,
+    report_id: str,
+    now: pd.Timestamp,
+    data_version: int | None = None,
+    report_format: ReportFormat = ReportFormat.LOOP,
+    max_gap_minutes: int | None = None,
+) -> ReportDoc:
     now_us = ts_to_us(now)
     doc = ReportDoc(
         report_id=report_id,
@@ -91,6 +118,8 @@ def create_report(db: Database, report_id: str, now: pd.Timestamp, data_version:
         phase=ReportPhase.QUEUED.value,
         progress=PHASE_PROGRESS[ReportPhase.QUEUED],
         data_version=data_version,
+        format=report_format.value,
+        max_gap_minutes=max_gap_minutes if report_format == ReportFormat.EXTENDED else None,
     )
     # _id is the report id: lookups by _id are the one query FerretDB serves from an index.
     db[REPORTS].insert_one({"_id": report_id, **doc})
@@ -107,6 +136,11 @@ def get_report(db: Database, report_id: str) -> ReportDoc | None:
 
 def report_now(doc: ReportDoc) -> pd.Timestamp:
     return us_to_ts(int(doc["now_us"]))
+
+
+def report_format(doc: ReportDoc | dict[str, Any]) -> ReportFormat:
+    """The report's format; reports stored before formats existed are Loop reports."""
+    return ReportFormat(doc.get("format") or ReportFormat.LOOP)
 
 
 def mark_report_started(db: Database, report_id: str, worker: str | None = None, retries: int = 0) -> ReportDoc | None:
@@ -226,23 +260,30 @@ def delete_finished_reports_before(db: Database, before: dt.datetime) -> int:
 # --- reuse: one canonical report per (now, data version) ---------------------------------
 
 
-def _claim_key(now_us: int, data_version: int) -> str:
-    return f"{now_us}:{data_version}"
+def _claim_key(now_us: int, data_version: int, variant: str) -> str:
+    # Loop reports keep the key they had before formats existed; other variants append theirs.
+    return f"{now_us}:{data_version}" + (f":{variant}" if variant else "")
 
 
-def canonical_report_id(db: Database, now_us: int, data_version: int) -> str | None:
-    """The report that answers triggers at (``now_us``, ``data_version``), if one was claimed."""
-    doc = db[REPORT_CLAIMS].find_one({"_id": _claim_key(now_us, data_version)})
+def canonical_report_id(db: Database, now_us: int, data_version: int, variant: str = "") -> str | None:
+    """The report that answers triggers at (``now_us``, ``data_version``, ``variant``), if one was claimed.
+
+    ``variant`` tells report kinds apart (format and its options; "" for the Loop report), so a trigger
+    of one kind never reuses a report of another.
+    """
+    doc = db[REPORT_CLAIMS].find_one({"_id": _claim_key(now_us, data_version, variant)})
     return None if doc is None else str(doc["report_id"])
 
 
-def claim_canonical_report(db: Database, now_us: int, data_version: int, report_id: str, replacing: str | None) -> bool:
+def claim_canonical_report(
+    db: Database, now_us: int, data_version: int, report_id: str, replacing: str | None, variant: str = ""
+) -> bool:
     """Make ``report_id`` the canonical report of the pair; False when another trigger got there first.
 
     ``replacing`` None: only if there is none yet (the unique ``_id`` lets exactly one insert win).
     Otherwise only if the claim still names ``replacing`` (a compare-and-set on one document).
     """
-    key = _claim_key(now_us, data_version)
+    key = _claim_key(now_us, data_version, variant)
     if replacing is None:
         try:
             db[REPORT_CLAIMS].insert_one({"_id": key, "report_id": report_id, "claimed_at": utcnow()})

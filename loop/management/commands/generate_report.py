@@ -25,7 +25,14 @@ from loop.csv_sources import (
     read_status,
     read_zones,
 )
-from loop.report_engine import ReportResult, compute_report, report_to_csv
+from loop.report_engine import (
+    DEFAULT_MAX_GAP_MINUTES,
+    MAX_GAP_MINUTES_ALLOWED,
+    MIN_GAP_MINUTES,
+    ReportResult,
+    compute_report,
+    report_to_csv,
+)
 from loop.timeutil import NOW_HELP, parse_now
 
 
@@ -42,6 +49,19 @@ class Command(BaseCommand):
         )
         parser.add_argument("--now", help=f"instant to report at, {NOW_HELP} (default: newest poll)")
         parser.add_argument("--output", required=True, help="report CSV path, or - for stdout")
+        parser.add_argument(
+            "--format",
+            choices=["loop", "extended"],
+            default="loop",
+            help="loop: the 7 Loop columns (default); extended: 8 more (docs/report_rules.md)",
+        )
+        parser.add_argument(
+            "--max-gap-minutes",
+            type=int,
+            default=DEFAULT_MAX_GAP_MINUTES,
+            help=f"extended: farther than this from the nearest counted poll is unobserved "
+            f"({MIN_GAP_MINUTES}-{MAX_GAP_MINUTES_ALLOWED}, default {DEFAULT_MAX_GAP_MINUTES})",
+        )
         parser.add_argument("--strict", action="store_true", help="fail (exit 1) if any input row is skipped")
         # Django adds --skip-checks only to commands that run checks; kept so command lines that pass it still work.
         parser.add_argument("--skip-checks", action="store_true", help="Skip system checks.")
@@ -57,8 +77,15 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         started = time.perf_counter()
         now = _parse_now(options["now"])
+        extended = options["format"] == "extended"
+        gap = options["max_gap_minutes"]
+        if not MIN_GAP_MINUTES <= gap <= MAX_GAP_MINUTES_ALLOWED:
+            raise CommandError(
+                f"--max-gap-minutes {gap}: must be between {MIN_GAP_MINUTES} and {MAX_GAP_MINUTES_ALLOWED}",
+                returncode=2,
+            )
         if options["csv_dir"]:
-            result, problems = _report_from_csv(Path(options["csv_dir"]), now)
+            result, problems = _report_from_csv(Path(options["csv_dir"]), now, extended=extended, max_gap_minutes=gap)
             for line in problems.summary_lines():
                 self.stderr.write(f"warning: {line}")
             if options["strict"] and problems.total:
@@ -68,7 +95,7 @@ class Command(BaseCommand):
             from loop.utils import generate_report
 
             try:
-                result = generate_report(now=now)
+                result = generate_report(now=now, extended=extended, max_gap_minutes=gap)
             except LegacyLayoutError as error:
                 raise CommandError(str(error), returncode=2) from error
         for warning in result.warnings:
@@ -92,7 +119,13 @@ def _parse_now(text: str | None) -> pd.Timestamp | None:
         raise CommandError(f"--now {text!r}: {error}", returncode=2) from error
 
 
-def _report_from_csv(path: Path, now: pd.Timestamp | None) -> tuple[ReportResult, RowProblems]:
+def _report_from_csv(
+    path: Path,
+    now: pd.Timestamp | None,
+    *,
+    extended: bool = False,
+    max_gap_minutes: int = DEFAULT_MAX_GAP_MINUTES,
+) -> tuple[ReportResult, RowProblems]:
     problems = RowProblems()
     try:
         sources = locate_sources(path)
@@ -103,7 +136,16 @@ def _report_from_csv(path: Path, now: pd.Timestamp | None) -> tuple[ReportResult
         special = None if sources.special is None else read_special_hours(sources.special, problems)
     except InputFileError as error:
         raise CommandError(str(error), returncode=2) from error
-    return compute_report(polls, hours, zones, now=now, special_hours=special), problems
+    result = compute_report(
+        polls,
+        hours,
+        zones,
+        now=now,
+        special_hours=special,
+        extended=extended,
+        max_gap_minutes=max_gap_minutes,
+    )
+    return result, problems
 
 
 def _write_output(target: str, text: str) -> None:
