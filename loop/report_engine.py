@@ -393,10 +393,12 @@ def _store_zones(store_ids: np.ndarray, zones: pd.DataFrame) -> tuple[np.ndarray
         names = given["timezone_str"].astype(object).where(given["timezone_str"].notna(), "")
         names = names.astype(str).str.strip()
         known = known_time_zones()
-        unknown_mask = (names != "") & ~names.isin(known)
+        # A set lookup per name: Series.isin of Arrow strings against a set costs ~8 ms whatever the size.
+        is_known = np.fromiter((name in known for name in names.tolist()), dtype=bool, count=len(names))
+        unknown_mask = (names != "").to_numpy() & ~is_known
         for bad_name, count in names[unknown_mask].value_counts().sort_index().items():
             warnings.append(f"unknown time zone {bad_name!r} for {count} store(s); using {DEFAULT_TIMEZONE}")
-        names = names.where(names.isin(known), DEFAULT_TIMEZONE)
+        names = names.where(is_known, DEFAULT_TIMEZONE)
         zone_of.loc[given["store_id"].astype(object).to_numpy()] = names.to_numpy()
     return zone_of.to_numpy(), warnings
 

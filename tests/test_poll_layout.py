@@ -270,33 +270,33 @@ def write_legacy_hours_and_zones(db: Database, folder: Path) -> None:
 
 
 def test_hours_and_zones_are_packed_tables_replaced_per_store(mdb: Database) -> None:
-    from loop.storage.packed import PART_ROWS
     from loop.storage.stores import HOURS_TABLE
 
+    rows = HOURS_TABLE.part_rows
     hours = pd.DataFrame(
         {
-            "store_id": [f"s{i:05d}" for i in range(PART_ROWS + 10)],
+            "store_id": [f"s{i:05d}" for i in range(rows + 10)],
             "day_of_week": 1,
             "start_seconds": 3600,
             "end_seconds": 7200,
         }
     )
-    assert storage.replace_hours(mdb, hours) == PART_ROWS + 10
+    assert storage.replace_hours(mdb, hours) == rows + 10
     head = mdb[storage.HOURS].find_one({"_id": "table"})
     assert [(p["first"], p["last"], p["n"]) for p in head["parts"]] == [
-        ("s00000", "s04999", PART_ROWS),
-        ("s05000", "s05009", 10),
+        ("s00000", f"s{rows - 1:05d}", rows),
+        (f"s{rows:05d}", f"s{rows + 9:05d}", 10),
     ]
-    one = storage.read_hours(mdb, "s05003")
+    one = storage.read_hours(mdb, f"s{rows + 3:05d}")
     assert one.to_dict("records") == [
-        {"store_id": "s05003", "day_of_week": 1, "start_seconds": 3600, "end_seconds": 7200}
+        {"store_id": f"s{rows + 3:05d}", "day_of_week": 1, "start_seconds": 3600, "end_seconds": 7200}
     ]
     # A later file naming one store replaces only its rows.
     storage.replace_hours(
         mdb, pd.DataFrame({"store_id": ["s00001"] * 2, "day_of_week": [2, 3], "start_seconds": 0, "end_seconds": 60})
     )
     assert storage.read_hours(mdb, "s00001")["day_of_week"].tolist() == [2, 3]
-    assert len(storage.read_hours(mdb)) == PART_ROWS + 11
+    assert len(storage.read_hours(mdb)) == rows + 11
     # A writer holding an older head loses, and leaves no parts behind.
     stale_head = {**mdb[storage.HOURS].find_one({"_id": "table"}), "version": 1}
     assert HOURS_TABLE.replace(mdb, stale_head, HOURS_TABLE.empty()) is False

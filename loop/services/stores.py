@@ -242,10 +242,9 @@ def get_store(*, store_id: str) -> StoreDetail:
     """One store: zone, weekly and holiday hours, first and last poll; NotFound when nothing is known of it."""
     store_id = checked_store_id(store_id)
     db = storage.get_db()
-    catalog = storage.read_store_catalog(db, store_id)
-    hours = storage.read_hours(db, store_id)
-    special = storage.read_special_hours(db, store_id)
-    zones = storage.read_zones(db, store_id)
+    one = storage.read_one_store(db, store_id, with_catalog=True)
+    catalog, hours, special, zones = one.catalog, one.hours, one.special_hours, one.zones
+    assert catalog is not None
     if not (len(catalog.store_ids) or len(hours) or len(special) or len(zones)):
         raise NotFound(f"No store {store_id!r}: it has no polls, hours, holiday hours or time zone.")
     polled = len(catalog.store_ids) > 0

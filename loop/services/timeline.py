@@ -64,10 +64,9 @@ def get_store_timeline(
     db = storage.get_db()
     newest = storage.newest_poll_time(db) if end is None else None
     start, end = timeline_range(start=start, end=end, newest=newest)
-    hours = storage.read_hours(db, store_id)
-    special = storage.read_special_hours(db, store_id)
-    zones = storage.read_zones(db, store_id)
-    polls = storage.read_store_polls(db, store_id, start, end)
+    one = storage.read_one_store(db, store_id, polls_between=(start, end))
+    polls, hours, special, zones = one.polls, one.hours, one.special_hours, one.zones
+    assert polls is not None
     if polls.empty and hours.empty and special.empty and zones.empty:
         if len(storage.read_store_catalog(db, store_id).store_ids) == 0:
             raise NotFound(f"No store {store_id!r}: it has no polls, hours, holiday hours or time zone.")

@@ -52,7 +52,9 @@ from loop.storage.reports import (
 )
 from loop.storage.schema import HOURS, REPORT_BUCKET, REPORTS, SPECIAL_HOURS, STATUS, ZONES
 from loop.storage.stores import (
+    OneStore,
     read_hours,
+    read_one_store,
     read_special_hours,
     read_zones,
     replace_hours,
@@ -72,6 +74,7 @@ __all__ = [
     "ZONES",
     "TableMoved",
     "Catalog",
+    "OneStore",
     "PollColumns",
     "ReportDoc",
     "ReportFormat",
@@ -102,6 +105,7 @@ __all__ = [
     "read_catalog",
     "read_day",
     "read_hours",
+    "read_one_store",
     "read_poll_columns",
     "read_polls",
     "read_report_csv",

@@ -1,9 +1,10 @@
 """A table of per-store rows packed into few documents: one versioned head, and parts of binary columns.
 
-Used for business hours, time zones and the store catalog (docs/storage.md).
-Rows are kept sorted by store id and cut into parts of at most ``PART_ROWS``
-rows; the head lists each part's first and last store id, so one store's rows
-are one or two ``_id`` lookups away. The whole table is replaced at once: new
+Used for business hours, holiday hours, time zones and the store catalog
+(docs/storage.md). Rows are kept sorted by store id and cut into parts of at
+most ``part_rows`` rows (``PART_ROWS`` unless the table says otherwise); the
+head lists each part's first and last store id, so one store's rows are one or
+two ``_id`` lookups away. The whole table is replaced at once: new
 parts under a new token, then a compare-and-set on the head's version, so
 concurrent writers never lose each other's rows (the loser merges again).
 """
@@ -59,6 +60,9 @@ class PackedTable:
     head_id: str
     parts: str
     kinds: tuple[tuple[str, str], ...]  # (column, kind); the first column is the store id
+    # Rows per part: smaller parts make one store's read cheaper (FerretDB decodes whole documents),
+    # larger ones make a whole-table read use fewer documents.
+    part_rows: int = PART_ROWS
 
     def empty(self) -> Columns:
         return {name: np.empty(0, object if kind == STR else np.int64) for name, kind in self.kinds}
@@ -99,12 +103,12 @@ class PackedTable:
     def replace(self, db: Database, expected: dict[str, Any] | None, columns: Columns) -> bool:
         """Store ``columns`` (sorted by store id) as the new version; False if another writer won."""
         token = secrets.token_hex(8)
-        rows = len(columns[STORE_ID])
+        rows, size = len(columns[STORE_ID]), self.part_rows
         docs = [
-            self._pack({name: values[start : start + PART_ROWS] for name, values in columns.items()}, token, k)
-            for k, start in enumerate(range(0, rows, PART_ROWS))
+            self._pack({name: values[start : start + size] for name, values in columns.items()}, token, k)
+            for k, start in enumerate(range(0, rows, size))
         ]
-        bounds = [columns[STORE_ID][start : start + PART_ROWS] for start in range(0, rows, PART_ROWS)]
+        bounds = [columns[STORE_ID][start : start + size] for start in range(0, rows, size)]
         return publish_version(
             db,
             heads=self.heads,
