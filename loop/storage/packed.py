@@ -12,6 +12,8 @@ concurrent writers never lose each other's rows (the loser merges again).
 from __future__ import annotations
 
 import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,6 +129,55 @@ def part_index(store_ids_per_part: list[np.ndarray]) -> list[dict[str, Any]]:
     ]
 
 
+class PartCache:
+    """Part documents kept per process, least recently used first out, up to ``max_bytes`` of binary data.
+
+    A part never changes: its ``_id`` names the random token of the version it belongs to, and a
+    replaced version's parts are deleted, not rewritten. So a kept part is always the stored one;
+    only which parts a head names can change, and heads are not kept here. Used for one store's
+    reads only (the store endpoints read one part per day or table, over and over); whole-table and
+    whole-day reads (the report) would only push them out.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._docs: OrderedDict[tuple[int, str, str, str], tuple[dict[str, Any], int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, db: Database, parts: str, part_id: str) -> dict[str, Any] | None:
+        key = (id(db.client), db.name, parts, part_id)
+        with self._lock:
+            found = self._docs.get(key)
+            if found is None:
+                return None
+            self._docs.move_to_end(key)
+            return found[0]
+
+    def put(self, db: Database, parts: str, part_id: str, doc: dict[str, Any]) -> None:
+        size = sum(len(value) for value in doc.values() if isinstance(value, bytes | Binary))
+        if size > self.max_bytes:
+            return
+        key = (id(db.client), db.name, parts, part_id)
+        with self._lock:
+            if key in self._docs:
+                return
+            self._docs[key] = (doc, size)
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, (_, dropped) = self._docs.popitem(last=False)
+                self._bytes -= dropped
+
+    def clear(self) -> None:
+        with self._lock:
+            self._docs.clear()
+            self._bytes = 0
+
+
+# 64 MB: every day part of a 1x month (~60 KB each) with room to spare; at most that, whatever the scale.
+_part_cache = PartCache(64 << 20)
+
+
 def read_version(
     db: Database,
     *,
@@ -150,8 +201,14 @@ def read_version(
         for part in head["parts"]:
             if store_id is not None and not part["first"] <= store_id <= part["last"]:
                 continue
-            # _id equality: the one filter every server (FerretDB included) answers without decoding the collection.
-            doc = db[parts].find_one({"_id": f"{head['token']}|{part['k']}"})
+            part_id = f"{head['token']}|{part['k']}"
+            # One store's reads (the store endpoints) keep the parts they fetch: see PartCache.
+            doc = _part_cache.get(db, parts, part_id) if store_id is not None else None
+            if doc is None:
+                # _id equality: the one filter every server (FerretDB included) answers without decoding the collection.
+                doc = db[parts].find_one({"_id": part_id})
+                if doc is not None and store_id is not None:
+                    _part_cache.put(db, parts, part_id, doc)
             if doc is None:
                 break
             docs.append(doc)

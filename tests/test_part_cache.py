@@ -1,0 +1,60 @@
+"""The per-process cache of part documents used by one store's reads (loop/storage/packed.PartCache).
+
+Parts never change (their _id names their version's random token), so a cached part is always the
+stored one; these tests check that a replaced day or table is still read fresh, and the byte bound.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from bson.binary import Binary
+from pymongo.database import Database
+
+from loop import storage
+from loop.ingest import insert_polls
+from loop.storage.packed import PartCache
+
+
+def polls(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "store_id": [r[0] for r in rows],
+            "status": [r[1] for r in rows],
+            "timestamp_utc": pd.to_datetime([r[2] for r in rows], utc=True).as_unit("us"),
+        }
+    )
+
+
+def test_a_replaced_day_and_table_are_read_fresh_by_one_stores_reads(mdb: Database) -> None:
+    start, end = pd.Timestamp("2024-10-07", tz="UTC"), pd.Timestamp("2024-10-08", tz="UTC")
+    insert_polls(mdb, polls([("a", "active", "2024-10-07 10:00"), ("b", "active", "2024-10-07 11:00")]))
+    assert storage.read_store_polls(mdb, "a", start, end)["status"].tolist() == ["active"]
+    assert storage.read_store_polls(mdb, "a", start, end)["status"].tolist() == ["active"]  # from the cache
+    insert_polls(mdb, polls([("a", "inactive", "2024-10-07 12:00"), ("a", "inactive", "2024-10-07 10:00")]))
+    # The day was replaced under a new token: the new parts are read, never the kept old one.
+    assert storage.read_store_polls(mdb, "a", start, end)["status"].tolist() == ["inactive", "inactive"]
+
+    hours = {"store_id": ["a"], "day_of_week": [0], "start_seconds": [0]}
+    storage.replace_hours(mdb, pd.DataFrame({**hours, "end_seconds": [60]}))
+    assert storage.read_hours(mdb, "a")["end_seconds"].tolist() == [60]
+    storage.replace_hours(mdb, pd.DataFrame({**hours, "end_seconds": [120]}))
+    assert storage.read_hours(mdb, "a")["end_seconds"].tolist() == [120]
+
+
+def test_the_cache_keeps_at_most_its_bytes_and_drops_the_least_recently_used(mdb: Database) -> None:
+    cache = PartCache(max_bytes=100)
+
+    def doc(n: int) -> dict[str, object]:
+        return {"_id": f"t|{n}", "token": "t", "blob": Binary(b"x" * 40)}
+
+    for n in range(3):
+        cache.put(mdb, "p", f"t|{n}", doc(n))
+    # 3 x 40 bytes > 100: the first one went.
+    assert cache.get(mdb, "p", "t|0") is None
+    assert cache.get(mdb, "p", "t|1") is not None  # now the most recently used
+    cache.put(mdb, "p", "t|3", doc(3))
+    assert cache.get(mdb, "p", "t|2") is None and cache.get(mdb, "p", "t|1") is not None
+    cache.put(mdb, "p", "big", {"_id": "big", "blob": Binary(b"x" * 101)})  # larger than the cache: not kept
+    assert cache.get(mdb, "p", "big") is None
+    # Another database's part of the same name is another part.
+    assert cache.get(mdb.client["other"], "p", "t|1") is None
