@@ -90,7 +90,10 @@ class PackedTable:
 
     def read(self, db: Database, store_id: str | None = None) -> tuple[dict[str, Any] | None, Columns]:
         """The head and the rows (only ``store_id``'s when given), all from one version."""
-        head, docs = read_version(db, heads=self.heads, head_id=self.head_id, parts=self.parts, store_id=store_id)
+        # The store tables are small next to a day's polls: their parts are always worth keeping.
+        head, docs = read_version(
+            db, heads=self.heads, head_id=self.head_id, parts=self.parts, store_id=store_id, cache=True
+        )
         if head is None:
             return None, self.empty()
         pieces = [self._unpack(doc) for doc in docs]
@@ -134,9 +137,10 @@ class PartCache:
 
     A part never changes: its ``_id`` names the random token of the version it belongs to, and a
     replaced version's parts are deleted, not rewritten. So a kept part is always the stored one;
-    only which parts a head names can change, and heads are not kept here. Used for one store's
-    reads only (the store endpoints read one part per day or table, over and over); whole-table and
-    whole-day reads (the report) would only push them out.
+    only which parts a head names can change, and heads are not kept here. Used by the packed
+    tables (hours, holiday hours, zones, catalog: small) and by one store's reads of a day (the
+    store endpoints read one part per day, over and over); whole-day reads (the report) would only
+    push them out.
     """
 
     def __init__(self, max_bytes: int) -> None:
@@ -186,11 +190,13 @@ def read_version(
     parts: str,
     store_id: str | None = None,
     head: dict[str, Any] | None = None,
+    cache: bool = False,
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """The current head and its part documents (only those that can hold ``store_id`` when given).
 
     A part gone between reading the head and the part means the version was replaced meanwhile:
     the new head is read. ``head``, when the caller has just read it, saves a round trip.
+    ``cache``: keep the parts read in (and take them from) the process's ``PartCache``.
     """
     for _ in range(READ_ATTEMPTS):
         if head is None:
@@ -202,12 +208,11 @@ def read_version(
             if store_id is not None and not part["first"] <= store_id <= part["last"]:
                 continue
             part_id = f"{head['token']}|{part['k']}"
-            # One store's reads (the store endpoints) keep the parts they fetch: see PartCache.
-            doc = _part_cache.get(db, parts, part_id) if store_id is not None else None
+            doc = _part_cache.get(db, parts, part_id) if cache else None
             if doc is None:
                 # _id equality: the one filter every server (FerretDB included) answers without decoding the collection.
                 doc = db[parts].find_one({"_id": part_id})
-                if doc is not None and store_id is not None:
+                if doc is not None and cache:
                     _part_cache.put(db, parts, part_id, doc)
             if doc is None:
                 break

@@ -219,7 +219,13 @@ def read_day(
     ``head``, when the caller has just read it, saves a round trip.
     """
     head, docs = read_version(
-        db, heads=STATUS, head_id=_head_id(day), parts=_day_collection(day), store_id=store_id, head=head
+        db,
+        heads=STATUS,
+        head_id=_head_id(day),
+        parts=_day_collection(day),
+        store_id=store_id,
+        head=head,
+        cache=store_id is not None,  # one store's read keeps its day parts (packed.PartCache)
     )
     columns = concat_columns(_unpack_part(doc) for doc in docs)
     if store_id is not None and len(columns):
