@@ -100,9 +100,9 @@ def compute_report(
     ``extra_store_ids``: stores known to have polls at or before ``now`` that
     are not in ``polls`` (the database path reads only the week's polls).
     ``special_hours``: store_id, date_local ("YYYY-MM-DD"), start_seconds, end_seconds
-    (float; both NaN = closed all day): holiday hours (rule 10).
+    (float; both NaN = closed all day): holiday hours (rule 13).
     ``extended``: add ``EXTENDED_COLUMNS`` after the Loop columns, with unobserved
-    time measured against ``max_gap_minutes`` (rules 10-12).
+    time measured against ``max_gap_minutes`` (rules 11-12).
     """
     warnings: list[str] = []
     columns_out = REPORT_COLUMNS + EXTENDED_COLUMNS if extended else REPORT_COLUMNS
@@ -290,7 +290,7 @@ def _build_lanes(
     range_start_us: int,
     range_end_us: int,
 ) -> Lanes:
-    """Business intervals and counted polls (rules 3-7, 10) of ``store_ids`` for [start, end].
+    """Business intervals and counted polls (rules 3-7, 13) of ``store_ids`` for [start, end].
 
     ``poll_*`` hold the polls at or before ``range_end_us`` (any store order); polls
     before ``range_start_us`` are dropped here.
@@ -423,7 +423,7 @@ def _business_intervals(
 
     has_hours = np.zeros(len(store_ids), dtype=bool)
     has_hours[rows["code"].to_numpy()] = True
-    # Rule 10: a 24x7 store with special dates becomes one 00:00-00:00 interval per local date,
+    # Rule 13: a 24x7 store with special dates becomes one 00:00-00:00 interval per local date,
     # so that a special date can replace its own date's interval.
     daily = np.setdiff1d(pd.unique(special["code"].to_numpy()), np.flatnonzero(has_hours))
     if len(daily):
@@ -492,7 +492,7 @@ def _local_intervals(
 
     Dates run from two days before the range's start to one day after its end
     (UTC dates), which covers every zone offset and overnight intervals. On a
-    store's special date the weekly rows give way to its special rows (rule 10).
+    store's special date the weekly rows give way to its special rows (rule 13).
     """
     first = np.datetime64(range_start_us, "us").astype("datetime64[D]") - 2
     last = np.datetime64(range_end_us, "us").astype("datetime64[D]") + 1
