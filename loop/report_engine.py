@@ -386,13 +386,24 @@ def _store_codes(
 def _store_zones(store_ids: np.ndarray, zones: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     """Each store's zone name; missing, blank or unknown names become the default."""
     warnings: list[str] = []
+    if len(store_ids) == 1:
+        # One store (a timeline): the same rule on one value, without the frame machinery.
+        mine = zones["timezone_str"].to_numpy(dtype=object)[zones["store_id"].to_numpy(dtype=object) == store_ids[0]]
+        name = mine[-1] if len(mine) and isinstance(mine[-1], str) else ""
+        name = name.strip()
+        if name and name not in known_time_zones():
+            warnings.append(f"unknown time zone {name!r} for 1 store(s); using {DEFAULT_TIMEZONE}")
+        zone = name if name in known_time_zones() else DEFAULT_TIMEZONE
+        return np.array([zone], dtype=object), warnings
     zone_of = pd.Series(DEFAULT_TIMEZONE, index=pd.Index(store_ids, dtype=object), dtype=object)
     if len(zones):
         given = zones.drop_duplicates("store_id", keep="last")
         given = given[given["store_id"].isin(zone_of.index)]
         names = given["timezone_str"].astype(object).where(given["timezone_str"].notna(), "")
         names = names.astype(str).str.strip()
-        known = known_time_zones()
+        # Check each distinct name once (isin against all of tzdata costs ~15 ms per call).
+        known_set = known_time_zones()
+        known = [name for name in pd.unique(names.to_numpy()) if name in known_set]
         unknown_mask = (names != "") & ~names.isin(known)
         for bad_name, count in names[unknown_mask].value_counts().sort_index().items():
             warnings.append(f"unknown time zone {bad_name!r} for {count} store(s); using {DEFAULT_TIMEZONE}")
@@ -499,20 +510,19 @@ def _local_intervals(
     dates = np.arange(first, last + 1, dtype="datetime64[D]")
     # 1970-01-01 was a Thursday: weekday index 3 with Monday = 0.
     weekdays = (dates.astype(np.int64) + 3) % 7
-    calendar = pd.DataFrame({"day_of_week": weekdays, "date": dates})
-    rows = rows.astype({"day_of_week": np.int64})
-    joined = rows.merge(calendar, on="day_of_week", how="inner")
-
-    date_us = joined["date"].to_numpy().astype("datetime64[us]")
-    start_s = joined["start_seconds"].to_numpy(dtype=np.int64)
-    end_s = joined["end_seconds"].to_numpy(dtype=np.int64)
-    codes = joined["code"].to_numpy(dtype=np.int64)
+    # Every (row, date) pair with the row's weekday (the order is irrelevant: _merge sorts).
+    row_of, date_of = np.nonzero(rows["day_of_week"].to_numpy(dtype=np.int64)[:, None] == weekdays[None, :])
+    joined_dates = dates[date_of]
+    date_us = joined_dates.astype("datetime64[us]")
+    start_s = rows["start_seconds"].to_numpy(dtype=np.int64)[row_of]
+    end_s = rows["end_seconds"].to_numpy(dtype=np.int64)[row_of]
+    codes = rows["code"].to_numpy(dtype=np.int64)[row_of]
     if len(special):
         special = special[(special["date"] >= first) & (special["date"] <= last)]
         span = np.int64(len(dates))
         special_days = special["date"].to_numpy().astype("datetime64[D]").astype(np.int64) - first.astype(np.int64)
         special_keys = special["code"].to_numpy(dtype=np.int64) * span + special_days
-        weekly_days = joined["date"].to_numpy().astype("datetime64[D]").astype(np.int64) - first.astype(np.int64)
+        weekly_days = date_of.astype(np.int64)
         weekly = ~np.isin(codes * span + weekly_days, special_keys)
         opened = special[special["start_seconds"].notna() & special["end_seconds"].notna()]
         date_us = np.concatenate((date_us[weekly], opened["date"].to_numpy().astype("datetime64[us]")))

@@ -172,7 +172,7 @@ def _the_store(polls: pd.DataFrame, hours: pd.DataFrame, special_hours: pd.DataF
     ids: set[str] = set()
     for frame in (polls, hours, special_hours):
         if frame is not None and len(frame):
-            ids.update(frame["store_id"].astype(str).unique().tolist())
+            ids.update(str(value) for value in pd.unique(frame["store_id"].to_numpy(dtype=object)))
     if len(ids) > 1:
         raise ValueError(f"store_timeline takes one store's rows, got {len(ids)} stores")
     return ids.pop() if ids else ""
