@@ -155,7 +155,7 @@ def compute_report(
             with np.errstate(invalid="ignore", divide="ignore"):
                 pct = np.where(total > 0, 100.0 * up / total, np.nan)
             columns[f"uptime_pct_{name}"] = np.round(pct, 2)
-            unobserved = lanes.unobserved_per_store(lo, hi, gap, window_lo)
+            unobserved = lanes.unobserved_per_store(lo, hi, business, gap, window_lo)
             columns[f"unobserved_{name}"] = np.round(unobserved / UNITS_PER_US / unit, 2)
     if extended:
         count, longest = lanes.outages_per_store()
@@ -218,12 +218,18 @@ class Lanes:
         """The part [a, b) of each territory [lo, hi) within ``gap`` of its poll (rule 11)."""
         return np.clip(self.poll_lane_time - gap, lo, hi), np.clip(self.poll_lane_time + gap, lo, hi)
 
-    def unobserved_per_store(self, lo: np.ndarray, hi: np.ndarray, gap: int, window_lo: int) -> np.ndarray:
-        """Unobserved business time per store in [window_lo, lane_end) (rule 11)."""
+    def unobserved_per_store(
+        self, lo: np.ndarray, hi: np.ndarray, business: np.ndarray, gap: int, window_lo: int
+    ) -> np.ndarray:
+        """Unobserved business time per store in [window_lo, lane_end) (rule 11).
+
+        ``lo``/``hi``: the counted polls' territories clipped to the window; ``business``: the
+        business time inside each.
+        """
         n = len(self.store_ids)
         a, b = self.observed_bounds(lo, hi, gap)
         lane = self.poll_lane
-        away = self.business_between(lane + lo, lane + hi) - self.business_between(lane + a, lane + b)
+        away = business - self.business_between(lane + a, lane + b)
         unobserved = np.bincount(self.poll_codes, weights=away, minlength=n)
         # A store without counted polls: all its business time in the window is unobserved.
         silent = np.ones(n, dtype=bool)
