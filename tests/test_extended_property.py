@@ -7,6 +7,9 @@ starts) is a whole minute and each minute has one status. Business intervals are
 literal way (tests/support/report_reference.wall_to_utc: zoneinfo, one date at a time), with
 holiday dates replacing the weekly rows of their date; nothing here calls the engine's helpers.
 Cases centre on DST changes so that gaps and repeated hours meet hours, holidays and polls.
+The first test checks the extended report (and the timeline's week totals against it); the second
+checks store_timeline on any range of up to 12 days minute by minute: segments, outages, open
+time and local-day totals.
 
 Deterministic by default; REPORT_PROPERTY_RANDOM=1 REPORT_PROPERTY_EXAMPLES=500 explores.
 """
@@ -58,25 +61,25 @@ class Case:
     gap_minutes: int
 
 
-def intervals(store: Store, now: int) -> list[tuple[float, float]]:
-    """Merged UTC business intervals around the week ending at ``now`` (rules 4, 5 and holidays)."""
+def intervals(store: Store, start: int, end: int) -> list[tuple[float, float]]:
+    """Merged UTC business intervals around [start, end] (rules 4, 5 and 13)."""
     tz = ZoneInfo(store.zone)
     if not store.weekly and not store.special:
         return [(-math.inf, math.inf)]
     weekly = store.weekly or [(d, 0, 0) for d in range(7)]  # 24x7 with holidays: one interval per date
     special_dates = {d for d, _, _ in store.special}
-    day = datetime.fromtimestamp(now - WEEK, tz).date() - timedelta(days=2)
-    last = datetime.fromtimestamp(now, tz).date() + timedelta(days=1)
+    day = datetime.fromtimestamp(start, tz).date() - timedelta(days=2)
+    last = datetime.fromtimestamp(end, tz).date() + timedelta(days=1)
     raw = []
     while day <= last:
         if day in special_dates:
             rows = [(s, e) for d, s, e in store.special if d == day and s is not None and e is not None]
         else:
             rows = [(s, e) for dow, s, e in weekly if dow == day.weekday()]
-        for start, end in rows:
-            end_day = day if end > start else day + timedelta(days=1)
-            lo = wall_to_utc(datetime.combine(day, time()) + timedelta(seconds=start), tz)
-            hi = wall_to_utc(datetime.combine(end_day, time()) + timedelta(seconds=end), tz)
+        for open_s, close_s in rows:
+            end_day = day if close_s > open_s else day + timedelta(days=1)
+            lo = wall_to_utc(datetime.combine(day, time()) + timedelta(seconds=open_s), tz)
+            hi = wall_to_utc(datetime.combine(end_day, time()) + timedelta(seconds=close_s), tz)
             if lo < hi:
                 raw.append((lo, hi))
         day += timedelta(days=1)
@@ -89,12 +92,17 @@ def intervals(store: Store, now: int) -> list[tuple[float, float]]:
     return merged
 
 
-def brute_force(store: Store, now: int, gap_minutes: int) -> dict[str, float]:
-    """Every figure of one store's extended row, unrounded, by looking at each minute.
+@dataclass(frozen=True)
+class Minute:
+    start: int  # epoch seconds; the minute [start, start + 60) has one answer
+    open: bool
+    state: str | None  # "up" | "down"; None when closed or nothing is counted
+    observed: bool
 
-    Up, down and unobserved come in seconds per window; outages as a count and the longest in minutes.
-    """
-    spans = intervals(store, now)
+
+def minutes(store: Store, start: int, end: int, gap_minutes: int) -> list[Minute]:
+    """Each minute of [start, end), judged at its centre, with the polls counted for that range."""
+    spans = intervals(store, start, end)
     starts = [lo for lo, _ in spans]
 
     def open_at(t: float) -> bool:
@@ -103,39 +111,56 @@ def brute_force(store: Store, now: int, gap_minutes: int) -> dict[str, float]:
 
     status: dict[int, str] = {}
     for st_, t in store.polls:
-        if t <= now:
-            status[t] = "inactive" if "inactive" in (st_, status.get(t)) else "active"
-    counted = sorted((t, s) for t, s in status.items() if now - WEEK <= t <= now and open_at(t))
+        status[t] = "inactive" if "inactive" in (st_, status.get(t)) else "active"
+    counted = sorted((t, s) for t, s in status.items() if start <= t <= end and open_at(t))
     times = [t for t, _ in counted]
-    out = {f"{k}_{w}": 0 for k in ("up", "down", "unobserved") for w in WINDOWS}
-    outages: list[int] = []
-    run = 0
-    for minute in range(now - WEEK, now, 60):
+    out = []
+    for minute in range(start, end, 60):
         centre = minute + 30
-        state = None
-        if open_at(centre):
-            if counted:
-                i = bisect.bisect_left(times, centre)
-                near = min((j for j in (i - 1, i) if 0 <= j < len(times)), key=lambda j: abs(times[j] - centre))
-                state = "up" if counted[near][1] == "active" else "down"
-                observed = abs(times[near] - centre) <= gap_minutes * 60
-            else:
-                state, observed = None, False
-            for name, (length, _) in WINDOWS.items():
-                if minute >= now - length:
-                    if state is not None:
-                        out[f"{state}_{name}"] += 60
-                    if not observed:
-                        out[f"unobserved_{name}"] += 60
-        if state == "down":
-            run += 1
-        elif run:
-            outages.append(run)
-            run = 0
-    if run:
-        outages.append(run)
-    out["outages"] = len(outages)
-    out["longest"] = max(outages, default=0)
+        if not open_at(centre):
+            out.append(Minute(minute, False, None, False))
+        elif not counted:
+            out.append(Minute(minute, True, None, False))
+        else:
+            i = bisect.bisect_left(times, centre)
+            near = min((j for j in (i - 1, i) if 0 <= j < len(times)), key=lambda j: abs(times[j] - centre))
+            state = "up" if counted[near][1] == "active" else "down"
+            out.append(Minute(minute, True, state, abs(times[near] - centre) <= gap_minutes * 60))
+    return out
+
+
+def down_runs(cells: list[Minute]) -> list[tuple[int, int]]:
+    """[start, end) of each run of consecutive down minutes (closed or up minutes end a run)."""
+    runs: list[tuple[int, int]] = []
+    for cell in cells:
+        if cell.state != "down":
+            continue
+        if runs and runs[-1][1] == cell.start:
+            runs[-1] = (runs[-1][0], cell.start + 60)
+        else:
+            runs.append((cell.start, cell.start + 60))
+    return runs
+
+
+def brute_force(store: Store, now: int, gap_minutes: int) -> dict[str, float]:
+    """Every figure of one store's extended row, unrounded, by looking at each minute.
+
+    Up, down and unobserved come in seconds per window; outages as a count and the longest in minutes.
+    """
+    cells = minutes(store, now - WEEK, now, gap_minutes)
+    out: dict[str, float] = {f"{k}_{w}": 0 for k in ("up", "down", "unobserved") for w in WINDOWS}
+    for cell in cells:
+        if not cell.open:
+            continue
+        for name, (length, _) in WINDOWS.items():
+            if cell.start >= now - length:
+                if cell.state is not None:
+                    out[f"{cell.state}_{name}"] += 60
+                if not cell.observed:
+                    out[f"unobserved_{name}"] += 60
+    runs = down_runs(cells)
+    out["outages"] = len(runs)
+    out["longest"] = max(((hi - lo) // 60 for lo, hi in runs), default=0)
     return out
 
 
@@ -263,3 +288,63 @@ def test_extended_report_and_timeline_match_brute_force(case: Case) -> None:
         assert sum(d.downtime_s for d in days) == timeline.downtime_s
         assert sum(d.unobserved_s for d in days) == timeline.unobserved_s
         assert sum(s.seconds for s in timeline.segments) == timeline.uptime_s + timeline.downtime_s
+
+
+@st.composite
+def ranges(draw: st.DrawFn) -> tuple[Case, int, int]:
+    """A case and a timeline range [start, end) of whole minutes, up to 12 days, around its polls."""
+    case = draw(cases())
+    start = case.now + draw(st.integers(-10 * 24 * 60, 24 * 60)) * 60
+    return case, start, start + draw(st.integers(0, 12 * 24 * 60)) * 60
+
+
+@_settings()
+@given(ranges())
+def test_timeline_matches_brute_force_on_any_range(drawn: tuple[Case, int, int]) -> None:
+    case, start, end = drawn
+    for sid, store in case.stores.items():
+        polls, hours, _, special = frames(case, only=sid)
+        t = store_timeline(
+            polls=polls,
+            hours=hours,
+            special_hours=special,
+            timezone_str=store.zone,
+            start=pd.Timestamp(start, unit="s", tz="UTC"),
+            end=pd.Timestamp(end, unit="s", tz="UTC"),
+            max_gap_minutes=case.gap_minutes,
+        )
+        cells = minutes(store, start, end, case.gap_minutes)
+        us = 1_000_000
+        # Every open minute lies in exactly one segment with its status and flag; closed ones in none.
+        segments = sorted(t.segments, key=lambda g: g.start_us)
+        starts = [g.start_us for g in segments]
+        for cell in cells:
+            centre = (cell.start + 30) * us
+            i = bisect.bisect_right(starts, centre) - 1
+            inside = i >= 0 and centre < segments[i].end_us
+            if cell.state is None:
+                assert not inside, (sid, cell)
+            else:
+                assert inside, (sid, cell)
+                assert (segments[i].status, segments[i].observed) == (cell.state, cell.observed), (sid, cell)
+        # Maximal: touching neighbours differ in status or flag.
+        for a, b in zip(segments, segments[1:], strict=False):
+            assert a.end_us <= b.start_us
+            assert a.end_us < b.start_us or (a.status, a.observed) != (b.status, b.observed)
+        up = sum(60 for c in cells if c.state == "up")
+        down = sum(60 for c in cells if c.state == "down")
+        unobserved = sum(60 for c in cells if c.open and not c.observed)
+        assert (t.uptime_s, t.downtime_s, t.unobserved_s) == (up, down, unobserved), sid
+        assert [(o.start_us // us, o.end_us // us) for o in t.outages] == down_runs(cells)
+        open_total = sum(60 for c in cells if c.open)
+        assert sum(o.seconds for o in t.open_intervals) == open_total
+        # Local days: each minute belongs to the local date of its centre.
+        tz = ZoneInfo(store.zone)
+        per_day: dict[str, list[int]] = {}
+        for cell in cells:
+            day = datetime.fromtimestamp(cell.start + 30, tz).date().isoformat()
+            totals = per_day.setdefault(day, [0, 0, 0])
+            totals[0] += 60 if cell.state == "up" else 0
+            totals[1] += 60 if cell.state == "down" else 0
+            totals[2] += 60 if cell.open and not cell.observed else 0
+        assert {d.date_local: [d.uptime_s, d.downtime_s, d.unobserved_s] for d in t.days} == per_day
