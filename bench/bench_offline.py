@@ -8,6 +8,12 @@ data set (3,678 stores, about 1.85M polls over 60 days; real hours and zones whe
 the floor (pandas reading store_status.csv and parsing its timestamps, nothing else),
 the wall time and peak RSS of ``manage.py generate_report --csv-dir DIR --output FILE``,
 the same for 10x, and the targets with PASS/FAIL. Exit code 1 when a target fails.
+
+Issue 10 (same run, 1x set, in process on frames read once): the engine's Loop report
+and its extended report (best of 5 alternating runs each; target: extended <= 1.5x Loop),
+the offline command with ``--format extended`` beside the Loop one, and ``store_timeline``
+(the pure part of the timeline endpoint) over the report week for 50 random stores
+(median / p95 / max; target: max < 100 ms).
 """
 
 from __future__ import annotations
@@ -48,6 +54,10 @@ TARGET_FLOOR_RATIO = 1.2
 TARGET_RSS_1X_GB = 1.5
 TARGET_SCALING = 12.0
 TARGET_RSS_10X_GB = 8.0
+TARGET_EXTENDED_RATIO = 1.5
+TARGET_TIMELINE_MS = 100.0
+TIMELINE_STORES = 50
+ENGINE_RUNS = 5
 
 
 @dataclass
@@ -145,6 +155,51 @@ def offline(folder: Path, output: Path, repeat: int) -> Run:
     return best
 
 
+def engine_figures(folder: Path, repeat: int) -> tuple[float, float, list[float]]:
+    """(Loop report s, extended report s, timeline ms per store) in this process, inputs read once."""
+    import numpy as np
+    import pandas as pd
+
+    from loop.csv_sources import RowProblems, locate_sources, read_hours, read_status, read_zones
+    from loop.report_engine import compute_report
+    from loop.timeline import store_timeline
+
+    sources = locate_sources(folder)
+    problems = RowProblems()
+    polls = read_status(sources.status, problems)
+    hours = read_hours(sources.hours, problems)
+    zones = read_zones(sources.zones, problems)
+
+    # Alternate Loop and extended runs so that a busy moment of the machine does not land on one side only.
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(max(ENGINE_RUNS, repeat)):
+        for extended in (False, True):
+            t0 = time.perf_counter()
+            compute_report(polls, hours, zones, extended=extended)
+            times[extended].append(time.perf_counter() - t0)
+    loop_s, extended_s = min(times[False]), min(times[True])
+
+    now = compute_report(polls.head(0), hours, zones, now=pd.Timestamp(polls["timestamp_utc"].max())).now
+    rng = np.random.default_rng(SEED)
+    ids = rng.choice(pd.unique(polls["store_id"]), size=TIMELINE_STORES, replace=False)
+    zone_of = dict(zip(zones["store_id"], zones["timezone_str"], strict=False))
+    timeline_ms = []
+    for sid in ids:
+        # The endpoint reads one store's rows; selecting them is storage's part, not timed here.
+        store_polls, store_hours = polls[polls["store_id"] == sid], hours[hours["store_id"] == sid]
+        t0 = time.perf_counter()
+        store_timeline(
+            polls=store_polls,
+            hours=store_hours,
+            special_hours=None,
+            timezone_str=zone_of.get(sid),
+            start=now - pd.Timedelta(days=7),
+            end=now,
+        )
+        timeline_ms.append((time.perf_counter() - t0) * 1000)
+    return loop_s, extended_s, timeline_ms
+
+
 def gb(n: int) -> str:
     return f"{n / 2**30:.2f} GB"
 
@@ -210,7 +265,38 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  command failed:\n{run.stderr[-3000:]}")
             checks.append((f"offline {label} exits 0 and writes the report", False))
 
+    loop_s, extended_s, timeline_ms = engine_figures(folders["1x"], repeat)
+    extended_ratio = extended_s / loop_s
+    print(
+        f"engine 1x (in process, best of {max(ENGINE_RUNS, repeat)}, alternating): Loop report {loop_s:.3f} s, "
+        f"extended report {extended_s:.3f} s, extended / Loop = {extended_ratio:.2f}"
+    )
+    output = args.data_dir / "report-1x-extended.csv"
+    output.unlink(missing_ok=True)
+    cmd = [sys.executable, "manage.py", "generate_report", "--csv-dir", str(folders["1x"]), "--output", str(output)]
+    ext_run = run_measured([*cmd, "--format", "extended"])
+    print(
+        f"offline 1x --format extended: {ext_run.seconds:.2f} s wall, {gb(ext_run.max_rss_bytes)} peak RSS, "
+        f"exit {ext_run.returncode} ({ext_run.seconds / results['1x'].seconds:.2f}x the Loop command, for information)"
+    )
+    ordered = sorted(timeline_ms)
+    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    print(
+        f"store_timeline 1x ({TIMELINE_STORES} random stores, report week, pure part): "
+        f"median {ordered[len(ordered) // 2]:.1f} ms, p95 {p95:.1f} ms, max {ordered[-1]:.1f} ms"
+    )
+
     print("\ntargets:")
+    checks.append(
+        (
+            f"extended / Loop report (engine) = {extended_ratio:.2f} (<= {TARGET_EXTENDED_RATIO})",
+            extended_ratio <= TARGET_EXTENDED_RATIO,
+        )
+    )
+    checks.append(
+        (f"store_timeline max = {ordered[-1]:.1f} ms (< {TARGET_TIMELINE_MS:.0f} ms)", ordered[-1] < TARGET_TIMELINE_MS)
+    )
+    checks.append(("offline 1x --format extended exits 0", ext_run.returncode == 0 and output.is_file()))
     r1 = results["1x"]
     ratio = r1.seconds / floor_s
     checks.append((f"1x command / floor = {ratio:.2f} (<= {TARGET_FLOOR_RATIO})", ratio <= TARGET_FLOOR_RATIO))

@@ -100,9 +100,9 @@ def compute_report(
     ``extra_store_ids``: stores known to have polls at or before ``now`` that
     are not in ``polls`` (the database path reads only the week's polls).
     ``special_hours``: store_id, date_local ("YYYY-MM-DD"), start_seconds, end_seconds
-    (float; both NaN = closed all day): holiday hours (rule 10).
+    (float; both NaN = closed all day): holiday hours (rule 13).
     ``extended``: add ``EXTENDED_COLUMNS`` after the Loop columns, with unobserved
-    time measured against ``max_gap_minutes`` (rules 10-12).
+    time measured against ``max_gap_minutes`` (rules 11-12).
     """
     warnings: list[str] = []
     columns_out = REPORT_COLUMNS + EXTENDED_COLUMNS if extended else REPORT_COLUMNS
@@ -155,7 +155,7 @@ def compute_report(
             with np.errstate(invalid="ignore", divide="ignore"):
                 pct = np.where(total > 0, 100.0 * up / total, np.nan)
             columns[f"uptime_pct_{name}"] = np.round(pct, 2)
-            unobserved = lanes.unobserved_per_store(lo, hi, gap, window_lo)
+            unobserved = lanes.unobserved_per_store(lo, hi, business, gap, window_lo)
             columns[f"unobserved_{name}"] = np.round(unobserved / UNITS_PER_US / unit, 2)
     if extended:
         count, longest = lanes.outages_per_store()
@@ -218,12 +218,18 @@ class Lanes:
         """The part [a, b) of each territory [lo, hi) within ``gap`` of its poll (rule 11)."""
         return np.clip(self.poll_lane_time - gap, lo, hi), np.clip(self.poll_lane_time + gap, lo, hi)
 
-    def unobserved_per_store(self, lo: np.ndarray, hi: np.ndarray, gap: int, window_lo: int) -> np.ndarray:
-        """Unobserved business time per store in [window_lo, lane_end) (rule 11)."""
+    def unobserved_per_store(
+        self, lo: np.ndarray, hi: np.ndarray, business: np.ndarray, gap: int, window_lo: int
+    ) -> np.ndarray:
+        """Unobserved business time per store in [window_lo, lane_end) (rule 11).
+
+        ``lo``/``hi``: the counted polls' territories clipped to the window; ``business``: the
+        business time inside each.
+        """
         n = len(self.store_ids)
         a, b = self.observed_bounds(lo, hi, gap)
         lane = self.poll_lane
-        away = self.business_between(lane + lo, lane + hi) - self.business_between(lane + a, lane + b)
+        away = business - self.business_between(lane + a, lane + b)
         unobserved = np.bincount(self.poll_codes, weights=away, minlength=n)
         # A store without counted polls: all its business time in the window is unobserved.
         silent = np.ones(n, dtype=bool)
@@ -290,7 +296,7 @@ def _build_lanes(
     range_start_us: int,
     range_end_us: int,
 ) -> Lanes:
-    """Business intervals and counted polls (rules 3-7, 10) of ``store_ids`` for [start, end].
+    """Business intervals and counted polls (rules 3-7, 13) of ``store_ids`` for [start, end].
 
     ``poll_*`` hold the polls at or before ``range_end_us`` (any store order); polls
     before ``range_start_us`` are dropped here.
@@ -386,19 +392,28 @@ def _store_codes(
 def _store_zones(store_ids: np.ndarray, zones: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     """Each store's zone name; missing, blank or unknown names become the default."""
     warnings: list[str] = []
+    if len(store_ids) == 1:
+        # One store (a timeline): the same rule on one value, without the frame machinery.
+        mine = zones["timezone_str"].to_numpy(dtype=object)[zones["store_id"].to_numpy(dtype=object) == store_ids[0]]
+        name = mine[-1] if len(mine) and isinstance(mine[-1], str) else ""
+        name = name.strip()
+        if name and name not in known_time_zones():
+            warnings.append(f"unknown time zone {name!r} for 1 store(s); using {DEFAULT_TIMEZONE}")
+        zone = name if name in known_time_zones() else DEFAULT_TIMEZONE
+        return np.array([zone], dtype=object), warnings
     zone_of = pd.Series(DEFAULT_TIMEZONE, index=pd.Index(store_ids, dtype=object), dtype=object)
     if len(zones):
         given = zones.drop_duplicates("store_id", keep="last")
         given = given[given["store_id"].isin(zone_of.index)]
         names = given["timezone_str"].astype(object).where(given["timezone_str"].notna(), "")
         names = names.astype(str).str.strip()
-        known = known_time_zones()
-        # A set lookup per name: Series.isin of Arrow strings against a set costs ~8 ms whatever the size.
-        is_known = np.fromiter((name in known for name in names.tolist()), dtype=bool, count=len(names))
-        unknown_mask = (names != "").to_numpy() & ~is_known
+        # Check each distinct name once (isin against all of tzdata costs ~15 ms per call).
+        known_set = known_time_zones()
+        known = [name for name in pd.unique(names.to_numpy()) if name in known_set]
+        unknown_mask = (names != "") & ~names.isin(known)
         for bad_name, count in names[unknown_mask].value_counts().sort_index().items():
             warnings.append(f"unknown time zone {bad_name!r} for {count} store(s); using {DEFAULT_TIMEZONE}")
-        names = names.where(is_known, DEFAULT_TIMEZONE)
+        names = names.where(names.isin(known), DEFAULT_TIMEZONE)
         zone_of.loc[given["store_id"].astype(object).to_numpy()] = names.to_numpy()
     return zone_of.to_numpy(), warnings
 
@@ -425,7 +440,7 @@ def _business_intervals(
 
     has_hours = np.zeros(len(store_ids), dtype=bool)
     has_hours[rows["code"].to_numpy()] = True
-    # Rule 10: a 24x7 store with special dates becomes one 00:00-00:00 interval per local date,
+    # Rule 13: a 24x7 store with special dates becomes one 00:00-00:00 interval per local date,
     # so that a special date can replace its own date's interval.
     daily = np.setdiff1d(pd.unique(special["code"].to_numpy()), np.flatnonzero(has_hours))
     if len(daily):
@@ -494,27 +509,26 @@ def _local_intervals(
 
     Dates run from two days before the range's start to one day after its end
     (UTC dates), which covers every zone offset and overnight intervals. On a
-    store's special date the weekly rows give way to its special rows (rule 10).
+    store's special date the weekly rows give way to its special rows (rule 13).
     """
     first = np.datetime64(range_start_us, "us").astype("datetime64[D]") - 2
     last = np.datetime64(range_end_us, "us").astype("datetime64[D]") + 1
     dates = np.arange(first, last + 1, dtype="datetime64[D]")
     # 1970-01-01 was a Thursday: weekday index 3 with Monday = 0.
     weekdays = (dates.astype(np.int64) + 3) % 7
-    calendar = pd.DataFrame({"day_of_week": weekdays, "date": dates})
-    rows = rows.astype({"day_of_week": np.int64})
-    joined = rows.merge(calendar, on="day_of_week", how="inner")
-
-    date_us = joined["date"].to_numpy().astype("datetime64[us]")
-    start_s = joined["start_seconds"].to_numpy(dtype=np.int64)
-    end_s = joined["end_seconds"].to_numpy(dtype=np.int64)
-    codes = joined["code"].to_numpy(dtype=np.int64)
+    # Every (row, date) pair with the row's weekday (the order is irrelevant: _merge sorts).
+    row_of, date_of = np.nonzero(rows["day_of_week"].to_numpy(dtype=np.int64)[:, None] == weekdays[None, :])
+    joined_dates = dates[date_of]
+    date_us = joined_dates.astype("datetime64[us]")
+    start_s = rows["start_seconds"].to_numpy(dtype=np.int64)[row_of]
+    end_s = rows["end_seconds"].to_numpy(dtype=np.int64)[row_of]
+    codes = rows["code"].to_numpy(dtype=np.int64)[row_of]
     if len(special):
         special = special[(special["date"] >= first) & (special["date"] <= last)]
         span = np.int64(len(dates))
         special_days = special["date"].to_numpy().astype("datetime64[D]").astype(np.int64) - first.astype(np.int64)
         special_keys = special["code"].to_numpy(dtype=np.int64) * span + special_days
-        weekly_days = joined["date"].to_numpy().astype("datetime64[D]").astype(np.int64) - first.astype(np.int64)
+        weekly_days = date_of.astype(np.int64)
         weekly = ~np.isin(codes * span + weekly_days, special_keys)
         opened = special[special["start_seconds"].notna() & special["end_seconds"].notna()]
         date_us = np.concatenate((date_us[weekly], opened["date"].to_numpy().astype("datetime64[us]")))

@@ -1,7 +1,7 @@
 """One store's timeline: when it was up, down or unobserved, its outages and daily totals.
 
 Pure (DataFrames in, dataclasses out; no Django, no MongoDB). It runs the report
-engine's own lane construction (``report_engine._build_lanes``: rules 3-7 and the
+engine's own lane construction (``report_engine._build_lanes``: rules 3-7 and 13, the
 holiday hours) for a single store over ``[start, end)``, so the rules have one home
 and, over the report week, its totals equal the extended report's row for the store.
 A single store needs a single lane, so the range may be longer than a lane of the
@@ -44,7 +44,7 @@ class Span:
 
 @dataclass(frozen=True)
 class Segment(Span):
-    """A maximal span of business time with one status and one observed flag (rule 1 of the timeline)."""
+    """A maximal span of business time with one status and one observed flag (rule 10)."""
 
     status: str  # "up" | "down"
     observed: bool
@@ -172,7 +172,7 @@ def _the_store(polls: pd.DataFrame, hours: pd.DataFrame, special_hours: pd.DataF
     ids: set[str] = set()
     for frame in (polls, hours, special_hours):
         if frame is not None and len(frame):
-            ids.update(frame["store_id"].astype(str).unique().tolist())
+            ids.update(str(value) for value in pd.unique(frame["store_id"].to_numpy(dtype=object)))
     if len(ids) > 1:
         raise ValueError(f"store_timeline takes one store's rows, got {len(ids)} stores")
     return ids.pop() if ids else ""
@@ -206,7 +206,7 @@ def _segments(lanes: Lanes, gap: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def _touching_runs(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Runs of spans where each starts where the previous ends (down segments -> outages, rule 3)."""
+    """Runs of spans where each starts where the previous ends (down segments -> outages, rule 12)."""
     new = np.ones(len(start), dtype=bool)
     new[1:] = start[1:] != end[:-1]
     head, tail = _run_bounds(new)

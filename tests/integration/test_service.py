@@ -81,6 +81,19 @@ def test_explicit_now_over_http(stack: Stack, dataset: Dataset, loaded: str) -> 
     assert body["csv_data"] == offline_report(stack, dataset.old, now)
 
 
+def test_extended_report_over_http_equals_the_offline_report(stack: Stack, dataset: Dataset, loaded: str) -> None:
+    body = stack.wait_report(stack.trigger({"format": "extended", "max_gap_minutes": 45}))
+    assert body["status"] == "Complete", body
+    assert (body["format"], body["max_gap_minutes"]) == ("extended", 45)
+    args = ("--csv-dir", str(dataset.old), "--now", body["now"], "--format", "extended", "--max-gap-minutes", "45")
+    proc = stack.manage("generate_report", *args, "--output", "-")
+    assert proc.returncode == 0, proc.stderr
+    assert body["csv_data"] == proc.stdout
+    assert proc.stdout.splitlines()[0].endswith(",outages_last_week,longest_outage_last_week")
+    bad = requests.post(f"{stack.base_url}/trigger_report/", json={"format": "wide"}, timeout=10)
+    assert bad.status_code == 400 and "format" in bad.json()["error"]
+
+
 def test_bad_requests_are_json_4xx_over_http(stack: Stack, loaded: str) -> None:
     base = stack.base_url
     cases = [
