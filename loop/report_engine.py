@@ -11,6 +11,10 @@ time between two instants of a store is then a difference of two lookups in
 the cumulative business time ``G`` (``np.searchsorted``), and nearest-poll
 segments are summed with ``np.bincount``. Python loops run only over distinct
 time zones, which do not grow with the data.
+
+``Lanes`` (built by ``_build_lanes`` for any range) is shared with ``loop/timeline.py``,
+which lays one store on one lane for its timeline: holiday hours, unobserved time and
+outages (rules 10-13) have their one home here.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ REPORT_COLUMNS = [
     "downtime_last_day",
     "downtime_last_week",
 ]
-# The extended report's columns, after the Loop ones (rules 10-12 of docs/report_rules.md).
+# The extended report's columns, after the Loop ones (rules 11-12 of docs/report_rules.md).
 EXTENDED_COLUMNS = [
     "uptime_pct_last_hour",
     "uptime_pct_last_day",

@@ -89,6 +89,11 @@ class Timeline:
         return max((o.seconds for o in self.outages), default=0.0) / 60
 
 
+def local_iso(instant_us: int, zone: str) -> str:
+    """An instant as the store's local ISO-8601 time with its offset (e.g. for a segment's local start)."""
+    return pd.Timestamp(instant_us, unit="us", tz="UTC").tz_convert(zone).isoformat()
+
+
 def store_timeline(
     *,
     polls: pd.DataFrame,

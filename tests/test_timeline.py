@@ -11,7 +11,7 @@ import math
 import pandas as pd
 import pytest
 
-from loop.timeline import DaySummary, Segment, Span, Timeline, store_timeline
+from loop.timeline import DaySummary, Segment, Span, Timeline, local_iso, store_timeline
 from tests.support.report_frames import hours_frame, polls_frame, utc
 
 CHI = "America/Chicago"
@@ -211,3 +211,9 @@ def test_a_31_day_range_fits() -> None:
     t = timeline([("m", "active", "2024-10-15T00:00:00Z")], [], "2024-10-01T00:00:00Z", "2024-11-01T00:00:00Z")
     assert t.uptime_s == 31 * 86400 and t.unobserved_s == 31 * 86400 - 2 * 3600
     assert len(t.segments) == 3
+
+
+def test_local_iso_shows_the_offset_of_the_date() -> None:
+    # 14:00Z is 09:00 CDT (UTC-5) in October and 08:00 CST (UTC-6) in December.
+    assert local_iso(us("2024-10-07T14:00:00Z"), CHI) == "2024-10-07T09:00:00-05:00"
+    assert local_iso(us("2024-12-09T14:00:00Z"), CHI) == "2024-12-09T08:00:00-06:00"
