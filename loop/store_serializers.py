@@ -16,6 +16,7 @@ from loop.rules import POLL_STATUSES
 from loop.serializers import HoursItemSerializer, StrictSerializer
 from loop.services.reports import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from loop.services.stores import SEARCH_MAX_LENGTH
+from loop.timeline import local_iso
 from loop.timeutil import NOW_HELP, parse_now, us_to_ts
 
 
@@ -203,12 +204,11 @@ class StoreTimelineSerializer(serializers.Serializer):
         zone = timeline.zone
 
         def span(start_us: int, end_us: int) -> dict[str, Any]:
-            start, end = us_to_ts(start_us), us_to_ts(end_us)
             return {
-                "start_utc": utc_text(start),
-                "end_utc": utc_text(end),
-                "start_local": start.tz_convert(zone).isoformat(),
-                "end_local": end.tz_convert(zone).isoformat(),
+                "start_utc": utc_text(us_to_ts(start_us)),
+                "end_utc": utc_text(us_to_ts(end_us)),
+                "start_local": local_iso(start_us, zone),
+                "end_local": local_iso(end_us, zone),
             }
 
         return {
