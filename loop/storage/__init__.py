@@ -2,11 +2,28 @@
 
 One module per concern: ``schema`` (collection names and indexes), ``client``
 (connections and the mongod/FerretDB/mongomock differences), ``polls``,
-``stores`` (hours and zones), ``reports`` and ``files`` (report CSVs).
+``stores`` (hours and zones), ``reports``, ``imports`` (uploads of POST /imports/)
+and ``files`` (report CSVs and uploaded files, GridFS layout).
 """
 
 from loop.storage.client import collection_counts, drop_database, get_client, get_db, is_mongomock, server_health
-from loop.storage.files import delete_file, get_file, put_file
+from loop.storage.files import StreamingFileWriter, delete_file, get_file, iter_file_chunks, put_file
+from loop.storage.imports import (
+    ImportDoc,
+    ImportFile,
+    ImportPhase,
+    ImportStatus,
+    complete_import,
+    create_import,
+    delete_import_files,
+    delete_uploaded_file,
+    fail_import,
+    get_import,
+    list_imports,
+    mark_import_started,
+    set_import_phase,
+    set_import_progress,
+)
 from loop.storage.packed import TableMoved
 from loop.storage.polls import (
     PollColumns,
@@ -46,7 +63,7 @@ from loop.storage.reports import (
     report_now,
     set_report_phase,
 )
-from loop.storage.schema import HOURS, REPORT_BUCKET, REPORTS, STATUS, ZONES
+from loop.storage.schema import HOURS, IMPORT_BUCKET, IMPORTS, REPORT_BUCKET, REPORTS, STATUS, ZONES
 from loop.storage.stores import (
     read_hours,
     read_zones,
@@ -58,6 +75,24 @@ from loop.storage.stores import (
 
 __all__ = [
     "HOURS",
+    "IMPORTS",
+    "IMPORT_BUCKET",
+    "ImportDoc",
+    "ImportFile",
+    "ImportPhase",
+    "ImportStatus",
+    "StreamingFileWriter",
+    "complete_import",
+    "create_import",
+    "delete_import_files",
+    "delete_uploaded_file",
+    "fail_import",
+    "get_import",
+    "iter_file_chunks",
+    "list_imports",
+    "mark_import_started",
+    "set_import_phase",
+    "set_import_progress",
     "REPORTS",
     "REPORT_BUCKET",
     "STATUS",

@@ -1,15 +1,18 @@
-"""Report CSVs in the GridFS layout (``report_files.files`` / ``report_files.chunks``).
+"""Files in the GridFS layout: report CSVs (``report_files``) and uploads of POST /imports/ (``import_files``).
 
 Any GridFS client can read them and there is no 16 MB document limit. The
 layout is written here directly because mongomock's GridFS emulation does not
 work with this pymongo. Finished files never change, so each process keeps a
-small cache of them.
+small cache of them. Uploads are written chunk by chunk as they arrive
+(``StreamingFileWriter``) and read back the same way (``iter_file_chunks``), so
+neither side holds a whole file in memory.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from typing import Any
 
 from bson import ObjectId
@@ -17,7 +20,7 @@ from bson.binary import Binary
 from pymongo.database import Database
 
 from loop.storage.client import batched
-from loop.storage.schema import REPORT_CHUNKS, REPORT_FILES
+from loop.storage.schema import IMPORT_BUCKET, REPORT_BUCKET
 from loop.timeutil import utcnow
 
 # GridFS's default chunk size (255 KiB): safely below the 16 MB document limit.
@@ -26,7 +29,9 @@ FILE_CHUNK_BYTES = 255 * 1024
 CSV_CACHE_BYTES = 64 * 1024 * 1024
 
 
-def put_file(db: Database, filename: str, data: bytes, metadata: dict[str, Any]) -> ObjectId:
+def put_file(
+    db: Database, filename: str, data: bytes, metadata: dict[str, Any], bucket: str = REPORT_BUCKET
+) -> ObjectId:
     """Write ``data`` as a GridFS file (chunks first, then the files document)."""
     file_id = ObjectId()
     docs = [
@@ -42,8 +47,8 @@ def put_file(db: Database, filename: str, data: bytes, metadata: dict[str, Any])
     ]
     # A chunk is ~255 KiB: insert a few per call to keep messages small.
     for batch in batched(docs, 32):
-        db[REPORT_CHUNKS].insert_many(list(batch), ordered=True)
-    db[REPORT_FILES].insert_one(
+        db[f"{bucket}.chunks"].insert_many(list(batch), ordered=True)
+    db[f"{bucket}.files"].insert_one(
         {
             "_id": file_id,
             "length": len(data),
@@ -56,25 +61,84 @@ def put_file(db: Database, filename: str, data: bytes, metadata: dict[str, Any])
     return file_id
 
 
-def get_file(db: Database, file_id: ObjectId) -> bytes:
-    meta = db[REPORT_FILES].find_one({"_id": file_id})
+def get_file(db: Database, file_id: ObjectId, bucket: str = REPORT_BUCKET) -> bytes:
+    return b"".join(iter_file_chunks(db, file_id, bucket))
+
+
+def iter_file_chunks(db: Database, file_id: ObjectId, bucket: str = REPORT_BUCKET) -> Iterator[bytes]:
+    """A stored file chunk by chunk (one ``_id`` lookup each); raises if it is missing or truncated."""
+    meta = db[f"{bucket}.files"].find_one({"_id": file_id})
     if meta is None:
-        raise FileNotFoundError(f"report file {file_id} is missing")
-    parts: list[bytes] = []
+        raise FileNotFoundError(f"file {file_id} is missing from {bucket}")
+    seen = 0
     for n in range(-(-int(meta["length"]) // int(meta["chunkSize"]))):
-        chunk = db[REPORT_CHUNKS].find_one({"_id": _chunk_id(file_id, n)})
+        chunk = db[f"{bucket}.chunks"].find_one({"_id": _chunk_id(file_id, n)})
         if chunk is None:
-            raise OSError(f"report file {file_id} is missing chunk {n}")
-        parts.append(bytes(chunk["data"]))
-    data = b"".join(parts)
-    if len(data) != meta["length"]:
-        raise OSError(f"report file {file_id} is truncated ({len(data)} of {meta['length']} bytes)")
-    return data
+            raise OSError(f"file {file_id} of {bucket} is missing chunk {n}")
+        data = bytes(chunk["data"])
+        seen += len(data)
+        yield data
+    if seen != meta["length"]:
+        raise OSError(f"file {file_id} of {bucket} is truncated ({seen} of {meta['length']} bytes)")
 
 
-def delete_file(db: Database, file_id: ObjectId) -> None:
-    db[REPORT_FILES].delete_one({"_id": file_id})
-    db[REPORT_CHUNKS].delete_many({"files_id": file_id})
+def delete_file(db: Database, file_id: ObjectId, bucket: str = REPORT_BUCKET) -> None:
+    db[f"{bucket}.files"].delete_one({"_id": file_id})
+    db[f"{bucket}.chunks"].delete_many({"files_id": file_id})
+
+
+class StreamingFileWriter:
+    """Writes one GridFS file as its bytes arrive: at most one chunk (255 KiB) is held in memory.
+
+    The files document is written last (``close``), so until then the file does not exist
+    for any reader; ``abort`` removes the chunks already written (an upload cut off or refused).
+    """
+
+    def __init__(self, db: Database, *, filename: str, metadata: dict[str, Any], bucket: str = IMPORT_BUCKET) -> None:
+        self.db = db
+        self.bucket = bucket
+        self.filename = filename
+        self.metadata = metadata
+        self.file_id = ObjectId()
+        self.length = 0
+        self._buffer = bytearray()
+        self._chunks = 0
+
+    def write(self, data: bytes) -> None:
+        self._buffer += data
+        self.length += len(data)
+        while len(self._buffer) >= FILE_CHUNK_BYTES:
+            self._put_chunk(bytes(self._buffer[:FILE_CHUNK_BYTES]))
+            del self._buffer[:FILE_CHUNK_BYTES]
+
+    def close(self) -> ObjectId:
+        """Write the last chunk and the files document; the file is complete from here on."""
+        if self._buffer:
+            self._put_chunk(bytes(self._buffer))
+            self._buffer.clear()
+        self.db[f"{self.bucket}.files"].insert_one(
+            {
+                "_id": self.file_id,
+                "length": self.length,
+                "chunkSize": FILE_CHUNK_BYTES,
+                "uploadDate": utcnow(),
+                "filename": self.filename,
+                "metadata": self.metadata,
+            }
+        )
+        return self.file_id
+
+    def abort(self) -> None:
+        """Remove whatever was written (chunks and, if ``close`` ran, the files document)."""
+        self._buffer.clear()
+        delete_file(self.db, self.file_id, self.bucket)
+
+    def _put_chunk(self, data: bytes) -> None:
+        n = self._chunks
+        self.db[f"{self.bucket}.chunks"].insert_one(
+            {"_id": _chunk_id(self.file_id, n), "files_id": self.file_id, "n": n, "data": Binary(data)}
+        )
+        self._chunks += 1
 
 
 def _chunk_id(file_id: ObjectId, n: int) -> str:
