@@ -370,3 +370,52 @@ def test_the_loader_reports_rows_read_so_far_per_chunk(mdb: Database, tmp_path) 
     assert (found["hours"].name, 3) in seen and (found["zones"].name, 2) in seen
     assert stats.status_rows_read == 25
     assert RowProblems().total == 0
+
+
+def test_mongodb_down_while_the_upload_streams_is_503_and_nothing_is_kept(
+    api: APIClient, mdb: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pymongo.errors import ServerSelectionTimeoutError
+
+    from loop.storage.files import StreamingFileWriter
+
+    real_put = StreamingFileWriter._put_chunk
+    calls = []
+
+    def flaky_put(self: StreamingFileWriter, data: bytes) -> None:
+        calls.append(len(data))
+        if len(calls) == 2:  # the second chunk: MongoDB went away mid-upload
+            raise ServerSelectionTimeoutError("127.0.0.1:27017: connection refused")
+        real_put(self, data)
+
+    monkeypatch.setattr(StreamingFileWriter, "_put_chunk", flaky_put)
+    body = assert_json_error(upload(api, store_status=b"x" * (600 * 1024)), 503)
+    assert body["error"] == "The database is unavailable; try again later."
+    assert upload_files_left(mdb) == (0, 0)  # the first chunk was removed again
+    assert mdb[IMPORTS].count_documents({}) == 0
+
+
+def test_mongodb_away_during_the_load_is_retried_and_the_retry_completes(
+    api: APIClient, mdb: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pymongo.errors import AutoReconnect
+
+    from loop.services import imports
+
+    real_load = imports.load_found_sources
+    attempts = []
+
+    def load_once_away(found: Any, db: Database, **kwargs: Any) -> Any:
+        attempts.append(1)
+        if len(attempts) == 1:
+            real_load({"hours": found["hours"]}, db, **kwargs)  # half-written: the hours are in, no polls yet
+            raise AutoReconnect("connection reset")
+        return real_load(found, db, **kwargs)
+
+    monkeypatch.setattr(imports, "load_found_sources", load_once_away)
+    body = wait_import(api, started(upload(api, archive=full_zip())))
+    assert body["status"] == "Complete", body
+    assert len(attempts) == 2
+    assert body["summary"]["polls_inserted"] == 3
+    assert mdb[IMPORTS].find_one({"_id": body["import_id"]})["attempts"] == 2
+    assert upload_files_left(mdb) == (0, 0)
