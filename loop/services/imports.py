@@ -15,6 +15,7 @@ import re
 import secrets
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -214,8 +215,11 @@ def run_import(*, import_id: str, retries: int = 0, db: Database | None = None) 
     if doc is None:
         return "not-running"
     workdir = Path(tempfile.mkdtemp(prefix=f"import-{import_id[:8]}-", dir=settings.IMPORT_TMP_DIR or None))
+    clock = time.perf_counter()
+    timings: dict[str, float] = {}
     try:
         found = _unpack(db, doc, workdir)
+        timings["unpack_s"] = round(time.perf_counter() - clock, 3)
         storage.set_import_phase(db, import_id, ImportPhase.LOADING)
 
         def on_rows(name: str, rows: int) -> None:
@@ -231,9 +235,12 @@ def run_import(*, import_id: str, retries: int = 0, db: Database | None = None) 
         return _finish_failed(db, doc, short_error(exc))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    timings["load_s"] = round(stats.seconds, 3)
     summary = import_summary(stats)
     storage.complete_import(db, import_id, summary=summary, rows=stats.status_rows_read)
     storage.delete_import_files(db, doc["files"])
+    timings["total_s"] = round(time.perf_counter() - clock, 3)
+    storage.set_import_timings(db, import_id, timings)
     logger.info("import %s complete: %s", import_id, "; ".join(summary["lines"][:3]))
     return "complete"
 

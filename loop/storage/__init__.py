@@ -23,6 +23,7 @@ from loop.storage.imports import (
     mark_import_started,
     set_import_phase,
     set_import_progress,
+    set_import_timings,
 )
 from loop.storage.packed import TableMoved
 from loop.storage.polls import (
@@ -93,6 +94,7 @@ __all__ = [
     "mark_import_started",
     "set_import_phase",
     "set_import_progress",
+    "set_import_timings",
     "REPORTS",
     "REPORT_BUCKET",
     "STATUS",

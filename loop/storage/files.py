@@ -11,6 +11,7 @@ neither side holds a whole file in memory.
 from __future__ import annotations
 
 import threading
+import zlib
 from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
@@ -62,29 +63,56 @@ def put_file(
 
 
 def get_file(db: Database, file_id: ObjectId, bucket: str = REPORT_BUCKET) -> bytes:
-    return b"".join(iter_file_chunks(db, file_id, bucket))
-
-
-def iter_file_chunks(db: Database, file_id: ObjectId, bucket: str = REPORT_BUCKET) -> Iterator[bytes]:
-    """A stored file chunk by chunk (one ``_id`` lookup each); raises if it is missing or truncated."""
+    """A small file (a report CSV: one or two chunks) by ``_id`` lookups; large ones: ``iter_file_chunks``."""
     meta = db[f"{bucket}.files"].find_one({"_id": file_id})
     if meta is None:
         raise FileNotFoundError(f"file {file_id} is missing from {bucket}")
-    seen = 0
-    for n in range(-(-int(meta["length"]) // int(meta["chunkSize"]))):
+    parts: list[bytes] = []
+    for n in range(_chunk_count(meta)):
         chunk = db[f"{bucket}.chunks"].find_one({"_id": _chunk_id(file_id, n)})
         if chunk is None:
             raise OSError(f"file {file_id} of {bucket} is missing chunk {n}")
-        data = bytes(chunk["data"])
+        parts.append(bytes(chunk["data"]))
+    data = b"".join(parts)
+    if meta.get("compression") == "zlib":
+        data = b"".join(zlib.decompress(part) for part in parts)
+    if len(data) != meta["length"]:
+        raise OSError(f"file {file_id} of {bucket} is truncated ({len(data)} of {meta['length']} bytes)")
+    return data
+
+
+def iter_file_chunks(db: Database, file_id: ObjectId, bucket: str = REPORT_BUCKET) -> Iterator[bytes]:
+    """A stored file chunk by chunk, in one pass; raises if it is missing, out of order or truncated.
+
+    One query over the bucket's chunks in insertion order (a file's chunks are inserted in order),
+    a few chunks per batch: on FerretDB's SQLite backend an ``_id`` lookup costs time in proportion
+    to the rows stored before it (measured: 0.1 s for chunk 10, 1 s for chunk 400 of a 140 MB
+    upload), so reading a large file one chunk at a time would be quadratic.
+    """
+    meta = db[f"{bucket}.files"].find_one({"_id": file_id})
+    if meta is None:
+        raise FileNotFoundError(f"file {file_id} is missing from {bucket}")
+    compressed = meta.get("compression") == "zlib"
+    seen, expected = 0, 0
+    for chunk in db[f"{bucket}.chunks"].find({"files_id": file_id}, batch_size=8):
+        if chunk["n"] != expected:
+            raise OSError(f"file {file_id} of {bucket}: chunk {chunk['n']} came where {expected} was expected")
+        data = zlib.decompress(chunk["data"]) if compressed else bytes(chunk["data"])
         seen += len(data)
+        expected += 1
         yield data
-    if seen != meta["length"]:
+    if expected != _chunk_count(meta) or seen != meta["length"]:
         raise OSError(f"file {file_id} of {bucket} is truncated ({seen} of {meta['length']} bytes)")
 
 
 def delete_file(db: Database, file_id: ObjectId, bucket: str = REPORT_BUCKET) -> None:
+    """Remove a file: its files document first (readers stop finding it), then its chunks in one pass."""
     db[f"{bucket}.files"].delete_one({"_id": file_id})
     db[f"{bucket}.chunks"].delete_many({"files_id": file_id})
+
+
+def _chunk_count(meta: dict[str, Any]) -> int:
+    return -(-int(meta["length"]) // int(meta["chunkSize"]))
 
 
 class StreamingFileWriter:
@@ -92,11 +120,24 @@ class StreamingFileWriter:
 
     The files document is written last (``close``), so until then the file does not exist
     for any reader; ``abort`` removes the chunks already written (an upload cut off or refused).
+    With ``compress``, each 255 KiB piece is stored zlib-compressed (level 1) and the files
+    document says ``compression: "zlib"`` (``iter_file_chunks`` expands it; plain GridFS clients
+    would see the compressed bytes): FerretDB decodes a stored document at about 5 MB/s, so
+    CSVs (~4x smaller compressed) read back about four times faster.
     """
 
-    def __init__(self, db: Database, *, filename: str, metadata: dict[str, Any], bucket: str = IMPORT_BUCKET) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        filename: str,
+        metadata: dict[str, Any],
+        bucket: str = IMPORT_BUCKET,
+        compress: bool = False,
+    ) -> None:
         self.db = db
         self.bucket = bucket
+        self.compress = compress
         self.filename = filename
         self.metadata = metadata
         self.file_id = ObjectId()
@@ -124,6 +165,7 @@ class StreamingFileWriter:
                 "uploadDate": utcnow(),
                 "filename": self.filename,
                 "metadata": self.metadata,
+                **({"compression": "zlib"} if self.compress else {}),
             }
         )
         return self.file_id
@@ -135,6 +177,8 @@ class StreamingFileWriter:
 
     def _put_chunk(self, data: bytes) -> None:
         n = self._chunks
+        if self.compress:
+            data = zlib.compress(data, 1)
         self.db[f"{self.bucket}.chunks"].insert_one(
             {"_id": _chunk_id(self.file_id, n), "files_id": self.file_id, "n": n, "data": Binary(data)}
         )

@@ -153,6 +153,11 @@ def complete_import(db: Database, import_id: str, *, summary: dict[str, Any], ro
     return result.matched_count == 1
 
 
+def set_import_timings(db: Database, import_id: str, timings: dict[str, float]) -> None:
+    """Where the worker's time went (unpack, load, total), for ops and the benchmark; not shown by the API."""
+    db[IMPORTS].update_one({"_id": import_id}, {"$set": {"timings": timings}})
+
+
 def fail_import(db: Database, import_id: str, error: str) -> bool:
     """Mark a Running import Failed with a short reason (the phase it failed in stays)."""
     now = utcnow()
