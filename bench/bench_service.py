@@ -550,6 +550,13 @@ def run_import_step(
             flush=True,
         )
         print("    summary: " + " | ".join(summary["lines"]), flush=True)
+        timings = (storage.get_import(storage.get_db(db_name, args.mongo_url), import_id) or {}).get("timings", {})
+        print(
+            f"    worker: unpack (GridFS -> temp folder{', unzip' if mode == 'zip' else ''}) "
+            f"{timings.get('unpack_s')} s, load {timings.get('load_s')} s, "
+            f"total with cleanup {timings.get('total_s')} s",
+            flush=True,
+        )
         print(
             f"    worker peak RSS (VmHWM, --pool=solo): {gb(worker_hwm)}; gunicorn worker peak RSS: {gb(web_hwm)}",
             flush=True,

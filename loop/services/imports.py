@@ -236,11 +236,10 @@ def run_import(*, import_id: str, retries: int = 0, db: Database | None = None) 
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     timings["load_s"] = round(stats.seconds, 3)
-    summary = import_summary(stats)
-    storage.complete_import(db, import_id, summary=summary, rows=stats.status_rows_read)
-    storage.delete_import_files(db, doc["files"])
     timings["total_s"] = round(time.perf_counter() - clock, 3)
-    storage.set_import_timings(db, import_id, timings)
+    summary = import_summary(stats)
+    storage.complete_import(db, import_id, summary=summary, rows=stats.status_rows_read, timings=timings)
+    storage.delete_import_files(db, doc["files"])
     logger.info("import %s complete: %s", import_id, "; ".join(summary["lines"][:3]))
     return "complete"
 
@@ -260,34 +259,39 @@ def _finish_failed(db: Database, doc: ImportDoc, message: str) -> str:
 
 
 def _unpack(db: Database, doc: ImportDoc, workdir: Path) -> dict[str, CsvSource]:
-    """Copy the upload out of GridFS (chunk by chunk) and name the sources after what the client sent."""
+    """Copy the upload out of GridFS (all its files in one pass) and name the sources after what the client sent."""
+    targets = {
+        item["file_id"]: workdir / ("upload.zip" if item["field"] == ARCHIVE_FIELD else _target_name(item["field"]))
+        for item in doc["files"]
+    }
+    outputs = {file_id: open(path, "wb") for file_id, path in targets.items()}  # noqa: SIM115 - closed below
+    try:
+        for file_id, data in storage.iter_files_chunks(db, list(targets), storage.IMPORT_BUCKET):
+            outputs[file_id].write(data)
+    finally:
+        for out in outputs.values():
+            out.close()
     found: dict[str, CsvSource] = {}
     for item in doc["files"]:
+        path = targets[item["file_id"]]
         if item["field"] == ARCHIVE_FIELD:
-            archive = workdir / "upload.zip"
-            _copy_out(db, item, archive)
             expanded = unpack_sources(
-                archive,
+                path,
                 workdir,
                 max_expanded_bytes=settings.IMPORT_MAX_EXPANDED_BYTES,
                 max_ratio=settings.IMPORT_MAX_COMPRESSION_RATIO,
                 display_name=item["name"],
             )
-            archive.unlink()
-            for kind, (path, name) in expanded.items():
-                found[kind] = _source(path, name)
+            path.unlink()
+            for kind, (member_path, name) in expanded.items():
+                found[kind] = _source(member_path, name)
         else:
-            kind = UPLOAD_FIELDS[item["field"]]
-            target = workdir / SOURCE_NAMES[kind][0]
-            _copy_out(db, item, target)
-            found[kind] = _source(target, item["name"])
+            found[UPLOAD_FIELDS[item["field"]]] = _source(path, item["name"])
     return found
 
 
-def _copy_out(db: Database, item: ImportFile, target: Path) -> None:
-    with open(target, "wb") as out:
-        for chunk in storage.iter_file_chunks(db, item["file_id"], storage.IMPORT_BUCKET):
-            out.write(chunk)
+def _target_name(field: str) -> str:
+    return SOURCE_NAMES[UPLOAD_FIELDS[field]][0]
 
 
 def _source(path: Path, name: str) -> CsvSource:

@@ -7,7 +7,14 @@ and ``files`` (report CSVs and uploaded files, GridFS layout).
 """
 
 from loop.storage.client import collection_counts, drop_database, get_client, get_db, is_mongomock, server_health
-from loop.storage.files import StreamingFileWriter, delete_file, get_file, iter_file_chunks, put_file
+from loop.storage.files import (
+    StreamingFileWriter,
+    delete_file,
+    get_file,
+    iter_file_chunks,
+    iter_files_chunks,
+    put_file,
+)
 from loop.storage.imports import (
     ImportDoc,
     ImportFile,
@@ -23,7 +30,6 @@ from loop.storage.imports import (
     mark_import_started,
     set_import_phase,
     set_import_progress,
-    set_import_timings,
 )
 from loop.storage.packed import TableMoved
 from loop.storage.polls import (
@@ -90,11 +96,11 @@ __all__ = [
     "fail_import",
     "get_import",
     "iter_file_chunks",
+    "iter_files_chunks",
     "list_imports",
     "mark_import_started",
     "set_import_phase",
     "set_import_progress",
-    "set_import_timings",
     "REPORTS",
     "REPORT_BUCKET",
     "STATUS",

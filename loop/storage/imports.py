@@ -64,6 +64,7 @@ class ImportDoc(TypedDict):
     progress: dict[str, Any]  # {"rows": int, "file": str | None}
     summary: dict[str, Any] | None
     error: str | None
+    timings: dict[str, float]  # unpack_s, load_s, total_s of the attempt that completed it
 
 
 def create_import(db: Database, import_id: str, files: list[ImportFile]) -> ImportDoc:
@@ -83,6 +84,7 @@ def create_import(db: Database, import_id: str, files: list[ImportFile]) -> Impo
         progress={"rows": 0, "file": None},
         summary=None,
         error=None,
+        timings={},
     )
     db[IMPORTS].insert_one({"_id": import_id, **doc})
     return doc
@@ -134,7 +136,11 @@ def set_import_progress(db: Database, import_id: str, *, rows: int, file: str | 
     return result.matched_count == 1
 
 
-def complete_import(db: Database, import_id: str, *, summary: dict[str, Any], rows: int) -> bool:
+def complete_import(
+    db: Database, import_id: str, *, summary: dict[str, Any], rows: int, timings: dict[str, float] | None = None
+) -> bool:
+    """Mark a Running import Complete; ``timings`` (unpack, load, total s: for ops and the benchmark) stay
+    in the document only."""
     now = utcnow()
     result = db[IMPORTS].update_one(
         {"_id": import_id, "status": ImportStatus.RUNNING},
@@ -143,6 +149,7 @@ def complete_import(db: Database, import_id: str, *, summary: dict[str, Any], ro
                 "status": ImportStatus.COMPLETE,
                 "phase": ImportPhase.DONE.value,
                 "summary": summary,
+                "timings": timings or {},
                 "progress": {"rows": int(rows), "file": None},
                 "finished_at": now,
                 "updated_at": now,
@@ -151,11 +158,6 @@ def complete_import(db: Database, import_id: str, *, summary: dict[str, Any], ro
         },
     )
     return result.matched_count == 1
-
-
-def set_import_timings(db: Database, import_id: str, timings: dict[str, float]) -> None:
-    """Where the worker's time went (unpack, load, total), for ops and the benchmark; not shown by the API."""
-    db[IMPORTS].update_one({"_id": import_id}, {"$set": {"timings": timings}})
 
 
 def fail_import(db: Database, import_id: str, error: str) -> bool:
