@@ -340,6 +340,8 @@ def test_the_list_is_newest_first_paged_and_filtered(api: APIClient, mdb: Databa
     page = api.get("/imports/?page=1&page_size=2").json()
     assert page["count"] == 3 and page["page"] == 1 and page["page_size"] == 2
     assert [item["import_id"] for item in page["results"]] == [ids[2], ids[1]]
+    assert page["results"][0]["summary"]["polls_inserted"] == 0  # the third upload repeats the first
+    assert page["results"][1]["summary"] is None and page["results"][1]["error"] == "archive.bin is not a zip file"
     failed = api.get("/imports/?status=Failed").json()
     assert [item["import_id"] for item in failed["results"]] == [ids[1]]
     assert_json_error(api.get("/imports/?status=Done"), 400)

@@ -36,8 +36,19 @@ class ImportPhase(StrEnum):
     DONE = "done"
 
 
-# The few fields the import list shows: never the summary's problem list.
-SUMMARY_FIELDS = ("import_id", "status", "phase", "created_at", "finished_at", "files", "progress", "error")
+# What the import list shows: what GET /imports/<id>/ shows (the summary is small: at most 20 problems).
+SUMMARY_FIELDS = (
+    "import_id",
+    "status",
+    "phase",
+    "created_at",
+    "updated_at",
+    "finished_at",
+    "files",
+    "progress",
+    "summary",
+    "error",
+)
 
 
 class ImportFile(TypedDict):
