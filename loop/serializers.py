@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from loop.services.imports import IMPORT_ID_HELP, SUMMARY_PROBLEMS
@@ -201,18 +203,23 @@ class TimezoneSerializer(serializers.Serializer):
 # --- imports (POST /imports/, GET /imports/...) -------------------------------------------------
 
 
+@extend_schema_field(OpenApiTypes.BINARY)
+class UploadField(serializers.FileField):
+    """A file part of a multipart form: ``format: binary`` in the schema (Postman shows a file picker)."""
+
+
 class ImportUploadSerializer(serializers.Serializer):
     """The multipart form of POST /imports/ (schema only: ``loop.uploads`` reads and checks the parts)."""
 
-    archive = serializers.FileField(
+    archive = UploadField(
         required=False, help_text="A Loop .zip holding the CSVs (any folder inside); alone, without the CSV fields."
     )
-    store_status = serializers.FileField(required=False, help_text="store_status.csv (store_id,status,timestamp_utc).")
-    business_hours = serializers.FileField(
+    store_status = UploadField(required=False, help_text="store_status.csv (store_id,status,timestamp_utc).")
+    business_hours = UploadField(
         required=False,
         help_text="menu_hours.csv / business_hours.csv (store_id,dayOfWeek,start_time_local,end_time_local).",
     )
-    timezones = serializers.FileField(required=False, help_text="timezones.csv (store_id,timezone_str).")
+    timezones = UploadField(required=False, help_text="timezones.csv (store_id,timezone_str).")
 
 
 class ImportStartedSerializer(serializers.Serializer):

@@ -421,3 +421,25 @@ def test_mongodb_away_during_the_load_is_retried_and_the_retry_completes(
     assert body["summary"]["polls_inserted"] == 3
     assert mdb[IMPORTS].find_one({"_id": body["import_id"]})["attempts"] == 2
     assert upload_files_left(mdb) == (0, 0)
+
+
+def test_the_schema_documents_the_upload_form_and_its_errors() -> None:
+    import yaml
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("spectacular", stdout=out, stderr=io.StringIO())
+    schema = yaml.safe_load(out.getvalue())
+    post = schema["paths"]["/imports/"]["post"]
+    form = post["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]
+    fields = schema["components"]["schemas"][form]["properties"]
+    assert set(fields) == {"archive", "store_status", "business_hours", "timezones"}
+    assert all(field["format"] == "binary" for field in fields.values())
+    assert set(post["responses"]) == {"202", "400", "401", "403", "409", "411", "413", "415", "503"}
+    detail = schema["paths"]["/imports/{import_id}/"]["get"]["responses"]
+    assert set(detail) == {"200", "400", "401", "404", "503"}
+    assert set(schema["paths"]["/imports/"]["get"]["parameters"][i]["name"] for i in range(3)) == {
+        "page",
+        "page_size",
+        "status",
+    }
