@@ -56,3 +56,11 @@ def import_task(self: Task, import_id: str, failure: str | None = None) -> str:
     if isinstance(outcome, Retry):
         raise self.retry(args=[import_id], kwargs={"failure": outcome.failure}, countdown=outcome.countdown)
     return outcome
+
+
+@app.task(name="loop.tasks.remove_abandoned_uploads_task", ignore_result=True)
+def remove_abandoned_uploads_task() -> int:
+    """Beat (hourly): remove uploads a web process died receiving (no import owns them)."""
+    from loop.services.imports import remove_abandoned_uploads
+
+    return remove_abandoned_uploads()

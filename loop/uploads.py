@@ -89,6 +89,8 @@ class GridFSUploadHandler(FileUploadHandler):
             # CSVs shrink ~4x and read back that much faster; a zip is compressed already.
             compress=field_name != ARCHIVE_FIELD,
         )
+        # Noted before the first chunk: if this process dies mid-upload, the beat task removes the chunks.
+        storage.note_upload_started(self._writer.db, self._writer.file_id)
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
         self.received += len(raw_data)
@@ -111,7 +113,7 @@ class GridFSUploadHandler(FileUploadHandler):
     def discard(self) -> None:
         """Remove every file of this request, finished or not (the request was refused or cut off)."""
         if self._writer is not None:
-            self._writer.abort()
+            storage.delete_uploaded_file(self._writer.db, self._writer.file_id)
             self._writer = None
         db = storage.get_db() if self.stored else None
         for item in self.stored:

@@ -219,6 +219,7 @@ REPORT_RETENTION_DAYS = env_int("REPORT_RETENTION_DAYS", 30)
 # celery beat (the worker runs with -B): how often the retention task runs.
 CELERY_BEAT_SCHEDULE = {
     "remove-old-reports": {"task": "loop.tasks.remove_old_reports_task", "schedule": 3600.0},
+    "remove-abandoned-uploads": {"task": "loop.tasks.remove_abandoned_uploads_task", "schedule": 3600.0},
 }
 
 

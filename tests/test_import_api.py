@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 from loop import storage
 from loop.csv_sources import RowProblems, locate_sources
 from loop.ingest import load_found_sources
-from loop.storage.schema import IMPORT_CHUNKS, IMPORT_FILES, IMPORTS
+from loop.storage.schema import IMPORT_CHUNKS, IMPORT_FILES, IMPORT_UPLOADS, IMPORTS
 from tests.support.api import VALID_ID, assert_json_error
 from tests.support.csv_files import HOURS_HEADER, STATUS_HEADER, ZONES_HEADER, write_dataset
 
@@ -85,8 +85,13 @@ def started(response: Any) -> str:
     return body["import_id"]
 
 
-def upload_files_left(mdb: Database) -> tuple[int, int]:
-    return mdb[IMPORT_FILES].count_documents({}), mdb[IMPORT_CHUNKS].count_documents({})
+def upload_files_left(mdb: Database) -> tuple[int, int, int]:
+    """Files documents, chunks and in-progress notes of uploads still stored."""
+    return (
+        mdb[IMPORT_FILES].count_documents({}),
+        mdb[IMPORT_CHUNKS].count_documents({}),
+        mdb[IMPORT_UPLOADS].count_documents({}),
+    )
 
 
 def test_three_csvs_load_like_load_data_and_the_summary_counts_them(api: APIClient, mdb: Database) -> None:
@@ -119,7 +124,7 @@ def test_three_csvs_load_like_load_data_and_the_summary_counts_them(api: APIClie
         "s2": "Asia/Tokyo",
     }
     # The upload is removed from GridFS once the import has ended.
-    assert upload_files_left(mdb) == (0, 0)
+    assert upload_files_left(mdb) == (0, 0, 0)
 
 
 def test_a_loop_zip_with_its_files_in_a_folder_loads_and_again_inserts_nothing(api: APIClient, mdb: Database) -> None:
@@ -130,7 +135,7 @@ def test_a_loop_zip_with_its_files_in_a_folder_loads_and_again_inserts_nothing(a
     again = wait_import(api, started(upload(api, archive=full_zip())))
     assert again["status"] == "Complete"
     assert again["summary"]["polls_inserted"] == 0 and again["summary"]["polls_duplicates"] == 4
-    assert upload_files_left(mdb) == (0, 0)
+    assert upload_files_left(mdb) == (0, 0, 0)
 
 
 def test_only_the_status_file_leaves_hours_and_zones_as_stored(api: APIClient, mdb: Database) -> None:
@@ -165,7 +170,7 @@ def test_an_unusable_archive_fails_the_import_with_the_reason(
     assert body["error"] == reason
     assert body["phase"] == "unpacking" and body["summary"] is None
     assert len(storage.read_all_polls(mdb)) == 0
-    assert upload_files_left(mdb) == (0, 0)
+    assert upload_files_left(mdb) == (0, 0, 0)
 
 
 def test_a_zip_bomb_is_refused_before_it_is_expanded(api: APIClient, mdb: Database, settings) -> None:
@@ -219,7 +224,7 @@ def test_an_upload_over_the_limit_is_413_and_nothing_is_kept(api: APIClient, mdb
     response = upload(api, store_status=b"x" * (700 * 1024))
     body = assert_json_error(response, 413)
     assert body["error"] == f"Upload is larger than {600 * 1024} bytes (IMPORT_MAX_UPLOAD_BYTES)."
-    assert upload_files_left(mdb) == (0, 0)
+    assert upload_files_left(mdb) == (0, 0, 0)
     assert mdb[IMPORTS].count_documents({}) == 0
 
 
@@ -236,7 +241,7 @@ def test_the_files_are_counted_against_the_limit_as_they_stream(mdb: Database, s
     with pytest.raises(PayloadTooLarge):
         handler.receive_data_chunk(b"x" * (256 * 1024), 256 * 1024)
     handler.discard()
-    assert upload_files_left(mdb) == (0, 0)
+    assert upload_files_left(mdb) == (0, 0, 0)
 
 
 @pytest.mark.parametrize(
@@ -260,7 +265,7 @@ def test_the_files_are_counted_against_the_limit_as_they_stream(mdb: Database, s
 def test_bad_forms_are_400_and_nothing_is_kept(api: APIClient, mdb: Database, files: dict, message: str) -> None:
     body = assert_json_error(upload(api, **files), 400)
     assert body["error"].startswith(message), body["error"]
-    assert upload_files_left(mdb) == (0, 0)
+    assert upload_files_left(mdb) == (0, 0, 0)
     assert mdb[IMPORTS].count_documents({}) == 0
 
 
@@ -273,7 +278,7 @@ def test_a_repeated_field_is_400(api: APIClient, mdb: Database) -> None:
     body = (part + part + f"--{boundary}--\r\n").encode()
     response = api.generic("POST", "/imports/", body, content_type=f"multipart/form-data; boundary={boundary}")
     assert assert_json_error(response, 400)["error"] == "store_status: given more than once"
-    assert upload_files_left(mdb) == (0, 0)
+    assert upload_files_left(mdb) == (0, 0, 0)
 
 
 @pytest.mark.parametrize(
@@ -298,7 +303,7 @@ def test_the_read_token_may_read_imports_but_not_upload(api: APIClient, mdb: Dat
     api.credentials(HTTP_AUTHORIZATION="Bearer read-token")
     response = upload(api, archive=full_zip())
     assert assert_json_error(response, 403)["error"].startswith("This token may only read")
-    assert upload_files_left(mdb) == (0, 0)
+    assert upload_files_left(mdb) == (0, 0, 0)
     assert api.get("/imports/").status_code == 200
     api.credentials(HTTP_AUTHORIZATION="Bearer full-token")
     import_id = started(upload(api, archive=full_zip()))
@@ -330,7 +335,7 @@ def test_the_broker_down_at_enqueue_is_503_and_leaves_no_running_import(
     assert body["error"] == "The task broker is unavailable; the import was not started."
     docs = list(mdb[IMPORTS].find())
     assert [d["status"] for d in docs] == ["Failed"]
-    assert upload_files_left(mdb) == (0, 0)
+    assert upload_files_left(mdb) == (0, 0, 0)
 
 
 def test_the_list_is_newest_first_paged_and_filtered(api: APIClient, mdb: Database) -> None:
@@ -359,7 +364,7 @@ def test_a_running_import_without_progress_for_too_long_reads_failed(
     time.sleep(0.01)
     body = api.get(f"/imports/{import_id}/").json()
     assert body["status"] == "Failed" and body["error"].startswith("stale: no progress for 0 s")
-    assert upload_files_left(mdb) == (0, 0)
+    assert upload_files_left(mdb) == (0, 0, 0)
 
 
 def test_the_loader_reports_rows_read_so_far_per_chunk(mdb: Database, tmp_path) -> None:
@@ -393,7 +398,7 @@ def test_mongodb_down_while_the_upload_streams_is_503_and_nothing_is_kept(
     monkeypatch.setattr(StreamingFileWriter, "_put_chunk", flaky_put)
     body = assert_json_error(upload(api, store_status=b"x" * (600 * 1024)), 503)
     assert body["error"] == "The database is unavailable; try again later."
-    assert upload_files_left(mdb) == (0, 0)  # the first chunk was removed again
+    assert upload_files_left(mdb) == (0, 0, 0)  # the first chunk was removed again
     assert mdb[IMPORTS].count_documents({}) == 0
 
 
@@ -420,7 +425,7 @@ def test_mongodb_away_during_the_load_is_retried_and_the_retry_completes(
     assert len(attempts) == 2
     assert body["summary"]["polls_inserted"] == 3
     assert mdb[IMPORTS].find_one({"_id": body["import_id"]})["attempts"] == 2
-    assert upload_files_left(mdb) == (0, 0)
+    assert upload_files_left(mdb) == (0, 0, 0)
 
 
 def test_the_schema_documents_the_upload_form_and_its_errors() -> None:
@@ -443,3 +448,27 @@ def test_the_schema_documents_the_upload_form_and_its_errors() -> None:
         "page_size",
         "status",
     }
+
+
+def test_an_upload_whose_web_process_died_is_removed_by_the_beat_task(api: APIClient, mdb: Database, settings) -> None:
+    import datetime as dt
+
+    from loop.services.imports import remove_abandoned_uploads
+    from loop.uploads import GridFSUploadHandler
+
+    # A process that stored two chunks and died: no discard, no import.
+    dead = GridFSUploadHandler(None, limit=10 * 2**20)
+    dead.new_file("store_status", "big.csv", "text/csv", None)
+    dead.receive_data_chunk(b"x" * (600 * 1024), 0)
+    assert upload_files_left(mdb) == (0, 2, 1)
+    # An import that completed meanwhile owns its files until it ends, then removes them.
+    done = wait_import(api, started(upload(api, archive=full_zip())))
+    assert done["status"] == "Complete"
+    assert remove_abandoned_uploads() == 0  # too recent to be called abandoned
+    assert upload_files_left(mdb) == (0, 2, 1)
+    mdb[IMPORT_UPLOADS].update_many({}, {"$set": {"started_at": dt.datetime(2020, 1, 1)}})
+    assert remove_abandoned_uploads() == 1
+    assert upload_files_left(mdb) == (0, 0, 0)
+    assert (
+        settings.CELERY_BEAT_SCHEDULE["remove-abandoned-uploads"]["task"] == "loop.tasks.remove_abandoned_uploads_task"
+    )

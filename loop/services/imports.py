@@ -10,6 +10,7 @@ by uploading the same files again (the loader is idempotent).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import secrets
@@ -105,6 +106,7 @@ def start_import(*, files: list[ImportFile]) -> ImportStarted:
         raise
     doc = storage.create_import(db, new_import_id(), files)
     import_id = doc["import_id"]
+    storage.adopt_uploads(db, [item["file_id"] for item in files])
     from loop.embedded_worker import enqueue_import  # the worker imports this module
 
     try:
@@ -321,3 +323,16 @@ def import_summary(stats: LoadStats) -> dict[str, Any]:
         "seconds": round(stats.seconds, 3),
         "problems": problems,
     }
+
+
+def remove_abandoned_uploads(*, older_than_s: int | None = None) -> int:
+    """Beat (hourly): remove uploads no import owns, started more than ``older_than_s`` ago.
+
+    Default IMPORT_STALE_SECONDS (30 min): far longer than any upload may take (gunicorn's
+    worker timeout, 300 s, ends a request before that).
+    """
+    age = settings.IMPORT_STALE_SECONDS if older_than_s is None else older_than_s
+    removed = storage.remove_abandoned_uploads(storage.get_db(), utcnow() - dt.timedelta(seconds=age))
+    if removed:
+        logger.info("removed %d abandoned upload(s) older than %d s", removed, age)
+    return removed

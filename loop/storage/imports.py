@@ -17,7 +17,7 @@ from pymongo import ReturnDocument
 from pymongo.database import Database
 
 from loop.storage.files import delete_file
-from loop.storage.schema import IMPORT_BUCKET, IMPORTS
+from loop.storage.schema import IMPORT_BUCKET, IMPORT_UPLOADS, IMPORTS
 from loop.timeutil import utcnow
 
 
@@ -200,9 +200,36 @@ def list_imports(
 def delete_import_files(db: Database, files: list[ImportFile] | list[dict[str, Any]]) -> None:
     """Remove an import's uploaded files (once it has ended; removing one already gone is a no-op)."""
     for item in files:
-        delete_file(db, item["file_id"], IMPORT_BUCKET)
+        delete_uploaded_file(db, item["file_id"])
 
 
 def delete_uploaded_file(db: Database, file_id: ObjectId) -> None:
-    """Remove one upload that never became an import (the request failed after it was stored)."""
+    """Remove one uploaded file (and its in-progress note, if any)."""
     delete_file(db, file_id, IMPORT_BUCKET)
+    db[IMPORT_UPLOADS].delete_one({"_id": file_id})
+
+
+# --- uploads in progress: what a dead web process leaves behind ------------------------------
+
+
+def note_upload_started(db: Database, file_id: ObjectId) -> None:
+    """Written before the first chunk of an upload: until an import owns the file, it may be abandoned."""
+    db[IMPORT_UPLOADS].insert_one({"_id": file_id, "started_at": utcnow()})
+
+
+def adopt_uploads(db: Database, file_ids: list[ObjectId]) -> None:
+    """The import document now names these files: they are no longer abandoned if the request dies."""
+    for file_id in file_ids:
+        db[IMPORT_UPLOADS].delete_one({"_id": file_id})
+
+
+def remove_abandoned_uploads(db: Database, before: dt.datetime) -> int:
+    """Remove the chunks (and files document) of uploads started before ``before`` that no import owns.
+
+    A web process killed mid-upload (gunicorn's worker timeout, OOM) never runs its own clean-up.
+    The notes collection is small (uploads in flight), so this reads little.
+    """
+    stale = [doc["_id"] for doc in db[IMPORT_UPLOADS].find({"started_at": {"$lt": before}}, {"_id": 1})]
+    for file_id in stale:
+        delete_uploaded_file(db, file_id)
+    return len(stale)

@@ -20,6 +20,9 @@ IMPORTS = "import_table"
 IMPORT_BUCKET = "import_files"
 IMPORT_FILES = f"{IMPORT_BUCKET}.files"
 IMPORT_CHUNKS = f"{IMPORT_BUCKET}.chunks"
+# {_id: file_id, started_at}: an upload being received, or received but not (yet) owned by an import;
+# what a web process that died mid-upload leaves behind is found here and removed (loop.storage.imports).
+IMPORT_UPLOADS = "import_uploads"
 
 
 def create_indexes(db: Database) -> None:

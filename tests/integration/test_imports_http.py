@@ -166,6 +166,7 @@ def test_an_upload_cut_off_half_way_never_becomes_an_import(app: ImportsApp, dat
         "the partial upload's chunks to be removed",
     )
     assert app.db["import_files.files"].count_documents({}) == 0
+    assert app.db["import_uploads"].count_documents({}) == 0  # nothing left for the beat task either
     time.sleep(1.0)
     assert app.db["import_table"].count_documents({}) == before  # no import was ever created
 
