@@ -134,7 +134,7 @@ class StreamingFileWriter:
     """Writes one GridFS file as its bytes arrive: at most one chunk (255 KiB) is held in memory.
 
     The files document is written last (``close``), so until then the file does not exist
-    for any reader; ``abort`` removes the chunks already written (an upload cut off or refused).
+    for any reader; ``delete_file`` removes the chunks already written (an upload cut off or refused).
     With ``compress``, each 255 KiB piece is stored zlib-compressed (level 1) and the files
     document says ``compression: "zlib"`` (``iter_file_chunks`` expands it; plain GridFS clients
     would see the compressed bytes): FerretDB decodes a stored document at about 5 MB/s, so
@@ -184,11 +184,6 @@ class StreamingFileWriter:
             }
         )
         return self.file_id
-
-    def abort(self) -> None:
-        """Remove whatever was written (chunks and, if ``close`` ran, the files document)."""
-        self._buffer.clear()
-        delete_file(self.db, self.file_id, self.bucket)
 
     def _put_chunk(self, data: bytes) -> None:
         n = self._chunks
