@@ -53,8 +53,10 @@ worker: install
 	@mkdir -p var
 	$(VENV)/bin/celery -A myproject worker -B -s var/celerybeat-schedule -l info --concurrency $(WORKER_CONCURRENCY)
 
+# --timeout 300: a sync worker reading a large POST /imports/ upload (140 MB at a few MB/s) must not be
+# killed by gunicorn's default 30 s worker timeout.
 web: install migrate
-	$(VENV)/bin/gunicorn myproject.wsgi:application --bind $(WEB_BIND) --workers 2 --access-logfile -
+	$(VENV)/bin/gunicorn myproject.wsgi:application --bind $(WEB_BIND) --workers 2 --timeout 300 --access-logfile -
 
 # Embedded defaults: mongomock store and an in-memory broker, so a fresh machine with only
 # Python and make can run this alone. MONGO_URL / CELERY_BROKER_URL (environment or make

@@ -24,6 +24,10 @@ it measures, next to the offline command on the same files in the same run:
    (the report week ending at the newest poll), each store once: p50, p95 and max (target:
    p95 < 100 ms at 1x); for information the same stores again (parts cached), 31 days, and
    ``GET /stores/`` (first page, a search).
+8. import upload: the whole set sent through POST /imports/ to a fresh database, once as a
+   Loop .zip and once as three CSV fields (streamed from disk), polled to Complete: upload
+   time, load time, status rows/s, the worker's and gunicorn's peak RSS, and the report
+   after it byte-equal to the offline CSV (``--skip-import`` leaves this out).
 
 At the end a table gives each figure per scale, the growth between the smallest and
 the largest scale (target <= 12x when they are 1x and 10x), PASS/FAIL per target and a
@@ -141,10 +145,13 @@ class Service:
         return elapsed, body
 
     def stop(self) -> None:
+        """Stop both (safe to call again)."""
         if self.web is not None:
             self.web.stop()
+            self.web = None
         if self.worker is not None:
             self.worker.shutdown(timeout=20)
+            self.worker = None
 
 
 def write_hour(folder: Path, store_ids: list[str], after_us: int, inactive_share: float, seed: int) -> tuple[int, int]:
@@ -228,6 +235,11 @@ def run_scale(scale: float, args: argparse.Namespace, run_id: str) -> ScaleResul
             f"(now={offline_now.isoformat()})",
             flush=True,
         )
+
+        if args.import_only:
+            for mode in import_modes(scale, folder):
+                run_import_step(mode, label, folder, env, logs, offline_csv, offline_now, out, args)
+            return out
 
         # 2. load_data of the whole set
         run = run_measured([sys.executable, "manage.py", "load_data", str(folder)], env)
@@ -455,6 +467,12 @@ def run_scale(scale: float, args: argparse.Namespace, run_id: str) -> ScaleResul
         hwm = vm_hwm_bytes(service.worker.proc.pid)
         fig["worker_peak_gb_end"] = hwm / 2**30
         print(f"    worker peak RSS after 4 reports: {gb(hwm)}", flush=True)
+        service.stop()
+
+        # 8. the whole set uploaded over HTTP (POST /imports/), as a Loop .zip and as three CSVs
+        if not args.skip_import:
+            for mode in import_modes(scale, folder):
+                run_import_step(mode, label, folder, env, logs, offline_csv, offline_now, out, args)
         return out
     finally:
         service.stop()
@@ -516,6 +534,125 @@ def timeline_figures(base: str, store_ids: list[str], newest: object, fig: dict[
     )
 
 
+def import_modes(scale: float, folder: Path) -> tuple[str, ...]:
+    """Step 8's uploads: the zip and the CSVs, leaving out the CSVs when they exceed the default
+    IMPORT_MAX_UPLOAD_BYTES (512 MiB; the 10x set's CSVs are ~1.4 GB, its zip ~0.5 GB)."""
+    csv_bytes = sum(path.stat().st_size for path in folder.glob("*.csv"))
+    modes = ("zip", "csv") if csv_bytes < 500 * 2**20 else ("zip",)
+    if len(modes) == 1:
+        print(f"[8] {scale:g}x: the CSVs ({csv_bytes / 1e9:.2f} GB) exceed the upload limit: zip only", flush=True)
+    return modes
+
+
+def gunicorn_peak_bytes(web: Web) -> int:
+    """The largest peak RSS among gunicorn's worker processes (the ones that read upload bodies)."""
+    children = Path(f"/proc/{web.proc.pid}/task/{web.proc.pid}/children").read_text().split()
+    return max((vm_hwm_bytes(int(pid)) for pid in children), default=0)
+
+
+def run_import_step(
+    mode: str,
+    label: str,
+    folder: Path,
+    env: dict[str, str],
+    logs: Path,
+    offline_csv: Path,
+    offline_now: object,
+    out: ScaleResult,
+    args: argparse.Namespace,
+) -> None:
+    """Upload the whole set to a fresh database through POST /imports/, wait for Complete, compare the report."""
+    import pandas as pd
+    import requests
+
+    from loop import storage
+    from tests.support.uploads import csv_parts, post_upload, zip_folder
+
+    fig = out.figures
+    db_name = f"{env['MONGO_DB']}_import_{mode}"
+    import_env = {**env, "MONGO_DB": db_name, "CELERY_QUEUE": f"{env['CELERY_QUEUE']}_import_{mode}"}
+    mode_logs = logs / f"import-{mode}"
+    mode_logs.mkdir(exist_ok=True)
+    if mode == "zip":
+        started = time.perf_counter()
+        archive = zip_folder(folder, logs / "loop-export.zip")
+        parts = [("archive", archive.name, archive)]
+        print(
+            f"[8] import upload (zip): zipped the set to {archive.stat().st_size / 1e6:.1f} MB in "
+            f"{time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
+    else:
+        parts = csv_parts(folder)
+    upload_mb = sum(path.stat().st_size for _, _, path in parts) / 1e6
+    service = Service(import_env, mode_logs)
+    try:
+        service.start()
+        assert service.worker is not None and service.web is not None
+        started = time.perf_counter()
+        response = post_upload(service.base, parts, timeout=1800)
+        upload_s = time.perf_counter() - started
+        if response.status_code != 202:
+            raise RuntimeError(f"POST /imports/ answered {response.status_code}: {response.text[:500]}")
+        import_id = response.json()["import_id"]
+        polls, rows_seen = 0, set()
+        deadline = time.monotonic() + REPORT_TIMEOUT_S
+        while True:
+            body = requests.get(f"{service.base}/imports/{import_id}/", timeout=120).json()
+            polls += 1
+            rows_seen.add(body["progress"]["rows"])
+            if body["status"] != "Running":
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"import {import_id} still Running after {REPORT_TIMEOUT_S} s")
+            time.sleep(0.2)
+        load_s = time.perf_counter() - started - upload_s
+        worker_hwm = vm_hwm_bytes(service.worker.proc.pid)
+        web_hwm = gunicorn_peak_bytes(service.web)
+        if body["status"] != "Complete":
+            raise RuntimeError(f"import failed: {body}")
+        summary = body["summary"]
+        fig[f"import_{mode}_upload_s"] = upload_s
+        fig[f"import_{mode}_load_s"] = load_s
+        fig[f"import_{mode}_polls_per_s"] = summary["status_rows_read"] / load_s
+        fig[f"import_{mode}_worker_gb"] = worker_hwm / 2**30
+        fig[f"import_{mode}_web_gb"] = web_hwm / 2**30
+        print(
+            f"[8] import upload ({mode}, {upload_mb:.1f} MB): upload {upload_s:.2f} s "
+            f"({upload_mb / upload_s:.1f} MB/s) -> 202; Running -> Complete {load_s:.2f} s "
+            f"({summary['status_rows_read'] / load_s:,.0f} status rows/s; loader {summary['seconds']:.2f} s; "
+            f"{len(rows_seen)} distinct progress values over {polls} polls)",
+            flush=True,
+        )
+        print("    summary: " + " | ".join(summary["lines"]), flush=True)
+        timings = (storage.get_import(storage.get_db(db_name, args.mongo_url), import_id) or {}).get("timings", {})
+        print(
+            f"    worker: unpack (GridFS -> temp folder{', unzip' if mode == 'zip' else ''}) "
+            f"{timings.get('unpack_s')} s, load {timings.get('load_s')} s, "
+            f"total with cleanup {timings.get('total_s')} s",
+            flush=True,
+        )
+        print(
+            f"    worker peak RSS (VmHWM, --pool=solo): {gb(worker_hwm)}; gunicorn worker peak RSS: {gb(web_hwm)}",
+            flush=True,
+        )
+        out.check(
+            f"{label} import ({mode}) worker peak RSS = {gb(worker_hwm)} (< {TARGET_WORKER_GB:g} GB)",
+            worker_hwm < TARGET_WORKER_GB * 2**30,
+        )
+        _, report = service.report()
+        same = (
+            report["status"] == "Complete"
+            and pd.Timestamp(report["now"]) == offline_now
+            and report["csv_data"] == offline_csv.read_text(encoding="utf-8")
+        )
+        out.check(f"{label} report after the {mode} import byte-equal to the offline CSV at the same now", same)
+    finally:
+        service.stop()
+        if not args.keep:
+            storage.get_db(db_name, args.mongo_url).client.drop_database(db_name)
+
+
 # --- the table ---------------------------------------------------------------------------
 
 # (key, title, unit format, growth judged against TARGET_GROWTH)
@@ -529,6 +666,16 @@ ROWS = [
     ("append_http_s", "hourly append over HTTP (info)", "{:.2f} s", False),
     ("append_http_polls_per_s", "  polls/s over HTTP (info)", "{:,.0f}", False),
     ("load_polls_per_s", "  polls/s of load_data (info)", "{:,.0f}", False),
+    ("import_zip_upload_s", "import upload: zip upload (info)", "{:.2f} s", False),
+    ("import_zip_load_s", "import upload: zip load (info)", "{:.2f} s", False),
+    ("import_zip_polls_per_s", "  status rows/s (info)", "{:,.0f}", False),
+    ("import_zip_worker_gb", "  worker peak RSS (info)", "{:.2f} GB", False),
+    ("import_zip_web_gb", "  gunicorn worker peak RSS (info)", "{:.2f} GB", False),
+    ("import_csv_upload_s", "import upload: CSVs upload (info)", "{:.2f} s", False),
+    ("import_csv_load_s", "import upload: CSVs load (info)", "{:.2f} s", False),
+    ("import_csv_polls_per_s", "  status rows/s (info)", "{:,.0f}", False),
+    ("import_csv_worker_gb", "  worker peak RSS (info)", "{:.2f} GB", False),
+    ("import_csv_web_gb", "  gunicorn worker peak RSS (info)", "{:.2f} GB", False),
     ("read_median_ms", "store 7-day read median", "{:.1f} ms", False),
     ("read_p95_ms", "store 7-day read p95", "{:.1f} ms", True),
     ("read_max_ms", "store 7-day read max", "{:.1f} ms", False),
@@ -589,6 +736,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mongo-url", default=os.environ.get("IT_MONGO_URL", "mongodb://127.0.0.1:27017"))
     parser.add_argument("--broker-url", default=os.environ.get("IT_BROKER_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument("--keep", action="store_true", help="keep the benchmark databases afterwards")
+    parser.add_argument("--skip-import", action="store_true", help="leave out step 8 (the set over POST /imports/)")
+    parser.add_argument(
+        "--import-only", action="store_true", help="only steps 1 and 8 (the offline reference, imports)"
+    )
     args = parser.parse_args(argv)
     scales = [float(s) for s in args.scales.split(",") if s.strip()]
 

@@ -32,6 +32,14 @@ STATUS_NAMES = ("store_status.csv",)
 HOURS_NAMES = ("menu_hours.csv", "business_hours.csv")
 ZONES_NAMES = ("timezones.csv", "store_timezones.csv")
 SPECIAL_NAMES = ("special_hours.csv",)  # optional: holiday hours
+# Each kind of file and the names it may have (in a folder, or anywhere inside a zip).
+SOURCE_NAMES = {"status": STATUS_NAMES, "hours": HOURS_NAMES, "zones": ZONES_NAMES, "special": SPECIAL_NAMES}
+# The kinds a full data set must have (holiday hours are optional).
+REQUIRED_KINDS = ("status", "hours", "zones")
+# POST /imports/: each file field and the kind it carries (the one list of them); or one
+# ARCHIVE_FIELD holding a Loop .zip. The upload is stored under the kind's first name.
+UPLOAD_FIELDS = {"store_status": "status", "business_hours": "hours", "timezones": "zones", "special_hours": "special"}
+ARCHIVE_FIELD = "archive"
 
 # Canonical column -> accepted header names (compared case-insensitively).
 STATUS_COLUMNS = {"store_id": ("store_id",), "status": ("status",), "timestamp_utc": ("timestamp_utc",)}
@@ -127,33 +135,51 @@ def locate_sources(path: str | Path) -> SourceSet:
 
     Zip members may sit in a subfolder.
     """
-    path = Path(path)
-    if path.is_dir():
+    found = find_sources(path)
+    for kind in REQUIRED_KINDS:
+        if kind not in found:
+            raise InputFileError(f"missing file: none of {', '.join(SOURCE_NAMES[kind])} in {path}")
+    return SourceSet(status=found["status"], hours=found["hours"], zones=found["zones"], special=found.get("special"))
 
-        def find(names: tuple[str, ...]) -> CsvSource:
+
+def find_sources(path: str | Path) -> dict[str, CsvSource]:
+    """The kinds of file (``SOURCE_NAMES``) present in a folder or a Loop ``.zip``; absent kinds are left out."""
+    path = Path(path)
+    found: dict[str, CsvSource] = {}
+    if path.is_dir():
+        for kind, names in SOURCE_NAMES.items():
             for name in names:
                 candidate = path / name
                 if candidate.is_file():
-                    return CsvSource(str(candidate), lambda c=candidate: open(c, "rb"))
-            raise InputFileError(f"missing file: none of {', '.join(names)} in {path}")
+                    found[kind] = CsvSource(str(candidate), lambda c=candidate: open(c, "rb"))
+                    break
     elif path.is_file() and zipfile.is_zipfile(path):
-        members = {Path(m).name.lower(): m for m in zipfile.ZipFile(path).namelist() if not m.endswith("/")}
-
-        def find(names: tuple[str, ...]) -> CsvSource:
-            for name in names:
-                if name in members:
-                    member = members[name]
-                    return CsvSource(f"{path}:{member}", lambda m=member: _open_member(path, m))
-            raise InputFileError(f"missing file: none of {', '.join(names)} in {path}")
+        with zipfile.ZipFile(path) as archive:
+            members = zip_members(archive.namelist())
+        for kind, member in members.items():
+            found[kind] = CsvSource(f"{path}:{member}", lambda m=member: _open_member(path, m))
     elif path.exists():
         raise InputFileError(f"{path} is neither a folder nor a zip file")
     else:
         raise InputFileError(f"missing input: {path} does not exist")
-    try:
-        special: CsvSource | None = find(SPECIAL_NAMES)
-    except InputFileError:
-        special = None
-    return SourceSet(status=find(STATUS_NAMES), hours=find(HOURS_NAMES), zones=find(ZONES_NAMES), special=special)
+    return found
+
+
+def zip_members(names: list[str]) -> dict[str, str]:
+    """Which member of a zip holds each kind of file: matched by its base name, in any folder."""
+    by_name = {Path(m).name.lower(): m for m in names if not m.endswith("/")}
+    members: dict[str, str] = {}
+    for kind, accepted in SOURCE_NAMES.items():
+        for name in accepted:
+            if name in by_name:
+                members[kind] = by_name[name]
+                break
+    return members
+
+
+def looked_for() -> str:
+    """The file names a folder or zip is searched for, for messages."""
+    return "; ".join(" or ".join(names) for names in SOURCE_NAMES.values())
 
 
 def _open_member(path: Path, member: str) -> BinaryIO:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.conf import settings
 
 from loop.backends import uses_embedded_broker
-from loop.retry import Retry, RetryPolicy, attempt_report
+from loop.retry import Retry, RetryPolicy, attempt_import, attempt_report
 
 logger = logging.getLogger(__name__)
 
@@ -41,15 +42,29 @@ def enqueue_report(report_id: str) -> Future[str] | None:
     return None
 
 
-def run_embedded(report_id: str) -> str:
-    """Attempts of one report in this thread, sleeping between retries as the Celery task would."""
+def enqueue_import(import_id: str) -> Future[str] | None:
+    """Hand an import to a worker (the Celery queue, or this process's pool); raises if the broker cannot take it."""
+    if uses_embedded_broker():
+        future = _embedded_pool().submit(run_embedded, import_id, attempt_import)
+        with _pool_lock:
+            _pending.add(future)
+        future.add_done_callback(_forget)
+        return future
+    from loop.tasks import import_task
+
+    import_task.apply_async(args=[import_id], retry=True)
+    return None
+
+
+def run_embedded(job_id: str, attempt: Callable[..., str | Retry] = attempt_report) -> str:
+    """Attempts of one report (or import) in this thread, sleeping between retries as the Celery task would."""
     policy = RetryPolicy.from_settings()
     retries, failure = 0, None
     while True:
         try:
-            outcome = attempt_report(report_id, retries=retries, failure=failure, policy=policy)
+            outcome = attempt(job_id, retries=retries, failure=failure, policy=policy)
         except Exception:  # never let a worker thread die silently
-            logger.exception("embedded report %s crashed", report_id)
+            logger.exception("embedded job %s crashed", job_id)
             return "failed"
         if not isinstance(outcome, Retry):
             return outcome

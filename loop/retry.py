@@ -1,4 +1,4 @@
-"""The one retry policy for reports, shared by the Celery task and the embedded worker.
+"""The one retry policy for reports and imports, shared by the Celery tasks and the embedded worker.
 
 An attempt either finishes (the report is Complete, Failed, or was not ours to
 run) or asks to be retried after a countdown. Phase 1 computes the report and
@@ -12,6 +12,7 @@ reads Failed soon after MongoDB is back. Past that, the stale-report rule
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -73,36 +74,73 @@ class Retry:
     failure: str | None = None
 
 
+@dataclass(frozen=True)
+class Job:
+    """A background job the policy retries: a report or an import (``label`` names it in logs)."""
+
+    label: str
+    run: Callable[[int], str]  # one attempt, given how many retries came before it; raises to retry
+    fail: Callable[[str], None]  # record the failure (raises while MongoDB is away)
+
+
+def report_job(report_id: str) -> Job:
+    return Job(
+        label=f"report {report_id}",
+        run=lambda retries: reports.compute_report(report_id=report_id, retries=retries),
+        fail=lambda message: reports.fail_report(report_id=report_id, message=message),
+    )
+
+
+def import_job(import_id: str) -> Job:
+    from loop.services import imports  # imports the loader, which the report path does not need
+
+    return Job(
+        label=f"import {import_id}",
+        run=lambda retries: imports.run_import(import_id=import_id, retries=retries),
+        fail=lambda message: imports.fail_import(import_id=import_id, message=message),
+    )
+
+
 def attempt_report(report_id: str, *, retries: int, failure: str | None, policy: RetryPolicy) -> str | Retry:
     """One attempt at a report; ``retries`` attempts came before it."""
+    return attempt_job(report_job(report_id), retries=retries, failure=failure, policy=policy)
+
+
+def attempt_import(import_id: str, *, retries: int, failure: str | None, policy: RetryPolicy) -> str | Retry:
+    """One attempt at an import (from the beginning: the loader is idempotent)."""
+    return attempt_job(import_job(import_id), retries=retries, failure=failure, policy=policy)
+
+
+def attempt_job(job: Job, *, retries: int, failure: str | None, policy: RetryPolicy) -> str | Retry:
+    """One attempt at ``job``; ``retries`` attempts came before it."""
     if failure is not None:
-        if record_failure(report_id, failure):
+        if record_failure(job, failure):
             return "failed"
         if retries >= 2 * policy.max_retries:
             logger.error(
-                "report %s: failure not recorded after %d retries; the stale-report rule will fail it",
-                report_id,
+                "%s: failure not recorded after %d retries; the stale rule will fail it",
+                job.label,
                 retries,
             )
             return "failed"
         return Retry(policy.failure_countdown(), failure)
     try:
-        return reports.compute_report(report_id=report_id, retries=retries)
+        return job.run(retries)
     except Exception as exc:
         if not is_transient(exc):  # e.g. a server-side error before the work started
-            logger.exception("report %s crashed", report_id)
-            return _give_up(report_id, reports.short_error(exc))
+            logger.exception("%s crashed", job.label)
+            return _give_up(job, reports.short_error(exc))
         if retries >= policy.max_retries:
             message = f"MongoDB unavailable after {retries} retries: {reports.short_error(exc)}"
-            logger.error("report %s: %s", report_id, message)
-            if record_failure(report_id, message):
+            logger.error("%s: %s", job.label, message)
+            if record_failure(job, message):
                 return "failed"
-            logger.warning("report %s: recording the failure once MongoDB is back", report_id)
+            logger.warning("%s: recording the failure once MongoDB is back", job.label)
             return Retry(policy.failure_countdown(), message)
         countdown = policy.countdown(retries)
         logger.warning(
-            "report %s: MongoDB unreachable (%s); retry %d/%d in %ss",
-            report_id,
+            "%s: MongoDB unreachable (%s); retry %d/%d in %ss",
+            job.label,
             reports.short_error(exc),
             retries + 1,
             policy.max_retries,
@@ -111,22 +149,22 @@ def attempt_report(report_id: str, *, retries: int, failure: str | None, policy:
         return Retry(countdown)
 
 
-def record_failure(report_id: str, message: str) -> bool:
-    """Mark the report Failed; False when MongoDB cannot be reached to say so."""
+def record_failure(job: Job, message: str) -> bool:
+    """Mark the job Failed; False when MongoDB cannot be reached to say so."""
     try:
-        reports.fail_report(report_id=report_id, message=message)
+        job.fail(message)
     except Exception as exc:
         if not is_transient(exc):
             raise
-        logger.warning("report %s: could not record the failure yet (%s)", report_id, reports.short_error(exc))
+        logger.warning("%s: could not record the failure yet (%s)", job.label, reports.short_error(exc))
         return False
     return True
 
 
-def _give_up(report_id: str, message: str) -> str:
+def _give_up(job: Job, message: str) -> str:
     try:
-        if not record_failure(report_id, message):
-            logger.error("report %s: failure not recorded; the stale-report rule will fail it", report_id)
+        if not record_failure(job, message):
+            logger.error("%s: failure not recorded; the stale rule will fail it", job.label)
     except Exception:
-        logger.exception("could not mark report %s Failed", report_id)
+        logger.exception("could not mark %s Failed", job.label)
     return "failed"

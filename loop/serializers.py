@@ -9,11 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from loop.report_engine import DEFAULT_MAX_GAP_MINUTES, MAX_GAP_MINUTES_ALLOWED, MIN_GAP_MINUTES
+from loop.services.imports import IMPORT_ID_HELP, SUMMARY_PROBLEMS
 from loop.services.reports import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, REPORT_ID_HELP
-from loop.storage import ReportFormat, ReportPhase, ReportStatus
+from loop.storage import ImportPhase, ImportStatus, ReportFormat, ReportPhase, ReportStatus
 from loop.timeutil import NOW_HELP, parse_now
 
 FORMAT_HELP = (
@@ -224,3 +227,126 @@ class TimezoneSerializer(serializers.Serializer):
     store_id = serializers.CharField()
     timezone_str = serializers.CharField()
     is_default = serializers.BooleanField(help_text="True: no zone is stored and the report uses America/Chicago.")
+
+
+# --- imports (POST /imports/, GET /imports/...) -------------------------------------------------
+
+
+@extend_schema_field(OpenApiTypes.BINARY)
+class UploadField(serializers.FileField):
+    """A file part of a multipart form: ``format: binary`` in the schema (Postman shows a file picker)."""
+
+
+class ImportUploadSerializer(serializers.Serializer):
+    """The multipart form of POST /imports/ (schema only: ``loop.uploads`` reads and checks the parts)."""
+
+    archive = UploadField(
+        required=False, help_text="A Loop .zip holding the CSVs (any folder inside); alone, without the CSV fields."
+    )
+    store_status = UploadField(required=False, help_text="store_status.csv (store_id,status,timestamp_utc).")
+    business_hours = UploadField(
+        required=False,
+        help_text="menu_hours.csv / business_hours.csv (store_id,dayOfWeek,start_time_local,end_time_local).",
+    )
+    timezones = UploadField(required=False, help_text="timezones.csv (store_id,timezone_str).")
+    special_hours = UploadField(
+        required=False,
+        help_text="special_hours.csv, holiday hours (store_id,date_local,start_time_local,end_time_local); optional.",
+    )
+
+
+class ImportStartedSerializer(serializers.Serializer):
+    """A ``loop.services.imports.ImportStarted``."""
+
+    import_id = serializers.CharField(help_text=IMPORT_ID_HELP)
+    status = serializers.ChoiceField(choices=[s.value for s in ImportStatus])
+    url = serializers.CharField(help_text="Poll it here: GET /imports/<import_id>/.")
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["status"] = str(data["status"])
+        return data
+
+
+class ImportFileSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="The file name the client sent.")
+    bytes = serializers.IntegerField()
+
+
+class ImportProgressSerializer(serializers.Serializer):
+    rows = serializers.IntegerField(help_text="Rows read so far of the file being loaded (all of them once Complete).")
+    file = serializers.CharField(allow_null=True, help_text="The file being read (null before loading and once done).")
+
+
+class ImportProblemSerializer(serializers.Serializer):
+    file = serializers.CharField()
+    line = serializers.IntegerField(help_text="Line in the file (the header is line 1).")
+    reason = serializers.CharField()
+
+
+class ImportSummaryDataSerializer(serializers.Serializer):
+    """What ``load_data`` prints (``lines``), the same figures as fields, and the first rejected rows."""
+
+    lines = serializers.ListField(child=serializers.CharField(), help_text="load_data's summary, line by line.")
+    status_rows_read = serializers.IntegerField()
+    polls_inserted = serializers.IntegerField()
+    polls_duplicates = serializers.IntegerField()
+    polls_made_inactive = serializers.IntegerField()
+    hours_rows_read = serializers.IntegerField()
+    hours_rows_loaded = serializers.IntegerField()
+    hours_stores = serializers.IntegerField()
+    zones_rows_read = serializers.IntegerField()
+    zones_rows_loaded = serializers.IntegerField()
+    zones_stores = serializers.IntegerField()
+    special_rows_read = serializers.IntegerField(default=0)
+    special_rows_loaded = serializers.IntegerField(default=0)
+    special_stores = serializers.IntegerField(default=0)
+    rejected = serializers.IntegerField()
+    seconds = serializers.FloatField()
+    problems = ImportProblemSerializer(many=True, help_text=f"The first {SUMMARY_PROBLEMS} rejected rows.")
+
+
+class ImportSerializer(serializers.Serializer):
+    """A ``loop.services.imports.ImportView``."""
+
+    import_id = serializers.CharField(help_text=IMPORT_ID_HELP)
+    status = serializers.ChoiceField(choices=[s.value for s in ImportStatus])
+    phase = serializers.ChoiceField(
+        choices=[p.value for p in ImportPhase],
+        help_text="queued, unpacking (copying, checking a zip), loading, done; a Failed import keeps its phase.",
+    )
+    created_at = InstantField(allow_null=True)
+    finished_at = InstantField(allow_null=True, help_text="When it became Complete or Failed.")
+    files = ImportFileSerializer(many=True)
+    progress = ImportProgressSerializer()
+    summary = ImportSummaryDataSerializer(allow_null=True, help_text="Complete only.")
+    error = serializers.CharField(allow_null=True, help_text="Why it failed (Failed only).")
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["status"] = str(data["status"])
+        return data
+
+
+class ImportListQuerySerializer(StrictSerializer):
+    """GET /imports/ query: paging and an optional status filter (unknown parameters are a 400)."""
+
+    page = serializers.IntegerField(required=False, default=1, min_value=1, help_text="1-based page number.")
+    page_size = serializers.IntegerField(
+        required=False, default=PAGE_SIZE_DEFAULT, min_value=1, max_value=PAGE_SIZE_MAX, help_text="Imports per page."
+    )
+    status = serializers.ChoiceField(
+        required=False, choices=[s.value for s in ImportStatus], help_text="Only imports with this status."
+    )
+
+    def validate_status(self, value: str) -> ImportStatus:
+        return ImportStatus(value)
+
+
+class ImportPageSerializer(serializers.Serializer):
+    """A ``loop.services.imports.ImportPage``."""
+
+    count = serializers.IntegerField(help_text="Imports matching the filter, over all pages.")
+    page = serializers.IntegerField()
+    page_size = serializers.IntegerField()
+    results = ImportSerializer(many=True, help_text="Newest first (by created_at).")

@@ -1,14 +1,14 @@
-"""The Celery task of the design card: ``generate_report_task(report_id)`` on a worker (Redis broker).
+"""The Celery tasks: ``generate_report_task(report_id)`` and ``import_task(import_id)`` on a worker (Redis broker).
 
-The work is ``loop.services.reports.compute_report``; retries follow
-``loop.retry`` (the same policy as the embedded worker).
+The work is ``loop.services.reports.compute_report`` and ``loop.services.imports.run_import``;
+retries follow ``loop.retry`` (the same policy as the embedded worker).
 """
 
 from __future__ import annotations
 
 from celery.app.task import Task
 
-from loop.retry import Retry, RetryPolicy, attempt_report
+from loop.retry import Retry, RetryPolicy, attempt_import, attempt_report
 from myproject.celery import app
 
 
@@ -38,3 +38,29 @@ def remove_old_reports_task() -> int:
     from loop.services.reports import remove_old_reports
 
     return remove_old_reports()
+
+
+@app.task(
+    bind=True,
+    name="loop.tasks.import_task",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    max_retries=None,  # the retry limits come from settings (loop.retry)
+)
+def import_task(self: Task, import_id: str, failure: str | None = None) -> str:
+    """Load an upload of POST /imports/ (``services.imports.run_import``); retried like a report."""
+    outcome = attempt_import(
+        import_id, retries=self.request.retries or 0, failure=failure, policy=RetryPolicy.from_settings()
+    )
+    if isinstance(outcome, Retry):
+        raise self.retry(args=[import_id], kwargs={"failure": outcome.failure}, countdown=outcome.countdown)
+    return outcome
+
+
+@app.task(name="loop.tasks.remove_abandoned_uploads_task", ignore_result=True)
+def remove_abandoned_uploads_task() -> int:
+    """Beat (hourly): remove uploads a web process died receiving (no import owns them)."""
+    from loop.services.imports import remove_abandoned_uploads
+
+    return remove_abandoned_uploads()

@@ -20,5 +20,7 @@ urlpatterns = [
     re_path(r"^stores/(?P<store_id>[^/]+)/timeline/?$", store_views.StoreTimelineView.as_view(), name="timeline"),
     re_path(r"^stores/(?P<store_id>[^/]+)/business_hours/?$", views.BusinessHoursView.as_view(), name="business-hours"),
     re_path(r"^stores/(?P<store_id>[^/]+)/timezone/?$", views.TimezoneView.as_view(), name="timezone"),
+    re_path(r"^imports/?$", views.ImportListView.as_view(), name="imports"),
+    re_path(r"^imports/(?P<import_id>[^/]+)/?$", views.ImportDetailView.as_view(), name="import"),
     re_path(r"^health/?$", views.HealthView.as_view(), name="health"),
 ]

@@ -23,6 +23,11 @@ from loop.serializers import (
     ErrorSerializer,
     HealthSerializer,
     HoursItemSerializer,
+    ImportListQuerySerializer,
+    ImportPageSerializer,
+    ImportSerializer,
+    ImportStartedSerializer,
+    ImportUploadSerializer,
     IngestQuerySerializer,
     IngestResultSerializer,
     PollItemSerializer,
@@ -34,7 +39,8 @@ from loop.serializers import (
     TriggerReportRequestSerializer,
     TriggerReportResponseSerializer,
 )
-from loop.services import ingest, reports, stores
+from loop.services import imports, ingest, reports, stores
+from loop.uploads import ImportUploadParser, StoredUpload
 
 ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="Invalid request."),
@@ -359,3 +365,78 @@ class TimezoneView(StoreAttributeView):
         serializer.is_valid(raise_exception=True)
         zone = stores.set_timezone(store_id=store_id, timezone_str=serializer.validated_data["timezone_str"])
         return Response(TimezoneSerializer(zone).data)
+
+
+def _import_id_param(value: object) -> str:
+    # Only a plain string of the exact shape ever reaches a MongoDB query.
+    if not imports.is_import_id(value):
+        raise ValidationError({"import_id": f"must be {imports.IMPORT_ID_HELP}"})
+    return str(value)
+
+
+class ImportListView(APIView):
+    """POST: upload files to load (needs a token allowed to write); GET: the imports, newest first."""
+
+    parser_classes = [ImportUploadParser]
+
+    def get_permissions(self) -> list[Any]:
+        return [RequireApiToken(), RequireWriteToken()] if self.request.method == "POST" else [RequireApiToken()]
+
+    @extend_schema(
+        operation_id="start_import",
+        summary="Upload the Loop CSVs (or a Loop .zip) and load them in the background, as load_data does",
+        description=(
+            "multipart/form-data: either one file field `archive` (a Loop .zip; the CSVs may sit in any folder "
+            "inside) or any of `store_status`, `business_hours`, `timezones`, `special_hours` (at least one). "
+            "The body is streamed "
+            "into MongoDB (GridFS) as it arrives, then a worker loads it with the same reader and loader as "
+            "`load_data` (idempotent: loading the same files again inserts nothing new). 202 with the import to "
+            "poll at `url`. A zip that is not a zip, holds no usable file, or expands past "
+            "IMPORT_MAX_EXPANDED_BYTES / IMPORT_MAX_COMPRESSION_RATIO makes the import Failed with the reason."
+        ),
+        request={"multipart/form-data": ImportUploadSerializer},
+        responses={
+            202: ImportStartedSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="The database still has the old poll layout."),
+            **body_errors(
+                too_large="Body larger than IMPORT_MAX_UPLOAD_BYTES (512 MiB).",
+                media="Body is not multipart/form-data.",
+            ),
+            **WRITE_ERRORS,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        _refuse_chunked(request)
+        # Parsing (loop.uploads.ImportUploadParser) streams each file into GridFS; no body: no files.
+        uploads: list[StoredUpload] = [item for _, values in request.FILES.lists() for item in values]
+        started = imports.start_import(files=[upload.as_import_file() for upload in uploads])
+        body = ImportStartedSerializer(started).data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": started.url})
+
+    @extend_schema(
+        operation_id="list_imports",
+        summary="The imports, newest first, paged (the dashboard's upload history)",
+        parameters=[ImportListQuerySerializer],
+        responses={200: ImportPageSerializer, **READ_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        query = ImportListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        page = imports.list_imports(status=params.get("status"), page=params["page"], page_size=params["page_size"])
+        return Response(ImportPageSerializer(page).data)
+
+
+class ImportDetailView(APIView):
+    @extend_schema(
+        operation_id="get_import",
+        summary="Poll an import: Running (rows so far), Complete (load_data's summary) or Failed (the reason)",
+        responses={
+            200: ImportSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="Unknown import id."),
+            **READ_ERRORS,
+        },
+    )
+    def get(self, request: Request, import_id: str) -> Response:
+        view = imports.get_import(import_id=_import_id_param(import_id))
+        return Response(ImportSerializer(view).data)

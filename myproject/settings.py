@@ -146,6 +146,21 @@ if API_MAX_BODY_BYTES < 64:
 INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 8 * 1024 * 1024)
 if INGEST_MAX_BODY_BYTES < 64:
     raise ImproperlyConfigured(f"INGEST_MAX_BODY_BYTES must be at least 64, got {INGEST_MAX_BODY_BYTES}")
+# POST /imports/ (multipart uploads of the Loop CSVs or a .zip, streamed into GridFS, never held in
+# memory): the largest body accepted (a larger Content-Length is refused unread, 413). The Loop-2025
+# set is ~140 MB of CSVs (~30 MB zipped).
+IMPORT_MAX_UPLOAD_BYTES = env_int("IMPORT_MAX_UPLOAD_BYTES", 512 * 1024 * 1024)
+# A zip's usable members may expand to at most this many bytes in all (zip bombs), and each at most
+# IMPORT_MAX_COMPRESSION_RATIO times its compressed size (CSV compresses ~5-10x; deflate bombs ~1000x).
+IMPORT_MAX_EXPANDED_BYTES = env_int("IMPORT_MAX_EXPANDED_BYTES", 2 * 1024 * 1024 * 1024)
+IMPORT_MAX_COMPRESSION_RATIO = env_int("IMPORT_MAX_COMPRESSION_RATIO", 100)
+for _name in ("IMPORT_MAX_UPLOAD_BYTES", "IMPORT_MAX_EXPANDED_BYTES", "IMPORT_MAX_COMPRESSION_RATIO"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1, got {globals()[_name]}")
+# An import Running with no progress recorded for this long is reported as Failed (worker lost).
+IMPORT_STALE_SECONDS = env_int("IMPORT_STALE_SECONDS", 30 * 60)
+# Where the worker expands an upload while loading it (empty: the system's temporary folder).
+IMPORT_TMP_DIR = env_str("IMPORT_TMP_DIR", "")
 # Requests that fail the CSRF check (only non-API URLs can) get a JSON 403, not Django's HTML page.
 CSRF_FAILURE_VIEW = "loop.api_errors.csrf_failure_view"
 
@@ -204,6 +219,7 @@ REPORT_RETENTION_DAYS = env_int("REPORT_RETENTION_DAYS", 30)
 # celery beat (the worker runs with -B): how often the retention task runs.
 CELERY_BEAT_SCHEDULE = {
     "remove-old-reports": {"task": "loop.tasks.remove_old_reports_task", "schedule": 3600.0},
+    "remove-abandoned-uploads": {"task": "loop.tasks.remove_abandoned_uploads_task", "schedule": 3600.0},
 }
 
 
@@ -239,11 +255,12 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Loop store monitoring API",
     "DESCRIPTION": (
         "Trigger an uptime/downtime report over all stores, then poll for it; send live polls "
-        "(POST /store_status/) and stores' hours and zones. "
+        "(POST /store_status/) and stores' hours and zones, or upload whole CSV files or a Loop .zip "
+        "(POST /imports/, multipart; poll GET /imports/<id>/). "
         "Reports are computed by a Celery worker from the polls in MongoDB. "
         "When the server sets API_TOKEN, every endpoint except /health/ and these docs needs "
-        "`Authorization: Bearer <token>`; the read-only API_READ_TOKEN gets 403 on POST /store_status/ and "
-        "the PUTs. POST /trigger_report/ is rate limited per client "
+        "`Authorization: Bearer <token>`; the read-only API_READ_TOKEN gets 403 on POST /store_status/, "
+        "POST /imports/, the PUTs and the DELETEs. POST /trigger_report/ is rate limited per client "
         "(TRIGGER_RATE_LIMIT; 429 with Retry-After)."
     ),
     "VERSION": "1.0.0",
@@ -255,6 +272,8 @@ SPECTACULAR_SETTINGS = {
         "HealthStatusEnum": ["ok", "unavailable"],
         "PollStatusEnum": ["active", "inactive"],
         "ReportFormatEnum": ["loop", "extended"],
+        "ReportPhaseEnum": ["queued", "reading", "computing", "storing"],
+        "ImportPhaseEnum": ["queued", "unpacking", "loading", "done"],
     },
     # The schema and Swagger UI stay readable without the API token.
     "SERVE_AUTHENTICATION": [],

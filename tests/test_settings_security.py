@@ -35,6 +35,9 @@ CONFIG_VARS = (
     "API_READ_TOKEN",
     "API_MAX_BODY_BYTES",
     "INGEST_MAX_BODY_BYTES",
+    "IMPORT_MAX_UPLOAD_BYTES",
+    "IMPORT_MAX_EXPANDED_BYTES",
+    "IMPORT_MAX_COMPRESSION_RATIO",
 )
 # Importing the settings module is enough: every refusal happens at import.
 SHOW = "import myproject.settings as s; print(s.DEBUG, len(s.SECRET_KEY), s.SECRET_KEY[:6])"
@@ -65,6 +68,9 @@ def run_python(env: dict[str, str], code: str, *prefix: str) -> subprocess.Compl
         ({"INGEST_MAX_BODY_BYTES": "8MB"}, "INGEST_MAX_BODY_BYTES must be an integer"),
         ({"INGEST_MAX_BODY_BYTES": "10"}, "INGEST_MAX_BODY_BYTES must be at least 64"),
         ({"API_READ_TOKEN": "reader"}, "API_READ_TOKEN needs API_TOKEN too"),
+        ({"IMPORT_MAX_UPLOAD_BYTES": "512MiB"}, "IMPORT_MAX_UPLOAD_BYTES must be an integer"),
+        ({"IMPORT_MAX_EXPANDED_BYTES": "0"}, "IMPORT_MAX_EXPANDED_BYTES must be at least 1"),
+        ({"IMPORT_MAX_COMPRESSION_RATIO": "-5"}, "IMPORT_MAX_COMPRESSION_RATIO must be at least 1"),
     ],
 )
 def test_bad_configuration_refuses_to_start(env: dict[str, str], message: str) -> None:

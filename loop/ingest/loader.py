@@ -11,15 +11,17 @@ a poll already stored counts as a duplicate.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 from pymongo.database import Database
 
 from loop import storage
 from loop.csv_sources import (
     DEFAULT_CHUNK_ROWS,
+    CsvSource,
     RowProblems,
     iter_status_chunks,
     locate_sources,
@@ -52,14 +54,15 @@ class LoadStats:
     zones_rows_read: int = 0
     zones_rows_loaded: int = 0
     zones_stores: int = 0
-    # special_hours.csv is optional: None when the load had none.
-    special_name: str | None = None
+    # special_hours.csv is optional: its figures stay 0 when the load had none.
     special_rows_read: int = 0
     special_rows_loaded: int = 0
     special_stores: int = 0
     seconds: float = 0.0
-    # File display name -> its skipped rows, in the order status, hours, zones (then special hours).
+    # File display name -> its skipped rows, in the order status, hours, zones, special hours (the files given).
     problems: dict[str, RowProblems] = field(default_factory=dict)
+    # Kind of file ("status", "hours", "zones", "special") -> its display name, for the files given.
+    names: dict[str, str] = field(default_factory=dict)
 
     @property
     def polls_duplicates(self) -> int:
@@ -71,24 +74,36 @@ class LoadStats:
         return sum(p.total for p in self.problems.values())
 
     def summary_lines(self) -> list[str]:
+        """What ``load_data`` prints (an import's summary repeats it): one line per file given."""
+        status_name, hours_name, zones_name, special_name = (
+            self.names.get(kind) for kind in ("status", "hours", "zones", "special")
+        )
+
         def rejected(name: str) -> int:
             return self.problems[name].total if name in self.problems else 0
 
-        status_name, hours_name, zones_name = list(self.problems)[:3]
         rate = self.status_rows_read / self.seconds if self.seconds > 0 else 0.0
-        lines = [
-            f"{status_name}: {self.status_rows_read} rows read, {self.polls_inserted} inserted, "
-            f"{self.polls_duplicates} duplicates ({self.polls_made_inactive} set inactive), "
-            f"{rejected(status_name)} rejected",
-            f"{hours_name}: {self.hours_rows_read} rows read, {self.hours_rows_loaded} loaded for "
-            f"{self.hours_stores} stores, {rejected(hours_name)} rejected",
-            f"{zones_name}: {self.zones_rows_read} rows read, {self.zones_rows_loaded} loaded for "
-            f"{self.zones_stores} stores, {rejected(zones_name)} rejected",
-        ]
-        if self.special_name is not None:
+        lines = []
+        if status_name is not None:
             lines.append(
-                f"{self.special_name}: {self.special_rows_read} rows read, {self.special_rows_loaded} loaded for "
-                f"{self.special_stores} stores, {rejected(self.special_name)} rejected"
+                f"{status_name}: {self.status_rows_read} rows read, {self.polls_inserted} inserted, "
+                f"{self.polls_duplicates} duplicates ({self.polls_made_inactive} set inactive), "
+                f"{rejected(status_name)} rejected"
+            )
+        if hours_name is not None:
+            lines.append(
+                f"{hours_name}: {self.hours_rows_read} rows read, {self.hours_rows_loaded} loaded for "
+                f"{self.hours_stores} stores, {rejected(hours_name)} rejected"
+            )
+        if zones_name is not None:
+            lines.append(
+                f"{zones_name}: {self.zones_rows_read} rows read, {self.zones_rows_loaded} loaded for "
+                f"{self.zones_stores} stores, {rejected(zones_name)} rejected"
+            )
+        if special_name is not None:
+            lines.append(
+                f"{special_name}: {self.special_rows_read} rows read, {self.special_rows_loaded} loaded for "
+                f"{self.special_stores} stores, {rejected(special_name)} rejected"
             )
         for name, problems in self.problems.items():
             if problems.total:
@@ -112,46 +127,77 @@ def load_sources(
     ``strict``, ``StrictModeError`` when any row would be skipped (the files
     are validated completely before the first write).
     """
+    sources = locate_sources(path)
+    found = {"status": sources.status, "hours": sources.hours, "zones": sources.zones}
+    if sources.special is not None:
+        found["special"] = sources.special
+    return load_found_sources(found, db, strict=strict, chunk_rows=chunk_rows, progress=progress)
+
+
+def load_found_sources(
+    found: Mapping[str, CsvSource],
+    db: Database | None = None,
+    *,
+    strict: bool = False,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    progress: Callable[[str], None] | None = None,
+    on_rows: Callable[[str, int], None] | None = None,
+) -> LoadStats:
+    """Load the files given (kind -> source; ``load_sources`` gives all three, an import any of them).
+
+    A kind not given is left as stored. ``on_rows(file name, rows read so far)`` is called after
+    each chunk of the status file (and once per hours or zones file): an import's progress.
+    """
     started = time.perf_counter()
+    found = {kind: source for kind, source in found.items() if source is not None}
     db = db if db is not None else storage.get_db()
     require_current_layout(db)
-    sources = locate_sources(path)
     stats = LoadStats()
-    status_problems, hours_problems, zones_problems = RowProblems(), RowProblems(), RowProblems()
-    stats.problems = {
-        sources.status.name: status_problems,
-        sources.hours.name: hours_problems,
-        sources.zones.name: zones_problems,
-    }
-    special_problems = RowProblems()
-    if sources.special is not None:
-        stats.special_name = sources.special.name
-        stats.problems[sources.special.name] = special_problems
+    problems = {kind: RowProblems() for kind in ("status", "hours", "zones", "special") if kind in found}
+    stats.names = {kind: found[kind].name for kind in problems}
+    stats.problems = {found[kind].name: problems[kind] for kind in problems}
     # Hours and zones are small: read and validate them whole before any write.
-    hours = read_hours(sources.hours, hours_problems)
-    zones = read_zones(sources.zones, zones_problems)
-    special = None if sources.special is None else read_special_hours(sources.special, special_problems)
-    if strict:
-        for _ in iter_status_chunks(sources.status, status_problems, chunk_rows):
-            pass
-        if stats.rejected:
-            raise StrictModeError(stats.problems)
-        status_problems = RowProblems()
-        stats.problems[sources.status.name] = status_problems
-    chunks = iter_status_chunks(sources.status, status_problems, chunk_rows)
-    # The first chunk checks the status header: a bad file fails before anything is written.
-    first = next(chunks, None)
+    hours = read_hours(found["hours"], problems["hours"]) if "hours" in found else None
+    zones = read_zones(found["zones"], problems["zones"]) if "zones" in found else None
+    special = read_special_hours(found["special"], problems["special"]) if "special" in found else None
+    status = found.get("status")
+    chunks: Iterator[pd.DataFrame] = iter(())
+    first = None
+    if status is not None:
+        if strict:
+            for _ in iter_status_chunks(status, problems["status"], chunk_rows):
+                pass
+            if stats.rejected:
+                raise StrictModeError(stats.problems)
+            problems["status"] = RowProblems()
+            stats.problems[status.name] = problems["status"]
+        chunks = iter_status_chunks(status, problems["status"], chunk_rows)
+        # The first chunk checks the status header: a bad file fails before anything is written.
+        first = next(chunks, None)
+    elif strict and stats.rejected:
+        raise StrictModeError(stats.problems)
 
-    stats.hours_rows_read = len(hours) + hours_problems.total
-    stats.hours_rows_loaded = storage.replace_hours(db, hours)
-    stats.hours_stores = int(hours["store_id"].nunique())
-    stats.zones_rows_read = len(zones) + zones_problems.total
-    stats.zones_rows_loaded = storage.replace_zones(db, zones)
-    stats.zones_stores = int(zones["store_id"].nunique())
+    if hours is not None:
+        stats.hours_rows_read = len(hours) + problems["hours"].total
+        stats.hours_rows_loaded = storage.replace_hours(db, hours)
+        stats.hours_stores = int(hours["store_id"].nunique())
+        if on_rows is not None:
+            on_rows(found["hours"].name, stats.hours_rows_read)
+    if zones is not None:
+        stats.zones_rows_read = len(zones) + problems["zones"].total
+        stats.zones_rows_loaded = storage.replace_zones(db, zones)
+        stats.zones_stores = int(zones["store_id"].nunique())
+        if on_rows is not None:
+            on_rows(found["zones"].name, stats.zones_rows_read)
     if special is not None:
-        stats.special_rows_read = len(special) + special_problems.total
+        stats.special_rows_read = len(special) + problems["special"].total
         stats.special_rows_loaded = storage.replace_special_hours(db, special)
         stats.special_stores = int(special["store_id"].nunique())
+        if on_rows is not None:
+            on_rows(found["special"].name, stats.special_rows_read)
+    if status is None:
+        stats.seconds = time.perf_counter() - started
+        return stats
 
     writer = PollWriter(db)
     chunk = first
@@ -160,6 +206,8 @@ def load_sources(
         writer.write(chunk)
         if progress is not None:
             progress(f"  {stats.polls_valid} polls read")
+        if on_rows is not None:
+            on_rows(status.name, stats.polls_valid + problems["status"].total)
         chunk = next(chunks, None)
     # Repeats (in the files, or already stored) are dropped day by day; inactive wins.
     written = writer.flush()
@@ -167,6 +215,6 @@ def load_sources(
     stats.polls_made_inactive = written.made_inactive
     if progress is not None:
         progress(f"  {stats.polls_inserted} polls inserted")
-    stats.status_rows_read = stats.polls_valid + status_problems.total
+    stats.status_rows_read = stats.polls_valid + problems["status"].total
     stats.seconds = time.perf_counter() - started
     return stats

@@ -2,11 +2,38 @@
 
 One module per concern: ``schema`` (collection names and indexes), ``client``
 (connections and the mongod/FerretDB/mongomock differences), ``polls``,
-``stores`` (hours and zones), ``reports`` and ``files`` (report CSVs).
+``stores`` (hours and zones), ``reports``, ``imports`` (uploads of POST /imports/)
+and ``files`` (report CSVs and uploaded files, GridFS layout).
 """
 
 from loop.storage.client import collection_counts, drop_database, get_client, get_db, is_mongomock, server_health
-from loop.storage.files import delete_file, get_file, put_file
+from loop.storage.files import (
+    StreamingFileWriter,
+    delete_file,
+    get_file,
+    iter_file_chunks,
+    iter_files_chunks,
+    put_file,
+)
+from loop.storage.imports import (
+    ImportDoc,
+    ImportFile,
+    ImportPhase,
+    ImportStatus,
+    adopt_uploads,
+    complete_import,
+    create_import,
+    delete_import_files,
+    delete_uploaded_file,
+    fail_import,
+    get_import,
+    list_imports,
+    mark_import_started,
+    note_upload_started,
+    remove_abandoned_uploads,
+    set_import_phase,
+    set_import_progress,
+)
 from loop.storage.packed import TableMoved
 from loop.storage.polls import (
     Catalog,
@@ -50,7 +77,7 @@ from loop.storage.reports import (
     report_now,
     set_report_phase,
 )
-from loop.storage.schema import HOURS, REPORT_BUCKET, REPORTS, SPECIAL_HOURS, STATUS, ZONES
+from loop.storage.schema import HOURS, IMPORT_BUCKET, IMPORTS, REPORT_BUCKET, REPORTS, SPECIAL_HOURS, STATUS, ZONES
 from loop.storage.stores import (
     OneStore,
     read_hours,
@@ -67,6 +94,28 @@ from loop.storage.stores import (
 
 __all__ = [
     "HOURS",
+    "IMPORTS",
+    "IMPORT_BUCKET",
+    "ImportDoc",
+    "ImportFile",
+    "ImportPhase",
+    "ImportStatus",
+    "StreamingFileWriter",
+    "complete_import",
+    "create_import",
+    "delete_import_files",
+    "delete_uploaded_file",
+    "fail_import",
+    "get_import",
+    "iter_file_chunks",
+    "iter_files_chunks",
+    "adopt_uploads",
+    "list_imports",
+    "mark_import_started",
+    "note_upload_started",
+    "remove_abandoned_uploads",
+    "set_import_phase",
+    "set_import_progress",
     "REPORTS",
     "REPORT_BUCKET",
     "SPECIAL_HOURS",

@@ -1,15 +1,19 @@
-"""Report CSVs in the GridFS layout (``report_files.files`` / ``report_files.chunks``).
+"""Files in the GridFS layout: report CSVs (``report_files``) and uploads of POST /imports/ (``import_files``).
 
 Any GridFS client can read them and there is no 16 MB document limit. The
 layout is written here directly because mongomock's GridFS emulation does not
 work with this pymongo. Finished files never change, so each process keeps a
-small cache of them.
+small cache of them. Uploads are written chunk by chunk as they arrive
+(``StreamingFileWriter``) and read back the same way (``iter_file_chunks``), so
+neither side holds a whole file in memory.
 """
 
 from __future__ import annotations
 
 import threading
+import zlib
 from collections import OrderedDict
+from collections.abc import Iterator
 from typing import Any
 
 from bson import ObjectId
@@ -17,7 +21,7 @@ from bson.binary import Binary
 from pymongo.database import Database
 
 from loop.storage.client import batched
-from loop.storage.schema import REPORT_CHUNKS, REPORT_FILES
+from loop.storage.schema import IMPORT_BUCKET, REPORT_BUCKET
 from loop.timeutil import utcnow
 
 # GridFS's default chunk size (255 KiB): safely below the 16 MB document limit.
@@ -26,7 +30,9 @@ FILE_CHUNK_BYTES = 255 * 1024
 CSV_CACHE_BYTES = 64 * 1024 * 1024
 
 
-def put_file(db: Database, filename: str, data: bytes, metadata: dict[str, Any]) -> ObjectId:
+def put_file(
+    db: Database, filename: str, data: bytes, metadata: dict[str, Any], bucket: str = REPORT_BUCKET
+) -> ObjectId:
     """Write ``data`` as a GridFS file (chunks first, then the files document)."""
     file_id = ObjectId()
     docs = [
@@ -42,8 +48,8 @@ def put_file(db: Database, filename: str, data: bytes, metadata: dict[str, Any])
     ]
     # A chunk is ~255 KiB: insert a few per call to keep messages small.
     for batch in batched(docs, 32):
-        db[REPORT_CHUNKS].insert_many(list(batch), ordered=True)
-    db[REPORT_FILES].insert_one(
+        db[f"{bucket}.chunks"].insert_many(list(batch), ordered=True)
+    db[f"{bucket}.files"].insert_one(
         {
             "_id": file_id,
             "length": len(data),
@@ -56,25 +62,137 @@ def put_file(db: Database, filename: str, data: bytes, metadata: dict[str, Any])
     return file_id
 
 
-def get_file(db: Database, file_id: ObjectId) -> bytes:
-    meta = db[REPORT_FILES].find_one({"_id": file_id})
+def get_file(db: Database, file_id: ObjectId, bucket: str = REPORT_BUCKET) -> bytes:
+    """A small file (a report CSV: one or two chunks) by ``_id`` lookups; large ones: ``iter_file_chunks``."""
+    meta = db[f"{bucket}.files"].find_one({"_id": file_id})
     if meta is None:
-        raise FileNotFoundError(f"report file {file_id} is missing")
+        raise FileNotFoundError(f"file {file_id} is missing from {bucket}")
     parts: list[bytes] = []
-    for n in range(-(-int(meta["length"]) // int(meta["chunkSize"]))):
-        chunk = db[REPORT_CHUNKS].find_one({"_id": _chunk_id(file_id, n)})
+    for n in range(_chunk_count(meta)):
+        chunk = db[f"{bucket}.chunks"].find_one({"_id": _chunk_id(file_id, n)})
         if chunk is None:
-            raise OSError(f"report file {file_id} is missing chunk {n}")
+            raise OSError(f"file {file_id} of {bucket} is missing chunk {n}")
         parts.append(bytes(chunk["data"]))
     data = b"".join(parts)
+    if meta.get("compression") == "zlib":
+        data = b"".join(zlib.decompress(part) for part in parts)
     if len(data) != meta["length"]:
-        raise OSError(f"report file {file_id} is truncated ({len(data)} of {meta['length']} bytes)")
+        raise OSError(f"file {file_id} of {bucket} is truncated ({len(data)} of {meta['length']} bytes)")
     return data
 
 
-def delete_file(db: Database, file_id: ObjectId) -> None:
-    db[REPORT_FILES].delete_one({"_id": file_id})
-    db[REPORT_CHUNKS].delete_many({"files_id": file_id})
+def iter_file_chunks(db: Database, file_id: ObjectId, bucket: str = REPORT_BUCKET) -> Iterator[bytes]:
+    """A stored file chunk by chunk, in one pass (see ``iter_files_chunks``)."""
+    for _, data in iter_files_chunks(db, [file_id], bucket):
+        yield data
+
+
+def iter_files_chunks(db: Database, file_ids: list[ObjectId], bucket: str) -> Iterator[tuple[ObjectId, bytes]]:
+    """Several stored files as (file id, chunk), each file's chunks in order, all in one pass.
+
+    One query over the bucket's chunks in insertion order (a file's chunks are inserted in order),
+    a few chunks per batch: on FerretDB's SQLite backend an ``_id`` lookup costs time in proportion
+    to the rows stored before it (measured: 0.1 s for chunk 10, 1 s for chunk 400 of a 140 MB
+    upload), so reading a large file one chunk at a time would be quadratic, and any other filter
+    decodes the whole collection: one pass for all the files of an upload. Raises if a file is
+    missing, out of order or truncated.
+    """
+    metas = {}
+    for file_id in file_ids:
+        meta = db[f"{bucket}.files"].find_one({"_id": file_id})
+        if meta is None:
+            raise FileNotFoundError(f"file {file_id} is missing from {bucket}")
+        metas[file_id] = meta
+    seen = dict.fromkeys(file_ids, 0)
+    expected = dict.fromkeys(file_ids, 0)
+    query = {"files_id": file_ids[0]} if len(file_ids) == 1 else {"files_id": {"$in": list(file_ids)}}
+    for chunk in db[f"{bucket}.chunks"].find(query, batch_size=8):
+        file_id = chunk["files_id"]
+        if chunk["n"] != expected[file_id]:
+            raise OSError(f"file {file_id} of {bucket}: chunk {chunk['n']} came where {expected[file_id]} was expected")
+        compressed = metas[file_id].get("compression") == "zlib"
+        data = zlib.decompress(chunk["data"]) if compressed else bytes(chunk["data"])
+        seen[file_id] += len(data)
+        expected[file_id] += 1
+        yield file_id, data
+    for file_id, meta in metas.items():
+        if expected[file_id] != _chunk_count(meta) or seen[file_id] != meta["length"]:
+            raise OSError(f"file {file_id} of {bucket} is truncated ({seen[file_id]} of {meta['length']} bytes)")
+
+
+def delete_file(db: Database, file_id: ObjectId, bucket: str = REPORT_BUCKET) -> None:
+    """Remove a file: its files document first (readers stop finding it), then its chunks in one pass."""
+    db[f"{bucket}.files"].delete_one({"_id": file_id})
+    db[f"{bucket}.chunks"].delete_many({"files_id": file_id})
+
+
+def _chunk_count(meta: dict[str, Any]) -> int:
+    return -(-int(meta["length"]) // int(meta["chunkSize"]))
+
+
+class StreamingFileWriter:
+    """Writes one GridFS file as its bytes arrive: at most one chunk (255 KiB) is held in memory.
+
+    The files document is written last (``close``), so until then the file does not exist
+    for any reader; ``delete_file`` removes the chunks already written (an upload cut off or refused).
+    With ``compress``, each 255 KiB piece is stored zlib-compressed (level 1) and the files
+    document says ``compression: "zlib"`` (``iter_file_chunks`` expands it; plain GridFS clients
+    would see the compressed bytes): FerretDB decodes a stored document at about 5 MB/s, so
+    CSVs (~4x smaller compressed) read back about four times faster.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        filename: str,
+        metadata: dict[str, Any],
+        bucket: str = IMPORT_BUCKET,
+        compress: bool = False,
+    ) -> None:
+        self.db = db
+        self.bucket = bucket
+        self.compress = compress
+        self.filename = filename
+        self.metadata = metadata
+        self.file_id = ObjectId()
+        self.length = 0
+        self._buffer = bytearray()
+        self._chunks = 0
+
+    def write(self, data: bytes) -> None:
+        self._buffer += data
+        self.length += len(data)
+        while len(self._buffer) >= FILE_CHUNK_BYTES:
+            self._put_chunk(bytes(self._buffer[:FILE_CHUNK_BYTES]))
+            del self._buffer[:FILE_CHUNK_BYTES]
+
+    def close(self) -> ObjectId:
+        """Write the last chunk and the files document; the file is complete from here on."""
+        if self._buffer:
+            self._put_chunk(bytes(self._buffer))
+            self._buffer.clear()
+        self.db[f"{self.bucket}.files"].insert_one(
+            {
+                "_id": self.file_id,
+                "length": self.length,
+                "chunkSize": FILE_CHUNK_BYTES,
+                "uploadDate": utcnow(),
+                "filename": self.filename,
+                "metadata": self.metadata,
+                **({"compression": "zlib"} if self.compress else {}),
+            }
+        )
+        return self.file_id
+
+    def _put_chunk(self, data: bytes) -> None:
+        n = self._chunks
+        if self.compress:
+            data = zlib.compress(data, 1)
+        self.db[f"{self.bucket}.chunks"].insert_one(
+            {"_id": _chunk_id(self.file_id, n), "files_id": self.file_id, "n": n, "data": Binary(data)}
+        )
+        self._chunks += 1
 
 
 def _chunk_id(file_id: ObjectId, n: int) -> str:

@@ -16,6 +16,14 @@ REPORT_CLAIMS = "report_claims"
 REPORT_BUCKET = "report_files"
 REPORT_FILES = f"{REPORT_BUCKET}.files"
 REPORT_CHUNKS = f"{REPORT_BUCKET}.chunks"
+# POST /imports/: one document per import (loop.storage.imports) and the uploaded files (GridFS layout).
+IMPORTS = "import_table"
+IMPORT_BUCKET = "import_files"
+IMPORT_FILES = f"{IMPORT_BUCKET}.files"
+IMPORT_CHUNKS = f"{IMPORT_BUCKET}.chunks"
+# {_id: file_id, started_at}: an upload being received, or received but not (yet) owned by an import;
+# what a web process that died mid-upload leaves behind is found here and removed (loop.storage.imports).
+IMPORT_UPLOADS = "import_uploads"
 
 
 def create_indexes(db: Database) -> None:
@@ -26,6 +34,9 @@ def create_indexes(db: Database) -> None:
     db[REPORTS].create_index([("created_at", DESCENDING)], name="created_at_-1")
     db[REPORT_FILES].create_index([("filename", ASCENDING), ("uploadDate", ASCENDING)], name="filename_1_uploadDate_1")
     db[REPORT_CHUNKS].create_index([("files_id", ASCENDING), ("n", ASCENDING)], unique=True, name="files_id_1_n_1")
+    # GET /imports/: newest first. Upload chunks are read by _id; the index serves delete_file.
+    db[IMPORTS].create_index([("created_at", DESCENDING)], name="created_at_-1")
+    db[IMPORT_CHUNKS].create_index([("files_id", ASCENDING), ("n", ASCENDING)], unique=True, name="files_id_1_n_1")
 
 
 # The layout before packed documents: one document per poll, hours row and zone row, and a range per store.
