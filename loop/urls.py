@@ -14,5 +14,6 @@ urlpatterns = [
     re_path(r"^store_status/?$", views.StoreStatusView.as_view(), name="store-status"),
     re_path(r"^stores/(?P<store_id>[^/]+)/business_hours/?$", views.BusinessHoursView.as_view(), name="business-hours"),
     re_path(r"^stores/(?P<store_id>[^/]+)/timezone/?$", views.TimezoneView.as_view(), name="timezone"),
+    re_path(r"^overview/?$", views.OverviewView.as_view(), name="overview"),
     re_path(r"^health/?$", views.HealthView.as_view(), name="health"),
 ]

@@ -354,6 +354,20 @@ def scan_polls(db: Database, start: pd.Timestamp, end: pd.Timestamp) -> int:
     return len(read_poll_columns(db, start, end))
 
 
+def poll_range(db: Database) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """(oldest, newest) stored poll from the range document (one small lookup; both None before any load)."""
+    doc = db[STATUS].find_one({"_id": RANGE}, {"t_min": 1, "t_max": 1})
+    if doc is None or "t_max" not in doc:
+        return None, None
+    return us_to_ts(int(doc["t_min"])), us_to_ts(int(doc["t_max"]))
+
+
+def store_count(db: Database) -> int:
+    """Stores with at least one stored poll: the catalog head's row count (no part is read)."""
+    head = db[STATUS].find_one({"_id": CATALOG}, {"rows": 1})
+    return 0 if head is None else int(head.get("rows", 0))
+
+
 def newest_poll_time(db: Database) -> pd.Timestamp | None:
     """The newest stored poll (one small document: no poll or day head is read)."""
     return data_state(db)[0]
