@@ -54,20 +54,29 @@ def worst_store(csv_text: str) -> str:
     return best[1]
 
 
-def measure(browser: Any, url: str, runs: int) -> list[float]:
-    times = []
+RESOURCES_JS = """() => performance.getEntriesByType('resource').map(
+    e => [e.name.replace(location.origin, ''), Math.round(e.startTime), Math.round(e.duration)])"""
+
+
+def measure(browser: Any, url: str, runs: int) -> tuple[list[float], list[float], list[list[Any]]]:
+    """Cold loads (a fresh context each: nothing cached) and warm ones (the same page loaded again in
+    its context, static files cached as a returning user has them); the last cold load's requests."""
+    cold, warm, resources = [], [], []
     for _ in range(runs):
         context = browser.new_context(viewport=DESKTOP)
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
         page.goto(url)
-        times.append(wait_ready(page, timeout_ms=60_000))
+        cold.append(wait_ready(page, timeout_ms=60_000))
+        resources = page.evaluate(RESOURCES_JS)
+        page.goto(url)
+        warm.append(wait_ready(page, timeout_ms=60_000))
         message = page.locator("#messages").inner_text()
         context.close()
         if errors or message.strip():
             raise RuntimeError(f"{url}: {errors or message}")
-    return times
+    return cold, warm, resources
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,8 +152,18 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 measure(browser, f"{web.url}/", 1)  # warm the server's caches once
                 for name, path in views.items():
-                    times = measure(browser, f"{web.url}{path}", args.runs)
-                    figures[name] = {"median_ms": statistics.median(times), "max_ms": max(times), "runs": times}
+                    cold, warm, resources = measure(browser, f"{web.url}{path}", args.runs)
+                    figures[name] = {
+                        "median_ms": statistics.median(cold),
+                        "max_ms": max(cold),
+                        "warm_median_ms": statistics.median(warm),
+                    }
+                    slow = ", ".join(f"{n} @{t} +{d} ms" for n, t, d in sorted(resources, key=lambda r: -r[2])[:4])
+                    print(
+                        f"{name}: cold {[round(t) for t in cold]} ms, warm {[round(t) for t in warm]} ms; "
+                        f"slowest requests of the last cold load: {slow}",
+                        flush=True,
+                    )
             finally:
                 browser.close()
     finally:

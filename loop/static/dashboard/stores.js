@@ -21,6 +21,10 @@
 
   /* RFC 4180 CSV (quoted fields, doubled quotes, CRLF) into arrays of strings. */
   function parseCsv(text) {
+    if (!text.includes('"')) {
+      // No quoted field (the usual report): plain splits, several times faster on 3,678 rows.
+      return text.split(/\r?\n/).filter((line) => line !== "").map((line) => line.split(","));
+    }
     const out = [];
     let row = [];
     let field = "";
@@ -211,12 +215,19 @@
       }
     }
     const text = report.csv_data || (await getText(`/get_report/${report.report_id}/csv/`, "text/csv, application/json;q=0.9"));
+    // Timings of the steps for the benchmark (bench/bench_dashboard.py prints them).
+    performance.mark("dashboard:csv");
     rows = toRows(parseCsv(text));
+    performance.measure("dashboard:parse", "dashboard:csv");
     $("report-caption").textContent =
       `Report ${report.report_id.slice(0, 8)}… computed at ${window.Loop.fmtTime(report.now)}, ${rows.length} stores.`;
+    performance.mark("dashboard:parsed");
     refresh();
-    renderSpread();
     renderDown();
+    performance.measure("dashboard:table", "dashboard:parsed");
+    performance.mark("dashboard:drawn");
+    renderSpread();
+    performance.measure("dashboard:chart", "dashboard:drawn");
   }
 
   load()
