@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     worker = start_celery_worker(env, None, 1, logs / "worker.log", pool="solo")
     web = start_gunicorn(env, 2, logs / "web.log", timeout=600)
     figures: dict[str, Any] = {}
+    figures_api: dict[str, float] = {}
     try:
         run = run_measured([sys.executable, "manage.py", "load_data", str(folder)], env)
         if run.returncode:
@@ -137,6 +138,21 @@ def main(argv: list[str] | None = None) -> int:
         if body["status"] != "Complete":
             raise RuntimeError(f"report {body['status']}: {body.get('error')}")
         print(f"report: {time.perf_counter() - started:.1f} s trigger-to-Complete, {body['rows']:,} rows", flush=True)
+
+        # What the pages wait for on the server: each API call alone, median of 5.
+        calls = {
+            "GET /overview/": "/overview/",
+            "GET /reports/?status=Complete&page_size=1": "/reports/?status=Complete&page=1&page_size=1",
+            "GET /get_report/<id>/csv/": f"/get_report/{report_id}/csv/",
+        }
+        for label, path in calls.items():
+            spent = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                requests.get(f"{web.url}{path}", timeout=60).raise_for_status()
+                spent.append((time.perf_counter() - t0) * 1000)
+            figures_api[label] = statistics.median(spent)
+            print(f"{label}: {statistics.median(spent):.0f} ms (median of 5)", flush=True)
 
         store = worst_store(body["csv_data"])
         views = {"home": "/", "worst stores": "/dashboard/stores/", "reports": "/dashboard/reports/"}

@@ -234,6 +234,16 @@
     return node;
   }
 
+  /* Chart.js loads async (the page's data is asked for meanwhile): resolves once window.Chart exists. */
+  function chartLibrary() {
+    if (window.Chart) return Promise.resolve(window.Chart);
+    const script = document.getElementById("chart-lib");
+    return new Promise((resolve, reject) => {
+      script.addEventListener("load", () => resolve(window.Chart));
+      script.addEventListener("error", () => reject(new Error("The chart library could not be loaded.")));
+    });
+  }
+
   function storeHref(storeId) {
     return `/dashboard/stores/${encodeURIComponent(storeId)}/`;
   }
@@ -256,6 +266,7 @@
     fmtNum,
     el,
     storeHref,
+    chartLibrary,
     hasToken: () => Boolean(token()),
   };
 })();

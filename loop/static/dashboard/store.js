@@ -58,7 +58,7 @@
     );
   }
 
-  function renderTimeline(t) {
+  function renderTimeline(t, Chart) {
     const sum = t.summary;
     $("timeline-summary").textContent =
       `${fmtLocal(t.from)} to ${fmtLocal(t.to)} (${t.timezone}): up ${fmtNum(sum.uptime_hours, 1)} h, ` +
@@ -72,7 +72,7 @@
     const labels = (t.days || []).map((d) => d.date_local);
     for (const list of Object.values(series)) for (const p of list) if (!labels.includes(p.y)) labels.push(p.y);
     labels.sort();
-    new window.Chart($("timeline-chart"), {
+    new Chart($("timeline-chart"), {
       type: "bar",
       data: {
         labels,
@@ -122,7 +122,7 @@
     );
 
     const days = t.days || [];
-    new window.Chart($("daily-chart"), {
+    new Chart($("daily-chart"), {
       type: "bar",
       data: {
         labels: days.map((d) => d.date_local),
@@ -143,7 +143,7 @@
     // Both reads at once; a store the API does not know is its 404 message.
     const [store, timeline] = await Promise.all([getJSON(`${base}/`), getJSON(`${base}/timeline/`)]);
     renderStore(store);
-    renderTimeline(timeline);
+    renderTimeline(timeline, await window.Loop.chartLibrary());
   }
 
   load()

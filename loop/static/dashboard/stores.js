@@ -137,7 +137,7 @@
     }
   }
 
-  function renderSpread() {
+  function renderSpread(Chart) {
     const buckets = new Array(10).fill(0);
     let without = 0;
     for (const r of rows) {
@@ -145,7 +145,7 @@
       else buckets[Math.min(9, Math.floor(r.pct_week / 10))]++;
     }
     const labels = buckets.map((_, i) => (i === 9 ? "90–100" : `${i * 10}–${i * 10 + 10}`));
-    new window.Chart($("spread-chart"), {
+    new Chart($("spread-chart"), {
       type: "bar",
       data: { labels, datasets: [{ label: "Stores", data: buckets, backgroundColor: "#3465a4" }] },
       options: {
@@ -225,8 +225,9 @@
     refresh();
     renderDown();
     performance.measure("dashboard:table", "dashboard:parsed");
+    const Chart = await window.Loop.chartLibrary();
     performance.mark("dashboard:drawn");
-    renderSpread();
+    renderSpread(Chart);
     performance.measure("dashboard:chart", "dashboard:drawn");
   }
 
