@@ -57,6 +57,15 @@ def test_freshness_counts_the_hour_ending_at_the_newest_poll(api: APIClient, mdb
     assert body["stores_polled_last_hour"] == 3
     assert body["latest_report"] is None
 
+    # A later batch moves the hour (the figures are kept per process only until the next write).
+    more = "store_id,status,timestamp_utc\ns5,inactive,2024-10-15 00:30:00 UTC\ns1,active,2024-10-14 23:40:00 UTC\n"
+    assert api.post("/store_status/", data=more, content_type="text/csv").status_code == 201
+    body = api.get("/overview/").json()
+    assert body["newest_poll_utc"] == "2024-10-15T00:30:00+00:00"
+    assert body["stores"] == 5
+    # (23:30, 00:30]: s1 23:40, s1 23:45 (inactive), s2 23:59:59.5, s3 00:20, s5 00:30 (inactive)
+    assert (body["polls_last_hour"], body["inactive_polls_last_hour"], body["stores_polled_last_hour"]) == (5, 2, 4)
+
 
 def test_latest_report_and_latest_complete_report(api: APIClient, mdb: Database, settings) -> None:
     settings.TRIGGER_RATE_LIMIT = ""

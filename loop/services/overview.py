@@ -1,14 +1,14 @@
 """The dashboard's home figures: how fresh the data is and the latest reports (GET /overview/).
 
-Reads only small documents: the poll range and catalog heads, the newest hour's day parts and
-the two newest report summaries, so the home page stays fast at any fleet size.
+Reads only small documents: the poll range and catalog heads, the two newest report summaries and
+the newest hour's day parts (kept per process until the next load), so the home page stays fast at
+any fleet size.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from loop import storage
@@ -41,22 +41,16 @@ def data_overview() -> DataOverview:
     before, as in the report's rolling windows.
     """
     db = storage.get_db()
-    oldest, newest = storage.poll_range(db)
-    polls = inactive = polled = 0
-    if newest is not None:
-        hour = storage.read_poll_columns(db, newest - LAST_HOUR + pd.Timedelta(microseconds=1), newest)
-        polls = len(hour)
-        inactive = int(np.count_nonzero(hour.inactive))
-        polled = len(np.unique(hour.store))
+    recent = storage.recent_polls(db, LAST_HOUR)
     latest = list_reports(page=1, page_size=1).results
     complete = list_reports(status=ReportStatus.COMPLETE, page=1, page_size=1).results
     return DataOverview(
-        newest_poll_utc=newest,
-        oldest_poll_utc=oldest,
+        newest_poll_utc=recent.newest,
+        oldest_poll_utc=recent.oldest,
         stores=storage.store_count(db),
-        polls_last_hour=polls,
-        inactive_polls_last_hour=inactive,
-        stores_polled_last_hour=polled,
+        polls_last_hour=recent.polls,
+        inactive_polls_last_hour=recent.inactive,
+        stores_polled_last_hour=recent.stores,
         latest_report=latest[0] if latest else None,
         latest_complete_report=complete[0] if complete else None,
     )
