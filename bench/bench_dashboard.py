@@ -67,11 +67,20 @@ def measure(browser: Any, url: str, runs: int) -> tuple[list[float], list[float]
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
-        page.goto(url)
-        cold.append(wait_ready(page, timeout_ms=60_000))
-        resources = page.evaluate(RESOURCES_JS)
-        page.goto(url)
-        warm.append(wait_ready(page, timeout_ms=60_000))
+        pending: dict[str, float] = {}
+        page.on("request", lambda r, pending=pending: pending.__setitem__(r.url, time.monotonic()))
+        page.on("requestfinished", lambda r, pending=pending: pending.pop(r.url, None))
+        page.on("requestfailed", lambda r, pending=pending: pending.pop(r.url, None))
+        try:
+            page.goto(url)
+            cold.append(wait_ready(page, timeout_ms=60_000))
+            resources = page.evaluate(RESOURCES_JS)
+            page.goto(url)
+            warm.append(wait_ready(page, timeout_ms=60_000))
+        except Exception as exc:
+            raise RuntimeError(
+                f"{url} not ready: {exc}; unfinished requests: {list(pending)}; errors: {errors}"
+            ) from None
         message = page.locator("#messages").inner_text()
         context.close()
         if errors or message.strip():

@@ -33,6 +33,9 @@
     forget.hidden = !token();
   }
 
+  // Escape would close the prompt and leave an empty page: without the token there is nothing to show.
+  dialog.addEventListener("cancel", (event) => event.preventDefault());
+
   forget.addEventListener("click", () => {
     sessionStorage.removeItem(TOKEN_KEY);
     location.reload();
