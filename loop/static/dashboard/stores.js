@@ -167,9 +167,10 @@
     const down = rows.filter((r) => r.down_hour > 0);
     down.sort((a, b) => b.down_hour - a.down_hour || (a.store_id < b.store_id ? -1 : 1));
     $("down-none").hidden = down.length > 0;
+    $("down-title").textContent = `Down in the last hour (${down.length} of ${rows.length} stores)`;
     $("down-list").replaceChildren(
       ...down.map((r) =>
-        el("li", {}, el("a", { href: storeHref(r.store_id), text: r.store_id }), ` ${fmtNum(r.down_hour, 0)} min down`),
+        el("li", {}, el("a", { href: storeHref(r.store_id), text: r.store_id }), ` ${fmtNum(r.down_hour, 0)} min`),
       ),
     );
   }
