@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import re
+import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
@@ -379,14 +380,17 @@ def test_open_a_store_from_the_table_and_see_its_timeline(live: BrowserStack, ne
     rows = report_rows(text)
     worst = ordered(rows, "pct_week", descending=False)[0]
     zones = pd.read_csv(live.dataset.folder / "timezones.csv", dtype=str).set_index("store_id")["timezone_str"]
+    zone = zones.get(worst)
+    # The report reads a store without a zone, or with a name the zone database does not know, in Chicago.
+    expected_zone = zone if zone in zoneinfo.available_timezones() else "America/Chicago"
     page = new_page()
     page.goto(f"{live.base_url}/dashboard/stores/")
     wait_ready(page)
-    page.get_by_role("link", name=worst, exact=True).click()
+    page.locator("#stores-table tbody a", has_text=worst).click()
     ready_ms = wait_ready(page)
     print(f"store timeline ready in {ready_ms:.0f} ms")
     assert page.locator("#messages").inner_text() == ""
-    assert page.locator("#store-zone").inner_text() == zones.get(worst, "America/Chicago")
+    assert page.locator("#store-zone").inner_text() == expected_zone
     api = requests.get(f"{live.base_url}/stores/{worst}/timeline/", timeout=30).json()
     assert page.locator("#outages-table tbody tr").count() == len(api["outages"])
     drawn = page.evaluate(
