@@ -432,7 +432,14 @@ def test_upload_a_zip_shows_upload_and_import_progress_contract(
                 "finished_at": None,
                 "files": [{"name": "store_status.csv", "bytes": 100}],
                 "progress": {"rows": 1234, "file": "store_status.csv"},
-                "summary": {"polls_inserted": 1234} if status == "Complete" else None,
+                "summary": {
+                    "lines": ["store_status.csv: 1234 rows read, 1233 inserted, 1 rejected", "done in 0.10 s"],
+                    "polls_inserted": 1233,
+                    "rejected": 1,
+                    "problems": [{"file": "store_status.csv", "line": 7, "reason": "status is not active or inactive"}],
+                }
+                if status == "Complete"
+                else None,
                 "error": None,
             }
         )
@@ -444,7 +451,13 @@ def test_upload_a_zip_shows_upload_and_import_progress_contract(
     wait_ready(page)
     page.get_by_label("Archive").set_input_files(str(archive))
     page.get_by_role("button", name="Upload").click()
-    expect_text(page, "#import-state", "Import Complete: polls inserted: 1,234", timeout_ms=20_000)
+    expect_text(
+        page,
+        "#import-state",
+        "Import Complete: store_status.csv: 1234 rows read, 1233 inserted, 1 rejected · done in 0.10 s · "
+        "store_status.csv:7: status is not active or inactive",
+        timeout_ms=20_000,
+    )
     assert page.locator("#upload-progress").get_attribute("value") == "100"
     assert seen["type"].startswith("multipart/form-data")
     assert b'name="archive"; filename="loop-export.zip"' in seen["body"]

@@ -72,7 +72,11 @@
   }
 
   function summaryText(summary) {
-    // The import's summary is an object of counts; show its plain numbers and strings.
+    // The import's summary: its own lines (as load_data prints them) and the first problems, else its counts.
+    if (Array.isArray(summary.lines)) {
+      const problems = (summary.problems || []).slice(0, 3).map((p) => `${p.file}:${p.line}: ${p.reason}`);
+      return [...summary.lines, ...problems].join(" · ");
+    }
     return Object.entries(summary)
       .filter(([, v]) => typeof v === "number" || typeof v === "string")
       .map(([k, v]) => `${k.replaceAll("_", " ")}: ${typeof v === "number" ? fmtNum(v) : v}`)

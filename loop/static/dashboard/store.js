@@ -61,7 +61,7 @@
   function renderTimeline(t, Chart) {
     const sum = t.summary;
     $("timeline-summary").textContent =
-      `${fmtLocal(t.from)} to ${fmtLocal(t.to)} (${t.timezone}): up ${fmtNum(sum.uptime_hours, 1)} h, ` +
+      `${fmtTime(t.from)} to ${fmtTime(t.to)}, drawn in ${t.timezone} time: up ${fmtNum(sum.uptime_hours, 1)} h, ` +
       `down ${fmtNum(sum.downtime_hours, 1)} h, unobserved ${fmtNum(sum.unobserved_hours, 1)} h; ` +
       `uptime ${fmtNum(sum.uptime_pct, 1)}%, ${sum.outages} outage(s), longest ${fmtNum(sum.longest_outage_minutes)} min.`;
     const series = { up: [], down: [], unobserved: [] };
