@@ -359,7 +359,7 @@ def test_store_page_draws_the_agreed_shapes_contract(live: BrowserStack, new_pag
     ]
     daily = page.evaluate("Chart.getChart(document.getElementById('daily-chart')).data.datasets[0].data")
     assert daily == [87.5] * 7
-    screenshot(page, "store")
+    # (docs/screenshots/store.png is taken by the real-endpoint test below, on real data.)
     assert page.seen.foreign(live.base_url) == []
 
 

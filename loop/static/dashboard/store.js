@@ -66,8 +66,13 @@
       `uptime ${fmtNum(sum.uptime_pct, 1)}%, ${sum.outages} outage(s), longest ${fmtNum(sum.longest_outage_minutes)} min.`;
     const series = { up: [], down: [], unobserved: [] };
     for (const seg of t.segments) {
-      const kind = seg.observed ? seg.status : "unobserved";
-      series[kind].push(...pieces(seg.start_local, seg.end_local));
+      const list = series[seg.observed ? seg.status : "unobserved"];
+      for (const piece of pieces(seg.start_local, seg.end_local)) {
+        // Back-to-back segments of one kind on one day are drawn as one bar (no hairline between them).
+        const last = list[list.length - 1];
+        if (last && last.y === piece.y && Math.abs(last.x[1] - piece.x[0]) < 1e-9) last.x[1] = piece.x[1];
+        else list.push(piece);
+      }
     }
     const labels = (t.days || []).map((d) => d.date_local);
     for (const list of Object.values(series)) for (const p of list) if (!labels.includes(p.y)) labels.push(p.y);
