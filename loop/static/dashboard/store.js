@@ -68,9 +68,10 @@
     for (const seg of t.segments) {
       const list = series[seg.observed ? seg.status : "unobserved"];
       for (const piece of pieces(seg.start_local, seg.end_local)) {
-        // Back-to-back segments of one kind on one day are drawn as one bar (no hairline between them).
+        // Segments of one kind on one day less than a minute apart are drawn as one bar: a pixel of the
+        // chart is over a minute, so the gap would only show as a hairline.
         const last = list[list.length - 1];
-        if (last && last.y === piece.y && Math.abs(last.x[1] - piece.x[0]) < 1e-9) last.x[1] = piece.x[1];
+        if (last && last.y === piece.y && piece.x[0] - last.x[1] < 1 / 60) last.x[1] = Math.max(last.x[1], piece.x[1]);
         else list.push(piece);
       }
     }
