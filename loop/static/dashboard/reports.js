@@ -71,6 +71,16 @@
     return i.summary ? summaryText(i.summary) : "done";
   }
 
+  function importShort(i) {
+    // The table's cell: the counts ops look at first (the full lines are shown after an upload).
+    const sum = i.summary;
+    if (i.status === "Complete" && sum && typeof sum.polls_inserted === "number") {
+      const rejected = typeof sum.rejected === "number" ? `, ${fmtNum(sum.rejected)} rows rejected` : "";
+      return `${fmtNum(sum.polls_inserted)} new polls${rejected}`;
+    }
+    return importResult(i);
+  }
+
   function summaryText(summary) {
     // The import's summary: its own lines (as load_data prints them) and the first problems, else its counts.
     if (Array.isArray(summary.lines)) {
@@ -107,7 +117,7 @@
           el("td", {}, el("span", { class: `status status-${String(i.status).toLowerCase()}`, text: i.status })),
           el("td", { text: fmtTime(i.created_at) }),
           el("td", { text: (i.files || []).map((f) => f.name).join(", ") }),
-          el("td", { text: importResult(i) }),
+          el("td", { text: importShort(i) }),
         ),
       ),
     );
