@@ -78,6 +78,7 @@
         renderReport(r);
         schedulePoll();
       } else {
+        if (r) showNotice(`The report is ${r.status}.`); // replaces "Report started."
         await load();
       }
     } catch (err) {
