@@ -28,6 +28,7 @@ help:
 	@echo "make lint            ruff check and ruff format --check (CI runs it)"
 	@echo "make ci              what CI runs (.ci/run)"
 	@echo "make bench / bench-service / bench-load   benchmarks (offline engine / service / HTTP load)"
+	@echo "make bench-dashboard  dashboard render times in headless Chromium on the Loop-2025-sized set"
 
 # The stamp makes re-runs a no-op until requirements.txt changes.
 install: $(STAMP)
@@ -85,6 +86,12 @@ bench: install
 # BENCH_SERVICE_ARGS=--scales 1 for the quick run (default: 1x and 10x).
 bench-service: install
 	$(PY) bench/bench_service.py $(BENCH_SERVICE_ARGS)
+
+# Dashboard render times in headless Chromium on the Loop-2025-sized set (needs `make services`
+# and Debian's chromium): BENCH_DASHBOARD_ARGS="--runs 5".
+.PHONY: bench-dashboard
+bench-dashboard: install
+	$(PY) bench/bench_dashboard.py $(BENCH_DASHBOARD_ARGS)
 
 # What CI runs: install, services (installing/building them when needed), tests with CI=true.
 ci:

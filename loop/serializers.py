@@ -166,6 +166,21 @@ class ReportPageSerializer(serializers.Serializer):
     results = ReportSummarySerializer(many=True, help_text="Newest first (by created_at).")
 
 
+class OverviewSerializer(serializers.Serializer):
+    """A ``loop.services.overview.DataOverview``: the dashboard home's freshness figures."""
+
+    newest_poll_utc = InstantField(allow_null=True, help_text="The newest stored poll (null before any load).")
+    oldest_poll_utc = InstantField(allow_null=True, help_text="The oldest stored poll.")
+    stores = serializers.IntegerField(help_text="Stores with at least one stored poll.")
+    polls_last_hour = serializers.IntegerField(
+        help_text="Polls in the hour ending at the newest poll, (newest - 1 h, newest] (not the wall clock)."
+    )
+    inactive_polls_last_hour = serializers.IntegerField(help_text="Of those, polls that said inactive.")
+    stores_polled_last_hour = serializers.IntegerField(help_text="Distinct stores with a poll in that hour.")
+    latest_report = ReportSummarySerializer(allow_null=True, help_text="The newest report (any status), or null.")
+    latest_complete_report = ReportSummarySerializer(allow_null=True, help_text="The newest Complete report, or null.")
+
+
 class ErrorSerializer(serializers.Serializer):
     error = serializers.CharField()
 

@@ -22,5 +22,6 @@ urlpatterns = [
     re_path(r"^stores/(?P<store_id>[^/]+)/timezone/?$", views.TimezoneView.as_view(), name="timezone"),
     re_path(r"^imports/?$", views.ImportListView.as_view(), name="imports"),
     re_path(r"^imports/(?P<import_id>[^/]+)/?$", views.ImportDetailView.as_view(), name="import"),
+    re_path(r"^overview/?$", views.OverviewView.as_view(), name="overview"),
     re_path(r"^health/?$", views.HealthView.as_view(), name="health"),
 ]

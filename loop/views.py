@@ -30,6 +30,7 @@ from loop.serializers import (
     ImportUploadSerializer,
     IngestQuerySerializer,
     IngestResultSerializer,
+    OverviewSerializer,
     PollItemSerializer,
     ReportListQuerySerializer,
     ReportPageSerializer,
@@ -39,7 +40,7 @@ from loop.serializers import (
     TriggerReportRequestSerializer,
     TriggerReportResponseSerializer,
 )
-from loop.services import imports, ingest, reports, stores
+from loop.services import imports, ingest, overview, reports, stores
 from loop.uploads import ImportUploadParser, StoredUpload
 
 ERRORS = {
@@ -237,6 +238,20 @@ class HealthView(APIView):
     def get(self, request: Request) -> Response:
         health = service_health()
         return Response(HealthSerializer(health).data, status=200 if health["status"] == "ok" else 503)
+
+
+class OverviewView(APIView):
+    @extend_schema(
+        operation_id="overview",
+        summary="Data freshness and the latest reports (the dashboard's home)",
+        description=(
+            "The newest and oldest stored poll, how many stores have polls, the polls of the hour ending at the "
+            "newest poll, and the newest report and newest Complete report (summaries, no CSV)."
+        ),
+        responses={200: OverviewSerializer, 401: ERRORS[401], 503: ERRORS[503]},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(OverviewSerializer(overview.data_overview()).data)
 
 
 class StoreStatusView(APIView):

@@ -85,6 +85,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # The dashboard's static files, with DEBUG on or off (gunicorn, compose): see STATIC_* below.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -132,7 +134,12 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = env_str("STATIC_ROOT", str(BASE_DIR / "var" / "static"))
+# WhiteNoise serves the dashboard's files (loop/static/) straight from the app's static folders, so
+# `make run`, gunicorn with DEBUG=0 and the compose image need no collectstatic step. The files are
+# few and small; they are indexed once when the process starts. STATIC_ROOT only for an operator
+# who wants `collectstatic` (e.g. behind another web server).
+WHITENOISE_USE_FINDERS = True
+STATIC_ROOT = os.environ.get("STATIC_ROOT", "").strip() or None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The API takes tiny JSON bodies; anything bigger is refused (413) before parsing.

@@ -1,4 +1,5 @@
-"""Root URLs: the API (loop.urls), its OpenAPI schema and Swagger UI; anything else is a JSON 404.
+"""Root URLs: the dashboard pages (loop.dashboard), the API (loop.urls), its OpenAPI schema and Swagger UI;
+anything else is a JSON 404.
 
 There is no Django admin: the service has no models to administer, and every
 route here is either API (token-protected when API_TOKEN is set) or docs.
@@ -7,9 +8,17 @@ route here is either API (token-protected when API_TOKEN is set) or docs.
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from loop import dashboard
 from loop.api_errors import not_found_view
 
 urlpatterns = [
+    # The ops dashboard: HTML pages without data (their scripts call the API). `/dashboard/...` never
+    # collides with the API's `/stores/...`.
+    path("", dashboard.home, name="dashboard-home"),
+    re_path(r"^dashboard/?$", dashboard.dashboard_root),
+    re_path(r"^dashboard/stores/?$", dashboard.worst_stores, name="dashboard-stores"),
+    re_path(r"^dashboard/stores/(?P<store_id>[^/]+)/?$", dashboard.store, name="dashboard-store"),
+    re_path(r"^dashboard/reports/?$", dashboard.reports, name="dashboard-reports"),
     path("", include("loop.urls")),
     # Trailing slash optional, like the API routes (no HTML redirect page).
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),

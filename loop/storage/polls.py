@@ -409,6 +409,59 @@ def scan_polls(db: Database, start: pd.Timestamp, end: pd.Timestamp) -> int:
     return len(read_poll_columns(db, start, end))
 
 
+@dataclass(frozen=True)
+class RecentPolls:
+    """The stored range and the polls of its last ``span``: (newest - span, newest]."""
+
+    oldest: pd.Timestamp | None
+    newest: pd.Timestamp | None
+    polls: int
+    inactive: int
+    stores: int
+
+
+_recent_cache: dict[tuple[int, int, str, str | None, int], RecentPolls] = {}
+
+
+def recent_polls(db: Database, span: pd.Timedelta) -> RecentPolls:
+    """Oldest and newest stored poll, and how many polls (inactive ones, distinct stores) the last ``span``
+    before the newest holds.
+
+    The counts read the newest day's parts (and the day before when the span crosses midnight), so each
+    process keeps them while the range document's ``days_token`` holds: every load changes it, and until
+    then the answer is one small lookup.
+    """
+    doc = db[STATUS].find_one({"_id": RANGE}, {"t_min": 1, "t_max": 1, "days_token": 1})
+    if doc is None or "t_max" not in doc:
+        return RecentPolls(None, None, 0, 0, 0)
+    span_us = int(span / pd.Timedelta(microseconds=1))
+    key = (os.getpid(), id(db.client), db.name, doc.get("days_token"), span_us)
+    with _heads_lock:
+        cached = _recent_cache.get(key)
+    if cached is not None:
+        return cached
+    newest = us_to_ts(int(doc["t_max"]))
+    columns = read_poll_columns(db, us_to_ts(int(doc["t_max"]) - span_us + 1), newest)
+    answer = RecentPolls(
+        oldest=us_to_ts(int(doc["t_min"])),
+        newest=newest,
+        polls=len(columns),
+        inactive=int(np.count_nonzero(columns.inactive)),
+        stores=len(np.unique(columns.store)),
+    )
+    with _heads_lock:
+        if len(_recent_cache) > 64:  # tokens of old loads: never asked for again
+            _recent_cache.clear()
+        _recent_cache[key] = answer
+    return answer
+
+
+def store_count(db: Database) -> int:
+    """Stores with at least one stored poll: the catalog head's row count (no part is read)."""
+    head = db[STATUS].find_one({"_id": CATALOG}, {"rows": 1})
+    return 0 if head is None else int(head.get("rows", 0))
+
+
 def newest_poll_time(db: Database) -> pd.Timestamp | None:
     """The newest stored poll (one small document: no poll or day head is read)."""
     return data_state(db)[0]

@@ -50,6 +50,7 @@ class Command(BaseCommand):
 
         base = f"http://localhost:{options['port']}"
         self.stdout.write(
+            f"\nDashboard (open in a browser): {base}/\n"
             "\nTry it:\n"
             f"  curl -s -X POST {base}/trigger_report/\n"
             f"  curl -s {base}/get_report/<report_id>/        # Running, then Complete with csv_data\n"

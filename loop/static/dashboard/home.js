@@ -1,0 +1,115 @@
+/* Home: data freshness (GET /overview/), the latest report with its live progress and CSV link,
+ * and the trigger button (POST /trigger_report/). */
+"use strict";
+
+(function () {
+  const { getJSON, postJSON, downloadLink, showError, showNotice, clearMessages, ready, fmtTime, fmtNum } = window.Loop;
+  const $ = (id) => document.getElementById(id);
+  const POLL_MS = 1000;
+  let pollTimer = null;
+
+  function renderFreshness(o) {
+    $("newest-poll").textContent = o.newest_poll_utc ? fmtTime(o.newest_poll_utc) : "no polls loaded";
+    $("oldest-poll").textContent = fmtTime(o.oldest_poll_utc);
+    $("store-count").textContent = fmtNum(o.stores);
+    $("polls-last-hour").textContent =
+      `${fmtNum(o.polls_last_hour)} (${fmtNum(o.inactive_polls_last_hour)} inactive, ` +
+      `${fmtNum(o.stores_polled_last_hour)} stores)`;
+    $("freshness").setAttribute("aria-busy", "false");
+  }
+
+  function renderReport(r) {
+    $("report-none").hidden = Boolean(r);
+    $("report-details").hidden = !r;
+    const running = r && r.status === "Running";
+    $("report-progress-box").hidden = !running;
+    $("report-links").hidden = !(r && r.status === "Complete");
+    $("report-error").hidden = !(r && r.status === "Failed");
+    if (!r) return;
+    const status = $("report-status");
+    status.textContent = r.status;
+    status.className = `status status-${r.status.toLowerCase()}`;
+    $("report-now").textContent = fmtTime(r.now);
+    $("report-created").textContent = fmtTime(r.created_at);
+    $("report-rows").textContent = r.rows === undefined ? "–" : fmtNum(r.rows);
+    if (running) {
+      $("report-progress").value = r.progress || 0;
+      $("report-progress").textContent = `${r.progress || 0}%`;
+      $("report-phase").textContent = `(${r.phase || "queued"}, ${r.progress || 0}%)`;
+    }
+    if (r.status === "Complete") {
+      downloadLink($("report-csv"), `/get_report/${r.report_id}/csv/`, `report-${r.report_id}.csv`);
+      $("report-table").href = `/dashboard/stores/?report=${encodeURIComponent(r.report_id)}`;
+    }
+    if (r.status === "Failed") {
+      $("report-error").textContent = "The report failed. See the report history for its error.";
+    }
+  }
+
+  async function showFailure(r) {
+    // The summary has no error text: the report itself says why.
+    try {
+      const full = await getJSON(`/get_report/${r.report_id}/`);
+      $("report-error").textContent = `The report failed: ${full.error || "unknown error"}`;
+    } catch (err) {
+      showError(err, "Reading the failed report");
+    }
+  }
+
+  async function load() {
+    const o = await getJSON("/overview/");
+    renderFreshness(o);
+    renderReport(o.latest_report);
+    if (o.latest_report && o.latest_report.status === "Failed") await showFailure(o.latest_report);
+    if (o.latest_report && o.latest_report.status === "Running") schedulePoll();
+  }
+
+  function schedulePoll() {
+    clearTimeout(pollTimer);
+    pollTimer = setTimeout(poll, POLL_MS);
+  }
+
+  async function poll() {
+    // While Running: the newest report's summary (cheap), then everything once it has finished.
+    try {
+      const page = await getJSON("/reports/?page=1&page_size=1");
+      const r = page.results[0];
+      if (r && r.status === "Running") {
+        renderReport(r);
+        schedulePoll();
+      } else {
+        if (r) showNotice(`The report is ${r.status}.`); // replaces "Report started."
+        await load();
+      }
+    } catch (err) {
+      showError(err, "Following the report");
+      schedulePoll();
+    }
+  }
+
+  $("trigger-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = $("trigger");
+    button.disabled = true;
+    clearMessages();
+    try {
+      const force = $("trigger-force").checked;
+      const { status, body } = await postJSON("/trigger_report/", force ? { force: true } : {});
+      if (status === 200 && body.reused) {
+        showNotice("Nothing changed since the last report of the newest data: that report answers.");
+      } else {
+        showNotice("Report started.");
+      }
+      await load();
+      schedulePoll();
+    } catch (err) {
+      showError(err, "Triggering a report");
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  load()
+    .catch((err) => showError(err, "Loading the overview"))
+    .finally(ready);
+})();

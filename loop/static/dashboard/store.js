@@ -1,0 +1,158 @@
+/* One store: zone and hours (GET /stores/<id>/), the week's timeline as a chart (business time up /
+ * down / unobserved; closed time blank), its outages and daily uptime (GET /stores/<id>/timeline/). */
+"use strict";
+
+(function () {
+  const { getJSON, showError, ready, fmtTime, fmtLocal, fmtNum, el } = window.Loop;
+  const $ = (id) => document.getElementById(id);
+  const storeId = $("store-root").dataset.storeId;
+  const base = `/stores/${encodeURIComponent(storeId)}`;
+  const DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+  const COLORS = { up: "#2e7d32", down: "#c62828", unobserved: "#9e9e9e" };
+
+  /* An ISO string with an offset, read as the store's wall clock: ms on a UTC-based scale. */
+  function wall(iso) {
+    const m = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?/.exec(iso);
+    if (!m) throw new Error(`Unexpected time ${iso}`);
+    const ms = m[7] ? Number(`0.${m[7]}`) * 1000 : 0;
+    return Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +(m[6] || 0), ms);
+  }
+
+  const DAY_MS = 86400000;
+  const dateOf = (ms) => new Date(ms).toISOString().slice(0, 10);
+
+  /* Split [start, end) local wall time at midnights: one floating bar per local day. */
+  function pieces(startIso, endIso) {
+    const out = [];
+    let s = wall(startIso);
+    const e = wall(endIso);
+    while (s < e) {
+      const midnight = Math.floor(s / DAY_MS) * DAY_MS;
+      const stop = Math.min(e, midnight + DAY_MS);
+      out.push({ y: dateOf(s), x: [(s - midnight) / 3600000, (stop - midnight) / 3600000] });
+      s = stop;
+    }
+    return out;
+  }
+
+  function renderStore(s) {
+    $("store-zone").textContent = s.timezone || "–";
+    $("store-last-poll").textContent = fmtTime(s.last_poll_utc);
+    $("store-last-status").textContent = s.last_status || "–";
+    const hours = s.business_hours || [];
+    const body = $("hours-table").tBodies[0];
+    if (!hours.length) {
+      body.replaceChildren(el("tr", {}, el("td", { colspan: "3", text: "Open 24 hours, 7 days (no hours stored)" })));
+      return;
+    }
+    body.replaceChildren(
+      ...hours.map((h) =>
+        el(
+          "tr",
+          {},
+          el("td", { text: DAYS[h.dayOfWeek] || String(h.dayOfWeek) }),
+          el("td", { text: h.start_time_local }),
+          el("td", { text: h.end_time_local }),
+        ),
+      ),
+    );
+  }
+
+  function renderTimeline(t, Chart) {
+    const sum = t.summary;
+    $("timeline-summary").textContent =
+      `${fmtTime(t.from)} to ${fmtTime(t.to)}, drawn in ${t.timezone} time: up ${fmtNum(sum.uptime_hours, 1)} h, ` +
+      `down ${fmtNum(sum.downtime_hours, 1)} h, unobserved ${fmtNum(sum.unobserved_hours, 1)} h; ` +
+      `uptime ${fmtNum(sum.uptime_pct, 1)}%, ${sum.outages} outage(s), longest ${fmtNum(sum.longest_outage_minutes)} min.`;
+    const series = { up: [], down: [], unobserved: [] };
+    for (const seg of t.segments) {
+      const list = series[seg.observed ? seg.status : "unobserved"];
+      for (const piece of pieces(seg.start_local, seg.end_local)) {
+        // Segments of one kind on one day less than a minute apart are drawn as one bar: a pixel of the
+        // chart is over a minute, so the gap would only show as a hairline.
+        const last = list[list.length - 1];
+        if (last && last.y === piece.y && piece.x[0] - last.x[1] < 1 / 60) last.x[1] = Math.max(last.x[1], piece.x[1]);
+        else list.push(piece);
+      }
+    }
+    const labels = (t.days || []).map((d) => d.date_local);
+    for (const list of Object.values(series)) for (const p of list) if (!labels.includes(p.y)) labels.push(p.y);
+    labels.sort();
+    new Chart($("timeline-chart"), {
+      type: "bar",
+      data: {
+        labels,
+        datasets: Object.entries(series).map(([kind, data]) => ({
+          label: kind === "unobserved" ? "Unobserved" : kind === "up" ? "Up" : "Down",
+          data,
+          backgroundColor: COLORS[kind],
+          grouped: false,
+          barPercentage: 0.9,
+          categoryPercentage: 1,
+        })),
+      },
+      options: {
+        indexAxis: "y",
+        animation: false,
+        maintainAspectRatio: false,
+        scales: {
+          x: { min: 0, max: 24, ticks: { stepSize: 3 }, title: { display: true, text: "Local hour" } },
+          y: { title: { display: true, text: "Local day" } },
+        },
+        plugins: {
+          tooltip: {
+            callbacks: {
+              label: (ctx) => {
+                const [a, b] = ctx.raw.x;
+                const hm = (h) => `${String(Math.floor(h)).padStart(2, "0")}:${String(Math.round((h % 1) * 60)).padStart(2, "0")}`;
+                return `${ctx.dataset.label} ${hm(a)}–${hm(b)}`;
+              },
+            },
+          },
+        },
+      },
+    });
+
+    const outages = t.outages || [];
+    $("outages-none").hidden = outages.length > 0;
+    $("outages-table").tBodies[0].replaceChildren(
+      ...outages.map((o) =>
+        el(
+          "tr",
+          {},
+          el("td", { text: fmtLocal(o.start_local) }),
+          el("td", { text: fmtLocal(o.end_local) }),
+          el("td", { class: "num", text: fmtNum(o.minutes) }),
+        ),
+      ),
+    );
+
+    const days = t.days || [];
+    new Chart($("daily-chart"), {
+      type: "bar",
+      data: {
+        labels: days.map((d) => d.date_local),
+        datasets: [
+          { label: "Uptime %", data: days.map((d) => d.uptime_pct), backgroundColor: COLORS.up },
+        ],
+      },
+      options: {
+        animation: false,
+        maintainAspectRatio: false,
+        plugins: { legend: { display: false } },
+        scales: { y: { min: 0, max: 100, title: { display: true, text: "Uptime % of business time" } } },
+      },
+    });
+  }
+
+  async function load() {
+    // Both reads at once; a store the API does not know is its 404 message.
+    const [store, timeline] = await Promise.all([getJSON(`${base}/`), getJSON(`${base}/timeline/`)]);
+    renderStore(store);
+    renderTimeline(timeline, await window.Loop.chartLibrary());
+  }
+
+  load()
+    .catch((err) => showError(err, `Loading store ${storeId}`))
+    .finally(ready);
+})();
