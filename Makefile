@@ -28,6 +28,7 @@ help:
 	@echo "make lint            ruff check and ruff format --check (CI runs it)"
 	@echo "make ci              what CI runs (.ci/run)"
 	@echo "make bench / bench-service / bench-load   benchmarks (offline engine / service / HTTP load)"
+	@echo "make screenshots     retake docs/screenshots/ with the browser tests"
 	@echo "make bench-dashboard  dashboard render times in headless Chromium on the Loop-2025-sized set"
 
 # The stamp makes re-runs a no-op until requirements.txt changes.
@@ -72,6 +73,11 @@ test: install
 
 test-integration: install
 	$(VENV)/bin/pytest -m integration $(PYTEST_ARGS)
+
+# The README's dashboard pictures, retaken by the browser tests against the real stack.
+.PHONY: screenshots
+screenshots: services
+	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(VENV)/bin/pytest -m browser $(PYTEST_ARGS)
 
 test-all: services
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
