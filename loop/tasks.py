@@ -6,30 +6,36 @@ retries follow ``loop.retry`` (the same policy as the embedded worker).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from celery.app.task import Task
 
 from loop.retry import Retry, RetryPolicy, attempt_import, attempt_report
 from myproject.celery import app
 
-
 # Bound to the project's app explicitly (not @shared_task): myproject/__init__.py does not
-# import Celery, so the offline command starts without it.
-@app.task(
-    bind=True,
-    name="loop.tasks.generate_report_task",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=True,
-    max_retries=None,  # the retry limits come from settings (loop.retry)
-)
+# import Celery, so the offline command starts without it. Both job tasks share these options.
+JOB_TASK_OPTIONS = {
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "ignore_result": True,
+    "max_retries": None,  # the retry limits come from settings (loop.retry)
+}
+
+
+def _attempt(task: Task, attempt: Callable[..., str | Retry], job_id: str, failure: str | None) -> str:
+    """One attempt through ``loop.retry``; a ``Retry`` outcome re-queues the task with its countdown."""
+    outcome = attempt(job_id, retries=task.request.retries or 0, failure=failure, policy=RetryPolicy.from_settings())
+    if isinstance(outcome, Retry):
+        raise task.retry(args=[job_id], kwargs={"failure": outcome.failure}, countdown=outcome.countdown)
+    return outcome
+
+
+@app.task(name="loop.tasks.generate_report_task", **JOB_TASK_OPTIONS)
 def generate_report_task(self: Task, report_id: str, failure: str | None = None) -> str:
     """Compute the report; retry with backoff while MongoDB is unreachable (``failure``: phase 2)."""
-    outcome = attempt_report(
-        report_id, retries=self.request.retries or 0, failure=failure, policy=RetryPolicy.from_settings()
-    )
-    if isinstance(outcome, Retry):
-        raise self.retry(args=[report_id], kwargs={"failure": outcome.failure}, countdown=outcome.countdown)
-    return outcome
+    return _attempt(self, attempt_report, report_id, failure)
 
 
 @app.task(name="loop.tasks.remove_old_reports_task", ignore_result=True)
@@ -40,22 +46,10 @@ def remove_old_reports_task() -> int:
     return remove_old_reports()
 
 
-@app.task(
-    bind=True,
-    name="loop.tasks.import_task",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=True,
-    max_retries=None,  # the retry limits come from settings (loop.retry)
-)
+@app.task(name="loop.tasks.import_task", **JOB_TASK_OPTIONS)
 def import_task(self: Task, import_id: str, failure: str | None = None) -> str:
     """Load an upload of POST /imports/ (``services.imports.run_import``); retried like a report."""
-    outcome = attempt_import(
-        import_id, retries=self.request.retries or 0, failure=failure, policy=RetryPolicy.from_settings()
-    )
-    if isinstance(outcome, Retry):
-        raise self.retry(args=[import_id], kwargs={"failure": outcome.failure}, countdown=outcome.countdown)
-    return outcome
+    return _attempt(self, attempt_import, import_id, failure)
 
 
 @app.task(name="loop.tasks.remove_abandoned_uploads_task", ignore_result=True)

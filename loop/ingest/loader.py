@@ -134,6 +134,22 @@ def load_sources(
     return load_found_sources(found, db, strict=strict, chunk_rows=chunk_rows, progress=progress)
 
 
+def _replace_table(
+    db: Database,
+    frame: pd.DataFrame,
+    problems: RowProblems,
+    replace: Callable[[Database, pd.DataFrame], int],
+    name: str,
+    on_rows: Callable[[str, int], None] | None,
+) -> tuple[int, int, int]:
+    """Write one small file's valid rows; returns (rows read, rows loaded, stores named)."""
+    rows_read = len(frame) + problems.total
+    rows_loaded = replace(db, frame)
+    if on_rows is not None:
+        on_rows(name, rows_read)
+    return rows_read, rows_loaded, int(frame["store_id"].nunique())
+
+
 def load_found_sources(
     found: Mapping[str, CsvSource],
     db: Database | None = None,
@@ -177,24 +193,19 @@ def load_found_sources(
     elif strict and stats.rejected:
         raise StrictModeError(stats.problems)
 
+    # Hours, zones and holiday hours: each replaces the named stores' rows in one write.
     if hours is not None:
-        stats.hours_rows_read = len(hours) + problems["hours"].total
-        stats.hours_rows_loaded = storage.replace_hours(db, hours)
-        stats.hours_stores = int(hours["store_id"].nunique())
-        if on_rows is not None:
-            on_rows(found["hours"].name, stats.hours_rows_read)
+        stats.hours_rows_read, stats.hours_rows_loaded, stats.hours_stores = _replace_table(
+            db, hours, problems["hours"], storage.replace_hours, found["hours"].name, on_rows
+        )
     if zones is not None:
-        stats.zones_rows_read = len(zones) + problems["zones"].total
-        stats.zones_rows_loaded = storage.replace_zones(db, zones)
-        stats.zones_stores = int(zones["store_id"].nunique())
-        if on_rows is not None:
-            on_rows(found["zones"].name, stats.zones_rows_read)
+        stats.zones_rows_read, stats.zones_rows_loaded, stats.zones_stores = _replace_table(
+            db, zones, problems["zones"], storage.replace_zones, found["zones"].name, on_rows
+        )
     if special is not None:
-        stats.special_rows_read = len(special) + problems["special"].total
-        stats.special_rows_loaded = storage.replace_special_hours(db, special)
-        stats.special_stores = int(special["store_id"].nunique())
-        if on_rows is not None:
-            on_rows(found["special"].name, stats.special_rows_read)
+        stats.special_rows_read, stats.special_rows_loaded, stats.special_stores = _replace_table(
+            db, special, problems["special"], storage.replace_special_hours, found["special"].name, on_rows
+        )
     if status is None:
         stats.seconds = time.perf_counter() - started
         return stats
