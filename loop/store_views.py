@@ -8,7 +8,6 @@ by ``loop.api_errors``.
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,7 +22,7 @@ from loop.store_serializers import (
     StoreTimelineSerializer,
     TimelineQuerySerializer,
 )
-from loop.views import READ_ERRORS, STORE_ID_PARAM, WRITE_ERRORS, StoreAttributeView, _refuse_chunked, _store_id_param
+from loop.views import JSON_WRITE_ERRORS, READ_ERRORS, STORE_ID_PARAM, StoreAttributeView, _store_id_param, replace_rows
 
 UNKNOWN_STORE = OpenApiResponse(ErrorSerializer, description="Nothing is known of the store (no polls, hours or zone).")
 
@@ -74,20 +73,16 @@ class SpecialHoursView(StoreAttributeView):
         summary="Replace a store's holiday hours ([] removes them; both times null = closed all day)",
         parameters=[STORE_ID_PARAM],
         request=SpecialHoursItemSerializer(many=True),
-        responses={
-            200: SpecialHoursItemSerializer(many=True),
-            413: OpenApiResponse(ErrorSerializer, description="Body too large (API_MAX_BODY_BYTES)."),
-            415: OpenApiResponse(ErrorSerializer, description="Body is not JSON."),
-            **WRITE_ERRORS,
-        },
+        responses={200: SpecialHoursItemSerializer(many=True), **JSON_WRITE_ERRORS},
     )
     def put(self, request: Request, store_id: str) -> Response:
-        store_id = _store_id_param(store_id)
-        _refuse_chunked(request)
-        if not isinstance(request.data, list):
-            raise ValidationError({"body": "send a JSON list of {date_local, start_time_local, end_time_local}"})
-        rows = stores.set_special_hours(store_id=store_id, items=request.data)
-        return Response(SpecialHoursItemSerializer(rows, many=True).data)
+        return replace_rows(
+            request,
+            store_id,
+            replace=stores.set_special_hours,
+            rows=SpecialHoursItemSerializer,
+            shape="{date_local, start_time_local, end_time_local}",
+        )
 
 
 class StoreTimelineView(APIView):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.http import HttpResponse
@@ -13,6 +13,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
 from loop.access import RequireApiToken, RequireWriteToken, TriggerRateThrottle
@@ -67,6 +68,12 @@ WRITE_ERRORS = {
     401: ERRORS[401],
     403: OpenApiResponse(ErrorSerializer, description="The read-only API_READ_TOKEN may not change data."),
     503: ERRORS[503],
+}
+# A PUT with a JSON body (the store attributes): the body's own errors, then a writer's.
+JSON_WRITE_ERRORS = {
+    413: OpenApiResponse(ErrorSerializer, description="Body too large (API_MAX_BODY_BYTES)."),
+    415: OpenApiResponse(ErrorSerializer, description="Body is not JSON."),
+    **WRITE_ERRORS,
 }
 STORE_ID_PARAM = OpenApiParameter("store_id", str, OpenApiParameter.PATH, description=stores.STORE_ID_HELP)
 
@@ -307,6 +314,22 @@ class StoreStatusView(APIView):
         return Response(IngestResultSerializer(result).data, status=answer)
 
 
+def replace_rows(
+    request: Request,
+    store_id: str,
+    *,
+    replace: Callable[..., list[Any]],
+    rows: type[Serializer],
+    shape: str,
+) -> Response:
+    """A store attribute's PUT of rows (weekly or holiday hours): a JSON list the service checks and stores."""
+    store_id = _store_id_param(store_id)
+    _refuse_chunked(request)
+    if not isinstance(request.data, list):
+        raise ValidationError({"body": f"send a JSON list of {shape}"})
+    return Response(rows(replace(store_id=store_id, items=request.data), many=True).data)
+
+
 class StoreAttributeView(APIView):
     """Reading a store attribute needs any token; replacing it (PUT) needs one allowed to write."""
 
@@ -332,20 +355,16 @@ class BusinessHoursView(StoreAttributeView):
         summary="Replace a store's weekly hours ([] removes them: open 24x7)",
         parameters=[STORE_ID_PARAM],
         request=HoursItemSerializer(many=True),
-        responses={
-            200: HoursItemSerializer(many=True),
-            413: OpenApiResponse(ErrorSerializer, description="Body too large (API_MAX_BODY_BYTES)."),
-            415: OpenApiResponse(ErrorSerializer, description="Body is not JSON."),
-            **WRITE_ERRORS,
-        },
+        responses={200: HoursItemSerializer(many=True), **JSON_WRITE_ERRORS},
     )
     def put(self, request: Request, store_id: str) -> Response:
-        store_id = _store_id_param(store_id)
-        _refuse_chunked(request)
-        if not isinstance(request.data, list):
-            raise ValidationError({"body": "send a JSON list of {dayOfWeek, start_time_local, end_time_local}"})
-        rows = stores.set_business_hours(store_id=store_id, items=request.data)
-        return Response(HoursItemSerializer(rows, many=True).data)
+        return replace_rows(
+            request,
+            store_id,
+            replace=stores.set_business_hours,
+            rows=HoursItemSerializer,
+            shape="{dayOfWeek, start_time_local, end_time_local}",
+        )
 
 
 class TimezoneView(StoreAttributeView):
@@ -366,12 +385,7 @@ class TimezoneView(StoreAttributeView):
         summary="Set a store's time zone (an IANA name)",
         parameters=[STORE_ID_PARAM],
         request=TimezoneRequestSerializer,
-        responses={
-            200: TimezoneSerializer,
-            413: OpenApiResponse(ErrorSerializer, description="Body too large (API_MAX_BODY_BYTES)."),
-            415: OpenApiResponse(ErrorSerializer, description="Body is not JSON."),
-            **WRITE_ERRORS,
-        },
+        responses={200: TimezoneSerializer, **JSON_WRITE_ERRORS},
     )
     def put(self, request: Request, store_id: str) -> Response:
         store_id = _store_id_param(store_id)
