@@ -30,7 +30,7 @@ from loop.csv_sources import ARCHIVE_FIELD, SOURCE_NAMES, UPLOAD_FIELDS, CsvSour
 from loop.errors import Conflict, InvalidInput, NotFound, Unavailable
 from loop.ingest.archives import ArchiveRefused, unpack_sources
 from loop.ingest.loader import LoadStats, load_found_sources
-from loop.services.reports import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, short_error, worker_name
+from loop.services.reports import PAGE_SIZE_DEFAULT, page_skip, short_error, worker_name
 from loop.storage import ImportDoc, ImportFile, ImportPhase, ImportStatus
 from loop.storage.legacy import LegacyLayoutError, has_legacy_polls
 from loop.timeutil import utcnow
@@ -148,12 +148,9 @@ def list_imports(
     *, status: ImportStatus | None = None, page: int = 1, page_size: int = PAGE_SIZE_DEFAULT
 ) -> ImportPage:
     """One page of the imports, newest first, with the stale rule applied to Running ones."""
-    if page < 1:
-        raise InvalidInput("page", "must be 1 or more")
-    if not 1 <= page_size <= PAGE_SIZE_MAX:
-        raise InvalidInput("page_size", f"must be between 1 and {PAGE_SIZE_MAX}")
+    skip = page_skip(page=page, page_size=page_size)
     db = storage.get_db()
-    count, docs = storage.list_imports(db, status=status, skip=(page - 1) * page_size, limit=page_size)
+    count, docs = storage.list_imports(db, status=status, skip=skip, limit=page_size)
     results = [_view(fail_if_stale(db=db, doc=doc, max_age_s=settings.IMPORT_STALE_SECONDS)) for doc in docs]
     if status is not None:
         results = [item for item in results if item.status == status]

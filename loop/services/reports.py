@@ -192,16 +192,22 @@ def fail_if_stale(*, db: Database, report: ReportDoc, max_age_s: int) -> ReportD
     return storage.get_report(db, doc["report_id"]) or doc
 
 
-def list_reports(
-    *, status: ReportStatus | None = None, page: int = 1, page_size: int = PAGE_SIZE_DEFAULT
-) -> ReportPage:
-    """One page of the reports, newest first (by ``created_at``), with the stale rule applied to Running ones."""
+def page_skip(*, page: int, page_size: int) -> int:
+    """The paging limits of the lists (reports, imports): how many items come before ``page``."""
     if page < 1:
         raise InvalidInput("page", "must be 1 or more")
     if not 1 <= page_size <= PAGE_SIZE_MAX:
         raise InvalidInput("page_size", f"must be between 1 and {PAGE_SIZE_MAX}")
+    return (page - 1) * page_size
+
+
+def list_reports(
+    *, status: ReportStatus | None = None, page: int = 1, page_size: int = PAGE_SIZE_DEFAULT
+) -> ReportPage:
+    """One page of the reports, newest first (by ``created_at``), with the stale rule applied to Running ones."""
+    skip = page_skip(page=page, page_size=page_size)
     db = storage.get_db()
-    count, docs = storage.list_reports(db, status=status, skip=(page - 1) * page_size, limit=page_size)
+    count, docs = storage.list_reports(db, status=status, skip=skip, limit=page_size)
     results = [_summary(fail_if_stale(db=db, report=doc, max_age_s=settings.REPORT_STALE_SECONDS)) for doc in docs]
     # A report the stale rule just failed no longer matches a Running filter: drop it from that page.
     if status is not None:
