@@ -30,10 +30,9 @@ from hypothesis import strategies as st
 from loop.report_engine import EXTENDED_COLUMNS, REPORT_COLUMNS, compute_report
 from loop.timeline import store_timeline
 from tests.support.report_frames import hours_frame, polls_frame, utc, zones_frame
-from tests.support.report_reference import DAY, HOUR, WEEK, wall_to_utc
+from tests.support.report_reference import WEEK, WINDOWS, merge_intervals, wall_to_utc
 
 TOLERANCE = 0.006  # rounded figures vs exact counts
-WINDOWS = {"last_hour": (HOUR, 60), "last_day": (DAY, 3600), "last_week": (WEEK, 3600)}
 TRANSITIONS = [
     (zone, int(utc(iso).timestamp()))
     for zone, iso in (
@@ -83,13 +82,7 @@ def intervals(store: Store, start: int, end: int) -> list[tuple[float, float]]:
             if lo < hi:
                 raw.append((lo, hi))
         day += timedelta(days=1)
-    merged: list[tuple[float, float]] = []
-    for lo, hi in sorted(raw):
-        if merged and lo <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
-        else:
-            merged.append((lo, hi))
-    return merged
+    return merge_intervals(raw)
 
 
 @dataclass(frozen=True)

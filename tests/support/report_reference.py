@@ -13,11 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 FALLBACK_ZONE = "America/Chicago"
 HOUR, DAY, WEEK = 3600, 86400, 7 * 86400
 WINDOWS = {"last_hour": (HOUR, 60), "last_day": (DAY, 3600), "last_week": (WEEK, 3600)}
+
+T = TypeVar("T", int, float)
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,12 @@ def business_intervals(rows: list[tuple[int, int, int]], tz: ZoneInfo, now: int)
             if lo < hi:
                 raw.append((lo, hi))
         day += timedelta(days=1)
-    merged: list[tuple[int, int]] = []
+    return merge_intervals(raw)
+
+
+def merge_intervals(raw: list[tuple[T, T]]) -> list[tuple[T, T]]:
+    """Sorted, with overlapping or touching intervals joined (one store's open time)."""
+    merged: list[tuple[T, T]] = []
     for lo, hi in sorted(raw):
         if merged and lo <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
