@@ -4,32 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from loop.report_engine import REPORT_COLUMNS
+from tests.support.processes import run_generate_report
 from tests.support.report_reference import Case, reference
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data"
-
-
-def run_command(*args: str) -> subprocess.CompletedProcess[str]:
-    """The command as ops would run it: a fresh process, real exit code."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "myproject.settings"}
-    return subprocess.run(
-        [sys.executable, "manage.py", "generate_report", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
 
 
 def sample_rows(name: str) -> list[dict[str, str]]:
@@ -38,7 +23,7 @@ def sample_rows(name: str) -> list[dict[str, str]]:
 
 
 def test_sample_report_matches_an_independent_reference() -> None:
-    done = run_command("--csv-dir", str(SAMPLE), "--output", "-")
+    done = run_generate_report("--csv-dir", str(SAMPLE), "--output", "-")
     assert done.returncode == 0, done.stderr
     report = pd.read_csv(io.StringIO(done.stdout), dtype={"store_id": str})
     assert list(report.columns) == REPORT_COLUMNS
@@ -71,7 +56,7 @@ def test_sample_report_matches_an_independent_reference() -> None:
 
 def test_explicit_now_and_output_file(tmp_path: Path) -> None:
     out = tmp_path / "report.csv"
-    done = run_command("--csv-dir", str(SAMPLE), "--now", "2024-10-05T00:00:00Z", "--output", str(out))
+    done = run_generate_report("--csv-dir", str(SAMPLE), "--now", "2024-10-05T00:00:00Z", "--output", str(out))
     assert done.returncode == 0, done.stderr
     report = pd.read_csv(out, dtype={"store_id": str})
     cutoff = pd.Timestamp("2024-10-05", tz="UTC")
@@ -102,7 +87,7 @@ BAD_STATUS = (
 
 def test_bad_rows_are_reported_and_good_rows_still_count(tmp_path: Path) -> None:
     folder = write_inputs(tmp_path / "in", BAD_STATUS)
-    done = run_command("--csv-dir", str(folder), "--output", "-")
+    done = run_generate_report("--csv-dir", str(folder), "--output", "-")
     assert done.returncode == 0, done.stderr
     assert "store_status.csv:3" in done.stderr and "yesterday" in done.stderr
     report = pd.read_csv(io.StringIO(done.stdout), dtype={"store_id": str})
@@ -121,7 +106,7 @@ def test_bad_rows_are_reported_and_good_rows_still_count(tmp_path: Path) -> None
 def test_strict_turns_skipped_rows_into_exit_1_and_writes_nothing(tmp_path: Path) -> None:
     folder = write_inputs(tmp_path / "in", BAD_STATUS)
     out = tmp_path / "report.csv"
-    done = run_command("--csv-dir", str(folder), "--output", str(out), "--strict")
+    done = run_generate_report("--csv-dir", str(folder), "--output", str(out), "--strict")
     assert done.returncode == 1
     assert "--strict" in done.stderr
     assert not out.exists()
@@ -134,7 +119,7 @@ def test_strict_turns_skipped_rows_into_exit_1_and_writes_nothing(tmp_path: Path
 def test_unusable_file_exits_2_without_output(tmp_path: Path, status: str, message: str) -> None:
     folder = write_inputs(tmp_path / "in", status)
     out = tmp_path / "report.csv"
-    done = run_command("--csv-dir", str(folder), "--output", str(out))
+    done = run_generate_report("--csv-dir", str(folder), "--output", str(out))
     assert done.returncode == 2
     assert message in done.stderr and "store_status.csv" in done.stderr
     assert "Traceback" not in done.stderr
@@ -142,7 +127,7 @@ def test_unusable_file_exits_2_without_output(tmp_path: Path, status: str, messa
 
 
 def test_missing_folder_and_bad_now_exit_2(tmp_path: Path) -> None:
-    done = run_command("--csv-dir", str(tmp_path / "missing"), "--output", "-")
+    done = run_generate_report("--csv-dir", str(tmp_path / "missing"), "--output", "-")
     assert done.returncode == 2 and "does not exist" in done.stderr
-    done = run_command("--csv-dir", str(SAMPLE), "--now", "not-a-time", "--output", "-")
+    done = run_generate_report("--csv-dir", str(SAMPLE), "--now", "not-a-time", "--output", "-")
     assert done.returncode == 2 and "not-a-time" in done.stderr

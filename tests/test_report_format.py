@@ -7,9 +7,6 @@ Chicago store "mon", open Monday 09:00-12:00, polls 10:14 active and 11:15 inact
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,9 +15,8 @@ from rest_framework.test import APIClient
 from loop.report_engine import EXTENDED_COLUMNS, REPORT_COLUMNS
 from tests.support.api import assert_json_error, trigger, wait_done
 from tests.support.csv_files import write_dataset
+from tests.support.processes import run_generate_report
 from tests.support.worked_example import EXAMPLE_CSV, EXAMPLE_HOURS, EXAMPLE_NOW, EXAMPLE_POLLS, EXAMPLE_ZONES
-
-REPO = Path(__file__).resolve().parents[1]
 
 # mon: up 104.5 min, down 75.5 min (week and day); the last hour (12:00-13:00) is closed, so its
 # uptime % is empty. uptime % = 100 x 104.5 / 180 = 58.06. G = 60: the 10:14 poll observes from
@@ -97,27 +93,15 @@ def test_bad_format_options_are_400(loaded: APIClient, body: dict[str, object], 
     assert fragment in error
 
 
-def run_command(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "myproject.settings"}
-    return subprocess.run(
-        [sys.executable, "manage.py", "generate_report", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-
-
 def test_offline_command_formats(tmp_path: Path) -> None:
     folder = write_dataset(tmp_path / "data", EXAMPLE_POLLS, EXAMPLE_HOURS, EXAMPLE_ZONES)
     common = ("--csv-dir", str(folder), "--now", NOW, "--output", "-")
-    extended = run_command(*common, "--format", "extended")
+    extended = run_generate_report(*common, "--format", "extended")
     assert extended.returncode == 0, extended.stderr
     assert extended.stdout == EXTENDED_CSV
-    narrow = run_command(*common, "--format", "extended", "--max-gap-minutes", "10")
+    narrow = run_generate_report(*common, "--format", "extended", "--max-gap-minutes", "10")
     assert narrow.stdout == EXTENDED_CSV_G10
-    assert run_command(*common).stdout == EXAMPLE_CSV
-    bad = run_command(*common, "--format", "extended", "--max-gap-minutes", "0")
+    assert run_generate_report(*common).stdout == EXAMPLE_CSV
+    bad = run_generate_report(*common, "--format", "extended", "--max-gap-minutes", "0")
     assert bad.returncode == 2 and "--max-gap-minutes" in bad.stderr
-    assert run_command(*common, "--format", "wide").returncode != 0
+    assert run_generate_report(*common, "--format", "wide").returncode != 0

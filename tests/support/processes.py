@@ -80,6 +80,12 @@ def run_manage(env: Mapping[str, str], *args: str, timeout: float = 300) -> subp
     )
 
 
+def run_generate_report(*args: str) -> subprocess.CompletedProcess[str]:
+    """The offline command as ops would run it: a fresh process with this environment, real exit code."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "myproject.settings"}
+    return run_manage(env, "generate_report", *args, timeout=120)
+
+
 # --- the app under gunicorn ------------------------------------------------------------------
 
 
