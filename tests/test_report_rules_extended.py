@@ -18,22 +18,11 @@ from loop.csv_sources import RowProblems, locate_sources, read_hours, read_statu
 from loop.datagen import generate_dataset
 from loop.report_engine import EXTENDED_COLUMNS, REPORT_COLUMNS, compute_report, report_to_csv
 from loop.timeline import store_timeline
-from tests.support.report_frames import hours_frame, polls_frame, utc, zones_frame
+from tests.support.report_frames import hours_frame, polls_frame, special_frame, utc, zones_frame
 
 CHI = "America/Chicago"
 NAN = math.nan
 COLUMNS = REPORT_COLUMNS[1:] + EXTENDED_COLUMNS
-
-
-def special_frame(rows: list[tuple[str, str, float, float]]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "store_id": pd.Series([r[0] for r in rows], dtype="str"),
-            "date_local": pd.Series([r[1] for r in rows], dtype="str"),
-            "start_seconds": pd.Series([r[2] for r in rows], dtype="float64"),
-            "end_seconds": pd.Series([r[3] for r in rows], dtype="float64"),
-        }
-    )
 
 
 def extended_row(

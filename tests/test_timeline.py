@@ -8,28 +8,16 @@ from __future__ import annotations
 
 import math
 
-import pandas as pd
 import pytest
 
 from loop.timeline import DaySummary, Segment, Span, Timeline, local_iso, store_timeline
-from tests.support.report_frames import hours_frame, polls_frame, utc
+from tests.support.report_frames import hours_frame, polls_frame, special_frame, utc
 
 CHI = "America/Chicago"
 
 
 def us(iso: str) -> int:
     return int(utc(iso).value // 1000)
-
-
-def special_frame(rows: list[tuple[str, str, float, float]]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "store_id": pd.Series([r[0] for r in rows], dtype="str"),
-            "date_local": pd.Series([r[1] for r in rows], dtype="str"),
-            "start_seconds": pd.Series([r[2] for r in rows], dtype="float64"),
-            "end_seconds": pd.Series([r[3] for r in rows], dtype="float64"),
-        }
-    )
 
 
 def timeline(

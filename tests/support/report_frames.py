@@ -70,6 +70,18 @@ def zones_frame(rows: Iterable[tuple[str, str]]) -> pd.DataFrame:
     )
 
 
+def special_frame(rows: list[tuple[str, str, float, float]]) -> pd.DataFrame:
+    """Holiday-hours rows as read_special_hours gives them: (store_id, date_local, start_s, end_s; NaN = closed)."""
+    return pd.DataFrame(
+        {
+            "store_id": pd.Series([r[0] for r in rows], dtype="str"),
+            "date_local": pd.Series([r[1] for r in rows], dtype="str"),
+            "start_seconds": pd.Series([r[2] for r in rows], dtype="float64"),
+            "end_seconds": pd.Series([r[3] for r in rows], dtype="float64"),
+        }
+    )
+
+
 def run(
     polls: Iterable[PollRow],
     hours: Iterable[HoursRow] = (),
