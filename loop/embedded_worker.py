@@ -25,17 +25,22 @@ _pool: ThreadPoolExecutor | None = None
 _pending: set[Future[str]] = set()
 
 
+def _submit_embedded(job_id: str, attempt: Callable[..., str | Retry]) -> Future[str]:
+    """Run the job in this process's pool; the Future is kept until done (tests wait on the pending ones)."""
+    future = _embedded_pool().submit(run_embedded, job_id, attempt)
+    with _pool_lock:
+        _pending.add(future)
+    future.add_done_callback(_forget)
+    return future
+
+
 def enqueue_report(report_id: str) -> Future[str] | None:
     """Hand the report to a worker; raises if the broker cannot take it.
 
     Returns the Future in embedded mode (tests wait on it), None with Celery.
     """
     if uses_embedded_broker():
-        future = _embedded_pool().submit(run_embedded, report_id)
-        with _pool_lock:
-            _pending.add(future)
-        future.add_done_callback(_forget)
-        return future
+        return _submit_embedded(report_id, attempt_report)
     from loop.tasks import generate_report_task  # Celery loads only where a broker is used
 
     generate_report_task.apply_async(args=[report_id], retry=True)
@@ -45,11 +50,7 @@ def enqueue_report(report_id: str) -> Future[str] | None:
 def enqueue_import(import_id: str) -> Future[str] | None:
     """Hand an import to a worker (the Celery queue, or this process's pool); raises if the broker cannot take it."""
     if uses_embedded_broker():
-        future = _embedded_pool().submit(run_embedded, import_id, attempt_import)
-        with _pool_lock:
-            _pending.add(future)
-        future.add_done_callback(_forget)
-        return future
+        return _submit_embedded(import_id, attempt_import)
     from loop.tasks import import_task
 
     import_task.apply_async(args=[import_id], retry=True)
