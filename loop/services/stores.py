@@ -119,6 +119,13 @@ def get_business_hours(*, store_id: str) -> list[HoursRow]:
     return _rows(storage.read_hours(storage.get_db(), checked_store_id(store_id)))
 
 
+def _refuse_problems(problems: RowProblems, field: str) -> None:
+    """All items valid or nothing stored: the bad items, each named by its position in the list."""
+    if problems.total:
+        shown = sorted(problems.examples, key=lambda p: p.line)
+        raise InvalidInput(field, "; ".join(f"item {p.line}: {p.reason}" for p in shown))
+
+
 def set_business_hours(*, store_id: str, items: list[object]) -> list[HoursRow]:
     """Replace the store's weekly hours; ``[]`` removes them (open 24x7). All items valid or nothing stored."""
     store_id = checked_store_id(store_id)
@@ -127,9 +134,7 @@ def set_business_hours(*, store_id: str, items: list[object]) -> list[HoursRow]:
     raw = raw.rename(columns={"dayOfWeek": "day_of_week"})
     raw.insert(0, "store_id", pd.Series([store_id] * len(raw), dtype=raw["day_of_week"].dtype))
     hours = validate_hours_rows(raw, indexes, "hours", problems)
-    if problems.total:
-        shown = sorted(problems.examples, key=lambda p: p.line)
-        raise InvalidInput("hours", "; ".join(f"item {p.line}: {p.reason}" for p in shown))
+    _refuse_problems(problems, "hours")
     storage.set_store_hours(storage.get_db(), store_id, hours)
     return _rows(hours)
 
@@ -191,9 +196,7 @@ def set_special_hours(*, store_id: str, items: list[object]) -> list[SpecialHour
     raw, indexes = raw_rows_from_items(items, SPECIAL_ITEM_KEYS, "special_hours", problems)
     raw.insert(0, "store_id", pd.Series([store_id] * len(raw), dtype=raw["date_local"].dtype))
     special = validate_special_hours_rows(raw, indexes, "special_hours", problems)
-    if problems.total:
-        shown = sorted(problems.examples, key=lambda p: p.line)
-        raise InvalidInput("special_hours", "; ".join(f"item {p.line}: {p.reason}" for p in shown))
+    _refuse_problems(problems, "special_hours")
     storage.set_store_special_hours(storage.get_db(), store_id, special)
     return _special_rows(special)
 
