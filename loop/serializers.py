@@ -39,6 +39,18 @@ class StrictSerializer(serializers.Serializer):
         return attrs
 
 
+def page_field() -> serializers.IntegerField:
+    """The ``page`` query parameter of the paged lists (reports, imports, stores)."""
+    return serializers.IntegerField(required=False, default=1, min_value=1, help_text="1-based page number.")
+
+
+def page_size_field(items: str) -> serializers.IntegerField:
+    """The ``page_size`` query parameter: the paging limits of ``services.reports``."""
+    return serializers.IntegerField(
+        required=False, default=PAGE_SIZE_DEFAULT, min_value=1, max_value=PAGE_SIZE_MAX, help_text=f"{items} per page."
+    )
+
+
 class InstantField(serializers.DateTimeField):
     """An instant rendered as ISO-8601 with its offset (``+00:00``), microseconds kept."""
 
@@ -118,10 +130,8 @@ class ReportStatusSerializer(serializers.Serializer):
 class ReportListQuerySerializer(StrictSerializer):
     """GET /reports/ query: paging and an optional status filter (unknown parameters are a 400)."""
 
-    page = serializers.IntegerField(required=False, default=1, min_value=1, help_text="1-based page number.")
-    page_size = serializers.IntegerField(
-        required=False, default=PAGE_SIZE_DEFAULT, min_value=1, max_value=PAGE_SIZE_MAX, help_text="Reports per page."
-    )
+    page = page_field()
+    page_size = page_size_field("Reports")
     status = serializers.ChoiceField(
         required=False, choices=[s.value for s in ReportStatus], help_text="Only reports with this status."
     )
@@ -346,10 +356,8 @@ class ImportSerializer(serializers.Serializer):
 class ImportListQuerySerializer(StrictSerializer):
     """GET /imports/ query: paging and an optional status filter (unknown parameters are a 400)."""
 
-    page = serializers.IntegerField(required=False, default=1, min_value=1, help_text="1-based page number.")
-    page_size = serializers.IntegerField(
-        required=False, default=PAGE_SIZE_DEFAULT, min_value=1, max_value=PAGE_SIZE_MAX, help_text="Imports per page."
-    )
+    page = page_field()
+    page_size = page_size_field("Imports")
     status = serializers.ChoiceField(
         required=False, choices=[s.value for s in ImportStatus], help_text="Only imports with this status."
     )

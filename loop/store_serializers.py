@@ -13,8 +13,7 @@ from rest_framework import serializers
 
 from loop.report_engine import DEFAULT_MAX_GAP_MINUTES, MAX_GAP_MINUTES_ALLOWED, MIN_GAP_MINUTES
 from loop.rules import POLL_STATUSES
-from loop.serializers import HoursItemSerializer, StrictSerializer
-from loop.services.reports import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
+from loop.serializers import HoursItemSerializer, StrictSerializer, page_field, page_size_field
 from loop.services.stores import SEARCH_MAX_LENGTH
 from loop.timeline import local_iso
 from loop.timeutil import NOW_HELP, parse_now, us_to_ts
@@ -49,10 +48,8 @@ class StoreListQuerySerializer(StrictSerializer):
         trim_whitespace=False,
         help_text="Only stores whose id contains this text (case-insensitive, taken literally).",
     )
-    page = serializers.IntegerField(required=False, default=1, min_value=1, help_text="1-based page number.")
-    page_size = serializers.IntegerField(
-        required=False, default=PAGE_SIZE_DEFAULT, min_value=1, max_value=PAGE_SIZE_MAX, help_text="Stores per page."
-    )
+    page = page_field()
+    page_size = page_size_field("Stores")
 
 
 class StoreSummarySerializer(serializers.Serializer):
