@@ -17,6 +17,7 @@ from pymongo.database import Database
 
 from loop import storage
 from loop.embedded_worker import wait_embedded_idle
+from tests.support.api import FULL, READ
 from tests.support.query_spy import spy_queries
 from tests.support.worked_example import load_example
 
@@ -49,6 +50,13 @@ def loaded(api: APIClient, mdb: Database, tmp_path: Path) -> APIClient:
     """The API client with the worked example (tests/support/worked_example.py) loaded."""
     load_example(mdb, tmp_path)
     return api
+
+
+@pytest.fixture
+def tokens(settings) -> None:
+    """The API asks for a token: FULL may write, READ may only read."""
+    settings.API_TOKEN = FULL
+    settings.API_READ_TOKEN = READ
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pymongo.database import Database
 from rest_framework.test import APIClient
 
 from loop import storage
-from tests.support.api import assert_json_error, wait_done
+from tests.support.api import FULL, READ, assert_json_error, wait_done
 from tests.support.worked_example import EXAMPLE_CSV
 
 URL = "/store_status/"
@@ -24,8 +24,6 @@ GOOD_CSV = (
     "s1,inactive,2024-10-08 12:00:00 UTC\n"
     "s2,active,2024-10-07T09:30:00Z\n"
 )
-FULL = "full-Token_1234567890"
-READ = "read-Token_0987654321"
 
 
 def post_csv(api: APIClient, body: str | bytes, path: str = URL, **extra: Any) -> Any:
@@ -277,12 +275,6 @@ def test_a_chunked_body_without_length_is_411(api: APIClient, mdb: Database) -> 
 
 
 # --- access -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def tokens(settings) -> None:
-    settings.API_TOKEN = FULL
-    settings.API_READ_TOKEN = READ
 
 
 def test_the_read_token_gets_403_on_ingestion_and_the_full_token_writes(

@@ -14,11 +14,9 @@ from rest_framework.test import APIClient
 from loop import storage
 from loop.services import reports
 from loop.timeutil import utcnow
-from tests.support.api import VALID_ID, assert_json_error, trigger, wait_done
+from tests.support.api import FULL, READ, VALID_ID, assert_json_error, trigger, wait_done
 from tests.support.worked_example import EXAMPLE_NOW
 
-FULL = "full-Token_1234567890"
-READ = "read-Token_0987654321"
 T0 = pd.Timestamp("2026-01-01 12:00:00")  # naive UTC, as BSON dates come back
 
 

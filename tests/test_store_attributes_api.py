@@ -15,11 +15,9 @@ from rest_framework.test import APIClient
 
 from loop import storage
 from loop.storage import stores as tables  # unpatched, for the checks
-from tests.support.api import assert_json_error, wait_done
+from tests.support.api import FULL, READ, assert_json_error, wait_done
 from tests.support.query_spy import MARK, strings_in
 
-FULL = "full-Token_1234567890"
-READ = "read-Token_0987654321"
 WEEK = [
     {"dayOfWeek": 0, "start_time_local": "09:00", "end_time_local": "17:00"},
     {"dayOfWeek": 4, "start_time_local": "22:00:00", "end_time_local": "02:00:30"},
@@ -215,12 +213,6 @@ def test_crafted_store_ids_stay_plain_strings(
 
 
 # --- access -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def tokens(settings) -> None:
-    settings.API_TOKEN = FULL
-    settings.API_READ_TOKEN = READ
 
 
 def test_the_read_token_reads_but_may_not_put(api: APIClient, mdb: Database, tokens: None) -> None:

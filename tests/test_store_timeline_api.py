@@ -18,14 +18,12 @@ from rest_framework.test import APIClient
 from loop.datagen import generate_dataset
 from loop.ingest import load_sources
 from loop.utils import generate_report
-from tests.support.api import assert_json_error
+from tests.support.api import FULL, READ, assert_json_error
 from tests.support.csv_files import write_csv
 from tests.support.query_spy import MARK, strings_in
 
 URL = "/stores/mon/timeline/"
 WEEK_END = "2024-10-07T18:00:00Z"  # the worked example's report instant (13:00 local)
-FULL = "full-Token_1234567890"
-READ = "read-Token_0987654321"
 
 
 def get(api: APIClient, query: str = "", url: str = URL) -> dict[str, Any]:

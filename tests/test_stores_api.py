@@ -15,11 +15,8 @@ from rest_framework.test import APIClient
 
 from loop import storage
 from loop.ingest import insert_polls
-from tests.support.api import assert_json_error
+from tests.support.api import FULL, READ, assert_json_error
 from tests.support.query_spy import MARK, strings_in
-
-FULL = "full-Token_1234567890"
-READ = "read-Token_0987654321"
 
 
 def polls(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
@@ -273,12 +270,6 @@ def test_crafted_store_ids_stay_plain_strings(api: APIClient, mdb: Database, que
 
 
 # --- access -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def tokens(settings) -> None:
-    settings.API_TOKEN = FULL
-    settings.API_READ_TOKEN = READ
 
 
 def test_the_read_token_reads_but_may_not_put(api: APIClient, fleet: Database, tokens: None) -> None:

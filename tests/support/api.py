@@ -11,6 +11,9 @@ from rest_framework.test import APIClient
 
 from tests.support.polling import wait_for_report
 
+# The two tokens of the API tests (the ``tokens`` fixture of tests/conftest.py sets them).
+FULL = "full-Token_1234567890"
+READ = "read-Token_0987654321"
 VALID_ID = "Abcdefghijklmnopqrstuvwxyz012_-9"  # 32 characters of the allowed alphabet
 assert len(VALID_ID) == 32
 
