@@ -32,7 +32,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "myproject.settings")
 
 import django  # noqa: E402
 
-from bench.bench_offline import DEFAULT_REAL_DIR, describe_set, ensure_dataset, run_measured  # noqa: E402
+from bench.bench_offline import DEFAULT_REAL_DIR, describe_set, ensure_dataset, run_measured, service_env  # noqa: E402
 from loop.datagen import LOOP_2025_STORES  # noqa: E402
 from tests.support.browser import DESKTOP, chromium_problem, launch_args, wait_ready  # noqa: E402
 from tests.support.processes import start_celery_worker, start_gunicorn  # noqa: E402
@@ -111,18 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data set: {folder} ({describe_set(folder)}; {'generated' if generated else 'reused'})", flush=True)
     run_id = uuid.uuid4().hex[:8]
     db_name = f"loop_benchdash_{run_id}"
+    without_tokens = {k: v for k, v in os.environ.items() if k not in ("API_TOKEN", "API_READ_TOKEN")}
+    settings = {"mongo_url": args.mongo_url, "broker_url": args.broker_url, "run_id": run_id}
     env = {
-        **{k: v for k, v in os.environ.items() if k not in ("API_TOKEN", "API_READ_TOKEN")},
-        "PYTHONPATH": str(REPO),
-        "MONGO_URL": args.mongo_url,
-        "MONGO_DB": db_name,
-        "CELERY_BROKER_URL": args.broker_url,
-        "CELERY_QUEUE": f"loop_benchdash_{run_id}",
-        "DEBUG": "0",
-        "SECRET_KEY": f"bench-{run_id}",
-        "ALLOWED_HOSTS": "127.0.0.1",
+        **service_env(without_tokens, db_name=db_name, queue=f"loop_benchdash_{run_id}", **settings),
         "TRIGGER_RATE_LIMIT": "",
-        "PYTHONUNBUFFERED": "1",
     }
     logs = args.data_dir / f"bench-dashboard-{run_id}"
     logs.mkdir(parents=True, exist_ok=True)

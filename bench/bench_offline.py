@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +95,24 @@ def _drain(proc: subprocess.Popen[bytes]) -> tuple[str, str]:
     for th in threads:
         th.join()
     return (chunks["out"].decode(errors="replace"), chunks["err"].decode(errors="replace"))
+
+
+def service_env(
+    base: Mapping[str, str], *, mongo_url: str, broker_url: str, db_name: str, queue: str, run_id: str
+) -> dict[str, str]:
+    """The settings of a benchmarked service (DEBUG off, its own database and queue)."""
+    return {
+        **base,
+        "PYTHONPATH": str(REPO),
+        "MONGO_URL": mongo_url,
+        "MONGO_DB": db_name,
+        "CELERY_BROKER_URL": broker_url,
+        "CELERY_QUEUE": queue,
+        "DEBUG": "0",
+        "SECRET_KEY": f"bench-{run_id}",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def ensure_dataset(base: Path, stores: int, real_dir: Path | None) -> tuple[Path, float | None]:

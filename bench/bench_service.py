@@ -55,7 +55,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "myproject.settings")
 
 import django  # noqa: E402
 
-from bench.bench_offline import DEFAULT_REAL_DIR, describe_set, ensure_dataset, run_measured  # noqa: E402
+from bench.bench_offline import DEFAULT_REAL_DIR, describe_set, ensure_dataset, run_measured, service_env  # noqa: E402
 from loop.datagen import LOOP_2025_STORES  # noqa: E402
 from tests.support.processes import Web, Worker, start_celery_worker, start_gunicorn  # noqa: E402
 
@@ -202,18 +202,14 @@ def run_scale(scale: float, args: argparse.Namespace, run_id: str) -> ScaleResul
 
     tag = f"{run_id}_{label.replace('.', '_')}"
     db_name = f"loop_bench_{tag}"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "MONGO_URL": args.mongo_url,
-        "MONGO_DB": db_name,
-        "CELERY_BROKER_URL": args.broker_url,
-        "CELERY_QUEUE": f"loop_bench_{tag}",
-        "DEBUG": "0",
-        "SECRET_KEY": f"bench-{run_id}",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = service_env(
+        os.environ,
+        mongo_url=args.mongo_url,
+        broker_url=args.broker_url,
+        db_name=db_name,
+        queue=f"loop_bench_{tag}",
+        run_id=run_id,
+    )
     logs = args.data_dir / f"bench-service-{run_id}" / label
     logs.mkdir(parents=True, exist_ok=True)
     db = storage.get_db(db_name, args.mongo_url)
