@@ -30,7 +30,7 @@ from tests.support.browser import (
     wait_answering,
     watch,
 )
-from tests.support.integration import BROKER_URL, HOW_TO_START, MONGO_URL, Stack, skip_or_fail, unreachable
+from tests.support.integration import BROKER_URL, HOW_TO_START, MONGO_URL, Stack, service_env, skip_or_fail, unreachable
 from tests.support.processes import Web, start_celery_worker, start_gunicorn
 
 
@@ -59,18 +59,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserStack]:
     logs = tmp_path_factory.mktemp("browser-logs")
     db_name = f"loop_browser_{run_id}"
     queue = f"loop_browser_{run_id}"
+    without_tokens = {k: v for k, v in os.environ.items() if k not in ("API_TOKEN", "API_READ_TOKEN")}
     env = {
-        **{k: v for k, v in os.environ.items() if k not in ("API_TOKEN", "API_READ_TOKEN")},
-        "MONGO_URL": MONGO_URL,
-        "MONGO_DB": db_name,
-        "CELERY_BROKER_URL": BROKER_URL,
-        "CELERY_QUEUE": queue,
-        "DEBUG": "0",
-        "SECRET_KEY": f"browser-{run_id}",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SQLITE_PATH": str(logs / "db.sqlite3"),
+        **service_env(without_tokens, db_name=db_name, queue=queue, secret=f"browser-{run_id}", logs=logs),
         "TRIGGER_RATE_LIMIT": "",
-        "PYTHONUNBUFFERED": "1",
     }
     dataset = build_dataset(tmp_path_factory.mktemp("browser-data"))
     worker = start_celery_worker(env, None, 1, logs / "worker.log", report_delay_s=REPORT_PAUSE_S)

@@ -26,6 +26,7 @@ from tests.support.integration import (
     Dataset,
     Stack,
     build_dataset,
+    service_env,
     skip_or_fail,
     unreachable,
 )
@@ -45,19 +46,8 @@ def stack(servers: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     logs = tmp_path_factory.mktemp("stack-logs")
     db_name = f"loop_it_{run_id}"
     queue = f"loop_it_{run_id}"
-    env = {
-        **os.environ,
-        "MONGO_URL": MONGO_URL,
-        "MONGO_DB": db_name,
-        "CELERY_BROKER_URL": BROKER_URL,
-        "CELERY_QUEUE": queue,
-        # Production-like: DEBUG off, so a SECRET_KEY is required.
-        "DEBUG": "0",
-        "SECRET_KEY": f"integration-{run_id}",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SQLITE_PATH": str(logs / "db.sqlite3"),
-        "PYTHONUNBUFFERED": "1",
-    }
+    # Production-like: DEBUG off, so a SECRET_KEY is required.
+    env = service_env(os.environ, db_name=db_name, queue=queue, secret=f"integration-{run_id}", logs=logs)
     worker = start_celery_worker(env, None, 1, logs / "worker.log")
     web = start_gunicorn(env, 2, logs / "web.log")
     mongo = MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000)

@@ -9,37 +9,25 @@ never meets it).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from urllib.parse import quote
 
 import pandas as pd
 import pytest
-import redis
 import requests
 
 from loop.csv_sources import RowProblems, locate_sources, read_hours, read_zones
-from tests.support.integration import BROKER_URL, Dataset, Stack
+from tests.support.integration import Dataset, Stack, private_app
 from tests.support.polling import http_report, wait_for_report
-from tests.support.processes import run_manage, start_celery_worker, start_gunicorn
+from tests.support.processes import run_manage
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def app(stack: Stack) -> Iterator[tuple[str, dict[str, str]]]:
-    run_id = uuid.uuid4().hex[:10]
-    env = {**stack.env, "MONGO_DB": f"loop_it_hourly_{run_id}", "CELERY_QUEUE": f"loop_it_hourly_{run_id}"}
-    worker = start_celery_worker(env, None, 1, stack.logs / "worker-hourly.log")
-    web = start_gunicorn(env, 2, stack.logs / "web-hourly.log")
-    try:
-        web.wait_healthy()
-        yield web.url, env
-    finally:
-        web.stop()
-        worker.shutdown()
-        stack.mongo.drop_database(env["MONGO_DB"])
-        redis.Redis.from_url(BROKER_URL).delete(env["CELERY_QUEUE"])
+    with private_app(stack, "hourly") as app:
+        yield app
 
 
 def clock(seconds: int) -> str:

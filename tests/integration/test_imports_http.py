@@ -11,19 +11,17 @@ import http.client
 import json
 import socket
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import redis
 import requests
 from pymongo.database import Database
 
-from tests.support.integration import BROKER_URL, Dataset, Stack, skip_or_fail
+from tests.support.integration import Dataset, Stack, offline_report, private_app, skip_or_fail
 from tests.support.polling import http_report, wait_for_report, wait_until
-from tests.support.processes import MissingServer, private_redis, run_manage, start_celery_worker, start_gunicorn
+from tests.support.processes import MissingServer, private_redis, start_gunicorn
 from tests.support.uploads import MultipartBody, csv_parts, post_upload, wait_for_import, zip_folder
 
 pytestmark = pytest.mark.integration
@@ -44,25 +42,8 @@ class ImportsApp:
 
 @pytest.fixture(scope="module")
 def app(stack: Stack) -> Iterator[ImportsApp]:
-    run_id = uuid.uuid4().hex[:10]
-    db_name, queue = f"loop_it_imports_{run_id}", f"loop_it_imports_{run_id}"
-    env = {**stack.env, "MONGO_DB": db_name, "CELERY_QUEUE": queue, "API_TOKEN": FULL, "API_READ_TOKEN": READ}
-    worker = start_celery_worker(env, None, 1, stack.logs / "worker-imports.log")
-    web = start_gunicorn(env, 2, stack.logs / "web-imports.log")
-    try:
-        web.wait_healthy()
-        yield ImportsApp(web.url, env, stack.mongo[db_name])
-    finally:
-        web.stop()
-        worker.shutdown()
-        stack.mongo.drop_database(db_name)
-        redis.Redis.from_url(BROKER_URL).delete(queue)
-
-
-def offline_report(env: dict[str, str], folder: Path, now: str) -> str:
-    proc = run_manage(env, "generate_report", "--csv-dir", str(folder), "--now", now, "--output", "-")
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+    with private_app(stack, "imports", API_TOKEN=FULL, API_READ_TOKEN=READ) as (url, env):
+        yield ImportsApp(url, env, stack.mongo[env["MONGO_DB"]])
 
 
 def report_at_newest(app: ImportsApp) -> dict:

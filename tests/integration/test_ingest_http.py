@@ -6,19 +6,16 @@ both tokens set, so what it posts never meets the other modules' data.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 import pytest
-import redis
 import requests
 
-from tests.support.integration import BROKER_URL, Dataset, Stack
+from tests.support.integration import Dataset, Stack, offline_report, private_app
 from tests.support.polling import http_report, wait_for_report
-from tests.support.processes import run_manage, start_celery_worker, start_gunicorn
+from tests.support.processes import run_manage
 
 pytestmark = pytest.mark.integration
 
@@ -40,32 +37,9 @@ class Ingest:
 
 @pytest.fixture(scope="module")
 def ingest(stack: Stack) -> Iterator[Ingest]:
-    run_id = uuid.uuid4().hex[:10]
-    db_name, queue = f"loop_it_ingest_{run_id}", f"loop_it_ingest_{run_id}"
-    env = {
-        **stack.env,
-        "MONGO_DB": db_name,
-        "CELERY_QUEUE": queue,
-        "API_TOKEN": FULL,
-        "API_READ_TOKEN": READ,
-        "INGEST_MAX_BODY_BYTES": str(1024 * 1024),
-    }
-    worker = start_celery_worker(env, None, 1, stack.logs / "worker-ingest.log")
-    web = start_gunicorn(env, 2, stack.logs / "web-ingest.log")
-    try:
-        web.wait_healthy()
-        yield Ingest(web.url, env)
-    finally:
-        web.stop()
-        worker.shutdown()
-        stack.mongo.drop_database(db_name)
-        redis.Redis.from_url(BROKER_URL).delete(queue)
-
-
-def offline_report(env: dict[str, str], folder: Path, now: str) -> str:
-    proc = run_manage(env, "generate_report", "--csv-dir", str(folder), "--now", now, "--output", "-")
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+    settings = {"API_TOKEN": FULL, "API_READ_TOKEN": READ, "INGEST_MAX_BODY_BYTES": str(1024 * 1024)}
+    with private_app(stack, "ingest", **settings) as (url, env):
+        yield Ingest(url, env)
 
 
 def test_a_csv_batch_posted_over_http_gives_the_offline_report(ingest: Ingest, dataset: Dataset) -> None:

@@ -11,18 +11,16 @@ only; "later" holds the newest poll, 2024-10-08 12:00Z.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 import requests
 
 from tests.support.csv_files import write_csv, write_dataset
-from tests.support.integration import BROKER_URL, Stack
+from tests.support.integration import Stack, private_app
 from tests.support.polling import http_report, wait_for_report
-from tests.support.processes import run_manage, start_celery_worker, start_gunicorn
+from tests.support.processes import run_manage
 
 pytestmark = pytest.mark.integration
 
@@ -43,18 +41,8 @@ SPECIAL = [
 
 @pytest.fixture(scope="module")
 def app(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
-    run_id = uuid.uuid4().hex[:10]
-    env = {**stack.env, "MONGO_DB": f"loop_it_stores_{run_id}", "CELERY_QUEUE": f"loop_it_stores_{run_id}"}
-    worker = start_celery_worker(env, None, 1, stack.logs / "worker-stores.log")
-    web = start_gunicorn(env, 2, stack.logs / "web-stores.log")
-    try:
-        web.wait_healthy()
-        yield web.url, env
-    finally:
-        web.stop()
-        worker.shutdown()
-        stack.mongo.drop_database(env["MONGO_DB"])
-        redis.Redis.from_url(BROKER_URL).delete(env["CELERY_QUEUE"])
+    with private_app(stack, "stores") as app:
+        yield app
 
 
 def load(env: dict[str, str], folder: Path) -> str:

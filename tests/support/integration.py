@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -23,7 +26,7 @@ from pymongo.database import Database
 
 from loop.datagen import generate_dataset
 from tests.support.polling import http_report, wait_for_report
-from tests.support.processes import run_manage
+from tests.support.processes import run_manage, start_celery_worker, start_gunicorn
 
 MONGO_URL = os.environ.get("IT_MONGO_URL", "mongodb://127.0.0.1:27017")
 BROKER_URL = os.environ.get("IT_BROKER_URL", "redis://127.0.0.1:6379/0")
@@ -31,6 +34,22 @@ HOW_TO_START = (
     "start them with `make services` (Redis on 127.0.0.1:6379, a MongoDB-wire server on 127.0.0.1:27017), "
     "or point IT_BROKER_URL / IT_MONGO_URL at running servers"
 )
+
+
+def service_env(base: Mapping[str, str], *, db_name: str, queue: str, secret: str, logs: Path) -> dict[str, str]:
+    """A production-like stack's settings (DEBUG off, so a SECRET_KEY) on a database and queue of its own."""
+    return {
+        **base,
+        "MONGO_URL": MONGO_URL,
+        "MONGO_DB": db_name,
+        "CELERY_BROKER_URL": BROKER_URL,
+        "CELERY_QUEUE": queue,
+        "DEBUG": "0",
+        "SECRET_KEY": secret,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SQLITE_PATH": str(logs / "db.sqlite3"),
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def unreachable() -> str | None:
@@ -148,3 +167,28 @@ def build_dataset(base: Path) -> Dataset:
     (old / "store_status.csv").write_text("\n".join(keep) + "\n")
     old_newest = _poll_times(old / "store_status.csv").max()
     return Dataset(full=full, old=old, full_newest=all_times.max(), old_newest=old_newest)
+
+
+@contextmanager
+def private_app(stack: Stack, name: str, **settings: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """A worker and a gunicorn (2 processes) of a test module, on a database and queue of their own
+    (``loop_it_<name>_<run>``) with ``settings`` over the stack's; both are dropped afterwards."""
+    run_id = uuid.uuid4().hex[:10]
+    env = {**stack.env, "MONGO_DB": f"loop_it_{name}_{run_id}", "CELERY_QUEUE": f"loop_it_{name}_{run_id}", **settings}
+    worker = start_celery_worker(env, None, 1, stack.logs / f"worker-{name}.log")
+    web = start_gunicorn(env, 2, stack.logs / f"web-{name}.log")
+    try:
+        web.wait_healthy()
+        yield web.url, env
+    finally:
+        web.stop()
+        worker.shutdown()
+        stack.mongo.drop_database(env["MONGO_DB"])
+        redis.Redis.from_url(BROKER_URL).delete(env["CELERY_QUEUE"])
+
+
+def offline_report(env: dict[str, str], folder: Path, now: str) -> str:
+    """The offline command's report CSV of ``folder`` at ``now`` (what the service must answer)."""
+    proc = run_manage(env, "generate_report", "--csv-dir", str(folder), "--now", now, "--output", "-")
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
