@@ -15,8 +15,8 @@ from loop.report_engine import DEFAULT_MAX_GAP_MINUTES, MAX_GAP_MINUTES_ALLOWED,
 from loop.rules import POLL_STATUSES
 from loop.serializers import HoursItemSerializer, StrictSerializer, page_field, page_size_field
 from loop.services.stores import SEARCH_MAX_LENGTH
-from loop.timeline import local_iso
-from loop.timeutil import NOW_HELP, parse_now, us_to_ts
+from loop.timeline import iso_times
+from loop.timeutil import NOW_HELP, parse_now
 
 
 def utc_text(value: pd.Timestamp | None) -> str | None:
@@ -199,14 +199,14 @@ class StoreTimelineSerializer(serializers.Serializer):
     def to_representation(self, instance: Any) -> dict[str, Any]:
         timeline = instance.timeline
         zone = timeline.zone
+        spans = [*timeline.segments, *timeline.outages, *timeline.open_intervals]
+        # Every instant converted at once (loop.timeline.iso_times), then handed out in order.
+        utc, local = iso_times([t for s in spans for t in (s.start_us, s.end_us)], zone)
+        texts = iter(zip(utc[0::2], utc[1::2], local[0::2], local[1::2], strict=True))
 
-        def span(start_us: int, end_us: int) -> dict[str, Any]:
-            return {
-                "start_utc": utc_text(us_to_ts(start_us)),
-                "end_utc": utc_text(us_to_ts(end_us)),
-                "start_local": local_iso(start_us, zone),
-                "end_local": local_iso(end_us, zone),
-            }
+        def span() -> dict[str, Any]:
+            start_utc, end_utc, start_local, end_local = next(texts)
+            return {"start_utc": start_utc, "end_utc": end_utc, "start_local": start_local, "end_local": end_local}
 
         return {
             "store_id": instance.store_id,
@@ -222,11 +222,10 @@ class StoreTimelineSerializer(serializers.Serializer):
                 "outages": timeline.outage_count,
                 "longest_outage_minutes": round(timeline.longest_outage_minutes, 2),
             },
-            "segments": [
-                {**span(s.start_us, s.end_us), "status": s.status, "observed": s.observed} for s in timeline.segments
-            ],
-            "outages": [{**span(o.start_us, o.end_us), "minutes": round(o.seconds / 60, 2)} for o in timeline.outages],
-            "open_intervals": [span(o.start_us, o.end_us) for o in timeline.open_intervals],
+            # In the order of ``spans``: segments, outages, then open intervals.
+            "segments": [{**span(), "status": s.status, "observed": s.observed} for s in timeline.segments],
+            "outages": [{**span(), "minutes": round(o.seconds / 60, 2)} for o in timeline.outages],
+            "open_intervals": [span() for _ in timeline.open_intervals],
             "days": [
                 {
                     "date_local": d.date_local,

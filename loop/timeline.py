@@ -10,6 +10,7 @@ report (the API allows up to 31 days).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,7 +92,34 @@ class Timeline:
 
 def local_iso(instant_us: int, zone: str) -> str:
     """An instant as the store's local ISO-8601 time with its offset (e.g. for a segment's local start)."""
-    return pd.Timestamp(instant_us, unit="us", tz="UTC").tz_convert(zone).isoformat()
+    return iso_times([instant_us], zone)[1][0]
+
+
+def iso_times(instants_us: Sequence[int], zone: str) -> tuple[list[str], list[str]]:
+    """Each instant as UTC ISO 8601 with ``Z`` and as local ISO 8601 with the zone's offset then.
+
+    Vectorised because a week's timeline has hundreds of instants and a pandas Timestamp per
+    instant cost more than the timeline itself. The text is what ``Timestamp.isoformat`` writes:
+    microseconds only when there are any.
+    """
+    utc_us = np.asarray(instants_us, dtype=np.int64)
+    utc = pd.DatetimeIndex(utc_us.astype("datetime64[us]")).tz_localize("UTC")
+    wall_us = utc.tz_convert(zone).tz_localize(None).to_numpy().astype("datetime64[us]").view(np.int64)
+    offset_s = (wall_us - utc_us) // US_PER_SECOND
+    sign = np.where(offset_s < 0, "-", "+")
+    magnitude = np.abs(offset_s)
+    hh, mm, ss = magnitude // 3600, magnitude // 60 % 60, magnitude % 60
+    offsets = [
+        f"{g}{h:02d}:{m:02d}" + (f":{x:02d}" if x else "")
+        for g, h, m, x in zip(sign.tolist(), hh.tolist(), mm.tolist(), ss.tolist(), strict=True)
+    ]
+    return _iso_text(utc_us, ["Z"] * len(offsets)), _iso_text(wall_us, offsets)
+
+
+def _iso_text(wall_us: np.ndarray, suffixes: list[str]) -> list[str]:
+    text = np.datetime_as_string(wall_us.astype("datetime64[us]"), unit="us").tolist()
+    whole = (wall_us % US_PER_SECOND == 0).tolist()
+    return [(t[:-7] if w else t) + suffix for t, w, suffix in zip(text, whole, suffixes, strict=True)]
 
 
 def store_timeline(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from loop import storage
 from loop.ingest import insert_polls, load_sources
 from loop.ingest.migrate import migrate_legacy_polls
 from loop.storage.legacy import LegacyLayoutError
-from loop.storage.polls import PART_POLLS, PollColumns
+from loop.storage.polls import PART_POLLS, PollColumns, forget_cached_heads
 from tests.support.csv_files import write_dataset
 from tests.support.stored import stored_poll_rows
 
@@ -54,15 +55,40 @@ def test_a_day_is_one_head_and_packed_parts_with_exact_microseconds(mdb: Databas
     assert head["version"] == 1 and head["n"] == 3
     assert head["parts"] == [{"k": 0, "first": "007", "last": "s1", "n": 3}]
     (part,) = day_parts(mdb, "2024-10-03")
+    assert part["codec"] == "zlib"
+
+    def array(name: str) -> bytes:
+        return zlib.decompress(part[name])
+
     # Sorted by (store id, time): 007 first; microseconds since the epoch, worked out by hand.
-    assert np.frombuffer(part["t_us"], dtype="<i8").tolist() == [
+    assert np.frombuffer(array("t_us"), dtype="<i8").tolist() == [
         1727913600000000,  # 2024-10-03 00:00:00
         1727998400412748,  # 23:33:20.412748 = 84800.412748 s later
         1727998400412749,
     ]
-    assert bytes(part["store_ids"]) == b"007s1"
-    assert np.frombuffer(part["store_counts"], dtype="<i4").tolist() == [1, 2]
-    assert np.unpackbits(np.frombuffer(part["inactive"], dtype=np.uint8))[:3].tolist() == [0, 0, 1]
+    assert array("store_ids") == b"007s1"
+    assert np.frombuffer(array("store_counts"), dtype="<i4").tolist() == [1, 2]
+    assert np.unpackbits(np.frombuffer(array("inactive"), dtype=np.uint8))[:3].tolist() == [0, 0, 1]
+
+
+def test_parts_written_before_compression_still_read(mdb: Database) -> None:
+    rows = [("s1", "active", "2024-10-03 10:00:00"), ("s2", "inactive", "2024-10-03 11:00:00.5")]
+    insert_polls(mdb, frame(rows))
+    (part,) = day_parts(mdb, "2024-10-03")
+    # Rewrite the part as the earlier code stored it: the same arrays, uncompressed, no codec.
+    raw = {
+        name: zlib.decompress(part[name])
+        for name in ("store_ids", "store_id_lengths", "store_counts", "t_us", "inactive")
+    }
+    mdb[f"{storage.STATUS}.2024-10-03"].update_one({"_id": part["_id"]}, {"$set": raw, "$unset": {"codec": ""}})
+    forget_cached_heads(mdb)
+    polls = storage.read_polls(mdb, pd.Timestamp("2024-10-03", tz="UTC"), pd.Timestamp("2024-10-04", tz="UTC"))
+    assert polls["store_id"].astype(str).tolist() == ["s1", "s2"]
+    assert polls["status"].astype(str).tolist() == ["active", "inactive"]
+    assert polls["timestamp_utc"].tolist() == [
+        pd.Timestamp("2024-10-03 10:00:00", tz="UTC"),
+        pd.Timestamp("2024-10-03 11:00:00.5", tz="UTC"),
+    ]
 
 
 def test_parts_are_bounded_whatever_the_poll_rate(mdb: Database) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 
 import numpy as np
 import pandas as pd
@@ -50,10 +51,10 @@ def test_polls_round_trip_keeps_microseconds(mdb: Database) -> None:
         "2024-10-03T23:33:20.412748+00:00",
         "2024-10-03T23:33:20.412749+00:00",
     ]
-    # Stored as int64 microseconds in the day's packed part (docs/storage.md).
+    # Stored as int64 microseconds in the day's packed part, zlib-compressed (docs/storage.md).
     head = mdb[storage.STATUS].find_one({"_id": "day:2024-10-03"})
     part = mdb[f"{storage.STATUS}.2024-10-03"].find_one({"_id": f"{head['token']}|0"})
-    assert np.frombuffer(part["t_us"], dtype="<i8").tolist() == [1727998400412748, 1727998400412749]
+    assert np.frombuffer(zlib.decompress(part["t_us"]), dtype="<i8").tolist() == [1727998400412748, 1727998400412749]
 
 
 def test_duplicates_are_counted_and_inactive_wins_across_loads(mdb: Database) -> None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from loop.timeline import DaySummary, Segment, Span, Timeline, local_iso, store_timeline
+from loop.timeline import DaySummary, Segment, Span, Timeline, iso_times, local_iso, store_timeline
 from tests.support.report_frames import hours_frame, polls_frame, special_frame, utc
 
 CHI = "America/Chicago"
@@ -205,3 +207,24 @@ def test_local_iso_shows_the_offset_of_the_date() -> None:
     # 14:00Z is 09:00 CDT (UTC-5) in October and 08:00 CST (UTC-6) in December.
     assert local_iso(us("2024-10-07T14:00:00Z"), CHI) == "2024-10-07T09:00:00-05:00"
     assert local_iso(us("2024-12-09T14:00:00Z"), CHI) == "2024-12-09T08:00:00-06:00"
+
+
+def test_iso_times_write_what_pandas_isoformat_writes() -> None:
+    # The vectorised text against pandas' own, one Timestamp at a time: DST edges, whole seconds,
+    # microseconds, a half-hour zone and a negative offset.
+    zones = ["America/Chicago", "Australia/Lord_Howe", "Asia/Kolkata", "UTC", "America/St_Johns"]
+    rng = np.random.default_rng(5)
+    base = us("2024-03-09T00:00:00Z")
+    instants = [
+        us("2024-03-10T08:00:00Z"),  # Chicago springs forward
+        us("2024-11-03T06:59:59.999999Z"),
+        us("2024-11-03T07:00:00Z"),  # Chicago falls back
+        *(base + rng.integers(0, 300 * 86_400_000_000, size=200)).tolist(),
+        *(base + 1_000_000 * rng.integers(0, 300 * 86_400, size=50)).tolist(),  # whole seconds
+    ]
+    for zone in zones:
+        utc, local = iso_times(instants, zone)
+        for instant, utc_text, local_text in zip(instants, utc, local, strict=True):
+            stamp = pd.Timestamp(instant, unit="us", tz="UTC")
+            assert utc_text == stamp.tz_localize(None).isoformat() + "Z"
+            assert local_text == stamp.tz_convert(zone).isoformat()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import secrets
 import threading
+import zlib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -57,6 +58,8 @@ from loop.timeutil import to_utc, ts_to_us, us_array_to_series, us_to_ts, utcnow
 # (5,000 polls of 128-character stores is under 1 MB), and one store's week is a
 # handful of small reads.
 PART_POLLS = 5000
+# How a part's arrays are stored (absent on parts written before: raw).
+PART_CODEC = "zlib"
 DAY_US = 86_400 * 1_000_000
 CATALOG = "catalog"
 CATALOG_PARTS = f"{STATUS}.{CATALOG}"
@@ -126,31 +129,45 @@ def concat_columns(parts: Iterable[PollColumns]) -> PollColumns:
 
 
 def _pack_part(columns: PollColumns, token: str, k: int, day: str) -> dict[str, Any]:
-    """One part: ``columns`` hold at most PART_POLLS polls sorted by (store, time)."""
+    """One part: ``columns`` hold at most PART_POLLS polls sorted by (store, time).
+
+    The arrays are zlib-compressed (level 1): FerretDB decodes stored bytes slowly, so a part a
+    third smaller answers a third faster (one store's read fetches a part per day).
+    """
     present, counts = np.unique(columns.store, return_counts=True)
     blob, lengths = pack_strings(columns.store_ids[present])
+    arrays = {
+        "store_ids": bytes(blob),
+        "store_id_lengths": bytes(lengths),
+        "store_counts": counts.astype("<i4").tobytes(),
+        "t_us": columns.t_us.astype("<i8").tobytes(),
+        "inactive": np.packbits(columns.inactive).tobytes(),
+    }
     return {
         "_id": f"{token}|{k}",
         "token": token,
         "day": day,
         "n": len(columns),
-        "store_ids": blob,
-        "store_id_lengths": lengths,
-        "store_counts": Binary(counts.astype("<i4").tobytes()),
-        "t_us": Binary(columns.t_us.astype("<i8").tobytes()),
-        "inactive": Binary(np.packbits(columns.inactive).tobytes()),
+        "codec": PART_CODEC,
+        **{name: Binary(zlib.compress(data, 1)) for name, data in arrays.items()},
     }
 
 
 def _unpack_part(doc: dict[str, Any]) -> PollColumns:
     n = int(doc["n"])
-    ids = unpack_strings(doc["store_ids"], doc["store_id_lengths"])
-    counts = np.frombuffer(doc["store_counts"], dtype="<i4")
+    # Parts written before compression have no codec: their arrays are stored as they are.
+    compressed = doc.get("codec") == PART_CODEC
+
+    def array(name: str) -> bytes:
+        return zlib.decompress(doc[name]) if compressed else bytes(doc[name])
+
+    ids = unpack_strings(array("store_ids"), array("store_id_lengths"))
+    counts = np.frombuffer(array("store_counts"), dtype="<i4")
     return PollColumns(
         ids,
         np.repeat(np.arange(len(ids), dtype=np.int64), counts),
-        np.frombuffer(doc["t_us"], dtype="<i8").astype(np.int64),
-        np.unpackbits(np.frombuffer(doc["inactive"], dtype=np.uint8), count=n).astype(bool),
+        np.frombuffer(array("t_us"), dtype="<i8").astype(np.int64),
+        np.unpackbits(np.frombuffer(array("inactive"), dtype=np.uint8), count=n).astype(bool),
     )
 
 
