@@ -7,12 +7,14 @@ stored one; these tests check that a replaced day or table is still read fresh, 
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 from bson.binary import Binary
 from pymongo.database import Database
 
 from loop import storage
 from loop.ingest import insert_polls
 from loop.storage.packed import PartCache
+from loop.storage.polls import PART_POLLS
 
 
 def polls(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
@@ -58,3 +60,24 @@ def test_the_cache_keeps_at_most_its_bytes_and_drops_the_least_recently_used(mdb
     assert cache.get(mdb, "p", "big") is None
     # Another database's part of the same name is another part.
     assert cache.get(mdb.client["other"], "p", "t|1") is None
+
+
+def test_one_stores_read_keeps_the_whole_day_so_the_next_store_reads_no_part(
+    mdb: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start, end = pd.Timestamp("2024-10-07", tz="UTC"), pd.Timestamp("2024-10-08", tz="UTC")
+    # Enough stores for several parts of the day (PART_POLLS each).
+    rows = [(f"s{i:05d}", "active", "2024-10-07 10:00") for i in range(2 * PART_POLLS + 10)]
+    insert_polls(mdb, polls(rows))
+    assert storage.read_store_polls(mdb, "s00000", start, end)["store_id"].tolist() == ["s00000"]
+    day = mdb[f"{storage.STATUS}.2024-10-07"]
+    reads: list[object] = []
+    original_find, original_find_one = type(day).find, type(day).find_one
+    monkeypatch.setattr(type(day), "find", lambda self, *a, **k: reads.append(a) or original_find(self, *a, **k))
+    monkeypatch.setattr(
+        type(day), "find_one", lambda self, *a, **k: reads.append(a) or original_find_one(self, *a, **k)
+    )
+    # A store in the day's last part: served from the cache filled by the first read.
+    last = f"s{2 * PART_POLLS + 9:05d}"
+    assert storage.read_store_polls(mdb, last, start, end)["store_id"].tolist() == [last]
+    assert [r for r in reads if r and isinstance(r[0], dict) and "_id" in r[0] and "|" in str(r[0]["_id"])] == []

@@ -138,9 +138,10 @@ class PartCache:
     A part never changes: its ``_id`` names the random token of the version it belongs to, and a
     replaced version's parts are deleted, not rewritten. So a kept part is always the stored one;
     only which parts a head names can change, and heads are not kept here. Used by the packed
-    tables (hours, holiday hours, zones, catalog: small) and by one store's reads of a day (the
-    store endpoints read one part per day, over and over); whole-day reads (the report) would only
-    push them out.
+    tables (hours, holiday hours, zones, catalog: small) and by one store's reads of a day: the
+    first such read keeps all the day's parts (~40 KB each, ~2 MB for a week of the Loop-2025-sized
+    set), so the drill-down of the next stores reads no part; whole-day reads (the report) would
+    only push them out.
     """
 
     def __init__(self, max_bytes: int) -> None:
@@ -191,18 +192,23 @@ def read_version(
     store_id: str | None = None,
     head: dict[str, Any] | None = None,
     cache: bool = False,
+    cache_whole_version: bool = False,
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """The current head and its part documents (only those that can hold ``store_id`` when given).
 
     A part gone between reading the head and the part means the version was replaced meanwhile:
     the new head is read. ``head``, when the caller has just read it, saves a round trip.
     ``cache``: keep the parts read in (and take them from) the process's ``PartCache``.
+    ``cache_whole_version``: on a miss, fetch and keep all the version's missing parts in one query,
+    so the next stores' reads of it come from memory (one store's days: the drill-down).
     """
     for _ in range(READ_ATTEMPTS):
         if head is None:
             head = db[heads].find_one({"_id": head_id})
         if head is None:
             return None, []
+        if cache and cache_whole_version:
+            _cache_missing_parts(db, parts, [f"{head['token']}|{part['k']}" for part in head["parts"]])
         docs = []
         for part in head["parts"]:
             if store_id is not None and not part["first"] <= store_id <= part["last"]:
@@ -221,6 +227,13 @@ def read_version(
             return head, docs
         head = None
     raise TableMoved(f"{heads}/{head_id} was replaced {READ_ATTEMPTS} times while being read")
+
+
+def _cache_missing_parts(db: Database, parts: str, part_ids: list[str]) -> None:
+    missing = [part_id for part_id in part_ids if _part_cache.get(db, parts, part_id) is None]
+    if len(missing) > 1:
+        for doc in db[parts].find({"_id": {"$in": missing}}):
+            _part_cache.put(db, parts, str(doc["_id"]), doc)
 
 
 def publish_version(

@@ -242,7 +242,9 @@ def read_day(
         parts=_day_collection(day),
         store_id=store_id,
         head=head,
-        cache=store_id is not None,  # one store's read keeps its day parts (packed.PartCache)
+        # One store's read keeps the day's parts (packed.PartCache): the next store's read of the day is in memory.
+        cache=store_id is not None,
+        cache_whole_version=store_id is not None,
     )
     columns = concat_columns(_unpack_part(doc) for doc in docs)
     if store_id is not None and len(columns):
