@@ -6,6 +6,8 @@ stored one; these tests check that a replaced day or table is still read fresh, 
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import pytest
 from bson.binary import Binary
@@ -62,22 +64,32 @@ def test_the_cache_keeps_at_most_its_bytes_and_drops_the_least_recently_used(mdb
     assert cache.get(mdb.client["other"], "p", "t|1") is None
 
 
-def test_one_stores_read_keeps_the_whole_day_so_the_next_store_reads_no_part(
-    mdb: Database, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("keep_whole_days", [True, False])
+def test_a_drill_down_that_keeps_whole_days_lets_the_next_store_read_no_part(
+    mdb: Database, monkeypatch: pytest.MonkeyPatch, keep_whole_days: bool
 ) -> None:
     start, end = pd.Timestamp("2024-10-07", tz="UTC"), pd.Timestamp("2024-10-08", tz="UTC")
     # Enough stores for several parts of the day (PART_POLLS each).
     rows = [(f"s{i:05d}", "active", "2024-10-07 10:00") for i in range(2 * PART_POLLS + 10)]
     insert_polls(mdb, polls(rows))
-    assert storage.read_store_polls(mdb, "s00000", start, end)["store_id"].tolist() == ["s00000"]
+    first = storage.read_store_polls(mdb, "s00000", start, end, keep_whole_days=keep_whole_days)
+    assert first["store_id"].tolist() == ["s00000"]
     day = mdb[f"{storage.STATUS}.2024-10-07"]
-    reads: list[object] = []
+    part_reads: list[object] = []
     original_find, original_find_one = type(day).find, type(day).find_one
-    monkeypatch.setattr(type(day), "find", lambda self, *a, **k: reads.append(a) or original_find(self, *a, **k))
-    monkeypatch.setattr(
-        type(day), "find_one", lambda self, *a, **k: reads.append(a) or original_find_one(self, *a, **k)
-    )
-    # A store in the day's last part: served from the cache filled by the first read.
+
+    def spy(original: Any) -> Any:
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if self.name == day.name:
+                part_reads.append(args)
+            return original(self, *args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(type(day), "find", spy(original_find))
+    monkeypatch.setattr(type(day), "find_one", spy(original_find_one))
+    # A store in the day's last part.
     last = f"s{2 * PART_POLLS + 9:05d}"
     assert storage.read_store_polls(mdb, last, start, end)["store_id"].tolist() == [last]
-    assert [r for r in reads if r and isinstance(r[0], dict) and "_id" in r[0] and "|" in str(r[0]["_id"])] == []
+    # Kept whole: from memory. Not kept: its own part is fetched.
+    assert (part_reads == []) is keep_whole_days

@@ -64,7 +64,10 @@ def get_store_timeline(
     db = storage.get_db()
     newest = storage.newest_poll_time(db) if end is None else None
     start, end = timeline_range(start=start, end=end, newest=newest)
-    one = storage.read_one_store(db, store_id, polls_between=(start, end))
+    # The default range (the week up to the newest poll, what the dashboard shows) keeps its days
+    # whole in this process's cache: the next stores' timelines read no part. Other ranges don't,
+    # so browsing old weeks does not fetch whole days.
+    one = storage.read_one_store(db, store_id, polls_between=(start, end), keep_whole_days=newest is not None)
     polls, hours, special, zones = one.polls, one.hours, one.special_hours, one.zones
     assert polls is not None
     if polls.empty and hours.empty and special.empty and zones.empty:

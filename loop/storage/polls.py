@@ -229,11 +229,17 @@ def forget_cached_heads(db: Database) -> None:
 
 
 def read_day(
-    db: Database, day: str, store_id: str | None = None, head: dict[str, Any] | None = None
+    db: Database,
+    day: str,
+    store_id: str | None = None,
+    head: dict[str, Any] | None = None,
+    *,
+    keep_whole_day: bool = False,
 ) -> tuple[dict[str, Any] | None, PollColumns]:
     """A day's head and polls (one store's when ``store_id`` is given), consistent with one version.
 
-    ``head``, when the caller has just read it, saves a round trip.
+    ``head``, when the caller has just read it, saves a round trip. ``keep_whole_day`` (one store's
+    read): also fetch and keep the day's other parts, for the drill-downs of the next stores.
     """
     head, docs = read_version(
         db,
@@ -242,9 +248,9 @@ def read_day(
         parts=_day_collection(day),
         store_id=store_id,
         head=head,
-        # One store's read keeps the day's parts (packed.PartCache): the next store's read of the day is in memory.
-        cache=store_id is not None,
-        cache_whole_version=store_id is not None,
+        cache=store_id is not None,  # one store's read keeps its day parts (packed.PartCache)
+        # ... and, asked for, all the day's parts: the next store's read of the day is in memory.
+        cache_whole_version=store_id is not None and keep_whole_day,
     )
     columns = concat_columns(_unpack_part(doc) for doc in docs)
     if store_id is not None and len(columns):
@@ -379,7 +385,14 @@ def read_polls(db: Database, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataF
     return read_poll_columns(db, start, end).to_frame()
 
 
-def read_poll_columns(db: Database, start: pd.Timestamp, end: pd.Timestamp, store_id: str | None = None) -> PollColumns:
+def read_poll_columns(
+    db: Database,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    store_id: str | None = None,
+    *,
+    keep_whole_days: bool = False,
+) -> PollColumns:
     """Polls in [start, end] as columns (one store's when ``store_id`` is given), sorted by store and time.
 
     The days are read concurrently: each is a short chain of ``_id`` lookups (head, then
@@ -391,7 +404,7 @@ def read_poll_columns(db: Database, start: pd.Timestamp, end: pd.Timestamp, stor
     heads = _known_heads(db, _days_between(start_us, end_us))
 
     def read(day: str) -> tuple[dict[str, Any] | None, PollColumns]:
-        return read_day(db, day, store_id, heads[day])
+        return read_day(db, day, store_id, heads[day], keep_whole_day=keep_whole_days)
 
     days = list(heads)
     results = list(_reader_pool().map(read, days)) if len(days) > 1 else [read(day) for day in days]
@@ -412,9 +425,11 @@ def _reader_pool() -> ThreadPoolExecutor:
     return _pools[pid]
 
 
-def read_store_polls(db: Database, store_id: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+def read_store_polls(
+    db: Database, store_id: str, start: pd.Timestamp, end: pd.Timestamp, *, keep_whole_days: bool = False
+) -> pd.DataFrame:
     """One store's polls in [start, end] (what the store drill-down reads)."""
-    return read_poll_columns(db, start, end, store_id=store_id).compact().to_frame()
+    return read_poll_columns(db, start, end, store_id=store_id, keep_whole_days=keep_whole_days).compact().to_frame()
 
 
 def week_polls(db: Database, now: pd.Timestamp) -> pd.DataFrame:

@@ -212,6 +212,7 @@ def read_one_store(
     store_id: str,
     *,
     polls_between: tuple[pd.Timestamp, pd.Timestamp] | None = None,
+    keep_whole_days: bool = False,
     with_catalog: bool = False,
 ) -> OneStore:
     """A store's weekly and holiday hours and zone rows, plus its polls in [start, end] and its catalog row
@@ -222,7 +223,11 @@ def read_one_store(
     special = pool.submit(read_special_hours, db, store_id)
     zones = pool.submit(read_zones, db, store_id)
     catalog = pool.submit(read_store_catalog, db, store_id) if with_catalog else None
-    polls = None if polls_between is None else read_store_polls(db, store_id, *polls_between)
+    polls = (
+        None
+        if polls_between is None
+        else read_store_polls(db, store_id, *polls_between, keep_whole_days=keep_whole_days)
+    )
     return OneStore(
         hours=hours.result(),
         special_hours=special.result(),
