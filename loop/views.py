@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from loop.access import RequireApiToken, RequireWriteToken, TriggerRateThrottle
 from loop.api_errors import LengthRequired
 from loop.health import service_health
+from loop.ids import is_id
 from loop.parsers import CsvBody, IngestCSVParser, IngestJSONParser
 from loop.serializers import (
     ErrorSerializer,
@@ -100,7 +101,7 @@ def _options_body(data: Any) -> Any:
 
 def _report_id_param(value: object) -> str:
     # Only a plain string of the exact shape ever reaches a MongoDB query.
-    if not reports.is_report_id(value):
+    if not is_id(value):
         raise ValidationError({"report_id": f"must be {reports.REPORT_ID_HELP}"})
     return str(value)
 
@@ -398,7 +399,7 @@ class TimezoneView(StoreAttributeView):
 
 def _import_id_param(value: object) -> str:
     # Only a plain string of the exact shape ever reaches a MongoDB query.
-    if not imports.is_import_id(value):
+    if not is_id(value):
         raise ValidationError({"import_id": f"must be {imports.IMPORT_ID_HELP}"})
     return str(value)
 

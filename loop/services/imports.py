@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
-import secrets
 import shutil
 import tempfile
 import time
@@ -28,6 +26,7 @@ from pymongo.database import Database
 from loop import storage
 from loop.csv_sources import ARCHIVE_FIELD, SOURCE_NAMES, UPLOAD_FIELDS, CsvSource, InputFileError
 from loop.errors import Conflict, InvalidInput, NotFound, Unavailable
+from loop.ids import ID_SHAPE, is_id, new_id
 from loop.ingest.archives import ArchiveRefused, unpack_sources
 from loop.ingest.loader import LoadStats, load_found_sources
 from loop.services.reports import PAGE_SIZE_DEFAULT, page_skip, short_error, worker_name
@@ -37,20 +36,10 @@ from loop.timeutil import utcnow
 
 logger = logging.getLogger(__name__)
 
-IMPORT_ID_RE = re.compile(r"[A-Za-z0-9_-]{32}")
-IMPORT_ID_HELP = "32 characters of A-Z, a-z, 0-9, '_' and '-' (as returned by POST /imports/)."
+IMPORT_ID_HELP = f"{ID_SHAPE} (as returned by POST /imports/)."
 # How many rejected rows an import's summary lists (with file, line and reason).
 SUMMARY_PROBLEMS = 20
 FILES_HELP = f"send a Loop .zip as {ARCHIVE_FIELD!r}, or at least one of {', '.join(UPLOAD_FIELDS)} as CSV files"
-
-
-def new_import_id() -> str:
-    return secrets.token_urlsafe(24)
-
-
-def is_import_id(value: object) -> bool:
-    """True only for a plain string of the shape ``new_import_id`` hands out."""
-    return isinstance(value, str) and IMPORT_ID_RE.fullmatch(value) is not None
 
 
 def import_url(import_id: str) -> str:
@@ -104,7 +93,7 @@ def start_import(*, files: list[ImportFile]) -> ImportStarted:
     except Exception:
         storage.delete_import_files(db, files)
         raise
-    doc = storage.create_import(db, new_import_id(), files)
+    doc = storage.create_import(db, new_id(), files)
     import_id = doc["import_id"]
     storage.adopt_uploads(db, [item["file_id"] for item in files])
     from loop.embedded_worker import enqueue_import  # the worker imports this module
@@ -135,7 +124,7 @@ def _check_files(files: list[ImportFile]) -> None:
 
 def get_import(*, import_id: str) -> ImportView:
     """The import, failed first if no sign of life came for longer than IMPORT_STALE_SECONDS."""
-    if not is_import_id(import_id):  # only a plain string of our shape reaches a query
+    if not is_id(import_id):  # only a plain string of our shape reaches a query
         raise InvalidInput("import_id", f"must be {IMPORT_ID_HELP}")
     db = storage.get_db()
     doc = storage.get_import(db, import_id)

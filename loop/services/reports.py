@@ -9,8 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import re
-import secrets
 import socket
 import time
 from dataclasses import dataclass, replace
@@ -21,6 +19,7 @@ from pymongo.database import Database
 
 from loop import storage
 from loop.errors import Conflict, InvalidInput, NotFound, Unavailable
+from loop.ids import ID_SHAPE, is_id, new_id
 from loop.report_engine import DEFAULT_MAX_GAP_MINUTES, MAX_GAP_MINUTES_ALLOWED, MIN_GAP_MINUTES, report_to_csv
 from loop.storage import ReportDoc, ReportFormat, ReportPhase, ReportStatus
 from loop.storage.legacy import LegacyLayoutError, has_legacy_polls
@@ -76,18 +75,7 @@ PAGE_SIZE_DEFAULT = 20
 PAGE_SIZE_MAX = 100
 
 
-# secrets.token_urlsafe(24): 24 random bytes (192 bits) as 32 URL-safe characters.
-REPORT_ID_RE = re.compile(r"[A-Za-z0-9_-]{32}")
-REPORT_ID_HELP = "32 characters of A-Z, a-z, 0-9, '_' and '-' (as returned by POST /trigger_report/)."
-
-
-def new_report_id() -> str:
-    return secrets.token_urlsafe(24)
-
-
-def is_report_id(value: object) -> bool:
-    """True only for a plain string of the exact shape ``new_report_id`` hands out."""
-    return isinstance(value, str) and REPORT_ID_RE.fullmatch(value) is not None
+REPORT_ID_HELP = f"{ID_SHAPE} (as returned by POST /trigger_report/)."
 
 
 @dataclass(frozen=True)
@@ -133,7 +121,7 @@ def trigger_report(
     elif now > newest:
         raise InvalidInput("now", f"{now.isoformat()} lies after the newest poll ({newest.isoformat()})")
     if force:
-        doc = storage.create_report(db, new_report_id(), now, report_format=report_format, max_gap_minutes=gap)
+        doc = storage.create_report(db, new_id(), now, report_format=report_format, max_gap_minutes=gap)
         _enqueue(db, doc["report_id"])
         return TriggerResult(report_id=doc["report_id"], reused=False)
     now_us = ts_to_us(now)
@@ -148,7 +136,7 @@ def trigger_report(
         # None yet, or it failed or was deleted: offer a new one. Its document exists before the
         # claim, so whoever reads a claim finds its report.
         doc = storage.create_report(
-            db, new_report_id(), now, data_version=version, report_format=report_format, max_gap_minutes=gap
+            db, new_id(), now, data_version=version, report_format=report_format, max_gap_minutes=gap
         )
         if storage.claim_canonical_report(db, now_us, version, doc["report_id"], replacing=current, variant=variant):
             _enqueue(db, doc["report_id"])
@@ -170,7 +158,7 @@ def _enqueue(db: Database, report_id: str) -> None:
 
 def get_report(*, report_id: str) -> ReportDoc:
     """The report, failed first if it has been Running for longer than REPORT_STALE_SECONDS."""
-    if not is_report_id(report_id):  # only a plain string of our shape reaches a query
+    if not is_id(report_id):  # only a plain string of our shape reaches a query
         raise InvalidInput("report_id", f"must be {REPORT_ID_HELP}")
     db = storage.get_db()
     doc = storage.get_report(db, report_id)
