@@ -16,15 +16,14 @@ from loop.rules import POLL_STATUSES
 from loop.serializers import HoursItemSerializer, StrictSerializer, page_field, page_size_field
 from loop.services.stores import SEARCH_MAX_LENGTH
 from loop.timeline import iso_times
-from loop.timeutil import NOW_HELP, parse_now
+from loop.timeutil import NOW_HELP, parse_now, ts_to_us
 
 
 def utc_text(value: pd.Timestamp | None) -> str | None:
     """ISO 8601 in UTC with ``Z`` (microseconds kept when there are any)."""
     if value is None:
         return None
-    stamp = pd.Timestamp(value).tz_convert("UTC")
-    return stamp.tz_localize(None).isoformat() + "Z"
+    return iso_times([ts_to_us(pd.Timestamp(value))], "UTC")[0][0]
 
 
 class UtcInstantField(serializers.DateTimeField):

@@ -90,11 +90,6 @@ class Timeline:
         return max((o.seconds for o in self.outages), default=0.0) / 60
 
 
-def local_iso(instant_us: int, zone: str) -> str:
-    """An instant as the store's local ISO-8601 time with its offset (e.g. for a segment's local start)."""
-    return iso_times([instant_us], zone)[1][0]
-
-
 def iso_times(instants_us: Sequence[int], zone: str) -> tuple[list[str], list[str]]:
     """Each instant as UTC ISO 8601 with ``Z`` and as local ISO 8601 with the zone's offset then.
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loop.timeline import DaySummary, Segment, Span, Timeline, iso_times, local_iso, store_timeline
+from loop.timeline import DaySummary, Segment, Span, Timeline, iso_times, store_timeline
 from tests.support.report_frames import hours_frame, polls_frame, special_frame, utc
 
 CHI = "America/Chicago"
@@ -205,8 +205,8 @@ def test_a_31_day_range_fits() -> None:
 
 def test_local_iso_shows_the_offset_of_the_date() -> None:
     # 14:00Z is 09:00 CDT (UTC-5) in October and 08:00 CST (UTC-6) in December.
-    assert local_iso(us("2024-10-07T14:00:00Z"), CHI) == "2024-10-07T09:00:00-05:00"
-    assert local_iso(us("2024-12-09T14:00:00Z"), CHI) == "2024-12-09T08:00:00-06:00"
+    _, local = iso_times([us("2024-10-07T14:00:00Z"), us("2024-12-09T14:00:00Z")], CHI)
+    assert local == ["2024-10-07T09:00:00-05:00", "2024-12-09T08:00:00-06:00"]
 
 
 def test_iso_times_write_what_pandas_isoformat_writes() -> None:
