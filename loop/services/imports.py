@@ -154,11 +154,11 @@ def fail_if_stale(*, db: Database, doc: ImportDoc | dict[str, Any], max_age_s: i
     if last is None or (utcnow() - last).total_seconds() <= max_age_s:
         return dict(doc)
     message = f"stale: no progress for {max_age_s} s (worker lost or queue stuck)"
-    if storage.fail_import(db, doc["import_id"], message):
-        full = storage.get_import(db, doc["import_id"])
-        if full is not None:
-            storage.delete_import_files(db, full["files"])
-    return dict(storage.get_import(db, doc["import_id"]) or doc)
+    failed_now = storage.fail_import(db, doc["import_id"], message)
+    current = storage.get_import(db, doc["import_id"])
+    if failed_now and current is not None:
+        storage.delete_import_files(db, current["files"])
+    return dict(current or doc)
 
 
 def _view(doc: dict[str, Any]) -> ImportView:
