@@ -21,9 +21,38 @@ WEEK_US = REPORT_WEEK // pd.Timedelta(microseconds=1)
 # Rule 3: a store without a (known) zone is read in this zone.
 DEFAULT_TIMEZONE = "America/Chicago"
 
+# Rule 11: unobserved time. G, the longest a poll speaks for, in minutes: its default and allowed range.
+DEFAULT_MAX_GAP_MINUTES = 60
+MIN_GAP_MINUTES = 1
+MAX_GAP_MINUTES = 1440
+GAP_RANGE_TEXT = f"between {MIN_GAP_MINUTES} and {MAX_GAP_MINUTES}"
+
 ACTIVE = "active"
 INACTIVE = "inactive"
 POLL_STATUSES = (ACTIVE, INACTIVE)
+
+
+def gap_problem(max_gap_minutes: object) -> str | None:
+    """Why ``max_gap_minutes`` is not an allowed G (None when it is): every reader of G asks this."""
+    if isinstance(max_gap_minutes, bool) or not isinstance(max_gap_minutes, int | np.integer):
+        return f"must be a whole number of minutes {GAP_RANGE_TEXT}"
+    if not MIN_GAP_MINUTES <= int(max_gap_minutes) <= MAX_GAP_MINUTES:
+        return f"must be {GAP_RANGE_TEXT}"
+    return None
+
+
+def uptime_pct(up: np.ndarray, down: np.ndarray) -> np.ndarray:
+    """100 x up / (up + down) rounded to 2 places; NaN where a window has neither (no business time)."""
+    up = np.asarray(up, dtype=float)
+    total = up + np.asarray(down, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.round(np.where(total > 0, 100.0 * up / total, np.nan), 2)
+
+
+def uptime_pct_or_none(up: float, down: float) -> float | None:
+    """``uptime_pct`` of one window as JSON wants it: None instead of NaN."""
+    pct = float(uptime_pct(np.array([up]), np.array([down]))[0])
+    return None if np.isnan(pct) else pct
 
 
 @lru_cache(maxsize=1)
