@@ -9,6 +9,8 @@ from __future__ import annotations
 from django.conf import settings
 
 MONGOMOCK_SCHEME = "mongomock://"
+# What MONGO_URL may select: a MongoDB-wire server (pymongo) or the in-process mongomock.
+MONGO_SCHEMES = ("mongodb://", "mongodb+srv://", MONGOMOCK_SCHEME)
 EMBEDDED_BROKER_SCHEME = "memory://"
 REDIS_SCHEMES = ("redis://", "rediss://")
 

@@ -1,16 +1,18 @@
-"""
-ASGI config for myproject project.
+"""The ASGI application (``myproject.asgi:application``), for an ASGI server.
 
-It exposes the ASGI callable as a module-level variable named ``application``.
-
-For more information on this file, see
-https://docs.djangoproject.com/en/5.2/howto/deployment/asgi/
+ASGI servers run no Django system checks, so the settings' checks run here: a bad configuration
+stops the start with one line per error (``loop.checks.exit_on_settings_errors``).
 """
 
 import os
 
 from django.core.asgi import get_asgi_application
+from django.core.handlers.asgi import ASGIHandler
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "myproject.settings")
 
-application = get_asgi_application()
+application: ASGIHandler = get_asgi_application()
+
+from loop.checks import exit_on_settings_errors  # noqa: E402  (needs the apps loaded above)
+
+exit_on_settings_errors()

@@ -4,6 +4,9 @@ Everything that differs between machines comes from the environment (see the
 README's configuration table). Django's own tables (auth, sessions) live in
 SQLite; the service's data lives in MongoDB and is reached only through
 ``loop.storage``.
+
+This module only parses: whether the values are acceptable is decided by the
+system checks in ``loop/checks.py``, which every process runs before it starts.
 """
 
 from __future__ import annotations
@@ -11,11 +14,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from django.core.exceptions import ImproperlyConfigured
-
-from loop.rates import parse_rate
-
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# Variables whose text could not be parsed at all: {name: (what was expected, the text given)}.
+# The setting keeps its default and loop.checks names each of them (loop.E001).
+UNPARSABLE_ENV: dict[str, tuple[str, str]] = {}
 
 
 def env_str(name: str, default: str) -> str:
@@ -31,7 +34,8 @@ def env_bool(name: str, default: bool) -> bool:
         return True
     if value in {"0", "false", "no", "off"}:
         return False
-    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {value!r}")
+    UNPARSABLE_ENV[name] = ("a boolean (1/0, true/false)", value)
+    return default
 
 
 def env_int(name: str, default: int) -> int:
@@ -41,7 +45,8 @@ def env_int(name: str, default: int) -> int:
     try:
         return int(value)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
+        UNPARSABLE_ENV[name] = ("an integer", value)
+        return default
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -52,22 +57,12 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 
 # DEBUG is on for a developer's checkout; deployments (compose, CI's gunicorn)
-# set DEBUG=0, and then a real SECRET_KEY is mandatory.
+# set DEBUG=0, and then a real SECRET_KEY is mandatory (loop.checks refuses the start).
 DEBUG = env_bool("DEBUG", True)
 
 DEV_SECRET_KEY = "django-insecure-local-development-only"
-SECRET_KEY = os.environ.get("SECRET_KEY", "").strip()
-if not SECRET_KEY:
-    if not DEBUG:
-        # Refuse to start rather than sign sessions with a key everyone knows.
-        raise ImproperlyConfigured(
-            "SECRET_KEY must be set when DEBUG is off: export SECRET_KEY=<a long random string>, e.g. "
-            "from `python -c 'import secrets; print(secrets.token_urlsafe(50))'` (or set DEBUG=1 for local "
-            "development only)."
-        )
-    SECRET_KEY = DEV_SECRET_KEY
-elif not DEBUG and SECRET_KEY == DEV_SECRET_KEY:
-    raise ImproperlyConfigured("SECRET_KEY is the public development key; set a random one when DEBUG is off.")
+# With DEBUG off a missing key stays empty: loop.checks names it, and Django refuses to sign with it.
+SECRET_KEY = os.environ.get("SECRET_KEY", "").strip() or (DEV_SECRET_KEY if DEBUG else "")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "0.0.0.0"])
 
@@ -145,14 +140,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The API takes tiny JSON bodies; anything bigger is refused (413) before parsing.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 4096)
-if API_MAX_BODY_BYTES < 64:
-    raise ImproperlyConfigured(f"API_MAX_BODY_BYTES must be at least 64, got {API_MAX_BODY_BYTES}")
 # POST /store_status/ (a batch of polls, CSV or JSON) has its own limit: the default, 8 MiB,
 # holds an hour of polls of a 50K-store fleet (~50K rows of ~70 bytes). Its parsers read
 # the stream themselves, so DATA_UPLOAD_MAX_MEMORY_SIZE does not apply to it.
 INGEST_MAX_BODY_BYTES = env_int("INGEST_MAX_BODY_BYTES", 8 * 1024 * 1024)
-if INGEST_MAX_BODY_BYTES < 64:
-    raise ImproperlyConfigured(f"INGEST_MAX_BODY_BYTES must be at least 64, got {INGEST_MAX_BODY_BYTES}")
 # POST /imports/ (multipart uploads of the Loop CSVs or a .zip, streamed into GridFS, never held in
 # memory): the largest body accepted (a larger Content-Length is refused unread, 413). The Loop-2025
 # set is ~140 MB of CSVs (~30 MB zipped).
@@ -161,9 +152,6 @@ IMPORT_MAX_UPLOAD_BYTES = env_int("IMPORT_MAX_UPLOAD_BYTES", 512 * 1024 * 1024)
 # IMPORT_MAX_COMPRESSION_RATIO times its compressed size (CSV compresses ~5-10x; deflate bombs ~1000x).
 IMPORT_MAX_EXPANDED_BYTES = env_int("IMPORT_MAX_EXPANDED_BYTES", 2 * 1024 * 1024 * 1024)
 IMPORT_MAX_COMPRESSION_RATIO = env_int("IMPORT_MAX_COMPRESSION_RATIO", 100)
-for _name in ("IMPORT_MAX_UPLOAD_BYTES", "IMPORT_MAX_EXPANDED_BYTES", "IMPORT_MAX_COMPRESSION_RATIO"):
-    if globals()[_name] < 1:
-        raise ImproperlyConfigured(f"{_name} must be at least 1, got {globals()[_name]}")
 # An import Running with no progress recorded for this long is reported as Failed (worker lost).
 IMPORT_STALE_SECONDS = env_int("IMPORT_STALE_SECONDS", 30 * 60)
 # Where the worker expands an upload while loading it (empty: the system's temporary folder).
@@ -237,13 +225,10 @@ API_TOKEN = os.environ.get("API_TOKEN", "").strip()
 # Optional read-only token: reads reports, triggers reports and reads stores' hours and
 # zones, but gets 403 on ingestion and on the PUTs. Needs API_TOKEN (someone must write).
 API_READ_TOKEN = os.environ.get("API_READ_TOKEN", "").strip()
-if API_READ_TOKEN and not API_TOKEN:
-    raise ImproperlyConfigured("API_READ_TOKEN needs API_TOKEN too (the full-access token for writes)")
 # POST /trigger_report/ per client address, e.g. "10/minute", "100/hour"; "0" or an
 # empty value disables it. Counted in Redis when the broker is Redis (shared by all
 # gunicorn workers), in the process otherwise.
 TRIGGER_RATE_LIMIT = os.environ.get("TRIGGER_RATE_LIMIT", "60/minute").strip()
-parse_rate(TRIGGER_RATE_LIMIT)  # a malformed value stops the start, not a request
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

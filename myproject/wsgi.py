@@ -1,16 +1,18 @@
-"""
-WSGI config for myproject project.
+"""The WSGI application gunicorn serves (``myproject.wsgi:application``).
 
-It exposes the WSGI callable as a module-level variable named ``application``.
-
-For more information on this file, see
-https://docs.djangoproject.com/en/5.2/howto/deployment/wsgi/
+Gunicorn runs no Django system checks, so the settings' checks run here: a bad configuration
+stops the start with one line per error (``loop.checks.exit_on_settings_errors``).
 """
 
 import os
 
+from django.core.handlers.wsgi import WSGIHandler
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "myproject.settings")
 
-application = get_wsgi_application()
+application: WSGIHandler = get_wsgi_application()
+
+from loop.checks import exit_on_settings_errors  # noqa: E402  (needs the apps loaded above)
+
+exit_on_settings_errors()

@@ -1,0 +1,141 @@
+"""The settings' rules, as Django system checks (the one home of what a valid configuration is).
+
+``myproject/settings.py`` only parses the environment; :func:`settings_check` judges the values.
+``manage.py`` commands (runserver, migrate, check) run it as a system check; gunicorn and the
+Celery worker run none, so ``myproject/wsgi.py``, ``asgi.py`` and ``celery.py`` call
+:func:`exit_on_settings_errors` to refuse to start all the same.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from django.apps import AppConfig
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+
+from loop.backends import MONGO_SCHEMES
+from loop.rates import parse_rate
+
+# The tag of the checks below: gunicorn and Celery run only these at start-up.
+SETTINGS_TAG = "loop_settings"
+
+# The smallest value each size limit may have: a JSON body under 64 bytes holds nothing useful.
+MINIMUMS: dict[str, int] = {
+    "API_MAX_BODY_BYTES": 64,
+    "INGEST_MAX_BODY_BYTES": 64,
+    "IMPORT_MAX_UPLOAD_BYTES": 1,
+    "IMPORT_MAX_EXPANDED_BYTES": 1,
+    "IMPORT_MAX_COMPRESSION_RATIO": 1,
+}
+
+NEW_KEY_HINT = (
+    "export SECRET_KEY=<a long random string>, e.g. from "
+    "`python -c 'import secrets; print(secrets.token_urlsafe(50))'` (or set DEBUG=1 for local development only)."
+)
+
+
+def settings_check(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Every rule the configuration must meet, each as one error naming the variable to fix."""
+    return [
+        *_unparsable_values(),
+        *_secret_key(),
+        *_limits(),
+        *_tokens(),
+        *_rate_limit(),
+        *_mongo_url(),
+    ]
+
+
+def exit_on_settings_errors() -> None:
+    """Refuse to start (exit status 3) on any settings error: one line per error, no traceback.
+
+    For processes Django runs no checks in (gunicorn, the Celery worker). Status 3 is gunicorn's
+    "worker failed to boot", which stops gunicorn instead of restarting the worker forever.
+    """
+    errors = [message for message in checks.run_checks(tags=[SETTINGS_TAG]) if message.is_serious()]
+    if not errors:
+        return
+    lines = [f"({error.id}) {error.msg}" + (f" HINT: {error.hint}" if error.hint else "") for error in errors]
+    sys.stderr.write("Refusing to start: the configuration has errors.\n" + "\n".join(lines) + "\n")
+    sys.stderr.flush()
+    raise SystemExit(3)
+
+
+def _unparsable_values() -> list[checks.CheckMessage]:
+    return [
+        checks.Error(
+            f"{name} must be {expected}, got {given!r}",
+            hint=f"Fix or unset {name} in the environment.",
+            id="loop.E001",
+        )
+        for name, (expected, given) in settings.UNPARSABLE_ENV.items()
+    ]
+
+
+def _secret_key() -> list[checks.CheckMessage]:
+    if settings.DEBUG:
+        return []
+    try:
+        secret_key = settings.SECRET_KEY
+    except ImproperlyConfigured:  # Django refuses to read an empty key
+        secret_key = ""
+    if not secret_key:
+        return [checks.Error("SECRET_KEY must be set when DEBUG is off", hint=NEW_KEY_HINT, id="loop.E002")]
+    if secret_key == settings.DEV_SECRET_KEY:
+        return [
+            checks.Error(
+                "SECRET_KEY is the public development key; set a random one when DEBUG is off",
+                hint=NEW_KEY_HINT,
+                id="loop.E003",
+            )
+        ]
+    return []
+
+
+def _limits() -> list[checks.CheckMessage]:
+    return [
+        checks.Error(
+            f"{name} must be at least {minimum}, got {getattr(settings, name)}",
+            hint=f"Set {name} to a number of at least {minimum}, or unset it for the default.",
+            id="loop.E004",
+        )
+        for name, minimum in MINIMUMS.items()
+        if getattr(settings, name) < minimum
+    ]
+
+
+def _tokens() -> list[checks.CheckMessage]:
+    if settings.API_READ_TOKEN and not settings.API_TOKEN:
+        return [
+            checks.Error(
+                "API_READ_TOKEN needs API_TOKEN too (the full-access token for writes)",
+                hint="Set API_TOKEN as well, or unset API_READ_TOKEN.",
+                id="loop.E005",
+            )
+        ]
+    return []
+
+
+def _rate_limit() -> list[checks.CheckMessage]:
+    try:
+        parse_rate(settings.TRIGGER_RATE_LIMIT)
+    except ImproperlyConfigured as error:
+        return [checks.Error(str(error), hint="For example TRIGGER_RATE_LIMIT=10/minute.", id="loop.E006")]
+    return []
+
+
+def _mongo_url() -> list[checks.CheckMessage]:
+    if settings.MONGO_URL.startswith(MONGO_SCHEMES):
+        return []
+    scheme = settings.MONGO_URL.partition("://")[0]  # never the whole URL: it may hold a password
+    return [
+        checks.Error(
+            f"MONGO_URL must start with one of {', '.join(MONGO_SCHEMES)}, got the scheme {scheme!r}",
+            hint="For example MONGO_URL=mongodb://localhost:27017, or mongomock:// for the in-memory store.",
+            id="loop.E007",
+        )
+    ]

@@ -1,0 +1,139 @@
+"""The settings' system checks (loop/checks.py), from the environment a process starts with.
+
+Settings are read once per process, so each case runs ``manage.py check`` in a subprocess with a
+chosen environment: the path a deployment takes (environment -> settings -> check).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_VARS = (
+    "DEBUG",
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "MONGO_URL",
+    "TRIGGER_RATE_LIMIT",
+    "API_TOKEN",
+    "API_READ_TOKEN",
+    "API_MAX_BODY_BYTES",
+    "INGEST_MAX_BODY_BYTES",
+    "IMPORT_MAX_UPLOAD_BYTES",
+    "IMPORT_MAX_EXPANDED_BYTES",
+    "IMPORT_MAX_COMPRESSION_RATIO",
+    "REPORT_STALE_SECONDS",
+)
+# A production-like configuration that every check accepts; each case changes one thing.
+PRODUCTION = {"DEBUG": "0", "SECRET_KEY": "a-private-key-" + "x" * 40, "ALLOWED_HOSTS": "monitor.example"}
+KEY_HINT = "export SECRET_KEY=<a long random string>"
+
+
+def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in CONFIG_VARS}
+    clean.update(env)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
+    )
+
+
+def loop_messages(env: dict[str, str]) -> list[str]:
+    proc = manage(env, "check", "--tag", "loop_settings")
+    lines = [line.removeprefix("?: ") for line in proc.stderr.splitlines() if line.startswith("?: (loop.")]
+    assert (proc.returncode != 0) == any(line.startswith("(loop.E") for line in lines), proc.stderr
+    return lines
+
+
+def test_a_production_configuration_passes() -> None:
+    assert loop_messages(PRODUCTION) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        pytest.param({"DEBUG": "maybe"}, "DEBUG must be a boolean (1/0, true/false), got 'maybe'", id="bool"),
+        pytest.param({"API_MAX_BODY_BYTES": "big"}, "API_MAX_BODY_BYTES must be an integer, got 'big'", id="int"),
+        pytest.param(
+            {"INGEST_MAX_BODY_BYTES": "8MB"}, "INGEST_MAX_BODY_BYTES must be an integer, got '8MB'", id="unit"
+        ),
+        pytest.param(
+            {"REPORT_STALE_SECONDS": "30min"}, "REPORT_STALE_SECONDS must be an integer, got '30min'", id="any-int"
+        ),
+    ],
+)
+def test_e001_a_value_that_cannot_be_parsed(change: dict[str, str], message: str) -> None:
+    assert loop_messages({**PRODUCTION, **change}) == [f"(loop.E001) {message}"]
+
+
+@pytest.mark.parametrize("key", [None, "   "])
+def test_e002_debug_off_needs_a_secret_key(key: str | None) -> None:
+    env = {k: v for k, v in PRODUCTION.items() if k != "SECRET_KEY"}
+    if key is not None:
+        env["SECRET_KEY"] = key
+    assert loop_messages(env) == ["(loop.E002) SECRET_KEY must be set when DEBUG is off"]
+    assert KEY_HINT in manage(env, "check").stderr
+
+
+def test_e002_debug_on_without_a_key_uses_the_development_key() -> None:
+    assert loop_messages({"DEBUG": "1"}) == []
+
+
+def test_e003_debug_off_refuses_the_public_development_key() -> None:
+    env = {**PRODUCTION, "SECRET_KEY": "django-insecure-local-development-only"}
+    assert loop_messages(env) == [
+        "(loop.E003) SECRET_KEY is the public development key; set a random one when DEBUG is off"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "minimum"),
+    [
+        ("API_MAX_BODY_BYTES", "63", 64),
+        ("INGEST_MAX_BODY_BYTES", "10", 64),
+        ("IMPORT_MAX_UPLOAD_BYTES", "0", 1),
+        ("IMPORT_MAX_EXPANDED_BYTES", "0", 1),
+        ("IMPORT_MAX_COMPRESSION_RATIO", "-5", 1),
+    ],
+)
+def test_e004_limits_below_their_minimum(name: str, value: str, minimum: int) -> None:
+    assert loop_messages({**PRODUCTION, name: value}) == [f"(loop.E004) {name} must be at least {minimum}, got {value}"]
+    assert loop_messages({**PRODUCTION, name: str(minimum)}) == []
+
+
+def test_e005_a_read_token_needs_the_full_token() -> None:
+    assert loop_messages({**PRODUCTION, "API_READ_TOKEN": "reader"}) == [
+        "(loop.E005) API_READ_TOKEN needs API_TOKEN too (the full-access token for writes)"
+    ]
+    assert loop_messages({**PRODUCTION, "API_READ_TOKEN": "reader", "API_TOKEN": "writer"}) == []
+
+
+def test_e006_trigger_rate_limit_syntax() -> None:
+    assert loop_messages({**PRODUCTION, "TRIGGER_RATE_LIMIT": "lots"}) == [
+        "(loop.E006) TRIGGER_RATE_LIMIT must look like '10/minute' (or 0 to disable), got 'lots'"
+    ]
+    assert loop_messages({**PRODUCTION, "TRIGGER_RATE_LIMIT": "0"}) == []
+
+
+def test_e007_mongo_url_scheme_without_its_password() -> None:
+    messages = loop_messages({**PRODUCTION, "MONGO_URL": "http://user:s3cret@db:27017"})
+    assert messages == [
+        "(loop.E007) MONGO_URL must start with one of mongodb://, mongodb+srv://, mongomock://, got the scheme 'http'"
+    ]
+    assert loop_messages({**PRODUCTION, "MONGO_URL": "mongodb+srv://user:pw@cluster.example/"}) == []
+
+
+def test_every_error_is_reported_at_once() -> None:
+    env = {"DEBUG": "0", "API_READ_TOKEN": "reader", "INGEST_MAX_BODY_BYTES": "1", "TRIGGER_RATE_LIMIT": "x"}
+    ids = [message.split(")")[0] + ")" for message in loop_messages(env)]
+    assert ids == ["(loop.E002)", "(loop.E004)", "(loop.E005)", "(loop.E006)"]
+
+
+def test_check_deploy_passes_on_a_production_configuration() -> None:
+    proc = manage(PRODUCTION, "check", "--deploy")
+    assert proc.returncode == 0, proc.stderr
+    assert "loop." not in proc.stderr + proc.stdout
