@@ -18,25 +18,26 @@ PYTEST_ARGS ?=
         test test-all test-integration lint bench bench-service ci clean-var
 
 help:
-	@echo "make install         create .venv and install requirements.txt (safe to re-run)"
+	@echo "make install         create .venv and install requirements-dev.txt (runtime + tests, lint; safe to re-run)"
 	@echo "make run             serve the API on :8000 with the sample data/ in memory (no servers needed)"
 	@echo "make test            run the whole test suite"
 	@echo "make services        start Redis and a MongoDB-wire server on loopback (if not already up)"
 	@echo "make stop-services   stop the servers 'make services' started"
 	@echo "make test-all        make services, then the whole suite (integration tests included)"
 	@echo "make worker / web    run the Celery worker / gunicorn against the real servers"
-	@echo "make lint            ruff check and ruff format --check (CI runs it)"
+	@echo "make lint            ruff check, ruff format --check and mypy (CI runs it)"
 	@echo "make ci              what CI runs (.ci/run)"
 	@echo "make bench / bench-service / bench-load   benchmarks (offline engine / service / HTTP load)"
 	@echo "make screenshots     retake docs/screenshots/ with the browser tests"
 	@echo "make bench-dashboard  dashboard render times in headless Chromium on the Loop-2025-sized set"
 
-# The stamp makes re-runs a no-op until requirements.txt changes.
+# The stamp makes re-runs a no-op until a requirements file changes. requirements.txt is what the
+# service runs on (the Docker image); requirements-dev.txt adds the tests' and lint's tools.
 install: $(STAMP)
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
 	@touch $@
 
 services: install
@@ -82,9 +83,11 @@ screenshots: services
 test-all: services
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+# mypy's settings (files, django-stubs plugin, cache in var/) are in pyproject.toml.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: install
 	$(PY) bench/bench_offline.py

@@ -1,4 +1,4 @@
-"""Parsing of rate limits such as ``"10/minute"`` (pure: settings import it to fail fast)."""
+"""Parsing of rate limits such as ``"10/minute"`` (pure: loop.checks calls it so a bad value stops the start)."""
 
 from __future__ import annotations
 
