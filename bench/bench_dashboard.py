@@ -25,6 +25,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -158,10 +159,10 @@ def main(argv: list[str] | None = None) -> int:
 
         store = worst_store(body["csv_data"])
         views = {"home": "/", "worst stores": "/dashboard/stores/", "reports": "/dashboard/reports/"}
-        timeline = requests.get(f"{web.url}/stores/{requests.utils.quote(store, safe='')}/timeline/", timeout=60)
+        timeline = requests.get(f"{web.url}/stores/{quote(store, safe='')}/timeline/", timeout=60)
         has_store_view = not (timeline.status_code == 404 and timeline.json()["error"].startswith("Not found: /"))
         if has_store_view:
-            views["store timeline"] = f"/dashboard/stores/{requests.utils.quote(store, safe='')}/"
+            views["store timeline"] = f"/dashboard/stores/{quote(store, safe='')}/"
         else:
             print("store timeline: not measured (this server has no GET /stores/<id>/timeline/)", flush=True)
 

@@ -30,6 +30,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -275,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             from pymongo import MongoClient
 
-            with MongoClient(args.mongo_url, serverSelectionTimeoutMS=5000) as client:
+            with MongoClient[dict[str, Any]](args.mongo_url, serverSelectionTimeoutMS=5000) as client:
                 client.drop_database(db_name)
             import redis
 

@@ -200,8 +200,10 @@ def engine_figures(folder: Path, repeat: int) -> tuple[float, float, dict[int, l
     loop_s, extended_s = min(times[False]), min(times[True])
 
     now = compute_report(polls.head(0), hours, zones, now=pd.Timestamp(polls["timestamp_utc"].max())).now
+    if now is None:
+        raise RuntimeError("the report has no now")
     rng = np.random.default_rng(SEED)
-    ids = rng.choice(pd.unique(polls["store_id"]), size=TIMELINE_STORES, replace=False)
+    ids = rng.choice(np.asarray(pd.unique(polls["store_id"])), size=TIMELINE_STORES, replace=False)
     zone_of = dict(zip(zones["store_id"], zones["timezone_str"], strict=False))
     timeline_ms: dict[int, list[float]] = {7: [], 31: []}
     for sid in ids:

@@ -48,6 +48,10 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -223,7 +227,10 @@ def run_scale(scale: float, args: argparse.Namespace, run_id: str) -> ScaleResul
         )
         if run.returncode or not offline_csv.is_file():
             raise RuntimeError(f"offline command failed:\n{run.stderr[-3000:]}")
-        offline_now = pd.Timestamp(re.search(r"now=(\S+),", run.stderr).group(1))
+        now_match = re.search(r"now=(\S+),", run.stderr)
+        if now_match is None:
+            raise RuntimeError(f"offline command printed no now=:\n{run.stderr[-3000:]}")
+        offline_now = pd.Timestamp(now_match.group(1))
         offline_s = fig["offline_s"] = run.seconds
         fig["offline_rss_gb"] = run.max_rss_bytes / 2**30
         print(
@@ -266,7 +273,8 @@ def run_scale(scale: float, args: argparse.Namespace, run_id: str) -> ScaleResul
             raise RuntimeError(f"report failed: {body}")
         fig["trigger_s"] = trigger_s
         fig["worker_peak_gb"] = hwm / 2**30
-        timings = (storage.get_report(db, body["report_id"]) or {}).get("timings", {})
+        report_doc = storage.get_report(db, body["report_id"])
+        timings = report_doc.get("timings", {}) if report_doc else {}
         print(
             f"[3] trigger-to-Complete: {trigger_s:.2f} s ({body['rows']:,} stores; worker read "
             f"{timings.get('read_s')} s, compute {timings.get('compute_s')} s, total {timings.get('total_s')} s, "
@@ -325,7 +333,10 @@ def run_scale(scale: float, args: argparse.Namespace, run_id: str) -> ScaleResul
         heads_n = storage.stored_day_counts(db)
         days = sorted(heads_n)
         t_lo = ts_to_us(pd.Timestamp(days[0], tz="UTC"))
-        t_hi = ts_to_us(storage.newest_poll_time(db))
+        loaded_newest = storage.newest_poll_time(db)
+        if loaded_newest is None:
+            raise RuntimeError("no polls stored after the load")
+        t_hi = ts_to_us(loaded_newest)
         week_us = 7 * 86_400 * 1_000_000
         rng = np.random.default_rng(SEED)
         sample = rng.choice(len(ids), size=min(READ_SAMPLES + 1, len(ids)), replace=False)
@@ -367,7 +378,7 @@ def run_scale(scale: float, args: argparse.Namespace, run_id: str) -> ScaleResul
             )
 
         # 7. the timeline endpoint over HTTP (still over the loaded set)
-        timeline_figures(service.base, [str(ids[i]) for i in sample], storage.newest_poll_time(db), fig)
+        timeline_figures(service.base, [str(ids[i]) for i in sample], loaded_newest, fig)
         if scale == 1:
             out.check(
                 f"{label} GET /stores/<id>/timeline/ p95 = {fig['timeline_p95_ms']:.1f} ms "
@@ -479,7 +490,7 @@ def run_scale(scale: float, args: argparse.Namespace, run_id: str) -> ScaleResul
             print(f"kept database {db_name}", flush=True)
 
 
-def timeline_figures(base: str, store_ids: list[str], newest: object, fig: dict[str, float]) -> None:
+def timeline_figures(base: str, store_ids: list[str], newest: pd.Timestamp, fig: dict[str, float]) -> None:
     """Step 7: client-side wall time of GET /stores/<id>/timeline/ (and, for information, of GET /stores/)."""
     from urllib.parse import quote
 
@@ -509,7 +520,7 @@ def timeline_figures(base: str, store_ids: list[str], newest: object, fig: dict[
     warm = np.array([timed(url)[0] for url in urls[1:]])
     fig["timeline_warm_p50_ms"] = float(np.median(warm))
     fig["timeline_warm_p95_ms"] = float(np.percentile(warm, 95))
-    end = pd.Timestamp(newest)
+    end = newest
     month = {"from": (end - pd.Timedelta(days=31)).isoformat(), "to": end.isoformat()}
     long_ms = np.array([timed(url, month)[0] for url in urls[1:21]])
     fig["timeline_31d_p95_ms"] = float(np.percentile(long_ms, 95))
@@ -621,7 +632,8 @@ def run_import_step(
             flush=True,
         )
         print("    summary: " + " | ".join(summary["lines"]), flush=True)
-        timings = (storage.get_import(storage.get_db(db_name, args.mongo_url), import_id) or {}).get("timings", {})
+        import_doc = storage.get_import(storage.get_db(db_name, args.mongo_url), import_id)
+        timings = import_doc.get("timings", {}) if import_doc else {}
         print(
             f"    worker: unpack (GridFS -> temp folder{', unzip' if mode == 'zip' else ''}) "
             f"{timings.get('unpack_s')} s, load {timings.get('load_s')} s, "

@@ -201,7 +201,7 @@ def _write_csv(path: Path, header: str, columns: list[np.ndarray], trailing_newl
 # Hours and zones
 
 
-def _slot(rng: np.random.Generator, lo_h: float, hi_h: float, step_min: int, size: object) -> np.ndarray:
+def _slot(rng: np.random.Generator, lo_h: float, hi_h: float, step_min: int, size: int) -> np.ndarray:
     """Random clock time in [lo_h, hi_h] hours on a grid of step_min minutes, in seconds."""
     steps = round((hi_h - lo_h) * 60 / step_min)
     return (lo_h * 3600 + rng.integers(0, steps + 1, size=size) * step_min * 60).astype(np.int64)

@@ -86,7 +86,7 @@ class PollColumns:
     def empty(cls) -> PollColumns:
         return cls(np.empty(0, object), np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, bool))
 
-    def take(self, mask_or_index: np.ndarray) -> PollColumns:
+    def take(self, mask_or_index: np.ndarray | slice) -> PollColumns:
         return PollColumns(
             self.store_ids, self.store[mask_or_index], self.t_us[mask_or_index], self.inactive[mask_or_index]
         )
@@ -101,7 +101,7 @@ class PollColumns:
         return pd.DataFrame(
             {
                 "store_id": pd.Categorical.from_codes(self.store, categories=pd.Index(self.store_ids, dtype=object)),
-                "status": pd.Categorical.from_codes(self.inactive.astype(np.int8), categories=list(POLL_STATUSES)),
+                "status": pd.Categorical.from_codes(self.inactive.astype(np.int8), categories=pd.Index(POLL_STATUSES)),
                 "timestamp_utc": us_array_to_series(self.t_us),
             }
         )

@@ -204,7 +204,10 @@ def fail_report(db: Database, report_id: str, error: str) -> bool:
 
 def read_report_csv(db: Database, doc: ReportDoc | dict[str, Any]) -> str:
     """The CSV of a Complete report."""
-    return read_text_file(db, doc["file_id"])
+    file_id = doc["file_id"]
+    if file_id is None:  # only a Complete report has one
+        raise FileNotFoundError(f"report {doc.get('report_id')} has no CSV file")
+    return read_text_file(db, file_id)
 
 
 def set_report_phase(db: Database, report_id: str, phase: ReportPhase) -> bool:

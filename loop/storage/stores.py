@@ -57,10 +57,10 @@ def _replace_stores(db: Database, table: PackedTable, new: Columns, named: list[
 
     ``named`` lets a store lose all its rows: ``new`` with no rows names no store.
     """
-    named = np.unique(new["store_id"].astype(str) if named is None else np.asarray(named, dtype=object).astype(str))
+    replaced = np.unique(new["store_id"].astype(str) if named is None else np.asarray(named, dtype=object).astype(str))
     for _ in range(REPLACE_ATTEMPTS):
         head, old = table.read(db)
-        kept = ~np.isin(old["store_id"].astype(str), named)
+        kept = ~np.isin(old["store_id"].astype(str), replaced)
         merged = sorted_by_store({name: np.concatenate([old[name][kept], new[name]]) for name, _ in table.kinds})
         if head is not None and same_rows(merged, old):
             return len(new["store_id"])

@@ -60,7 +60,7 @@ def unreachable() -> str | None:
     except Exception as exc:
         problems.append(f"Redis at {BROKER_URL}: {type(exc).__name__}")
     try:
-        with MongoClient(MONGO_URL, serverSelectionTimeoutMS=2000) as client:
+        with MongoClient[dict[str, Any]](MONGO_URL, serverSelectionTimeoutMS=2000) as client:
             client.admin.command("ping")
     except Exception as exc:
         problems.append(f"MongoDB at {MONGO_URL}: {type(exc).__name__}")

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 import requests
@@ -280,7 +281,9 @@ def redis_ready(port: int) -> Callable[[], bool]:
 def mongo_ready(port: int) -> Callable[[], bool]:
     def ready() -> bool:
         try:
-            with MongoClient("127.0.0.1", port, serverSelectionTimeoutMS=300, connectTimeoutMS=300) as client:
+            with MongoClient[dict[str, Any]](
+                "127.0.0.1", port, serverSelectionTimeoutMS=300, connectTimeoutMS=300
+            ) as client:
                 return client.admin.command("ping").get("ok") == 1
         except Exception:
             return False

@@ -23,6 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--to", dest="end", help="end instant; default: the newest stored poll")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        end: pd.Timestamp | None
         try:
             if options["day"]:
                 start = parse_now(options["day"])
