@@ -204,7 +204,7 @@ def engine_figures(folder: Path, repeat: int) -> tuple[float, float, dict[int, l
         raise RuntimeError("the report has no now")
     rng = np.random.default_rng(SEED)
     ids = rng.choice(np.asarray(pd.unique(polls["store_id"])), size=TIMELINE_STORES, replace=False)
-    zone_of = dict(zip(zones["store_id"], zones["timezone_str"], strict=False))
+    zones_of = {str(sid): rows for sid, rows in zones.groupby("store_id", sort=False)}
     timeline_ms: dict[int, list[float]] = {7: [], 31: []}
     for sid in ids:
         # The endpoint reads one store's rows; selecting them is storage's part, not timed here.
@@ -217,7 +217,7 @@ def engine_figures(folder: Path, repeat: int) -> tuple[float, float, dict[int, l
                     polls=store_polls,
                     hours=store_hours,
                     special_hours=None,
-                    timezone_str=zone_of.get(sid),
+                    zones=zones_of.get(str(sid), zones.iloc[:0]),
                     start=now - pd.Timedelta(days=days),
                     end=now,
                 )

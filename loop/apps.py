@@ -8,6 +8,9 @@ class LoopConfig(AppConfig):
     verbose_name = "Loop store monitoring"
 
     def ready(self) -> None:
+        from loop import embedded_worker, queue
         from loop.checks import SETTINGS_TAG, settings_check
 
         checks.register(settings_check, SETTINGS_TAG)
+        # The queue imports no service; the embedded pool (which runs services) is handed to it here.
+        queue.use_embedded_runner(embedded_worker.submit)

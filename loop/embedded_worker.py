@@ -1,4 +1,4 @@
-"""How a report reaches a worker: the Celery queue, or (``CELERY_BROKER_URL=memory://``) a thread pool here.
+"""The embedded worker: with ``CELERY_BROKER_URL=memory://`` jobs run on a thread pool in this process.
 
 The embedded mode (the demo of ``make run`` and the unit tests) runs the same
 attempts with the same retry policy (``loop.retry``) inside the web process,
@@ -15,8 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.conf import settings
 
-from loop.backends import uses_embedded_broker
-from loop.retry import Retry, RetryPolicy, attempt_import, attempt_report
+from loop.retry import ATTEMPTS, Retry, RetryPolicy, attempt_report
 
 logger = logging.getLogger(__name__)
 
@@ -25,36 +24,16 @@ _pool: ThreadPoolExecutor | None = None
 _pending: set[Future[str]] = set()
 
 
-def _submit_embedded(job_id: str, attempt: Callable[..., str | Retry]) -> Future[str]:
-    """Run the job in this process's pool; the Future is kept until done (tests wait on the pending ones)."""
-    future = _embedded_pool().submit(run_embedded, job_id, attempt)
+def submit(task_name: str, job_id: str) -> Future[str]:
+    """Run the job of ``task_name`` in this process's pool (``loop.queue``'s embedded runner).
+
+    The Future is kept until done: tests wait on the pending ones.
+    """
+    future = _embedded_pool().submit(run_embedded, job_id, ATTEMPTS[task_name])
     with _pool_lock:
         _pending.add(future)
     future.add_done_callback(_forget)
     return future
-
-
-def enqueue_report(report_id: str) -> Future[str] | None:
-    """Hand the report to a worker; raises if the broker cannot take it.
-
-    Returns the Future in embedded mode (tests wait on it), None with Celery.
-    """
-    if uses_embedded_broker():
-        return _submit_embedded(report_id, attempt_report)
-    from loop.tasks import generate_report_task  # Celery loads only where a broker is used
-
-    generate_report_task.apply_async(args=[report_id], retry=True)
-    return None
-
-
-def enqueue_import(import_id: str) -> Future[str] | None:
-    """Hand an import to a worker (the Celery queue, or this process's pool); raises if the broker cannot take it."""
-    if uses_embedded_broker():
-        return _submit_embedded(import_id, attempt_import)
-    from loop.tasks import import_task
-
-    import_task.apply_async(args=[import_id], retry=True)
-    return None
 
 
 def run_embedded(job_id: str, attempt: Callable[..., str | Retry] = attempt_report) -> str:

@@ -1,10 +1,12 @@
-"""Errors the service layer raises; ``loop.api_errors`` maps each to its HTTP status.
+"""Errors the service layer raises (the HTTP layer maps each to its status), and how a job reads an error.
 
 Services know nothing of HTTP: they say what went wrong, and the API (or a
 management command) decides how to tell the user.
 """
 
 from __future__ import annotations
+
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 
 class ServiceError(Exception):
@@ -30,3 +32,20 @@ class Conflict(ServiceError):
 
 class Unavailable(ServiceError):
     """A backing service (MongoDB, the broker) cannot be reached (HTTP 503)."""
+
+
+# Server errors the driver itself labels as safe to retry (e.g. a primary stepping down).
+TRANSIENT_LABELS = ("RetryableWriteError", "TransientTransactionError", "ResumableChangeStreamError")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for MongoDB errors that a later attempt can get past (the server is away)."""
+    if isinstance(exc, ConnectionFailure):
+        return True
+    return isinstance(exc, PyMongoError) and any(exc.has_error_label(label) for label in TRANSIENT_LABELS)
+
+
+def short_error(exc: BaseException) -> str:
+    """A one-line message for a job's document (no stack trace reaches the API)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__

@@ -22,9 +22,9 @@ def broker_health() -> str:
             finally:
                 client.close()
         else:
-            from loop.tasks import generate_report_task
+            from myproject.celery import app  # only a non-Redis broker needs Celery's own connection
 
-            with generate_report_task.app.connection_for_write() as conn:
+            with app.connection_for_write() as conn:
                 conn.ensure_connection(max_retries=1, timeout=2)
     except Exception as exc:
         return f"error: {type(exc).__name__}"

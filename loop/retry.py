@@ -1,4 +1,4 @@
-"""The one retry policy for reports and imports, shared by the Celery tasks and the embedded worker.
+"""The retry policy of reports and imports and one attempt of each, for the Celery tasks and the embedded worker.
 
 An attempt either finishes (the report is Complete, Failed, or was not ours to
 run) or asks to be retried after a countdown. Phase 1 computes the report and
@@ -16,21 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
-from pymongo.errors import ConnectionFailure, PyMongoError
 
-from loop.services import reports
+from loop.errors import is_transient, short_error
+from loop.queue import IMPORT_TASK, REPORT_TASK
+from loop.services import imports, reports
 
 logger = logging.getLogger(__name__)
-
-# Server errors the driver itself labels as safe to retry (e.g. a primary stepping down).
-TRANSIENT_LABELS = ("RetryableWriteError", "TransientTransactionError", "ResumableChangeStreamError")
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for MongoDB errors that a later attempt can get past (the server is away)."""
-    if isinstance(exc, ConnectionFailure):
-        return True
-    return isinstance(exc, PyMongoError) and any(exc.has_error_label(label) for label in TRANSIENT_LABELS)
 
 
 @dataclass(frozen=True)
@@ -86,14 +77,12 @@ class Job:
 def report_job(report_id: str) -> Job:
     return Job(
         label=f"report {report_id}",
-        run=lambda retries: reports.compute_report(report_id=report_id, retries=retries),
+        run=lambda retries: reports.run_report(report_id=report_id, retries=retries),
         fail=lambda message: reports.fail_report(report_id=report_id, message=message),
     )
 
 
 def import_job(import_id: str) -> Job:
-    from loop.services import imports  # imports the loader, which the report path does not need
-
     return Job(
         label=f"import {import_id}",
         run=lambda retries: imports.run_import(import_id=import_id, retries=retries),
@@ -109,6 +98,11 @@ def attempt_report(report_id: str, *, retries: int, failure: str | None, policy:
 def attempt_import(import_id: str, *, retries: int, failure: str | None, policy: RetryPolicy) -> str | Retry:
     """One attempt at an import (from the beginning: the loader is idempotent)."""
     return attempt_job(import_job(import_id), retries=retries, failure=failure, policy=policy)
+
+
+# One attempt of each queued job, by its Celery task name (the embedded worker runs these).
+Attempt = Callable[..., "str | Retry"]
+ATTEMPTS: dict[str, Attempt] = {REPORT_TASK: attempt_report, IMPORT_TASK: attempt_import}
 
 
 def attempt_job(job: Job, *, retries: int, failure: str | None, policy: RetryPolicy) -> str | Retry:
@@ -129,9 +123,9 @@ def attempt_job(job: Job, *, retries: int, failure: str | None, policy: RetryPol
     except Exception as exc:
         if not is_transient(exc):  # e.g. a server-side error before the work started
             logger.exception("%s crashed", job.label)
-            return _give_up(job, reports.short_error(exc))
+            return _give_up(job, short_error(exc))
         if retries >= policy.max_retries:
-            message = f"MongoDB unavailable after {retries} retries: {reports.short_error(exc)}"
+            message = f"MongoDB unavailable after {retries} retries: {short_error(exc)}"
             logger.error("%s: %s", job.label, message)
             if record_failure(job, message):
                 return "failed"
@@ -141,7 +135,7 @@ def attempt_job(job: Job, *, retries: int, failure: str | None, policy: RetryPol
         logger.warning(
             "%s: MongoDB unreachable (%s); retry %d/%d in %ss",
             job.label,
-            reports.short_error(exc),
+            short_error(exc),
             retries + 1,
             policy.max_retries,
             countdown,
@@ -156,7 +150,7 @@ def record_failure(job: Job, message: str) -> bool:
     except Exception as exc:
         if not is_transient(exc):
             raise
-        logger.warning("%s: could not record the failure yet (%s)", job.label, reports.short_error(exc))
+        logger.warning("%s: could not record the failure yet (%s)", job.label, short_error(exc))
         return False
     return True
 

@@ -79,3 +79,36 @@ def first_poll_per_instant(store: np.ndarray, time: np.ndarray, inactive: np.nda
     """
     order, starts = group_polls_by_instant(store, time, inactive)
     return order[starts]
+
+
+def effective_zones(store_ids: np.ndarray, zones: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """Rule 3: each store's zone, and a warning per unknown name.
+
+    ``zones`` holds store_id and timezone_str rows in stored order: a store's last row wins;
+    a missing, blank or unknown name means ``DEFAULT_TIMEZONE``. Names are stripped.
+    """
+    warnings: list[str] = []
+    if len(store_ids) == 1:
+        # One store (a timeline): the same rule on one value, without the frame machinery.
+        mine = zones["timezone_str"].to_numpy(dtype=object)[zones["store_id"].to_numpy(dtype=object) == store_ids[0]]
+        name = mine[-1] if len(mine) and isinstance(mine[-1], str) else ""
+        name = name.strip()
+        if name and name not in known_time_zones():
+            warnings.append(f"unknown time zone {name!r} for 1 store(s); using {DEFAULT_TIMEZONE}")
+        zone = name if name in known_time_zones() else DEFAULT_TIMEZONE
+        return np.array([zone], dtype=object), warnings
+    zone_of = pd.Series(DEFAULT_TIMEZONE, index=pd.Index(store_ids, dtype=object), dtype=object)
+    if len(zones):
+        given = zones.drop_duplicates("store_id", keep="last")
+        given = given[given["store_id"].isin(zone_of.index)]
+        names = given["timezone_str"].astype(object).where(given["timezone_str"].notna(), "")
+        names = names.astype(str).str.strip()
+        # Check each distinct name once (isin against all of tzdata costs ~15 ms per call).
+        known_set = known_time_zones()
+        known = [name for name in pd.unique(names.to_numpy()) if name in known_set]
+        unknown_mask = (names != "") & ~names.isin(known)
+        for bad_name, count in names[unknown_mask].value_counts().sort_index().items():
+            warnings.append(f"unknown time zone {bad_name!r} for {count} store(s); using {DEFAULT_TIMEZONE}")
+        names = names.where(names.isin(known), DEFAULT_TIMEZONE)
+        zone_of.loc[given["store_id"].astype(object).to_numpy()] = names.to_numpy()
+    return zone_of.to_numpy(), warnings

@@ -13,9 +13,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from loop.report_engine import DEFAULT_MAX_GAP_MINUTES, MAX_GAP_MINUTES_ALLOWED, MIN_GAP_MINUTES
+from loop.rules import DEFAULT_MAX_GAP_MINUTES, MIN_GAP_MINUTES
+from loop.rules import MAX_GAP_MINUTES as MAX_GAP_MINUTES_ALLOWED
 from loop.services.imports import IMPORT_ID_HELP, SUMMARY_PROBLEMS
-from loop.services.reports import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, REPORT_ID_HELP
+from loop.services.paging import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
+from loop.services.reports import REPORT_ID_HELP
 from loop.storage import ImportPhase, ImportStatus, ReportFormat, ReportPhase, ReportStatus
 from loop.timeutil import NOW_HELP, parse_now
 

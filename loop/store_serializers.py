@@ -11,8 +11,8 @@ from typing import Any
 import pandas as pd
 from rest_framework import serializers
 
-from loop.report_engine import DEFAULT_MAX_GAP_MINUTES, MAX_GAP_MINUTES_ALLOWED, MIN_GAP_MINUTES
-from loop.rules import POLL_STATUSES
+from loop.rules import DEFAULT_MAX_GAP_MINUTES, MIN_GAP_MINUTES, POLL_STATUSES
+from loop.rules import MAX_GAP_MINUTES as MAX_GAP_MINUTES_ALLOWED
 from loop.serializers import HoursItemSerializer, StrictSerializer, page_field, page_size_field
 from loop.services.stores import SEARCH_MAX_LENGTH
 from loop.timeline import iso_times

@@ -1,7 +1,7 @@
 """One store's timeline: when it was up, down or unobserved, its outages and daily totals.
 
 Pure (DataFrames in, dataclasses out; no Django, no MongoDB). It runs the report
-engine's own lane construction (``report_engine._build_lanes``: rules 3-7 and 13, the
+engine's lanes (``loop.lanes.build_lanes``: rules 3-7 and 13, the
 holiday hours) for a single store over ``[start, end)``, so the rules have one home
 and, over the report week, its totals equal the extended report's row for the store.
 A single store needs a single lane, so the range may be longer than a lane of the
@@ -16,16 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from loop.report_engine import (
-    DEFAULT_MAX_GAP_MINUTES,
-    UNITS_PER_US,
-    Lanes,
-    _build_lanes,
-    _gap_units,
-    _localize_to_utc_us,
-    _to_utc_us,
-)
-from loop.rules import ACTIVE, US_PER_SECOND
+from loop.lanes import UNITS_PER_US, Lanes, build_lanes, gap_units, localize_to_utc_us, to_utc_us
+from loop.rules import ACTIVE, DEFAULT_MAX_GAP_MINUTES, US_PER_SECOND, uptime_pct_or_none
 
 UP = "up"
 DOWN = "down"
@@ -77,9 +69,8 @@ class Timeline:
 
     @property
     def uptime_pct(self) -> float | None:
-        """100 x up / (up + down); None when the range has neither."""
-        total = self.uptime_s + self.downtime_s
-        return None if total <= 0 else 100.0 * self.uptime_s / total
+        """``rules.uptime_pct`` of the range; None when it has neither up nor down time."""
+        return uptime_pct_or_none(self.uptime_s, self.downtime_s)
 
     @property
     def outage_count(self) -> int:
@@ -122,34 +113,33 @@ def store_timeline(
     polls: pd.DataFrame,
     hours: pd.DataFrame,
     special_hours: pd.DataFrame | None,
-    timezone_str: str | None,
+    zones: pd.DataFrame,
     start: pd.Timestamp,
     end: pd.Timestamp,
     max_gap_minutes: int = DEFAULT_MAX_GAP_MINUTES,
 ) -> Timeline:
     """The timeline of one store over ``[start, end)``.
 
-    ``polls`` and ``hours`` are that store's rows in the engine's frame schemas (a
-    store id column may hold only that store); the counted polls are those inside
-    business hours with ``start <= t <= end`` (for the report's week, rule 6).
+    ``polls``, ``hours`` and ``zones`` are that store's rows in the engine's frame schemas (a
+    store id column may hold only that store; its zone is read by ``rules.effective_zones``);
+    the counted polls are those inside business hours with ``start <= t <= end`` (for the report's week, rule 6).
     Raises ``ValueError`` when ``end`` is before ``start`` or the gap is out of range.
     """
-    gap = _gap_units(max_gap_minutes)
-    start_us = int(_to_utc_us(pd.Series([pd.Timestamp(start)]))[0])
-    end_us = int(_to_utc_us(pd.Series([pd.Timestamp(end)]))[0])
+    gap = gap_units(max_gap_minutes)
+    start_us = int(to_utc_us(pd.Series([pd.Timestamp(start)]))[0])
+    end_us = int(to_utc_us(pd.Series([pd.Timestamp(end)]))[0])
     if end_us < start_us:
         raise ValueError("the timeline's end lies before its start")
-    store_id = _the_store(polls, hours, special_hours)
-    poll_us = _to_utc_us(polls["timestamp_utc"])
+    store_id = _the_store(polls, hours, special_hours, zones)
+    poll_us = to_utc_us(polls["timestamp_utc"])
     kept = poll_us <= end_us
-    zones = pd.DataFrame({"store_id": [store_id], "timezone_str": [timezone_str]}, dtype=object)
-    lanes = _build_lanes(
+    lanes = build_lanes(
         store_ids=np.array([store_id], dtype=object),
         poll_codes=np.zeros(int(kept.sum()), dtype=np.int64),
         poll_us=poll_us[kept],
         poll_active=(polls["status"] == ACTIVE).to_numpy(dtype=bool)[kept],
         hours=hours.assign(store_id=store_id) if len(hours) else hours,
-        zones=zones,
+        zones=zones.assign(store_id=store_id) if len(zones) else zones,
         special_hours=None if special_hours is None else special_hours.assign(store_id=store_id),
         range_start_us=start_us,
         range_end_us=end_us,
@@ -195,10 +185,10 @@ def _seconds(units: float) -> float:
     return units / UNITS_PER_US / US_PER_SECOND
 
 
-def _the_store(polls: pd.DataFrame, hours: pd.DataFrame, special_hours: pd.DataFrame | None) -> str:
+def _the_store(*frames: pd.DataFrame | None) -> str:
     """The one store id the frames describe ("" when none names it)."""
     ids: set[str] = set()
-    for frame in (polls, hours, special_hours):
+    for frame in frames:
         if frame is not None and len(frame):
             ids.update(str(value) for value in pd.unique(frame["store_id"].to_numpy(dtype=object)))
     if len(ids) > 1:
@@ -272,7 +262,7 @@ def _days(
     first = first_utc.tz_convert(zone).date()
     last = last_utc.tz_convert(zone).date()
     dates = np.arange(np.datetime64(first, "D"), np.datetime64(last, "D") + 2, dtype="datetime64[D]")
-    midnights_us = _localize_to_utc_us(dates.astype("datetime64[us]"), zone)
+    midnights_us = localize_to_utc_us(dates.astype("datetime64[us]"), zone)
     cuts = np.clip((midnights_us - lanes.range_start_us) * UNITS_PER_US, 0, lanes.lane_end)
 
     def per_day(lo: np.ndarray, hi: np.ndarray, weight: np.ndarray) -> np.ndarray:

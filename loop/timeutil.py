@@ -43,6 +43,11 @@ def to_utc(ts: pd.Timestamp | dt.datetime | str) -> pd.Timestamp:
     return out.tz_localize("UTC") if out.tzinfo is None else out.tz_convert("UTC")
 
 
+def to_utc_or_none(value: pd.Timestamp | dt.datetime | None) -> pd.Timestamp | None:
+    """``to_utc`` of a stored instant that may be missing (e.g. a job's ``finished_at`` while it runs)."""
+    return None if value is None else to_utc(value)
+
+
 def ts_to_us(ts: pd.Timestamp | dt.datetime) -> int:
     """Microseconds since the epoch (sub-microsecond parts are dropped)."""
     return to_utc(ts).value // 1000

@@ -14,7 +14,8 @@ import pandas as pd
 from pymongo.database import Database
 
 from loop import storage
-from loop.report_engine import DEFAULT_MAX_GAP_MINUTES, ReportResult, compute_report
+from loop.report_engine import ReportResult, compute_report
+from loop.rules import DEFAULT_MAX_GAP_MINUTES
 from loop.storage.legacy import require_current_layout
 from loop.timeutil import to_utc
 

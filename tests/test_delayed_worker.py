@@ -16,23 +16,12 @@ from typing import Any
 import pytest
 from pymongo.database import Database
 
-from loop import storage, tasks
+from loop import storage
+from loop.services import reports
 from tests.support import delayed_worker
 from tests.support.worked_example import EXAMPLE_CSV, EXAMPLE_NOW, load_example
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_one_report(report_id: str) -> str:
-    """Compute one report as a worker does: loop.services.reports after the loop/ refactor, loop.tasks before.
-
-    The same two-way lookup as delayed_worker's targets; drop the fallback once the refactor has landed.
-    """
-    try:
-        from loop.services.reports import compute_report
-    except ModuleNotFoundError:
-        return tasks.run_report(report_id)
-    return compute_report(report_id=report_id)
 
 
 def test_the_pause_comes_after_marking_started_and_before_computing(
@@ -42,8 +31,7 @@ def test_the_pause_comes_after_marking_started_and_before_computing(
     report_id = "D" * 32
     storage.create_report(mdb, report_id, EXAMPLE_NOW)
     events: list[Any] = []
-    module, attribute = delayed_worker.resolve_target()
-    real = getattr(module, attribute)
+    real = reports.generate_report
 
     def computing(*args: Any, **kwargs: Any) -> Any:
         events.append("compute")
@@ -52,27 +40,11 @@ def test_the_pause_comes_after_marking_started_and_before_computing(
     def pause(seconds: float) -> None:
         events.append(("sleep", seconds, storage.get_report(mdb, report_id)["attempts"]))
 
-    monkeypatch.setattr(module, attribute, delayed_worker.delayed(computing, 3, sleep=pause))
-    assert run_one_report(report_id) == "complete"
+    monkeypatch.setattr(reports, delayed_worker.PATCH_ATTRIBUTE, delayed_worker.delayed(computing, 3, sleep=pause))
+    assert reports.run_report(report_id=report_id) == "complete"
     assert events == [("sleep", 3, 1), "compute"]  # one pause, once the attempt is counted
     assert storage.read_report_csv(mdb, storage.get_report(mdb, report_id)) == EXAMPLE_CSV
     assert "test delay: sleeping 3 s before computing report" in caplog.text
-
-
-def test_the_target_falls_back_to_the_legacy_one_and_fails_loudly_when_both_are_gone(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    found = delayed_worker.resolve_target()
-    assert (found[0].__name__, found[1]) in (delayed_worker.PATCH_TARGET, delayed_worker.LEGACY_PATCH_TARGET)
-    # Stand-in targets, so this holds before and after the loop/ refactor alike.
-    monkeypatch.setattr(delayed_worker, "LEGACY_PATCH_TARGET", ("json", "dumps"))
-    for missing in (("loop.no_such_module", "generate_report"), ("json", "no_such_function")):
-        monkeypatch.setattr(delayed_worker, "PATCH_TARGET", missing)
-        module, attribute = delayed_worker.resolve_target()
-        assert (module.__name__, attribute) == ("json", "dumps")
-    monkeypatch.setattr(delayed_worker, "LEGACY_PATCH_TARGET", ("json", "no_such_function"))
-    with pytest.raises(LookupError, match="update PATCH_TARGET"):
-        delayed_worker.resolve_target()
 
 
 @pytest.mark.parametrize(("text", "seconds"), [(None, 0.0), ("", 0.0), ("4", 4.0), ("0.5", 0.5)])

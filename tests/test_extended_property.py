@@ -258,12 +258,12 @@ def test_extended_report_and_timeline_match_brute_force(case: Case) -> None:
         assert row["longest_outage_last_week"] == want["longest"], (sid, row["longest_outage_last_week"])
 
         # The same store's timeline over the report week: exact totals, equal to the report row.
-        one_polls, one_hours, _, one_special = frames(case, only=sid)
+        one_polls, one_hours, one_zones, one_special = frames(case, only=sid)
         timeline = store_timeline(
             polls=one_polls,
             hours=one_hours,
             special_hours=one_special,
-            timezone_str=store.zone,
+            zones=one_zones,
             start=now - pd.Timedelta(days=7),
             end=now,
             max_gap_minutes=case.gap_minutes,
@@ -296,12 +296,12 @@ def ranges(draw: st.DrawFn) -> tuple[Case, int, int]:
 def test_timeline_matches_brute_force_on_any_range(drawn: tuple[Case, int, int]) -> None:
     case, start, end = drawn
     for sid, store in case.stores.items():
-        polls, hours, _, special = frames(case, only=sid)
+        polls, hours, zones, special = frames(case, only=sid)
         t = store_timeline(
             polls=polls,
             hours=hours,
             special_hours=special,
-            timezone_str=store.zone,
+            zones=zones,
             start=pd.Timestamp(start, unit="s", tz="UTC"),
             end=pd.Timestamp(end, unit="s", tz="UTC"),
             max_gap_minutes=case.gap_minutes,

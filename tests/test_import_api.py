@@ -345,7 +345,7 @@ def test_the_broker_down_at_enqueue_is_503_and_leaves_no_running_import(
     def broker_down(import_id: str) -> None:
         raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr("loop.embedded_worker.enqueue_import", broker_down)
+    monkeypatch.setattr("loop.queue.enqueue_import", broker_down)
     body = assert_json_error(upload(api, archive=full_zip()), 503)
     assert body["error"] == "The task broker is unavailable; the import was not started."
     docs = list(mdb[IMPORTS].find())
@@ -373,7 +373,7 @@ def test_the_list_is_newest_first_paged_and_filtered(api: APIClient, mdb: Databa
 def test_a_running_import_without_progress_for_too_long_reads_failed(
     api: APIClient, mdb: Database, settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("loop.embedded_worker.enqueue_import", lambda import_id: None)  # queued, never run
+    monkeypatch.setattr("loop.queue.enqueue_import", lambda import_id: None)  # queued, never run
     import_id = started(upload(api, archive=full_zip()))
     assert api.get(f"/imports/{import_id}/").json()["status"] == "Running"
     settings.IMPORT_STALE_SECONDS = 0

@@ -14,7 +14,8 @@ import io
 import pandas as pd
 import pytest
 
-from loop.report_engine import DEFAULT_TIMEZONE, REPORT_COLUMNS, compute_report, report_to_csv
+from loop.report_engine import REPORT_COLUMNS, compute_report, report_to_csv
+from loop.rules import DEFAULT_TIMEZONE
 from tests.support.report_frames import (
     ZERO,
     assert_row,

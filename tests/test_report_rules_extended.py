@@ -89,7 +89,7 @@ def test_example_a_segments() -> None:
         polls=polls_frame(A_POLLS),
         hours=hours_frame(A_HOURS),
         special_hours=None,
-        timezone_str=CHI,
+        zones=zones_frame([("w", CHI)]),
         start=utc("2024-10-01T17:00:00Z"),
         end=utc("2024-10-08T17:00:00Z"),
     )
@@ -213,12 +213,11 @@ def test_report_and_timeline_agree_on_random_stores_of_a_generated_set(tmp_path:
     report = result.report.set_index("store_id")
     rng = np.random.default_rng(3)
     for sid in rng.choice(report.index.to_numpy(), size=12, replace=False):
-        zone = zones.loc[zones["store_id"] == sid, "timezone_str"]
         t = store_timeline(
             polls=polls[polls["store_id"] == sid],
             hours=hours[hours["store_id"] == sid],
             special_hours=None,
-            timezone_str=zone.iloc[0] if len(zone) else None,
+            zones=zones[zones["store_id"] == sid],
             start=result.now - pd.Timedelta(days=7),
             end=result.now,
             max_gap_minutes=45,

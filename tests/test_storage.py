@@ -12,7 +12,7 @@ from pymongo.database import Database
 
 from loop import storage
 from loop.ingest import PollWriter, insert_polls
-from loop.services.reports import fail_if_stale
+from loop.services.reports import fail_report_if_stale
 from loop.timeutil import ts_to_us, utcnow
 
 
@@ -222,14 +222,15 @@ def test_report_lifecycle_and_large_csv_in_chunks(mdb: Database) -> None:
     assert storage.read_report_csv(mdb, storage.get_report(mdb, "r" * 32)) == csv_text
 
 
-def test_stale_running_report_is_failed(mdb: Database) -> None:
+def test_stale_running_report_is_failed(mdb: Database, settings) -> None:
+    settings.REPORT_STALE_SECONDS = 1800
     storage.create_report(mdb, "s" * 32, ts("2024-10-14"))
     mdb[storage.REPORTS].update_one(
         {"report_id": "s" * 32}, {"$set": {"created_at": utcnow() - dt.timedelta(minutes=31)}}
     )
     storage.create_report(mdb, "f" * 32, ts("2024-10-14"))
-    assert fail_if_stale(db=mdb, report=storage.get_report(mdb, "f" * 32), max_age_s=1800)["status"] == "Running"
-    stale = fail_if_stale(db=mdb, report=storage.get_report(mdb, "s" * 32), max_age_s=1800)
+    assert fail_report_if_stale(db=mdb, report=storage.get_report(mdb, "f" * 32))["status"] == "Running"
+    stale = fail_report_if_stale(db=mdb, report=storage.get_report(mdb, "s" * 32))
     assert stale["status"] == "Failed" and stale["error"].startswith("stale")
 
 

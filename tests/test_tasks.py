@@ -16,7 +16,7 @@ from django.core.management import call_command
 from pymongo.database import Database
 from pymongo.errors import AutoReconnect, OperationFailure, ServerSelectionTimeoutError
 
-from loop import embedded_worker, retry, storage, tasks
+from loop import errors, queue, retry, storage, tasks
 from loop.ingest import load_sources
 from loop.services import reports
 from loop.timeutil import utcnow
@@ -45,7 +45,7 @@ def mongo_down(*, report_id: str, retries: int = 0, db: Database | None = None) 
 
 def test_task_computes_the_worked_example(example: Database) -> None:
     rid = new_report(example, EXAMPLE_NOW)
-    assert reports.compute_report(report_id=rid) == "complete"
+    assert reports.run_report(report_id=rid) == "complete"
     doc = storage.get_report(example, rid)
     assert doc["status"] == "Complete" and doc["rows"] == 2 and doc["polls_counted"] == 2
     assert storage.read_report_csv(example, doc) == EXAMPLE_CSV
@@ -62,9 +62,9 @@ def test_generate_report_defaults_to_the_newest_poll(example: Database) -> None:
 
 def test_redelivered_task_for_a_finished_report_does_nothing(example: Database) -> None:
     rid = new_report(example, EXAMPLE_NOW)
-    reports.compute_report(report_id=rid)
+    reports.run_report(report_id=rid)
     first = storage.get_report(example, rid)
-    assert reports.compute_report(report_id=rid) == "not-running"
+    assert reports.run_report(report_id=rid) == "not-running"
     tasks.generate_report_task.apply(args=[rid])
     again = storage.get_report(example, rid)
     assert again == first
@@ -72,7 +72,7 @@ def test_redelivered_task_for_a_finished_report_does_nothing(example: Database) 
 
 
 def test_unknown_report_is_a_no_op(mdb: Database) -> None:
-    assert reports.compute_report(report_id="Z" * 32) == "missing"
+    assert reports.run_report(report_id="Z" * 32) == "missing"
     assert mdb[storage.REPORTS].count_documents({}) == 0
 
 
@@ -84,7 +84,7 @@ def test_engine_error_marks_the_report_failed_with_a_short_message(
 
     monkeypatch.setattr(reports, "generate_report", boom)
     rid = new_report(example, EXAMPLE_NOW)
-    assert reports.compute_report(report_id=rid) == "failed"
+    assert reports.run_report(report_id=rid) == "failed"
     doc = storage.get_report(example, rid)
     assert doc["status"] == "Failed" and doc["error"] == "ValueError: boom"
     assert doc["file_id"] is None
@@ -99,7 +99,7 @@ def test_celery_task_retries_while_mongodb_is_down_then_fails(
         calls.append(retries)
         raise AutoReconnect("connection refused")
 
-    monkeypatch.setattr(reports, "compute_report", unreachable)
+    monkeypatch.setattr(reports, "run_report", unreachable)
     rid = new_report(example, EXAMPLE_NOW)
     tasks.generate_report_task.apply(args=[rid])  # eager: retries run inline
     assert calls == [0, 1, 2] and settings.REPORT_TASK_MAX_RETRIES == 2
@@ -111,7 +111,7 @@ def test_celery_task_retries_while_mongodb_is_down_then_fails(
 def test_failure_is_recorded_once_mongodb_is_back(example: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     # MongoDB is down for the whole retry window and for the first attempts to
     # record the failure; the task keeps trying (phase 2) and records it later.
-    monkeypatch.setattr(reports, "compute_report", mongo_down)
+    monkeypatch.setattr(reports, "run_report", mongo_down)
     real_fail = storage.fail_report
     fail_calls: list[str] = []
 
@@ -132,7 +132,7 @@ def test_failure_is_recorded_once_mongodb_is_back(example: Database, monkeypatch
 def test_failure_that_cannot_be_recorded_is_left_to_the_stale_rule(
     example: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(reports, "compute_report", mongo_down)
+    monkeypatch.setattr(reports, "run_report", mongo_down)
     attempts: list[str] = []
 
     def always_down(db: Database, report_id: str, error: str) -> bool:
@@ -149,7 +149,8 @@ def test_failure_that_cannot_be_recorded_is_left_to_the_stale_rule(
     # The stale rule, with a tiny limit, reports it Failed on the next poll.
     two_seconds_ago = utcnow() - dt.timedelta(seconds=2)
     example[storage.REPORTS].update_one({"_id": rid}, {"$set": {"created_at": two_seconds_ago}})
-    doc = reports.fail_if_stale(db=example, report=storage.get_report(example, rid), max_age_s=1)
+    settings.REPORT_STALE_SECONDS = 1
+    doc = reports.fail_report_if_stale(db=example, report=storage.get_report(example, rid))
     assert doc["status"] == "Failed" and doc["error"].startswith("stale: still Running after 1 s")
 
 
@@ -166,12 +167,12 @@ def test_retry_backoff_doubles_and_is_capped(settings) -> None:
 
 
 def test_transient_errors_are_connection_failures_or_labelled_retryable() -> None:
-    assert retry.is_transient(AutoReconnect("x"))
-    assert retry.is_transient(ServerSelectionTimeoutError("no server"))
+    assert errors.is_transient(AutoReconnect("x"))
+    assert errors.is_transient(ServerSelectionTimeoutError("no server"))
     labelled = OperationFailure("stepdown", code=189, details={"errorLabels": ["RetryableWriteError"]})
-    assert retry.is_transient(labelled)
-    assert not retry.is_transient(OperationFailure("bad query", code=2))
-    assert not retry.is_transient(ValueError("x"))
+    assert errors.is_transient(labelled)
+    assert not errors.is_transient(OperationFailure("bad query", code=2))
+    assert not errors.is_transient(ValueError("x"))
 
 
 def test_a_labelled_retryable_error_is_retried_not_failed(example: Database, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -195,13 +196,13 @@ def test_a_labelled_retryable_error_is_retried_not_failed(example: Database, mon
 def test_the_report_records_who_ran_it(example: Database) -> None:
     rid = new_report(example, EXAMPLE_NOW)
     assert storage.get_report(example, rid)["worker"] is None
-    reports.compute_report(report_id=rid, retries=4)
+    reports.run_report(report_id=rid, retries=4)
     doc = storage.get_report(example, rid)
     assert doc["worker"] == f"{socket.gethostname()}:{os.getpid()}" and doc["retries"] == 4
 
 
 def test_embedded_worker_retries_then_succeeds(example: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = reports.compute_report
+    real = reports.run_report
     calls: list[int] = []
 
     def flaky(*, report_id: str, retries: int = 0, db: Database | None = None) -> str:
@@ -210,9 +211,9 @@ def test_embedded_worker_retries_then_succeeds(example: Database, monkeypatch: p
             raise AutoReconnect("primary stepped down")
         return real(report_id=report_id, retries=retries)
 
-    monkeypatch.setattr(reports, "compute_report", flaky)
+    monkeypatch.setattr(reports, "run_report", flaky)
     rid = new_report(example, EXAMPLE_NOW)
-    assert embedded_worker.enqueue_report(rid).result(timeout=30) == "complete"
+    assert queue.enqueue_report(rid).result(timeout=30) == "complete"
     assert calls == [0, 1] and storage.get_report(example, rid)["retries"] == 1
     assert storage.read_report_csv(example, storage.get_report(example, rid)) == EXAMPLE_CSV
 
@@ -229,7 +230,7 @@ def test_a_delivery_that_loses_the_race_leaves_no_orphan_file(
 
     monkeypatch.setattr(reports, "generate_report", other_worker_finishes_first)
     rid = new_report(example, EXAMPLE_NOW)
-    assert reports.compute_report(report_id=rid) == "superseded"
+    assert reports.run_report(report_id=rid) == "superseded"
     assert storage.get_report(example, rid)["status"] == "Failed"
     assert example[f"{storage.REPORT_BUCKET}.files"].count_documents({}) == 0
     assert example[f"{storage.REPORT_BUCKET}.chunks"].count_documents({}) == 0
@@ -239,7 +240,7 @@ def test_database_report_equals_offline_report_on_the_sample_data(mdb: Database)
     load_sources(ROOT / "data", mdb)
     now = storage.newest_poll_time(mdb)
     rid = new_report(mdb, now)
-    assert reports.compute_report(report_id=rid) == "complete"
+    assert reports.run_report(report_id=rid) == "complete"
     out = io.StringIO()
     saved, sys.stdout = sys.stdout, out  # the offline command writes "-" to sys.stdout
     try:
@@ -277,7 +278,7 @@ def test_generate_report_command_without_csv_dir_reads_the_database(example: Dat
 
 def test_a_finished_csv_is_read_from_mongodb_once_per_process(example: Database) -> None:
     rid = new_report(example, EXAMPLE_NOW)
-    reports.compute_report(report_id=rid)
+    reports.run_report(report_id=rid)
     doc = storage.get_report(example, rid)
     assert storage.read_report_csv(example, doc) == EXAMPLE_CSV
     # A finished file never changes: later polls are served without reading the chunks again.

@@ -23,16 +23,17 @@ import pandas as pd
 from django.conf import settings
 from pymongo.database import Database
 
-from loop import storage
+from loop import queue, storage
 from loop.csv_sources import ARCHIVE_FIELD, SOURCE_NAMES, UPLOAD_FIELDS, CsvSource, InputFileError
-from loop.errors import Conflict, InvalidInput, NotFound, Unavailable
+from loop.errors import Conflict, InvalidInput, NotFound, Unavailable, is_transient, short_error
 from loop.ids import ID_SHAPE, is_id, new_id
 from loop.ingest.archives import ArchiveRefused, unpack_sources
 from loop.ingest.loader import LoadStats, load_found_sources
-from loop.services.reports import PAGE_SIZE_DEFAULT, page_skip, short_error, worker_name
+from loop.services.jobs import is_stale, worker_name
+from loop.services.paging import PAGE_SIZE_DEFAULT, Page, page_skip
 from loop.storage import ImportDoc, ImportFile, ImportPhase, ImportStatus
 from loop.storage.legacy import LegacyLayoutError, has_legacy_polls
-from loop.timeutil import utcnow
+from loop.timeutil import to_utc_or_none, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -68,14 +69,6 @@ class ImportView:
     error: str | None
 
 
-@dataclass(frozen=True)
-class ImportPage:
-    count: int
-    page: int
-    page_size: int
-    results: list[ImportView]
-
-
 # --- starting ------------------------------------------------------------------------------
 
 
@@ -96,10 +89,8 @@ def start_import(*, files: list[ImportFile]) -> ImportStarted:
     doc = storage.create_import(db, new_id(), files)
     import_id = doc["import_id"]
     storage.adopt_uploads(db, [item["file_id"] for item in files])
-    from loop.embedded_worker import enqueue_import  # the worker imports this module
-
     try:
-        enqueue_import(import_id)
+        queue.enqueue_import(import_id)
     except Exception as exc:
         # Nothing will ever run it: fail it now rather than leave it Running, and drop its files.
         storage.fail_import(db, import_id, "could not queue the import: the task broker is unavailable")
@@ -130,28 +121,26 @@ def get_import(*, import_id: str) -> ImportView:
     doc = storage.get_import(db, import_id)
     if doc is None:
         raise NotFound(f"No import with id {import_id}.")
-    return _view(fail_if_stale(db=db, doc=doc, max_age_s=settings.IMPORT_STALE_SECONDS))
+    return _view(fail_import_if_stale(db=db, doc=doc))
 
 
 def list_imports(
     *, status: ImportStatus | None = None, page: int = 1, page_size: int = PAGE_SIZE_DEFAULT
-) -> ImportPage:
+) -> Page[ImportView]:
     """One page of the imports, newest first, with the stale rule applied to Running ones."""
     skip = page_skip(page=page, page_size=page_size)
     db = storage.get_db()
     count, docs = storage.list_imports(db, status=status, skip=skip, limit=page_size)
-    results = [_view(fail_if_stale(db=db, doc=doc, max_age_s=settings.IMPORT_STALE_SECONDS)) for doc in docs]
+    results = [_view(fail_import_if_stale(db=db, doc=doc)) for doc in docs]
     if status is not None:
         results = [item for item in results if item.status == status]
-    return ImportPage(count=count, page=page, page_size=page_size, results=results)
+    return Page(count=count, page=page, page_size=page_size, results=results)
 
 
-def fail_if_stale(*, db: Database, doc: ImportDoc | dict[str, Any], max_age_s: int) -> dict[str, Any]:
-    """The stale rule of imports: Running with no sign of life (``updated_at``) for ``max_age_s`` is Failed."""
-    if doc["status"] != ImportStatus.RUNNING:
-        return dict(doc)
-    last = doc.get("updated_at") or doc.get("created_at")
-    if last is None or (utcnow() - last).total_seconds() <= max_age_s:
+def fail_import_if_stale(*, db: Database, doc: ImportDoc | dict[str, Any]) -> dict[str, Any]:
+    """The import's stale rule: Running with no sign of life (``updated_at``) for IMPORT_STALE_SECONDS is Failed."""
+    max_age_s = settings.IMPORT_STALE_SECONDS
+    if not is_stale(doc, since_field="updated_at", max_age_s=max_age_s):
         return dict(doc)
     message = f"stale: no progress for {max_age_s} s (worker lost or queue stuck)"
     failed_now = storage.fail_import(db, doc["import_id"], message)
@@ -167,17 +156,13 @@ def _view(doc: dict[str, Any]) -> ImportView:
         import_id=doc["import_id"],
         status=ImportStatus(doc["status"]),
         phase=str(doc.get("phase") or ImportPhase.QUEUED),
-        created_at=_timestamp(doc.get("created_at")),
-        finished_at=_timestamp(doc.get("finished_at")),
+        created_at=to_utc_or_none(doc.get("created_at")),
+        finished_at=to_utc_or_none(doc.get("finished_at")),
         files=[{"name": item["name"], "bytes": int(item["bytes"])} for item in doc.get("files") or []],
         progress={"rows": int(progress.get("rows") or 0), "file": progress.get("file")},
         summary=doc.get("summary"),
         error=doc.get("error"),
     )
-
-
-def _timestamp(value: object) -> pd.Timestamp | None:
-    return None if value is None else pd.Timestamp(value).tz_localize("UTC")
 
 
 # --- running (the worker) ------------------------------------------------------------------
@@ -190,8 +175,6 @@ def run_import(*, import_id: str, retries: int = 0, db: Database | None = None) 
     with the reason. Transient MongoDB errors are raised so the runner retries (``loop.retry``):
     the loader is idempotent, so a retry repairs whatever the failed attempt left half-done.
     """
-    from loop.retry import is_transient
-
     db = db if db is not None else storage.get_db()
     doc = storage.get_import(db, import_id)
     if doc is None:

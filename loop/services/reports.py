@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import socket
 import time
 from dataclasses import dataclass, replace
 
@@ -17,13 +15,16 @@ import pandas as pd
 from django.conf import settings
 from pymongo.database import Database
 
-from loop import storage
-from loop.errors import Conflict, InvalidInput, NotFound, Unavailable
+from loop import queue, storage
+from loop.errors import Conflict, InvalidInput, NotFound, Unavailable, is_transient, short_error
 from loop.ids import ID_SHAPE, is_id, new_id
-from loop.report_engine import DEFAULT_MAX_GAP_MINUTES, MAX_GAP_MINUTES_ALLOWED, MIN_GAP_MINUTES, report_to_csv
+from loop.report_engine import report_to_csv
+from loop.rules import DEFAULT_MAX_GAP_MINUTES, gap_problem
+from loop.services.jobs import is_stale, worker_name
+from loop.services.paging import PAGE_SIZE_DEFAULT, Page, page_skip
 from loop.storage import ReportDoc, ReportFormat, ReportPhase, ReportStatus
 from loop.storage.legacy import LegacyLayoutError, has_legacy_polls
-from loop.timeutil import ts_to_us, utcnow
+from loop.timeutil import to_utc_or_none, ts_to_us, utcnow
 from loop.utils import generate_report
 
 logger = logging.getLogger(__name__)
@@ -61,20 +62,6 @@ class ReportSummary:
     max_gap_minutes: int | None = None
 
 
-@dataclass(frozen=True)
-class ReportPage:
-    """One page of GET /reports/ and how many reports match in all."""
-
-    count: int
-    page: int
-    page_size: int
-    results: list[ReportSummary]
-
-
-PAGE_SIZE_DEFAULT = 20
-PAGE_SIZE_MAX = 100
-
-
 REPORT_ID_HELP = f"{ID_SHAPE} (as returned by POST /trigger_report/)."
 
 
@@ -105,8 +92,9 @@ def trigger_report(
     (now, version, variant) in storage. ``force`` always starts a new one. ``max_gap_minutes``
     is ignored by the Loop format.
     """
-    if not MIN_GAP_MINUTES <= max_gap_minutes <= MAX_GAP_MINUTES_ALLOWED:
-        raise InvalidInput("max_gap_minutes", f"must be between {MIN_GAP_MINUTES} and {MAX_GAP_MINUTES_ALLOWED}")
+    problem = gap_problem(max_gap_minutes)
+    if problem is not None:
+        raise InvalidInput("max_gap_minutes", problem)
     extended = report_format == ReportFormat.EXTENDED
     gap = max_gap_minutes if extended else None
     variant = f"{report_format.value}:{max_gap_minutes}" if extended else ""
@@ -130,7 +118,7 @@ def trigger_report(
         if current is not None:
             existing = storage.get_report(db, current)
             if existing is not None:
-                existing = fail_if_stale(db=db, report=existing, max_age_s=settings.REPORT_STALE_SECONDS)
+                existing = fail_report_if_stale(db=db, report=existing)
                 if existing["status"] in (ReportStatus.RUNNING, ReportStatus.COMPLETE):
                     return TriggerResult(report_id=current, reused=True)
         # None yet, or it failed or was deleted: offer a new one. Its document exists before the
@@ -146,10 +134,8 @@ def trigger_report(
 
 
 def _enqueue(db: Database, report_id: str) -> None:
-    from loop.embedded_worker import enqueue_report  # the worker imports this module
-
     try:
-        enqueue_report(report_id)
+        queue.enqueue_report(report_id)
     except Exception as exc:
         # Nothing will ever run it: fail it now rather than leave it Running (a later trigger replaces it).
         storage.fail_report(db, report_id, "could not queue the report: the task broker is unavailable")
@@ -164,43 +150,31 @@ def get_report(*, report_id: str) -> ReportDoc:
     doc = storage.get_report(db, report_id)
     if doc is None:
         raise NotFound(f"No report with id {report_id}.")
-    return fail_if_stale(db=db, report=doc, max_age_s=settings.REPORT_STALE_SECONDS)
+    return fail_report_if_stale(db=db, report=doc)
 
 
-def fail_if_stale(*, db: Database, report: ReportDoc, max_age_s: int) -> ReportDoc:
-    """The stale rule: a report Running for longer than ``max_age_s`` is marked Failed."""
-    doc = report
-    if doc["status"] != ReportStatus.RUNNING:
-        return doc
-    created = doc.get("created_at")
-    if created is None or (utcnow() - created).total_seconds() <= max_age_s:
-        return doc
+def fail_report_if_stale(*, db: Database, report: ReportDoc) -> ReportDoc:
+    """The report's stale rule: Running for longer than REPORT_STALE_SECONDS since it was created is Failed."""
+    max_age_s = settings.REPORT_STALE_SECONDS
+    if not is_stale(report, since_field="created_at", max_age_s=max_age_s):
+        return report
     message = f"stale: still Running after {max_age_s} s (worker lost or queue stuck)"
-    storage.fail_report(db, doc["report_id"], message)
-    return storage.get_report(db, doc["report_id"]) or doc
-
-
-def page_skip(*, page: int, page_size: int) -> int:
-    """The paging limits of the lists (reports, imports): how many items come before ``page``."""
-    if page < 1:
-        raise InvalidInput("page", "must be 1 or more")
-    if not 1 <= page_size <= PAGE_SIZE_MAX:
-        raise InvalidInput("page_size", f"must be between 1 and {PAGE_SIZE_MAX}")
-    return (page - 1) * page_size
+    storage.fail_report(db, report["report_id"], message)
+    return storage.get_report(db, report["report_id"]) or report
 
 
 def list_reports(
     *, status: ReportStatus | None = None, page: int = 1, page_size: int = PAGE_SIZE_DEFAULT
-) -> ReportPage:
+) -> Page[ReportSummary]:
     """One page of the reports, newest first (by ``created_at``), with the stale rule applied to Running ones."""
     skip = page_skip(page=page, page_size=page_size)
     db = storage.get_db()
     count, docs = storage.list_reports(db, status=status, skip=skip, limit=page_size)
-    results = [_summary(fail_if_stale(db=db, report=doc, max_age_s=settings.REPORT_STALE_SECONDS)) for doc in docs]
+    results = [_summary(fail_report_if_stale(db=db, report=doc)) for doc in docs]
     # A report the stale rule just failed no longer matches a Running filter: drop it from that page.
     if status is not None:
         results = [item for item in results if item.status == status]
-    return ReportPage(count=count, page=page, page_size=page_size, results=results)
+    return Page(count=count, page=page, page_size=page_size, results=results)
 
 
 def _summary(doc: ReportDoc) -> ReportSummary:
@@ -210,8 +184,8 @@ def _summary(doc: ReportDoc) -> ReportSummary:
         report_id=doc["report_id"],
         status=status,
         now=storage.report_now(doc),
-        created_at=_timestamp(doc.get("created_at")),
-        finished_at=_timestamp(doc.get("finished_at")),
+        created_at=to_utc_or_none(doc.get("created_at")),
+        finished_at=to_utc_or_none(doc.get("finished_at")),
         rows=doc.get("rows") if status == ReportStatus.COMPLETE else None,
         # Reports created before phases existed have none: they read as queued.
         phase=str(doc.get("phase") or ReportPhase.QUEUED) if running else None,
@@ -252,11 +226,11 @@ def report_view(*, report_id: str) -> ReportView:
         report_id=report_id,
         status=status,
         now=storage.report_now(doc),
-        created_at=_timestamp(doc.get("created_at")),
+        created_at=to_utc_or_none(doc.get("created_at")),
         format=storage.report_format(doc),
         max_gap_minutes=doc.get("max_gap_minutes"),
     )
-    finished_at = _timestamp(doc.get("finished_at"))
+    finished_at = to_utc_or_none(doc.get("finished_at"))
     if status == ReportStatus.COMPLETE:
         csv_data = storage.read_report_csv(storage.get_db(), doc)
         return replace(view, csv_data=csv_data, rows=doc.get("rows"), finished_at=finished_at)
@@ -274,22 +248,7 @@ def report_csv(*, report_id: str) -> str:
     return storage.read_report_csv(storage.get_db(), doc)
 
 
-def _timestamp(value: object) -> pd.Timestamp | None:
-    return None if value is None else pd.Timestamp(value).tz_localize("UTC")
-
-
-def worker_name() -> str:
-    """host:pid of this process, stored on the report so ops (and tests) see who ran it."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def short_error(exc: BaseException) -> str:
-    """A one-line message for report_table (no stack trace reaches the API)."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
-
-
-def compute_report(*, report_id: str, retries: int = 0, db: Database | None = None) -> str:
+def run_report(*, report_id: str, retries: int = 0, db: Database | None = None) -> str:
     """Compute and store one report; returns what happened.
 
     "missing"/"not-running": nothing to do (a redelivered task for a finished
@@ -298,8 +257,6 @@ def compute_report(*, report_id: str, retries: int = 0, db: Database | None = No
     errors are raised so the runner can retry (``loop.retry``); ``retries``
     (how many came before this attempt) is recorded on the report.
     """
-    from loop.retry import is_transient
-
     db = db if db is not None else storage.get_db()
     doc = storage.get_report(db, report_id)
     if doc is None:

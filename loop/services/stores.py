@@ -22,8 +22,8 @@ from loop.csv_sources import (
     validate_special_hours_rows,
 )
 from loop.errors import InvalidInput, NotFound
-from loop.rules import ACTIVE, DEFAULT_TIMEZONE, INACTIVE, known_time_zones
-from loop.services.reports import PAGE_SIZE_DEFAULT
+from loop.rules import ACTIVE, INACTIVE, effective_zones, known_time_zones
+from loop.services.paging import PAGE_SIZE_DEFAULT, Page, page_skip
 from loop.timeutil import us_to_ts
 
 HOURS_ITEM_KEYS = ("dayOfWeek", "start_time_local", "end_time_local")
@@ -57,14 +57,6 @@ class StoreSummary:
 
 
 @dataclass(frozen=True)
-class StorePage:
-    count: int
-    page: int
-    page_size: int
-    results: list[StoreSummary]
-
-
-@dataclass(frozen=True)
 class StoreDetail:
     """GET /stores/<id>/: what the service knows of one store."""
 
@@ -81,7 +73,7 @@ class StoreDetail:
 class StoreZone:
     store_id: str
     timezone_str: str
-    is_default: bool  # no zone stored: the report reads the store in DEFAULT_TIMEZONE
+    is_default: bool  # no usable zone stored: the report reads the store in DEFAULT_TIMEZONE
 
 
 def is_store_id(value: object) -> bool:
@@ -140,13 +132,13 @@ def set_business_hours(*, store_id: str, items: list[object]) -> list[HoursRow]:
 
 
 def get_timezone(*, store_id: str) -> StoreZone:
-    """The store's zone as the report reads it: the last stored row, else DEFAULT_TIMEZONE."""
+    """The store's zone as the report reads it (``rules.effective_zones``)."""
     store_id = checked_store_id(store_id)
-    zones = storage.read_zones(storage.get_db(), store_id)["timezone_str"].to_numpy()
-    # As the engine reads it: the store's last row wins; a missing or unknown name means the default.
-    if len(zones) == 0 or zones[-1] not in known_time_zones():
-        return StoreZone(store_id, DEFAULT_TIMEZONE, True)
-    return StoreZone(store_id, str(zones[-1]), False)
+    zones = storage.read_zones(storage.get_db(), store_id)
+    (zone,), warnings = effective_zones(np.array([store_id], dtype=object), zones)
+    # The default applies when no row is stored or its name is blank or unknown (then warned about).
+    is_default = len(zones) == 0 or bool(warnings) or zone != str(zones["timezone_str"].iloc[-1]).strip()
+    return StoreZone(store_id, str(zone), is_default)
 
 
 def set_timezone(*, store_id: str, timezone_str: str) -> StoreZone:
@@ -204,18 +196,11 @@ def set_special_hours(*, store_id: str, items: list[object]) -> list[SpecialHour
 # --- the store list and one store's detail ----------------------------------------------
 
 
-def _zone_of(zones: pd.DataFrame) -> dict[str, str]:
-    """Each store's zone as the engine reads it: its last row, when that name is known."""
-    last = zones.drop_duplicates("store_id", keep="last")
-    known = known_time_zones()
-    return {sid: zone for sid, zone in zip(last["store_id"], last["timezone_str"], strict=True) if zone in known}
-
-
 def _status(last_inactive: int) -> str | None:
     return None if last_inactive < 0 else (INACTIVE if last_inactive else ACTIVE)
 
 
-def list_stores(*, search: str = "", page: int = 1, page_size: int = PAGE_SIZE_DEFAULT) -> StorePage:
+def list_stores(*, search: str = "", page: int = 1, page_size: int = PAGE_SIZE_DEFAULT) -> Page[StoreSummary]:
     """Stores with polls, sorted by id as text; ``search``: a case-insensitive literal substring of the id.
 
     Two packed-table reads (the catalog and the zones), whatever the page: no poll is read.
@@ -227,18 +212,19 @@ def list_stores(*, search: str = "", page: int = 1, page_size: int = PAGE_SIZE_D
     if search:
         match = ids.str.lower().str.contains(search.lower(), regex=False).to_numpy(dtype=bool)
         order = order[match[order]]
-    chosen = order[(page - 1) * page_size : page * page_size]
-    zones = _zone_of(storage.read_zones(db)) if len(chosen) else {}
+    skip = page_skip(page=page, page_size=page_size)
+    chosen = order[skip : skip + page_size]
+    zones, _ = effective_zones(ids.to_numpy(dtype=object)[chosen], storage.read_zones(db)) if len(chosen) else ([], [])
     results = [
         StoreSummary(
             store_id=ids.iloc[i],
-            timezone=zones.get(ids.iloc[i], DEFAULT_TIMEZONE),
+            timezone=str(zone),
             last_poll_utc=None if catalog.last_inactive[i] < 0 else us_to_ts(int(catalog.last_us[i])),
             last_status=_status(int(catalog.last_inactive[i])),
         )
-        for i in chosen.tolist()
+        for i, zone in zip(chosen.tolist(), zones, strict=True)
     ]
-    return StorePage(count=len(order), page=page, page_size=page_size, results=results)
+    return Page(count=len(order), page=page, page_size=page_size, results=results)
 
 
 def get_store(*, store_id: str) -> StoreDetail:
@@ -254,7 +240,7 @@ def get_store(*, store_id: str) -> StoreDetail:
     known_last = polled and catalog.last_inactive[0] >= 0
     return StoreDetail(
         store_id=store_id,
-        timezone=_zone_of(zones).get(store_id, DEFAULT_TIMEZONE),
+        timezone=str(effective_zones(np.array([store_id], dtype=object), zones)[0][0]),
         business_hours=_rows(hours),
         special_hours=_special_rows(special),
         first_poll_utc=us_to_ts(int(catalog.first_us[0])) if polled else None,

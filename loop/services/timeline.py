@@ -13,8 +13,7 @@ import pandas as pd
 
 from loop import storage
 from loop.errors import Conflict, InvalidInput, NotFound
-from loop.report_engine import DEFAULT_MAX_GAP_MINUTES
-from loop.rules import REPORT_WEEK
+from loop.rules import DEFAULT_MAX_GAP_MINUTES, REPORT_WEEK
 from loop.services.stores import checked_store_id
 from loop.timeline import Timeline, store_timeline
 
@@ -73,13 +72,11 @@ def get_store_timeline(
     if polls.empty and hours.empty and special.empty and zones.empty:
         if len(storage.read_store_catalog(db, store_id).store_ids) == 0:
             raise NotFound(f"No store {store_id!r}: it has no polls, hours, holiday hours or time zone.")
-    # As the report reads a zone: the store's last row (an unknown name falls back in the engine).
-    zone = str(zones["timezone_str"].iloc[-1]) if len(zones) else None
     timeline = store_timeline(
         polls=polls,
         hours=hours,
         special_hours=special,
-        timezone_str=zone,
+        zones=zones,
         start=start,
         end=end,
         max_gap_minutes=max_gap_minutes,

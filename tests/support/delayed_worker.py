@@ -15,20 +15,15 @@ replaces a killed one) inherits the wrapper. The arguments are those of
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
 import os
 import sys
 import time
 from collections.abc import Callable, Mapping
-from types import ModuleType
 from typing import Any
 
-# What to wrap: (module, attribute) of the function run_report calls right after marking a
-# report started. This is where it lives once the refactor of loop/ has landed; until then
-# the legacy target below is used. Switching is this one line (then drop the legacy one).
-PATCH_TARGET = ("loop.services.reports", "generate_report")
-LEGACY_PATCH_TARGET = ("loop.tasks", "generate_report")  # before the refactor
+# What to wrap: the function loop.services.reports.run_report calls right after marking a report started.
+PATCH_ATTRIBUTE = "generate_report"
 DELAY_ENV = "TEST_REPORT_DELAY_SECONDS"
 
 logger = logging.getLogger(__name__)
@@ -41,25 +36,6 @@ def delay_seconds(environ: Mapping[str, str] = os.environ) -> float:
     if seconds < 0:
         raise ValueError(f"{DELAY_ENV} must be >= 0, got {text!r}")
     return seconds
-
-
-def _target_is_missing(exc: ModuleNotFoundError, module_name: str) -> bool:
-    """True if the import failed because the target module (or a parent package) does not exist."""
-    return exc.name is not None and (module_name == exc.name or module_name.startswith(exc.name + "."))
-
-
-def resolve_target() -> tuple[ModuleType, str]:
-    """The module and attribute to wrap: PATCH_TARGET if it exists, else LEGACY_PATCH_TARGET."""
-    for module_name, attribute in (PATCH_TARGET, LEGACY_PATCH_TARGET):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if not _target_is_missing(exc, module_name):
-                raise  # the target exists but is broken: say so, do not quietly fall back
-            continue
-        if callable(getattr(module, attribute, None)):
-            return module, attribute
-    raise LookupError(f"neither {PATCH_TARGET} nor {LEGACY_PATCH_TARGET} exists: update PATCH_TARGET")
 
 
 def delayed(
@@ -81,9 +57,10 @@ def delayed(
 
 def install(seconds: float) -> str:
     """Wrap the target with the pause; returns its dotted name."""
-    module, attribute = resolve_target()
-    setattr(module, attribute, delayed(getattr(module, attribute), seconds))
-    return f"{module.__name__}.{attribute}"
+    from loop.services import reports
+
+    setattr(reports, PATCH_ATTRIBUTE, delayed(getattr(reports, PATCH_ATTRIBUTE), seconds))
+    return f"{reports.__name__}.{PATCH_ATTRIBUTE}"
 
 
 def main(worker_args: list[str]) -> None:

@@ -25,14 +25,8 @@ from loop.csv_sources import (
     read_status,
     read_zones,
 )
-from loop.report_engine import (
-    DEFAULT_MAX_GAP_MINUTES,
-    MAX_GAP_MINUTES_ALLOWED,
-    MIN_GAP_MINUTES,
-    ReportResult,
-    compute_report,
-    report_to_csv,
-)
+from loop.report_engine import ReportResult, compute_report, report_to_csv
+from loop.rules import DEFAULT_MAX_GAP_MINUTES, GAP_RANGE_TEXT, gap_problem
 from loop.timeutil import NOW_HELP, parse_now
 
 
@@ -60,7 +54,7 @@ class Command(BaseCommand):
             type=int,
             default=DEFAULT_MAX_GAP_MINUTES,
             help=f"extended: farther than this from the nearest counted poll is unobserved "
-            f"({MIN_GAP_MINUTES}-{MAX_GAP_MINUTES_ALLOWED}, default {DEFAULT_MAX_GAP_MINUTES})",
+            f"({GAP_RANGE_TEXT}, default {DEFAULT_MAX_GAP_MINUTES})",
         )
         parser.add_argument("--strict", action="store_true", help="fail (exit 1) if any input row is skipped")
         # Django adds --skip-checks only to commands that run checks; kept so command lines that pass it still work.
@@ -79,11 +73,9 @@ class Command(BaseCommand):
         now = _parse_now(options["now"])
         extended = options["format"] == "extended"
         gap = options["max_gap_minutes"]
-        if not MIN_GAP_MINUTES <= gap <= MAX_GAP_MINUTES_ALLOWED:
-            raise CommandError(
-                f"--max-gap-minutes {gap}: must be between {MIN_GAP_MINUTES} and {MAX_GAP_MINUTES_ALLOWED}",
-                returncode=2,
-            )
+        problem = gap_problem(gap)
+        if problem is not None:
+            raise CommandError(f"--max-gap-minutes {gap}: {problem}", returncode=2)
         if options["csv_dir"]:
             result, problems = _report_from_csv(Path(options["csv_dir"]), now, extended=extended, max_gap_minutes=gap)
             for line in problems.summary_lines():

@@ -1,0 +1,51 @@
+"""How a background job reaches a worker: the Celery queue by task name, or this process's embedded pool.
+
+Services enqueue through here and nothing here imports a service, so the path
+service -> queue -> worker -> service never becomes an import cycle: Celery finds
+the task by its name, and the embedded pool (``CELERY_BROKER_URL=memory://``, the demo
+of ``make run`` and the unit tests) is handed in once at start-up by ``loop.apps``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future
+
+from loop.backends import uses_embedded_broker
+
+REPORT_TASK = "loop.tasks.generate_report_task"
+IMPORT_TASK = "loop.tasks.import_task"
+REMOVE_OLD_REPORTS_TASK = "loop.tasks.remove_old_reports_task"
+REMOVE_ABANDONED_UPLOADS_TASK = "loop.tasks.remove_abandoned_uploads_task"
+
+# (task name, job id) -> the Future of its run in this process.
+EmbeddedRunner = Callable[[str, str], Future[str]]
+_embedded_runner: EmbeddedRunner | None = None
+
+
+def use_embedded_runner(runner: EmbeddedRunner) -> None:
+    """Where jobs go in embedded mode (``loop.apps.LoopConfig.ready`` installs ``loop.embedded_worker.submit``)."""
+    global _embedded_runner
+    _embedded_runner = runner
+
+
+def enqueue_report(report_id: str) -> Future[str] | None:
+    """Hand a report to a worker; raises if the broker cannot take it (the Future in embedded mode)."""
+    return _enqueue(REPORT_TASK, report_id)
+
+
+def enqueue_import(import_id: str) -> Future[str] | None:
+    """Hand an import to a worker; raises if the broker cannot take it (the Future in embedded mode)."""
+    return _enqueue(IMPORT_TASK, import_id)
+
+
+def _enqueue(task_name: str, job_id: str) -> Future[str] | None:
+    if uses_embedded_broker():
+        if _embedded_runner is None:
+            raise RuntimeError("no embedded worker is installed (loop.apps.LoopConfig.ready installs it)")
+        return _embedded_runner(task_name, job_id)
+    # Celery is imported only by processes that send to a broker (not the offline command).
+    from myproject.celery import app
+
+    app.send_task(task_name, args=[job_id], retry=True)
+    return None
