@@ -180,8 +180,10 @@ def engine_figures(folder: Path, repeat: int) -> tuple[float, float, dict[int, l
     import numpy as np
     import pandas as pd
 
-    from loop.csv_sources import RowProblems, locate_sources, read_hours, read_status, read_zones
     from loop.report_engine import compute_report
+    from loop.sources.locate import locate_sources
+    from loop.sources.problems import RowProblems
+    from loop.sources.read import read_hours, read_status, read_zones
     from loop.timeline import store_timeline
 
     sources = locate_sources(folder)

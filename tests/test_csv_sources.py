@@ -8,15 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from loop.csv_sources import (
-    InputFileError,
-    RowProblems,
-    dedupe_polls,
-    locate_sources,
-    read_hours,
-    read_status,
-    read_zones,
-)
+from loop.sources.locate import locate_sources
+from loop.sources.problems import InputFileError, RowProblems
+from loop.sources.read import read_hours, read_status, read_zones
+from loop.sources.validate import dedupe_polls
 
 GOOD_HOURS = "store_id,dayOfWeek,start_time_local,end_time_local\ns1,0,09:00:00,17:00:00\n"
 GOOD_ZONES = "store_id,timezone_str\ns1,America/Chicago\n"

@@ -17,8 +17,9 @@ from pymongo.database import Database
 from rest_framework.test import APIClient
 
 from loop import storage
-from loop.csv_sources import RowProblems, locate_sources
 from loop.ingest import load_found_sources
+from loop.sources.locate import locate_sources
+from loop.sources.problems import RowProblems
 from loop.storage.schema import IMPORT_CHUNKS, IMPORT_FILES, IMPORT_UPLOADS, IMPORTS
 from tests.support.api import VALID_ID, assert_json_error
 from tests.support.csv_files import HOURS_HEADER, STATUS_HEADER, ZONES_HEADER, write_dataset

@@ -282,7 +282,9 @@ def test_the_report_is_the_same_before_and_after_migration(mdb: Database, tmp_pa
 
 def write_legacy_hours_and_zones(db: Database, folder: Path) -> None:
     """Hours and zones as stored before packed tables: one document per row, a store index."""
-    from loop.csv_sources import RowProblems, locate_sources, read_hours, read_zones
+    from loop.sources.locate import locate_sources
+    from loop.sources.problems import RowProblems
+    from loop.sources.read import read_hours, read_zones
 
     sources = locate_sources(folder)
     hours = read_hours(sources.hours, RowProblems())

@@ -14,9 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loop.csv_sources import RowProblems, locate_sources, read_hours, read_status, read_zones
 from loop.datagen import generate_dataset
 from loop.report_engine import EXTENDED_COLUMNS, REPORT_COLUMNS, compute_report, report_to_csv
+from loop.sources.locate import locate_sources
+from loop.sources.problems import RowProblems
+from loop.sources.read import read_hours, read_status, read_zones
 from loop.timeline import store_timeline
 from tests.support.report_frames import hours_frame, polls_frame, special_frame, utc, zones_frame
 

@@ -15,8 +15,10 @@ from django.core.management import call_command
 from pymongo.database import Database
 
 from loop import storage
-from loop.csv_sources import CsvSource, RowProblems, locate_sources, read_special_hours
 from loop.ingest import StrictModeError, load_sources
+from loop.sources.locate import CsvSource, locate_sources
+from loop.sources.problems import RowProblems
+from loop.sources.read import read_special_hours
 from tests.support.csv_files import write_csv, write_dataset
 from tests.support.worked_example import EXAMPLE_CSV, EXAMPLE_HOURS, EXAMPLE_POLLS, EXAMPLE_ZONES
 from tests.support.worked_example import HEADER as REPORT

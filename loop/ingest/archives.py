@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
-from loop.csv_sources import SOURCE_NAMES, looked_for, zip_members
+from loop.sources.locate import SOURCE_NAMES, looked_for, zip_members
 
 READ_BYTES = 1 << 20
 

@@ -19,17 +19,11 @@ import pandas as pd
 from pymongo.database import Database
 
 from loop import storage
-from loop.csv_sources import (
-    DEFAULT_CHUNK_ROWS,
-    CsvSource,
-    RowProblems,
-    iter_status_chunks,
-    locate_sources,
-    read_hours,
-    read_special_hours,
-    read_zones,
-)
 from loop.ingest.dedup import PollWriter
+from loop.sources.locate import CsvSource, locate_sources
+from loop.sources.problems import RowProblems
+from loop.sources.read import iter_status_chunks, read_hours, read_special_hours, read_zones
+from loop.sources.rows import DEFAULT_CHUNK_ROWS
 from loop.storage.legacy import require_current_layout
 
 

@@ -24,13 +24,14 @@ from django.conf import settings
 from pymongo.database import Database
 
 from loop import queue, storage
-from loop.csv_sources import ARCHIVE_FIELD, SOURCE_NAMES, UPLOAD_FIELDS, CsvSource, InputFileError
 from loop.errors import Conflict, InvalidInput, NotFound, Unavailable, is_transient, short_error
 from loop.ids import ID_SHAPE, is_id, new_id
 from loop.ingest.archives import ArchiveRefused, unpack_sources
 from loop.ingest.loader import LoadStats, load_found_sources
 from loop.services.jobs import is_stale, worker_name
 from loop.services.paging import PAGE_SIZE_DEFAULT, Page, page_skip
+from loop.sources.locate import SOURCE_NAMES, CsvSource
+from loop.sources.problems import InputFileError
 from loop.storage import ImportDoc, ImportFile, ImportPhase, ImportStatus
 from loop.storage.legacy import LegacyLayoutError, has_legacy_polls
 from loop.timeutil import to_utc_or_none, utcnow
@@ -38,6 +39,10 @@ from loop.timeutil import to_utc_or_none, utcnow
 logger = logging.getLogger(__name__)
 
 IMPORT_ID_HELP = f"{ID_SHAPE} (as returned by POST /imports/)."
+# POST /imports/: each file field and the kind it carries (the one list of them); or one
+# ARCHIVE_FIELD holding a Loop .zip. The upload is stored under the kind's first name.
+UPLOAD_FIELDS = {"store_status": "status", "business_hours": "hours", "timezones": "zones", "special_hours": "special"}
+ARCHIVE_FIELD = "archive"
 # How many rejected rows an import's summary lists (with file, line and reason).
 SUMMARY_PROBLEMS = 20
 FILES_HELP = f"send a Loop .zip as {ARCHIVE_FIELD!r}, or at least one of {', '.join(UPLOAD_FIELDS)} as CSV files"

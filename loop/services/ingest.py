@@ -12,17 +12,13 @@ import io
 from dataclasses import dataclass, field
 
 from loop import storage
-from loop.csv_sources import (
-    STATUS_COLUMNS,
-    CsvSource,
-    InputFileError,
-    RowProblems,
-    iter_status_chunks,
-    raw_rows_from_items,
-    validate_status_rows,
-)
 from loop.errors import Conflict, InvalidInput
 from loop.ingest.dedup import PollWriter
+from loop.sources.locate import CsvSource
+from loop.sources.problems import InputFileError, RowProblems
+from loop.sources.read import STATUS_COLUMNS, iter_status_chunks
+from loop.sources.rows import raw_rows_from_items
+from loop.sources.validate import validate_status_rows
 from loop.storage.legacy import LegacyLayoutError, has_legacy_polls
 
 MAX_PROBLEMS_SHOWN = 20

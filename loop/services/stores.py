@@ -14,16 +14,12 @@ import numpy as np
 import pandas as pd
 
 from loop import storage
-from loop.csv_sources import (
-    MAX_STORE_ID_LENGTH,
-    RowProblems,
-    raw_rows_from_items,
-    validate_hours_rows,
-    validate_special_hours_rows,
-)
 from loop.errors import InvalidInput, NotFound
 from loop.rules import ACTIVE, INACTIVE, effective_zones, known_time_zones
 from loop.services.paging import PAGE_SIZE_DEFAULT, Page, page_skip
+from loop.sources.problems import RowProblems
+from loop.sources.rows import raw_rows_from_items
+from loop.sources.validate import MAX_STORE_ID_LENGTH, validate_hours_rows, validate_special_hours_rows
 from loop.timeutil import us_to_ts
 
 HOURS_ITEM_KEYS = ("dayOfWeek", "start_time_local", "end_time_local")

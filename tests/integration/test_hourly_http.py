@@ -16,7 +16,9 @@ import pandas as pd
 import pytest
 import requests
 
-from loop.csv_sources import RowProblems, locate_sources, read_hours, read_zones
+from loop.sources.locate import locate_sources
+from loop.sources.problems import RowProblems
+from loop.sources.read import read_hours, read_zones
 from tests.support.integration import Dataset, Stack, private_app
 from tests.support.polling import http_report, wait_for_report
 from tests.support.processes import run_manage

@@ -16,17 +16,11 @@ from typing import Any
 import pandas as pd
 from django.core.management.base import BaseCommand, CommandError
 
-from loop.csv_sources import (
-    InputFileError,
-    RowProblems,
-    locate_sources,
-    read_hours,
-    read_special_hours,
-    read_status,
-    read_zones,
-)
 from loop.report_engine import ReportResult, compute_report, report_to_csv
 from loop.rules import DEFAULT_MAX_GAP_MINUTES, GAP_RANGE_TEXT, gap_problem
+from loop.sources.locate import locate_sources
+from loop.sources.problems import InputFileError, RowProblems
+from loop.sources.read import read_hours, read_special_hours, read_status, read_zones
 from loop.timeutil import NOW_HELP, parse_now
 
 

@@ -12,8 +12,9 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from loop.csv_sources import DEFAULT_CHUNK_ROWS, InputFileError
 from loop.ingest import StrictModeError, load_sources
+from loop.sources.problems import InputFileError
+from loop.sources.rows import DEFAULT_CHUNK_ROWS
 from loop.storage.legacy import LegacyLayoutError
 
 

@@ -17,8 +17,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from loop import storage
 from loop.backends import uses_embedded_broker, uses_mongomock
-from loop.csv_sources import InputFileError
 from loop.ingest import load_sources
+from loop.sources.problems import InputFileError
 
 
 class Command(BaseCommand):

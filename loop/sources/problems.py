@@ -1,0 +1,51 @@
+"""What a read of a file reports: files that cannot be used at all, and rows that were skipped."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+EXAMPLES_PER_REASON = 5
+
+
+class InputFileError(Exception):
+    """A file that cannot be used at all (missing, empty, required column absent)."""
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    file: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.reason}"
+
+
+@dataclass
+class RowProblems:
+    """Skipped rows: how many per reason, and the first few of each."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    examples: list[RowProblem] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def add(self, file: str, reason: str, lines: np.ndarray, details: list[str] | None = None) -> None:
+        """Record ``len(lines)`` rows skipped for ``reason`` (details: per-row text)."""
+        if len(lines) == 0:
+            return
+        shown = self.counts[reason]
+        self.counts[reason] += len(lines)
+        for i in range(max(0, min(len(lines), EXAMPLES_PER_REASON - shown))):
+            text = reason if details is None else f"{reason}: {details[i]}"
+            self.examples.append(RowProblem(file, int(lines[i]), text))
+
+    def summary_lines(self) -> list[str]:
+        lines = [f"{count} row(s) skipped: {reason}" for reason, count in sorted(self.counts.items())]
+        lines += [f"  e.g. {example}" for example in self.examples]
+        return lines

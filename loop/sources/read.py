@@ -1,0 +1,98 @@
+"""Reading the Loop CSV files: raw rows (``rows``) checked by their kind's rules (``validate``).
+
+A missing file, an empty file or a header without a required column raises ``InputFileError``:
+there is nothing sensible to do with such a file, so callers exit with code 2 before writing
+anything. Bad rows are skipped and recorded in ``RowProblems``; every good row is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+from pandas.api.types import union_categoricals
+
+from loop.sources.locate import CsvSource
+from loop.sources.problems import RowProblems
+from loop.sources.rows import DEFAULT_CHUNK_ROWS, read_rows
+from loop.sources.validate import (
+    STATUS_DTYPE,
+    validate_hours_rows,
+    validate_special_hours_rows,
+    validate_status_rows,
+    validate_zones_rows,
+)
+
+# Canonical column -> accepted header names (compared case-insensitively).
+STATUS_COLUMNS = {"store_id": ("store_id",), "status": ("status",), "timestamp_utc": ("timestamp_utc",)}
+HOURS_COLUMNS = {
+    "store_id": ("store_id",),
+    "day_of_week": ("dayofweek", "day_of_week", "day"),
+    "start_time_local": ("start_time_local",),
+    "end_time_local": ("end_time_local",),
+}
+
+
+ZONES_COLUMNS = {"store_id": ("store_id",), "timezone_str": ("timezone_str",)}
+SPECIAL_COLUMNS = {
+    "store_id": ("store_id",),
+    "date_local": ("date_local",),
+    "start_time_local": ("start_time_local",),
+    "end_time_local": ("end_time_local",),
+}
+
+
+def read_status(src: CsvSource, problems: RowProblems) -> pd.DataFrame:
+    """All valid polls: store_id, status, timestamp_utc (UTC, microseconds)."""
+    chunks = list(iter_status_chunks(src, problems, chunk_rows=None))
+    if len(chunks) == 1:
+        return chunks[0]
+    return pd.DataFrame(
+        {
+            "store_id": union_categoricals([c["store_id"] for c in chunks]),
+            "status": pd.Categorical.from_codes(
+                np.concatenate([c["status"].cat.codes.to_numpy() for c in chunks]), dtype=STATUS_DTYPE
+            ),
+            "timestamp_utc": pd.concat([c["timestamp_utc"] for c in chunks], ignore_index=True),
+        }
+    )
+
+
+def iter_status_chunks(
+    src: CsvSource, problems: RowProblems, chunk_rows: int | None = DEFAULT_CHUNK_ROWS
+) -> Iterator[pd.DataFrame]:
+    """Valid polls in chunks of at most ``chunk_rows`` input rows (bounded memory)."""
+    for raw, lines in read_rows(src, STATUS_COLUMNS, problems, chunk_rows, dictionary=("store_id", "status")):
+        yield validate_status_rows(raw, lines, src.name, problems)
+        del raw
+
+
+def read_hours(src: CsvSource, problems: RowProblems) -> pd.DataFrame:
+    """Valid hours rows: store_id, day_of_week (0 = Monday), start_seconds, end_seconds."""
+    frames = [
+        validate_hours_rows(raw, lines, src.name, problems)
+        for raw, lines in read_rows(src, HOURS_COLUMNS, problems, None)
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def read_zones(src: CsvSource, problems: RowProblems) -> pd.DataFrame:
+    """Valid zone rows: store_id, timezone_str (a known IANA name)."""
+    frames = [
+        validate_zones_rows(raw, lines, src.name, problems)
+        for raw, lines in read_rows(src, ZONES_COLUMNS, problems, None)
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def read_special_hours(src: CsvSource, problems: RowProblems) -> pd.DataFrame:
+    """Valid holiday-hours rows: store_id, date_local (``YYYY-MM-DD``), start_seconds, end_seconds.
+
+    Seconds are float64 after local midnight; both NaN means closed all day.
+    """
+    frames = [
+        validate_special_hours_rows(raw, lines, src.name, problems)
+        for raw, lines in read_rows(src, SPECIAL_COLUMNS, problems, None)
+    ]
+    return pd.concat(frames, ignore_index=True)

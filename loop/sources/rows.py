@@ -1,0 +1,205 @@
+"""Raw rows of a CSV file (or of a JSON list): lines read as text, each with its line number.
+
+Malformed lines are skipped and recorded with file and line; nothing here judges a value.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from collections.abc import Iterator
+from typing import BinaryIO
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from pyarrow import csv as pa_csv
+
+from loop.sources.locate import CsvSource
+from loop.sources.problems import InputFileError, RowProblems
+
+DEFAULT_CHUNK_ROWS = 500_000
+# Larger bodies are validated in slices of this many rows (bounded temporaries).
+VALIDATION_SLICE_ROWS = 1_000_000
+
+_SKIPPED_LINE = re.compile(r"Skipping line (\d+): (.*)")
+_TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
+_DICTIONARY_TEXT = pa.dictionary(pa.int32(), pa.string())
+
+
+def raw_rows_from_items(
+    items: list[object], columns: tuple[str, ...], name: str, problems: RowProblems
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """A JSON list of objects as the raw text frame the row checks read, and each row's list index.
+
+    Values are taken as the CSV reader would see them: strings as they are, integers
+    as their digits, a missing key as an empty field. An item that is not an object,
+    or holds another kind of value, is recorded in ``problems`` and left out.
+    """
+    rows: dict[str, list[str]] = {column: [] for column in columns}
+    kept: list[int] = []
+    for index, item in enumerate(items):
+        reason = _item_problem(item, columns)
+        if reason is not None:
+            problems.add(name, reason, np.array([index]))
+            continue
+        for column in columns:
+            value = item.get(column, "")  # type: ignore[union-attr]
+            rows[column].append(value if isinstance(value, str) else str(value))
+        kept.append(index)
+    frame = pd.DataFrame({column: pd.Series(values, dtype=_TEXT) for column, values in rows.items()})
+    return frame, np.asarray(kept, dtype=np.int64)
+
+
+def _item_problem(item: object, columns: tuple[str, ...]) -> str | None:
+    if not isinstance(item, dict):
+        return f"not an object with the keys {', '.join(columns)}"
+    for column in columns:
+        value = item.get(column, "")
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            return f"{column} is not a string"
+    return None
+
+
+def read_rows(
+    src: CsvSource,
+    columns: dict[str, tuple[str, ...]],
+    problems: RowProblems,
+    chunk_rows: int | None,
+    dictionary: tuple[str, ...] = (),
+) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """Raw string rows with canonical column names, and each row's line number in the file.
+
+    Every value is read as text (store ids must never become numbers); rows with
+    the wrong number of fields are skipped by the parser and recorded here.
+    The ``dictionary`` columns (canonical names) may come back as categoricals
+    of that text: a column of few distinct values reads faster that way.
+    """
+    with src.open() as handle:
+        header = _read_header(handle, src.name)
+        usecols = _resolve_columns(header, columns, src.name)
+        handle.seek(0)
+        if chunk_rows is None:
+            fast = _read_clean_file(handle, usecols, dictionary)
+            if fast is not None:
+                # Validate in slices so the temporary copies stay small next to the table.
+                for first in range(0, max(len(fast), 1), VALIDATION_SLICE_ROWS):
+                    part = fast.iloc[first : first + VALIDATION_SLICE_ROWS]
+                    yield part, part.index.to_numpy() + 2
+                return
+            handle.seek(0)
+        skipped: list[int] = []
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            options = dict(
+                dtype=str,
+                usecols=list(usecols),
+                na_filter=False,
+                skip_blank_lines=False,
+                index_col=False,
+                encoding="utf-8-sig",
+                encoding_errors="replace",
+                on_bad_lines="warn",
+            )
+            if chunk_rows:
+                reader: Iterator[pd.DataFrame] = pd.read_csv(handle, chunksize=chunk_rows, **options)
+            else:
+                reader = iter([pd.read_csv(handle, **options)])
+            for chunk in reader:
+                _collect_bad_lines(caught, skipped, src.name, problems)
+                chunk = chunk.rename(columns=usecols)
+                lines = _line_numbers(chunk.index.to_numpy(), skipped)
+                # Fewer fields than the header leave missing values; blank lines are dropped silently.
+                if chunk.isna().any().any():
+                    chunk = chunk.fillna("")
+                maybe_blank = (chunk["store_id"] == "").to_numpy()
+                if maybe_blank.any():
+                    blank_line = maybe_blank & (chunk == "").all(axis=1).to_numpy()
+                    chunk, lines = chunk[~blank_line], lines[~blank_line]
+                yield chunk, lines
+
+
+def _read_clean_file(
+    handle: BinaryIO, usecols: dict[str, str], dictionary: tuple[str, ...] = ()
+) -> pd.DataFrame | None:
+    """Fast multithreaded read with Arrow, for files without structural problems.
+
+    Returns None when a row has the wrong number of fields (blank lines
+    included) or the bytes are not UTF-8: the exact line numbers for those
+    cases come from the slower pandas parser. Otherwise row i is line i + 2.
+    """
+    invalid_rows = 0
+
+    def count_invalid(_row: pa_csv.InvalidRow) -> str:
+        nonlocal invalid_rows
+        invalid_rows += 1
+        return "skip"
+
+    try:
+        table = pa_csv.read_csv(
+            handle,
+            read_options=pa_csv.ReadOptions(block_size=16 << 20),
+            parse_options=pa_csv.ParseOptions(invalid_row_handler=count_invalid, ignore_empty_lines=False),
+            convert_options=pa_csv.ConvertOptions(
+                include_columns=list(usecols),
+                column_types={
+                    name: _DICTIONARY_TEXT if canonical in dictionary else pa.string()
+                    for name, canonical in usecols.items()
+                },
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        return None
+    if invalid_rows:
+        return None
+    frame = table.to_pandas(types_mapper=lambda t: _TEXT if t == pa.string() else None).rename(columns=usecols)
+    for name in dictionary:
+        categories = frame[name].cat.categories
+        if categories.dtype != _TEXT:  # no rows: the categories come back as objects
+            frame[name] = pd.Categorical.from_codes(frame[name].cat.codes, categories=categories.astype(_TEXT))
+    return frame
+
+
+def _read_header(handle: BinaryIO, name: str) -> list[str]:
+    first = handle.readline()
+    if not first.strip(b"\r\n\t \xef\xbb\xbf"):
+        raise InputFileError(f"{name}: file is empty (no header line)")
+    text = first.decode("utf-8-sig", errors="replace").strip("\r\n")
+    return next(iter(pd.read_csv(io.StringIO(text), header=None, dtype=str).itertuples(index=False)))
+
+
+def _resolve_columns(header: list[str], columns: dict[str, tuple[str, ...]], name: str) -> dict[str, str]:
+    """Map the file's header names to canonical names; a missing column is fatal."""
+    by_lower = {str(h).strip().lower(): h for h in header}
+    mapping: dict[str, str] = {}
+    for canonical, accepted in columns.items():
+        found = next((by_lower[a] for a in accepted if a in by_lower), None)
+        if found is None:
+            raise InputFileError(
+                f"{name}: header has no {accepted[0]!r} column (header: {', '.join(map(str, header))})"
+            )
+        mapping[found] = canonical
+    return mapping
+
+
+def _collect_bad_lines(caught: list, skipped: list[int], name: str, problems: RowProblems) -> None:
+    for warning in caught:
+        for match in _SKIPPED_LINE.finditer(str(warning.message)):
+            line = int(match.group(1))
+            skipped.append(line)
+            problems.add(name, "wrong number of fields", np.array([line]), [match.group(2).strip()])
+    caught.clear()
+    skipped.sort()
+
+
+def _line_numbers(index: np.ndarray, skipped: list[int]) -> np.ndarray:
+    """File line of each parsed row: row i is line i + 2, shifted past skipped bad lines."""
+    if not skipped:
+        return index + 2
+    bad = np.asarray(skipped)
+    # Bad line j (sorted) sits before every row whose index is >= bad[j] - 2 - j.
+    thresholds = bad - 2 - np.arange(len(bad))
+    return index + 2 + np.searchsorted(thresholds, index, side="right")
