@@ -1,4 +1,4 @@
-"""Errors the service layer raises; ``loop.api_errors`` maps each to its HTTP status.
+"""Errors the service layer raises; ``loop.api.errors`` maps each to its HTTP status.
 
 Services know nothing of HTTP: they say what went wrong, and the API (or a
 management command) decides how to tell the user.

@@ -7,6 +7,7 @@ these; none of them touches report documents or the queue directly.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
 import os
 import socket
@@ -20,7 +21,15 @@ from pymongo.database import Database
 from loop import storage
 from loop.errors import Conflict, InvalidInput, NotFound, Unavailable
 from loop.ids import ID_SHAPE, is_id, new_id
-from loop.report_engine import DEFAULT_MAX_GAP_MINUTES, MAX_GAP_MINUTES_ALLOWED, MIN_GAP_MINUTES, report_to_csv
+from loop.report_engine import (
+    DEFAULT_MAX_GAP_MINUTES,
+    FORMULA_PREFIXES,
+    MAX_GAP_MINUTES_ALLOWED,
+    MIN_GAP_MINUTES,
+    REPORT_COLUMNS,
+    report_to_csv,
+)
+from loop.rules import uptime_pct
 from loop.storage import ReportDoc, ReportFormat, ReportPhase, ReportStatus
 from loop.storage.legacy import LegacyLayoutError, has_legacy_polls
 from loop.timeutil import ts_to_us, utcnow
@@ -350,3 +359,40 @@ def compute_report(*, report_id: str, retries: int = 0, db: Database | None = No
 def fail_report(*, report_id: str, message: str) -> None:
     """Mark a Running report Failed (raises when MongoDB cannot be reached)."""
     storage.fail_report(storage.get_db(), report_id, message)
+
+
+@dataclass(frozen=True)
+class ReportRows:
+    """A Complete report's Loop columns per store, with each window's uptime % (GET /reports/<id>/stores/)."""
+
+    report_id: str
+    now: pd.Timestamp
+    rows: list[dict[str, str | float | None]]
+
+
+# Each window's uptime % and the Loop columns it comes from.
+UPTIME_PCT_COLUMNS = {
+    f"uptime_pct_last_{window}": (f"uptime_last_{window}", f"downtime_last_{window}")
+    for window in ("hour", "day", "week")
+}
+
+
+def report_rows(*, report_id: str) -> ReportRows:
+    """The stored CSV's Loop columns as rows, plus ``UPTIME_PCT_COLUMNS`` (None without business time);
+    the store ids as stored, without the CSV's spreadsheet-safety apostrophe."""
+    text = report_csv(report_id=report_id)
+    now = storage.report_now(get_report(report_id=report_id))
+    frame = pd.read_csv(
+        io.StringIO(text),
+        usecols=REPORT_COLUMNS,
+        dtype={"store_id": str},
+        keep_default_na=False,  # a store id such as "NA" stays text
+        na_values={column: [""] for column in REPORT_COLUMNS[1:]},
+    )[REPORT_COLUMNS]
+    ids = frame["store_id"]
+    escaped = ids.str.startswith(tuple("'" + prefix for prefix in FORMULA_PREFIXES))
+    frame["store_id"] = ids.where(~escaped, ids.str[1:])
+    for pct, (up, down) in UPTIME_PCT_COLUMNS.items():
+        frame[pct] = uptime_pct(frame[up].to_numpy(), frame[down].to_numpy())
+    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    return ReportRows(report_id=report_id, now=now, rows=rows)

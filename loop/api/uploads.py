@@ -26,8 +26,8 @@ from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import BaseParser, DataAndFiles
 
 from loop import storage
+from loop.api.parsers import PayloadTooLarge
 from loop.csv_sources import ARCHIVE_FIELD, UPLOAD_FIELDS
-from loop.parsers import PayloadTooLarge
 
 # Reading the body in 256 KiB pieces: about one GridFS chunk (255 KiB) per read.
 UPLOAD_CHUNK_BYTES = 256 * 1024
