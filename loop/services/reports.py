@@ -394,5 +394,8 @@ def report_rows(*, report_id: str) -> ReportRows:
     frame["store_id"] = ids.where(~escaped, ids.str[1:])
     for pct, (up, down) in UPTIME_PCT_COLUMNS.items():
         frame[pct] = uptime_pct(frame[up].to_numpy(), frame[down].to_numpy())
-    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    # Plain lists, NaN as None: a few times faster than DataFrame.to_dict on thousands of rows.
+    columns = list(frame.columns)
+    values = [[None if v != v else v for v in frame[column].tolist()] for column in columns]
+    rows = [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
     return ReportRows(report_id=report_id, now=now, rows=rows)
