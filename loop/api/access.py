@@ -73,7 +73,7 @@ class ApiTokenAuthentication(BaseAuthentication):
     """Checks ``Authorization: Bearer <token>`` against ``settings.API_TOKEN`` and ``API_READ_TOKEN``.
 
     It never raises: a bad header is remembered on the request and
-    RequireApiToken turns it into a 401, so views that allow anyone (the docs)
+    ApiAccess turns it into a 401, so views that allow anyone (the docs)
     are not broken by a stale token a browser keeps sending.
     """
 
