@@ -5,7 +5,7 @@ Run: ``python bench/bench_dashboard.py [--runs 5] [--keep]`` (``make bench-dashb
 60 days, real hours and zones when ``../shared/data/loop-2025`` exists; shared with the other
 benchmarks in ``bench-data/``) into a database of its own with ``load_data``, computes a report
 through gunicorn + a real Celery worker, then opens each view ``--runs`` times, each in a fresh
-browser context (no cache: Chart.js and the report CSV are fetched every time), and prints the
+browser context (no cache: Chart.js and the report rows are fetched every time), and prints the
 time from navigation start to the page's ready marker (``body[data-ready]``, set once its data is
 drawn). Target: home, worst stores and one store's timeline each under 1 s (median); the store view
 is measured only when the server has the drill-down endpoint (GET /stores/<id>/timeline/).
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         calls = {
             "GET /overview/": "/overview/",
             "GET /reports/?status=Complete&page_size=1": "/reports/?status=Complete&page=1&page_size=1",
-            "GET /get_report/<id>/csv/": f"/get_report/{report_id}/csv/",
+            "GET /reports/<id>/stores/": f"/reports/{report_id}/stores/",
         }
         for label, path in calls.items():
             spent = []

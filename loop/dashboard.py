@@ -16,7 +16,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_safe
 
-from loop.api_errors import not_found_view
+from loop.api.errors import not_found_view
 from loop.services.stores import is_store_id
 
 # Everything from this origin; Chart.js sets canvas sizes through element styles.

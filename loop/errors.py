@@ -1,4 +1,4 @@
-"""Errors the service layer raises (the HTTP layer maps each to its status), and how a job reads an error.
+"""Errors the service layer raises (``loop.api.errors`` maps each to its HTTP status), and how a job reads one.
 
 Services know nothing of HTTP: they say what went wrong, and the API (or a
 management command) decides how to tell the user.

@@ -157,7 +157,7 @@ IMPORT_STALE_SECONDS = env_int("IMPORT_STALE_SECONDS", 30 * 60)
 # Where the worker expands an upload while loading it (empty: the system's temporary folder).
 IMPORT_TMP_DIR = env_str("IMPORT_TMP_DIR", "")
 # Requests that fail the CSRF check (only non-API URLs can) get a JSON 403, not Django's HTML page.
-CSRF_FAILURE_VIEW = "loop.api_errors.csrf_failure_view"
+CSRF_FAILURE_VIEW = "loop.api.errors.csrf_failure_view"
 
 
 # --- MongoDB (all access goes through loop.storage) -------------------------
@@ -220,7 +220,7 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- API ----------------------------------------------------------------------
 # Optional shared token: when set, every endpoint except /health/ and the API docs
-# needs `Authorization: Bearer <API_TOKEN>` (loop.access).
+# needs `Authorization: Bearer <API_TOKEN>` (loop.api.access).
 API_TOKEN = os.environ.get("API_TOKEN", "").strip()
 # Optional read-only token: reads reports, triggers reports and reads stores' hours and
 # zones, but gets 403 on ingestion and on the PUTs. Needs API_TOKEN (someone must write).
@@ -232,14 +232,14 @@ TRIGGER_RATE_LIMIT = os.environ.get("TRIGGER_RATE_LIMIT", "60/minute").strip()
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["loop.parsers.LimitedJSONParser"],
-    "DEFAULT_AUTHENTICATION_CLASSES": ["loop.access.ApiTokenAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["loop.access.RequireApiToken"],
+    "DEFAULT_PARSER_CLASSES": ["loop.api.parsers.LimitedJSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["loop.api.access.ApiTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["loop.api.access.ApiAccess"],
     "UNAUTHENTICATED_USER": None,
     # Client address for the rate limit: X-Forwarded-For is believed only behind
     # this many trusted proxies (0: use the socket address, which cannot be forged).
     "NUM_PROXIES": env_int("NUM_PROXIES", 0),
-    "EXCEPTION_HANDLER": "loop.api_errors.json_exception_handler",
+    "EXCEPTION_HANDLER": "loop.api.errors.json_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 

@@ -1,4 +1,4 @@
-"""Root URLs: the dashboard pages (loop.dashboard), the API (loop.urls), its OpenAPI schema and Swagger UI;
+"""Root URLs: the dashboard pages (loop.dashboard), the API (loop.api.urls), its OpenAPI schema and Swagger UI;
 anything else is a JSON 404.
 
 There is no Django admin: the service has no models to administer, and every
@@ -9,7 +9,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from loop import dashboard
-from loop.api_errors import not_found_view
+from loop.api.errors import not_found_view
 
 urlpatterns = [
     # The ops dashboard: HTML pages without data (their scripts call the API). `/dashboard/...` never
@@ -19,7 +19,7 @@ urlpatterns = [
     re_path(r"^dashboard/stores/?$", dashboard.worst_stores, name="dashboard-stores"),
     re_path(r"^dashboard/stores/(?P<store_id>[^/]+)/?$", dashboard.store, name="dashboard-store"),
     re_path(r"^dashboard/reports/?$", dashboard.reports, name="dashboard-reports"),
-    path("", include("loop.urls")),
+    path("", include("loop.api.urls")),
     # Trailing slash optional, like the API routes (no HTML redirect page).
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
@@ -28,7 +28,7 @@ urlpatterns = [
 ]
 
 # Errors outside the API views are JSON too (used when DEBUG is off).
-handler400 = "loop.api_errors.bad_request_view"
-handler403 = "loop.api_errors.permission_denied_view"
-handler404 = "loop.api_errors.not_found_view"
-handler500 = "loop.api_errors.server_error_view"
+handler400 = "loop.api.errors.bad_request_view"
+handler403 = "loop.api.errors.permission_denied_view"
+handler404 = "loop.api.errors.not_found_view"
+handler500 = "loop.api.errors.server_error_view"

@@ -17,7 +17,8 @@ from kombu.exceptions import OperationalError
 from pymongo.database import Database
 from rest_framework.test import APIClient
 
-from loop import access, storage, tasks
+from loop import storage, tasks
+from loop.api import access
 from loop.rates import Rate, parse_rate
 from tests.support.api import VALID_ID, assert_json_error, wait_done
 from tests.support.query_spy import MARK, strings_in

@@ -246,8 +246,8 @@ def test_an_upload_over_the_limit_is_413_and_nothing_is_kept(api: APIClient, mdb
 def test_the_files_are_counted_against_the_limit_as_they_stream(mdb: Database, settings) -> None:
     # A body whose Content-Length is within the limit cannot carry more file bytes than that; the
     # handler's own count is what guards a body read without a trusted length: drive it directly.
-    from loop.parsers import PayloadTooLarge
-    from loop.uploads import GridFSUploadHandler
+    from loop.api.parsers import PayloadTooLarge
+    from loop.api.uploads import GridFSUploadHandler
 
     handler = GridFSUploadHandler(None, limit=300 * 1024)
     handler.new_file("store_status", "big.csv", "text/csv", None)
@@ -470,8 +470,8 @@ def test_the_schema_documents_the_upload_form_and_its_errors() -> None:
 def test_an_upload_whose_web_process_died_is_removed_by_the_beat_task(api: APIClient, mdb: Database, settings) -> None:
     import datetime as dt
 
+    from loop.api.uploads import GridFSUploadHandler
     from loop.services.imports import remove_abandoned_uploads
-    from loop.uploads import GridFSUploadHandler
 
     # A process that stored two chunks and died: no discard, no import.
     dead = GridFSUploadHandler(None, limit=10 * 2**20)

@@ -29,7 +29,7 @@ def run_first(code: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_module_list_is_not_empty() -> None:
-    assert {"loop.api_errors", "loop.parsers", "loop.views", "myproject.urls"} <= set(MODULES)
+    assert {"loop.api.errors", "loop.api.parsers", "loop.api.reports", "myproject.urls"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("module", MODULES)

@@ -319,7 +319,7 @@ def test_a_report_triggered_after_an_ingestion_sees_the_new_polls(loaded: APICli
     assert response.status_code == 202, response.content
     done = wait_done(loaded, response.json()["report_id"])
     assert done["status"] == "Complete"
-    assert done["now"] == "2024-10-08T13:30:00+00:00"
+    assert done["now"] == "2024-10-08T13:30:00Z"
     # "new" is polled inside the week now; "later" (2024-10-08 12:00) is too.
     stores = [line.split(",")[0] for line in done["csv_data"].splitlines()[1:]]
     assert sorted(stores) == ["later", "mon", "new", "old"]

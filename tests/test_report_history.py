@@ -67,8 +67,8 @@ def test_list_items_carry_only_what_applies_to_their_status(history: APIClient) 
     assert by_letter["E"] == {
         "report_id": "E" * 32,
         "status": "Running",
-        "now": "2024-10-07T18:00:00+00:00",
-        "created_at": "2026-01-01T12:04:00+00:00",
+        "now": "2024-10-07T18:00:00Z",
+        "created_at": "2026-01-01T12:04:00Z",
         "phase": "queued",
         "progress": 0,
         "format": "loop",  # stored before formats existed: a Loop report

@@ -1,6 +1,6 @@
 """Expanding an uploaded Loop ``.zip`` safely (pure: zipfile only; used by ``services.imports``).
 
-Only the members the loader uses are expanded (``csv_sources.zip_members``: by base name,
+Only the members the loader uses are expanded (``sources.locate.zip_members``: by base name,
 in any folder). Zip bombs are refused twice over: before anything is expanded, from the
 sizes the zip declares (total above ``max_expanded_bytes``, or a member whose declared
 expansion ratio is above ``max_ratio``); and while expanding, from the bytes actually

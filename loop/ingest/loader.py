@@ -1,6 +1,6 @@
 """Loading the Loop CSVs into MongoDB (used by ``load_data`` and ``serve_demo``).
 
-Reading and validation are ``loop.csv_sources`` (the same code the offline
+Reading and validation are ``loop.sources`` (the same code the offline
 report uses, so both paths accept and reject exactly the same rows); which
 polls are new is ``loop.ingest.dedup``; writing is ``loop.storage``. The
 status file is streamed in chunks, so memory stays bounded whatever its size,

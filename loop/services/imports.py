@@ -1,6 +1,6 @@
 """Import use cases (POST /imports/, GET /imports/...): start an uploaded load, read it, run it.
 
-The upload is already in GridFS when ``start_import`` runs (``loop.uploads``); the worker
+The upload is already in GridFS when ``start_import`` runs (``loop.api.uploads``); the worker
 (``run_import``, through ``loop.retry`` on Celery or the embedded pool) copies it to a temporary
 folder, expands a zip safely (``loop.ingest.archives``) and runs the one loader of ``load_data``
 (``loop.ingest.loader.load_found_sources``), recording rows read so far. The uploaded files are

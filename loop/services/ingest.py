@@ -1,6 +1,6 @@
 """Ingesting a batch of polls over HTTP: the same reader, checks and writer as ``load_data``.
 
-A CSV body is read by ``loop.csv_sources`` exactly as a status file is; a JSON
+A CSV body is read by ``loop.sources`` exactly as a status file is; a JSON
 list is turned into the same raw text rows and checked by the same function.
 Valid polls go through ``loop.ingest.dedup.PollWriter``, so posting a batch
 twice stores nothing new and repeats follow "inactive wins".

@@ -7,6 +7,7 @@ these; none of them touches report documents or the queue directly.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -18,8 +19,8 @@ from pymongo.database import Database
 from loop import queue, storage
 from loop.errors import Conflict, InvalidInput, NotFound, Unavailable, is_transient, short_error
 from loop.ids import ID_SHAPE, is_id, new_id
-from loop.report_engine import report_to_csv
-from loop.rules import DEFAULT_MAX_GAP_MINUTES, gap_problem
+from loop.report_engine import FORMULA_PREFIXES, REPORT_COLUMNS, report_to_csv
+from loop.rules import DEFAULT_MAX_GAP_MINUTES, gap_problem, uptime_pct
 from loop.services.jobs import is_stale, worker_name
 from loop.services.paging import PAGE_SIZE_DEFAULT, Page, page_skip
 from loop.storage import ReportDoc, ReportFormat, ReportPhase, ReportStatus
@@ -307,3 +308,43 @@ def run_report(*, report_id: str, retries: int = 0, db: Database | None = None) 
 def fail_report(*, report_id: str, message: str) -> None:
     """Mark a Running report Failed (raises when MongoDB cannot be reached)."""
     storage.fail_report(storage.get_db(), report_id, message)
+
+
+@dataclass(frozen=True)
+class ReportRows:
+    """A Complete report's Loop columns per store, with each window's uptime % (GET /reports/<id>/stores/)."""
+
+    report_id: str
+    now: pd.Timestamp
+    rows: list[dict[str, str | float | None]]
+
+
+# Each window's uptime % and the Loop columns it comes from.
+UPTIME_PCT_COLUMNS = {
+    f"uptime_pct_last_{window}": (f"uptime_last_{window}", f"downtime_last_{window}")
+    for window in ("hour", "day", "week")
+}
+
+
+def report_rows(*, report_id: str) -> ReportRows:
+    """The stored CSV's Loop columns as rows, plus ``UPTIME_PCT_COLUMNS`` (None without business time);
+    the store ids as stored, without the CSV's spreadsheet-safety apostrophe."""
+    text = report_csv(report_id=report_id)
+    now = storage.report_now(get_report(report_id=report_id))
+    frame = pd.read_csv(
+        io.StringIO(text),
+        usecols=REPORT_COLUMNS,
+        dtype={"store_id": str},
+        keep_default_na=False,  # a store id such as "NA" stays text
+        na_values={column: [""] for column in REPORT_COLUMNS[1:]},
+    )[REPORT_COLUMNS]
+    ids = frame["store_id"]
+    escaped = ids.str.startswith(tuple("'" + prefix for prefix in FORMULA_PREFIXES))
+    frame["store_id"] = ids.where(~escaped, ids.str[1:])
+    for pct, (up, down) in UPTIME_PCT_COLUMNS.items():
+        frame[pct] = uptime_pct(frame[up].to_numpy(), frame[down].to_numpy())
+    # Plain lists, NaN as None: a few times faster than DataFrame.to_dict on thousands of rows.
+    columns = list(frame.columns)
+    values = [[None if v != v else v for v in frame[column].tolist()] for column in columns]
+    rows = [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
+    return ReportRows(report_id=report_id, now=now, rows=rows)

@@ -1,6 +1,6 @@
 """Stores over HTTP: the store list and one store's detail, weekly and holiday hours, and time zone.
 
-Hours are checked by the CSV reader's own row checks (``loop.csv_sources``),
+Hours are checked by the CSV reader's own row checks (``loop.sources.validate``),
 so the API and ``load_data`` accept exactly the same clocks, days and dates.
 The list and the detail read the store catalog (first and last poll of every
 store, kept by the poll writer), never the polls.

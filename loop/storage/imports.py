@@ -52,7 +52,7 @@ SUMMARY_FIELDS = (
 
 
 class ImportFile(TypedDict):
-    field: str  # the form field it came in (loop.csv_sources.UPLOAD_FIELDS or "archive")
+    field: str  # the form field it came in (loop.services.imports.UPLOAD_FIELDS or ARCHIVE_FIELD)
     name: str  # the client's file name
     bytes: int
     file_id: ObjectId  # in the import_files bucket

@@ -150,7 +150,7 @@ def _special_columns(special: pd.DataFrame) -> Columns:
 
 
 def replace_special_hours(db: Database, special: pd.DataFrame) -> int:
-    """Store parsed holiday-hours rows (``csv_sources.read_special_hours``); stores named lose their old rows."""
+    """Store parsed holiday-hours rows (``sources.read.read_special_hours``); stores named lose their old rows."""
     if special.empty:
         return 0
     return _replace_stores(db, SPECIAL_HOURS_TABLE, _special_columns(special))

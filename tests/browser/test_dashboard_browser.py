@@ -36,10 +36,11 @@ def loaded_polls(live: BrowserStack) -> pd.DataFrame:
 
 
 def report_rows(text: str) -> list[dict[str, Any]]:
-    """The report CSV as the table should show it: uptime % per window = 100 * up / (up + down)."""
+    """The report CSV as the table should show it: uptime % per window = 100 * up / (up + down), to 2
+    decimals as GET /reports/<id>/stores/ documents it."""
 
     def pct(up: float, down: float) -> float | None:
-        return 100 * up / (up + down) if up + down > 0 else None
+        return round(100 * up / (up + down), 2) if up + down > 0 else None
 
     rows = []
     for r in csv.DictReader(io.StringIO(text)):
@@ -277,7 +278,7 @@ def stub_store(store_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
         }
     )
     for seg in segments + outages:
-        seg["start_utc"] = seg["end_utc"] = "2024-10-14T00:00:00+00:00"  # not read by the page
+        seg["start_utc"] = seg["end_utc"] = "2024-10-14T00:00:00Z"  # not read by the page
     store = {
         "store_id": store_id,
         "timezone": "America/New_York",
@@ -285,8 +286,8 @@ def stub_store(store_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
             {"dayOfWeek": d, "start_time_local": "09:00:00", "end_time_local": "17:00:00"} for d in range(7)
         ],
         "special_hours": [],
-        "first_poll_utc": "2024-10-01T00:00:00+00:00",
-        "last_poll_utc": "2024-10-14T23:10:00+00:00",
+        "first_poll_utc": "2024-10-01T00:00:00Z",
+        "last_poll_utc": "2024-10-14T23:10:00Z",
         "last_status": "inactive",
     }
     timeline = {
@@ -414,7 +415,7 @@ def test_upload_a_zip_shows_upload_and_import_progress_contract(
                 "import_id": "imp-1",
                 "status": status,
                 "phase": "loading" if status == "Running" else "done",
-                "created_at": "2024-10-15T00:00:00+00:00",
+                "created_at": "2024-10-15T00:00:00Z",
                 "finished_at": None,
                 "files": [{"name": "store_status.csv", "bytes": 100}],
                 "progress": {"rows": 1234, "file": "store_status.csv"},

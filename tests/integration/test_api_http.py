@@ -280,7 +280,7 @@ def test_report_history_and_reuse_over_http(loaded_stack: Stack) -> None:
 
     listed = requests.get(f"{base}/reports/?status=Complete&page_size=100", timeout=30).json()
     item = next(i for i in listed["results"] if i["report_id"] == report_id)
-    assert item["now"] == now and item["rows"] > 0 and "phase" not in item
+    assert item["now"] == now.removesuffix("+00:00") + "Z" and item["rows"] > 0 and "phase" not in item
 
     file_id = loaded_stack.db["report_table"].find_one({"_id": report_id})["file_id"]
     assert requests.delete(f"{base}/reports/{report_id}/", timeout=30).status_code == 204

@@ -135,7 +135,7 @@ class Dataset:
 
 
 def _poll_times(path: Path) -> pd.Series:
-    """Timestamps of a status file, parsed independently of loop.csv_sources."""
+    """Timestamps of a status file, parsed independently of loop.sources."""
     frame = pd.read_csv(path, dtype=str)
     return pd.to_datetime(frame["timestamp_utc"].str.removesuffix(" UTC"), utc=True, format="ISO8601")
 

@@ -1,12 +1,12 @@
 /* Worst stores: the latest Complete report (or ?report=<id>) as a sortable, searchable, paged table,
  * the spread of week uptime % over all stores, and the stores down in the last hour.
  *
- * Uptime % of a window = 100 * up / (up + down) from the report's Loop columns, so the table works on
- * any report format; a window without business time has no % (shown as "–", sorted last). */
+ * The rows and each window's uptime % come from the API (GET /reports/<id>/stores/), for any report
+ * format; a window without business time has no % (null: shown as "–", sorted last). */
 "use strict";
 
 (function () {
-  const { getJSON, getText, showError, ready, fmtNum, el, storeHref } = window.Loop;
+  const { getJSON, showError, ready, fmtNum, el, storeHref } = window.Loop;
   const $ = (id) => document.getElementById(id);
   const PAGE_SIZE = 25;
   // First click on a column: worst first (uptime ascending, downtime descending); store ids A-Z.
@@ -19,79 +19,16 @@
   let sortDir = 1;
   let page = 0;
 
-  /* RFC 4180 CSV (quoted fields, doubled quotes, CRLF) into arrays of strings. */
-  function parseCsv(text) {
-    if (!text.includes('"')) {
-      // No quoted field (the usual report): plain splits, several times faster on 3,678 rows.
-      return text.split(/\r?\n/).filter((line) => line !== "").map((line) => line.split(","));
-    }
-    const out = [];
-    let row = [];
-    let field = "";
-    let quoted = false;
-    for (let i = 0; i < text.length; i++) {
-      const c = text[i];
-      if (quoted) {
-        if (c === '"') {
-          if (text[i + 1] === '"') {
-            field += '"';
-            i++;
-          } else quoted = false;
-        } else field += c;
-      } else if (c === '"') quoted = true;
-      else if (c === ",") {
-        row.push(field);
-        field = "";
-      } else if (c === "\n" || c === "\r") {
-        if (c === "\r" && text[i + 1] === "\n") i++;
-        row.push(field);
-        out.push(row);
-        row = [];
-        field = "";
-      } else field += c;
-    }
-    if (field !== "" || row.length) {
-      row.push(field);
-      out.push(row);
-    }
-    return out;
-  }
-
-  function pct(up, down) {
-    const total = up + down;
-    return total > 0 ? (100 * up) / total : null;
-  }
-
-  function storeIdOf(cell) {
-    // The CSV writes an id starting with = + - @ as '=...' (spreadsheet safety): the store's id has no quote.
-    return /^'[=+\-@]/.test(cell) ? cell.slice(1) : cell;
-  }
-
-  function toRows(table) {
-    const header = table[0];
-    const col = (name) => {
-      const i = header.indexOf(name);
-      if (i < 0) throw new Error(`The report has no ${name} column.`);
-      return i;
-    };
-    const c = {
-      id: col("store_id"),
-      uh: col("uptime_last_hour"), ud: col("uptime_last_day"), uw: col("uptime_last_week"),
-      dh: col("downtime_last_hour"), dd: col("downtime_last_day"), dw: col("downtime_last_week"),
-    };
-    return table.slice(1).filter((r) => r.length >= header.length).map((r) => {
-      const n = (i) => Number(r[i]);
-      return {
-        store_id: storeIdOf(r[c.id]),
-        label: r[c.id],
-        pct_hour: pct(n(c.uh), n(c.dh)),
-        pct_day: pct(n(c.ud), n(c.dd)),
-        pct_week: pct(n(c.uw), n(c.dw)),
-        down_hour: n(c.dh),
-        down_day: n(c.dd),
-        down_week: n(c.dw),
-      };
-    });
+  function toRows(results) {
+    return results.map((r) => ({
+      store_id: r.store_id,
+      pct_hour: r.uptime_pct_last_hour,
+      pct_day: r.uptime_pct_last_day,
+      pct_week: r.uptime_pct_last_week,
+      down_hour: r.downtime_last_hour,
+      down_day: r.downtime_last_day,
+      down_week: r.downtime_last_week,
+    }));
   }
 
   function compare(a, b) {
@@ -198,28 +135,20 @@
   });
 
   async function load() {
-    const wanted = new URLSearchParams(location.search).get("report");
-    let report;
-    if (wanted) {
-      report = { report_id: wanted, ...(await getJSON(`/get_report/${encodeURIComponent(wanted)}/`)) };
-      if (report.status !== "Complete") {
-        throw new Error(
-          report.status === "Failed" ? `That report failed: ${report.error}` : "That report is still Running.",
-        );
-      }
-    } else {
+    let reportId = new URLSearchParams(location.search).get("report");
+    if (!reportId) {
       const latest = await getJSON("/reports/?status=Complete&page=1&page_size=1");
-      report = latest.results[0];
-      if (!report) {
+      if (!latest.results[0]) {
         $("report-caption").textContent = "No complete report yet: trigger one on the home page.";
         return;
       }
+      reportId = latest.results[0].report_id;
     }
-    const text = report.csv_data || (await getText(`/get_report/${report.report_id}/csv/`, "text/csv, application/json;q=0.9"));
-    // Timings of the steps for the benchmark (bench/bench_dashboard.py prints them).
-    performance.mark("dashboard:csv");
-    rows = toRows(parseCsv(text));
-    performance.measure("dashboard:parse", "dashboard:csv");
+    // A Running or Failed report answers 409 with the reason, shown as the page's error.
+    const report = await getJSON(`/reports/${encodeURIComponent(reportId)}/stores/`);
+    // Timings of the steps for the benchmark (bench/bench_dashboard.py).
+    performance.mark("dashboard:rows");
+    rows = toRows(report.results);
     $("report-caption").textContent =
       `Report ${report.report_id.slice(0, 8)}… computed at ${window.Loop.fmtTime(report.now)}, ${rows.length} stores.`;
     performance.mark("dashboard:parsed");

@@ -1,8 +1,8 @@
 """Size-limited parsers: JSON for every endpoint (``DEFAULT_PARSER_CLASSES``), CSV and JSON for ingestion.
 
-It lives apart from ``loop.api_errors`` on purpose: DRF imports the parser
+It lives apart from ``loop.api.errors`` on purpose: DRF imports the parser
 classes while ``rest_framework.views`` is being imported, so this module must
-not import that one (directly or through ``loop.api_errors``).
+not import that one (directly or through ``loop.api.errors``).
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class IngestJSONParser(BaseParser):
 def _read_limited(stream: IO[bytes], limit: int) -> bytes:
     raw = stream.read(limit + 1)
     if len(raw) > limit:
-        raise PayloadTooLarge(f"Request body is larger than {limit} bytes.")  # as api_errors.body_too_large
+        raise PayloadTooLarge(f"Request body is larger than {limit} bytes.")  # as errors.body_too_large
     return raw
 
 

@@ -1,107 +1,32 @@
-"""Request and response shapes of the store endpoints (GET /stores/, /stores/<id>/, holiday hours, timeline).
-
-Input serializers turn a query or body into typed values and nothing more; the
-rules (what a valid date, clock or range is) live in the services.
-"""
+"""One store's timeline: GET /stores/<id>/timeline/ (segments, outages, open intervals, daily totals)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pandas as pd
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from loop.rules import DEFAULT_MAX_GAP_MINUTES, MIN_GAP_MINUTES, POLL_STATUSES
-from loop.rules import MAX_GAP_MINUTES as MAX_GAP_MINUTES_ALLOWED
-from loop.serializers import HoursItemSerializer, StrictSerializer, page_field, page_size_field
-from loop.services.stores import SEARCH_MAX_LENGTH
+from loop.api.common import (
+    READ_ERRORS,
+    STORE_ID_PARAM,
+    ErrorSerializer,
+    GapMinutesField,
+    StrictSerializer,
+    UtcTimestampField,
+    store_id_param,
+)
+from loop.api.stores.catalog import UNKNOWN_STORE
+from loop.rules import DEFAULT_MAX_GAP_MINUTES, GAP_RANGE_TEXT, uptime_pct_or_none
+from loop.services import timeline
 from loop.timeline import iso_times
-from loop.timeutil import NOW_HELP, parse_now, ts_to_us
+from loop.timeutil import NOW_HELP, parse_now
 
-
-def utc_text(value: pd.Timestamp | None) -> str | None:
-    """ISO 8601 in UTC with ``Z`` (microseconds kept when there are any)."""
-    if value is None:
-        return None
-    return iso_times([ts_to_us(pd.Timestamp(value))], "UTC")[0][0]
-
-
-class UtcInstantField(serializers.DateTimeField):
-    """An instant as ISO 8601 in UTC with ``Z``; null when unknown."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(allow_null=True, **kwargs)
-
-    def to_representation(self, value: pd.Timestamp | None) -> str | None:
-        return utc_text(value)
-
-
-class StoreListQuerySerializer(StrictSerializer):
-    """GET /stores/ query: paging and an optional search (unknown parameters are a 400)."""
-
-    search = serializers.CharField(
-        required=False,
-        default="",
-        allow_blank=True,
-        max_length=SEARCH_MAX_LENGTH,
-        trim_whitespace=False,
-        help_text="Only stores whose id contains this text (case-insensitive, taken literally).",
-    )
-    page = page_field()
-    page_size = page_size_field("Stores")
-
-
-class StoreSummarySerializer(serializers.Serializer):
-    """A ``loop.services.stores.StoreSummary``."""
-
-    store_id = serializers.CharField()
-    timezone = serializers.CharField(help_text="The zone the report uses (America/Chicago when none is stored).")
-    last_poll_utc = UtcInstantField(help_text="The newest stored poll (null only for a catalog not yet filled in).")
-    last_status = serializers.ChoiceField(
-        choices=list(POLL_STATUSES), allow_null=True, help_text="Status of the newest poll (inactive wins on a tie)."
-    )
-
-
-class StorePageSerializer(serializers.Serializer):
-    """A ``loop.services.stores.StorePage``."""
-
-    count = serializers.IntegerField(help_text="Stores matching the search, over all pages.")
-    page = serializers.IntegerField()
-    page_size = serializers.IntegerField()
-    results = StoreSummarySerializer(many=True, help_text="Sorted by store_id as text.")
-
-
-class SpecialHoursItemSerializer(serializers.Serializer):
-    """One holiday-hours interval (schema; the CSV reader's row check validates the values)."""
-
-    date_local = serializers.CharField(help_text="YYYY-MM-DD, the store's local date the interval starts on.")
-    start_time_local = serializers.CharField(
-        allow_null=True, help_text="HH:MM[:SS] local; null (with end_time_local null): closed all day."
-    )
-    end_time_local = serializers.CharField(
-        allow_null=True, help_text="HH:MM[:SS]; before the start: the interval runs past midnight."
-    )
-
-    def to_representation(self, instance: Any) -> dict[str, Any]:
-        return {
-            "date_local": instance.date_local,
-            "start_time_local": instance.start_time_local,
-            "end_time_local": instance.end_time_local,
-        }
-
-
-class StoreDetailSerializer(serializers.Serializer):
-    """A ``loop.services.stores.StoreDetail``."""
-
-    store_id = serializers.CharField()
-    timezone = serializers.CharField(help_text="The zone the report uses (America/Chicago when none is stored).")
-    business_hours = HoursItemSerializer(many=True, help_text="[] = open 24x7.")
-    special_hours = SpecialHoursItemSerializer(many=True, help_text="Holiday hours by date.")
-    first_poll_utc = UtcInstantField(help_text="Oldest stored poll; null without polls.")
-    last_poll_utc = UtcInstantField(help_text="Newest stored poll; null without polls.")
-    last_status = serializers.ChoiceField(
-        choices=list(POLL_STATUSES), allow_null=True, help_text="Status of the newest poll; null without polls."
-    )
+# --- serializers ------------------------------------------------------------------------------------
 
 
 class TimelineQuerySerializer(StrictSerializer):
@@ -118,12 +43,11 @@ class TimelineQuerySerializer(StrictSerializer):
         max_length=64,
         help_text=f"End of the range, {NOW_HELP}. Default: the newest stored poll. At most 31 days after `from`.",
     )
-    max_gap_minutes = serializers.IntegerField(
-        required=False,
-        default=DEFAULT_MAX_GAP_MINUTES,
-        min_value=MIN_GAP_MINUTES,
-        max_value=MAX_GAP_MINUTES_ALLOWED,
-        help_text="Business time farther than this from its nearest counted poll is unobserved.",
+    max_gap_minutes = GapMinutesField(
+        help_text=(
+            "Business time farther than this from its nearest counted poll is unobserved "
+            f"({GAP_RANGE_TEXT} minutes; default {DEFAULT_MAX_GAP_MINUTES})."
+        )
     )
 
     def _instant(self, value: str) -> pd.Timestamp:
@@ -186,8 +110,8 @@ class StoreTimelineSerializer(serializers.Serializer):
     store_id = serializers.CharField()
     timezone = serializers.CharField(help_text="The zone the times were read in (America/Chicago by default).")
     # "from" is a Python keyword: declared through the class namespace.
-    locals()["from"] = serializers.CharField(help_text="Start of the range (UTC, Z).")
-    to = serializers.CharField(help_text="End of the range (UTC, Z).")
+    locals()["from"] = UtcTimestampField(help_text="Start of the range.")
+    to = UtcTimestampField(help_text="End of the range.")
     max_gap_minutes = serializers.IntegerField()
     summary = TimelineSummarySerializer()
     segments = TimelineSegmentSerializer(many=True, help_text="Business time in order; closed time is left out.")
@@ -210,14 +134,14 @@ class StoreTimelineSerializer(serializers.Serializer):
         return {
             "store_id": instance.store_id,
             "timezone": zone,
-            "from": utc_text(instance.start),
-            "to": utc_text(instance.end),
+            "from": self.fields["from"].to_representation(instance.start),
+            "to": self.fields["to"].to_representation(instance.end),
             "max_gap_minutes": timeline.max_gap_minutes,
             "summary": {
                 "uptime_hours": _hours(timeline.uptime_s),
                 "downtime_hours": _hours(timeline.downtime_s),
                 "unobserved_hours": _hours(timeline.unobserved_s),
-                "uptime_pct": _pct(timeline.uptime_s, timeline.downtime_s),
+                "uptime_pct": uptime_pct_or_none(timeline.uptime_s, timeline.downtime_s),
                 "outages": timeline.outage_count,
                 "longest_outage_minutes": round(timeline.longest_outage_minutes, 2),
             },
@@ -231,7 +155,7 @@ class StoreTimelineSerializer(serializers.Serializer):
                     "uptime_hours": _hours(d.uptime_s),
                     "downtime_hours": _hours(d.downtime_s),
                     "unobserved_hours": _hours(d.unobserved_s),
-                    "uptime_pct": _pct(d.uptime_s, d.downtime_s),
+                    "uptime_pct": uptime_pct_or_none(d.uptime_s, d.downtime_s),
                 }
                 for d in timeline.days
             ],
@@ -242,6 +166,34 @@ def _hours(seconds: float) -> float:
     return round(seconds / 3600, 2)
 
 
-def _pct(up_s: float, down_s: float) -> float | None:
-    total = up_s + down_s
-    return None if total <= 0 else round(100.0 * up_s / total, 2)
+# --- views ------------------------------------------------------------------------------------------
+
+
+class StoreTimelineView(APIView):
+    @extend_schema(
+        operation_id="get_store_timeline",
+        summary="One store's up/down/unobserved segments, outages and daily totals over a range (at most 31 days)",
+        description=(
+            "Default range: the report week ending at the newest stored poll; over that week uptime and downtime "
+            "equal the report's `*_last_week` columns for the store. Only polls with from <= t <= to count."
+        ),
+        parameters=[STORE_ID_PARAM, TimelineQuerySerializer],
+        responses={
+            200: StoreTimelineSerializer,
+            404: UNKNOWN_STORE,
+            409: OpenApiResponse(ErrorSerializer, description="No polls are stored and `to` was not given."),
+            **READ_ERRORS,
+        },
+    )
+    def get(self, request: Request, store_id: str) -> Response:
+        store_id = store_id_param(store_id)
+        query = TimelineQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        result = timeline.get_store_timeline(
+            store_id=store_id,
+            start=params.get("from"),
+            end=params.get("to"),
+            max_gap_minutes=params["max_gap_minutes"],
+        )
+        return Response(StoreTimelineSerializer(result).data)

@@ -26,7 +26,7 @@ from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import BaseParser, DataAndFiles
 
 from loop import storage
-from loop.parsers import PayloadTooLarge
+from loop.api.parsers import PayloadTooLarge
 from loop.services.imports import ARCHIVE_FIELD, UPLOAD_FIELDS
 
 # Reading the body in 256 KiB pieces: about one GridFS chunk (255 KiB) per read.

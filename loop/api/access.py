@@ -1,4 +1,4 @@
-"""Access control for the API: the optional bearer token and the trigger rate limit.
+"""Access control for the API: the optional bearer tokens and the trigger rate limit.
 
 Token (``settings.API_TOKEN``): when set, every API view requires
 ``Authorization: Bearer <token>``; ``/health/`` and the API docs opt out
@@ -7,8 +7,11 @@ Token (``settings.API_TOKEN``): when set, every API view requires
 constant time.
 
 Read token (``settings.API_READ_TOKEN``, optional, only with API_TOKEN): may
-read and trigger reports and read stores' hours and zones; the views that
-change data (ingestion, the PUTs) add RequireWriteToken, which answers it 403.
+use the safe methods (GET, HEAD, OPTIONS); an unsafe method needs the full
+token and answers it 403. ``ApiAccess`` (``DEFAULT_PERMISSION_CLASSES``)
+decides this once for every view; a view lets the read token use an unsafe
+method by listing it in ``read_token_methods`` (POST /trigger_report/: a
+report changes no data).
 
 Rate limit (``settings.TRIGGER_RATE_LIMIT``, e.g. ``"10/minute"``; empty or
 ``0`` disables it): a fixed window per client address. With a Redis broker the
@@ -32,7 +35,7 @@ from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import NotAuthenticated, PermissionDenied, Throttled
-from rest_framework.permissions import BasePermission
+from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
@@ -70,7 +73,7 @@ class ApiTokenAuthentication(BaseAuthentication):
     """Checks ``Authorization: Bearer <token>`` against ``settings.API_TOKEN`` and ``API_READ_TOKEN``.
 
     It never raises: a bad header is remembered on the request and
-    RequireApiToken turns it into a 401, so views that allow anyone (the docs)
+    ApiAccess turns it into a 401, so views that allow anyone (the docs)
     are not broken by a stale token a browser keeps sending.
     """
 
@@ -99,32 +102,29 @@ class ApiTokenAuthentication(BaseAuthentication):
         return 'Bearer realm="api"'
 
 
-class RequireApiToken(BasePermission):
-    """Lets everyone in when no API_TOKEN is configured, else only token holders."""
-
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        if not settings.API_TOKEN or request.auth in (_TOKEN_OK, _READ_TOKEN_OK):
-            return True
-        # Raised (not returned False) to keep the precise message; DRF adds
-        # WWW-Authenticate from the view's first authenticator.
-        raise NotAuthenticated(getattr(request, "_api_token_problem", None) or "Missing API token.")
-
-
-class RequireWriteToken(BasePermission):
-    """For views that change data: the read-only token gets a 403 (after RequireApiToken let it in)."""
+class ApiAccess(BasePermission):
+    """Who may call a view, by method: anyone without API_TOKEN; else the full token for every method, the
+    read token for safe methods and for the unsafe ones the view lists in ``read_token_methods``."""
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         if not settings.API_TOKEN or request.auth == _TOKEN_OK:
             return True
-        if request.auth == _READ_TOKEN_OK:
-            raise PermissionDenied("This token may only read: changing data needs the full-access API_TOKEN.")
-        raise NotAuthenticated(getattr(request, "_api_token_problem", None) or "Missing API token.")
+        if request.auth != _READ_TOKEN_OK:
+            # Raised (not returned False) to keep the precise message; DRF adds
+            # WWW-Authenticate from the view's first authenticator.
+            raise NotAuthenticated(getattr(request, "_api_token_problem", None) or "Missing API token.")
+        method = request.method or ""
+        if method in SAFE_METHODS or method in getattr(view, "read_token_methods", ()):
+            return True
+        if not hasattr(view, method.lower()):
+            return True  # a method the view does not have: its 405, not a 403
+        raise PermissionDenied("This token may only read: changing data needs the full-access API_TOKEN.")
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):
     """Declares the token in the OpenAPI schema (Postman imports it as Bearer auth)."""
 
-    target_class = "loop.access.ApiTokenAuthentication"
+    target_class = "loop.api.access.ApiTokenAuthentication"
     name = BEARER_SCHEME_NAME
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
@@ -133,7 +133,7 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": (
                 "The server's API_TOKEN (full access) or API_READ_TOKEN (reads and triggers only: 403 on "
-                "ingestion and PUTs). Only enforced when the server sets API_TOKEN."
+                "ingestion, uploads, the PUTs and the DELETEs). Only enforced when the server sets API_TOKEN."
             ),
         }
 

@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from loop import errors
-from loop.parsers import PayloadTooLarge
+from loop.api.parsers import PayloadTooLarge
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,70 @@
+"""The dashboard home's figures (GET /overview/) and the service's health (GET /health/)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from loop.api.common import NO_TOKEN, UNAVAILABLE, UtcTimestampField
+from loop.api.reports import ReportSummarySerializer
+from loop.health import service_health
+from loop.services import overview
+
+# --- serializers ------------------------------------------------------------------------------------
+
+
+class OverviewSerializer(serializers.Serializer):
+    """A ``loop.services.overview.DataOverview``: the dashboard home's freshness figures."""
+
+    newest_poll_utc = UtcTimestampField(allow_null=True, help_text="The newest stored poll (null before any load).")
+    oldest_poll_utc = UtcTimestampField(allow_null=True, help_text="The oldest stored poll.")
+    stores = serializers.IntegerField(help_text="Stores with at least one stored poll.")
+    polls_last_hour = serializers.IntegerField(
+        help_text="Polls in the hour ending at the newest poll, (newest - 1 h, newest] (not the wall clock)."
+    )
+    inactive_polls_last_hour = serializers.IntegerField(help_text="Of those, polls that said inactive.")
+    stores_polled_last_hour = serializers.IntegerField(help_text="Distinct stores with a poll in that hour.")
+    latest_report = ReportSummarySerializer(allow_null=True, help_text="The newest report (any status), or null.")
+    latest_complete_report = ReportSummarySerializer(allow_null=True, help_text="The newest Complete report, or null.")
+
+
+class HealthSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ok", "unavailable"])
+    mongo = serializers.CharField()
+    broker = serializers.CharField()
+
+
+# --- views ------------------------------------------------------------------------------------------
+
+
+class HealthView(APIView):
+    # Open to load balancers and compose health checks even when API_TOKEN is set.
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="health",
+        summary="Whether MongoDB and the task broker answer",
+        responses={200: HealthSerializer, 503: HealthSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        health = service_health()
+        return Response(HealthSerializer(health).data, status=200 if health["status"] == "ok" else 503)
+
+
+class OverviewView(APIView):
+    @extend_schema(
+        operation_id="overview",
+        summary="Data freshness and the latest reports (the dashboard's home)",
+        description=(
+            "The newest and oldest stored poll, how many stores have polls, the polls of the hour ending at the "
+            "newest poll, and the newest report and newest Complete report (summaries, no CSV)."
+        ),
+        responses={200: OverviewSerializer, 401: NO_TOKEN, 503: UNAVAILABLE},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(OverviewSerializer(overview.data_overview()).data)

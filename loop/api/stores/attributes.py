@@ -1,0 +1,179 @@
+"""A store's attributes: weekly hours, holiday hours and zone (GET reads, PUT replaces)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import Serializer
+from rest_framework.views import APIView
+
+from loop.api.common import (
+    JSON_WRITE_ERRORS,
+    READ_ERRORS,
+    STORE_ID_PARAM,
+    StrictSerializer,
+    refuse_chunked,
+    store_id_param,
+)
+from loop.services import stores
+
+# --- serializers ------------------------------------------------------------------------------------
+
+
+class HoursItemSerializer(serializers.Serializer):
+    """One weekly interval (schema; the CSV reader's row check validates the values)."""
+
+    dayOfWeek = serializers.IntegerField(min_value=0, max_value=6, help_text="0 = Monday ... 6 = Sunday.")  # noqa: N815
+    start_time_local = serializers.CharField(help_text="HH:MM[:SS], the store's local time.")
+    end_time_local = serializers.CharField(help_text="HH:MM[:SS]; before the start: the interval runs past midnight.")
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        return {
+            "dayOfWeek": instance.day_of_week,
+            "start_time_local": instance.start_time_local,
+            "end_time_local": instance.end_time_local,
+        }
+
+
+class SpecialHoursItemSerializer(serializers.Serializer):
+    """One holiday-hours interval (schema; the CSV reader's row check validates the values)."""
+
+    date_local = serializers.CharField(help_text="YYYY-MM-DD, the store's local date the interval starts on.")
+    start_time_local = serializers.CharField(
+        allow_null=True, help_text="HH:MM[:SS] local; null (with end_time_local null): closed all day."
+    )
+    end_time_local = serializers.CharField(
+        allow_null=True, help_text="HH:MM[:SS]; before the start: the interval runs past midnight."
+    )
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        return {
+            "date_local": instance.date_local,
+            "start_time_local": instance.start_time_local,
+            "end_time_local": instance.end_time_local,
+        }
+
+
+class TimezoneRequestSerializer(StrictSerializer):
+    timezone_str = serializers.CharField(max_length=64, help_text="An IANA zone name, e.g. America/New_York.")
+
+
+class TimezoneSerializer(serializers.Serializer):
+    store_id = serializers.CharField()
+    timezone_str = serializers.CharField()
+    is_default = serializers.BooleanField(help_text="True: no zone is stored and the report uses America/Chicago.")
+
+
+# --- views ------------------------------------------------------------------------------------------
+
+
+def replace_rows(
+    request: Request,
+    store_id: str,
+    *,
+    replace: Callable[..., list[Any]],
+    rows: type[Serializer],
+    shape: str,
+) -> Response:
+    """A store attribute's PUT of rows (weekly or holiday hours): a JSON list the service checks and stores."""
+    store_id = store_id_param(store_id)
+    refuse_chunked(request)
+    if not isinstance(request.data, list):
+        raise ValidationError({"body": f"send a JSON list of {shape}"})
+    return Response(rows(replace(store_id=store_id, items=request.data), many=True).data)
+
+
+class BusinessHoursView(APIView):
+    """One store's weekly hours; an empty list means open 24x7 (the report's rule for a store without rows)."""
+
+    @extend_schema(
+        operation_id="get_business_hours",
+        summary="Read a store's weekly hours ([] = open 24x7, also for a store never seen)",
+        parameters=[STORE_ID_PARAM],
+        responses={200: HoursItemSerializer(many=True), **READ_ERRORS},
+    )
+    def get(self, request: Request, store_id: str) -> Response:
+        rows = stores.get_business_hours(store_id=store_id_param(store_id))
+        return Response(HoursItemSerializer(rows, many=True).data)
+
+    @extend_schema(
+        operation_id="set_business_hours",
+        summary="Replace a store's weekly hours ([] removes them: open 24x7)",
+        parameters=[STORE_ID_PARAM],
+        request=HoursItemSerializer(many=True),
+        responses={200: HoursItemSerializer(many=True), **JSON_WRITE_ERRORS},
+    )
+    def put(self, request: Request, store_id: str) -> Response:
+        return replace_rows(
+            request,
+            store_id,
+            replace=stores.set_business_hours,
+            rows=HoursItemSerializer,
+            shape="{dayOfWeek, start_time_local, end_time_local}",
+        )
+
+
+class SpecialHoursView(APIView):
+    """One store's holiday hours: for a local date listed here, the store's intervals that start on it come
+    only from these rows."""
+
+    @extend_schema(
+        operation_id="get_special_hours",
+        summary="Read a store's holiday hours ([] = none, also for a store never seen)",
+        parameters=[STORE_ID_PARAM],
+        responses={200: SpecialHoursItemSerializer(many=True), **READ_ERRORS},
+    )
+    def get(self, request: Request, store_id: str) -> Response:
+        rows = stores.get_special_hours(store_id=store_id_param(store_id))
+        return Response(SpecialHoursItemSerializer(rows, many=True).data)
+
+    @extend_schema(
+        operation_id="set_special_hours",
+        summary="Replace a store's holiday hours ([] removes them; both times null = closed all day)",
+        parameters=[STORE_ID_PARAM],
+        request=SpecialHoursItemSerializer(many=True),
+        responses={200: SpecialHoursItemSerializer(many=True), **JSON_WRITE_ERRORS},
+    )
+    def put(self, request: Request, store_id: str) -> Response:
+        return replace_rows(
+            request,
+            store_id,
+            replace=stores.set_special_hours,
+            rows=SpecialHoursItemSerializer,
+            shape="{date_local, start_time_local, end_time_local}",
+        )
+
+
+class TimezoneView(APIView):
+    """One store's time zone; without one the report uses America/Chicago (``is_default``)."""
+
+    @extend_schema(
+        operation_id="get_timezone",
+        summary="Read a store's time zone (the default one when none is stored)",
+        parameters=[STORE_ID_PARAM],
+        responses={200: TimezoneSerializer, **READ_ERRORS},
+    )
+    def get(self, request: Request, store_id: str) -> Response:
+        zone = stores.get_timezone(store_id=store_id_param(store_id))
+        return Response(TimezoneSerializer(zone).data)
+
+    @extend_schema(
+        operation_id="set_timezone",
+        summary="Set a store's time zone (an IANA name)",
+        parameters=[STORE_ID_PARAM],
+        request=TimezoneRequestSerializer,
+        responses={200: TimezoneSerializer, **JSON_WRITE_ERRORS},
+    )
+    def put(self, request: Request, store_id: str) -> Response:
+        store_id = store_id_param(store_id)
+        refuse_chunked(request)
+        serializer = TimezoneRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        zone = stores.set_timezone(store_id=store_id, timezone_str=serializer.validated_data["timezone_str"])
+        return Response(TimezoneSerializer(zone).data)

@@ -1,0 +1,31 @@
+"""API routes. The trailing slash is optional so `curl .../trigger_report` works too."""
+
+from django.urls import re_path
+
+from loop.api import imports, ingestion, overview, reports
+from loop.api.stores import attributes, catalog, timeline
+
+urlpatterns = [
+    re_path(r"^trigger_report/?$", reports.TriggerReportView.as_view(), name="trigger-report"),
+    re_path(r"^get_report/?$", reports.GetReportQueryView.as_view(), name="get-report-query"),
+    re_path(r"^get_report/(?P<report_id>[^/]+)/csv/?$", reports.ReportCsvView.as_view(), name="get-report-csv"),
+    re_path(r"^get_report/(?P<report_id>[^/]+)/?$", reports.GetReportView.as_view(), name="get-report"),
+    re_path(r"^reports/?$", reports.ReportListView.as_view(), name="reports"),
+    re_path(r"^reports/(?P<report_id>[^/]+)/?$", reports.ReportDetailView.as_view(), name="report"),
+    re_path(r"^reports/(?P<report_id>[^/]+)/stores/?$", reports.ReportStoresView.as_view(), name="report-stores"),
+    re_path(r"^store_status/?$", ingestion.StoreStatusView.as_view(), name="store-status"),
+    re_path(r"^stores/?$", catalog.StoreListView.as_view(), name="stores"),
+    re_path(r"^stores/(?P<store_id>[^/]+)/?$", catalog.StoreDetailView.as_view(), name="store"),
+    re_path(
+        r"^stores/(?P<store_id>[^/]+)/special_hours/?$", attributes.SpecialHoursView.as_view(), name="special-hours"
+    ),
+    re_path(r"^stores/(?P<store_id>[^/]+)/timeline/?$", timeline.StoreTimelineView.as_view(), name="timeline"),
+    re_path(
+        r"^stores/(?P<store_id>[^/]+)/business_hours/?$", attributes.BusinessHoursView.as_view(), name="business-hours"
+    ),
+    re_path(r"^stores/(?P<store_id>[^/]+)/timezone/?$", attributes.TimezoneView.as_view(), name="timezone"),
+    re_path(r"^imports/?$", imports.ImportListView.as_view(), name="imports"),
+    re_path(r"^imports/(?P<import_id>[^/]+)/?$", imports.ImportDetailView.as_view(), name="import"),
+    re_path(r"^overview/?$", overview.OverviewView.as_view(), name="overview"),
+    re_path(r"^health/?$", overview.HealthView.as_view(), name="health"),
+]
