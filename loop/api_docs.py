@@ -15,7 +15,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 
-
 def swagger_ui_content_security_policy() -> str:
     """'self' for everything; Swagger UI styles elements inline and draws icons from data: URIs.
 

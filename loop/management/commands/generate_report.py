@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from loop.csv_sources import (
     InputFileError,
@@ -25,6 +25,7 @@ from loop.csv_sources import (
     read_status,
     read_zones,
 )
+from loop.management.mongo_command import MongoCommand
 from loop.report_engine import (
     DEFAULT_MAX_GAP_MINUTES,
     MAX_GAP_MINUTES_ALLOWED,
@@ -36,7 +37,7 @@ from loop.report_engine import (
 from loop.timeutil import NOW_HELP, parse_now
 
 
-class Command(BaseCommand):
+class Command(MongoCommand):
     help = "Compute the uptime/downtime report and write it as CSV."
     # Django's system checks import the URL conf (DRF, drf-spectacular, the views): about 0.6 s of
     # start-up that a report needs nothing of. `manage.py check` and the server commands still run them.
@@ -65,6 +66,9 @@ class Command(BaseCommand):
         parser.add_argument("--strict", action="store_true", help="fail (exit 1) if any input row is skipped")
         # Django adds --skip-checks only to commands that run checks; kept so command lines that pass it still work.
         parser.add_argument("--skip-checks", action="store_true", help="Skip system checks.")
+
+    def uses_mongodb(self, options: dict[str, Any]) -> bool:
+        return not options.get("csv_dir")
 
     def run_from_argv(self, argv: list[str]) -> None:
         super().run_from_argv(argv)

@@ -10,14 +10,15 @@ from argparse import ArgumentParser
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from loop.csv_sources import DEFAULT_CHUNK_ROWS, InputFileError
 from loop.ingest import StrictModeError, load_sources
+from loop.management.mongo_command import MongoCommand
 from loop.storage.legacy import LegacyLayoutError
 
 
-class Command(BaseCommand):
+class Command(MongoCommand):
     help = "Load store_status, menu_hours and timezones CSVs into MongoDB (idempotent)."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
