@@ -225,7 +225,7 @@ REPORT_TASK_RETRY_BACKOFF_MAX = env_int("REPORT_TASK_RETRY_BACKOFF_MAX", 60)
 REPORT_STALE_SECONDS = env_int("REPORT_STALE_SECONDS", 30 * 60)
 # Finished reports (and their CSVs) older than this are removed by the beat task; 0 keeps them forever.
 REPORT_RETENTION_DAYS = env_int("REPORT_RETENTION_DAYS", 30)
-# celery beat (the worker runs with -B): how often the retention task runs.
+# celery beat (one process: `make beat`, compose's beat service) sends these to the workers hourly.
 CELERY_BEAT_SCHEDULE = {
     "remove-old-reports": {"task": "loop.tasks.remove_old_reports_task", "schedule": 3600.0},
     "remove-abandoned-uploads": {"task": "loop.tasks.remove_abandoned_uploads_task", "schedule": 3600.0},
