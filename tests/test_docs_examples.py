@@ -165,8 +165,8 @@ def test_every_example_answers_what_the_docs_say(demo: str) -> None:
         output = f"--- stdout\n{done.stdout[-2000:]}\n--- stderr\n{done.stderr[-2000:]}"
         failed = FAILED_LINE.search(done.stderr)
         if done.returncode != 0:
-            line = int(failed.group(1)) if failed else 1
-            pytest.fail(f"{example.where(line)}: the example failed (exit {done.returncode})\n{output}")
+            where = example.where(int(failed.group(1))) if failed else f"the block starting at {example.where(1)}"
+            pytest.fail(f"{where}: the example failed (exit {done.returncode})\n{output}")
         seen: dict[int, list[str]] = {}
         for line, status in RECORDED_STATUS.findall(done.stderr):
             seen.setdefault(int(line), []).append(status)
