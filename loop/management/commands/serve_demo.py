@@ -22,7 +22,6 @@ from loop.csv_sources import InputFileError
 from loop.ingest import load_sources
 from loop.management.mongo_command import MongoCommand
 
-
 # data/timezones.csv carries two bad rows on purpose (lines 4 and 15), so the first run shows how a
 # bad row is reported; their stores fall back to America/Chicago, as the report rules say.
 SAMPLE_DATA_REJECTS_NOTE = (
