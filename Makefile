@@ -1,5 +1,5 @@
 # Loop store monitoring: install, run, test.
-#   make run     - the main job on embedded defaults (in-memory store and broker), API on :8000
+#   make run     - the main job on embedded defaults (in-memory store and broker), API on :8000 (PORT=...)
 #   make test    - the whole test suite (integration tests skip unless `make services` is up)
 # `make help` lists everything.
 
@@ -10,29 +10,32 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.requirements-installed
+# `make run` listens on PORT (all addresses); `make web` on WEB_BIND.
+PORT ?= 8000
 WEB_BIND ?= 0.0.0.0:8000
 WORKER_CONCURRENCY ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: help install services stop-services services-status worker web run migrate \
+.PHONY: help install services stop-services services-status worker beat web run migrate example-zip \
         test test-all test-integration lint bench bench-service ci clean-var
 
 help:
-	@echo "make install         create .venv and install requirements-dev.txt (runtime + tests, lint; safe to re-run)"
-	@echo "make run             serve the API on :8000 with the sample data/ in memory (no servers needed)"
+	@echo "make install         create .venv and install requirements-dev.txt (safe to re-run)"
+	@echo "make run             serve the API on :8000 (PORT=8001 for another) with the sample data/ in memory (no servers needed)"
 	@echo "make test            run the whole test suite"
 	@echo "make services        start Redis and a MongoDB-wire server on loopback (if not already up)"
 	@echo "make stop-services   stop the servers 'make services' started"
 	@echo "make test-all        make services, then the whole suite (integration tests included)"
-	@echo "make worker / web    run the Celery worker / gunicorn against the real servers"
+	@echo "make worker / beat / web   the Celery worker / celery beat (one, hourly clean-up) / gunicorn on real servers"
+	@echo "make example-zip     var/loop-export.zip from data/ (the POST /imports/ example of docs/api.md)"
 	@echo "make lint            ruff check, ruff format --check and mypy (CI runs it)"
 	@echo "make ci              what CI runs (.ci/run)"
 	@echo "make bench / bench-service / bench-load   benchmarks (offline engine / service / HTTP load)"
 	@echo "make screenshots     retake docs/screenshots/ with the browser tests"
 	@echo "make bench-dashboard  dashboard render times in headless Chromium on the Loop-2025-sized set"
 
-# The stamp makes re-runs a no-op until a requirements file changes. requirements.txt is what the
-# service runs on (the Docker image); requirements-dev.txt adds the tests' and lint's tools.
+# requirements.txt is the runtime (what the Docker image installs); requirements-dev.txt adds
+# tests, lint and the demo's mongomock. The stamp makes re-runs a no-op until either changes.
 install: $(STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -53,8 +56,12 @@ migrate: install
 	$(PY) manage.py migrate --noinput
 
 worker: install
+	$(VENV)/bin/celery -A myproject worker -l info --concurrency $(WORKER_CONCURRENCY)
+
+# The hourly clean-up tasks (CELERY_BEAT_SCHEDULE): run exactly one beat, beside any number of workers.
+beat: install
 	@mkdir -p var
-	$(VENV)/bin/celery -A myproject worker -B -s var/celerybeat-schedule -l info --concurrency $(WORKER_CONCURRENCY)
+	$(VENV)/bin/celery -A myproject beat -s var/celerybeat-schedule -l info
 
 # --timeout 300: a sync worker reading a large POST /imports/ upload (140 MB at a few MB/s) must not be
 # killed by gunicorn's default 30 s worker timeout.
@@ -66,8 +73,18 @@ web: install migrate
 # variables) point it at real servers instead.
 RUN_MONGO_URL := $(or $(MONGO_URL),mongomock://)
 RUN_BROKER_URL := $(or $(CELERY_BROKER_URL),memory://)
+RUN_PUBLIC_BASE_URL := $(or $(PUBLIC_BASE_URL),http://localhost:$(PORT))
 run: install
-	MONGO_URL=$(RUN_MONGO_URL) CELERY_BROKER_URL=$(RUN_BROKER_URL) $(PY) manage.py serve_demo
+	MONGO_URL=$(RUN_MONGO_URL) CELERY_BROKER_URL=$(RUN_BROKER_URL) PUBLIC_BASE_URL=$(RUN_PUBLIC_BASE_URL) \
+		$(PY) manage.py serve_demo --port $(PORT)
+
+# The sample data as a Loop .zip, for the POST /imports/ example (docs/api.md).
+example-zip: var/loop-export.zip
+
+var/loop-export.zip: data/store_status.csv data/menu_hours.csv data/timezones.csv
+	@mkdir -p var
+	rm -f $@
+	cd data && $(CURDIR)/$(PY) -m zipfile -c $(CURDIR)/$@ store_status.csv menu_hours.csv timezones.csv
 
 test: install
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -75,6 +75,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI's own files, served by WhiteNoise: /api/docs/ needs no CDN (works offline).
+    "drf_spectacular_sidecar",
     "loop",
 ]
 
@@ -211,7 +213,7 @@ REPORT_TASK_RETRY_BACKOFF_MAX = env_int("REPORT_TASK_RETRY_BACKOFF_MAX", 60)
 REPORT_STALE_SECONDS = env_int("REPORT_STALE_SECONDS", 30 * 60)
 # Finished reports (and their CSVs) older than this are removed by the beat task; 0 keeps them forever.
 REPORT_RETENTION_DAYS = env_int("REPORT_RETENTION_DAYS", 30)
-# celery beat (the worker runs with -B): how often the retention task runs.
+# celery beat (one process: `make beat`, compose's beat service) sends these to the workers hourly.
 CELERY_BEAT_SCHEDULE = {
     "remove-old-reports": {"task": "loop.tasks.remove_old_reports_task", "schedule": 3600.0},
     "remove-abandoned-uploads": {"task": "loop.tasks.remove_abandoned_uploads_task", "schedule": 3600.0},
@@ -243,6 +245,10 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 
+# Where clients reach the API: the schema's `servers` entry (Postman's base URL, Swagger UI's
+# "Try it out"). `make run PORT=...` sets it to its own port.
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://localhost:8000").rstrip("/")
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Loop store monitoring API",
     "DESCRIPTION": (
@@ -256,6 +262,12 @@ SPECTACULAR_SETTINGS = {
         "(TRIGGER_RATE_LIMIT; 429 with Retry-After)."
     ),
     "VERSION": "1.0.0",
+    "SERVERS": [{"url": PUBLIC_BASE_URL, "description": "this service (PUBLIC_BASE_URL)"}],
+    # Swagger UI from drf-spectacular-sidecar's static files, not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # validatorUrl null: no badge image fetched from validator.swagger.io.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "SERVE_INCLUDE_SCHEMA": False,
     # Several serializers have a "status" choice field: name each set once in the schema. Literal
     # lists keep settings light; tests/test_schema_enums.py checks they match the rule homes.

@@ -6,10 +6,11 @@ route here is either API (token-protected when API_TOKEN is set) or docs.
 """
 
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from loop import dashboard
 from loop.api.errors import not_found_view
+from loop.api_docs import SwaggerUiView
 
 urlpatterns = [
     # The ops dashboard: HTML pages without data (their scripts call the API). `/dashboard/...` never
@@ -22,7 +23,7 @@ urlpatterns = [
     path("", include("loop.api.urls")),
     # Trailing slash optional, like the API routes (no HTML redirect page).
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
-    re_path(r"^api/docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    re_path(r"^api/docs/?$", SwaggerUiView.as_view(url_name="schema"), name="swagger-ui"),
     # Any other path is a JSON 404, even with DEBUG on.
     re_path(r"^", not_found_view),
 ]

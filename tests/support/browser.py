@@ -51,7 +51,7 @@ def chromium_problem() -> str | None:
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        return "Playwright for Python is not installed: `make install` (requirements.txt)"
+        return "Playwright for Python is not installed: `make install` (requirements-dev.txt)"
     return None
 
 

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
+from loop.management.mongo_command import MongoCommand
 from loop.report_engine import ReportResult, compute_report, report_to_csv
 from loop.rules import DEFAULT_MAX_GAP_MINUTES, GAP_RANGE_TEXT, gap_problem
 from loop.sources.locate import locate_sources
@@ -24,7 +25,7 @@ from loop.sources.read import read_hours, read_special_hours, read_status, read_
 from loop.timeutil import NOW_HELP, parse_now
 
 
-class Command(BaseCommand):
+class Command(MongoCommand):
     help = "Compute the uptime/downtime report and write it as CSV."
     # Django's system checks import the URL conf (DRF, drf-spectacular, the views): about 0.6 s of
     # start-up that a report needs nothing of. `manage.py check` and the server commands still run them.
@@ -53,6 +54,9 @@ class Command(BaseCommand):
         parser.add_argument("--strict", action="store_true", help="fail (exit 1) if any input row is skipped")
         # Django adds --skip-checks only to commands that run checks; kept so command lines that pass it still work.
         parser.add_argument("--skip-checks", action="store_true", help="Skip system checks.")
+
+    def uses_mongodb(self, options: dict[str, Any]) -> bool:
+        return not options.get("csv_dir")
 
     def run_from_argv(self, argv: list[str]) -> None:
         super().run_from_argv(argv)

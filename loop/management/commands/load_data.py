@@ -10,15 +10,16 @@ from argparse import ArgumentParser
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from loop.ingest import StrictModeError, load_sources
+from loop.management.mongo_command import MongoCommand
 from loop.sources.problems import InputFileError
 from loop.sources.rows import DEFAULT_CHUNK_ROWS
 from loop.storage.legacy import LegacyLayoutError
 
 
-class Command(BaseCommand):
+class Command(MongoCommand):
     help = "Load store_status, menu_hours and timezones CSVs into MongoDB (idempotent)."
 
     def add_arguments(self, parser: ArgumentParser) -> None:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
-
 from loop.ingest.migrate import migrate_legacy_polls
+from loop.management.mongo_command import MongoCommand
 
 
-class Command(BaseCommand):
+class Command(MongoCommand):
     help = "Convert a database in the one-document-per-poll layout to packed day parts (idempotent)."
 
     def handle(self, *args: Any, **options: Any) -> None:

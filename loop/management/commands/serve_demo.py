@@ -9,19 +9,32 @@ serves the API the same way (reports then need a running worker).
 from __future__ import annotations
 
 from argparse import ArgumentParser
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from loop import storage
 from loop.backends import uses_embedded_broker, uses_mongomock
 from loop.ingest import load_sources
+from loop.management.mongo_command import MongoCommand
 from loop.sources.problems import InputFileError
 
+# data/timezones.csv carries two bad rows on purpose (lines 4 and 15), so the first run shows how a
+# bad row is reported; their stores fall back to America/Chicago, as the report rules say.
+SAMPLE_DATA_REJECTS_NOTE = (
+    "the rejected rows are on purpose: data/timezones.csv carries two bad zones ('Mars/Olympus_Mons' and the misspelt "
+    "'America/Chicgo') to show how bad rows are reported; those stores use America/Chicago"
+)
 
-class Command(BaseCommand):
+
+def is_sample_data(path: str) -> bool:
+    return Path(path).resolve() == (Path(settings.BASE_DIR) / "data").resolve()
+
+
+class Command(MongoCommand):
     help = "Load the sample data and serve the API with an in-process worker (the demo behind `make run`)."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -45,6 +58,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc), returncode=2) from exc
         for line in stats.summary_lines():
             self.stdout.write(f"  {line}")
+        if stats.rejected and is_sample_data(options["data"]):
+            self.stdout.write(f"  {SAMPLE_DATA_REJECTS_NOTE}")
         # Django's own tables (SQLite): auth and sessions.
         call_command("migrate", verbosity=0, interactive=False)
 
@@ -59,6 +74,7 @@ class Command(BaseCommand):
             f"{base}/trigger_report/\n"
             f"  curl -s {base}/health/\n"
             f"  API docs: {base}/api/docs/   schema: {base}/api/schema/\n"
+            "More examples: README.md and docs/api.md.\n"
         )
         # runserver is threaded; the reloader would start a second process
         # with an empty in-memory store, so it is off.
@@ -67,4 +83,4 @@ class Command(BaseCommand):
 
 def stats_now() -> str:
     newest = storage.newest_poll_time(storage.get_db())
-    return newest.isoformat() if newest is not None else "2024-10-14T12:00:00Z"
+    return newest.isoformat().replace("+00:00", "Z") if newest is not None else "2024-10-14T12:00:00Z"

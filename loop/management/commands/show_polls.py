@@ -6,14 +6,15 @@ from argparse import ArgumentParser
 from typing import Any
 
 import pandas as pd
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from loop import storage
+from loop.management.mongo_command import MongoCommand
 from loop.rules import REPORT_WEEK
 from loop.timeutil import NOW_HELP, parse_now
 
 
-class Command(BaseCommand):
+class Command(MongoCommand):
     help = "Print one store's polls as CSV (store_id,status,timestamp_utc), oldest first."
 
     def add_arguments(self, parser: ArgumentParser) -> None:

@@ -1,0 +1,95 @@
+"""The deployment files agree with the app: compose passes every setting ops may set to each app
+service, every long-running service has a health check, one beat runs the hourly tasks (no worker
+runs -B), the image installs only the runtime requirements, and scripts keep LF endings.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+# Read by settings.py but not for a deployment: the in-process worker of `make run`, and collectstatic.
+NOT_FOR_COMPOSE = {"EMBEDDED_WORKER_THREADS", "STATIC_ROOT"}
+APP_SERVICES = ("loader", "web", "worker", "beat")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def settings_read_from_the_environment() -> set[str]:
+    source = (ROOT / "myproject" / "settings.py").read_text()
+    return set(re.findall(r'(?:env_\w+|os\.environ\.get)\(\s*"([A-Z][A-Z0-9_]*)"', source))
+
+
+def test_every_setting_ops_may_set_reaches_every_app_service(compose: dict[str, Any]) -> None:
+    wanted = settings_read_from_the_environment() - NOT_FOR_COMPOSE
+    # The reading above must see the settings this test is about, or it proves nothing.
+    assert {"API_READ_TOKEN", "REPORT_RETENTION_DAYS", "LOG_LEVEL", "MONGO_TIMEOUT_MS", "PUBLIC_BASE_URL"} <= wanted
+    for name in APP_SERVICES:
+        environment = compose["services"][name]["environment"]
+        assert sorted(wanted - set(environment)) == [], name
+        assert environment == compose["x-app-env"], f"{name} does not share the x-app-env anchor"
+
+
+def test_an_empty_value_stands_for_the_settings_default_except_the_rate_limit(compose: dict[str, Any]) -> None:
+    # settings.py reads an empty TRIGGER_RATE_LIMIT as "off": compose keeps its default explicitly.
+    environment = compose["x-app-env"]
+    assert environment["TRIGGER_RATE_LIMIT"] == "${TRIGGER_RATE_LIMIT:-60/minute}"
+    assert environment["REPORT_RETENTION_DAYS"] == "${REPORT_RETENTION_DAYS:-}"
+
+
+def test_every_long_running_service_has_a_health_check(compose: dict[str, Any]) -> None:
+    long_running = [name for name, svc in compose["services"].items() if svc.get("restart") != "no"]
+    assert set(long_running) == {"mongo", "redis", "web", "worker", "beat"}
+    for name in long_running:
+        assert compose["services"][name]["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
+    worker_check = " ".join(compose["services"]["worker"]["healthcheck"]["test"])
+    assert "inspect ping -d celery@$$HOSTNAME" in worker_check
+
+
+def test_one_beat_runs_the_hourly_tasks_and_no_worker_runs_beat(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert "-B" not in services["worker"]["command"] and "beat" not in services["worker"]["command"]
+    beat = services["beat"]
+    assert beat["command"][:4] == ["celery", "-A", "myproject", "beat"]
+    schedule = beat["command"][beat["command"].index("-s") + 1]
+    mounts = [volume.split(":")[1] for volume in beat["volumes"]]
+    assert any(schedule.startswith(mount + "/") for mount in mounts), (schedule, mounts)
+    assert beat["deploy"]["replicas"] == 1
+    makefile = (ROOT / "Makefile").read_text()
+    worker_line = next(line for line in makefile.splitlines() if "celery -A myproject worker" in line)
+    assert " -B" not in worker_line
+    assert re.search(r"^beat: install\n.*\n\t\$\(VENV\)/bin/celery -A myproject beat ", makefile, re.M)
+
+
+def test_the_image_gets_the_runtime_requirements_and_make_install_the_dev_ones() -> None:
+    runtime = (ROOT / "requirements.txt").read_text()
+    dev = (ROOT / "requirements-dev.txt").read_text()
+    for tool in ("pytest", "pytest-django", "mongomock", "hypothesis", "ruff", "playwright"):
+        assert not re.search(rf"^{tool}==", runtime, re.M), tool
+        assert re.search(rf"^{tool}==", dev, re.M), tool
+    assert re.search(r"^drf-spectacular-sidecar==", runtime, re.M)
+    assert [line for line in dev.splitlines() if line and not line.startswith("#")][0] == "-r requirements.txt"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "pip install -r requirements.txt" in dockerfile and "requirements-dev" not in dockerfile
+    makefile = (ROOT / "Makefile").read_text()
+    assert "$(STAMP): requirements.txt requirements-dev.txt" in makefile
+    assert "pip install --disable-pip-version-check -q -r requirements-dev.txt" in makefile
+
+
+@pytest.mark.parametrize(
+    "path", ["scripts/docker-entrypoint.sh", "scripts/services.sh", ".ci/run", "manage.py", "Makefile"]
+)
+def test_scripts_keep_lf_endings_on_every_checkout(path: str) -> None:
+    out = subprocess.run(
+        ["git", "check-attr", "eol", "--", path], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == f"{path}: eol: lf"
