@@ -142,7 +142,7 @@ class ImportListQuerySerializer(StrictSerializer):
 
 
 class ImportPageSerializer(serializers.Serializer):
-    """A ``loop.services.imports.ImportPage``."""
+    """A ``loop.services.paging.Page`` of ``loop.services.imports.ImportView``."""
 
     count = serializers.IntegerField(help_text="Imports matching the filter, over all pages.")
     page = serializers.IntegerField()

@@ -162,7 +162,7 @@ class ReportSummarySerializer(serializers.Serializer):
 
 
 class ReportPageSerializer(serializers.Serializer):
-    """A ``loop.services.reports.ReportPage``."""
+    """A ``loop.services.paging.Page`` of ``loop.services.reports.ReportSummary``."""
 
     count = serializers.IntegerField(help_text="Reports matching the filter, over all pages.")
     page = serializers.IntegerField()

@@ -57,7 +57,7 @@ class StoreSummarySerializer(serializers.Serializer):
 
 
 class StorePageSerializer(serializers.Serializer):
-    """A ``loop.services.stores.StorePage``."""
+    """A ``loop.services.paging.Page`` of ``loop.services.stores.StoreSummary``."""
 
     count = serializers.IntegerField(help_text="Stores matching the search, over all pages.")
     page = serializers.IntegerField()
