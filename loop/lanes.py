@@ -288,7 +288,7 @@ def _special_rows(store_index: pd.Index, special_hours: pd.DataFrame | None) -> 
                 "end_seconds": np.zeros(0),
             }
         )
-    code = store_index.get_indexer(special_hours["store_id"].astype(object).to_numpy())
+    code = store_index.get_indexer(pd.Index(special_hours["store_id"].astype(object)))
     known = code >= 0
     return pd.DataFrame(
         {
@@ -359,7 +359,7 @@ def localize_to_utc_us(local: np.ndarray, zone: str) -> np.ndarray:
             break
         stepped = stepped + pd.Timedelta(minutes=1)
         attempt = stepped.tz_localize(zone, ambiguous=np.ones(len(stepped), dtype=bool), nonexistent="NaT")
-        found = ~attempt.isna()
+        found = ~np.asarray(attempt.isna(), dtype=bool)
         result[pending[found]] = attempt[found].tz_convert(None).to_numpy(dtype="datetime64[us]").view(np.int64)
         pending, stepped = pending[~found], stepped[~found]
     return result

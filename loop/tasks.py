@@ -30,7 +30,7 @@ def _attempt(task: Task, attempt: Attempt, job_id: str, failure: str | None) -> 
     """One attempt through ``loop.retry``; a ``Retry`` outcome re-queues the task with its countdown."""
     outcome = attempt(job_id, retries=task.request.retries or 0, failure=failure, policy=RetryPolicy.from_settings())
     if isinstance(outcome, Retry):
-        raise task.retry(args=[job_id], kwargs={"failure": outcome.failure}, countdown=outcome.countdown)
+        raise task.retry(args=(job_id,), kwargs={"failure": outcome.failure}, countdown=outcome.countdown)
     return str(outcome)
 
 

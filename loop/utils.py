@@ -24,7 +24,7 @@ def generate_report(
     now: pd.Timestamp | None = None,
     db: Database | None = None,
     timings: dict[str, float] | None = None,
-    on_computing: Callable[[], None] | None = None,
+    on_computing: Callable[[], object] | None = None,
     *,
     extended: bool = False,
     max_gap_minutes: int = DEFAULT_MAX_GAP_MINUTES,

@@ -28,6 +28,7 @@ import math
 import os
 import threading
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -69,34 +70,38 @@ def token_matches(given: str, expected: str) -> bool:
     return hmac.compare_digest(_as_bytes(given), expected.encode("utf-8"))
 
 
+@dataclass(frozen=True)
+class TokenProblem:
+    """``request.auth`` when the token is missing or wrong: what ApiAccess answers in its 401."""
+
+    message: str
+
+
 class ApiTokenAuthentication(BaseAuthentication):
     """Checks ``Authorization: Bearer <token>`` against ``settings.API_TOKEN`` and ``API_READ_TOKEN``.
 
-    It never raises: a bad header is remembered on the request and
+    It never raises: a bad header becomes a ``TokenProblem`` as ``request.auth`` and
     ApiAccess turns it into a 401, so views that allow anyone (the docs)
     are not broken by a stale token a browser keeps sending.
     """
 
-    def authenticate(self, request: Request) -> tuple[None, str] | None:
+    def authenticate(self, request: Request) -> tuple[None, str | TokenProblem] | None:
         expected = settings.API_TOKEN
         if not expected:
             return None
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
-            request._api_token_problem = "Missing API token: send 'Authorization: Bearer <token>'."
-            return None
+            return (None, TokenProblem("Missing API token: send 'Authorization: Bearer <token>'."))
         scheme, _, given = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
-            request._api_token_problem = "Malformed Authorization header: expected 'Bearer <token>'."
-            return None
+            return (None, TokenProblem("Malformed Authorization header: expected 'Bearer <token>'."))
         given = given.strip()
         if token_matches(given, expected):
             return (None, _TOKEN_OK)
         read_token = settings.API_READ_TOKEN
         if read_token and token_matches(given, read_token):
             return (None, _READ_TOKEN_OK)
-        request._api_token_problem = "Invalid API token."
-        return None
+        return (None, TokenProblem("Invalid API token."))
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
@@ -112,7 +117,8 @@ class ApiAccess(BasePermission):
         if request.auth != _READ_TOKEN_OK:
             # Raised (not returned False) to keep the precise message; DRF adds
             # WWW-Authenticate from the view's first authenticator.
-            raise NotAuthenticated(getattr(request, "_api_token_problem", None) or "Missing API token.")
+            problem = request.auth.message if isinstance(request.auth, TokenProblem) else "Missing API token."
+            raise NotAuthenticated(problem)
         method = request.method or ""
         if method in SAFE_METHODS or method in getattr(view, "read_token_methods", ()):
             return True

@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from typing import IO, Any
 
 from django.conf import settings
+from django.utils.datastructures import MultiValueDict
 from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError
-from rest_framework.parsers import BaseParser, JSONParser
+from rest_framework.parsers import BaseParser, DataAndFiles, JSONParser
 
 
 class PayloadTooLarge(APIException):
@@ -69,8 +70,9 @@ class IngestCSVParser(BaseParser):
 
     def parse(
         self, stream: IO[bytes], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
-    ) -> CsvBody:
-        return CsvBody(_read_ingest_body(stream, parser_context))
+    ) -> DataAndFiles[CsvBody, MultiValueDict[str, Any]]:
+        # DRF takes any parsed value as data; DataAndFiles says so in the parser's declared type.
+        return DataAndFiles(CsvBody(_read_ingest_body(stream, parser_context)), MultiValueDict())
 
 
 class IngestJSONParser(BaseParser):

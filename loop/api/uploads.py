@@ -13,7 +13,8 @@ written are removed, so only a wholly received upload ever becomes an import.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import io
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -22,6 +23,7 @@ from django.core.exceptions import SuspiciousOperation
 from django.core.files.uploadhandler import FileUploadHandler
 from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
 from django.http.multipartparser import MultiPartParserError
+from django.utils.datastructures import MultiValueDict
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import BaseParser, DataAndFiles
 
@@ -100,24 +102,29 @@ class GridFSUploadHandler(FileUploadHandler):
         self._writer.write(raw_data)
         return None  # no other handler sees the bytes
 
-    def file_complete(self, file_size: int) -> StoredUpload:
+    def file_complete(self, file_size: int) -> None:
+        """Record the stored file; None, so Django keeps no file object (the parser answers ``stored``)."""
         assert self._writer is not None
         writer, self._writer = self._writer, None
         writer.close()
-        stored = StoredUpload(
-            field=self.field_name, name=self.file_name or self.field_name, bytes=writer.length, file_id=writer.file_id
+        self.stored.append(
+            StoredUpload(
+                field=self.field_name,
+                name=self.file_name or self.field_name,
+                bytes=writer.length,
+                file_id=writer.file_id,
+            )
         )
-        self.stored.append(stored)
-        return stored
 
     def discard(self) -> None:
         """Remove every file of this request, finished or not (the request was refused or cut off)."""
         if self._writer is not None:
             storage.delete_uploaded_file(self._writer.db, self._writer.file_id)
             self._writer = None
-        db = storage.get_db() if self.stored else None
-        for item in self.stored:
-            storage.delete_uploaded_file(db, item.file_id)
+        if self.stored:
+            db = storage.get_db()
+            for item in self.stored:
+                storage.delete_uploaded_file(db, item.file_id)
         self.stored = []
 
 
@@ -128,8 +135,19 @@ class _CountingStream:
         self.stream = stream
         self.count = 0
 
-    def read(self, size: int = -1) -> bytes:
-        data = self.stream.read(size)
+    def read(self, num_bytes: int | None = -1, /) -> bytes:
+        return self._counted(self.stream.read(-1 if num_bytes is None else num_bytes))
+
+    def readline(self, limit: int | None = -1, /) -> bytes:
+        return self._counted(self.stream.readline(-1 if limit is None else limit))
+
+    def readlines(self) -> list[bytes]:
+        return [self._counted(line) for line in self.stream.readlines()]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return (self._counted(line) for line in self.stream)
+
+    def _counted(self, data: bytes) -> bytes:
         self.count += len(data)
         return data
 
@@ -156,13 +174,14 @@ class ImportUploadParser(BaseParser):
         handler = GridFSUploadHandler(request, limit=limit)
         meta = request.META.copy()
         meta["CONTENT_TYPE"] = media_type
-        counted = _CountingStream(stream) if stream is not None else None
+        # No stream: DRF saw no body; Django's parser then answers an empty form (Content-Length 0).
+        counted = _CountingStream(stream if stream is not None else io.BytesIO())
         try:
             parser = DjangoMultiPartParser(
                 meta, counted, [handler], context.get("encoding") or settings.DEFAULT_CHARSET
             )
-            data, files = parser.parse()
-            if counted is not None and declared.isdigit() and counted.count < int(declared):
+            data, _ = parser.parse()
+            if declared.isdigit() and counted.count < int(declared):
                 raise ParseError(
                     f"The upload was cut off: {counted.count} of {declared} bytes arrived; nothing was stored."
                 )
@@ -179,4 +198,7 @@ class ImportUploadParser(BaseParser):
         except BaseException:
             handler.discard()
             raise
+        files: MultiValueDict[str, StoredUpload] = MultiValueDict()
+        for item in handler.stored:
+            files.appendlist(item.field, item)
         return DataAndFiles(data, files)

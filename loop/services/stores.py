@@ -210,7 +210,8 @@ def list_stores(*, search: str = "", page: int = 1, page_size: int = PAGE_SIZE_D
         order = order[match[order]]
     skip = page_skip(page=page, page_size=page_size)
     chosen = order[skip : skip + page_size]
-    zones, _ = effective_zones(ids.to_numpy(dtype=object)[chosen], storage.read_zones(db)) if len(chosen) else ([], [])
+    chosen_ids = ids.to_numpy(dtype=object)[chosen]
+    zones = effective_zones(chosen_ids, storage.read_zones(db))[0] if len(chosen) else chosen_ids
     results = [
         StoreSummary(
             store_id=ids.iloc[i],

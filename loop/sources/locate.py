@@ -6,6 +6,7 @@ import io
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -62,13 +63,13 @@ def find_sources(path: str | Path) -> dict[str, CsvSource]:
             for name in names:
                 candidate = path / name
                 if candidate.is_file():
-                    found[kind] = CsvSource(str(candidate), lambda c=candidate: open(c, "rb"))
+                    found[kind] = CsvSource(str(candidate), partial(_open_file, candidate))
                     break
     elif path.is_file() and zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
             members = zip_members(archive.namelist())
         for kind, member in members.items():
-            found[kind] = CsvSource(f"{path}:{member}", lambda m=member: _open_member(path, m))
+            found[kind] = CsvSource(f"{path}:{member}", partial(_open_member, path, member))
     elif path.exists():
         raise InputFileError(f"{path} is neither a folder nor a zip file")
     else:
@@ -91,6 +92,10 @@ def zip_members(names: list[str]) -> dict[str, str]:
 def looked_for() -> str:
     """The file names a folder or zip is searched for, for messages."""
     return "; ".join(" or ".join(names) for names in SOURCE_NAMES.values())
+
+
+def _open_file(path: Path) -> BinaryIO:
+    return open(path, "rb")
 
 
 def _open_member(path: Path, member: str) -> BinaryIO:

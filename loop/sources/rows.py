@@ -8,8 +8,8 @@ from __future__ import annotations
 import io
 import re
 import warnings
-from collections.abc import Iterator
-from typing import BinaryIO
+from collections.abc import Iterator, Mapping
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -41,11 +41,11 @@ def raw_rows_from_items(
     kept: list[int] = []
     for index, item in enumerate(items):
         reason = _item_problem(item, columns)
-        if reason is not None:
-            problems.add(name, reason, np.array([index]))
+        if reason is not None or not isinstance(item, dict):
+            problems.add(name, reason or "not an object", np.array([index]))
             continue
         for column in columns:
-            value = item.get(column, "")  # type: ignore[union-attr]
+            value = item.get(column, "")
             rows[column].append(value if isinstance(value, str) else str(value))
         kept.append(index)
     frame = pd.DataFrame({column: pd.Series(values, dtype=_TEXT) for column, values in rows.items()})
@@ -64,7 +64,7 @@ def _item_problem(item: object, columns: tuple[str, ...]) -> str | None:
 
 def read_rows(
     src: CsvSource,
-    columns: dict[str, tuple[str, ...]],
+    columns: Mapping[str, tuple[str, ...]],
     problems: RowProblems,
     chunk_rows: int | None,
     dictionary: tuple[str, ...] = (),
@@ -92,7 +92,7 @@ def read_rows(
         skipped: list[int] = []
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            options = dict(
+            options: dict[str, Any] = dict(
                 dtype=str,
                 usecols=list(usecols),
                 na_filter=False,
@@ -168,10 +168,11 @@ def _read_header(handle: BinaryIO, name: str) -> list[str]:
     if not first.strip(b"\r\n\t \xef\xbb\xbf"):
         raise InputFileError(f"{name}: file is empty (no header line)")
     text = first.decode("utf-8-sig", errors="replace").strip("\r\n")
-    return next(iter(pd.read_csv(io.StringIO(text), header=None, dtype=str).itertuples(index=False)))
+    names = pd.read_csv(io.StringIO(text), header=None, dtype=str).iloc[0].tolist()
+    return [name if isinstance(name, str) else "" for name in names]  # a blank header name reads as NaN
 
 
-def _resolve_columns(header: list[str], columns: dict[str, tuple[str, ...]], name: str) -> dict[str, str]:
+def _resolve_columns(header: list[str], columns: Mapping[str, tuple[str, ...]], name: str) -> dict[str, str]:
     """Map the file's header names to canonical names; a missing column is fatal."""
     by_lower = {str(h).strip().lower(): h for h in header}
     mapping: dict[str, str] = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,7 +35,7 @@ def validate_status_rows(raw: pd.DataFrame, lines: np.ndarray, name: str, proble
     keep, store_id = _valid_store_ids(raw, drop)
     status = _Distinct.of(raw["status"]).map(lambda values: values.str.strip().str.lower())
     # Each row's code in STATUS_DTYPE; -1 for anything but the two statuses (as isin(POLL_STATUSES)).
-    status_codes = STATUS_DTYPE.categories.get_indexer(status.values)[status.codes]
+    status_codes = STATUS_DTYPE.categories.get_indexer(pd.Index(status.values))[status.codes]
     keep = drop(keep, status_codes < 0, "status is not active or inactive", raw["status"])
     timestamps = parse_timestamps(raw["timestamp_utc"])
     keep = drop(keep, timestamps.isna(), "timestamp_utc is not a valid timestamp", raw["timestamp_utc"])
@@ -241,7 +242,7 @@ class _Distinct:
         """Every row's value."""
         return pd.Series(self.values.array.take(self.codes), index=self.index)
 
-    def categorical(self, kept: np.ndarray) -> pd.Categorical:
+    def categorical(self, kept: np.ndarray) -> pd.Categorical[Any]:
         """``rows()[kept].astype("category")`` (sorted categories, only the values kept rows hold)."""
         codes = self.codes[kept]
         used = np.zeros(len(self.values), dtype=bool)

@@ -63,8 +63,11 @@ SUMMARY_FIELDS = (
 )
 
 
-class ReportDoc(TypedDict):
-    """A ``report_table`` document as the service reads it (``_id`` is the report id)."""
+class ReportDoc(TypedDict, total=False):
+    """A ``report_table`` document as the service reads it (``_id`` is the report id).
+
+    Not total: old reports lack newer fields, and the list reads only ``SUMMARY_FIELDS``.
+    """
 
     report_id: str
     status: str  # a ReportStatus value
@@ -219,9 +222,7 @@ def set_report_phase(db: Database, report_id: str, phase: ReportPhase) -> bool:
     return result.matched_count == 1
 
 
-def list_reports(
-    db: Database, *, status: ReportStatus | None, skip: int, limit: int
-) -> tuple[int, list[dict[str, Any]]]:
+def list_reports(db: Database, *, status: ReportStatus | None, skip: int, limit: int) -> tuple[int, list[ReportDoc]]:
     """(how many match, one page of them newest first) with only ``SUMMARY_FIELDS``: no CSV is read."""
     query: dict[str, Any] = {} if status is None else {"status": status.value}
     total = db[REPORTS].count_documents(query)
