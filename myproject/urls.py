@@ -10,7 +10,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from loop import dashboard
 from loop.api.errors import not_found_view
-from loop.api_docs import SwaggerUiView
+from loop.api.docs import SwaggerUiView
 
 urlpatterns = [
     # The ops dashboard: HTML pages without data (their scripts call the API). `/dashboard/...` never
