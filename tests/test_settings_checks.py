@@ -6,36 +6,22 @@ chosen environment: the path a deployment takes (environment -> settings -> chec
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.processes import environment_without_config
+
 ROOT = Path(__file__).resolve().parent.parent
-CONFIG_VARS = (
-    "DEBUG",
-    "SECRET_KEY",
-    "ALLOWED_HOSTS",
-    "MONGO_URL",
-    "TRIGGER_RATE_LIMIT",
-    "API_TOKEN",
-    "API_READ_TOKEN",
-    "API_MAX_BODY_BYTES",
-    "INGEST_MAX_BODY_BYTES",
-    "IMPORT_MAX_UPLOAD_BYTES",
-    "IMPORT_MAX_EXPANDED_BYTES",
-    "IMPORT_MAX_COMPRESSION_RATIO",
-    "REPORT_STALE_SECONDS",
-)
 # A production-like configuration that every check accepts; each case changes one thing.
 PRODUCTION = {"DEBUG": "0", "SECRET_KEY": "a-private-key-" + "x" * 40, "ALLOWED_HOSTS": "monitor.example"}
 KEY_HINT = "export SECRET_KEY=<a long random string>"
 
 
 def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in CONFIG_VARS}
+    clean = environment_without_config()
     clean.update(env)
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60

@@ -23,28 +23,15 @@ from django.urls import path
 import myproject.urls as project_urls
 from loop import storage
 from tests.support.api import VALID_ID, assert_json_error
+from tests.support.processes import environment_without_config
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-CONFIG_VARS = (
-    "DEBUG",
-    "SECRET_KEY",
-    "SECRET_KEY_FILE",
-    "TRIGGER_RATE_LIMIT",
-    "API_TOKEN",
-    "API_READ_TOKEN",
-    "API_MAX_BODY_BYTES",
-    "INGEST_MAX_BODY_BYTES",
-    "IMPORT_MAX_UPLOAD_BYTES",
-    "IMPORT_MAX_EXPANDED_BYTES",
-    "IMPORT_MAX_COMPRESSION_RATIO",
-    "CELERY_BROKER_URL",
-)
 SHOW = "import myproject.settings as s; print(s.DEBUG, len(s.SECRET_KEY), s.SECRET_KEY[:6])"
 
 
 def run_python(env: dict[str, str], code: str, *prefix: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in CONFIG_VARS}
+    clean = environment_without_config()
     clean.update(PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", **env)
     return subprocess.run(
         [*prefix, "python", "-c", code],

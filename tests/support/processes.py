@@ -30,6 +30,31 @@ from tests.support.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: manage.py, myproject/, loop/
 BIN = Path(sys.executable).parent  # the virtualenv's bin/: celery, gunicorn
+# The settings a configuration test sets itself: a child process starts from the environment without them.
+CONFIG_VARS = (
+    "DEBUG",
+    "SECRET_KEY",
+    "SECRET_KEY_FILE",
+    "ALLOWED_HOSTS",
+    "MONGO_URL",
+    "CELERY_BROKER_URL",
+    "TRIGGER_RATE_LIMIT",
+    "API_TOKEN",
+    "API_READ_TOKEN",
+    "API_MAX_BODY_BYTES",
+    "INGEST_MAX_BODY_BYTES",
+    "IMPORT_MAX_UPLOAD_BYTES",
+    "IMPORT_MAX_EXPANDED_BYTES",
+    "IMPORT_MAX_COMPRESSION_RATIO",
+    "REPORT_STALE_SECONDS",
+)
+
+
+def environment_without_config() -> dict[str, str]:
+    """This process's environment less ``CONFIG_VARS``."""
+    return {k: v for k, v in os.environ.items() if k not in CONFIG_VARS}
+
+
 FERRETDB_CANDIDATES = [os.environ.get("FERRETDB_BIN", ""), shutil.which("ferretdb") or "", "/root/go/bin/ferretdb"]
 
 
