@@ -110,7 +110,7 @@ def test_bad_csv_rows_are_answered_with_their_line_and_the_good_rows_stored(api:
         "line 4: store_id is blank",
         "line 5: timestamp_utc is not a valid timestamp: 'yesterday'",
         "line 6: timestamp_utc is not a valid timestamp: ''",
-        "line 7: store_id is longer than 128 characters",
+        "line 7: store_id is longer than 128 characters: '" + "x" * 40 + "...'",
     ]
     assert stored(mdb) == [
         ("s1", "active", "2024-10-08T11:00:00+00:00"),
