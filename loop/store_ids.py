@@ -26,8 +26,8 @@ SURROUNDING_SPACE = "store_id has surrounding spaces"
 HAS_SLASH = "store_id contains '/' (a path segment cannot carry it)"
 
 _REPLACEMENT = "\ufffd"
-# Every ASCII character that str.isprintable() refuses.
-_ASCII_UNPRINTABLE = r"[\x00-\x1f\x7f]"
+# The usual kind of id, which one regex can pass: printable ASCII without '/', no space at either end.
+_PLAIN_ASCII_ID = rf"[!-.0-~](?:[ -.0-~]{{0,{MAX_STORE_ID_LENGTH - 2}}}[!-.0-~])?"
 
 
 def store_id_problem(value: object) -> str | None:
@@ -53,34 +53,13 @@ def is_store_id(value: object) -> bool:
 
 
 def store_id_problems(ids: pd.Series) -> pd.Series:
-    """``store_id_problem`` of every id of a text Series (object dtype: the reason, or None).
+    """``store_id_problem`` of every id of a Series (object dtype: the reason, or None).
 
-    Vectorised for the readers: ASCII ids are judged by pandas string methods; only ids with
-    other characters ask ``str.isprintable`` one by one (whose Unicode tables decide those).
+    For the readers' distinct ids: plain ASCII ids pass one vectorised regex; only the others
+    (non-ASCII, or failing) ask ``store_id_problem`` one by one, so both give the same answers.
     """
-    ids = ids.reset_index(drop=True)
-    text = ids.fillna("").astype(str) if ids.hasnans else ids
-    length = text.str.len().to_numpy()
-    checks = {
-        BLANK: ids.isna().to_numpy() | (length == 0),
-        TOO_LONG: length > MAX_STORE_ID_LENGTH,
-        NOT_UTF8: text.str.contains(_REPLACEMENT, regex=False).to_numpy(dtype=bool),
-        NOT_PRINTABLE: _unprintable(text),
-        SURROUNDING_SPACE: (text.str.startswith(" ") | text.str.endswith(" ")).to_numpy(dtype=bool),
-        HAS_SLASH: text.str.contains("/", regex=False).to_numpy(dtype=bool),
-    }
+    plain = ids.str.fullmatch(_PLAIN_ASCII_ID).fillna(False).to_numpy(dtype=bool)
     reasons = np.full(len(ids), None, dtype=object)
-    # The first failing check names the reason: assign in reverse so earlier checks overwrite.
-    for reason, failed in reversed(checks.items()):
-        reasons[failed] = reason
+    others = np.flatnonzero(~plain)
+    reasons[others] = [store_id_problem(value) for value in ids.iloc[others].tolist()]
     return pd.Series(reasons, index=ids.index, dtype=object)
-
-
-def _unprintable(text: pd.Series) -> np.ndarray:
-    """Which ids hold a character ``str.isprintable`` refuses."""
-    bad = text.str.contains(_ASCII_UNPRINTABLE, regex=True).to_numpy(dtype=bool, copy=True)
-    # Characters beyond ASCII: Python's own tables, so the vectorised and the scalar rule agree exactly.
-    beyond_ascii = text.str.contains(r"[^\x00-\x7f]", regex=True).to_numpy(dtype=bool)
-    positions = np.flatnonzero(beyond_ascii & ~bad)
-    bad[positions] = [not value.isprintable() for value in text.iloc[positions].tolist()]
-    return bad

@@ -60,7 +60,7 @@ ANY_TEXT = st.text(st.characters(codec="utf-8"), max_size=12) | st.text(max_size
 
 @settings(max_examples=300, derandomize=True)
 @given(st.lists(ANY_TEXT, min_size=1, max_size=8))
-@example(["a\u0378", "\x1ca", "é\x00", "ab\u2029", " é"])
+@example(["a\u0378", "\x1ca", "é\x00", "ab\u2029", " é", "abc\n", "a\n", "x" * 129, "x" * 128, "a b", "a "])
 def test_the_vectorised_rule_is_the_scalar_rule(values: list[str]) -> None:
     expected = [store_id_problem(value) for value in values]
     for dtype in (object, pd.StringDtype("pyarrow")):
