@@ -17,7 +17,7 @@ from django.template.response import TemplateResponse
 from django.views.decorators.http import require_safe
 
 from loop.api.errors import not_found_view
-from loop.services.stores import is_store_id
+from loop.store_ids import is_store_id
 
 # Everything from this origin; Chart.js sets canvas sizes through element styles.
 CONTENT_SECURITY_POLICY = (

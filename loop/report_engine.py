@@ -11,6 +11,7 @@ timeline (``loop.timeline``) shares; this module turns lanes into report columns
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -41,7 +42,9 @@ EXTENDED_COLUMNS = [
     "longest_outage_last_week",
 ]
 WINDOWS_US = {"last_hour": US_PER_HOUR, "last_day": 24 * US_PER_HOUR, "last_week": WEEK_US}
+# A spreadsheet evaluates a cell starting with one of these: such ids get a leading apostrophe in the CSV.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+CSV_ESCAPE = "'"
 
 
 @dataclass
@@ -145,13 +148,36 @@ def _window_unit_us(name: str) -> int:
 
 
 def report_to_csv(report: pd.DataFrame) -> str:
-    """The report as CSV text, safe to open in a spreadsheet."""
+    """The report as CSV text, safe to open in a spreadsheet (``store_ids_to_csv_cells``)."""
     safe = report.copy()
-    ids = safe["store_id"].astype(str)
-    risky = ids.str.startswith(FORMULA_PREFIXES)
-    # A leading apostrophe makes spreadsheets show the text instead of evaluating it.
-    safe["store_id"] = ids.where(~risky, "'" + ids)
+    safe["store_id"] = store_ids_to_csv_cells(safe["store_id"].astype(str))
     return safe.to_csv(index=False, lineterminator="\n", float_format="%.2f")
+
+
+def report_from_csv(text: str) -> pd.DataFrame:
+    """The Loop columns of ``report_to_csv``'s text, each store id exactly as it was (numbers: NaN where empty)."""
+    frame = pd.read_csv(
+        io.StringIO(text),
+        usecols=REPORT_COLUMNS,
+        dtype={"store_id": str},
+        keep_default_na=False,  # a store id such as "NA" stays text
+        na_values={column: [""] for column in REPORT_COLUMNS[1:]},
+    )[REPORT_COLUMNS]
+    frame["store_id"] = store_ids_from_csv_cells(frame["store_id"])
+    return frame
+
+
+def store_ids_to_csv_cells(ids: pd.Series) -> pd.Series:
+    """Each id as its report CSV cell: a leading apostrophe (which makes spreadsheets show the text
+    instead of evaluating it) on ids starting with a formula character, and on ids already starting
+    with one, so ``store_ids_from_csv_cells`` reads every cell back to exactly its id."""
+    escaped = ids.str.startswith((*FORMULA_PREFIXES, CSV_ESCAPE))
+    return ids.where(~escaped, CSV_ESCAPE + ids)
+
+
+def store_ids_from_csv_cells(cells: pd.Series) -> pd.Series:
+    """The ids ``store_ids_to_csv_cells`` wrote: one leading apostrophe removed where there is one."""
+    return cells.str.removeprefix(CSV_ESCAPE)
 
 
 def _empty_report(columns: list[str]) -> pd.DataFrame:

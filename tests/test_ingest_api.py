@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 
 from loop import storage
 from tests.support.api import FULL, READ, assert_json_error, wait_done
+from tests.support.store_ids import NOT_PRINTABLE, NOT_UTF8, REFUSED_STORE_IDS, SLASH, TOO_LONG
 from tests.support.worked_example import EXAMPLE_CSV
 
 URL = "/store_status/"
@@ -110,7 +111,7 @@ def test_bad_csv_rows_are_answered_with_their_line_and_the_good_rows_stored(api:
         "line 4: store_id is blank",
         "line 5: timestamp_utc is not a valid timestamp: 'yesterday'",
         "line 6: timestamp_utc is not a valid timestamp: ''",
-        "line 7: store_id is longer than 128 characters",
+        "line 7: store_id is longer than 128 characters: '" + "x" * 40 + "...'",
     ]
     assert stored(mdb) == [
         ("s1", "active", "2024-10-08T11:00:00+00:00"),
@@ -323,3 +324,74 @@ def test_a_report_triggered_after_an_ingestion_sees_the_new_polls(loaded: APICli
     # "new" is polled inside the week now; "later" (2024-10-08 12:00) is too.
     stores = [line.split(",")[0] for line in done["csv_data"].splitlines()[1:]]
     assert sorted(stores) == ["later", "mon", "new", "old"]
+
+
+# --- the store-id rule: what a path refuses is never stored ----------------------------------
+
+AT = "2024-10-08 12:00:00 UTC"
+
+
+def test_csv_rows_with_ids_the_paths_refuse_are_rejected_with_line_and_reason(api: APIClient, mdb: Database) -> None:
+    # Lines: 2 good, 3-10 one bad id each, the line-break ids last (quoted), then a good one.
+    bad = [
+        "nul\x00id",
+        "tab\there",
+        "del\x7fid",
+        "zero\u200bwidth",
+        "right\u202eleft",
+        "a/b",
+        "bad\ufffdbytes",
+        "x" * 129,
+        "line\nbreak",
+        "car\rriage",
+    ]
+    rows = ["g1", *bad, "g2"]
+    text = HEADER + "\n" + "".join(f'"{store_id}",active,{AT}\n' for store_id in rows)
+    body = text.encode().replace("\ufffd".encode(), b"\xff")  # bytes that are not UTF-8
+    answer = post_csv(api, body).json()
+    assert (answer["read"], answer["inserted"], answer["rejected"]) == (12, 2, 10)
+    assert answer["problems"] == [
+        f"line 3: {NOT_PRINTABLE}: 'nul\\x00id'",
+        f"line 4: {NOT_PRINTABLE}: 'tab\\there'",
+        f"line 5: {NOT_PRINTABLE}: 'del\\x7fid'",
+        f"line 6: {NOT_PRINTABLE}: 'zero\\u200bwidth'",
+        f"line 7: {NOT_PRINTABLE}: 'right\\u202eleft'",
+        f"line 8: {SLASH}: 'a/b'",
+        f"line 9: {NOT_UTF8}: 'bad\ufffdbytes'",
+        f"line 10: {TOO_LONG}: '{'x' * 40}...'",
+    ]
+    assert [store_id for store_id, _, _ in stored(mdb)] == ["g1", "g2"]
+
+
+def test_json_items_with_ids_the_paths_refuse_are_rejected_with_index_and_reason(api: APIClient, mdb: Database) -> None:
+    items = [{"store_id": store_id, "status": "inactive", "timestamp_utc": AT} for store_id in REFUSED_STORE_IDS]
+    items = [
+        {"store_id": "g1", "status": "active", "timestamp_utc": AT},
+        *items,
+        {"store_id": " g2 ", "status": "inactive", "timestamp_utc": AT},
+    ]
+    answer = post_json(api, items).json()
+    assert (answer["read"], answer["inserted"], answer["rejected"]) == (12, 2, 10)
+    # Five examples per reason: the two other control-character ids are counted, not listed.
+    assert answer["problems"] == [
+        f"item 1: {NOT_PRINTABLE}: 'nul\\x00id'",
+        f"item 2: {NOT_PRINTABLE}: 'line\\nbreak'",
+        f"item 3: {NOT_PRINTABLE}: 'car\\rriage'",
+        f"item 4: {NOT_PRINTABLE}: 'tab\\there'",
+        f"item 5: {NOT_PRINTABLE}: 'del\\x7fid'",
+        f"item 8: {SLASH}: 'a/b'",
+        f"item 9: {NOT_UTF8}: 'bad\ufffdbytes'",
+        f"item 10: {TOO_LONG}: '{'x' * 40}...'",
+    ]
+    # Surrounding spaces are stripped, as in a CSV file.
+    assert stored(mdb) == [
+        ("g1", "active", "2024-10-08T12:00:00+00:00"),
+        ("g2", "inactive", "2024-10-08T12:00:00+00:00"),
+    ]
+
+
+def test_strict_refuses_a_batch_with_one_refused_id(api: APIClient, mdb: Database) -> None:
+    items = [{"store_id": "zero\u200bwidth", "status": "active", "timestamp_utc": AT}]
+    error = assert_json_error(post_json(api, items, path=f"{URL}?strict=1"), 400)["error"]
+    assert f"item 0: {NOT_PRINTABLE}" in error
+    assert stored(mdb) == []

@@ -174,3 +174,22 @@ def test_exit_code_of_the_real_command(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "missing" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_ids_the_paths_refuse_are_rejected_in_every_file(mdb: Database, tmp_path: Path) -> None:
+    polls = [
+        "s1,active,2024-10-03 10:00:00 UTC",
+        "a/b,active,2024-10-03 10:00:00 UTC",
+        "nul\x00,active,2024-10-03 10:00:00 UTC",
+    ]
+    hours = ["s1,0,09:00,10:00", "zero\u200bwidth,0,09:00,10:00"]
+    zones = ["s1,America/Denver", "right\u202eleft,America/Denver"]
+    output = load(write_dataset(tmp_path, polls, hours, zones))
+    assert "3 rows read, 1 inserted, 0 duplicates" in output and "2 rejected" in output
+    assert "store_status.csv:3: store_id contains '/' (a path segment cannot carry it): 'a/b'" in output
+    assert "store_status.csv:4: store_id has a character that is not printable" in output
+    assert "menu_hours.csv:3: store_id has a character that is not printable" in output
+    assert "timezones.csv:3: store_id has a character that is not printable" in output
+    assert [store_id for store_id, _, _ in stored_poll_rows(mdb)] == ["s1"]
+    assert list(storage.read_hours(mdb)["store_id"]) == ["s1"]
+    assert list(storage.read_zones(mdb)["store_id"]) == ["s1"]

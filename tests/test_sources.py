@@ -8,10 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from loop.sources.locate import locate_sources
+from loop.sources.locate import CsvSource, locate_sources
 from loop.sources.problems import InputFileError, RowProblems
-from loop.sources.read import read_hours, read_status, read_zones
+from loop.sources.read import iter_status_chunks, read_hours, read_special_hours, read_status, read_zones
 from loop.sources.validate import dedupe_polls
+from tests.support.store_ids import NOT_PRINTABLE, NOT_UTF8, REFUSED_STORE_IDS, SLASH, TOO_LONG
 
 GOOD_HOURS = "store_id,dayOfWeek,start_time_local,end_time_local\ns1,0,09:00:00,17:00:00\n"
 GOOD_ZONES = "store_id,timezone_str\ns1,America/Chicago\n"
@@ -212,3 +213,54 @@ def test_many_bad_rows_keep_counts_but_few_examples(tmp_path: Path) -> None:
     assert problems.total == 1000
     assert len(problems.examples) <= 5
     assert any("1000 row(s) skipped" in line for line in problems.summary_lines())
+
+
+# --- the store-id rule in every reader -----------------------------------------------------
+
+# An unquoted line break ends a CSV row: those ids come quoted, last (a quoted row counts as one line).
+ONE_LINE_REFUSED = [store_id for store_id in REFUSED_STORE_IDS if "\n" not in store_id and "\r" not in store_id]
+ROW_TAIL = {
+    "status": ",active,2024-10-03 23:33:20 UTC",
+    "hours": ",0,09:00,17:00",
+    "zones": ",America/Denver",
+    "special": ",2024-12-25,,",
+}
+HEADERS = {
+    "status": "store_id,status,timestamp_utc",
+    "hours": "store_id,dayOfWeek,start_time_local,end_time_local",
+    "zones": "store_id,timezone_str",
+    "special": "store_id,date_local,start_time_local,end_time_local",
+}
+
+
+def read_kind(kind: str, path: Path, problems: RowProblems, chunk_rows: int | None) -> pd.DataFrame:
+    source = CsvSource(path.name, lambda: path.open("rb"))
+    if kind == "status":
+        return pd.concat(list(iter_status_chunks(source, problems, chunk_rows=chunk_rows)))
+    return {"hours": read_hours, "zones": read_zones, "special": read_special_hours}[kind](source, problems)
+
+
+@pytest.mark.parametrize(
+    ("kind", "chunk_rows"), [("status", None), ("status", 3), ("hours", None), ("zones", None), ("special", None)]
+)
+def test_every_reader_refuses_the_ids_a_path_refuses(tmp_path: Path, kind: str, chunk_rows: int | None) -> None:
+    # Line 2 good, then one refused id per line (surrounding spaces stripped first), a good one last.
+    ids = ["good1", *(f" {store_id} " for store_id in ONE_LINE_REFUSED), "good2", '"line\nbreak"', '"car\rriage"']
+    text = HEADERS[kind] + "\n" + "".join(f"{store_id}{ROW_TAIL[kind]}\n" for store_id in ids)
+    path = tmp_path / "file.csv"
+    path.write_bytes(text.encode().replace("\ufffd".encode(), b"\xff"))
+    problems = RowProblems()
+    frame = read_kind(kind, path, problems, chunk_rows)
+    assert sorted(frame["store_id"].astype(str)) == ["good1", "good2"]
+    assert problems.counts == {NOT_PRINTABLE: 7, SLASH: 1, NOT_UTF8: 1, TOO_LONG: 1}
+    # Five examples per reason, each with the id as read.
+    assert {p.line: p.reason for p in problems.examples} == {
+        3: f"{NOT_PRINTABLE}: 'nul\\x00id'",
+        4: f"{NOT_PRINTABLE}: 'tab\\there'",
+        5: f"{NOT_PRINTABLE}: 'del\\x7fid'",
+        6: f"{NOT_PRINTABLE}: 'zero\\u200bwidth'",
+        7: f"{NOT_PRINTABLE}: 'right\\u202eleft'",
+        8: f"{SLASH}: 'a/b'",
+        9: f"{NOT_UTF8}: 'bad\ufffdbytes'",
+        10: f"{TOO_LONG}: '{'x' * 40}...'",
+    }

@@ -17,6 +17,7 @@ from loop import storage
 from loop.storage import stores as tables  # unpatched, for the checks
 from tests.support.api import FULL, READ, assert_json_error, wait_done
 from tests.support.query_spy import MARK, strings_in
+from tests.support.store_ids import PATH_STORE_IDS
 
 WEEK = [
     {"dayOfWeek": 0, "start_time_local": "09:00", "end_time_local": "17:00"},
@@ -166,15 +167,23 @@ def test_a_bad_zone_is_400_and_nothing_changes(api: APIClient, mdb: Database, bo
 # --- store ids in paths -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "store_id",
-    ["x" * 129, "a\x00b", "tab\there", "line\nbreak", " padded", "\x7f", "bad\ufffd"],
-)
+@pytest.mark.parametrize("store_id", [*PATH_STORE_IDS, " padded", "padded "], ids=repr)
 @pytest.mark.parametrize("url", [hours_url, zone_url])
 def test_bad_store_ids_are_400(api: APIClient, mdb: Database, store_id: str, url: Any) -> None:
     error = assert_json_error(api.get(url(store_id)), 400)["error"]
     assert "store_id: must be 1-128 characters" in error
-    assert_json_error(api.put(url(store_id), [], format="json"), 400)
+    body = WEEK[:1] if url is hours_url else {"timezone_str": "America/Denver"}
+    assert (
+        "store_id: must be 1-128 characters"
+        in assert_json_error(api.put(url(store_id), body, format="json"), 400)["error"]
+    )
+    assert stored_hours(mdb) == [] and stored_zones(mdb) == []
+
+
+@pytest.mark.parametrize("url", [hours_url, zone_url])
+def test_an_id_with_a_slash_has_no_route(api: APIClient, mdb: Database, url: Any) -> None:
+    # %2F arrives as '/': the path has one segment more, so no store endpoint answers (the rule refuses '/').
+    assert api.get(url("a/b")).status_code == 404
 
 
 def test_a_128_character_id_is_accepted(api: APIClient, mdb: Database) -> None:

@@ -17,6 +17,7 @@ from loop import storage
 from loop.ingest import insert_polls
 from tests.support.api import FULL, READ, assert_json_error
 from tests.support.query_spy import MARK, strings_in
+from tests.support.store_ids import PATH_STORE_IDS
 
 
 def polls(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
@@ -173,11 +174,13 @@ def test_an_unknown_store_is_404_json(api: APIClient, fleet: Database) -> None:
     assert "No store 'nope'" in assert_json_error(api.get(store_url("nope")), 404)["error"]
 
 
-@pytest.mark.parametrize("store_id", [" padded", "a\tb", "x" * 129])
+@pytest.mark.parametrize("store_id", [" padded", *PATH_STORE_IDS], ids=repr)
 def test_bad_store_ids_are_400(api: APIClient, mdb: Database, store_id: str) -> None:
-    for url in (store_url(store_id), special_url(store_id)):
+    for url in (store_url(store_id), special_url(store_id), f"{store_url(store_id)}timeline/"):
         assert "store_id: must be 1-128 characters" in assert_json_error(api.get(url), 400)["error"]
-    assert_json_error(api.put(special_url(store_id), [], format="json"), 400)
+    closed = [item("2024-12-25", None, None)]
+    assert_json_error(api.put(special_url(store_id), closed, format="json"), 400)
+    assert storage.read_special_hours(mdb).empty
 
 
 # --- holiday hours ------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from loop.rules import DEFAULT_MAX_GAP_MINUTES, MAX_GAP_MINUTES, MIN_GAP_MINUTES
 from loop.services.imports import IMPORT_ID_HELP
 from loop.services.paging import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from loop.services.reports import REPORT_ID_HELP
-from loop.services.stores import STORE_ID_HELP, is_store_id
+from loop.store_ids import STORE_ID_HELP, is_store_id
 from loop.timeline import iso_times
 from loop.timeutil import ts_to_us
 

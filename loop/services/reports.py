@@ -7,7 +7,6 @@ these; none of them touches report documents or the queue directly.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -19,7 +18,7 @@ from pymongo.database import Database
 from loop import queue, storage
 from loop.errors import Conflict, InvalidInput, NotFound, Unavailable, is_transient, short_error
 from loop.ids import ID_SHAPE, is_id, new_id
-from loop.report_engine import FORMULA_PREFIXES, REPORT_COLUMNS, report_to_csv
+from loop.report_engine import report_from_csv, report_to_csv
 from loop.rules import DEFAULT_MAX_GAP_MINUTES, gap_problem, uptime_pct
 from loop.services.jobs import is_stale, worker_name
 from loop.services.paging import PAGE_SIZE_DEFAULT, Page, page_skip
@@ -331,16 +330,7 @@ def report_rows(*, report_id: str) -> ReportRows:
     the store ids as stored, without the CSV's spreadsheet-safety apostrophe."""
     text = report_csv(report_id=report_id)
     now = storage.report_now(get_report(report_id=report_id))
-    frame = pd.read_csv(
-        io.StringIO(text),
-        usecols=REPORT_COLUMNS,
-        dtype={"store_id": str},
-        keep_default_na=False,  # a store id such as "NA" stays text
-        na_values={column: [""] for column in REPORT_COLUMNS[1:]},
-    )[REPORT_COLUMNS]
-    ids = frame["store_id"]
-    escaped = ids.str.startswith(tuple("'" + prefix for prefix in FORMULA_PREFIXES))
-    frame["store_id"] = ids.where(~escaped, ids.str[1:])
+    frame = report_from_csv(text)
     for pct, (up, down) in UPTIME_PCT_COLUMNS.items():
         frame[pct] = uptime_pct(frame[up].to_numpy(), frame[down].to_numpy())
     # Plain lists, NaN as None: a few times faster than DataFrame.to_dict on thousands of rows.

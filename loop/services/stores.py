@@ -19,13 +19,13 @@ from loop.rules import ACTIVE, INACTIVE, effective_zones, known_time_zones
 from loop.services.paging import PAGE_SIZE_DEFAULT, Page, page_skip
 from loop.sources.problems import RowProblems
 from loop.sources.rows import raw_rows_from_items
-from loop.sources.validate import MAX_STORE_ID_LENGTH, validate_hours_rows, validate_special_hours_rows
+from loop.sources.validate import validate_hours_rows, validate_special_hours_rows
+from loop.store_ids import MAX_STORE_ID_LENGTH, STORE_ID_HELP, is_store_id
 from loop.timeutil import us_to_ts
 
 HOURS_ITEM_KEYS = ("dayOfWeek", "start_time_local", "end_time_local")
 SPECIAL_ITEM_KEYS = ("date_local", "start_time_local", "end_time_local")
 SEARCH_MAX_LENGTH = MAX_STORE_ID_LENGTH
-STORE_ID_HELP = f"1-{MAX_STORE_ID_LENGTH} characters, no control characters, not blank"
 
 
 @dataclass(frozen=True)
@@ -72,19 +72,8 @@ class StoreZone:
     is_default: bool  # no usable zone stored: the report reads the store in DEFAULT_TIMEZONE
 
 
-def is_store_id(value: object) -> bool:
-    """A plain string the CSV reader would keep as a store id, without control characters."""
-    return (
-        isinstance(value, str)
-        and value.strip() == value
-        and 0 < len(value) <= MAX_STORE_ID_LENGTH
-        and value.isprintable()
-        and "\ufffd" not in value
-    )
-
-
 def checked_store_id(store_id: str) -> str:
-    """``store_id`` if it has a store id's shape (``is_store_id``), else InvalidInput."""
+    """``store_id`` if it passes the store-id rule (``loop.store_ids``), else InvalidInput."""
     if not is_store_id(store_id):
         raise InvalidInput("store_id", f"must be {STORE_ID_HELP}")
     return str(store_id)

@@ -17,8 +17,8 @@ from pyarrow import compute as pa_compute
 
 from loop.rules import DEFAULT_TIMEZONE, INACTIVE, POLL_STATUSES, first_poll_per_instant, known_time_zones
 from loop.sources.problems import EXAMPLES_PER_REASON, RowProblems
+from loop.store_ids import BLANK, store_id_problems
 
-MAX_STORE_ID_LENGTH = 128
 _CLOCK = r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?$"
 _UTC_SUFFIX = r"(?i)\s*UTC$"
 _DATE = r"^\d{4}-\d{2}-\d{2}$"
@@ -255,15 +255,18 @@ class _Distinct:
 
 
 def _valid_store_ids(raw: pd.DataFrame, drop: _RowDropper) -> tuple[pd.Series, _Distinct]:
-    """Which rows have a usable store_id, and the stripped ids."""
+    """Which rows have a store id (the store-id rule, ``loop.store_ids``, after stripping), and the stripped ids."""
     store_id = _Distinct.of(raw["store_id"]).map(lambda values: values.str.strip())
     keep = pd.Series(True, index=raw.index)
-    keep = drop(keep, store_id.map(lambda values: values == "").rows(), "store_id is blank")
-    too_long = store_id.map(lambda values: values.str.len() > MAX_STORE_ID_LENGTH).rows()
-    keep = drop(keep, too_long, f"store_id is longer than {MAX_STORE_ID_LENGTH} characters")
-    # Undecodable bytes were replaced by U+FFFD while reading; other columns with them fail their own checks.
-    bad_bytes = store_id.map(lambda values: values.str.contains("\ufffd", regex=False)).rows()
-    keep = drop(keep, bad_bytes, "store_id is not valid UTF-8")
+    # The rule runs once per distinct id; rows fail by their id's position among them.
+    reasons = store_id_problems(store_id.values).to_numpy()
+    failed = pd.notna(reasons)
+    if not failed.any():
+        return keep, store_id
+    shown = store_id.rows()
+    for reason in pd.unique(reasons[failed]):
+        bad_rows = (reasons == reason)[store_id.codes]
+        keep = drop(keep, bad_rows, reason, None if reason == BLANK else shown)
     return keep, store_id
 
 
