@@ -61,7 +61,7 @@ class _JsonErrorSocket:
         return getattr(self._sock, name)
 
 
-class JsonErrorThreadWorker(ThreadWorker):  # type: ignore[misc]  (gunicorn has no type information)
+class JsonErrorThreadWorker(ThreadWorker):
     """``gthread``: requests run in a pool of threads, so a slow client holds one thread, not the worker."""
 
     def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
