@@ -175,3 +175,15 @@ def test_a_body_arriving_slower_than_the_worker_timeout_completes(served: Served
     assert (status, content_type) == (201, "application/json"), body[:300]
     answer = requests.models.complexjson.loads(body)
     assert (answer["read"], answer["inserted"], answer["rejected"]) == (7, 7, 0)
+
+
+@pytest.mark.parametrize(("target", "status"), [("app", 411), ("front", 201)])
+def test_the_front_hands_a_chunked_body_over_with_its_length(served: Served, target: str, status: int) -> None:
+    """The app refuses a body without Content-Length (it would read it as empty); nginx buffers it and adds one."""
+    body = b'[{"store_id": "chunked", "status": "active", "timestamp_utc": "2024-10-14 11:00:00 UTC"}]'
+    head = (
+        b"POST /store_status/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    got, content_type, answer = exchange(base_url(served, target), head + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+    assert (got, content_type) == (status, "application/json"), answer[:300]
