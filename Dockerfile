@@ -21,5 +21,5 @@ COPY --chown=app:app . .
 USER app
 EXPOSE 8000
 ENTRYPOINT ["/app/scripts/docker-entrypoint.sh"]
-# --timeout 300: large POST /imports/ uploads take longer than gunicorn's default 30 s.
-CMD ["gunicorn", "myproject.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2", "--timeout", "300", "--access-logfile", "-"]
+# gunicorn.conf.py: threaded workers on 0.0.0.0:8000 (WEB_CONCURRENCY, WEB_THREADS), limits, timeouts.
+CMD ["gunicorn", "-c", "gunicorn.conf.py"]

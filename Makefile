@@ -63,10 +63,10 @@ beat: install
 	@mkdir -p var
 	$(VENV)/bin/celery -A myproject beat -s var/celerybeat-schedule -l info
 
-# --timeout 300: a sync worker reading a large POST /imports/ upload (140 MB at a few MB/s) must not be
-# killed by gunicorn's default 30 s worker timeout.
+# gunicorn.conf.py (as the image and compose): threaded workers (WEB_CONCURRENCY, WEB_THREADS), limits,
+# JSON errors. Without nginx in front, read "Serving without the front" in docs/operations.md.
 web: install migrate
-	$(VENV)/bin/gunicorn myproject.wsgi:application --bind $(WEB_BIND) --workers 2 --timeout 300 --access-logfile -
+	WEB_BIND=$(WEB_BIND) $(VENV)/bin/gunicorn -c gunicorn.conf.py
 
 # Embedded defaults: mongomock store and an in-memory broker, so a fresh machine with only
 # Python and make can run this alone. MONGO_URL / CELERY_BROKER_URL (environment or make

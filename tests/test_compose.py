@@ -1,6 +1,8 @@
 """The deployment files agree with the app: compose passes every setting ops may set to each app
 service, every long-running service has a health check, one beat runs the hourly tasks (no worker
-runs -B), the image installs only the runtime requirements, and scripts keep LF endings.
+runs -B), nginx is the only door to web with the repository's config and body limits matching the
+app's, everything runs gunicorn through gunicorn.conf.py, the image installs only the runtime
+requirements, and scripts keep LF endings.
 """
 
 from __future__ import annotations
@@ -39,16 +41,20 @@ def test_every_setting_ops_may_set_reaches_every_app_service(compose: dict[str, 
         assert environment == compose["x-app-env"], f"{name} does not share the x-app-env anchor"
 
 
-def test_an_empty_value_stands_for_the_settings_default_except_the_rate_limit(compose: dict[str, Any]) -> None:
+def test_an_empty_value_stands_for_the_settings_default_except_the_rate_limit_and_proxies(
+    compose: dict[str, Any],
+) -> None:
     # settings.py reads an empty TRIGGER_RATE_LIMIT as "off": compose keeps its default explicitly.
     environment = compose["x-app-env"]
     assert environment["TRIGGER_RATE_LIMIT"] == "${TRIGGER_RATE_LIMIT:-60/minute}"
     assert environment["REPORT_RETENTION_DAYS"] == "${REPORT_RETENTION_DAYS:-}"
+    # nginx is the one proxy in front of web: the app believes the X-Forwarded-For entry it appends.
+    assert environment["NUM_PROXIES"] == "${NUM_PROXIES:-1}"
 
 
 def test_every_long_running_service_has_a_health_check(compose: dict[str, Any]) -> None:
     long_running = [name for name, svc in compose["services"].items() if svc.get("restart") != "no"]
-    assert set(long_running) == {"mongo", "redis", "web", "worker", "beat"}
+    assert set(long_running) == {"mongo", "redis", "web", "worker", "beat", "nginx"}
     for name in long_running:
         assert compose["services"][name]["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
     worker_check = " ".join(compose["services"]["worker"]["healthcheck"]["test"])
@@ -70,6 +76,63 @@ def test_one_beat_runs_the_hourly_tasks_and_no_worker_runs_beat(compose: dict[st
     assert re.search(r"^beat: install\n.*\n\t\$\(VENV\)/bin/celery -A myproject beat ", makefile, re.M)
 
 
+def test_nginx_is_the_only_door_to_web_with_the_repository_config(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    nginx = services["nginx"]
+    assert nginx["image"].startswith("nginx:1.")
+    assert nginx["volumes"] == ["./deploy/nginx/nginx.conf:/etc/nginx/nginx.conf:ro"]
+    assert (ROOT / "deploy" / "nginx" / "nginx.conf").is_file()
+    # every documented URL (http://localhost:8000/...) now reaches nginx; web publishes nothing
+    assert nginx["ports"] == ["8000:8000"]
+    published = [name for name, svc in services.items() if svc.get("ports")]
+    assert published == ["nginx"]
+    assert nginx["depends_on"] == {"web": {"condition": "service_healthy"}}
+    check = nginx["healthcheck"]["test"]
+    assert check[0] == "CMD" and check[-1] == "http://127.0.0.1:8000/_front/health"
+    conf = (ROOT / "deploy" / "nginx" / "nginx.conf").read_text()
+    assert "listen 8000 default_server;" in conf and "server web:8000;" in conf
+    assert "location = /_front/health {" in conf
+
+
+def _settings_default(name: str) -> int:
+    """The default of an ``env_int`` size setting, read from settings.py's source (not this process's env)."""
+    source = (ROOT / "myproject" / "settings.py").read_text()
+    expression = re.search(rf'env_int\("{name}", ([0-9* ]+)\)', source)
+    assert expression, name
+    return eval(expression.group(1), {"__builtins__": {}})  # digits and * only
+
+
+def _megabytes(directive: str, block: str) -> int:
+    found = re.findall(rf"^\s*{directive} (\d+)m;", block, re.M)
+    assert len(found) == 1, (directive, found)
+    return int(found[0]) * 1024 * 1024
+
+
+def test_the_front_body_limits_are_the_apps_defaults() -> None:
+    conf = (ROOT / "deploy" / "nginx" / "nginx.conf").read_text()
+    imports_block = re.search(r"location /imports \{(.*?)\}", conf, re.S)
+    assert imports_block
+    outside_imports = conf.replace(imports_block.group(0), "")
+    assert _megabytes("client_max_body_size", outside_imports) == _settings_default("INGEST_MAX_BODY_BYTES")
+    assert _megabytes("client_max_body_size", imports_block.group(1)) == _settings_default("IMPORT_MAX_UPLOAD_BYTES")
+    # the app's other JSON bodies are far smaller and it refuses them itself
+    assert _settings_default("API_MAX_BODY_BYTES") < _settings_default("INGEST_MAX_BODY_BYTES")
+    for setting in ("proxy_request_buffering on;", "client_body_timeout", "client_header_timeout"):
+        assert setting in conf
+
+
+def test_gunicorn_runs_from_gunicorn_conf_py_everywhere(compose: dict[str, Any]) -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert 'CMD ["gunicorn", "-c", "gunicorn.conf.py"]' in dockerfile
+    assert "command" not in compose["services"]["web"]  # the image's CMD
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(
+        r"^web: install migrate\n\tWEB_BIND=\$\(WEB_BIND\) \$\(VENV\)/bin/gunicorn -c gunicorn.conf.py$", makefile, re.M
+    )
+    # no gunicorn started around the config (its app is named in gunicorn.conf.py only)
+    assert "myproject.wsgi" not in dockerfile + makefile + (ROOT / "docker-compose.yml").read_text()
+
+
 def test_the_image_gets_the_runtime_requirements_and_make_install_the_dev_ones() -> None:
     runtime = (ROOT / "requirements.txt").read_text()
     dev = (ROOT / "requirements-dev.txt").read_text()
@@ -86,7 +149,15 @@ def test_the_image_gets_the_runtime_requirements_and_make_install_the_dev_ones()
 
 
 @pytest.mark.parametrize(
-    "path", ["scripts/docker-entrypoint.sh", "scripts/services.sh", ".ci/run", "manage.py", "Makefile"]
+    "path",
+    [
+        "scripts/docker-entrypoint.sh",
+        "scripts/services.sh",
+        ".ci/run",
+        "manage.py",
+        "Makefile",
+        "deploy/nginx/nginx.conf",
+    ],
 )
 def test_scripts_keep_lf_endings_on_every_checkout(path: str) -> None:
     out = subprocess.run(

@@ -1,9 +1,9 @@
 """Starting and stopping the processes the integration tests, the fault tests and the benchmarks run.
 
 All process handling lives here so the test modules keep only fixtures and tests:
-free ports, stopping, the app under gunicorn (``start_gunicorn``), real Celery workers
-(``start_celery_worker``), ``manage.py`` commands, and the fault tests' private
-``redis-server`` and MongoDB-wire server (``private_redis`` / ``private_mongo``).
+free ports, stopping, the app under gunicorn (``start_gunicorn``), nginx in front of it
+(``start_front``), real Celery workers (``start_celery_worker``), ``manage.py`` commands, and
+the fault tests' private ``redis-server`` and MongoDB-wire server (``private_redis`` / ``private_mongo``).
 Nothing here imports pytest or Django, so bench/ can use it as well.
 """
 
@@ -130,17 +130,22 @@ class Web:
         stop_process(self.proc)
 
 
-def start_gunicorn(env: Mapping[str, str], workers: int, log: Path, *, timeout: int = 120) -> Web:
-    """Start ``gunicorn myproject.wsgi`` on a free port; returns at once (call ``wait_healthy``).
+GUNICORN_CONF = ROOT / "gunicorn.conf.py"
 
-    Not waiting here lets a caller start several apps and wait for them together.
+
+def start_gunicorn(env: Mapping[str, str], workers: int, log: Path, *, timeout: int = 120) -> Web:
+    """Start the app as deployed (gunicorn.conf.py) on a free port; returns at once (call ``wait_healthy``).
+
+    Not waiting here lets a caller start several apps and wait for them together. ``timeout`` is
+    gunicorn's worker timeout (how long a worker's main loop may stay silent, not a request's limit).
     """
     port = free_port()
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [
                 str(BIN / "gunicorn"),
-                "myproject.wsgi:application",
+                "--config",
+                str(GUNICORN_CONF),
                 "--bind",
                 f"127.0.0.1:{port}",
                 "--workers",
@@ -154,6 +159,81 @@ def start_gunicorn(env: Mapping[str, str], workers: int, log: Path, *, timeout: 
             stderr=subprocess.STDOUT,
         )
     return Web(proc, f"http://127.0.0.1:{port}", log)
+
+
+# --- nginx in front of the app (deploy/nginx/nginx.conf) -------------------------------------
+
+NGINX_CONF = ROOT / "deploy" / "nginx" / "nginx.conf"
+
+
+def nginx_binary() -> str | None:
+    """Debian's nginx (``apt-get install nginx-light``), or None."""
+    # /usr/sbin is not on every user's PATH
+    if found := shutil.which("nginx"):
+        return found
+    return "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None
+
+
+def _replace_once(text: str, old: str, new: str) -> str:
+    if text.count(old) != 1:
+        raise ValueError(f"{NGINX_CONF} no longer has exactly one {old!r}: update tests/support/processes.py")
+    return text.replace(old, new)
+
+
+def front_config(app_url: str, port: int, base: Path) -> str:
+    """deploy/nginx/nginx.conf as it is, but in front of ``app_url``, on loopback ``port``, its files under ``base``."""
+    text = NGINX_CONF.read_text()
+    text = _replace_once(text, "server web:8000;", f"server {app_url.removeprefix('http://')};")
+    text = _replace_once(text, "listen 8000 default_server;", f"listen 127.0.0.1:{port} default_server;")
+    if "/var/log/nginx/" not in text:
+        raise ValueError(f"{NGINX_CONF} no longer logs under /var/log/nginx/: update tests/support/processes.py")
+    text = text.replace("/var/log/nginx/", f"{base}/")
+    temp_paths = "".join(
+        f"    {kind}_temp_path {base}/{kind}-temp;\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return _replace_once(text, "http {\n", "http {\n" + temp_paths)
+
+
+@dataclass
+class Front:
+    """nginx with the repository's configuration in front of a test app."""
+
+    proc: subprocess.Popen[bytes]
+    url: str
+    base: Path
+
+    def wait_ready(self, timeout: float = 20) -> None:
+        def answers() -> bool:
+            try:
+                return requests.get(f"{self.url}/_front/health", timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_until(answers, timeout, "nginx ready", alive=self.proc, details=self.log)
+
+    def log(self) -> str:
+        path = self.base / "error.log"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+def start_front(binary: str, app_url: str, base: Path) -> Front:
+    """Start nginx (in the foreground, as this user) on a free port in front of ``app_url``; returns at once."""
+    base.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    conf = base / "nginx.conf"
+    conf.write_text(front_config(app_url, port, base))
+    # As root, nginx's workers would run as "nobody", who cannot enter pytest's private temp folders.
+    globals_ = f"daemon off; pid {base}/nginx.pid;" + (" user root;" if os.geteuid() == 0 else "")
+    with open(base / "stdout.log", "wb") as out:
+        proc = subprocess.Popen(
+            [binary, "-p", str(base), "-c", str(conf), "-e", str(base / "error.log"), "-g", globals_],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return Front(proc, f"http://127.0.0.1:{port}", base)
 
 
 # --- Celery workers --------------------------------------------------------------------------
