@@ -169,6 +169,7 @@ def recover_import_if_lost(*, db: Database, doc: ImportDoc | dict[str, Any]) -> 
             logger.error("import %s failed: %s", import_id, failure)
             storage.delete_import_files(db, doc["files"])
     elif storage.requeue_lost_import(db, import_id, token=token, heartbeat_before=cutoff):
+        settled = storage.get_import(db, import_id)  # as the sweep left it: the next attempt may start at once
         logger.warning(
             "import %s: worker %s stopped heartbeating (over %d s); queued again",
             import_id,
@@ -180,6 +181,7 @@ def recover_import_if_lost(*, db: Database, doc: ImportDoc | dict[str, Any]) -> 
         except Exception as exc:
             # The broker's own redelivery of the first message (or the stale rule) still ends it.
             logger.error("import %s: could not queue it again (%s)", import_id, short_error(exc))
+        return dict(settled or doc)
     return dict(storage.get_import(db, import_id) or doc)
 
 

@@ -182,6 +182,7 @@ def recover_report_if_lost(*, db: Database, report: ReportDoc) -> ReportDoc:
         if storage.fail_lost_report(db, report_id, token=token, heartbeat_before=cutoff, error=failure):
             logger.error("report %s failed: %s", report_id, failure)
     elif storage.requeue_lost_report(db, report_id, token=token, heartbeat_before=cutoff):
+        settled = storage.get_report(db, report_id)  # as the sweep left it: the next attempt may start at once
         logger.warning(
             "report %s: worker %s stopped heartbeating (over %d s); queued again",
             report_id,
@@ -193,6 +194,7 @@ def recover_report_if_lost(*, db: Database, report: ReportDoc) -> ReportDoc:
         except Exception as exc:
             # The broker's own redelivery of the first message (or the stale rule) still ends it.
             logger.error("report %s: could not queue it again (%s)", report_id, short_error(exc))
+        return settled or report
     return storage.get_report(db, report_id) or report
 
 
