@@ -26,7 +26,7 @@ help:
 	@echo "make services        start Redis and a MongoDB-wire server on loopback (if not already up)"
 	@echo "make stop-services   stop the servers 'make services' started"
 	@echo "make test-all        make services, then the whole suite (integration tests included)"
-	@echo "make worker / beat / web   the Celery worker / celery beat (one, hourly clean-up) / gunicorn on real servers"
+	@echo "make worker / beat / web   the Celery worker / celery beat (one: clean-ups, lost-job sweep) / gunicorn on real servers"
 	@echo "make example-zip     var/loop-export.zip from data/ (the POST /imports/ example of docs/api.md)"
 	@echo "make lint            ruff check, ruff format --check and mypy (CI runs it)"
 	@echo "make ci              what CI runs (.ci/run)"
@@ -58,7 +58,7 @@ migrate: install
 worker: install
 	$(VENV)/bin/celery -A myproject worker -l info --concurrency $(WORKER_CONCURRENCY)
 
-# The hourly clean-up tasks (CELERY_BEAT_SCHEDULE): run exactly one beat, beside any number of workers.
+# The periodic tasks (CELERY_BEAT_SCHEDULE: hourly clean-ups, the lost-job sweep every 30 s): run exactly one beat.
 beat: install
 	@mkdir -p var
 	$(VENV)/bin/celery -A myproject beat -s var/celerybeat-schedule -l info

@@ -23,13 +23,17 @@ from loop.rates import parse_rate
 # The tag of the checks below: gunicorn and Celery run only these at start-up.
 SETTINGS_TAG = "loop_settings"
 
-# The smallest value each size limit may have: a JSON body under 64 bytes holds nothing useful.
+# The smallest value each size limit (and job clock) may have: a JSON body under 64 bytes holds nothing useful.
 MINIMUMS: dict[str, int] = {
     "API_MAX_BODY_BYTES": 64,
     "INGEST_MAX_BODY_BYTES": 64,
     "IMPORT_MAX_UPLOAD_BYTES": 1,
     "IMPORT_MAX_EXPANDED_BYTES": 1,
     "IMPORT_MAX_COMPRESSION_RATIO": 1,
+    # The lost-job clocks: a heartbeat at least every second; 0 lost retries fails a job on its first loss.
+    "JOB_HEARTBEAT_SECONDS": 1,
+    "JOB_LOST_SECONDS": 2,
+    "JOB_LOST_RETRIES": 0,
 }
 
 NEW_KEY_HINT = (
@@ -47,6 +51,7 @@ def settings_check(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> li
         *_tokens(),
         *_rate_limit(),
         *_mongo_url(),
+        *_job_clocks(),
     ]
 
 
@@ -137,5 +142,19 @@ def _mongo_url() -> list[checks.CheckMessage]:
             f"MONGO_URL must start with one of {', '.join(MONGO_SCHEMES)}, got the scheme {scheme!r}",
             hint="For example MONGO_URL=mongodb://localhost:27017, or mongomock:// for the in-memory store.",
             id="loop.E007",
+        )
+    ]
+
+
+def _job_clocks() -> list[checks.CheckMessage]:
+    # A job is lost only after it missed at least one heartbeat: a single late write must not re-queue it.
+    heartbeat, lost = settings.JOB_HEARTBEAT_SECONDS, settings.JOB_LOST_SECONDS
+    if lost >= 2 * heartbeat:
+        return []
+    return [
+        checks.Error(
+            f"JOB_LOST_SECONDS ({lost}) must be at least twice JOB_HEARTBEAT_SECONDS ({heartbeat})",
+            hint="For example JOB_HEARTBEAT_SECONDS=10 and JOB_LOST_SECONDS=60 (the defaults).",
+            id="loop.E008",
         )
     ]

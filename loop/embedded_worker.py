@@ -39,17 +39,17 @@ def submit(task_name: str, job_id: str) -> Future[str]:
 def run_embedded(job_id: str, attempt: Callable[..., str | Retry] = attempt_report) -> str:
     """Attempts of one report (or import) in this thread, sleeping between retries as the Celery task would."""
     policy = RetryPolicy.from_settings()
-    retries, failure = 0, None
+    retries, failure, token = 0, None, None
     while True:
         try:
-            outcome = attempt(job_id, retries=retries, failure=failure, policy=policy)
+            outcome = attempt(job_id, retries=retries, failure=failure, policy=policy, token=token)
         except Exception:  # never let a worker thread die silently
             logger.exception("embedded job %s crashed", job_id)
             return "failed"
         if not isinstance(outcome, Retry):
             return outcome
         time.sleep(outcome.countdown)
-        retries, failure = retries + 1, outcome.failure
+        retries, failure, token = retries + 1, outcome.failure, outcome.token
 
 
 def _embedded_pool() -> ThreadPoolExecutor:

@@ -17,6 +17,7 @@ REPORT_TASK = "loop.tasks.generate_report_task"
 IMPORT_TASK = "loop.tasks.import_task"
 REMOVE_OLD_REPORTS_TASK = "loop.tasks.remove_old_reports_task"
 REMOVE_ABANDONED_UPLOADS_TASK = "loop.tasks.remove_abandoned_uploads_task"
+RECOVER_LOST_JOBS_TASK = "loop.tasks.recover_lost_jobs_task"
 
 # (task name, job id) -> the Future of its run in this process.
 EmbeddedRunner = Callable[[str, str], Future[str]]

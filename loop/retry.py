@@ -7,6 +7,10 @@ the report is marked Failed. If MongoDB is still down at that moment, phase 2
 only tries to record that failure, for as many retries again, so the report
 reads Failed soon after MongoDB is back. Past that, the stale-report rule
 (REPORT_STALE_SECONDS) fails it on the next read.
+
+The attempts of one delivery share one attempt token (``loop.services.jobs``): a retry
+takes the job back from its own earlier attempt at once, while a second delivery of the
+same job waits for that attempt's heartbeat to stop (the lost rule).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from django.conf import settings
 from loop.errors import is_transient, short_error
 from loop.queue import IMPORT_TASK, REPORT_TASK
 from loop.services import imports, reports
+from loop.services.jobs import new_attempt_token
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +64,14 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class Retry:
-    """Run the attempt again after ``countdown`` s; with ``failure`` set, only to record that failure."""
+    """Run the attempt again after ``countdown`` s; with ``failure`` set, only to record that failure.
+
+    ``token``: the attempt token the retry carries on (None when only a failure is to be recorded).
+    """
 
     countdown: float
     failure: str | None = None
+    token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,14 +79,14 @@ class Job:
     """A background job the policy retries: a report or an import (``label`` names it in logs)."""
 
     label: str
-    run: Callable[[int], str]  # one attempt, given how many retries came before it; raises to retry
+    run: Callable[[int, str], str]  # one attempt (retries before it, attempt token); raises to retry
     fail: Callable[[str], None]  # record the failure (raises while MongoDB is away)
 
 
 def report_job(report_id: str) -> Job:
     return Job(
         label=f"report {report_id}",
-        run=lambda retries: reports.run_report(report_id=report_id, retries=retries),
+        run=lambda retries, token: reports.run_report(report_id=report_id, retries=retries, token=token),
         fail=lambda message: reports.fail_report(report_id=report_id, message=message),
     )
 
@@ -85,19 +94,23 @@ def report_job(report_id: str) -> Job:
 def import_job(import_id: str) -> Job:
     return Job(
         label=f"import {import_id}",
-        run=lambda retries: imports.run_import(import_id=import_id, retries=retries),
+        run=lambda retries, token: imports.run_import(import_id=import_id, retries=retries, token=token),
         fail=lambda message: imports.fail_import(import_id=import_id, message=message),
     )
 
 
-def attempt_report(report_id: str, *, retries: int, failure: str | None, policy: RetryPolicy) -> str | Retry:
+def attempt_report(
+    report_id: str, *, retries: int, failure: str | None, policy: RetryPolicy, token: str | None = None
+) -> str | Retry:
     """One attempt at a report; ``retries`` attempts came before it."""
-    return attempt_job(report_job(report_id), retries=retries, failure=failure, policy=policy)
+    return attempt_job(report_job(report_id), retries=retries, failure=failure, policy=policy, token=token)
 
 
-def attempt_import(import_id: str, *, retries: int, failure: str | None, policy: RetryPolicy) -> str | Retry:
+def attempt_import(
+    import_id: str, *, retries: int, failure: str | None, policy: RetryPolicy, token: str | None = None
+) -> str | Retry:
     """One attempt at an import (from the beginning: the loader is idempotent)."""
-    return attempt_job(import_job(import_id), retries=retries, failure=failure, policy=policy)
+    return attempt_job(import_job(import_id), retries=retries, failure=failure, policy=policy, token=token)
 
 
 # One attempt of each queued job, by its Celery task name (the embedded worker runs these).
@@ -105,8 +118,10 @@ Attempt = Callable[..., "str | Retry"]
 ATTEMPTS: dict[str, Attempt] = {REPORT_TASK: attempt_report, IMPORT_TASK: attempt_import}
 
 
-def attempt_job(job: Job, *, retries: int, failure: str | None, policy: RetryPolicy) -> str | Retry:
-    """One attempt at ``job``; ``retries`` attempts came before it."""
+def attempt_job(
+    job: Job, *, retries: int, failure: str | None, policy: RetryPolicy, token: str | None = None
+) -> str | Retry:
+    """One attempt at ``job``; ``retries`` attempts came before it, ``token`` is theirs (None: a new delivery)."""
     if failure is not None:
         if record_failure(job, failure):
             return "failed"
@@ -118,8 +133,9 @@ def attempt_job(job: Job, *, retries: int, failure: str | None, policy: RetryPol
             )
             return "failed"
         return Retry(policy.failure_countdown(), failure)
+    token = token or new_attempt_token()
     try:
-        return job.run(retries)
+        return job.run(retries, token)
     except Exception as exc:
         if not is_transient(exc):  # e.g. a server-side error before the work started
             logger.exception("%s crashed", job.label)
@@ -140,7 +156,7 @@ def attempt_job(job: Job, *, retries: int, failure: str | None, policy: RetryPol
             policy.max_retries,
             countdown,
         )
-        return Retry(countdown)
+        return Retry(countdown, token=token)
 
 
 def record_failure(job: Job, message: str) -> bool:

@@ -11,8 +11,8 @@ from celery.app.task import Task
 
 from loop import queue
 from loop.retry import Attempt, Retry, RetryPolicy, attempt_import, attempt_report
-from loop.services.imports import remove_abandoned_uploads
-from loop.services.reports import remove_old_reports
+from loop.services.imports import recover_lost_imports, remove_abandoned_uploads
+from loop.services.reports import recover_lost_reports, remove_old_reports
 from myproject.celery import app
 
 # Bound to the project's app explicitly (not @shared_task): myproject/__init__.py does not
@@ -26,24 +26,28 @@ JOB_TASK_OPTIONS: dict[str, Any] = {
 }
 
 
-def _attempt(task: Task, attempt: Attempt, job_id: str, failure: str | None) -> str:
-    """One attempt through ``loop.retry``; a ``Retry`` outcome re-queues the task with its countdown."""
-    outcome = attempt(job_id, retries=task.request.retries or 0, failure=failure, policy=RetryPolicy.from_settings())
+def _attempt(task: Task, attempt: Attempt, job_id: str, failure: str | None, token: str | None) -> str:
+    """One attempt through ``loop.retry``; a ``Retry`` outcome re-queues the task with its countdown
+    (and its attempt token, so the retry takes the job back from its own earlier attempt)."""
+    outcome = attempt(
+        job_id, retries=task.request.retries or 0, failure=failure, policy=RetryPolicy.from_settings(), token=token
+    )
     if isinstance(outcome, Retry):
-        raise task.retry(args=(job_id,), kwargs={"failure": outcome.failure}, countdown=outcome.countdown)
+        kwargs = {"failure": outcome.failure, "token": outcome.token}
+        raise task.retry(args=(job_id,), kwargs=kwargs, countdown=outcome.countdown)
     return str(outcome)
 
 
 @app.task(name=queue.REPORT_TASK, **JOB_TASK_OPTIONS)
-def generate_report_task(self: Task, report_id: str, failure: str | None = None) -> str:
+def generate_report_task(self: Task, report_id: str, failure: str | None = None, token: str | None = None) -> str:
     """Compute the report; retry with backoff while MongoDB is unreachable (``failure``: phase 2)."""
-    return _attempt(self, attempt_report, report_id, failure)
+    return _attempt(self, attempt_report, report_id, failure, token)
 
 
 @app.task(name=queue.IMPORT_TASK, **JOB_TASK_OPTIONS)
-def import_task(self: Task, import_id: str, failure: str | None = None) -> str:
+def import_task(self: Task, import_id: str, failure: str | None = None, token: str | None = None) -> str:
     """Load an upload of POST /imports/ (``services.imports.run_import``); retried like a report."""
-    return _attempt(self, attempt_import, import_id, failure)
+    return _attempt(self, attempt_import, import_id, failure, token)
 
 
 @app.task(name=queue.REMOVE_OLD_REPORTS_TASK, ignore_result=True)
@@ -56,3 +60,9 @@ def remove_old_reports_task() -> int:
 def remove_abandoned_uploads_task() -> int:
     """Beat (hourly): remove uploads a web process died receiving (no import owns them)."""
     return remove_abandoned_uploads()
+
+
+@app.task(name=queue.RECOVER_LOST_JOBS_TASK, ignore_result=True)
+def recover_lost_jobs_task() -> int:
+    """Beat (every 30 s): re-queue (or fail) reports and imports whose worker stopped heartbeating."""
+    return recover_lost_reports() + recover_lost_imports()

@@ -213,10 +213,20 @@ REPORT_TASK_RETRY_BACKOFF_MAX = env_int("REPORT_TASK_RETRY_BACKOFF_MAX", 60)
 REPORT_STALE_SECONDS = env_int("REPORT_STALE_SECONDS", 30 * 60)
 # Finished reports (and their CSVs) older than this are removed by the beat task; 0 keeps them forever.
 REPORT_RETENTION_DAYS = env_int("REPORT_RETENTION_DAYS", 30)
-# celery beat (one process: `make beat`, compose's beat service) sends these to the workers hourly.
+# A worker running a report or an import writes a heartbeat on it this often (seconds) ...
+JOB_HEARTBEAT_SECONDS = env_int("JOB_HEARTBEAT_SECONDS", 10)
+# ... and a Running job whose heartbeat is older than this is "worker lost": queued again (not after the
+# broker's visibility timeout, 15 min) ...
+JOB_LOST_SECONDS = env_int("JOB_LOST_SECONDS", 60)
+# ... at most this many times; the next loss fails it (a job that kills its worker every time).
+JOB_LOST_RETRIES = env_int("JOB_LOST_RETRIES", 2)
+# celery beat (one process: `make beat`, compose's beat service) sends these to the workers. The lost-job
+# sweep also runs on every read of a job, so a deployment without beat still recovers its polled jobs.
 CELERY_BEAT_SCHEDULE = {
     "remove-old-reports": {"task": "loop.tasks.remove_old_reports_task", "schedule": 3600.0},
     "remove-abandoned-uploads": {"task": "loop.tasks.remove_abandoned_uploads_task", "schedule": 3600.0},
+    # Every 30 s; a sweep nobody took within 25 s is dropped (the next one comes anyway).
+    "recover-lost-jobs": {"task": "loop.tasks.recover_lost_jobs_task", "schedule": 30.0, "options": {"expires": 25}},
 }
 
 
@@ -276,8 +286,8 @@ SPECTACULAR_SETTINGS = {
         "HealthStatusEnum": ["ok", "unavailable"],
         "PollStatusEnum": ["active", "inactive"],
         "ReportFormatEnum": ["loop", "extended"],
-        "ReportPhaseEnum": ["queued", "reading", "computing", "storing"],
-        "ImportPhaseEnum": ["queued", "unpacking", "loading", "done"],
+        "ReportPhaseEnum": ["queued", "reading", "computing", "storing", "worker lost"],
+        "ImportPhaseEnum": ["queued", "unpacking", "loading", "done", "worker lost"],
     },
     # The schema and Swagger UI stay readable without the API token.
     "SERVE_AUTHENTICATION": [],

@@ -489,3 +489,70 @@ def test_an_upload_whose_web_process_died_is_removed_by_the_beat_task(api: APICl
     assert (
         settings.CELERY_BEAT_SCHEDULE["remove-abandoned-uploads"]["task"] == "loop.tasks.remove_abandoned_uploads_task"
     )
+
+
+class ResetMidBody(io.RawIOBase):
+    """A request body whose connection is reset after ``cut`` bytes (what gunicorn's socket read raises)."""
+
+    def __init__(self, data: bytes, cut: int) -> None:
+        self.data, self.cut, self.pos = data, cut, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.pos >= self.cut:
+            raise ConnectionResetError(104, "Connection reset by peer")
+        chunk = self.data[self.pos : min(self.cut, self.pos + len(buffer))]
+        buffer[: len(chunk)] = chunk
+        self.pos += len(chunk)
+        return len(chunk)
+
+
+def reset_request(path: str, body: bytes, content_type: str, cut: int) -> Any:
+    from django.core.handlers.wsgi import LimitedStream
+    from rest_framework.test import APIRequestFactory
+
+    request = APIRequestFactory().post(path, data=body, content_type=content_type)
+    request._stream = LimitedStream(io.BufferedReader(ResetMidBody(body, cut)), len(body))
+    return request
+
+
+def test_a_connection_reset_mid_upload_is_a_client_abort_not_a_server_error(
+    mdb: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
+
+    from loop.api.imports import ImportListView
+
+    body = encode_multipart(BOUNDARY, {"store_status": SimpleUploadedFile("s.csv", b"x" * (900 * 1024))})
+    cut = 3 * 256 * 1024  # three whole reads of the parser (UPLOAD_CHUNK_BYTES): GridFS chunks are written
+    request = reset_request("/imports/", body, MULTIPART_CONTENT, cut=cut)
+    with caplog.at_level("INFO"):
+        response = ImportListView.as_view()(request)
+    assert response.status_code == 400
+    assert response.data["error"].startswith(f"The upload was aborted after {cut} of {len(body)} bytes")
+    assert "ConnectionResetError: [Errno 104] Connection reset by peer" in response.data["error"]
+    assert upload_files_left(mdb) == (0, 0, 0)  # the chunks written before the reset are removed
+    assert mdb[IMPORTS].count_documents({}) == 0
+    lines = [(r.levelname, r.getMessage(), r.exc_info) for r in caplog.records if r.levelno >= 30]
+    assert len(lines) == 1 and lines[0][0] == "WARNING" and lines[0][2] is None, lines
+    assert lines[0][1].startswith("client aborted POST /imports/: The upload was aborted after")
+
+
+def test_a_connection_reset_mid_ingestion_body_is_a_client_abort(
+    mdb: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    from loop.api.ingestion import StoreStatusView
+
+    body = csv_text(STATUS_HEADER, POLLS * 200)
+    request = reset_request("/store_status/", body, "text/csv", cut=len(body) // 2)
+    with caplog.at_level("INFO"):
+        response = StoreStatusView.as_view()(request)
+    assert response.status_code == 400
+    assert response.data == {
+        "error": "The client aborted the request while sending its body ([Errno 104] Connection reset by peer)."
+    }
+    lines = [(r.levelname, r.getMessage(), r.exc_info) for r in caplog.records if r.levelno >= 30]
+    assert [(level, exc_info) for level, _, exc_info in lines] == [("WARNING", None)]
+    assert lines[0][1].startswith("client aborted POST /store_status/: The client aborted")

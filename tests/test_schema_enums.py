@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management import call_command
 
 from loop.rules import POLL_STATUSES
-from loop.storage import ReportFormat, ReportStatus
+from loop.storage import ImportPhase, ReportFormat, ReportPhase, ReportStatus
 
 
 def test_enum_overrides_match_the_rule_homes() -> None:
@@ -17,6 +17,9 @@ def test_enum_overrides_match_the_rule_homes() -> None:
     assert overrides["PollStatusEnum"] == list(POLL_STATUSES)
     assert overrides["ReportFormatEnum"] == [f.value for f in ReportFormat]
     assert overrides["HealthStatusEnum"] == ["ok", "unavailable"]
+    assert overrides["ReportPhaseEnum"] == [p.value for p in ReportPhase]
+    assert overrides["ImportPhaseEnum"] == [p.value for p in ImportPhase]
+    assert "worker lost" in overrides["ReportPhaseEnum"] and "worker lost" in overrides["ImportPhaseEnum"]
 
 
 def test_the_schema_validates_without_warnings() -> None:

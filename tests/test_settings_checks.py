@@ -84,6 +84,8 @@ def test_e003_debug_off_refuses_the_public_development_key() -> None:
         ("IMPORT_MAX_UPLOAD_BYTES", "0", 1),
         ("IMPORT_MAX_EXPANDED_BYTES", "0", 1),
         ("IMPORT_MAX_COMPRESSION_RATIO", "-5", 1),
+        ("JOB_HEARTBEAT_SECONDS", "0", 1),
+        ("JOB_LOST_RETRIES", "-1", 0),
     ],
 )
 def test_e004_limits_below_their_minimum(name: str, value: str, minimum: int) -> None:
@@ -111,6 +113,13 @@ def test_e007_mongo_url_scheme_without_its_password() -> None:
         "(loop.E007) MONGO_URL must start with one of mongodb://, mongodb+srv://, mongomock://, got the scheme 'http'"
     ]
     assert loop_messages({**PRODUCTION, "MONGO_URL": "mongodb+srv://user:pw@cluster.example/"}) == []
+
+
+def test_e008_a_job_is_lost_only_after_a_missed_heartbeat() -> None:
+    assert loop_messages({**PRODUCTION, "JOB_HEARTBEAT_SECONDS": "10", "JOB_LOST_SECONDS": "15"}) == [
+        "(loop.E008) JOB_LOST_SECONDS (15) must be at least twice JOB_HEARTBEAT_SECONDS (10)"
+    ]
+    assert loop_messages({**PRODUCTION, "JOB_HEARTBEAT_SECONDS": "1", "JOB_LOST_SECONDS": "2"}) == []
 
 
 def test_every_error_is_reported_at_once() -> None:

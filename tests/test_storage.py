@@ -201,7 +201,10 @@ def test_report_lifecycle_and_large_csv_in_chunks(mdb: Database) -> None:
     storage.create_report(mdb, "r" * 32, now)
     doc = storage.get_report(mdb, "r" * 32)
     assert doc["status"] == "Running" and storage.report_now(doc) == now
-    assert storage.mark_report_started(mdb, "r" * 32)["attempts"] == 1
+    started = storage.mark_report_started(
+        mdb, "r" * 32, worker="here:1", retries=0, token="t1", live_since=dt.datetime(2000, 1, 1)
+    )
+    assert started is not None and started["attempts"] == 1 and started["attempt_token"] == "t1"
 
     # ~1.3 MB: several GridFS chunks of 255 KiB, reassembled byte for byte.
     csv_text = "store_id,x\n" + "".join(f"store-{i:07d},{i % 97}.00\n" for i in range(80_000))

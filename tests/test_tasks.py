@@ -39,7 +39,7 @@ def new_report(db: Database, now: pd.Timestamp, report_id: str = "A" * 32) -> st
     return report_id
 
 
-def mongo_down(*, report_id: str, retries: int = 0, db: Database | None = None) -> str:
+def mongo_down(*, report_id: str, retries: int = 0, db: Database | None = None, token: str | None = None) -> str:
     raise AutoReconnect("down")
 
 
@@ -95,7 +95,7 @@ def test_celery_task_retries_while_mongodb_is_down_then_fails(
 ) -> None:
     calls: list[int] = []
 
-    def unreachable(*, report_id: str, retries: int = 0, db: Database | None = None) -> str:
+    def unreachable(*, report_id: str, retries: int = 0, db: Database | None = None, token: str | None = None) -> str:
         calls.append(retries)
         raise AutoReconnect("connection refused")
 
@@ -203,18 +203,26 @@ def test_the_report_records_who_ran_it(example: Database) -> None:
 
 def test_embedded_worker_retries_then_succeeds(example: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     real = reports.run_report
-    calls: list[int] = []
+    calls: list[tuple[int, str | None]] = []
 
-    def flaky(*, report_id: str, retries: int = 0, db: Database | None = None) -> str:
-        calls.append(retries)
+    def flaky(*, report_id: str, retries: int = 0, db: Database | None = None, token: str | None = None) -> str:
+        calls.append((retries, token))
         if len(calls) == 1:
+            # The first attempt got as far as starting (its heartbeat is fresh), then lost MongoDB.
+            started = storage.mark_report_started(
+                example, report_id, worker="elsewhere:1", retries=retries, token=str(token), live_since=utcnow()
+            )
+            assert started is not None
             raise AutoReconnect("primary stepped down")
-        return real(report_id=report_id, retries=retries)
+        return real(report_id=report_id, retries=retries, token=token)
 
     monkeypatch.setattr(reports, "run_report", flaky)
     rid = new_report(example, EXAMPLE_NOW)
     assert queue.enqueue_report(rid).result(timeout=30) == "complete"
-    assert calls == [0, 1] and storage.get_report(example, rid)["retries"] == 1
+    # The retry carries the first attempt's token, so it takes the report back despite the live heartbeat.
+    assert [retries for retries, _ in calls] == [0, 1] and calls[0][1] and calls[1][1] == calls[0][1]
+    doc = storage.get_report(example, rid)
+    assert doc["retries"] == 1 and doc["attempts"] == 2
     assert storage.read_report_csv(example, storage.get_report(example, rid)) == EXAMPLE_CSV
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, JsonResponse, UnreadablePostError
 from django.views.decorators.csrf import csrf_exempt
 from pymongo.errors import PyMongoError
 from rest_framework import status
@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from loop import errors
-from loop.api.parsers import PayloadTooLarge
+from loop.api.parsers import ClientAborted, PayloadTooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,12 @@ def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         # DRF reads JSON bodies through request.body, where Django refuses anything over
         # DATA_UPLOAD_MAX_MEMORY_SIZE before our parser sees it: the same 413 either way.
         exc = body_too_large()
+    elif isinstance(exc, UnreadablePostError):
+        # A socket error while reading the body (gunicorn's ConnectionResetError): the client went away.
+        exc = ClientAborted(f"The client aborted the request while sending its body ({exc}).")
     response = exception_handler(exc, context)
+    if isinstance(exc, ClientAborted) and response is not None:
+        _log_client_abort(request, exc, response)
     if response is not None:
         body: dict[str, Any] = {"error": error_message(response.data)}
         if isinstance(exc, ValidationError) and isinstance(response.data, Mapping):
@@ -101,6 +106,15 @@ def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         return Response({"error": "The database is unavailable; try again later."}, status=503)
     logger.exception("unhandled error in %s", context.get("view"))
     return Response({"error": "Internal server error."}, status=500)
+
+
+def _log_client_abort(request: Any, exc: ClientAborted, response: Response) -> None:
+    """One WARNING line, no traceback: a client abort is not a server error."""
+    method = getattr(request, "method", "?")
+    path = getattr(request, "path", "?")
+    logger.warning("client aborted %s %s: %s", method, path, exc.detail)
+    # Django's request logger would add a "Bad Request" line for the same event (it checks this flag).
+    response._has_been_logged = True  # type: ignore[attr-defined]
 
 
 # Django-level handlers (URLs that match no view, errors outside DRF views).

@@ -113,7 +113,10 @@ class ImportSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=[s.value for s in ImportStatus])
     phase = serializers.ChoiceField(
         choices=[p.value for p in ImportPhase],
-        help_text="queued, unpacking (copying, checking a zip), loading, done; a Failed import keeps its phase.",
+        help_text=(
+            "queued, unpacking (copying, checking a zip), loading, done; `worker lost`: its worker stopped "
+            "heartbeating for JOB_LOST_SECONDS, so it is queued again. A Failed import keeps its phase."
+        ),
     )
     created_at = UtcTimestampField(allow_null=True)
     finished_at = UtcTimestampField(allow_null=True, help_text="When it became Complete or Failed.")

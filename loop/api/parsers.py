@@ -24,6 +24,19 @@ class PayloadTooLarge(APIException):
     default_code = "payload_too_large"
 
 
+class ClientAborted(APIException):
+    """The client went away while sending the body (a connection reset mid-body): its fault, not ours.
+
+    Django raises ``UnreadablePostError`` for any socket error reading the body (gunicorn's
+    ``ConnectionResetError``, a socket timeout); ``loop.api.errors`` turns it into this 400, logged once
+    as "client aborted ..." without a traceback. Nobody reads the answer; it keeps the log honest.
+    """
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = "The client aborted the request while sending its body."
+    default_code = "client_aborted"
+
+
 class LimitedJSONParser(JSONParser):
     """JSON parser that refuses bodies above ``settings.API_MAX_BODY_BYTES``.
 

@@ -47,6 +47,11 @@ GAP_HELP = (
     f"({GAP_RANGE_TEXT} minutes)."
 )
 
+PHASE_HELP = (
+    "What the worker is doing (Running only): queued, reading, computing, storing; `worker lost`: its worker "
+    "stopped heartbeating for JOB_LOST_SECONDS, so the report is queued again."
+)
+
 UNKNOWN_REPORT = OpenApiResponse(ErrorSerializer, description="Unknown report id.")
 # A read of one report: bad id, missing token, unknown report, servers away.
 REPORT_ERRORS = {400: BAD_REQUEST, 401: NO_TOKEN, 404: UNKNOWN_REPORT, 503: UNAVAILABLE}
@@ -102,7 +107,7 @@ class TriggerReportResponseSerializer(serializers.Serializer):
 class ReportStatusSerializer(serializers.Serializer):
     """A ``loop.services.reports.ReportView``; fields that do not apply to the status are left out."""
 
-    OPTIONAL = ("csv_data", "error", "finished_at", "rows", "max_gap_minutes")
+    OPTIONAL = ("csv_data", "error", "finished_at", "rows", "max_gap_minutes", "phase", "progress")
 
     status = serializers.ChoiceField(choices=[s.value for s in ReportStatus])
     format = serializers.ChoiceField(choices=[f.value for f in ReportFormat], help_text=FORMAT_HELP)
@@ -113,6 +118,10 @@ class ReportStatusSerializer(serializers.Serializer):
     created_at = UtcTimestampField(allow_null=True)
     finished_at = UtcTimestampField(required=False, help_text="When it became Complete or Failed.")
     rows = serializers.IntegerField(required=False, help_text="Stores in the report (Complete only).")
+    phase = serializers.ChoiceField(required=False, choices=[p.value for p in ReportPhase], help_text=PHASE_HELP)
+    progress = serializers.IntegerField(
+        required=False, min_value=0, max_value=100, help_text="Rough percent done (Running only)."
+    )
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
         data = super().to_representation(instance)
@@ -147,9 +156,7 @@ class ReportSummarySerializer(serializers.Serializer):
     created_at = UtcTimestampField(allow_null=True)
     finished_at = UtcTimestampField(required=False, help_text="When it became Complete or Failed.")
     rows = serializers.IntegerField(required=False, help_text="Stores in the report (Complete only).")
-    phase = serializers.ChoiceField(
-        required=False, choices=[p.value for p in ReportPhase], help_text="What the worker is doing (Running only)."
-    )
+    phase = serializers.ChoiceField(required=False, choices=[p.value for p in ReportPhase], help_text=PHASE_HELP)
     progress = serializers.IntegerField(
         required=False, min_value=0, max_value=100, help_text="Rough percent done (Running only)."
     )

@@ -7,8 +7,9 @@ each file's chunks straight into the ``import_files`` bucket through
 can be wrong with a JSON 4xx: a ``Content-Length`` over the limit is refused unread (413), a
 body that grows past it is cut off (413), an unknown or repeated field is refused before its
 bytes are stored (400), a malformed body is a 400, and a body that ends before its
-``Content-Length`` (the client went away) is a 400. Whatever the refusal, the chunks already
-written are removed, so only a wholly received upload ever becomes an import.
+``Content-Length`` (the client closed the connection) or a connection reset mid-body (a client
+abort, ``ClientAborted``) is a 400. Whatever the refusal, the chunks already written are removed,
+so only a wholly received upload ever becomes an import.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
 from django.core.files.uploadhandler import FileUploadHandler
+from django.http import UnreadablePostError
 from django.http.multipartparser import MultiPartParser as DjangoMultiPartParser
 from django.http.multipartparser import MultiPartParserError
 from django.utils.datastructures import MultiValueDict
@@ -28,7 +30,7 @@ from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import BaseParser, DataAndFiles
 
 from loop import storage
-from loop.api.parsers import PayloadTooLarge
+from loop.api.parsers import ClientAborted, PayloadTooLarge
 from loop.services.imports import ARCHIVE_FIELD, UPLOAD_FIELDS
 
 # Reading the body in 256 KiB pieces: about one GridFS chunk (255 KiB) per read.
@@ -191,6 +193,12 @@ class ImportUploadParser(BaseParser):
                 raise ValidationError(
                     {"files": f"unexpected form field(s) {', '.join(sorted(data))}: send the files as file parts"}
                 )
+        except UnreadablePostError as exc:  # the connection was reset mid-body
+            handler.discard()
+            raise ClientAborted(
+                f"The upload was aborted after {counted.count} of {declared or '?'} bytes "
+                f"({type(exc.__cause__ or exc).__name__}: {exc}); nothing was stored."
+            ) from None
         except (MultiPartParserError, SuspiciousOperation) as exc:
             # SuspiciousOperation: too many parts, or a form field over DATA_UPLOAD_MAX_MEMORY_SIZE.
             handler.discard()

@@ -28,7 +28,16 @@ from loop.errors import Conflict, InvalidInput, NotFound, Unavailable, is_transi
 from loop.ids import ID_SHAPE, is_id, new_id
 from loop.ingest.archives import ArchiveRefused, unpack_sources
 from loop.ingest.loader import LoadStats, load_found_sources
-from loop.services.jobs import is_stale, worker_name
+from loop.services.jobs import (
+    heartbeat,
+    heartbeat_cutoff,
+    is_lost,
+    is_stale,
+    lost_verdict,
+    new_attempt_token,
+    replaceable_attempts,
+    worker_name,
+)
 from loop.services.paging import PAGE_SIZE_DEFAULT, Page, page_skip
 from loop.sources.locate import SOURCE_NAMES, CsvSource
 from loop.sources.problems import InputFileError
@@ -119,27 +128,70 @@ def _check_files(files: list[ImportFile]) -> None:
 
 
 def get_import(*, import_id: str) -> ImportView:
-    """The import, failed first if no sign of life came for longer than IMPORT_STALE_SECONDS."""
+    """The import after the lost and stale rules (``settle_import``)."""
     if not is_id(import_id):  # only a plain string of our shape reaches a query
         raise InvalidInput("import_id", f"must be {IMPORT_ID_HELP}")
     db = storage.get_db()
     doc = storage.get_import(db, import_id)
     if doc is None:
         raise NotFound(f"No import with id {import_id}.")
-    return _view(fail_import_if_stale(db=db, doc=doc))
+    return _view(settle_import(db=db, doc=doc))
 
 
 def list_imports(
     *, status: ImportStatus | None = None, page: int = 1, page_size: int = PAGE_SIZE_DEFAULT
 ) -> Page[ImportView]:
-    """One page of the imports, newest first, with the stale rule applied to Running ones."""
+    """One page of the imports, newest first, with the lost and stale rules applied to Running ones."""
     skip = page_skip(page=page, page_size=page_size)
     db = storage.get_db()
     count, docs = storage.list_imports(db, status=status, skip=skip, limit=page_size)
-    results = [_view(fail_import_if_stale(db=db, doc=doc)) for doc in docs]
+    results = [_view(settle_import(db=db, doc=doc)) for doc in docs]
     if status is not None:
         results = [item for item in results if item.status == status]
     return Page(count=count, page=page, page_size=page_size, results=results)
+
+
+def settle_import(*, db: Database, doc: ImportDoc | dict[str, Any]) -> dict[str, Any]:
+    """What every read applies to a Running import: the lost rule, then the stale rule (the last resort)."""
+    return fail_import_if_stale(db=db, doc=recover_import_if_lost(db=db, doc=doc))
+
+
+def recover_import_if_lost(*, db: Database, doc: ImportDoc | dict[str, Any]) -> dict[str, Any]:
+    """The lost rule's consequence: an import whose worker stopped heartbeating is queued again (phase
+    ``worker lost`` until a worker starts it; the loader is idempotent), or Failed with its files removed
+    once it was lost JOB_LOST_RETRIES times before. Compare-and-set on the lost attempt, as for reports."""
+    if not is_lost(doc, lost_after_s=settings.JOB_LOST_SECONDS):
+        return dict(doc)
+    import_id, token, cutoff = doc["import_id"], doc.get("attempt_token"), heartbeat_cutoff()
+    failure = lost_verdict(doc)
+    if failure is not None:
+        if storage.fail_lost_import(db, import_id, token=token, heartbeat_before=cutoff, error=failure):
+            logger.error("import %s failed: %s", import_id, failure)
+            storage.delete_import_files(db, doc["files"])
+    elif storage.requeue_lost_import(db, import_id, token=token, heartbeat_before=cutoff):
+        settled = storage.get_import(db, import_id)  # as the sweep left it: the next attempt may start at once
+        logger.warning(
+            "import %s: worker %s stopped heartbeating (over %d s); queued again",
+            import_id,
+            doc.get("worker"),
+            settings.JOB_LOST_SECONDS,
+        )
+        try:
+            queue.enqueue_import(import_id)
+        except Exception as exc:
+            # The broker's own redelivery of the first message (or the stale rule) still ends it.
+            logger.error("import %s: could not queue it again (%s)", import_id, short_error(exc))
+        return dict(settled or doc)
+    return dict(storage.get_import(db, import_id) or doc)
+
+
+def recover_lost_imports() -> int:
+    """Beat (every 30 s): ``recover_import_if_lost`` on every lost import, polled or not; how many."""
+    db = storage.get_db()
+    lost = storage.silent_imports(db, heartbeat_before=heartbeat_cutoff())
+    for doc in lost:
+        recover_import_if_lost(db=db, doc=doc)
+    return len(lost)
 
 
 def fail_import_if_stale(*, db: Database, doc: ImportDoc | dict[str, Any]) -> dict[str, Any]:
@@ -173,12 +225,14 @@ def _view(doc: dict[str, Any]) -> ImportView:
 # --- running (the worker) ------------------------------------------------------------------
 
 
-def run_import(*, import_id: str, retries: int = 0, db: Database | None = None) -> str:
-    """Load one import from the beginning; returns "complete", "failed", or "missing"/"not-running".
+def run_import(*, import_id: str, retries: int = 0, db: Database | None = None, token: str | None = None) -> str:
+    """Load one import from the beginning; returns "complete", "failed", "missing"/"not-running", or "busy"
+    (another attempt holds it and its worker still heartbeats: a late redelivery does nothing).
 
     Unusable input (not a zip, no usable member, a zip bomb, a file without its header) fails it
     with the reason. Transient MongoDB errors are raised so the runner retries (``loop.retry``):
     the loader is idempotent, so a retry repairs whatever the failed attempt left half-done.
+    ``token`` is the attempt's (a retry passes its first attempt's).
     """
     db = db if db is not None else storage.get_db()
     doc = storage.get_import(db, import_id)
@@ -186,10 +240,39 @@ def run_import(*, import_id: str, retries: int = 0, db: Database | None = None) 
         logger.warning("import %s does not exist; nothing to do", import_id)
         return "missing"
     if doc["status"] != ImportStatus.RUNNING:
+        logger.info("import %s is already %s; nothing to do", import_id, doc["status"])
         return "not-running"
-    doc = storage.mark_import_started(db, import_id, worker=worker_name(), retries=retries)
-    if doc is None:
+    token = token or new_attempt_token()
+    started = storage.mark_import_started(
+        db,
+        import_id,
+        worker=worker_name(),
+        retries=retries,
+        token=token,
+        live_since=heartbeat_cutoff(),
+        replaceable=replaceable_attempts(doc),
+    )
+    if started is None:
+        return _refused_start(db, import_id)
+    with heartbeat(lambda: storage.beat_import(db, import_id, token), label=f"import {import_id}"):
+        return _load(db, started)
+
+
+def _refused_start(db: Database, import_id: str) -> str:
+    doc = storage.get_import(db, import_id)
+    if doc is None or doc["status"] != ImportStatus.RUNNING:
         return "not-running"
+    logger.warning(
+        "import %s is held by worker %s (heartbeat at %s); this delivery does nothing",
+        import_id,
+        doc.get("worker"),
+        doc.get("heartbeat_at"),
+    )
+    return "busy"
+
+
+def _load(db: Database, doc: ImportDoc) -> str:
+    import_id = doc["import_id"]
     workdir = Path(tempfile.mkdtemp(prefix=f"import-{import_id[:8]}-", dir=settings.IMPORT_TMP_DIR or None))
     clock = time.perf_counter()
     timings: dict[str, float] = {}

@@ -1,20 +1,35 @@
-"""What reports and imports share as background jobs: who runs an attempt, and when a Running one is lost."""
+"""What reports and imports share as background jobs: who runs an attempt, its heartbeat, and when a Running
+one is lost (no heartbeat for JOB_LOST_SECONDS) or stale (the last resort: too old altogether)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import socket
-from collections.abc import Mapping
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
+from django.conf import settings
+
+from loop.errors import short_error
 from loop.storage import ReportStatus
 from loop.timeutil import utcnow
+
+logger = logging.getLogger(__name__)
 
 
 def worker_name() -> str:
     """host:pid of this process, stored on the job so ops (and tests) see who ran it."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def new_attempt_token() -> str:
+    """The id of one attempt at a job: its heartbeats and a retry of the same delivery carry it."""
+    return uuid.uuid4().hex
 
 
 def is_stale(doc: Mapping[str, Any], *, since_field: str, max_age_s: int) -> bool:
@@ -26,3 +41,74 @@ def is_stale(doc: Mapping[str, Any], *, since_field: str, max_age_s: int) -> boo
         return False
     since = doc.get(since_field) or doc.get("created_at")
     return isinstance(since, dt.datetime) and (utcnow() - since).total_seconds() > max_age_s
+
+
+def is_lost(doc: Mapping[str, Any], *, lost_after_s: int, now: dt.datetime | None = None) -> bool:
+    """The lost rule: a Running job that a worker started (it has a heartbeat) whose heartbeat is more
+    than ``lost_after_s`` old. Not yet started, taken back already, or finished: not lost."""
+    if doc["status"] != ReportStatus.RUNNING:  # imports share the statuses' values
+        return False
+    heartbeat = doc.get("heartbeat_at")
+    return isinstance(heartbeat, dt.datetime) and ((now or utcnow()) - heartbeat).total_seconds() > lost_after_s
+
+
+def heartbeat_cutoff() -> dt.datetime:
+    """Heartbeats older than this are lost ones (``is_lost`` with JOB_LOST_SECONDS, as a query bound)."""
+    return utcnow() - dt.timedelta(seconds=settings.JOB_LOST_SECONDS)
+
+
+def lost_verdict(doc: Mapping[str, Any]) -> str | None:
+    """What to do with a lost job: None re-queues it; else the reason it is Failed with, once it has been
+    re-queued JOB_LOST_RETRIES times already (a job that kills its worker must not loop forever)."""
+    lost_before = int(doc.get("lost_attempts") or 0)
+    if lost_before < settings.JOB_LOST_RETRIES:
+        return None
+    return (
+        f"worker lost: no heartbeat for {settings.JOB_LOST_SECONDS} s, {lost_before + 1} time(s) "
+        f"(JOB_LOST_RETRIES={settings.JOB_LOST_RETRIES}); last worker {doc.get('worker')}"
+    )
+
+
+def replaceable_attempts(doc: Mapping[str, Any]) -> list[str]:
+    """Attempts a new start may take over at once, heartbeat or not: one whose process on this host is gone
+    (a pool process killed mid-job, its message given back by Celery at once). Others wait for the lost rule."""
+    token, holder = doc.get("attempt_token"), doc.get("worker")
+    if not token or not holder:
+        return []
+    host, _, pid_text = str(holder).rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return []
+    try:
+        os.kill(int(pid_text), 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return [str(token)]
+    except PermissionError:  # it exists (another user's)
+        return []
+    return []
+
+
+@contextmanager
+def heartbeat(beat: Callable[[], bool], *, label: str, interval_s: float | None = None) -> Iterator[None]:
+    """Call ``beat`` every JOB_HEARTBEAT_SECONDS from a daemon thread while the block runs.
+
+    The thread ends with the block, or once ``beat`` says the job is no longer this attempt's; a beat
+    that fails (MongoDB away) is logged and tried again next time.
+    """
+    interval = settings.JOB_HEARTBEAT_SECONDS if interval_s is None else interval_s
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.wait(interval):
+            try:
+                if not beat():
+                    return
+            except Exception as exc:
+                logger.warning("%s: heartbeat not recorded (%s)", label, short_error(exc))
+
+    thread = threading.Thread(target=run, name=f"heartbeat {label}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)

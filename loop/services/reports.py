@@ -20,7 +20,16 @@ from loop.errors import Conflict, InvalidInput, NotFound, Unavailable, is_transi
 from loop.ids import ID_SHAPE, is_id, new_id
 from loop.report_engine import report_from_csv, report_to_csv
 from loop.rules import DEFAULT_MAX_GAP_MINUTES, gap_problem, uptime_pct
-from loop.services.jobs import is_stale, worker_name
+from loop.services.jobs import (
+    heartbeat,
+    heartbeat_cutoff,
+    is_lost,
+    is_stale,
+    lost_verdict,
+    new_attempt_token,
+    replaceable_attempts,
+    worker_name,
+)
 from loop.services.paging import PAGE_SIZE_DEFAULT, Page, page_skip
 from loop.storage import ReportDoc, ReportFormat, ReportPhase, ReportStatus
 from loop.storage.legacy import LegacyLayoutError, has_legacy_polls
@@ -44,6 +53,8 @@ class ReportView:
     error: str | None = None
     format: ReportFormat = ReportFormat.LOOP
     max_gap_minutes: int | None = None
+    phase: str | None = None  # Running only
+    progress: int | None = None  # Running only
 
 
 @dataclass(frozen=True)
@@ -118,7 +129,7 @@ def trigger_report(
         if current is not None:
             existing = storage.get_report(db, current)
             if existing is not None:
-                existing = fail_report_if_stale(db=db, report=existing)
+                existing = settle_report(db=db, report=existing)
                 if existing["status"] in (ReportStatus.RUNNING, ReportStatus.COMPLETE):
                     return TriggerResult(report_id=current, reused=True)
         # None yet, or it failed or was deleted: offer a new one. Its document exists before the
@@ -143,14 +154,56 @@ def _enqueue(db: Database, report_id: str) -> None:
 
 
 def get_report(*, report_id: str) -> ReportDoc:
-    """The report, failed first if it has been Running for longer than REPORT_STALE_SECONDS."""
+    """The report after the lost and stale rules (``settle_report``)."""
     if not is_id(report_id):  # only a plain string of our shape reaches a query
         raise InvalidInput("report_id", f"must be {REPORT_ID_HELP}")
     db = storage.get_db()
     doc = storage.get_report(db, report_id)
     if doc is None:
         raise NotFound(f"No report with id {report_id}.")
-    return fail_report_if_stale(db=db, report=doc)
+    return settle_report(db=db, report=doc)
+
+
+def settle_report(*, db: Database, report: ReportDoc) -> ReportDoc:
+    """What every read applies to a Running report: the lost rule, then the stale rule (the last resort)."""
+    return fail_report_if_stale(db=db, report=recover_report_if_lost(db=db, report=report))
+
+
+def recover_report_if_lost(*, db: Database, report: ReportDoc) -> ReportDoc:
+    """The lost rule's consequence: a report whose worker stopped heartbeating is queued again (phase
+    ``worker lost`` until a worker starts it), or Failed once it was lost JOB_LOST_RETRIES times before.
+    Compare-and-set on the lost attempt, so of concurrent sweeps (reads, beat) one acts."""
+    if not is_lost(report, lost_after_s=settings.JOB_LOST_SECONDS):
+        return report
+    report_id, token, cutoff = report["report_id"], report.get("attempt_token"), heartbeat_cutoff()
+    failure = lost_verdict(report)
+    if failure is not None:
+        if storage.fail_lost_report(db, report_id, token=token, heartbeat_before=cutoff, error=failure):
+            logger.error("report %s failed: %s", report_id, failure)
+    elif storage.requeue_lost_report(db, report_id, token=token, heartbeat_before=cutoff):
+        settled = storage.get_report(db, report_id)  # as the sweep left it: the next attempt may start at once
+        logger.warning(
+            "report %s: worker %s stopped heartbeating (over %d s); queued again",
+            report_id,
+            report.get("worker"),
+            settings.JOB_LOST_SECONDS,
+        )
+        try:
+            queue.enqueue_report(report_id)
+        except Exception as exc:
+            # The broker's own redelivery of the first message (or the stale rule) still ends it.
+            logger.error("report %s: could not queue it again (%s)", report_id, short_error(exc))
+        return settled or report
+    return storage.get_report(db, report_id) or report
+
+
+def recover_lost_reports() -> int:
+    """Beat (every 30 s): ``recover_report_if_lost`` on every lost report, polled or not; how many."""
+    db = storage.get_db()
+    lost = storage.silent_reports(db, heartbeat_before=heartbeat_cutoff())
+    for doc in lost:
+        recover_report_if_lost(db=db, report=doc)
+    return len(lost)
 
 
 def fail_report_if_stale(*, db: Database, report: ReportDoc) -> ReportDoc:
@@ -166,12 +219,12 @@ def fail_report_if_stale(*, db: Database, report: ReportDoc) -> ReportDoc:
 def list_reports(
     *, status: ReportStatus | None = None, page: int = 1, page_size: int = PAGE_SIZE_DEFAULT
 ) -> Page[ReportSummary]:
-    """One page of the reports, newest first (by ``created_at``), with the stale rule applied to Running ones."""
+    """One page of the reports, newest first (by ``created_at``), with the lost and stale rules applied."""
     skip = page_skip(page=page, page_size=page_size)
     db = storage.get_db()
     count, docs = storage.list_reports(db, status=status, skip=skip, limit=page_size)
-    results = [_summary(fail_report_if_stale(db=db, report=doc)) for doc in docs]
-    # A report the stale rule just failed no longer matches a Running filter: drop it from that page.
+    results = [_summary(settle_report(db=db, report=doc)) for doc in docs]
+    # A report the stale (or lost) rule just failed no longer matches a Running filter: drop it from that page.
     if status is not None:
         results = [item for item in results if item.status == status]
     return Page(count=count, page=page, page_size=page_size, results=results)
@@ -197,7 +250,7 @@ def _summary(doc: ReportDoc) -> ReportSummary:
 
 def delete_report(*, report_id: str) -> None:
     """Remove a finished report and its CSV; a Running one is a Conflict (its worker would still write)."""
-    doc = get_report(report_id=report_id)  # shape check, NotFound, and the stale rule
+    doc = get_report(report_id=report_id)  # shape check, NotFound, and the lost and stale rules
     if doc["status"] == ReportStatus.RUNNING:
         raise Conflict(f"Report {report_id} is still Running; delete it once it is Complete or Failed.")
     if not storage.delete_finished_report(storage.get_db(), report_id):
@@ -236,7 +289,7 @@ def report_view(*, report_id: str) -> ReportView:
         return replace(view, csv_data=csv_data, rows=doc.get("rows"), finished_at=finished_at)
     if status == ReportStatus.FAILED:
         return replace(view, error=doc.get("error") or "unknown error", finished_at=finished_at)
-    return view
+    return replace(view, phase=str(doc.get("phase") or ReportPhase.QUEUED), progress=int(doc.get("progress") or 0))
 
 
 def report_csv(*, report_id: str) -> str:
@@ -248,14 +301,16 @@ def report_csv(*, report_id: str) -> str:
     return storage.read_report_csv(storage.get_db(), doc)
 
 
-def run_report(*, report_id: str, retries: int = 0, db: Database | None = None) -> str:
+def run_report(*, report_id: str, retries: int = 0, db: Database | None = None, token: str | None = None) -> str:
     """Compute and store one report; returns what happened.
 
     "missing"/"not-running": nothing to do (a redelivered task for a finished
-    report is a no-op); "complete"; "superseded" (another delivery finished
-    first); "failed" (the error is stored in the report). Transient MongoDB
-    errors are raised so the runner can retry (``loop.retry``); ``retries``
-    (how many came before this attempt) is recorded on the report.
+    report is a no-op); "busy": another attempt holds it and its worker still
+    heartbeats (a late redelivery; nothing is computed twice); "complete";
+    "superseded" (another delivery finished first); "failed" (the error is stored
+    in the report). Transient MongoDB errors are raised so the runner can retry
+    (``loop.retry``); ``retries`` (how many came before this attempt) is recorded on
+    the report, and ``token`` is the attempt's (a retry passes its first attempt's).
     """
     db = db if db is not None else storage.get_db()
     doc = storage.get_report(db, report_id)
@@ -265,9 +320,37 @@ def run_report(*, report_id: str, retries: int = 0, db: Database | None = None) 
     if doc["status"] != ReportStatus.RUNNING:
         logger.info("report %s is already %s; nothing to do", report_id, doc["status"])
         return "not-running"
-    doc = storage.mark_report_started(db, report_id, worker=worker_name(), retries=retries)
-    if doc is None:
+    token = token or new_attempt_token()
+    started_doc = storage.mark_report_started(
+        db,
+        report_id,
+        worker=worker_name(),
+        retries=retries,
+        token=token,
+        live_since=heartbeat_cutoff(),
+        replaceable=replaceable_attempts(doc),
+    )
+    if started_doc is None:
+        return _refused_start(db, report_id)
+    with heartbeat(lambda: storage.beat_report(db, report_id, token), label=f"report {report_id}"):
+        return _compute(db, started_doc)
+
+
+def _refused_start(db: Database, report_id: str) -> str:
+    doc = storage.get_report(db, report_id)
+    if doc is None or doc["status"] != ReportStatus.RUNNING:
         return "not-running"
+    logger.warning(
+        "report %s is held by worker %s (heartbeat at %s); this delivery does nothing",
+        report_id,
+        doc.get("worker"),
+        doc.get("heartbeat_at"),
+    )
+    return "busy"
+
+
+def _compute(db: Database, doc: ReportDoc) -> str:
+    report_id = doc["report_id"]
     started = time.perf_counter()
     timings: dict[str, float] = {}
     storage.set_report_phase(db, report_id, ReportPhase.READING)

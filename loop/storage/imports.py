@@ -9,14 +9,15 @@ for reports (``loop.storage.reports``), so a redelivered task cannot finish it t
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 from bson import ObjectId
-from pymongo import ReturnDocument
 from pymongo.database import Database
 
 from loop.storage.files import delete_file
+from loop.storage.jobs import WORKER_LOST, beat, settle_lost, silent_jobs, start_attempt
 from loop.storage.schema import IMPORT_BUCKET, IMPORT_UPLOADS, IMPORTS
 from loop.timeutil import utcnow
 
@@ -34,6 +35,7 @@ class ImportPhase(StrEnum):
     UNPACKING = "unpacking"  # copying the upload out of GridFS, checking and expanding a zip
     LOADING = "loading"  # the loader (hours, zones, then the polls chunk by chunk)
     DONE = "done"
+    WORKER_LOST = WORKER_LOST  # its worker stopped heartbeating: queued again (or Failed)
 
 
 # What the import list shows: what GET /imports/<id>/ shows (the summary is small: at most 20 problems).
@@ -48,6 +50,11 @@ SUMMARY_FIELDS = (
     "progress",
     "summary",
     "error",
+    # Not shown, but the list applies the lost rule (loop.services.jobs) to Running imports.
+    "heartbeat_at",
+    "attempt_token",
+    "lost_attempts",
+    "worker",
 )
 
 
@@ -70,6 +77,9 @@ class ImportDoc(TypedDict):
     finished_at: dt.datetime | None
     attempts: int
     worker: str | None
+    attempt_token: str | None  # the attempt holding it (loop.storage.jobs); None while none does
+    heartbeat_at: dt.datetime | None  # that attempt's last sign of life (not progress: see updated_at)
+    lost_attempts: int  # attempts taken back because their worker stopped heartbeating
     retries: int
     files: list[ImportFile]
     progress: dict[str, Any]  # {"rows": int, "file": str | None}
@@ -90,6 +100,9 @@ def create_import(db: Database, import_id: str, files: list[ImportFile]) -> Impo
         finished_at=None,
         attempts=0,
         worker=None,
+        attempt_token=None,
+        heartbeat_at=None,
+        lost_attempts=0,
         retries=0,
         files=files,
         progress={"rows": 0, "file": None},
@@ -107,27 +120,56 @@ def get_import(db: Database, import_id: str) -> ImportDoc | None:
     return db[IMPORTS].find_one({"_id": import_id}, {"_id": 0})
 
 
-def mark_import_started(db: Database, import_id: str, worker: str | None = None, retries: int = 0) -> ImportDoc | None:
-    """Record a (re)start from the beginning; None when the import is no longer Running."""
-    now = utcnow()
-    doc = db[IMPORTS].find_one_and_update(
-        {"_id": import_id, "status": ImportStatus.RUNNING},
-        {
-            "$set": {
-                "started_at": now,
-                "updated_at": now,
-                "worker": worker,
-                "retries": retries,
-                "phase": ImportPhase.UNPACKING.value,
-                "progress": {"rows": 0, "file": None},
-            },
-            "$inc": {"attempts": 1},
-        },
-        return_document=ReturnDocument.AFTER,
+def mark_import_started(
+    db: Database,
+    import_id: str,
+    *,
+    worker: str,
+    retries: int,
+    token: str,
+    live_since: dt.datetime,
+    replaceable: Sequence[str] = (),
+) -> ImportDoc | None:
+    """Start attempt ``token`` from the beginning (a compare-and-set: ``loop.storage.jobs.start_attempt``);
+    None when the import is no longer Running or another attempt holds it with a heartbeat newer than
+    ``live_since``."""
+    fields = {
+        "updated_at": utcnow(),
+        "worker": worker,
+        "retries": retries,
+        "phase": ImportPhase.UNPACKING.value,
+        "progress": {"rows": 0, "file": None},
+    }
+    doc = start_attempt(
+        db[IMPORTS], import_id, token=token, replaceable=replaceable, live_since=live_since, fields=fields
     )
-    if doc is not None:
-        doc.pop("_id", None)
-    return doc
+    return cast(ImportDoc | None, doc)
+
+
+def beat_import(db: Database, import_id: str, token: str) -> bool:
+    """The heartbeat of attempt ``token`` (not progress: ``updated_at`` stays); False once it is not its."""
+    return beat(db[IMPORTS], import_id, token)
+
+
+def silent_imports(db: Database, *, heartbeat_before: dt.datetime) -> list[ImportDoc]:
+    """Running imports whose last heartbeat is older than ``heartbeat_before``."""
+    return cast(list[ImportDoc], silent_jobs(db[IMPORTS], heartbeat_before=heartbeat_before))
+
+
+def requeue_lost_import(db: Database, import_id: str, *, token: str | None, heartbeat_before: dt.datetime) -> bool:
+    """Take the import back from lost attempt ``token`` so that a new delivery may start it (phase worker lost);
+    its stale clock (``updated_at``) starts again."""
+    fields = {"updated_at": utcnow()}
+    return settle_lost(db[IMPORTS], import_id, token=token, heartbeat_before=heartbeat_before, fields=fields)
+
+
+def fail_lost_import(
+    db: Database, import_id: str, *, token: str | None, heartbeat_before: dt.datetime, error: str
+) -> bool:
+    """Mark the import Failed from lost attempt ``token`` (its last allowed one); its files stay for the caller."""
+    now = utcnow()
+    fields = {"status": ImportStatus.FAILED.value, "error": error[:500], "finished_at": now, "updated_at": now}
+    return settle_lost(db[IMPORTS], import_id, token=token, heartbeat_before=heartbeat_before, fields=fields)
 
 
 def set_import_phase(db: Database, import_id: str, phase: ImportPhase) -> bool:

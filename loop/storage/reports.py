@@ -9,16 +9,17 @@ cannot both finish it.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 import pandas as pd
 from bson import ObjectId
-from pymongo import ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from loop.storage.files import delete_file, put_file, read_text_file
+from loop.storage.jobs import WORKER_LOST, beat, settle_lost, silent_jobs, start_attempt
 from loop.storage.schema import REPORT_CLAIMS, REPORTS
 from loop.timeutil import ts_to_us, us_to_bson_date, us_to_ts, utcnow
 
@@ -43,10 +44,17 @@ class ReportPhase(StrEnum):
     READING = "reading"
     COMPUTING = "computing"
     STORING = "storing"
+    WORKER_LOST = WORKER_LOST  # its worker stopped heartbeating: queued again (or Failed)
 
 
 # Rough share of the work done when each phase begins (reading the week is most of it).
-PHASE_PROGRESS = {ReportPhase.QUEUED: 0, ReportPhase.READING: 10, ReportPhase.COMPUTING: 60, ReportPhase.STORING: 90}
+PHASE_PROGRESS = {
+    ReportPhase.QUEUED: 0,
+    ReportPhase.READING: 10,
+    ReportPhase.COMPUTING: 60,
+    ReportPhase.STORING: 90,
+    ReportPhase.WORKER_LOST: 0,  # the next attempt starts over
+}
 
 # The few fields the report list shows: never the CSV, warnings or timings.
 SUMMARY_FIELDS = (
@@ -60,6 +68,11 @@ SUMMARY_FIELDS = (
     "progress",
     "format",
     "max_gap_minutes",
+    # Not shown, but the list applies the lost rule (loop.services.jobs) to Running reports.
+    "heartbeat_at",
+    "attempt_token",
+    "lost_attempts",
+    "worker",
 )
 
 
@@ -78,6 +91,9 @@ class ReportDoc(TypedDict, total=False):
     finished_at: dt.datetime | None
     attempts: int  # deliveries that got as far as starting
     worker: str | None  # host:pid of the process running it now
+    attempt_token: str | None  # the attempt holding it (loop.storage.jobs); None while none does
+    heartbeat_at: dt.datetime | None  # that attempt's last sign of life
+    lost_attempts: int  # attempts taken back because their worker stopped heartbeating
     retries: int  # retries after MongoDB errors before the current attempt
     rows: int | None
     polls_counted: int | None
@@ -111,6 +127,9 @@ def create_report(
         finished_at=None,
         attempts=0,
         worker=None,
+        attempt_token=None,
+        heartbeat_at=None,
+        lost_attempts=0,
         retries=0,
         rows=None,
         polls_counted=None,
@@ -146,17 +165,47 @@ def report_format(doc: ReportDoc | dict[str, Any]) -> ReportFormat:
     return ReportFormat(doc.get("format") or ReportFormat.LOOP)
 
 
-def mark_report_started(db: Database, report_id: str, worker: str | None = None, retries: int = 0) -> ReportDoc | None:
-    """Record a (re)start; None when the report is no longer Running."""
-    # No projection: FerretDB's findAndModify does not implement "fields".
-    doc = db[REPORTS].find_one_and_update(
-        {"_id": report_id, "status": ReportStatus.RUNNING},
-        {"$set": {"started_at": utcnow(), "worker": worker, "retries": retries}, "$inc": {"attempts": 1}},
-        return_document=ReturnDocument.AFTER,
+def mark_report_started(
+    db: Database,
+    report_id: str,
+    *,
+    worker: str,
+    retries: int,
+    token: str,
+    live_since: dt.datetime,
+    replaceable: Sequence[str] = (),
+) -> ReportDoc | None:
+    """Start attempt ``token`` (a compare-and-set: ``loop.storage.jobs.start_attempt``); None when the report
+    is no longer Running or another attempt holds it with a heartbeat newer than ``live_since``."""
+    fields = {"worker": worker, "retries": retries}
+    doc = start_attempt(
+        db[REPORTS], report_id, token=token, replaceable=replaceable, live_since=live_since, fields=fields
     )
-    if doc is not None:
-        doc.pop("_id", None)
-    return doc
+    return cast(ReportDoc | None, doc)
+
+
+def beat_report(db: Database, report_id: str, token: str) -> bool:
+    """The heartbeat of attempt ``token``; False once the report is not its to run any more."""
+    return beat(db[REPORTS], report_id, token)
+
+
+def silent_reports(db: Database, *, heartbeat_before: dt.datetime) -> list[ReportDoc]:
+    """Running reports whose last heartbeat is older than ``heartbeat_before``."""
+    return cast(list[ReportDoc], silent_jobs(db[REPORTS], heartbeat_before=heartbeat_before))
+
+
+def requeue_lost_report(db: Database, report_id: str, *, token: str | None, heartbeat_before: dt.datetime) -> bool:
+    """Take the report back from lost attempt ``token`` so that a new delivery may start it (phase worker lost)."""
+    fields = {"progress": PHASE_PROGRESS[ReportPhase.WORKER_LOST]}
+    return settle_lost(db[REPORTS], report_id, token=token, heartbeat_before=heartbeat_before, fields=fields)
+
+
+def fail_lost_report(
+    db: Database, report_id: str, *, token: str | None, heartbeat_before: dt.datetime, error: str
+) -> bool:
+    """Mark the report Failed from lost attempt ``token`` (its last allowed one)."""
+    fields = {"status": ReportStatus.FAILED.value, "error": error[:500], "finished_at": utcnow()}
+    return settle_lost(db[REPORTS], report_id, token=token, heartbeat_before=heartbeat_before, fields=fields)
 
 
 def complete_report(

@@ -8,7 +8,8 @@ no worker reads) and, per test, the real ``celery worker`` processes the test
 needs (started in their own process group, so a SIGKILL reaches exactly them).
 
 Short timeouts come from the environment: MongoDB server selection 0.5 s, Redis
-visibility timeout 10 s, retries after 1 s and 2 s. A worker started with
+visibility timeout 10 s, retries after 1 s and 2 s, a job heartbeat every second and a
+worker lost after JOB_LOST_SECONDS (the read-side sweep; no beat runs here). A worker started with
 ``report_delay_s`` (through tests/support/delayed_worker.py, no production hook)
 pauses right after it marks a report started, before it reads the polls, so a test
 can act while the report is known to be in progress.
@@ -55,6 +56,10 @@ from tests.support.processes import (
 pytestmark = pytest.mark.integration
 
 VISIBILITY_TIMEOUT_S = 10
+HEARTBEAT_S = 1
+# A killed worker's report reads "worker lost" this long after its last heartbeat. Longer than the
+# brief's 5 s on purpose: the MongoDB-down test's outage (~5-10 s) must not look like a lost worker.
+LOST_AFTER_S = 15
 STALE_LIMIT_S = 3
 MAX_RETRIES = 2  # retries after 1 s, then 2 s (REPORT_TASK_RETRY_BACKOFF=1, cap 2)
 
@@ -138,6 +143,8 @@ def fault_stack(tmp_path_factory: pytest.TempPathFactory, dataset: Dataset) -> I
         "REPORT_TASK_RETRY_BACKOFF": "1",
         "REPORT_TASK_RETRY_BACKOFF_MAX": "2",
         "REPORT_STALE_SECONDS": "1800",
+        "JOB_HEARTBEAT_SECONDS": str(HEARTBEAT_S),
+        "JOB_LOST_SECONDS": str(LOST_AFTER_S),
         "TRIGGER_RATE_LIMIT": "1000/minute",  # the Redis-backed limiter stays on, out of the way
         "API_TOKEN": "",
         "DEBUG": "0",
@@ -234,13 +241,15 @@ def test_sigkill_of_the_pool_process_mid_report_requeues_the_report(
     body = stack.wait_report(report_id, timeout=60)
     assert body["status"] == "Complete", body
     doc = stack.doc(report_id)
-    # reject_on_worker_lost put the message back; a fresh pool process ran it again.
+    # reject_on_worker_lost put the message back at once; a fresh pool process saw that the holder's
+    # process on this host is gone and took the report over without waiting for the lost rule.
     assert doc["attempts"] == 2 and doc["worker"] != started["worker"] and worker.owns(pid_of(doc))
+    assert doc["lost_attempts"] == 0
     assert pd.Timestamp(body["now"]) == dataset.old_newest
     assert body["csv_data"] == offline_report(dataset.old, body["now"], tmp_path)
 
 
-def test_sigkill_of_the_whole_worker_mid_report_is_redelivered_to_the_next_worker(
+def test_sigkill_of_the_whole_worker_reads_worker_lost_and_the_report_is_computed_once(
     stack: FaultStack, dataset: Dataset, tmp_path: Path
 ) -> None:
     doomed = stack.start_worker("doomed", report_delay_s=60)
@@ -248,19 +257,42 @@ def test_sigkill_of_the_whole_worker_mid_report_is_redelivered_to_the_next_worke
     first = stack.wait_started(report_id)
     assert doomed.owns(pid_of(first))
     doomed.kill_all()
-    time.sleep(0.5)
+    killed = time.monotonic()
     assert stack.doc(report_id)["status"] == "Running"
 
-    # The message was delivered but never acknowledged: Redis hands it to the next
-    # worker once the visibility timeout has passed.
-    survivor = stack.start_worker("survivor")
-    body = stack.wait_report(report_id, timeout=VISIBILITY_TIMEOUT_S + 45)
+    # No heartbeat any more: a read notices it after JOB_LOST_SECONDS (not the broker's visibility
+    # timeout) and queues the report again; it reads "worker lost" until a worker starts it.
+    bodies: list[dict[str, Any]] = []
+    wait_until(
+        lambda: bodies.append(stack.get(report_id).json()) or bodies[-1].get("phase") == "worker lost",
+        60,
+        "the report to read worker lost",
+        interval=0.5,
+    )
+    noticed_s = time.monotonic() - killed
+    assert LOST_AFTER_S - HEARTBEAT_S <= noticed_s < 60, noticed_s
+    assert bodies[-1]["status"] == "Running" and {b.get("phase") for b in bodies[:-1]} <= {"queued", "reading"}
+    assert stack.doc(report_id)["lost_attempts"] == 1
+    assert running_reports(stack) == [report_id]
+
+    # A new worker gets both the re-queued message and, after its visibility timeout, the first one.
+    # Two at once, each pausing 8 s before computing: one computes, the other finds it held or done.
+    survivor = stack.start_worker("survivor", concurrency=2, report_delay_s=8)
+    body = stack.wait_report(report_id, timeout=120 - (time.monotonic() - killed))
     assert body["status"] == "Complete", body
-    doc = stack.doc(report_id)
-    assert doc["attempts"] == 2 and survivor.owns(pid_of(doc))
-    # Handed over only once the visibility timeout had passed (the first start is ~ms after delivery).
-    assert (doc["started_at"] - first["started_at"]).total_seconds() >= VISIBILITY_TIMEOUT_S - 1
+    assert time.monotonic() - killed < 120
     assert body["csv_data"] == offline_report(dataset.old, body["now"], tmp_path)
+    held = f"report {report_id} is held by worker"
+    done = f"report {report_id} is already Complete; nothing to do"
+    wait_until(
+        lambda: held in survivor.text() or done in survivor.text(),
+        VISIBILITY_TIMEOUT_S + 45,
+        "the redelivered first message to do nothing",
+        details=lambda: survivor.text()[-3000:],
+    )
+    doc = stack.doc(report_id)
+    assert doc["attempts"] == 2 and survivor.owns(pid_of(doc)) and doc["lost_attempts"] == 1
+    assert survivor.text().count("test delay: sleeping") == 1  # computed once
 
 
 # --- 2. Redis down ----------------------------------------------------------------------------------
@@ -328,6 +360,8 @@ def test_mongodb_down_api_answers_503_and_the_task_retries_until_it_is_back(
     stack.mongo.start()
     body = stack.wait_report(report_id, timeout=60)
     assert body["status"] == "Complete", body
+    # The outage was shorter than JOB_LOST_SECONDS: the attempt kept the report (no lost attempt).
+    assert stack.doc(report_id)["lost_attempts"] == 0
     doc = stack.doc(report_id)
     # The attempt that got through came after two or more retries; the failed ones never reached MongoDB.
     assert 2 <= doc["retries"] < retries_allowed and doc["attempts"] == 2

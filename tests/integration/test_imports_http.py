@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -150,6 +151,46 @@ def test_an_upload_cut_off_half_way_never_becomes_an_import(app: ImportsApp, dat
     assert app.db["import_uploads"].count_documents({}) == 0  # nothing left for the beat task either
     time.sleep(1.0)
     assert app.db["import_table"].count_documents({}) == before  # no import was ever created
+
+
+def test_an_upload_reset_half_way_is_logged_as_a_client_abort_not_a_server_error(
+    app: ImportsApp, stack: Stack, dataset: Dataset, tmp_path
+) -> None:
+    before = app.db["import_table"].count_documents({})
+    lines = (dataset.full / "store_status.csv").read_text().splitlines()
+    big = tmp_path / "store_status.csv"
+    big.write_text("\n".join([lines[0], *(lines[1:] * 8)]) + "\n")
+    body = MultipartBody([("store_status", "store_status.csv", big)])
+    host, port = app.base_url.removeprefix("http://").split(":")
+    head = (
+        f"POST /imports/ HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {FULL}\r\n"
+        f"Content-Type: {body.content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    log = stack.logs / "web-imports.log"  # private_app's gunicorn (shared by this module's tests)
+    log_start = len(log.read_bytes())
+    conn = socket.create_connection((host, int(port)), timeout=30)
+    conn.sendall(head.encode() + body.head(len(body) // 2))
+    wait_until(lambda: app.db["import_files.chunks"].count_documents({}) >= 2, 30, "the first chunks to be stored")
+    # SO_LINGER on, 0 s: close() sends a TCP reset instead of a FIN (a client killed mid-upload).
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+    wait_until(
+        lambda: app.db["import_files.chunks"].count_documents({}) == 0,
+        60,
+        "the aborted upload's chunks to be removed",
+    )
+    assert app.db["import_files.files"].count_documents({}) == 0
+    assert app.db["import_uploads"].count_documents({}) == 0
+    wait_until(lambda: b"client aborted POST /imports/" in log.read_bytes(), 30, "the client-abort line in the log")
+    time.sleep(1.0)  # anything else the request would log has been written by now
+    text = log.read_bytes()[log_start:].decode(errors="replace")
+    abort_lines = [line for line in text.splitlines() if "client aborted POST /imports/" in line]
+    assert len(abort_lines) == 1 and " WARNING " in abort_lines[0], abort_lines
+    assert "Connection reset by peer" in abort_lines[0] and "nothing was stored" in abort_lines[0]
+    assert "Internal Server Error" not in text and "Traceback" not in text and "unhandled error" not in text
+    assert "Bad Request: /imports/" not in text  # logged once, as a client abort
+    time.sleep(1.0)
+    assert app.db["import_table"].count_documents({}) == before
 
 
 def test_the_broker_down_at_enqueue_is_a_503_and_no_import_is_left_running(
