@@ -52,6 +52,36 @@ def run_embedded(job_id: str, attempt: Callable[..., str | Retry] = attempt_repo
         retries, failure = retries + 1, outcome.failure
 
 
+_compaction_lock = threading.Lock()
+_compaction_timer: threading.Timer | None = None
+
+
+def schedule_compaction(delay: float) -> None:
+    """Fold poll deltas in a background thread ``delay`` seconds from now (``loop.queue``'s embedded
+    compactor); requests while one is scheduled join it. The database is the one configured now."""
+    global _compaction_timer
+    from loop import storage
+    from loop.services.ingest import compact_polls
+
+    db = storage.get_db()
+
+    def run() -> None:
+        global _compaction_timer
+        with _compaction_lock:
+            _compaction_timer = None
+        try:
+            compact_polls(db)
+        except Exception:  # the next request or batch tries again; readers are right meanwhile
+            logger.exception("embedded poll compaction failed")
+
+    with _compaction_lock:
+        if _compaction_timer is not None:
+            return
+        _compaction_timer = threading.Timer(delay, run)
+        _compaction_timer.daemon = True
+        _compaction_timer.start()
+
+
 def _embedded_pool() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:

@@ -12,6 +12,7 @@ from celery.app.task import Task
 from loop import queue
 from loop.retry import Attempt, Retry, RetryPolicy, attempt_import, attempt_report
 from loop.services.imports import remove_abandoned_uploads
+from loop.services.ingest import compact_polls
 from loop.services.reports import remove_old_reports
 from myproject.celery import app
 
@@ -56,3 +57,9 @@ def remove_old_reports_task() -> int:
 def remove_abandoned_uploads_task() -> int:
     """Beat (hourly): remove uploads a web process died receiving (no import owns them)."""
     return remove_abandoned_uploads()
+
+
+@app.task(name=queue.COMPACT_POLLS_TASK, ignore_result=True)
+def compact_polls_task() -> int:
+    """After small batches (and from beat, every minute, as a safety net): fold poll deltas into their days."""
+    return compact_polls()

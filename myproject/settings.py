@@ -217,6 +217,8 @@ REPORT_RETENTION_DAYS = env_int("REPORT_RETENTION_DAYS", 30)
 CELERY_BEAT_SCHEDULE = {
     "remove-old-reports": {"task": "loop.tasks.remove_old_reports_task", "schedule": 3600.0},
     "remove-abandoned-uploads": {"task": "loop.tasks.remove_abandoned_uploads_task", "schedule": 3600.0},
+    # Safety net: the web processes ask for a compaction after small batches (loop.queue).
+    "compact-polls": {"task": "loop.tasks.compact_polls_task", "schedule": 60.0},
 }
 
 

@@ -9,8 +9,8 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from loop import dashboard
-from loop.api.errors import not_found_view
 from loop.api.docs import SwaggerUiView
+from loop.api.errors import not_found_view
 
 urlpatterns = [
     # The ops dashboard: HTML pages without data (their scripts call the API). `/dashboard/...` never

@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,9 @@ from loop.timeutil import utcnow
 
 PART_ROWS = 5000
 READ_ATTEMPTS = 5
+# More missing documents than this are fetched in one $in query (one scan of the collection on
+# FerretDB) rather than one _id lookup each (~2 ms apiece).
+IN_QUERY_FROM = 16
 STORE_ID = "store_id"
 # Column kinds: packed UTF-8 strings, or little-endian int64.
 STR, INT = "str", "i8"
@@ -88,11 +92,20 @@ class PackedTable:
             for name, kind in self.kinds
         }
 
-    def read(self, db: Database, store_id: str | None = None) -> tuple[dict[str, Any] | None, Columns]:
-        """The head and the rows (only ``store_id``'s when given), all from one version."""
+    def read(
+        self, db: Database, store_id: str | None = None, *, store_ids: np.ndarray | None = None
+    ) -> tuple[dict[str, Any] | None, Columns]:
+        """The head and the rows (only ``store_id``'s, or the parts that can hold ``store_ids``, when given),
+        all from one version."""
         # The store tables are small next to a day's polls: their parts are always worth keeping.
         head, docs = read_version(
-            db, heads=self.heads, head_id=self.head_id, parts=self.parts, store_id=store_id, cache=True
+            db,
+            heads=self.heads,
+            head_id=self.head_id,
+            parts=self.parts,
+            store_id=store_id,
+            store_ids=store_ids,
+            cache=True,
         )
         if head is None:
             return None, self.empty()
@@ -105,8 +118,17 @@ class PackedTable:
             columns = {name: values[keep] for name, values in columns.items()}
         return head, columns
 
-    def replace(self, db: Database, expected: dict[str, Any] | None, columns: Columns) -> bool:
-        """Store ``columns`` (sorted by store id) as the new version; False if another writer won."""
+    def replace(
+        self,
+        db: Database,
+        expected: dict[str, Any] | None,
+        columns: Columns,
+        *,
+        absorbed: dict[str, Sequence[Any]] | None = None,
+    ) -> bool:
+        """Store ``columns`` (sorted by store id) as the new version; False if another writer won.
+
+        ``absorbed``: head list entries (``{field: [entries]}``) the new version holds, removed with it."""
         token = secrets.token_hex(8)
         rows, size = len(columns[STORE_ID]), self.part_rows
         docs = [
@@ -122,6 +144,7 @@ class PackedTable:
             expected=expected,
             docs=docs,
             head={"token": token, "parts": part_index(bounds), "rows": rows, "updated_at": utcnow()},
+            absorbed=absorbed,
         )
 
 
@@ -190,11 +213,13 @@ def read_version(
     head_id: str,
     parts: str,
     store_id: str | None = None,
+    store_ids: np.ndarray | None = None,
     head: dict[str, Any] | None = None,
     cache: bool = False,
     cache_whole_version: bool = False,
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """The current head and its part documents (only those that can hold ``store_id`` when given).
+    """The current head and its part documents (only those that can hold ``store_id``, or one of the
+    sorted ``store_ids``, when given).
 
     A part gone between reading the head and the part means the version was replaced meanwhile:
     the new head is read. ``head``, when the caller has just read it, saves a round trip.
@@ -213,6 +238,8 @@ def read_version(
         for part in head["parts"]:
             if store_id is not None and not part["first"] <= store_id <= part["last"]:
                 continue
+            if store_ids is not None and not covers_any(part, store_ids):
+                continue
             part_id = f"{head['token']}|{part['k']}"
             doc = _part_cache.get(db, parts, part_id) if cache else None
             if doc is None:
@@ -227,6 +254,37 @@ def read_version(
             return head, docs
         head = None
     raise TableMoved(f"{heads}/{head_id} was replaced {READ_ATTEMPTS} times while being read")
+
+
+def covers_any(entry: dict[str, Any], store_ids: np.ndarray) -> bool:
+    """Whether one of ``store_ids`` (sorted) lies in the entry's [first, last] store range."""
+    at = int(np.searchsorted(store_ids, entry["first"], side="left"))
+    return at < len(store_ids) and str(store_ids[at]) <= entry["last"]
+
+
+def read_immutable_docs(db: Database, collection: str, ids: list[str]) -> list[dict[str, Any]] | None:
+    """Documents that never change once written (a delta, a part), through the ``PartCache``; None if one is gone.
+
+    A few missing ones are fetched by ``_id`` (the filter FerretDB pushes down); many in one ``$in`` query.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    missing = []
+    for doc_id in ids:
+        doc = _part_cache.get(db, collection, doc_id)
+        if doc is None:
+            missing.append(doc_id)
+        else:
+            found[doc_id] = doc
+    if len(missing) > IN_QUERY_FROM:
+        fetched = list(db[collection].find({"_id": {"$in": missing}}))
+    else:
+        fetched = [doc for doc_id in missing if (doc := db[collection].find_one({"_id": doc_id})) is not None]
+    for doc in fetched:
+        _part_cache.put(db, collection, str(doc["_id"]), doc)
+        found[str(doc["_id"])] = doc
+    if len(found) < len(ids):
+        return None
+    return [found[doc_id] for doc_id in ids]
 
 
 def _cache_missing_parts(db: Database, parts: str, part_ids: list[str]) -> None:
@@ -245,10 +303,15 @@ def publish_version(
     expected: dict[str, Any] | None,
     docs: list[dict[str, Any]],
     head: dict[str, Any],
+    absorbed: dict[str, Sequence[Any]] | None = None,
 ) -> bool:
     """Insert a version's parts (all named by ``head["token"]``), then make ``head`` current if
     ``expected`` still is (a new head for None). False if another writer won; the loser deletes
-    its own parts, the winner the replaced version's."""
+    its own parts, the winner the replaced version's.
+
+    ``absorbed``: entries of the head's pending lists (deltas) that the new parts hold; they leave
+    the head in the same atomic update (``$pullAll``: entries pushed since ``expected`` was read stay).
+    """
     for start in range(0, len(docs), 64):
         db[parts].insert_many(docs[start : start + 64], ordered=True)
     if expected is None:
@@ -258,12 +321,17 @@ def publish_version(
         except DuplicateKeyError:
             won = False
     else:
-        result = db[heads].update_one(
-            {"_id": head_id, "version": expected["version"]}, {"$set": {**head, "version": expected["version"] + 1}}
-        )
+        update: dict[str, Any] = {"$set": {**head, "version": expected["version"] + 1}}
+        pulls = {name: list(entries) for name, entries in (absorbed or {}).items() if entries}
+        if pulls:
+            update["$pullAll"] = pulls
+        result = db[heads].update_one({"_id": head_id, "version": expected["version"]}, update)
         won = result.matched_count == 1
-    stale = expected["token"] if won and expected is not None else (None if won else head["token"])
-    if stale is not None:
+    if won:
+        stale = None if expected is None else expected["token"]
+    else:
+        stale = head["token"]
+    if stale:  # a head a delta created has no parts yet (token "")
         db[parts].delete_many({"token": stale})
     return won
 

@@ -37,17 +37,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from bson.binary import Binary
+from pymongo import ReturnDocument
 from pymongo.database import Database
 
-from loop.rules import POLL_STATUSES, REPORT_WEEK
+from loop.rules import POLL_STATUSES, REPORT_WEEK, first_poll_per_instant, group_polls_by_instant
 from loop.storage.packed import (
     INT,
     MISSING,
+    READ_ATTEMPTS,
     STR,
+    Columns,
     PackedTable,
+    TableMoved,
+    covers_any,
     pack_strings,
     part_index,
     publish_version,
+    read_immutable_docs,
     read_version,
     unpack_strings,
 )
@@ -68,6 +74,9 @@ RANGE = "range"
 DATA_VERSION = "writes"
 # Days read at once (a week touches 8).
 READ_THREADS = 8
+# On a day head and on the catalog head: the deltas appended since the last compaction, in the
+# order they were appended (docs/storage.md, "Small batches: deltas").
+DELTAS = "deltas"
 
 
 @dataclass
@@ -123,6 +132,42 @@ def concat_columns(parts: Iterable[PollColumns]) -> PollColumns:
         np.concatenate([p.t_us for p in parts]),
         np.concatenate([p.inactive for p in parts]),
     )
+
+
+def merge_polls(stored: PollColumns, batch: PollColumns) -> tuple[PollColumns, int, int]:
+    """(merged polls sorted by store and time, polls new to ``stored``, stored polls turned inactive).
+
+    One poll per (store, instant), inactive wins (``loop.rules``): merging the same polls again, in
+    any order or grouping, gives the same result, so readers may merge deltas that a compaction has
+    already folded into the parts.
+    """
+    merged, _, inserted, made_inactive = _merge(stored, batch)
+    return merged, inserted, made_inactive
+
+
+def poll_changes(stored: PollColumns, batch: PollColumns) -> tuple[PollColumns, int, int]:
+    """(the polls of ``batch`` that change ``stored``: new ones and inactive ones over active ones,
+    polls new to ``stored``, stored polls turned inactive): what a delta must hold."""
+    merged, changed, inserted, made_inactive = _merge(stored, batch)
+    return merged.take(changed), inserted, made_inactive
+
+
+def _merge(stored: PollColumns, batch: PollColumns) -> tuple[PollColumns, np.ndarray, int, int]:
+    if len(stored) == 0:
+        batch = concat_columns([batch])  # store ids sorted, so the day sorts by store id
+        merged = batch.take(first_poll_per_instant(batch.store, batch.t_us, batch.inactive))
+        return merged, np.ones(len(merged), dtype=bool), len(merged), 0
+    both = concat_columns([stored, batch])
+    # One sort serves the rule (the first of each instant: inactive wins) and the accounting.
+    order, starts = group_polls_by_instant(both.store, both.t_us, both.inactive)
+    merged = both.take(order[starts])
+    group = np.cumsum(starts) - 1
+    n_groups = len(merged)
+    from_stored = np.arange(len(both))[order] < len(stored)
+    was_stored = np.bincount(group, weights=from_stored, minlength=n_groups) > 0
+    stored_inactive = np.bincount(group, weights=from_stored & both.inactive[order], minlength=n_groups) > 0
+    made_inactive = was_stored & ~stored_inactive & merged.inactive
+    return merged, ~was_stored | made_inactive, int((~was_stored).sum()), int(made_inactive.sum())
 
 
 # --- packing ---------------------------------------------------------------------------
@@ -235,34 +280,71 @@ def read_day(
     head: dict[str, Any] | None = None,
     *,
     keep_whole_day: bool = False,
+    store_ids: np.ndarray | None = None,
 ) -> tuple[dict[str, Any] | None, PollColumns]:
-    """A day's head and polls (one store's when ``store_id`` is given), consistent with one version.
+    """A day's head and polls (one store's when ``store_id`` is given), consistent with one version:
+    its parts merged with the deltas its head lists (``merge_polls``: idempotent).
 
-    ``head``, when the caller has just read it, saves a round trip. ``keep_whole_day`` (one store's
-    read): also fetch and keep the day's other parts, for the drill-downs of the next stores.
+    ``head``, when the caller has just read it, saves a round trip (the head returned is that same
+    object unless it was out of date). ``store_ids`` (sorted): only the parts and deltas that can hold
+    them (the rows of other stores may come along). ``keep_whole_day`` (one store's read): also fetch
+    and keep the day's other parts, for the drill-downs of the next stores.
     """
-    head, docs = read_version(
-        db,
-        heads=STATUS,
-        head_id=_head_id(day),
-        parts=_day_collection(day),
-        store_id=store_id,
-        head=head,
-        cache=store_id is not None,  # one store's read keeps its day parts (packed.PartCache)
-        # ... and, asked for, all the day's parts: the next store's read of the day is in memory.
-        cache_whole_version=store_id is not None and keep_whole_day,
-    )
-    columns = concat_columns(_unpack_part(doc) for doc in docs)
-    if store_id is not None and len(columns):
-        columns = columns.take(columns.store_ids[columns.store] == store_id)
-    return head, columns
+    one_store = store_id is not None or store_ids is not None
+    for _ in range(READ_ATTEMPTS):
+        head, docs = read_version(
+            db,
+            heads=STATUS,
+            head_id=_head_id(day),
+            parts=_day_collection(day),
+            store_id=store_id,
+            store_ids=store_ids,
+            head=head,
+            cache=one_store,  # one store's read keeps its day parts (packed.PartCache)
+            # ... and, asked for, all the day's parts: the next store's read of the day is in memory.
+            cache_whole_version=store_id is not None and keep_whole_day,
+        )
+        if head is None:
+            return None, PollColumns.empty()
+        entries = [
+            entry
+            for entry in head.get(DELTAS, [])
+            if (store_id is None or entry["first"] <= store_id <= entry["last"])
+            and (store_ids is None or covers_any(entry, store_ids))
+        ]
+        # A delta never changes once written: every process keeps the ones it has read.
+        deltas = read_immutable_docs(db, _day_collection(day), [_delta_doc_id(e["id"]) for e in entries])
+        if deltas is None:  # compacted meanwhile: the head now names parts that hold them
+            head = None
+            continue
+        columns = concat_columns(_unpack_part(doc) for doc in docs)
+        if deltas:
+            columns = merge_polls(columns, concat_columns(_unpack_part(doc) for doc in deltas))[0]
+        if store_id is not None and len(columns):
+            columns = columns.take(columns.store_ids[columns.store] == store_id)
+        return head, columns
+    raise TableMoved(f"day {day} was compacted {READ_ATTEMPTS} times while being read")
 
 
-def replace_day(db: Database, day: str, expected: dict[str, Any] | None, columns: PollColumns) -> bool:
-    """Store ``columns`` (sorted by store, time) as the day's new version; False if another writer won."""
+MERGE_ATTEMPTS = 20
+
+
+def replace_day(
+    db: Database,
+    day: str,
+    expected: dict[str, Any] | None,
+    columns: PollColumns,
+    *,
+    absorbed: list[dict[str, Any]] | None = None,
+) -> bool:
+    """Store ``columns`` (sorted by store, time) as the day's new version; False if another writer won.
+
+    ``absorbed``: delta entries of ``expected`` whose polls ``columns`` hold; they leave the head in the
+    same update and their documents are deleted after it.
+    """
     token = secrets.token_hex(8)
     pieces = [columns.take(slice(start, start + PART_POLLS)) for start in range(0, len(columns), PART_POLLS)]
-    return publish_version(
+    won = publish_version(
         db,
         heads=STATUS,
         head_id=_head_id(day),
@@ -279,7 +361,89 @@ def replace_day(db: Database, day: str, expected: dict[str, Any] | None, columns
             "t_max": int(columns.t_us.max()),
             "updated_at": utcnow(),
         },
+        absorbed={DELTAS: absorbed} if absorbed else None,
     )
+    if won and absorbed:
+        db[_day_collection(day)].delete_many({"_id": {"$in": [_delta_doc_id(e["id"]) for e in absorbed]}})
+    return won
+
+
+# --- small batches: deltas -------------------------------------------------------------
+
+
+def _delta_doc_id(delta_id: str) -> str:
+    return f"d|{delta_id}"
+
+
+def read_day_head(db: Database, day: str) -> dict[str, Any] | None:
+    """The day's current head (not the process's cached one): its parts and pending deltas."""
+    return db[STATUS].find_one({"_id": _head_id(day)})
+
+
+def append_delta(db: Database, day: str, columns: PollColumns) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Store ``columns`` (sorted by store, time; the polls a small batch changes) as a delta of the day.
+
+    Two small writes: the delta document (packed like a part), then its entry appended to the day
+    head's ``deltas`` (``$push``, creating the head for a new day). Readers see the polls from the
+    second write on. Returns (the entry, the head just after the append): the entries before this
+    one are the deltas appended earlier, which defines what the batch found already stored.
+    """
+    delta_id = secrets.token_hex(8)
+    doc = _pack_part(columns, "", 0, day)
+    del doc["token"]  # a delta belongs to no version: a replaced version's parts are deleted by token
+    doc["_id"] = _delta_doc_id(delta_id)
+    db[_day_collection(day)].insert_one(doc)
+    ids = columns.store_ids[columns.store]
+    entry: dict[str, Any] = {"id": delta_id, "first": str(ids.min()), "last": str(ids.max()), "n": len(columns)}
+    after: dict[str, Any] | None = db[STATUS].find_one_and_update(
+        {"_id": _head_id(day)},
+        {
+            "$push": {DELTAS: entry},
+            "$setOnInsert": {"kind": "day", "day": day, "version": 0, "token": "", "parts": [], "n": 0},
+        },
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+    )
+    assert after is not None  # upserted
+    return entry, after
+
+
+def compact_day(db: Database, day: str) -> int:
+    """Fold the day's pending deltas into new parts; returns how many were folded (0: none pending).
+
+    The parts are written first and the head replaced with compare-and-set, removing exactly the
+    deltas merged (deltas appended meanwhile stay listed), then the merged deltas' documents are
+    deleted. Stopped between any two steps, readers still see every poll once: unpublished parts are
+    never read, and a delta still listed is merged again by readers to the same result.
+    """
+    for _ in range(MERGE_ATTEMPTS):
+        head, merged = read_day(db, day)
+        entries = [] if head is None else list(head.get(DELTAS, []))
+        if not entries:
+            return 0
+        if replace_day(db, day, head, merged, absorbed=entries):
+            return len(entries)
+    raise RuntimeError(f"day {day}: other writers replaced it {MERGE_ATTEMPTS} times in a row")
+
+
+def days_with_deltas(db: Database) -> list[str]:
+    """Days whose head lists deltas (a scan of the heads: one document per day; the compaction's)."""
+    return sorted(doc["day"] for doc in db[STATUS].find({"kind": "day"}, {"day": 1, DELTAS: 1}) if doc.get(DELTAS))
+
+
+def compact_deltas(db: Database) -> tuple[int, int]:
+    """Fold every pending delta into its day's parts and every pending catalog entry into the catalog.
+
+    Returns (day deltas folded, catalog entries folded). Safe to run anywhere, any number of times
+    at once (compare-and-set); readers never wait for it.
+    """
+    days = sum(compact_day(db, day) for day in days_with_deltas(db))
+    catalog = compact_catalog(db)
+    if days or catalog:
+        # The heads changed: processes' cached heads name parts that are gone (no poll changed, so
+        # the data version stays).
+        db[STATUS].update_one({"_id": RANGE}, {"$set": {"days_token": secrets.token_hex(8)}})
+    return days, catalog
 
 
 # --- the store catalog (each store's first and last poll) -------------------------------
@@ -312,10 +476,86 @@ def read_catalog(db: Database) -> tuple[dict[str, Any] | None, np.ndarray, np.nd
     return catalog.head, catalog.store_ids, catalog.first_us
 
 
-def read_store_catalog(db: Database, store_id: str | None = None) -> Catalog:
-    """The whole catalog, or one store's row (empty arrays when it has no poll): one or two lookups."""
-    head, columns = CATALOG_TABLE.read(db, store_id)
+def read_store_catalog(db: Database, store_id: str | None = None, *, store_ids: np.ndarray | None = None) -> Catalog:
+    """The whole catalog, or one store's row (empty arrays when it has no poll): one or two lookups.
+
+    The rows of the entries small batches appended to the head since the last compaction are merged
+    in (``merge_catalog_columns``). ``store_ids`` (sorted): at least their rows (whole parts).
+    """
+    head, columns = CATALOG_TABLE.read(db, store_id, store_ids=store_ids)
+    pending = [] if head is None else head.get(DELTAS, [])
+    if pending:
+        rows = _catalog_entry_rows(pending)
+        if store_id is not None:
+            keep = rows["store_id"] == store_id
+            rows = {name: values[keep] for name, values in rows.items()}
+        columns = merge_catalog_columns(columns, rows)
     return Catalog(head, columns["store_id"], columns["first_us"], columns["last_us"], columns["last_inactive"])
+
+
+def catalog_columns(catalog: Catalog) -> Columns:
+    return {
+        "store_id": catalog.store_ids,
+        "first_us": catalog.first_us,
+        "last_us": catalog.last_us,
+        "last_inactive": catalog.last_inactive,
+    }
+
+
+def merge_catalog_columns(stored: Columns, new: Columns) -> Columns:
+    """Each store's first and last poll (and the last one's status) over two sets of catalog rows.
+
+    Order-free: first = min, last = max, and the last status is inactive when a row at the last
+    instant says so (inactive wins), so batches merged in any order or twice leave the same rows.
+    """
+    if len(new["store_id"]) == 0:
+        return stored
+    ids = np.concatenate([stored["store_id"], new["store_id"]]).astype(object)
+    merged_ids, inverse = np.unique(ids, return_inverse=True)
+    first = np.full(len(merged_ids), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, inverse, np.concatenate([stored["first_us"], new["first_us"]]))
+    lasts = np.concatenate([stored["last_us"], new["last_us"]])
+    last = np.full(len(merged_ids), np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(last, inverse, lasts)
+    at_last = lasts == last[inverse]
+    inactive = np.zeros(len(merged_ids), dtype=np.int64)
+    np.maximum.at(inactive, inverse[at_last], np.concatenate([stored["last_inactive"], new["last_inactive"]])[at_last])
+    return {"store_id": merged_ids, "first_us": first, "last_us": last, "last_inactive": inactive}
+
+
+def _catalog_entry_rows(entries: list[dict[str, Any]]) -> Columns:
+    return {
+        name: np.array([v for entry in entries for v in entry[name]], dtype=object if kind == STR else np.int64)
+        for name, kind in CATALOG_TABLE.kinds
+    }
+
+
+def append_catalog_rows(db: Database, rows: Columns) -> int:
+    """Append a small batch's catalog rows to the catalog head (``$push``: no part is rewritten);
+    returns how many entries were pending before this one."""
+    entry: dict[str, Any] = {"id": secrets.token_hex(8)}
+    for name, kind in CATALOG_TABLE.kinds:
+        entry[name] = [str(v) if kind == STR else int(v) for v in rows[name]]
+    after: dict[str, Any] | None = db[STATUS].find_one_and_update(
+        {"_id": CATALOG},
+        {"$push": {DELTAS: entry}, "$setOnInsert": {"version": 0, "token": "", "parts": [], "rows": 0}},
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+    )
+    assert after is not None  # upserted
+    return [e["id"] for e in after[DELTAS]].index(entry["id"])
+
+
+def compact_catalog(db: Database) -> int:
+    """Fold the catalog head's pending entries into its parts (compare-and-set); returns how many."""
+    for _ in range(MERGE_ATTEMPTS):
+        catalog = read_store_catalog(db)
+        pending = [] if catalog.head is None else list(catalog.head.get(DELTAS, []))
+        if not pending:
+            return 0
+        if CATALOG_TABLE.replace(db, catalog.head, catalog_columns(catalog), absorbed={DELTAS: pending}):
+            return len(pending)
+    raise RuntimeError(f"the store catalog was replaced by other writers {MERGE_ATTEMPTS} times in a row")
 
 
 def replace_catalog(
@@ -327,9 +567,14 @@ def replace_catalog(
     last_us: np.ndarray,
     last_inactive: np.ndarray,
 ) -> bool:
-    """Store the catalog (ids sorted); False if another writer replaced it first."""
+    """Store the catalog (ids sorted; it holds the rows of ``expected``'s pending entries, which leave
+    the head with it); False if another writer replaced it first."""
+    pending = [] if expected is None else list(expected.get(DELTAS, []))
     return CATALOG_TABLE.replace(
-        db, expected, {"store_id": ids, "first_us": first_us, "last_us": last_us, "last_inactive": last_inactive}
+        db,
+        expected,
+        {"store_id": ids, "first_us": first_us, "last_us": last_us, "last_inactive": last_inactive},
+        absorbed={DELTAS: pending} if pending else None,
     )
 
 
@@ -492,7 +737,9 @@ def recent_polls(db: Database, span: pd.Timedelta) -> RecentPolls:
 
 def store_count(db: Database) -> int:
     """Stores with at least one stored poll: the catalog head's row count (no part is read)."""
-    head = db[STATUS].find_one({"_id": CATALOG}, {"rows": 1})
+    head = db[STATUS].find_one({"_id": CATALOG}, {"rows": 1, DELTAS: 1})
+    if head is not None and head.get(DELTAS):  # stores of small batches since the last compaction
+        return len(read_store_catalog(db).store_ids)
     return 0 if head is None else int(head.get("rows", 0))
 
 
@@ -514,4 +761,7 @@ def read_all_polls(db: Database) -> PollColumns:
 
 def stored_day_counts(db: Database) -> dict[str, int]:
     """Polls per stored day (for ops and tests)."""
-    return {day: int(head["n"]) for day, head in sorted(_read_heads(db).items())}
+    return {
+        day: len(read_day(db, day, head=head)[1]) if head.get(DELTAS) else int(head["n"])
+        for day, head in sorted(_read_heads(db).items())
+    }
