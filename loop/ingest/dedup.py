@@ -30,7 +30,7 @@ from loop.rules import INACTIVE
 from loop.storage.packed import Columns
 from loop.storage.polls import (
     DAY_US,
-    DELTAS,
+    DELTAS_THROUGH,
     UNKNOWN,
     Catalog,
     PollColumns,
@@ -54,8 +54,7 @@ MERGE_THREADS = 3
 # delta path, and loads and hourly files (a poll per store: thousands) the day merge, which leaves
 # nothing for readers or the compaction to do.
 DELTA_MAX_POLLS = 1000
-# A compaction is asked for when a batch finds no pending delta before its own (the first of a burst:
-# the task waits a moment, so one run folds the whole burst), and again every this many deltas.
+# A compaction is asked for by the first delta after a fold, and again every this many deltas.
 COMPACT_EVERY = 256
 
 
@@ -89,10 +88,6 @@ def _catalog_rows(batch: PollColumns) -> Columns:
         "last_us": batch_last,
         "last_inactive": batch_inactive,
     }
-
-
-def _compaction_due(position: int) -> bool:
-    return position == 0 or (position + 1) % COMPACT_EVERY == 0
 
 
 class PollWriter:
@@ -173,64 +168,52 @@ class PollWriter:
         return out
 
     def _merge_day(self, day: str, batch: PollColumns) -> tuple[int, int]:
-        for _ in range(MERGE_ATTEMPTS):
-            head, stored = storage.read_day(self.db, day)
-            merged, inserted, made_inactive = merge_polls(stored, batch)
-            if inserted == 0 and made_inactive == 0:
-                return 0, 0
-            # The new parts hold the day's pending deltas too: they leave the head with this write.
-            absorbed = [] if head is None else list(head.get(DELTAS, []))
-            if storage.replace_day(self.db, day, head, merged, absorbed=absorbed):
-                return inserted, made_inactive
-        raise RuntimeError(f"day {day}: other writers replaced it {MERGE_ATTEMPTS} times in a row")
+        return storage.merge_day(self.db, day, batch)
 
     def _append_day(self, day: str, batch: PollColumns) -> tuple[int, int, bool]:
-        """Append the polls of a small batch that change the day as a delta: (inserted, made inactive,
-        compaction due).
+        """Store the polls of a small batch that change the day as its next delta: (inserted, made
+        inactive, compaction due).
 
-        The counts are against what was stored when the delta was appended: the day's parts and the
-        deltas listed before it on the head. Concurrent batches carrying the same new poll both store
-        it (readers count it once), but only the first appended counts it as inserted, so the
-        inserted counts of all batches add up to the polls stored.
+        The counts are against what was stored when the delta took its number: the day's parts and the
+        deltas numbered below it. Concurrent batches carrying the same new poll both store it (readers
+        count it once), but only the one numbered first counts it as inserted, so the inserted counts of
+        all batches add up to the polls stored.
         """
         stores = np.unique(batch.store_ids[np.unique(batch.store)].astype(str)).astype(object)
-        seen = storage.read_day_head(self.db, day)
-        stored = PollColumns.empty()
-        if seen is not None:
-            seen, stored = storage.read_day(self.db, day, head=seen, store_ids=stores)
-        changes, inserted, made_inactive = poll_changes(stored, batch)
+        head = storage.read_day_head(self.db, day) or storage.ensure_day_head(self.db, day)
+        seen = storage.read_day_full(self.db, day, head=head, store_ids=stores)
+        changes, inserted, made_inactive = poll_changes(seen.columns, batch)
         if len(changes) == 0:
             return 0, 0, False
-        entry, head = storage.append_delta(self.db, day, changes)
-        position = head[DELTAS].index(entry)
-        if seen is None or head["version"] != seen["version"] or head[DELTAS][:position] != seen.get(DELTAS, []):
-            inserted, made_inactive = self._count_before(day, entry, head, stores, batch) or (inserted, made_inactive)
-        return inserted, made_inactive, _compaction_due(position)
+        seq = storage.append_delta(self.db, day, changes, seen.next_delta)
+        if seq != seen.next_delta:  # other batches took the numbers between: count against them too
+            inserted, made_inactive = self._count_before(day, seq, stores, batch) or (inserted, made_inactive)
+        return inserted, made_inactive, self._due(seq, seen.head)
 
-    def _count_before(
-        self, day: str, entry: dict[str, Any], head: dict[str, Any], stores: np.ndarray, batch: PollColumns
-    ) -> tuple[int, int] | None:
-        """Other batches appended to the day between this one's read and its append: count again against
-        the day's parts and the deltas listed before this one. None when a compaction already folded this
-        one in (the request stalled that long): the counts against what it read then stand."""
-        current: dict[str, Any] | None = head
+    @staticmethod
+    def _due(seq: int, head: dict[str, Any] | None) -> bool:
+        """The first delta after a fold asks for a compaction (the task waits, so one run folds the burst);
+        so does every ``COMPACT_EVERY``-th, in case that request was lost."""
+        through = 0 if head is None else int(head.get(DELTAS_THROUGH, 0))
+        return seq == through + 1 or seq % COMPACT_EVERY == 0
+
+    def _count_before(self, day: str, seq: int, stores: np.ndarray, batch: PollColumns) -> tuple[int, int] | None:
+        """(inserted, made inactive) against the day's parts and the deltas numbered below ``seq``. None
+        when a compaction already folded delta ``seq`` (the request stalled that long): the counts
+        against what the batch read then stand."""
         for _ in range(MERGE_ATTEMPTS):
-            if current is None:
-                current = storage.read_day_head(self.db, day)
-            entries = [] if current is None else list(current.get(DELTAS, []))
-            if current is None or entry not in entries:
+            head = storage.read_day_head(self.db, day)
+            if head is None or int(head.get(DELTAS_THROUGH, 0)) >= seq:
                 return None
-            before = {**current, DELTAS: entries[: entries.index(entry)]}
-            read_head, stored = storage.read_day(self.db, day, head=before, store_ids=stores)
-            if read_head is before:
-                _, inserted, made_inactive = merge_polls(stored, batch)
+            found = storage.read_day_full(self.db, day, head=head, store_ids=stores, deltas_before=seq)
+            if found.head is head:
+                _, inserted, made_inactive = merge_polls(found.columns, batch)
                 return inserted, made_inactive
-            current = None  # compacted while being read: read the head again
         return None
 
     def _append_catalog(self, batch: PollColumns) -> bool:
-        """A small batch's stores' first and last poll, appended to the catalog head when they change it
-        (whether or not a poll was new: a batch sent again after a failed request repairs it).
+        """A small batch's stores' first and last poll, stored as a catalog delta when they change the
+        catalog (whether or not a poll was new: a batch sent again after a failed request repairs it).
         Returns whether a compaction is due."""
         rows = _catalog_rows(batch)
         stores = np.sort(rows["store_id"])
@@ -245,37 +228,15 @@ class PollWriter:
             np.array_equal(merged[name], current[name]) for name in merged
         ):
             return False
-        return _compaction_due(storage.append_catalog_rows(self.db, rows))
+        return self._due(storage.append_catalog_rows(self.db, rows, stored.next_delta), stored.head)
 
     def _merge_catalog(self, batch: PollColumns) -> None:
         """Each store's first and last poll (and the last one's status) over the stored ones and the batch.
 
-        Order-free (``storage.polls.merge_catalog_columns``), so appends in any order agree. The new
-        catalog holds the entries small batches appended to the head, which leave it in the same write.
+        Order-free (``storage.polls.merge_catalog_columns``), so appends in any order agree; the pending
+        catalog deltas are folded in with it.
         """
-        rows = _catalog_rows(batch)
-        for _ in range(MERGE_ATTEMPTS):
-            stored = storage.read_store_catalog(self.db)
-            if (stored.last_inactive == UNKNOWN).any():
-                stored = self._fill_unknown_lasts(stored)
-            old = catalog_columns(stored)
-            merged = merge_catalog_columns(old, rows)
-            if (
-                stored.head is not None
-                and len(merged["store_id"]) == len(old["store_id"])
-                and all(np.array_equal(merged[name], old[name]) for name in merged)
-            ):
-                return
-            if storage.replace_catalog(
-                self.db,
-                stored.head,
-                merged["store_id"],
-                merged["first_us"],
-                last_us=merged["last_us"],
-                last_inactive=merged["last_inactive"],
-            ):
-                return
-        raise RuntimeError(f"the store catalog was replaced by other writers {MERGE_ATTEMPTS} times in a row")
+        storage.merge_into_catalog(self.db, _catalog_rows(batch), self._fill_unknown_lasts)
 
     def _fill_unknown_lasts(self, stored: Catalog) -> Catalog:
         """A catalog written before it kept last polls: read them once from every stored day."""

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,9 +29,6 @@ from loop.timeutil import utcnow
 
 PART_ROWS = 5000
 READ_ATTEMPTS = 5
-# More missing documents than this are fetched in one $in query (one scan of the collection on
-# FerretDB) rather than one _id lookup each (~2 ms apiece).
-IN_QUERY_FROM = 16
 STORE_ID = "store_id"
 # Column kinds: packed UTF-8 strings, or little-endian int64.
 STR, INT = "str", "i8"
@@ -124,11 +123,11 @@ class PackedTable:
         expected: dict[str, Any] | None,
         columns: Columns,
         *,
-        absorbed: dict[str, Sequence[Any]] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> bool:
         """Store ``columns`` (sorted by store id) as the new version; False if another writer won.
 
-        ``absorbed``: head list entries (``{field: [entries]}``) the new version holds, removed with it."""
+        ``extra``: more fields of the new head (the catalog's ``DeltaLog`` position)."""
         token = secrets.token_hex(8)
         rows, size = len(columns[STORE_ID]), self.part_rows
         docs = [
@@ -143,8 +142,7 @@ class PackedTable:
             parts=self.parts,
             expected=expected,
             docs=docs,
-            head={"token": token, "parts": part_index(bounds), "rows": rows, "updated_at": utcnow()},
-            absorbed=absorbed,
+            head={"token": token, "parts": part_index(bounds), "rows": rows, "updated_at": utcnow(), **(extra or {})},
         )
 
 
@@ -233,9 +231,9 @@ def read_version(
         if head is None:
             return None, []
         if cache and cache_whole_version:
-            _cache_missing_parts(db, parts, [f"{head['token']}|{part['k']}" for part in head["parts"]])
+            _cache_missing_parts(db, parts, [f"{head['token']}|{part['k']}" for part in head.get("parts", [])])
         docs = []
-        for part in head["parts"]:
+        for part in head.get("parts", []):  # FerretDB may drop an empty list
             if store_id is not None and not part["first"] <= store_id <= part["last"]:
                 continue
             if store_ids is not None and not covers_any(part, store_ids):
@@ -262,29 +260,93 @@ def covers_any(entry: dict[str, Any], store_ids: np.ndarray) -> bool:
     return at < len(store_ids) and str(store_ids[at]) <= entry["last"]
 
 
-def read_immutable_docs(db: Database, collection: str, ids: list[str]) -> list[dict[str, Any]] | None:
-    """Documents that never change once written (a delta, a part), through the ``PartCache``; None if one is gone.
+@dataclass(frozen=True)
+class DeltaLog:
+    """Small writes appended beside a packed version: documents ``"<prefix>|<seq>"`` in its parts collection.
 
-    A few missing ones are fetched by ``_id`` (the filter FerretDB pushes down); many in one ``$in`` query.
+    A sequence number is taken by inserting the document under it: a unique ``_id`` insert is the one
+    write every server (FerretDB included, whose updates are not atomic under concurrency) does
+    atomically, so two writers never share a number and numbers have no gaps (a writer takes the
+    first free one it finds). The head records ``through``, the last number folded into its parts;
+    readers fetch ``through + 1, + 2, ...`` by ``_id`` until one is missing. A delta never changes,
+    so every process keeps the ones it has read (``PartCache``).
     """
-    found: dict[str, dict[str, Any]] = {}
-    missing = []
-    for doc_id in ids:
-        doc = _part_cache.get(db, collection, doc_id)
-        if doc is None:
-            missing.append(doc_id)
-        else:
-            found[doc_id] = doc
-    if len(missing) > IN_QUERY_FROM:
-        fetched = list(db[collection].find({"_id": {"$in": missing}}))
-    else:
-        fetched = [doc for doc_id in missing if (doc := db[collection].find_one({"_id": doc_id})) is not None]
-    for doc in fetched:
-        _part_cache.put(db, collection, str(doc["_id"]), doc)
-        found[str(doc["_id"])] = doc
-    if len(found) < len(ids):
-        return None
-    return [found[doc_id] for doc_id in ids]
+
+    parts: str
+    prefix: str
+
+    def doc_id(self, seq: int) -> str:
+        return f"{self.prefix}|{seq}"
+
+    def read(
+        self, db: Database, after: int, before: int | None = None, *, known_free: int | None = None
+    ) -> tuple[list[dict[str, Any]], int] | None:
+        """(the deltas numbered after ``after`` (and before ``before``), the first free number).
+
+        None when a number below ``before`` is missing: folded and removed meanwhile (read the head again).
+        ``known_free``: a number the caller knows is still free (its cache: no probe for it).
+        """
+        docs: list[dict[str, Any]] = []
+        seq = after + 1
+        while (before is None or seq < before) and (known_free is None or seq < known_free):
+            doc_id = self.doc_id(seq)
+            doc = _part_cache.get(db, self.parts, doc_id)
+            if doc is None:
+                doc = db[self.parts].find_one({"_id": doc_id})
+                if doc is None:
+                    if before is not None:
+                        return None
+                    break
+                _part_cache.put(db, self.parts, doc_id, doc)
+            docs.append(doc)
+            seq += 1
+        return docs, seq
+
+    def append(self, db: Database, doc: dict[str, Any], seq: int) -> int:
+        """Insert ``doc`` under the first free number from ``seq`` on; returns the number it got."""
+        while True:
+            try:
+                db[self.parts].insert_one({**doc, "_id": self.doc_id(seq), "seq": seq})
+                return seq
+            except DuplicateKeyError:
+                seq += 1
+
+    def remove(self, db: Database, first: int, last: int) -> None:
+        """Delete the deltas numbered ``first``..``last`` (folded long enough ago that no read still needs them)."""
+        if last >= first:
+            db[self.parts].delete_many({"_id": {"$in": [self.doc_id(seq) for seq in range(first, last + 1)]}})
+
+
+LOCK_SECONDS = 300
+
+
+@contextmanager
+def exclusive(db: Database, heads: str, name: str, *, wait: float = 600.0) -> Iterator[bool]:
+    """Hold the lock ``name`` (a document inserted under a unique ``_id`` in ``heads``) while inside.
+
+    Yields False without the lock when ``wait`` seconds pass first (``wait=0``: try once). A lock older
+    than ``LOCK_SECONDS`` (its holder died) is taken over.
+    """
+    lock_id = f"lock:{name}"
+    deadline = time.monotonic() + wait
+    while True:
+        now = time.time()
+        try:
+            db[heads].insert_one({"_id": lock_id, "until": now + LOCK_SECONDS})
+            break
+        except DuplicateKeyError:
+            held = db[heads].find_one({"_id": lock_id})
+            if held is not None and held["until"] < now:
+                db[heads].delete_one({"_id": lock_id, "until": held["until"]})
+                continue
+            if time.monotonic() >= deadline:
+                yield False
+                return
+            time.sleep(0.05)
+    try:
+        yield True
+    finally:
+        db[heads].delete_one({"_id": lock_id})
 
 
 def _cache_missing_parts(db: Database, parts: str, part_ids: list[str]) -> None:
@@ -303,14 +365,12 @@ def publish_version(
     expected: dict[str, Any] | None,
     docs: list[dict[str, Any]],
     head: dict[str, Any],
-    absorbed: dict[str, Sequence[Any]] | None = None,
 ) -> bool:
     """Insert a version's parts (all named by ``head["token"]``), then make ``head`` current if
     ``expected`` still is (a new head for None). False if another writer won; the loser deletes
     its own parts, the winner the replaced version's.
-
-    ``absorbed``: entries of the head's pending lists (deltas) that the new parts hold; they leave
-    the head in the same atomic update (``$pullAll``: entries pushed since ``expected`` was read stay).
+    On FerretDB the compare-and-set is not atomic (two writers can both match the same version), so
+    the writers of one head also hold its ``exclusive`` lock; the check stays for mongod and mongomock.
     """
     for start in range(0, len(docs), 64):
         db[parts].insert_many(docs[start : start + 64], ordered=True)
@@ -321,11 +381,9 @@ def publish_version(
         except DuplicateKeyError:
             won = False
     else:
-        update: dict[str, Any] = {"$set": {**head, "version": expected["version"] + 1}}
-        pulls = {name: list(entries) for name, entries in (absorbed or {}).items() if entries}
-        if pulls:
-            update["$pullAll"] = pulls
-        result = db[heads].update_one({"_id": head_id, "version": expected["version"]}, update)
+        result = db[heads].update_one(
+            {"_id": head_id, "version": expected["version"]}, {"$set": {**head, "version": expected["version"] + 1}}
+        )
         won = result.matched_count == 1
     if won:
         stale = None if expected is None else expected["token"]

@@ -28,17 +28,19 @@ from __future__ import annotations
 import os
 import secrets
 import threading
+import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from bson.binary import Binary
-from pymongo import ReturnDocument
 from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
 
 from loop.rules import POLL_STATUSES, REPORT_WEEK, first_poll_per_instant, group_polls_by_instant
 from loop.storage.packed import (
@@ -47,13 +49,14 @@ from loop.storage.packed import (
     READ_ATTEMPTS,
     STR,
     Columns,
+    DeltaLog,
     PackedTable,
     TableMoved,
     covers_any,
+    exclusive,
     pack_strings,
     part_index,
     publish_version,
-    read_immutable_docs,
     read_version,
     unpack_strings,
 )
@@ -74,9 +77,6 @@ RANGE = "range"
 DATA_VERSION = "writes"
 # Days read at once (a week touches 8).
 READ_THREADS = 8
-# On a day head and on the catalog head: the deltas appended since the last compaction, in the
-# order they were appended (docs/storage.md, "Small batches: deltas").
-DELTAS = "deltas"
 
 
 @dataclass
@@ -243,10 +243,17 @@ def _read_heads(db: Database) -> dict[str, dict[str, Any]]:
 
 
 _heads_cache: dict[tuple[int, int, str], tuple[str | None, dict[str, dict[str, Any] | None]]] = {}
+# Per process, under the same days_token: each day's first delta number found free. Every batch changes
+# the token once its delta is stored, so until then no delta can appear there: reads skip that probe.
+_free_deltas: dict[tuple[int, int, str], tuple[str | None, dict[str, int]]] = {}
 _heads_lock = threading.Lock()
 
 
 def _known_heads(db: Database, days: list[str]) -> dict[str, dict[str, Any]]:
+    return _known_heads_and_free(db, days)[0]
+
+
+def _known_heads_and_free(db: Database, days: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
     """Heads of ``days``, from this process's cache while the range document's ``days_token`` holds.
 
     One small lookup instead of one per day (FerretDB costs ~3 ms a query). A head cached just
@@ -260,17 +267,89 @@ def _known_heads(db: Database, days: list[str]) -> dict[str, dict[str, Any]]:
         if cached is None or cached[0] != token:
             cached = (token, {})
             _heads_cache[key] = cached
+        free = _free_deltas.get(key)
+        if free is None or free[0] != token:
+            free = (token, {})
+            _free_deltas[key] = free
     heads = cached[1]
     for day in days:
         if day not in heads:
             heads[day] = db[STATUS].find_one({"_id": _head_id(day)})
-    return {day: head for day in days if (head := heads.get(day)) is not None}
+    return {day: head for day in days if (head := heads.get(day)) is not None}, free[1]
 
 
 def forget_cached_heads(db: Database) -> None:
     with _heads_lock:
-        for key in [k for k in _heads_cache if k[2] == db.name]:
-            del _heads_cache[key]
+        for cache in (_heads_cache, _free_deltas):
+            for key in [k for k in cache if k[2] == db.name]:
+                del cache[key]
+
+
+# --- the delta logs: small batches ------------------------------------------------------
+
+# On a day head and on the catalog head: the last delta number folded into the parts, and the folds
+# whose deltas are not deleted yet ([{"through", "at"}]): a read that began before a fold may still
+# fetch them, so they go only ``DELTA_GRACE_SECONDS`` later.
+DELTAS_THROUGH = "deltas_through"
+FOLDS = "folds"
+DELTAS_REMOVED_THROUGH = "deltas_removed_through"
+DELTA_GRACE_SECONDS = 120
+
+
+def _day_log(day: str) -> DeltaLog:
+    return DeltaLog(_day_collection(day), "d")
+
+
+CATALOG_LOG = DeltaLog(CATALOG_PARTS, "c")
+
+
+def _through(head: dict[str, Any] | None) -> int:
+    return 0 if head is None else int(head.get(DELTAS_THROUGH, 0))
+
+
+def _folded_head_fields(expected: dict[str, Any] | None, through: int) -> dict[str, Any]:
+    """The delta-log fields of a head replacing ``expected`` whose parts hold the deltas up to ``through``."""
+    folds = [] if expected is None else list(expected.get(FOLDS, []))
+    if through > _through(expected):
+        folds.append({"through": through, "at": time.time()})
+    removed = 0 if expected is None else int(expected.get(DELTAS_REMOVED_THROUGH, 0))
+    return {DELTAS_THROUGH: through, FOLDS: folds, DELTAS_REMOVED_THROUGH: removed}
+
+
+def _remove_old_deltas(db: Database, heads_id: str, log: DeltaLog) -> None:
+    """Delete the deltas of folds older than the grace period (under the head's lock)."""
+    head = db[STATUS].find_one({"_id": heads_id})
+    if head is None:
+        return
+    folds = list(head.get(FOLDS, []))
+    old = [fold for fold in folds if fold["at"] < time.time() - DELTA_GRACE_SECONDS]
+    if not old:
+        return
+    removed = int(head.get(DELTAS_REMOVED_THROUGH, 0))
+    last = max(int(fold["through"]) for fold in old)
+    keep = [fold for fold in folds if fold not in old]
+    db[STATUS].update_one({"_id": heads_id}, {"$set": {FOLDS: keep, DELTAS_REMOVED_THROUGH: last}})
+    log.remove(db, removed + 1, last)
+
+
+def _lock_day(db: Database, day: str, *, wait: float = 600.0) -> AbstractContextManager[bool]:
+    return exclusive(db, STATUS, _head_id(day), wait=wait)
+
+
+def _lock_catalog(db: Database, *, wait: float = 600.0) -> AbstractContextManager[bool]:
+    return exclusive(db, STATUS, CATALOG, wait=wait)
+
+
+# --- days: read and write ----------------------------------------------------------------
+
+
+@dataclass
+class DayRead:
+    """A day's head, its polls (parts merged with deltas) and the first free delta number."""
+
+    head: dict[str, Any] | None
+    columns: PollColumns
+    next_delta: int
 
 
 def read_day(
@@ -283,13 +362,30 @@ def read_day(
     store_ids: np.ndarray | None = None,
 ) -> tuple[dict[str, Any] | None, PollColumns]:
     """A day's head and polls (one store's when ``store_id`` is given), consistent with one version:
-    its parts merged with the deltas its head lists (``merge_polls``: idempotent).
+    its parts merged with the deltas numbered after its ``deltas_through`` (``merge_polls``: idempotent).
 
     ``head``, when the caller has just read it, saves a round trip (the head returned is that same
     object unless it was out of date). ``store_ids`` (sorted): only the parts and deltas that can hold
     them (the rows of other stores may come along). ``keep_whole_day`` (one store's read): also fetch
     and keep the day's other parts, for the drill-downs of the next stores.
     """
+    found = read_day_full(db, day, store_id, head, keep_whole_day=keep_whole_day, store_ids=store_ids)
+    return found.head, found.columns
+
+
+def read_day_full(
+    db: Database,
+    day: str,
+    store_id: str | None = None,
+    head: dict[str, Any] | None = None,
+    *,
+    keep_whole_day: bool = False,
+    store_ids: np.ndarray | None = None,
+    deltas_before: int | None = None,
+    known_free: int | None = None,
+) -> DayRead:
+    """``read_day``, with the first free delta number; ``deltas_before``: only the deltas numbered below it;
+    ``known_free``: a number known free (no probe for it)."""
     one_store = store_id is not None or store_ids is not None
     for _ in range(READ_ATTEMPTS):
         head, docs = read_version(
@@ -305,25 +401,25 @@ def read_day(
             cache_whole_version=store_id is not None and keep_whole_day,
         )
         if head is None:
-            return None, PollColumns.empty()
-        entries = [
-            entry
-            for entry in head.get(DELTAS, [])
-            if (store_id is None or entry["first"] <= store_id <= entry["last"])
-            and (store_ids is None or covers_any(entry, store_ids))
-        ]
-        # A delta never changes once written: every process keeps the ones it has read.
-        deltas = read_immutable_docs(db, _day_collection(day), [_delta_doc_id(e["id"]) for e in entries])
-        if deltas is None:  # compacted meanwhile: the head now names parts that hold them
+            return DayRead(None, PollColumns.empty(), 1)
+        found = _day_log(day).read(db, _through(head), deltas_before, known_free=known_free)
+        if found is None:  # folded meanwhile: the head now names parts that hold them
             head = None
             continue
+        deltas, next_delta = found
+        deltas = [
+            doc
+            for doc in deltas
+            if (store_id is None or doc["first"] <= store_id <= doc["last"])
+            and (store_ids is None or covers_any(doc, store_ids))
+        ]
         columns = concat_columns(_unpack_part(doc) for doc in docs)
         if deltas:
             columns = merge_polls(columns, concat_columns(_unpack_part(doc) for doc in deltas))[0]
         if store_id is not None and len(columns):
             columns = columns.take(columns.store_ids[columns.store] == store_id)
-        return head, columns
-    raise TableMoved(f"day {day} was compacted {READ_ATTEMPTS} times while being read")
+        return DayRead(head, columns, next_delta)
+    raise TableMoved(f"day {day} was folded {READ_ATTEMPTS} times while being read")
 
 
 MERGE_ATTEMPTS = 20
@@ -335,16 +431,17 @@ def replace_day(
     expected: dict[str, Any] | None,
     columns: PollColumns,
     *,
-    absorbed: list[dict[str, Any]] | None = None,
+    deltas_through: int | None = None,
 ) -> bool:
     """Store ``columns`` (sorted by store, time) as the day's new version; False if another writer won.
 
-    ``absorbed``: delta entries of ``expected`` whose polls ``columns`` hold; they leave the head in the
-    same update and their documents are deleted after it.
+    ``deltas_through``: the last delta ``columns`` holds (default: those ``expected`` held). Callers hold
+    the day's lock (``merge_day``, ``compact_day``).
     """
     token = secrets.token_hex(8)
     pieces = [columns.take(slice(start, start + PART_POLLS)) for start in range(0, len(columns), PART_POLLS)]
-    won = publish_version(
+    through = _through(expected) if deltas_through is None else deltas_through
+    return publish_version(
         db,
         heads=STATUS,
         head_id=_head_id(day),
@@ -360,88 +457,94 @@ def replace_day(
             "t_min": int(columns.t_us.min()),
             "t_max": int(columns.t_us.max()),
             "updated_at": utcnow(),
+            **_folded_head_fields(expected, through),
         },
-        absorbed={DELTAS: absorbed} if absorbed else None,
     )
-    if won and absorbed:
-        db[_day_collection(day)].delete_many({"_id": {"$in": [_delta_doc_id(e["id"]) for e in absorbed]}})
-    return won
 
 
-# --- small batches: deltas -------------------------------------------------------------
-
-
-def _delta_doc_id(delta_id: str) -> str:
-    return f"d|{delta_id}"
-
-
-def read_day_head(db: Database, day: str) -> dict[str, Any] | None:
-    """The day's current head (not the process's cached one): its parts and pending deltas."""
-    return db[STATUS].find_one({"_id": _head_id(day)})
-
-
-def append_delta(db: Database, day: str, columns: PollColumns) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Store ``columns`` (sorted by store, time; the polls a small batch changes) as a delta of the day.
-
-    Two small writes: the delta document (packed like a part), then its entry appended to the day
-    head's ``deltas`` (``$push``, creating the head for a new day). Readers see the polls from the
-    second write on. Returns (the entry, the head just after the append): the entries before this
-    one are the deltas appended earlier, which defines what the batch found already stored.
-    """
-    delta_id = secrets.token_hex(8)
-    doc = _pack_part(columns, "", 0, day)
-    del doc["token"]  # a delta belongs to no version: a replaced version's parts are deleted by token
-    doc["_id"] = _delta_doc_id(delta_id)
-    db[_day_collection(day)].insert_one(doc)
-    ids = columns.store_ids[columns.store]
-    entry: dict[str, Any] = {"id": delta_id, "first": str(ids.min()), "last": str(ids.max()), "n": len(columns)}
-    after: dict[str, Any] | None = db[STATUS].find_one_and_update(
-        {"_id": _head_id(day)},
-        {
-            "$push": {DELTAS: entry},
-            "$setOnInsert": {"kind": "day", "day": day, "version": 0, "token": "", "parts": [], "n": 0},
-        },
-        upsert=True,
-        return_document=ReturnDocument.AFTER,
-    )
-    assert after is not None  # upserted
-    return entry, after
-
-
-def compact_day(db: Database, day: str) -> int:
-    """Fold the day's pending deltas into new parts; returns how many were folded (0: none pending).
-
-    The parts are written first and the head replaced with compare-and-set, removing exactly the
-    deltas merged (deltas appended meanwhile stay listed), then the merged deltas' documents are
-    deleted. Stopped between any two steps, readers still see every poll once: unpublished parts are
-    never read, and a delta still listed is merged again by readers to the same result.
-    """
-    for _ in range(MERGE_ATTEMPTS):
-        head, merged = read_day(db, day)
-        entries = [] if head is None else list(head.get(DELTAS, []))
-        if not entries:
-            return 0
-        if replace_day(db, day, head, merged, absorbed=entries):
-            return len(entries)
+def merge_day(db: Database, day: str, batch: PollColumns) -> tuple[int, int]:
+    """Merge ``batch`` into the stored day (its parts and pending deltas) and replace the day: (inserted,
+    made inactive). Nothing is written when nothing changes. Holds the day's lock: on FerretDB the
+    head's compare-and-set alone would let two writers both win."""
+    with _lock_day(db, day):
+        for _ in range(MERGE_ATTEMPTS):
+            found = read_day_full(db, day)
+            merged, inserted, made_inactive = merge_polls(found.columns, batch)
+            if inserted == 0 and made_inactive == 0:
+                return 0, 0
+            if replace_day(db, day, found.head, merged, deltas_through=found.next_delta - 1):
+                return inserted, made_inactive
     raise RuntimeError(f"day {day}: other writers replaced it {MERGE_ATTEMPTS} times in a row")
 
 
-def days_with_deltas(db: Database) -> list[str]:
-    """Days whose head lists deltas (a scan of the heads: one document per day; the compaction's)."""
-    return sorted(doc["day"] for doc in db[STATUS].find({"kind": "day"}, {"day": 1, DELTAS: 1}) if doc.get(DELTAS))
+def read_day_head(db: Database, day: str) -> dict[str, Any] | None:
+    """The day's current head (not the process's cached one)."""
+    return db[STATUS].find_one({"_id": _head_id(day)})
+
+
+def ensure_day_head(db: Database, day: str) -> dict[str, Any]:
+    """The day's head, inserted empty first when the day has none (readers find days by their heads)."""
+    try:
+        db[STATUS].insert_one(
+            {"_id": _head_id(day), "kind": "day", "day": day, "version": 0, "token": "", "parts": [], "n": 0}
+        )
+    except DuplicateKeyError:
+        pass
+    head = read_day_head(db, day)
+    assert head is not None
+    return head
+
+
+def append_delta(db: Database, day: str, columns: PollColumns, seq: int) -> int:
+    """Store ``columns`` (sorted by store, time; the polls a small batch changes) as the day's delta
+    numbered ``seq`` or the first free number after it (the head must exist: ``ensure_day_head``).
+
+    One insert (packed like a part): readers see the polls from then on. Returns the number taken;
+    the deltas numbered below it are what the batch found stored.
+    """
+    doc = _pack_part(columns, "", 0, day)
+    del doc["token"]  # a delta belongs to no version: a replaced version's parts are deleted by token
+    ids = columns.store_ids[columns.store]
+    doc["first"], doc["last"] = str(ids.min()), str(ids.max())
+    return _day_log(day).append(db, doc, seq)
+
+
+def day_deltas_through(db: Database, day: str) -> int:
+    return _through(read_day_head(db, day))
+
+
+def compact_day(db: Database, day: str) -> int:
+    """Fold the day's pending deltas into new parts; returns how many were folded (0: none, or another
+    process is folding the day now).
+
+    The parts are written first, then the head names them and the deltas they hold (compare-and-set,
+    under the day's lock); the folded deltas are deleted ``DELTA_GRACE_SECONDS`` later. Stopped between
+    any two steps, readers still see every poll once: unpublished parts are never read, and deltas are
+    merged by readers idempotently.
+    """
+    with _lock_day(db, day, wait=0) as locked:
+        if not locked:
+            return 0
+        found = read_day_full(db, day)
+        folded = found.next_delta - 1 - _through(found.head)
+        if found.head is not None and folded > 0:
+            if not replace_day(db, day, found.head, found.columns, deltas_through=found.next_delta - 1):
+                raise RuntimeError(f"day {day} was replaced while locked")
+        _remove_old_deltas(db, _head_id(day), _day_log(day))
+        return max(folded, 0)
 
 
 def compact_deltas(db: Database) -> tuple[int, int]:
-    """Fold every pending delta into its day's parts and every pending catalog entry into the catalog.
+    """Fold every day's pending deltas into its parts and the catalog's into the catalog.
 
-    Returns (day deltas folded, catalog entries folded). Safe to run anywhere, any number of times
-    at once (compare-and-set); readers never wait for it.
+    Returns (day deltas folded, catalog deltas folded). Safe to run anywhere, any number of times at
+    once (a day or the catalog being folded by another process is skipped); readers never wait for it.
     """
-    days = sum(compact_day(db, day) for day in days_with_deltas(db))
+    days = sum(compact_day(db, day) for day in sorted(_read_heads(db)))
     catalog = compact_catalog(db)
     if days or catalog:
-        # The heads changed: processes' cached heads name parts that are gone (no poll changed, so
-        # the data version stays).
+        # The heads changed: processes' cached heads name parts that are gone (no poll changed, so the
+        # data version stays).
         db[STATUS].update_one({"_id": RANGE}, {"$set": {"days_token": secrets.token_hex(8)}})
     return days, catalog
 
@@ -461,13 +564,17 @@ CATALOG_TABLE = PackedTable(
 
 @dataclass
 class Catalog:
-    """Every store with a stored poll (ids sorted): first and last poll (us) and whether the last was inactive."""
+    """Every store with a stored poll (ids sorted): first and last poll (us) and whether the last was inactive.
+
+    ``next_delta``: the first free catalog delta number when read.
+    """
 
     head: dict[str, Any] | None
     store_ids: np.ndarray
     first_us: np.ndarray
     last_us: np.ndarray
     last_inactive: np.ndarray  # int64: 0, 1 or UNKNOWN
+    next_delta: int = 1
 
 
 def read_catalog(db: Database) -> tuple[dict[str, Any] | None, np.ndarray, np.ndarray]:
@@ -477,20 +584,26 @@ def read_catalog(db: Database) -> tuple[dict[str, Any] | None, np.ndarray, np.nd
 
 
 def read_store_catalog(db: Database, store_id: str | None = None, *, store_ids: np.ndarray | None = None) -> Catalog:
-    """The whole catalog, or one store's row (empty arrays when it has no poll): one or two lookups.
+    """The whole catalog, or one store's row (empty arrays when it has no poll): one or two lookups and
+    one per catalog delta not folded yet (those this process has not read before).
 
-    The rows of the entries small batches appended to the head since the last compaction are merged
-    in (``merge_catalog_columns``). ``store_ids`` (sorted): at least their rows (whole parts).
+    ``store_ids`` (sorted): at least their rows (whole parts).
     """
-    head, columns = CATALOG_TABLE.read(db, store_id, store_ids=store_ids)
-    pending = [] if head is None else head.get(DELTAS, [])
-    if pending:
-        rows = _catalog_entry_rows(pending)
-        if store_id is not None:
-            keep = rows["store_id"] == store_id
-            rows = {name: values[keep] for name, values in rows.items()}
-        columns = merge_catalog_columns(columns, rows)
-    return Catalog(head, columns["store_id"], columns["first_us"], columns["last_us"], columns["last_inactive"])
+    for _ in range(READ_ATTEMPTS):
+        head, columns = CATALOG_TABLE.read(db, store_id, store_ids=store_ids)
+        found = CATALOG_LOG.read(db, _through(head))
+        assert found is not None
+        deltas, next_delta = found
+        if deltas:
+            rows = _catalog_delta_rows(deltas)
+            if store_id is not None:
+                keep = rows["store_id"] == store_id
+                rows = {name: values[keep] for name, values in rows.items()}
+            columns = merge_catalog_columns(columns, rows)
+        return Catalog(
+            head, columns["store_id"], columns["first_us"], columns["last_us"], columns["last_inactive"], next_delta
+        )
+    raise TableMoved("the catalog was folded while being read")
 
 
 def catalog_columns(catalog: Catalog) -> Columns:
@@ -523,38 +636,67 @@ def merge_catalog_columns(stored: Columns, new: Columns) -> Columns:
     return {"store_id": merged_ids, "first_us": first, "last_us": last, "last_inactive": inactive}
 
 
-def _catalog_entry_rows(entries: list[dict[str, Any]]) -> Columns:
+def _catalog_delta_rows(deltas: list[dict[str, Any]]) -> Columns:
     return {
-        name: np.array([v for entry in entries for v in entry[name]], dtype=object if kind == STR else np.int64)
+        name: np.array([v for doc in deltas for v in doc[name]], dtype=object if kind == STR else np.int64)
         for name, kind in CATALOG_TABLE.kinds
     }
 
 
-def append_catalog_rows(db: Database, rows: Columns) -> int:
-    """Append a small batch's catalog rows to the catalog head (``$push``: no part is rewritten);
-    returns how many entries were pending before this one."""
-    entry: dict[str, Any] = {"id": secrets.token_hex(8)}
-    for name, kind in CATALOG_TABLE.kinds:
-        entry[name] = [str(v) if kind == STR else int(v) for v in rows[name]]
-    after: dict[str, Any] | None = db[STATUS].find_one_and_update(
-        {"_id": CATALOG},
-        {"$push": {DELTAS: entry}, "$setOnInsert": {"version": 0, "token": "", "parts": [], "rows": 0}},
-        upsert=True,
-        return_document=ReturnDocument.AFTER,
-    )
-    assert after is not None  # upserted
-    return [e["id"] for e in after[DELTAS]].index(entry["id"])
+def append_catalog_rows(db: Database, rows: Columns, seq: int) -> int:
+    """Store a small batch's catalog rows as the catalog delta numbered ``seq`` or the first free one
+    after it (one insert: no part is rewritten); returns the number taken."""
+    try:  # readers and the compaction find the deltas from the head
+        db[STATUS].insert_one({"_id": CATALOG, "version": 0, "token": "", "parts": [], "rows": 0})
+    except DuplicateKeyError:
+        pass
+    doc: dict[str, Any] = {
+        name: [str(v) if kind == STR else int(v) for v in rows[name]] for name, kind in CATALOG_TABLE.kinds
+    }
+    return CATALOG_LOG.append(db, doc, seq)
+
+
+def catalog_deltas_through(db: Database) -> int:
+    return _through(db[STATUS].find_one({"_id": CATALOG}, {DELTAS_THROUGH: 1}))
 
 
 def compact_catalog(db: Database) -> int:
-    """Fold the catalog head's pending entries into its parts (compare-and-set); returns how many."""
-    for _ in range(MERGE_ATTEMPTS):
-        catalog = read_store_catalog(db)
-        pending = [] if catalog.head is None else list(catalog.head.get(DELTAS, []))
-        if not pending:
+    """Fold the catalog's pending deltas into its parts (under its lock; 0 when another process is at it)."""
+    with _lock_catalog(db, wait=0) as locked:
+        if not locked:
             return 0
-        if CATALOG_TABLE.replace(db, catalog.head, catalog_columns(catalog), absorbed={DELTAS: pending}):
-            return len(pending)
+        catalog = read_store_catalog(db)
+        folded = catalog.next_delta - 1 - _through(catalog.head)
+        if folded > 0:
+            through = catalog.next_delta - 1
+            if not CATALOG_TABLE.replace(
+                db, catalog.head, catalog_columns(catalog), extra=_folded_head_fields(catalog.head, through)
+            ):
+                raise RuntimeError("the store catalog was replaced while locked")
+        _remove_old_deltas(db, CATALOG, CATALOG_LOG)
+        return max(folded, 0)
+
+
+def merge_into_catalog(db: Database, rows: Columns, fill_unknown: Callable[[Catalog], Catalog] | None = None) -> None:
+    """Merge ``rows`` (and the pending catalog deltas) into the catalog's parts, under its lock; nothing is
+    written when nothing changes. ``fill_unknown`` completes a catalog from before last polls were kept."""
+    with _lock_catalog(db):
+        for _ in range(MERGE_ATTEMPTS):
+            stored = read_store_catalog(db)
+            if fill_unknown is not None and (stored.last_inactive == UNKNOWN).any():
+                stored = fill_unknown(stored)
+            old = catalog_columns(stored)
+            merged = merge_catalog_columns(old, rows)
+            through = stored.next_delta - 1
+            if (
+                stored.head is not None
+                and through == _through(stored.head)
+                and len(merged["store_id"]) == len(old["store_id"])
+                and all(np.array_equal(merged[name], old[name]) for name in merged)
+            ):
+                return
+            if CATALOG_TABLE.replace(db, stored.head, merged, extra=_folded_head_fields(stored.head, through)):
+                return
     raise RuntimeError(f"the store catalog was replaced by other writers {MERGE_ATTEMPTS} times in a row")
 
 
@@ -567,14 +709,9 @@ def replace_catalog(
     last_us: np.ndarray,
     last_inactive: np.ndarray,
 ) -> bool:
-    """Store the catalog (ids sorted; it holds the rows of ``expected``'s pending entries, which leave
-    the head with it); False if another writer replaced it first."""
-    pending = [] if expected is None else list(expected.get(DELTAS, []))
+    """Store the catalog (ids sorted); False if another writer replaced it first (tests, migration)."""
     return CATALOG_TABLE.replace(
-        db,
-        expected,
-        {"store_id": ids, "first_us": first_us, "last_us": last_us, "last_inactive": last_inactive},
-        absorbed={DELTAS: pending} if pending else None,
+        db, expected, {"store_id": ids, "first_us": first_us, "last_us": last_us, "last_inactive": last_inactive}
     )
 
 
@@ -646,10 +783,12 @@ def read_poll_columns(
     start_us, end_us = ts_to_us(start), ts_to_us(end)
     if end_us < start_us:
         return PollColumns.empty()
-    heads = _known_heads(db, _days_between(start_us, end_us))
+    heads, free = _known_heads_and_free(db, _days_between(start_us, end_us))
 
     def read(day: str) -> tuple[dict[str, Any] | None, PollColumns]:
-        return read_day(db, day, store_id, heads[day], keep_whole_day=keep_whole_days)
+        found = read_day_full(db, day, store_id, heads[day], keep_whole_day=keep_whole_days, known_free=free.get(day))
+        free[day] = found.next_delta
+        return found.head, found.columns
 
     days = list(heads)
     results = list(_reader_pool().map(read, days)) if len(days) > 1 else [read(day) for day in days]
@@ -737,9 +876,9 @@ def recent_polls(db: Database, span: pd.Timedelta) -> RecentPolls:
 
 def store_count(db: Database) -> int:
     """Stores with at least one stored poll: the catalog head's row count (no part is read)."""
-    head = db[STATUS].find_one({"_id": CATALOG}, {"rows": 1, DELTAS: 1})
-    if head is not None and head.get(DELTAS):  # stores of small batches since the last compaction
-        return len(read_store_catalog(db).store_ids)
+    head = db[STATUS].find_one({"_id": CATALOG}, {"rows": 1, DELTAS_THROUGH: 1})
+    if db[CATALOG_PARTS].find_one({"_id": CATALOG_LOG.doc_id(_through(head) + 1)}, {"_id": 1}) is not None:
+        return len(read_store_catalog(db).store_ids)  # small batches' stores, not folded yet
     return 0 if head is None else int(head.get("rows", 0))
 
 
@@ -761,7 +900,8 @@ def read_all_polls(db: Database) -> PollColumns:
 
 def stored_day_counts(db: Database) -> dict[str, int]:
     """Polls per stored day (for ops and tests)."""
-    return {
-        day: len(read_day(db, day, head=head)[1]) if head.get(DELTAS) else int(head["n"])
-        for day, head in sorted(_read_heads(db).items())
-    }
+    counts = {}
+    for day, head in sorted(_read_heads(db).items()):
+        pending = db[_day_collection(day)].find_one({"_id": _day_log(day).doc_id(_through(head) + 1)}, {"_id": 1})
+        counts[day] = len(read_day(db, day, head=head)[1]) if pending else int(head.get("n", 0))
+    return counts
