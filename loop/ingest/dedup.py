@@ -228,7 +228,8 @@ class PollWriter:
             np.array_equal(merged[name], current[name]) for name in merged
         ):
             return False
-        return self._due(storage.append_catalog_rows(self.db, rows, stored.next_delta), stored.head)
+        seq = storage.append_catalog_rows(self.db, rows, stored.next_delta, create_head=stored.head is None)
+        return self._due(seq, stored.head)
 
     def _merge_catalog(self, batch: PollColumns) -> None:
         """Each store's first and last poll (and the last one's status) over the stored ones and the batch.

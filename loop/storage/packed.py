@@ -305,11 +305,14 @@ class DeltaLog:
     def append(self, db: Database, doc: dict[str, Any], seq: int) -> int:
         """Insert ``doc`` under the first free number from ``seq`` on; returns the number it got."""
         while True:
+            stored = {**doc, "_id": self.doc_id(seq), "seq": seq}
             try:
-                db[self.parts].insert_one({**doc, "_id": self.doc_id(seq), "seq": seq})
-                return seq
+                db[self.parts].insert_one(stored)
             except DuplicateKeyError:
                 seq += 1
+                continue
+            _part_cache.put(db, self.parts, stored["_id"], stored)  # this process's next read needs no fetch
+            return seq
 
     def remove(self, db: Database, first: int, last: int) -> None:
         """Delete the deltas numbered ``first``..``last`` (folded long enough ago that no read still needs them)."""

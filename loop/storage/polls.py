@@ -643,13 +643,15 @@ def _catalog_delta_rows(deltas: list[dict[str, Any]]) -> Columns:
     }
 
 
-def append_catalog_rows(db: Database, rows: Columns, seq: int) -> int:
+def append_catalog_rows(db: Database, rows: Columns, seq: int, *, create_head: bool = False) -> int:
     """Store a small batch's catalog rows as the catalog delta numbered ``seq`` or the first free one
-    after it (one insert: no part is rewritten); returns the number taken."""
-    try:  # readers and the compaction find the deltas from the head
-        db[STATUS].insert_one({"_id": CATALOG, "version": 0, "token": "", "parts": [], "rows": 0})
-    except DuplicateKeyError:
-        pass
+    after it (one insert: no part is rewritten); returns the number taken. ``create_head``: the catalog
+    has no head yet (the compaction finds the deltas from it)."""
+    if create_head:
+        try:
+            db[STATUS].insert_one({"_id": CATALOG, "version": 0, "token": "", "parts": [], "rows": 0})
+        except DuplicateKeyError:
+            pass
     doc: dict[str, Any] = {
         name: [str(v) if kind == STR else int(v) for v in rows[name]] for name, kind in CATALOG_TABLE.kinds
     }
