@@ -294,6 +294,8 @@ def run_ingest_profile(base: str, args: argparse.Namespace, db_name: str) -> dic
     assert len(stores) > DELTA_MAX_POLLS  # the hourly batch takes the day-merge path
     result["hourly_s_with_pending_deltas"] = round(hourly(8), 2)
     storage.compact_deltas(db)
+    result["get_stores_ms_folded"] = round(timed_get(base, "/stores/?page_size=50", 10) * 1000, 1)
+    result["get_store_ms_folded"] = round(timed_get(base, f"/stores/{stores[len(stores) // 2]}/", 10) * 1000, 1)
     result["hourly_s_after_compaction"] = round(hourly(9), 2)
     print(
         f"hourly batch of {len(stores):,} polls: {result['hourly_s_with_pending_deltas']} s while deltas were "

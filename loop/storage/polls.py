@@ -623,6 +623,21 @@ def merge_catalog_columns(stored: Columns, new: Columns) -> Columns:
     """
     if len(new["store_id"]) == 0:
         return stored
+    ids_stored = stored["store_id"]
+    at = np.searchsorted(ids_stored, new["store_id"]) if len(ids_stored) else np.zeros(0, np.int64)
+    if (
+        len(at)
+        and (at < len(ids_stored)).all()
+        and (ids_stored[np.minimum(at, len(ids_stored) - 1)] == new["store_id"]).all()
+    ):
+        # Every store is known (a small batch's usual case): update their rows in place, no sort.
+        first, last = stored["first_us"].copy(), stored["last_us"].copy()
+        np.minimum.at(first, at, new["first_us"])
+        np.maximum.at(last, at, new["last_us"])
+        inactive = np.where(last == stored["last_us"], stored["last_inactive"], 0)
+        at_last = new["last_us"] == last[at]
+        np.maximum.at(inactive, at[at_last], new["last_inactive"][at_last])
+        return {"store_id": ids_stored, "first_us": first, "last_us": last, "last_inactive": inactive}
     ids = np.concatenate([stored["store_id"], new["store_id"]]).astype(object)
     merged_ids, inverse = np.unique(ids, return_inverse=True)
     first = np.full(len(merged_ids), np.iinfo(np.int64).max, dtype=np.int64)
@@ -631,7 +646,8 @@ def merge_catalog_columns(stored: Columns, new: Columns) -> Columns:
     last = np.full(len(merged_ids), np.iinfo(np.int64).min, dtype=np.int64)
     np.maximum.at(last, inverse, lasts)
     at_last = lasts == last[inverse]
-    inactive = np.zeros(len(merged_ids), dtype=np.int64)
+    # Every store has a row at its last instant; UNKNOWN (-1) stays where no other row is there.
+    inactive = np.full(len(merged_ids), np.iinfo(np.int64).min, dtype=np.int64)
     np.maximum.at(inactive, inverse[at_last], np.concatenate([stored["last_inactive"], new["last_inactive"]])[at_last])
     return {"store_id": merged_ids, "first_us": first, "last_us": last, "last_inactive": inactive}
 
