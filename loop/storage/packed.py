@@ -82,6 +82,13 @@ class PackedTable:
         return doc
 
     def _unpack(self, doc: dict[str, Any]) -> Columns:
+        # A cached part is unpacked once per process (its arrays are never written to).
+        kept = doc.get("__columns")
+        if kept is None:
+            kept = doc["__columns"] = self._unpack_arrays(doc)
+        return dict(kept)
+
+    def _unpack_arrays(self, doc: dict[str, Any]) -> Columns:
         return {
             name: unpack_strings(doc[name], doc[f"{name}_lengths"])
             if kind == STR

@@ -198,7 +198,18 @@ def _pack_part(columns: PollColumns, token: str, k: int, day: str) -> dict[str, 
     }
 
 
+# Where an unpacked part is kept on its document: a cached part (or delta) is unpacked once per process.
+UNPACKED = "__columns"
+
+
 def _unpack_part(doc: dict[str, Any]) -> PollColumns:
+    kept = doc.get(UNPACKED)
+    if kept is None:
+        kept = doc[UNPACKED] = _unpack_part_arrays(doc)
+    return PollColumns(kept.store_ids, kept.store, kept.t_us, kept.inactive)
+
+
+def _unpack_part_arrays(doc: dict[str, Any]) -> PollColumns:
     n = int(doc["n"])
     # Parts written before compression have no codec: their arrays are stored as they are.
     compressed = doc.get("codec") == PART_CODEC
