@@ -343,6 +343,15 @@ def _remove_old_deltas(db: Database, heads_id: str, log: DeltaLog) -> None:
     log.remove(db, removed + 1, last)
 
 
+def _has_pending(db: Database, head: dict[str, Any] | None, log: DeltaLog) -> bool:
+    """Whether a compaction has work: a delta not folded yet, or folded deltas due for deletion."""
+    if head is None:
+        return False
+    if any(fold["at"] < time.time() - DELTA_GRACE_SECONDS for fold in head.get(FOLDS, [])):
+        return True
+    return db[log.parts].find_one({"_id": log.doc_id(_through(head) + 1)}, {"_id": 1}) is not None
+
+
 def _lock_day(db: Database, day: str, *, wait: float = 600.0) -> AbstractContextManager[bool]:
     return exclusive(db, STATUS, _head_id(day), wait=wait)
 
@@ -533,6 +542,9 @@ def compact_day(db: Database, day: str) -> int:
     any two steps, readers still see every poll once: unpublished parts are never read, and deltas are
     merged by readers idempotently.
     """
+    head = read_day_head(db, day)
+    if not _has_pending(db, head, _day_log(day)):
+        return 0
     with _lock_day(db, day, wait=0) as locked:
         if not locked:
             return 0
@@ -691,6 +703,8 @@ def catalog_deltas_through(db: Database) -> int:
 
 def compact_catalog(db: Database) -> int:
     """Fold the catalog's pending deltas into its parts (under its lock; 0 when another process is at it)."""
+    if not _has_pending(db, db[STATUS].find_one({"_id": CATALOG}), CATALOG_LOG):
+        return 0
     with _lock_catalog(db, wait=0) as locked:
         if not locked:
             return 0
