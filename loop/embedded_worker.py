@@ -53,33 +53,32 @@ def run_embedded(job_id: str, attempt: Callable[..., str | Retry] = attempt_repo
 
 
 _compaction_lock = threading.Lock()
-_compaction_timer: threading.Timer | None = None
+# One pending compaction per database (name): requests for it while it waits join it.
+_compaction_timers: dict[str, threading.Timer] = {}
 
 
 def schedule_compaction(delay: float) -> None:
     """Fold poll deltas in a background thread ``delay`` seconds from now (``loop.queue``'s embedded
-    compactor); requests while one is scheduled join it. The database is the one configured now."""
-    global _compaction_timer
+    compactor), on the database configured now; requests while one waits for that database join it."""
     from loop import storage
     from loop.services.ingest import compact_polls
 
     db = storage.get_db()
 
     def run() -> None:
-        global _compaction_timer
         with _compaction_lock:
-            _compaction_timer = None
+            _compaction_timers.pop(db.name, None)
         try:
             compact_polls(db)
-        except Exception:  # the next request or batch tries again; readers are right meanwhile
+        except Exception:  # the next batch or request tries again; readers are right meanwhile
             logger.exception("embedded poll compaction failed")
 
     with _compaction_lock:
-        if _compaction_timer is not None:
+        if db.name in _compaction_timers:
             return
-        _compaction_timer = threading.Timer(delay, run)
-        _compaction_timer.daemon = True
-        _compaction_timer.start()
+        timer = _compaction_timers[db.name] = threading.Timer(delay, run)
+        timer.daemon = True
+        timer.start()
 
 
 def _embedded_pool() -> ThreadPoolExecutor:
