@@ -131,4 +131,4 @@ clean-var:
 # + a celery worker while reports are generated; prints req/s, p50/p99 and errors (needs `make services`).
 .PHONY: bench-load
 bench-load: install
-	$(PY) bench/bench_load.py
+	$(PY) bench/bench_load.py $(BENCH_LOAD_ARGS)

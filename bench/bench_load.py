@@ -15,6 +15,16 @@ worker``), and then, for ``--duration`` seconds:
 
 It prints requests per second, p50/p90/p99/max latency and the error count
 (any exception or status other than 200). Exit code 1 when there was an error.
+
+``--profile ingest`` measures the poll write path instead (``make bench-load
+BENCH_LOAD_ARGS="--profile ingest --stores 36780"``): after ``load_data``, ``--clients``
+threads post ``--requests`` 1-row and then 5-row batches of ``POST /store_status/`` (new
+polls of random stores just after the newest, some inactive, some repeated) and it prints
+p50/p95 of each; then the hourly batch (one poll per store: the day-merge path) while deltas
+are pending and again after the worker's compaction, one small batch written in process by
+the day-merge path (what every batch cost before deltas) and by the delta path, and
+``GET /stores/`` and ``GET /stores/<id>/`` while deltas are pending. Targets at 10x: 1-row
+p95 < 50 ms, 5-row p95 < 100 ms.
 """
 
 from __future__ import annotations
@@ -170,8 +180,153 @@ def run_load(
     return tallies, time.monotonic() - began, generated
 
 
+def post_batches(
+    base: str, stores: list[str], start_us: int, rows: int, requests_total: int, clients: int, seed: int
+) -> tuple[list[float], list[str], int]:
+    """``requests_total`` batches of ``rows`` polls posted by ``clients`` threads: (latencies, errors, inserted)."""
+    rng = random.Random(seed)
+    batches: list[list[dict[str, str]]] = []
+    for _ in range(requests_total):
+        items = []
+        for _ in range(rows):
+            # A tenth repeat a poll of an earlier batch (same store and instant): duplicates count once.
+            t_us = start_us + rng.randrange(1, 3_600_000_000) if rng.random() > 0.1 or not batches else None
+            if t_us is None:
+                items.append(dict(rng.choice(rng.choice(batches))))
+                continue
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t_us // 1_000_000)) + f".{t_us % 1_000_000:06d}"
+            status = "inactive" if rng.random() < 0.2 else "active"
+            items.append({"store_id": rng.choice(stores), "status": status, "timestamp_utc": when + " UTC"})
+        batches.append(items)
+    latencies: list[float] = []
+    errors: list[str] = []
+    inserted = [0]
+    lock = threading.Lock()
+
+    def client(index: int) -> None:
+        session = requests.Session()
+        for batch in batches[index::clients]:
+            began = time.perf_counter()
+            try:
+                response = session.post(f"{base}/store_status/", json=batch, timeout=120)
+                elapsed = time.perf_counter() - began
+                with lock:
+                    if response.status_code in (200, 201):
+                        latencies.append(elapsed)
+                        inserted[0] += response.json()["inserted"]
+                    else:
+                        errors.append(f"HTTP {response.status_code}: {response.text[:200]}")
+            except Exception as exc:  # counted, the run goes on
+                with lock:
+                    errors.append(f"{type(exc).__name__}: {exc}"[:200])
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(latencies), errors, inserted[0]
+
+
+def timed_get(base: str, path: str, times: int) -> float:
+    """Median seconds of ``times`` GETs of ``path``."""
+    session = requests.Session()
+    spent = []
+    for _ in range(times):
+        began = time.perf_counter()
+        response = session.get(f"{base}{path}", timeout=60)
+        spent.append(time.perf_counter() - began)
+        response.raise_for_status()
+    return percentile(sorted(spent), 50)
+
+
+def run_ingest_profile(base: str, args: argparse.Namespace, db_name: str) -> dict[str, Any]:
+    """The write path's figures (see the module docstring); needs the stack of ``main`` running."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "myproject.settings")
+    django.setup()
+    import pandas as pd
+
+    from loop import storage
+    from loop.ingest.dedup import DELTA_MAX_POLLS, PollWriter
+
+    db = storage.get_db(db_name, args.mongo_url)
+    catalog = storage.read_store_catalog(db)
+    stores = catalog.store_ids.astype(str).tolist()
+    newest_us = int(catalog.last_us.max())
+    result: dict[str, Any] = {"stores": len(stores)}
+    for rows in (1, 5):
+        latencies, errors, inserted = post_batches(
+            base, stores, newest_us + rows * 3_600_000_000, rows, args.requests, args.clients, rows
+        )
+        result[f"post_{rows}_row"] = {
+            "requests": len(latencies) + len(errors),
+            "errors": len(errors),
+            "inserted": inserted,
+            "p50_ms": round(percentile(latencies, 50) * 1000, 1),
+            "p95_ms": round(percentile(latencies, 95) * 1000, 1),
+            "max_ms": round(latencies[-1] * 1000, 1) if latencies else None,
+        }
+        print(f"POST {rows}-row batches: {result[f'post_{rows}_row']}", flush=True)
+        if errors:
+            print(f"  first errors: {errors[:3]}")
+    result["get_stores_ms_pending"] = round(timed_get(base, "/stores/?page_size=50", 10) * 1000, 1)
+    result["get_store_ms_pending"] = round(timed_get(base, f"/stores/{stores[len(stores) // 2]}/", 10) * 1000, 1)
+
+    def hourly(hour: int) -> float:
+        at = pd.Timestamp(newest_us + hour * 3_600_000_000, unit="us", tz="UTC")
+        body = "store_id,status,timestamp_utc\n" + "".join(
+            f"{s},{'inactive' if i % 7 == 0 else 'active'},{at + pd.Timedelta(seconds=i % 3600)}\n".replace(
+                "+00:00", " UTC"
+            )
+            for i, s in enumerate(stores)
+        )
+        began = time.perf_counter()
+        response = requests.post(
+            f"{base}/store_status/", data=body.encode(), headers={"Content-Type": "text/csv"}, timeout=600
+        )
+        spent = time.perf_counter() - began
+        if response.status_code not in (200, 201):
+            raise RuntimeError(f"hourly batch: HTTP {response.status_code}: {response.text[:300]}")
+        return spent
+
+    assert len(stores) > DELTA_MAX_POLLS  # the hourly batch takes the day-merge path
+    result["hourly_s_with_pending_deltas"] = round(hourly(8), 2)
+    storage.compact_deltas(db)
+    result["get_stores_ms_folded"] = round(timed_get(base, "/stores/?page_size=50", 10) * 1000, 1)
+    result["get_store_ms_folded"] = round(timed_get(base, f"/stores/{stores[len(stores) // 2]}/", 10) * 1000, 1)
+    result["hourly_s_after_compaction"] = round(hourly(9), 2)
+    print(
+        f"hourly batch of {len(stores):,} polls: {result['hourly_s_with_pending_deltas']} s while deltas were "
+        f"pending, {result['hourly_s_after_compaction']} s after (the day-merge path alone)",
+        flush=True,
+    )
+
+    # One row in process: the day-merge path every batch took before deltas, then the delta path.
+    for name, up_to in (("one_row_day_merge_s", 0), ("one_row_delta_s", DELTA_MAX_POLLS)):
+        at = pd.Timestamp(newest_us + 10 * 3_600_000_000 + up_to, unit="us", tz="UTC")
+        writer = PollWriter(db, deltas_up_to=up_to)
+        writer.write(pd.DataFrame({"store_id": [stores[0]], "status": ["active"], "timestamp_utc": [at]}))
+        began = time.perf_counter()
+        writer.flush()
+        result[name] = round(time.perf_counter() - began, 3)
+    began = time.perf_counter()
+    folded = storage.compact_deltas(db)
+    result["compaction_s"] = round(time.perf_counter() - began, 2)
+    print(
+        f"one row in process: day merge {result['one_row_day_merge_s']} s, delta {result['one_row_delta_s']} s; "
+        f"GET /stores/ {result['get_stores_ms_pending']} ms, /stores/<id>/ {result['get_store_ms_pending']} ms "
+        f"with deltas pending; a compaction folding {folded} took {result['compaction_s']} s",
+        flush=True,
+    )
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=("reports", "ingest"), default="reports")
+    parser.add_argument("--requests", type=int, default=400, help="ingest: batches posted per size")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of polling")
     parser.add_argument("--in-flight", type=int, default=2, help="reports kept generating during the run")
@@ -205,13 +360,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     folder = ensure_dataset(args.data_dir / f"load-stores{args.stores}-days{args.days}", args.stores, args.days, 7)
     print(f"data set: {folder}", flush=True)
+    began = time.perf_counter()
     load = subprocess.run(
         [sys.executable, "manage.py", "load_data", str(folder)], cwd=REPO, env=env, capture_output=True, text=True
     )
     if load.returncode:
         print(load.stdout, load.stderr)
         return 1
-    print(load.stdout.strip().splitlines()[0], flush=True)
+    print(load.stdout.strip().splitlines()[0], f"({time.perf_counter() - began:.0f} s)", flush=True)
 
     procs: list[subprocess.Popen[bytes]] = []
     port = free_port()
@@ -246,6 +402,11 @@ def main(argv: list[str] | None = None) -> int:
             with open(logs / f"{name}.log", "wb") as out:
                 procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT))
         wait_ready(base, logs / "worker.log", procs)
+        if args.profile == "ingest":
+            figures = run_ingest_profile(base, args, db_name)
+            print("RESULT " + json.dumps(figures))
+            failed = any(figures[f"post_{rows}_row"]["errors"] for rows in (1, 5))
+            return 1 if failed else 0
 
         # One finished report before the clients start, so there is always a Complete one to poll.
         reports = Reports()

@@ -14,3 +14,4 @@ class LoopConfig(AppConfig):
         checks.register(settings_check, SETTINGS_TAG)
         # The queue imports no service; the embedded pool (which runs services) is handed to it here.
         queue.use_embedded_runner(embedded_worker.submit)
+        queue.use_embedded_compactor(embedded_worker.schedule_compaction)

@@ -52,6 +52,35 @@ def run_embedded(job_id: str, attempt: Callable[..., str | Retry] = attempt_repo
         retries, failure, token = retries + 1, outcome.failure, outcome.token
 
 
+_compaction_lock = threading.Lock()
+# One pending compaction per database (name): requests for it while it waits join it.
+_compaction_timers: dict[str, threading.Timer] = {}
+
+
+def schedule_compaction(delay: float) -> None:
+    """Fold poll deltas in a background thread ``delay`` seconds from now (``loop.queue``'s embedded
+    compactor), on the database configured now; requests while one waits for that database join it."""
+    from loop import storage
+    from loop.services.ingest import compact_polls
+
+    db = storage.get_db()
+
+    def run() -> None:
+        with _compaction_lock:
+            _compaction_timers.pop(db.name, None)
+        try:
+            compact_polls(db)
+        except Exception:  # the next batch or request tries again; readers are right meanwhile
+            logger.exception("embedded poll compaction failed")
+
+    with _compaction_lock:
+        if db.name in _compaction_timers:
+            return
+        timer = _compaction_timers[db.name] = threading.Timer(delay, run)
+        timer.daemon = True
+        timer.start()
+
+
 def _embedded_pool() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:

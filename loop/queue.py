@@ -18,6 +18,11 @@ IMPORT_TASK = "loop.tasks.import_task"
 REMOVE_OLD_REPORTS_TASK = "loop.tasks.remove_old_reports_task"
 REMOVE_ABANDONED_UPLOADS_TASK = "loop.tasks.remove_abandoned_uploads_task"
 RECOVER_LOST_JOBS_TASK = "loop.tasks.recover_lost_jobs_task"
+COMPACT_POLLS_TASK = "loop.tasks.compact_polls_task"
+# A compaction asked for after a small batch waits this long, so one run folds the whole burst: a fold
+# rewrites whole days and the catalog (~3 s of FerretDB's time at 10x), so under a steady stream of
+# batches it runs at most about once per this many seconds.
+COMPACT_POLLS_DELAY_SECONDS = 10.0
 
 # (task name, job id) -> the Future of its run in this process.
 EmbeddedRunner = Callable[[str, str], Future[str]]
@@ -38,6 +43,28 @@ def enqueue_report(report_id: str) -> Future[str] | None:
 def enqueue_import(import_id: str) -> Future[str] | None:
     """Hand an import to a worker; raises if the broker cannot take it (the Future in embedded mode)."""
     return _enqueue(IMPORT_TASK, import_id)
+
+
+# Runs a poll compaction in this process after a delay (embedded mode); installed by ``loop.apps``.
+_embedded_compactor: Callable[[float], None] | None = None
+
+
+def use_embedded_compactor(compactor: Callable[[float], None]) -> None:
+    global _embedded_compactor
+    _embedded_compactor = compactor
+
+
+def enqueue_poll_compaction() -> None:
+    """Ask for the deltas of small batches to be folded into their days, ``COMPACT_POLLS_DELAY_SECONDS``
+    from now (readers never wait for it: it only makes their reads cheaper). Best effort: a lost
+    request leaves the deltas to the next one, or to the beat's."""
+    if uses_embedded_broker():
+        if _embedded_compactor is not None:
+            _embedded_compactor(COMPACT_POLLS_DELAY_SECONDS)
+        return
+    from myproject.celery import app
+
+    app.send_task(COMPACT_POLLS_TASK, countdown=COMPACT_POLLS_DELAY_SECONDS, retry=False)
 
 
 def _enqueue(task_name: str, job_id: str) -> Future[str] | None:

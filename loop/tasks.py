@@ -12,6 +12,7 @@ from celery.app.task import Task
 from loop import queue
 from loop.retry import Attempt, Retry, RetryPolicy, attempt_import, attempt_report
 from loop.services.imports import recover_lost_imports, remove_abandoned_uploads
+from loop.services.ingest import compact_polls
 from loop.services.reports import recover_lost_reports, remove_old_reports
 from myproject.celery import app
 
@@ -66,3 +67,9 @@ def remove_abandoned_uploads_task() -> int:
 def recover_lost_jobs_task() -> int:
     """Beat (every 30 s): re-queue (or fail) reports and imports whose worker stopped heartbeating."""
     return recover_lost_reports() + recover_lost_imports()
+
+
+@app.task(name=queue.COMPACT_POLLS_TASK, ignore_result=True)
+def compact_polls_task() -> int:
+    """After small batches (and from beat, every minute, as a safety net): fold poll deltas into their days."""
+    return compact_polls()

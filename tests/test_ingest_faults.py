@@ -28,7 +28,7 @@ def test_mongodb_down_is_a_503_json_and_nothing_is_stored(
     def down(*args: object, **kwargs: object) -> None:
         raise ServerSelectionTimeoutError("no server")
 
-    monkeypatch.setattr(storage, "read_day", down)
+    monkeypatch.setattr(storage, "read_day_head", down)  # a small batch's first read of a day
     response = post(api)
     assert response.status_code == 503
     assert response.json() == {"error": "The database is unavailable; try again later."}
@@ -39,18 +39,18 @@ def test_mongodb_down_is_a_503_json_and_nothing_is_stored(
 def test_a_failure_after_some_days_were_written_is_repaired_by_posting_again(
     api: APIClient, mdb: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = storage.replace_day
+    real = storage.append_delta  # a small batch stores a delta per day
 
-    def fails_on_one_day(db: Database, day: str, *args: object, **kwargs: object) -> bool:
+    def fails_on_one_day(db: Database, day: str, *args: object, **kwargs: object) -> int:
         if day == "2024-10-04":
             raise AutoReconnect("connection lost")
         return real(db, day, *args, **kwargs)
 
-    monkeypatch.setattr(storage, "replace_day", fails_on_one_day)
+    monkeypatch.setattr(storage, "append_delta", fails_on_one_day)
     assert post(api).status_code == 503
     monkeypatch.undo()
-    # The failed day is untouched; other days either landed whole or were not started (a day is
-    # replaced in one step), so what is there is a subset of the batch without 2024-10-04.
+    # The failed day is untouched; other days either landed whole or were not started (a day's delta
+    # is one insert), so what is there is a subset of the batch without 2024-10-04.
     expected = [
         ("s1", "active", "2024-10-03T10:00:00+00:00"),
         ("s1", "inactive", "2024-10-04T10:00:00+00:00"),

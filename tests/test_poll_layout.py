@@ -33,6 +33,13 @@ def frame(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
     )
 
 
+def frame_columns(rows: list[tuple[str, str, str]]) -> PollColumns:
+    polls = frame(rows)
+    ids, store = np.unique(polls["store_id"].to_numpy(dtype=object), return_inverse=True)
+    t_us = (polls["timestamp_utc"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1)
+    return PollColumns(ids, store.astype(np.int64), t_us.to_numpy(np.int64), (polls["status"] == "inactive").to_numpy())
+
+
 def day_parts(db: Database, day: str) -> list[dict]:
     head = db[storage.STATUS].find_one({"_id": f"day:{day}"})
     return [db[f"{storage.STATUS}.{day}"].find_one({"_id": f"{head['token']}|{p['k']}"}) for p in head["parts"]]
@@ -165,18 +172,23 @@ def test_a_writer_that_loses_the_race_changes_nothing_and_leaves_no_parts(mdb: D
 
 
 def test_one_writer_retries_on_the_winners_version(mdb: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writers of a day hold its lock; the compare-and-set behind it still retries on the winner's
+    version (a writer that bypassed the lock: here a direct replace_day)."""
+    from loop.storage import polls
+
     insert_polls(mdb, frame([("a", "active", "2024-10-03 10:00:00")]))
-    real_read = storage.read_day
+    real_read = polls.read_day_full
     calls = []
 
     def read_then_lose(db: Database, day: str, *args, **kwargs):
         result = real_read(db, day, *args, **kwargs)
-        if not calls:  # first read: another load replaces the day right after it
+        if not calls:  # first read: another writer replaces the day right after it
             calls.append(day)
-            insert_polls(db, frame([("b", "inactive", "2024-10-03 11:00:00")]))
+            other = polls.merge_polls(result.columns, frame_columns([("b", "inactive", "2024-10-03 11:00:00")]))[0]
+            assert polls.replace_day(db, day, result.head, other)
         return result
 
-    monkeypatch.setattr(storage, "read_day", read_then_lose)
+    monkeypatch.setattr(polls, "read_day_full", read_then_lose)
     written = insert_polls(
         mdb, frame([("a", "inactive", "2024-10-03 10:00:00"), ("c", "active", "2024-10-03 12:00:00")])
     )

@@ -9,17 +9,22 @@ twice stores nothing new and repeats follow "inactive wins".
 from __future__ import annotations
 
 import io
+import logging
 from dataclasses import dataclass, field
 
-from loop import storage
+from pymongo.database import Database
+
+from loop import queue, storage
 from loop.errors import Conflict, InvalidInput
-from loop.ingest.dedup import PollWriter
+from loop.ingest.dedup import DELTA_MAX_POLLS, PollWriter
 from loop.sources.locate import CsvSource
 from loop.sources.problems import InputFileError, RowProblems
 from loop.sources.read import STATUS_COLUMNS, iter_status_chunks
 from loop.sources.rows import raw_rows_from_items
 from loop.sources.validate import validate_status_rows
 from loop.storage.legacy import LegacyLayoutError, has_legacy_polls
+
+logger = logging.getLogger(__name__)
 
 MAX_PROBLEMS_SHOWN = 20
 BODY = "body"
@@ -70,12 +75,17 @@ def ingest_polls(
     db = storage.get_db()
     if has_legacy_polls(db):
         raise Conflict(str(LegacyLayoutError()))
-    writer = PollWriter(db)
+    writer = PollWriter(db, deltas_up_to=DELTA_MAX_POLLS)
     valid = 0
     for chunk in chunks:
         valid += len(chunk)
         writer.write(chunk)
     written = writer.flush()
+    if written.compaction_due:
+        try:
+            queue.enqueue_poll_compaction()
+        except Exception:  # the polls are stored; the beat's compaction folds them in later
+            logger.exception("could not ask for a poll compaction")
     return IngestResult(
         read=valid + problems.total,
         inserted=written.inserted,
@@ -83,3 +93,12 @@ def ingest_polls(
         rejected=problems.total,
         problems=shown,
     )
+
+
+def compact_polls(db: Database | None = None) -> int:
+    """Fold the deltas small batches appended into their days' parts and the catalog (``storage.compact_deltas``).
+
+    Returns the number of deltas folded. Readers never wait for it: they merge pending deltas themselves.
+    """
+    days, catalog = storage.compact_deltas(storage.get_db() if db is None else db)
+    return days + catalog

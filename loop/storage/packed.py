@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +82,13 @@ class PackedTable:
         return doc
 
     def _unpack(self, doc: dict[str, Any]) -> Columns:
+        # A cached part is unpacked once per process (its arrays are never written to).
+        kept = doc.get("__columns")
+        if kept is None:
+            kept = doc["__columns"] = self._unpack_arrays(doc)
+        return dict(kept)
+
+    def _unpack_arrays(self, doc: dict[str, Any]) -> Columns:
         return {
             name: unpack_strings(doc[name], doc[f"{name}_lengths"])
             if kind == STR
@@ -88,11 +98,20 @@ class PackedTable:
             for name, kind in self.kinds
         }
 
-    def read(self, db: Database, store_id: str | None = None) -> tuple[dict[str, Any] | None, Columns]:
-        """The head and the rows (only ``store_id``'s when given), all from one version."""
+    def read(
+        self, db: Database, store_id: str | None = None, *, store_ids: np.ndarray | None = None
+    ) -> tuple[dict[str, Any] | None, Columns]:
+        """The head and the rows (only ``store_id``'s, or the parts that can hold ``store_ids``, when given),
+        all from one version."""
         # The store tables are small next to a day's polls: their parts are always worth keeping.
         head, docs = read_version(
-            db, heads=self.heads, head_id=self.head_id, parts=self.parts, store_id=store_id, cache=True
+            db,
+            heads=self.heads,
+            head_id=self.head_id,
+            parts=self.parts,
+            store_id=store_id,
+            store_ids=store_ids,
+            cache=True,
         )
         if head is None:
             return None, self.empty()
@@ -105,8 +124,17 @@ class PackedTable:
             columns = {name: values[keep] for name, values in columns.items()}
         return head, columns
 
-    def replace(self, db: Database, expected: dict[str, Any] | None, columns: Columns) -> bool:
-        """Store ``columns`` (sorted by store id) as the new version; False if another writer won."""
+    def replace(
+        self,
+        db: Database,
+        expected: dict[str, Any] | None,
+        columns: Columns,
+        *,
+        extra: dict[str, Any] | None = None,
+    ) -> bool:
+        """Store ``columns`` (sorted by store id) as the new version; False if another writer won.
+
+        ``extra``: more fields of the new head (the catalog's ``DeltaLog`` position)."""
         token = secrets.token_hex(8)
         rows, size = len(columns[STORE_ID]), self.part_rows
         docs = [
@@ -121,7 +149,7 @@ class PackedTable:
             parts=self.parts,
             expected=expected,
             docs=docs,
-            head={"token": token, "parts": part_index(bounds), "rows": rows, "updated_at": utcnow()},
+            head={"token": token, "parts": part_index(bounds), "rows": rows, "updated_at": utcnow(), **(extra or {})},
         )
 
 
@@ -190,11 +218,13 @@ def read_version(
     head_id: str,
     parts: str,
     store_id: str | None = None,
+    store_ids: np.ndarray | None = None,
     head: dict[str, Any] | None = None,
     cache: bool = False,
     cache_whole_version: bool = False,
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """The current head and its part documents (only those that can hold ``store_id`` when given).
+    """The current head and its part documents (only those that can hold ``store_id``, or one of the
+    sorted ``store_ids``, when given).
 
     A part gone between reading the head and the part means the version was replaced meanwhile:
     the new head is read. ``head``, when the caller has just read it, saves a round trip.
@@ -208,10 +238,12 @@ def read_version(
         if head is None:
             return None, []
         if cache and cache_whole_version:
-            _cache_missing_parts(db, parts, [f"{head['token']}|{part['k']}" for part in head["parts"]])
+            _cache_missing_parts(db, parts, [f"{head['token']}|{part['k']}" for part in head.get("parts", [])])
         docs = []
-        for part in head["parts"]:
+        for part in head.get("parts", []):  # FerretDB may drop an empty list
             if store_id is not None and not part["first"] <= store_id <= part["last"]:
+                continue
+            if store_ids is not None and not covers_any(part, store_ids):
                 continue
             part_id = f"{head['token']}|{part['k']}"
             doc = _part_cache.get(db, parts, part_id) if cache else None
@@ -227,6 +259,104 @@ def read_version(
             return head, docs
         head = None
     raise TableMoved(f"{heads}/{head_id} was replaced {READ_ATTEMPTS} times while being read")
+
+
+def covers_any(entry: dict[str, Any], store_ids: np.ndarray) -> bool:
+    """Whether one of ``store_ids`` (sorted) lies in the entry's [first, last] store range."""
+    at = int(np.searchsorted(store_ids, entry["first"], side="left"))
+    return at < len(store_ids) and str(store_ids[at]) <= entry["last"]
+
+
+@dataclass(frozen=True)
+class DeltaLog:
+    """Small writes appended beside a packed version: documents ``"<prefix>|<seq>"`` in its parts collection.
+
+    A sequence number is taken by inserting the document under it: a unique ``_id`` insert is the one
+    write every server (FerretDB included, whose updates are not atomic under concurrency) does
+    atomically, so two writers never share a number and numbers have no gaps (a writer takes the
+    first free one it finds). The head records ``through``, the last number folded into its parts;
+    readers fetch ``through + 1, + 2, ...`` by ``_id`` until one is missing. A delta never changes,
+    so every process keeps the ones it has read (``PartCache``).
+    """
+
+    parts: str
+    prefix: str
+
+    def doc_id(self, seq: int) -> str:
+        return f"{self.prefix}|{seq}"
+
+    def read(
+        self, db: Database, after: int, before: int | None = None, *, known_free: int | None = None
+    ) -> tuple[list[dict[str, Any]], int] | None:
+        """(the deltas numbered after ``after`` (and before ``before``), the first free number).
+
+        None when a number below ``before`` is missing: folded and removed meanwhile (read the head again).
+        ``known_free``: a number the caller knows is still free (its cache: no probe for it).
+        """
+        docs: list[dict[str, Any]] = []
+        seq = after + 1
+        while (before is None or seq < before) and (known_free is None or seq < known_free):
+            doc_id = self.doc_id(seq)
+            doc = _part_cache.get(db, self.parts, doc_id)
+            if doc is None:
+                doc = db[self.parts].find_one({"_id": doc_id})
+                if doc is None:
+                    if before is not None:
+                        return None
+                    break
+                _part_cache.put(db, self.parts, doc_id, doc)
+            docs.append(doc)
+            seq += 1
+        return docs, seq
+
+    def append(self, db: Database, doc: dict[str, Any], seq: int) -> int:
+        """Insert ``doc`` under the first free number from ``seq`` on; returns the number it got."""
+        while True:
+            stored = {**doc, "_id": self.doc_id(seq), "seq": seq}
+            try:
+                db[self.parts].insert_one(stored)
+            except DuplicateKeyError:
+                seq += 1
+                continue
+            _part_cache.put(db, self.parts, stored["_id"], stored)  # this process's next read needs no fetch
+            return seq
+
+    def remove(self, db: Database, first: int, last: int) -> None:
+        """Delete the deltas numbered ``first``..``last`` (folded long enough ago that no read still needs them)."""
+        if last >= first:
+            db[self.parts].delete_many({"_id": {"$in": [self.doc_id(seq) for seq in range(first, last + 1)]}})
+
+
+LOCK_SECONDS = 300
+
+
+@contextmanager
+def exclusive(db: Database, heads: str, name: str, *, wait: float = 600.0) -> Iterator[bool]:
+    """Hold the lock ``name`` (a document inserted under a unique ``_id`` in ``heads``) while inside.
+
+    Yields False without the lock when ``wait`` seconds pass first (``wait=0``: try once). A lock older
+    than ``LOCK_SECONDS`` (its holder died) is taken over.
+    """
+    lock_id = f"lock:{name}"
+    deadline = time.monotonic() + wait
+    while True:
+        now = time.time()
+        try:
+            db[heads].insert_one({"_id": lock_id, "until": now + LOCK_SECONDS})
+            break
+        except DuplicateKeyError:
+            held = db[heads].find_one({"_id": lock_id})
+            if held is not None and held["until"] < now:
+                db[heads].delete_one({"_id": lock_id, "until": held["until"]})
+                continue
+            if time.monotonic() >= deadline:
+                yield False
+                return
+            time.sleep(0.05)
+    try:
+        yield True
+    finally:
+        db[heads].delete_one({"_id": lock_id})
 
 
 def _cache_missing_parts(db: Database, parts: str, part_ids: list[str]) -> None:
@@ -248,7 +378,10 @@ def publish_version(
 ) -> bool:
     """Insert a version's parts (all named by ``head["token"]``), then make ``head`` current if
     ``expected`` still is (a new head for None). False if another writer won; the loser deletes
-    its own parts, the winner the replaced version's."""
+    its own parts, the winner the replaced version's.
+    On FerretDB the compare-and-set is not atomic (two writers can both match the same version), so
+    the writers of one head also hold its ``exclusive`` lock; the check stays for mongod and mongomock.
+    """
     for start in range(0, len(docs), 64):
         db[parts].insert_many(docs[start : start + 64], ordered=True)
     if expected is None:
@@ -262,8 +395,11 @@ def publish_version(
             {"_id": head_id, "version": expected["version"]}, {"$set": {**head, "version": expected["version"] + 1}}
         )
         won = result.matched_count == 1
-    stale = expected["token"] if won and expected is not None else (None if won else head["token"])
-    if stale is not None:
+    if won:
+        stale = None if expected is None else expected["token"]
+    else:
+        stale = head["token"]
+    if stale:  # a head a delta created has no parts yet (token "")
         db[parts].delete_many({"token": stale})
     return won
 

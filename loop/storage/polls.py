@@ -28,9 +28,11 @@ from __future__ import annotations
 import os
 import secrets
 import threading
+import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,13 +40,20 @@ import numpy as np
 import pandas as pd
 from bson.binary import Binary
 from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
 
-from loop.rules import POLL_STATUSES, REPORT_WEEK
+from loop.rules import POLL_STATUSES, REPORT_WEEK, first_poll_per_instant, group_polls_by_instant
 from loop.storage.packed import (
     INT,
     MISSING,
+    READ_ATTEMPTS,
     STR,
+    Columns,
+    DeltaLog,
     PackedTable,
+    TableMoved,
+    covers_any,
+    exclusive,
     pack_strings,
     part_index,
     publish_version,
@@ -125,6 +134,42 @@ def concat_columns(parts: Iterable[PollColumns]) -> PollColumns:
     )
 
 
+def merge_polls(stored: PollColumns, batch: PollColumns) -> tuple[PollColumns, int, int]:
+    """(merged polls sorted by store and time, polls new to ``stored``, stored polls turned inactive).
+
+    One poll per (store, instant), inactive wins (``loop.rules``): merging the same polls again, in
+    any order or grouping, gives the same result, so readers may merge deltas that a compaction has
+    already folded into the parts.
+    """
+    merged, _, inserted, made_inactive = _merge(stored, batch)
+    return merged, inserted, made_inactive
+
+
+def poll_changes(stored: PollColumns, batch: PollColumns) -> tuple[PollColumns, int, int]:
+    """(the polls of ``batch`` that change ``stored``: new ones and inactive ones over active ones,
+    polls new to ``stored``, stored polls turned inactive): what a delta must hold."""
+    merged, changed, inserted, made_inactive = _merge(stored, batch)
+    return merged.take(changed), inserted, made_inactive
+
+
+def _merge(stored: PollColumns, batch: PollColumns) -> tuple[PollColumns, np.ndarray, int, int]:
+    if len(stored) == 0:
+        batch = concat_columns([batch])  # store ids sorted, so the day sorts by store id
+        merged = batch.take(first_poll_per_instant(batch.store, batch.t_us, batch.inactive))
+        return merged, np.ones(len(merged), dtype=bool), len(merged), 0
+    both = concat_columns([stored, batch])
+    # One sort serves the rule (the first of each instant: inactive wins) and the accounting.
+    order, starts = group_polls_by_instant(both.store, both.t_us, both.inactive)
+    merged = both.take(order[starts])
+    group = np.cumsum(starts) - 1
+    n_groups = len(merged)
+    from_stored = np.arange(len(both))[order] < len(stored)
+    was_stored = np.bincount(group, weights=from_stored, minlength=n_groups) > 0
+    stored_inactive = np.bincount(group, weights=from_stored & both.inactive[order], minlength=n_groups) > 0
+    made_inactive = was_stored & ~stored_inactive & merged.inactive
+    return merged, ~was_stored | made_inactive, int((~was_stored).sum()), int(made_inactive.sum())
+
+
 # --- packing ---------------------------------------------------------------------------
 
 
@@ -153,7 +198,18 @@ def _pack_part(columns: PollColumns, token: str, k: int, day: str) -> dict[str, 
     }
 
 
+# Where an unpacked part is kept on its document: a cached part (or delta) is unpacked once per process.
+UNPACKED = "__columns"
+
+
 def _unpack_part(doc: dict[str, Any]) -> PollColumns:
+    kept = doc.get(UNPACKED)
+    if kept is None:
+        kept = doc[UNPACKED] = _unpack_part_arrays(doc)
+    return PollColumns(kept.store_ids, kept.store, kept.t_us, kept.inactive)
+
+
+def _unpack_part_arrays(doc: dict[str, Any]) -> PollColumns:
     n = int(doc["n"])
     # Parts written before compression have no codec: their arrays are stored as they are.
     compressed = doc.get("codec") == PART_CODEC
@@ -198,10 +254,17 @@ def _read_heads(db: Database) -> dict[str, dict[str, Any]]:
 
 
 _heads_cache: dict[tuple[int, int, str], tuple[str | None, dict[str, dict[str, Any] | None]]] = {}
+# Per process, under the same days_token: each day's first delta number found free. Every batch changes
+# the token once its delta is stored, so until then no delta can appear there: reads skip that probe.
+_free_deltas: dict[tuple[int, int, str], tuple[str | None, dict[str, int]]] = {}
 _heads_lock = threading.Lock()
 
 
 def _known_heads(db: Database, days: list[str]) -> dict[str, dict[str, Any]]:
+    return _known_heads_and_free(db, days)[0]
+
+
+def _known_heads_and_free(db: Database, days: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
     """Heads of ``days``, from this process's cache while the range document's ``days_token`` holds.
 
     One small lookup instead of one per day (FerretDB costs ~3 ms a query). A head cached just
@@ -215,17 +278,98 @@ def _known_heads(db: Database, days: list[str]) -> dict[str, dict[str, Any]]:
         if cached is None or cached[0] != token:
             cached = (token, {})
             _heads_cache[key] = cached
+        free = _free_deltas.get(key)
+        if free is None or free[0] != token:
+            free = (token, {})
+            _free_deltas[key] = free
     heads = cached[1]
     for day in days:
         if day not in heads:
             heads[day] = db[STATUS].find_one({"_id": _head_id(day)})
-    return {day: head for day in days if (head := heads.get(day)) is not None}
+    return {day: head for day in days if (head := heads.get(day)) is not None}, free[1]
 
 
 def forget_cached_heads(db: Database) -> None:
     with _heads_lock:
-        for key in [k for k in _heads_cache if k[2] == db.name]:
-            del _heads_cache[key]
+        for cache in (_heads_cache, _free_deltas):
+            for key in [k for k in cache if k[2] == db.name]:
+                del cache[key]
+
+
+# --- the delta logs: small batches ------------------------------------------------------
+
+# On a day head and on the catalog head: the last delta number folded into the parts, and the folds
+# whose deltas are not deleted yet ([{"through", "at"}]): a read that began before a fold may still
+# fetch them, so they go only ``DELTA_GRACE_SECONDS`` later.
+DELTAS_THROUGH = "deltas_through"
+FOLDS = "folds"
+DELTAS_REMOVED_THROUGH = "deltas_removed_through"
+DELTA_GRACE_SECONDS = 120
+
+
+def _day_log(day: str) -> DeltaLog:
+    return DeltaLog(_day_collection(day), "d")
+
+
+CATALOG_LOG = DeltaLog(CATALOG_PARTS, "c")
+
+
+def _through(head: dict[str, Any] | None) -> int:
+    return 0 if head is None else int(head.get(DELTAS_THROUGH, 0))
+
+
+def _folded_head_fields(expected: dict[str, Any] | None, through: int) -> dict[str, Any]:
+    """The delta-log fields of a head replacing ``expected`` whose parts hold the deltas up to ``through``."""
+    folds = [] if expected is None else list(expected.get(FOLDS, []))
+    if through > _through(expected):
+        folds.append({"through": through, "at": time.time()})
+    removed = 0 if expected is None else int(expected.get(DELTAS_REMOVED_THROUGH, 0))
+    return {DELTAS_THROUGH: through, FOLDS: folds, DELTAS_REMOVED_THROUGH: removed}
+
+
+def _remove_old_deltas(db: Database, heads_id: str, log: DeltaLog) -> None:
+    """Delete the deltas of folds older than the grace period (under the head's lock)."""
+    head = db[STATUS].find_one({"_id": heads_id})
+    if head is None:
+        return
+    folds = list(head.get(FOLDS, []))
+    old = [fold for fold in folds if fold["at"] < time.time() - DELTA_GRACE_SECONDS]
+    if not old:
+        return
+    removed = int(head.get(DELTAS_REMOVED_THROUGH, 0))
+    last = max(int(fold["through"]) for fold in old)
+    keep = [fold for fold in folds if fold not in old]
+    db[STATUS].update_one({"_id": heads_id}, {"$set": {FOLDS: keep, DELTAS_REMOVED_THROUGH: last}})
+    log.remove(db, removed + 1, last)
+
+
+def _has_pending(db: Database, head: dict[str, Any] | None, log: DeltaLog) -> bool:
+    """Whether a compaction has work: a delta not folded yet, or folded deltas due for deletion."""
+    if head is None:
+        return False
+    if any(fold["at"] < time.time() - DELTA_GRACE_SECONDS for fold in head.get(FOLDS, [])):
+        return True
+    return db[log.parts].find_one({"_id": log.doc_id(_through(head) + 1)}, {"_id": 1}) is not None
+
+
+def _lock_day(db: Database, day: str, *, wait: float = 600.0) -> AbstractContextManager[bool]:
+    return exclusive(db, STATUS, _head_id(day), wait=wait)
+
+
+def _lock_catalog(db: Database, *, wait: float = 600.0) -> AbstractContextManager[bool]:
+    return exclusive(db, STATUS, CATALOG, wait=wait)
+
+
+# --- days: read and write ----------------------------------------------------------------
+
+
+@dataclass
+class DayRead:
+    """A day's head, its polls (parts merged with deltas) and the first free delta number."""
+
+    head: dict[str, Any] | None
+    columns: PollColumns
+    next_delta: int
 
 
 def read_day(
@@ -235,33 +379,88 @@ def read_day(
     head: dict[str, Any] | None = None,
     *,
     keep_whole_day: bool = False,
+    store_ids: np.ndarray | None = None,
 ) -> tuple[dict[str, Any] | None, PollColumns]:
-    """A day's head and polls (one store's when ``store_id`` is given), consistent with one version.
+    """A day's head and polls (one store's when ``store_id`` is given), consistent with one version:
+    its parts merged with the deltas numbered after its ``deltas_through`` (``merge_polls``: idempotent).
 
-    ``head``, when the caller has just read it, saves a round trip. ``keep_whole_day`` (one store's
-    read): also fetch and keep the day's other parts, for the drill-downs of the next stores.
+    ``head``, when the caller has just read it, saves a round trip (the head returned is that same
+    object unless it was out of date). ``store_ids`` (sorted): only the parts and deltas that can hold
+    them (the rows of other stores may come along). ``keep_whole_day`` (one store's read): also fetch
+    and keep the day's other parts, for the drill-downs of the next stores.
     """
-    head, docs = read_version(
-        db,
-        heads=STATUS,
-        head_id=_head_id(day),
-        parts=_day_collection(day),
-        store_id=store_id,
-        head=head,
-        cache=store_id is not None,  # one store's read keeps its day parts (packed.PartCache)
-        # ... and, asked for, all the day's parts: the next store's read of the day is in memory.
-        cache_whole_version=store_id is not None and keep_whole_day,
-    )
-    columns = concat_columns(_unpack_part(doc) for doc in docs)
-    if store_id is not None and len(columns):
-        columns = columns.take(columns.store_ids[columns.store] == store_id)
-    return head, columns
+    found = read_day_full(db, day, store_id, head, keep_whole_day=keep_whole_day, store_ids=store_ids)
+    return found.head, found.columns
 
 
-def replace_day(db: Database, day: str, expected: dict[str, Any] | None, columns: PollColumns) -> bool:
-    """Store ``columns`` (sorted by store, time) as the day's new version; False if another writer won."""
+def read_day_full(
+    db: Database,
+    day: str,
+    store_id: str | None = None,
+    head: dict[str, Any] | None = None,
+    *,
+    keep_whole_day: bool = False,
+    store_ids: np.ndarray | None = None,
+    deltas_before: int | None = None,
+    known_free: int | None = None,
+) -> DayRead:
+    """``read_day``, with the first free delta number; ``deltas_before``: only the deltas numbered below it;
+    ``known_free``: a number known free (no probe for it)."""
+    one_store = store_id is not None or store_ids is not None
+    for _ in range(READ_ATTEMPTS):
+        head, docs = read_version(
+            db,
+            heads=STATUS,
+            head_id=_head_id(day),
+            parts=_day_collection(day),
+            store_id=store_id,
+            store_ids=store_ids,
+            head=head,
+            cache=one_store,  # one store's read keeps its day parts (packed.PartCache)
+            # ... and, asked for, all the day's parts: the next store's read of the day is in memory.
+            cache_whole_version=store_id is not None and keep_whole_day,
+        )
+        if head is None:
+            return DayRead(None, PollColumns.empty(), 1)
+        found = _day_log(day).read(db, _through(head), deltas_before, known_free=known_free)
+        if found is None:  # folded meanwhile: the head now names parts that hold them
+            head = None
+            continue
+        deltas, next_delta = found
+        deltas = [
+            doc
+            for doc in deltas
+            if (store_id is None or doc["first"] <= store_id <= doc["last"])
+            and (store_ids is None or covers_any(doc, store_ids))
+        ]
+        columns = concat_columns(_unpack_part(doc) for doc in docs)
+        if deltas:
+            columns = merge_polls(columns, concat_columns(_unpack_part(doc) for doc in deltas))[0]
+        if store_id is not None and len(columns):
+            columns = columns.take(columns.store_ids[columns.store] == store_id)
+        return DayRead(head, columns, next_delta)
+    raise TableMoved(f"day {day} was folded {READ_ATTEMPTS} times while being read")
+
+
+MERGE_ATTEMPTS = 20
+
+
+def replace_day(
+    db: Database,
+    day: str,
+    expected: dict[str, Any] | None,
+    columns: PollColumns,
+    *,
+    deltas_through: int | None = None,
+) -> bool:
+    """Store ``columns`` (sorted by store, time) as the day's new version; False if another writer won.
+
+    ``deltas_through``: the last delta ``columns`` holds (default: those ``expected`` held). Callers hold
+    the day's lock (``merge_day``, ``compact_day``).
+    """
     token = secrets.token_hex(8)
     pieces = [columns.take(slice(start, start + PART_POLLS)) for start in range(0, len(columns), PART_POLLS)]
+    through = _through(expected) if deltas_through is None else deltas_through
     return publish_version(
         db,
         heads=STATUS,
@@ -278,8 +477,99 @@ def replace_day(db: Database, day: str, expected: dict[str, Any] | None, columns
             "t_min": int(columns.t_us.min()),
             "t_max": int(columns.t_us.max()),
             "updated_at": utcnow(),
+            **_folded_head_fields(expected, through),
         },
     )
+
+
+def merge_day(db: Database, day: str, batch: PollColumns) -> tuple[int, int]:
+    """Merge ``batch`` into the stored day (its parts and pending deltas) and replace the day: (inserted,
+    made inactive). Nothing is written when nothing changes. Holds the day's lock: on FerretDB the
+    head's compare-and-set alone would let two writers both win."""
+    with _lock_day(db, day):
+        for _ in range(MERGE_ATTEMPTS):
+            found = read_day_full(db, day)
+            merged, inserted, made_inactive = merge_polls(found.columns, batch)
+            if inserted == 0 and made_inactive == 0:
+                return 0, 0
+            if replace_day(db, day, found.head, merged, deltas_through=found.next_delta - 1):
+                return inserted, made_inactive
+    raise RuntimeError(f"day {day}: other writers replaced it {MERGE_ATTEMPTS} times in a row")
+
+
+def read_day_head(db: Database, day: str) -> dict[str, Any] | None:
+    """The day's current head (not the process's cached one)."""
+    return db[STATUS].find_one({"_id": _head_id(day)})
+
+
+def ensure_day_head(db: Database, day: str) -> dict[str, Any]:
+    """The day's head, inserted empty first when the day has none (readers find days by their heads)."""
+    try:
+        db[STATUS].insert_one(
+            {"_id": _head_id(day), "kind": "day", "day": day, "version": 0, "token": "", "parts": [], "n": 0}
+        )
+    except DuplicateKeyError:
+        pass
+    head = read_day_head(db, day)
+    assert head is not None
+    return head
+
+
+def append_delta(db: Database, day: str, columns: PollColumns, seq: int) -> int:
+    """Store ``columns`` (sorted by store, time; the polls a small batch changes) as the day's delta
+    numbered ``seq`` or the first free number after it (the head must exist: ``ensure_day_head``).
+
+    One insert (packed like a part): readers see the polls from then on. Returns the number taken;
+    the deltas numbered below it are what the batch found stored.
+    """
+    doc = _pack_part(columns, "", 0, day)
+    del doc["token"]  # a delta belongs to no version: a replaced version's parts are deleted by token
+    ids = columns.store_ids[columns.store]
+    doc["first"], doc["last"] = str(ids.min()), str(ids.max())
+    return _day_log(day).append(db, doc, seq)
+
+
+def day_deltas_through(db: Database, day: str) -> int:
+    return _through(read_day_head(db, day))
+
+
+def compact_day(db: Database, day: str) -> int:
+    """Fold the day's pending deltas into new parts; returns how many were folded (0: none, or another
+    process is folding the day now).
+
+    The parts are written first, then the head names them and the deltas they hold (compare-and-set,
+    under the day's lock); the folded deltas are deleted ``DELTA_GRACE_SECONDS`` later. Stopped between
+    any two steps, readers still see every poll once: unpublished parts are never read, and deltas are
+    merged by readers idempotently.
+    """
+    head = read_day_head(db, day)
+    if not _has_pending(db, head, _day_log(day)):
+        return 0
+    with _lock_day(db, day, wait=0) as locked:
+        if not locked:
+            return 0
+        found = read_day_full(db, day)
+        folded = found.next_delta - 1 - _through(found.head)
+        if found.head is not None and folded > 0:
+            if not replace_day(db, day, found.head, found.columns, deltas_through=found.next_delta - 1):
+                raise RuntimeError(f"day {day} was replaced while locked")
+        _remove_old_deltas(db, _head_id(day), _day_log(day))
+        return max(folded, 0)
+
+
+def compact_deltas(db: Database) -> tuple[int, int]:
+    """Fold every day's pending deltas into its parts and the catalog's into the catalog.
+
+    Returns (day deltas folded, catalog deltas folded). Safe to run anywhere, any number of times at
+    once (a day or the catalog being folded by another process is skipped); readers never wait for it.
+    """
+    days = sum(compact_day(db, day) for day in sorted(_read_heads(db)))
+    catalog = compact_catalog(db)
+    if days or catalog:
+        # The heads changed: processes' cached heads name parts that are gone (no poll changed, so the
+        # data version stays).
+        db[STATUS].update_one({"_id": RANGE}, {"$set": {"days_token": secrets.token_hex(8)}})
+    return days, catalog
 
 
 # --- the store catalog (each store's first and last poll) -------------------------------
@@ -297,13 +587,17 @@ CATALOG_TABLE = PackedTable(
 
 @dataclass
 class Catalog:
-    """Every store with a stored poll (ids sorted): first and last poll (us) and whether the last was inactive."""
+    """Every store with a stored poll (ids sorted): first and last poll (us) and whether the last was inactive.
+
+    ``next_delta``: the first free catalog delta number when read.
+    """
 
     head: dict[str, Any] | None
     store_ids: np.ndarray
     first_us: np.ndarray
     last_us: np.ndarray
     last_inactive: np.ndarray  # int64: 0, 1 or UNKNOWN
+    next_delta: int = 1
 
 
 def read_catalog(db: Database) -> tuple[dict[str, Any] | None, np.ndarray, np.ndarray]:
@@ -312,10 +606,141 @@ def read_catalog(db: Database) -> tuple[dict[str, Any] | None, np.ndarray, np.nd
     return catalog.head, catalog.store_ids, catalog.first_us
 
 
-def read_store_catalog(db: Database, store_id: str | None = None) -> Catalog:
-    """The whole catalog, or one store's row (empty arrays when it has no poll): one or two lookups."""
-    head, columns = CATALOG_TABLE.read(db, store_id)
-    return Catalog(head, columns["store_id"], columns["first_us"], columns["last_us"], columns["last_inactive"])
+def read_store_catalog(db: Database, store_id: str | None = None, *, store_ids: np.ndarray | None = None) -> Catalog:
+    """The whole catalog, or one store's row (empty arrays when it has no poll): one or two lookups and
+    one per catalog delta not folded yet (those this process has not read before).
+
+    ``store_ids`` (sorted): at least their rows (whole parts).
+    """
+    for _ in range(READ_ATTEMPTS):
+        head, columns = CATALOG_TABLE.read(db, store_id, store_ids=store_ids)
+        found = CATALOG_LOG.read(db, _through(head))
+        assert found is not None
+        deltas, next_delta = found
+        if deltas:
+            rows = _catalog_delta_rows(deltas)
+            if store_id is not None:
+                keep = rows["store_id"] == store_id
+                rows = {name: values[keep] for name, values in rows.items()}
+            columns = merge_catalog_columns(columns, rows)
+        return Catalog(
+            head, columns["store_id"], columns["first_us"], columns["last_us"], columns["last_inactive"], next_delta
+        )
+    raise TableMoved("the catalog was folded while being read")
+
+
+def catalog_columns(catalog: Catalog) -> Columns:
+    return {
+        "store_id": catalog.store_ids,
+        "first_us": catalog.first_us,
+        "last_us": catalog.last_us,
+        "last_inactive": catalog.last_inactive,
+    }
+
+
+def merge_catalog_columns(stored: Columns, new: Columns) -> Columns:
+    """Each store's first and last poll (and the last one's status) over two sets of catalog rows.
+
+    Order-free: first = min, last = max, and the last status is inactive when a row at the last
+    instant says so (inactive wins), so batches merged in any order or twice leave the same rows.
+    """
+    if len(new["store_id"]) == 0:
+        return stored
+    ids_stored = stored["store_id"]
+    at = np.searchsorted(ids_stored, new["store_id"]) if len(ids_stored) else np.zeros(0, np.int64)
+    if (
+        len(at)
+        and (at < len(ids_stored)).all()
+        and (ids_stored[np.minimum(at, len(ids_stored) - 1)] == new["store_id"]).all()
+    ):
+        # Every store is known (a small batch's usual case): update their rows in place, no sort.
+        first, last = stored["first_us"].copy(), stored["last_us"].copy()
+        np.minimum.at(first, at, new["first_us"])
+        np.maximum.at(last, at, new["last_us"])
+        inactive = np.where(last == stored["last_us"], stored["last_inactive"], 0)
+        at_last = new["last_us"] == last[at]
+        np.maximum.at(inactive, at[at_last], new["last_inactive"][at_last])
+        return {"store_id": ids_stored, "first_us": first, "last_us": last, "last_inactive": inactive}
+    ids = np.concatenate([stored["store_id"], new["store_id"]]).astype(object)
+    merged_ids, inverse = np.unique(ids, return_inverse=True)
+    first = np.full(len(merged_ids), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, inverse, np.concatenate([stored["first_us"], new["first_us"]]))
+    lasts = np.concatenate([stored["last_us"], new["last_us"]])
+    last = np.full(len(merged_ids), np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(last, inverse, lasts)
+    at_last = lasts == last[inverse]
+    # Every store has a row at its last instant; UNKNOWN (-1) stays where no other row is there.
+    inactive = np.full(len(merged_ids), np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(inactive, inverse[at_last], np.concatenate([stored["last_inactive"], new["last_inactive"]])[at_last])
+    return {"store_id": merged_ids, "first_us": first, "last_us": last, "last_inactive": inactive}
+
+
+def _catalog_delta_rows(deltas: list[dict[str, Any]]) -> Columns:
+    return {
+        name: np.array([v for doc in deltas for v in doc[name]], dtype=object if kind == STR else np.int64)
+        for name, kind in CATALOG_TABLE.kinds
+    }
+
+
+def append_catalog_rows(db: Database, rows: Columns, seq: int, *, create_head: bool = False) -> int:
+    """Store a small batch's catalog rows as the catalog delta numbered ``seq`` or the first free one
+    after it (one insert: no part is rewritten); returns the number taken. ``create_head``: the catalog
+    has no head yet (the compaction finds the deltas from it)."""
+    if create_head:
+        try:
+            db[STATUS].insert_one({"_id": CATALOG, "version": 0, "token": "", "parts": [], "rows": 0})
+        except DuplicateKeyError:
+            pass
+    doc: dict[str, Any] = {
+        name: [str(v) if kind == STR else int(v) for v in rows[name]] for name, kind in CATALOG_TABLE.kinds
+    }
+    return CATALOG_LOG.append(db, doc, seq)
+
+
+def catalog_deltas_through(db: Database) -> int:
+    return _through(db[STATUS].find_one({"_id": CATALOG}, {DELTAS_THROUGH: 1}))
+
+
+def compact_catalog(db: Database) -> int:
+    """Fold the catalog's pending deltas into its parts (under its lock; 0 when another process is at it)."""
+    if not _has_pending(db, db[STATUS].find_one({"_id": CATALOG}), CATALOG_LOG):
+        return 0
+    with _lock_catalog(db, wait=0) as locked:
+        if not locked:
+            return 0
+        catalog = read_store_catalog(db)
+        folded = catalog.next_delta - 1 - _through(catalog.head)
+        if folded > 0:
+            through = catalog.next_delta - 1
+            if not CATALOG_TABLE.replace(
+                db, catalog.head, catalog_columns(catalog), extra=_folded_head_fields(catalog.head, through)
+            ):
+                raise RuntimeError("the store catalog was replaced while locked")
+        _remove_old_deltas(db, CATALOG, CATALOG_LOG)
+        return max(folded, 0)
+
+
+def merge_into_catalog(db: Database, rows: Columns, fill_unknown: Callable[[Catalog], Catalog] | None = None) -> None:
+    """Merge ``rows`` (and the pending catalog deltas) into the catalog's parts, under its lock; nothing is
+    written when nothing changes. ``fill_unknown`` completes a catalog from before last polls were kept."""
+    with _lock_catalog(db):
+        for _ in range(MERGE_ATTEMPTS):
+            stored = read_store_catalog(db)
+            if fill_unknown is not None and (stored.last_inactive == UNKNOWN).any():
+                stored = fill_unknown(stored)
+            old = catalog_columns(stored)
+            merged = merge_catalog_columns(old, rows)
+            through = stored.next_delta - 1
+            if (
+                stored.head is not None
+                and through == _through(stored.head)
+                and len(merged["store_id"]) == len(old["store_id"])
+                and all(np.array_equal(merged[name], old[name]) for name in merged)
+            ):
+                return
+            if CATALOG_TABLE.replace(db, stored.head, merged, extra=_folded_head_fields(stored.head, through)):
+                return
+    raise RuntimeError(f"the store catalog was replaced by other writers {MERGE_ATTEMPTS} times in a row")
 
 
 def replace_catalog(
@@ -327,7 +752,7 @@ def replace_catalog(
     last_us: np.ndarray,
     last_inactive: np.ndarray,
 ) -> bool:
-    """Store the catalog (ids sorted); False if another writer replaced it first."""
+    """Store the catalog (ids sorted); False if another writer replaced it first (tests, migration)."""
     return CATALOG_TABLE.replace(
         db, expected, {"store_id": ids, "first_us": first_us, "last_us": last_us, "last_inactive": last_inactive}
     )
@@ -401,10 +826,12 @@ def read_poll_columns(
     start_us, end_us = ts_to_us(start), ts_to_us(end)
     if end_us < start_us:
         return PollColumns.empty()
-    heads = _known_heads(db, _days_between(start_us, end_us))
+    heads, free = _known_heads_and_free(db, _days_between(start_us, end_us))
 
     def read(day: str) -> tuple[dict[str, Any] | None, PollColumns]:
-        return read_day(db, day, store_id, heads[day], keep_whole_day=keep_whole_days)
+        found = read_day_full(db, day, store_id, heads[day], keep_whole_day=keep_whole_days, known_free=free.get(day))
+        free[day] = found.next_delta
+        return found.head, found.columns
 
     days = list(heads)
     results = list(_reader_pool().map(read, days)) if len(days) > 1 else [read(day) for day in days]
@@ -492,7 +919,9 @@ def recent_polls(db: Database, span: pd.Timedelta) -> RecentPolls:
 
 def store_count(db: Database) -> int:
     """Stores with at least one stored poll: the catalog head's row count (no part is read)."""
-    head = db[STATUS].find_one({"_id": CATALOG}, {"rows": 1})
+    head = db[STATUS].find_one({"_id": CATALOG}, {"rows": 1, DELTAS_THROUGH: 1})
+    if db[CATALOG_PARTS].find_one({"_id": CATALOG_LOG.doc_id(_through(head) + 1)}, {"_id": 1}) is not None:
+        return len(read_store_catalog(db).store_ids)  # small batches' stores, not folded yet
     return 0 if head is None else int(head.get("rows", 0))
 
 
@@ -514,4 +943,8 @@ def read_all_polls(db: Database) -> PollColumns:
 
 def stored_day_counts(db: Database) -> dict[str, int]:
     """Polls per stored day (for ops and tests)."""
-    return {day: int(head["n"]) for day, head in sorted(_read_heads(db).items())}
+    counts = {}
+    for day, head in sorted(_read_heads(db).items()):
+        pending = db[_day_collection(day)].find_one({"_id": _day_log(day).doc_id(_through(head) + 1)}, {"_id": 1})
+        counts[day] = len(read_day(db, day, head=head)[1]) if pending else int(head.get("n", 0))
+    return counts

@@ -1,0 +1,318 @@
+"""Small POST /store_status/ batches as deltas (mongomock, embedded worker): reads are the same before, during
+and after the compaction, and the same as when the same polls are loaded by the day-merge path.
+
+The reference is a second database where the base load and every batch go through ``insert_polls``
+(the day-merge path a load takes); expected counts are written by hand from the batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from pymongo.database import Database
+from rest_framework.test import APIClient
+
+from loop import queue, storage
+from loop.ingest import insert_polls, load_sources
+from loop.report_engine import report_to_csv
+from loop.services.ingest import compact_polls
+from loop.storage import polls as polls_storage
+from loop.utils import generate_report
+from tests.support.csv_files import write_dataset
+from tests.support.stored import stored_poll_rows
+
+URL = "/store_status/"
+BASE_POLLS = [
+    "a,active,2024-10-07 10:00:00 UTC",
+    "a,active,2024-10-07 11:00:00 UTC",
+    "a,active,2024-10-08 09:00:00 UTC",
+    "b,active,2024-10-07 10:30:00 UTC",
+    "b,inactive,2024-10-08 10:30:00 UTC",
+    "c,active,2024-10-01 08:00:00 UTC",
+    "old,active,2024-09-20 12:00:00 UTC",
+]
+HOURS = ["a,0,09:00:00,17:00:00", "a,1,09:00:00,17:00:00", "b,1,08:00:00,20:00:00"]
+ZONES = ["a,America/Chicago", "b,Europe/Berlin"]
+
+
+def item(store_id: str, status: str, when: str) -> dict[str, str]:
+    return {"store_id": store_id, "status": status, "timestamp_utc": when}
+
+
+# (batch, inserted, duplicates) by hand: the first batch of a poll counts it.
+BATCHES: list[tuple[list[dict[str, str]], int, int]] = [
+    ([item("a", "active", "2024-10-08 10:00:00")], 1, 0),  # new, newest day
+    ([item("a", "active", "2024-10-07 10:00:00")], 0, 1),  # already loaded
+    ([item("a", "inactive", "2024-10-07 11:00:00")], 0, 1),  # makes a loaded poll inactive
+    ([item("b", "active", "2024-10-08 10:30:00")], 0, 1),  # inactive stays: nothing changes
+    (
+        [
+            item("new", "active", "2024-10-08 11:00:00"),  # a new store
+            item("new", "inactive", "2024-10-08 11:00:00"),  # same instant: inactive wins
+            item("a", "inactive", "2024-10-09 00:30:00"),  # a new day
+            item("c", "active", "2024-10-02 08:00:00"),  # an older day
+            item("a", "active", "2024-10-08 10:00:00"),  # repeats the first batch
+        ],
+        3,
+        2,
+    ),
+]
+LATER: list[tuple[list[dict[str, str]], int, int]] = [
+    (
+        [
+            item("b", "active", "2024-10-09 01:00:00"),
+            item("a", "active", "2024-10-09 00:45:00"),
+            item("c", "inactive", "2024-10-02 08:00:00"),  # turns a poll of a pending delta inactive
+        ],
+        2,
+        1,
+    ),
+    ([item("new", "active", "2024-10-08 11:00:00")], 0, 1),
+]
+
+
+def frame(items: list[dict[str, str]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "store_id": [i["store_id"] for i in items],
+            "status": [i["status"] for i in items],
+            "timestamp_utc": pd.to_datetime([i["timestamp_utc"] for i in items], utc=True),
+        }
+    )
+
+
+@pytest.fixture
+def no_background_compaction(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The test runs the compaction itself; asks for one are recorded."""
+    asked: list[float] = []
+    monkeypatch.setattr(queue, "_embedded_compactor", asked.append)
+    return asked
+
+
+@pytest.fixture
+def reference(settings, mdb: Database, tmp_path: Path) -> Iterator[Callable[[list[list[dict[str, str]]]], str]]:
+    """A database name holding the base load and ``batches`` written by the day-merge path."""
+    made: list[str] = []
+
+    def build(batches: list[list[dict[str, str]]]) -> str:
+        name = f"{settings.MONGO_DB}_ref{len(made)}"
+        made.append(name)
+        db = storage.get_client()[name]
+        load_sources(write_dataset(tmp_path / name, BASE_POLLS, HOURS, ZONES), db)
+        for batch in batches:
+            insert_polls(db, frame(batch))
+        return name
+
+    yield build
+    for name in made:
+        storage.get_client().drop_database(name)
+
+
+def outputs(settings, api: APIClient, name: str) -> dict[str, Any]:
+    """What clients read: reports (Loop and extended CSVs), timelines, the store list and details, the overview."""
+    settings.MONGO_DB = name
+    db = storage.get_db()
+    out: dict[str, Any] = {
+        "loop": report_to_csv(generate_report(db=db).report),
+        "extended": report_to_csv(generate_report(db=db, extended=True).report),
+        "week_of_first_load": report_to_csv(generate_report(pd.Timestamp("2024-10-08 12:00", tz="UTC"), db=db).report),
+        "polls": stored_poll_rows(db),
+        "newest": storage.data_state(db)[0],
+    }
+    for path in (
+        "/stores/?page_size=50",
+        "/stores/?search=e",
+        "/overview/",
+        *(f"/stores/{s}/" for s in ("a", "b", "c", "new", "old")),
+        *(f"/stores/{s}/timeline/" for s in ("a", "b", "new")),
+        "/stores/a/timeline/?from=2024-10-06T00:00:00Z&to=2024-10-10T00:00:00Z",
+    ):
+        response = api.get(path)
+        assert response.status_code == 200, (path, response.content)
+        out[path] = response.content
+    return out
+
+
+def delta_docs(db: Database, day: str) -> list[int]:
+    """The delta numbers stored for ``day`` (folded or not)."""
+    return sorted(doc["seq"] for doc in db[f"{storage.STATUS}.{day}"].find({"_id": {"$regex": "^d\\|"}}))
+
+
+def through(db: Database, head_id: str) -> int:
+    return int(db[storage.STATUS].find_one({"_id": head_id}).get("deltas_through", 0))
+
+
+def post(api: APIClient, batch: list[dict[str, str]]) -> dict[str, Any]:
+    response = api.post(URL, batch, format="json")
+    assert response.status_code in (200, 201), response.content
+    return response.json()
+
+
+def test_deltas_read_like_the_day_merge_before_during_and_after_compaction(
+    settings, api: APIClient, mdb: Database, tmp_path: Path, reference, no_background_compaction, monkeypatch
+) -> None:
+    name = settings.MONGO_DB
+    load_sources(write_dataset(tmp_path / "base", BASE_POLLS, HOURS, ZONES), mdb)
+    for batch, inserted, duplicates in BATCHES:
+        answer = post(api, batch)
+        assert (answer["inserted"], answer["duplicates"]) == (inserted, duplicates), batch
+    assert no_background_compaction, "a compaction was asked for"
+    # Deltas pending: nothing was rewritten but a delta per day touched and the catalog entries.
+    assert mdb[storage.STATUS].find_one({"_id": "day:2024-10-08"})["version"] == 1
+    assert delta_docs(mdb, "2024-10-08") == [1, 2] and through(mdb, "day:2024-10-08") == 0
+    assert mdb[storage.STATUS].find_one({"_id": "catalog"})["version"] == 1
+
+    expected = outputs(settings, api, reference([b for b, _, _ in BATCHES]))
+    assert outputs(settings, api, name) == expected
+
+    # During a compaction: it has read the days; more batches arrive and are read before it publishes.
+    real_publish = polls_storage.publish_version
+    later_done: list[dict[str, Any]] = []
+
+    def publish_after_more_batches(db: Database, **kwargs: Any) -> bool:
+        if not later_done and kwargs["heads"] == storage.STATUS and kwargs["head_id"].startswith("day:"):
+            settings.MONGO_DB = name
+            later_done.extend(post(api, batch) for batch, _, _ in LATER)
+            assert outputs(settings, api, name) == expected_later
+            settings.MONGO_DB = name
+        return real_publish(db, **kwargs)
+
+    expected_later = outputs(settings, api, reference([b for b, _, _ in BATCHES + LATER]))
+    settings.MONGO_DB = name
+    monkeypatch.setattr(polls_storage, "publish_version", publish_after_more_batches)
+    folded = compact_polls(mdb)
+    assert [(a["inserted"], a["duplicates"]) for a in later_done] == [(i, d) for _, i, d in LATER]
+    # Days are folded oldest first; LATER arrived while 2024-10-02 was being folded, so its delta there
+    # waits for the next run. Day deltas: 10-02: 1, 10-07: 1, 10-08: 2, 10-09: 2; catalog entries: 3.
+    assert folded == 6 + 3
+    assert delta_docs(mdb, "2024-10-02") == [1, 2] and through(mdb, "day:2024-10-02") == 1
+    assert outputs(settings, api, name) == expected_later
+
+    settings.MONGO_DB = name
+    monkeypatch.setattr(polls_storage, "publish_version", real_publish)
+    assert compact_polls(mdb) == 1
+    assert through(mdb, "day:2024-10-02") == 2 and through(mdb, "catalog") == 3
+    # Folded deltas stay for a grace period (a read that began before the fold may fetch them) ...
+    assert delta_docs(mdb, "2024-10-08") == [1, 2]
+    monkeypatch.setattr(polls_storage, "DELTA_GRACE_SECONDS", -1)
+    assert compact_polls(mdb) == 0  # ... then the next run deletes them
+    assert delta_docs(mdb, "2024-10-08") == [] and delta_docs(mdb, "2024-10-02") == []
+    assert mdb[f"{storage.STATUS}.catalog"].count_documents({"_id": {"$regex": "^c\\|"}}) == 0
+    assert outputs(settings, api, name) == expected_later
+
+
+def test_a_compaction_that_dies_after_writing_parts_loses_nothing(
+    settings, api: APIClient, mdb: Database, tmp_path: Path, reference, no_background_compaction, monkeypatch
+) -> None:
+    name = settings.MONGO_DB
+    load_sources(write_dataset(tmp_path / "base", BASE_POLLS, HOURS, ZONES), mdb)
+    for batch, _, _ in BATCHES:
+        post(api, batch)
+    expected = outputs(settings, api, reference([b for b, _, _ in BATCHES]))
+    settings.MONGO_DB = name
+
+    def die_after_the_parts(db: Database, **kwargs: Any) -> bool:
+        for start in range(0, len(kwargs["docs"]), 64):
+            db[kwargs["parts"]].insert_many(kwargs["docs"][start : start + 64])
+        raise RuntimeError("killed between the parts and the head")
+
+    monkeypatch.setattr(polls_storage, "publish_version", die_after_the_parts)
+    with pytest.raises(RuntimeError, match="killed"):
+        compact_polls(mdb)
+    assert outputs(settings, api, name) == expected
+    settings.MONGO_DB = name
+    monkeypatch.undo()
+    assert compact_polls(mdb) > 0
+    assert outputs(settings, api, name) == expected
+
+
+def test_the_data_version_moves_exactly_as_with_the_day_merge(
+    settings, api: APIClient, mdb: Database, tmp_path: Path, reference, no_background_compaction
+) -> None:
+    name = settings.MONGO_DB
+    load_sources(write_dataset(tmp_path / "base", BASE_POLLS, HOURS, ZONES), mdb)
+    versions = []
+    for batch, _, _ in BATCHES + LATER:
+        post(api, batch)
+        versions.append(storage.data_state(mdb)[1])
+    ref = storage.get_client()[reference([])]
+    ref_versions = []
+    for batch, _, _ in BATCHES + LATER:
+        insert_polls(ref, frame(batch))
+        ref_versions.append(storage.data_state(ref)[1])
+    assert versions == ref_versions
+    assert len(set(versions)) < len(versions)  # batches with nothing new left it alone
+    settings.MONGO_DB = name
+    compact_polls(mdb)
+    assert storage.data_state(mdb)[1] == versions[-1]  # folding changes no poll
+
+
+def test_a_batch_counts_against_the_deltas_appended_before_its_own(
+    mdb: Database, tmp_path: Path, no_background_compaction, monkeypatch
+) -> None:
+    """Two batches with the same new poll race: both store a delta, the one appended first counts it."""
+    from loop.ingest.dedup import PollWriter
+
+    load_sources(write_dataset(tmp_path / "base", BASE_POLLS, HOURS, ZONES), mdb)
+    poll = [item("a", "inactive", "2024-10-08 13:00:00"), item("z", "active", "2024-10-08 13:00:00")]
+    real_append = storage.append_delta
+    raced: list[int] = []
+
+    def the_other_batch_appends_first(db: Database, day: str, columns: Any, seq: int) -> int:
+        if not raced:  # between this batch's read and its append, the other batch is written whole
+            raced.append(1)
+            other = PollWriter(db, deltas_up_to=10)
+            other.write(frame(poll))
+            raced.append(other.flush().inserted)
+        return real_append(db, day, columns, seq)
+
+    monkeypatch.setattr(storage, "append_delta", the_other_batch_appends_first)
+    writer = PollWriter(mdb, deltas_up_to=10)
+    writer.write(frame(poll))
+    mine = writer.flush()
+    assert raced == [1, 2] and (mine.inserted, mine.duplicates) == (0, 2)
+    assert delta_docs(mdb, "2024-10-08") == [1, 2]
+    rows = [r for r in stored_poll_rows(mdb) if r[2].startswith("2024-10-08T13")]
+    assert rows == [("a", "inactive", "2024-10-08T13:00:00+00:00"), ("z", "active", "2024-10-08T13:00:00+00:00")]
+
+
+def test_big_batches_merge_days_and_fold_pending_deltas(
+    api: APIClient, mdb: Database, tmp_path: Path, no_background_compaction
+) -> None:
+    from loop.ingest.dedup import DELTA_MAX_POLLS
+
+    load_sources(write_dataset(tmp_path / "base", BASE_POLLS, HOURS, ZONES), mdb)
+    post(api, [item("a", "active", "2024-10-08 10:00:00")])
+    assert delta_docs(mdb, "2024-10-08") == [1] and through(mdb, "day:2024-10-08") == 0
+    start = pd.Timestamp("2024-10-08 00:00:00", tz="UTC")
+    big = [
+        item(f"s{i:04d}", "active", (start + pd.Timedelta(seconds=i)).strftime("%Y-%m-%d %H:%M:%S"))
+        for i in range(DELTA_MAX_POLLS + 1)
+    ]
+    answer = post(api, big)
+    assert answer["inserted"] == DELTA_MAX_POLLS + 1
+    head = mdb[storage.STATUS].find_one({"_id": "day:2024-10-08"})
+    assert head["version"] == 2 and head["deltas_through"] == 1  # rewritten, the pending delta folded in
+    assert head["n"] == 2 + 1 + DELTA_MAX_POLLS + 1
+    assert ("a", "active", "2024-10-08T10:00:00+00:00") in stored_poll_rows(mdb)
+
+
+def test_the_embedded_worker_compacts_after_a_burst(
+    api: APIClient, mdb: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    monkeypatch.setattr(queue, "COMPACT_POLLS_DELAY_SECONDS", 0.05)
+    load_sources(write_dataset(tmp_path / "base", BASE_POLLS, HOURS, ZONES), mdb)
+    post(api, [item("a", "active", "2024-10-08 10:00:00")])
+    deadline = time.monotonic() + 10
+    while through(mdb, "day:2024-10-08") == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert (
+        through(mdb, "day:2024-10-08") == 1 and mdb[storage.STATUS].find_one({"_id": "day:2024-10-08"})["version"] == 2
+    )
+    assert ("a", "active", "2024-10-08T10:00:00+00:00") in stored_poll_rows(mdb)
