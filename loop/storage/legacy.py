@@ -30,6 +30,12 @@ class LegacyLayoutError(RuntimeError):
         )
 
 
+# Databases this process has seen in the current layout. Nothing writes the old layout any more, so a
+# database never goes back to it: the check (a collection listing and up to three index listings,
+# ~20 ms on FerretDB with a few months of day collections) is paid once per process, not per request.
+_CURRENT: set[tuple[int, str]] = set()
+
+
 def has_legacy_polls(db: Database) -> bool:
     """True while old-layout documents may be stored.
 
@@ -37,11 +43,17 @@ def has_legacy_polls(db: Database) -> bool:
     layout always had ``store_poll_range`` and its indexes, and ``migrate_polls`` drops them
     only after the old documents are gone.
     """
+    key = (id(db.client), db.name)
+    if key in _CURRENT:
+        return False
     names = set(db.list_collection_names())
-    if LEGACY_POLL_RANGE in names:
-        return True
     indexes = {STATUS: LEGACY_POLL_INDEXES[0], HOURS: LEGACY_STORE_INDEX, ZONES: LEGACY_STORE_INDEX}
-    return any(name in names and index in db[name].index_information() for name, index in indexes.items())
+    legacy = LEGACY_POLL_RANGE in names or any(
+        name in names and index in db[name].index_information() for name, index in indexes.items()
+    )
+    if not legacy:
+        _CURRENT.add(key)
+    return legacy
 
 
 def require_current_layout(db: Database) -> None:
