@@ -46,6 +46,7 @@ import json
 import math
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -77,6 +78,7 @@ from tests.support.processes import (  # noqa: E402
     start_celery_worker,
     start_front,
     start_gunicorn,
+    stop_process,
 )
 
 # --- targets and fixed parameters ----------------------------------------------------------
@@ -86,6 +88,7 @@ TARGET_SLOW_RATIO = 1.10  # p99 with slow clients / without
 TARGET_MEMORY_GROWTH = 1.10  # last-minute peak / first-minute peak
 MEMORY_WINDOW_S = 60.0
 REQUEST_TIMEOUT_S = 30.0
+GUNICORN_GRACE_S = 45.0  # gunicorn.conf.py's graceful_timeout (30 s) and a margin
 BATCH_ROWS = 5
 INACTIVE_SHARE = 0.25
 RESEND_SHARE = 0.05  # batches sent again exactly as before (a poller retrying)
@@ -660,12 +663,46 @@ class Stack:
     front: Front | None = None
 
     def stop(self) -> None:
+        """Stop everything, gunicorn's workers included, before the database may be dropped."""
         if self.front is not None:
             self.front.stop()
+            self.front = None
+        left: list[int] = []
         if self.web is not None:
-            self.web.stop()
+            left = stop_gunicorn(self.web)
+            self.web = None
         if self.worker is not None:
             self.worker.shutdown(timeout=20)
+            self.worker = None
+        if left:
+            raise RuntimeError(f"gunicorn workers {left} did not stop: the database is kept")
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def stop_gunicorn(web: Web) -> list[int]:
+    """SIGTERM, then time for gunicorn's own graceful stop; then SIGKILL whatever is left, workers too.
+    Returns the workers still alive (none, normally).
+
+    A master killed before its workers leaves them serving the requests still queued, against a
+    database about to be dropped: after a saturated run left two such workers writing while its database
+    was dropped, the shared FerretDB 1.24 died (SIGBUS in SQLite's WAL code).
+    """
+    workers = child_pids(web.proc.pid)
+    stop_process(web.proc, timeout=GUNICORN_GRACE_S)
+    for pid in workers:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return [pid for pid in workers if alive(pid)]
 
 
 def start_stack(env: dict[str, str], logs: Path, args: argparse.Namespace) -> tuple[Stack, str]:
@@ -937,11 +974,15 @@ def main(argv: list[str] | None = None) -> int:
             if runs[0].latencies[kind] and runs[1].latencies[kind]
         )
         print(f"p99 with / without slow clients, per kind (information): {per_kind}")
+        # A saturated baseline (errors, p99 at the timeout) makes any ratio near 1: then the check cannot pass.
+        baseline_errors = len(runs[0].server_errors) + len(runs[0].failures)
+        judged = baseline_errors == 0 and without < REQUEST_TIMEOUT_S
         checks.append(
             (
                 f"{args.slow} slow clients change the p99 of all requests by less than 10%: "
-                f"{ms(with_slow)} / {ms(without)} ms = {ratio:.2f} (< {TARGET_SLOW_RATIO:g})",
-                ratio < TARGET_SLOW_RATIO,
+                f"{ms(with_slow)} / {ms(without)} ms = {ratio:.2f} (< {TARGET_SLOW_RATIO:g})"
+                + ("" if judged else f"; not judged: the run without them had {baseline_errors} errors"),
+                judged and ratio < TARGET_SLOW_RATIO,
             )
         )
     print()
