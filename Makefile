@@ -31,6 +31,7 @@ help:
 	@echo "make lint            ruff check, ruff format --check and mypy (CI runs it)"
 	@echo "make ci              what CI runs (.ci/run)"
 	@echo "make bench / bench-service / bench-load   benchmarks (offline engine / service / HTTP load)"
+	@echo "make bench-load-mixed  pollers, readers and triggers at once, then with slow clients (BENCH_MIXED_ARGS)"
 	@echo "make screenshots     retake docs/screenshots/ with the browser tests"
 	@echo "make bench-dashboard  dashboard render times in headless Chromium on the Loop-2025-sized set"
 
@@ -132,3 +133,13 @@ clean-var:
 .PHONY: bench-load
 bench-load: install
 	$(PY) bench/bench_load.py $(BENCH_LOAD_ARGS)
+
+# Mixed load (issue 16): pollers (POST /store_status/), readers (stores, timelines, reports) and report
+# triggers at once against gunicorn (gunicorn.conf.py) + a celery worker, then again with slow clients;
+# checks 5xx, lost polls, p99 per kind, flat memory and the slow clients' effect (needs `make services`).
+# The issue's run: BENCH_MIXED_ARGS="--scale 10 --duration 600 --clients 200 --slow 20 [--front]";
+# smoke run: BENCH_MIXED_ARGS="--scale 1 --duration 30 --clients 20 --slow 2".
+BENCH_MIXED_ARGS ?=
+.PHONY: bench-load-mixed
+bench-load-mixed: install
+	$(PY) bench/bench_mixed.py $(BENCH_MIXED_ARGS)
