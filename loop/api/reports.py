@@ -104,16 +104,14 @@ class TriggerReportResponseSerializer(serializers.Serializer):
     )
 
 
-class ReportStatusSerializer(serializers.Serializer):
-    """A ``loop.services.reports.ReportView``; fields that do not apply to the status are left out."""
+class _ReportFieldsSerializer(serializers.Serializer):
+    """The fields a report's answer and its list item share; those that do not apply to the status are left out."""
 
-    OPTIONAL = ("csv_data", "error", "finished_at", "rows", "max_gap_minutes", "phase", "progress")
+    OPTIONAL: tuple[str, ...] = ("finished_at", "rows", "max_gap_minutes", "phase", "progress")
 
     status = serializers.ChoiceField(choices=[s.value for s in ReportStatus])
     format = serializers.ChoiceField(choices=[f.value for f in ReportFormat], help_text=FORMAT_HELP)
     max_gap_minutes = serializers.IntegerField(required=False, help_text=GAP_HELP)
-    csv_data = serializers.CharField(required=False, help_text="The report CSV (Complete only).")
-    error = serializers.CharField(required=False, help_text="Why the report failed (Failed only).")
     now = UtcTimestampField(help_text="The instant the report is computed at.")
     created_at = UtcTimestampField(allow_null=True)
     finished_at = UtcTimestampField(required=False, help_text="When it became Complete or Failed.")
@@ -128,6 +126,15 @@ class ReportStatusSerializer(serializers.Serializer):
         data["status"] = str(data["status"])
         data["format"] = str(data["format"])
         return {key: value for key, value in data.items() if key not in self.OPTIONAL or value is not None}
+
+
+class ReportStatusSerializer(_ReportFieldsSerializer):
+    """A ``loop.services.reports.ReportView``: the shared fields, the CSV once Complete, the reason once Failed."""
+
+    OPTIONAL = (*_ReportFieldsSerializer.OPTIONAL, "csv_data", "error")
+
+    csv_data = serializers.CharField(required=False, help_text="The report CSV (Complete only).")
+    error = serializers.CharField(required=False, help_text="Why the report failed (Failed only).")
 
 
 class ReportListQuerySerializer(StrictSerializer):
@@ -143,29 +150,10 @@ class ReportListQuerySerializer(StrictSerializer):
         return ReportStatus(value)
 
 
-class ReportSummarySerializer(serializers.Serializer):
-    """A ``loop.services.reports.ReportSummary``: fields that do not apply to the status are left out."""
-
-    OPTIONAL = ("finished_at", "rows", "phase", "progress", "max_gap_minutes")
+class ReportSummarySerializer(_ReportFieldsSerializer):
+    """A ``loop.services.reports.ReportSummary``: the shared fields and the report's id (no CSV)."""
 
     report_id = serializers.CharField(help_text=reports.REPORT_ID_HELP)
-    status = serializers.ChoiceField(choices=[s.value for s in ReportStatus])
-    format = serializers.ChoiceField(choices=[f.value for f in ReportFormat], help_text=FORMAT_HELP)
-    max_gap_minutes = serializers.IntegerField(required=False, help_text=GAP_HELP)
-    now = UtcTimestampField(help_text="The instant the report is computed at.")
-    created_at = UtcTimestampField(allow_null=True)
-    finished_at = UtcTimestampField(required=False, help_text="When it became Complete or Failed.")
-    rows = serializers.IntegerField(required=False, help_text="Stores in the report (Complete only).")
-    phase = serializers.ChoiceField(required=False, choices=[p.value for p in ReportPhase], help_text=PHASE_HELP)
-    progress = serializers.IntegerField(
-        required=False, min_value=0, max_value=100, help_text="Rough percent done (Running only)."
-    )
-
-    def to_representation(self, instance: Any) -> dict[str, Any]:
-        data = super().to_representation(instance)
-        data["status"] = str(data["status"])
-        data["format"] = str(data["format"])
-        return {key: value for key, value in data.items() if key not in self.OPTIONAL or value is not None}
 
 
 class ReportPageSerializer(serializers.Serializer):

@@ -29,14 +29,12 @@ from loop.ids import ID_SHAPE, is_id, new_id
 from loop.ingest.archives import ArchiveRefused, unpack_sources
 from loop.ingest.loader import LoadStats, load_found_sources
 from loop.services.jobs import (
-    heartbeat,
+    JobStore,
     heartbeat_cutoff,
     is_lost,
     is_stale,
     lost_verdict,
-    new_attempt_token,
-    replaceable_attempts,
-    worker_name,
+    run_attempt,
 )
 from loop.services.paging import PAGE_SIZE_DEFAULT, Page, page_skip
 from loop.sources.locate import SOURCE_NAMES, CsvSource
@@ -235,40 +233,14 @@ def run_import(*, import_id: str, retries: int = 0, db: Database | None = None, 
     ``token`` is the attempt's (a retry passes its first attempt's).
     """
     db = db if db is not None else storage.get_db()
-    doc = storage.get_import(db, import_id)
-    if doc is None:
-        logger.warning("import %s does not exist; nothing to do", import_id)
-        return "missing"
-    if doc["status"] != ImportStatus.RUNNING:
-        logger.info("import %s is already %s; nothing to do", import_id, doc["status"])
-        return "not-running"
-    token = token or new_attempt_token()
-    started = storage.mark_import_started(
-        db,
-        import_id,
-        worker=worker_name(),
-        retries=retries,
-        token=token,
-        live_since=heartbeat_cutoff(),
-        replaceable=replaceable_attempts(doc),
+    return run_attempt(
+        IMPORT_JOBS, db=db, job_id=import_id, retries=retries, token=token, work=lambda doc: _load(db, doc)
     )
-    if started is None:
-        return _refused_start(db, import_id)
-    with heartbeat(lambda: storage.beat_import(db, import_id, token), label=f"import {import_id}"):
-        return _load(db, started)
 
 
-def _refused_start(db: Database, import_id: str) -> str:
-    doc = storage.get_import(db, import_id)
-    if doc is None or doc["status"] != ImportStatus.RUNNING:
-        return "not-running"
-    logger.warning(
-        "import %s is held by worker %s (heartbeat at %s); this delivery does nothing",
-        import_id,
-        doc.get("worker"),
-        doc.get("heartbeat_at"),
-    )
-    return "busy"
+IMPORT_JOBS = JobStore[ImportDoc](
+    kind="import", get=storage.get_import, mark_started=storage.mark_import_started, beat=storage.beat_import
+)
 
 
 def _load(db: Database, doc: ImportDoc) -> str:

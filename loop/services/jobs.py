@@ -11,9 +11,11 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from django.conf import settings
+from pymongo.database import Database
 
 from loop.errors import short_error
 from loop.storage import ReportStatus
@@ -112,3 +114,62 @@ def heartbeat(beat: Callable[[], bool], *, label: str, interval_s: float | None 
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+Doc = TypeVar("Doc", bound=Mapping[str, Any])
+
+
+@dataclass(frozen=True)
+class JobStore(Generic[Doc]):
+    """How one kind of job (report, import) is read, started and kept alive in storage."""
+
+    kind: str  # "report" / "import", in log lines
+    get: Callable[[Database, str], Doc | None]
+    mark_started: Callable[..., Doc | None]  # storage.mark_*_started: the compare-and-set start
+    beat: Callable[[Database, str, str], bool]  # storage.beat_*: False once the job is not this attempt's
+
+
+def run_attempt(
+    jobs: JobStore[Doc], *, db: Database, job_id: str, retries: int, token: str | None, work: Callable[[Doc], str]
+) -> str:
+    """Start one attempt at a Running job and do ``work`` under its heartbeat; what happened, as a word.
+
+    "missing"/"not-running": nothing to do (a redelivered task for a finished job is a no-op); "busy":
+    another attempt holds it and its worker still heartbeats (a late redelivery: nothing runs twice);
+    otherwise what ``work`` returns. ``token`` is the attempt's (a retry passes its first attempt's).
+    """
+    doc = jobs.get(db, job_id)
+    if doc is None:
+        logger.warning("%s %s does not exist; nothing to do", jobs.kind, job_id)
+        return "missing"
+    if doc["status"] != ReportStatus.RUNNING:  # imports share the statuses' values
+        logger.info("%s %s is already %s; nothing to do", jobs.kind, job_id, doc["status"])
+        return "not-running"
+    attempt = token or new_attempt_token()
+    started = jobs.mark_started(
+        db,
+        job_id,
+        worker=worker_name(),
+        retries=retries,
+        token=attempt,
+        live_since=heartbeat_cutoff(),
+        replaceable=replaceable_attempts(doc),
+    )
+    if started is None:
+        return _refused_start(jobs, db, job_id)
+    with heartbeat(lambda: jobs.beat(db, job_id, attempt), label=f"{jobs.kind} {job_id}"):
+        return work(started)
+
+
+def _refused_start(jobs: JobStore[Any], db: Database, job_id: str) -> str:
+    doc = jobs.get(db, job_id)
+    if doc is None or doc["status"] != ReportStatus.RUNNING:
+        return "not-running"
+    logger.warning(
+        "%s %s is held by worker %s (heartbeat at %s); this delivery does nothing",
+        jobs.kind,
+        job_id,
+        doc.get("worker"),
+        doc.get("heartbeat_at"),
+    )
+    return "busy"

@@ -21,14 +21,12 @@ from loop.ids import ID_SHAPE, is_id, new_id
 from loop.report_engine import report_from_csv, report_to_csv
 from loop.rules import DEFAULT_MAX_GAP_MINUTES, gap_problem, uptime_pct
 from loop.services.jobs import (
-    heartbeat,
+    JobStore,
     heartbeat_cutoff,
     is_lost,
     is_stale,
     lost_verdict,
-    new_attempt_token,
-    replaceable_attempts,
-    worker_name,
+    run_attempt,
 )
 from loop.services.paging import PAGE_SIZE_DEFAULT, Page, page_skip
 from loop.storage import ReportDoc, ReportFormat, ReportPhase, ReportStatus
@@ -313,40 +311,14 @@ def run_report(*, report_id: str, retries: int = 0, db: Database | None = None, 
     the report, and ``token`` is the attempt's (a retry passes its first attempt's).
     """
     db = db if db is not None else storage.get_db()
-    doc = storage.get_report(db, report_id)
-    if doc is None:
-        logger.warning("report %s does not exist; nothing to do", report_id)
-        return "missing"
-    if doc["status"] != ReportStatus.RUNNING:
-        logger.info("report %s is already %s; nothing to do", report_id, doc["status"])
-        return "not-running"
-    token = token or new_attempt_token()
-    started_doc = storage.mark_report_started(
-        db,
-        report_id,
-        worker=worker_name(),
-        retries=retries,
-        token=token,
-        live_since=heartbeat_cutoff(),
-        replaceable=replaceable_attempts(doc),
+    return run_attempt(
+        REPORT_JOBS, db=db, job_id=report_id, retries=retries, token=token, work=lambda doc: _compute(db, doc)
     )
-    if started_doc is None:
-        return _refused_start(db, report_id)
-    with heartbeat(lambda: storage.beat_report(db, report_id, token), label=f"report {report_id}"):
-        return _compute(db, started_doc)
 
 
-def _refused_start(db: Database, report_id: str) -> str:
-    doc = storage.get_report(db, report_id)
-    if doc is None or doc["status"] != ReportStatus.RUNNING:
-        return "not-running"
-    logger.warning(
-        "report %s is held by worker %s (heartbeat at %s); this delivery does nothing",
-        report_id,
-        doc.get("worker"),
-        doc.get("heartbeat_at"),
-    )
-    return "busy"
+REPORT_JOBS = JobStore[ReportDoc](
+    kind="report", get=storage.get_report, mark_started=storage.mark_report_started, beat=storage.beat_report
+)
 
 
 def _compute(db: Database, doc: ReportDoc) -> str:
