@@ -17,7 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 from django.conf import settings
@@ -30,10 +30,9 @@ from loop.ingest.archives import ArchiveRefused, unpack_sources
 from loop.ingest.loader import LoadStats, load_found_sources
 from loop.services.jobs import (
     JobStore,
-    heartbeat_cutoff,
-    is_lost,
     is_stale,
-    lost_verdict,
+    recover_if_lost,
+    recover_lost,
     run_attempt,
 )
 from loop.services.paging import PAGE_SIZE_DEFAULT, Page, page_skip
@@ -155,41 +154,14 @@ def settle_import(*, db: Database, doc: ImportDoc | dict[str, Any]) -> dict[str,
 
 
 def recover_import_if_lost(*, db: Database, doc: ImportDoc | dict[str, Any]) -> dict[str, Any]:
-    """The lost rule's consequence: an import whose worker stopped heartbeating is queued again (phase
-    ``worker lost`` until a worker starts it; the loader is idempotent), or Failed with its files removed
-    once it was lost JOB_LOST_RETRIES times before. Compare-and-set on the lost attempt, as for reports."""
-    if not is_lost(doc, lost_after_s=settings.JOB_LOST_SECONDS):
-        return dict(doc)
-    import_id, token, cutoff = doc["import_id"], doc.get("attempt_token"), heartbeat_cutoff()
-    failure = lost_verdict(doc)
-    if failure is not None:
-        if storage.fail_lost_import(db, import_id, token=token, heartbeat_before=cutoff, error=failure):
-            logger.error("import %s failed: %s", import_id, failure)
-            storage.delete_import_files(db, doc["files"])
-    elif storage.requeue_lost_import(db, import_id, token=token, heartbeat_before=cutoff):
-        settled = storage.get_import(db, import_id)  # as the sweep left it: the next attempt may start at once
-        logger.warning(
-            "import %s: worker %s stopped heartbeating (over %d s); queued again",
-            import_id,
-            doc.get("worker"),
-            settings.JOB_LOST_SECONDS,
-        )
-        try:
-            queue.enqueue_import(import_id)
-        except Exception as exc:
-            # The broker's own redelivery of the first message (or the stale rule) still ends it.
-            logger.error("import %s: could not queue it again (%s)", import_id, short_error(exc))
-        return dict(settled or doc)
-    return dict(storage.get_import(db, import_id) or doc)
+    """``jobs.recover_if_lost`` for an import: queued again (the loader is idempotent), or Failed with its
+    files removed after JOB_LOST_RETRIES losses."""
+    return dict(recover_if_lost(IMPORT_JOBS, db=db, doc=cast(ImportDoc, doc)))
 
 
 def recover_lost_imports() -> int:
     """Beat (every 30 s): ``recover_import_if_lost`` on every lost import, polled or not; how many."""
-    db = storage.get_db()
-    lost = storage.silent_imports(db, heartbeat_before=heartbeat_cutoff())
-    for doc in lost:
-        recover_import_if_lost(db=db, doc=doc)
-    return len(lost)
+    return recover_lost(IMPORT_JOBS, db=storage.get_db())
 
 
 def fail_import_if_stale(*, db: Database, doc: ImportDoc | dict[str, Any]) -> dict[str, Any]:
@@ -238,8 +210,21 @@ def run_import(*, import_id: str, retries: int = 0, db: Database | None = None, 
     )
 
 
+def _delete_files(db: Database, doc: ImportDoc) -> None:
+    storage.delete_import_files(db, doc["files"])
+
+
 IMPORT_JOBS = JobStore[ImportDoc](
-    kind="import", get=storage.get_import, mark_started=storage.mark_import_started, beat=storage.beat_import
+    kind="import",
+    id_field="import_id",
+    get=storage.get_import,
+    mark_started=storage.mark_import_started,
+    beat=storage.beat_import,
+    silent=storage.silent_imports,
+    requeue_lost=storage.requeue_lost_import,
+    fail_lost=storage.fail_lost_import,
+    enqueue=lambda import_id: queue.enqueue_import(import_id),  # looked up at call time (tests replace it)
+    on_failed=_delete_files,
 )
 
 

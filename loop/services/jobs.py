@@ -124,9 +124,15 @@ class JobStore(Generic[Doc]):
     """How one kind of job (report, import) is read, started and kept alive in storage."""
 
     kind: str  # "report" / "import", in log lines
+    id_field: str  # "report_id" / "import_id"
     get: Callable[[Database, str], Doc | None]
     mark_started: Callable[..., Doc | None]  # storage.mark_*_started: the compare-and-set start
     beat: Callable[[Database, str, str], bool]  # storage.beat_*: False once the job is not this attempt's
+    silent: Callable[..., list[Doc]]  # storage.silent_*: Running jobs whose heartbeat is older than a bound
+    requeue_lost: Callable[..., bool]  # storage.requeue_lost_*: compare-and-set on the lost attempt
+    fail_lost: Callable[..., bool]  # storage.fail_lost_*: the same, to Failed
+    enqueue: Callable[[str], object]  # loop.queue.enqueue_*
+    on_failed: Callable[[Database, Doc], None] | None = None  # what a failed job leaves to clean up
 
 
 def run_attempt(
@@ -173,3 +179,42 @@ def _refused_start(jobs: JobStore[Any], db: Database, job_id: str) -> str:
         doc.get("heartbeat_at"),
     )
     return "busy"
+
+
+def recover_if_lost(jobs: JobStore[Doc], *, db: Database, doc: Doc) -> Doc:
+    """The lost rule's consequence: a job whose worker stopped heartbeating is queued again (phase
+    ``worker lost`` until a worker starts it), or Failed once it was lost JOB_LOST_RETRIES times before.
+    Compare-and-set on the lost attempt, so of concurrent sweeps (reads, beat) one acts."""
+    if not is_lost(doc, lost_after_s=settings.JOB_LOST_SECONDS):
+        return doc
+    job_id, token, cutoff = doc[jobs.id_field], doc.get("attempt_token"), heartbeat_cutoff()
+    failure = lost_verdict(doc)
+    if failure is not None:
+        if jobs.fail_lost(db, job_id, token=token, heartbeat_before=cutoff, error=failure):
+            logger.error("%s %s failed: %s", jobs.kind, job_id, failure)
+            if jobs.on_failed is not None:
+                jobs.on_failed(db, doc)
+    elif jobs.requeue_lost(db, job_id, token=token, heartbeat_before=cutoff):
+        settled = jobs.get(db, job_id)  # as the sweep left it: the next attempt may start at once
+        logger.warning(
+            "%s %s: worker %s stopped heartbeating (over %d s); queued again",
+            jobs.kind,
+            job_id,
+            doc.get("worker"),
+            settings.JOB_LOST_SECONDS,
+        )
+        try:
+            jobs.enqueue(job_id)
+        except Exception as exc:
+            # The broker's own redelivery of the first message (or the stale rule) still ends it.
+            logger.error("%s %s: could not queue it again (%s)", jobs.kind, job_id, short_error(exc))
+        return settled or doc
+    return jobs.get(db, job_id) or doc
+
+
+def recover_lost(jobs: JobStore[Any], *, db: Database) -> int:
+    """Beat (every 30 s): ``recover_if_lost`` on every lost job of the kind, polled or not; how many."""
+    lost = jobs.silent(db, heartbeat_before=heartbeat_cutoff())
+    for doc in lost:
+        recover_if_lost(jobs, db=db, doc=doc)
+    return len(lost)

@@ -22,10 +22,9 @@ from loop.report_engine import report_from_csv, report_to_csv
 from loop.rules import DEFAULT_MAX_GAP_MINUTES, gap_problem, uptime_pct
 from loop.services.jobs import (
     JobStore,
-    heartbeat_cutoff,
-    is_lost,
     is_stale,
-    lost_verdict,
+    recover_if_lost,
+    recover_lost,
     run_attempt,
 )
 from loop.services.paging import PAGE_SIZE_DEFAULT, Page, page_skip
@@ -168,40 +167,13 @@ def settle_report(*, db: Database, report: ReportDoc) -> ReportDoc:
 
 
 def recover_report_if_lost(*, db: Database, report: ReportDoc) -> ReportDoc:
-    """The lost rule's consequence: a report whose worker stopped heartbeating is queued again (phase
-    ``worker lost`` until a worker starts it), or Failed once it was lost JOB_LOST_RETRIES times before.
-    Compare-and-set on the lost attempt, so of concurrent sweeps (reads, beat) one acts."""
-    if not is_lost(report, lost_after_s=settings.JOB_LOST_SECONDS):
-        return report
-    report_id, token, cutoff = report["report_id"], report.get("attempt_token"), heartbeat_cutoff()
-    failure = lost_verdict(report)
-    if failure is not None:
-        if storage.fail_lost_report(db, report_id, token=token, heartbeat_before=cutoff, error=failure):
-            logger.error("report %s failed: %s", report_id, failure)
-    elif storage.requeue_lost_report(db, report_id, token=token, heartbeat_before=cutoff):
-        settled = storage.get_report(db, report_id)  # as the sweep left it: the next attempt may start at once
-        logger.warning(
-            "report %s: worker %s stopped heartbeating (over %d s); queued again",
-            report_id,
-            report.get("worker"),
-            settings.JOB_LOST_SECONDS,
-        )
-        try:
-            queue.enqueue_report(report_id)
-        except Exception as exc:
-            # The broker's own redelivery of the first message (or the stale rule) still ends it.
-            logger.error("report %s: could not queue it again (%s)", report_id, short_error(exc))
-        return settled or report
-    return storage.get_report(db, report_id) or report
+    """``jobs.recover_if_lost`` for a report: queued again, or Failed after JOB_LOST_RETRIES losses."""
+    return recover_if_lost(REPORT_JOBS, db=db, doc=report)
 
 
 def recover_lost_reports() -> int:
     """Beat (every 30 s): ``recover_report_if_lost`` on every lost report, polled or not; how many."""
-    db = storage.get_db()
-    lost = storage.silent_reports(db, heartbeat_before=heartbeat_cutoff())
-    for doc in lost:
-        recover_report_if_lost(db=db, report=doc)
-    return len(lost)
+    return recover_lost(REPORT_JOBS, db=storage.get_db())
 
 
 def fail_report_if_stale(*, db: Database, report: ReportDoc) -> ReportDoc:
@@ -317,7 +289,15 @@ def run_report(*, report_id: str, retries: int = 0, db: Database | None = None, 
 
 
 REPORT_JOBS = JobStore[ReportDoc](
-    kind="report", get=storage.get_report, mark_started=storage.mark_report_started, beat=storage.beat_report
+    kind="report",
+    id_field="report_id",
+    get=storage.get_report,
+    mark_started=storage.mark_report_started,
+    beat=storage.beat_report,
+    silent=storage.silent_reports,
+    requeue_lost=storage.requeue_lost_report,
+    fail_lost=storage.fail_lost_report,
+    enqueue=lambda report_id: queue.enqueue_report(report_id),  # looked up at call time (tests replace it)
 )
 
 
