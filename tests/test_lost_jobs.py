@@ -96,6 +96,35 @@ def test_a_second_start_is_refused_while_the_first_heartbeats(mdb: Database, cap
     assert taken is not None and taken["attempts"] == 3 and taken["attempt_token"] == "second"
 
 
+def test_of_two_starts_that_read_the_same_free_state_only_one_takes_the_job(
+    mdb: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # FerretDB's conditional update is not atomic: the claim insert decides. Simulate the race by letting
+    # the second start read the job as it was before the first one wrote.
+    storage.create_report(mdb, REPORT_ID, EXAMPLE_NOW)
+    before = storage.get_report(mdb, REPORT_ID)
+    assert storage.mark_report_started(mdb, REPORT_ID, worker="w:1", retries=0, token="one", live_since=ago(60))
+    collection = type(mdb[storage.REPORTS])
+    real_find_one = collection.find_one
+
+    real_update = collection.find_one_and_update
+
+    def stale_find_one(self: Any, *args: Any, **kwargs: Any) -> Any:
+        found = real_find_one(self, *args, **kwargs)
+        return {**found, "attempt_token": None, "heartbeat_at": None} if self.name == storage.REPORTS else found
+
+    def stale_update(self: Any, query: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        # As on FerretDB: the holder condition judged on the state read before the first start wrote.
+        return real_update(self, {k: v for k, v in query.items() if k != "$or"}, *args, **kwargs)
+
+    monkeypatch.setattr(collection, "find_one", stale_find_one)
+    monkeypatch.setattr(collection, "find_one_and_update", stale_update)
+    assert before is not None and before.get("attempt_token") is None
+    assert storage.mark_report_started(mdb, REPORT_ID, worker="w:2", retries=0, token="two", live_since=ago(60)) is None
+    monkeypatch.undo()
+    assert storage.get_report(mdb, REPORT_ID)["attempt_token"] == "one"
+
+
 def test_a_dead_process_on_this_host_is_replaced_at_once(mdb: Database, tmp_path: Path) -> None:
     load_example(mdb, tmp_path)
     storage.create_report(mdb, REPORT_ID, EXAMPLE_NOW)

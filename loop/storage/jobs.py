@@ -16,7 +16,9 @@ from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.collection import Collection
+from pymongo.errors import DuplicateKeyError
 
+from loop.storage.schema import JOB_CLAIMS
 from loop.timeutil import utcnow
 
 # ReportStatus.RUNNING and ImportStatus.RUNNING: both kinds of job share the status values.
@@ -36,7 +38,25 @@ def start_attempt(
 ) -> dict[str, Any] | None:
     """Let attempt ``token`` hold the Running job, unless another attempt holds it with a heartbeat
     newer than ``live_since``; ``replaceable``: attempts known to be over (a retry's own earlier
-    attempt, a dead process's). The document after the start, or None when refused or not Running."""
+    attempt, a dead process's). The document after the start, or None when refused or not Running.
+
+    The conditional update alone is not enough on FerretDB (its single-document updates are not atomic
+    under concurrency: two deliveries of a lost job both "won" and both computed it). So a start that
+    takes the job from another holder (or from none) first inserts a claim named after what it replaces
+    (that holder, and how many attempts were lost): of concurrent starts, exactly one insert succeeds.
+    """
+    current = collection.find_one({"_id": job_id})
+    if current is None or current.get("status") != RUNNING:
+        return None
+    holder, heartbeat = current.get("attempt_token"), current.get("heartbeat_at")
+    if holder != token:  # a retry of the holding attempt itself competes with nobody
+        if not (heartbeat is None or heartbeat < live_since or holder in replaceable):
+            return None  # held, and its holder lives
+        claim = f"{collection.name}:{job_id}:{holder}:{int(current.get('lost_attempts') or 0)}"
+        try:
+            collection.database[JOB_CLAIMS].insert_one({"_id": claim, "token": token, "at": utcnow()})
+        except DuplicateKeyError:
+            return None  # another delivery took over this same state first
     now = utcnow()
     free = [
         {"heartbeat_at": None},  # never started, taken back, or started before heartbeats existed

@@ -24,6 +24,9 @@ IMPORT_CHUNKS = f"{IMPORT_BUCKET}.chunks"
 # {_id: file_id, started_at}: an upload being received, or received but not (yet) owned by an import;
 # what a web process that died mid-upload leaves behind is found here and removed (loop.storage.imports).
 IMPORT_UPLOADS = "import_uploads"
+# {_id: "<collection>:<job id>:<holder replaced>:<lost attempts>"}: which start took over a job's state (a
+# unique insert, the one write FerretDB makes atomic under concurrency: loop.storage.jobs.start_attempt).
+JOB_CLAIMS = "job_claims"
 
 
 def create_indexes(db: Database) -> None:
