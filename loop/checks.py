@@ -34,6 +34,11 @@ MINIMUMS: dict[str, int] = {
     "JOB_HEARTBEAT_SECONDS": 1,
     "JOB_LOST_SECONDS": 2,
     "JOB_LOST_RETRIES": 0,
+    # Alerts: D of at least a minute; reminders and staleness in whole minutes; 0 groups every change.
+    "ALERT_DOWN_AFTER_MINUTES": 1,
+    "ALERT_REPEAT_MINUTES": 1,
+    "ALERT_GROUP_THRESHOLD": 0,
+    "INGEST_STALE_MINUTES": 1,
 }
 
 NEW_KEY_HINT = (

@@ -81,6 +81,27 @@ def schedule_compaction(delay: float) -> None:
         timer.start()
 
 
+def schedule_alert_evaluation() -> None:
+    """Evaluate alerts on the pool (``loop.queue``'s embedded evaluator); concurrent asks coalesce in
+    ``services.alerts.evaluate_alerts`` itself. Tests wait for it with ``wait_embedded_idle``."""
+    from loop import storage
+    from loop.services.alerts import evaluate_alerts
+
+    db = storage.get_db()
+
+    def run() -> str:
+        try:
+            evaluate_alerts(db=db)
+        except Exception:  # the next write or the beat's evaluation tries again
+            logger.exception("embedded alert evaluation failed")
+        return "done"
+
+    future = _embedded_pool().submit(run)
+    with _pool_lock:
+        _pending.add(future)
+    future.add_done_callback(_forget)
+
+
 def _embedded_pool() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:

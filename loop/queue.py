@@ -19,6 +19,8 @@ REMOVE_OLD_REPORTS_TASK = "loop.tasks.remove_old_reports_task"
 REMOVE_ABANDONED_UPLOADS_TASK = "loop.tasks.remove_abandoned_uploads_task"
 RECOVER_LOST_JOBS_TASK = "loop.tasks.recover_lost_jobs_task"
 COMPACT_POLLS_TASK = "loop.tasks.compact_polls_task"
+EVALUATE_ALERTS_TASK = "loop.tasks.evaluate_alerts_task"
+ALERT_REMINDERS_TASK = "loop.tasks.alert_reminders_task"
 # A compaction asked for after a small batch waits this long, so one run folds the whole burst: a fold
 # rewrites whole days and the catalog (~3 s of FerretDB's time at 10x), so under a steady stream of
 # batches it runs at most about once per this many seconds.
@@ -65,6 +67,26 @@ def enqueue_poll_compaction() -> None:
     from myproject.celery import app
 
     app.send_task(COMPACT_POLLS_TASK, countdown=COMPACT_POLLS_DELAY_SECONDS, retry=False)
+
+
+# Runs an alert evaluation on this process's pool (embedded mode); installed by ``loop.apps``.
+_embedded_evaluator: Callable[[], None] | None = None
+
+
+def use_embedded_evaluator(evaluator: Callable[[], None]) -> None:
+    global _embedded_evaluator
+    _embedded_evaluator = evaluator
+
+
+def enqueue_alert_evaluation() -> None:
+    """Ask for an alert evaluation after a write of polls (evaluations coalesce: ``services.alerts``)."""
+    if uses_embedded_broker():
+        if _embedded_evaluator is not None:
+            _embedded_evaluator()
+        return
+    from myproject.celery import app
+
+    app.send_task(EVALUATE_ALERTS_TASK, retry=False)
 
 
 def _enqueue(task_name: str, job_id: str) -> Future[str] | None:

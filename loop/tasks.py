@@ -11,6 +11,7 @@ from celery.app.task import Task
 
 from loop import queue
 from loop.retry import Attempt, Retry, RetryPolicy, attempt_import, attempt_report
+from loop.services.alerts import evaluate_alerts, send_reminders
 from loop.services.imports import recover_lost_imports, remove_abandoned_uploads
 from loop.services.ingest import compact_polls
 from loop.services.reports import recover_lost_reports, remove_old_reports
@@ -73,3 +74,16 @@ def recover_lost_jobs_task() -> int:
 def compact_polls_task() -> int:
     """After small batches (and from beat, every minute, as a safety net): fold poll deltas into their days."""
     return compact_polls()
+
+
+@app.task(name=queue.EVALUATE_ALERTS_TASK, ignore_result=True)
+def evaluate_alerts_task() -> int:
+    """After each write of polls (and from beat, every minute): open and resolve alerts at the newest poll."""
+    result = evaluate_alerts()
+    return 0 if result is None else result.opened + result.resolved
+
+
+@app.task(name=queue.ALERT_REMINDERS_TASK, ignore_result=True)
+def alert_reminders_task() -> int:
+    """Beat (every minute): reminders of unacknowledged alerts, and the feed's staleness (wall clock)."""
+    return send_reminders()

@@ -220,6 +220,15 @@ JOB_HEARTBEAT_SECONDS = env_int("JOB_HEARTBEAT_SECONDS", 10)
 JOB_LOST_SECONDS = env_int("JOB_LOST_SECONDS", 60)
 # ... at most this many times; the next loss fails it (a job that kills its worker every time).
 JOB_LOST_RETRIES = env_int("JOB_LOST_RETRIES", 2)
+
+# Alerts (docs/alerts.md): a store observed inactive in its business hours this many minutes is down (D) ...
+ALERT_DOWN_AFTER_MINUTES = env_int("ALERT_DOWN_AFTER_MINUTES", 30)
+# ... an open, unacknowledged alert is sent again this often (wall clock) ...
+ALERT_REPEAT_MINUTES = env_int("ALERT_REPEAT_MINUTES", 240)
+# ... and an evaluation that opens (or resolves) more alerts than this sends one grouped message instead.
+ALERT_GROUP_THRESHOLD = env_int("ALERT_GROUP_THRESHOLD", 20)
+# No poll written for this long (wall clock): one ingestion.stale message (and ingestion.resumed after).
+INGEST_STALE_MINUTES = env_int("INGEST_STALE_MINUTES", 90)
 # celery beat (one process: `make beat`, compose's beat service) sends these to the workers. The lost-job
 # sweep also runs on every read of a job, so a deployment without beat still recovers its polled jobs.
 CELERY_BEAT_SCHEDULE = {
@@ -229,6 +238,9 @@ CELERY_BEAT_SCHEDULE = {
     "recover-lost-jobs": {"task": "loop.tasks.recover_lost_jobs_task", "schedule": 30.0, "options": {"expires": 25}},
     # Safety net: the web processes ask for a compaction after small batches (loop.queue).
     "compact-polls": {"task": "loop.tasks.compact_polls_task", "schedule": 60.0},
+    # Alerts: a safety-net evaluation (a lost request after a write), then reminders and the feed's staleness.
+    "evaluate-alerts": {"task": "loop.tasks.evaluate_alerts_task", "schedule": 60.0, "options": {"expires": 55}},
+    "alert-reminders": {"task": "loop.tasks.alert_reminders_task", "schedule": 60.0, "options": {"expires": 55}},
 }
 
 

@@ -17,6 +17,7 @@ from pymongo.database import Database
 from loop import queue, storage
 from loop.errors import Conflict, InvalidInput
 from loop.ingest.dedup import DELTA_MAX_POLLS, PollWriter
+from loop.services.alerts import request_evaluation
 from loop.sources.locate import CsvSource
 from loop.sources.problems import InputFileError, RowProblems
 from loop.sources.read import STATUS_COLUMNS, iter_status_chunks
@@ -86,6 +87,9 @@ def ingest_polls(
             queue.enqueue_poll_compaction()
         except Exception:  # the polls are stored; the beat's compaction folds them in later
             logger.exception("could not ask for a poll compaction")
+    if valid:
+        # Nothing waits for it: the evaluation runs on a worker and coalesces with other batches'.
+        request_evaluation()
     return IngestResult(
         read=valid + problems.total,
         inserted=written.inserted,

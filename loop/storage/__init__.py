@@ -6,6 +6,22 @@ One module per concern: ``schema`` (collection names and indexes), ``client``
 and ``files`` (report CSVs and uploaded files, GridFS layout).
 """
 
+from loop.storage.alerts import (
+    OpenAlerts,
+    add_ack,
+    alert_records,
+    claim_open_alerts,
+    evaluation_lock,
+    get_alert_record,
+    insert_alert_records,
+    list_alert_records,
+    open_alert_claims,
+    read_acks,
+    read_open_alerts,
+    release_open_alerts,
+    resolve_alert_records,
+    write_open_alerts,
+)
 from loop.storage.client import collection_counts, drop_database, get_client, get_db, is_mongomock, server_health
 from loop.storage.files import (
     StreamingFileWriter,
@@ -52,6 +68,7 @@ from loop.storage.polls import (
     merge_day,
     merge_into_catalog,
     newest_poll_time,
+    poll_stamp,
     read_all_polls,
     read_catalog,
     read_day,
@@ -112,6 +129,21 @@ from loop.storage.stores import (
 )
 
 __all__ = [
+    "OpenAlerts",
+    "add_ack",
+    "alert_records",
+    "claim_open_alerts",
+    "evaluation_lock",
+    "get_alert_record",
+    "insert_alert_records",
+    "list_alert_records",
+    "open_alert_claims",
+    "poll_stamp",
+    "read_acks",
+    "read_open_alerts",
+    "release_open_alerts",
+    "resolve_alert_records",
+    "write_open_alerts",
     "HOURS",
     "IMPORTS",
     "IMPORT_BUCKET",

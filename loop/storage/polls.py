@@ -75,6 +75,8 @@ CATALOG_PARTS = f"{STATUS}.{CATALOG}"
 RANGE = "range"
 # On the range document: bumped by every write that can change a report (polls, hours, zones).
 DATA_VERSION = "writes"
+# Wall clock of the newest poll write (epoch seconds): the feed's staleness (loop.services.alerts).
+WRITTEN_AT = "written_at"
 # Days read at once (a week touches 8).
 READ_THREADS = 8
 
@@ -780,7 +782,7 @@ def widen_poll_range(db: Database, t_min: int, t_max: int, *, changed: bool = Fa
     """
     update: dict[str, Any] = {
         "$min": {"t_min": t_min},
-        "$max": {"t_max": t_max},
+        "$max": {"t_max": t_max, WRITTEN_AT: time.time()},
         "$set": {"days_token": secrets.token_hex(8)},
     }
     if changed:
@@ -791,6 +793,24 @@ def widen_poll_range(db: Database, t_min: int, t_max: int, *, changed: bool = Fa
 def bump_data_version(db: Database) -> None:
     """Hours or zones changed: a report triggered from now on must not reuse one triggered before ($inc)."""
     db[STATUS].update_one({"_id": RANGE}, {"$inc": {DATA_VERSION: 1}}, upsert=True)
+
+
+@dataclass(frozen=True)
+class PollStamp:
+    """What identifies the stored polls at one moment: the newest poll, and a stamp that changes with every write."""
+
+    newest: pd.Timestamp | None
+    stamp: str
+    written_at: float | None  # wall clock (epoch seconds) of the newest write
+
+
+def poll_stamp(db: Database) -> PollStamp:
+    """The newest poll and a stamp of the writes so far (one small document)."""
+    doc = db[STATUS].find_one({"_id": RANGE}) or {}
+    newest = us_to_ts(int(doc["t_max"])) if "t_max" in doc else None
+    stamp = f"{doc.get('t_max', '')}:{doc.get(DATA_VERSION, 0)}:{doc.get('days_token', '')}"
+    written = doc.get(WRITTEN_AT)
+    return PollStamp(newest, stamp, None if written is None else float(written))
 
 
 def data_state(db: Database) -> tuple[pd.Timestamp | None, int]:

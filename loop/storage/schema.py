@@ -27,6 +27,12 @@ IMPORT_UPLOADS = "import_uploads"
 # {_id: "<collection>:<job id>:<holder replaced>:<lost attempts>"}: which start took over a job's state (a
 # unique insert, the one write FerretDB makes atomic under concurrency: loop.storage.jobs.start_attempt).
 JOB_CLAIMS = "job_claims"
+# Alerts (loop.storage.alerts): the open ones packed in one document, one claim per store with an open
+# alert (unique _id), every alert's record, and acks.
+ALERT_STATE = "alert_state"
+OPEN_ALERTS = "open_alerts"
+ALERTS = "alerts"
+ALERT_ACKS = "alert_acks"
 
 
 def create_indexes(db: Database) -> None:
@@ -40,6 +46,9 @@ def create_indexes(db: Database) -> None:
     # GET /imports/: newest first. Upload chunks are read by _id; the index serves delete_file.
     db[IMPORTS].create_index([("created_at", DESCENDING)], name="created_at_-1")
     db[IMPORT_CHUNKS].create_index([("files_id", ASCENDING), ("n", ASCENDING)], unique=True, name="files_id_1_n_1")
+    # GET /alerts/ (resolved or all): newest first, optionally one store's.
+    db[ALERTS].create_index([("opened_at", DESCENDING)], name="opened_at_-1")
+    db[ALERTS].create_index([("store_id", ASCENDING), ("opened_at", DESCENDING)], name="store_id_1_opened_at_-1")
 
 
 # The layout before packed documents: one document per poll, hours row and zone row, and a range per store.

@@ -14,6 +14,7 @@ from django.core.management.base import CommandError
 
 from loop.ingest import StrictModeError, load_sources
 from loop.management.mongo_command import MongoCommand
+from loop.services.alerts import evaluate_alerts, evaluation_line
 from loop.sources.problems import InputFileError
 from loop.sources.rows import DEFAULT_CHUNK_ROWS
 from loop.storage.legacy import LegacyLayoutError
@@ -54,3 +55,4 @@ class Command(MongoCommand):
             raise CommandError(str(exc), returncode=1) from exc
         for line in stats.summary_lines():
             self.stdout.write(line)
+        self.stdout.write(evaluation_line(evaluate_alerts()))

@@ -20,6 +20,7 @@ from loop import storage
 from loop.backends import uses_embedded_broker, uses_mongomock
 from loop.ingest import load_sources
 from loop.management.mongo_command import MongoCommand
+from loop.services.alerts import evaluate_alerts, evaluation_line
 from loop.sources.problems import InputFileError
 
 # data/timezones.csv carries two bad rows on purpose (lines 4 and 15), so the first run shows how a
@@ -58,6 +59,7 @@ class Command(MongoCommand):
             raise CommandError(str(exc), returncode=2) from exc
         for line in stats.summary_lines():
             self.stdout.write(f"  {line}")
+        self.stdout.write(f"  {evaluation_line(evaluate_alerts())}")
         if stats.rejected and is_sample_data(options["data"]):
             self.stdout.write(f"  {SAMPLE_DATA_REJECTS_NOTE}")
         # Django's own tables (SQLite): auth and sessions.

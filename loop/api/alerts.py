@@ -1,0 +1,139 @@
+"""GET /alerts/, GET /alerts/<id>/ and POST /alerts/<id>/ack/: what is down now, and who is on it.
+
+The rules (when an alert opens and resolves) are ``loop.alert_rules``'; the views only check input,
+call ``loop.services.alerts`` and answer through the serializers here.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from loop.api.common import (
+    READ_ERRORS,
+    WRITE_ERRORS,
+    ErrorSerializer,
+    StrictSerializer,
+    UtcTimestampField,
+    page_field,
+    page_size_field,
+)
+from loop.ids import ID_SHAPE, is_id
+from loop.services import alerts
+from loop.store_ids import STORE_ID_HELP, is_store_id
+
+ALERT_ID_PARAM = OpenApiParameter("alert_id", str, OpenApiParameter.PATH, description=f"The alert's id ({ID_SHAPE}).")
+UNKNOWN_ALERT = OpenApiResponse(ErrorSerializer, description="No such alert.")
+
+
+def alert_id_param(value: object) -> str:
+    if not is_id(value):
+        raise ValidationError({"alert_id": f"must be {ID_SHAPE}"})
+    return str(value)
+
+
+class AlertListQuerySerializer(StrictSerializer):
+    """GET /alerts/ query (unknown parameters are a 400)."""
+
+    state = serializers.ChoiceField(
+        required=False, default="open", choices=list(alerts.STATES), help_text="open (default), resolved or all."
+    )
+    store_id = serializers.CharField(required=False, help_text="Only this store's alerts.")
+    page = page_field()
+    page_size = page_size_field("Alerts")
+
+    def validate_store_id(self, value: str) -> str:
+        if not is_store_id(value):
+            raise serializers.ValidationError(f"must be {STORE_ID_HELP}")
+        return value
+
+
+class AlertSerializer(serializers.Serializer):
+    """A ``loop.services.alerts.AlertView``."""
+
+    alert_id = serializers.CharField()
+    store_id = serializers.CharField()
+    started_at = UtcTimestampField(help_text="When the outage began (its start inside the business interval).")
+    opened_at = UtcTimestampField(help_text="The evaluation (data clock) that found the store down for D minutes.")
+    resolved_at = UtcTimestampField(allow_null=True, help_text="The evaluation that found it up or closed.")
+    resolution = serializers.CharField(allow_null=True, help_text='"up" or "closed"; null while open.')
+    ended_at = UtcTimestampField(allow_null=True, help_text="The end of the store's latest outage when resolved.")
+    acknowledged_by = serializers.CharField(allow_null=True)
+    acknowledged_at = UtcTimestampField(allow_null=True)
+    down_minutes = serializers.FloatField(help_text="Business minutes down: so far (open) or in all (resolved).")
+    muted = serializers.BooleanField(help_text="Opened inside a maintenance window: nothing was sent.")
+    zone = serializers.CharField(help_text="The store's time zone (rule 3).")
+
+
+class AlertListSerializer(serializers.Serializer):
+    """A ``loop.services.alerts.AlertList``: a page of alerts, the newest evaluation and the open counts."""
+
+    count = serializers.IntegerField(source="page.count", help_text="Alerts matching the filter, over all pages.")
+    page = serializers.IntegerField(source="page.page")
+    page_size = serializers.IntegerField(source="page.page_size")
+    results = AlertSerializer(many=True, source="page.results", help_text="Newest first (by opened_at).")
+    evaluated_at = UtcTimestampField(allow_null=True, help_text="The t (newest poll) of the newest evaluation.")
+    open = serializers.IntegerField(source="open_count", help_text="Open alerts (all stores).")
+    open_unacknowledged = serializers.IntegerField(help_text="Open alerts nobody acknowledged.")
+
+
+class AckSerializer(StrictSerializer):
+    """POST /alerts/<id>/ack/ body (optional)."""
+
+    by = serializers.CharField(required=False, default="api", max_length=100, help_text="Who acknowledges.")
+    note = serializers.CharField(required=False, default="", allow_blank=True, max_length=1000)
+
+
+class AlertListView(APIView):
+    @extend_schema(
+        operation_id="list_alerts",
+        summary="Alerts, newest first: open (default), resolved or all; with the newest evaluation and open counts",
+        parameters=[AlertListQuerySerializer],
+        responses={200: AlertListSerializer, **READ_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        query = AlertListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        found = alerts.list_alerts(
+            state=params["state"], store_id=params.get("store_id"), page=params["page"], page_size=params["page_size"]
+        )
+        return Response(AlertListSerializer(found).data)
+
+
+class AlertDetailView(APIView):
+    @extend_schema(
+        operation_id="get_alert",
+        summary="One alert",
+        parameters=[ALERT_ID_PARAM],
+        responses={200: AlertSerializer, 404: UNKNOWN_ALERT, **READ_ERRORS},
+    )
+    def get(self, request: Request, alert_id: str) -> Response:
+        return Response(AlertSerializer(alerts.get_alert(alert_id=alert_id_param(alert_id))).data)
+
+
+class AlertAckView(APIView):
+    @extend_schema(
+        operation_id="ack_alert",
+        summary="Acknowledge an open alert: no reminders until it resolves (a second ack changes nothing)",
+        parameters=[ALERT_ID_PARAM],
+        request=AckSerializer,
+        responses={
+            200: AlertSerializer,
+            404: UNKNOWN_ALERT,
+            409: OpenApiResponse(ErrorSerializer, description="The alert is resolved already."),
+            **WRITE_ERRORS,
+        },
+    )
+    def post(self, request: Request, alert_id: str) -> Response:
+        alert_id = alert_id_param(alert_id)
+        body = AckSerializer(data=request.data if request.data else {})
+        body.is_valid(raise_exception=True)
+        view = alerts.acknowledge_alert(
+            alert_id=alert_id, by=body.validated_data["by"], note=body.validated_data["note"]
+        )
+        return Response(AlertSerializer(view).data)
