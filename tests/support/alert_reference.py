@@ -242,3 +242,80 @@ def reference_alerts(
                 alert["ended_at"] = None if pd.isna(row["last_outage_end"]) else row["last_outage_end"]
                 del open_alert[sid]
     return alerts
+
+
+def drive_alerts(
+    store_states,
+    alert_changes,
+    polls: pd.DataFrame,
+    hours: pd.DataFrame,
+    special_hours: pd.DataFrame | None,
+    zones: pd.DataFrame,
+    times: Sequence[pd.Timestamp],
+    G: int = 60,
+    D: int = 30,
+) -> list[dict[str, object]]:
+    """The alert sequence as the service would build it from loop.alert_rules' two functions.
+
+    Same output as reference_alerts; the functions are passed in so that this module never imports
+    loop.alert_rules (it must stay usable before that module exists).
+    """
+    poll_seconds = [_seconds(ts) for ts in polls["timestamp_utc"]]
+    alerts: list[dict[str, object]] = []
+    open_alert: dict[str, dict[str, object]] = {}
+    for t in times:
+        now = _seconds(t)
+        ids = sorted({str(sid) for sid, ts in zip(polls["store_id"], poll_seconds, strict=True) if ts <= now})
+        states = store_states(
+            store_ids=ids,
+            polls=polls,
+            hours=hours,
+            special_hours=special_hours,
+            zones=zones,
+            t=t,
+            max_gap_minutes=G,
+            down_after_minutes=D,
+        )
+        changes = alert_changes(states=states, open_store_ids=set(open_alert), t=t)
+        for row in changes.opened.to_dict("records"):
+            sid = str(row["store_id"])
+            assert sid not in open_alert, f"second open alert for {sid}"
+            alert = {
+                "store_id": sid,
+                "started_at": row["started_at"],
+                "opened_at": _stamp(now),
+                "resolved_at": None,
+                "resolution": None,
+                "ended_at": None,
+            }
+            alerts.append(alert)
+            open_alert[sid] = alert
+        for row in changes.resolved.to_dict("records"):
+            sid = str(row["store_id"])
+            alert = open_alert.pop(sid)  # KeyError: resolved an alert that was not open
+            alert["resolved_at"] = _stamp(now)
+            alert["resolution"] = row["resolution"]
+            alert["ended_at"] = None if pd.isna(row["ended_at"]) else row["ended_at"]
+    return alerts
+
+
+def normalise_alerts(alerts: list[dict[str, object]]) -> list[tuple[object, ...]]:
+    """Alerts as comparable tuples (UTC Timestamps, None for missing), ordered by opened_at then store_id."""
+
+    def ts(value: object) -> pd.Timestamp | None:
+        if value is None or pd.isna(value):
+            return None
+        return pd.Timestamp(value).tz_convert("UTC")
+
+    out = [
+        (
+            a["store_id"],
+            ts(a["started_at"]),
+            ts(a["opened_at"]),
+            ts(a["resolved_at"]),
+            a["resolution"],
+            ts(a["ended_at"]),
+        )
+        for a in alerts
+    ]
+    return sorted(out, key=lambda a: (a[2], a[0]))
