@@ -113,7 +113,8 @@ def parse_local_clock(field: str, text: str) -> int:
     return int(seconds)
 
 
-def weekly(*, weekday: int, local_start: str, local_end: str) -> Weekly:
+def weekly(*, weekday: object, local_start: str, local_end: str) -> Weekly:
+    """A weekly window: weekday 0-6 (0 = Monday), two local clock times."""
     if isinstance(weekday, bool) or not isinstance(weekday, int) or weekday not in WEEKDAYS:
         raise WindowProblem("weekday", f"must be a whole number 0-6 (0 = Monday): {weekday!r}")
     return Weekly(

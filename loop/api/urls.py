@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from loop.api import imports, ingestion, overview, reports
+from loop.api import imports, ingestion, maintenance, overview, reports
 from loop.api.stores import attributes, catalog, timeline
 
 urlpatterns = [
@@ -26,6 +26,8 @@ urlpatterns = [
     re_path(r"^stores/(?P<store_id>[^/]+)/timezone/?$", attributes.TimezoneView.as_view(), name="timezone"),
     re_path(r"^imports/?$", imports.ImportListView.as_view(), name="imports"),
     re_path(r"^imports/(?P<import_id>[^/]+)/?$", imports.ImportDetailView.as_view(), name="import"),
+    re_path(r"^maintenance/?$", maintenance.WindowListView.as_view(), name="maintenance"),
+    re_path(r"^maintenance/(?P<window_id>[^/]+)/?$", maintenance.WindowDetailView.as_view(), name="maintenance-window"),
     re_path(r"^overview/?$", overview.OverviewView.as_view(), name="overview"),
     re_path(r"^health/?$", overview.HealthView.as_view(), name="health"),
 ]

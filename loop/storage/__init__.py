@@ -2,8 +2,8 @@
 
 One module per concern: ``schema`` (collection names and indexes), ``client``
 (connections and the mongod/FerretDB/mongomock differences), ``polls``,
-``stores`` (hours and zones), ``reports``, ``imports`` (uploads of POST /imports/)
-and ``files`` (report CSVs and uploaded files, GridFS layout).
+``stores`` (hours and zones), ``reports``, ``imports`` (uploads of POST /imports/),
+``maintenance`` (maintenance windows of alerts) and ``files`` (report CSVs and uploaded files, GridFS layout).
 """
 
 from loop.storage.client import collection_counts, drop_database, get_client, get_db, is_mongomock, server_health
@@ -37,6 +37,13 @@ from loop.storage.imports import (
     set_import_phase,
     set_import_progress,
     silent_imports,
+)
+from loop.storage.maintenance import (
+    delete_maintenance_window,
+    get_maintenance_window,
+    insert_maintenance_window,
+    list_maintenance_windows,
+    maintenance_windows_at,
 )
 from loop.storage.packed import TableMoved
 from loop.storage.polls import (
@@ -112,6 +119,11 @@ from loop.storage.stores import (
 )
 
 __all__ = [
+    "delete_maintenance_window",
+    "get_maintenance_window",
+    "insert_maintenance_window",
+    "list_maintenance_windows",
+    "maintenance_windows_at",
     "HOURS",
     "IMPORTS",
     "IMPORT_BUCKET",

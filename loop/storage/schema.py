@@ -27,6 +27,9 @@ IMPORT_UPLOADS = "import_uploads"
 # {_id: "<collection>:<job id>:<holder replaced>:<lost attempts>"}: which start took over a job's state (a
 # unique insert, the one write FerretDB makes atomic under concurrency: loop.storage.jobs.start_attempt).
 JOB_CLAIMS = "job_claims"
+# Maintenance windows (mutes) of alerts: one small document per window, inserted once, then only deleted
+# (loop.storage.maintenance).
+MAINTENANCE_WINDOWS = "maintenance_windows"
 
 
 def create_indexes(db: Database) -> None:
@@ -40,6 +43,8 @@ def create_indexes(db: Database) -> None:
     # GET /imports/: newest first. Upload chunks are read by _id; the index serves delete_file.
     db[IMPORTS].create_index([("created_at", DESCENDING)], name="created_at_-1")
     db[IMPORT_CHUNKS].create_index([("files_id", ASCENDING), ("n", ASCENDING)], unique=True, name="files_id_1_n_1")
+    # GET /maintenance/: newest first (the collection stays small; the index keeps the sort cheap anyway).
+    db[MAINTENANCE_WINDOWS].create_index([("created_at", DESCENDING)], name="created_at_-1")
 
 
 # The layout before packed documents: one document per poll, hours row and zone row, and a range per store.
