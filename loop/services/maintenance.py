@@ -6,7 +6,7 @@ turns their refusals into ``InvalidInput`` and reads and writes through ``loop.s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,7 +106,7 @@ def create_window(
     return window_view(stored)
 
 
-def _require(fields: Sequence[str], given: dict[str, object]) -> None:
+def _require(fields: Sequence[str], given: Mapping[str, object]) -> None:
     for name in fields:
         if given[name] is None:
             raise WindowProblem(name, f"is required with {', '.join(n for n in fields if n != name)}")

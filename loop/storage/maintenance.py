@@ -68,11 +68,7 @@ def list_maintenance_windows(db: Database, *, skip: int, limit: int) -> tuple[in
     """Newest first (by ``created_at``, then id); how many there are in all."""
     total = db[MAINTENANCE_WINDOWS].count_documents({})
     cursor = (
-        db[MAINTENANCE_WINDOWS]
-        .find({})
-        .sort([("created_at", DESCENDING), ("_id", ASCENDING)])
-        .skip(skip)
-        .limit(limit)
+        db[MAINTENANCE_WINDOWS].find({}).sort([("created_at", DESCENDING), ("_id", ASCENDING)]).skip(skip).limit(limit)
     )
     return total, [_from_doc(doc) for doc in cursor]
 
