@@ -126,14 +126,15 @@ def store_states(
     last[poll_codes] = np.arange(len(poll_codes))
     first = np.full(n, -1, dtype=np.int64)
     first[poll_codes[::-1]] = np.arange(len(poll_codes))[::-1]
-    last_time = np.where(has_poll, poll_time[np.maximum(last, 0)], -1)
-    last_active = has_poll & poll_active[np.maximum(last, 0)]
+    # Gathers through a sentinel at the end, so a store without counted polls (index -1) reads it.
+    last_time = np.append(poll_time, -1)[last]
+    last_active = np.append(poll_active, False)[last]
     observed = has_poll & (lane_end - last_time <= gap)
 
     # The run of inactive polls that ends with the latest: its first poll, and where its territory begins.
     run_first = _last_run_first(poll_codes, poll_active, last, n)
     inactive_now = observed & ~last_active & is_open
-    run_lo = np.where(run_first >= 0, lanes.seg_lo[np.maximum(run_first, 0)], 0)
+    run_lo = np.append(lanes.seg_lo, 0)[run_first]
     outage_start = np.where(inactive_now, np.maximum(run_lo, open_start), -1)
     is_down = inactive_now & (lane_end - outage_start >= down_after)
 

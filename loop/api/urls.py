@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from loop.api import alerts, imports, ingestion, overview, reports
+from loop.api import alerts, imports, ingestion, maintenance, overview, reports
 from loop.api.stores import attributes, catalog, timeline
 
 urlpatterns = [
@@ -29,6 +29,8 @@ urlpatterns = [
     re_path(r"^alerts/?$", alerts.AlertListView.as_view(), name="alerts"),
     re_path(r"^alerts/(?P<alert_id>[^/]+)/?$", alerts.AlertDetailView.as_view(), name="alert"),
     re_path(r"^alerts/(?P<alert_id>[^/]+)/ack/?$", alerts.AlertAckView.as_view(), name="alert-ack"),
+    re_path(r"^maintenance/?$", maintenance.WindowListView.as_view(), name="maintenance"),
+    re_path(r"^maintenance/(?P<window_id>[^/]+)/?$", maintenance.WindowDetailView.as_view(), name="maintenance-window"),
     re_path(r"^overview/?$", overview.OverviewView.as_view(), name="overview"),
     re_path(r"^health/?$", overview.HealthView.as_view(), name="health"),
 ]

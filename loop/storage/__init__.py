@@ -2,8 +2,8 @@
 
 One module per concern: ``schema`` (collection names and indexes), ``client``
 (connections and the mongod/FerretDB/mongomock differences), ``polls``,
-``stores`` (hours and zones), ``reports``, ``imports`` (uploads of POST /imports/)
-and ``files`` (report CSVs and uploaded files, GridFS layout).
+``stores`` (hours and zones), ``reports``, ``imports`` (uploads of POST /imports/),
+``maintenance`` (maintenance windows of alerts) and ``files`` (report CSVs and uploaded files, GridFS layout).
 """
 
 from loop.storage.alerts import (
@@ -53,6 +53,13 @@ from loop.storage.imports import (
     set_import_phase,
     set_import_progress,
     silent_imports,
+)
+from loop.storage.maintenance import (
+    delete_maintenance_window,
+    get_maintenance_window,
+    insert_maintenance_window,
+    list_maintenance_windows,
+    maintenance_windows_at,
 )
 from loop.storage.packed import TableMoved
 from loop.storage.polls import (
@@ -144,6 +151,11 @@ __all__ = [
     "release_open_alerts",
     "resolve_alert_records",
     "write_open_alerts",
+    "delete_maintenance_window",
+    "get_maintenance_window",
+    "insert_maintenance_window",
+    "list_maintenance_windows",
+    "maintenance_windows_at",
     "HOURS",
     "IMPORTS",
     "IMPORT_BUCKET",

@@ -33,6 +33,9 @@ ALERT_STATE = "alert_state"
 OPEN_ALERTS = "open_alerts"
 ALERTS = "alerts"
 ALERT_ACKS = "alert_acks"
+# Maintenance windows (mutes) of alerts: one small document per window, inserted once, then only deleted
+# (loop.storage.maintenance).
+MAINTENANCE_WINDOWS = "maintenance_windows"
 
 
 def create_indexes(db: Database) -> None:
@@ -49,6 +52,8 @@ def create_indexes(db: Database) -> None:
     # GET /alerts/ (resolved or all): newest first, optionally one store's.
     db[ALERTS].create_index([("opened_at", DESCENDING)], name="opened_at_-1")
     db[ALERTS].create_index([("store_id", ASCENDING), ("opened_at", DESCENDING)], name="store_id_1_opened_at_-1")
+    # GET /maintenance/: newest first (the collection stays small; the index keeps the sort cheap anyway).
+    db[MAINTENANCE_WINDOWS].create_index([("created_at", DESCENDING)], name="created_at_-1")
 
 
 # The layout before packed documents: one document per poll, hours row and zone row, and a range per store.
