@@ -1,0 +1,232 @@
+"""Alerts end to end in process: POST /store_status/ batches, the evaluation after each, GET /alerts/ and the ack.
+
+mongomock and the embedded worker; messages are caught where the evaluation hands them to delivery
+(``loop.services.deliveries.publish``), which has tests of its own. Every expected time below is
+worked by hand from the polls (stores without hours are open 24x7; outages start halfway between
+the last active and the first inactive poll).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pandas as pd
+import pytest
+from pymongo.database import Database
+from rest_framework.test import APIClient
+
+from loop import storage
+from loop.embedded_worker import wait_embedded_idle
+from loop.events import Event
+from loop.services.alerts import evaluate_alerts, send_reminders
+from tests.support.api import VALID_ID, assert_json_error
+
+DAY = "2024-10-14"  # a Monday
+
+
+def post(api: APIClient, *polls: tuple[str, str, str]) -> None:
+    items = [{"store_id": s, "status": st, "timestamp_utc": f"{DAY} {hhmm}:00 UTC"} for s, st, hhmm in polls]
+    response = api.post("/store_status/", items, format="json")
+    assert response.status_code == 201, response.content
+    assert wait_embedded_idle(timeout=30)
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[Event]:
+    events: list[Event] = []
+
+    def publish(*, events: list[Event]) -> int:
+        caught.extend(events)
+        return len(events)
+
+    caught = events
+    monkeypatch.setattr("loop.services.deliveries.publish", publish)
+    return events
+
+
+def alerts(api: APIClient, **query: Any) -> dict[str, Any]:
+    response = api.get("/alerts/", query)
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def test_an_alert_opens_after_d_minutes_down_and_resolves_when_up(api: APIClient, sent: list[Event]) -> None:
+    post(api, ("s1", "active", "10:00"), ("s2", "active", "10:00"))
+    body = alerts(api)
+    assert (body["count"], body["open"], body["evaluated_at"]) == (0, 0, f"{DAY}T10:00:00Z")
+
+    # s1 inactive since the midpoint 10:20: 20 minutes at 10:40 is pending (D = 30).
+    post(api, ("s1", "inactive", "10:40"), ("s2", "active", "10:40"))
+    assert alerts(api)["count"] == 0
+    # 40 minutes at 11:00: down.
+    post(api, ("s1", "inactive", "11:00"), ("s2", "active", "11:00"))
+    body = alerts(api)
+    assert (body["count"], body["open"], body["open_unacknowledged"]) == (1, 1, 1)
+    alert = body["results"][0]
+    assert alert["store_id"] == "s1"
+    assert (alert["started_at"], alert["opened_at"]) == (f"{DAY}T10:20:00Z", f"{DAY}T11:00:00Z")
+    assert (alert["resolved_at"], alert["resolution"], alert["ended_at"]) == (None, None, None)
+    assert alert["down_minutes"] == 40.0
+    assert [(e.type, e.data["store_id"], e.data["started_at"]) for e in sent] == [
+        ("alert.opened", "s1", f"{DAY}T10:20:00Z")
+    ]
+    assert sent[0].data["started_at_local"] == f"{DAY}T05:20:00-05:00"  # America/Chicago (no zone row)
+
+    post(api, ("s1", "inactive", "11:30"))
+    assert alerts(api)["results"][0]["down_minutes"] == 70.0
+    assert len(sent) == 1  # still down: nothing new
+
+    # Up at 12:00: the outage ended halfway between 11:30 and 12:00.
+    post(api, ("s1", "active", "12:00"), ("s2", "active", "12:00"))
+    body = alerts(api, state="resolved")
+    assert alerts(api)["open"] == 0
+    resolved = body["results"][0]
+    assert (resolved["resolved_at"], resolved["resolution"], resolved["ended_at"]) == (
+        f"{DAY}T12:00:00Z",
+        "up",
+        f"{DAY}T11:45:00Z",
+    )
+    assert resolved["down_minutes"] == 85.0
+    assert [e.type for e in sent] == ["alert.opened", "alert.resolved"]
+    assert sent[1].data["ended_at"] == f"{DAY}T11:45:00Z"
+    assert alerts(api, state="all")["count"] == 1
+
+
+def test_closing_time_resolves_an_alert_at_the_end_of_business_hours(
+    api: APIClient, mdb: Database, sent: list[Event]
+) -> None:
+    storage.replace_zones(mdb, pd.DataFrame({"store_id": ["h", "x"], "timezone_str": ["UTC", "UTC"]}))
+    hours = pd.DataFrame({"store_id": ["h"], "day_of_week": [0], "start_seconds": [9 * 3600], "end_seconds": [12 * 3600]})
+    storage.replace_hours(mdb, hours)
+    # Outage from the midpoint of 09:05 and 10:00 (09:32:30); 77.5 minutes at 10:50: down.
+    post(api, ("h", "active", "09:05"), ("h", "inactive", "10:00"), ("h", "inactive", "10:50"))
+    assert alerts(api)["results"][0]["started_at"] == f"{DAY}T09:32:30Z"
+    # Another store's poll moves the data clock past h's closing time (12:00): resolved "closed" at 12:10,
+    # its outage ended when business hours did.
+    post(api, ("x", "active", "12:10"))
+    resolved = alerts(api, state="resolved")["results"][0]
+    assert (resolved["resolution"], resolved["resolved_at"], resolved["ended_at"]) == (
+        "closed",
+        f"{DAY}T12:10:00Z",
+        f"{DAY}T12:00:00Z",
+    )
+    assert resolved["down_minutes"] == 147.5
+
+
+def test_no_second_open_alert_for_a_store_whose_claim_is_held(api: APIClient, mdb: Database, sent: list[Event]) -> None:
+    # Another evaluation opened s1's alert and died before writing the open-alerts document.
+    other = {"_id": VALID_ID, "store_id": "s1", "zone": "UTC", "muted": False, "resolved_at": None}
+    other |= {"started_at": pd.Timestamp(f"{DAY} 09:00", tz="UTC").to_pydatetime(), "resolution": None}
+    other |= {"opened_at": pd.Timestamp(f"{DAY} 09:30", tz="UTC").to_pydatetime(), "ended_at": None}
+    storage.insert_alert_records(mdb, [other])
+    assert storage.claim_open_alerts(mdb, [("s1", VALID_ID)]) == {"s1"}
+    post(api, ("s1", "active", "10:00"), ("s1", "inactive", "10:40"), ("s1", "inactive", "11:00"))
+    body = alerts(api, state="all")
+    assert [a["alert_id"] for a in body["results"]] == [VALID_ID]
+    assert body["open"] == 1
+    # And it resolves like any other.
+    post(api, ("s1", "active", "11:20"))
+    assert alerts(api)["open"] == 0
+    assert alerts(api, state="resolved")["results"][0]["alert_id"] == VALID_ID
+
+
+def test_more_changes_than_the_threshold_make_one_grouped_message(api: APIClient, settings, sent: list[Event]) -> None:
+    settings.ALERT_GROUP_THRESHOLD = 2
+    post(api, *[(f"g{k}", "active", "10:00") for k in range(3)])
+    post(api, *[(f"g{k}", "inactive", "11:00") for k in range(3)])
+    assert alerts(api)["open"] == 3
+    assert [e.type for e in sent] == ["alert.grouped"]
+    assert sorted(a["store_id"] for a in sent[0].data["opened"]) == ["g0", "g1", "g2"]
+    assert sent[0].data["resolved"] == []
+    # Two resolve (not more than 2): one message each.
+    post(api, ("g0", "active", "11:10"), ("g1", "active", "11:10"))
+    assert [e.type for e in sent[1:]] == ["alert.resolved", "alert.resolved"]
+
+
+def test_inside_a_maintenance_window_alerts_open_and_resolve_but_nothing_is_sent(
+    api: APIClient, sent: list[Event]
+) -> None:
+    window = {"all": True, "start": f"{DAY}T00:00:00Z", "end": f"{DAY}T11:30:00Z"}
+    assert api.post("/maintenance/", window, format="json").status_code == 201
+    post(api, ("m", "active", "10:00"), ("m", "inactive", "11:00"))
+    open_alert = alerts(api)["results"][0]
+    assert open_alert["muted"] is True
+    assert sent == []
+    # The window ended while the alert stayed open: it is announced now.
+    post(api, ("m", "inactive", "11:40"))
+    assert [e.type for e in sent] == ["alert.opened"]
+
+
+def test_a_resolution_inside_a_window_sends_nothing(api: APIClient, sent: list[Event]) -> None:
+    post(api, ("w", "active", "10:00"), ("w", "inactive", "11:00"))
+    window = {"store_ids": ["w"], "start": f"{DAY}T11:00:00Z", "end": f"{DAY}T13:00:00Z"}
+    assert api.post("/maintenance/", window, format="json").status_code == 201
+    post(api, ("w", "active", "11:30"))
+    assert alerts(api, state="resolved")["count"] == 1
+    assert [e.type for e in sent] == ["alert.opened"]
+
+
+def test_ack_is_idempotent_and_stops_reminders(api: APIClient, mdb: Database, settings, sent: list[Event]) -> None:
+    post(api, ("a", "active", "10:00"), ("a", "inactive", "11:00"))
+    alert_id = alerts(api)["results"][0]["alert_id"]
+
+    settings.ALERT_REPEAT_MINUTES = 1
+    current = storage.read_open_alerts(mdb)
+    # Pretend the last message went out two minutes ago.
+    aged = storage.OpenAlerts(
+        **{
+            **{k: getattr(current, k) for k in ("alert_id", "store_id", "started_us", "opened_us", "muted")},
+            "notified_us": current.notified_us - 120_000_000,
+            "evaluated_us": current.evaluated_us,
+            "stamp": current.stamp,
+        }
+    )
+    storage.write_open_alerts(mdb, aged)
+    assert send_reminders(db=mdb) == 1
+    assert [e.type for e in sent] == ["alert.opened", "alert.reminder"]
+    assert send_reminders(db=mdb) == 0  # just reminded
+
+    first = api.post(f"/alerts/{alert_id}/ack/", {"by": "maria", "note": "on it"}, format="json")
+    assert first.status_code == 200, first.content
+    assert first.json()["acknowledged_by"] == "maria"
+    again = api.post(f"/alerts/{alert_id}/ack/", {"by": "li"}, format="json")
+    assert again.status_code == 200
+    assert again.json()["acknowledged_by"] == "maria"  # the first ack stays
+    assert alerts(api)["open_unacknowledged"] == 0
+
+    storage.write_open_alerts(mdb, aged)
+    assert send_reminders(db=mdb) == 0  # acknowledged: no reminder
+
+
+def test_ack_errors_are_json(api: APIClient) -> None:
+    assert_json_error(api.post(f"/alerts/{VALID_ID}/ack/"), 404)
+    assert_json_error(api.get(f"/alerts/{VALID_ID}/"), 404)
+    assert_json_error(api.post("/alerts/not-an-id/ack/"), 400)
+    assert_json_error(api.get("/alerts/", {"state": "closed"}), 400)
+    assert_json_error(api.get("/alerts/", {"colour": "red"}), 400)
+
+
+def test_acking_a_resolved_alert_is_a_conflict(api: APIClient, sent: list[Event]) -> None:
+    post(api, ("r", "active", "10:00"), ("r", "inactive", "11:00"))
+    post(api, ("r", "active", "11:10"))
+    alert_id = alerts(api, state="resolved")["results"][0]["alert_id"]
+    assert_json_error(api.post(f"/alerts/{alert_id}/ack/"), 409)
+
+
+def test_a_stale_feed_is_told_once_and_its_resumption_too(api: APIClient, mdb: Database, settings, sent: list[Event]) -> None:
+    post(api, ("f", "active", "10:00"))
+    settings.INGEST_STALE_MINUTES = 1
+    assert send_reminders(db=mdb) == 0  # written just now
+    range_doc = {"_id": "range"}
+    mdb[storage.STATUS].update_one(range_doc, {"$set": {"written_at": time.time() - 120}})
+    assert send_reminders(db=mdb) == 1
+    assert send_reminders(db=mdb) == 0  # told once
+    post(api, ("f", "active", "10:05"))
+    assert [e.type for e in sent] == ["ingestion.stale", "ingestion.resumed"]
+
+
+def test_a_busy_evaluation_lock_makes_a_request_return_at_once(mdb: Database) -> None:
+    with storage.evaluation_lock(mdb) as held:
+        assert held
+        assert evaluate_alerts(db=mdb) is None
