@@ -97,6 +97,9 @@ def store_states(
     codes = np.searchsorted(ids, poll_ids) if n else np.zeros(len(poll_ids), dtype=np.int64)
     known = (codes < n) & (poll_us <= t_us)
     known[known] = ids[codes[known]] == poll_ids[known]
+    # Arrow-backed text columns (what storage reads) make the lanes' zone and hours lookups slow.
+    hours = hours.astype({"store_id": object})
+    zones = zones.astype({"store_id": object, "timezone_str": object})
     lanes = build_lanes(
         store_ids=ids,
         poll_codes=codes[known].astype(np.int64),

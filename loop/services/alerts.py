@@ -44,9 +44,9 @@ from loop.timeutil import us_to_ts, utcnow
 
 logger = logging.getLogger(__name__)
 
-# How far back the first pass of an evaluation reads: a day and more, so a store's outage that began
-# after an active poll of today is settled; the few others re-read the week (``alert_rules``).
-FIRST_PASS = pd.Timedelta(hours=26)
+# How far back an evaluation reads: two hours for every store (an outage that began after an active poll
+# of the last two hours is settled), then a day and the week for the few it leaves unsettled (``alert_rules``).
+LOOKBACKS = (pd.Timedelta(hours=2), pd.Timedelta(hours=26), REPORT_WEEK)
 # An evaluation that finds the data moved while it ran runs again, at most this many times in a row.
 MAX_ROUNDS = 20
 STATES = ("open", "resolved", "all")
@@ -257,32 +257,34 @@ def _us(value: Any) -> int:
 
 
 def _states(db: Database, t: pd.Timestamp, current: OpenAlerts) -> pd.DataFrame:
-    """Every polled store's state at ``t``: a day's read for all, the week's for the few it leaves unsettled."""
+    """Every polled store's state at ``t``: a short read for all, longer ones for the few it leaves unsettled."""
     store_ids = storage.store_ids_polled_through(db, t)
     hours, special, zones = storage.read_hours(db), storage.read_special_hours(db), storage.read_zones(db)
-    down_after = settings.ALERT_DOWN_AFTER_MINUTES
+    open_ids = current.store_id.tolist()
 
     def states_of(ids: Sequence[str], lookback: pd.Timedelta) -> pd.DataFrame:
-        polls = storage.read_polls(db, t - lookback, t)
         return store_states(
             store_ids=ids,
-            polls=polls,
+            polls=storage.read_polls(db, t - lookback, t),
             hours=hours,
             special_hours=special,
             zones=zones,
             t=t,
             max_gap_minutes=DEFAULT_MAX_GAP_MINUTES,
-            down_after_minutes=down_after,
+            down_after_minutes=settings.ALERT_DOWN_AFTER_MINUTES,
             lookback=lookback,
         )
 
-    states = states_of(store_ids, FIRST_PASS)
-    has_open = states.index.isin(current.store_id.tolist())
-    state = states["state"]
-    # What an unsettled row could change: whether an alert opens (and from when), or where it ended.
-    needed = ~states["settled"] & ((state.isin([DOWN, PENDING]) & ~has_open) | (state.isin([UP, CLOSED]) & has_open))
-    if needed.any():
-        again = states_of(states.index[needed].tolist(), REPORT_WEEK)
+    states = states_of(store_ids, LOOKBACKS[0])
+    for lookback in LOOKBACKS[1:]:
+        has_open = states.index.isin(open_ids)
+        state = states["state"]
+        # What an unsettled row could change: whether an alert opens (and from when), or where it ended.
+        wanted = (state.isin([DOWN, PENDING]) & ~has_open) | (state.isin([UP, CLOSED]) & has_open)
+        needed = ~states["settled"] & wanted
+        if not needed.any():
+            break
+        again = states_of(states.index[needed].tolist(), lookback)
         states.loc[again.index, again.columns] = again
     return states
 
