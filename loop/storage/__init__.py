@@ -96,23 +96,44 @@ from loop.storage.reports import (
     set_report_phase,
     silent_reports,
 )
-from loop.storage.schema import HOURS, IMPORT_BUCKET, IMPORTS, REPORT_BUCKET, REPORTS, SPECIAL_HOURS, STATUS, ZONES
+from loop.storage.schema import (
+    HOURS,
+    IMPORT_BUCKET,
+    IMPORTS,
+    PROFILES,
+    REPORT_BUCKET,
+    REPORTS,
+    SPECIAL_HOURS,
+    STATUS,
+    ZONES,
+)
 from loop.storage.stores import (
     OneStore,
+    TableBusy,
+    delete_store_profile,
     read_hours,
     read_one_store,
+    read_profiles,
     read_special_hours,
     read_zones,
     replace_hours,
+    replace_profiles,
     replace_special_hours,
     replace_zones,
     set_store_hours,
+    set_store_profile,
     set_store_special_hours,
     set_store_zone,
 )
 
 __all__ = [
     "HOURS",
+    "PROFILES",
+    "TableBusy",
+    "delete_store_profile",
+    "read_profiles",
+    "replace_profiles",
+    "set_store_profile",
     "IMPORTS",
     "IMPORT_BUCKET",
     "ImportDoc",
