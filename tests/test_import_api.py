@@ -455,7 +455,7 @@ def test_the_schema_documents_the_upload_form_and_its_errors() -> None:
     post = schema["paths"]["/imports/"]["post"]
     form = post["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]
     fields = schema["components"]["schemas"][form]["properties"]
-    assert set(fields) == {"archive", "store_status", "business_hours", "timezones", "special_hours"}
+    assert set(fields) == {"archive", "store_status", "business_hours", "timezones", "special_hours", "stores"}
     assert all(field["format"] == "binary" for field in fields.values())
     assert set(post["responses"]) == {"202", "400", "401", "403", "409", "411", "413", "415", "503"}
     detail = schema["paths"]["/imports/{import_id}/"]["get"]["responses"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -210,6 +211,10 @@ def profile_text_problem(column: str, value: str) -> str | None:
     return None
 
 
+def _profile_text_problems(column: str, values: pd.Series) -> pd.Series:
+    return pd.Series([profile_text_problem(column, value) for value in values.tolist()], dtype=object)
+
+
 def validate_store_rows(raw: pd.DataFrame, lines: np.ndarray, name: str, problems: RowProblems) -> pd.DataFrame:
     """One row per store of the directory (store_id, name, brand, region); the one check (stores.csv and the PUT).
 
@@ -222,7 +227,7 @@ def validate_store_rows(raw: pd.DataFrame, lines: np.ndarray, name: str, problem
     for column in PROFILE_TEXT_COLUMNS:
         # Few distinct brands and regions: each checked once.
         text = _Distinct.of(raw[column]).map(lambda values: values.str.strip())
-        reasons = text.map(lambda values, c=column: values.map(lambda v: profile_text_problem(c, v)).astype(object))
+        reasons = text.map(partial(_profile_text_problems, column))
         rows = reasons.rows().to_numpy()
         for reason in pd.unique(rows[pd.notna(rows)]):
             # Long or odd text is not echoed back: the reason says enough.
@@ -234,9 +239,8 @@ def validate_store_rows(raw: pd.DataFrame, lines: np.ndarray, name: str, problem
     keep = drop(keep, earlier, PROFILE_DUPLICATE, ids)
     kept = keep.to_numpy()
 
-    def optional(column: str) -> np.ndarray:
-        values = texts[column][kept].astype(object).to_numpy()
-        return np.where(values == "", None, values)
+    def optional(column: str) -> list[str | None]:
+        return [value or None for value in texts[column][kept].tolist()]
 
     # Object columns: None stays None (a string dtype would turn it into NaN).
     return pd.DataFrame(

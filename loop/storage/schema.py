@@ -33,7 +33,8 @@ JOB_CLAIMS = "job_claims"
 
 def create_indexes(db: Database) -> None:
     """Every index the service reads through (idempotent)."""
-    # Polls, hours (weekly and special), zones and profiles need none: every read of them is by _id (loop.storage.polls, .packed).
+    # Polls, hours (weekly and special), zones and profiles need none: every read of them is by _id
+    # (loop.storage.polls, .packed).
     db[REPORTS].create_index([("report_id", ASCENDING)], unique=True, name="report_id")
     # GET /reports/: newest first.
     db[REPORTS].create_index([("created_at", DESCENDING)], name="created_at_-1")

@@ -257,8 +257,7 @@ def read_profiles(
             columns = {name: values[keep] for name, values in columns.items()}
 
     def text(column: str) -> pd.Series:
-        values = columns[column]
-        return pd.Series(np.where(values == "", None, values) if len(values) else values, dtype=object)
+        return pd.Series([value or None for value in columns[column].tolist()], dtype=object)
 
     return pd.DataFrame(
         {"store_id": pd.Series(columns["store_id"], dtype=object), **{c: text(c) for c in PROFILE_COLUMNS}}
