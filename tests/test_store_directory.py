@@ -131,7 +131,10 @@ def test_load_data_loads_stores_csv_and_a_later_load_replaces_only_the_stores_it
     output = load(folder)
     assert f"{folder / 'stores.csv'}: 3 rows read, 2 store profiles loaded, 1 rejected" in output
     assert f"{folder / 'stores.csv'}:4: name is blank" in output
-    assert sorted(records(storage.read_profiles(mdb))) == [("s1", "One", "Brand A", "West"), ("s2", "Two", None, "East")]
+    assert sorted(records(storage.read_profiles(mdb))) == [
+        ("s1", "One", "Brand A", "West"),
+        ("s2", "Two", None, "East"),
+    ]
     # A second load naming s2 only: s2 takes its new row, s1 keeps its own.
     second = write_dataset(tmp_path / "second", [])
     write_csv(second / "stores.csv", HEADER, ["s2,Two renamed,Brand B,"])

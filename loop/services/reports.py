@@ -29,8 +29,8 @@ from loop.services.jobs import (
     run_attempt,
 )
 from loop.services.paging import PAGE_SIZE_DEFAULT, Page, page_skip
-from loop.storage import ReportDoc, ReportFormat, ReportPhase, ReportStatus
 from loop.sources.validate import PROFILE_TEXT_COLUMNS
+from loop.storage import ReportDoc, ReportFormat, ReportPhase, ReportStatus
 from loop.storage.legacy import LegacyLayoutError, has_legacy_polls
 from loop.timeutil import to_utc_or_none, ts_to_us, utcnow
 from loop.utils import generate_report
@@ -375,7 +375,7 @@ def report_rows(*, report_id: str) -> ReportRows:
     columns = list(frame.columns)
     values = [[None if v != v else v for v in frame[column].tolist()] for column in columns]
     # Each store's directory entry (null when unknown), so pages can show names beside the ids.
-    store_ids = values[columns.index("store_id")]
+    store_ids = [str(store_id) for store_id in values[columns.index("store_id")]]
     profiles = store_profiles(store_ids=store_ids)
     for field in PROFILE_TEXT_COLUMNS:
         columns.append(field)
