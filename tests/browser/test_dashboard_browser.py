@@ -226,9 +226,7 @@ def test_worst_stores_sorts_searches_and_pages(live: BrowserStack, new_page: Cal
     assert unexpected_errors(page) == []
 
 
-def test_worst_stores_show_a_named_store_and_find_it_by_name(
-    live: BrowserStack, new_page: Callable[..., Any]
-) -> None:
+def test_worst_stores_show_a_named_store_and_find_it_by_name(live: BrowserStack, new_page: Callable[..., Any]) -> None:
     _, text = latest_complete(live)
     store_id = sorted(r["store_id"] for r in report_rows(text))[0]
     profile_url = f"{live.base_url}/stores/{store_id}/profile/"
