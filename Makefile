@@ -82,10 +82,10 @@ run: install
 # The sample data as a Loop .zip, for the POST /imports/ example (docs/api.md).
 example-zip: var/loop-export.zip
 
-var/loop-export.zip: data/store_status.csv data/menu_hours.csv data/timezones.csv
+var/loop-export.zip: data/store_status.csv data/menu_hours.csv data/timezones.csv data/stores.csv
 	@mkdir -p var
 	rm -f $@
-	cd data && $(CURDIR)/$(PY) -m zipfile -c $(CURDIR)/$@ store_status.csv menu_hours.csv timezones.csv
+	cd data && $(CURDIR)/$(PY) -m zipfile -c $(CURDIR)/$@ store_status.csv menu_hours.csv timezones.csv stores.csv
 
 test: install
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -172,7 +172,7 @@ def test_only_the_status_file_leaves_hours_and_zones_as_stored(api: APIClient, m
         (
             loop_zip(**{"readme.txt": b"hello", "polls.csv": csv_text(STATUS_HEADER, POLLS)}),
             "no usable file in archive.bin: looked for store_status.csv; menu_hours.csv or business_hours.csv; "
-            "timezones.csv or store_timezones.csv; special_hours.csv (in any folder)",
+            "timezones.csv or store_timezones.csv; special_hours.csv; stores.csv (in any folder)",
         ),
     ],
     ids=["zip-magic-only", "csv-as-archive", "no-usable-member"],
@@ -265,7 +265,7 @@ def test_the_files_are_counted_against_the_limit_as_they_stream(mdb: Database, s
         (
             {},
             "files: no file: send a Loop .zip as 'archive', or at least one of store_status, business_hours, "
-            "timezones, special_hours as CSV files",
+            "timezones, special_hours, stores as CSV files",
         ),
         (
             {"special": b"a,b\n"},
@@ -455,7 +455,7 @@ def test_the_schema_documents_the_upload_form_and_its_errors() -> None:
     post = schema["paths"]["/imports/"]["post"]
     form = post["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]
     fields = schema["components"]["schemas"][form]["properties"]
-    assert set(fields) == {"archive", "store_status", "business_hours", "timezones", "special_hours"}
+    assert set(fields) == {"archive", "store_status", "business_hours", "timezones", "special_hours", "stores"}
     assert all(field["format"] == "binary" for field in fields.values())
     assert set(post["responses"]) == {"202", "400", "401", "403", "409", "411", "413", "415", "503"}
     detail = schema["paths"]["/imports/{import_id}/"]["get"]["responses"]

@@ -51,6 +51,10 @@ def test_rows_carry_the_loop_columns_and_each_windows_uptime_pct(loaded: APIClie
         "uptime_pct_last_hour": None,  # no business time in the window
         "uptime_pct_last_day": 58.0,  # 100 * 1.74 / 3
         "uptime_pct_last_week": 58.0,
+        # No store directory loaded: the profile fields are null.
+        "name": None,
+        "brand": None,
+        "region": None,
     }
     assert old["store_id"] == "old"
     assert [old[c] for c in LOOP_COLUMNS] == [0.0] * 6
@@ -66,6 +70,9 @@ def test_an_extended_report_answers_the_same_loop_columns(loaded: APIClient) -> 
         "uptime_pct_last_hour",
         "uptime_pct_last_day",
         "uptime_pct_last_week",
+        "name",
+        "brand",
+        "region",
     }
     assert mon["uptime_pct_last_week"] == 58.0
 

@@ -31,7 +31,16 @@ def polls(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
 
 
 def listed(store_id: str, zone: str, last: str, status: str) -> dict[str, str]:
-    return {"store_id": store_id, "timezone": zone, "last_poll_utc": last, "last_status": status}
+    # No profile in these fleets: the directory's fields are null.
+    return {
+        "store_id": store_id,
+        "name": None,
+        "brand": None,
+        "region": None,
+        "timezone": zone,
+        "last_poll_utc": last,
+        "last_status": status,
+    }
 
 
 def item(date: object, start: object, end: object) -> dict[str, object]:
@@ -138,6 +147,9 @@ def test_detail_of_a_polled_store_with_hours_holidays_and_zone(api: APIClient, f
     assert response.status_code == 200, response.content
     assert response.json() == {
         "store_id": "b1",
+        "name": None,
+        "brand": None,
+        "region": None,
         "timezone": "Asia/Tokyo",
         "business_hours": [
             {"dayOfWeek": 0, "start_time_local": "09:00:00", "end_time_local": "17:00:00"},
@@ -157,6 +169,9 @@ def test_a_store_known_only_by_its_zone_or_hours_is_found_without_polls(api: API
     assert api.put("/stores/z1/timezone/", {"timezone_str": "Europe/Paris"}, format="json").status_code == 200
     assert api.get(store_url("z1")).json() == {
         "store_id": "z1",
+        "name": None,
+        "brand": None,
+        "region": None,
         "timezone": "Europe/Paris",
         "business_hours": [],
         "special_hours": [],

@@ -53,6 +53,9 @@ class ImportUploadSerializer(serializers.Serializer):
         required=False,
         help_text="special_hours.csv, holiday hours (store_id,date_local,start_time_local,end_time_local); optional.",
     )
+    stores = UploadField(
+        required=False, help_text="stores.csv, the store directory (store_id,name,brand,region); optional."
+    )
 
 
 class ImportStartedSerializer(serializers.Serializer):
@@ -101,6 +104,8 @@ class ImportSummaryDataSerializer(serializers.Serializer):
     special_rows_read = serializers.IntegerField(default=0)
     special_rows_loaded = serializers.IntegerField(default=0)
     special_stores = serializers.IntegerField(default=0)
+    stores_rows_read = serializers.IntegerField(default=0)
+    stores_profiles_loaded = serializers.IntegerField(default=0, help_text="Stores named by stores.csv's valid rows.")
     rejected = serializers.IntegerField()
     seconds = serializers.FloatField()
     problems = ImportProblemSerializer(many=True, help_text=f"The first {SUMMARY_PROBLEMS} rejected rows.")
@@ -166,8 +171,8 @@ class ImportListView(APIView):
         summary="Upload the Loop CSVs (or a Loop .zip) and load them in the background, as load_data does",
         description=(
             "multipart/form-data: either one file field `archive` (a Loop .zip; the CSVs may sit in any folder "
-            "inside) or any of `store_status`, `business_hours`, `timezones`, `special_hours` (at least one). "
-            "The body is streamed "
+            "inside) or any of `store_status`, `business_hours`, `timezones`, `special_hours`, `stores` "
+            "(at least one). The body is streamed "
             "into MongoDB (GridFS) as it arrives, then a worker loads it with the same reader and loader as "
             "`load_data` (idempotent: loading the same files again inserts nothing new). 202 with the import to "
             "poll at `url`. A zip that is not a zip, holds no usable file, or expands past "

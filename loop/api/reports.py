@@ -180,6 +180,9 @@ class ReportRowSerializer(serializers.Serializer):
     )
     uptime_pct_last_day = serializers.FloatField(allow_null=True)
     uptime_pct_last_week = serializers.FloatField(allow_null=True)
+    name = serializers.CharField(allow_null=True, help_text="From the store directory; null when unknown.")
+    brand = serializers.CharField(allow_null=True, help_text="From the store directory; null when unknown.")
+    region = serializers.CharField(allow_null=True, help_text="From the store directory; null when unknown.")
 
 
 class ReportRowsSerializer(serializers.Serializer):

@@ -24,6 +24,7 @@ urlpatterns = [
         r"^stores/(?P<store_id>[^/]+)/business_hours/?$", attributes.BusinessHoursView.as_view(), name="business-hours"
     ),
     re_path(r"^stores/(?P<store_id>[^/]+)/timezone/?$", attributes.TimezoneView.as_view(), name="timezone"),
+    re_path(r"^stores/(?P<store_id>[^/]+)/profile/?$", attributes.ProfileView.as_view(), name="store-profile"),
     re_path(r"^imports/?$", imports.ImportListView.as_view(), name="imports"),
     re_path(r"^imports/(?P<import_id>[^/]+)/?$", imports.ImportDetailView.as_view(), name="import"),
     re_path(r"^alerts/?$", alerts.AlertListView.as_view(), name="alerts"),

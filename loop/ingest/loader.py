@@ -22,7 +22,7 @@ from loop import storage
 from loop.ingest.dedup import PollWriter
 from loop.sources.locate import CsvSource, locate_sources
 from loop.sources.problems import RowProblems
-from loop.sources.read import iter_status_chunks, read_hours, read_special_hours, read_zones
+from loop.sources.read import iter_status_chunks, read_hours, read_special_hours, read_stores, read_zones
 from loop.sources.rows import DEFAULT_CHUNK_ROWS
 from loop.storage.legacy import require_current_layout
 
@@ -52,10 +52,13 @@ class LoadStats:
     special_rows_read: int = 0
     special_rows_loaded: int = 0
     special_stores: int = 0
+    # stores.csv (the store directory) is optional too: one profile per store loaded.
+    stores_rows_read: int = 0
+    stores_profiles_loaded: int = 0
     seconds: float = 0.0
-    # File display name -> its skipped rows, in the order status, hours, zones, special hours (the files given).
+    # File display name -> its skipped rows, in the order status, hours, zones, special hours, stores (the files given).
     problems: dict[str, RowProblems] = field(default_factory=dict)
-    # Kind of file ("status", "hours", "zones", "special") -> its display name, for the files given.
+    # Kind of file ("status", "hours", "zones", "special", "stores") -> its display name, for the files given.
     names: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -69,8 +72,8 @@ class LoadStats:
 
     def summary_lines(self) -> list[str]:
         """What ``load_data`` prints (an import's summary repeats it): one line per file given."""
-        status_name, hours_name, zones_name, special_name = (
-            self.names.get(kind) for kind in ("status", "hours", "zones", "special")
+        status_name, hours_name, zones_name, special_name, stores_name = (
+            self.names.get(kind) for kind in ("status", "hours", "zones", "special", "stores")
         )
 
         def rejected(name: str) -> int:
@@ -99,6 +102,11 @@ class LoadStats:
                 f"{special_name}: {self.special_rows_read} rows read, {self.special_rows_loaded} loaded for "
                 f"{self.special_stores} stores, {rejected(special_name)} rejected"
             )
+        if stores_name is not None:
+            lines.append(
+                f"{stores_name}: {self.stores_rows_read} rows read, {self.stores_profiles_loaded} store profiles "
+                f"loaded, {rejected(stores_name)} rejected"
+            )
         for name, problems in self.problems.items():
             if problems.total:
                 lines.append(f"rejected rows in {name}:")
@@ -115,7 +123,8 @@ def load_sources(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: Callable[[str], None] | None = None,
 ) -> LoadStats:
-    """Load the three files at ``path`` (folder or Loop .zip) into MongoDB, and ``special_hours.csv`` if present.
+    """Load the three files at ``path`` (folder or Loop .zip) into MongoDB, and ``special_hours.csv`` and
+    ``stores.csv`` if present.
 
     Raises ``InputFileError`` (unusable file: nothing written) and, with
     ``strict``, ``StrictModeError`` when any row would be skipped (the files
@@ -125,6 +134,8 @@ def load_sources(
     found = {"status": sources.status, "hours": sources.hours, "zones": sources.zones}
     if sources.special is not None:
         found["special"] = sources.special
+    if sources.stores is not None:
+        found["stores"] = sources.stores
     return load_found_sources(found, db, strict=strict, chunk_rows=chunk_rows, progress=progress)
 
 
@@ -163,13 +174,14 @@ def load_found_sources(
     db = db if db is not None else storage.get_db()
     require_current_layout(db)
     stats = LoadStats()
-    problems = {kind: RowProblems() for kind in ("status", "hours", "zones", "special") if kind in found}
+    problems = {kind: RowProblems() for kind in ("status", "hours", "zones", "special", "stores") if kind in found}
     stats.names = {kind: found[kind].name for kind in problems}
     stats.problems = {found[kind].name: problems[kind] for kind in problems}
     # Hours and zones are small: read and validate them whole before any write.
     hours = read_hours(found["hours"], problems["hours"]) if "hours" in found else None
     zones = read_zones(found["zones"], problems["zones"]) if "zones" in found else None
     special = read_special_hours(found["special"], problems["special"]) if "special" in found else None
+    profiles = read_stores(found["stores"], problems["stores"]) if "stores" in found else None
     status = found.get("status")
     chunks: Iterator[pd.DataFrame] = iter(())
     first = None
@@ -187,7 +199,7 @@ def load_found_sources(
     elif strict and stats.rejected:
         raise StrictModeError(stats.problems)
 
-    # Hours, zones and holiday hours: each replaces the named stores' rows in one write.
+    # Hours, zones, holiday hours and the directory: each replaces the named stores' rows in one write.
     if hours is not None:
         stats.hours_rows_read, stats.hours_rows_loaded, stats.hours_stores = _replace_table(
             db, hours, problems["hours"], storage.replace_hours, found["hours"].name, on_rows
@@ -199,6 +211,10 @@ def load_found_sources(
     if special is not None:
         stats.special_rows_read, stats.special_rows_loaded, stats.special_stores = _replace_table(
             db, special, problems["special"], storage.replace_special_hours, found["special"].name, on_rows
+        )
+    if profiles is not None:
+        stats.stores_rows_read, stats.stores_profiles_loaded, _ = _replace_table(
+            db, profiles, problems["stores"], storage.replace_profiles, found["stores"].name, on_rows
         )
     if status is None:
         stats.seconds = time.perf_counter() - started

@@ -48,7 +48,13 @@ logger = logging.getLogger(__name__)
 IMPORT_ID_HELP = f"{ID_SHAPE} (as returned by POST /imports/)."
 # POST /imports/: each file field and the kind it carries (the one list of them); or one
 # ARCHIVE_FIELD holding a Loop .zip. The upload is stored under the kind's first name.
-UPLOAD_FIELDS = {"store_status": "status", "business_hours": "hours", "timezones": "zones", "special_hours": "special"}
+UPLOAD_FIELDS = {
+    "store_status": "status",
+    "business_hours": "hours",
+    "timezones": "zones",
+    "special_hours": "special",
+    "stores": "stores",
+}
 ARCHIVE_FIELD = "archive"
 # How many rejected rows an import's summary lists (with file, line and reason).
 SUMMARY_PROBLEMS = 20
@@ -338,6 +344,8 @@ def import_summary(stats: LoadStats) -> dict[str, Any]:
         "special_rows_read": stats.special_rows_read,
         "special_rows_loaded": stats.special_rows_loaded,
         "special_stores": stats.special_stores,
+        "stores_rows_read": stats.stores_rows_read,
+        "stores_profiles_loaded": stats.stores_profiles_loaded,
         "rejected": stats.rejected,
         "seconds": round(stats.seconds, 3),
         "problems": problems,

@@ -20,6 +20,7 @@ from loop.errors import Conflict, InvalidInput, NotFound, Unavailable, is_transi
 from loop.ids import ID_SHAPE, is_id, new_id
 from loop.report_engine import report_from_csv, report_to_csv
 from loop.rules import DEFAULT_MAX_GAP_MINUTES, gap_problem, uptime_pct
+from loop.services.directory import store_profiles
 from loop.services.jobs import (
     JobStore,
     is_stale,
@@ -28,6 +29,7 @@ from loop.services.jobs import (
     run_attempt,
 )
 from loop.services.paging import PAGE_SIZE_DEFAULT, Page, page_skip
+from loop.sources.validate import PROFILE_TEXT_COLUMNS
 from loop.storage import ReportDoc, ReportFormat, ReportPhase, ReportStatus
 from loop.storage.legacy import LegacyLayoutError, has_legacy_polls
 from loop.timeutil import to_utc_or_none, ts_to_us, utcnow
@@ -361,8 +363,9 @@ UPTIME_PCT_COLUMNS = {
 
 
 def report_rows(*, report_id: str) -> ReportRows:
-    """The stored CSV's Loop columns as rows, plus ``UPTIME_PCT_COLUMNS`` (None without business time);
-    the store ids as stored, without the CSV's spreadsheet-safety apostrophe."""
+    """The stored CSV's Loop columns as rows, plus ``UPTIME_PCT_COLUMNS`` (None without business time) and
+    each store's name, brand and region (``services.directory``; None when unknown); the store ids as
+    stored, without the CSV's spreadsheet-safety apostrophe."""
     text = report_csv(report_id=report_id)
     now = storage.report_now(get_report(report_id=report_id))
     frame = report_from_csv(text)
@@ -371,5 +374,11 @@ def report_rows(*, report_id: str) -> ReportRows:
     # Plain lists, NaN as None: a few times faster than DataFrame.to_dict on thousands of rows.
     columns = list(frame.columns)
     values = [[None if v != v else v for v in frame[column].tolist()] for column in columns]
+    # Each store's directory entry (null when unknown), so pages can show names beside the ids.
+    store_ids = [str(store_id) for store_id in values[columns.index("store_id")]]
+    profiles = store_profiles(store_ids=store_ids)
+    for field in PROFILE_TEXT_COLUMNS:
+        columns.append(field)
+        values.append([getattr(profiles[store_id], field) for store_id in store_ids])
     rows = [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
     return ReportRows(report_id=report_id, now=now, rows=rows)

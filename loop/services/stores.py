@@ -3,7 +3,8 @@
 Hours are checked by the CSV reader's own row checks (``loop.sources.validate``),
 so the API and ``load_data`` accept exactly the same clocks, days and dates.
 The list and the detail read the store catalog (first and last poll of every
-store, kept by the poll writer), never the polls.
+store, kept by the poll writer), never the polls, and the store directory
+(``loop.services.directory``) for names, brands and regions.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pandas as pd
 from loop import storage
 from loop.errors import InvalidInput, NotFound
 from loop.rules import ACTIVE, INACTIVE, effective_zones, known_time_zones
+from loop.services.directory import UNKNOWN, matching_ids, profiles_by_store
 from loop.services.paging import PAGE_SIZE_DEFAULT, Page, page_skip
 from loop.sources.problems import RowProblems
 from loop.sources.rows import raw_rows_from_items
@@ -50,6 +52,9 @@ class StoreSummary:
     timezone: str
     last_poll_utc: pd.Timestamp | None
     last_status: str | None  # active / inactive; None while the catalog does not know yet
+    name: str | None = None  # the store directory's (loop.services.directory); None when unknown
+    brand: str | None = None
+    region: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,9 @@ class StoreDetail:
     first_poll_utc: pd.Timestamp | None
     last_poll_utc: pd.Timestamp | None
     last_status: str | None
+    name: str | None = None
+    brand: str | None = None
+    region: str | None = None
 
 
 @dataclass(frozen=True)
@@ -185,10 +193,19 @@ def _status(last_inactive: int) -> str | None:
     return None if last_inactive < 0 else (INACTIVE if last_inactive else ACTIVE)
 
 
-def list_stores(*, search: str = "", page: int = 1, page_size: int = PAGE_SIZE_DEFAULT) -> Page[StoreSummary]:
-    """Stores with polls, sorted by id as text; ``search``: a case-insensitive literal substring of the id.
+def list_stores(
+    *,
+    search: str = "",
+    region: str | None = None,
+    brand: str | None = None,
+    page: int = 1,
+    page_size: int = PAGE_SIZE_DEFAULT,
+) -> Page[StoreSummary]:
+    """Stores with polls, sorted by id as text; ``search``: a case-insensitive literal substring of the id;
+    ``region``, ``brand``: exactly the directory's value (case-sensitive; a store without one never matches).
 
-    Two packed-table reads (the catalog and the zones), whatever the page: no poll is read.
+    Three packed-table reads (the catalog, the zones, the directory: only the page's parts of it
+    without a region or brand filter), whatever the page: no poll is read.
     """
     db = storage.get_db()
     catalog = storage.read_store_catalog(db)
@@ -197,31 +214,47 @@ def list_stores(*, search: str = "", page: int = 1, page_size: int = PAGE_SIZE_D
     if search:
         match = ids.str.lower().str.contains(search.lower(), regex=False).to_numpy(dtype=bool)
         order = order[match[order]]
+    profiles = None
+    if region is not None or brand is not None:
+        profiles = storage.read_profiles(db)
+        wanted = matching_ids(profiles, region=region, brand=brand)
+        order = order[np.isin(ids.to_numpy(dtype=object)[order], np.asarray(wanted, dtype=object))]
     skip = page_skip(page=page, page_size=page_size)
     chosen = order[skip : skip + page_size]
     chosen_ids = ids.to_numpy(dtype=object)[chosen]
     zones = effective_zones(chosen_ids, storage.read_zones(db))[0] if len(chosen) else chosen_ids
-    results = [
-        StoreSummary(
-            store_id=ids.iloc[i],
-            timezone=str(zone),
-            last_poll_utc=None if catalog.last_inactive[i] < 0 else us_to_ts(int(catalog.last_us[i])),
-            last_status=_status(int(catalog.last_inactive[i])),
+    if profiles is None:
+        profiles = storage.read_profiles(db, store_ids=chosen_ids.tolist())
+    named = profiles_by_store(profiles)
+    results = []
+    for i, zone in zip(chosen.tolist(), zones, strict=True):
+        store_id = ids.iloc[i]
+        profile = named.get(store_id, UNKNOWN)
+        results.append(
+            StoreSummary(
+                store_id=store_id,
+                timezone=str(zone),
+                last_poll_utc=None if catalog.last_inactive[i] < 0 else us_to_ts(int(catalog.last_us[i])),
+                last_status=_status(int(catalog.last_inactive[i])),
+                name=profile.name,
+                brand=profile.brand,
+                region=profile.region,
+            )
         )
-        for i, zone in zip(chosen.tolist(), zones, strict=True)
-    ]
     return Page(count=len(order), page=page, page_size=page_size, results=results)
 
 
 def get_store(*, store_id: str) -> StoreDetail:
-    """One store: zone, weekly and holiday hours, first and last poll; NotFound when nothing is known of it."""
+    """One store: zone, weekly and holiday hours, first and last poll, its directory profile;
+    NotFound when nothing is known of it."""
     store_id = checked_store_id(store_id)
     db = storage.get_db()
-    one = storage.read_one_store(db, store_id, with_catalog=True)
-    catalog, hours, special, zones = one.catalog, one.hours, one.special_hours, one.zones
-    assert catalog is not None
-    if not (len(catalog.store_ids) or len(hours) or len(special) or len(zones)):
-        raise NotFound(f"No store {store_id!r}: it has no polls, hours, holiday hours or time zone.")
+    one = storage.read_one_store(db, store_id, with_catalog=True, with_profile=True)
+    catalog, hours, special, zones, profiles = one.catalog, one.hours, one.special_hours, one.zones, one.profile
+    assert catalog is not None and profiles is not None
+    if not (len(catalog.store_ids) or len(hours) or len(special) or len(zones) or len(profiles)):
+        raise NotFound(f"No store {store_id!r}: it has no polls, hours, holiday hours, time zone or profile.")
+    profile = profiles_by_store(profiles).get(store_id, UNKNOWN)
     polled = len(catalog.store_ids) > 0
     known_last = polled and catalog.last_inactive[0] >= 0
     return StoreDetail(
@@ -232,4 +265,7 @@ def get_store(*, store_id: str) -> StoreDetail:
         first_poll_utc=us_to_ts(int(catalog.first_us[0])) if polled else None,
         last_poll_utc=us_to_ts(int(catalog.last_us[0])) if known_last else None,
         last_status=_status(int(catalog.last_inactive[0])) if polled else None,
+        name=profile.name,
+        brand=profile.brand,
+        region=profile.region,
     )

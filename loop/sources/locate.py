@@ -17,9 +17,16 @@ STATUS_NAMES = ("store_status.csv",)
 HOURS_NAMES = ("menu_hours.csv", "business_hours.csv")
 ZONES_NAMES = ("timezones.csv", "store_timezones.csv")
 SPECIAL_NAMES = ("special_hours.csv",)  # optional: holiday hours
+STORES_NAMES = ("stores.csv",)  # optional: the store directory (names, brands, regions)
 # Each kind of file and the names it may have (in a folder, or anywhere inside a zip).
-SOURCE_NAMES = {"status": STATUS_NAMES, "hours": HOURS_NAMES, "zones": ZONES_NAMES, "special": SPECIAL_NAMES}
-# The kinds a full data set must have (holiday hours are optional).
+SOURCE_NAMES = {
+    "status": STATUS_NAMES,
+    "hours": HOURS_NAMES,
+    "zones": ZONES_NAMES,
+    "special": SPECIAL_NAMES,
+    "stores": STORES_NAMES,
+}
+# The kinds a full data set must have (holiday hours and the store directory are optional).
 REQUIRED_KINDS = ("status", "hours", "zones")
 
 
@@ -40,10 +47,11 @@ class SourceSet:
     hours: CsvSource
     zones: CsvSource
     special: CsvSource | None = None  # special_hours.csv when present (holiday hours are optional)
+    stores: CsvSource | None = None  # stores.csv when present (the store directory is optional)
 
 
 def locate_sources(path: str | Path) -> SourceSet:
-    """Find the three files (and an optional ``special_hours.csv``) in a folder or a Loop ``.zip``.
+    """Find the three files (and the optional ``special_hours.csv`` and ``stores.csv``) in a folder or a Loop ``.zip``.
 
     Zip members may sit in a subfolder.
     """
@@ -51,7 +59,13 @@ def locate_sources(path: str | Path) -> SourceSet:
     for kind in REQUIRED_KINDS:
         if kind not in found:
             raise InputFileError(f"missing file: none of {', '.join(SOURCE_NAMES[kind])} in {path}")
-    return SourceSet(status=found["status"], hours=found["hours"], zones=found["zones"], special=found.get("special"))
+    return SourceSet(
+        status=found["status"],
+        hours=found["hours"],
+        zones=found["zones"],
+        special=found.get("special"),
+        stores=found.get("stores"),
+    )
 
 
 def find_sources(path: str | Path) -> dict[str, CsvSource]:

@@ -21,6 +21,7 @@ from loop.sources.validate import (
     validate_hours_rows,
     validate_special_hours_rows,
     validate_status_rows,
+    validate_store_rows,
     validate_zones_rows,
 )
 
@@ -41,6 +42,7 @@ SPECIAL_COLUMNS = {
     "start_time_local": ("start_time_local",),
     "end_time_local": ("end_time_local",),
 }
+STORES_COLUMNS = {"store_id": ("store_id",), "name": ("name",), "brand": ("brand",), "region": ("region",)}
 
 
 def read_status(src: CsvSource, problems: RowProblems) -> pd.DataFrame:
@@ -96,3 +98,16 @@ def read_special_hours(src: CsvSource, problems: RowProblems) -> pd.DataFrame:
         for raw, lines in read_rows(src, SPECIAL_COLUMNS, problems, None)
     ]
     return pd.concat(frames, ignore_index=True)
+
+
+def read_stores(src: CsvSource, problems: RowProblems) -> pd.DataFrame:
+    """The store directory: one row per store (store_id, name, brand, region; brand and region None when empty)."""
+    frames = [
+        validate_store_rows(raw, lines, src.name, problems)
+        for raw, lines in read_rows(src, STORES_COLUMNS, problems, None)
+    ]
+    if len(frames) == 1:
+        return frames[0]
+    # Chunks of one read are slices of one file: the last row of a store still wins across them.
+    whole = pd.concat(frames, ignore_index=True)
+    return whole[~whole["store_id"].duplicated(keep="last")].reset_index(drop=True)

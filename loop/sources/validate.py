@@ -6,8 +6,10 @@ reason and the first examples with file and line), and every good row is kept.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -181,6 +183,74 @@ def parse_local_date(values: pd.Series) -> pd.Series:
     shaped = values.where(values.str.match(_DATE).fillna(False).astype(bool))
     parsed = pd.to_datetime(shaped, format="%Y-%m-%d", errors="coerce")
     return shaped.where(parsed.notna()).astype(object)
+
+
+# The store directory (stores.csv, PUT /stores/<id>/profile/): text columns, each trimmed.
+PROFILE_TEXT_COLUMNS = ("name", "brand", "region")
+PROFILE_OPTIONAL = ("brand", "region")  # empty: unknown (null); a name is required
+MAX_PROFILE_TEXT_LENGTH = 200
+# Control (Cc: tab, line breaks, ...), format (Cf: zero-width, bidi overrides) and line/paragraph separators.
+_NOT_TEXT_CATEGORIES = frozenset(("Cc", "Cf", "Zl", "Zp", "Cs"))
+PROFILE_DUPLICATE = "store_id appears again on a later line (the last valid row wins)"
+
+
+def profile_text_problem(column: str, value: str) -> str | None:
+    """Why a trimmed name, brand or region is refused (None when it is fine; empty brand/region is fine)."""
+    if value == "":
+        return None if column in PROFILE_OPTIONAL else f"{column} is blank"
+    if len(value) > MAX_PROFILE_TEXT_LENGTH:
+        return f"{column} is longer than {MAX_PROFILE_TEXT_LENGTH} characters"
+    if "\ufffd" in value:  # the readers' replacement for undecodable bytes
+        return f"{column} is not valid UTF-8"
+    if value.isascii():
+        bad = not value.isprintable()
+    else:
+        bad = any(unicodedata.category(char) in _NOT_TEXT_CATEGORIES for char in value)
+    if bad:
+        return f"{column} has a control or format character (tab, line break, zero-width, ...)"
+    return None
+
+
+def _profile_text_problems(column: str, values: pd.Series) -> pd.Series:
+    return pd.Series([profile_text_problem(column, value) for value in values.tolist()], dtype=object)
+
+
+def validate_store_rows(raw: pd.DataFrame, lines: np.ndarray, name: str, problems: RowProblems) -> pd.DataFrame:
+    """One row per store of the directory (store_id, name, brand, region); the one check (stores.csv and the PUT).
+
+    Values are trimmed; empty brand or region is None. Of several valid rows of one store the
+    last wins: the earlier ones are recorded in ``problems`` (``PROFILE_DUPLICATE``).
+    """
+    drop = _RowDropper(name, problems, lines)
+    keep, store_id = _valid_store_ids(raw, drop)
+    texts = {}
+    for column in PROFILE_TEXT_COLUMNS:
+        # Few distinct brands and regions: each checked once.
+        text = _Distinct.of(raw[column]).map(lambda values: values.str.strip())
+        reasons = text.map(partial(_profile_text_problems, column))
+        rows = reasons.rows().to_numpy()
+        for reason in pd.unique(rows[pd.notna(rows)]):
+            # Long or odd text is not echoed back: the reason says enough.
+            keep = drop(keep, rows == reason, str(reason))
+        texts[column] = text.rows()
+    ids = store_id.rows()
+    kept_ids = ids.where(keep.to_numpy())
+    earlier = keep.to_numpy() & kept_ids.duplicated(keep="last").to_numpy()
+    keep = drop(keep, earlier, PROFILE_DUPLICATE, ids)
+    kept = keep.to_numpy()
+
+    def optional(column: str) -> list[str | None]:
+        return [value or None for value in texts[column][kept].tolist()]
+
+    # Object columns: None stays None (a string dtype would turn it into NaN).
+    return pd.DataFrame(
+        {
+            "store_id": pd.Series(ids[kept].astype(object).to_numpy(), dtype=object),
+            "name": pd.Series(texts["name"][kept].astype(object).to_numpy(), dtype=object),
+            "brand": pd.Series(optional("brand"), dtype=object),
+            "region": pd.Series(optional("region"), dtype=object),
+        }
+    )
 
 
 def dedupe_polls(polls: pd.DataFrame) -> pd.DataFrame:

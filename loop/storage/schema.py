@@ -10,6 +10,8 @@ STATUS = "store_status"
 HOURS = "business_hours"
 ZONES = "timezones"
 SPECIAL_HOURS = "special_hours"
+# The store directory (name, brand, region per store): a packed table like the hours (loop.storage.stores).
+PROFILES = "store_profiles"
 REPORTS = "report_table"
 # {_id: "<now_us>:<data version>", report_id}: the report that answers non-forced triggers of that pair.
 REPORT_CLAIMS = "report_claims"
@@ -40,7 +42,8 @@ MAINTENANCE_WINDOWS = "maintenance_windows"
 
 def create_indexes(db: Database) -> None:
     """Every index the service reads through (idempotent)."""
-    # Polls, hours (weekly and special) and zones need none: every read of them is by _id (loop.storage.polls, .packed).
+    # Polls, hours (weekly and special), zones and profiles need none: every read of them is by _id
+    # (loop.storage.polls, .packed).
     db[REPORTS].create_index([("report_id", ASCENDING)], unique=True, name="report_id")
     # GET /reports/: newest first.
     db[REPORTS].create_index([("created_at", DESCENDING)], name="created_at_-1")

@@ -1,5 +1,5 @@
-"""Store attributes: weekly hours (``business_hours``), holiday hours (``special_hours``) and time zones
-(``timezones``), as packed tables.
+"""Store attributes: weekly hours (``business_hours``), holiday hours (``special_hours``), time zones
+(``timezones``) and the store directory (``store_profiles``), as packed tables.
 
 Each collection holds one head (``_id`` ``"table"``) and its parts live in
 ``<collection>.parts`` (``loop.storage.packed``). Hours rows: ``store_id``,
@@ -7,7 +7,8 @@ Each collection holds one head (``_id`` ``"table"``) and its parts live in
 local midnight). Special-hours rows: ``store_id``, ``date_local`` (``YYYY-MM-DD``),
 ``start_seconds``, ``end_seconds`` (``CLOSED_ALL_DAY`` = -1 in both: closed that day).
 Zone rows: ``store_id``, ``timezone_str``; several rows of one store keep their file
-order (the engine takes the last).
+order (the engine takes the last). Profile rows: ``store_id``, ``name``, ``brand``, ``region``
+(one row per store; an unknown brand or region is stored as ``""``).
 
 Loading a file replaces the rows of the stores it names and keeps the others.
 """
@@ -15,6 +16,7 @@ Loading a file replaces the rows of the stores it names and keeps the others.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -22,9 +24,9 @@ import numpy as np
 import pandas as pd
 from pymongo.database import Database
 
-from loop.storage.packed import INT, STR, Columns, PackedTable, same_rows, sorted_by_store
+from loop.storage.packed import INT, STR, Columns, PackedTable, exclusive, same_rows, sorted_by_store
 from loop.storage.polls import Catalog, bump_data_version, read_store_catalog, read_store_polls
-from loop.storage.schema import HOURS, SPECIAL_HOURS, ZONES
+from loop.storage.schema import HOURS, PROFILES, SPECIAL_HOURS, ZONES
 
 # Rows per part of the store tables: one store's read (the store endpoints) fetches a part of
 # ~60 KB instead of ~300 KB (5,000 rows), which FerretDB serves about 4x faster; a whole-table
@@ -49,13 +51,30 @@ CLOSED_ALL_DAY = -1
 ZONES_TABLE = PackedTable(
     ZONES, "table", f"{ZONES}.parts", (("store_id", STR), ("timezone_str", STR)), STORE_TABLE_PART_ROWS
 )
+PROFILES_TABLE = PackedTable(
+    PROFILES,
+    "table",
+    f"{PROFILES}.parts",
+    (("store_id", STR), ("name", STR), ("brand", STR), ("region", STR)),
+    STORE_TABLE_PART_ROWS,
+)
+PROFILE_COLUMNS = ("name", "brand", "region")
+# How long a directory write waits for another one (a request must answer well before gunicorn's timeout).
+PROFILE_LOCK_WAIT_S = 30.0
 REPLACE_ATTEMPTS = 20
 
 
-def _replace_stores(db: Database, table: PackedTable, new: Columns, named: list[str] | None = None) -> int:
+class TableBusy(RuntimeError):
+    """Another writer kept a table's lock longer than the caller may wait."""
+
+
+def _replace_stores(
+    db: Database, table: PackedTable, new: Columns, named: list[str] | None = None, *, bump: bool = True
+) -> int:
     """The stores named in ``new`` (or in ``named``) get exactly its rows; others keep theirs. Returns rows written.
 
     ``named`` lets a store lose all its rows: ``new`` with no rows names no store.
+    ``bump``: the rows feed the report, so a change moves the data version (reports are not reused).
     """
     replaced = np.unique(new["store_id"].astype(str) if named is None else np.asarray(named, dtype=object).astype(str))
     for _ in range(REPLACE_ATTEMPTS):
@@ -65,7 +84,8 @@ def _replace_stores(db: Database, table: PackedTable, new: Columns, named: list[
         if head is not None and same_rows(merged, old):
             return len(new["store_id"])
         if table.replace(db, head, merged):
-            bump_data_version(db)  # reports triggered from now on must see these rows
+            if bump:
+                bump_data_version(db)  # reports triggered from now on must see these rows
             return len(new["store_id"])
     raise RuntimeError(f"{table.heads}: other writers replaced it {REPLACE_ATTEMPTS} times in a row")
 
@@ -181,6 +201,69 @@ def read_special_hours(db: Database, store_id: str | None = None) -> pd.DataFram
     )
 
 
+# --- the store directory ------------------------------------------------------------------
+
+
+def _profile_columns(profiles: pd.DataFrame) -> Columns:
+    columns: Columns = {"store_id": profiles["store_id"].astype(str).to_numpy(dtype=object)}
+    for column in PROFILE_COLUMNS:
+        values = profiles[column].to_numpy(dtype=object)
+        columns[column] = np.array(["" if v is None or v != v else str(v) for v in values], dtype=object)
+    return columns
+
+
+def _replace_profiles(db: Database, new: Columns, named: list[str] | None = None) -> int:
+    # FerretDB's compare-and-set of the head is not atomic: the directory's writers (a load, the
+    # PUT/DELETE of one store) take turns under the table's lock, so none loses another's rows.
+    with exclusive(db, PROFILES_TABLE.heads, PROFILES_TABLE.head_id, wait=PROFILE_LOCK_WAIT_S) as held:
+        if not held:
+            raise TableBusy(f"{PROFILES}: another writer held the table for {PROFILE_LOCK_WAIT_S} s")
+        # Names are not report input: a change does not move the data version.
+        return _replace_stores(db, PROFILES_TABLE, new, named, bump=False)
+
+
+def replace_profiles(db: Database, profiles: pd.DataFrame) -> int:
+    """Store the directory's rows (``sources.read.read_stores``: one per store); named stores lose their old row."""
+    if profiles.empty:
+        return 0
+    return _replace_profiles(db, _profile_columns(profiles))
+
+
+def set_store_profile(db: Database, store_id: str, *, name: str, brand: str | None, region: str | None) -> None:
+    """One store's profile becomes exactly this one."""
+    row = pd.DataFrame({"store_id": [store_id], "name": [name], "brand": [brand], "region": [region]}, dtype=object)
+    _replace_profiles(db, _profile_columns(row), named=[store_id])
+
+
+def delete_store_profile(db: Database, store_id: str) -> None:
+    """The store has no profile any more (nothing to do when it had none)."""
+    _replace_profiles(db, PROFILES_TABLE.empty(), named=[store_id])
+
+
+def read_profiles(
+    db: Database, store_id: str | None = None, *, store_ids: Sequence[str] | np.ndarray | None = None
+) -> pd.DataFrame:
+    """Profile rows (store_id, name, brand, region; None where unknown) of every store, of one, or of ``store_ids``.
+
+    With ``store_ids`` only the parts that can hold them are read (through the part cache).
+    """
+    wanted = None if store_ids is None else np.unique(np.asarray(list(store_ids), dtype=object).astype(str))
+    if wanted is not None and len(wanted) == 0:
+        columns = PROFILES_TABLE.empty()
+    else:
+        _, columns = PROFILES_TABLE.read(db, store_id, store_ids=wanted)
+        if wanted is not None:
+            keep = np.isin(columns["store_id"].astype(str), wanted)
+            columns = {name: values[keep] for name, values in columns.items()}
+
+    def text(column: str) -> pd.Series:
+        return pd.Series([value or None for value in columns[column].tolist()], dtype=object)
+
+    return pd.DataFrame(
+        {"store_id": pd.Series(columns["store_id"], dtype=object), **{c: text(c) for c in PROFILE_COLUMNS}}
+    )
+
+
 # --- everything about one store, read at once ---------------------------------------------
 
 
@@ -191,6 +274,7 @@ class OneStore:
     hours: pd.DataFrame
     special_hours: pd.DataFrame
     zones: pd.DataFrame
+    profile: pd.DataFrame | None = None  # its directory row (none or one), when asked
     polls: pd.DataFrame | None = None
     catalog: Catalog | None = None
 
@@ -214,6 +298,7 @@ def read_one_store(
     polls_between: tuple[pd.Timestamp, pd.Timestamp] | None = None,
     keep_whole_days: bool = False,
     with_catalog: bool = False,
+    with_profile: bool = False,
 ) -> OneStore:
     """A store's weekly and holiday hours and zone rows, plus its polls in [start, end] and its catalog row
     when asked, read concurrently: each is a short chain of ``_id`` lookups, so the wait is about the
@@ -223,6 +308,7 @@ def read_one_store(
     special = pool.submit(read_special_hours, db, store_id)
     zones = pool.submit(read_zones, db, store_id)
     catalog = pool.submit(read_store_catalog, db, store_id) if with_catalog else None
+    profile = pool.submit(read_profiles, db, store_id) if with_profile else None
     polls = (
         None
         if polls_between is None
@@ -232,6 +318,7 @@ def read_one_store(
         hours=hours.result(),
         special_hours=special.result(),
         zones=zones.result(),
+        profile=None if profile is None else profile.result(),
         polls=polls,
         catalog=None if catalog is None else catalog.result(),
     )

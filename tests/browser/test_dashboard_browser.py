@@ -83,7 +83,8 @@ def latest_complete(live: BrowserStack) -> tuple[str, str]:
 
 
 def table_ids(page: Any) -> list[str]:
-    return page.locator("#stores-table tbody th").all_inner_texts()
+    # The id's link only: a store with a directory profile shows its name under it.
+    return page.locator("#stores-table tbody th a").all_inner_texts()
 
 
 def unexpected_errors(page: Any, allowed: tuple[int, ...] = ()) -> list[str]:
@@ -223,6 +224,24 @@ def test_worst_stores_sorts_searches_and_pages(live: BrowserStack, new_page: Cal
     assert table_ids(page) == []
     assert page.seen.foreign(live.base_url) == []
     assert unexpected_errors(page) == []
+
+
+def test_worst_stores_show_a_named_store_and_find_it_by_name(live: BrowserStack, new_page: Callable[..., Any]) -> None:
+    _, text = latest_complete(live)
+    store_id = sorted(r["store_id"] for r in report_rows(text))[0]
+    profile_url = f"{live.base_url}/stores/{store_id}/profile/"
+    body = {"name": "Pizza Place #12", "brand": "Pizza Place", "region": "Midwest"}
+    assert requests.put(profile_url, json=body, timeout=30).status_code == 200
+    try:
+        page = new_page()
+        page.goto(f"{live.base_url}/dashboard/stores/")
+        wait_ready(page)
+        page.get_by_label("Search store id").fill("pizza place #12")
+        assert table_ids(page) == [store_id]
+        assert page.locator("#stores-table tbody th .store-name").inner_text() == "Pizza Place #12 · Midwest"
+        assert unexpected_errors(page) == []
+    finally:
+        requests.delete(profile_url, timeout=30)
 
 
 def test_worst_stores_fits_a_phone(live: BrowserStack, new_page: Callable[..., Any]) -> None:

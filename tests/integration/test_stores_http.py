@@ -72,24 +72,36 @@ def test_stores_detail_and_timeline_over_http(app: tuple[str, dict[str, str]], t
         "results": [
             {
                 "store_id": "later",
+                "name": None,
+                "brand": None,
+                "region": None,
                 "timezone": "America/Chicago",
                 "last_poll_utc": "2024-10-08T12:00:00Z",
                 "last_status": "active",
             },
             {
                 "store_id": "mon",
+                "name": None,
+                "brand": None,
+                "region": None,
                 "timezone": "America/Chicago",
                 "last_poll_utc": "2024-10-07T16:15:00Z",
                 "last_status": "inactive",
             },
             {
                 "store_id": "old",
+                "name": None,
+                "brand": None,
+                "region": None,
                 "timezone": "America/Chicago",
                 "last_poll_utc": "2024-09-20T12:00:00Z",
                 "last_status": "active",
             },
             {
                 "store_id": "tok",
+                "name": None,
+                "brand": None,
+                "region": None,
                 "timezone": "Asia/Tokyo",
                 "last_poll_utc": "2024-10-07T12:00:00Z",
                 "last_status": "inactive",
@@ -102,6 +114,9 @@ def test_stores_detail_and_timeline_over_http(app: tuple[str, dict[str, str]], t
     tok = requests.get(f"{base}/stores/tok/", timeout=30).json()
     assert tok == {
         "store_id": "tok",
+        "name": None,
+        "brand": None,
+        "region": None,
         "timezone": "Asia/Tokyo",
         "business_hours": [],
         "special_hours": [],

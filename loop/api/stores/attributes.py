@@ -1,4 +1,5 @@
-"""A store's attributes: weekly hours, holiday hours and zone (GET reads, PUT replaces)."""
+"""A store's attributes: weekly hours, holiday hours, zone and directory profile (GET reads, PUT replaces;
+DELETE clears the profile)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ from loop.api.common import (
     JSON_WRITE_ERRORS,
     READ_ERRORS,
     STORE_ID_PARAM,
+    WRITE_ERRORS,
     StrictSerializer,
     refuse_chunked,
     store_id_param,
 )
-from loop.services import stores
+from loop.services import directory, stores
+from loop.sources.validate import MAX_PROFILE_TEXT_LENGTH
 
 # --- serializers ------------------------------------------------------------------------------------
 
@@ -68,6 +71,30 @@ class TimezoneSerializer(serializers.Serializer):
     store_id = serializers.CharField()
     timezone_str = serializers.CharField()
     is_default = serializers.BooleanField(help_text="True: no zone is stored and the report uses America/Chicago.")
+
+
+class ProfileRequestSerializer(StrictSerializer):
+    """PUT /stores/<id>/profile/ (schema and types; the CSV reader's row check validates the text)."""
+
+    # Lengths and characters are checked after trimming by the row check: not here, so both paths agree.
+    name = serializers.CharField(
+        allow_blank=True, trim_whitespace=False, help_text=f"Required, 1-{MAX_PROFILE_TEXT_LENGTH} characters."
+    )
+    brand = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, trim_whitespace=False, help_text="Empty or null: unknown."
+    )
+    region = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, trim_whitespace=False, help_text="Empty or null: unknown."
+    )
+
+
+class ProfileSerializer(serializers.Serializer):
+    """A ``loop.services.directory.StoreProfile``."""
+
+    store_id = serializers.CharField()
+    name = serializers.CharField(allow_null=True, help_text="null: the store has no profile.")
+    brand = serializers.CharField(allow_null=True)
+    region = serializers.CharField(allow_null=True)
 
 
 # --- views ------------------------------------------------------------------------------------------
@@ -177,3 +204,46 @@ class TimezoneView(APIView):
         serializer.is_valid(raise_exception=True)
         zone = stores.set_timezone(store_id=store_id, timezone_str=serializer.validated_data["timezone_str"])
         return Response(TimezoneSerializer(zone).data)
+
+
+class ProfileView(APIView):
+    """One store's entry of the store directory: name, brand, region (text, trimmed; brand and region optional)."""
+
+    @extend_schema(
+        operation_id="get_store_profile",
+        summary="Read a store's name, brand and region (all null when it has no profile, also for a store never seen)",
+        parameters=[STORE_ID_PARAM],
+        responses={200: ProfileSerializer, **READ_ERRORS},
+    )
+    def get(self, request: Request, store_id: str) -> Response:
+        profile = directory.get_profile(store_id=store_id_param(store_id))
+        return Response(ProfileSerializer(profile).data)
+
+    @extend_schema(
+        operation_id="set_store_profile",
+        summary="Set a store's name, brand and region (replaces its profile)",
+        parameters=[STORE_ID_PARAM],
+        request=ProfileRequestSerializer,
+        responses={200: ProfileSerializer, **JSON_WRITE_ERRORS},
+    )
+    def put(self, request: Request, store_id: str) -> Response:
+        store_id = store_id_param(store_id)
+        refuse_chunked(request)
+        serializer = ProfileRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        params = serializer.validated_data
+        profile = directory.set_profile(
+            store_id=store_id, name=params["name"], brand=params.get("brand"), region=params.get("region")
+        )
+        return Response(ProfileSerializer(profile).data)
+
+    @extend_schema(
+        operation_id="delete_store_profile",
+        summary="Remove a store's profile (204 also when it had none)",
+        parameters=[STORE_ID_PARAM],
+        request=None,
+        responses={204: None, **WRITE_ERRORS},
+    )
+    def delete(self, request: Request, store_id: str) -> Response:
+        directory.delete_profile(store_id=store_id_param(store_id))
+        return Response(status=204)

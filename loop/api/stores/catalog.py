@@ -22,14 +22,17 @@ from loop.api.stores.attributes import HoursItemSerializer, SpecialHoursItemSeri
 from loop.rules import POLL_STATUSES
 from loop.services import stores
 from loop.services.stores import SEARCH_MAX_LENGTH
+from loop.sources.validate import MAX_PROFILE_TEXT_LENGTH
 
-UNKNOWN_STORE = OpenApiResponse(ErrorSerializer, description="Nothing is known of the store (no polls, hours or zone).")
+UNKNOWN_STORE = OpenApiResponse(
+    ErrorSerializer, description="Nothing is known of the store (no polls, hours, zone or profile)."
+)
 
 # --- serializers ------------------------------------------------------------------------------------
 
 
 class StoreListQuerySerializer(StrictSerializer):
-    """GET /stores/ query: paging and an optional search (unknown parameters are a 400)."""
+    """GET /stores/ query: paging, an optional search and directory filters (unknown parameters are a 400)."""
 
     search = serializers.CharField(
         required=False,
@@ -39,6 +42,18 @@ class StoreListQuerySerializer(StrictSerializer):
         trim_whitespace=False,
         help_text="Only stores whose id contains this text (case-insensitive, taken literally).",
     )
+    region = serializers.CharField(
+        required=False,
+        max_length=MAX_PROFILE_TEXT_LENGTH,
+        trim_whitespace=False,
+        help_text="Only stores whose profile has exactly this region (case-sensitive).",
+    )
+    brand = serializers.CharField(
+        required=False,
+        max_length=MAX_PROFILE_TEXT_LENGTH,
+        trim_whitespace=False,
+        help_text="Only stores whose profile has exactly this brand (case-sensitive).",
+    )
     page = page_field()
     page_size = page_size_field("Stores")
 
@@ -47,6 +62,9 @@ class StoreSummarySerializer(serializers.Serializer):
     """A ``loop.services.stores.StoreSummary``."""
 
     store_id = serializers.CharField()
+    name = serializers.CharField(allow_null=True, help_text="From the store directory; null when unknown.")
+    brand = serializers.CharField(allow_null=True, help_text="From the store directory; null when unknown.")
+    region = serializers.CharField(allow_null=True, help_text="From the store directory; null when unknown.")
     timezone = serializers.CharField(help_text="The zone the report uses (America/Chicago when none is stored).")
     last_poll_utc = UtcTimestampField(
         allow_null=True, help_text="The newest stored poll (null only for a catalog not yet filled in)."
@@ -59,7 +77,7 @@ class StoreSummarySerializer(serializers.Serializer):
 class StorePageSerializer(serializers.Serializer):
     """A ``loop.services.paging.Page`` of ``loop.services.stores.StoreSummary``."""
 
-    count = serializers.IntegerField(help_text="Stores matching the search, over all pages.")
+    count = serializers.IntegerField(help_text="Stores matching the search and filters, over all pages.")
     page = serializers.IntegerField()
     page_size = serializers.IntegerField()
     results = StoreSummarySerializer(many=True, help_text="Sorted by store_id as text.")
@@ -69,6 +87,9 @@ class StoreDetailSerializer(serializers.Serializer):
     """A ``loop.services.stores.StoreDetail``."""
 
     store_id = serializers.CharField()
+    name = serializers.CharField(allow_null=True, help_text="From the store directory; null when unknown.")
+    brand = serializers.CharField(allow_null=True, help_text="From the store directory; null when unknown.")
+    region = serializers.CharField(allow_null=True, help_text="From the store directory; null when unknown.")
     timezone = serializers.CharField(help_text="The zone the report uses (America/Chicago when none is stored).")
     business_hours = HoursItemSerializer(many=True, help_text="[] = open 24x7.")
     special_hours = SpecialHoursItemSerializer(many=True, help_text="Holiday hours by date.")
@@ -85,7 +106,10 @@ class StoreDetailSerializer(serializers.Serializer):
 class StoreListView(APIView):
     @extend_schema(
         operation_id="list_stores",
-        summary="The stores with polls, sorted by id, paged and searchable; zone, last poll and its status",
+        summary=(
+            "The stores with polls, sorted by id, paged, searchable and filtered by region/brand; "
+            "name, zone, last poll and its status"
+        ),
         parameters=[StoreListQuerySerializer],
         responses={200: StorePageSerializer, **READ_ERRORS},
     )
@@ -93,14 +117,20 @@ class StoreListView(APIView):
         query = StoreListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
-        page = stores.list_stores(search=params["search"], page=params["page"], page_size=params["page_size"])
+        page = stores.list_stores(
+            search=params["search"],
+            region=params.get("region"),
+            brand=params.get("brand"),
+            page=params["page"],
+            page_size=params["page_size"],
+        )
         return Response(StorePageSerializer(page).data)
 
 
 class StoreDetailView(APIView):
     @extend_schema(
         operation_id="get_store",
-        summary="One store: zone, weekly and holiday hours, first and last poll, latest status",
+        summary="One store: name, brand, region, zone, weekly and holiday hours, first and last poll, latest status",
         parameters=[STORE_ID_PARAM],
         responses={200: StoreDetailSerializer, 404: UNKNOWN_STORE, **READ_ERRORS},
     )

@@ -36,6 +36,9 @@
   }
 
   function renderStore(s) {
+    // The store directory's entry (null when unknown).
+    $("store-profile-name").textContent = s.name || "–";
+    $("store-profile-where").textContent = [s.brand, s.region].filter((part) => part).join(" / ") || "–";
     $("store-zone").textContent = s.timezone || "–";
     $("store-last-poll").textContent = fmtTime(s.last_poll_utc);
     $("store-last-status").textContent = s.last_status || "–";

@@ -22,6 +22,9 @@
   function toRows(results) {
     return results.map((r) => ({
       store_id: r.store_id,
+      // From the store directory (null when unknown): shown beside the id and searched too.
+      name: r.name ?? null,
+      region: r.region ?? null,
       pct_hour: r.uptime_pct_last_hour,
       pct_day: r.uptime_pct_last_day,
       pct_week: r.uptime_pct_last_week,
@@ -43,9 +46,18 @@
     return a.store_id < b.store_id ? -1 : a.store_id > b.store_id ? 1 : 0;
   }
 
+  /* The store's name and region under its id, when the directory knows them (text only: never HTML). */
+  function directoryNote(r) {
+    const parts = [r.name, r.region].filter((part) => part);
+    return parts.length ? [el("br", {}), el("span", { class: "hint store-name", text: parts.join(" · ") })] : [];
+  }
+
   function refresh() {
     const needle = $("search").value.trim().toLowerCase();
-    shown = rows.filter((r) => !needle || r.store_id.toLowerCase().includes(needle));
+    shown = rows.filter(
+      (r) =>
+        !needle || r.store_id.toLowerCase().includes(needle) || (r.name || "").toLowerCase().includes(needle),
+    );
     shown.sort(compare);
     const pages = Math.max(1, Math.ceil(shown.length / PAGE_SIZE));
     page = Math.min(page, pages - 1);
@@ -54,7 +66,7 @@
       el(
         "tr",
         {},
-        el("th", { scope: "row" }, el("a", { href: storeHref(r.store_id), text: r.store_id })),
+        el("th", { scope: "row" }, el("a", { href: storeHref(r.store_id), text: r.store_id }), ...directoryNote(r)),
         el("td", { class: "num", text: fmtNum(r.pct_hour, 1) }),
         el("td", { class: "num", text: fmtNum(r.pct_day, 1) }),
         el("td", { class: "num", text: fmtNum(r.pct_week, 1) }),
