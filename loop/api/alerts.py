@@ -43,6 +43,8 @@ class AlertListQuerySerializer(StrictSerializer):
         required=False, default="open", choices=list(alerts.STATES), help_text="open (default), resolved or all."
     )
     store_id = serializers.CharField(required=False, help_text="Only this store's alerts.")
+    region = serializers.CharField(required=False, help_text="Only stores of this region (the store directory).")
+    brand = serializers.CharField(required=False, help_text="Only stores of this brand (the store directory).")
     page = page_field()
     page_size = page_size_field("Alerts")
 
@@ -67,6 +69,9 @@ class AlertSerializer(serializers.Serializer):
     down_minutes = serializers.FloatField(help_text="Business minutes down: so far (open) or in all (resolved).")
     muted = serializers.BooleanField(help_text="Opened inside a maintenance window: nothing was sent.")
     zone = serializers.CharField(help_text="The store's time zone (rule 3).")
+    name = serializers.CharField(allow_null=True, help_text="The store's name from the directory (stores.csv).")
+    brand = serializers.CharField(allow_null=True)
+    region = serializers.CharField(allow_null=True)
 
 
 class AlertListSerializer(serializers.Serializer):
@@ -100,7 +105,12 @@ class AlertListView(APIView):
         query.is_valid(raise_exception=True)
         params = query.validated_data
         found = alerts.list_alerts(
-            state=params["state"], store_id=params.get("store_id"), page=params["page"], page_size=params["page_size"]
+            state=params["state"],
+            store_id=params.get("store_id"),
+            region=params.get("region"),
+            brand=params.get("brand"),
+            page=params["page"],
+            page_size=params["page_size"],
         )
         return Response(AlertListSerializer(found).data)
 

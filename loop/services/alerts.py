@@ -38,6 +38,7 @@ from loop.events import (
 )
 from loop.ids import new_id
 from loop.rules import DEFAULT_MAX_GAP_MINUTES, REPORT_WEEK
+from loop.services.directory import Profile, store_ids_matching, store_profiles
 from loop.services.paging import Page, page_skip
 from loop.storage.alerts import OpenAlerts
 from loop.timeutil import us_to_ts, utcnow
@@ -79,6 +80,9 @@ class AlertView:
     down_minutes: float
     muted: bool
     zone: str
+    name: str | None = None
+    brand: str | None = None
+    region: str | None = None
 
 
 @dataclass(frozen=True)
@@ -336,8 +340,14 @@ def _transition_events(db: Database, *, t: pd.Timestamp, opened_ids: list[str], 
     records = storage.alert_records(db, opened_ids + resolved_ids)
     acks = storage.read_acks(db, opened_ids + resolved_ids)
     now = utcnow()
-    opened = [_alert_data(records[a], acks.get(a), t) for a in opened_ids if a in records]
-    resolved = [_alert_data(records[a], acks.get(a), t) for a in resolved_ids if a in records]
+    profiles = store_profiles(store_ids=[str(r["store_id"]) for r in records.values()])
+
+    def data(alert_id: str) -> dict[str, Any]:
+        record = records[alert_id]
+        return _alert_data(record, acks.get(alert_id), t, profiles.get(str(record["store_id"])))
+
+    opened = [data(a) for a in opened_ids if a in records]
+    resolved = [data(a) for a in resolved_ids if a in records]
     threshold = settings.ALERT_GROUP_THRESHOLD
     if len(opened) > threshold or len(resolved) > threshold:
         return [Event(ALERT_GROUPED, now, {"evaluated_at": _iso(t), "opened": opened, "resolved": resolved})]
@@ -358,7 +368,9 @@ def _publish(events: list[Event]) -> None:
 # --- reads and the ack -------------------------------------------------------------------------------
 
 
-def _view(record: dict[str, Any], ack: dict[str, Any] | None, evaluated: pd.Timestamp | None) -> AlertView:
+def _view(
+    record: dict[str, Any], ack: dict[str, Any] | None, evaluated: pd.Timestamp | None, profile: Profile | None = None
+) -> AlertView:
     started = _ts(record["started_at"])
     ended = _ts(record.get("ended_at"))
     resolved = _ts(record.get("resolved_at"))
@@ -381,15 +393,23 @@ def _view(record: dict[str, Any], ack: dict[str, Any] | None, evaluated: pd.Time
         down_minutes=round(down, 2),
         muted=bool(record.get("muted", False)),
         zone=str(record.get("zone", "")),
+        name=None if profile is None else profile.name,
+        brand=None if profile is None else profile.brand,
+        region=None if profile is None else profile.region,
     )
 
 
-def _alert_data(record: dict[str, Any], ack: dict[str, Any] | None, evaluated: pd.Timestamp) -> dict[str, Any]:
-    """An alert as event data: its fields in UTC, and local times beside them in the store's zone."""
-    view = _view(record, ack, evaluated)
+def _alert_data(
+    record: dict[str, Any], ack: dict[str, Any] | None, evaluated: pd.Timestamp, profile: Profile | None
+) -> dict[str, Any]:
+    """An alert as event data: its fields in UTC, local times beside them in the store's zone, and its name."""
+    view = _view(record, ack, evaluated, profile)
     data: dict[str, Any] = {
         "alert_id": view.alert_id,
         "store_id": view.store_id,
+        "name": view.name,
+        "brand": view.brand,
+        "region": view.region,
         "timezone": view.zone,
         "down_minutes": view.down_minutes,
         "resolution": view.resolution,
@@ -404,8 +424,18 @@ def _alert_data(record: dict[str, Any], ack: dict[str, Any] | None, evaluated: p
     return data
 
 
-def list_alerts(*, state: str = "open", store_id: str | None = None, page: int = 1, page_size: int = 50) -> AlertList:
-    """Alerts newest first: the open ones from the open-alerts document, history from the records."""
+def list_alerts(
+    *,
+    state: str = "open",
+    store_id: str | None = None,
+    region: str | None = None,
+    brand: str | None = None,
+    page: int = 1,
+    page_size: int = 50,
+) -> AlertList:
+    """Alerts newest first: the open ones from the open-alerts document, history from the records.
+
+    ``region``/``brand`` keep the alerts of stores the directory places there (``services.directory``)."""
     if state not in STATES:
         raise InvalidInput("state", f"must be one of {', '.join(STATES)}")
     db = storage.get_db()
@@ -414,19 +444,26 @@ def list_alerts(*, state: str = "open", store_id: str | None = None, page: int =
     open_ids = current.alert_id.tolist()
     acked = set(storage.read_acks(db, open_ids)) if open_ids else set()
     skip = page_skip(page=page, page_size=page_size)
+    matching = store_ids_matching(region=region, brand=brand)
     if state == "open":
         rows = current if store_id is None else current.take(current.store_id == store_id)
+        if matching is not None:
+            rows = rows.take(np.isin(rows.store_id, np.array(sorted(matching), dtype=object)))
         order = np.lexsort((rows.alert_id.astype(str), rows.opened_us))[::-1]
         chosen = rows.alert_id[order][skip : skip + page_size].tolist()
         records = storage.alert_records(db, chosen)
         total = len(rows)
         ordered = [records[a] for a in chosen if a in records]
     else:
+        if store_id is not None and matching is not None and store_id not in matching:
+            matching = set()
+        stores = [store_id] if store_id is not None else None if matching is None else sorted(matching)
         ordered, total = storage.list_alert_records(
-            db, resolved=True if state == "resolved" else None, store_id=store_id, skip=skip, limit=page_size
+            db, resolved=True if state == "resolved" else None, store_ids=stores, skip=skip, limit=page_size
         )
     acks = storage.read_acks(db, [str(r["_id"]) for r in ordered])
-    views = [_view(r, acks.get(str(r["_id"])), evaluated) for r in ordered]
+    profiles = store_profiles(store_ids=[str(r["store_id"]) for r in ordered])
+    views = [_view(r, acks.get(str(r["_id"])), evaluated, profiles.get(str(r["store_id"]))) for r in ordered]
     return AlertList(
         page=Page(results=views, count=total, page=page, page_size=page_size),
         evaluated_at=evaluated,
@@ -442,7 +479,8 @@ def get_alert(*, alert_id: str) -> AlertView:
         raise NotFound(f"No alert {alert_id!r}.")
     current = storage.read_open_alerts(db)
     evaluated = None if current.evaluated_us is None else us_to_ts(int(current.evaluated_us))
-    return _view(record, storage.read_acks(db, [alert_id]).get(alert_id), evaluated)
+    profile = store_profiles(store_ids=[str(record["store_id"])]).get(str(record["store_id"]))
+    return _view(record, storage.read_acks(db, [alert_id]).get(alert_id), evaluated, profile)
 
 
 def acknowledge_alert(*, alert_id: str, by: str, note: str = "") -> AlertView:

@@ -186,14 +186,14 @@ def alert_records(db: Database, alert_ids: Sequence[str]) -> dict[str, dict[str,
 
 
 def list_alert_records(
-    db: Database, *, resolved: bool | None, store_id: str | None, skip: int, limit: int
+    db: Database, *, resolved: bool | None, store_ids: Sequence[str] | None, skip: int, limit: int
 ) -> tuple[list[dict[str, Any]], int]:
-    """A page of alert records, newest opened first, and how many match."""
+    """A page of alert records (of these stores only, unless None), newest opened first, and how many match."""
     filt: dict[str, Any] = {}
     if resolved is not None:
         filt["resolved_at"] = {"$ne": None} if resolved else None
-    if store_id is not None:
-        filt["store_id"] = store_id
+    if store_ids is not None:
+        filt["store_id"] = {"$in": list(store_ids)}
     total = db[ALERTS].count_documents(filt)
     cursor = db[ALERTS].find(filt).sort([("opened_at", DESCENDING), ("_id", DESCENDING)]).skip(skip).limit(limit)
     return list(cursor), total
