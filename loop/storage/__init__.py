@@ -2,11 +2,29 @@
 
 One module per concern: ``schema`` (collection names and indexes), ``client``
 (connections and the mongod/FerretDB/mongomock differences), ``polls``,
-``stores`` (hours and zones), ``reports``, ``imports`` (uploads of POST /imports/)
+``stores`` (hours and zones), ``reports``, ``imports`` (uploads of POST /imports/), ``deliveries``
+(alert channels and their deliveries)
 and ``files`` (report CSVs and uploaded files, GridFS layout).
 """
 
 from loop.storage.client import collection_counts, drop_database, get_client, get_db, is_mongomock, server_health
+from loop.storage.deliveries import (
+    claim_attempt,
+    claim_lost_attempt,
+    claimed_at,
+    create_channel,
+    delete_channel,
+    due_delivery_ids,
+    enabled_channels,
+    get_channel,
+    get_delivery,
+    insert_deliveries,
+    list_channels,
+    list_deliveries,
+    record_attempt,
+    reopen_delivery,
+    update_channel,
+)
 from loop.storage.files import (
     StreamingFileWriter,
     delete_file,
@@ -112,6 +130,21 @@ from loop.storage.stores import (
 )
 
 __all__ = [
+    "claim_attempt",
+    "claim_lost_attempt",
+    "claimed_at",
+    "create_channel",
+    "delete_channel",
+    "due_delivery_ids",
+    "enabled_channels",
+    "get_channel",
+    "get_delivery",
+    "insert_deliveries",
+    "list_channels",
+    "list_deliveries",
+    "record_attempt",
+    "reopen_delivery",
+    "update_channel",
     "HOURS",
     "IMPORTS",
     "IMPORT_BUCKET",

@@ -27,6 +27,11 @@ IMPORT_UPLOADS = "import_uploads"
 # {_id: "<collection>:<job id>:<holder replaced>:<lost attempts>"}: which start took over a job's state (a
 # unique insert, the one write FerretDB makes atomic under concurrency: loop.storage.jobs.start_attempt).
 JOB_CLAIMS = "job_claims"
+# Alert channels (webhook, Slack, e-mail), one delivery per (event, channel), and the claims of delivery
+# attempts ({_id: "<delivery_id>:<attempt_no>"}, a unique insert per attempt: loop.storage.deliveries).
+ALERT_CHANNELS = "alert_channels"
+ALERT_DELIVERIES = "alert_deliveries"
+DELIVERY_CLAIMS = "delivery_claims"
 
 
 def create_indexes(db: Database) -> None:
@@ -40,6 +45,13 @@ def create_indexes(db: Database) -> None:
     # GET /imports/: newest first. Upload chunks are read by _id; the index serves delete_file.
     db[IMPORTS].create_index([("created_at", DESCENDING)], name="created_at_-1")
     db[IMPORT_CHUNKS].create_index([("files_id", ASCENDING), ("n", ASCENDING)], unique=True, name="files_id_1_n_1")
+    # GET /channels/ and GET /deliveries/ (newest first, optionally one channel's); the sweep's due deliveries.
+    db[ALERT_CHANNELS].create_index([("created_at", DESCENDING)], name="created_at_-1")
+    db[ALERT_DELIVERIES].create_index([("created_at", DESCENDING)], name="created_at_-1")
+    db[ALERT_DELIVERIES].create_index(
+        [("channel_id", ASCENDING), ("created_at", DESCENDING)], name="channel_id_1_created_at_-1"
+    )
+    db[ALERT_DELIVERIES].create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="due")
 
 
 # The layout before packed documents: one document per poll, hours row and zone row, and a range per store.
