@@ -15,3 +15,4 @@ class LoopConfig(AppConfig):
         # The queue imports no service; the embedded pool (which runs services) is handed to it here.
         queue.use_embedded_runner(embedded_worker.submit)
         queue.use_embedded_compactor(embedded_worker.schedule_compaction)
+        queue.use_embedded_delivery_sender(embedded_worker.send_delivery)

@@ -11,6 +11,7 @@ from celery.app.task import Task
 
 from loop import queue
 from loop.retry import Attempt, Retry, RetryPolicy, attempt_import, attempt_report
+from loop.services.deliveries import deliver, send_due_deliveries
 from loop.services.imports import recover_lost_imports, remove_abandoned_uploads
 from loop.services.ingest import compact_polls
 from loop.services.reports import recover_lost_reports, remove_old_reports
@@ -73,3 +74,15 @@ def recover_lost_jobs_task() -> int:
 def compact_polls_task() -> int:
     """After small batches (and from beat, every minute, as a safety net): fold poll deltas into their days."""
     return compact_polls()
+
+
+@app.task(name=queue.SEND_DELIVERY_TASK, ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def send_delivery_task(delivery_id: str) -> str:
+    """One due attempt of an alert delivery (claimed by a unique insert: a duplicate message sends nothing)."""
+    return deliver(delivery_id=delivery_id)
+
+
+@app.task(name=queue.SEND_DUE_DELIVERIES_TASK, ignore_result=True)
+def send_due_deliveries_task() -> int:
+    """Beat (every 30 s): queue the pending alert deliveries that are overdue (broker was down, long retries)."""
+    return send_due_deliveries()

@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from loop.api import imports, ingestion, overview, reports
+from loop.api import channels, deliveries, imports, ingestion, overview, reports
 from loop.api.stores import attributes, catalog, timeline
 
 urlpatterns = [
@@ -26,6 +26,14 @@ urlpatterns = [
     re_path(r"^stores/(?P<store_id>[^/]+)/timezone/?$", attributes.TimezoneView.as_view(), name="timezone"),
     re_path(r"^imports/?$", imports.ImportListView.as_view(), name="imports"),
     re_path(r"^imports/(?P<import_id>[^/]+)/?$", imports.ImportDetailView.as_view(), name="import"),
+    re_path(r"^channels/?$", channels.ChannelListView.as_view(), name="channels"),
+    re_path(r"^channels/(?P<channel_id>[^/]+)/?$", channels.ChannelDetailView.as_view(), name="channel"),
+    re_path(r"^channels/(?P<channel_id>[^/]+)/test/?$", channels.ChannelTestView.as_view(), name="channel-test"),
+    re_path(r"^deliveries/?$", deliveries.DeliveryListView.as_view(), name="deliveries"),
+    re_path(r"^deliveries/(?P<delivery_id>[^/]+)/?$", deliveries.DeliveryDetailView.as_view(), name="delivery"),
+    re_path(
+        r"^deliveries/(?P<delivery_id>[^/]+)/retry/?$", deliveries.DeliveryRetryView.as_view(), name="delivery-retry"
+    ),
     re_path(r"^overview/?$", overview.OverviewView.as_view(), name="overview"),
     re_path(r"^health/?$", overview.HealthView.as_view(), name="health"),
 ]
