@@ -16,3 +16,4 @@ class LoopConfig(AppConfig):
         queue.use_embedded_runner(embedded_worker.submit)
         queue.use_embedded_compactor(embedded_worker.schedule_compaction)
         queue.use_embedded_evaluator(embedded_worker.schedule_alert_evaluation)
+        queue.use_embedded_delivery_sender(embedded_worker.send_delivery)

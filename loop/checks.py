@@ -39,6 +39,12 @@ MINIMUMS: dict[str, int] = {
     "ALERT_REPEAT_MINUTES": 1,
     "ALERT_GROUP_THRESHOLD": 0,
     "INGEST_STALE_MINUTES": 1,
+    # Alert deliveries: retried for at least an hour, waits of at least a second, a POST given a second.
+    "DELIVERY_MAX_AGE_HOURS": 1,
+    "DELIVERY_RETRY_BASE_SECONDS": 1,
+    "DELIVERY_RETRY_MAX_SECONDS": 1,
+    "DELIVERY_TIMEOUT_SECONDS": 1,
+    "EMAIL_PORT": 1,
 }
 
 NEW_KEY_HINT = (
@@ -57,6 +63,7 @@ def settings_check(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> li
         *_rate_limit(),
         *_mongo_url(),
         *_job_clocks(),
+        *_deliveries(),
     ]
 
 
@@ -163,3 +170,33 @@ def _job_clocks() -> list[checks.CheckMessage]:
             id="loop.E008",
         )
     ]
+
+
+def _deliveries() -> list[checks.CheckMessage]:
+    problems: list[checks.CheckMessage] = []
+    if settings.DELIVERY_RETRY_BASE_SECONDS > settings.DELIVERY_RETRY_MAX_SECONDS:
+        problems.append(
+            checks.Error(
+                f"DELIVERY_RETRY_BASE_SECONDS ({settings.DELIVERY_RETRY_BASE_SECONDS}) must not exceed "
+                f"DELIVERY_RETRY_MAX_SECONDS ({settings.DELIVERY_RETRY_MAX_SECONDS})",
+                hint="For example DELIVERY_RETRY_BASE_SECONDS=30 and DELIVERY_RETRY_MAX_SECONDS=3600 (the defaults).",
+                id="loop.E009",
+            )
+        )
+    if settings.EMAIL_PORT > 65535:
+        problems.append(
+            checks.Error(
+                f"EMAIL_PORT must be a port number (1-65535), got {settings.EMAIL_PORT}",
+                hint="For example EMAIL_PORT=587 with EMAIL_USE_TLS=1.",
+                id="loop.E010",
+            )
+        )
+    if settings.EMAIL_USE_TLS and settings.EMAIL_USE_SSL:
+        problems.append(
+            checks.Error(
+                "EMAIL_USE_TLS and EMAIL_USE_SSL are exclusive",
+                hint="STARTTLS (usually port 587): EMAIL_USE_TLS=1; implicit TLS (usually port 465): EMAIL_USE_SSL=1.",
+                id="loop.E011",
+            )
+        )
+    return problems

@@ -102,6 +102,33 @@ def schedule_alert_evaluation() -> None:
     future.add_done_callback(_forget)
 
 
+def send_delivery(delivery_id: str, delay: float) -> None:
+    """Run an alert delivery's due attempt on the pool ``delay`` seconds from now (``loop.queue``'s embedded
+    delivery sender), on the database configured now; tests wait for it as for a report."""
+    from loop import storage
+    from loop.services.deliveries import deliver
+
+    db = storage.get_db()
+    future: Future[str] = Future()
+    with _pool_lock:
+        _pending.add(future)
+    future.add_done_callback(_forget)
+
+    def run() -> None:
+        try:
+            future.set_result(deliver(delivery_id=delivery_id, db=db))
+        except Exception as exc:  # recorded on the delivery where possible; never kill the pool thread
+            logger.exception("embedded delivery %s crashed", delivery_id)
+            future.set_exception(exc)
+
+    if delay <= 0:
+        _embedded_pool().submit(run)
+        return
+    timer = threading.Timer(delay, lambda: _embedded_pool().submit(run))
+    timer.daemon = True
+    timer.start()
+
+
 def _embedded_pool() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:

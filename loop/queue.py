@@ -21,6 +21,8 @@ RECOVER_LOST_JOBS_TASK = "loop.tasks.recover_lost_jobs_task"
 COMPACT_POLLS_TASK = "loop.tasks.compact_polls_task"
 EVALUATE_ALERTS_TASK = "loop.tasks.evaluate_alerts_task"
 ALERT_REMINDERS_TASK = "loop.tasks.alert_reminders_task"
+SEND_DELIVERY_TASK = "loop.tasks.send_delivery_task"
+SEND_DUE_DELIVERIES_TASK = "loop.tasks.send_due_deliveries_task"
 # A compaction asked for after a small batch waits this long, so one run folds the whole burst: a fold
 # rewrites whole days and the catalog (~3 s of FerretDB's time at 10x), so under a steady stream of
 # batches it runs at most about once per this many seconds.
@@ -99,3 +101,26 @@ def _enqueue(task_name: str, job_id: str) -> Future[str] | None:
 
     app.send_task(task_name, args=[job_id], retry=True)
     return None
+
+
+# (delivery id, delay in seconds) -> runs that delivery's due attempt in this process (embedded mode).
+EmbeddedDeliverySender = Callable[[str, float], None]
+_embedded_delivery_sender: EmbeddedDeliverySender | None = None
+
+
+def use_embedded_delivery_sender(sender: EmbeddedDeliverySender) -> None:
+    global _embedded_delivery_sender
+    _embedded_delivery_sender = sender
+
+
+def enqueue_delivery(delivery_id: str, countdown: float = 0) -> None:
+    """Send an alert delivery's due attempt ``countdown`` seconds from now; raises if the broker cannot
+    take it (the delivery is stored first, and the beat's sweep sends it then)."""
+    if uses_embedded_broker():
+        if _embedded_delivery_sender is None:
+            raise RuntimeError("no embedded delivery sender is installed (loop.apps.LoopConfig.ready installs it)")
+        _embedded_delivery_sender(delivery_id, countdown)
+        return
+    from myproject.celery import app
+
+    app.send_task(SEND_DELIVERY_TASK, args=[delivery_id], countdown=countdown or None, retry=True)

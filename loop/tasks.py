@@ -12,6 +12,7 @@ from celery.app.task import Task
 from loop import queue
 from loop.retry import Attempt, Retry, RetryPolicy, attempt_import, attempt_report
 from loop.services.alerts import evaluate_alerts, send_reminders
+from loop.services.deliveries import deliver, send_due_deliveries
 from loop.services.imports import recover_lost_imports, remove_abandoned_uploads
 from loop.services.ingest import compact_polls
 from loop.services.reports import recover_lost_reports, remove_old_reports
@@ -87,3 +88,15 @@ def evaluate_alerts_task() -> int:
 def alert_reminders_task() -> int:
     """Beat (every minute): reminders of unacknowledged alerts, and the feed's staleness (wall clock)."""
     return send_reminders()
+
+
+@app.task(name=queue.SEND_DELIVERY_TASK, ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def send_delivery_task(delivery_id: str) -> str:
+    """One due attempt of an alert delivery (claimed by a unique insert: a duplicate message sends nothing)."""
+    return deliver(delivery_id=delivery_id)
+
+
+@app.task(name=queue.SEND_DUE_DELIVERIES_TASK, ignore_result=True)
+def send_due_deliveries_task() -> int:
+    """Beat (every 30 s): queue the pending alert deliveries that are overdue (broker was down, long retries)."""
+    return send_due_deliveries()

@@ -229,6 +229,29 @@ ALERT_REPEAT_MINUTES = env_int("ALERT_REPEAT_MINUTES", 240)
 ALERT_GROUP_THRESHOLD = env_int("ALERT_GROUP_THRESHOLD", 20)
 # No poll written for this long (wall clock): one ingestion.stale message (and ingestion.resumed after).
 INGEST_STALE_MINUTES = env_int("INGEST_STALE_MINUTES", 90)
+# --- Alert channels (loop/services/deliveries.py) ------------------------------------
+# Webhook and Slack URLs whose host resolves to a private, loopback, link-local, reserved or multicast
+# address are refused (at creation and at every send) unless this is on (receivers inside our network).
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
+# A delivery is retried (timeouts, connection errors, 5xx, 429) for this long, then it is failed.
+DELIVERY_MAX_AGE_HOURS = env_int("DELIVERY_MAX_AGE_HOURS", 24)
+# The wait after failed attempt n is min(DELIVERY_RETRY_MAX_SECONDS, DELIVERY_RETRY_BASE_SECONDS * 2**(n-1)),
+# less a random part of up to half of it.
+DELIVERY_RETRY_BASE_SECONDS = env_int("DELIVERY_RETRY_BASE_SECONDS", 30)
+DELIVERY_RETRY_MAX_SECONDS = env_int("DELIVERY_RETRY_MAX_SECONDS", 3600)
+# Connect and read timeout of one webhook or Slack POST (and of the SMTP connection).
+DELIVERY_TIMEOUT_SECONDS = env_int("DELIVERY_TIMEOUT_SECONDS", 10)
+# E-mail channels: Django's backend (the console backend prints mails to the worker's log).
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "").strip()
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "").strip()
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = DELIVERY_TIMEOUT_SECONDS
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "store-monitoring@localhost")
+
 # celery beat (one process: `make beat`, compose's beat service) sends these to the workers. The lost-job
 # sweep also runs on every read of a job, so a deployment without beat still recovers its polled jobs.
 CELERY_BEAT_SCHEDULE = {
@@ -241,6 +264,12 @@ CELERY_BEAT_SCHEDULE = {
     # Alerts: a safety-net evaluation (a lost request after a write), then reminders and the feed's staleness.
     "evaluate-alerts": {"task": "loop.tasks.evaluate_alerts_task", "schedule": 60.0, "options": {"expires": 55}},
     "alert-reminders": {"task": "loop.tasks.alert_reminders_task", "schedule": 60.0, "options": {"expires": 55}},
+    # Alert deliveries whose task was never queued (broker down) or whose retry is due (loop.services.deliveries).
+    "send-due-deliveries": {
+        "task": "loop.tasks.send_due_deliveries_task",
+        "schedule": 30.0,
+        "options": {"expires": 25},
+    },
 }
 
 
@@ -302,6 +331,7 @@ SPECTACULAR_SETTINGS = {
         "ReportFormatEnum": ["loop", "extended"],
         "ReportPhaseEnum": ["queued", "reading", "computing", "storing", "worker lost"],
         "ImportPhaseEnum": ["queued", "unpacking", "loading", "done", "worker lost"],
+        "DeliveryStatusEnum": ["pending", "delivered", "failed"],
     },
     # The schema and Swagger UI stay readable without the API token.
     "SERVE_AUTHENTICATION": [],

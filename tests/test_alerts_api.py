@@ -97,7 +97,9 @@ def test_closing_time_resolves_an_alert_at_the_end_of_business_hours(
     api: APIClient, mdb: Database, sent: list[Event]
 ) -> None:
     storage.replace_zones(mdb, pd.DataFrame({"store_id": ["h", "x"], "timezone_str": ["UTC", "UTC"]}))
-    hours = pd.DataFrame({"store_id": ["h"], "day_of_week": [0], "start_seconds": [9 * 3600], "end_seconds": [12 * 3600]})
+    hours = pd.DataFrame(
+        {"store_id": ["h"], "day_of_week": [0], "start_seconds": [9 * 3600], "end_seconds": [12 * 3600]}
+    )
     storage.replace_hours(mdb, hours)
     # Outage from the midpoint of 09:05 and 10:00 (09:32:30); 77.5 minutes at 10:50: down.
     post(api, ("h", "active", "09:05"), ("h", "inactive", "10:00"), ("h", "inactive", "10:50"))
@@ -214,7 +216,9 @@ def test_acking_a_resolved_alert_is_a_conflict(api: APIClient, sent: list[Event]
     assert_json_error(api.post(f"/alerts/{alert_id}/ack/"), 409)
 
 
-def test_a_stale_feed_is_told_once_and_its_resumption_too(api: APIClient, mdb: Database, settings, sent: list[Event]) -> None:
+def test_a_stale_feed_is_told_once_and_its_resumption_too(
+    api: APIClient, mdb: Database, settings, sent: list[Event]
+) -> None:
     post(api, ("f", "active", "10:00"))
     settings.INGEST_STALE_MINUTES = 1
     assert send_reminders(db=mdb) == 0  # written just now

@@ -86,6 +86,9 @@ def test_e003_debug_off_refuses_the_public_development_key() -> None:
         ("IMPORT_MAX_COMPRESSION_RATIO", "-5", 1),
         ("JOB_HEARTBEAT_SECONDS", "0", 1),
         ("JOB_LOST_RETRIES", "-1", 0),
+        ("DELIVERY_MAX_AGE_HOURS", "0", 1),
+        ("DELIVERY_TIMEOUT_SECONDS", "0", 1),
+        ("EMAIL_PORT", "0", 1),
     ],
 )
 def test_e004_limits_below_their_minimum(name: str, value: str, minimum: int) -> None:
@@ -120,6 +123,31 @@ def test_e008_a_job_is_lost_only_after_a_missed_heartbeat() -> None:
         "(loop.E008) JOB_LOST_SECONDS (15) must be at least twice JOB_HEARTBEAT_SECONDS (10)"
     ]
     assert loop_messages({**PRODUCTION, "JOB_HEARTBEAT_SECONDS": "1", "JOB_LOST_SECONDS": "2"}) == []
+
+
+def test_e001_webhook_allow_private_is_a_boolean() -> None:
+    assert loop_messages({**PRODUCTION, "WEBHOOK_ALLOW_PRIVATE": "maybe"}) == [
+        "(loop.E001) WEBHOOK_ALLOW_PRIVATE must be a boolean (1/0, true/false), got 'maybe'"
+    ]
+    assert loop_messages({**PRODUCTION, "WEBHOOK_ALLOW_PRIVATE": "1"}) == []
+
+
+def test_e009_the_retry_base_does_not_exceed_its_cap() -> None:
+    env = {**PRODUCTION, "DELIVERY_RETRY_BASE_SECONDS": "600", "DELIVERY_RETRY_MAX_SECONDS": "60"}
+    assert loop_messages(env) == [
+        "(loop.E009) DELIVERY_RETRY_BASE_SECONDS (600) must not exceed DELIVERY_RETRY_MAX_SECONDS (60)"
+    ]
+    assert loop_messages({**env, "DELIVERY_RETRY_MAX_SECONDS": "600"}) == []
+
+
+def test_e010_e011_email_port_and_tls() -> None:
+    assert loop_messages({**PRODUCTION, "EMAIL_PORT": "70000"}) == [
+        "(loop.E010) EMAIL_PORT must be a port number (1-65535), got 70000"
+    ]
+    assert loop_messages({**PRODUCTION, "EMAIL_USE_TLS": "1", "EMAIL_USE_SSL": "1"}) == [
+        "(loop.E011) EMAIL_USE_TLS and EMAIL_USE_SSL are exclusive"
+    ]
+    assert loop_messages({**PRODUCTION, "EMAIL_PORT": "587", "EMAIL_USE_TLS": "1"}) == []
 
 
 def test_every_error_is_reported_at_once() -> None:

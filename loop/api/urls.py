@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from loop.api import alerts, imports, ingestion, maintenance, overview, reports
+from loop.api import alerts, channels, deliveries, imports, ingestion, maintenance, overview, reports
 from loop.api.stores import attributes, catalog, timeline
 
 urlpatterns = [
@@ -32,6 +32,14 @@ urlpatterns = [
     re_path(r"^alerts/(?P<alert_id>[^/]+)/ack/?$", alerts.AlertAckView.as_view(), name="alert-ack"),
     re_path(r"^maintenance/?$", maintenance.WindowListView.as_view(), name="maintenance"),
     re_path(r"^maintenance/(?P<window_id>[^/]+)/?$", maintenance.WindowDetailView.as_view(), name="maintenance-window"),
+    re_path(r"^channels/?$", channels.ChannelListView.as_view(), name="channels"),
+    re_path(r"^channels/(?P<channel_id>[^/]+)/?$", channels.ChannelDetailView.as_view(), name="channel"),
+    re_path(r"^channels/(?P<channel_id>[^/]+)/test/?$", channels.ChannelTestView.as_view(), name="channel-test"),
+    re_path(r"^deliveries/?$", deliveries.DeliveryListView.as_view(), name="deliveries"),
+    re_path(r"^deliveries/(?P<delivery_id>[^/]+)/?$", deliveries.DeliveryDetailView.as_view(), name="delivery"),
+    re_path(
+        r"^deliveries/(?P<delivery_id>[^/]+)/retry/?$", deliveries.DeliveryRetryView.as_view(), name="delivery-retry"
+    ),
     re_path(r"^overview/?$", overview.OverviewView.as_view(), name="overview"),
     re_path(r"^health/?$", overview.HealthView.as_view(), name="health"),
 ]

@@ -526,10 +526,11 @@ def send_reminders(*, db: Database | None = None) -> int:
         if reminded:
             evaluated = pd.Timestamp(int(current.evaluated_us or 0), unit="us", tz="UTC")
             records = storage.alert_records(db, reminded)
+            profiles = store_profiles(store_ids=[str(r["store_id"]) for r in records.values()])
             events += [
-                Event(ALERT_REMINDER, utcnow(), _alert_data(records[a], None, evaluated))
+                Event(ALERT_REMINDER, utcnow(), _alert_data(r, None, evaluated, profiles.get(str(r["store_id"]))))
                 for a in reminded
-                if a in records
+                if (r := records.get(a)) is not None
             ]
         if not events:
             return 0

@@ -2,8 +2,9 @@
 
 One module per concern: ``schema`` (collection names and indexes), ``client``
 (connections and the mongod/FerretDB/mongomock differences), ``polls``,
-``stores`` (hours and zones), ``reports``, ``imports`` (uploads of POST /imports/),
-``maintenance`` (maintenance windows of alerts) and ``files`` (report CSVs and uploaded files, GridFS layout).
+``stores`` (hours, zones and the store directory), ``reports``, ``imports`` (uploads of POST /imports/),
+``alerts`` (open alerts, records, acks), ``maintenance`` (maintenance windows of alerts), ``deliveries``
+(alert channels and their deliveries) and ``files`` (report CSVs and uploaded files, GridFS layout).
 """
 
 from loop.storage.alerts import (
@@ -23,6 +24,23 @@ from loop.storage.alerts import (
     write_open_alerts,
 )
 from loop.storage.client import collection_counts, drop_database, get_client, get_db, is_mongomock, server_health
+from loop.storage.deliveries import (
+    claim_attempt,
+    claim_lost_attempt,
+    claimed_at,
+    create_channel,
+    delete_channel,
+    due_delivery_ids,
+    enabled_channels,
+    get_channel,
+    get_delivery,
+    insert_deliveries,
+    list_channels,
+    list_deliveries,
+    record_attempt,
+    reopen_delivery,
+    update_channel,
+)
 from loop.storage.files import (
     StreamingFileWriter,
     delete_file,
@@ -171,6 +189,21 @@ __all__ = [
     "insert_maintenance_window",
     "list_maintenance_windows",
     "maintenance_windows_at",
+    "claim_attempt",
+    "claim_lost_attempt",
+    "claimed_at",
+    "create_channel",
+    "delete_channel",
+    "due_delivery_ids",
+    "enabled_channels",
+    "get_channel",
+    "get_delivery",
+    "insert_deliveries",
+    "list_channels",
+    "list_deliveries",
+    "record_attempt",
+    "reopen_delivery",
+    "update_channel",
     "HOURS",
     "PROFILES",
     "TableBusy",

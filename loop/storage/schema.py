@@ -38,6 +38,11 @@ ALERT_ACKS = "alert_acks"
 # Maintenance windows (mutes) of alerts: one small document per window, inserted once, then only deleted
 # (loop.storage.maintenance).
 MAINTENANCE_WINDOWS = "maintenance_windows"
+# Alert channels (webhook, Slack, e-mail), one delivery per (event, channel), and the claims of delivery
+# attempts ({_id: "<delivery_id>:<attempt_no>"}, a unique insert per attempt: loop.storage.deliveries).
+ALERT_CHANNELS = "alert_channels"
+ALERT_DELIVERIES = "alert_deliveries"
+DELIVERY_CLAIMS = "delivery_claims"
 
 
 def create_indexes(db: Database) -> None:
@@ -57,6 +62,13 @@ def create_indexes(db: Database) -> None:
     db[ALERTS].create_index([("store_id", ASCENDING), ("opened_at", DESCENDING)], name="store_id_1_opened_at_-1")
     # GET /maintenance/: newest first (the collection stays small; the index keeps the sort cheap anyway).
     db[MAINTENANCE_WINDOWS].create_index([("created_at", DESCENDING)], name="created_at_-1")
+    # GET /channels/ and GET /deliveries/ (newest first, optionally one channel's); the sweep's due deliveries.
+    db[ALERT_CHANNELS].create_index([("created_at", DESCENDING)], name="created_at_-1")
+    db[ALERT_DELIVERIES].create_index([("created_at", DESCENDING)], name="created_at_-1")
+    db[ALERT_DELIVERIES].create_index(
+        [("channel_id", ASCENDING), ("created_at", DESCENDING)], name="channel_id_1_created_at_-1"
+    )
+    db[ALERT_DELIVERIES].create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="due")
 
 
 # The layout before packed documents: one document per poll, hours row and zone row, and a range per store.
