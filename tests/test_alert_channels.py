@@ -310,6 +310,21 @@ def test_the_url_is_checked_again_at_send_time(channels_api: APIClient, mdb: Dat
     assert hook.received == []
     failed = only_delivery(mdb)
     assert failed["status"] == "failed" and failed["attempts"][0]["error"].startswith("URL refused: the host 127.0.0.1")
+    assert failed["attempts"][0]["status_code"] is None  # nothing was sent
+
+
+def test_a_deleted_channel_fails_its_pending_deliveries(
+    channels_api: APIClient, mdb: Database, no_queue: list[str]
+) -> None:
+    with receiver([200]) as hook:
+        channel = create(channels_api, name="hook", kind="webhook", url=hook.url)
+        deliveries.publish(events=[OPENED])
+        assert channels_api.delete(f"/channels/{channel['channel_id']}/").status_code == 204
+        outcome = deliveries.attempt_delivery(delivery_id=only_delivery(mdb)["delivery_id"])
+        assert outcome is not None and outcome.status == "failed"
+    assert hook.received == []
+    attempt = only_delivery(mdb)["attempts"][0]
+    assert (attempt["status_code"], attempt["error"]) == (None, "the channel was deleted")
 
 
 def test_grouped_events_reach_channels_by_their_lists(channels_api: APIClient, mdb: Database) -> None:

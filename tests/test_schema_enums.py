@@ -7,6 +7,7 @@ import io
 from django.conf import settings
 from django.core.management import call_command
 
+from loop.delivery_rules import DeliveryStatus
 from loop.rules import POLL_STATUSES
 from loop.storage import ImportPhase, ReportFormat, ReportPhase, ReportStatus
 
@@ -19,6 +20,7 @@ def test_enum_overrides_match_the_rule_homes() -> None:
     assert overrides["HealthStatusEnum"] == ["ok", "unavailable"]
     assert overrides["ReportPhaseEnum"] == [p.value for p in ReportPhase]
     assert overrides["ImportPhaseEnum"] == [p.value for p in ImportPhase]
+    assert overrides["DeliveryStatusEnum"] == [s.value for s in DeliveryStatus]
     assert "worker lost" in overrides["ReportPhaseEnum"] and "worker lost" in overrides["ImportPhaseEnum"]
 
 

@@ -173,12 +173,21 @@ class AttemptOutcome:
     next_attempt_at: dt.datetime | None
 
 
-def _send(channel: Mapping[str, Any] | None, doc: Mapping[str, Any], now: dt.datetime) -> HttpAnswer:
-    """One send of the delivery to its channel. E-mail answers status 200 once the backend took the mail."""
+def _send(channel: Mapping[str, Any] | None, doc: Mapping[str, Any], now: dt.datetime) -> tuple[HttpAnswer, Verdict]:
+    """One send of the delivery to its channel, and its verdict. E-mail answers status 200 once the backend
+    took the mail; a send refused before any request (no channel, disabled, URL refused) has no status."""
+    answer = _send_once(channel, doc, now)
+    if isinstance(answer, str):
+        return HttpAnswer(None, answer), Verdict.FAILED
+    return answer, verdict(answer.status_code)
+
+
+def _send_once(channel: Mapping[str, Any] | None, doc: Mapping[str, Any], now: dt.datetime) -> HttpAnswer | str:
+    """What the receiver answered, or why nothing was sent."""
     if channel is None:
-        return HttpAnswer(400, "the channel was deleted")
+        return "the channel was deleted"
     if not channel["enabled"] and doc["event_type"] != CHANNEL_TEST:
-        return HttpAnswer(400, f"the channel is disabled ({channel.get('disabled_reason') or 'no reason'})")
+        return f"the channel is disabled ({channel.get('disabled_reason') or 'no reason'})"
     payload = doc["payload"]
     kind = ChannelKind(channel["kind"])
     timeout = float(settings.DELIVERY_TIMEOUT_SECONDS)
@@ -191,7 +200,7 @@ def _send(channel: Mapping[str, Any] | None, doc: Mapping[str, Any], now: dt.dat
         return HttpAnswer(200)
     problem = url_problem(channel["url"])  # again at every send: DNS may have changed since creation
     if problem:
-        return HttpAnswer(400, f"URL refused: {problem}")
+        return f"URL refused: {problem}"
     if kind == ChannelKind.SLACK:
         text = json.dumps({"text": summary_text(event_from_json(payload))})
         return post(url=channel["url"], body=text, headers={}, timeout=timeout)
@@ -238,8 +247,7 @@ def attempt_delivery(
     if attempt_no is None:
         return None
     channel = storage.get_channel(db, doc["channel_id"])
-    answer = _send(channel, doc, now)
-    judged = verdict(answer.status_code)
+    answer, judged = _send(channel, doc, now)
     error = answer.error
     next_at: dt.datetime | None = None
     if judged == Verdict.DELIVERED:
