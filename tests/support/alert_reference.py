@@ -96,9 +96,9 @@ class _Store:
         best = min(candidates, key=lambda j: (abs(self.times[j] - x), -j))
         return self.counted[best][1]
 
-    def down_cells(self) -> list[bool]:
-        """For k = 0, 1, ...: is the cell [t - 30(k+1), t - 30k) down? Cells stop at t - 7 days."""
-        return [self.status_at(self.t - CELL * k - CELL / 2) == "inactive" for k in range(WEEK // CELL)]
+    def cell_down(self, k: int) -> bool:
+        """Is the cell [t - 30(k+1), t - 30k) down (judged at its centre)? Cells stop at t - 7 days."""
+        return k < WEEK // CELL and self.status_at(self.t - CELL * k - CELL / 2) == "inactive"
 
 
 def _store_inputs(polls: pd.DataFrame, hours: pd.DataFrame, special_hours: pd.DataFrame | None, zones: pd.DataFrame):
@@ -132,12 +132,10 @@ def _one_state(
 ) -> dict[str, object]:
     store = _Store(spans, polls, t)
     last_poll = store.counted[-1] if store.counted else None
-    cells = store.down_cells()
-
     # Latest outage ending at or before t: the first down cell walking back is its last cell.
     last_outage_end = None
-    for k, down in enumerate(cells):
-        if down:
+    for k in range(WEEK // CELL):
+        if store.cell_down(k):
             last_outage_end = t - CELL * k
             break
 
@@ -151,7 +149,7 @@ def _one_state(
     else:
         # Walk back over the down cells that end at t; a closed or up cell, or t - 7 days, stops the walk.
         k = 0
-        while k < len(cells) and cells[k]:
+        while store.cell_down(k):
             k += 1
         outage_start = t - CELL * k
         state = DOWN if t - outage_start >= down_s else PENDING
