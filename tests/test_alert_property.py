@@ -151,9 +151,7 @@ def frames(case: Case, only: str | None = None) -> tuple[pd.DataFrame, pd.DataFr
     )
     hours = hours_frame([(sid, *row) for sid, store in chosen.items() for row in store.weekly])
     zones = zones_frame([(sid, store.zone) for sid, store in chosen.items()])
-    special = special_frame(
-        [(sid, d.isoformat(), s, e) for sid, store in chosen.items() for d, s, e in store.special]
-    )
+    special = special_frame([(sid, d.isoformat(), s, e) for sid, store in chosen.items() for d, s, e in store.special])
     return polls, hours, zones, special
 
 

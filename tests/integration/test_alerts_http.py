@@ -63,7 +63,11 @@ def fleet_polls(seed: int = 17) -> pd.DataFrame:
 def alert_stack(servers: None, tmp_path: Path) -> Iterator[tuple[Web, Worker]]:
     run_id = uuid.uuid4().hex[:10]
     env = service_env(
-        os.environ, db_name=f"loop_it_alerting_{run_id}", queue=f"loop_it_alerting_{run_id}", secret=run_id, logs=tmp_path
+        os.environ,
+        db_name=f"loop_it_alerting_{run_id}",
+        queue=f"loop_it_alerting_{run_id}",
+        secret=run_id,
+        logs=tmp_path,
     )
     env.update(WEBHOOK_ALLOW_PRIVATE="1")
     worker = start_celery_worker(env, None, 2, tmp_path / "worker.log")
@@ -83,7 +87,7 @@ def all_alerts(web: Web) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     page = 1
     while True:
-        body = requests.get(f"{web.url}/alerts/", params={"state": "all", "page": page, "page_size": 200}, timeout=30)
+        body = requests.get(f"{web.url}/alerts/", params={"state": "all", "page": page, "page_size": 100}, timeout=30)
         assert body.status_code == 200, body.text
         found += body.json()["results"]
         if len(found) >= body.json()["count"]:
@@ -104,7 +108,9 @@ def test_alerts_fed_hour_by_hour_match_the_reference_and_each_transition_is_one_
         assert put.status_code == 200, put.text
 
     with receiver([200] * 1000) as hook:
-        created = requests.post(f"{web.url}/channels/", json={"name": "ops", "kind": "webhook", "url": hook.url}, timeout=30)
+        created = requests.post(
+            f"{web.url}/channels/", json={"name": "ops", "kind": "webhook", "url": hook.url}, timeout=30
+        )
         assert created.status_code == 201, created.text
         secret = created.json()["secret"]
 
@@ -128,13 +134,19 @@ def test_alerts_fed_hour_by_hour_match_the_reference_and_each_transition_is_one_
                 body = requests.get(f"{web.url}/alerts/", timeout=30).json()
                 return body["evaluated_at"] == expected
 
-            wait_until(evaluated, 60, f"the evaluation at {expected}", worker.proc, details=lambda: worker.text()[-3000:])
+            wait_until(
+                evaluated, 60, f"the evaluation at {expected}", worker.proc, details=lambda: worker.text()[-3000:]
+            )
 
         got = all_alerts(web)
         zones = pd.DataFrame({"store_id": list(ZONES), "timezone_str": list(ZONES.values())})
         hours = pd.DataFrame(
             [
-                (store, row["dayOfWeek"], *(int(x[:2]) * 3600 + int(x[3:]) * 60 for x in (row["start_time_local"], row["end_time_local"])))
+                (
+                    store,
+                    row["dayOfWeek"],
+                    *(int(x[:2]) * 3600 + int(x[3:]) * 60 for x in (row["start_time_local"], row["end_time_local"])),
+                )
                 for store, rows in HOURS.items()
                 for row in rows
             ],
