@@ -332,6 +332,8 @@ SPECTACULAR_SETTINGS = {
         "ReportPhaseEnum": ["queued", "reading", "computing", "storing", "worker lost"],
         "ImportPhaseEnum": ["queued", "unpacking", "loading", "done", "worker lost"],
         "DeliveryStatusEnum": ["pending", "delivered", "failed"],
+        "ChannelKindEnum": ["webhook", "slack", "email"],
+        "WindowKindEnum": ["one_off", "weekly"],
     },
     # The schema and Swagger UI stay readable without the API token.
     "SERVE_AUTHENTICATION": [],

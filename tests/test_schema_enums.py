@@ -9,6 +9,7 @@ from django.core.management import call_command
 
 from loop.delivery_rules import DeliveryStatus
 from loop.rules import POLL_STATUSES
+from loop.services.channels import ChannelKind
 from loop.storage import ImportPhase, ReportFormat, ReportPhase, ReportStatus
 
 
@@ -21,6 +22,7 @@ def test_enum_overrides_match_the_rule_homes() -> None:
     assert overrides["ReportPhaseEnum"] == [p.value for p in ReportPhase]
     assert overrides["ImportPhaseEnum"] == [p.value for p in ImportPhase]
     assert overrides["DeliveryStatusEnum"] == [s.value for s in DeliveryStatus]
+    assert overrides["ChannelKindEnum"] == [k.value for k in ChannelKind]
     assert "worker lost" in overrides["ReportPhaseEnum"] and "worker lost" in overrides["ImportPhaseEnum"]
 
 
