@@ -182,9 +182,8 @@ def reference_store_states(
         spans = _intervals(weekly.get(sid, []), special.get(sid, []), tz, now - WEEK, now)
         mine = {ts: s for ts, s in status.get(sid, {}).items() if ts <= now}
         rows[sid] = _one_state(spans, mine, now, max_gap_minutes * 60, down_after_minutes * 60)
-    frame = pd.DataFrame.from_dict(rows, orient="index", columns=["state", "last_poll", "outage_start", "last_outage_end"])
-    frame.index.name = "store_id"
-    return frame
+    columns = ["state", "last_poll", "outage_start", "last_outage_end"]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns).rename_axis("store_id")
 
 
 def reference_alerts(
