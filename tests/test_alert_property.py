@@ -116,7 +116,7 @@ def cases(draw: st.DrawFn) -> Case:
     poll_times = sorted({t for store in stores.values() for _, t in store.polls})
     gap, down = draw(st.sampled_from([60, 60, 30, 120])), draw(st.sampled_from([30, 30, 10, 45]))
     # Instants at the edges: G or G + 1 min after a store's last poll before a pause, D (+- 1 min)
-    # after the midpoint of two consecutive polls, and any whole minute after a poll.
+    # after an active-to-inactive switch (its minute), and any whole minute after a poll.
     pauses, midpoints = [], []
     for store in stores.values():
         status: dict[int, str] = {}

@@ -9,7 +9,7 @@ October 2024 and CST (UTC-6) in December.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 import pytest
@@ -52,8 +52,8 @@ def check(
     polls: list[tuple[str, str, str]],
     t: str,
     expect: dict[str, dict[str, str | None]],
-    hours: list[tuple[str, int, str, str]] = (),  # type: ignore[assignment]
-    zones: list[tuple[str, str]] = (),  # type: ignore[assignment]
+    hours: Sequence[tuple[str, int, str, str]] = (),
+    zones: Sequence[tuple[str, str]] = (),
     special: list[tuple[str, str, float, float]] | None = None,
     **options: int,
 ) -> None:
