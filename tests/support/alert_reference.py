@@ -153,7 +153,8 @@ def _one_state(
             k += 1
         outage_start = t - CELL * k
         state = DOWN if t - outage_start >= down_s else PENDING
-        last_outage_end = t  # the outage goes on at t (it may have no length yet, t at an interval start)
+        # last_outage_end stays as walked: t when this outage has length; when it has none yet (t at an
+        # interval start) it is no down business time, so the end of an earlier outage, or NaT.
     return {
         "state": state,
         "last_poll": _stamp(None if last_poll is None else last_poll[0]),
