@@ -9,7 +9,7 @@ October 2024 and CST (UTC-6) in December.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 import pytest
@@ -52,8 +52,8 @@ def check(
     polls: list[tuple[str, str, str]],
     t: str,
     expect: dict[str, dict[str, str | None]],
-    hours: list[tuple[str, int, str, str]] = (),  # type: ignore[assignment]
-    zones: list[tuple[str, str]] = (),  # type: ignore[assignment]
+    hours: Sequence[tuple[str, int, str, str]] = (),
+    zones: Sequence[tuple[str, str]] = (),
     special: list[tuple[str, str, float, float]] | None = None,
     **options: int,
 ) -> None:
@@ -286,13 +286,16 @@ def test_observed_by_a_poll_of_the_previous_interval(store_states) -> None:
 def test_pending_with_no_length_at_interval_start(store_states) -> None:
     # Monday 09:00-12:00 CDT; inactive poll exactly at the opening 09:00 CDT (14:00Z) and t = 14:00Z:
     # the outage starts at t (closed before), 0 min < 30 -> pending.
+    # It holds no down business time yet, so it is not the latest outage: t - 7 d = 09-30 14:00Z is the
+    # previous Monday's opening, and that whole interval is down (the only counted poll is inactive and
+    # its status extends backwards), so the latest outage ended at 09-30 12:00 CDT = 17:00Z.
     check(
         store_states,
         polls=[("s", "inactive", "2024-10-07T14:00Z")],
         hours=[("s", 0, "09:00", "12:00")],
         zones=[("s", CHI)],
         t="2024-10-07T14:00Z",
-        expect={"s": {"state": "pending", "outage_start": "2024-10-07T14:00Z"}},
+        expect={"s": {"state": "pending", "outage_start": "2024-10-07T14:00Z", "last_outage_end": "2024-09-30T17:00Z"}},
     )
 
 

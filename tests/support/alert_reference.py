@@ -153,7 +153,8 @@ def _one_state(
             k += 1
         outage_start = t - CELL * k
         state = DOWN if t - outage_start >= down_s else PENDING
-        last_outage_end = t  # the outage goes on at t (it may have no length yet, t at an interval start)
+        # last_outage_end stays as walked: t when this outage has length; when it has none yet (t at an
+        # interval start) it is no down business time, so the end of an earlier outage, or NaT.
     return {
         "state": state,
         "last_poll": _stamp(None if last_poll is None else last_poll[0]),
@@ -182,11 +183,8 @@ def reference_store_states(
         spans = _intervals(weekly.get(sid, []), special.get(sid, []), tz, now - WEEK, now)
         mine = {ts: s for ts, s in status.get(sid, {}).items() if ts <= now}
         rows[sid] = _one_state(spans, mine, now, max_gap_minutes * 60, down_after_minutes * 60)
-    frame = pd.DataFrame.from_dict(
-        rows, orient="index", columns=["state", "last_poll", "outage_start", "last_outage_end"]
-    )
-    frame.index.name = "store_id"
-    return frame
+    columns = ["state", "last_poll", "outage_start", "last_outage_end"]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns).rename_axis("store_id")
 
 
 def reference_alerts(
