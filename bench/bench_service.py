@@ -28,6 +28,10 @@ it measures, next to the offline command on the same files in the same run:
    Loop .zip and once as three CSV fields (streamed from disk), polled to Complete: upload
    time, load time, status rows/s, the worker's and gunicorn's peak RSS, and the report
    after it byte-equal to the offline CSV (``--skip-import`` leaves this out).
+9. alerts (``bench/bench_alerts.py``; ``--skip-alerts`` leaves it out, ``--alerts-only`` runs only
+   the load and this step): hourly batches over HTTP until ``GET /alerts/``'s ``evaluated_at``
+   (target 0.3 s at 1x, 1.5 s at 10x), batch answer to the first byte at a loopback webhook (p95
+   <= 5 s), ``GET /alerts/?state=open`` with 5,000 open alerts at 10x (p95 < 50 ms).
 
 At the end a table gives each figure per scale, the growth between the smallest and
 the largest scale (target <= 12x when they are 1x and 10x), PASS/FAIL per target and a
@@ -52,6 +56,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pandas as pd
+    from pymongo.database import Database
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -59,6 +64,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "myproject.settings")
 
 import django  # noqa: E402
 
+from bench.bench_alerts import alert_figures  # noqa: E402
 from bench.bench_offline import DEFAULT_REAL_DIR, describe_set, ensure_dataset, run_measured, service_env  # noqa: E402
 from loop.datagen import LOOP_2025_STORES  # noqa: E402
 from tests.support.processes import Web, Worker, start_celery_worker, start_gunicorn  # noqa: E402
@@ -214,11 +220,16 @@ def run_scale(scale: float, args: argparse.Namespace, run_id: str) -> ScaleResul
         queue=f"loop_bench_{tag}",
         run_id=run_id,
     )
+    env["WEBHOOK_ALLOW_PRIVATE"] = "1"  # step 9's receiver is on loopback
     logs = args.data_dir / f"bench-service-{run_id}" / label
     logs.mkdir(parents=True, exist_ok=True)
     db = storage.get_db(db_name, args.mongo_url)
     service = Service(env, logs)
     try:
+        if args.alerts_only:
+            alerts_only(folder, env, db, service, summary, out, args, scale)
+            return out
+
         # 1. the offline command: the reference
         offline_csv = logs / "offline.csv"
         run = run_measured(
@@ -474,6 +485,10 @@ def run_scale(scale: float, args: argparse.Namespace, run_id: str) -> ScaleResul
         hwm = vm_hwm_bytes(service.worker.proc.pid)
         fig["worker_peak_gb_end"] = hwm / 2**30
         print(f"    worker peak RSS after 4 reports: {gb(hwm)}", flush=True)
+
+        # 9. alerts, on the same service and data
+        if not args.skip_alerts:
+            alert_figures(service.base, db, id_list, scale, args.alert_batches, out)
         service.stop()
 
         # 8. the whole set uploaded over HTTP (POST /imports/), as a Loop .zip and as three CSVs
@@ -488,6 +503,29 @@ def run_scale(scale: float, args: argparse.Namespace, run_id: str) -> ScaleResul
             print(f"dropped database {db_name}", flush=True)
         else:
             print(f"kept database {db_name}", flush=True)
+
+
+def alerts_only(
+    folder: Path,
+    env: dict[str, str],
+    db: Database,
+    service: Service,
+    summary: dict,
+    out: ScaleResult,
+    args: argparse.Namespace,
+    scale: float,
+) -> None:
+    """``--alerts-only``: load the set (no offline reference, no ratio), start the service, step 9."""
+    from loop import storage
+
+    run = run_measured([sys.executable, "manage.py", "load_data", str(folder)], env)
+    if run.returncode:
+        raise RuntimeError(f"load_data failed:\n{run.stdout[-2000:]}\n{run.stderr[-3000:]}")
+    out.figures["load_s"] = run.seconds
+    print(f"[2] load_data: {run.seconds:.2f} s wall ({summary['polls']:,} polls)", flush=True)
+    service.start()
+    _, ids, _ = storage.read_catalog(db)
+    alert_figures(service.base, db, [str(s) for s in ids], scale, args.alert_batches, out)
 
 
 def timeline_figures(base: str, store_ids: list[str], newest: pd.Timestamp, fig: dict[str, float]) -> None:
@@ -695,6 +733,17 @@ ROWS = [
     ("timeline_warm_p95_ms", "timeline again, p95 (info)", "{:.1f} ms", False),
     ("timeline_31d_p95_ms", "timeline 31 days p95 (info)", "{:.1f} ms", False),
     ("stores_list_ms", "GET /stores/ median (info)", "{:.1f} ms", False),
+    ("alert_post_s", "alerts: batch POST median (info)", "{:.2f} s", False),
+    ("alert_evaluated_p50_s", "alerts: send -> evaluated_at median", "{:.2f} s", False),
+    ("alert_evaluated_max_s", "alerts: send -> evaluated_at max", "{:.2f} s", False),
+    ("alert_evaluation_p50_s", "alerts: evaluation's own s, median", "{:.3f} s", False),
+    ("alert_delivery_p50_s", "alerts: answer -> webhook p50", "{:.2f} s", False),
+    ("alert_delivery_p95_s", "alerts: answer -> webhook p95", "{:.2f} s", False),
+    ("alert_mass_evaluation_s_1", "alerts: evaluation opening many (info)", "{:.3f} s", False),
+    ("alert_mass_evaluated_s_2", "alerts: many open, send -> evaluated", "{:.2f} s", False),
+    ("alert_open", "alerts: open for the list", "{:,.0f}", False),
+    ("alert_list_p50_ms", "alerts: GET ?state=open p50", "{:.1f} ms", False),
+    ("alert_list_p95_ms", "alerts: GET ?state=open p95", "{:.1f} ms", False),
     ("week_read_s", "bare week read (info)", "{:.2f} s", False),
     ("hours_read_s", "read_hours in process (info)", "{:.2f} s", False),
 ]
@@ -748,6 +797,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--import-only", action="store_true", help="only steps 1 and 8 (the offline reference, imports)"
     )
+    parser.add_argument("--skip-alerts", action="store_true", help="leave out step 9 (alerts)")
+    parser.add_argument("--alerts-only", action="store_true", help="only load_data and step 9 (alerts)")
+    parser.add_argument("--alert-batches", type=int, default=8, help="step 9's measured batches (8)")
     args = parser.parse_args(argv)
     scales = [float(s) for s in args.scales.split(",") if s.strip()]
 
