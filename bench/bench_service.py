@@ -773,7 +773,7 @@ def print_table(results: list[ScaleResult]) -> list[tuple[str, bool]]:
                 line += f"  <= {TARGET_GROWTH:g}x {'PASS' if ok else 'FAIL'}"
                 checks.append((f"{title}: {labels[-1]}/{labels[0]} = {g:.2f} (<= {TARGET_GROWTH:g})", ok))
         print(line)
-        if key in ratios:
+        if key in ratios and all("offline_s" in r.figures for r in results):
             name, target = ratios[key]
             vals = [r.figures[key] / r.figures["offline_s"] for r in results]
             ok_all = all(v <= target for v in vals)
