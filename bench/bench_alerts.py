@@ -2,7 +2,7 @@
 
 Against the service of a scale (gunicorn + a real Celery worker, the whole set loaded), after the other
 steps' appends, hour by hour (each batch = one poll per store in the hour after the newest poll, CSV over
-``POST /store_status/``):
+``POST /store_status/``), from 08:00 UTC (the stores' hours are real, so the hour of day matters):
 
 a. a baseline batch, all active (resolves what the earlier random appends opened);
 b. ``--alert-batches`` batches, each making ``ALERT_STORES`` stores inactive at the start of the hour (stores
@@ -12,7 +12,8 @@ b. ``--alert-batches`` batches, each making ``ALERT_STORES`` stores inactive at 
    ``seconds`` (the open-alerts document's log), and answer -> first byte of the message about this
    evaluation at a loopback webhook receiver (target 2, p95);
 c. two batches keeping ``OPEN_STORES`` stores inactive (500 at 1x, 5,000 at 10x), then ``GET
-   /alerts/?state=open`` ``LIST_CALLS`` times: p50 / p95 (target 3, judged at 10x).
+   /alerts/?state=open`` ``LIST_CALLS`` times: p50 / p95 (target 3, judged at 10x);
+d. one more batch, all active: those alerts resolve (the evaluation's time, for information).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ TARGET_LIST_MS = 50.0  # GET /alerts/?state=open, p95, 5,000 open (10x)
 ALERT_STORES = 10  # inactive stores per measured batch (under ALERT_GROUP_THRESHOLD: one message each)
 OPEN_STORES_PER_1X = 500  # step c: 5,000 at 10x
 LIST_CALLS = 30
-WAIT_S = 120.0
+WAIT_S = 600.0  # step d's evaluation resolves thousands of alerts at 10x
+MASS_HOUR_UTC = 17
 HOUR_US = 3_600 * 1_000_000
 MINUTE_US = 60 * 1_000_000
 
@@ -232,9 +234,11 @@ def alert_figures(base: str, db: Database, store_ids: list[str], scale: float, b
     fig, label = out.figures, out.label
     newest = storage.newest_poll_time(db)
     assert newest is not None
-    # Skip to the next 16:00 UTC (late morning across the US zones): most stores are open, so the batches
-    # can take many down. The stores' last polls are then hours old: the baseline batch observes them again.
-    after_us = ts_to_us(newest.floor("D") + pd.Timedelta(hours=16 if newest.hour < 16 else 40))
+    # Skip ahead so that step c's batches fall at 17:00-19:00 UTC (late morning across the US zones: most
+    # stores open, so many can go down). The stores' last polls are then hours old: the baseline batch
+    # observes them again.
+    start = newest.floor("D") + pd.Timedelta(hours=MASS_HOUR_UTC - 1 - batches)
+    after_us = ts_to_us(start if start > newest else start + pd.Timedelta(days=1))
     rng = np.random.default_rng(9)
     with webhook_receiver() as hook:
         created = requests.post(
@@ -309,7 +313,24 @@ def alert_figures(base: str, db: Database, store_ids: list[str], scale: float, b
             )
             fig[f"alert_mass_evaluated_s_{k + 1}"] = batch.evaluated_s
             fig[f"alert_mass_evaluation_s_{k + 1}"] = batch.evaluation_s
-    open_now = len(storage.read_open_alerts(db))
+        open_now = len(storage.read_open_alerts(db))
+        list_figures(base, open_now, want_open, scale, out)
+
+        # d. all active again: the poller recovered, the alerts resolve (information)
+        batch = send_batch(base, db, store_ids, after_us, set(), seed=300)
+        fig["alert_recover_evaluation_s"] = batch.evaluation_s
+        print(
+            f"    all active again: send -> evaluated_at {batch.evaluated_s:.2f} s (evaluation "
+            f"{batch.evaluation_s:.3f} s; {batch.opened} opened, {batch.resolved} resolved)",
+            flush=True,
+        )
+
+
+def list_figures(base: str, open_now: int, want_open: int, scale: float, out: Result) -> None:
+    """Step c's ``GET /alerts/?state=open`` calls."""
+    import requests
+
+    fig, label = out.figures, out.label
     fig["alert_open"] = open_now
     session = requests.Session()
     ms = []

@@ -742,6 +742,7 @@ ROWS = [
     ("alert_mass_evaluation_s_1", "alerts: evaluation opening many (info)", "{:.3f} s", False),
     ("alert_mass_evaluated_s_2", "alerts: many open, send -> evaluated", "{:.2f} s", False),
     ("alert_open", "alerts: open for the list", "{:,.0f}", False),
+    ("alert_recover_evaluation_s", "alerts: evaluation resolving them (info)", "{:.3f} s", False),
     ("alert_list_p50_ms", "alerts: GET ?state=open p50", "{:.1f} ms", False),
     ("alert_list_p95_ms", "alerts: GET ?state=open p95", "{:.1f} ms", False),
     ("week_read_s", "bare week read (info)", "{:.2f} s", False),
