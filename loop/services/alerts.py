@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -164,13 +164,14 @@ def _evaluate(db: Database) -> EvaluationResult:
     ]
     storage.insert_alert_records(db, records)
     muted = np.array([r["muted"] for r in records], dtype=bool)
-    added = OpenAlerts(
-        alert_id=np.array(new_ids, dtype=object),
+    added = OpenAlerts.rows(
+        alert_id=new_ids,
         store_id=opened["store_id"].to_numpy(dtype=object),
+        zone=[r["zone"] for r in records],
         started_us=started_us,
         opened_us=np.full(len(new_ids), t_us, dtype=np.int64),
         muted=muted,
-        notified_us=np.where(muted, 0, wall_us).astype(np.int64),
+        notified_us=np.where(muted, 0, wall_us),
     )
 
     # Resolved: record, then release the stores' claims.
@@ -219,12 +220,7 @@ def _evaluate(db: Database) -> EvaluationResult:
             "seconds": round(seconds, 3),
         }
     ]
-    storage.write_open_alerts(
-        db,
-        OpenAlerts(
-            **{**_columns(result), "evaluated_us": t_us, "stamp": stamp.stamp, "evaluations": log, "state": state}
-        ),
-    )
+    storage.write_open_alerts(db, replace(result, evaluated_us=t_us, stamp=stamp.stamp, evaluations=log, state=state))
     _publish(events)
     return EvaluationResult(t, len(records), len(resolutions), seconds)
 
@@ -242,14 +238,17 @@ def _repair(db: Database, current: OpenAlerts, refused: list[str]) -> OpenAlerts
     if not found:
         return current
     logger.warning("took %d open alert(s) back into the open-alerts document", len(found))
+    acks = storage.read_acks(db, [str(r["_id"]) for r in found])
     return current.plus(
-        OpenAlerts(
-            alert_id=np.array([str(r["_id"]) for r in found], dtype=object),
-            store_id=np.array([str(r["store_id"]) for r in found], dtype=object),
-            started_us=np.array([_us(r["started_at"]) for r in found], dtype=np.int64),
-            opened_us=np.array([_us(r["opened_at"]) for r in found], dtype=np.int64),
-            muted=np.array([bool(r.get("muted")) for r in found], dtype=bool),
-            notified_us=np.zeros(len(found), dtype=np.int64),
+        OpenAlerts.rows(
+            alert_id=[str(r["_id"]) for r in found],
+            store_id=[str(r["store_id"]) for r in found],
+            zone=[str(r.get("zone", "")) for r in found],
+            started_us=[_us(r["started_at"]) for r in found],
+            opened_us=[_us(r["opened_at"]) for r in found],
+            muted=[bool(r.get("muted")) for r in found],
+            ack_by=[str(acks[str(r["_id"])]["by"]) if str(r["_id"]) in acks else "" for r in found],
+            ack_us=[_us(acks[str(r["_id"])]["at"]) if str(r["_id"]) in acks else 0 for r in found],
         )
     )
 
@@ -319,18 +318,7 @@ def _with_notified(alerts: OpenAlerts, announced: list[str], wall_us: int) -> Op
     now = np.isin(alerts.alert_id, np.array(announced, dtype=object))
     muted = alerts.muted & ~now
     notified = np.where(now, wall_us, alerts.notified_us)
-    return OpenAlerts(**{**_columns(alerts), "muted": muted, "notified_us": notified})
-
-
-def _columns(alerts: OpenAlerts) -> dict[str, Any]:
-    return {
-        "alert_id": alerts.alert_id,
-        "store_id": alerts.store_id,
-        "started_us": alerts.started_us,
-        "opened_us": alerts.opened_us,
-        "muted": alerts.muted,
-        "notified_us": alerts.notified_us,
-    }
+    return replace(alerts, muted=muted, notified_us=notified)
 
 
 def _transition_events(db: Database, *, t: pd.Timestamp, opened_ids: list[str], resolved_ids: list[str]) -> list[Event]:
@@ -433,7 +421,7 @@ def list_alerts(
     page: int = 1,
     page_size: int = 50,
 ) -> AlertList:
-    """Alerts newest first: the open ones from the open-alerts document, history from the records.
+    """Alerts newest first: the open ones from the open-alerts document alone, history from the records.
 
     ``region``/``brand`` keep the alerts of stores the directory places there (``services.directory``)."""
     if state not in STATES:
@@ -441,19 +429,16 @@ def list_alerts(
     db = storage.get_db()
     current = storage.read_open_alerts(db)
     evaluated = None if current.evaluated_us is None else us_to_ts(int(current.evaluated_us))
-    open_ids = current.alert_id.tolist()
-    acked = set(storage.read_acks(db, open_ids)) if open_ids else set()
     skip = page_skip(page=page, page_size=page_size)
     matching = store_ids_matching(region=region, brand=brand)
     if state == "open":
         rows = current if store_id is None else current.take(current.store_id == store_id)
         if matching is not None:
             rows = rows.take(np.isin(rows.store_id, np.array(sorted(matching), dtype=object)))
-        order = np.lexsort((rows.alert_id.astype(str), rows.opened_us))[::-1]
-        chosen = rows.alert_id[order][skip : skip + page_size].tolist()
-        records = storage.alert_records(db, chosen)
+        order = np.lexsort((rows.alert_id.astype(str), rows.opened_us))[::-1][skip : skip + page_size]
+        ordered = [_open_record(rows, int(k)) for k in order]
+        acks = {r["_id"]: r["ack"] for r in ordered if r["ack"] is not None}
         total = len(rows)
-        ordered = [records[a] for a in chosen if a in records]
     else:
         if store_id is not None and matching is not None and store_id not in matching:
             matching = set()
@@ -461,15 +446,32 @@ def list_alerts(
         ordered, total = storage.list_alert_records(
             db, resolved=True if state == "resolved" else None, store_ids=stores, skip=skip, limit=page_size
         )
-    acks = storage.read_acks(db, [str(r["_id"]) for r in ordered])
+        acks = storage.read_acks(db, [str(r["_id"]) for r in ordered])
     profiles = store_profiles(store_ids=[str(r["store_id"]) for r in ordered])
     views = [_view(r, acks.get(str(r["_id"])), evaluated, profiles.get(str(r["store_id"]))) for r in ordered]
     return AlertList(
         page=Page(results=views, count=total, page=page, page_size=page_size),
         evaluated_at=evaluated,
-        open_count=len(open_ids),
-        open_unacknowledged=len(open_ids) - len(acked),
+        open_count=len(current),
+        open_unacknowledged=int(np.count_nonzero(current.ack_by == "")),
     )
+
+
+def _open_record(rows: OpenAlerts, k: int) -> dict[str, Any]:
+    """Row ``k`` of the open-alerts document in the shape of an alert record (with its ack, if any)."""
+    ack = None if rows.ack_by[k] == "" else {"by": str(rows.ack_by[k]), "at": us_to_ts(int(rows.ack_us[k]))}
+    return {
+        "_id": str(rows.alert_id[k]),
+        "store_id": str(rows.store_id[k]),
+        "zone": str(rows.zone[k]),
+        "started_at": us_to_ts(int(rows.started_us[k])),
+        "opened_at": us_to_ts(int(rows.opened_us[k])),
+        "resolved_at": None,
+        "resolution": None,
+        "ended_at": None,
+        "muted": bool(rows.muted[k]),
+        "ack": ack,
+    }
 
 
 def get_alert(*, alert_id: str) -> AlertView:
@@ -483,6 +485,11 @@ def get_alert(*, alert_id: str) -> AlertView:
     return _view(record, storage.read_acks(db, [alert_id]).get(alert_id), evaluated, profile)
 
 
+# An ack waits this long for a running evaluation to copy it into the open-alerts document; if that is
+# not enough, the next reminder sweep (every minute) copies it.
+ACK_LOCK_WAIT_SECONDS = 20.0
+
+
 def acknowledge_alert(*, alert_id: str, by: str, note: str = "") -> AlertView:
     """Acknowledge an open alert: no reminders for it until it resolves. A second ack changes nothing."""
     db = storage.get_db()
@@ -494,7 +501,24 @@ def acknowledge_alert(*, alert_id: str, by: str, note: str = "") -> AlertView:
         if record.get("resolved_at") is not None:
             raise Conflict(f"Alert {alert_id!r} is resolved already: there is nothing to acknowledge.")
         storage.add_ack(db, alert_id, by=by, at=utcnow(), note=note)
+        with storage.evaluation_lock(db, wait=ACK_LOCK_WAIT_SECONDS) as held:
+            if held:
+                current = storage.read_open_alerts(db)
+                storage.write_open_alerts(db, _with_acks(db, current, [alert_id]))
     return get_alert(alert_id=alert_id)
+
+
+def _with_acks(db: Database, alerts: OpenAlerts, alert_ids: Sequence[str]) -> OpenAlerts:
+    """The open alerts with the acks of ``alert_ids`` copied in (the ack documents are the truth)."""
+    acks = storage.read_acks(db, list(alert_ids))
+    if not acks:
+        return alerts
+    ack_by, ack_us = alerts.ack_by.copy(), alerts.ack_us.copy()
+    for k, alert_id in enumerate(alerts.alert_id.tolist()):
+        if alert_id in acks and ack_by[k] == "":
+            ack_by[k] = str(acks[alert_id]["by"])
+            ack_us[k] = _us(acks[alert_id]["at"])
+    return replace(alerts, ack_by=ack_by, ack_us=ack_us)
 
 
 # --- the beat's sweeps (wall clock) -------------------------------------------------------------------
@@ -507,7 +531,9 @@ def send_reminders(*, db: Database | None = None) -> int:
     with storage.evaluation_lock(db, wait=5.0) as held:
         if not held:
             return 0
-        current = storage.read_open_alerts(db)
+        before = storage.read_open_alerts(db)
+        # Acks an ack request could not copy in (the lock was busy) are copied now.
+        current = _with_acks(db, before, before.alert_id[before.ack_by == ""].tolist())
         wall = time.time()
         events: list[Event] = []
         state = dict(current.state)
@@ -518,10 +544,7 @@ def send_reminders(*, db: Database | None = None) -> int:
                 Event(INGESTION_STALE, utcnow(), {"last_write_at": _iso(pd.Timestamp(written, unit="s", tz="UTC"))})
             )
         due_us = int((wall - settings.ALERT_REPEAT_MINUTES * 60) * 1_000_000)
-        due = ~current.muted & (current.notified_us <= due_us)
-        if due.any():
-            acked = storage.read_acks(db, current.alert_id[due].tolist())
-            due &= ~np.isin(current.alert_id, np.array(list(acked), dtype=object))
+        due = ~current.muted & (current.notified_us <= due_us) & (current.ack_by == "")
         reminded = current.alert_id[due].tolist()
         if reminded:
             evaluated = pd.Timestamp(int(current.evaluated_us or 0), unit="us", tz="UTC")
@@ -532,22 +555,9 @@ def send_reminders(*, db: Database | None = None) -> int:
                 for a in reminded
                 if (r := records.get(a)) is not None
             ]
-        if not events:
-            return 0
         notified = np.where(due, int(wall * 1_000_000), current.notified_us)
-        storage.write_open_alerts(
-            db,
-            OpenAlerts(
-                **{
-                    **_columns(current),
-                    "notified_us": notified,
-                    "evaluated_us": current.evaluated_us,
-                    "stamp": current.stamp,
-                    "evaluations": current.evaluations,
-                    "state": state,
-                }
-            ),
-        )
+        if events or not np.array_equal(current.ack_by, before.ack_by):
+            storage.write_open_alerts(db, replace(current, notified_us=notified, state=state))
     _publish(events)
     return len(events)
 

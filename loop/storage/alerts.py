@@ -32,56 +32,70 @@ EVALUATION_LOG = 50
 DUPLICATE_KEY = 11000
 
 
+# The open-alerts document's columns and their kinds: text, int64 or bool.
+TEXT, INT, FLAG = "text", "int64", "bool"
+COLUMNS: dict[str, str] = {
+    "alert_id": TEXT,
+    "store_id": TEXT,
+    "zone": TEXT,  # the store's effective zone when the alert opened
+    "started_us": INT,  # UTC microseconds
+    "opened_us": INT,
+    "muted": FLAG,  # opened inside a maintenance window and not announced yet
+    "notified_us": INT,  # wall clock of the last message about it (0: none)
+    "ack_by": TEXT,  # "" while nobody acknowledged it
+    "ack_us": INT,  # wall clock of the ack (0: none)
+}
+_DTYPES = {TEXT: object, INT: np.int64, FLAG: bool}
+
+
 @dataclass(frozen=True)
 class OpenAlerts:
-    """The open alerts as columns (one row per alert), and the newest evaluation."""
+    """The open alerts as columns (one row per alert: ``COLUMNS``), and the newest evaluation.
 
-    alert_id: np.ndarray  # object (str)
-    store_id: np.ndarray  # object (str)
-    started_us: np.ndarray  # int64, UTC microseconds
-    opened_us: np.ndarray  # int64
-    muted: np.ndarray  # bool: opened inside a maintenance window, nothing sent yet
-    notified_us: np.ndarray  # int64 wall clock of the last message about it (0: none)
+    Everything ``GET /alerts/?state=open`` shows is here, so that list reads this one document.
+    """
+
+    alert_id: np.ndarray
+    store_id: np.ndarray
+    zone: np.ndarray
+    started_us: np.ndarray
+    opened_us: np.ndarray
+    muted: np.ndarray
+    notified_us: np.ndarray
+    ack_by: np.ndarray
+    ack_us: np.ndarray
     evaluated_us: int | None = None  # the t of the newest evaluation
     stamp: str | None = None  # the data stamp that evaluation saw
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     state: dict[str, Any] = field(default_factory=dict)  # small flags (the feed's staleness)
 
     @staticmethod
+    def rows(**columns: Sequence[Any] | np.ndarray) -> OpenAlerts:
+        """New rows; columns not given get their empty value ("" / 0 / False)."""
+        n = len(next(iter(columns.values()))) if columns else 0
+        fill = {TEXT: "", INT: 0, FLAG: False}
+        values: dict[str, Any] = {
+            name: np.asarray(columns[name], dtype=_DTYPES[kind])
+            if name in columns
+            else np.full(n, fill[kind], dtype=_DTYPES[kind])
+            for name, kind in COLUMNS.items()
+        }
+        return OpenAlerts(**values)
+
+    @staticmethod
     def empty() -> OpenAlerts:
-        nothing = np.zeros(0, dtype=np.int64)
-        return OpenAlerts(
-            np.zeros(0, dtype=object), np.zeros(0, dtype=object), nothing, nothing, np.zeros(0, dtype=bool), nothing
-        )
+        return OpenAlerts.rows()
 
     def __len__(self) -> int:
         return len(self.alert_id)
 
     def take(self, keep: np.ndarray) -> OpenAlerts:
-        return replace(
-            self,
-            alert_id=self.alert_id[keep],
-            store_id=self.store_id[keep],
-            started_us=self.started_us[keep],
-            opened_us=self.opened_us[keep],
-            muted=self.muted[keep],
-            notified_us=self.notified_us[keep],
-        )
+        taken: dict[str, Any] = {name: getattr(self, name)[keep] for name in COLUMNS}
+        return replace(self, **taken)
 
     def plus(self, other: OpenAlerts) -> OpenAlerts:
-        return replace(
-            self,
-            alert_id=np.concatenate((self.alert_id, other.alert_id)),
-            store_id=np.concatenate((self.store_id, other.store_id)),
-            started_us=np.concatenate((self.started_us, other.started_us)),
-            opened_us=np.concatenate((self.opened_us, other.opened_us)),
-            muted=np.concatenate((self.muted, other.muted)),
-            notified_us=np.concatenate((self.notified_us, other.notified_us)),
-        )
-
-
-def _int64(values: np.ndarray) -> Binary:
-    return Binary(np.asarray(values, dtype="<i8").tobytes())
+        joined: dict[str, Any] = {name: np.concatenate((getattr(self, name), getattr(other, name))) for name in COLUMNS}
+        return replace(self, **joined)
 
 
 def read_open_alerts(db: Database) -> OpenAlerts:
@@ -89,13 +103,19 @@ def read_open_alerts(db: Database) -> OpenAlerts:
     doc = db[ALERT_STATE].find_one({"_id": OPEN_DOC})
     if doc is None:
         return OpenAlerts.empty()
+    n = int(doc.get("count", 0))
+    values: dict[str, Any] = {}
+    for name, kind in COLUMNS.items():
+        if name not in doc:  # written before the column existed
+            values[name] = getattr(OpenAlerts.rows(alert_id=[""] * n), name)
+        elif kind == TEXT:
+            values[name] = unpack_strings(doc[name], doc[f"{name}_len"])
+        elif kind == INT:
+            values[name] = np.frombuffer(doc[name], dtype="<i8").astype(np.int64)
+        else:
+            values[name] = np.frombuffer(doc[name], dtype=np.uint8).astype(bool)
     return OpenAlerts(
-        alert_id=unpack_strings(doc["alert_id"], doc["alert_id_len"]),
-        store_id=unpack_strings(doc["store_id"], doc["store_id_len"]),
-        started_us=np.frombuffer(doc["started_us"], dtype="<i8").astype(np.int64),
-        opened_us=np.frombuffer(doc["opened_us"], dtype="<i8").astype(np.int64),
-        muted=np.frombuffer(doc["muted"], dtype=np.uint8).astype(bool),
-        notified_us=np.frombuffer(doc["notified_us"], dtype="<i8").astype(np.int64),
+        **values,
         evaluated_us=doc.get("evaluated_us"),
         stamp=doc.get("stamp"),
         evaluations=list(doc.get("evaluations", [])),
@@ -105,18 +125,16 @@ def read_open_alerts(db: Database) -> OpenAlerts:
 
 def write_open_alerts(db: Database, alerts: OpenAlerts) -> None:
     """Replace the open-alerts document (callers hold ``evaluation_lock``)."""
-    alert_id, alert_id_len = pack_strings(alerts.alert_id)
-    store_id, store_id_len = pack_strings(alerts.store_id)
-    doc = {
-        "_id": OPEN_DOC,
-        "alert_id": alert_id,
-        "alert_id_len": alert_id_len,
-        "store_id": store_id,
-        "store_id_len": store_id_len,
-        "started_us": _int64(alerts.started_us),
-        "opened_us": _int64(alerts.opened_us),
-        "muted": Binary(np.asarray(alerts.muted, dtype=np.uint8).tobytes()),
-        "notified_us": _int64(alerts.notified_us),
+    doc: dict[str, Any] = {"_id": OPEN_DOC}
+    for name, kind in COLUMNS.items():
+        values = getattr(alerts, name)
+        if kind == TEXT:
+            doc[name], doc[f"{name}_len"] = pack_strings(values)
+        elif kind == INT:
+            doc[name] = Binary(np.asarray(values, dtype="<i8").tobytes())
+        else:
+            doc[name] = Binary(np.asarray(values, dtype=np.uint8).tobytes())
+    doc |= {
         "evaluated_us": alerts.evaluated_us,
         "stamp": alerts.stamp,
         "evaluations": alerts.evaluations[-EVALUATION_LOG:],
