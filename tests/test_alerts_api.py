@@ -119,9 +119,14 @@ def test_closing_time_resolves_an_alert_at_the_end_of_business_hours(
 
 def test_no_second_open_alert_for_a_store_whose_claim_is_held(api: APIClient, mdb: Database, sent: list[Event]) -> None:
     # Another evaluation opened s1's alert and died before writing the open-alerts document.
-    other = {"_id": VALID_ID, "store_id": "s1", "zone": "UTC", "muted": False, "resolved_at": None}
-    other |= {"started_at": pd.Timestamp(f"{DAY} 09:00", tz="UTC").to_pydatetime(), "resolution": None}
-    other |= {"opened_at": pd.Timestamp(f"{DAY} 09:30", tz="UTC").to_pydatetime(), "ended_at": None}
+    started_us = int(pd.Timestamp(f"{DAY} 09:00", tz="UTC").value // 1000)
+    other = {"_id": VALID_ID, "store_id": "s1", "zone": "UTC", "muted": False, "resolution": None}
+    other |= {
+        "started_us": started_us,
+        "opened_us": started_us + 30 * 60_000_000,
+        "resolved_us": None,
+        "ended_us": None,
+    }
     storage.insert_alert_records(mdb, [other])
     assert storage.claim_open_alerts(mdb, [("s1", VALID_ID)]) == {"s1"}
     post(api, ("s1", "active", "10:00"), ("s1", "inactive", "10:40"), ("s1", "inactive", "11:00"))
@@ -230,3 +235,16 @@ def test_a_busy_evaluation_lock_makes_a_request_return_at_once(mdb: Database) ->
     with storage.evaluation_lock(mdb) as held:
         assert held
         assert evaluate_alerts(db=mdb) is None
+
+
+def test_alert_instants_keep_the_polls_microseconds_in_every_list(api: APIClient, sent: list[Event]) -> None:
+    items = [
+        {"store_id": "us", "status": "active", "timestamp_utc": f"{DAY}T10:00:00.000001Z"},
+        {"store_id": "us", "status": "inactive", "timestamp_utc": f"{DAY}T11:00:00.000003Z"},
+    ]
+    assert api.post("/store_status/", items, format="json").status_code == 201
+    assert wait_embedded_idle(timeout=30)
+    # The outage began halfway: 10:30:00.000002.
+    for state in ("open", "all"):
+        alert = alerts(api, state=state)["results"][0]
+        assert (alert["started_at"], alert["opened_at"]) == (f"{DAY}T10:30:00.000002Z", f"{DAY}T11:00:00.000003Z")

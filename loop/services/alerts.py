@@ -153,11 +153,11 @@ def _evaluate(db: Database) -> EvaluationResult:
             "_id": alert_id,
             "store_id": store_id,
             "zone": str(zones.get(store_id, "")),
-            "started_at": us_to_ts(int(start)).to_pydatetime(),
-            "opened_at": t.to_pydatetime(),
-            "resolved_at": None,
+            "started_us": int(start),
+            "opened_us": t_us,
+            "resolved_us": None,
             "resolution": None,
-            "ended_at": None,
+            "ended_us": None,
             "muted": store_id in muted_now,
         }
         for alert_id, store_id, start in zip(new_ids, opened["store_id"].tolist(), started_us.tolist(), strict=True)
@@ -185,8 +185,8 @@ def _evaluate(db: Database) -> EvaluationResult:
     ):
         k = position[store_id]
         gone[k] = True
-        ended_at = None if pd.isna(ended) else pd.Timestamp(ended)
-        fields = {"resolved_at": t.to_pydatetime(), "resolution": resolution, "ended_at": _py(ended_at)}
+        ended_us = None if pd.isna(ended) else _us(ended)
+        fields = {"resolved_us": t_us, "resolution": resolution, "ended_us": ended_us}
         resolutions.append((str(current.alert_id[k]), fields))
         # Nothing is sent for an alert that opened muted (nobody was told) or resolves inside a window.
         if not current.muted[k] and store_id not in muted_now:
@@ -232,8 +232,8 @@ def _repair(db: Database, current: OpenAlerts, refused: list[str]) -> OpenAlerts
         return current
     claims = storage.open_alert_claims(db, refused)
     records = storage.alert_records(db, list(claims.values()))
-    found = [records[a] for a in claims.values() if a in records and records[a].get("resolved_at") is None]
-    lost = [s for s, a in claims.items() if a not in records or records[a].get("resolved_at") is not None]
+    found = [records[a] for a in claims.values() if a in records and records[a].get("resolved_us") is None]
+    lost = [s for s, a in claims.items() if a not in records or records[a].get("resolved_us") is not None]
     storage.release_open_alerts(db, lost)  # claims of alerts never recorded or already resolved
     if not found:
         return current
@@ -244,8 +244,8 @@ def _repair(db: Database, current: OpenAlerts, refused: list[str]) -> OpenAlerts
             alert_id=[str(r["_id"]) for r in found],
             store_id=[str(r["store_id"]) for r in found],
             zone=[str(r.get("zone", "")) for r in found],
-            started_us=[_us(r["started_at"]) for r in found],
-            opened_us=[_us(r["opened_at"]) for r in found],
+            started_us=[int(r["started_us"]) for r in found],
+            opened_us=[int(r["opened_us"]) for r in found],
             muted=[bool(r.get("muted")) for r in found],
             ack_by=[str(acks[str(r["_id"])]["by"]) if str(r["_id"]) in acks else "" for r in found],
             ack_us=[_us(acks[str(r["_id"])]["at"]) if str(r["_id"]) in acks else 0 for r in found],
@@ -359,14 +359,14 @@ def _publish(events: list[Event]) -> None:
 def _view(
     record: dict[str, Any], ack: dict[str, Any] | None, evaluated: pd.Timestamp | None, profile: Profile | None = None
 ) -> AlertView:
-    started = _ts(record["started_at"])
-    ended = _ts(record.get("ended_at"))
-    resolved = _ts(record.get("resolved_at"))
+    started = _from_us(record["started_us"])
+    ended = _from_us(record.get("ended_us"))
+    resolved = _from_us(record.get("resolved_us"))
     assert started is not None
     # Business time: an outage lies inside one business interval, so it is the span's length.
     until = (ended if ended is not None else started) if resolved is not None else (evaluated or started)
     down = max(0.0, (until - started).total_seconds() / 60)
-    opened = _ts(record["opened_at"])
+    opened = _from_us(record["opened_us"])
     assert opened is not None
     return AlertView(
         alert_id=str(record["_id"]),
@@ -464,11 +464,11 @@ def _open_record(rows: OpenAlerts, k: int) -> dict[str, Any]:
         "_id": str(rows.alert_id[k]),
         "store_id": str(rows.store_id[k]),
         "zone": str(rows.zone[k]),
-        "started_at": us_to_ts(int(rows.started_us[k])),
-        "opened_at": us_to_ts(int(rows.opened_us[k])),
-        "resolved_at": None,
+        "started_us": int(rows.started_us[k]),
+        "opened_us": int(rows.opened_us[k]),
+        "resolved_us": None,
         "resolution": None,
-        "ended_at": None,
+        "ended_us": None,
         "muted": bool(rows.muted[k]),
         "ack": ack,
     }
@@ -498,7 +498,7 @@ def acknowledge_alert(*, alert_id: str, by: str, note: str = "") -> AlertView:
         raise NotFound(f"No alert {alert_id!r}.")
     existing = storage.read_acks(db, [alert_id]).get(alert_id)
     if existing is None:
-        if record.get("resolved_at") is not None:
+        if record.get("resolved_us") is not None:
             raise Conflict(f"Alert {alert_id!r} is resolved already: there is nothing to acknowledge.")
         storage.add_ack(db, alert_id, by=by, at=utcnow(), note=note)
         with storage.evaluation_lock(db, wait=ACK_LOCK_WAIT_SECONDS) as held:
@@ -562,8 +562,9 @@ def send_reminders(*, db: Database | None = None) -> int:
     return len(events)
 
 
-def _py(value: pd.Timestamp | None) -> Any:
-    return None if value is None else value.to_pydatetime()
+def _from_us(value: Any) -> pd.Timestamp | None:
+    """A record's instant (int64 UTC microseconds: BSON dates keep only milliseconds) as a Timestamp."""
+    return None if value is None else us_to_ts(int(value))
 
 
 def _ts(value: Any) -> pd.Timestamp | None:

@@ -6,7 +6,8 @@ Layout (names in ``loop.storage.schema``):
   document whatever the fleet size. Written only by an evaluation holding the ``alerts`` lock.
 - ``open_alerts`` ``{_id: store_id, alert_id}``: at most one open alert per store, enforced by the
   unique ``_id`` (an insert is the one write FerretDB makes atomic under concurrency), not by the lock.
-- ``alerts`` ``{_id: alert_id, ...}``: every alert's record (opened, then resolved), for history.
+- ``alerts`` ``{_id: alert_id, ...}``: every alert's record (opened, then resolved), for history; its instants
+  are int64 UTC microseconds (``*_us``), as exact as the polls (BSON dates keep milliseconds).
 - ``alert_acks`` ``{_id: alert_id, by, at, note}``: the first ack wins; a second is a no-op.
 """
 
@@ -209,11 +210,11 @@ def list_alert_records(
     """A page of alert records (of these stores only, unless None), newest opened first, and how many match."""
     filt: dict[str, Any] = {}
     if resolved is not None:
-        filt["resolved_at"] = {"$ne": None} if resolved else None
+        filt["resolved_us"] = {"$ne": None} if resolved else None
     if store_ids is not None:
         filt["store_id"] = {"$in": list(store_ids)}
     total = db[ALERTS].count_documents(filt)
-    cursor = db[ALERTS].find(filt).sort([("opened_at", DESCENDING), ("_id", DESCENDING)]).skip(skip).limit(limit)
+    cursor = db[ALERTS].find(filt).sort([("opened_us", DESCENDING), ("_id", DESCENDING)]).skip(skip).limit(limit)
     return list(cursor), total
 
 

@@ -58,8 +58,8 @@ def create_indexes(db: Database) -> None:
     db[IMPORTS].create_index([("created_at", DESCENDING)], name="created_at_-1")
     db[IMPORT_CHUNKS].create_index([("files_id", ASCENDING), ("n", ASCENDING)], unique=True, name="files_id_1_n_1")
     # GET /alerts/ (resolved or all): newest first, optionally one store's.
-    db[ALERTS].create_index([("opened_at", DESCENDING)], name="opened_at_-1")
-    db[ALERTS].create_index([("store_id", ASCENDING), ("opened_at", DESCENDING)], name="store_id_1_opened_at_-1")
+    db[ALERTS].create_index([("opened_us", DESCENDING)], name="opened_us_-1")
+    db[ALERTS].create_index([("store_id", ASCENDING), ("opened_us", DESCENDING)], name="store_id_1_opened_us_-1")
     # GET /maintenance/: newest first (the collection stays small; the index keeps the sort cheap anyway).
     db[MAINTENANCE_WINDOWS].create_index([("created_at", DESCENDING)], name="created_at_-1")
     # GET /channels/ and GET /deliveries/ (newest first, optionally one channel's); the sweep's due deliveries.
