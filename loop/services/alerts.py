@@ -148,63 +148,45 @@ def _evaluate(db: Database) -> EvaluationResult:
     new_ids = [alert_id for alert_id, k in zip(new_ids, keep.tolist(), strict=True) if k]
     muted_now = _muted(opened["store_id"].tolist() + changes.resolved["store_id"].tolist(), zones, t)
     started_us = (opened["started_at"].astype("datetime64[us, UTC]").astype("int64")).to_numpy(dtype=np.int64)
-    records = [
-        {
-            "_id": alert_id,
-            "store_id": store_id,
-            "zone": str(zones.get(store_id, "")),
-            "started_us": int(start),
-            "opened_us": t_us,
-            "resolved_us": None,
-            "resolution": None,
-            "ended_us": None,
-            "muted": store_id in muted_now,
-        }
-        for alert_id, store_id, start in zip(new_ids, opened["store_id"].tolist(), started_us.tolist(), strict=True)
-    ]
-    storage.insert_alert_records(db, records)
-    muted = np.array([r["muted"] for r in records], dtype=bool)
+    stores = opened["store_id"].tolist()
     added = OpenAlerts.rows(
         alert_id=new_ids,
-        store_id=opened["store_id"].to_numpy(dtype=object),
-        zone=[r["zone"] for r in records],
+        store_id=stores,
+        zone=[str(zones.get(store_id, "")) for store_id in stores],
         started_us=started_us,
         opened_us=np.full(len(new_ids), t_us, dtype=np.int64),
-        muted=muted,
-        notified_us=np.where(muted, 0, wall_us),
+        muted=[store_id in muted_now for store_id in stores],
+        notified_us=[0 if store_id in muted_now else wall_us for store_id in stores],
     )
+    chunk = storage.record_opened(db, [_row(added, k) for k in range(len(added))], day=str(t.date()))
+    added = replace(added, chunk=np.full(len(added), chunk, dtype=object))
 
     # Resolved: record, then release the stores' claims.
     resolved = changes.resolved
     position = {store_id: k for k, store_id in enumerate(current.store_id.tolist())}
     gone = np.zeros(len(current), dtype=bool)
-    resolutions: list[tuple[str, dict[str, Any]]] = []
-    resolved_views: list[dict[str, Any]] = []
+    resolutions: list[tuple[str, str, dict[str, Any]]] = []
+    resolved_rows: list[dict[str, Any]] = []
     for store_id, resolution, ended in zip(
         resolved["store_id"].tolist(), resolved["resolution"].tolist(), resolved["ended_at"].tolist(), strict=True
     ):
         k = position[store_id]
         gone[k] = True
-        ended_us = None if pd.isna(ended) else _us(ended)
-        fields = {"resolved_us": t_us, "resolution": resolution, "ended_us": ended_us}
-        resolutions.append((str(current.alert_id[k]), fields))
+        fields = {"resolved_us": t_us, "resolution": resolution, "ended_us": None if pd.isna(ended) else _us(ended)}
+        resolutions.append((str(current.chunk[k]), str(current.alert_id[k]), fields))
         # Nothing is sent for an alert that opened muted (nobody was told) or resolves inside a window.
         if not current.muted[k] and store_id not in muted_now:
-            resolved_views.append({"alert_id": str(current.alert_id[k]), **fields})
-    storage.resolve_alert_records(db, resolutions)
-    storage.release_open_alerts(db, [store_id for store_id in resolved["store_id"].tolist()])
+            resolved_rows.append(_row(current, k) | fields)
+    storage.record_changes(db, resolutions)
+    storage.release_open_alerts(db, resolved["store_id"].tolist())
 
     still_open = current.take(~gone)
     # A window that ended while its alert stayed open: tell now what was held back.
     unmuted = _unmute(still_open, zones, t)
-    result = still_open.plus(added)
-    result = _with_notified(result, unmuted, wall_us)
-    events = _transition_events(
-        db,
-        t=t,
-        opened_ids=[r["_id"] for r in records if not r["muted"]] + unmuted,
-        resolved_ids=[v["alert_id"] for v in resolved_views],
-    )
+    result = _with_notified(still_open.plus(added), unmuted, wall_us)
+    announced = [_row(added, k) for k in range(len(added)) if not added.muted[k]]
+    announced += [_row(still_open, k) for k in np.flatnonzero(np.isin(still_open.alert_id, unmuted)).tolist()]
+    events = _transition_events(t=t, opened=announced, resolved=resolved_rows)
     state = dict(current.state)
     if state.get("stale"):
         state["stale"] = False
@@ -214,7 +196,7 @@ def _evaluate(db: Database) -> EvaluationResult:
         {
             "t": t.to_pydatetime(),
             "at": utcnow(),
-            "opened": len(records),
+            "opened": len(added),
             "resolved": len(resolutions),
             "stores": len(states),
             "seconds": round(seconds, 3),
@@ -222,7 +204,25 @@ def _evaluate(db: Database) -> EvaluationResult:
     ]
     storage.write_open_alerts(db, replace(result, evaluated_us=t_us, stamp=stamp.stamp, evaluations=log, state=state))
     _publish(events)
-    return EvaluationResult(t, len(records), len(resolutions), seconds)
+    return EvaluationResult(t, len(added), len(resolutions), seconds)
+
+
+def _row(alerts: OpenAlerts, k: int) -> dict[str, Any]:
+    """Open alert ``k`` as a history row (what lists, views and messages are made from)."""
+    return {
+        "alert_id": str(alerts.alert_id[k]),
+        "store_id": str(alerts.store_id[k]),
+        "zone": str(alerts.zone[k]),
+        "started_us": int(alerts.started_us[k]),
+        "opened_us": int(alerts.opened_us[k]),
+        "resolved_us": None,
+        "resolution": None,
+        "ended_us": None,
+        "muted": bool(alerts.muted[k]),
+        "ack_by": str(alerts.ack_by[k]),
+        "ack_us": int(alerts.ack_us[k]),
+        "chunk": str(alerts.chunk[k]),
+    }
 
 
 def _repair(db: Database, current: OpenAlerts, refused: list[str]) -> OpenAlerts:
@@ -231,26 +231,15 @@ def _repair(db: Database, current: OpenAlerts, refused: list[str]) -> OpenAlerts
     if not refused:
         return current
     claims = storage.open_alert_claims(db, refused)
-    records = storage.alert_records(db, list(claims.values()))
-    found = [records[a] for a in claims.values() if a in records and records[a].get("resolved_us") is None]
-    lost = [s for s, a in claims.items() if a not in records or records[a].get("resolved_us") is not None]
+    rows = storage.read_alerts(db, list(claims.values()))
+    found = [row for row in rows.values() if row.get("resolved_us") is None]
+    lost = [s for s, a in claims.items() if a not in rows or rows[a].get("resolved_us") is not None]
     storage.release_open_alerts(db, lost)  # claims of alerts never recorded or already resolved
     if not found:
         return current
     logger.warning("took %d open alert(s) back into the open-alerts document", len(found))
-    acks = storage.read_acks(db, [str(r["_id"]) for r in found])
-    return current.plus(
-        OpenAlerts.rows(
-            alert_id=[str(r["_id"]) for r in found],
-            store_id=[str(r["store_id"]) for r in found],
-            zone=[str(r.get("zone", "")) for r in found],
-            started_us=[int(r["started_us"]) for r in found],
-            opened_us=[int(r["opened_us"]) for r in found],
-            muted=[bool(r.get("muted")) for r in found],
-            ack_by=[str(acks[str(r["_id"])]["by"]) if str(r["_id"]) in acks else "" for r in found],
-            ack_us=[_us(acks[str(r["_id"])]["at"]) if str(r["_id"]) in acks else 0 for r in found],
-        )
-    )
+    columns = ("alert_id", "store_id", "zone", "started_us", "opened_us", "muted", "ack_by", "ack_us", "chunk")
+    return current.plus(OpenAlerts.rows(**{name: [row.get(name) for row in found] for name in columns}))
 
 
 def _us(value: Any) -> int:
@@ -321,25 +310,20 @@ def _with_notified(alerts: OpenAlerts, announced: list[str], wall_us: int) -> Op
     return replace(alerts, muted=muted, notified_us=notified)
 
 
-def _transition_events(db: Database, *, t: pd.Timestamp, opened_ids: list[str], resolved_ids: list[str]) -> list[Event]:
+def _transition_events(*, t: pd.Timestamp, opened: list[dict[str, Any]], resolved: list[dict[str, Any]]) -> list[Event]:
     """One message per transition, or one grouped message when an evaluation changes more than the threshold."""
-    if not opened_ids and not resolved_ids:
+    if not opened and not resolved:
         return []
-    records = storage.alert_records(db, opened_ids + resolved_ids)
-    acks = storage.read_acks(db, opened_ids + resolved_ids)
     now = utcnow()
-    profiles = store_profiles(store_ids=[str(r["store_id"]) for r in records.values()])
-
-    def data(alert_id: str) -> dict[str, Any]:
-        record = records[alert_id]
-        return _alert_data(record, acks.get(alert_id), t, profiles.get(str(record["store_id"])))
-
-    opened = [data(a) for a in opened_ids if a in records]
-    resolved = [data(a) for a in resolved_ids if a in records]
+    profiles = store_profiles(store_ids=[str(row["store_id"]) for row in opened + resolved])
+    opened_data = [_alert_data(row, t, profiles.get(str(row["store_id"]))) for row in opened]
+    resolved_data = [_alert_data(row, t, profiles.get(str(row["store_id"]))) for row in resolved]
     threshold = settings.ALERT_GROUP_THRESHOLD
-    if len(opened) > threshold or len(resolved) > threshold:
-        return [Event(ALERT_GROUPED, now, {"evaluated_at": _iso(t), "opened": opened, "resolved": resolved})]
-    return [Event(ALERT_OPENED, now, data) for data in opened] + [Event(ALERT_RESOLVED, now, data) for data in resolved]
+    if len(opened_data) > threshold or len(resolved_data) > threshold:
+        return [Event(ALERT_GROUPED, now, {"evaluated_at": _iso(t), "opened": opened_data, "resolved": resolved_data})]
+    return [Event(ALERT_OPENED, now, data) for data in opened_data] + [
+        Event(ALERT_RESOLVED, now, data) for data in resolved_data
+    ]
 
 
 def _publish(events: list[Event]) -> None:
@@ -356,42 +340,38 @@ def _publish(events: list[Event]) -> None:
 # --- reads and the ack -------------------------------------------------------------------------------
 
 
-def _view(
-    record: dict[str, Any], ack: dict[str, Any] | None, evaluated: pd.Timestamp | None, profile: Profile | None = None
-) -> AlertView:
-    started = _from_us(record["started_us"])
-    ended = _from_us(record.get("ended_us"))
-    resolved = _from_us(record.get("resolved_us"))
-    assert started is not None
+def _view(row: dict[str, Any], evaluated: pd.Timestamp | None, profile: Profile | None = None) -> AlertView:
+    """A history row (``_row``'s shape) as the API shows it."""
+    started = _from_us(row["started_us"])
+    opened = _from_us(row["opened_us"])
+    ended = _from_us(row.get("ended_us"))
+    resolved = _from_us(row.get("resolved_us"))
+    assert started is not None and opened is not None
     # Business time: an outage lies inside one business interval, so it is the span's length.
     until = (ended if ended is not None else started) if resolved is not None else (evaluated or started)
-    down = max(0.0, (until - started).total_seconds() / 60)
-    opened = _from_us(record["opened_us"])
-    assert opened is not None
+    acked = bool(row.get("ack_by"))
     return AlertView(
-        alert_id=str(record["_id"]),
-        store_id=str(record["store_id"]),
+        alert_id=str(row["alert_id"]),
+        store_id=str(row["store_id"]),
         started_at=started,
         opened_at=opened,
         resolved_at=resolved,
-        resolution=record.get("resolution"),
+        resolution=row.get("resolution"),
         ended_at=ended,
-        acknowledged_by=None if ack is None else str(ack["by"]),
-        acknowledged_at=None if ack is None else _ts(ack["at"]),
-        down_minutes=round(down, 2),
-        muted=bool(record.get("muted", False)),
-        zone=str(record.get("zone", "")),
+        acknowledged_by=str(row["ack_by"]) if acked else None,
+        acknowledged_at=_from_us(row["ack_us"]) if acked else None,
+        down_minutes=round(max(0.0, (until - started).total_seconds() / 60), 2),
+        muted=bool(row.get("muted", False)),
+        zone=str(row.get("zone", "")),
         name=None if profile is None else profile.name,
         brand=None if profile is None else profile.brand,
         region=None if profile is None else profile.region,
     )
 
 
-def _alert_data(
-    record: dict[str, Any], ack: dict[str, Any] | None, evaluated: pd.Timestamp, profile: Profile | None
-) -> dict[str, Any]:
+def _alert_data(row: dict[str, Any], evaluated: pd.Timestamp, profile: Profile | None) -> dict[str, Any]:
     """An alert as event data: its fields in UTC, local times beside them in the store's zone, and its name."""
-    view = _view(record, ack, evaluated, profile)
+    view = _view(row, evaluated, profile)
     data: dict[str, Any] = {
         "alert_id": view.alert_id,
         "store_id": view.store_id,
@@ -421,7 +401,7 @@ def list_alerts(
     page: int = 1,
     page_size: int = 50,
 ) -> AlertList:
-    """Alerts newest first: the open ones from the open-alerts document alone, history from the records.
+    """Alerts newest first: the open ones from the open-alerts document alone, history from its day chunks.
 
     ``region``/``brand`` keep the alerts of stores the directory places there (``services.directory``)."""
     if state not in STATES:
@@ -430,25 +410,24 @@ def list_alerts(
     current = storage.read_open_alerts(db)
     evaluated = None if current.evaluated_us is None else us_to_ts(int(current.evaluated_us))
     skip = page_skip(page=page, page_size=page_size)
-    matching = store_ids_matching(region=region, brand=brand)
+    stores = store_ids_matching(region=region, brand=brand)
+    if store_id is not None:
+        stores = {store_id} if stores is None or store_id in stores else set()
     if state == "open":
-        rows = current if store_id is None else current.take(current.store_id == store_id)
-        if matching is not None:
-            rows = rows.take(np.isin(rows.store_id, np.array(sorted(matching), dtype=object)))
+        rows = (
+            current
+            if stores is None
+            else current.take(np.isin(current.store_id, np.array(sorted(stores), dtype=object)))
+        )
         order = np.lexsort((rows.alert_id.astype(str), rows.opened_us))[::-1][skip : skip + page_size]
-        ordered = [_open_record(rows, int(k)) for k in order]
-        acks = {r["_id"]: r["ack"] for r in ordered if r["ack"] is not None}
+        chosen = [_row(rows, int(k)) for k in order]
         total = len(rows)
     else:
-        if store_id is not None and matching is not None and store_id not in matching:
-            matching = set()
-        stores = [store_id] if store_id is not None else None if matching is None else sorted(matching)
-        ordered, total = storage.list_alert_records(
-            db, resolved=True if state == "resolved" else None, store_ids=stores, skip=skip, limit=page_size
+        chosen, total = _history_page(
+            db, resolved=True if state == "resolved" else None, stores=stores, skip=skip, limit=page_size
         )
-        acks = storage.read_acks(db, [str(r["_id"]) for r in ordered])
-    profiles = store_profiles(store_ids=[str(r["store_id"]) for r in ordered])
-    views = [_view(r, acks.get(str(r["_id"])), evaluated, profiles.get(str(r["store_id"]))) for r in ordered]
+    profiles = store_profiles(store_ids=[str(row["store_id"]) for row in chosen])
+    views = [_view(row, evaluated, profiles.get(str(row["store_id"]))) for row in chosen]
     return AlertList(
         page=Page(results=views, count=total, page=page, page_size=page_size),
         evaluated_at=evaluated,
@@ -457,68 +436,86 @@ def list_alerts(
     )
 
 
-def _open_record(rows: OpenAlerts, k: int) -> dict[str, Any]:
-    """Row ``k`` of the open-alerts document in the shape of an alert record (with its ack, if any)."""
-    ack = None if rows.ack_by[k] == "" else {"by": str(rows.ack_by[k]), "at": us_to_ts(int(rows.ack_us[k]))}
-    return {
-        "_id": str(rows.alert_id[k]),
-        "store_id": str(rows.store_id[k]),
-        "zone": str(rows.zone[k]),
-        "started_us": int(rows.started_us[k]),
-        "opened_us": int(rows.opened_us[k]),
-        "resolved_us": None,
-        "resolution": None,
-        "ended_us": None,
-        "muted": bool(rows.muted[k]),
-        "ack": ack,
-    }
+def _history_page(
+    db: Database, *, resolved: bool | None, stores: set[str] | None, skip: int, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of history rows newest first, and how many match. Without a store filter the chunks' counts
+    give the total, so only the chunks up to the page are read."""
+    page: list[dict[str, Any]] = []
+    total = 0
+    for matching, rows in storage.alert_history(db, resolved=resolved):
+        if stores is None and total >= skip + limit:
+            total += matching
+            continue
+        kept = [
+            row
+            for row in rows
+            if (resolved is None or (row.get("resolved_us") is not None) == resolved)
+            and (stores is None or row["store_id"] in stores)
+        ]
+        kept.sort(key=lambda row: (row["opened_us"], row["alert_id"]), reverse=True)
+        page += kept[max(0, skip - total) : max(0, skip + limit - total)]
+        total += len(kept)
+    return page[:limit], total
 
 
 def get_alert(*, alert_id: str) -> AlertView:
     db = storage.get_db()
-    record = storage.get_alert_record(db, alert_id)
-    if record is None:
+    row = storage.read_alert(db, alert_id)
+    if row is None:
         raise NotFound(f"No alert {alert_id!r}.")
+    if not row.get("ack_by"):  # an ack not copied into the history yet (the lock was busy)
+        ack = storage.get_ack(db, alert_id)
+        if ack is not None:
+            row = row | {"ack_by": str(ack["by"]), "ack_us": _us(ack["at"])}
     current = storage.read_open_alerts(db)
     evaluated = None if current.evaluated_us is None else us_to_ts(int(current.evaluated_us))
-    profile = store_profiles(store_ids=[str(record["store_id"])]).get(str(record["store_id"]))
-    return _view(record, storage.read_acks(db, [alert_id]).get(alert_id), evaluated, profile)
+    profile = store_profiles(store_ids=[str(row["store_id"])]).get(str(row["store_id"]))
+    return _view(row, evaluated, profile)
 
 
-# An ack waits this long for a running evaluation to copy it into the open-alerts document; if that is
-# not enough, the next reminder sweep (every minute) copies it.
+# An ack waits this long for a running evaluation to let it copy the ack into the open-alerts document and
+# the history; if that is not enough, the next reminder sweep (every minute) copies it.
 ACK_LOCK_WAIT_SECONDS = 20.0
 
 
 def acknowledge_alert(*, alert_id: str, by: str, note: str = "") -> AlertView:
     """Acknowledge an open alert: no reminders for it until it resolves. A second ack changes nothing."""
     db = storage.get_db()
-    record = storage.get_alert_record(db, alert_id)
-    if record is None:
+    row = storage.read_alert(db, alert_id)
+    if row is None:
         raise NotFound(f"No alert {alert_id!r}.")
-    existing = storage.read_acks(db, [alert_id]).get(alert_id)
-    if existing is None:
-        if record.get("resolved_us") is not None:
+    if storage.get_ack(db, alert_id) is None:
+        if row.get("resolved_us") is not None:
             raise Conflict(f"Alert {alert_id!r} is resolved already: there is nothing to acknowledge.")
         storage.add_ack(db, alert_id, by=by, at=utcnow(), note=note)
         with storage.evaluation_lock(db, wait=ACK_LOCK_WAIT_SECONDS) as held:
             if held:
-                current = storage.read_open_alerts(db)
-                storage.write_open_alerts(db, _with_acks(db, current, [alert_id]))
+                ack = storage.get_ack(db, alert_id)
+                assert ack is not None
+                _copy_acks(db, storage.read_open_alerts(db), {alert_id: ack})
+            else:
+                storage.add_pending_ack(db, alert_id)
     return get_alert(alert_id=alert_id)
 
 
-def _with_acks(db: Database, alerts: OpenAlerts, alert_ids: Sequence[str]) -> OpenAlerts:
-    """The open alerts with the acks of ``alert_ids`` copied in (the ack documents are the truth)."""
-    acks = storage.read_acks(db, list(alert_ids))
+def _copy_acks(db: Database, current: OpenAlerts, acks: dict[str, dict[str, Any]]) -> OpenAlerts:
+    """Copy acks into the open-alerts document and the history (callers hold the evaluation lock)."""
     if not acks:
-        return alerts
-    ack_by, ack_us = alerts.ack_by.copy(), alerts.ack_us.copy()
-    for k, alert_id in enumerate(alerts.alert_id.tolist()):
-        if alert_id in acks and ack_by[k] == "":
-            ack_by[k] = str(acks[alert_id]["by"])
-            ack_us[k] = _us(acks[alert_id]["at"])
-    return replace(alerts, ack_by=ack_by, ack_us=ack_us)
+        return current
+    ack_by, ack_us = current.ack_by.copy(), current.ack_us.copy()
+    changes = []
+    for k, alert_id in enumerate(current.alert_id.tolist()):
+        ack = acks.get(alert_id)
+        if ack is not None and ack_by[k] == "":
+            ack_by[k], ack_us[k] = str(ack["by"]), _us(ack["at"])
+            changes.append((str(current.chunk[k]), alert_id, {"ack_by": ack_by[k], "ack_us": int(ack_us[k])}))
+    if not changes:
+        return current
+    storage.record_changes(db, changes)
+    updated = replace(current, ack_by=ack_by, ack_us=ack_us)
+    storage.write_open_alerts(db, updated)
+    return updated
 
 
 # --- the beat's sweeps (wall clock) -------------------------------------------------------------------
@@ -531,9 +528,8 @@ def send_reminders(*, db: Database | None = None) -> int:
     with storage.evaluation_lock(db, wait=5.0) as held:
         if not held:
             return 0
-        before = storage.read_open_alerts(db)
         # Acks an ack request could not copy in (the lock was busy) are copied now.
-        current = _with_acks(db, before, before.alert_id[before.ack_by == ""].tolist())
+        current = _copy_acks(db, storage.read_open_alerts(db), storage.take_pending_acks(db))
         wall = time.time()
         events: list[Event] = []
         state = dict(current.state)
@@ -545,19 +541,17 @@ def send_reminders(*, db: Database | None = None) -> int:
             )
         due_us = int((wall - settings.ALERT_REPEAT_MINUTES * 60) * 1_000_000)
         due = ~current.muted & (current.notified_us <= due_us) & (current.ack_by == "")
-        reminded = current.alert_id[due].tolist()
-        if reminded:
-            evaluated = pd.Timestamp(int(current.evaluated_us or 0), unit="us", tz="UTC")
-            records = storage.alert_records(db, reminded)
-            profiles = store_profiles(store_ids=[str(r["store_id"]) for r in records.values()])
+        if due.any():
+            evaluated = us_to_ts(int(current.evaluated_us or 0))
+            rows = [_row(current, int(k)) for k in np.flatnonzero(due)]
+            profiles = store_profiles(store_ids=[row["store_id"] for row in rows])
             events += [
-                Event(ALERT_REMINDER, utcnow(), _alert_data(r, None, evaluated, profiles.get(str(r["store_id"]))))
-                for a in reminded
-                if (r := records.get(a)) is not None
+                Event(ALERT_REMINDER, utcnow(), _alert_data(r, evaluated, profiles.get(r["store_id"]))) for r in rows
             ]
+        if not events:
+            return 0
         notified = np.where(due, int(wall * 1_000_000), current.notified_us)
-        if events or not np.array_equal(current.ack_by, before.ack_by):
-            storage.write_open_alerts(db, replace(current, notified_us=notified, state=state))
+        storage.write_open_alerts(db, replace(current, notified_us=notified, state=state))
     _publish(events)
     return len(events)
 

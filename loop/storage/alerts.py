@@ -14,6 +14,7 @@ Layout (names in ``loop.storage.schema``):
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -21,12 +22,11 @@ from typing import Any
 
 import numpy as np
 from bson import Binary
-from pymongo import DESCENDING
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from loop.storage.packed import exclusive, pack_strings, unpack_strings
-from loop.storage.schema import ALERT_ACKS, ALERT_STATE, ALERTS, OPEN_ALERTS
+from loop.storage.schema import ALERT_ACKS, ALERT_HISTORY, ALERT_STATE, ALERTS, OPEN_ALERTS, PENDING_ACKS
 
 OPEN_DOC = "open"
 EVALUATION_LOG = 50
@@ -45,6 +45,7 @@ COLUMNS: dict[str, str] = {
     "notified_us": INT,  # wall clock of the last message about it (0: none)
     "ack_by": TEXT,  # "" while nobody acknowledged it
     "ack_us": INT,  # wall clock of the ack (0: none)
+    "chunk": TEXT,  # the history chunk holding its row
 }
 _DTYPES = {TEXT: object, INT: np.int64, FLAG: bool}
 
@@ -65,6 +66,7 @@ class OpenAlerts:
     notified_us: np.ndarray
     ack_by: np.ndarray
     ack_us: np.ndarray
+    chunk: np.ndarray
     evaluated_us: int | None = None  # the t of the newest evaluation
     stamp: str | None = None  # the data stamp that evaluation saw
     evaluations: list[dict[str, Any]] = field(default_factory=list)
@@ -179,43 +181,120 @@ def release_open_alerts(db: Database, store_ids: Sequence[str]) -> None:
         db[OPEN_ALERTS].delete_many({"_id": {"$in": list(store_ids)}})
 
 
-def insert_alert_records(db: Database, records: Sequence[dict[str, Any]]) -> None:
-    """Each opened alert's record (``_id`` = alert_id); a record already there (a retried evaluation) stays."""
-    if not records:
-        return
+# --- history: every alert, packed by the UTC day it opened ----------------------------------------------
+# A list reads a few large documents, never one per alert (FerretDB filters ~11K-45K documents/s in its
+# own process, even ``_id`` $in). ``alerts`` keeps one tiny locator per alert (inserted once) so that one
+# alert is found by ``_id``.
+
+HISTORY_INDEX = "index"
+CHUNK_ROWS = 5000
+_chunk_cache: dict[tuple[int, str, str, int], list[dict[str, Any]]] = {}
+_chunk_lock = threading.Lock()
+
+
+def _history_index(db: Database) -> list[dict[str, Any]]:
+    doc = db[ALERT_HISTORY].find_one({"_id": HISTORY_INDEX})
+    return [] if doc is None else list(doc["chunks"])
+
+
+def _write_index(db: Database, chunks: list[dict[str, Any]]) -> None:
+    db[ALERT_HISTORY].replace_one({"_id": HISTORY_INDEX}, {"_id": HISTORY_INDEX, "chunks": chunks}, upsert=True)
+
+
+def _read_chunk(db: Database, entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """A chunk's rows (kept per process while its version holds: rows must not be changed by callers)."""
+    key = (id(db.client), db.name, str(entry["id"]), int(entry["v"]))
+    with _chunk_lock:
+        cached = _chunk_cache.get(key)
+    if cached is not None:
+        return cached
+    doc = db[ALERT_HISTORY].find_one({"_id": entry["id"]})
+    rows = [] if doc is None else list(doc["rows"])
+    with _chunk_lock:
+        if len(_chunk_cache) > 256:
+            _chunk_cache.clear()
+        _chunk_cache[key] = rows
+    return rows
+
+
+def _write_chunk(db: Database, chunk_id: str, rows: list[dict[str, Any]]) -> None:
+    db[ALERT_HISTORY].replace_one({"_id": chunk_id}, {"_id": chunk_id, "rows": rows}, upsert=True)
+
+
+def record_opened(db: Database, rows: Sequence[dict[str, Any]], *, day: str) -> str:
+    """Add opened alerts (``alert_id`` and their fields) to the history chunk of ``day``; returns the chunk id.
+
+    Callers hold ``evaluation_lock``: the chunks and their index have one writer at a time."""
+    if not rows:
+        return ""
+    index = _history_index(db)
+    mine = [e for e in index if str(e["id"]).startswith(f"{day}|")]
+    if mine and int(mine[-1]["n"]) + len(rows) <= CHUNK_ROWS:
+        entry = mine[-1]
+    else:
+        entry = {"id": f"{day}|{len(mine):04d}", "n": 0, "resolved": 0, "v": 0}
+        index.append(entry)
+        index.sort(key=lambda e: str(e["id"]))
+    chunk_rows = list(_read_chunk(db, entry)) if entry["n"] else []
+    chunk_rows += [dict(row, chunk=entry["id"]) for row in rows]
+    locators = [{"_id": row["alert_id"], "chunk": entry["id"]} for row in rows]
     try:
-        db[ALERTS].insert_many(list(records), ordered=False)
-    except BulkWriteError as exc:
+        db[ALERTS].insert_many(locators, ordered=False)
+    except BulkWriteError as exc:  # a retried evaluation: the locator is there already
         if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
             raise
+    _write_chunk(db, entry["id"], chunk_rows)
+    entry.update(n=len(chunk_rows), v=int(entry["v"]) + 1)
+    _write_index(db, index)
+    return str(entry["id"])
 
 
-def resolve_alert_records(db: Database, resolutions: Sequence[tuple[str, dict[str, Any]]]) -> None:
-    """Set each resolved alert's resolution fields (only the evaluation writes a record after its insert)."""
-    for alert_id, fields in resolutions:
-        db[ALERTS].update_one({"_id": alert_id}, {"$set": fields})
+def record_changes(db: Database, changes: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
+    """Set fields of alerts in their history chunks: ``(chunk id, alert_id, fields)`` (callers hold the lock)."""
+    if not changes:
+        return
+    index = _history_index(db)
+    by_id = {str(e["id"]): e for e in index}
+    per_chunk: dict[str, dict[str, dict[str, Any]]] = {}
+    for chunk_id, alert_id, fields in changes:
+        per_chunk.setdefault(chunk_id, {})[alert_id] = fields
+    for chunk_id, fields_of in per_chunk.items():
+        entry = by_id.get(chunk_id)
+        if entry is None:
+            continue
+        rows = [dict(row, **fields_of.get(row["alert_id"], {})) for row in _read_chunk(db, entry)]
+        _write_chunk(db, chunk_id, rows)
+        entry.update(v=int(entry["v"]) + 1, resolved=sum(1 for row in rows if row.get("resolved_us") is not None))
+    _write_index(db, index)
 
 
-def get_alert_record(db: Database, alert_id: str) -> dict[str, Any] | None:
-    return db[ALERTS].find_one({"_id": alert_id})
+def read_alert(db: Database, alert_id: str) -> dict[str, Any] | None:
+    """One alert's row (its locator, then its chunk), or None."""
+    locator = db[ALERTS].find_one({"_id": alert_id})
+    if locator is None:
+        return None
+    entry = next((e for e in _history_index(db) if e["id"] == locator["chunk"]), None)
+    if entry is None:
+        return None
+    return next((row for row in _read_chunk(db, entry) if row["alert_id"] == alert_id), None)
 
 
-def alert_records(db: Database, alert_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    return {str(doc["_id"]): doc for doc in db[ALERTS].find({"_id": {"$in": list(alert_ids)}})}
+def read_alerts(db: Database, alert_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Rows of a few alerts (each by its locator)."""
+    found = {}
+    for alert_id in alert_ids:
+        row = read_alert(db, alert_id)
+        if row is not None:
+            found[alert_id] = row
+    return found
 
 
-def list_alert_records(
-    db: Database, *, resolved: bool | None, store_ids: Sequence[str] | None, skip: int, limit: int
-) -> tuple[list[dict[str, Any]], int]:
-    """A page of alert records (of these stores only, unless None), newest opened first, and how many match."""
-    filt: dict[str, Any] = {}
-    if resolved is not None:
-        filt["resolved_us"] = {"$ne": None} if resolved else None
-    if store_ids is not None:
-        filt["store_id"] = {"$in": list(store_ids)}
-    total = db[ALERTS].count_documents(filt)
-    cursor = db[ALERTS].find(filt).sort([("opened_us", DESCENDING), ("_id", DESCENDING)]).skip(skip).limit(limit)
-    return list(cursor), total
+def history(db: Database, *, resolved: bool | None) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """The history chunks newest first: (rows matching ``resolved`` in the chunk, its rows)."""
+    for entry in sorted(_history_index(db), key=lambda e: str(e["id"]), reverse=True):
+        n, done = int(entry["n"]), int(entry["resolved"])
+        matching = n if resolved is None else done if resolved else n - done
+        yield matching, _read_chunk(db, entry) if matching else []
 
 
 def add_ack(db: Database, alert_id: str, *, by: str, at: dt.datetime, note: str) -> bool:
@@ -227,7 +306,19 @@ def add_ack(db: Database, alert_id: str, *, by: str, at: dt.datetime, note: str)
     return True
 
 
-def read_acks(db: Database, alert_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    if not alert_ids:
-        return {}
-    return {str(doc["_id"]): doc for doc in db[ALERT_ACKS].find({"_id": {"$in": list(alert_ids)}})}
+def get_ack(db: Database, alert_id: str) -> dict[str, Any] | None:
+    return db[ALERT_ACKS].find_one({"_id": alert_id})
+
+
+def add_pending_ack(db: Database, alert_id: str) -> None:
+    """An ack the open-alerts document does not show yet (the lock was busy): the next sweep copies it."""
+    db[PENDING_ACKS].replace_one({"_id": alert_id}, {"_id": alert_id}, upsert=True)
+
+
+def take_pending_acks(db: Database) -> dict[str, dict[str, Any]]:
+    """The acks waiting to be copied (a small collection), removed as they are taken."""
+    ids = [str(doc["_id"]) for doc in db[PENDING_ACKS].find({})]
+    acks = {alert_id: ack for alert_id in ids if (ack := get_ack(db, alert_id)) is not None}
+    if ids:
+        db[PENDING_ACKS].delete_many({"_id": {"$in": ids}})
+    return acks
