@@ -25,7 +25,7 @@ from django.conf import settings
 from pymongo.database import Database
 
 from loop import queue, storage
-from loop.alert_rules import CLOSED, DOWN, PENDING, UP, alert_changes, store_states
+from loop.alert_rules import CLOSED, DOWN, PENDING, UP, alert_changes, feed_states, store_states
 from loop.errors import Conflict, InvalidInput, NotFound
 from loop.events import (
     ALERT_GROUPED,
@@ -51,6 +51,8 @@ LOOKBACKS = (pd.Timedelta(hours=2), pd.Timedelta(hours=26), REPORT_WEEK)
 # An evaluation that finds the data moved while it ran runs again, at most this many times in a row.
 MAX_ROUNDS = 20
 STATES = ("open", "resolved", "all")
+# Orders of GET /alerts/: newest opened first, or (open alerts only) longest down first.
+ORDERS = ("newest", "longest")
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,26 @@ class AlertList:
     evaluated_at: pd.Timestamp | None
     open_count: int
     open_unacknowledged: int
+
+
+@dataclass(frozen=True)
+class StoreAlertState:
+    """One store as the dashboard shows it: its feed state, latest poll and open alert (if any)."""
+
+    store_id: str
+    state: str  # ``alert_rules.FEED_STATES``
+    last_poll: pd.Timestamp
+    last_poll_age_minutes: float  # before the newest stored poll
+    alert_id: str | None
+    down_since: pd.Timestamp | None  # the open alert's started_at
+
+
+@dataclass(frozen=True)
+class StoreAlertStates:
+    results: list[StoreAlertState]
+    newest_poll: pd.Timestamp | None
+    evaluated_at: pd.Timestamp | None
+    max_gap_minutes: int
 
 
 def evaluation_line(result: EvaluationResult | None) -> str:
@@ -432,12 +454,23 @@ def list_alerts(
     brand: str | None = None,
     page: int = 1,
     page_size: int = 50,
+    order: str = "newest",
+    resolved_within_hours: int | None = None,
 ) -> AlertList:
     """Alerts newest first: the open ones from the open-alerts document, history from the records.
 
-    ``region``/``brand`` keep the alerts of stores the directory places there (``services.directory``)."""
+    ``region``/``brand`` keep the alerts of stores the directory places there (``services.directory``).
+    ``order="longest"`` (open alerts only): longest down first, i.e. earliest ``started_at``, ties by id.
+    ``resolved_within_hours`` (resolved alerts only): those resolved at most that long before the newest
+    evaluation's ``t`` (the data clock, not the wall clock)."""
     if state not in STATES:
         raise InvalidInput("state", f"must be one of {', '.join(STATES)}")
+    if order not in ORDERS:
+        raise InvalidInput("order", f"must be one of {', '.join(ORDERS)}")
+    if order == "longest" and state != "open":
+        raise InvalidInput("order", "longest applies to open alerts only (state=open)")
+    if resolved_within_hours is not None and state != "resolved":
+        raise InvalidInput("resolved_within_hours", "applies to resolved alerts only (state=resolved)")
     db = storage.get_db()
     current = storage.read_open_alerts(db)
     evaluated = None if current.evaluated_us is None else us_to_ts(int(current.evaluated_us))
@@ -449,8 +482,11 @@ def list_alerts(
         rows = current if store_id is None else current.take(current.store_id == store_id)
         if matching is not None:
             rows = rows.take(np.isin(rows.store_id, np.array(sorted(matching), dtype=object)))
-        order = np.lexsort((rows.alert_id.astype(str), rows.opened_us))[::-1]
-        chosen = rows.alert_id[order][skip : skip + page_size].tolist()
+        if order == "longest":
+            sort = np.lexsort((rows.alert_id.astype(str), rows.started_us))
+        else:
+            sort = np.lexsort((rows.alert_id.astype(str), rows.opened_us))[::-1]
+        chosen = rows.alert_id[sort][skip : skip + page_size].tolist()
         records = storage.alert_records(db, chosen)
         total = len(rows)
         ordered = [records[a] for a in chosen if a in records]
@@ -458,8 +494,18 @@ def list_alerts(
         if store_id is not None and matching is not None and store_id not in matching:
             matching = set()
         stores = [store_id] if store_id is not None else None if matching is None else sorted(matching)
+        resolved_after = None
+        if resolved_within_hours is not None:
+            # Before any evaluation nothing has resolved: the far past keeps the filter harmless.
+            clock = evaluated if evaluated is not None else pd.Timestamp(0, tz="UTC")
+            resolved_after = (clock - pd.Timedelta(hours=resolved_within_hours)).to_pydatetime()
         ordered, total = storage.list_alert_records(
-            db, resolved=True if state == "resolved" else None, store_ids=stores, skip=skip, limit=page_size
+            db,
+            resolved=True if state == "resolved" else None,
+            store_ids=stores,
+            skip=skip,
+            limit=page_size,
+            resolved_after=resolved_after,
         )
     acks = storage.read_acks(db, [str(r["_id"]) for r in ordered])
     profiles = store_profiles(store_ids=[str(r["store_id"]) for r in ordered])
@@ -469,6 +515,47 @@ def list_alerts(
         evaluated_at=evaluated,
         open_count=len(open_ids),
         open_unacknowledged=len(open_ids) - len(acked),
+    )
+
+
+def store_alert_states(*, store_id: str | None = None) -> StoreAlertStates:
+    """Every polled store's (or one store's) dashboard state, from three small reads: the poll range, the
+    catalog (each store's last poll) and the open-alerts document; no poll is read. A store without polls
+    is not listed (an unknown ``store_id`` gives no row)."""
+    db = storage.get_db()
+    newest = storage.poll_stamp(db).newest
+    catalog = storage.read_store_catalog(db, store_id)
+    current = storage.read_open_alerts(db)
+    evaluated = None if current.evaluated_us is None else us_to_ts(int(current.evaluated_us))
+    open_by_store = {
+        str(s): (str(a), int(u))
+        for s, a, u in zip(current.store_id.tolist(), current.alert_id.tolist(), current.started_us.tolist(), strict=True)
+    }
+    ids = catalog.store_ids.astype(str).tolist()
+    last_us = np.asarray(catalog.last_us, dtype=np.int64)
+    newest_us = None if newest is None else int(newest.value // 1000)
+    states = feed_states(
+        last_poll_us=last_us,
+        newest_us=newest_us,
+        has_open_alert=np.array([s in open_by_store for s in ids], dtype=bool),
+        max_gap_minutes=DEFAULT_MAX_GAP_MINUTES,
+    )
+    ages = (np.zeros(len(ids)) if newest_us is None else (newest_us - last_us) / 60_000_000).round(2).tolist()
+    results = []
+    for k, sid in enumerate(ids):
+        alert = open_by_store.get(sid)
+        results.append(
+            StoreAlertState(
+                store_id=sid,
+                state=str(states[k]),
+                last_poll=us_to_ts(int(last_us[k])),
+                last_poll_age_minutes=float(ages[k]),
+                alert_id=None if alert is None else alert[0],
+                down_since=None if alert is None else us_to_ts(alert[1]),
+            )
+        )
+    return StoreAlertStates(
+        results=results, newest_poll=newest, evaluated_at=evaluated, max_gap_minutes=DEFAULT_MAX_GAP_MINUTES
     )
 
 

@@ -186,12 +186,22 @@ def alert_records(db: Database, alert_ids: Sequence[str]) -> dict[str, dict[str,
 
 
 def list_alert_records(
-    db: Database, *, resolved: bool | None, store_ids: Sequence[str] | None, skip: int, limit: int
+    db: Database,
+    *,
+    resolved: bool | None,
+    store_ids: Sequence[str] | None,
+    skip: int,
+    limit: int,
+    resolved_after: dt.datetime | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """A page of alert records (of these stores only, unless None), newest opened first, and how many match."""
+    """A page of alert records (of these stores only, unless None), newest opened first, and how many match.
+
+    ``resolved_after``: only records resolved at or after it."""
     filt: dict[str, Any] = {}
     if resolved is not None:
         filt["resolved_at"] = {"$ne": None} if resolved else None
+    if resolved_after is not None:
+        filt["resolved_at"] = {"$gte": resolved_after}
     if store_ids is not None:
         filt["store_id"] = {"$in": list(store_ids)}
     total = db[ALERTS].count_documents(filt)
