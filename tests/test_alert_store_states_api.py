@@ -115,9 +115,7 @@ def test_resolved_within_hours_counts_back_from_the_data_clock(api: APIClient) -
     post(api, ("s1", "active", "10:00"), ("s2", "active", "10:00"))
     post(api, ("s1", "inactive", "10:40"), ("s1", "inactive", "11:00"), ("s2", "active", "11:00"))
     post(api, ("s1", "active", "12:00"), ("s2", "active", "12:00"))  # s1 resolves at 12:00
-    assert [a["store_id"] for a in get(api, "/alerts/", state="resolved", resolved_within_hours=1)["results"]] == [
-        "s1"
-    ]
+    assert [a["store_id"] for a in get(api, "/alerts/", state="resolved", resolved_within_hours=1)["results"]] == ["s1"]
     # The data clock moves to 13:30: 12:00 is 1.5 h back, outside one hour and inside two.
     post(api, ("s2", "active", "13:30"))
     assert get(api, "/alerts/", state="resolved", resolved_within_hours=1)["count"] == 0

@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from loop.alert_rules import FEED_STATES
 from loop.api.common import (
     READ_ERRORS,
     WRITE_ERRORS,
@@ -23,7 +24,6 @@ from loop.api.common import (
     page_field,
     page_size_field,
 )
-from loop.alert_rules import FEED_STATES
 from loop.ids import ID_SHAPE, is_id
 from loop.services import alerts
 from loop.store_ids import STORE_ID_HELP, is_store_id

@@ -529,7 +529,9 @@ def store_alert_states(*, store_id: str | None = None) -> StoreAlertStates:
     evaluated = None if current.evaluated_us is None else us_to_ts(int(current.evaluated_us))
     open_by_store = {
         str(s): (str(a), int(u))
-        for s, a, u in zip(current.store_id.tolist(), current.alert_id.tolist(), current.started_us.tolist(), strict=True)
+        for s, a, u in zip(
+            current.store_id.tolist(), current.alert_id.tolist(), current.started_us.tolist(), strict=True
+        )
     }
     ids = catalog.store_ids.astype(str).tolist()
     last_us = np.asarray(catalog.last_us, dtype=np.int64)

@@ -36,13 +36,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 DAY = "2024-10-14"
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+ON, OFF = "active", "inactive"  # a poll's status
 BATCHES = [
-    ("10:00", {"silent-2": "active", "down-1": "active", "down-2": "active", "resolved-1": "active", "up-1": "active", "silent-1": "active"}),
-    ("10:20", {"silent-2": "inactive"}),
-    ("10:40", {"silent-2": "inactive", "down-1": "inactive", "down-2": "active", "resolved-1": "inactive", "up-1": "active"}),
-    ("11:00", {"down-1": "inactive", "down-2": "active", "resolved-1": "inactive", "up-1": "active"}),
-    ("11:30", {"down-1": "inactive", "down-2": "inactive", "resolved-1": "active", "up-1": "active"}),
-    ("12:00", {"down-1": "inactive", "down-2": "inactive", "up-1": "active"}),
+    ("10:00", {"silent-2": ON, "down-1": ON, "down-2": ON, "resolved-1": ON, "up-1": ON, "silent-1": ON}),
+    ("10:20", {"silent-2": OFF}),
+    ("10:40", {"silent-2": OFF, "down-1": OFF, "down-2": ON, "resolved-1": OFF, "up-1": ON}),
+    ("11:00", {"down-1": OFF, "down-2": ON, "resolved-1": OFF, "up-1": ON}),
+    ("11:30", {"down-1": OFF, "down-2": OFF, "resolved-1": ON, "up-1": ON}),
+    ("12:00", {"down-1": OFF, "down-2": OFF, "up-1": ON}),
 ]
 
 
@@ -191,9 +192,10 @@ def test_a_store_whose_last_poll_is_old_shows_no_data_not_down(
     assert now("resolved-1") == ("ok", "30 min")
     grey = page.locator("#stores-table tbody tr[data-store-id='silent-2']")
     assert grey.get_attribute("class") == "row-no_data"
-    assert page.evaluate(
-        "getComputedStyle(document.querySelector(\"tr[data-store-id='silent-2'] .state\")).color"
-    ) == "rgb(97, 97, 97)"
+    assert (
+        page.evaluate("getComputedStyle(document.querySelector(\"tr[data-store-id='silent-2'] .state\")).color")
+        == "rgb(97, 97, 97)"
+    )
     # The down-in-the-last-hour list says the same for every store in it.
     for item in page.locator("#down-list li").all():
         store_id = item.get_attribute("data-store-id")
