@@ -25,7 +25,7 @@ from django.conf import settings
 from pymongo.database import Database
 
 from loop import queue, storage
-from loop.alert_rules import CLOSED, DOWN, PENDING, UP, alert_changes, store_states
+from loop.alert_rules import CLOSED, DOWN, PENDING, UP, alert_changes, feed_states, store_states
 from loop.errors import Conflict, InvalidInput, NotFound
 from loop.events import (
     ALERT_GROUPED,
@@ -51,6 +51,8 @@ LOOKBACKS = (pd.Timedelta(hours=2), pd.Timedelta(hours=26), REPORT_WEEK)
 # An evaluation that finds the data moved while it ran runs again, at most this many times in a row.
 MAX_ROUNDS = 20
 STATES = ("open", "resolved", "all")
+# Orders of GET /alerts/: newest opened first, or (open alerts only) longest down first.
+ORDERS = ("newest", "longest")
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,26 @@ class AlertList:
     evaluated_at: pd.Timestamp | None
     open_count: int
     open_unacknowledged: int
+
+
+@dataclass(frozen=True)
+class StoreAlertState:
+    """One store as the dashboard shows it: its feed state, latest poll and open alert (if any)."""
+
+    store_id: str
+    state: str  # ``alert_rules.FEED_STATES``
+    last_poll: pd.Timestamp
+    last_poll_age_minutes: float  # before the newest stored poll
+    alert_id: str | None
+    down_since: pd.Timestamp | None  # the open alert's started_at
+
+
+@dataclass(frozen=True)
+class StoreAlertStates:
+    results: list[StoreAlertState]
+    newest_poll: pd.Timestamp | None
+    evaluated_at: pd.Timestamp | None
+    max_gap_minutes: int
 
 
 def evaluation_line(result: EvaluationResult | None) -> str:
@@ -400,12 +422,23 @@ def list_alerts(
     brand: str | None = None,
     page: int = 1,
     page_size: int = 50,
+    order: str = "newest",
+    resolved_within_hours: int | None = None,
 ) -> AlertList:
     """Alerts newest first: the open ones from the open-alerts document alone, history from its day chunks.
 
-    ``region``/``brand`` keep the alerts of stores the directory places there (``services.directory``)."""
+    ``region``/``brand`` keep the alerts of stores the directory places there (``services.directory``).
+    ``order="longest"`` (open alerts only): longest down first, i.e. earliest ``started_at``, ties by id.
+    ``resolved_within_hours`` (resolved alerts only): those resolved at most that long before the newest
+    evaluation's ``t`` (the data clock, not the wall clock)."""
     if state not in STATES:
         raise InvalidInput("state", f"must be one of {', '.join(STATES)}")
+    if order not in ORDERS:
+        raise InvalidInput("order", f"must be one of {', '.join(ORDERS)}")
+    if order == "longest" and state != "open":
+        raise InvalidInput("order", "longest applies to open alerts only (state=open)")
+    if resolved_within_hours is not None and state != "resolved":
+        raise InvalidInput("resolved_within_hours", "applies to resolved alerts only (state=resolved)")
     db = storage.get_db()
     current = storage.read_open_alerts(db)
     evaluated = None if current.evaluated_us is None else us_to_ts(int(current.evaluated_us))
@@ -419,12 +452,24 @@ def list_alerts(
             if stores is None
             else current.take(np.isin(current.store_id, np.array(sorted(stores), dtype=object)))
         )
-        order = np.lexsort((rows.alert_id.astype(str), rows.opened_us))[::-1][skip : skip + page_size]
-        chosen = [_row(rows, int(k)) for k in order]
+        if order == "longest":
+            sort = np.lexsort((rows.alert_id.astype(str), rows.started_us))
+        else:
+            sort = np.lexsort((rows.alert_id.astype(str), rows.opened_us))[::-1]
+        chosen = [_row(rows, int(k)) for k in sort[skip : skip + page_size]]
         total = len(rows)
     else:
+        resolved_after_us = None
+        if resolved_within_hours is not None:
+            # Before any evaluation nothing has resolved: 0 keeps the filter harmless.
+            resolved_after_us = (current.evaluated_us or 0) - resolved_within_hours * 3_600_000_000
         chosen, total = _history_page(
-            db, resolved=True if state == "resolved" else None, stores=stores, skip=skip, limit=page_size
+            db,
+            resolved=True if state == "resolved" else None,
+            stores=stores,
+            skip=skip,
+            limit=page_size,
+            resolved_after_us=resolved_after_us,
         )
     profiles = store_profiles(store_ids=[str(row["store_id"]) for row in chosen])
     views = [_view(row, evaluated, profiles.get(str(row["store_id"]))) for row in chosen]
@@ -437,14 +482,21 @@ def list_alerts(
 
 
 def _history_page(
-    db: Database, *, resolved: bool | None, stores: set[str] | None, skip: int, limit: int
+    db: Database,
+    *,
+    resolved: bool | None,
+    stores: set[str] | None,
+    skip: int,
+    limit: int,
+    resolved_after_us: int | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """A page of history rows newest first, and how many match. Without a store filter the chunks' counts
-    give the total, so only the chunks up to the page are read."""
+    """A page of history rows newest first, and how many match. Without a filter the chunks' counts give the
+    total, so only the chunks up to the page are read. ``resolved_after_us``: resolved at or after it."""
+    filtered = stores is not None or resolved_after_us is not None
     page: list[dict[str, Any]] = []
     total = 0
     for matching, rows in storage.alert_history(db, resolved=resolved):
-        if stores is None and total >= skip + limit:
+        if not filtered and total >= skip + limit:
             total += matching
             continue
         kept = [
@@ -452,11 +504,55 @@ def _history_page(
             for row in rows
             if (resolved is None or (row.get("resolved_us") is not None) == resolved)
             and (stores is None or row["store_id"] in stores)
+            and (resolved_after_us is None or (row.get("resolved_us") or -1) >= resolved_after_us)
         ]
         kept.sort(key=lambda row: (row["opened_us"], row["alert_id"]), reverse=True)
         page += kept[max(0, skip - total) : max(0, skip + limit - total)]
         total += len(kept)
     return page[:limit], total
+
+
+def store_alert_states(*, store_id: str | None = None) -> StoreAlertStates:
+    """Every polled store's (or one store's) dashboard state, from three small reads: the poll range, the
+    catalog (each store's last poll) and the open-alerts document; no poll is read. A store without polls
+    is not listed (an unknown ``store_id`` gives no row)."""
+    db = storage.get_db()
+    newest = storage.poll_stamp(db).newest
+    catalog = storage.read_store_catalog(db, store_id)
+    current = storage.read_open_alerts(db)
+    evaluated = None if current.evaluated_us is None else us_to_ts(int(current.evaluated_us))
+    open_by_store = {
+        str(s): (str(a), int(u))
+        for s, a, u in zip(
+            current.store_id.tolist(), current.alert_id.tolist(), current.started_us.tolist(), strict=True
+        )
+    }
+    ids = catalog.store_ids.astype(str).tolist()
+    last_us = np.asarray(catalog.last_us, dtype=np.int64)
+    newest_us = None if newest is None else int(newest.value // 1000)
+    states = feed_states(
+        last_poll_us=last_us,
+        newest_us=newest_us,
+        has_open_alert=np.array([s in open_by_store for s in ids], dtype=bool),
+        max_gap_minutes=DEFAULT_MAX_GAP_MINUTES,
+    )
+    ages = (np.zeros(len(ids)) if newest_us is None else (newest_us - last_us) / 60_000_000).round(2).tolist()
+    results = []
+    for k, sid in enumerate(ids):
+        alert = open_by_store.get(sid)
+        results.append(
+            StoreAlertState(
+                store_id=sid,
+                state=str(states[k]),
+                last_poll=us_to_ts(int(last_us[k])),
+                last_poll_age_minutes=float(ages[k]),
+                alert_id=None if alert is None else alert[0],
+                down_since=None if alert is None else us_to_ts(alert[1]),
+            )
+        )
+    return StoreAlertStates(
+        results=results, newest_poll=newest, evaluated_at=evaluated, max_gap_minutes=DEFAULT_MAX_GAP_MINUTES
+    )
 
 
 def get_alert(*, alert_id: str) -> AlertView:
