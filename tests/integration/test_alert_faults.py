@@ -1,0 +1,228 @@
+"""The alerts' bad input and faults on the real stack: gunicorn, FerretDB/mongod, Redis, Celery workers.
+
+1. two evaluations at once (``_evaluate``, no lock) open no second alert for a store: the database's claims;
+2. Redis down while an evaluation sends: the transitions and the pending deliveries are stored, the sweep
+   delivers each once when Redis is back;
+3. a Slack URL answering 500 for a while: ingestion stays fast, the message arrives once when it answers 200;
+4. the alert API's bad input over real HTTP: JSON 4xx.
+
+Each test runs its own app on a database (and queue) of its own. Polls are fed through POST /store_status/.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import redis
+import requests
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from tests.support.integration import BROKER_URL, MONGO_URL, service_env
+from tests.support.polling import wait_until
+from tests.support.processes import Web, Worker, free_port, run_manage, start_celery_worker, start_gunicorn
+from tests.support.receiver import receiver
+
+pytestmark = pytest.mark.integration
+
+START = pd.Timestamp("2024-10-14 00:00", tz="UTC")  # a Monday; no hours stored: every store is open 24x7
+
+
+@contextmanager
+def app(tmp_path: Path, *, worker: bool, **settings: str) -> Iterator[tuple[Web, Worker | None, dict[str, str]]]:
+    """gunicorn (and a Celery worker if asked) on a database and queue of their own; dropped afterwards.
+    Without a worker nothing reads the queue: evaluations run only where the test runs them."""
+    run_id = uuid.uuid4().hex[:10]
+    env = service_env(
+        os.environ,
+        db_name=f"loop_it_alert_faults_{run_id}",
+        queue=f"loop_it_alert_faults_{run_id}",
+        secret=run_id,
+        logs=tmp_path,
+    )
+    env.update(settings)
+    celery = start_celery_worker(env, None, 2, tmp_path / "worker.log") if worker else None
+    web = start_gunicorn(env, 1, tmp_path / "web.log")
+    try:
+        web.wait_healthy()
+        if celery is not None:
+            celery.wait_ready()
+        yield web, celery, env
+    finally:
+        web.stop()
+        if celery is not None:
+            celery.shutdown()
+        with MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000) as mongo:
+            mongo.drop_database(env["MONGO_DB"])
+        redis.Redis.from_url(BROKER_URL).delete(env["CELERY_QUEUE"])
+
+
+def post_polls(web: Web, polls: list[tuple[str, str, pd.Timestamp]]) -> float:
+    """POST /store_status/ (must answer 201); the seconds it took."""
+    items = [{"store_id": s, "status": st, "timestamp_utc": ts.isoformat()} for s, st, ts in polls]
+    began = time.monotonic()
+    response = requests.post(f"{web.url}/store_status/", json=items, timeout=30)
+    assert response.status_code == 201, response.text
+    return time.monotonic() - began
+
+
+def hour_of_polls(stores: list[str], down: set[str], hour: int) -> list[tuple[str, str, pd.Timestamp]]:
+    """Polls at :00, :20 and :50 of ``hour``: inactive for the stores in ``down``, active for the rest.
+    A store inactive all hour after an active one is down from :55 of the hour before, 55 minutes at :50
+    (D = 30): an alert opens; one active all hour after a down hour is up at :50: its alert resolves."""
+    base = START + pd.Timedelta(hours=hour)
+    return [
+        (store, "inactive" if store in down else "active", base + pd.Timedelta(minutes=minute))
+        for minute in (0, 20, 50)
+        for store in stores
+    ]
+
+
+def open_alerts_api(web: Web) -> dict[str, str]:
+    """store_id -> alert_id of every alert GET /alerts/ lists as open (all pages)."""
+    found: list[dict[str, Any]] = []
+    page = 1
+    while True:
+        response = requests.get(f"{web.url}/alerts/", params={"page": page, "page_size": 100}, timeout=30)
+        assert response.status_code == 200, response.text
+        found += response.json()["results"]
+        if len(found) >= response.json()["count"]:
+            break
+        page += 1
+    stores = Counter(a["store_id"] for a in found)
+    assert max(stores.values(), default=0) <= 1, f"the API lists two open alerts for a store: {stores.most_common(3)}"
+    return {a["store_id"]: a["alert_id"] for a in found}
+
+
+def open_records(db: Database) -> dict[str, str]:
+    """store_id -> alert_id of the alert records not resolved; fails if a store has two."""
+    records = list(db["alerts"].find({"resolved_at": None}, {"store_id": 1}))
+    stores = Counter(str(r["store_id"]) for r in records)
+    assert max(stores.values(), default=0) <= 1, f"two open alert records for a store: {stores.most_common(3)}"
+    return {str(r["store_id"]): str(r["_id"]) for r in records}
+
+
+def claims(db: Database) -> dict[str, str]:
+    return {str(c["_id"]): str(c["alert_id"]) for c in db["open_alerts"].find()}
+
+
+def open_document(db: Database) -> dict[str, str]:
+    from loop import storage
+
+    current = storage.read_open_alerts(db)
+    assert len(set(current.store_id.tolist())) == len(current), "the open-alerts document lists a store twice"
+    return dict(zip(current.store_id.tolist(), current.alert_id.tolist(), strict=True))
+
+
+# --- 1. two evaluations at once ----------------------------------------------------------------------------
+
+
+def test_two_evaluations_at_once_open_no_second_alert_for_a_store(tmp_path: Path, settings: Any) -> None:
+    from loop import storage
+    from loop.services.alerts import _evaluate, evaluate_alerts
+
+    stores = [f"race-{k:02d}" for k in range(50)]
+    evens = {s for k, s in enumerate(stores) if k % 2 == 0}
+    # Hour by hour, the stores down: all; the even ones (the odd resolve); the odd ones (the odd open again,
+    # the even resolve); all (the even open again); none (all resolve); all.
+    rounds = [set(stores), evens, set(stores) - evens, set(stores), set(), set(stores)]
+    with app(tmp_path, worker=False) as (web, _, env):
+        settings.MONGO_URL, settings.MONGO_DB = MONGO_URL, env["MONGO_DB"]
+        db = storage.get_db()
+        post_polls(web, hour_of_polls(stores, set(), 0))
+        assert evaluate_alerts(db=db) is not None
+        assert open_document(db) == {}
+        for hour, down in enumerate(rounds, start=1):
+            post_polls(web, hour_of_polls(stores, down, hour))
+            barrier = threading.Barrier(2)
+            errors: list[BaseException] = []
+
+            def evaluate() -> None:
+                try:
+                    barrier.wait()
+                    print("RESULT", hour, _evaluate(db))
+                except BaseException as exc:  # reported below, not lost in the thread
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=evaluate) for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(120)
+            assert not errors, errors
+            # The database's view: one open record per down store, each with its claim, none for the others.
+            records = open_records(db)
+            assert set(records) == down, f"hour {hour}"
+            assert claims(db) == records, f"hour {hour}"
+            # The next evaluation under the lock (new data: the same hour's polls again at :55) repairs the
+            # document from the claims, and every reader agrees.
+            post_polls(web, [(s, "inactive" if s in down else "active", START + pd.Timedelta(hours=hour, minutes=55)) for s in stores])
+            assert evaluate_alerts(db=db) is not None
+            assert open_records(db) == records, f"hour {hour}: the next evaluation opened or resolved an alert"
+            assert claims(db) == records
+            assert open_document(db) == records, f"hour {hour}"
+            assert open_alerts_api(web) == records, f"hour {hour}"
+        history = db["alerts"].count_documents({})
+        # Opened: 50, then 25 odd again, 25 even again, then 50 after the all-up hour.
+        assert history == 50 + 25 + 25 + 50
+
+
+def test_forced_interleaving(tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from loop import storage
+    from loop.services.alerts import _evaluate, evaluate_alerts
+
+    stores = [f"race-{k:02d}" for k in range(50)]
+    with app(tmp_path, worker=False) as (web, _, env):
+        settings.MONGO_URL, settings.MONGO_DB = MONGO_URL, env["MONGO_DB"]
+        db = storage.get_db()
+        post_polls(web, hour_of_polls(stores, set(), 0))
+        assert evaluate_alerts(db=db) is not None
+        post_polls(web, hour_of_polls(stores, set(stores), 1))
+        loser_done = threading.Event()
+        real_claim, real_insert = storage.claim_open_alerts, storage.insert_alert_records
+        won = threading.local()
+
+        def claim(db: Database, pairs: Any) -> set[str]:
+            taken = real_claim(db, pairs)
+            won.value = bool(taken)
+            return taken
+
+        def insert(db: Database, records: Any) -> None:
+            if getattr(won, "value", False):
+                assert loser_done.wait(60)
+            real_insert(db, records)
+
+        monkeypatch.setattr(storage, "claim_open_alerts", claim)
+        monkeypatch.setattr(storage, "insert_alert_records", insert)
+        results = []
+
+        def evaluate() -> None:
+            r = _evaluate(db)
+            results.append(r)
+            if not getattr(won, "value", False):
+                loser_done.set()
+
+        threads = [threading.Thread(target=evaluate) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        print(results)
+        print("records", len(open_records(db)), "claims", len(claims(db)), "doc", len(open_document(db)))
+        monkeypatch.undo()
+        post_polls(web, [(s, "inactive", START + pd.Timedelta(hours=1, minutes=55)) for s in stores])
+        print(evaluate_alerts(db=db))
+        print("records", len(open_records(db)), "claims", len(claims(db)), "doc", len(open_document(db)))
+        post_polls(web, [(s, "active", START + pd.Timedelta(hours=2, minutes=55)) for s in stores])
+        print(evaluate_alerts(db=db))
+        print("records", len(open_records(db)), "claims", len(claims(db)), "doc", len(open_document(db)))
