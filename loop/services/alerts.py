@@ -132,6 +132,9 @@ def _evaluate(db: Database) -> EvaluationResult:
     if stamp.newest is None or current.stamp == stamp.stamp:
         return EvaluationResult(None if stamp.newest is None else stamp.newest, 0, 0, 0.0, skipped=True)
     t = stamp.newest
+    # Claims the document misses (an evaluation at once wrote it last without them): take them in.
+    listed = set(current.store_id.tolist())
+    current = _repair(db, current, [s for s in storage.claimed_store_ids(db) if s not in listed])
     states = _states(db, t, current)
     changes = alert_changes(states=states, open_store_ids=set(current.store_id.tolist()), t=t)
     wall_us = int(time.time() * 1_000_000)
@@ -233,8 +236,10 @@ def _repair(db: Database, current: OpenAlerts, refused: list[str]) -> OpenAlerts
     claims = storage.open_alert_claims(db, refused)
     records = storage.alert_records(db, list(claims.values()))
     found = [records[a] for a in claims.values() if a in records and records[a].get("resolved_us") is None]
-    lost = [s for s, a in claims.items() if a not in records or records[a].get("resolved_us") is not None]
-    storage.release_open_alerts(db, lost)  # claims of alerts never recorded or already resolved
+    found_ids = {str(r["_id"]) for r in found}
+    storage.release_claims(db, [(s, a) for s, a in claims.items() if a in records and a not in found_ids])
+    # No record: maybe another evaluation's claim not recorded yet; dropped once it is old (that one died).
+    storage.release_claims(db, [(s, a) for s, a in claims.items() if a not in records], unrecorded=True)
     if not found:
         return current
     logger.warning("took %d open alert(s) back into the open-alerts document", len(found))

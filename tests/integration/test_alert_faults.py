@@ -16,7 +16,8 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from tests.support.integration import BROKER_URL, MONGO_URL, service_env
-from tests.support.polling import wait_until
-from tests.support.processes import Web, Worker, free_port, run_manage, start_celery_worker, start_gunicorn
-from tests.support.receiver import receiver
+from tests.support.processes import Web, Worker, start_celery_worker, start_gunicorn
 
 pytestmark = pytest.mark.integration
 
@@ -106,7 +105,7 @@ def open_alerts_api(web: Web) -> dict[str, str]:
 
 def open_records(db: Database) -> dict[str, str]:
     """store_id -> alert_id of the alert records not resolved; fails if a store has two."""
-    records = list(db["alerts"].find({"resolved_at": None}, {"store_id": 1}))
+    records = list(db["alerts"].find({"resolved_us": None}, {"store_id": 1}))
     stores = Counter(str(r["store_id"]) for r in records)
     assert max(stores.values(), default=0) <= 1, f"two open alert records for a store: {stores.most_common(3)}"
     return {str(r["store_id"]): str(r["_id"]) for r in records}
@@ -127,9 +126,24 @@ def open_document(db: Database) -> dict[str, str]:
 # --- 1. two evaluations at once ----------------------------------------------------------------------------
 
 
+def evaluate_at_once(db: Database) -> list[Any]:
+    """``_evaluate`` (no lock) from two threads released together; their results."""
+    from loop.services.alerts import _evaluate
+
+    barrier = threading.Barrier(2)
+
+    def one() -> Any:
+        barrier.wait()
+        return _evaluate(db)
+
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(one) for _ in range(2)]
+        return [future.result(120) for future in futures]
+
+
 def test_two_evaluations_at_once_open_no_second_alert_for_a_store(tmp_path: Path, settings: Any) -> None:
     from loop import storage
-    from loop.services.alerts import _evaluate, evaluate_alerts
+    from loop.services.alerts import evaluate_alerts
 
     stores = [f"race-{k:02d}" for k in range(50)]
     evens = {s for k, s in enumerate(stores) if k % 2 == 0}
@@ -144,29 +158,17 @@ def test_two_evaluations_at_once_open_no_second_alert_for_a_store(tmp_path: Path
         assert open_document(db) == {}
         for hour, down in enumerate(rounds, start=1):
             post_polls(web, hour_of_polls(stores, down, hour))
-            barrier = threading.Barrier(2)
-            errors: list[BaseException] = []
-
-            def evaluate() -> None:
-                try:
-                    barrier.wait()
-                    print("RESULT", hour, _evaluate(db))
-                except BaseException as exc:  # reported below, not lost in the thread
-                    errors.append(exc)
-
-            threads = [threading.Thread(target=evaluate) for _ in range(2)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(120)
-            assert not errors, errors
+            results = evaluate_at_once(db)
+            # Both evaluated this hour's data (neither found the other's write and skipped): a real race.
+            assert [r.skipped for r in results] == [False, False], f"hour {hour}: {results}"
             # The database's view: one open record per down store, each with its claim, none for the others.
             records = open_records(db)
             assert set(records) == down, f"hour {hour}"
             assert claims(db) == records, f"hour {hour}"
             # The next evaluation under the lock (new data: the same hour's polls again at :55) repairs the
             # document from the claims, and every reader agrees.
-            post_polls(web, [(s, "inactive" if s in down else "active", START + pd.Timedelta(hours=hour, minutes=55)) for s in stores])
+            again = START + pd.Timedelta(hours=hour, minutes=55)
+            post_polls(web, [(s, "inactive" if s in down else "active", again) for s in stores])
             assert evaluate_alerts(db=db) is not None
             assert open_records(db) == records, f"hour {hour}: the next evaluation opened or resolved an alert"
             assert claims(db) == records
@@ -177,52 +179,104 @@ def test_two_evaluations_at_once_open_no_second_alert_for_a_store(tmp_path: Path
         assert history == 50 + 25 + 25 + 50
 
 
-def test_forced_interleaving(tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def race_with_a_pause(db: Database) -> None:
+    """Two ``_evaluate`` at once, forced through one interleaving: the one whose claims were taken (A) waits
+    between its claims and its records until the refused one (B) has repaired; B waits before writing the
+    open-alerts document until A has written it, so B's write is the last."""
     from loop import storage
-    from loop.services.alerts import _evaluate, evaluate_alerts
+    from loop.services.alerts import _evaluate
 
-    stores = [f"race-{k:02d}" for k in range(50)]
+    b_repaired, a_written = threading.Event(), threading.Event()
+    won = threading.local()
+    real_claim, real_insert = storage.claim_open_alerts, storage.insert_alert_records
+    real_write = storage.write_open_alerts
+
+    def claim(db: Database, pairs: Any) -> set[str]:
+        taken = real_claim(db, pairs)
+        won.value = bool(taken)
+        return taken
+
+    def insert(db: Database, records: Any) -> None:
+        if won.value:
+            assert b_repaired.wait(30)
+        else:  # B inserts (nothing) right after its repair
+            b_repaired.set()
+        real_insert(db, records)
+
+    def write(db: Database, alerts: Any) -> None:
+        if not won.value:
+            assert a_written.wait(30)
+        real_write(db, alerts)
+        if won.value:
+            a_written.set()
+
+    errors: list[BaseException] = []
+
+    def evaluate() -> None:
+        try:
+            _evaluate(db)
+        except BaseException as exc:
+            errors.append(exc)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(storage, "claim_open_alerts", claim)
+        patch.setattr(storage, "insert_alert_records", insert)
+        patch.setattr(storage, "write_open_alerts", write)
+        threads = [threading.Thread(target=evaluate) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert not errors, errors
+    assert a_written.is_set() and b_repaired.is_set(), "the race did not take the forced path"
+
+
+@pytest.mark.parametrize("then", ["down", "up"])
+def test_an_evaluation_refused_its_claims_leaves_the_winners_claims_and_the_next_one_repairs(
+    tmp_path: Path, settings: Any, then: str
+) -> None:
+    from loop import storage
+    from loop.services.alerts import evaluate_alerts
+
+    stores = [f"pause-{k:02d}" for k in range(50)]
     with app(tmp_path, worker=False) as (web, _, env):
         settings.MONGO_URL, settings.MONGO_DB = MONGO_URL, env["MONGO_DB"]
         db = storage.get_db()
         post_polls(web, hour_of_polls(stores, set(), 0))
         assert evaluate_alerts(db=db) is not None
         post_polls(web, hour_of_polls(stores, set(stores), 1))
-        loser_done = threading.Event()
-        real_claim, real_insert = storage.claim_open_alerts, storage.insert_alert_records
-        won = threading.local()
+        race_with_a_pause(db)
+        # A opened the 50 alerts; B (refused) must not have dropped A's claims, which A had not recorded yet.
+        records = open_records(db)
+        assert set(records) == set(stores)
+        assert claims(db) == records
+        # The next evaluation, under the lock, on new polls: the stores still down keep their one alert and
+        # the document lists it; stores back up resolve it.
+        status = "inactive" if then == "down" else "active"
+        post_polls(web, [(s, status, START + pd.Timedelta(hours=2)) for s in stores])
+        assert evaluate_alerts(db=db) is not None
+        want = records if then == "down" else {}
+        assert open_records(db) == want
+        assert claims(db) == want
+        assert open_document(db) == want
+        assert open_alerts_api(web) == want
+        assert db["alerts"].count_documents({}) == 50
 
-        def claim(db: Database, pairs: Any) -> set[str]:
-            taken = real_claim(db, pairs)
-            won.value = bool(taken)
-            return taken
 
-        def insert(db: Database, records: Any) -> None:
-            if getattr(won, "value", False):
-                assert loser_done.wait(60)
-            real_insert(db, records)
+def test_a_claim_without_a_record_is_released_only_once_older_than_the_lock(tmp_path: Path, settings: Any) -> None:
+    from loop import storage
+    from loop.services.alerts import evaluate_alerts
+    from loop.storage.packed import LOCK_SECONDS
 
-        monkeypatch.setattr(storage, "claim_open_alerts", claim)
-        monkeypatch.setattr(storage, "insert_alert_records", insert)
-        results = []
-
-        def evaluate() -> None:
-            r = _evaluate(db)
-            results.append(r)
-            if not getattr(won, "value", False):
-                loser_done.set()
-
-        threads = [threading.Thread(target=evaluate) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(120)
-        print(results)
-        print("records", len(open_records(db)), "claims", len(claims(db)), "doc", len(open_document(db)))
-        monkeypatch.undo()
-        post_polls(web, [(s, "inactive", START + pd.Timedelta(hours=1, minutes=55)) for s in stores])
-        print(evaluate_alerts(db=db))
-        print("records", len(open_records(db)), "claims", len(claims(db)), "doc", len(open_document(db)))
-        post_polls(web, [(s, "active", START + pd.Timedelta(hours=2, minutes=55)) for s in stores])
-        print(evaluate_alerts(db=db))
-        print("records", len(open_records(db)), "claims", len(claims(db)), "doc", len(open_document(db)))
+    with app(tmp_path, worker=False) as (web, _, env):
+        settings.MONGO_URL, settings.MONGO_DB = MONGO_URL, env["MONGO_DB"]
+        db = storage.get_db()
+        # Claims whose evaluation never recorded them: one that died long ago, one perhaps still running.
+        assert storage.claim_open_alerts(db, [("old", "A" * 32), ("young", "B" * 32)]) == {"old", "young"}
+        db["open_alerts"].update_one({"_id": "old"}, {"$set": {"at": time.time() - LOCK_SECONDS - 5}})
+        post_polls(web, hour_of_polls(["old", "young"], set(), 0))
+        post_polls(web, hour_of_polls(["old", "young"], {"old", "young"}, 1))
+        assert evaluate_alerts(db=db) is not None
+        records = open_records(db)
+        assert set(records) == {"old"}  # its stale claim gave way to a new alert
+        assert claims(db) == {"old": records["old"], "young": "B" * 32}
