@@ -11,6 +11,7 @@ Each test runs its own app on a database (and queue) of its own. Polls are fed t
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -30,7 +31,9 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from tests.support.integration import BROKER_URL, MONGO_URL, service_env
-from tests.support.processes import Web, Worker, start_celery_worker, start_gunicorn
+from tests.support.polling import wait_until
+from tests.support.processes import Web, Worker, free_port, run_manage, start_celery_worker, start_gunicorn
+from tests.support.receiver import receiver
 
 pytestmark = pytest.mark.integration
 
@@ -280,3 +283,72 @@ def test_a_claim_without_a_record_is_released_only_once_older_than_the_lock(tmp_
         records = open_records(db)
         assert set(records) == {"old"}  # its stale claim gave way to a new alert
         assert claims(db) == {"old": records["old"], "young": "B" * 32}
+
+
+# --- 2. Redis down while an evaluation sends ------------------------------------------------------------
+
+EVALUATE = """
+from loop.services.alerts import evaluate_alerts
+print("evaluated", evaluate_alerts())
+"""
+# The sweep as of 31 s from now: it queues deliveries overdue by SWEEP_GRACE_SECONDS (30 s) and these were
+# due when stored, so this stands in for waiting half a minute.
+SWEEP = """
+import datetime as dt
+from loop.services.deliveries import send_due_deliveries
+from loop.timeutil import utcnow
+print("queued", send_due_deliveries(now=utcnow() + dt.timedelta(seconds={ahead})))
+"""
+
+
+def deliveries(web: Web) -> list[dict[str, Any]]:
+    response = requests.get(f"{web.url}/deliveries/", params={"page_size": 100}, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()["results"]
+
+
+def test_redis_down_while_an_evaluation_sends_keeps_every_delivery_for_the_sweep(tmp_path: Path) -> None:
+    stores = ["r1", "r2", "r3"]
+    with app(tmp_path, worker=False, WEBHOOK_ALLOW_PRIVATE="1") as (web, _, env), receiver([200]) as hook:
+        created = requests.post(
+            f"{web.url}/channels/", json={"name": "h", "kind": "webhook", "url": hook.url}, timeout=30
+        )
+        assert created.status_code == 201, created.text
+        post_polls(web, hour_of_polls(stores, set(), 0))
+        post_polls(web, hour_of_polls(stores, set(stores), 1))
+        # The evaluation runs in a process whose broker is a closed port.
+        dead = {**env, "CELERY_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0"}
+        began = time.monotonic()
+        proc = run_manage(dead, "shell", "-c", EVALUATE, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert "evaluated EvaluationResult(" in proc.stdout and "opened=3, resolved=0" in proc.stdout, proc.stdout
+        assert time.monotonic() - began < 60  # the dead broker fails fast
+        assert "deliveries not queued" in proc.stderr, proc.stderr[-2000:]
+        alerts = requests.get(f"{web.url}/alerts/", timeout=30).json()
+        assert sorted(a["store_id"] for a in alerts["results"]) == stores
+        stored = deliveries(web)
+        assert sorted(d["event"]["data"]["store_id"] for d in stored) == stores
+        assert {(d["status"], d["attempt_count"]) for d in stored} == {("pending", 0)}
+        assert hook.received == []
+
+        # The broker back: a worker, and the beat's sweep (now: nothing is overdue by 30 s yet).
+        worker = start_celery_worker(env, None, 1, tmp_path / "worker-back.log")
+        try:
+            worker.wait_ready()
+            assert "queued 0" in run_manage(env, "shell", "-c", SWEEP.format(ahead=0)).stdout
+            swept = run_manage(env, "shell", "-c", SWEEP.format(ahead=31))
+            assert "queued 3" in swept.stdout, swept.stdout + swept.stderr
+
+            def all_delivered() -> bool:
+                return [d["status"] for d in deliveries(web)] == ["delivered"] * 3
+
+            wait_until(all_delivered, 60, "the 3 deliveries", worker.proc, details=lambda: worker.text()[-3000:])
+            # A later sweep finds nothing pending: nothing is sent twice.
+            assert "queued 0" in run_manage(env, "shell", "-c", SWEEP.format(ahead=31)).stdout
+            time.sleep(1)
+        finally:
+            worker.shutdown()
+    assert len(hook.received) == 3
+    assert sorted(m.headers["webhook-id"] for m in hook.received) == sorted(d["webhook_id"] for d in stored)
+    got = sorted(json.loads(m.body)["data"]["alert_id"] for m in hook.received)
+    assert got == sorted(a["alert_id"] for a in alerts["results"])
