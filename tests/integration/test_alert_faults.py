@@ -352,3 +352,47 @@ def test_redis_down_while_an_evaluation_sends_keeps_every_delivery_for_the_sweep
     assert sorted(m.headers["webhook-id"] for m in hook.received) == sorted(d["webhook_id"] for d in stored)
     got = sorted(json.loads(m.body)["data"]["alert_id"] for m in hook.received)
     assert got == sorted(a["alert_id"] for a in alerts["results"])
+
+
+# --- 3. a Slack URL answering 500 for a while ------------------------------------------------------------
+
+
+def test_a_slack_url_failing_for_a_while_leaves_ingestion_alone_and_gets_the_message_once(tmp_path: Path) -> None:
+    short = {"WEBHOOK_ALLOW_PRIVATE": "1", "DELIVERY_RETRY_BASE_SECONDS": "1", "DELIVERY_RETRY_MAX_SECONDS": "2"}
+    with app(tmp_path, worker=True, **short) as (web, worker, _), receiver([500, 500, 500, 200]) as slack:
+        assert worker is not None
+        body = {"name": "ops", "kind": "slack", "url": slack.url, "events": ["alert.opened"]}
+        created = requests.post(f"{web.url}/channels/", json=body, timeout=30)
+        assert created.status_code == 201, created.text
+        stores = ["sl-down", "sl-up"]
+        post_polls(web, hour_of_polls(stores, set(), 0))
+        post_polls(web, hour_of_polls(stores, {"sl-down"}, 1))
+        wait_until(lambda: len(slack.received) >= 1, 60, "the first send", worker.proc, details=worker.text)
+
+        # While the URL answers 500 (and the worker retries), batches keep landing at once.
+        took: list[float] = []
+        t = START + pd.Timedelta(hours=1, minutes=50)
+        while len(slack.received) < 4:
+            t += pd.Timedelta(minutes=1)
+            took.append(post_polls(web, [("sl-down", "inactive", t), ("sl-up", "active", t)]))
+            assert len(took) < 200, "the receiver never got its 4th POST"
+        assert len(took) >= 3, "too few batches while the URL failed to show anything"
+        assert max(took) < 2.0, took
+        newest = t.isoformat().replace("+00:00", "Z")
+
+        def evaluated() -> bool:
+            return requests.get(f"{web.url}/alerts/", timeout=30).json()["evaluated_at"] == newest
+
+        wait_until(evaluated, 60, "the evaluation of the last batch", worker.proc, details=worker.text)
+
+        def delivered() -> bool:
+            return [d["status"] for d in deliveries(web)] == ["delivered"]
+
+        wait_until(delivered, 60, "the delivery", worker.proc, details=worker.text)
+        time.sleep(2)  # nothing more arrives
+        (delivery,) = deliveries(web)
+    assert [a["status_code"] for a in delivery["attempts"]] == [500, 500, 500, 200]
+    assert len(slack.received) == 4  # three refused, one taken: the message arrived once
+    assert len({m.body for m in slack.received}) == 1
+    text = json.loads(slack.received[-1].body)["text"]
+    assert text.startswith("Alert opened") and "sl-down" in text
