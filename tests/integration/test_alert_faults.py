@@ -396,3 +396,60 @@ def test_a_slack_url_failing_for_a_while_leaves_ingestion_alone_and_gets_the_mes
     assert len({m.body for m in slack.received}) == 1
     text = json.loads(slack.received[-1].body)["text"]
     assert text.startswith("Alert opened") and "sl-down" in text
+
+
+# --- 4. bad input over HTTP ----------------------------------------------------------------------------
+
+UNKNOWN = "Abcdefghijklmnopqrstuvwxyz012_-9"  # a well-formed id nobody has
+
+
+def test_bad_alert_input_over_http_is_json_4xx(tmp_path: Path, settings: Any) -> None:
+    from loop import storage
+    from loop.services.alerts import evaluate_alerts
+
+    with app(tmp_path, worker=False, WEBHOOK_ALLOW_PRIVATE="0") as (web, _, env):
+        settings.MONGO_URL, settings.MONGO_DB = MONGO_URL, env["MONGO_DB"]
+        post_polls(web, hour_of_polls(["bad-1", "bad-2"], set(), 0))
+        post_polls(web, hour_of_polls(["bad-1", "bad-2"], {"bad-1", "bad-2"}, 1))
+        assert evaluate_alerts(db=storage.get_db()) is not None
+        first, second = (a["alert_id"] for a in requests.get(f"{web.url}/alerts/", timeout=30).json()["results"])
+        # bad-2 comes back up: its alert resolves.
+        post_polls(web, [("bad-1", "inactive", START + pd.Timedelta(hours=2))])
+        post_polls(web, [("bad-2", "active", START + pd.Timedelta(hours=2))])
+        assert evaluate_alerts(db=storage.get_db()) is not None
+        resolved = requests.get(f"{web.url}/alerts/", params={"state": "resolved"}, timeout=30).json()["results"]
+        (closed,) = [a["alert_id"] for a in resolved]
+        still_open = first if closed == second else second
+
+        # The first ack answers the alert; a second one changes nothing (200, the first kept).
+        for by in ("maria", "joe"):
+            ack = requests.post(f"{web.url}/alerts/{still_open}/ack/", json={"by": by}, timeout=30)
+            assert ack.status_code == 200, ack.text
+            assert ack.json()["acknowledged_by"] == "maria"
+
+        one_off = {"store_ids": ["bad-1"], "start": "2024-10-14T10:00:00Z", "end": "2024-10-14T12:00:00Z"}
+        weekly = {"all": True, "weekday": 0, "local_start": "22:00", "local_end": "02:00"}
+        cases: list[tuple[str, str, dict[str, Any] | None, int, str]] = [
+            ("GET", f"/alerts/{UNKNOWN}/", None, 404, "No alert"),
+            ("POST", f"/alerts/{UNKNOWN}/ack/", {}, 404, "No alert"),
+            ("GET", "/alerts/not-an-id/", None, 400, "alert_id"),
+            ("POST", f"/alerts/{closed}/ack/", {}, 409, "resolved"),
+            ("GET", "/alerts/?state=closed", None, 400, "state"),
+            ("POST", "/maintenance/", {**one_off, "end": "2024-10-14T09:00:00Z"}, 400, "end"),
+            ("POST", "/maintenance/", {**weekly, "weekday": 7}, 400, "weekday"),
+            ("POST", "/maintenance/", {**weekly, "weekday": "mon"}, 400, "weekday"),
+            ("POST", "/channels/", {"name": "x", "kind": "slack", "url": "ftp://hooks.example.com/x"}, 400, "url"),
+            ("POST", "/channels/", {"name": "x", "kind": "webhook", "url": "file:///etc/passwd"}, 400, "url"),
+            ("POST", "/channels/", {"name": "x", "kind": "webhook", "url": "http://10.0.0.7/hook"}, 400, "private"),
+            ("POST", "/channels/", {"name": "x", "kind": "webhook", "url": "http://127.0.0.1:9/"}, 400, "loopback"),
+        ]
+        for method, path, body, status, says in cases:
+            response = requests.request(method, f"{web.url}{path}", json=body, timeout=30)
+            assert response.status_code == status, (path, body, response.text)
+            assert response.headers["Content-Type"] == "application/json", (path, response.headers)
+            error = response.json()
+            assert says in error["error"] or says in error.get("fields", {}), (path, body, error)
+        # Nothing was created by the refused requests.
+        assert requests.get(f"{web.url}/maintenance/", timeout=30).json()["count"] == 0
+        assert requests.get(f"{web.url}/channels/", timeout=30).json()["count"] == 0
+        assert requests.get(f"{web.url}/alerts/{closed}/", timeout=30).json()["acknowledged_by"] is None
