@@ -4,7 +4,7 @@ Layout (names in ``loop.storage.schema``):
 - ``alert_state`` ``{_id: "open"}``: the open alerts as packed columns, the newest evaluation's ``t`` and a
   short log of evaluations. One document, so ``GET /alerts/?state=open`` and every evaluation read one
   document whatever the fleet size. Written only by an evaluation holding the ``alerts`` lock.
-- ``open_alerts`` ``{_id: store_id, alert_id}``: at most one open alert per store, enforced by the
+- ``open_alerts`` ``{_id: store_id, alert_id, at}``: at most one open alert per store, enforced by the
   unique ``_id`` (an insert is the one write FerretDB makes atomic under concurrency), not by the lock.
 - ``alerts`` ``{_id: alert_id, ...}``: every alert's record (opened, then resolved), for history; its instants
   are int64 UTC microseconds (``*_us``), as exact as the polls (BSON dates keep milliseconds).
