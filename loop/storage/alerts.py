@@ -4,7 +4,7 @@ Layout (names in ``loop.storage.schema``):
 - ``alert_state`` ``{_id: "open"}``: the open alerts as packed columns, the newest evaluation's ``t`` and a
   short log of evaluations. One document, so ``GET /alerts/?state=open`` and every evaluation read one
   document whatever the fleet size. Written only by an evaluation holding the ``alerts`` lock.
-- ``open_alerts`` ``{_id: store_id, alert_id}``: at most one open alert per store, enforced by the
+- ``open_alerts`` ``{_id: store_id, alert_id, at}``: at most one open alert per store, enforced by the
   unique ``_id`` (an insert is the one write FerretDB makes atomic under concurrency), not by the lock.
 - ``alerts`` ``{_id: alert_id, ...}``: every alert's record (opened, then resolved), for history; its instants
   are int64 UTC microseconds (``*_us``), as exact as the polls (BSON dates keep milliseconds).
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -25,7 +26,7 @@ from bson import Binary
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from loop.storage.packed import exclusive, pack_strings, unpack_strings
+from loop.storage.packed import LOCK_SECONDS, exclusive, pack_strings, unpack_strings
 from loop.storage.schema import ALERT_ACKS, ALERT_HISTORY, ALERT_STATE, ALERTS, OPEN_ALERTS, PENDING_ACKS
 
 OPEN_DOC = "open"
@@ -158,7 +159,8 @@ def claim_open_alerts(db: Database, claims: Sequence[tuple[str, str]]) -> set[st
     """Insert ``(store_id, alert_id)`` claims; returns the store ids whose claim was taken (no open alert before)."""
     if not claims:
         return set()
-    docs = [{"_id": store_id, "alert_id": alert_id} for store_id, alert_id in claims]
+    now = time.time()
+    docs = [{"_id": store_id, "alert_id": alert_id, "at": now} for store_id, alert_id in claims]
     refused: set[int] = set()
     try:
         db[OPEN_ALERTS].insert_many(docs, ordered=False)
@@ -174,6 +176,21 @@ def open_alert_claims(db: Database, store_ids: Sequence[str]) -> dict[str, str]:
     """store_id -> alert_id of the claims held for these stores (to repair the open-alerts document)."""
     found = db[OPEN_ALERTS].find({"_id": {"$in": list(store_ids)}})
     return {str(doc["_id"]): str(doc["alert_id"]) for doc in found}
+
+
+def claimed_store_ids(db: Database) -> list[str]:
+    """Every store with a claim (an open alert)."""
+    return [str(doc["_id"]) for doc in db[OPEN_ALERTS].find({}, {"_id": 1})]
+
+
+def release_claims(db: Database, claims: Sequence[tuple[str, str]], *, unrecorded: bool = False) -> None:
+    """Delete these ``(store_id, alert_id)`` claims (not a newer claim of the store). ``unrecorded``: only
+    those older than the lock's lease; a younger one may be an evaluation's between its claim and its record."""
+    for store_id, alert_id in claims:
+        filt: dict[str, Any] = {"_id": store_id, "alert_id": alert_id}
+        if unrecorded:  # a claim without "at" predates the field: old
+            filt["$or"] = [{"at": {"$lt": time.time() - LOCK_SECONDS}}, {"at": {"$exists": False}}]
+        db[OPEN_ALERTS].delete_one(filt)
 
 
 def release_open_alerts(db: Database, store_ids: Sequence[str]) -> None:
