@@ -238,3 +238,32 @@ def alert_changes(*, states: pd.DataFrame, open_store_ids: Collection[str], t: p
         }
     )
     return AlertChanges(opened=opened, resolved=resolved)
+
+
+# The dashboard's state of a store (GET /alerts/stores/): coarser than ``STATES`` and read without lanes.
+NO_DATA = "no_data"
+ALERTING = DOWN
+QUIET = "ok"
+FEED_STATES = (NO_DATA, ALERTING, QUIET)
+
+
+def feed_states(
+    *,
+    last_poll_us: np.ndarray,
+    newest_us: int | None,
+    has_open_alert: np.ndarray,
+    max_gap_minutes: int = DEFAULT_MAX_GAP_MINUTES,
+) -> np.ndarray:
+    """Each store's dashboard state: ``no_data`` when its latest poll (any status, in or out of business
+    hours) is more than G before the newest stored poll, else ``down`` when it has an open alert, else ``ok``.
+
+    No data wins over an open alert: the alert stays open (no data is not good news) but the store is not
+    shown as down on a stale feed. ``newest_us`` None (nothing stored) makes every store ``no_data``.
+    """
+    last = np.asarray(last_poll_us, dtype=np.int64)
+    if newest_us is None:
+        return np.full(len(last), NO_DATA, dtype=object)
+    gap_us = max_gap_minutes * 60 * US_PER_SECOND
+    state = np.where(np.asarray(has_open_alert, dtype=bool), ALERTING, QUIET).astype(object)
+    state[newest_us - last > gap_us] = NO_DATA
+    return state

@@ -26,9 +26,11 @@ CONTENT_SECURITY_POLICY = (
 )
 
 NAV = (
+    ("alerts", "/dashboard/alerts/", "Down now"),
     ("home", "/", "Home"),
     ("stores", "/dashboard/stores/", "Worst stores"),
     ("reports", "/dashboard/reports/", "Reports and imports"),
+    ("alerting", "/dashboard/alerting/", "Channels and maintenance"),
 )
 
 
@@ -64,6 +66,16 @@ def store(request: HttpRequest, store_id: str) -> HttpResponse:
 @require_safe
 def reports(request: HttpRequest) -> HttpResponse:
     return _page(request, "reports.html", page="reports", title="Reports and imports")
+
+
+@require_safe
+def down_now(request: HttpRequest) -> HttpResponse:
+    return _page(request, "alerts.html", page="alerts", title="Down now")
+
+
+@require_safe
+def alerting(request: HttpRequest) -> HttpResponse:
+    return _page(request, "alerting.html", page="alerting", title="Channels and maintenance")
 
 
 @require_safe

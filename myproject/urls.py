@@ -20,6 +20,8 @@ urlpatterns = [
     re_path(r"^dashboard/stores/?$", dashboard.worst_stores, name="dashboard-stores"),
     re_path(r"^dashboard/stores/(?P<store_id>[^/]+)/?$", dashboard.store, name="dashboard-store"),
     re_path(r"^dashboard/reports/?$", dashboard.reports, name="dashboard-reports"),
+    re_path(r"^dashboard/alerts/?$", dashboard.down_now, name="dashboard-alerts"),
+    re_path(r"^dashboard/alerting/?$", dashboard.alerting, name="dashboard-alerting"),
     path("", include("loop.api.urls")),
     # Trailing slash optional, like the API routes (no HTML redirect page).
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),

@@ -9,6 +9,7 @@ the last active and the first inactive poll).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -20,6 +21,7 @@ from loop import storage
 from loop.embedded_worker import wait_embedded_idle
 from loop.events import Event
 from loop.services.alerts import evaluate_alerts, send_reminders
+from loop.timeutil import us_to_ts
 from tests.support.api import VALID_ID, assert_json_error
 
 DAY = "2024-10-14"  # a Monday
@@ -118,10 +120,16 @@ def test_closing_time_resolves_an_alert_at_the_end_of_business_hours(
 
 def test_no_second_open_alert_for_a_store_whose_claim_is_held(api: APIClient, mdb: Database, sent: list[Event]) -> None:
     # Another evaluation opened s1's alert and died before writing the open-alerts document.
-    other = {"_id": VALID_ID, "store_id": "s1", "zone": "UTC", "muted": False, "resolved_at": None}
-    other |= {"started_at": pd.Timestamp(f"{DAY} 09:00", tz="UTC").to_pydatetime(), "resolution": None}
-    other |= {"opened_at": pd.Timestamp(f"{DAY} 09:30", tz="UTC").to_pydatetime(), "ended_at": None}
-    storage.insert_alert_records(mdb, [other])
+    started_us = int(pd.Timestamp(f"{DAY} 09:00", tz="UTC").value // 1000)
+    other = {"alert_id": VALID_ID, "store_id": "s1", "zone": "UTC", "muted": False, "resolution": None}
+    other |= {
+        "started_us": started_us,
+        "opened_us": started_us + 30 * 60_000_000,
+        "resolved_us": None,
+        "ended_us": None,
+    }
+    other |= {"ack_by": "", "ack_us": 0}
+    storage.record_opened(mdb, [other], day=DAY)
     assert storage.claim_open_alerts(mdb, [("s1", VALID_ID)]) == {"s1"}
     post(api, ("s1", "active", "10:00"), ("s1", "inactive", "10:40"), ("s1", "inactive", "11:00"))
     body = alerts(api, state="all")
@@ -176,14 +184,7 @@ def test_ack_is_idempotent_and_stops_reminders(api: APIClient, mdb: Database, se
     settings.ALERT_REPEAT_MINUTES = 1
     current = storage.read_open_alerts(mdb)
     # Pretend the last message went out two minutes ago.
-    aged = storage.OpenAlerts(
-        **{
-            **{k: getattr(current, k) for k in ("alert_id", "store_id", "started_us", "opened_us", "muted")},
-            "notified_us": current.notified_us - 120_000_000,
-            "evaluated_us": current.evaluated_us,
-            "stamp": current.stamp,
-        }
-    )
+    aged = replace(current, notified_us=current.notified_us - 120_000_000)
     storage.write_open_alerts(mdb, aged)
     assert send_reminders(db=mdb) == 1
     assert [e.type for e in sent] == ["alert.opened", "alert.reminder"]
@@ -195,10 +196,31 @@ def test_ack_is_idempotent_and_stops_reminders(api: APIClient, mdb: Database, se
     again = api.post(f"/alerts/{alert_id}/ack/", {"by": "li"}, format="json")
     assert again.status_code == 200
     assert again.json()["acknowledged_by"] == "maria"  # the first ack stays
-    assert alerts(api)["open_unacknowledged"] == 0
+    listed = alerts(api)
+    assert listed["open_unacknowledged"] == 0
+    assert listed["results"][0]["acknowledged_by"] == "maria"  # the open list reads one document: the ack is in it
 
-    storage.write_open_alerts(mdb, aged)
+    acked = storage.read_open_alerts(mdb)
+    storage.write_open_alerts(mdb, replace(acked, notified_us=acked.notified_us - 120_000_000))
     assert send_reminders(db=mdb) == 0  # acknowledged: no reminder
+
+
+def test_an_ack_during_a_long_evaluation_is_copied_by_the_next_sweep(
+    api: APIClient, mdb: Database, monkeypatch: pytest.MonkeyPatch, sent: list[Event]
+) -> None:
+    post(api, ("b", "active", "10:00"), ("b", "inactive", "11:00"))
+    alert_id = alerts(api)["results"][0]["alert_id"]
+    monkeypatch.setattr("loop.services.alerts.ACK_LOCK_WAIT_SECONDS", 0.1)
+    with storage.evaluation_lock(mdb) as held:  # an evaluation is running
+        assert held
+        answer = api.post(f"/alerts/{alert_id}/ack/", {"by": "ana"}, format="json")
+    assert answer.status_code == 200
+    assert answer.json()["acknowledged_by"] == "ana"  # the ack itself is stored
+    assert alerts(api)["open_unacknowledged"] == 1  # not in the open-alerts document yet
+    send_reminders(db=mdb)
+    listed = alerts(api)
+    assert (listed["open_unacknowledged"], listed["results"][0]["acknowledged_by"]) == (0, "ana")
+    assert alerts(api, state="all")["results"][0]["acknowledged_by"] == "ana"
 
 
 def test_ack_errors_are_json(api: APIClient) -> None:
@@ -234,3 +256,46 @@ def test_a_busy_evaluation_lock_makes_a_request_return_at_once(mdb: Database) ->
     with storage.evaluation_lock(mdb) as held:
         assert held
         assert evaluate_alerts(db=mdb) is None
+
+
+def test_alert_instants_keep_the_polls_microseconds_in_every_list(api: APIClient, sent: list[Event]) -> None:
+    items = [
+        {"store_id": "us", "status": "active", "timestamp_utc": f"{DAY}T10:00:00.000001Z"},
+        {"store_id": "us", "status": "inactive", "timestamp_utc": f"{DAY}T11:00:00.000003Z"},
+    ]
+    assert api.post("/store_status/", items, format="json").status_code == 201
+    assert wait_embedded_idle(timeout=30)
+    # The outage began halfway: 10:30:00.000002.
+    for state in ("open", "all"):
+        alert = alerts(api, state=state)["results"][0]
+        assert (alert["started_at"], alert["opened_at"]) == (f"{DAY}T10:30:00.000002Z", f"{DAY}T11:00:00.000003Z")
+
+
+def test_history_pages_newest_first_across_chunks_and_days(
+    api: APIClient, mdb: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("loop.storage.alerts.CHUNK_ROWS", 2)
+    base = int(pd.Timestamp(f"{DAY} 09:00", tz="UTC").value // 1000)
+    hour = 3_600_000_000
+    ids = [f"{k:02d}" + VALID_ID[2:] for k in range(5)]
+    for k, alert_id in enumerate(ids):  # one evaluation each, 8 hours apart
+        opened = base + k * 8 * hour
+        row = {"alert_id": alert_id, "store_id": f"h{k}", "zone": "UTC", "muted": False, "resolution": None}
+        row |= {"started_us": opened - hour, "opened_us": opened, "resolved_us": None, "ended_us": None}
+        storage.record_opened(mdb, [row | {"ack_by": "", "ack_us": 0}], day=str(us_to_ts(opened).date()))
+    # Opened 09:00 and 17:00 on the 14th (ids 0, 1), then 01:00, 09:00, 17:00 on the 15th (ids 2-4): two rows a
+    # chunk, so the 15th has two chunks.
+    chunks = [e["id"] for e in mdb["alert_history"].find_one({"_id": "index"})["chunks"]]
+    assert chunks == [f"{DAY}|0000", "2024-10-15|0000", "2024-10-15|0001"]
+    storage.record_changes(mdb, [(f"{DAY}|0000", ids[1], {"resolved_us": base + 9 * hour, "resolution": "up"})])
+
+    everything = [a["alert_id"] for a in alerts(api, state="all", page_size=2)["results"]]
+    assert everything == [ids[4], ids[3]]
+    page2 = alerts(api, state="all", page_size=2, page=2)
+    assert ([a["alert_id"] for a in page2["results"]], page2["count"]) == ([ids[2], ids[1]], 5)
+    resolved = alerts(api, state="resolved")
+    assert ([a["alert_id"] for a in resolved["results"]], resolved["count"]) == ([ids[1]], 1)
+    assert resolved["results"][0]["resolution"] == "up"
+    one = alerts(api, state="all", store_id="h3")
+    assert ([a["alert_id"] for a in one["results"]], one["count"]) == ([ids[3]], 1)
+    assert api.get(f"/alerts/{ids[1]}/").json()["resolved_at"] == f"{DAY}T18:00:00Z"

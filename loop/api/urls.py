@@ -28,6 +28,7 @@ urlpatterns = [
     re_path(r"^imports/?$", imports.ImportListView.as_view(), name="imports"),
     re_path(r"^imports/(?P<import_id>[^/]+)/?$", imports.ImportDetailView.as_view(), name="import"),
     re_path(r"^alerts/?$", alerts.AlertListView.as_view(), name="alerts"),
+    re_path(r"^alerts/stores/?$", alerts.StoreAlertStatesView.as_view(), name="alert-store-states"),
     re_path(r"^alerts/(?P<alert_id>[^/]+)/?$", alerts.AlertDetailView.as_view(), name="alert"),
     re_path(r"^alerts/(?P<alert_id>[^/]+)/ack/?$", alerts.AlertAckView.as_view(), name="alert-ack"),
     re_path(r"^maintenance/?$", maintenance.WindowListView.as_view(), name="maintenance"),

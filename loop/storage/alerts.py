@@ -4,15 +4,18 @@ Layout (names in ``loop.storage.schema``):
 - ``alert_state`` ``{_id: "open"}``: the open alerts as packed columns, the newest evaluation's ``t`` and a
   short log of evaluations. One document, so ``GET /alerts/?state=open`` and every evaluation read one
   document whatever the fleet size. Written only by an evaluation holding the ``alerts`` lock.
-- ``open_alerts`` ``{_id: store_id, alert_id}``: at most one open alert per store, enforced by the
+- ``open_alerts`` ``{_id: store_id, alert_id, at}``: at most one open alert per store, enforced by the
   unique ``_id`` (an insert is the one write FerretDB makes atomic under concurrency), not by the lock.
-- ``alerts`` ``{_id: alert_id, ...}``: every alert's record (opened, then resolved), for history.
+- ``alerts`` ``{_id: alert_id, ...}``: every alert's record (opened, then resolved), for history; its instants
+  are int64 UTC microseconds (``*_us``), as exact as the polls (BSON dates keep milliseconds).
 - ``alert_acks`` ``{_id: alert_id, by, at, note}``: the first ack wins; a second is a no-op.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -20,68 +23,83 @@ from typing import Any
 
 import numpy as np
 from bson import Binary
-from pymongo import DESCENDING
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from loop.storage.packed import exclusive, pack_strings, unpack_strings
-from loop.storage.schema import ALERT_ACKS, ALERT_STATE, ALERTS, OPEN_ALERTS
+from loop.storage.packed import LOCK_SECONDS, exclusive, pack_strings, unpack_strings
+from loop.storage.schema import ALERT_ACKS, ALERT_HISTORY, ALERT_STATE, ALERTS, OPEN_ALERTS, PENDING_ACKS
 
 OPEN_DOC = "open"
 EVALUATION_LOG = 50
 DUPLICATE_KEY = 11000
 
 
+# The open-alerts document's columns and their kinds: text, int64 or bool.
+TEXT, INT, FLAG = "text", "int64", "bool"
+COLUMNS: dict[str, str] = {
+    "alert_id": TEXT,
+    "store_id": TEXT,
+    "zone": TEXT,  # the store's effective zone when the alert opened
+    "started_us": INT,  # UTC microseconds
+    "opened_us": INT,
+    "muted": FLAG,  # opened inside a maintenance window and not announced yet
+    "notified_us": INT,  # wall clock of the last message about it (0: none)
+    "ack_by": TEXT,  # "" while nobody acknowledged it
+    "ack_us": INT,  # wall clock of the ack (0: none)
+    "chunk": TEXT,  # the history chunk holding its row
+}
+_DTYPES = {TEXT: object, INT: np.int64, FLAG: bool}
+
+
 @dataclass(frozen=True)
 class OpenAlerts:
-    """The open alerts as columns (one row per alert), and the newest evaluation."""
+    """The open alerts as columns (one row per alert: ``COLUMNS``), and the newest evaluation.
 
-    alert_id: np.ndarray  # object (str)
-    store_id: np.ndarray  # object (str)
-    started_us: np.ndarray  # int64, UTC microseconds
-    opened_us: np.ndarray  # int64
-    muted: np.ndarray  # bool: opened inside a maintenance window, nothing sent yet
-    notified_us: np.ndarray  # int64 wall clock of the last message about it (0: none)
+    Everything ``GET /alerts/?state=open`` shows is here, so that list reads this one document.
+    """
+
+    alert_id: np.ndarray
+    store_id: np.ndarray
+    zone: np.ndarray
+    started_us: np.ndarray
+    opened_us: np.ndarray
+    muted: np.ndarray
+    notified_us: np.ndarray
+    ack_by: np.ndarray
+    ack_us: np.ndarray
+    chunk: np.ndarray
     evaluated_us: int | None = None  # the t of the newest evaluation
     stamp: str | None = None  # the data stamp that evaluation saw
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     state: dict[str, Any] = field(default_factory=dict)  # small flags (the feed's staleness)
 
     @staticmethod
+    def rows(**columns: Sequence[Any] | np.ndarray) -> OpenAlerts:
+        """New rows; columns not given get their empty value ("" / 0 / False)."""
+        n = len(next(iter(columns.values()))) if columns else 0
+        fill = {TEXT: "", INT: 0, FLAG: False}
+        values: dict[str, Any] = {
+            name: np.asarray(columns[name], dtype=_DTYPES[kind])
+            if name in columns
+            else np.full(n, fill[kind], dtype=_DTYPES[kind])
+            for name, kind in COLUMNS.items()
+        }
+        return OpenAlerts(**values)
+
+    @staticmethod
     def empty() -> OpenAlerts:
-        nothing = np.zeros(0, dtype=np.int64)
-        return OpenAlerts(
-            np.zeros(0, dtype=object), np.zeros(0, dtype=object), nothing, nothing, np.zeros(0, dtype=bool), nothing
-        )
+        return OpenAlerts.rows()
 
     def __len__(self) -> int:
         return len(self.alert_id)
 
     def take(self, keep: np.ndarray) -> OpenAlerts:
-        return replace(
-            self,
-            alert_id=self.alert_id[keep],
-            store_id=self.store_id[keep],
-            started_us=self.started_us[keep],
-            opened_us=self.opened_us[keep],
-            muted=self.muted[keep],
-            notified_us=self.notified_us[keep],
-        )
+        taken: dict[str, Any] = {name: getattr(self, name)[keep] for name in COLUMNS}
+        return replace(self, **taken)
 
     def plus(self, other: OpenAlerts) -> OpenAlerts:
-        return replace(
-            self,
-            alert_id=np.concatenate((self.alert_id, other.alert_id)),
-            store_id=np.concatenate((self.store_id, other.store_id)),
-            started_us=np.concatenate((self.started_us, other.started_us)),
-            opened_us=np.concatenate((self.opened_us, other.opened_us)),
-            muted=np.concatenate((self.muted, other.muted)),
-            notified_us=np.concatenate((self.notified_us, other.notified_us)),
-        )
-
-
-def _int64(values: np.ndarray) -> Binary:
-    return Binary(np.asarray(values, dtype="<i8").tobytes())
+        joined: dict[str, Any] = {name: np.concatenate((getattr(self, name), getattr(other, name))) for name in COLUMNS}
+        return replace(self, **joined)
 
 
 def read_open_alerts(db: Database) -> OpenAlerts:
@@ -89,13 +107,19 @@ def read_open_alerts(db: Database) -> OpenAlerts:
     doc = db[ALERT_STATE].find_one({"_id": OPEN_DOC})
     if doc is None:
         return OpenAlerts.empty()
+    n = int(doc.get("count", 0))
+    values: dict[str, Any] = {}
+    for name, kind in COLUMNS.items():
+        if name not in doc:  # written before the column existed
+            values[name] = getattr(OpenAlerts.rows(alert_id=[""] * n), name)
+        elif kind == TEXT:
+            values[name] = unpack_strings(doc[name], doc[f"{name}_len"])
+        elif kind == INT:
+            values[name] = np.frombuffer(doc[name], dtype="<i8").astype(np.int64)
+        else:
+            values[name] = np.frombuffer(doc[name], dtype=np.uint8).astype(bool)
     return OpenAlerts(
-        alert_id=unpack_strings(doc["alert_id"], doc["alert_id_len"]),
-        store_id=unpack_strings(doc["store_id"], doc["store_id_len"]),
-        started_us=np.frombuffer(doc["started_us"], dtype="<i8").astype(np.int64),
-        opened_us=np.frombuffer(doc["opened_us"], dtype="<i8").astype(np.int64),
-        muted=np.frombuffer(doc["muted"], dtype=np.uint8).astype(bool),
-        notified_us=np.frombuffer(doc["notified_us"], dtype="<i8").astype(np.int64),
+        **values,
         evaluated_us=doc.get("evaluated_us"),
         stamp=doc.get("stamp"),
         evaluations=list(doc.get("evaluations", [])),
@@ -105,18 +129,16 @@ def read_open_alerts(db: Database) -> OpenAlerts:
 
 def write_open_alerts(db: Database, alerts: OpenAlerts) -> None:
     """Replace the open-alerts document (callers hold ``evaluation_lock``)."""
-    alert_id, alert_id_len = pack_strings(alerts.alert_id)
-    store_id, store_id_len = pack_strings(alerts.store_id)
-    doc = {
-        "_id": OPEN_DOC,
-        "alert_id": alert_id,
-        "alert_id_len": alert_id_len,
-        "store_id": store_id,
-        "store_id_len": store_id_len,
-        "started_us": _int64(alerts.started_us),
-        "opened_us": _int64(alerts.opened_us),
-        "muted": Binary(np.asarray(alerts.muted, dtype=np.uint8).tobytes()),
-        "notified_us": _int64(alerts.notified_us),
+    doc: dict[str, Any] = {"_id": OPEN_DOC}
+    for name, kind in COLUMNS.items():
+        values = getattr(alerts, name)
+        if kind == TEXT:
+            doc[name], doc[f"{name}_len"] = pack_strings(values)
+        elif kind == INT:
+            doc[name] = Binary(np.asarray(values, dtype="<i8").tobytes())
+        else:
+            doc[name] = Binary(np.asarray(values, dtype=np.uint8).tobytes())
+    doc |= {
         "evaluated_us": alerts.evaluated_us,
         "stamp": alerts.stamp,
         "evaluations": alerts.evaluations[-EVALUATION_LOG:],
@@ -137,7 +159,8 @@ def claim_open_alerts(db: Database, claims: Sequence[tuple[str, str]]) -> set[st
     """Insert ``(store_id, alert_id)`` claims; returns the store ids whose claim was taken (no open alert before)."""
     if not claims:
         return set()
-    docs = [{"_id": store_id, "alert_id": alert_id} for store_id, alert_id in claims]
+    now = time.time()
+    docs = [{"_id": store_id, "alert_id": alert_id, "at": now} for store_id, alert_id in claims]
     refused: set[int] = set()
     try:
         db[OPEN_ALERTS].insert_many(docs, ordered=False)
@@ -155,48 +178,140 @@ def open_alert_claims(db: Database, store_ids: Sequence[str]) -> dict[str, str]:
     return {str(doc["_id"]): str(doc["alert_id"]) for doc in found}
 
 
+def claimed_store_ids(db: Database) -> list[str]:
+    """Every store with a claim (an open alert)."""
+    return [str(doc["_id"]) for doc in db[OPEN_ALERTS].find({}, {"_id": 1})]
+
+
+def release_claims(db: Database, claims: Sequence[tuple[str, str]], *, unrecorded: bool = False) -> None:
+    """Delete these ``(store_id, alert_id)`` claims (not a newer claim of the store). ``unrecorded``: only
+    those older than the lock's lease; a younger one may be an evaluation's between its claim and its record."""
+    for store_id, alert_id in claims:
+        filt: dict[str, Any] = {"_id": store_id, "alert_id": alert_id}
+        if unrecorded:  # a claim without "at" predates the field: old
+            filt["$or"] = [{"at": {"$lt": time.time() - LOCK_SECONDS}}, {"at": {"$exists": False}}]
+        db[OPEN_ALERTS].delete_one(filt)
+
+
 def release_open_alerts(db: Database, store_ids: Sequence[str]) -> None:
     if store_ids:
         db[OPEN_ALERTS].delete_many({"_id": {"$in": list(store_ids)}})
 
 
-def insert_alert_records(db: Database, records: Sequence[dict[str, Any]]) -> None:
-    """Each opened alert's record (``_id`` = alert_id); a record already there (a retried evaluation) stays."""
-    if not records:
-        return
+# --- history: every alert, packed by the UTC day it opened ----------------------------------------------
+# A list reads a few large documents, never one per alert (FerretDB filters ~11K-45K documents/s in its
+# own process, even ``_id`` $in). ``alerts`` keeps one tiny locator per alert (inserted once) so that one
+# alert is found by ``_id``.
+
+HISTORY_INDEX = "index"
+CHUNK_ROWS = 5000
+_chunk_cache: dict[tuple[int, str, str, int], list[dict[str, Any]]] = {}
+_chunk_lock = threading.Lock()
+
+
+def _history_index(db: Database) -> list[dict[str, Any]]:
+    doc = db[ALERT_HISTORY].find_one({"_id": HISTORY_INDEX})
+    return [] if doc is None else list(doc["chunks"])
+
+
+def _write_index(db: Database, chunks: list[dict[str, Any]]) -> None:
+    db[ALERT_HISTORY].replace_one({"_id": HISTORY_INDEX}, {"_id": HISTORY_INDEX, "chunks": chunks}, upsert=True)
+
+
+def _read_chunk(db: Database, entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """A chunk's rows (kept per process while its version holds: rows must not be changed by callers)."""
+    key = (id(db.client), db.name, str(entry["id"]), int(entry["v"]))
+    with _chunk_lock:
+        cached = _chunk_cache.get(key)
+    if cached is not None:
+        return cached
+    doc = db[ALERT_HISTORY].find_one({"_id": entry["id"]})
+    rows = [] if doc is None else list(doc["rows"])
+    with _chunk_lock:
+        if len(_chunk_cache) > 256:
+            _chunk_cache.clear()
+        _chunk_cache[key] = rows
+    return rows
+
+
+def _write_chunk(db: Database, chunk_id: str, rows: list[dict[str, Any]]) -> None:
+    db[ALERT_HISTORY].replace_one({"_id": chunk_id}, {"_id": chunk_id, "rows": rows}, upsert=True)
+
+
+def record_opened(db: Database, rows: Sequence[dict[str, Any]], *, day: str) -> str:
+    """Add opened alerts (``alert_id`` and their fields) to the history chunk of ``day``; returns the chunk id.
+
+    Callers hold ``evaluation_lock``: the chunks and their index have one writer at a time."""
+    if not rows:
+        return ""
+    index = _history_index(db)
+    mine = [e for e in index if str(e["id"]).startswith(f"{day}|")]
+    if mine and int(mine[-1]["n"]) + len(rows) <= CHUNK_ROWS:
+        entry = mine[-1]
+    else:
+        entry = {"id": f"{day}|{len(mine):04d}", "n": 0, "resolved": 0, "v": 0}
+        index.append(entry)
+        index.sort(key=lambda e: str(e["id"]))
+    chunk_rows = list(_read_chunk(db, entry)) if entry["n"] else []
+    chunk_rows += [dict(row, chunk=entry["id"]) for row in rows]
+    locators = [{"_id": row["alert_id"], "chunk": entry["id"]} for row in rows]
     try:
-        db[ALERTS].insert_many(list(records), ordered=False)
-    except BulkWriteError as exc:
+        db[ALERTS].insert_many(locators, ordered=False)
+    except BulkWriteError as exc:  # a retried evaluation: the locator is there already
         if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
             raise
+    _write_chunk(db, entry["id"], chunk_rows)
+    entry.update(n=len(chunk_rows), v=int(entry["v"]) + 1)
+    _write_index(db, index)
+    return str(entry["id"])
 
 
-def resolve_alert_records(db: Database, resolutions: Sequence[tuple[str, dict[str, Any]]]) -> None:
-    """Set each resolved alert's resolution fields (only the evaluation writes a record after its insert)."""
-    for alert_id, fields in resolutions:
-        db[ALERTS].update_one({"_id": alert_id}, {"$set": fields})
+def record_changes(db: Database, changes: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
+    """Set fields of alerts in their history chunks: ``(chunk id, alert_id, fields)`` (callers hold the lock)."""
+    if not changes:
+        return
+    index = _history_index(db)
+    by_id = {str(e["id"]): e for e in index}
+    per_chunk: dict[str, dict[str, dict[str, Any]]] = {}
+    for chunk_id, alert_id, fields in changes:
+        per_chunk.setdefault(chunk_id, {})[alert_id] = fields
+    for chunk_id, fields_of in per_chunk.items():
+        entry = by_id.get(chunk_id)
+        if entry is None:
+            continue
+        rows = [dict(row, **fields_of.get(row["alert_id"], {})) for row in _read_chunk(db, entry)]
+        _write_chunk(db, chunk_id, rows)
+        entry.update(v=int(entry["v"]) + 1, resolved=sum(1 for row in rows if row.get("resolved_us") is not None))
+    _write_index(db, index)
 
 
-def get_alert_record(db: Database, alert_id: str) -> dict[str, Any] | None:
-    return db[ALERTS].find_one({"_id": alert_id})
+def read_alert(db: Database, alert_id: str) -> dict[str, Any] | None:
+    """One alert's row (its locator, then its chunk), or None."""
+    locator = db[ALERTS].find_one({"_id": alert_id})
+    if locator is None:
+        return None
+    entry = next((e for e in _history_index(db) if e["id"] == locator["chunk"]), None)
+    if entry is None:
+        return None
+    return next((row for row in _read_chunk(db, entry) if row["alert_id"] == alert_id), None)
 
 
-def alert_records(db: Database, alert_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    return {str(doc["_id"]): doc for doc in db[ALERTS].find({"_id": {"$in": list(alert_ids)}})}
+def read_alerts(db: Database, alert_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Rows of a few alerts (each by its locator)."""
+    found = {}
+    for alert_id in alert_ids:
+        row = read_alert(db, alert_id)
+        if row is not None:
+            found[alert_id] = row
+    return found
 
 
-def list_alert_records(
-    db: Database, *, resolved: bool | None, store_ids: Sequence[str] | None, skip: int, limit: int
-) -> tuple[list[dict[str, Any]], int]:
-    """A page of alert records (of these stores only, unless None), newest opened first, and how many match."""
-    filt: dict[str, Any] = {}
-    if resolved is not None:
-        filt["resolved_at"] = {"$ne": None} if resolved else None
-    if store_ids is not None:
-        filt["store_id"] = {"$in": list(store_ids)}
-    total = db[ALERTS].count_documents(filt)
-    cursor = db[ALERTS].find(filt).sort([("opened_at", DESCENDING), ("_id", DESCENDING)]).skip(skip).limit(limit)
-    return list(cursor), total
+def history(db: Database, *, resolved: bool | None) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """The history chunks newest first: (rows matching ``resolved`` in the chunk, its rows)."""
+    for entry in sorted(_history_index(db), key=lambda e: str(e["id"]), reverse=True):
+        n, done = int(entry["n"]), int(entry["resolved"])
+        matching = n if resolved is None else done if resolved else n - done
+        yield matching, _read_chunk(db, entry) if matching else []
 
 
 def add_ack(db: Database, alert_id: str, *, by: str, at: dt.datetime, note: str) -> bool:
@@ -208,7 +323,19 @@ def add_ack(db: Database, alert_id: str, *, by: str, at: dt.datetime, note: str)
     return True
 
 
-def read_acks(db: Database, alert_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    if not alert_ids:
-        return {}
-    return {str(doc["_id"]): doc for doc in db[ALERT_ACKS].find({"_id": {"$in": list(alert_ids)}})}
+def get_ack(db: Database, alert_id: str) -> dict[str, Any] | None:
+    return db[ALERT_ACKS].find_one({"_id": alert_id})
+
+
+def add_pending_ack(db: Database, alert_id: str) -> None:
+    """An ack the open-alerts document does not show yet (the lock was busy): the next sweep copies it."""
+    db[PENDING_ACKS].replace_one({"_id": alert_id}, {"_id": alert_id}, upsert=True)
+
+
+def take_pending_acks(db: Database) -> dict[str, dict[str, Any]]:
+    """The acks waiting to be copied (a small collection), removed as they are taken."""
+    ids = [str(doc["_id"]) for doc in db[PENDING_ACKS].find({})]
+    acks = {alert_id: ack for alert_id in ids if (ack := get_ack(db, alert_id)) is not None}
+    if ids:
+        db[PENDING_ACKS].delete_many({"_id": {"$in": ids}})
+    return acks

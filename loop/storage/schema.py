@@ -33,8 +33,13 @@ JOB_CLAIMS = "job_claims"
 # alert (unique _id), every alert's record, and acks.
 ALERT_STATE = "alert_state"
 OPEN_ALERTS = "open_alerts"
+# {_id: alert_id, chunk}: where each alert's row lives in ALERT_HISTORY (inserted once, never updated).
 ALERTS = "alerts"
+# Every alert's row, packed by the UTC day it opened ("YYYY-MM-DD|NNNN", at most 5,000 rows), and an index.
+ALERT_HISTORY = "alert_history"
 ALERT_ACKS = "alert_acks"
+# {_id: alert_id}: acks not yet copied into the open-alerts document (the evaluation lock was busy).
+PENDING_ACKS = "alert_acks_pending"
 # Maintenance windows (mutes) of alerts: one small document per window, inserted once, then only deleted
 # (loop.storage.maintenance).
 MAINTENANCE_WINDOWS = "maintenance_windows"
@@ -57,9 +62,6 @@ def create_indexes(db: Database) -> None:
     # GET /imports/: newest first. Upload chunks are read by _id; the index serves delete_file.
     db[IMPORTS].create_index([("created_at", DESCENDING)], name="created_at_-1")
     db[IMPORT_CHUNKS].create_index([("files_id", ASCENDING), ("n", ASCENDING)], unique=True, name="files_id_1_n_1")
-    # GET /alerts/ (resolved or all): newest first, optionally one store's.
-    db[ALERTS].create_index([("opened_at", DESCENDING)], name="opened_at_-1")
-    db[ALERTS].create_index([("store_id", ASCENDING), ("opened_at", DESCENDING)], name="store_id_1_opened_at_-1")
     # GET /maintenance/: newest first (the collection stays small; the index keeps the sort cheap anyway).
     db[MAINTENANCE_WINDOWS].create_index([("created_at", DESCENDING)], name="created_at_-1")
     # GET /channels/ and GET /deliveries/ (newest first, optionally one channel's); the sweep's due deliveries.

@@ -225,6 +225,20 @@
     });
   }
 
+  /* Minutes as "1 h 18 min" (whole minutes, rounded down: a duration never reads longer than it is). */
+  function fmtDuration(minutes) {
+    if (minutes === null || minutes === undefined || Number.isNaN(minutes)) return "–";
+    const whole = Math.floor(minutes);
+    const h = Math.floor(whole / 60);
+    const m = whole % 60;
+    return h ? `${h} h ${m} min` : `${m} min`;
+  }
+
+  /* The clock part ("11:42") of a local ISO string with an offset. */
+  function fmtClock(iso) {
+    return iso ? iso.slice(11, 16) : "–";
+  }
+
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
     for (const [key, value] of Object.entries(attrs || {})) {
@@ -267,6 +281,8 @@
     fmtTime,
     fmtLocal,
     fmtNum,
+    fmtDuration,
+    fmtClock,
     el,
     storeHref,
     chartLibrary,

@@ -1,4 +1,4 @@
-/* Home: data freshness (GET /overview/), the latest report with its live progress and CSV link,
+/* Home: stores down now (GET /alerts/: the open count), data freshness (GET /overview/), the latest report with its live progress and CSV link,
  * and the trigger button (POST /trigger_report/). */
 "use strict";
 
@@ -56,8 +56,14 @@
     }
   }
 
+  function renderDownNow(alerts) {
+    const unacked = alerts.open_unacknowledged ? `, ${fmtNum(alerts.open_unacknowledged)} not acknowledged` : "";
+    $("down-now").textContent = `${fmtNum(alerts.open)} store${alerts.open === 1 ? "" : "s"}${unacked}`;
+  }
+
   async function load() {
-    const o = await getJSON("/overview/");
+    const [o, alerts] = await Promise.all([getJSON("/overview/"), getJSON("/alerts/?page_size=1")]);
+    renderDownNow(alerts);
     renderFreshness(o);
     renderReport(o.latest_report);
     if (o.latest_report && o.latest_report.status === "Failed") await showFailure(o.latest_report);

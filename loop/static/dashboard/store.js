@@ -1,9 +1,10 @@
-/* One store: zone and hours (GET /stores/<id>/), the week's timeline as a chart (business time up /
- * down / unobserved; closed time blank), its outages and daily uptime (GET /stores/<id>/timeline/). */
+/* One store: zone and hours (GET /stores/<id>/), its state now in words and its alert history
+ * (GET /alerts/stores/?store_id=, GET /alerts/?state=all&store_id=), the week's timeline as a chart (business
+ * time up / down / unobserved; closed time blank), its outages and daily uptime (GET /stores/<id>/timeline/). */
 "use strict";
 
 (function () {
-  const { getJSON, showError, ready, fmtTime, fmtLocal, fmtNum, el } = window.Loop;
+  const { getJSON, showError, ready, fmtTime, fmtLocal, fmtClock, fmtDuration, fmtNum, el } = window.Loop;
   const $ = (id) => document.getElementById(id);
   const storeId = $("store-root").dataset.storeId;
   const base = `/stores/${encodeURIComponent(storeId)}`;
@@ -56,6 +57,46 @@
           el("td", { text: DAYS[h.dayOfWeek] || String(h.dayOfWeek) }),
           el("td", { text: h.start_time_local }),
           el("td", { text: h.end_time_local }),
+        ),
+      ),
+    );
+  }
+
+  /* "down since 11:42 local, 1 h 18 min" from the store's state and its open alert (the API's rules). */
+  function nowSentence(state, open) {
+    if (!state) return "No poll stored for this store.";
+    const age = `last poll ${fmtTime(state.last_poll_utc)}, ${fmtDuration(state.last_poll_age_minutes)} before the newest poll`;
+    if (state.state === "no_data") {
+      const still = open ? ` (its alert since ${fmtClock(open.started_at_local)} local stays open)` : "";
+      return `No data: ${age}${still}.`;
+    }
+    if (state.state === "down" && open) {
+      const local = open.started_at_local ? `${fmtClock(open.started_at_local)} local` : fmtTime(open.started_at);
+      const ack = open.acknowledged_by ? `; acknowledged by ${open.acknowledged_by}` : "; not acknowledged";
+      return `Down since ${local} (${fmtTime(open.started_at)}), ${fmtDuration(open.down_minutes)}${ack}.`;
+    }
+    return `No open alert: ${age}.`;
+  }
+
+  function renderAlerts(states, history) {
+    const state = states.results[0] || null;
+    const open = state && state.alert_id ? history.results.find((a) => a.alert_id === state.alert_id) : null;
+    const now = $("store-now");
+    now.textContent = nowSentence(state, open);
+    now.className = `store-now state-${state ? state.state : "none"}`;
+    $("alert-count").textContent = history.count > history.results.length
+      ? `latest ${history.results.length} of ${history.count}`
+      : String(history.count);
+    $("alert-history-box").open = history.count > 0;
+    $("alerts-table").tBodies[0].replaceChildren(
+      ...history.results.map((a) =>
+        el(
+          "tr",
+          { "data-alert-id": a.alert_id },
+          el("td", { text: a.started_at_local ? fmtLocal(a.started_at_local) : fmtTime(a.started_at) }),
+          el("td", { text: a.resolved_at ? fmtTime(a.resolved_at) : "open" }),
+          el("td", { class: "num", text: fmtDuration(a.down_minutes) }),
+          el("td", { text: a.acknowledged_by || "–" }),
         ),
       ),
     );
@@ -150,8 +191,15 @@
 
   async function load() {
     // Both reads at once; a store the API does not know is its 404 message.
-    const [store, timeline] = await Promise.all([getJSON(`${base}/`), getJSON(`${base}/timeline/`)]);
+    const id = encodeURIComponent(storeId);
+    const [store, timeline, states, history] = await Promise.all([
+      getJSON(`${base}/`),
+      getJSON(`${base}/timeline/`),
+      getJSON(`/alerts/stores/?store_id=${id}`),
+      getJSON(`/alerts/?state=all&store_id=${id}&page_size=20`),
+    ]);
     renderStore(store);
+    renderAlerts(states, history);
     renderTimeline(timeline, await window.Loop.chartLibrary());
   }
 

@@ -2,17 +2,21 @@
  * the spread of week uptime % over all stores, and the stores down in the last hour.
  *
  * The rows and each window's uptime % come from the API (GET /reports/<id>/stores/), for any report
- * format; a window without business time has no % (null: shown as "–", sorted last). */
+ * format; a window without business time has no % (null: shown as "–", sorted last). Each store's state
+ * now (down since / no data / ok) and last poll age come from GET /alerts/stores/ (the rule is the API's). */
 "use strict";
 
 (function () {
-  const { getJSON, showError, ready, fmtNum, el, storeHref } = window.Loop;
+  const { getJSON, showError, ready, fmtNum, fmtTime, fmtDuration, el, storeHref } = window.Loop;
   const $ = (id) => document.getElementById(id);
   const PAGE_SIZE = 25;
   // First click on a column: worst first (uptime ascending, downtime descending); store ids A-Z.
   const FIRST_DIRECTION = {
-    store_id: 1, pct_hour: 1, pct_day: 1, pct_week: 1, down_hour: -1, down_day: -1, down_week: -1,
+    store_id: 1, state_rank: 1, poll_age: -1, pct_hour: 1, pct_day: 1, pct_week: 1, down_hour: -1, down_day: -1, down_week: -1,
   };
+  // Down first, then no data, then ok (a store the states do not list: last).
+  const STATE_RANK = { down: 0, no_data: 1, ok: 2 };
+  let states = new Map();
   let rows = [];
   let shown = [];
   let sortKey = "pct_week";
@@ -22,6 +26,9 @@
   function toRows(results) {
     return results.map((r) => ({
       store_id: r.store_id,
+      now: states.get(r.store_id) || null,
+      state_rank: states.has(r.store_id) ? STATE_RANK[states.get(r.store_id).state] : null,
+      poll_age: states.has(r.store_id) ? states.get(r.store_id).last_poll_age_minutes : null,
       // From the store directory (null when unknown): shown beside the id and searched too.
       name: r.name ?? null,
       region: r.region ?? null,
@@ -52,6 +59,22 @@
     return parts.length ? [el("br", {}), el("span", { class: "hint store-name", text: parts.join(" · ") })] : [];
   }
 
+  /* "down since 10:20 UTC" / "no data" / "ok" (text only). */
+  function nowText(now) {
+    if (!now) return "–";
+    if (now.state === "down") return `down since ${fmtTime(now.down_since)}`;
+    return now.state === "no_data" ? "no data" : "ok";
+  }
+
+  function nowCell(r) {
+    if (!r.now) return el("td", { text: "–" });
+    return el("td", {}, el("span", { class: `state state-${r.now.state}`, text: nowText(r.now) }));
+  }
+
+  function ageText(r) {
+    return r.now ? `${fmtDuration(r.now.last_poll_age_minutes)}` : "–";
+  }
+
   function refresh() {
     const needle = $("search").value.trim().toLowerCase();
     shown = rows.filter(
@@ -65,8 +88,10 @@
     const cells = shown.slice(page * PAGE_SIZE, (page + 1) * PAGE_SIZE).map((r) =>
       el(
         "tr",
-        {},
+        { "data-store-id": r.store_id, class: r.now ? `row-${r.now.state}` : null },
         el("th", { scope: "row" }, el("a", { href: storeHref(r.store_id), text: r.store_id }), ...directoryNote(r)),
+        nowCell(r),
+        el("td", { class: "num", text: ageText(r), title: r.now ? `last poll ${fmtTime(r.now.last_poll_utc)}` : null }),
         el("td", { class: "num", text: fmtNum(r.pct_hour, 1) }),
         el("td", { class: "num", text: fmtNum(r.pct_day, 1) }),
         el("td", { class: "num", text: fmtNum(r.pct_week, 1) }),
@@ -119,7 +144,14 @@
     $("down-title").textContent = `Down in the last hour (${down.length} of ${rows.length} stores)`;
     $("down-list").replaceChildren(
       ...down.map((r) =>
-        el("li", {}, el("a", { href: storeHref(r.store_id), text: r.store_id }), ` ${fmtNum(r.down_hour, 0)} min`),
+        el(
+          "li",
+          { "data-store-id": r.store_id, class: r.now ? `row-${r.now.state}` : null },
+          el("a", { href: storeHref(r.store_id), text: r.store_id }),
+          ` ${fmtNum(r.down_hour, 0)} min · `,
+          el("span", { class: `state state-${r.now ? r.now.state : "none"}`, text: nowText(r.now) }),
+          ` · last poll ${ageText(r)} before the newest`,
+        ),
       ),
     );
   }
@@ -157,7 +189,13 @@
       reportId = latest.results[0].report_id;
     }
     // A Running or Failed report answers 409 with the reason, shown as the page's error.
-    const report = await getJSON(`/reports/${encodeURIComponent(reportId)}/stores/`);
+    const [report, now] = await Promise.all([
+      getJSON(`/reports/${encodeURIComponent(reportId)}/stores/`),
+      getJSON("/alerts/stores/"),
+    ]);
+    states = new Map(now.results.map((s) => [s.store_id, s]));
+    $("states-clock").textContent = fmtTime(now.newest_poll_utc);
+    $("states-gap").textContent = String(now.max_gap_minutes);
     // Timings of the steps for the benchmark (bench/bench_dashboard.py).
     performance.mark("dashboard:rows");
     rows = toRows(report.results);

@@ -1,0 +1,140 @@
+/* Channels and maintenance windows: lists (GET /channels/, GET /maintenance/), create (POST), delete
+ * (DELETE) and a channel's test message (POST /channels/<id>/test/). Every check is the API's: a
+ * refused form shows the API's 400 message. */
+"use strict";
+
+(function () {
+  const { request, getJSON, postJSON, showError, showNotice, clearMessages, ready, fmtTime, el } = window.Loop;
+  const $ = (id) => document.getElementById(id);
+  const DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+
+  function button(text, label, onClick, cls) {
+    const b = el("button", { type: "button", class: cls || "secondary", text, "aria-label": label });
+    b.addEventListener("click", async () => {
+      b.disabled = true;
+      try {
+        await onClick();
+      } catch (err) {
+        showError(err, label);
+      } finally {
+        b.disabled = false;
+      }
+    });
+    return b;
+  }
+
+  async function remove(path, what) {
+    if (!window.confirm(`Delete ${what}?`)) return;
+    await request(path, { method: "DELETE" });
+    showNotice(`Deleted ${what}.`);
+    await load();
+  }
+
+  function renderChannels(body) {
+    $("channels-none").hidden = body.count > 0;
+    $("channels-table").tBodies[0].replaceChildren(
+      ...body.results.map((c) =>
+        el(
+          "tr",
+          { "data-channel-id": c.channel_id },
+          el("th", { scope: "row", text: c.name }),
+          el("td", { text: c.kind }),
+          el("td", { text: c.url || c.email || "–" }),
+          el("td", { text: c.events.join(", ") }),
+          el("td", { text: c.enabled ? "yes" : `no (${c.disabled_reason || "disabled"})` }),
+          el(
+            "td",
+            {},
+            button("Test", `Send a test message to ${c.name}`, async () => {
+              const { body: d } = await postJSON(`/channels/${encodeURIComponent(c.channel_id)}/test/`);
+              showNotice(`Test message to ${c.name} queued (delivery ${d.delivery_id}, ${d.status}).`);
+            }),
+            " ",
+            button("Delete", `Delete channel ${c.name}`, () => remove(`/channels/${encodeURIComponent(c.channel_id)}/`, `channel ${c.name}`), "danger"),
+          ),
+        ),
+      ),
+    );
+  }
+
+  function windowWhen(w) {
+    if (w.kind === "weekly") return `every ${DAYS[w.weekday] || w.weekday} ${w.local_start}–${w.local_end} local`;
+    return `${fmtTime(w.start)} to ${fmtTime(w.end)}`;
+  }
+
+  function renderWindows(body) {
+    $("windows-none").hidden = body.count > 0;
+    $("windows-table").tBodies[0].replaceChildren(
+      ...body.results.map((w) =>
+        el(
+          "tr",
+          { "data-window-id": w.window_id },
+          el("th", { scope: "row", text: w.all ? "all stores" : (w.store_ids || []).join(", ") }),
+          el("td", { text: windowWhen(w) }),
+          el("td", { text: w.note || "" }),
+          el("td", {}, button("Delete", "Delete this window", () => remove(`/maintenance/${encodeURIComponent(w.window_id)}/`, "the window"), "danger")),
+        ),
+      ),
+    );
+  }
+
+  const list = (text) => text.split(",").map((part) => part.trim()).filter((part) => part);
+
+  $("channel-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearMessages();
+    const kind = $("channel-kind").value;
+    const body = { name: $("channel-name").value.trim(), kind };
+    body[kind === "email" ? "email" : "url"] = $("channel-target").value.trim();
+    const events = list($("channel-events").value);
+    if (events.length) body.events = events;
+    try {
+      const { body: made } = await postJSON("/channels/", body);
+      $("channel-secret").hidden = !made.secret;
+      $("channel-secret").textContent = made.secret ? `Signing secret of ${made.name} (shown once, keep it): ${made.secret}` : "";
+      showNotice(`Added channel ${made.name}.`);
+      $("channel-form").reset();
+      await load();
+    } catch (err) {
+      showError(err, "Adding the channel");
+    }
+  });
+
+  $("window-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearMessages();
+    const stores = list($("window-stores").value);
+    const body = stores.length ? { store_ids: stores } : { all: true };
+    if ($("window-kind").value === "weekly") {
+      body.weekday = Number($("window-weekday").value);
+      body.local_start = $("window-local-start").value.trim();
+      body.local_end = $("window-local-end").value.trim();
+    } else {
+      body.start = $("window-start").value.trim();
+      body.end = $("window-end").value.trim();
+    }
+    const note = $("window-note").value.trim();
+    if (note) body.note = note;
+    try {
+      await postJSON("/maintenance/", body);
+      showNotice("Added the maintenance window.");
+      $("window-form").reset();
+      await load();
+    } catch (err) {
+      showError(err, "Adding the window");
+    }
+  });
+
+  async function load() {
+    const [channels, windows] = await Promise.all([
+      getJSON("/channels/?page_size=100"),
+      getJSON("/maintenance/?page_size=100"),
+    ]);
+    renderChannels(channels);
+    renderWindows(windows);
+  }
+
+  load()
+    .catch((err) => showError(err, "Loading channels and windows"))
+    .finally(ready);
+})();
