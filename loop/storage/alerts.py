@@ -238,6 +238,19 @@ def _write_chunk(db: Database, chunk_id: str, rows: list[dict[str, Any]]) -> Non
     db[ALERT_HISTORY].replace_one({"_id": chunk_id}, {"_id": chunk_id, "rows": rows}, upsert=True)
 
 
+def _cache_written(db: Database, entries: Sequence[tuple[dict[str, Any], list[dict[str, Any]]]]) -> None:
+    """Keep chunks just written (once their index is): the next write or read in this process skips
+    reading back a day's chunk (~40 ms for 1,000 rows on FerretDB)."""
+    with _chunk_lock:
+        for entry, rows in entries:
+            chunk = (id(db.client), db.name, str(entry["id"]))
+            for key in [k for k in _chunk_cache if k[:3] == chunk]:  # its older versions are dead
+                del _chunk_cache[key]
+            if len(_chunk_cache) > 256:
+                _chunk_cache.clear()
+            _chunk_cache[(*chunk, int(entry["v"]))] = rows
+
+
 def record_opened(db: Database, rows: Sequence[dict[str, Any]], *, day: str) -> str:
     """Add opened alerts (``alert_id`` and their fields) to the history chunk of ``day``; returns the chunk id.
 
@@ -263,6 +276,7 @@ def record_opened(db: Database, rows: Sequence[dict[str, Any]], *, day: str) -> 
     _write_chunk(db, entry["id"], chunk_rows)
     entry.update(n=len(chunk_rows), v=int(entry["v"]) + 1)
     _write_index(db, index)
+    _cache_written(db, [(entry, chunk_rows)])
     return str(entry["id"])
 
 
@@ -275,6 +289,7 @@ def record_changes(db: Database, changes: Sequence[tuple[str, str, dict[str, Any
     per_chunk: dict[str, dict[str, dict[str, Any]]] = {}
     for chunk_id, alert_id, fields in changes:
         per_chunk.setdefault(chunk_id, {})[alert_id] = fields
+    written: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
     for chunk_id, fields_of in per_chunk.items():
         entry = by_id.get(chunk_id)
         if entry is None:
@@ -282,7 +297,9 @@ def record_changes(db: Database, changes: Sequence[tuple[str, str, dict[str, Any
         rows = [dict(row, **fields_of.get(row["alert_id"], {})) for row in _read_chunk(db, entry)]
         _write_chunk(db, chunk_id, rows)
         entry.update(v=int(entry["v"]) + 1, resolved=sum(1 for row in rows if row.get("resolved_us") is not None))
+        written.append((entry, rows))
     _write_index(db, index)
+    _cache_written(db, written)
 
 
 def read_alert(db: Database, alert_id: str) -> dict[str, Any] | None:
