@@ -184,8 +184,6 @@ def _evaluate(db: Database) -> EvaluationResult:
         muted=[store_id in muted_now for store_id in stores],
         notified_us=[0 if store_id in muted_now else wall_us for store_id in stores],
     )
-    chunk = storage.record_opened(db, [_row(added, k) for k in range(len(added))], day=str(t.date()))
-    added = replace(added, chunk=np.full(len(added), chunk, dtype=object))
 
     # Resolved: record, then release the stores' claims.
     resolved = changes.resolved
@@ -203,7 +201,10 @@ def _evaluate(db: Database) -> EvaluationResult:
         # Nothing is sent for an alert that opened muted (nobody was told) or resolves inside a window.
         if not current.muted[k] and store_id not in muted_now:
             resolved_rows.append(_row(current, k) | fields)
-    storage.record_changes(db, resolutions)
+    chunk = storage.record_transitions(
+        db, opened=[_row(added, k) for k in range(len(added))], day=str(t.date()), changes=resolutions
+    )
+    added = replace(added, chunk=np.full(len(added), chunk, dtype=object))
     storage.release_open_alerts(db, resolved["store_id"].tolist())
 
     still_open = current.take(~gone)
@@ -283,9 +284,12 @@ def _states(db: Database, t: pd.Timestamp, current: OpenAlerts) -> pd.DataFrame:
     open_ids = current.store_id.tolist()
 
     def states_of(ids: Sequence[str], lookback: pd.Timedelta) -> pd.DataFrame:
+        # The first (short) read keeps its days unpacked in this process: the next evaluation reads
+        # only the deltas written since. The longer ones are rare and would push those out.
+        first = lookback == LOOKBACKS[0]
         return store_states(
             store_ids=ids,
-            polls=storage.read_polls(db, t - lookback, t),
+            polls=storage.read_poll_columns(db, t - lookback, t, keep_whole_days=first).to_frame(),
             hours=hours,
             special_hours=special,
             zones=zones,

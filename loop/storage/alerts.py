@@ -251,55 +251,74 @@ def _cache_written(db: Database, entries: Sequence[tuple[dict[str, Any], list[di
             _chunk_cache[(*chunk, int(entry["v"]))] = rows
 
 
-def record_opened(db: Database, rows: Sequence[dict[str, Any]], *, day: str) -> str:
-    """Add opened alerts (``alert_id`` and their fields) to the history chunk of ``day``; returns the chunk id.
+def record_transitions(
+    db: Database,
+    *,
+    opened: Sequence[dict[str, Any]] = (),
+    day: str = "",
+    changes: Sequence[tuple[str, str, dict[str, Any]]] = (),
+) -> str:
+    """Add ``opened`` alerts (``alert_id`` and their fields) to the history chunk of ``day``, and set fields
+    of alerts in their chunks (``changes``: chunk id, alert_id, fields), writing each chunk and the index
+    once. Returns the opened alerts' chunk id ("" when none opened).
 
     Callers hold ``evaluation_lock``: the chunks and their index have one writer at a time."""
-    if not rows:
+    if not opened and not changes:
         return ""
     index = _history_index(db)
-    mine = [e for e in index if str(e["id"]).startswith(f"{day}|")]
-    if mine and int(mine[-1]["n"]) + len(rows) <= CHUNK_ROWS:
-        entry = mine[-1]
-    else:
-        entry = {"id": f"{day}|{len(mine):04d}", "n": 0, "resolved": 0, "v": 0}
-        index.append(entry)
-        index.sort(key=lambda e: str(e["id"]))
-    chunk_rows = list(_read_chunk(db, entry)) if entry["n"] else []
-    chunk_rows += [dict(row, chunk=entry["id"]) for row in rows]
-    locators = [{"_id": row["alert_id"], "chunk": entry["id"]} for row in rows]
-    try:
-        db[ALERTS].insert_many(locators, ordered=False)
-    except BulkWriteError as exc:  # a retried evaluation: the locator is there already
-        if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
-            raise
-    _write_chunk(db, entry["id"], chunk_rows)
-    entry.update(n=len(chunk_rows), v=int(entry["v"]) + 1)
-    _write_index(db, index)
-    _cache_written(db, [(entry, chunk_rows)])
-    return str(entry["id"])
-
-
-def record_changes(db: Database, changes: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
-    """Set fields of alerts in their history chunks: ``(chunk id, alert_id, fields)`` (callers hold the lock)."""
-    if not changes:
-        return
-    index = _history_index(db)
     by_id = {str(e["id"]): e for e in index}
+    touched: dict[str, list[dict[str, Any]]] = {}
+
+    def rows_of(entry: dict[str, Any]) -> list[dict[str, Any]]:
+        if entry["id"] not in touched:
+            touched[entry["id"]] = list(_read_chunk(db, entry)) if entry["n"] else []
+        return touched[entry["id"]]
+
+    chunk_id = ""
+    if opened:
+        mine = [e for e in index if str(e["id"]).startswith(f"{day}|")]
+        if mine and int(mine[-1]["n"]) + len(opened) <= CHUNK_ROWS:
+            entry = mine[-1]
+        else:
+            entry = {"id": f"{day}|{len(mine):04d}", "n": 0, "resolved": 0, "v": 0}
+            index.append(entry)
+            index.sort(key=lambda e: str(e["id"]))
+            by_id[entry["id"]] = entry
+        chunk_id = str(entry["id"])
+        rows_of(entry).extend(dict(row, chunk=chunk_id) for row in opened)
+        locators = [{"_id": row["alert_id"], "chunk": chunk_id} for row in opened]
+        try:
+            db[ALERTS].insert_many(locators, ordered=False)
+        except BulkWriteError as exc:  # a retried evaluation: the locator is there already
+            if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
+                raise
     per_chunk: dict[str, dict[str, dict[str, Any]]] = {}
-    for chunk_id, alert_id, fields in changes:
-        per_chunk.setdefault(chunk_id, {})[alert_id] = fields
+    for changed_chunk, alert_id, fields in changes:
+        per_chunk.setdefault(changed_chunk, {})[alert_id] = fields
+    for changed_chunk, fields_of in per_chunk.items():
+        found = by_id.get(changed_chunk)
+        if found is not None:
+            touched[changed_chunk] = [dict(row, **fields_of.get(row["alert_id"], {})) for row in rows_of(found)]
     written: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
-    for chunk_id, fields_of in per_chunk.items():
-        entry = by_id.get(chunk_id)
-        if entry is None:
-            continue
-        rows = [dict(row, **fields_of.get(row["alert_id"], {})) for row in _read_chunk(db, entry)]
-        _write_chunk(db, chunk_id, rows)
-        entry.update(v=int(entry["v"]) + 1, resolved=sum(1 for row in rows if row.get("resolved_us") is not None))
+    for changed_chunk, rows in touched.items():
+        _write_chunk(db, changed_chunk, rows)
+        entry = by_id[changed_chunk]
+        resolved = sum(1 for row in rows if row.get("resolved_us") is not None)
+        entry.update(n=len(rows), v=int(entry["v"]) + 1, resolved=resolved)
         written.append((entry, rows))
     _write_index(db, index)
     _cache_written(db, written)
+    return chunk_id
+
+
+def record_opened(db: Database, rows: Sequence[dict[str, Any]], *, day: str) -> str:
+    """``record_transitions`` of opened alerts only."""
+    return record_transitions(db, opened=rows, day=day)
+
+
+def record_changes(db: Database, changes: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
+    """``record_transitions`` of changed fields only."""
+    record_transitions(db, changes=changes)
 
 
 def read_alert(db: Database, alert_id: str) -> dict[str, Any] | None:

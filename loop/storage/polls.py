@@ -30,6 +30,7 @@ import secrets
 import threading
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -366,6 +367,38 @@ def _lock_catalog(db: Database, *, wait: float = 600.0) -> AbstractContextManage
 
 
 @dataclass
+class DayColumnsCache:
+    """Whole days' parts, unpacked, per process and per day version (the head's token): what a reader that
+    reads the same recent days again and again (the alert evaluation) keeps, so that it fetches and
+    unpacks only the deltas written since. A few days at most; a new version replaces its day's entry."""
+
+    def __init__(self, days: int) -> None:
+        self.days = days
+        self._entries: OrderedDict[tuple[int, str, str], tuple[str, PollColumns]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, db: Database, day: str, head: dict[str, Any] | None) -> PollColumns | None:
+        if head is None:
+            return None
+        with self._lock:
+            found = self._entries.get((id(db.client), db.name, day))
+        return found[1] if found is not None and found[0] == head.get("token") else None
+
+    def put(self, db: Database, day: str, head: dict[str, Any] | None, columns: PollColumns) -> None:
+        if head is None:
+            return
+        key = (id(db.client), db.name, day)
+        with self._lock:
+            self._entries[key] = (str(head.get("token")), columns)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.days:
+                self._entries.popitem(last=False)
+
+
+_day_columns_cache = DayColumnsCache(days=4)
+
+
+@dataclass(frozen=True)
 class DayRead:
     """A day's head, its polls (parts merged with deltas) and the first free delta number."""
 
@@ -410,6 +443,19 @@ def read_day_full(
     ``known_free``: a number known free (no probe for it)."""
     one_store = store_id is not None or store_ids is not None
     for _ in range(READ_ATTEMPTS):
+        if keep_whole_day and not one_store:
+            head = head or db[STATUS].find_one({"_id": _head_id(day)})
+            base = _day_columns_cache.get(db, day, head)
+            if base is not None:
+                found = _day_log(day).read(db, _through(head), deltas_before, known_free=known_free)
+                if found is None:  # folded meanwhile
+                    head = None
+                    continue
+                deltas, next_delta = found
+                columns = base
+                if deltas:
+                    columns = merge_polls(base, concat_columns(_unpack_part(doc) for doc in deltas))[0]
+                return DayRead(head, columns, next_delta)
         head, docs = read_version(
             db,
             heads=STATUS,
@@ -436,6 +482,8 @@ def read_day_full(
             and (store_ids is None or covers_any(doc, store_ids))
         ]
         columns = concat_columns(_unpack_part(doc) for doc in docs)
+        if keep_whole_day and not one_store:
+            _day_columns_cache.put(db, day, head, columns)
         if deltas:
             columns = merge_polls(columns, concat_columns(_unpack_part(doc) for doc in deltas))[0]
         if store_id is not None and len(columns):

@@ -197,7 +197,7 @@ def race_with_a_pause(db: Database) -> None:
 
     b_repaired, a_written = threading.Event(), threading.Event()
     won = threading.local()
-    real_claim, real_insert = storage.claim_open_alerts, storage.record_opened
+    real_claim, real_insert = storage.claim_open_alerts, storage.record_transitions
     real_write = storage.write_open_alerts
 
     def claim(db: Database, pairs: Any) -> set[str]:
@@ -205,12 +205,12 @@ def race_with_a_pause(db: Database) -> None:
         won.value = bool(taken)
         return taken
 
-    def insert(db: Database, records: Any, *, day: str) -> str:
+    def insert(db: Database, **kwargs: Any) -> str:
         if won.value:
             assert b_repaired.wait(30)
         else:  # B records (nothing) right after its repair
             b_repaired.set()
-        return real_insert(db, records, day=day)
+        return real_insert(db, **kwargs)
 
     def write(db: Database, alerts: Any) -> None:
         if not won.value:
@@ -229,7 +229,7 @@ def race_with_a_pause(db: Database) -> None:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(storage, "claim_open_alerts", claim)
-        patch.setattr(storage, "record_opened", insert)
+        patch.setattr(storage, "record_transitions", insert)
         patch.setattr(storage, "write_open_alerts", write)
         threads = [threading.Thread(target=evaluate) for _ in range(2)]
         for thread in threads:
@@ -383,7 +383,9 @@ def test_a_slack_url_failing_for_a_while_leaves_ingestion_alone_and_gets_the_mes
             took.append(post_polls(web, [("sl-down", "inactive", t), ("sl-up", "active", t)]))
             assert len(took) < 200, "the receiver never got its 4th POST"
         assert len(took) >= 3, "too few batches while the URL failed to show anything"
-        assert max(took) < 2.0, took
+        # A 2-row batch answers in ~50 ms here; 5 s leaves room for a busy CI machine, far below what waiting
+        # on a failing URL would cost (the delivery's 10 s timeout, retries).
+        assert max(took) < 5.0, took
         newest = t.isoformat().replace("+00:00", "Z")
 
         def evaluated() -> bool:
