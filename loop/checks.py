@@ -39,6 +39,7 @@ MINIMUMS: dict[str, int] = {
     "ALERT_REPEAT_MINUTES": 1,
     "ALERT_GROUP_THRESHOLD": 0,
     "INGEST_STALE_MINUTES": 1,
+    "ALERT_RETENTION_DAYS": 0,
     # Alert deliveries: retried for at least an hour, waits of at least a second, a POST given a second.
     "DELIVERY_MAX_AGE_HOURS": 1,
     "DELIVERY_RETRY_BASE_SECONDS": 1,

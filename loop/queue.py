@@ -21,6 +21,7 @@ RECOVER_LOST_JOBS_TASK = "loop.tasks.recover_lost_jobs_task"
 COMPACT_POLLS_TASK = "loop.tasks.compact_polls_task"
 EVALUATE_ALERTS_TASK = "loop.tasks.evaluate_alerts_task"
 ALERT_REMINDERS_TASK = "loop.tasks.alert_reminders_task"
+REMOVE_OLD_ALERTS_TASK = "loop.tasks.remove_old_alerts_task"
 SEND_DELIVERY_TASK = "loop.tasks.send_delivery_task"
 SEND_DUE_DELIVERIES_TASK = "loop.tasks.send_due_deliveries_task"
 # A compaction asked for after a small batch waits this long, so one run folds the whole burst: a fold

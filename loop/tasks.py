@@ -11,7 +11,7 @@ from celery.app.task import Task
 
 from loop import queue
 from loop.retry import Attempt, Retry, RetryPolicy, attempt_import, attempt_report
-from loop.services.alerts import evaluate_alerts, send_reminders
+from loop.services.alerts import evaluate_alerts, remove_old_alerts, send_reminders
 from loop.services.deliveries import deliver, send_due_deliveries
 from loop.services.imports import recover_lost_imports, remove_abandoned_uploads
 from loop.services.ingest import compact_polls
@@ -100,3 +100,9 @@ def send_delivery_task(delivery_id: str) -> str:
 def send_due_deliveries_task() -> int:
     """Beat (every 30 s): queue the pending alert deliveries that are overdue (broker was down, long retries)."""
     return send_due_deliveries()
+
+
+@app.task(name=queue.REMOVE_OLD_ALERTS_TASK, ignore_result=True)
+def remove_old_alerts_task() -> int:
+    """Beat (hourly): remove alert history older than ALERT_RETENTION_DAYS (data clock)."""
+    return remove_old_alerts()

@@ -229,6 +229,8 @@ ALERT_REPEAT_MINUTES = env_int("ALERT_REPEAT_MINUTES", 240)
 ALERT_GROUP_THRESHOLD = env_int("ALERT_GROUP_THRESHOLD", 20)
 # No poll written for this long (wall clock): one ingestion.stale message (and ingestion.resumed after).
 INGEST_STALE_MINUTES = env_int("INGEST_STALE_MINUTES", 90)
+# Alert history kept this many days before the data clock (whole days, never one with an open alert); 0 keeps all.
+ALERT_RETENTION_DAYS = env_int("ALERT_RETENTION_DAYS", 90)
 # --- Alert channels (loop/services/deliveries.py) ------------------------------------
 # Webhook and Slack URLs whose host resolves to a private, loopback, link-local, reserved or multicast
 # address are refused (at creation and at every send) unless this is on (receivers inside our network).
@@ -264,6 +266,7 @@ CELERY_BEAT_SCHEDULE = {
     # Alerts: a safety-net evaluation (a lost request after a write), then reminders and the feed's staleness.
     "evaluate-alerts": {"task": "loop.tasks.evaluate_alerts_task", "schedule": 60.0, "options": {"expires": 55}},
     "alert-reminders": {"task": "loop.tasks.alert_reminders_task", "schedule": 60.0, "options": {"expires": 55}},
+    "remove-old-alerts": {"task": "loop.tasks.remove_old_alerts_task", "schedule": 3600.0},
     # Alert deliveries whose task was never queued (broker down) or whose retry is due (loop.services.deliveries).
     "send-due-deliveries": {
         "task": "loop.tasks.send_due_deliveries_task",

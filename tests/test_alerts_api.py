@@ -299,3 +299,28 @@ def test_history_pages_newest_first_across_chunks_and_days(
     one = alerts(api, state="all", store_id="h3")
     assert ([a["alert_id"] for a in one["results"]], one["count"]) == ([ids[3]], 1)
     assert api.get(f"/alerts/{ids[1]}/").json()["resolved_at"] == f"{DAY}T18:00:00Z"
+
+
+def test_old_alert_history_goes_a_whole_resolved_day_at_a_time(api: APIClient, mdb: Database) -> None:
+    from loop.services.alerts import remove_old_alerts
+
+    day_us = 86_400_000_000
+    base = int(pd.Timestamp("2024-10-01 12:00", tz="UTC").value // 1000)
+    ids = [f"{k:02d}" + VALID_ID[2:] for k in range(3)]
+    # Alert 0 opened on the 1st and resolved; alert 1 on the 2nd, still open; alert 2 on the 10th, resolved.
+    for k, (alert_id, offset, resolved) in enumerate(zip(ids, (0, 1, 9), (True, False, True), strict=True)):
+        opened = base + offset * day_us
+        row = {"alert_id": alert_id, "store_id": f"r{k}", "zone": "UTC", "muted": False, "ack_by": "", "ack_us": 0}
+        row |= {"started_us": opened - 1, "opened_us": opened, "ended_us": None}
+        row |= {"resolved_us": opened + 1 if resolved else None, "resolution": "up" if resolved else None}
+        storage.record_opened(mdb, [row], day=str(us_to_ts(opened).date()))
+    current = storage.read_open_alerts(mdb)
+    storage.write_open_alerts(mdb, replace(current, evaluated_us=base + 9 * day_us))  # the data clock: the 10th
+
+    # 7 days back from 2024-10-10 12:00 is the 3rd: the 1st (all resolved) goes, the 2nd (open alert) stays.
+    assert remove_old_alerts(retention_days=7, db=mdb) == 1
+    assert [a["alert_id"] for a in alerts(api, state="all")["results"]] == [ids[2], ids[1]]
+    assert_json_error(api.get(f"/alerts/{ids[0]}/"), 404)
+    assert api.get(f"/alerts/{ids[1]}/").status_code == 200
+    assert remove_old_alerts(retention_days=0, db=mdb) == 0  # 0 keeps everything
+    assert remove_old_alerts(retention_days=7, db=mdb) == 0  # nothing more is old and resolved

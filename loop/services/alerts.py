@@ -624,6 +624,24 @@ def _copy_acks(db: Database, current: OpenAlerts, acks: dict[str, dict[str, Any]
     return updated
 
 
+def remove_old_alerts(*, retention_days: int | None = None, db: Database | None = None) -> int:
+    """Beat (hourly): remove alerts opened more than ALERT_RETENTION_DAYS before the data clock (the newest
+    evaluation's ``t``, so a replayed export keeps its history), a whole day at a time, never a day that still
+    has an open alert. ``0`` keeps everything. Returns the alerts removed."""
+    days = settings.ALERT_RETENTION_DAYS if retention_days is None else retention_days
+    db = storage.get_db() if db is None else db
+    if days <= 0:
+        return 0
+    with storage.evaluation_lock(db, wait=30.0) as held:
+        if not held:
+            return 0
+        evaluated = storage.read_open_alerts(db).evaluated_us
+        if evaluated is None:
+            return 0
+        cutoff = (us_to_ts(int(evaluated)) - pd.Timedelta(days=days)).date()
+        return storage.remove_history_before(db, str(cutoff))
+
+
 # --- the beat's sweeps (wall clock) -------------------------------------------------------------------
 
 

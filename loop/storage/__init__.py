@@ -24,6 +24,7 @@ from loop.storage.alerts import (
     record_transitions,
     release_claims,
     release_open_alerts,
+    remove_history_before,
     take_pending_acks,
     write_open_alerts,
 )
@@ -186,6 +187,7 @@ __all__ = [
     "record_changes",
     "record_opened",
     "record_transitions",
+    "remove_history_before",
     "take_pending_acks",
     "claim_open_alerts",
     "claimed_store_ids",

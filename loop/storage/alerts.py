@@ -321,6 +321,23 @@ def record_changes(db: Database, changes: Sequence[tuple[str, str, dict[str, Any
     record_transitions(db, changes=changes)
 
 
+def remove_history_before(db: Database, day: str) -> int:
+    """Remove the history chunks of days before ``day`` whose alerts are all resolved, with their locators
+    and acks; returns the alerts removed (callers hold ``evaluation_lock``)."""
+    index = _history_index(db)
+    old = [e for e in index if str(e["id"]).split("|")[0] < day and int(e["resolved"]) == int(e["n"])]
+    if not old:
+        return 0
+    alert_ids = [str(row["alert_id"]) for e in old for row in _read_chunk(db, e)]
+    gone = {str(e["id"]) for e in old}
+    _write_index(db, [e for e in index if str(e["id"]) not in gone])  # readers stop seeing them first
+    for chunk_id in gone:
+        db[ALERT_HISTORY].delete_one({"_id": chunk_id})
+    db[ALERTS].delete_many({"chunk": {"$in": sorted(gone)}})
+    db[ALERT_ACKS].delete_many({"_id": {"$in": alert_ids}})
+    return len(alert_ids)
+
+
 def read_alert(db: Database, alert_id: str) -> dict[str, Any] | None:
     """One alert's row (its locator, then its chunk), or None."""
     locator = db[ALERTS].find_one({"_id": alert_id})
