@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+from tests.support.receiver import Receiver, receiver
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,58 +56,13 @@ class Result(Protocol):
 # --- the loopback receiver --------------------------------------------------------------------------
 
 
-@dataclass
-class Arrivals:
-    """Messages received: (perf_counter at the request's first byte, parsed JSON body)."""
-
-    items: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    url: str = ""
-
-    def first_for(self, t_iso: str) -> float | None:
-        """When the first message about the evaluation at ``t_iso`` (an opening, or a group) arrived."""
-        with self.lock:
-            items = list(self.items)
-        for at, body in items:
-            data = body.get("data", {})
-            if data.get("opened_at") == t_iso or data.get("evaluated_at") == t_iso:
-                return at
-        return None
-
-
-@contextmanager
-def webhook_receiver() -> Iterator[Arrivals]:
-    arrivals = Arrivals()
-
-    class Handler(BaseHTTPRequestHandler):
-        def handle_one_request(self) -> None:
-            # Block on the first byte (peek does not consume it), so the stamp is its arrival, not the
-            # end of the headers.
-            first = self.rfile.peek(1)  # type: ignore[attr-defined]
-            self.first_byte = time.perf_counter() if first else 0.0
-            super().handle_one_request()
-
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            with arrivals.lock:
-                arrivals.items.append((self.first_byte, json.loads(body)))
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    arrivals.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield arrivals
-    finally:
-        server.shutdown()
-        server.server_close()
+def first_message_about(hook: Receiver, t_iso: str) -> float | None:
+    """When the first message about the evaluation at ``t_iso`` (an opening, or a group) arrived."""
+    for got in list(hook.received):
+        data = json.loads(got.body).get("data", {})
+        if data.get("opened_at") == t_iso or data.get("evaluated_at") == t_iso:
+            return got.arrived
+    return None
 
 
 # --- batches ----------------------------------------------------------------------------------------
@@ -240,7 +194,7 @@ def alert_figures(base: str, db: Database, store_ids: list[str], scale: float, b
     start = newest.floor("D") + pd.Timedelta(hours=MASS_HOUR_UTC - 1 - batches)
     after_us = ts_to_us(start if start > newest else start + pd.Timedelta(days=1))
     rng = np.random.default_rng(9)
-    with webhook_receiver() as hook:
+    with receiver([200]) as hook:
         created = requests.post(
             f"{base}/channels/", json={"name": "bench", "kind": "webhook", "url": hook.url}, timeout=30
         )
@@ -269,7 +223,7 @@ def alert_figures(base: str, db: Database, store_ids: list[str], scale: float, b
             note = ""
             if batch.opened > 0:
                 t_iso = iso(batch.newest_us)
-                arrived = wait_for(f"message about {t_iso}", partial(hook.first_for, t_iso))
+                arrived = wait_for(f"message about {t_iso}", partial(first_message_about, hook, t_iso))
                 delivery_s.append(arrived - batch.answered_at)
                 note = f"; answer -> first byte at the receiver {delivery_s[-1]:.2f} s"
             print(

@@ -36,10 +36,6 @@ DOWN = "down"
 UP = "up"
 STATES = (CLOSED, UNKNOWN, PENDING, DOWN, UP)
 
-# Resolutions of an alert: the store was seen up again, or its business hours ended.
-RESOLVED_UP = UP
-RESOLVED_CLOSED = CLOSED
-
 DEFAULT_DOWN_AFTER_MINUTES = 30
 STATE_COLUMNS = ["state", "last_poll", "outage_start", "last_outage_end", "zone", "settled"]
 

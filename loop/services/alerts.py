@@ -35,13 +35,14 @@ from loop.events import (
     INGESTION_RESUMED,
     INGESTION_STALE,
     Event,
+    utc_text,
 )
 from loop.ids import new_id
 from loop.rules import DEFAULT_MAX_GAP_MINUTES, REPORT_WEEK
 from loop.services.directory import Profile, store_ids_matching, store_profiles
 from loop.services.paging import Page, page_skip
 from loop.storage.alerts import OpenAlerts
-from loop.timeutil import us_to_ts, utcnow
+from loop.timeutil import ts_to_us, us_to_ts, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -154,14 +155,11 @@ def _evaluate(db: Database) -> EvaluationResult:
     if stamp.newest is None or current.stamp == stamp.stamp:
         return EvaluationResult(None if stamp.newest is None else stamp.newest, 0, 0, 0.0, skipped=True)
     t = stamp.newest
-    # Open alerts the document misses (an evaluation that died, or ran while the lock's lease had lapsed)
-    # are taken in first, so they resolve as usual: one read of the claims (~0.1 s with 5,000 open).
-    listed = set(current.store_id.tolist())
-    current = _repair(db, current, [s for s in storage.claimed_store_ids(db) if s not in listed])
+    current = _take_in_missed(db, current)
     states = _states(db, t, current)
     changes = alert_changes(states=states, open_store_ids=set(current.store_id.tolist()), t=t)
     wall_us = int(time.time() * 1_000_000)
-    t_us = int(t.value // 1000)
+    t_us = ts_to_us(t)
     zones = states["zone"]
 
     # Opened: claim each store (the database refuses a second open alert), then record.
@@ -196,7 +194,11 @@ def _evaluate(db: Database) -> EvaluationResult:
     ):
         k = position[store_id]
         gone[k] = True
-        fields = {"resolved_us": t_us, "resolution": resolution, "ended_us": None if pd.isna(ended) else _us(ended)}
+        fields = {
+            "resolved_us": t_us,
+            "resolution": resolution,
+            "ended_us": None if pd.isna(ended) else ts_to_us(ended),
+        }
         resolutions.append((str(current.chunk[k]), str(current.alert_id[k]), fields))
         # Nothing is sent for an alert that opened muted (nobody was told) or resolves inside a window.
         if not current.muted[k] and store_id not in muted_now:
@@ -252,6 +254,13 @@ def _row(alerts: OpenAlerts, k: int) -> dict[str, Any]:
     }
 
 
+def _take_in_missed(db: Database, current: OpenAlerts) -> OpenAlerts:
+    """Open alerts the document misses (an evaluation that died, or ran while the lock's lease had lapsed),
+    taken in so they resolve as usual: one read of the claims (~0.1 s with 5,000 open)."""
+    listed = set(current.store_id.tolist())
+    return _repair(db, current, [s for s in storage.claimed_store_ids(db) if s not in listed])
+
+
 def _repair(db: Database, current: OpenAlerts, refused: list[str]) -> OpenAlerts:
     """Stores whose claim was refused have an open alert this document does not list (an evaluation
     that died between its claims and its write): take those alerts in, so they resolve as usual."""
@@ -269,12 +278,6 @@ def _repair(db: Database, current: OpenAlerts, refused: list[str]) -> OpenAlerts
     logger.warning("took %d open alert(s) back into the open-alerts document", len(found))
     columns = ("alert_id", "store_id", "zone", "started_us", "opened_us", "muted", "ack_by", "ack_us", "chunk")
     return current.plus(OpenAlerts.rows(**{name: [row.get(name) for row in found] for name in columns}))
-
-
-def _us(value: Any) -> int:
-    stamp = _ts(value)
-    assert stamp is not None
-    return int(stamp.value // 1000)
 
 
 def _states(db: Database, t: pd.Timestamp, current: OpenAlerts) -> pd.DataFrame:
@@ -573,7 +576,7 @@ def get_alert(*, alert_id: str) -> AlertView:
     if not row.get("ack_by"):  # an ack not copied into the history yet (the lock was busy)
         ack = storage.get_ack(db, alert_id)
         if ack is not None:
-            row = row | {"ack_by": str(ack["by"]), "ack_us": _us(ack["at"])}
+            row = row | {"ack_by": str(ack["by"]), "ack_us": ts_to_us(ack["at"])}
     current = storage.read_open_alerts(db)
     evaluated = None if current.evaluated_us is None else us_to_ts(int(current.evaluated_us))
     profile = store_profiles(store_ids=[str(row["store_id"])]).get(str(row["store_id"]))
@@ -614,7 +617,7 @@ def _copy_acks(db: Database, current: OpenAlerts, acks: dict[str, dict[str, Any]
     for k, alert_id in enumerate(current.alert_id.tolist()):
         ack = acks.get(alert_id)
         if ack is not None and ack_by[k] == "":
-            ack_by[k], ack_us[k] = str(ack["by"]), _us(ack["at"])
+            ack_by[k], ack_us[k] = str(ack["by"]), ts_to_us(ack["at"])
             changes.append((str(current.chunk[k]), alert_id, {"ack_by": ack_by[k], "ack_us": int(ack_us[k])}))
     if not changes:
         return current
@@ -652,12 +655,10 @@ def send_reminders(*, db: Database | None = None) -> int:
     with storage.evaluation_lock(db, wait=5.0) as held:
         if not held:
             return 0
-        # Acks an ack request could not copy in (the lock was busy) are copied now; and open alerts the
-        # document misses (an evaluation that died, or ran while the lock's lease had lapsed) are taken in.
+        # Also while no poll arrives (evaluations skip then): open alerts the document misses are taken in,
+        # and acks an ack request could not copy in (the lock was busy) are copied now.
         current = storage.read_open_alerts(db)
-        listed = set(current.store_id.tolist())
-        missed = [s for s in storage.claimed_store_ids(db) if s not in listed]
-        repaired = _repair(db, current, missed)
+        repaired = _take_in_missed(db, current)
         if len(repaired) != len(current):
             storage.write_open_alerts(db, repaired)
         current = _copy_acks(db, repaired, storage.take_pending_acks(db))
@@ -692,14 +693,5 @@ def _from_us(value: Any) -> pd.Timestamp | None:
     return None if value is None else us_to_ts(int(value))
 
 
-def _ts(value: Any) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    stamp = pd.Timestamp(value)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
-
 def _iso(value: pd.Timestamp | None) -> str | None:
-    if value is None:
-        return None
-    return value.tz_convert("UTC").isoformat().replace("+00:00", "Z")
+    return None if value is None else utc_text(value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    arrived: float = 0.0  # time.perf_counter() at the request's first byte (the alert benchmark's stamp)
 
 
 @dataclass
@@ -35,11 +37,21 @@ def receiver(answers: Sequence[tuple[int, dict[str, str]] | int]) -> Iterator[Re
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
+        arrived = 0.0
+
+        def handle_one_request(self) -> None:
+            # Block on the first byte (peek does not consume it), so the stamp is its arrival, not the
+            # end of the headers.
+            first = self.rfile.peek(1)  # type: ignore[attr-defined]
+            self.arrived = time.perf_counter() if first else 0.0
+            super().handle_one_request()
+
         def do_POST(self) -> None:  # noqa: N802 (http.server's name)
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            headers = {k.lower(): v for k, v in self.headers.items()}
             with lock:
                 number = len(state.received)
-                state.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                state.received.append(Received(self.path, headers, body, self.arrived))
             code, headers = state.answer_for(number)
             self.send_response(code)
             for name, value in headers.items():
