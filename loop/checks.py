@@ -201,3 +201,16 @@ def _deliveries() -> list[checks.CheckMessage]:
             )
         )
     return problems
+
+
+def open_access_check(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """A deployment (DEBUG off) that lets anyone call every endpoint is allowed, but said out loud."""
+    if settings.DEBUG or settings.AUTH_REQUIRED:
+        return []
+    return [
+        checks.Warning(
+            "AUTH_REQUIRED is off with DEBUG off: anyone who reaches the service may read, change and delete data",
+            hint="Set AUTH_REQUIRED=1 (or API_TOKEN) and sign in with users and API keys (docs/access.md).",
+            id="loop.W001",
+        )
+    ]

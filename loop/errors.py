@@ -26,6 +26,10 @@ class NotFound(ServiceError):
     """The named thing does not exist (HTTP 404)."""
 
 
+class Forbidden(ServiceError):
+    """The caller is known but may not do this (HTTP 403), e.g. a key wider than its owner's role."""
+
+
 class Conflict(ServiceError):
     """The request is valid but the current state does not allow it (HTTP 409)."""
 

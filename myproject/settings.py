@@ -1,9 +1,9 @@
 """Django settings for the store-monitoring service.
 
 Everything that differs between machines comes from the environment (see the
-README's configuration table). Django's own tables (auth, sessions) live in
-SQLite; the service's data lives in MongoDB and is reached only through
-``loop.storage``.
+README's configuration table). Django's own tables (auth, sessions, API keys:
+``loop.accounts``) live in SQLite; the service's data lives in MongoDB and is
+reached only through ``loop.storage``.
 
 This module only parses: whether the values are acceptable is decided by the
 system checks in ``loop/checks.py``, which every process runs before it starts.
@@ -68,6 +68,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "0
 
 
 INSTALLED_APPS = [
+    "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -78,6 +79,7 @@ INSTALLED_APPS = [
     # Swagger UI's own files, served by WhiteNoise: /api/docs/ needs no CDN (works offline).
     "drf_spectacular_sidecar",
     "loop",
+    "loop.accounts",
 ]
 
 MIDDLEWARE = [
@@ -288,11 +290,21 @@ API_READ_TOKEN = os.environ.get("API_READ_TOKEN", "").strip()
 # gunicorn workers), in the process otherwise.
 TRIGGER_RATE_LIMIT = os.environ.get("TRIGGER_RATE_LIMIT", "60/minute").strip()
 
+# --- Accounts: who may call what (loop/accounts, loop/api/access.py, docs/access.md) ---
+# Every API route needs a signed-in user, an API key or a static token; off: the service is open to anyone
+# (the `make run` demo). On by default when API_TOKEN is set, as before.
+AUTH_REQUIRED = env_bool("AUTH_REQUIRED", bool(API_TOKEN))
+# Keys are stored as HMAC-SHA256 keyed with a key derived from this; set it apart from SECRET_KEY to rotate
+# SECRET_KEY without voiding every API key.
+KEY_HASH_SECRET = os.environ.get("KEY_HASH_SECRET", "").strip() or SECRET_KEY
+# A key's last_used_at is written at most this often (seconds): no write per request.
+KEY_LAST_USED_INTERVAL = env_int("KEY_LAST_USED_INTERVAL", 300)
+
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["loop.api.parsers.LimitedJSONParser"],
-    "DEFAULT_AUTHENTICATION_CLASSES": ["loop.api.access.ApiTokenAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["loop.api.access.ApiAccess"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["loop.api.access.PrincipalAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["loop.api.access.CapabilityAccess"],
     "UNAUTHENTICATED_USER": None,
     # Client address for the rate limit: X-Forwarded-For is believed only behind
     # this many trusted proxies (0: use the socket address, which cannot be forged).

@@ -1,15 +1,15 @@
-"""Root URLs: the dashboard pages (loop.dashboard), the API (loop.api.urls), its OpenAPI schema and Swagger UI;
-anything else is a JSON 404.
+"""Root URLs: the dashboard pages (loop.dashboard), the Django admin (/admin/: users, groups = roles, API
+keys), the API (loop.api.urls), its OpenAPI schema and Swagger UI; anything else is a JSON 404.
 
-There is no Django admin: the service has no models to administer, and every
-route here is either API (token-protected when API_TOKEN is set) or docs.
+Every API view declares who may call it (``required_capabilities``, loop.api.access; the table is
+docs/access.md); the admin has its own sign-in (staff users; an admin role is staff).
 """
 
+from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView
 
 from loop import dashboard
-from loop.api.docs import SwaggerUiView
+from loop.api.docs import SchemaView, SwaggerUiView
 from loop.api.errors import not_found_view
 
 urlpatterns = [
@@ -22,9 +22,10 @@ urlpatterns = [
     re_path(r"^dashboard/reports/?$", dashboard.reports, name="dashboard-reports"),
     re_path(r"^dashboard/alerts/?$", dashboard.down_now, name="dashboard-alerts"),
     re_path(r"^dashboard/alerting/?$", dashboard.alerting, name="dashboard-alerting"),
+    path("admin/", admin.site.urls),
     path("", include("loop.api.urls")),
     # Trailing slash optional, like the API routes (no HTML redirect page).
-    re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),
+    re_path(r"^api/schema/?$", SchemaView.as_view(), name="schema"),
     re_path(r"^api/docs/?$", SwaggerUiView.as_view(url_name="schema"), name="swagger-ui"),
     # Any other path is a JSON 404, even with DEBUG on.
     re_path(r"^", not_found_view),

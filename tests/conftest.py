@@ -54,7 +54,8 @@ def loaded(api: APIClient, mdb: Database, tmp_path: Path) -> APIClient:
 
 @pytest.fixture
 def tokens(settings) -> None:
-    """The API asks for a token: FULL may write, READ may only read."""
+    """The API asks for credentials (AUTH_REQUIRED): FULL may do everything, READ may only read."""
+    settings.AUTH_REQUIRED = True
     settings.API_TOKEN = FULL
     settings.API_READ_TOKEN = READ
 

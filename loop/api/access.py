@@ -1,17 +1,25 @@
-"""Access control for the API: the optional bearer tokens and the trigger rate limit.
+"""Access control for the API: who a request is (a ``Principal``), what each view allows, and the trigger rate limit.
 
-Token (``settings.API_TOKEN``): when set, every API view requires
-``Authorization: Bearer <token>``; ``/health/`` and the API docs opt out
-(``authentication_classes = []`` and AllowAny). A missing or wrong token is a
-401 JSON error with ``WWW-Authenticate: Bearer``. Tokens are compared in
-constant time.
+Who (``PrincipalAuthentication``, the one authenticator): ``request.auth`` becomes a
+``loop.accounts.capabilities.Principal``:
 
-Read token (``settings.API_READ_TOKEN``, optional, only with API_TOKEN): may
-use the safe methods (GET, HEAD, OPTIONS); an unsafe method needs the full
-token and answers it 403. ``ApiAccess`` (``DEFAULT_PERMISSION_CLASSES``)
-decides this once for every view; a view lets the read token use an unsafe
-method by listing it in ``read_token_methods`` (POST /trigger_report/: a
-report changes no data).
+- ``Authorization: Bearer <API_TOKEN>``: ``token:API_TOKEN``, every capability (the bootstrap admin);
+  ``Bearer <API_READ_TOKEN>``: ``token:API_READ_TOKEN``, the read scope. Compared in constant time.
+- ``Bearer <API key>``: the key's scope within its owner's role (``loop.accounts.services.authenticate_key``).
+- A Django session (the dashboard's sign-in): the user's role; CSRF is checked on unsafe methods.
+- Nothing, with ``settings.AUTH_REQUIRED`` off: the open principal (every capability, named after the
+  signed-in user or ``anonymous``); headers are not looked at, as before when API_TOKEN was unset.
+
+It never raises for bad credentials (only for a session write without its CSRF token): a missing or bad
+credential becomes an ``AuthProblem`` as ``request.auth`` and the permission answers it, so the public
+views (the docs) are not broken by a stale token a browser keeps sending.
+
+What (``CapabilityAccess``, ``DEFAULT_PERMISSION_CLASSES``): every view declares
+``required_capabilities`` (HTTP method -> the one ``Capability`` needed, ``None`` = public); HEAD and
+OPTIONS take GET's (OPTIONS of a view without GET needs read). A view or method without a declaration is
+refused for everyone (fail closed); a method the view does not implement keeps its 405. 401: no or bad
+credentials (with ``WWW-Authenticate: Bearer``); 403: known, but not allowed. The table of every route is
+docs/access.md (the tests read it).
 
 Rate limit (``settings.TRIGGER_RATE_LIMIT``, e.g. ``"10/minute"``; empty or
 ``0`` disables it): a fixed window per client address. With a Redis broker the
@@ -33,13 +41,18 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 from django.conf import settings
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework.authentication import BaseAuthentication
-from rest_framework.exceptions import NotAuthenticated, PermissionDenied, Throttled
-from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.authentication import BaseAuthentication, CSRFCheck
+from rest_framework.exceptions import APIException, NotAuthenticated, PermissionDenied, Throttled
+from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
+from loop.accounts import selectors, services
+from loop.accounts.capabilities import ALL, SCOPE_CAPABILITIES, Capability, Principal, Scope
 from loop.backends import uses_redis_broker
 from loop.rates import Rate, parse_rate
 
@@ -49,11 +62,27 @@ if TYPE_CHECKING:  # rest_framework.views imports this module (the default authe
 logger = logging.getLogger(__name__)
 
 BEARER_SCHEME_NAME = "bearerAuth"
-_TOKEN_OK = "api-token"  # request.auth marker once the full-access token matched
-_READ_TOKEN_OK = "read-token"  # ... once the read-only token matched
+MISSING = "Missing credentials: send 'Authorization: Bearer <API key or token>', or sign in."
+MALFORMED = "Malformed Authorization header: expected 'Bearer <API key or token>'."
+ACCOUNTS_DOWN = "The accounts database is unavailable; try again later."
+# What each capability lets a caller do, for the 403 messages.
+DOING = {
+    Capability.READ: "read",
+    Capability.INGEST: "ingest (POST /store_status/, POST /imports/)",
+    Capability.OPERATE: "operate (hours, zones, profiles, maintenance, alert acks)",
+    Capability.ADMIN: "administer (keys of others, channels, deletions)",
+}
+READ_TOKEN_NAME = "token:API_READ_TOKEN"
 
 
-# --- token ----------------------------------------------------------------------
+class AccountsUnavailable(APIException):
+    # Not loop.api.errors.ServiceUnavailable: that module imports DRF's views, which import this one.
+    status_code = 503
+    default_detail = ACCOUNTS_DOWN
+    default_code = "service_unavailable"
+
+
+# --- who ------------------------------------------------------------------------
 
 
 def _as_bytes(value: str) -> bytes:
@@ -71,66 +100,140 @@ def token_matches(given: str, expected: str) -> bool:
 
 
 @dataclass(frozen=True)
-class TokenProblem:
-    """``request.auth`` when the token is missing or wrong: what ApiAccess answers in its 401."""
+class AuthProblem:
+    """``request.auth`` when the credentials are missing or refused: what CapabilityAccess answers (401 or 503)."""
 
     message: str
+    unavailable: bool = False  # the accounts database could not be asked: 503, not 401
 
 
-class ApiTokenAuthentication(BaseAuthentication):
-    """Checks ``Authorization: Bearer <token>`` against ``settings.API_TOKEN`` and ``API_READ_TOKEN``.
+def _no_response(request: HttpRequest) -> HttpResponse:  # CSRFCheck wants a next step; never called here
+    return HttpResponse()
 
-    It never raises: a bad header becomes a ``TokenProblem`` as ``request.auth`` and
-    ApiAccess turns it into a 401, so views that allow anyone (the docs)
-    are not broken by a stale token a browser keeps sending.
-    """
 
-    def authenticate(self, request: Request) -> tuple[None, str | TokenProblem] | None:
-        expected = settings.API_TOKEN
-        if not expected:
-            return None
+def _csrf_failure(request: HttpRequest) -> str | None:
+    """Why a session request fails Django's CSRF check, or None (as DRF's SessionAuthentication.enforce_csrf)."""
+    check = CSRFCheck(_no_response)
+    check.process_request(request)
+    reason: object = check.process_view(request, _no_response, (), {})  # DRF's CSRFCheck answers the reason
+    return f"CSRF check failed: {reason} Send the X-CSRFToken header." if reason else None
+
+
+class PrincipalAuthentication(BaseAuthentication):
+    """Bearer key or static token, else the Django session, else (AUTH_REQUIRED off) the open principal."""
+
+    def authenticate(self, request: Request) -> tuple[Any, Principal | AuthProblem]:
+        if not settings.AUTH_REQUIRED:
+            return self._open(request)
         header = request.META.get("HTTP_AUTHORIZATION", "")
-        if not header:
-            return (None, TokenProblem("Missing API token: send 'Authorization: Bearer <token>'."))
-        scheme, _, given = header.strip().partition(" ")
-        if scheme.lower() != "bearer" or not given.strip():
-            return (None, TokenProblem("Malformed Authorization header: expected 'Bearer <token>'."))
-        given = given.strip()
-        if token_matches(given, expected):
-            return (None, _TOKEN_OK)
-        read_token = settings.API_READ_TOKEN
-        if read_token and token_matches(given, read_token):
-            return (None, _READ_TOKEN_OK)
-        return (None, TokenProblem("Invalid API token."))
+        if header:
+            return self._bearer(header)
+        try:
+            user = self._session_user(request)
+        except DatabaseError as exc:
+            logger.error("session not checked, accounts database unavailable: %s", exc)
+            return (None, AuthProblem(ACCOUNTS_DOWN, unavailable=True))
+        if user is None:
+            return (None, AuthProblem(MISSING))
+        if request.method not in ("GET", "HEAD", "OPTIONS", "TRACE"):
+            reason = _csrf_failure(request._request)
+            if reason is not None:
+                raise PermissionDenied(reason)
+        try:
+            return (user, selectors.user_principal(user=user))
+        except DatabaseError as exc:
+            logger.error("role not read, accounts database unavailable: %s", exc)
+            return (None, AuthProblem(ACCOUNTS_DOWN, unavailable=True))
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
 
+    @staticmethod
+    def _session_user(request: Request) -> Any | None:
+        # Django's AuthenticationMiddleware put a lazy user on the request; inactive users come back anonymous.
+        user = getattr(request._request, "user", None)
+        return user if user is not None and user.is_authenticated else None
 
-class ApiAccess(BasePermission):
-    """Who may call a view, by method: anyone without API_TOKEN; else the full token for every method, the
-    read token for safe methods and for the unsafe ones the view lists in ``read_token_methods``."""
+    def _bearer(self, header: str) -> tuple[Any, Principal | AuthProblem]:
+        scheme, _, given = header.strip().partition(" ")
+        given = given.strip()
+        if scheme.lower() != "bearer" or not given:
+            return (None, AuthProblem(MALFORMED))
+        if settings.API_TOKEN and token_matches(given, settings.API_TOKEN):
+            return (None, Principal(kind="token", name="token:API_TOKEN", capabilities=ALL))
+        if settings.API_READ_TOKEN and token_matches(given, settings.API_READ_TOKEN):
+            return (None, Principal(kind="token", name=READ_TOKEN_NAME, capabilities=SCOPE_CAPABILITIES[Scope.READ]))
+        try:
+            return services.authenticate_key(key=given, now=timezone.now())
+        except services.KeyRefused as refused:
+            return (None, AuthProblem(str(refused)))
+        except DatabaseError as exc:
+            logger.error("API key not checked, accounts database unavailable: %s", exc)
+            return (None, AuthProblem(ACCOUNTS_DOWN, unavailable=True))
+
+    def _open(self, request: Request) -> tuple[Any, Principal]:
+        # The name is the signed-in user's only when the request passes the CSRF check (or is safe), so a
+        # forged cross-site request is never recorded under someone's name; it is not refused (anyone may).
+        try:
+            user = self._session_user(request)
+        except DatabaseError:
+            user = None  # no accounts database (a demo never migrated): still open
+        if user is not None and request.method not in ("GET", "HEAD", "OPTIONS", "TRACE"):
+            if _csrf_failure(request._request) is not None:
+                user = None
+        name = user.get_username() if user is not None else "anonymous"
+        return (user, Principal(kind="open", name=name, capabilities=ALL, user_id=user.pk if user else None))
+
+
+def _needed(view: APIView, method: str) -> tuple[bool, Capability | None]:
+    """(declared, capability) of a method on a view: HEAD and OPTIONS take GET's."""
+    declared: dict[str, Capability | None] | None = getattr(view, "required_capabilities", None)
+    if declared is None:
+        return False, None
+    if method in ("HEAD", "OPTIONS"):
+        if "GET" in declared:
+            return True, declared["GET"]
+        return method == "OPTIONS", Capability.READ  # OPTIONS of a view without GET: describing it is a read
+    return method in declared, declared.get(method)
+
+
+def _refusal(principal: Principal, capability: Capability) -> str:
+    noun = {"key": "API key", "user": "account", "token": "token"}.get(principal.kind, "caller")
+    allowed = ", ".join(sorted(principal.capabilities)) or "nothing (no role)"
+    return f"This {noun} ({principal.name}) may not {DOING[capability]}; it may: {allowed}."
+
+
+class CapabilityAccess(BasePermission):
+    """Lets a request through when its principal has the capability the view declares for the method."""
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        if not settings.API_TOKEN or request.auth == _TOKEN_OK:
-            return True
-        if request.auth != _READ_TOKEN_OK:
+        method = (request.method or "").upper()
+        declared, capability = _needed(view, method)
+        if not declared:
+            if method not in ("HEAD", "OPTIONS") and not hasattr(view, method.lower()):
+                return True  # a method the view does not have: its 405
+            # Fail closed: a view (or a method) nobody declared access for is refused for everyone.
+            raise PermissionDenied(f"{method} {request.path} declares no access rule: refused.")
+        if capability is None and not getattr(view, "requires_identity", False):
+            return True  # public (health, the API docs)
+        auth = request.auth
+        if isinstance(auth, AuthProblem):
             # Raised (not returned False) to keep the precise message; DRF adds
             # WWW-Authenticate from the view's first authenticator.
-            problem = request.auth.message if isinstance(request.auth, TokenProblem) else "Missing API token."
-            raise NotAuthenticated(problem)
-        method = request.method or ""
-        if method in SAFE_METHODS or method in getattr(view, "read_token_methods", ()):
+            if auth.unavailable:
+                raise AccountsUnavailable(auth.message)
+            raise NotAuthenticated(auth.message)
+        if not isinstance(auth, Principal):
+            raise NotAuthenticated(MISSING)
+        if capability is None or auth.can(capability):
             return True
-        if not hasattr(view, method.lower()):
-            return True  # a method the view does not have: its 405, not a 403
-        raise PermissionDenied("This token may only read: changing data needs the full-access API_TOKEN.")
+        raise PermissionDenied(_refusal(auth, capability))
 
 
-class ApiTokenScheme(OpenApiAuthenticationExtension):
-    """Declares the token in the OpenAPI schema (Postman imports it as Bearer auth)."""
+class BearerScheme(OpenApiAuthenticationExtension):
+    """Declares the bearer credentials in the OpenAPI schema (Postman imports it as Bearer auth)."""
 
-    target_class = "loop.api.access.ApiTokenAuthentication"
+    target_class = "loop.api.access.PrincipalAuthentication"
     name = BEARER_SCHEME_NAME
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
@@ -138,8 +241,10 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
             "type": "http",
             "scheme": "bearer",
             "description": (
-                "The server's API_TOKEN (full access) or API_READ_TOKEN (reads and triggers only: 403 on "
-                "ingestion, uploads, the PUTs and the DELETEs). Only enforced when the server sets API_TOKEN."
+                "An API key (POST /keys/; its scope: read, ingest, operate or admin), or the server's "
+                "API_TOKEN (everything) or API_READ_TOKEN (the read scope). The dashboard signs in with a "
+                "session instead. Only enforced when the server sets AUTH_REQUIRED (on with API_TOKEN); "
+                "docs/access.md lists what each route needs."
             ),
         }
 

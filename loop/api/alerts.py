@@ -7,6 +7,8 @@ call ``loop.services.alerts`` and answer through the serializers here.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -14,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from loop.accounts.capabilities import Capability
 from loop.alert_rules import FEED_STATES
 from loop.api.common import (
     READ_ERRORS,
@@ -159,6 +162,8 @@ class AckSerializer(StrictSerializer):
 
 
 class AlertListView(APIView):
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"GET": Capability.READ}
+
     @extend_schema(
         operation_id="list_alerts",
         summary="Alerts, newest first: open (default), resolved or all; with the newest evaluation and open counts",
@@ -183,6 +188,8 @@ class AlertListView(APIView):
 
 
 class AlertDetailView(APIView):
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"GET": Capability.READ}
+
     @extend_schema(
         operation_id="get_alert",
         summary="One alert",
@@ -194,6 +201,8 @@ class AlertDetailView(APIView):
 
 
 class AlertAckView(APIView):
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"POST": Capability.OPERATE}
+
     @extend_schema(
         operation_id="ack_alert",
         summary="Acknowledge an open alert: no reminders until it resolves (a second ack changes nothing)",
@@ -217,6 +226,8 @@ class AlertAckView(APIView):
 
 
 class StoreAlertStatesView(APIView):
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"GET": Capability.READ}
+
     @extend_schema(
         operation_id="store_alert_states",
         summary="Every store's dashboard state (no data / down / ok), latest poll and its age, open alert",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from loop.accounts.capabilities import Capability
 from loop.api.common import (
     JSON_WRITE_ERRORS,
     READ_ERRORS,
@@ -96,6 +97,8 @@ class ChannelPageSerializer(serializers.Serializer):
 
 
 class ChannelListView(APIView):
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"GET": Capability.READ, "POST": Capability.ADMIN}
+
     @extend_schema(
         operation_id="create_channel",
         summary="Add an alert channel (webhook, Slack or e-mail)",
@@ -127,6 +130,12 @@ class ChannelListView(APIView):
 
 
 class ChannelDetailView(APIView):
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {
+        "GET": Capability.READ,
+        "PATCH": Capability.ADMIN,
+        "DELETE": Capability.ADMIN,
+    }
+
     @extend_schema(
         operation_id="get_channel",
         summary="One alert channel",
@@ -158,6 +167,8 @@ class ChannelDetailView(APIView):
 
 
 class ChannelTestView(APIView):
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"POST": Capability.ADMIN}
+
     @extend_schema(
         operation_id="test_channel",
         summary="Send a channel.test event to this channel only",

@@ -31,9 +31,13 @@ class ErrorSerializer(serializers.Serializer):
 
 
 BAD_REQUEST = OpenApiResponse(ErrorSerializer, description="Invalid request.")
-NO_TOKEN = OpenApiResponse(ErrorSerializer, description="Missing or wrong API token (only when API_TOKEN is set).")
+NO_TOKEN = OpenApiResponse(
+    ErrorSerializer, description="Missing, wrong, expired or revoked credentials (only when AUTH_REQUIRED is on)."
+)
 UNAVAILABLE = OpenApiResponse(ErrorSerializer, description="MongoDB or the broker is unavailable.")
-READ_TOKEN_REFUSED = OpenApiResponse(ErrorSerializer, description="The read-only API_READ_TOKEN may not change data.")
+READ_TOKEN_REFUSED = OpenApiResponse(
+    ErrorSerializer, description="The caller's role or key scope does not allow this (docs/access.md)."
+)
 
 # A read: bad query, missing token, servers away.
 READ_ERRORS = {400: BAD_REQUEST, 401: NO_TOKEN, 503: UNAVAILABLE}

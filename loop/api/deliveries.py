@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from loop.accounts.capabilities import Capability
 from loop.api.common import (
     READ_ERRORS,
     WRITE_ERRORS,
@@ -69,6 +72,8 @@ class DeliveryPageSerializer(serializers.Serializer):
 
 
 class DeliveryListView(APIView):
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"GET": Capability.READ}
+
     @extend_schema(
         operation_id="list_deliveries",
         summary="Alert deliveries, newest first, with every attempt",
@@ -89,6 +94,8 @@ class DeliveryListView(APIView):
 
 
 class DeliveryDetailView(APIView):
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"GET": Capability.READ}
+
     @extend_schema(
         operation_id="get_delivery",
         summary="One alert delivery and its attempts",
@@ -99,6 +106,8 @@ class DeliveryDetailView(APIView):
 
 
 class DeliveryRetryView(APIView):
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"POST": Capability.OPERATE}
+
     @extend_schema(
         operation_id="retry_delivery",
         summary="Send a delivery again now (a new attempt, same webhook-id and body)",

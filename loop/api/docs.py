@@ -7,12 +7,15 @@ from this view (``?script``), not inline: so the page carries a Content-Security
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
-from drf_spectacular.views import SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.request import Request
 from rest_framework.response import Response
+
+from loop.accounts.capabilities import Capability
+from loop.api.access import CapabilityAccess
 
 
 def swagger_ui_content_security_policy() -> str:
@@ -28,8 +31,18 @@ def swagger_ui_content_security_policy() -> str:
     )
 
 
+class SchemaView(SpectacularAPIView):
+    """The OpenAPI schema (/api/schema/): public, like the docs (no credentials read: SERVE_AUTHENTICATION)."""
+
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"GET": None}
+    permission_classes = [CapabilityAccess]
+
+
 class SwaggerUiView(SpectacularSwaggerSplitView):
-    """drf-spectacular's split Swagger UI view (no inline script) with the app's strict policy."""
+    """drf-spectacular's split Swagger UI view (no inline script) with the app's strict policy; public."""
+
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"GET": None}
+    permission_classes = [CapabilityAccess]
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)

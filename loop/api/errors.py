@@ -12,11 +12,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse, UnreadablePostError
 from django.views.decorators.csrf import csrf_exempt
 from pymongo.errors import PyMongoError
 from rest_framework import status
-from rest_framework.exceptions import APIException, NotFound, ValidationError
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -53,6 +54,8 @@ def as_api_exception(exc: errors.ServiceError) -> APIException:
         return NotFound(str(exc))
     if isinstance(exc, errors.Conflict):
         return Conflict(str(exc))
+    if isinstance(exc, errors.Forbidden):
+        return PermissionDenied(str(exc))
     if isinstance(exc, errors.Unavailable):
         return ServiceUnavailable(str(exc))
     return ValidationError(str(exc))
@@ -104,6 +107,9 @@ def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, PyMongoError):
         logger.error("MongoDB error in %s: %s", context.get("view"), exc)
         return Response({"error": "The database is unavailable; try again later."}, status=503)
+    if isinstance(exc, DatabaseError):  # Django's own database: users, sessions, API keys
+        logger.error("accounts database error in %s: %s", context.get("view"), exc)
+        return Response({"error": "The accounts database is unavailable; try again later."}, status=503)
     logger.exception("unhandled error in %s", context.get("view"))
     return Response({"error": "Internal server error."}, status=500)
 

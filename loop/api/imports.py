@@ -3,7 +3,7 @@ GET /imports/ and GET /imports/<id>/."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from loop.accounts.capabilities import Capability
 from loop.api.common import (
     READ_ERRORS,
     WRITE_ERRORS,
@@ -164,6 +165,8 @@ class ImportPageSerializer(serializers.Serializer):
 class ImportListView(APIView):
     """POST: upload files to load; GET: the imports, newest first."""
 
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"GET": Capability.READ, "POST": Capability.INGEST}
+
     parser_classes = [ImportUploadParser]
 
     @extend_schema(
@@ -212,6 +215,8 @@ class ImportListView(APIView):
 
 
 class ImportDetailView(APIView):
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"GET": Capability.READ}
+
     @extend_schema(
         operation_id="get_import",
         summary="Poll an import: Running (rows so far), Complete (load_data's summary) or Failed (the reason)",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -10,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from loop.accounts.capabilities import Capability
 from loop.api.common import WRITE_ERRORS, ErrorSerializer, StrictSerializer, body_errors, refuse_chunked
 from loop.api.parsers import CsvBody, IngestCSVParser, IngestJSONParser
 from loop.services import ingest
@@ -50,6 +53,8 @@ class IngestResultSerializer(serializers.Serializer):
 
 class StoreStatusView(APIView):
     """POST /store_status/: a batch of polls, read and stored as ``load_data`` reads and stores a status file."""
+
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"POST": Capability.INGEST}
 
     parser_classes = [IngestCSVParser, IngestJSONParser]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from loop.accounts.capabilities import Capability
 from loop.api.common import (
     READ_ERRORS,
     WRITE_ERRORS,
@@ -113,6 +114,8 @@ class WindowPageSerializer(serializers.Serializer):
 class WindowListView(APIView):
     """POST: create a window; GET: the windows, newest first."""
 
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"GET": Capability.READ, "POST": Capability.OPERATE}
+
     @extend_schema(
         operation_id="create_maintenance_window",
         summary="Mute alerts of some stores (or all) once, or every week in each store's local time",
@@ -163,6 +166,11 @@ class WindowListView(APIView):
 
 
 class WindowDetailView(APIView):
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {
+        "GET": Capability.READ,
+        "DELETE": Capability.OPERATE,
+    }
+
     @extend_schema(
         operation_id="get_maintenance_window",
         summary="One maintenance window",

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from loop.accounts.capabilities import Capability
 from loop.api.common import NO_TOKEN, UNAVAILABLE, UtcTimestampField
 from loop.api.reports import ReportSummarySerializer
 from loop.health import service_health
@@ -42,9 +44,9 @@ class HealthSerializer(serializers.Serializer):
 
 
 class HealthView(APIView):
-    # Open to load balancers and compose health checks even when API_TOKEN is set.
+    # Open to load balancers and compose health checks even when AUTH_REQUIRED is on; no credentials are read.
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"GET": None}
     authentication_classes: list[type] = []
-    permission_classes = [AllowAny]
 
     @extend_schema(
         operation_id="health",
@@ -57,6 +59,8 @@ class HealthView(APIView):
 
 
 class OverviewView(APIView):
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"GET": Capability.READ}
+
     @extend_schema(
         operation_id="overview",
         summary="Data freshness and the latest reports (the dashboard's home)",

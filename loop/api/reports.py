@@ -4,7 +4,7 @@ DELETE /reports/<id>/ and GET /reports/<id>/stores/ (the rows as JSON with each 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 from django.http import HttpResponse
@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from loop.accounts.capabilities import Capability
 from loop.api.access import TriggerRateThrottle
 from loop.api.common import (
     BAD_REQUEST,
@@ -215,8 +216,9 @@ def _options_body(data: Any) -> Any:
 
 
 class TriggerReportView(APIView):
+    # A report changes no data: whoever may read may trigger one (viewers, the read scope).
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"POST": Capability.READ}
     throttle_classes = [TriggerRateThrottle]
-    read_token_methods = ("POST",)  # a report changes no data: the read token may trigger one
 
     @extend_schema(
         operation_id="trigger_report",
@@ -256,6 +258,8 @@ class TriggerReportView(APIView):
 
 
 class GetReportView(APIView):
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"GET": Capability.READ}
+
     @extend_schema(
         operation_id="get_report",
         summary="Poll a report: Running, Complete (with the CSV) or Failed",
@@ -267,6 +271,8 @@ class GetReportView(APIView):
 
 
 class GetReportQueryView(APIView):
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"GET": Capability.READ}
+
     @extend_schema(
         operation_id="get_report_by_query",
         summary="Poll a report (query-string form: ?report_id=...)",
@@ -290,6 +296,8 @@ class GetReportQueryView(APIView):
 
 
 class ReportCsvView(APIView):
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"GET": Capability.READ}
+
     @extend_schema(
         operation_id="get_report_csv",
         summary="Download a finished report as CSV",
@@ -307,6 +315,8 @@ class ReportCsvView(APIView):
 
 
 class ReportStoresView(APIView):
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"GET": Capability.READ}
+
     @extend_schema(
         operation_id="get_report_stores",
         summary="A finished report's stores as JSON: the Loop columns and each window's uptime %",
@@ -323,6 +333,8 @@ class ReportStoresView(APIView):
 
 
 class ReportListView(APIView):
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"GET": Capability.READ}
+
     @extend_schema(
         operation_id="list_reports",
         summary="The reports, newest first, paged; Running ones show phase and progress",
@@ -339,6 +351,8 @@ class ReportListView(APIView):
 
 class ReportDetailView(APIView):
     """DELETE only (other methods answer 405)."""
+
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"DELETE": Capability.ADMIN}
 
     @extend_schema(
         operation_id="delete_report",

@@ -4,7 +4,7 @@ DELETE clears the profile)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
+from loop.accounts.capabilities import Capability
 from loop.api.common import (
     JSON_WRITE_ERRORS,
     READ_ERRORS,
@@ -119,6 +120,8 @@ def replace_rows(
 class BusinessHoursView(APIView):
     """One store's weekly hours; an empty list means open 24x7 (the report's rule for a store without rows)."""
 
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"GET": Capability.READ, "PUT": Capability.OPERATE}
+
     @extend_schema(
         operation_id="get_business_hours",
         summary="Read a store's weekly hours ([] = open 24x7, also for a store never seen)",
@@ -150,6 +153,8 @@ class SpecialHoursView(APIView):
     """One store's holiday hours: for a local date listed here, the store's intervals that start on it come
     only from these rows."""
 
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"GET": Capability.READ, "PUT": Capability.OPERATE}
+
     @extend_schema(
         operation_id="get_special_hours",
         summary="Read a store's holiday hours ([] = none, also for a store never seen)",
@@ -180,6 +185,8 @@ class SpecialHoursView(APIView):
 class TimezoneView(APIView):
     """One store's time zone; without one the report uses America/Chicago (``is_default``)."""
 
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"GET": Capability.READ, "PUT": Capability.OPERATE}
+
     @extend_schema(
         operation_id="get_timezone",
         summary="Read a store's time zone (the default one when none is stored)",
@@ -208,6 +215,12 @@ class TimezoneView(APIView):
 
 class ProfileView(APIView):
     """One store's entry of the store directory: name, brand, region (text, trimmed; brand and region optional)."""
+
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {
+        "GET": Capability.READ,
+        "PUT": Capability.OPERATE,
+        "DELETE": Capability.OPERATE,
+    }
 
     @extend_schema(
         operation_id="get_store_profile",

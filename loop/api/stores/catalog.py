@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from loop.accounts.capabilities import Capability
 from loop.api.common import (
     READ_ERRORS,
     STORE_ID_PARAM,
@@ -104,6 +107,8 @@ class StoreDetailSerializer(serializers.Serializer):
 
 
 class StoreListView(APIView):
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"GET": Capability.READ}
+
     @extend_schema(
         operation_id="list_stores",
         summary=(
@@ -128,6 +133,8 @@ class StoreListView(APIView):
 
 
 class StoreDetailView(APIView):
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"GET": Capability.READ}
+
     @extend_schema(
         operation_id="get_store",
         summary="One store: name, brand, region, zone, weekly and holiday hours, first and last poll, latest status",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from loop.accounts.capabilities import Capability
 from loop.api.common import (
     READ_ERRORS,
     STORE_ID_PARAM,
@@ -170,6 +171,8 @@ def _hours(seconds: float) -> float:
 
 
 class StoreTimelineView(APIView):
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"GET": Capability.READ}
+
     @extend_schema(
         operation_id="get_store_timeline",
         summary="One store's up/down/unobserved segments, outages and daily totals over a range (at most 31 days)",

@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+from django.core import checks
+
+
+class AccountsConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "loop.accounts"
+    label = "accounts"
+    verbose_name = "Accounts: roles and API keys"
+
+    def ready(self) -> None:
+        from loop.checks import open_access_check
+
+        # Tagged "security" (as Django's deployment checks), not loop_settings: a warning, never a refused start.
+        checks.register(open_access_check, checks.Tags.security)

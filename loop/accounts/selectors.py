@@ -1,0 +1,51 @@
+"""Reads of the accounts: a user's role (the one place it is decided), principals, and key lists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
+
+from loop.accounts.capabilities import ROLE_CAPABILITIES, Capability, Principal, Role, Scope
+from loop.accounts.models import ApiKey
+
+# Highest first: a user in several role groups has the highest of them.
+ROLE_ORDER = (Role.ADMIN, Role.OPERATOR, Role.VIEWER)
+
+
+def role_of(*, user: Any) -> Role | None:
+    """admin if superuser or in group ``admin``, else operator, else viewer, else none; inactive users have none."""
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return None
+    if user.is_superuser:
+        return Role.ADMIN
+    groups = set(user.groups.filter(name__in=[role.value for role in Role]).values_list("name", flat=True))
+    return next((role for role in ROLE_ORDER if role.value in groups), None)
+
+
+def user_principal(*, user: Any) -> Principal:
+    """A signed-in person: their username and what their role may do (nothing without a role)."""
+    role = role_of(user=user)
+    capabilities = ROLE_CAPABILITIES[role] if role is not None else frozenset()
+    return Principal(kind="user", name=user.get_username(), capabilities=capabilities, user_id=user.pk)
+
+
+def find_user(*, username: str) -> Any | None:
+    """The user of that exact username, or None (a plain parameterised lookup: any text is just a name)."""
+    return get_user_model().objects.filter(username=username).first()
+
+
+def visible_keys(*, caller: Principal) -> QuerySet[ApiKey]:
+    """The keys a caller may list: everyone's for admins, else the caller's own (none without a user)."""
+    keys = ApiKey.objects.select_related("owner").order_by("-created_at")
+    if caller.can(Capability.ADMIN):
+        return keys
+    if caller.user_id is None:
+        return keys.none()
+    return keys.filter(owner_id=caller.user_id)
+
+
+def key_scope(*, key_id: str) -> Scope | None:
+    scope = ApiKey.objects.filter(pk=key_id).values_list("scope", flat=True).first()
+    return Scope(scope) if scope is not None else None
