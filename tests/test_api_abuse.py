@@ -207,7 +207,6 @@ def test_unsupported_methods_are_405_json(api: APIClient, method: str, path: str
     [
         ("GET", "/no/such/page/"),
         ("POST", "/no/such/page/"),  # a form POST: no CSRF page either
-        ("GET", "/admin/"),  # there is no Django admin
         ("GET", "/api/nothing/"),
         ("GET", "/get_report/a/b/c/"),
     ],
@@ -240,6 +239,7 @@ PROTECTED = [
 
 @pytest.fixture
 def token(settings) -> str:
+    settings.AUTH_REQUIRED = True
     settings.API_TOKEN = TOKEN
     return TOKEN
 

@@ -21,6 +21,7 @@ def client() -> Client:
 
 @pytest.mark.parametrize("path", PAGES)
 def test_pages_are_html_shells_with_a_strict_policy(client: Client, settings, path: str) -> None:
+    settings.AUTH_REQUIRED = True
     settings.API_TOKEN = TOKEN
     response = client.get(path)
     assert response.status_code == 200

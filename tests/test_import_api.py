@@ -315,10 +315,11 @@ def test_malformed_or_other_bodies_are_json_4xx(
 
 
 def test_the_read_token_may_read_imports_but_not_upload(api: APIClient, mdb: Database, settings) -> None:
+    settings.AUTH_REQUIRED = True
     settings.API_TOKEN, settings.API_READ_TOKEN = "full-token", "read-token"
     api.credentials(HTTP_AUTHORIZATION="Bearer read-token")
     response = upload(api, archive=full_zip())
-    assert assert_json_error(response, 403)["error"].startswith("This token may only read")
+    assert assert_json_error(response, 403)["error"].startswith("This token (token:API_READ_TOKEN) may not ingest")
     assert upload_files_left(mdb) == (0, 0, 0)
     assert api.get("/imports/").status_code == 200
     api.credentials(HTTP_AUTHORIZATION="Bearer full-token")

@@ -91,6 +91,7 @@ def test_latest_report_and_latest_complete_report(api: APIClient, mdb: Database,
 
 @pytest.mark.parametrize("header", [None, "Bearer wrong-token"])
 def test_the_overview_needs_the_token_when_one_is_set(api: APIClient, mdb: Database, settings, header) -> None:
+    settings.AUTH_REQUIRED = True
     settings.API_TOKEN = "right-token-1234567890"
     if header:
         api.credentials(HTTP_AUTHORIZATION=header)

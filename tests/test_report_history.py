@@ -196,11 +196,12 @@ def test_delete_unknown_or_bad_id(mdb: Database, api: APIClient, path: str, stat
 
 
 def test_delete_needs_a_write_token(mdb: Database, api: APIClient, settings) -> None:
+    settings.AUTH_REQUIRED = True
     settings.API_TOKEN = FULL
     settings.API_READ_TOKEN = READ
     report_id = make_report(mdb, "C", minutes=0, status="Complete")
     read = {"HTTP_AUTHORIZATION": f"Bearer {READ}"}
-    assert "may only read" in assert_json_error(api.delete(f"/reports/{report_id}/", **read), 403)["error"]
+    assert "may not administer" in assert_json_error(api.delete(f"/reports/{report_id}/", **read), 403)["error"]
     assert api.get("/reports/", **read).json()["count"] == 1  # the read token may list
     assert_json_error(api.delete(f"/reports/{report_id}/"), 401)
     assert storage.get_report(mdb, report_id) is not None

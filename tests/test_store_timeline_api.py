@@ -261,6 +261,7 @@ def test_crafted_store_ids_stay_plain_strings(loaded: APIClient, queries: list[A
 
 
 def test_the_read_token_reads_the_timeline(loaded: APIClient, settings: Any) -> None:
+    settings.AUTH_REQUIRED = True
     settings.API_TOKEN = FULL
     settings.API_READ_TOKEN = READ
     assert "Missing API token" in assert_json_error(loaded.get(URL), 401)["error"]

@@ -28,7 +28,7 @@ from loop.accounts.capabilities import (
 from loop.accounts.models import ApiKey
 from loop.accounts.selectors import find_user, role_of
 
-INVALID_KEY = "Invalid API key or token."
+INVALID_KEY = "Invalid API token or key."
 
 
 class KeyRefused(Exception):

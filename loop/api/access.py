@@ -62,7 +62,7 @@ if TYPE_CHECKING:  # rest_framework.views imports this module (the default authe
 logger = logging.getLogger(__name__)
 
 BEARER_SCHEME_NAME = "bearerAuth"
-MISSING = "Missing credentials: send 'Authorization: Bearer <API key or token>', or sign in."
+MISSING = "Missing API token or key: send 'Authorization: Bearer <API key or token>', or sign in."
 MALFORMED = "Malformed Authorization header: expected 'Bearer <API key or token>'."
 ACCOUNTS_DOWN = "The accounts database is unavailable; try again later."
 # What each capability lets a caller do, for the 403 messages.
@@ -199,8 +199,8 @@ def _needed(view: APIView, method: str) -> tuple[bool, Capability | None]:
 
 def _refusal(principal: Principal, capability: Capability) -> str:
     noun = {"key": "API key", "user": "account", "token": "token"}.get(principal.kind, "caller")
-    allowed = ", ".join(sorted(principal.capabilities)) or "nothing (no role)"
-    return f"This {noun} ({principal.name}) may not {DOING[capability]}; it may: {allowed}."
+    allowed = f"only {', '.join(sorted(principal.capabilities))}" if principal.capabilities else "nothing (no role)"
+    return f"This {noun} ({principal.name}) may not {DOING[capability]}; it may {allowed}."
 
 
 class CapabilityAccess(BasePermission):

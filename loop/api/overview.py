@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -43,6 +43,10 @@ class HealthSerializer(serializers.Serializer):
 # --- views ------------------------------------------------------------------------------------------
 
 
+# OpenAPI's "no credentials needed" security requirement (drf-spectacular's stub types it as a list of names).
+NO_CREDENTIALS: Any = [{}]
+
+
 class HealthView(APIView):
     # Open to load balancers and compose health checks even when AUTH_REQUIRED is on; no credentials are read.
     required_capabilities: ClassVar[dict[str, Capability | None]] = {"GET": None}
@@ -51,6 +55,7 @@ class HealthView(APIView):
     @extend_schema(
         operation_id="health",
         summary="Whether MongoDB and the task broker answer",
+        auth=NO_CREDENTIALS,
         responses={200: HealthSerializer, 503: HealthSerializer},
     )
     def get(self, request: Request) -> Response:

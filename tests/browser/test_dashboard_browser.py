@@ -526,7 +526,7 @@ def test_with_api_token_the_page_asks_once_and_shows_nothing_before(
 
     page.get_by_role("textbox", name="Token").fill("wrong-token")
     page.get_by_role("button", name="Use token").click()
-    expect_text(page, "#token-reason", "The token was refused (Invalid API token.) Enter it again.")
+    expect_text(page, "#token-reason", "The token was refused (Invalid API token or key.) Enter it again.")
     assert dialog.is_visible() and page.locator("#main").is_hidden()
     assert page.locator("#store-count").inner_text() == "…"
 
