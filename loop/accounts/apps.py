@@ -11,5 +11,6 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         from loop.checks import open_access_check
 
-        # Tagged "security" (as Django's deployment checks), not loop_settings: a warning, never a refused start.
-        checks.register(open_access_check, checks.Tags.security)
+        # A deployment check (`manage.py check --deploy`, as Django's own security warnings), not loop_settings:
+        # a warning, never a refused start.
+        checks.register(open_access_check, checks.Tags.security, deploy=True)
