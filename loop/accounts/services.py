@@ -168,7 +168,7 @@ def create_key(
     if not scope_allowed(scope=scope, role=owner_role):
         raise errors.Forbidden(
             f"A key may not do more than its owner: {owner.get_username()} is {owner_role.value}, "
-            f"a {scope.value} key is wider."
+            f"and the {scope.value} scope is wider."
         )
     if not SCOPE_CAPABILITIES[scope] <= caller.capabilities:
         raise errors.Forbidden(f"{caller.name} may not create a {scope.value} key: it would do more than the caller.")
