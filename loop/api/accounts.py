@@ -57,8 +57,17 @@ class KeySerializer(serializers.Serializer):
     last_used_at = Instant(allow_null=True, help_text="Updated at most every KEY_LAST_USED_INTERVAL s.")
 
 
-class CreatedKeySerializer(KeySerializer):
+class CreatedKeySerializer(serializers.Serializer):
+    """A ``loop.accounts.services.CreatedKey``: this once the key itself, with what the list shows of it."""
+
     key = serializers.CharField(help_text="The full key: shown this once, never stored. Keep it secret.")
+    key_id = serializers.CharField(source="api_key.id")
+    prefix = serializers.CharField(source="api_key.prefix")
+    name = serializers.CharField(source="api_key.name")
+    scope = serializers.CharField(source="api_key.scope")
+    owner = serializers.CharField(source="api_key.owner.username")
+    created_at = Instant(source="api_key.created_at")
+    expires_at = Instant(source="api_key.expires_at", allow_null=True)
 
 
 class KeyListSerializer(serializers.Serializer):
@@ -126,9 +135,8 @@ class KeyListView(APIView):
             owner_username=data.get("owner"),
             now=timezone.now(),
         )
-        answer = {**KeySerializer(created.api_key).data, "key": created.key}
         return Response(
-            CreatedKeySerializer(answer).data,
+            CreatedKeySerializer(created).data,
             status=status.HTTP_201_CREATED,
             headers={"Cache-Control": "no-store"},  # the one copy of the key must not sit in a cache
         )
