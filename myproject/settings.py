@@ -279,11 +279,11 @@ CELERY_BEAT_SCHEDULE = {
 
 
 # --- API ----------------------------------------------------------------------
-# Optional shared token: when set, every endpoint except /health/ and the API docs
-# needs `Authorization: Bearer <API_TOKEN>` (loop.api.access).
+# Optional static token that may do everything (a bootstrap admin, `token:API_TOKEN`); setting it turns
+# AUTH_REQUIRED on by default. Users and API keys are the better way (docs/access.md).
 API_TOKEN = os.environ.get("API_TOKEN", "").strip()
-# Optional read-only token: reads reports, triggers reports and reads stores' hours and
-# zones, but gets 403 on ingestion and on the PUTs. Needs API_TOKEN (someone must write).
+# Optional static read token (the read scope: reads and triggers reports; 403 on ingestion, the PUTs and
+# the DELETEs). Needs API_TOKEN (someone must write).
 API_READ_TOKEN = os.environ.get("API_READ_TOKEN", "").strip()
 # POST /trigger_report/ per client address, e.g. "10/minute", "100/hour"; "0" or an
 # empty value disables it. Counted in Redis when the broker is Redis (shared by all
@@ -324,9 +324,10 @@ SPECTACULAR_SETTINGS = {
         "(POST /store_status/) and stores' hours and zones, or upload whole CSV files or a Loop .zip "
         "(POST /imports/, multipart; poll GET /imports/<id>/). "
         "Reports are computed by a Celery worker from the polls in MongoDB. "
-        "When the server sets API_TOKEN, every endpoint except /health/ and these docs needs "
-        "`Authorization: Bearer <token>`; the read-only API_READ_TOKEN gets 403 on POST /store_status/, "
-        "POST /imports/, the PUTs and the DELETEs. POST /trigger_report/ is rate limited per client "
+        "When the server sets AUTH_REQUIRED (on with API_TOKEN), every endpoint except /health/ and these docs "
+        "needs `Authorization: Bearer <API key or token>` or a signed-in session; each endpoint needs one "
+        "capability (read, ingest, operate, admin) of the caller's role or key scope (docs/access.md), else 403. "
+        "POST /trigger_report/ is rate limited per client "
         "(TRIGGER_RATE_LIMIT; 429 with Retry-After)."
     ),
     "VERSION": "1.0.0",

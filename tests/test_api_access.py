@@ -1,10 +1,19 @@
-"""One permission (loop.api.access.ApiAccess) decides read or write access by method for every view."""
+"""One permission (loop.api.access.CapabilityAccess) decides access by method for every view, from the
+capability each view declares; the static tokens (API_TOKEN: everything, API_READ_TOKEN: the read scope)
+keep working as before. Users, keys and the whole route table: test_access_matrix.py, test_api_keys.py.
+"""
 
 from __future__ import annotations
 
-import pytest
-from rest_framework.test import APIClient
+from typing import Any, ClassVar
 
+import pytest
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.test import APIClient, APIRequestFactory
+from rest_framework.views import APIView
+
+from loop.accounts.capabilities import Capability
 from tests.support.api import FULL, READ, VALID_ID, assert_json_error
 
 READ_HEADER = {"HTTP_AUTHORIZATION": f"Bearer {READ}"}
@@ -73,3 +82,28 @@ def test_health_and_the_docs_are_open_to_all(api: APIClient, tokens: None) -> No
     assert api.get("/health/").status_code in (200, 503)
     assert api.get("/api/schema/", HTTP_ACCEPT="application/json").status_code == 200
     assert api.get("/api/docs/").status_code == 200
+
+
+class Undeclared(APIView):
+    def get(self, request: Request) -> Response:
+        return Response({"ok": True})
+
+
+class HalfDeclared(APIView):
+    required_capabilities: ClassVar[dict[str, Capability | None]] = {"GET": Capability.READ}
+
+    def get(self, request: Request) -> Response:
+        return Response({"ok": True})
+
+    def post(self, request: Request) -> Response:
+        return Response({"ok": True})
+
+
+@pytest.mark.parametrize(("view", "method"), [(Undeclared, "get"), (HalfDeclared, "post")])
+def test_an_undeclared_view_or_method_is_refused_even_to_the_full_token(tokens: None, view: Any, method: str) -> None:
+    request = getattr(APIRequestFactory(), method)("/x/", HTTP_AUTHORIZATION=f"Bearer {FULL}")
+    response = view.as_view()(request)
+    assert response.status_code == 403
+    assert "declares no access rule" in response.data["error"]
+    allowed = HalfDeclared.as_view()(APIRequestFactory().get("/x/", HTTP_AUTHORIZATION=f"Bearer {FULL}"))
+    assert allowed.status_code == 200
