@@ -157,6 +157,13 @@ def test_every_error_is_reported_at_once() -> None:
 
 
 def test_check_deploy_passes_on_a_production_configuration() -> None:
-    proc = manage(PRODUCTION, "check", "--deploy")
+    proc = manage({**PRODUCTION, "AUTH_REQUIRED": "1"}, "check", "--deploy")
     assert proc.returncode == 0, proc.stderr
     assert "loop." not in proc.stderr + proc.stdout
+
+
+def test_check_deploy_warns_when_anyone_may_call_the_api() -> None:
+    proc = manage(PRODUCTION, "check", "--deploy")  # DEBUG off, no API_TOKEN, AUTH_REQUIRED unset: open
+    assert proc.returncode == 0, proc.stderr  # a warning, not a refusal
+    assert "(loop.W001) AUTH_REQUIRED is off with DEBUG off" in proc.stderr
+    assert "loop.W001" not in manage({**PRODUCTION, "API_TOKEN": "t" * 30}, "check", "--deploy").stderr
