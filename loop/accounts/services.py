@@ -26,7 +26,7 @@ from loop.accounts.capabilities import (
     scope_allowed,
 )
 from loop.accounts.models import ApiKey
-from loop.accounts.selectors import find_user, role_of
+from loop.accounts.selectors import find_user, key_by_prefix, role_of
 
 INVALID_KEY = "Invalid API token or key."
 
@@ -98,14 +98,15 @@ _NO_DIGEST = "0" * 64
 def authenticate_key(*, key: str, now: dt.datetime) -> tuple[Any, Principal]:
     """The owner and principal of a bearer key, or ``KeyRefused`` saying why (revoked, expired, owner).
 
-    One indexed query by prefix (the owner joined), one for the owner's groups unless a superuser; no write
+    One indexed query by prefix (the owner and their role groups joined in); no write
     except ``last_used_at`` at most once per ``KEY_LAST_USED_INTERVAL`` seconds. Why a key is refused is
     told only once the whole key matched (its holder already knows it exists).
     """
     prefix = keys.key_prefix(key)
     if prefix is None:
         raise KeyRefused(INVALID_KEY)
-    row = ApiKey.objects.select_related("owner").filter(prefix=prefix).first()
+    found = key_by_prefix(prefix=prefix)
+    row, owner_role = found if found is not None else (None, None)
     matched = keys.digest_matches(_digest(key), row.digest if row is not None else _NO_DIGEST)
     if row is None or not matched:
         raise KeyRefused(INVALID_KEY)
@@ -114,7 +115,6 @@ def authenticate_key(*, key: str, now: dt.datetime) -> tuple[Any, Principal]:
     # The server's clock decides: a key is refused from the instant it expires on.
     if row.expires_at is not None and now >= row.expires_at:
         raise KeyRefused(f"This API key ({row.prefix}) expired at {row.expires_at.isoformat()}.")
-    owner_role = role_of(user=row.owner)
     if owner_role is None:
         raise KeyRefused(f"This API key's ({row.prefix}) owner is deactivated or has no role.")
     _note_use(row, now)
