@@ -115,7 +115,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`make run`: manage.py serve_demo on embedded defaults, on a free port."""
     port = free_port()
     log = tmp_path_factory.mktemp("docs-demo") / "serve_demo.log"
-    env = {k: v for k, v in os.environ.items() if k not in ("API_TOKEN", "API_READ_TOKEN", "AUTH_REQUIRED", "DEBUG", "SECRET_KEY")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("API_TOKEN", "API_READ_TOKEN", "AUTH_REQUIRED", "DEBUG", "SECRET_KEY")
+    }
     env.update(
         MONGO_URL="mongomock://",
         CELERY_BROKER_URL="memory://",
