@@ -28,6 +28,7 @@ from rest_framework.test import APIClient, APIRequestFactory
 from loop.accounts.capabilities import Role, Scope
 from loop.accounts.models import ApiKey
 from loop.api import access, uploads
+from loop.storage.schema import IMPORT_FILES
 from tests.support.accounts import bearer, make_key, make_user
 from tests.support.api import FULL, READ, assert_json_error
 
@@ -298,6 +299,31 @@ def test_a_session_write_without_its_csrf_token_is_403_json(people: SimpleNamesp
     key, _ = make_key(people.operator, Scope.OPERATE)
     bare = APIClient(enforce_csrf_checks=True)
     assert bare.put("/stores/s1/timezone/", {"timezone_str": "UTC"}, format="json", **bearer(key)).status_code == 200
+
+
+def _zip_upload() -> SimpleUploadedFile:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("store_status.csv", "store_id,status,timestamp_utc\ns1,active,2024-10-14 10:14:00 UTC\n")
+    return SimpleUploadedFile("loop.zip", buffer.getvalue())
+
+
+@pytest.mark.parametrize("required", [True, False])
+def test_a_session_upload_streams_into_gridfs_and_takes_its_csrf_token_from_the_header(
+    people: SimpleNamespace, settings: Any, mdb: Any, required: bool
+) -> None:
+    # Django's CSRF check looks for a form field first, which would parse the multipart body with Django's
+    # own upload handlers (memory, temporary files) before the GridFS one and its size limit.
+    settings.AUTH_REQUIRED = required
+    client = session(people.operator, csrf=True)
+    token = "b" * 32
+    client.cookies["csrftoken"] = token
+    response = client.post("/imports/", {"archive": _zip_upload()}, format="multipart", HTTP_X_CSRFTOKEN=token)
+    assert response.status_code == 202, response.content
+    assert mdb[IMPORT_FILES].count_documents({}) == 1  # stored by loop.api.uploads, in GridFS
+    if required:
+        refused = client.post("/imports/", {"archive": _zip_upload()}, format="multipart")
+        assert "CSRF check failed" in assert_json_error(refused, 403)["error"]
 
 
 def test_me_answers_each_kind_of_caller(people: SimpleNamespace) -> None:

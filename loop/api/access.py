@@ -42,8 +42,9 @@ from typing import TYPE_CHECKING, Any
 import redis
 from django.conf import settings
 from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.utils import timezone
+from django.utils.datastructures import MultiValueDict
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication, CSRFCheck
 from rest_framework.exceptions import APIException, NotAuthenticated, PermissionDenied, Throttled
@@ -112,10 +113,24 @@ def _no_response(request: HttpRequest) -> HttpResponse:  # CSRFCheck wants a nex
 
 
 def _csrf_failure(request: HttpRequest) -> str | None:
-    """Why a session request fails Django's CSRF check, or None (as DRF's SessionAuthentication.enforce_csrf)."""
-    check = CSRFCheck(_no_response)
-    check.process_request(request)
-    reason: object = check.process_view(request, _no_response, (), {})  # DRF's CSRFCheck answers the reason
+    """Why a session request fails Django's CSRF check, or None (as DRF's SessionAuthentication.enforce_csrf).
+
+    Django's check reads a form field (``request.POST``) before the header: on an upload that would parse
+    the multipart body with Django's own handlers (memory, temporary files) before the view's GridFS one
+    and its size limit. Uploads are never forms here, so an unread multipart body is hidden from the check
+    and the token must come in the ``X-CSRFToken`` header.
+    """
+    hide_body = request.content_type == "multipart/form-data" and not hasattr(request, "_post")
+    if hide_body:
+        request.__dict__.update(_post=QueryDict(), _files=MultiValueDict())  # as if parsed: nothing
+    try:
+        check = CSRFCheck(_no_response)
+        check.process_request(request)
+        reason: object = check.process_view(request, _no_response, (), {})  # DRF's CSRFCheck answers the reason
+    finally:
+        if hide_body:
+            request.__dict__.pop("_post")
+            request.__dict__.pop("_files")
     return f"CSRF check failed: {reason} Send the X-CSRFToken header." if reason else None
 
 
