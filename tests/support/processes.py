@@ -182,9 +182,7 @@ def _run_migrate(env: Mapping[str, str]) -> None:
         raise RuntimeError(f"manage.py migrate failed:\n{done.stdout[-2000:]}{done.stderr[-4000:]}")
 
 
-def start_gunicorn(
-    env: Mapping[str, str], workers: int, log: Path, *, timeout: int = 120, migrate: bool = True
-) -> Web:
+def start_gunicorn(env: Mapping[str, str], workers: int, log: Path, *, timeout: int = 120, migrate: bool = True) -> Web:
     """Start the app as deployed (gunicorn.conf.py) on a free port; returns at once (call ``wait_healthy``).
 
     Not waiting here lets a caller start several apps and wait for them together. ``timeout`` is
