@@ -2,8 +2,8 @@
 # Start/stop the local servers the service needs, on loopback only:
 #   Redis (Celery broker)            127.0.0.1:6379
 #   MongoDB-wire server (storage)    127.0.0.1:27017  -- mongod if on PATH, else FerretDB (SQLite)
-#   PostgreSQL (accounts database)   127.0.0.1:5432   -- only when named: `start postgres`
-#                                                        (`make services-postgres`; CI runs the account tests on it)
+#   PostgreSQL (accounts database)   127.0.0.1:5432   -- a private cluster in var/postgres (or the next free
+#                                                        port); `make test` runs the account tests on it too
 #
 # Usage: scripts/services.sh start|stop [redis|mongo|postgres ...]|status|url postgres|build-ferretdb
 #
@@ -259,7 +259,8 @@ pg_base() {
 as_pg() {
     if [[ $(id -u) -eq 0 ]]; then
         id postgres >/dev/null 2>&1 || die "running as root needs the 'postgres' user (Debian's postgresql package creates it)"
-        runuser -u postgres -- "$@"
+        # from /: the postgres user may not be allowed into the caller's folder
+        (cd / && runuser -u postgres -- "$@")
     else
         "$@"
     fi
@@ -298,6 +299,7 @@ start_postgres() {
     data="$base/postgres"
     sock="$base/postgres-socket"
     logfile="$LOG/postgres.log"
+    [[ "$base" == "$VAR" ]] || logfile="$base/postgres.log"
     mkdir -p "$data" "$sock"
     touch "$logfile"
     pg_own "$data" "$sock" "$logfile"
@@ -307,7 +309,7 @@ start_postgres() {
         as_pg "$bin/initdb" -D "$data" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
             --encoding=UTF8 --no-locale >>"$logfile" 2>&1 || { tail -n 20 "$logfile" >&2; die "initdb failed"; }
     fi
-    log "starting postgres on $PG_HOST:$port (data: $data, log: var/log/postgres.log)"
+    log "starting postgres on $PG_HOST:$port (data: $data, log: $logfile)"
     as_pg "$bin/pg_ctl" -D "$data" -l "$logfile" -w -t "$TIMEOUT" \
         -o "-c listen_addresses=$PG_HOST -c port=$port -c unix_socket_directories=$sock -c fsync=off" start \
         >/dev/null || { tail -n 30 "$logfile" >&2; die "postgres did not start"; }
@@ -378,8 +380,7 @@ status() {
     local rc=0
     if redis_up; then echo "redis  $REDIS_HOST:$REDIS_PORT up"; else echo "redis  $REDIS_HOST:$REDIS_PORT down"; rc=1; fi
     if mongo_up; then echo "mongo  $MONGO_HOST:$MONGO_PORT up"; else echo "mongo  $MONGO_HOST:$MONGO_PORT down"; rc=1; fi
-    # optional (make services-postgres): shown, never a failure
-    if postgres_running_here; then echo "postgres $(cat "$RUN/postgres.url") up"; else echo "postgres not started here"; fi
+    if postgres_running_here; then echo "postgres $(cat "$RUN/postgres.url") up"; else echo "postgres not started here"; rc=1; fi
     local f
     for f in "$RUN"/*.pid; do [[ -e "$f" ]] && echo "started here: $(basename "$f" .pid) pid $(cat "$f")"; done
     return $rc
@@ -392,10 +393,7 @@ cmd=${1:-start}
 shift || true
 case "$cmd" in
 start | stop)
-    # postgres starts only when named; a plain stop stops it too (nothing happens if it never started here)
-    if (($# == 0)); then
-        if [[ $cmd == start ]]; then set -- redis mongo; else set -- redis mongo postgres; fi
-    fi
+    if (($# == 0)); then set -- redis mongo postgres; fi
     for s in "$@"; do
         case "$s" in
         redis | mongo | postgres) "${cmd}_$s" ;;
