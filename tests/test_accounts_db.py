@@ -86,3 +86,13 @@ def test_sql_in_a_username_is_only_text() -> None:
 def test_the_repository_has_every_migration_the_models_need() -> None:
     # exits non-zero (SystemExit) when a model changed without its migration
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+def test_sqlite_connections_wait_for_the_write_lock_and_commit_without_an_fsync() -> None:
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's own settings")
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA busy_timeout")
+        assert cursor.fetchone()[0] == 20_000  # ms: a writer waits for another process's write
+        cursor.execute("PRAGMA synchronous")
+        assert cursor.fetchone()[0] == 1  # NORMAL (FULL is 2): WAL commits without an fsync each

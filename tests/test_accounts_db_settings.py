@@ -11,7 +11,11 @@ import pytest
 from myproject.settings import accounts_database
 from tests.support.processes import environment_without_config, migrate_accounts_database, run_manage
 
-SQLITE_OPTIONS = {"init_command": "PRAGMA journal_mode=WAL;", "timeout": 20, "transaction_mode": "IMMEDIATE"}
+SQLITE_OPTIONS = {
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    "timeout": 20,
+    "transaction_mode": "IMMEDIATE",
+}
 
 
 def database(url: str) -> tuple[dict, str]:
