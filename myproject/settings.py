@@ -1,9 +1,9 @@
 """Django settings for the store-monitoring service.
 
 Everything that differs between machines comes from the environment (see the
-README's configuration table). Django's own tables (auth, sessions) live in
-SQLite; the service's data lives in MongoDB and is reached only through
-``loop.storage``.
+README's configuration table). Django's own tables (users, keys, sessions,
+audit) live in SQLite, or PostgreSQL when DATABASE_URL says so; the service's
+data lives in MongoDB and is reached only through ``loop.storage``.
 
 This module only parses: whether the values are acceptable is decided by the
 system checks in ``loop/checks.py``, which every process runs before it starts.
@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -111,12 +114,73 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "myproject.wsgi.application"
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": env_str("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
-    }
-}
+# --- Django's own database: users, groups, API keys, sessions, the audit log ---------------------
+# DATABASE_URL (postgres://user:password@host:5432/name, or sqlite:////abs/path) selects it; empty means
+# SQLite at SQLITE_PATH (`make run`, a single host). A URL that cannot be used keeps SQLite here and is
+# named by loop.checks (loop.E012), which refuses the start; the URL itself is never echoed (its password).
+DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
+SQLITE_PATH = env_str("SQLITE_PATH", str(BASE_DIR / "db.sqlite3"))
+# Seconds a connection is kept for the next requests of the same thread (0: one per request; SQLite
+# checkpoints its WAL, an fsync, whenever the last connection closes) ...
+DATABASE_CONN_MAX_AGE = env_int("DATABASE_CONN_MAX_AGE", 600)
+# ... checked before it is reused, so a database restart costs no failed request.
+DATABASE_CONN_HEALTH_CHECKS = env_bool("DATABASE_CONN_HEALTH_CHECKS", True)
+# PostgreSQL: how long a connection attempt may take before the request answers 503 (libpq's connect_timeout).
+DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 3)
+# The schemes whose driver the image has (psycopg for PostgreSQL; sqlite3 is in Python).
+DATABASE_SCHEMES = ("postgres", "postgresql", "sqlite")
+
+
+def accounts_database(
+    *, url: str, sqlite_path: str, conn_max_age: int, health_checks: bool, connect_timeout: int
+) -> tuple[dict[str, Any], str]:
+    """Django's ``DATABASES["default"]`` for ``url`` (empty: SQLite at ``sqlite_path``), and why ``url``
+    cannot be used ("" when it can; the SQLite default is returned when it cannot)."""
+    database: dict[str, Any] = {"ENGINE": "django.db.backends.sqlite3", "NAME": sqlite_path}
+    problem = ""
+    if url:
+        parsed, problem = _parse_database_url(url)
+        database = parsed or database
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        # Several gunicorn processes and threads write (audit rows, sessions): WAL lets readers go on
+        # while one writes, and with synchronous=NORMAL a commit needs no fsync (a power cut may lose the
+        # last commits, never corrupt the file); a writer waits up to 20 s for the lock instead of failing
+        # at once, and IMMEDIATE takes that lock when a transaction starts (no deadlock upgrading a read lock).
+        database["OPTIONS"] = {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+        }
+    else:
+        database["OPTIONS"] = {"connect_timeout": connect_timeout, **database.get("OPTIONS", {})}
+    database["CONN_MAX_AGE"] = conn_max_age
+    database["CONN_HEALTH_CHECKS"] = health_checks
+    return database, problem
+
+
+def _parse_database_url(url: str) -> tuple[dict[str, Any] | None, str]:
+    scheme, separator, _ = url.partition("://")
+    if not separator or scheme.lower() not in DATABASE_SCHEMES:
+        # Only a scheme-like text is echoed: anything else may be part of a password.
+        shown = f" {scheme!r}" if separator and scheme.isascii() and scheme.isalnum() else ""
+        return None, f"its scheme{shown} is not postgres://, postgresql:// or sqlite:///"
+    try:
+        parsed = dict(dj_database_url.parse(url))
+    except ValueError:
+        return None, "it is not a valid URL (quote special characters of the password: @ as %40, / as %2F)"
+    if not parsed.get("NAME"):
+        return None, "it names no database (postgres://user:password@host:5432/<name>)"
+    return parsed, ""
+
+
+_default_database, DATABASE_URL_PROBLEM = accounts_database(
+    url=DATABASE_URL,
+    sqlite_path=SQLITE_PATH,
+    conn_max_age=DATABASE_CONN_MAX_AGE,
+    health_checks=DATABASE_CONN_HEALTH_CHECKS,
+    connect_timeout=DATABASE_CONNECT_TIMEOUT,
+)
+DATABASES = {"default": _default_database}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -39,7 +39,8 @@ def mdb(settings) -> Iterator[Database]:
 
 
 @pytest.fixture
-def api(mdb: Database) -> APIClient:
+def api(mdb: Database, db: None) -> APIClient:
+    """The API client; Django's own database (test tables, rolled back) is open to it: /health/ reads it."""
     from rest_framework.test import APIClient
 
     return APIClient()

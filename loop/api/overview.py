@@ -36,6 +36,7 @@ class HealthSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["ok", "unavailable"])
     mongo = serializers.CharField()
     broker = serializers.CharField()
+    accounts = serializers.CharField(help_text='Django\'s own database (users, keys, sessions): "ok" or "error: ...".')
 
 
 # --- views ------------------------------------------------------------------------------------------
@@ -48,7 +49,7 @@ class HealthView(APIView):
 
     @extend_schema(
         operation_id="health",
-        summary="Whether MongoDB and the task broker answer",
+        summary="Whether MongoDB, the task broker and the accounts database answer",
         responses={200: HealthSerializer, 503: HealthSerializer},
     )
     def get(self, request: Request) -> Response:
