@@ -10,7 +10,7 @@ from loop.audit.models import AuditEntry
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin[AuditEntry]):
+class AuditEntryAdmin(admin.ModelAdmin):  # not subscripted: django-stubs-ext is not a runtime dependency
     list_display = ("at", "actor", "action", "target", "address", "request_id")
     list_filter = ("action", "actor_kind")
     search_fields = ("actor", "action", "target", "request_id")
