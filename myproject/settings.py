@@ -119,6 +119,12 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": env_str("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
+        # Every write request appends an audit entry: WAL with synchronous=NORMAL makes that INSERT ~0.2 ms
+        # instead of ~20 ms (an fsync per commit), and readers never wait for it. A power cut may lose the
+        # last commits, never corrupt the file.
+        "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"},
+        # Kept open between requests: closing the last connection checkpoints the WAL (an fsync, ~2 ms).
+        "CONN_MAX_AGE": 600,
     }
 }
 
