@@ -17,6 +17,7 @@ from django.template.response import TemplateResponse
 from django.views.decorators.http import require_safe
 
 from loop.api.errors import not_found_view
+from loop.audit.actions import Action
 from loop.store_ids import is_store_id
 
 # Everything from this origin; Chart.js sets canvas sizes through element styles.
@@ -31,6 +32,7 @@ NAV = (
     ("stores", "/dashboard/stores/", "Worst stores"),
     ("reports", "/dashboard/reports/", "Reports and imports"),
     ("alerting", "/dashboard/alerting/", "Channels and maintenance"),
+    ("audit", "/dashboard/audit/", "Audit log"),
 )
 
 
@@ -76,6 +78,12 @@ def down_now(request: HttpRequest) -> HttpResponse:
 @require_safe
 def alerting(request: HttpRequest) -> HttpResponse:
     return _page(request, "alerting.html", page="alerting", title="Channels and maintenance")
+
+
+@require_safe
+def audit_log(request: HttpRequest) -> HttpResponse:
+    # The action names feed the filter's suggestions; the entries come from GET /audit/ (admins only).
+    return _page(request, "audit.html", page="audit", title="Audit log", actions=[a.value for a in Action])
 
 
 @require_safe

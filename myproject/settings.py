@@ -81,9 +81,13 @@ INSTALLED_APPS = [
     # Swagger UI's own files, served by WhiteNoise: /api/docs/ needs no CDN (works offline).
     "drf_spectacular_sidecar",
     "loop",
+    # The append-only audit log of every write (docs/audit.md), in Django's own database.
+    "loop.audit",
 ]
 
 MIDDLEWARE = [
+    # First: every answer, errors of later middleware included, carries X-Request-ID (loop/request_ids.py).
+    "loop.request_ids.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # The dashboard's static files, with DEBUG on or off (gunicorn, compose): see STATIC_* below.
     "whitenoise.middleware.WhiteNoiseMiddleware",

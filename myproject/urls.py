@@ -22,6 +22,7 @@ urlpatterns = [
     re_path(r"^dashboard/reports/?$", dashboard.reports, name="dashboard-reports"),
     re_path(r"^dashboard/alerts/?$", dashboard.down_now, name="dashboard-alerts"),
     re_path(r"^dashboard/alerting/?$", dashboard.alerting, name="dashboard-alerting"),
+    re_path(r"^dashboard/audit/?$", dashboard.audit_log, name="dashboard-audit"),
     path("", include("loop.api.urls")),
     # Trailing slash optional, like the API routes (no HTML redirect page).
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),

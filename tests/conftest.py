@@ -40,7 +40,7 @@ def mdb(settings) -> Iterator[Database]:
 
 @pytest.fixture
 def api(mdb: Database, db: None) -> APIClient:
-    """The API client; Django's own database (test tables, rolled back) is open to it: /health/ reads it."""
+    """The API client; with Django's database, where every write appends its audit entry (loop.audit)."""
     from rest_framework.test import APIClient
 
     return APIClient()
