@@ -46,6 +46,9 @@ MINIMUMS: dict[str, int] = {
     "DELIVERY_RETRY_MAX_SECONDS": 1,
     "DELIVERY_TIMEOUT_SECONDS": 1,
     "EMAIL_PORT": 1,
+    # Dashboard sign-in: a lockout after at least one failure, lasting at least a second.
+    "AXES_FAILURE_LIMIT": 1,
+    "AXES_COOLOFF_SECONDS": 1,
 }
 
 NEW_KEY_HINT = (

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView, redirect_to_login
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.template.response import TemplateResponse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_safe
@@ -156,4 +156,5 @@ def locked_out(request: HttpRequest, original_response: HttpResponse | None, cre
         "cooloff": _cooloff_text(),
         "next": "",
     }
-    return _strict(TemplateResponse(request, "accounts/login.html", context, status=429))
+    # Rendered here: axes swaps it in from its middleware, after responses are rendered.
+    return _strict(render(request, "accounts/login.html", context, status=429))

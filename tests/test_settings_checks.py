@@ -89,6 +89,8 @@ def test_e003_debug_off_refuses_the_public_development_key() -> None:
         ("DELIVERY_MAX_AGE_HOURS", "0", 1),
         ("DELIVERY_TIMEOUT_SECONDS", "0", 1),
         ("EMAIL_PORT", "0", 1),
+        ("AXES_FAILURE_LIMIT", "0", 1),
+        ("AXES_COOLOFF_SECONDS", "0", 1),
     ],
 )
 def test_e004_limits_below_their_minimum(name: str, value: str, minimum: int) -> None:

@@ -63,6 +63,10 @@ class MeView(APIView):
     authentication_classes = [SessionAuthentication, ApiTokenAuthentication]
     permission_classes = [AllowAny]
 
+    def get_authenticate_header(self, request: Request) -> str:
+        # A 401 names the bearer scheme (the session's authenticator has none: DRF would answer 403).
+        return ApiTokenAuthentication().authenticate_header(request)
+
     @extend_schema(
         operation_id="me",
         summary="Who the caller is and what they may do",
