@@ -12,6 +12,10 @@
   let timer = null;
 
   $("ack-by").value = localStorage.getItem(BY_KEY) || "";
+  // Signed in: acknowledge as yourself unless this browser kept another name.
+  window.Loop.me().then((caller) => {
+    if (caller && caller.kind === "user" && !$("ack-by").value) $("ack-by").value = caller.name;
+  });
   $("ack-by").addEventListener("change", () => localStorage.setItem(BY_KEY, $("ack-by").value.trim()));
 
   function storeCell(a) {
