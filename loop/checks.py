@@ -49,6 +49,9 @@ MINIMUMS: dict[str, int] = {
     # The accounts database: 0 = a connection per request; a connection attempt gets at least a second.
     "DATABASE_CONN_MAX_AGE": 0,
     "DATABASE_CONNECT_TIMEOUT": 1,
+    # Dashboard sign-in: a lockout after at least one failure, lasting at least a second.
+    "AXES_FAILURE_LIMIT": 1,
+    "AXES_COOLOFF_SECONDS": 1,
 }
 
 NEW_KEY_HINT = (

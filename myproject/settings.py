@@ -12,6 +12,7 @@ system checks in ``loop/checks.py``, which every process runs before it starts.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,8 @@ INSTALLED_APPS = [
     "loop",
     # The append-only audit log of every write (docs/audit.md), in Django's own database.
     "loop.audit",
+    # Failed dashboard sign-ins counted and locked out (docs/signin.md).
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -97,6 +100,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into the lockout page (429).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "myproject.urls"
@@ -355,6 +360,35 @@ API_READ_TOKEN = os.environ.get("API_READ_TOKEN", "").strip()
 # empty value disables it. Counted in Redis when the broker is Redis (shared by all
 # gunicorn workers), in the process otherwise.
 TRIGGER_RATE_LIMIT = os.environ.get("TRIGGER_RATE_LIMIT", "60/minute").strip()
+
+# Access is enforced only when this is on (H1 defines the same line: keep one). Default: on when API_TOKEN is set.
+AUTH_REQUIRED = env_bool("AUTH_REQUIRED", bool(API_TOKEN))
+
+# --- Dashboard sign-in (docs/signin.md) ---------------------------------------------
+# Django's login with a session cookie; with AUTH_REQUIRED the dashboard pages send an anonymous visitor here.
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+AUTHENTICATION_BACKENDS = [
+    # django-axes first: a locked-out attempt is refused before any password is checked.
+    "loop.accounts.signin.LoginAttemptBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env_bool("AXES_ENABLED", True)
+# This many failed sign-ins for one username, or from one client address, lock that username or address
+# (each on its own) for AXES_COOLOFF_SECONDS, counted from the failure that locked it.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_SECONDS = env_int("AXES_COOLOFF_SECONDS", 15 * 60)
+AXES_COOLOFF_TIME = timedelta(seconds=AXES_COOLOFF_SECONDS)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# Tries during a lockout do not extend it: the window ends when it said it would.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# The client address as the rate limit reads it (X-Forwarded-For only behind NUM_PROXIES trusted proxies).
+AXES_CLIENT_IP_CALLABLE = "loop.accounts.signin.client_address"
+# The sign-in page again, with "too many attempts" and status 429 (never saying whether the user exists).
+AXES_LOCKOUT_CALLABLE = "loop.dashboard.locked_out"
+# No start-up banner in every process and command's output (failures and lockouts are still logged).
+AXES_VERBOSE = False
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

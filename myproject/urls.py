@@ -1,10 +1,11 @@
-"""Root URLs: the dashboard pages (loop.dashboard), the API (loop.api.urls), its OpenAPI schema and Swagger UI;
-anything else is a JSON 404.
+"""Root URLs: the dashboard pages and their sign-in (loop.dashboard), the API (loop.api.urls), its OpenAPI schema and
+Swagger UI; anything else is a JSON 404.
 
 There is no Django admin: the service has no models to administer, and every
 route here is either API (token-protected when API_TOKEN is set) or docs.
 """
 
+from django.contrib.auth.views import LogoutView
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
@@ -23,6 +24,10 @@ urlpatterns = [
     re_path(r"^dashboard/alerts/?$", dashboard.down_now, name="dashboard-alerts"),
     re_path(r"^dashboard/alerting/?$", dashboard.alerting, name="dashboard-alerting"),
     re_path(r"^dashboard/audit/?$", dashboard.audit_log, name="dashboard-audit"),
+    re_path(r"^dashboard/me/?$", dashboard.me, name="dashboard-me"),
+    # Django's sign-in for the dashboard (docs/signin.md): the form, and sign-out by POST with its CSRF token.
+    path("accounts/login/", dashboard.SignInView.as_view(), name="login"),
+    path("accounts/logout/", LogoutView.as_view(), name="logout"),
     path("", include("loop.api.urls")),
     # Trailing slash optional, like the API routes (no HTML redirect page).
     re_path(r"^api/schema/?$", SpectacularAPIView.as_view(), name="schema"),

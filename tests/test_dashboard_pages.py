@@ -10,7 +10,14 @@ import re
 import pytest
 from django.test import Client
 
-PAGES = ["/", "/dashboard/stores/", "/dashboard/stores/store-1/", "/dashboard/reports/", "/dashboard/audit/"]
+PAGES = [
+    "/",
+    "/dashboard/stores/",
+    "/dashboard/stores/store-1/",
+    "/dashboard/reports/",
+    "/dashboard/audit/",
+    "/dashboard/me/",
+]
 TOKEN = "secret-Token_for_the_page_test_123"
 
 

@@ -91,6 +91,8 @@ def test_e003_debug_off_refuses_the_public_development_key() -> None:
         ("EMAIL_PORT", "0", 1),
         ("DATABASE_CONNECT_TIMEOUT", "0", 1),
         ("DATABASE_CONN_MAX_AGE", "-1", 0),
+        ("AXES_FAILURE_LIMIT", "0", 1),
+        ("AXES_COOLOFF_SECONDS", "0", 1),
     ],
 )
 def test_e004_limits_below_their_minimum(name: str, value: str, minimum: int) -> None:

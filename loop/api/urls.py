@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from loop.api import alerts, audit, channels, deliveries, imports, ingestion, maintenance, overview, reports
+from loop.api import alerts, audit, channels, deliveries, imports, ingestion, maintenance, me, overview, reports
 from loop.api.stores import attributes, catalog, timeline
 
 urlpatterns = [
@@ -42,6 +42,7 @@ urlpatterns = [
         r"^deliveries/(?P<delivery_id>[^/]+)/retry/?$", deliveries.DeliveryRetryView.as_view(), name="delivery-retry"
     ),
     re_path(r"^audit/?$", audit.AuditListView.as_view(), name="audit"),
+    re_path(r"^me/?$", me.MeView.as_view(), name="me"),
     re_path(r"^overview/?$", overview.OverviewView.as_view(), name="overview"),
     re_path(r"^health/?$", overview.HealthView.as_view(), name="health"),
 ]
