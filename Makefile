@@ -17,13 +17,13 @@ WORKER_CONCURRENCY ?= 2
 PYTEST_ARGS ?=
 
 .PHONY: help install services stop-services services-status worker beat web run migrate example-zip \
-        test test-all test-integration lint bench bench-service ci clean-var
+        test test-all test-integration test-accounts-postgres lint bench bench-service ci clean-var
 
 help:
 	@echo "make install         create .venv and install requirements-dev.txt (safe to re-run)"
 	@echo "make run             serve the API on :8000 (PORT=8001 for another) with the sample data/ in memory (no servers needed)"
-	@echo "make test            run the whole test suite"
-	@echo "make services        start Redis and a MongoDB-wire server on loopback (if not already up)"
+	@echo "make test            run the whole test suite (the account tests again on PostgreSQL when it is up)"
+	@echo "make services        start Redis, a MongoDB-wire server and PostgreSQL (accounts) on loopback (if not already up)"
 	@echo "make stop-services   stop the servers 'make services' started"
 	@echo "make test-all        make services, then the whole suite (integration tests included)"
 	@echo "make worker / beat / web   the Celery worker / celery beat (one: clean-ups, lost-job sweep) / gunicorn on real servers"
@@ -89,6 +89,22 @@ var/loop-export.zip: data/store_status.csv data/menu_hours.csv data/timezones.cs
 
 test: install
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory test-accounts-postgres
+
+# The tests marked `accounts` (Django's own database: users, keys, sessions, audit) once more on PostgreSQL:
+# TEST_POSTGRES_URL, by default the cluster `make services` started here (.ci/run sets it). Without one
+# the pass is skipped, and fails under CI. pytest-django creates and drops its own test_<name> database.
+TEST_POSTGRES_URL ?= $(shell scripts/services.sh url postgres 2>/dev/null)
+test-accounts-postgres: install
+	@url='$(TEST_POSTGRES_URL)'; \
+	if [ -z "$$url" ]; then \
+		if [ -n "$$CI" ]; then echo "TEST_POSTGRES_URL is not set: CI runs the account tests on PostgreSQL too (make services starts it)" >&2; exit 1; fi; \
+		echo "== account tests on PostgreSQL: skipped (no TEST_POSTGRES_URL; \`make services\` starts a local PostgreSQL)"; exit 0; \
+	fi; \
+	echo "== the account tests again, on PostgreSQL"; \
+	DATABASE_URL="$$url" $(VENV)/bin/pytest -m accounts $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "(no account tests among the selected ones)"; rc=0; fi; \
+	exit $$rc
 
 test-integration: install
 	$(VENV)/bin/pytest -m integration $(PYTEST_ARGS)
@@ -100,6 +116,7 @@ screenshots: services
 
 test-all: services
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory test-accounts-postgres
 
 # mypy's settings (files, django-stubs plugin, cache in var/) are in pyproject.toml.
 lint: install

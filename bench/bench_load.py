@@ -47,7 +47,7 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.support.processes import free_port, stop_process  # noqa: E402
+from tests.support.processes import free_port, migrate_accounts_database, stop_process  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -369,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(load.stdout.strip().splitlines()[0], f"({time.perf_counter() - began:.0f} s)", flush=True)
 
+    migrate_accounts_database(env)  # Django's tables (users, keys, sessions), as `make web` does
     procs: list[subprocess.Popen[bytes]] = []
     port = free_port()
     base = f"http://127.0.0.1:{port}"

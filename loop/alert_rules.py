@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from loop.lanes import LANE_BITS, UNITS_PER_US, Lanes, build_lanes, gap_units, to_utc_us
+from loop.lanes import LANE_BITS, UNITS_PER_US, BusinessCalendar, Lanes, build_lanes, gap_units, to_utc_us
 from loop.rules import ACTIVE, DEFAULT_MAX_GAP_MINUTES, REPORT_WEEK, US_PER_SECOND, WEEK_US
 
 CLOSED = "closed"
@@ -63,6 +63,7 @@ def store_states(
     max_gap_minutes: int = DEFAULT_MAX_GAP_MINUTES,
     down_after_minutes: int = DEFAULT_DOWN_AFTER_MINUTES,
     lookback: pd.Timedelta = REPORT_WEEK,
+    calendar: BusinessCalendar | None = None,
 ) -> pd.DataFrame:
     """Each store's state at ``t``, one row per store id (index ``store_id``, sorted as text).
 
@@ -74,7 +75,8 @@ def store_states(
     Frames are the engine's (``report_engine.compute_report``); polls after ``t`` are ignored.
     ``lookback`` (G <= lookback <= 7 days) is how far back polls count: with less than the week, a store's
     ``outage_start`` and ``last_outage_end`` are exact only where ``settled`` is True (the state always is,
-    except down-versus-pending of an unsettled store).
+    except down-versus-pending of an unsettled store). ``calendar``: built from these tables, it saves
+    working their business intervals out again (``lanes.BusinessCalendar``).
     """
     gap = gap_units(max_gap_minutes)
     if down_after_minutes < 1:
@@ -93,9 +95,10 @@ def store_states(
     codes = np.searchsorted(ids, poll_ids) if n else np.zeros(len(poll_ids), dtype=np.int64)
     known = (codes < n) & (poll_us <= t_us)
     known[known] = ids[codes[known]] == poll_ids[known]
-    # Arrow-backed text columns (what storage reads) make the lanes' zone and hours lookups slow.
-    hours = hours.astype({"store_id": object})
-    zones = zones.astype({"store_id": object, "timezone_str": object})
+    if calendar is None:
+        # Arrow-backed text columns (what storage reads) make the lanes' zone and hours lookups slow.
+        hours = hours.astype({"store_id": object})
+        zones = zones.astype({"store_id": object, "timezone_str": object})
     lanes = build_lanes(
         store_ids=ids,
         poll_codes=codes[known].astype(np.int64),
@@ -106,6 +109,7 @@ def store_states(
         special_hours=special_hours,
         range_start_us=start_us,
         range_end_us=t_us,
+        calendar=calendar,
     )
     lane_end = lanes.lane_end
     lane_of = np.arange(n, dtype=np.int64) << LANE_BITS

@@ -46,6 +46,12 @@ MINIMUMS: dict[str, int] = {
     "DELIVERY_RETRY_MAX_SECONDS": 1,
     "DELIVERY_TIMEOUT_SECONDS": 1,
     "EMAIL_PORT": 1,
+    # The accounts database: 0 = a connection per request; a connection attempt gets at least a second.
+    "DATABASE_CONN_MAX_AGE": 0,
+    "DATABASE_CONNECT_TIMEOUT": 1,
+    # Dashboard sign-in: a lockout after at least one failure, lasting at least a second.
+    "AXES_FAILURE_LIMIT": 1,
+    "AXES_COOLOFF_SECONDS": 1,
 }
 
 NEW_KEY_HINT = (
@@ -65,6 +71,7 @@ def settings_check(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> li
         *_mongo_url(),
         *_job_clocks(),
         *_deliveries(),
+        *_database_url(),
     ]
 
 
@@ -201,6 +208,19 @@ def _deliveries() -> list[checks.CheckMessage]:
             )
         )
     return problems
+
+
+def _database_url() -> list[checks.CheckMessage]:
+    # settings.accounts_database judged the URL (and kept SQLite meanwhile); the URL is never shown.
+    if not settings.DATABASE_URL_PROBLEM:
+        return []
+    return [
+        checks.Error(
+            f"DATABASE_URL cannot be used: {settings.DATABASE_URL_PROBLEM}",
+            hint="For example DATABASE_URL=postgres://loop:<password>@localhost:5432/loop, or unset it for SQLite.",
+            id="loop.E012",
+        )
+    ]
 
 
 def open_access_check(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[checks.CheckMessage]:

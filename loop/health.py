@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.db import DatabaseError, connection
 
 from loop import storage
 from loop.backends import uses_embedded_broker, uses_redis_broker
@@ -31,9 +32,27 @@ def broker_health() -> str:
     return "ok"
 
 
+def accounts_health() -> str:
+    """ "ok", or why Django's own database (users, keys, sessions, audit) did not answer a ``SELECT 1``.
+
+    A PostgreSQL that does not answer costs at most DATABASE_CONNECT_TIMEOUT; SQLite answers at once.
+    """
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError as exc:
+        return f"error: {type(exc).__name__}"
+    return "ok"
+
+
 def service_health() -> dict[str, str]:
-    """MongoDB's and the broker's answers, and "ok" only when both can serve."""
+    """MongoDB's, the broker's and the accounts database's answers; "ok" only when all can serve.
+
+    The accounts database counts: without it no session or API key can be checked, and a load balancer
+    should stop sending requests to an instance whose own SQLite file is unreadable (docs/failures.md).
+    """
     mongo = storage.server_health()
     broker = broker_health()
-    healthy = mongo == "ok" and broker in ("ok", "embedded")
-    return {"status": "ok" if healthy else "unavailable", "mongo": mongo, "broker": broker}
+    accounts = accounts_health()
+    healthy = mongo == "ok" and broker in ("ok", "embedded") and accounts == "ok"
+    return {"status": "ok" if healthy else "unavailable", "mongo": mongo, "broker": broker, "accounts": accounts}

@@ -21,7 +21,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from loop.rules import US_PER_SECOND, effective_zones, first_poll_per_instant, gap_problem
+from loop.rules import (
+    DEFAULT_TIMEZONE,
+    US_PER_SECOND,
+    effective_zones,
+    first_poll_per_instant,
+    gap_problem,
+    zone_warnings,
+    zones_and_bad_names,
+)
 
 # Lane time is in half microseconds so that midpoints of two polls stay exact integers.
 UNITS_PER_US = 2
@@ -151,11 +159,13 @@ def build_lanes(
     special_hours: pd.DataFrame | None,
     range_start_us: int,
     range_end_us: int,
+    calendar: BusinessCalendar | None = None,
 ) -> Lanes:
     """Business intervals and counted polls (rules 3-7, 13) of ``store_ids`` for [start, end].
 
     ``poll_*`` hold the polls at or before ``range_end_us`` (any store order); polls
-    before ``range_start_us`` are dropped here.
+    before ``range_start_us`` are dropped here. ``calendar``: built from these ``hours``, ``zones`` and
+    ``special_hours``, it saves working their intervals out again.
     """
     lane_end = (range_end_us - range_start_us) * UNITS_PER_US
     if len(store_ids) > 1 and lane_end + 1 >= 1 << LANE_BITS:
@@ -167,9 +177,12 @@ def build_lanes(
     one_per_instant = first_poll_per_instant(codes, lane_time, ~active)
     codes, lane_time, active = codes[one_per_instant], lane_time[one_per_instant], active[one_per_instant]
 
-    starts, ends, zone_names, warnings = _business_intervals(
-        store_ids, hours, zones, special_hours, range_start_us, range_end_us, lane_end
-    )
+    if calendar is not None:
+        starts, ends, zone_names, warnings = calendar.intervals(store_ids, range_start_us, range_end_us, lane_end)
+    else:
+        starts, ends, zone_names, warnings = _business_intervals(
+            store_ids, hours, zones, special_hours, range_start_us, range_end_us, lane_end
+        )
     cum_before = np.concatenate(([0], np.cumsum(ends - starts)[:-1])).astype(np.int64)
 
     # Rule 6: only polls inside business hours count (start inclusive, end exclusive).
@@ -232,6 +245,38 @@ def _business_intervals(
     Intervals are clipped to the range; their ends are allowed one unit past
     its end so that a poll exactly at ``now`` inside open hours still counts.
     """
+    zone_names, warnings = effective_zones(store_ids, zones)
+    found = _utc_intervals(store_ids, hours, special_hours, zone_names, *_dates_around(range_start_us, range_end_us))
+    return (*_lane_intervals(found, range_start_us, lane_end), zone_names, warnings)
+
+
+@dataclass(frozen=True)
+class _UtcIntervals:
+    """Business intervals in UTC microseconds (code = position in the store ids), and who is always open."""
+
+    codes: np.ndarray
+    start_us: np.ndarray
+    end_us: np.ndarray
+    always_open: np.ndarray  # codes of the stores without any hours row
+
+
+def _dates_around(range_start_us: int, range_end_us: int) -> tuple[np.datetime64, np.datetime64]:
+    """The UTC dates whose local hours can touch the range: two days before its start to one after its end
+    (every zone offset, and overnight intervals)."""
+    first = np.datetime64(range_start_us, "us").astype("datetime64[D]") - 2
+    last = np.datetime64(range_end_us, "us").astype("datetime64[D]") + 1
+    return first, last
+
+
+def _utc_intervals(
+    store_ids: np.ndarray,
+    hours: pd.DataFrame,
+    special_hours: pd.DataFrame | None,
+    zone_names: np.ndarray,
+    first: np.datetime64,
+    last: np.datetime64,
+) -> _UtcIntervals:
+    """Each store's business intervals on the local dates ``first``..``last`` (rules 4, 5 and 13), in UTC."""
     store_index = pd.Index(store_ids, dtype=object)
     code = store_index.get_indexer(hours["store_id"].astype(object).to_numpy())
     rows = hours.loc[code >= 0, ["day_of_week", "start_seconds", "end_seconds"]].copy()
@@ -254,11 +299,8 @@ def _business_intervals(
         )
         rows = pd.concat([rows, all_week], ignore_index=True)
         has_hours[daily] = True
-    always_open = np.flatnonzero(~has_hours)
-    clip_hi = lane_end + 1
 
-    zone_names, warnings = effective_zones(store_ids, zones)
-    local_starts, local_ends, local_codes = _local_intervals(rows, special, range_start_us, range_end_us)
+    local_starts, local_ends, local_codes = _local_intervals(rows, special, first, last)
     utc_start = np.empty(len(local_codes), dtype=np.int64)
     utc_end = np.empty(len(local_codes), dtype=np.int64)
     interval_zones = zone_names[local_codes]
@@ -266,15 +308,75 @@ def _business_intervals(
         mask = interval_zones == zone
         utc_start[mask] = localize_to_utc_us(local_starts[mask], zone)
         utc_end[mask] = localize_to_utc_us(local_ends[mask], zone)
+    return _UtcIntervals(local_codes.astype(np.int64), utc_start, utc_end, np.flatnonzero(~has_hours))
 
-    start = np.clip((utc_start - range_start_us) * UNITS_PER_US, 0, clip_hi)
-    end = np.clip((utc_end - range_start_us) * UNITS_PER_US, 0, clip_hi)
-    codes = np.concatenate((local_codes, always_open)).astype(np.int64)
-    start = np.concatenate((start, np.zeros(len(always_open), dtype=np.int64)))
-    end = np.concatenate((end, np.full(len(always_open), clip_hi, dtype=np.int64)))
+
+def _lane_intervals(found: _UtcIntervals, range_start_us: int, lane_end: int) -> tuple[np.ndarray, np.ndarray]:
+    """The intervals clipped to the range (an always-open store: the whole range), merged, as lane keys."""
+    clip_hi = lane_end + 1
+    start = np.clip((found.start_us - range_start_us) * UNITS_PER_US, 0, clip_hi)
+    end = np.clip((found.end_us - range_start_us) * UNITS_PER_US, 0, clip_hi)
+    codes = np.concatenate((found.codes, found.always_open)).astype(np.int64)
+    start = np.concatenate((start, np.zeros(len(found.always_open), dtype=np.int64)))
+    end = np.concatenate((end, np.full(len(found.always_open), clip_hi, dtype=np.int64)))
     nonempty = end > start
-    starts, ends = _merge(codes[nonempty], start[nonempty], end[nonempty])
-    return starts, ends, zone_names, warnings
+    return _merge(codes[nonempty], start[nonempty], end[nonempty])
+
+
+class BusinessCalendar:
+    """Every store's business intervals in UTC, worked out once per span of dates and reused.
+
+    The alert evaluation lays the same stores on the same few dates every few seconds; while the hours,
+    holidays and zones stay the same (the caller keys a calendar on their stored versions), only the
+    clipping to each evaluation's range is left to do. The intervals are exactly ``_business_intervals``'
+    (each store's are its own: working them out for every store at once changes none).
+    """
+
+    SPANS_KEPT = 4
+
+    def __init__(self, *, hours: pd.DataFrame, zones: pd.DataFrame, special_hours: pd.DataFrame | None) -> None:
+        self._hours = hours.astype({"store_id": object})
+        self._special = special_hours
+        named = [self._hours["store_id"], zones["store_id"].astype(object)]
+        if special_hours is not None:
+            named.append(special_hours["store_id"].astype(object))
+        self.store_ids = np.unique(pd.concat(named, ignore_index=True).astype(str).to_numpy(dtype=object))
+        zones = zones.astype({"store_id": object, "timezone_str": object})
+        self._zone_names, self._bad_names = zones_and_bad_names(self.store_ids, zones)
+        self._index = pd.Index(self.store_ids, dtype=object)
+        self._spans: dict[tuple[np.datetime64, np.datetime64], _UtcIntervals] = {}
+
+    def _span(self, first: np.datetime64, last: np.datetime64) -> _UtcIntervals:
+        found = self._spans.get((first, last))
+        if found is None:
+            found = _utc_intervals(self.store_ids, self._hours, self._special, self._zone_names, first, last)
+            if len(self._spans) >= self.SPANS_KEPT:
+                self._spans.pop(next(iter(self._spans)))
+            self._spans[(first, last)] = found
+        return found
+
+    def intervals(
+        self, store_ids: np.ndarray, range_start_us: int, range_end_us: int, lane_end: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+        """What ``_business_intervals`` answers for these stores and this range."""
+        position = self._index.get_indexer(pd.Index(store_ids, dtype=object))
+        known = position >= 0
+        # A store the calendar does not know has no hours and no zone row: always open, in the default zone.
+        # (through a sentinel at the end, which position -1 reads)
+        zone_names = np.append(self._zone_names, DEFAULT_TIMEZONE).astype(object)[position]
+        bad_names = np.append(self._bad_names, "").astype(object)[position]
+        span = self._span(*_dates_around(range_start_us, range_end_us))
+        # Calendar code -> the caller's code (-1: a store the caller did not ask for).
+        to_caller = np.full(len(self.store_ids), -1, dtype=np.int64)
+        to_caller[position[known]] = np.flatnonzero(known)
+        mine = to_caller[span.codes] >= 0
+        always = np.zeros(len(store_ids), dtype=bool)
+        always[~known] = True
+        always[np.flatnonzero(known)] = np.isin(position[known], span.always_open)
+        found = _UtcIntervals(
+            to_caller[span.codes[mine]], span.start_us[mine], span.end_us[mine], np.flatnonzero(always)
+        )
+        return (*_lane_intervals(found, range_start_us, lane_end), zone_names, zone_warnings(bad_names))
 
 
 def _special_rows(store_index: pd.Index, special_hours: pd.DataFrame | None) -> pd.DataFrame:
@@ -303,7 +405,7 @@ def _special_rows(store_index: pd.Index, special_hours: pd.DataFrame | None) -> 
 
 
 def _local_intervals(
-    rows: pd.DataFrame, special: pd.DataFrame, range_start_us: int, range_end_us: int
+    rows: pd.DataFrame, special: pd.DataFrame, first: np.datetime64, last: np.datetime64
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Naive local start/end (datetime64[us]) of each hours row on each date near the range.
 
@@ -311,8 +413,6 @@ def _local_intervals(
     (UTC dates), which covers every zone offset and overnight intervals. On a
     store's special date the weekly rows give way to its special rows (rule 13).
     """
-    first = np.datetime64(range_start_us, "us").astype("datetime64[D]") - 2
-    last = np.datetime64(range_end_us, "us").astype("datetime64[D]") + 1
     dates = np.arange(first, last + 1, dtype="datetime64[D]")
     # 1970-01-01 was a Thursday: weekday index 3 with Monday = 0.
     weekdays = (dates.astype(np.int64) + 3) % 7

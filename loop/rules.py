@@ -87,8 +87,8 @@ def effective_zones(store_ids: np.ndarray, zones: pd.DataFrame) -> tuple[np.ndar
     ``zones`` holds store_id and timezone_str rows in stored order: a store's last row wins;
     a missing, blank or unknown name means ``DEFAULT_TIMEZONE``. Names are stripped.
     """
-    warnings: list[str] = []
     if len(store_ids) == 1:
+        warnings: list[str] = []
         # One store (a timeline): the same rule on one value, without the frame machinery.
         mine = zones["timezone_str"].to_numpy(dtype=object)[zones["store_id"].to_numpy(dtype=object) == store_ids[0]]
         name = mine[-1] if len(mine) and isinstance(mine[-1], str) else ""
@@ -97,7 +97,14 @@ def effective_zones(store_ids: np.ndarray, zones: pd.DataFrame) -> tuple[np.ndar
             warnings.append(f"unknown time zone {name!r} for 1 store(s); using {DEFAULT_TIMEZONE}")
         zone = name if name in known_time_zones() else DEFAULT_TIMEZONE
         return np.array([zone], dtype=object), warnings
+    zone_names, bad_names = zones_and_bad_names(store_ids, zones)
+    return zone_names, zone_warnings(bad_names)
+
+
+def zones_and_bad_names(store_ids: np.ndarray, zones: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Rule 3 for many stores: each store's zone, and the unknown name it was given ("" when none)."""
     zone_of = pd.Series(DEFAULT_TIMEZONE, index=pd.Index(store_ids, dtype=object), dtype=object)
+    bad_of = pd.Series("", index=zone_of.index, dtype=object)
     if len(zones):
         given = zones.drop_duplicates("store_id", keep="last")
         given = given[given["store_id"].isin(zone_of.index)]
@@ -107,8 +114,17 @@ def effective_zones(store_ids: np.ndarray, zones: pd.DataFrame) -> tuple[np.ndar
         known_set = known_time_zones()
         known = [name for name in pd.unique(names.to_numpy()) if name in known_set]
         unknown_mask = (names != "") & ~names.isin(known)
-        for bad_name, count in names[unknown_mask].value_counts().sort_index().items():
-            warnings.append(f"unknown time zone {bad_name!r} for {count} store(s); using {DEFAULT_TIMEZONE}")
+        given_ids = given["store_id"].astype(object).to_numpy()
+        bad_of.loc[given_ids[unknown_mask.to_numpy()]] = names[unknown_mask].to_numpy()
         names = names.where(names.isin(known), DEFAULT_TIMEZONE)
-        zone_of.loc[given["store_id"].astype(object).to_numpy()] = names.to_numpy()
-    return zone_of.to_numpy(), warnings
+        zone_of.loc[given_ids] = names.to_numpy()
+    return zone_of.to_numpy(), bad_of.to_numpy()
+
+
+def zone_warnings(bad_names: np.ndarray) -> list[str]:
+    """One warning per unknown zone name, with how many stores were given it."""
+    bad = pd.Series(bad_names, dtype=object)
+    return [
+        f"unknown time zone {name!r} for {count} store(s); using {DEFAULT_TIMEZONE}"
+        for name, count in bad[bad != ""].value_counts().sort_index().items()
+    ]

@@ -1,9 +1,10 @@
 """Django settings for the store-monitoring service.
 
 Everything that differs between machines comes from the environment (see the
-README's configuration table). Django's own tables (auth, sessions, API keys:
-``loop.accounts``) live in SQLite; the service's data lives in MongoDB and is
-reached only through ``loop.storage``.
+README's configuration table). Django's own tables (users, API keys, sessions,
+audit: ``loop.accounts``, ``loop.audit``) live in SQLite, or PostgreSQL when
+DATABASE_URL says so; the service's data lives in MongoDB and is reached only
+through ``loop.storage``.
 
 This module only parses: whether the values are acceptable is decided by the
 system checks in ``loop/checks.py``, which every process runs before it starts.
@@ -12,7 +13,11 @@ system checks in ``loop/checks.py``, which every process runs before it starts.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
+
+import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -80,9 +85,15 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "loop",
     "loop.accounts",
+    # The append-only audit log of every write (docs/audit.md), in Django's own database.
+    "loop.audit",
+    # Failed dashboard sign-ins counted and locked out (docs/signin.md).
+    "axes",
 ]
 
 MIDDLEWARE = [
+    # First: every answer, errors of later middleware included, carries X-Request-ID (loop/request_ids.py).
+    "loop.request_ids.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # The dashboard's static files, with DEBUG on or off (gunicorn, compose): see STATIC_* below.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -92,6 +103,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into the lockout page (429).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "myproject.urls"
@@ -113,12 +126,73 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "myproject.wsgi.application"
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": env_str("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
-    }
-}
+# --- Django's own database: users, groups, API keys, sessions, the audit log ---------------------
+# DATABASE_URL (postgres://user:password@host:5432/name, or sqlite:////abs/path) selects it; empty means
+# SQLite at SQLITE_PATH (`make run`, a single host). A URL that cannot be used keeps SQLite here and is
+# named by loop.checks (loop.E012), which refuses the start; the URL itself is never echoed (its password).
+DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
+SQLITE_PATH = env_str("SQLITE_PATH", str(BASE_DIR / "db.sqlite3"))
+# Seconds a connection is kept for the next requests of the same thread (0: one per request; SQLite
+# checkpoints its WAL, an fsync, whenever the last connection closes) ...
+DATABASE_CONN_MAX_AGE = env_int("DATABASE_CONN_MAX_AGE", 600)
+# ... checked before it is reused, so a database restart costs no failed request.
+DATABASE_CONN_HEALTH_CHECKS = env_bool("DATABASE_CONN_HEALTH_CHECKS", True)
+# PostgreSQL: how long a connection attempt may take before the request answers 503 (libpq's connect_timeout).
+DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 3)
+# The schemes whose driver the image has (psycopg for PostgreSQL; sqlite3 is in Python).
+DATABASE_SCHEMES = ("postgres", "postgresql", "sqlite")
+
+
+def accounts_database(
+    *, url: str, sqlite_path: str, conn_max_age: int, health_checks: bool, connect_timeout: int
+) -> tuple[dict[str, Any], str]:
+    """Django's ``DATABASES["default"]`` for ``url`` (empty: SQLite at ``sqlite_path``), and why ``url``
+    cannot be used ("" when it can; the SQLite default is returned when it cannot)."""
+    database: dict[str, Any] = {"ENGINE": "django.db.backends.sqlite3", "NAME": sqlite_path}
+    problem = ""
+    if url:
+        parsed, problem = _parse_database_url(url)
+        database = parsed or database
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        # Several gunicorn processes and threads write (audit rows, sessions): WAL lets readers go on
+        # while one writes, and with synchronous=NORMAL a commit needs no fsync (a power cut may lose the
+        # last commits, never corrupt the file); a writer waits up to 20 s for the lock instead of failing
+        # at once, and IMMEDIATE takes that lock when a transaction starts (no deadlock upgrading a read lock).
+        database["OPTIONS"] = {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+        }
+    else:
+        database["OPTIONS"] = {"connect_timeout": connect_timeout, **database.get("OPTIONS", {})}
+    database["CONN_MAX_AGE"] = conn_max_age
+    database["CONN_HEALTH_CHECKS"] = health_checks
+    return database, problem
+
+
+def _parse_database_url(url: str) -> tuple[dict[str, Any] | None, str]:
+    scheme, separator, _ = url.partition("://")
+    if not separator or scheme.lower() not in DATABASE_SCHEMES:
+        # Only a scheme-like text is echoed: anything else may be part of a password.
+        shown = f" {scheme!r}" if separator and scheme.isascii() and scheme.isalnum() else ""
+        return None, f"its scheme{shown} is not postgres://, postgresql:// or sqlite:///"
+    try:
+        parsed = dict(dj_database_url.parse(url))
+    except ValueError:
+        return None, "it is not a valid URL (quote special characters of the password: @ as %40, / as %2F)"
+    if not parsed.get("NAME"):
+        return None, "it names no database (postgres://user:password@host:5432/<name>)"
+    return parsed, ""
+
+
+_default_database, DATABASE_URL_PROBLEM = accounts_database(
+    url=DATABASE_URL,
+    sqlite_path=SQLITE_PATH,
+    conn_max_age=DATABASE_CONN_MAX_AGE,
+    health_checks=DATABASE_CONN_HEALTH_CHECKS,
+    connect_timeout=DATABASE_CONNECT_TIMEOUT,
+)
+DATABASES = {"default": _default_database}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -299,6 +373,32 @@ AUTH_REQUIRED = env_bool("AUTH_REQUIRED", bool(API_TOKEN))
 KEY_HASH_SECRET = os.environ.get("KEY_HASH_SECRET", "").strip() or SECRET_KEY
 # A key's last_used_at is written at most this often (seconds): no write per request.
 KEY_LAST_USED_INTERVAL = env_int("KEY_LAST_USED_INTERVAL", 300)
+
+# --- Dashboard sign-in (docs/signin.md) ---------------------------------------------
+# Django's login with a session cookie; with AUTH_REQUIRED the dashboard pages send an anonymous visitor here.
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+AUTHENTICATION_BACKENDS = [
+    # django-axes first: a locked-out attempt is refused before any password is checked.
+    "loop.accounts.signin.LoginAttemptBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env_bool("AXES_ENABLED", True)
+# This many failed sign-ins for one username, or from one client address, lock that username or address
+# (each on its own) for AXES_COOLOFF_SECONDS, counted from the failure that locked it.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_SECONDS = env_int("AXES_COOLOFF_SECONDS", 15 * 60)
+AXES_COOLOFF_TIME = timedelta(seconds=AXES_COOLOFF_SECONDS)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# Tries during a lockout do not extend it: the window ends when it said it would.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# The client address as the rate limit reads it (X-Forwarded-For only behind NUM_PROXIES trusted proxies).
+AXES_CLIENT_IP_CALLABLE = "loop.accounts.signin.client_address"
+# The sign-in page again, with "too many attempts" and status 429 (never saying whether the user exists).
+AXES_LOCKOUT_CALLABLE = "loop.dashboard.locked_out"
+# No start-up banner in every process and command's output (failures and lockouts are still logged).
+AXES_VERBOSE = False
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

@@ -1,11 +1,12 @@
-"""Root URLs: the dashboard pages (loop.dashboard), the Django admin (/admin/: users, groups = roles, API
-keys), the API (loop.api.urls), its OpenAPI schema and Swagger UI; anything else is a JSON 404.
+"""Root URLs: the dashboard pages and their sign-in (loop.dashboard), the Django admin (/admin/: users, groups =
+roles, API keys), the API (loop.api.urls), its OpenAPI schema and Swagger UI; anything else is a JSON 404.
 
 Every API view declares who may call it (``required_capabilities``, loop.api.access; the table is
 docs/access.md); the admin has its own sign-in (staff users; an admin role is staff).
 """
 
 from django.contrib import admin
+from django.contrib.auth.views import LogoutView
 from django.urls import include, path, re_path
 
 from loop import dashboard
@@ -22,6 +23,11 @@ urlpatterns = [
     re_path(r"^dashboard/reports/?$", dashboard.reports, name="dashboard-reports"),
     re_path(r"^dashboard/alerts/?$", dashboard.down_now, name="dashboard-alerts"),
     re_path(r"^dashboard/alerting/?$", dashboard.alerting, name="dashboard-alerting"),
+    re_path(r"^dashboard/audit/?$", dashboard.audit_log, name="dashboard-audit"),
+    re_path(r"^dashboard/me/?$", dashboard.me, name="dashboard-me"),
+    # Django's sign-in for the dashboard (docs/signin.md): the form, and sign-out by POST with its CSRF token.
+    path("accounts/login/", dashboard.SignInView.as_view(), name="login"),
+    path("accounts/logout/", LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("", include("loop.api.urls")),
     # Trailing slash optional, like the API routes (no HTML redirect page).

@@ -2,8 +2,10 @@
 # Start/stop the local servers the service needs, on loopback only:
 #   Redis (Celery broker)            127.0.0.1:6379
 #   MongoDB-wire server (storage)    127.0.0.1:27017  -- mongod if on PATH, else FerretDB (SQLite)
+#   PostgreSQL (accounts database)   127.0.0.1:5432   -- a private cluster in var/postgres (or the next free
+#                                                        port); `make test` runs the account tests on it too
 #
-# Usage: scripts/services.sh start|stop [redis|mongo ...]|status|build-ferretdb
+# Usage: scripts/services.sh start|stop [redis|mongo|postgres ...]|status|url postgres|build-ferretdb
 #
 # start is idempotent: a port that already answers is left alone. Processes this script
 # launches get a pid file under var/run/; stop only ever touches those pids.
@@ -22,6 +24,12 @@ REDIS_PORT="${REDIS_PORT:-6379}"
 MONGO_HOST=127.0.0.1
 MONGO_PORT="${MONGO_PORT:-27017}"
 FERRETDB_VERSION=v1.24.2
+PG_HOST=127.0.0.1
+# An explicit POSTGRES_PORT must be free; the default 5432 gives way to the next free port (printed).
+PG_PORT="${POSTGRES_PORT:-5432}"
+PG_DB="${POSTGRES_DB:-loop}"
+PG_USER="${POSTGRES_USER:-loop}"
+PG_PASSWORD="${POSTGRES_PASSWORD:-loop}"
 FERRETDB_MODULE=github.com/FerretDB/FerretDB
 
 log() { printf '[services] %s\n' "$*" >&2; }
@@ -208,6 +216,138 @@ start_mongo() {
     record_started mongo
 }
 
+# ---------------------------------------------------------------- postgres
+# A private cluster (initdb once, then pg_ctl) under var/postgres, on loopback only, with a database
+# and a login that may create databases (pytest-django creates test_<name>). The URL goes to
+# var/run/postgres.url (`scripts/services.sh url postgres` prints it). A throwaway test cluster:
+# fsync is off, so a crash of the machine may lose it (initdb runs again).
+
+pg_bindir() {
+    # Debian's layout: /usr/lib/postgresql/<major>/bin (the newest major); else initdb on PATH.
+    local dir
+    dir=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
+    if [[ -n "$dir" && -x "$dir/initdb" && -x "$dir/pg_ctl" ]]; then echo "$dir"; return 0; fi
+    command -v initdb >/dev/null && command -v pg_ctl >/dev/null && { dirname "$(command -v initdb)"; return 0; }
+    return 1
+}
+
+ensure_postgres() {
+    pg_bindir >/dev/null && return 0
+    command -v apt-get >/dev/null || die "PostgreSQL not found and apt-get unavailable; install PostgreSQL (initdb, pg_ctl)"
+    local sudo=""
+    if [[ $(id -u) -ne 0 ]]; then
+        command -v sudo >/dev/null || die "PostgreSQL not found; install Debian's postgresql (needs root)"
+        sudo="sudo"
+    fi
+    log "installing Debian's postgresql (apt-get)"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+    pg_bindir >/dev/null || die "initdb/pg_ctl still not found after apt-get install postgresql"
+}
+
+# Where the cluster lives, and who runs it: initdb and postgres refuse to run as root, so root runs them
+# as Debian's `postgres` user; that user must be able to reach the data folder.
+pg_base() {
+    local base="$VAR"
+    if [[ $(id -u) -eq 0 ]] && ! runuser -u postgres -- test -x "$VAR" 2>/dev/null; then
+        # a checkout the postgres user cannot enter (e.g. under a private home): a folder of its own
+        base="${TMPDIR:-/tmp}/loop-postgres-$(printf '%s' "$REPO" | md5sum | cut -c1-10)"
+    fi
+    echo "$base"
+}
+
+as_pg() {
+    if [[ $(id -u) -eq 0 ]]; then
+        id postgres >/dev/null 2>&1 || die "running as root needs the 'postgres' user (Debian's postgresql package creates it)"
+        # from /: the postgres user may not be allowed into the caller's folder
+        (cd / && runuser -u postgres -- "$@")
+    else
+        "$@"
+    fi
+}
+
+pg_own() {
+    # the folders and the log the server writes, owned by the user that runs it
+    if [[ $(id -u) -eq 0 ]]; then chown postgres:postgres "$@"; fi
+}
+
+postgres_url() { echo "postgres://$PG_USER:$PG_PASSWORD@$PG_HOST:$1/$PG_DB"; }
+
+postgres_running_here() {
+    [[ -f "$RUN/postgres.pid" && -f "$RUN/postgres.url" ]] || return 1
+    local pid
+    pid=$(cat "$RUN/postgres.pid")
+    kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q postgres
+}
+
+start_postgres() {
+    if postgres_running_here; then
+        log "postgres (started here) already runs: DATABASE_URL=$(cat "$RUN/postgres.url")"
+        return 0
+    fi
+    local port=$PG_PORT
+    if port_busy "$port"; then
+        [[ -n "${POSTGRES_PORT:-}" ]] && die "POSTGRES_PORT=$port is taken; choose a free port"
+        for port in $(seq 5433 5450) ""; do [[ -n "$port" ]] && ! port_busy "$port" && break; done
+        [[ -n "$port" ]] || die "ports 5432-5450 are all taken; set POSTGRES_PORT to a free port"
+        log "port $PG_PORT is taken by another server; using $port"
+    fi
+    ensure_postgres
+    local bin base data sock logfile
+    bin=$(pg_bindir)
+    base=$(pg_base)
+    data="$base/postgres"
+    sock="$base/postgres-socket"
+    logfile="$LOG/postgres.log"
+    [[ "$base" == "$VAR" ]] || logfile="$base/postgres.log"
+    mkdir -p "$data" "$sock"
+    touch "$logfile"
+    pg_own "$data" "$sock" "$logfile"
+    chmod 700 "$data"
+    if [[ ! -s "$data/PG_VERSION" ]]; then
+        log "initdb: a private cluster in $data"
+        as_pg "$bin/initdb" -D "$data" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
+            --encoding=UTF8 --no-locale >>"$logfile" 2>&1 || { tail -n 20 "$logfile" >&2; die "initdb failed"; }
+    fi
+    log "starting postgres on $PG_HOST:$port (data: $data, log: $logfile)"
+    as_pg "$bin/pg_ctl" -D "$data" -l "$logfile" -w -t "$TIMEOUT" \
+        -o "-c listen_addresses=$PG_HOST -c port=$port -c unix_socket_directories=$sock -c fsync=off" start \
+        >/dev/null || { tail -n 30 "$logfile" >&2; die "postgres did not start"; }
+    head -n 1 "$data/postmaster.pid" >"$RUN/postgres.pid"
+    echo "$data" >"$RUN/postgres.data"
+    record_started postgres
+    # The login and its database, once (idempotent); the password goes through a psql variable.
+    as_pg "$bin/psql" -h "$sock" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -qAt \
+        -v user="$PG_USER" -v password="$PG_PASSWORD" -v db="$PG_DB" <<'SQL' >/dev/null
+SELECT format('CREATE ROLE %I LOGIN CREATEDB PASSWORD %L', :'user', :'password')
+    WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'user') \gexec
+SELECT format('ALTER ROLE %I LOGIN CREATEDB PASSWORD %L', :'user', :'password') \gexec
+SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'user')
+    WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db') \gexec
+SQL
+    postgres_url "$port" >"$RUN/postgres.url"
+    log "postgres is up: DATABASE_URL=$(cat "$RUN/postgres.url") (make test: TEST_POSTGRES_URL=...)"
+}
+
+stop_postgres() {
+    [[ -f "$RUN/postgres.pid" ]] || return 0
+    local bin data
+    if postgres_running_here && bin=$(pg_bindir) && data=$(cat "$RUN/postgres.data" 2>/dev/null) && [[ -d "$data" ]]; then
+        log "stopping postgres (pid $(cat "$RUN/postgres.pid"))"
+        # fast: open sessions are ended (a smart shutdown would wait for them)
+        as_pg "$bin/pg_ctl" -D "$data" -m fast -w -t 30 stop >/dev/null || log "pg_ctl stop failed"
+    else
+        stop_pidfile postgres "$RUN/postgres.pid" postgres
+    fi
+    rm -f "$RUN/postgres.pid" "$RUN/postgres.url" "$RUN/postgres.data"
+}
+
+print_url() {
+    [[ "${1:-}" == postgres ]] || die "usage: $0 url postgres"
+    postgres_running_here || die "postgres is not running (started here): run 'scripts/services.sh start postgres'"
+    cat "$RUN/postgres.url"
+}
+
 # ---------------------------------------------------------------- stop / status
 
 # stop_pidfile NAME PIDFILE EXPECTED_COMMAND_SUBSTRING
@@ -240,6 +380,7 @@ status() {
     local rc=0
     if redis_up; then echo "redis  $REDIS_HOST:$REDIS_PORT up"; else echo "redis  $REDIS_HOST:$REDIS_PORT down"; rc=1; fi
     if mongo_up; then echo "mongo  $MONGO_HOST:$MONGO_PORT up"; else echo "mongo  $MONGO_HOST:$MONGO_PORT down"; rc=1; fi
+    if postgres_running_here; then echo "postgres $(cat "$RUN/postgres.url") up"; else echo "postgres not started here"; rc=1; fi
     local f
     for f in "$RUN"/*.pid; do [[ -e "$f" ]] && echo "started here: $(basename "$f" .pid) pid $(cat "$f")"; done
     return $rc
@@ -252,16 +393,17 @@ cmd=${1:-start}
 shift || true
 case "$cmd" in
 start | stop)
-    if (($# == 0)); then set -- redis mongo; fi
+    if (($# == 0)); then set -- redis mongo postgres; fi
     for s in "$@"; do
         case "$s" in
-        redis | mongo) "${cmd}_$s" ;;
+        redis | mongo | postgres) "${cmd}_$s" ;;
         "") ;;
-        *) die "unknown service '$s' (expected redis or mongo)" ;;
+        *) die "unknown service '$s' (expected redis, mongo or postgres)" ;;
         esac
     done
     ;;
 status) status ;;
+url) print_url "$@" ;;
 build-ferretdb) build_ferretdb ;;
-*) die "usage: $0 start|stop [redis|mongo ...]|status|build-ferretdb" ;;
+*) die "usage: $0 start|stop [redis|mongo|postgres ...]|status|url postgres|build-ferretdb" ;;
 esac

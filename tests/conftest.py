@@ -39,7 +39,8 @@ def mdb(settings) -> Iterator[Database]:
 
 
 @pytest.fixture
-def api(mdb: Database) -> APIClient:
+def api(mdb: Database, db: None) -> APIClient:
+    """The API client; with Django's database, where every write appends its audit entry (loop.audit)."""
     from rest_framework.test import APIClient
 
     return APIClient()

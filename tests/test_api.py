@@ -172,7 +172,8 @@ def test_mongodb_down_gives_503(loaded: APIClient, monkeypatch: pytest.MonkeyPat
 
 def test_health(loaded: APIClient, settings) -> None:
     ok = loaded.get("/health/")
-    assert ok.status_code == 200 and ok.json() == {"status": "ok", "mongo": "ok", "broker": "embedded"}
+    assert ok.status_code == 200
+    assert ok.json() == {"status": "ok", "mongo": "ok", "broker": "embedded", "accounts": "ok"}
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
     down = loaded.get("/health/")
     assert down.status_code == 503

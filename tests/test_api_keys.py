@@ -332,7 +332,7 @@ def test_me_answers_each_kind_of_caller(people: SimpleNamespace) -> None:
         "kind": "user",
         "role": "operator",
         "scope": None,
-        "capabilities": ["ingest", "operate", "read"],
+        "capabilities": ["read", "ingest", "operate"],
     }
     ingest_key, row = make_key(people.poller, Scope.INGEST)
     me = APIClient().get("/me/", **bearer(ingest_key)).json()  # may ask who it is, though it may not read
@@ -358,7 +358,7 @@ def test_when_open_everyone_is_the_open_principal(people: SimpleNamespace, setti
         "kind": "open",
         "role": None,
         "scope": None,
-        "capabilities": ["admin", "ingest", "operate", "read"],
+        "capabilities": ["read", "ingest", "operate", "admin"],
     }
 
 

@@ -18,7 +18,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 # Read by settings.py but not for a deployment: the in-process worker of `make run`, and collectstatic.
 NOT_FOR_COMPOSE = {"EMBEDDED_WORKER_THREADS", "STATIC_ROOT"}
-APP_SERVICES = ("loader", "web", "worker", "beat")
+APP_SERVICES = ("migrate", "loader", "web", "worker", "beat")
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +54,34 @@ def test_an_empty_value_stands_for_the_settings_default_except_the_rate_limit_an
 
 def test_every_long_running_service_has_a_health_check(compose: dict[str, Any]) -> None:
     long_running = [name for name, svc in compose["services"].items() if svc.get("restart") != "no"]
-    assert set(long_running) == {"mongo", "redis", "web", "worker", "beat", "nginx"}
+    assert set(long_running) == {"mongo", "redis", "postgres", "web", "worker", "beat", "nginx"}
     for name in long_running:
         assert compose["services"][name]["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
     worker_check = " ".join(compose["services"]["worker"]["healthcheck"]["test"])
     assert "inspect ping -d celery@$$HOSTNAME" in worker_check
+
+
+def test_accounts_live_in_the_postgres_service_migrated_once_before_the_app_starts(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    postgres = services["postgres"]
+    assert re.fullmatch(r"postgres:\d+", postgres["image"])  # pinned to a major version, like mongo:7 and redis:7
+    assert postgres["volumes"] == ["postgres-data:/var/lib/postgresql/data"] and "postgres-data" in compose["volumes"]
+    assert postgres["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+    assert "ports" not in postgres  # only the app's containers reach it
+    assert postgres["environment"]["POSTGRES_PASSWORD"] == "${POSTGRES_PASSWORD:-loop}"
+    assert compose["x-app-env"]["DATABASE_URL"] == (
+        "${DATABASE_URL:-postgres://loop:${POSTGRES_PASSWORD:-loop}@postgres:5432/loop}"
+    )
+    migrate = services["migrate"]
+    assert migrate["command"] == ["python", "manage.py", "migrate", "--noinput"] and migrate["restart"] == "no"
+    assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    for name in ("loader", "web", "worker", "beat"):
+        assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, name
+    for name in ("web", "worker", "beat"):
+        assert services[name]["depends_on"]["postgres"] == {"condition": "service_healthy"}, name
+    # one service migrates: never the worker, beat or the loader
+    for name in ("loader", "worker", "beat"):
+        assert "migrate" not in " ".join(services[name]["command"]), name
 
 
 def test_one_beat_runs_the_hourly_tasks_and_no_worker_runs_beat(compose: dict[str, Any]) -> None:

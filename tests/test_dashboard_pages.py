@@ -10,7 +10,14 @@ import re
 import pytest
 from django.test import Client
 
-PAGES = ["/", "/dashboard/stores/", "/dashboard/stores/store-1/", "/dashboard/reports/"]
+PAGES = [
+    "/",
+    "/dashboard/stores/",
+    "/dashboard/stores/store-1/",
+    "/dashboard/reports/",
+    "/dashboard/audit/",
+    "/dashboard/me/",
+]
 TOKEN = "secret-Token_for_the_page_test_123"
 
 
@@ -21,7 +28,6 @@ def client() -> Client:
 
 @pytest.mark.parametrize("path", PAGES)
 def test_pages_are_html_shells_with_a_strict_policy(client: Client, settings, path: str) -> None:
-    settings.AUTH_REQUIRED = True
     settings.API_TOKEN = TOKEN
     response = client.get(path)
     assert response.status_code == 200
@@ -73,3 +79,11 @@ def test_static_files_are_served_by_the_app(client: Client, path: str, fragment:
 def test_the_old_dashboard_root_redirects_home(client: Client) -> None:
     response = client.get("/dashboard/")
     assert response.status_code == 302 and response["Location"] == "/"
+
+
+def test_the_audit_page_is_in_the_nav_and_offers_the_action_names(client: Client) -> None:
+    html = client.get("/dashboard/audit/").content.decode()
+    assert '<a href="/dashboard/audit/" aria-current="page">Audit log</a>' in html
+    assert '<option value="hours.update">' in html and '<option value="polls.ingest">' in html
+    assert '<script src="/static/dashboard/audit.js"></script>' in html
+    assert '<a href="/dashboard/audit/">Audit log</a>' in client.get("/").content.decode()

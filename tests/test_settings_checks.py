@@ -89,6 +89,10 @@ def test_e003_debug_off_refuses_the_public_development_key() -> None:
         ("DELIVERY_MAX_AGE_HOURS", "0", 1),
         ("DELIVERY_TIMEOUT_SECONDS", "0", 1),
         ("EMAIL_PORT", "0", 1),
+        ("DATABASE_CONNECT_TIMEOUT", "0", 1),
+        ("DATABASE_CONN_MAX_AGE", "-1", 0),
+        ("AXES_FAILURE_LIMIT", "0", 1),
+        ("AXES_COOLOFF_SECONDS", "0", 1),
     ],
 )
 def test_e004_limits_below_their_minimum(name: str, value: str, minimum: int) -> None:
@@ -148,6 +152,20 @@ def test_e010_e011_email_port_and_tls() -> None:
         "(loop.E011) EMAIL_USE_TLS and EMAIL_USE_SSL are exclusive"
     ]
     assert loop_messages({**PRODUCTION, "EMAIL_PORT": "587", "EMAIL_USE_TLS": "1"}) == []
+
+
+def test_e012_a_database_url_that_cannot_be_used_is_named_without_its_password() -> None:
+    # every reason is in tests/test_accounts_db_settings.py; here the path from the environment to the refusal
+    env = {**PRODUCTION, "DATABASE_URL": "mysql://loop:s3cret@db/loop"}
+    proc = manage(env, "check")
+    assert proc.returncode != 0
+    assert (
+        "?: (loop.E012) DATABASE_URL cannot be used: its scheme 'mysql' is not postgres://, postgresql:// or sqlite:///"
+        in (proc.stderr)
+    )
+    assert "s3cret" not in proc.stdout + proc.stderr
+    # `check` opens no connection: a PostgreSQL URL passes without a server behind it
+    assert loop_messages({**PRODUCTION, "DATABASE_URL": "postgres://loop:pw@db:5432/loop"}) == []
 
 
 def test_every_error_is_reported_at_once() -> None:

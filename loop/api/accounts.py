@@ -104,7 +104,7 @@ class MeView(APIView):
             "kind": principal.kind,
             "role": role.value if role is not None else None,
             "scope": scope.value if scope is not None else None,
-            "capabilities": sorted(principal.capabilities),
+            "capabilities": [c.value for c in Capability if principal.can(c)],  # the enum's order: read first
         }
         return Response(MeSerializer(body).data)
 

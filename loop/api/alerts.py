@@ -27,6 +27,8 @@ from loop.api.common import (
     page_field,
     page_size_field,
 )
+from loop.audit.actions import Action
+from loop.audit.services import record_audit
 from loop.ids import ID_SHAPE, is_id
 from loop.services import alerts
 from loop.store_ids import STORE_ID_HELP, is_store_id
@@ -219,9 +221,10 @@ class AlertAckView(APIView):
         alert_id = alert_id_param(alert_id)
         body = AckSerializer(data=request.data if request.data else {})
         body.is_valid(raise_exception=True)
-        view = alerts.acknowledge_alert(
-            alert_id=alert_id, by=body.validated_data["by"], note=body.validated_data["note"]
-        )
+        by, note = body.validated_data["by"], body.validated_data["note"]
+        view = alerts.acknowledge_alert(alert_id=alert_id, by=by, note=note)
+        detail = {"store_id": view.store_id, "by": by, "note": note}
+        record_audit(request=request, action=Action.ALERT_ACK, target=alert_id, detail=detail)
         return Response(AlertSerializer(view).data)
 
 

@@ -21,6 +21,8 @@ from loop.api.common import (
     page_size_field,
 )
 from loop.api.deliveries import DeliverySerializer
+from loop.audit.actions import Action
+from loop.audit.services import record_audit
 from loop.events import SUBSCRIBABLE_EVENTS
 from loop.services import channels, deliveries
 from loop.services.channels import CHANNEL_ID_HELP, NAME_MAX, ChannelKind
@@ -114,6 +116,9 @@ class ChannelListView(APIView):
         body = ChannelCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         created = channels.create_channel(**body.validated_data)
+        # What ChannelSerializer shows (never the secret).
+        detail = ChannelSerializer(created).data
+        record_audit(request=request, action=Action.CHANNEL_CREATE, target=created.channel_id, detail=detail)
         return Response(CreatedChannelSerializer(created).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -154,6 +159,8 @@ class ChannelDetailView(APIView):
         body = ChannelUpdateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         updated = channels.update_channel(channel_id=channel_id, changes=body.validated_data)
+        changes = dict(body.validated_data)
+        record_audit(request=request, action=Action.CHANNEL_UPDATE, target=channel_id, detail={"changes": changes})
         return Response(ChannelSerializer(updated).data)
 
     @extend_schema(
@@ -163,6 +170,7 @@ class ChannelDetailView(APIView):
     )
     def delete(self, request: Request, channel_id: str) -> Response:
         channels.delete_channel(channel_id=channel_id)
+        record_audit(request=request, action=Action.CHANNEL_DELETE, target=channel_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -177,4 +185,6 @@ class ChannelTestView(APIView):
     )
     def post(self, request: Request, channel_id: str) -> Response:
         delivery = deliveries.test_channel(channel_id=channel_id)
+        detail = {"delivery_id": delivery.delivery_id}
+        record_audit(request=request, action=Action.CHANNEL_TEST, target=channel_id, detail=detail)
         return Response(DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)

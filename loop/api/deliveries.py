@@ -20,6 +20,8 @@ from loop.api.common import (
     page_field,
     page_size_field,
 )
+from loop.audit.actions import Action
+from loop.audit.services import record_audit
 from loop.delivery_rules import DeliveryStatus
 from loop.services import deliveries
 from loop.services.deliveries import DELIVERY_ID_HELP
@@ -116,4 +118,6 @@ class DeliveryRetryView(APIView):
     )
     def post(self, request: Request, delivery_id: str) -> Response:
         delivery = deliveries.retry_delivery(delivery_id=delivery_id)
+        detail = {"channel_id": delivery.channel_id, "event_type": delivery.event_type}
+        record_audit(request=request, action=Action.DELIVERY_RETRY, target=delivery_id, detail=detail)
         return Response(DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)

@@ -7,12 +7,13 @@ with a 4xx/5xx status, never an HTML page or a stack trace.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db import DatabaseError
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse, UnreadablePostError
 from django.views.decorators.csrf import csrf_exempt
 from pymongo.errors import PyMongoError
@@ -26,6 +27,11 @@ from loop import errors
 from loop.api.parsers import ClientAborted, PayloadTooLarge
 
 logger = logging.getLogger(__name__)
+
+# Django's own database (users, keys, sessions) cannot be reached or opened: what a request that needs
+# an identity answers (503), from a DRF view or from anywhere else (server_error_view).
+ACCOUNTS_DATABASE_ERRORS = (OperationalError, InterfaceError)
+ACCOUNTS_DATABASE_DOWN = "The accounts database is unavailable; try again later."
 
 
 class LengthRequired(APIException):
@@ -107,9 +113,9 @@ def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, PyMongoError):
         logger.error("MongoDB error in %s: %s", context.get("view"), exc)
         return Response({"error": "The database is unavailable; try again later."}, status=503)
-    if isinstance(exc, DatabaseError):  # Django's own database: users, sessions, API keys
+    if isinstance(exc, ACCOUNTS_DATABASE_ERRORS):
         logger.error("accounts database error in %s: %s", context.get("view"), exc)
-        return Response({"error": "The accounts database is unavailable; try again later."}, status=503)
+        return Response({"error": ACCOUNTS_DATABASE_DOWN}, status=503)
     logger.exception("unhandled error in %s", context.get("view"))
     return Response({"error": "Internal server error."}, status=500)
 
@@ -148,4 +154,7 @@ def permission_denied_view(request: HttpRequest, exception: Exception | None = N
 
 
 def server_error_view(request: HttpRequest) -> JsonResponse:
+    # Django calls this while handling the exception (outside DRF: a middleware's session, a plain view).
+    if isinstance(sys.exc_info()[1], ACCOUNTS_DATABASE_ERRORS):
+        return JsonResponse({"error": ACCOUNTS_DATABASE_DOWN}, status=503)
     return JsonResponse({"error": "Internal server error."}, status=500)

@@ -26,6 +26,8 @@ from loop.api.common import (
     refuse_chunked,
 )
 from loop.api.uploads import ImportUploadParser, StoredUpload
+from loop.audit.actions import Action
+from loop.audit.services import record_audit
 from loop.services import imports
 from loop.services.imports import IMPORT_ID_HELP, SUMMARY_PROBLEMS
 from loop.storage import ImportPhase, ImportStatus
@@ -197,6 +199,8 @@ class ImportListView(APIView):
         # Parsing (loop.api.uploads.ImportUploadParser) streams each file into GridFS; no body: no files.
         uploads: list[StoredUpload] = [item for _, values in request.FILES.lists() for item in values]
         started = imports.start_import(files=[upload.as_import_file() for upload in uploads])
+        files = [{"field": upload.field, "name": upload.name, "bytes": upload.bytes} for upload in uploads]
+        record_audit(request=request, action=Action.IMPORT_CREATE, target=started.import_id, detail={"files": files})
         body = ImportStartedSerializer(started).data
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": started.url})
 

@@ -15,6 +15,8 @@ from rest_framework.views import APIView
 from loop.accounts.capabilities import Capability
 from loop.api.common import WRITE_ERRORS, ErrorSerializer, StrictSerializer, body_errors, refuse_chunked
 from loop.api.parsers import CsvBody, IngestCSVParser, IngestJSONParser
+from loop.audit.actions import Action
+from loop.audit.services import record_audit
 from loop.services import ingest
 
 # --- serializers ------------------------------------------------------------------------------------
@@ -101,5 +103,8 @@ class StoreStatusView(APIView):
             raise ValidationError(
                 {"body": "a JSON batch must be a list of objects with store_id, status, timestamp_utc"}
             )
+        # The batch counted, not each row.
+        counts = {"read": result.read, "inserted": result.inserted, "duplicates": result.duplicates}
+        record_audit(request=request, action=Action.POLLS_INGEST, detail={**counts, "rejected": result.rejected})
         answer = status.HTTP_201_CREATED if result.inserted else status.HTTP_200_OK
         return Response(IngestResultSerializer(result).data, status=answer)

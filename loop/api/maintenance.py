@@ -22,6 +22,8 @@ from loop.api.common import (
     page_field,
     page_size_field,
 )
+from loop.audit.actions import Action
+from loop.audit.services import record_audit
 from loop.maintenance import CLOCK_HELP, MAX_NOTE_LENGTH
 from loop.services import maintenance
 from loop.services.maintenance import WINDOW_ID_HELP
@@ -147,7 +149,9 @@ class WindowListView(APIView):
             note=data["note"],
         )
         url = f"/maintenance/{view.window_id}/"
-        return Response(WindowSerializer(view).data, status=status.HTTP_201_CREATED, headers={"Location": url})
+        created = WindowSerializer(view).data
+        record_audit(request=request, action=Action.MAINTENANCE_CREATE, target=view.window_id, detail=created)
+        return Response(created, status=status.HTTP_201_CREATED, headers={"Location": url})
 
     @extend_schema(
         operation_id="list_maintenance_windows",
@@ -188,4 +192,5 @@ class WindowDetailView(APIView):
     )
     def delete(self, request: Request, window_id: str) -> Response:
         maintenance.delete_window(window_id=window_id)
+        record_audit(request=request, action=Action.MAINTENANCE_DELETE, target=window_id)
         return Response(status=status.HTTP_204_NO_CONTENT)

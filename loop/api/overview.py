@@ -38,6 +38,7 @@ class HealthSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["ok", "unavailable"])
     mongo = serializers.CharField()
     broker = serializers.CharField()
+    accounts = serializers.CharField(help_text='Django\'s own database (users, keys, sessions): "ok" or "error: ...".')
 
 
 # --- views ------------------------------------------------------------------------------------------
@@ -54,7 +55,7 @@ class HealthView(APIView):
 
     @extend_schema(
         operation_id="health",
-        summary="Whether MongoDB and the task broker answer",
+        summary="Whether MongoDB, the task broker and the accounts database answer",
         auth=NO_CREDENTIALS,
         responses={200: HealthSerializer, 503: HealthSerializer},
     )

@@ -34,10 +34,12 @@ from loop.api.common import (
     refuse_chunked,
     report_id_param,
 )
+from loop.audit.actions import Action
+from loop.audit.services import record_audit
 from loop.rules import DEFAULT_MAX_GAP_MINUTES, GAP_RANGE_TEXT
 from loop.services import reports
 from loop.storage import ReportFormat, ReportPhase, ReportStatus
-from loop.timeutil import NOW_HELP, parse_now
+from loop.timeutil import NOW_HELP, iso, parse_now
 
 FORMAT_HELP = (
     "loop: the 7 Loop columns. extended: those, then uptime_pct_last_hour/day/week, unobserved_last_hour "
@@ -252,6 +254,13 @@ class TriggerReportView(APIView):
             report_format=data["format"],
             max_gap_minutes=data["max_gap_minutes"],
         )
+        options = {"now": iso(data.get("now")), "force": data["force"], "format": data["format"]}
+        record_audit(
+            request=request,
+            action=Action.REPORT_TRIGGER,
+            target=result.report_id,
+            detail={**options, "max_gap_minutes": data["max_gap_minutes"], "reused": result.reused},
+        )
         answer = status.HTTP_200_OK if result.reused else status.HTTP_202_ACCEPTED
         body = TriggerReportResponseSerializer(result).data
         return Response(body, status=answer, headers={"Location": f"/get_report/{result.report_id}/"})
@@ -365,5 +374,7 @@ class ReportDetailView(APIView):
         },
     )
     def delete(self, request: Request, report_id: str) -> Response:
-        reports.delete_report(report_id=report_id_param(report_id))
+        report_id = report_id_param(report_id)
+        reports.delete_report(report_id=report_id)
+        record_audit(request=request, action=Action.REPORT_DELETE, target=report_id)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -2,7 +2,18 @@
 
 from django.urls import re_path
 
-from loop.api import accounts, alerts, channels, deliveries, imports, ingestion, maintenance, overview, reports
+from loop.api import (
+    accounts,
+    alerts,
+    audit,
+    channels,
+    deliveries,
+    imports,
+    ingestion,
+    maintenance,
+    overview,
+    reports,
+)
 from loop.api.stores import attributes, catalog, timeline
 
 urlpatterns = [
@@ -41,6 +52,7 @@ urlpatterns = [
     re_path(
         r"^deliveries/(?P<delivery_id>[^/]+)/retry/?$", deliveries.DeliveryRetryView.as_view(), name="delivery-retry"
     ),
+    re_path(r"^audit/?$", audit.AuditListView.as_view(), name="audit"),
     re_path(r"^me/?$", accounts.MeView.as_view(), name="me"),
     re_path(r"^keys/?$", accounts.KeyListView.as_view(), name="keys"),
     re_path(r"^keys/(?P<key_id>[^/]+)/?$", accounts.KeyDetailView.as_view(), name="key"),

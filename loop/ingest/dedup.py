@@ -153,12 +153,14 @@ class PollWriter:
             def merge(i: int) -> tuple[int, int]:
                 return self._merge_day(days[i], day_batch(i))
 
-            # Days are independent: while one waits on the server another sorts (numpy releases the GIL).
-            with ThreadPoolExecutor(max_workers=MERGE_THREADS, thread_name_prefix="day-merge") as pool:
+            # Days and the catalog are independent: while one waits on the server another sorts (numpy
+            # releases the GIL). Readers key off the poll range, widened after both.
+            with ThreadPoolExecutor(max_workers=MERGE_THREADS + 1, thread_name_prefix="day-merge") as pool:
+                catalog = pool.submit(self._merge_catalog, batch)
                 for inserted, made_inactive in pool.map(merge, range(len(days))):
                     out.inserted += inserted
                     out.made_inactive += made_inactive
-            self._merge_catalog(batch)
+                catalog.result()
         # Last: a report triggered from now on may pin a `now` up to these polls, which are all stored,
         # and (when something changed) may not reuse a report triggered before them.
         changed = out.inserted > 0 or out.made_inactive > 0

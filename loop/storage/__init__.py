@@ -174,6 +174,7 @@ from loop.storage.stores import (
     set_store_profile,
     set_store_special_hours,
     set_store_zone,
+    store_tables_version,
 )
 
 __all__ = [
@@ -303,6 +304,7 @@ __all__ = [
     "read_store_catalog",
     "read_store_polls",
     "read_zones",
+    "store_tables_version",
     "replace_catalog",
     "replace_day",
     "replace_hours",

@@ -322,3 +322,13 @@ def read_one_store(
         polls=polls,
         catalog=None if catalog is None else catalog.result(),
     )
+
+
+def store_tables_version(db: Database) -> tuple[str, str, str]:
+    """The stored versions of the hours, holiday-hours and zone tables (three ``_id`` reads): what a
+    process keys what it works out from them on (the alert evaluation's business calendar)."""
+    tokens = []
+    for table in (HOURS_TABLE, SPECIAL_HOURS_TABLE, ZONES_TABLE):
+        head = db[table.heads].find_one({"_id": table.head_id}, {"token": 1})
+        tokens.append("" if head is None else str(head.get("token", "")))
+    return tokens[0], tokens[1], tokens[2]

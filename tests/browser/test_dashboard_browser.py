@@ -510,22 +510,24 @@ def test_report_history_lists_reports_with_status(live: BrowserStack, new_page: 
 # --- token and errors ------------------------------------------------------------------------------
 
 
-def test_with_api_token_the_page_asks_once_and_shows_nothing_before(
+def test_with_api_token_the_sign_in_page_takes_a_key_and_the_page_asks_again_if_refused(
     live: BrowserStack, new_page: Callable[..., Any]
 ) -> None:
     page = new_page()
     sent: list[str | None] = []
     page.on("request", lambda r: sent.append(r.headers.get("authorization")) if "/overview/" in r.url else None)
+    # API_TOKEN set: access is enforced, so an anonymous visitor lands on the sign-in page, which shows no data.
     response = page.goto(f"{live.token_url}/")
+    assert page.url == f"{live.token_url}/accounts/login/?next=/"
     assert API_TOKEN not in response.text()  # no secret in the page
-    dialog = page.locator("#token-dialog")
-    dialog.wait_for(state="visible")
-    assert page.locator("#main").is_hidden()
-    assert page.locator("#store-count").inner_text() == "…"  # no data drawn
+    assert page.locator("#store-count").count() == 0
     screenshot(page, "token")
 
+    # "Or use an API key": kept in this tab; a wrong one is refused by the API and the page asks again.
     page.get_by_role("textbox", name="Token").fill("wrong-token")
     page.get_by_role("button", name="Use token").click()
+    page.wait_for_url(f"{live.token_url}/")
+    dialog = page.locator("#token-dialog")
     expect_text(page, "#token-reason", "The token was refused (Invalid API token or key.) Enter it again.")
     assert dialog.is_visible() and page.locator("#main").is_hidden()
     assert page.locator("#store-count").inner_text() == "…"
@@ -535,14 +537,23 @@ def test_with_api_token_the_page_asks_once_and_shows_nothing_before(
     wait_ready(page)
     assert page.locator("#main").is_visible()
     assert page.locator("#store-count").inner_text() == str(loaded_polls(live)["store_id"].nunique())
-    assert sent[0] is None and sent[-1] == f"Bearer {API_TOKEN}"
+    assert sent[0] == "Bearer wrong-token" and sent[-1] == f"Bearer {API_TOKEN}"
+    assert page.locator("#who-name").inner_text() == "Using token:API_TOKEN"
 
-    # Once per tab: the next page reads with the kept token, without asking.
+    # Once per tab: the next page is served (the browser said it uses a key) and reads with the kept token.
     page.goto(f"{live.token_url}/dashboard/reports/")
     wait_ready(page)
     assert dialog.is_hidden()
-    assert page.locator("#reports-table tbody tr[data-report-id]").count() >= 1
+    count = requests.get(f"{live.token_url}/reports/", headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=30)
+    assert page.locator("#page-info").inner_text().endswith(f"({count.json()['count']} reports)")
     assert page.evaluate("sessionStorage.getItem('loop.apiToken')") == API_TOKEN
+
+    # "Forget key": back to the sign-in page, nothing kept.
+    page.get_by_role("button", name="Forget key").click()
+    page.wait_for_url(f"{live.token_url}/accounts/login/?next=%2Fdashboard%2Freports%2F")
+    assert page.evaluate("sessionStorage.getItem('loop.apiToken')") is None
+    page.goto(f"{live.token_url}/dashboard/reports/")
+    assert page.url == f"{live.token_url}/accounts/login/?next=/dashboard/reports/"
 
 
 def test_mongodb_down_is_a_message_not_a_blank_page(live: BrowserStack, new_page: Callable[..., Any]) -> None:

@@ -30,7 +30,7 @@ from tests.support.integration import (
     skip_or_fail,
     unreachable,
 )
-from tests.support.processes import start_celery_worker, start_gunicorn
+from tests.support.processes import run_manage, start_celery_worker, start_gunicorn
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +48,9 @@ def stack(servers: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
     queue = f"loop_it_{run_id}"
     # Production-like: DEBUG off, so a SECRET_KEY is required.
     env = service_env(os.environ, db_name=db_name, queue=queue, secret=f"integration-{run_id}", logs=logs)
+    # Django's own tables (the audit log) in the stack's SQLite file (SQLITE_PATH), before anything serves.
+    migrated = run_manage(env, "migrate", "--noinput")
+    assert migrated.returncode == 0, migrated.stderr + migrated.stdout
     worker = start_celery_worker(env, None, 1, logs / "worker.log")
     web = start_gunicorn(env, 2, logs / "web.log")
     mongo = MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000)

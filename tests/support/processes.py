@@ -9,12 +9,14 @@ Nothing here imports pytest or Django, so bench/ can use it as well.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ CONFIG_VARS = (
     "SECRET_KEY_FILE",
     "ALLOWED_HOSTS",
     "MONGO_URL",
+    "DATABASE_URL",
     "CELERY_BROKER_URL",
     "TRIGGER_RATE_LIMIT",
     "API_TOKEN",
@@ -146,13 +149,50 @@ class Web:
 
 GUNICORN_CONF = ROOT / "gunicorn.conf.py"
 
+# Databases this process has migrated (DATABASE_URL, or the SQLite file's path), and one migrated SQLite
+# file that new SQLite paths are copied from (a copy takes milliseconds, `migrate` over a second).
+_migrated: set[str] = set()
+_sqlite_template: list[Path] = []
 
-def start_gunicorn(env: Mapping[str, str], workers: int, log: Path, *, timeout: int = 120) -> Web:
+
+def migrate_accounts_database(env: Mapping[str, str]) -> None:
+    """Give the database ``env`` selects Django's tables (users, keys, sessions), as ``make web`` and
+    compose's ``migrate`` service do before the app serves: ``manage.py migrate`` once per database.
+
+    A SQLite file that does not exist yet (each run's own ``SQLITE_PATH``) is a copy of one migrated here.
+    """
+    url = env.get("DATABASE_URL", "").strip()
+    target = url or str(Path(env.get("SQLITE_PATH", "").strip() or ROOT / "db.sqlite3"))
+    if target in _migrated:
+        return
+    if not url and not Path(target).exists():
+        if not _sqlite_template:
+            folder = Path(tempfile.mkdtemp(prefix="loop-accounts-"))
+            atexit.register(shutil.rmtree, folder, True)
+            _run_migrate({**env, "SQLITE_PATH": str(folder / "db.sqlite3")})
+            _sqlite_template.append(folder / "db.sqlite3")
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_sqlite_template[0], target)
+    else:
+        _run_migrate(env)
+    _migrated.add(target)
+
+
+def _run_migrate(env: Mapping[str, str]) -> None:
+    done = run_manage(env, "migrate", "--noinput", timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"manage.py migrate failed:\n{done.stdout[-2000:]}{done.stderr[-4000:]}")
+
+
+def start_gunicorn(env: Mapping[str, str], workers: int, log: Path, *, timeout: int = 120, migrate: bool = True) -> Web:
     """Start the app as deployed (gunicorn.conf.py) on a free port; returns at once (call ``wait_healthy``).
 
     Not waiting here lets a caller start several apps and wait for them together. ``timeout`` is
     gunicorn's worker timeout (how long a worker's main loop may stay silent, not a request's limit).
+    The accounts database is migrated first (``migrate=False``: left as it is, e.g. unreachable on purpose).
     """
+    if migrate:
+        migrate_accounts_database(env)
     port = free_port()
     with open(log, "wb") as out:
         proc = subprocess.Popen(

@@ -24,6 +24,8 @@ from loop.api.common import (
     refuse_chunked,
     store_id_param,
 )
+from loop.audit.actions import Action
+from loop.audit.services import record_audit
 from loop.services import directory, stores
 from loop.sources.validate import MAX_PROFILE_TEXT_LENGTH
 
@@ -101,20 +103,34 @@ class ProfileSerializer(serializers.Serializer):
 # --- views ------------------------------------------------------------------------------------------
 
 
+def _change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """An audit detail of one object's PUT or DELETE, without the store id (the entry's target)."""
+    return {
+        "before": {key: value for key, value in before.items() if key != "store_id"},
+        "after": {key: value for key, value in after.items() if key != "store_id"},
+    }
+
+
 def replace_rows(
     request: Request,
     store_id: str,
     *,
+    read: Callable[..., list[Any]],
     replace: Callable[..., list[Any]],
     rows: type[Serializer],
     shape: str,
+    action: Action,
 ) -> Response:
-    """A store attribute's PUT of rows (weekly or holiday hours): a JSON list the service checks and stores."""
+    """A store attribute's PUT of rows (weekly or holiday hours): a JSON list the service checks and stores;
+    audited with the rows before and after, as the API shows them."""
     store_id = store_id_param(store_id)
     refuse_chunked(request)
     if not isinstance(request.data, list):
         raise ValidationError({"body": f"send a JSON list of {shape}"})
-    return Response(rows(replace(store_id=store_id, items=request.data), many=True).data)
+    before = rows(read(store_id=store_id), many=True).data
+    after = rows(replace(store_id=store_id, items=request.data), many=True).data
+    record_audit(request=request, action=action, target=store_id, detail={"before": before, "after": after})
+    return Response(after)
 
 
 class BusinessHoursView(APIView):
@@ -143,9 +159,11 @@ class BusinessHoursView(APIView):
         return replace_rows(
             request,
             store_id,
+            read=stores.get_business_hours,
             replace=stores.set_business_hours,
             rows=HoursItemSerializer,
             shape="{dayOfWeek, start_time_local, end_time_local}",
+            action=Action.HOURS_UPDATE,
         )
 
 
@@ -176,9 +194,11 @@ class SpecialHoursView(APIView):
         return replace_rows(
             request,
             store_id,
+            read=stores.get_special_hours,
             replace=stores.set_special_hours,
             rows=SpecialHoursItemSerializer,
             shape="{date_local, start_time_local, end_time_local}",
+            action=Action.SPECIAL_HOURS_UPDATE,
         )
 
 
@@ -209,8 +229,11 @@ class TimezoneView(APIView):
         refuse_chunked(request)
         serializer = TimezoneRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        before = TimezoneSerializer(stores.get_timezone(store_id=store_id)).data
         zone = stores.set_timezone(store_id=store_id, timezone_str=serializer.validated_data["timezone_str"])
-        return Response(TimezoneSerializer(zone).data)
+        after = TimezoneSerializer(zone).data
+        record_audit(request=request, action=Action.ZONE_UPDATE, target=store_id, detail=_change(before, after))
+        return Response(after)
 
 
 class ProfileView(APIView):
@@ -245,10 +268,13 @@ class ProfileView(APIView):
         serializer = ProfileRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         params = serializer.validated_data
+        before = ProfileSerializer(directory.get_profile(store_id=store_id)).data
         profile = directory.set_profile(
             store_id=store_id, name=params["name"], brand=params.get("brand"), region=params.get("region")
         )
-        return Response(ProfileSerializer(profile).data)
+        after = ProfileSerializer(profile).data
+        record_audit(request=request, action=Action.PROFILE_UPDATE, target=store_id, detail=_change(before, after))
+        return Response(after)
 
     @extend_schema(
         operation_id="delete_store_profile",
@@ -258,5 +284,9 @@ class ProfileView(APIView):
         responses={204: None, **WRITE_ERRORS},
     )
     def delete(self, request: Request, store_id: str) -> Response:
-        directory.delete_profile(store_id=store_id_param(store_id))
+        store_id = store_id_param(store_id)
+        before = ProfileSerializer(directory.get_profile(store_id=store_id)).data
+        directory.delete_profile(store_id=store_id)
+        after = {**before, "name": None, "brand": None, "region": None}
+        record_audit(request=request, action=Action.PROFILE_DELETE, target=store_id, detail=_change(before, after))
         return Response(status=204)

@@ -46,6 +46,9 @@ class Command(MongoCommand):
         parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # Django's own tables (users, keys, sessions; SQLite unless DATABASE_URL), before anything
+        # can ask for them: quiet, and a no-op when they are up to date.
+        call_command("migrate", verbosity=0, interactive=False)
         embedded_store = uses_mongomock()
         self.stdout.write(
             f"store: {'in-memory (mongomock)' if embedded_store else settings.MONGO_URL} "
@@ -62,8 +65,6 @@ class Command(MongoCommand):
         self.stdout.write(f"  {evaluation_line(evaluate_alerts())}")
         if stats.rejected and is_sample_data(options["data"]):
             self.stdout.write(f"  {SAMPLE_DATA_REJECTS_NOTE}")
-        # Django's own tables (SQLite): auth and sessions.
-        call_command("migrate", verbosity=0, interactive=False)
 
         base = f"http://localhost:{options['port']}"
         self.stdout.write(

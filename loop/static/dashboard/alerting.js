@@ -1,10 +1,11 @@
 /* Channels and maintenance windows: lists (GET /channels/, GET /maintenance/), create (POST), delete
  * (DELETE) and a channel's test message (POST /channels/<id>/test/). Every check is the API's: a
- * refused form shows the API's 400 message. */
+ * refused form shows the API's 400 message. Channel changes are shown to admins, window changes to
+ * operators (GET /me/); the API refuses the others anyway. */
 "use strict";
 
 (function () {
-  const { request, getJSON, postJSON, showError, showNotice, clearMessages, ready, fmtTime, el } = window.Loop;
+  const { request, getJSON, postJSON, can, showError, showNotice, clearMessages, ready, fmtTime, el } = window.Loop;
   const $ = (id) => document.getElementById(id);
   const DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
 
@@ -30,7 +31,7 @@
     await load();
   }
 
-  function renderChannels(body) {
+  function renderChannels(body, mayChange) {
     $("channels-none").hidden = body.count > 0;
     $("channels-table").tBodies[0].replaceChildren(
       ...body.results.map((c) =>
@@ -42,16 +43,18 @@
           el("td", { text: c.url || c.email || "–" }),
           el("td", { text: c.events.join(", ") }),
           el("td", { text: c.enabled ? "yes" : `no (${c.disabled_reason || "disabled"})` }),
-          el(
-            "td",
-            {},
-            button("Test", `Send a test message to ${c.name}`, async () => {
-              const { body: d } = await postJSON(`/channels/${encodeURIComponent(c.channel_id)}/test/`);
-              showNotice(`Test message to ${c.name} queued (delivery ${d.delivery_id}, ${d.status}).`);
-            }),
-            " ",
-            button("Delete", `Delete channel ${c.name}`, () => remove(`/channels/${encodeURIComponent(c.channel_id)}/`, `channel ${c.name}`), "danger"),
-          ),
+          mayChange
+            ? el(
+                "td",
+                {},
+                button("Test", `Send a test message to ${c.name}`, async () => {
+                  const { body: d } = await postJSON(`/channels/${encodeURIComponent(c.channel_id)}/test/`);
+                  showNotice(`Test message to ${c.name} queued (delivery ${d.delivery_id}, ${d.status}).`);
+                }),
+                " ",
+                button("Delete", `Delete channel ${c.name}`, () => remove(`/channels/${encodeURIComponent(c.channel_id)}/`, `channel ${c.name}`), "danger"),
+              )
+            : el("td", { text: "–" }),
         ),
       ),
     );
@@ -62,7 +65,7 @@
     return `${fmtTime(w.start)} to ${fmtTime(w.end)}`;
   }
 
-  function renderWindows(body) {
+  function renderWindows(body, mayChange) {
     $("windows-none").hidden = body.count > 0;
     $("windows-table").tBodies[0].replaceChildren(
       ...body.results.map((w) =>
@@ -72,7 +75,9 @@
           el("th", { scope: "row", text: w.all ? "all stores" : (w.store_ids || []).join(", ") }),
           el("td", { text: windowWhen(w) }),
           el("td", { text: w.note || "" }),
-          el("td", {}, button("Delete", "Delete this window", () => remove(`/maintenance/${encodeURIComponent(w.window_id)}/`, "the window"), "danger")),
+          mayChange
+            ? el("td", {}, button("Delete", "Delete this window", () => remove(`/maintenance/${encodeURIComponent(w.window_id)}/`, "the window"), "danger"))
+            : el("td", { text: "–" }),
         ),
       ),
     );
@@ -126,12 +131,14 @@
   });
 
   async function load() {
-    const [channels, windows] = await Promise.all([
+    const [channels, windows, mayChangeChannels, mayChangeWindows] = await Promise.all([
       getJSON("/channels/?page_size=100"),
       getJSON("/maintenance/?page_size=100"),
+      can("admin"),
+      can("operate"),
     ]);
-    renderChannels(channels);
-    renderWindows(windows);
+    renderChannels(channels, mayChangeChannels);
+    renderWindows(windows, mayChangeWindows);
   }
 
   load()

@@ -1,10 +1,10 @@
-/* Down now: open alerts longest down first (GET /alerts/?order=longest) with an Ack button per row
- * (POST /alerts/<id>/ack/ with the page's token), and alerts resolved in the last 24 hours of the data
+/* Down now: open alerts longest down first (GET /alerts/?order=longest) with an Ack button per row for
+ * callers who may operate (POST /alerts/<id>/ack/), and alerts resolved in the last 24 hours of the data
  * clock (GET /alerts/?state=resolved&resolved_within_hours=24). Refreshes itself every 30 s. */
 "use strict";
 
 (function () {
-  const { getJSON, postJSON, showError, showNotice, ready, fmtTime, fmtLocal, fmtDuration, el, storeHref } = window.Loop;
+  const { getJSON, postJSON, can, showError, showNotice, ready, fmtTime, fmtLocal, fmtDuration, el, storeHref } = window.Loop;
   const $ = (id) => document.getElementById(id);
   const REFRESH_MS = 30000;
   const LIMIT = 100; // the API's largest page; more open alerts are counted in a note
@@ -12,6 +12,10 @@
   let timer = null;
 
   $("ack-by").value = localStorage.getItem(BY_KEY) || "";
+  // Signed in: acknowledge as yourself unless this browser kept another name.
+  window.Loop.me().then((caller) => {
+    if (caller && caller.kind === "user" && !$("ack-by").value) $("ack-by").value = caller.name;
+  });
   $("ack-by").addEventListener("change", () => localStorage.setItem(BY_KEY, $("ack-by").value.trim()));
 
   function storeCell(a) {
@@ -20,8 +24,9 @@
     return el("th", { scope: "row" }, link, ...id);
   }
 
-  function ackCell(a) {
+  function ackCell(a, mayAck) {
     if (a.acknowledged_by) return el("td", { class: "acked", text: `${a.acknowledged_by}, ${fmtTime(a.acknowledged_at)}` });
+    if (!mayAck) return el("td", { class: "acked", text: "–" });
     const button = el("button", { type: "button", class: "ack", text: "Ack", "aria-label": `Acknowledge the alert of ${a.name || a.store_id}` });
     button.addEventListener("click", () => acknowledge(a, button));
     return el("td", { class: "acked" }, button);
@@ -40,7 +45,7 @@
     }
   }
 
-  function renderOpen(body) {
+  function renderOpen(body, mayAck) {
     const rows = body.results.map((a) =>
       el(
         "tr",
@@ -50,7 +55,7 @@
         el("td", { text: a.started_at_local ? `${fmtLocal(a.started_at_local)} (${a.zone})` : "–" }),
         el("td", { text: fmtTime(a.started_at) }),
         el("td", { class: "num", text: fmtDuration(a.down_minutes) }),
-        ackCell(a),
+        ackCell(a, mayAck),
       ),
     );
     $("open-table").tBodies[0].replaceChildren(...rows);
@@ -83,11 +88,12 @@
   async function load() {
     clearTimeout(timer);
     try {
-      const [open, resolved] = await Promise.all([
+      const [open, resolved, mayAck] = await Promise.all([
         getJSON(`/alerts/?state=open&order=longest&page_size=${LIMIT}`),
         getJSON(`/alerts/?state=resolved&resolved_within_hours=24&page_size=${LIMIT}`),
+        can("operate"),
       ]);
-      renderOpen(open);
+      renderOpen(open, mayAck);
       renderResolved(resolved);
       $("alerts-caption").textContent = open.evaluated_at
         ? `Evaluated at ${fmtTime(open.evaluated_at)} (the newest poll). Refreshes every 30 s.`

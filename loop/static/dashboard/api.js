@@ -1,14 +1,23 @@
-/* The dashboard's shared client: calls the JSON API with the user's token, shows errors,
- * formats values and marks the page ready. Plain JS, no build step.
+/* The dashboard's shared client: calls the JSON API as the signed-in user or with the user's API key,
+ * shows errors, formats values, hides the controls the caller may not use and marks the page ready.
+ * Plain JS, no build step.
  *
- * Token: when the server sets API_TOKEN, a call answers 401; the page then hides its data, asks for
- * the token once (a dialog), keeps it in sessionStorage (this tab only) and retries. The page never
- * holds a token of its own.
+ * Signed in (Django's session): the cookie goes with every call, and every unsafe call carries the
+ * X-CSRFToken header from the csrftoken cookie. A 401 means the session is gone: back to the sign-in page.
+ * API key (the sign-in page's key form, or this page's dialog): kept in sessionStorage (this tab only)
+ * and sent as a Bearer token; a 401 hides the data, asks for the key once (a dialog) and retries. The page
+ * never holds a key of its own.
+ * Capabilities: GET /me/ says what the caller may do; an element with data-needs="<capability>" stays
+ * hidden unless the caller has it (data-without: only when the caller lacks it), and pages ask
+ * can("<capability>") before drawing a write button.
  */
 "use strict";
 
 (function () {
-  const TOKEN_KEY = "loop.apiToken";
+  const TOKEN_KEY = "loop.apiToken"; // login.js writes the same
+  const KEY_COOKIE = "loop_key"; // "this browser uses a key" (loop.dashboard.KEY_MODE_COOKIE)
+  const SAFE_METHODS = ["GET", "HEAD", "OPTIONS", "TRACE"];
+  const authRequired = document.body.dataset.authRequired === "1";
   const main = document.getElementById("main");
   const messages = document.getElementById("messages");
   const dialog = document.getElementById("token-dialog");
@@ -29,8 +38,23 @@
     return sessionStorage.getItem(TOKEN_KEY) || "";
   }
 
+  function cookie(name) {
+    const found = document.cookie.split(";").map((part) => part.trim()).find((part) => part.startsWith(`${name}=`));
+    return found ? decodeURIComponent(found.slice(name.length + 1)) : "";
+  }
+
+  /* A key in this tab, or the browser said it uses one (a new tab of a key user): the dialog, not the sign-in page. */
+  function keyMode() {
+    return Boolean(token()) || cookie(KEY_COOKIE) === "1";
+  }
+
   function updateForget() {
-    forget.hidden = !token();
+    forget.hidden = !keyMode();
+  }
+
+  function signIn() {
+    location.assign(`/accounts/login/?next=${encodeURIComponent(location.pathname + location.search)}`);
+    return new Promise(() => {}); // the page is going away: nothing after this runs
   }
 
   // Escape would close the prompt and leave an empty page: without the token there is nothing to show.
@@ -38,7 +62,9 @@
 
   forget.addEventListener("click", () => {
     sessionStorage.removeItem(TOKEN_KEY);
-    location.reload();
+    document.cookie = `${KEY_COOKIE}=; path=/; max-age=0; SameSite=Strict`;
+    if (authRequired) signIn();
+    else location.reload();
   });
 
   function askToken(message) {
@@ -52,6 +78,7 @@
         (event) => {
           event.preventDefault();
           sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+          document.cookie = `${KEY_COOKIE}=1; path=/; SameSite=Strict`;
           dialog.close();
           main.hidden = false;
           pendingToken = null;
@@ -76,23 +103,31 @@
     return `The server answered ${response.status} ${response.statusText}.`;
   }
 
-  /* fetch with the token; 401 asks for the token and tries again; other errors throw ApiError. */
+  /* The headers every call carries: the key (if any) and, on a write, the session's CSRF token. */
+  function authHeaders(headers, method) {
+    if (token()) headers.set("Authorization", `Bearer ${token()}`);
+    if (!SAFE_METHODS.includes(method.toUpperCase()) && cookie("csrftoken")) headers.set("X-CSRFToken", cookie("csrftoken"));
+  }
+
+  /* fetch as the session or with the key; 401 signs in again or asks for the key and tries again; other errors
+   * throw ApiError. */
   async function request(path, options = {}) {
     for (;;) {
       const headers = new Headers(options.headers || {});
       if (!headers.has("Accept")) headers.set("Accept", "application/json");
-      if (token()) headers.set("Authorization", `Bearer ${token()}`);
+      authHeaders(headers, options.method || "GET");
       let response;
       try {
-        response = await fetch(path, { ...options, headers });
+        response = await fetch(path, { ...options, headers, credentials: "same-origin" });
       } catch (_) {
         throw new ApiError(0, "The server cannot be reached; check that it is running.");
       }
       if (response.status === 401) {
+        if (authRequired && !keyMode()) return signIn();
         const message = await errorMessage(response);
         const hadToken = Boolean(token());
         sessionStorage.removeItem(TOKEN_KEY);
-        await askToken(hadToken ? `The token was refused (${message}) Enter it again.` : "This server needs its API token to show data.");
+        await askToken(hadToken ? `The token was refused (${message}) Enter it again.` : "This server needs an API key to show data.");
         continue;
       }
       if (!response.ok) throw new ApiError(response.status, await errorMessage(response));
@@ -123,8 +158,10 @@
       const send = () => {
         const xhr = new XMLHttpRequest();
         xhr.open("POST", path);
-        xhr.setRequestHeader("Accept", "application/json");
-        if (token()) xhr.setRequestHeader("Authorization", `Bearer ${token()}`);
+        xhr.withCredentials = true;
+        const headers = new Headers({ Accept: "application/json" });
+        authHeaders(headers, "POST");
+        headers.forEach((value, name) => xhr.setRequestHeader(name, value));
         xhr.upload.addEventListener("progress", (e) => {
           if (e.lengthComputable) onProgress(e.loaded / e.total);
         });
@@ -137,8 +174,12 @@
             /* keep null */
           }
           if (xhr.status === 401) {
+            if (authRequired && !keyMode()) {
+              signIn();
+              return;
+            }
             sessionStorage.removeItem(TOKEN_KEY);
-            askToken("This server needs its API token.").then(send);
+            askToken("This server needs an API key.").then(send);
             return;
           }
           if (xhr.status >= 400) {
@@ -196,12 +237,42 @@
     messages.replaceChildren();
   }
 
-  /* The "ready" marker the browser tests and the benchmark wait for: ms since navigation start. */
+  // --- who is calling -------------------------------------------------------------------
+  let mePromise = null;
+
+  /* GET /me/ once per page: {name, kind, role, capabilities}; null when the server has no /me/ or it failed
+   * (then every control shows and the API decides). A 401 signs in or asks for the key like any call. */
+  function me() {
+    if (!mePromise) mePromise = getJSON("/me/").catch(() => null);
+    return mePromise;
+  }
+
+  async function can(capability) {
+    const caller = await me();
+    return !caller || caller.capabilities.includes(capability);
+  }
+
+  /* Show what the caller may use (data-needs), and who a key user is in the header. */
+  const gate = me().then((caller) => {
+    for (const node of document.querySelectorAll("[data-needs]")) {
+      node.hidden = Boolean(caller) && !caller.capabilities.includes(node.dataset.needs);
+    }
+    for (const node of document.querySelectorAll("[data-without]")) {
+      node.hidden = !caller || caller.capabilities.includes(node.dataset.without);
+    }
+    const who = document.getElementById("who-name");
+    if (caller && who && (caller.kind === "key" || caller.kind === "token")) who.textContent = `Using ${caller.name}`;
+  });
+
+  /* The "ready" marker the browser tests and the benchmark wait for: ms since navigation start (after the
+   * page's data is drawn and its controls are shown or hidden). */
   function ready() {
-    if (document.body.dataset.ready) return;
-    window.__readyMs = performance.now();
-    document.body.dataset.ready = "1";
-    main.setAttribute("aria-busy", "false");
+    gate.finally(() => {
+      if (document.body.dataset.ready) return;
+      window.__readyMs = performance.now();
+      document.body.dataset.ready = "1";
+      main.setAttribute("aria-busy", "false");
+    });
   }
 
   // --- formatting -----------------------------------------------------------------------
@@ -286,6 +357,8 @@
     el,
     storeHref,
     chartLibrary,
+    me,
+    can,
     hasToken: () => Boolean(token()),
   };
 })();

@@ -1,0 +1,99 @@
+"""Writing the audit log: ``record_audit``, called by every write view once its service call succeeded.
+
+Who: ``actor_of`` reads ``request.auth`` (a ``Principal`` once accounts authenticate; before that the
+static tokens' markers of ``loop.api.access``), else the signed-in Django user, else ``anonymous`` (the
+open service). One INSERT per write request; a failed INSERT (the accounts database away) does not undo
+or fail the write that already happened: the entry goes to the log at ERROR level instead, whole.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from django.db import DatabaseError
+from django.http import HttpRequest
+from django.utils import timezone
+from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
+
+from loop.accounts.capabilities import Principal
+from loop.audit.models import (
+    ACTION_MAX_LENGTH,
+    ACTOR_MAX_LENGTH,
+    ADDRESS_MAX_LENGTH,
+    TARGET_MAX_LENGTH,
+    AuditEntry,
+)
+from loop.request_ids import request_id_of
+
+logger = logging.getLogger(__name__)
+
+ANONYMOUS = "anonymous"
+FULL_TOKEN_ACTOR = "token:API_TOKEN"
+READ_TOKEN_ACTOR = "token:API_READ_TOKEN"
+# request.auth as loop.api.access sets it for the static tokens (before accounts give a Principal).
+_TOKEN_MARKERS = {"api-token": FULL_TOKEN_ACTOR, "read-token": READ_TOKEN_ACTOR}
+
+
+def actor_of(request: HttpRequest | Request) -> tuple[str, str]:
+    """(actor, actor_kind) of a request: the name the audit log records and what kind of caller it is."""
+    auth = getattr(request, "auth", None)
+    if isinstance(auth, Principal):
+        # The open service (no sign-in required) is anonymous whatever its principal is called.
+        return (ANONYMOUS, ANONYMOUS) if auth.kind == "open" else (auth.name, auth.kind)
+    if isinstance(auth, str) and auth in _TOKEN_MARKERS:
+        return _TOKEN_MARKERS[auth], "token"
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return str(user.get_username()), "user"
+    return ANONYMOUS, ANONYMOUS
+
+
+def address_of(request: HttpRequest | Request) -> str:
+    # DRF's client address (X-Forwarded-For only behind NUM_PROXIES trusted proxies), as the rate limit sees it.
+    drf_request = request if isinstance(request, Request) else Request(request)
+    return str(BaseThrottle().get_ident(drf_request))
+
+
+def _plain_json(detail: dict[str, Any] | None) -> dict[str, Any]:
+    # Instants, enums and DRF's ReturnDict/ReturnList become plain JSON, so the INSERT cannot fail on a type.
+    return json.loads(json.dumps(detail or {}, default=str)) if detail else {}
+
+
+def record_audit(
+    *, request: HttpRequest | Request, action: str, target: str = "", detail: dict[str, Any] | None = None
+) -> AuditEntry | None:
+    """Append one entry for a write that succeeded; the entry, or None when it could not be stored."""
+    actor, actor_kind = actor_of(request)
+    entry = AuditEntry(
+        at=timezone.now(),
+        actor=actor[:ACTOR_MAX_LENGTH],
+        actor_kind=actor_kind,
+        action=action[:ACTION_MAX_LENGTH],
+        target=target[:TARGET_MAX_LENGTH],
+        detail=_plain_json(detail),
+        address=address_of(request)[:ADDRESS_MAX_LENGTH],
+        request_id=request_id_of(request),
+    )
+    try:
+        entry.save(force_insert=True)
+    except DatabaseError as exc:
+        logger.error(
+            "audit entry not stored (%s): %s",
+            exc,
+            json.dumps(
+                {
+                    "at": entry.at.isoformat(),
+                    "actor": entry.actor,
+                    "action": entry.action,
+                    "target": entry.target,
+                    "detail": entry.detail,
+                    "address": entry.address,
+                    "request_id": entry.request_id,
+                }
+            ),
+        )
+        return None
+    return entry
