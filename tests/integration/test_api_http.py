@@ -131,7 +131,6 @@ def _bad_requests(base: str, future_now: str) -> list[tuple[str, int, Callable[[
         ("POST health", 405, lambda: requests.post(f"{base}/health/", timeout=30)),
         ("unknown URL", 404, lambda: get(f"{base}/no/such/page/", timeout=30)),
         ("form POST to an unknown URL", 404, lambda: requests.post(f"{base}/no/such/", data={"a": "1"}, timeout=30)),
-        ("no admin", 404, lambda: get(f"{base}/admin/", timeout=30)),
         ("host not allowed", 400, lambda: get(f"{base}/health/", headers={"Host": "evil.example"}, timeout=30)),
     ]
 
