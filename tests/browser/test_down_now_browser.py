@@ -1,5 +1,6 @@
 """The alert pages in headless Chromium: Down now (with an ack from the page), the stores' state now on the
-worst-stores page (no data, never down), the store page's state in words, and channels.
+worst-stores page (no data, never down), the store page's state in words, and the channels and maintenance
+windows page (add, edit, disable and enable, test, delete).
 
 A stack of their own: one gunicorn (DEBUG=0, API_TOKEN set, the embedded worker: evaluations and reports
 run in its process) on a database of its own, fed hand-made polls through POST /store_status/, so every
@@ -18,6 +19,7 @@ G = 60 min, D = 30 min. Evaluated at 12:00 UTC (the last batch):
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -242,3 +244,171 @@ def test_channels_are_added_tested_and_deleted_from_the_page(
     page.get_by_role("button", name="Delete channel ops mail").click()
     page.locator("#channels-none").wait_for(state="visible")
     assert alert_live.get("/channels/")["count"] == 0
+
+
+# A public address needs no DNS here; nothing is sent to it (no event reaches the channel in these tests).
+SLACK_URL = "https://93.184.215.14/services/T0/B0/abc"
+
+
+def page_errors(page: Any) -> list[str]:
+    """Script errors only (a refused call's 400 is also a console error, on purpose)."""
+    return [e for e in page.seen.errors if e.startswith("page error")]
+
+
+def test_a_channel_is_edited_disabled_and_enabled_from_the_page(
+    alert_live: AlertStack, new_page: Callable[..., Any]
+) -> None:
+    made = alert_live.send("POST", "/channels/", {"name": "ops slack", "kind": "slack", "url": SLACK_URL})
+    path = f"/channels/{made['channel_id']}/"
+    page = new_page()
+    page.goto(f"{alert_live.base_url}/dashboard/alerting/")
+    give_token(page)
+    wait_ready(page)
+    row = page.locator(f"#channels-table tbody tr[data-channel-id='{made['channel_id']}']")
+    buttons = row.locator("button")
+    assert buttons.all_inner_texts() == ["Edit", "Disable", "Test", "Delete"]
+    assert [b.get_attribute("data-needs") for b in buttons.all()] == ["admin"] * 4
+
+    # The form starts from the channel as it is: a slack channel has a URL, no e-mail field.
+    page.get_by_role("button", name="Edit channel ops slack").click()
+    form = page.get_by_role("form", name="Edit channel ops slack")
+    assert form.get_by_label("Name").input_value() == "ops slack"
+    assert form.get_by_label("URL").input_value() == SLACK_URL
+    assert form.get_by_label("E-mail address").count() == 0
+    assert form.get_by_label("Events").input_value() == (
+        "alert.opened, alert.resolved, alert.reminder, alert.grouped, ingestion.stale, ingestion.resumed"
+    )
+    form.get_by_label("Name").fill("night shift slack")
+    form.get_by_label("Events").fill("alert.resolved, alert.opened")
+    with page.expect_request(lambda r: r.method == "PATCH") as sent:
+        form.get_by_role("button", name="Save channel ops slack").click()
+    # Only what changed goes: the unchanged URL is not sent (nor checked) again.
+    assert json.loads(sent.value.post_data) == {
+        "name": "night shift slack",
+        "events": ["alert.resolved", "alert.opened"],
+    }
+    page.get_by_role("button", name="Disable channel night shift slack").wait_for()
+    assert cells(row)[:5] == ["night shift slack", "slack", SLACK_URL, "alert.opened, alert.resolved", "yes"]
+    assert page.locator("#messages .notice").inner_text() == "Saved channel night shift slack."
+    assert page.locator("tr.edit-row").count() == 0
+    stored = alert_live.get(path)
+    assert (stored["name"], stored["url"], stored["events"]) == (
+        "night shift slack",
+        SLACK_URL,
+        ["alert.opened", "alert.resolved"],
+    )
+
+    page.get_by_role("button", name="Disable channel night shift slack").click()
+    page.get_by_role("button", name="Enable channel night shift slack").wait_for()
+    assert cells(row)[4] == "no (disabled by a user)"
+    stored = alert_live.get(path)
+    assert (stored["enabled"], stored["disabled_reason"]) == (False, "disabled by a user")
+
+    page.get_by_role("button", name="Enable channel night shift slack").click()
+    page.get_by_role("button", name="Disable channel night shift slack").wait_for()
+    assert cells(row)[4] == "yes"
+    stored = alert_live.get(path)
+    assert (stored["enabled"], stored["disabled_reason"]) == (True, None)
+
+    # A private address is refused by the API: its message is shown, the form keeps what was typed, and
+    # nothing changes, not even the name typed beside it.
+    page.get_by_role("button", name="Edit channel night shift slack").click()
+    form = page.get_by_role("form", name="Edit channel night shift slack")
+    form.get_by_label("Name").fill("renamed")
+    form.get_by_label("URL").fill("http://10.0.0.7/hook")
+    form.get_by_role("button", name="Save channel night shift slack").click()
+    error = page.locator("#messages .error")
+    error.wait_for()
+    assert error.inner_text().startswith(
+        "Editing channel night shift slack: url: refused: the host 10.0.0.7 resolves to 10.0.0.7, a private"
+    )
+    assert form.get_by_label("URL").input_value() == "http://10.0.0.7/hook"
+    assert alert_live.get(path) == stored
+    assert cells(row)[:3] == ["night shift slack", "slack", SLACK_URL]
+    form.get_by_role("button", name="Cancel editing night shift slack").click()
+    assert page.locator("tr.edit-row").count() == 0
+    assert page_errors(page) == []
+    alert_live.send("DELETE", path)
+
+
+def test_maintenance_windows_are_added_and_deleted_from_the_page(
+    alert_live: AlertStack, new_page: Callable[..., Any]
+) -> None:
+    page = new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(f"{alert_live.base_url}/dashboard/alerting/")
+    give_token(page)
+    wait_ready(page)
+    assert page.locator("#windows-none").is_visible()
+    form = page.locator("#window-form")
+    rows = page.locator("#windows-table tbody tr")
+
+    form.get_by_label("Store ids").fill("down-1, down-2")
+    form.get_by_label("Start (UTC").fill("2024-10-15T02:00:00Z")
+    form.get_by_label("End (UTC)").fill("2024-10-15T04:30:00Z")
+    form.get_by_label("Note").fill("POS upgrade")
+    form.get_by_role("button", name="Add window").click()
+    rows.first.wait_for()
+    assert cells(rows.first) == [
+        "down-1, down-2",
+        "2024-10-15 02:00 UTC to 2024-10-15 04:30 UTC",
+        "POS upgrade",
+        "Delete",
+    ]
+    assert form.get_by_label("Store ids").input_value() == ""  # the form was reset
+
+    # Weekly, all stores (empty ids), past local midnight: Sunday 23:00 to Monday 01:30 in each store's zone.
+    form.get_by_label("Kind").select_option("weekly")
+    form.get_by_label("Weekday").fill("6")
+    form.get_by_label("Local start").fill("23:00")
+    form.get_by_label("Local end").fill("01:30")
+    form.get_by_label("Note").fill("weekly deploy")
+    form.get_by_role("button", name="Add window").click()
+    rows.nth(1).wait_for()
+    # Newest first.
+    assert cells(rows.nth(0)) == ["all stores", "every Sunday 23:00:00–01:30:00 local", "weekly deploy", "Delete"]
+    assert cells(rows.nth(1))[:2] == ["down-1, down-2", "2024-10-15 02:00 UTC to 2024-10-15 04:30 UTC"]
+    listed = alert_live.get("/maintenance/")["results"]
+    picked = ("kind", "all", "store_ids", "start", "end", "weekday", "local_start", "local_end", "note")
+    assert [{k: w[k] for k in picked} for w in listed] == [
+        {
+            "kind": "weekly",
+            "all": True,
+            "store_ids": None,
+            "start": None,
+            "end": None,
+            "weekday": 6,
+            "local_start": "23:00:00",
+            "local_end": "01:30:00",
+            "note": "weekly deploy",
+        },
+        {
+            "kind": "one_off",
+            "all": False,
+            "store_ids": ["down-1", "down-2"],
+            "start": "2024-10-15T02:00:00Z",
+            "end": "2024-10-15T04:30:00Z",
+            "weekday": None,
+            "local_start": None,
+            "local_end": None,
+            "note": "POS upgrade",
+        },
+    ]
+
+    # End before start: the API's 400 message, nothing added.
+    form.get_by_label("Store ids").fill("up-1")
+    form.get_by_label("Start (UTC").fill("2024-10-15T04:00:00Z")
+    form.get_by_label("End (UTC)").fill("2024-10-15T03:00:00Z")
+    form.get_by_role("button", name="Add window").click()
+    page.locator("#messages .error").wait_for()
+    assert page.locator("#messages .error").inner_text() == "Adding the window: end: must be after start"
+    assert rows.count() == 2
+    assert alert_live.get("/maintenance/")["count"] == 2
+
+    one_off, weekly = listed[1]["window_id"], listed[0]["window_id"]
+    page.locator(f"#windows-table tr[data-window-id='{one_off}']").get_by_role("button", name="Delete").click()
+    page.locator(f"#windows-table tr[data-window-id='{one_off}']").wait_for(state="detached")
+    assert rows.count() == 1
+    assert [w["window_id"] for w in alert_live.get("/maintenance/")["results"]] == [weekly]
+    assert page_errors(page) == []
+    alert_live.send("DELETE", f"/maintenance/{weekly}/")

@@ -235,6 +235,7 @@ def test_an_operator_acknowledges_from_down_now_with_the_sessions_csrf_token(
     wait_ready(page)
     assert page.locator("#window-form").is_visible() and page.locator("#channel-form").is_hidden()
     assert page.get_by_role("button", name="Delete this window").count() == 1
+    assert page.locator("#channels-table tbody button").count() == 0  # no Edit, Disable, Test or Delete
 
 
 def test_who_you_are_lists_role_capabilities_and_keys(signin_live: SignInStack, new_page: Callable[..., Any]) -> None:

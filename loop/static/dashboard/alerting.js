@@ -1,20 +1,21 @@
 /* Channels and maintenance windows: lists (GET /channels/, GET /maintenance/), create (POST), delete
- * (DELETE) and a channel's test message (POST /channels/<id>/test/). Every check is the API's: a
- * refused form shows the API's 400 message. Channel changes are shown to admins, window changes to
- * operators (GET /me/); the API refuses the others anyway. */
+ * (DELETE), a channel's test message (POST /channels/<id>/test/), and a channel's edit form and
+ * enable/disable (PATCH /channels/<id>/). Every check is the API's: a refused form shows the API's 400
+ * message. Channel changes are shown to admins, window changes to operators (GET /me/; the buttons carry
+ * data-needs like the forms); the API refuses the others anyway. */
 "use strict";
 
 (function () {
-  const { request, getJSON, postJSON, can, showError, showNotice, clearMessages, ready, fmtTime, el } = window.Loop;
+  const { request, getJSON, postJSON, patchJSON, can, showError, showNotice, clearMessages, ready, fmtTime, el } = window.Loop;
   const $ = (id) => document.getElementById(id);
   const DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
 
-  function button(text, label, onClick, cls) {
-    const b = el("button", { type: "button", class: cls || "secondary", text, "aria-label": label });
+  function button(text, label, onClick, cls, needs) {
+    const b = el("button", { type: "button", class: cls || "secondary", text, "aria-label": label, "data-needs": needs });
     b.addEventListener("click", async () => {
       b.disabled = true;
       try {
-        await onClick();
+        await onClick(b);
       } catch (err) {
         showError(err, label);
       } finally {
@@ -28,6 +29,73 @@
     if (!window.confirm(`Delete ${what}?`)) return;
     await request(path, { method: "DELETE" });
     showNotice(`Deleted ${what}.`);
+    await load();
+  }
+
+  const channelPath = (c) => `/channels/${encodeURIComponent(c.channel_id)}/`;
+
+  /* Channel c's edit form, in a row under its own. It sends only the fields that changed, so an
+   * unchanged URL is not checked (resolved) again. */
+  function channelEditRow(c) {
+    const target = c.kind === "email" ? "email" : "url";
+    const name = el("input", { name: "name", value: c.name, required: "", maxlength: "200" });
+    const address = el("input", { name: target, value: c[target] || "", required: "", maxlength: target === "email" ? "254" : "2000" });
+    const events = el("input", { name: "events", value: c.events.join(", "), size: "60" }); // all six fit
+    const save = el("button", { type: "submit", text: "Save", "aria-label": `Save channel ${c.name}` });
+    const cancel = el("button", { type: "button", class: "secondary", text: "Cancel", "aria-label": `Cancel editing ${c.name}` });
+    const form = el(
+      "form",
+      { class: "edit-form channel-edit", "aria-label": `Edit channel ${c.name}` },
+      el("label", {}, "Name ", name),
+      el("label", {}, target === "email" ? "E-mail address " : "URL ", address),
+      el("label", {}, "Events (comma-separated) ", events),
+      save,
+      cancel,
+    );
+    const row = el("tr", { class: "edit-row", "data-edit-channel-id": c.channel_id }, el("td", { colspan: "6" }, form));
+    cancel.addEventListener("click", () => row.remove());
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      clearMessages();
+      const changes = {};
+      if (name.value.trim() !== c.name) changes.name = name.value.trim();
+      if (address.value.trim() !== (c[target] || "")) changes[target] = address.value.trim();
+      const wanted = list(events.value);
+      if (wanted.join(",") !== c.events.join(",")) changes.events = wanted;
+      if (!Object.keys(changes).length) {
+        showNotice(`Nothing changed in channel ${c.name}.`);
+        row.remove();
+        return;
+      }
+      save.disabled = true;
+      try {
+        const { body: saved } = await patchJSON(channelPath(c), changes);
+        showNotice(`Saved channel ${saved.name}.`);
+        await load(); // redraws the table: the form goes with it
+      } catch (err) {
+        showError(err, `Editing channel ${c.name}`); // the form stays open with what was typed
+      } finally {
+        save.disabled = false;
+      }
+    });
+    return row;
+  }
+
+  function toggleEdit(c, from) {
+    const row = from.closest("tr");
+    const open = row.nextElementSibling;
+    if (open && open.dataset.editChannelId === c.channel_id) {
+      open.remove();
+      return;
+    }
+    const edit = channelEditRow(c);
+    row.after(edit);
+    edit.querySelector("input").focus();
+  }
+
+  async function setEnabled(c, enabled) {
+    await patchJSON(channelPath(c), { enabled });
+    showNotice(`${enabled ? "Enabled" : "Disabled"} channel ${c.name}.`);
     await load();
   }
 
@@ -47,12 +115,18 @@
             ? el(
                 "td",
                 {},
-                button("Test", `Send a test message to ${c.name}`, async () => {
-                  const { body: d } = await postJSON(`/channels/${encodeURIComponent(c.channel_id)}/test/`);
-                  showNotice(`Test message to ${c.name} queued (delivery ${d.delivery_id}, ${d.status}).`);
-                }),
+                button("Edit", `Edit channel ${c.name}`, (b) => toggleEdit(c, b), "secondary", "admin"),
                 " ",
-                button("Delete", `Delete channel ${c.name}`, () => remove(`/channels/${encodeURIComponent(c.channel_id)}/`, `channel ${c.name}`), "danger"),
+                c.enabled
+                  ? button("Disable", `Disable channel ${c.name}`, () => setEnabled(c, false), "secondary", "admin")
+                  : button("Enable", `Enable channel ${c.name}`, () => setEnabled(c, true), "secondary", "admin"),
+                " ",
+                button("Test", `Send a test message to ${c.name}`, async () => {
+                  const { body: d } = await postJSON(`${channelPath(c)}test/`);
+                  showNotice(`Test message to ${c.name} queued (delivery ${d.delivery_id}, ${d.status}).`);
+                }, "secondary", "admin"),
+                " ",
+                button("Delete", `Delete channel ${c.name}`, () => remove(channelPath(c), `channel ${c.name}`), "danger", "admin"),
               )
             : el("td", { text: "–" }),
         ),
@@ -76,7 +150,7 @@
           el("td", { text: windowWhen(w) }),
           el("td", { text: w.note || "" }),
           mayChange
-            ? el("td", {}, button("Delete", "Delete this window", () => remove(`/maintenance/${encodeURIComponent(w.window_id)}/`, "the window"), "danger"))
+            ? el("td", {}, button("Delete", "Delete this window", () => remove(`/maintenance/${encodeURIComponent(w.window_id)}/`, "the window"), "danger", "operate"))
             : el("td", { text: "–" }),
         ),
       ),

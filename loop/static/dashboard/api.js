@@ -148,6 +148,15 @@
     return { status: response.status, body: await response.json() };
   }
 
+  async function patchJSON(path, body) {
+    const response = await request(path, {
+      method: "PATCH",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body || {}),
+    });
+    return { status: response.status, body: await response.json() };
+  }
+
   async function getText(path, accept) {
     return (await request(path, { headers: { Accept: accept || "text/plain" } })).text();
   }
@@ -342,6 +351,7 @@
     request,
     getJSON,
     postJSON,
+    patchJSON,
     getText,
     upload,
     downloadLink,
