@@ -13,8 +13,7 @@ G = 60 min, D = 30 min, evaluated at 12:00 UTC by load_data:
 - down-2: active 10:00 and 10:40, inactive 11:00 to 12:00: open alert since 10:50 (70 min).
 - up-1: active at every poll.
 
-The viewer's refused write needs the accounts branch's enforcement (H1): before it is merged the API is open
-on this stack and that one test fails; the hidden controls come from GET /me/ and pass either way.
+The viewer's refused write is the API's own refusal (loop/api/access.py), not only a hidden control.
 """
 
 from __future__ import annotations
@@ -197,7 +196,6 @@ def test_a_viewer_sees_the_data_and_no_write_controls_but_the_report_trigger(
 def test_a_viewers_write_through_the_pages_own_client_is_refused(
     signin_live: SignInStack, new_page: Callable[..., Any]
 ) -> None:
-    """Needs the accounts branch's enforcement (H1): fails before it is merged (the API is open here)."""
     page = new_page()
     page.goto(f"{signin_live.base_url}/dashboard/alerts/")
     sign_in(page, "vera", PASSWORD)
@@ -248,11 +246,7 @@ def test_who_you_are_lists_role_capabilities_and_keys(signin_live: SignInStack, 
     assert page.locator("#me-role").inner_text() == "operator"
     listed = page.locator("#me-capabilities li").evaluate_all("items => items.map(i => i.dataset.capability)")
     assert listed == ["read", "ingest", "operate"]
-    # GET /keys/ comes with the accounts branch (H1): before it, a 404 said in words; after it, none yet.
-    assert page.locator("#keys-none").inner_text() in (
-        "This server has no API keys (GET /keys/ answered 404).",
-        "No API key.",
-    )
+    assert page.locator("#keys-none").inner_text() == "No API key."  # GET /keys/: otto has none yet
     assert page.locator("#messages .error").count() == 0
 
 
