@@ -46,7 +46,7 @@ def loaded(stack: Stack, dataset: Dataset) -> str:
 
 def test_health_over_http(stack: Stack) -> None:
     body = requests.get(f"{stack.base_url}/health/", timeout=10).json()
-    assert body == {"status": "ok", "mongo": "ok", "broker": "ok"}
+    assert body == {"status": "ok", "mongo": "ok", "broker": "ok", "accounts": "ok"}
 
 
 def test_report_over_http_equals_the_offline_report(stack: Stack, dataset: Dataset, loaded: str) -> None:
