@@ -135,12 +135,12 @@ def request_evaluation() -> None:
         logger.exception("could not ask for an alert evaluation")
 
 
-def evaluate_alerts(*, db: Database | None = None) -> EvaluationResult | None:
-    """Evaluate at the newest poll, again while the data moves; None when another evaluation holds the lock
-    (it re-checks the data after releasing it, so nothing is left unevaluated)."""
+def evaluate_alerts(*, db: Database | None = None, rounds: int = MAX_ROUNDS) -> EvaluationResult | None:
+    """Evaluate at the newest poll, again while the data moves (at most ``rounds`` times); None when another
+    evaluation holds the lock (it re-checks the data after releasing it, so nothing is left unevaluated)."""
     db = storage.get_db() if db is None else db
     result: EvaluationResult | None = None
-    for _ in range(MAX_ROUNDS):
+    for _ in range(rounds):
         with storage.evaluation_lock(db) as held:
             if not held:
                 return result

@@ -17,7 +17,7 @@ from pymongo.database import Database
 from loop import queue, storage
 from loop.errors import Conflict, InvalidInput
 from loop.ingest.dedup import DELTA_MAX_POLLS, PollWriter
-from loop.services.alerts import request_evaluation
+from loop.services.alerts import evaluate_alerts, request_evaluation
 from loop.sources.locate import CsvSource
 from loop.sources.problems import InputFileError, RowProblems
 from loop.sources.read import STATUS_COLUMNS, iter_status_chunks
@@ -88,8 +88,7 @@ def ingest_polls(
         except Exception:  # the polls are stored; the beat's compaction folds them in later
             logger.exception("could not ask for a poll compaction")
     if valid:
-        # Nothing waits for it: the evaluation runs on a worker and coalesces with other batches'.
-        request_evaluation()
+        _evaluate_after_batch(valid)
     return IngestResult(
         read=valid + problems.total,
         inserted=written.inserted,
@@ -97,6 +96,24 @@ def ingest_polls(
         rejected=problems.total,
         problems=shown,
     )
+
+
+def _evaluate_after_batch(valid: int) -> None:
+    """Evaluate alerts on what the batch wrote.
+
+    A batch that rewrote its days (more than ``DELTA_MAX_POLLS`` polls: an hourly file) is evaluated here,
+    on the days it has just written, which this process keeps: at 10x that is ~0.4 s more for its request
+    instead of ~0.6 s on a worker that reads the days again, and its answer comes once its alerts are
+    out. A small batch only asks a worker, so it stays cheap. The request runs one round at most; the
+    worker is asked either way and finds nothing left to do unless other batches came meanwhile (or
+    another evaluation held the lock: that one runs again on the newer data).
+    """
+    if valid > DELTA_MAX_POLLS:
+        try:
+            evaluate_alerts(rounds=1)
+        except Exception:  # the polls are stored: the worker's evaluation catches up
+            logger.exception("could not evaluate alerts after the batch")
+    request_evaluation()
 
 
 def compact_polls(db: Database | None = None) -> int:

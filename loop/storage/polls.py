@@ -502,16 +502,18 @@ def replace_day(
     columns: PollColumns,
     *,
     deltas_through: int | None = None,
+    keep_in_process: bool = False,
 ) -> bool:
     """Store ``columns`` (sorted by store, time) as the day's new version; False if another writer won.
 
     ``deltas_through``: the last delta ``columns`` holds (default: those ``expected`` held). Callers hold
-    the day's lock (``merge_day``, ``compact_day``).
+    the day's lock (``merge_day``, ``compact_day``). ``keep_in_process``: the new version's polls go into
+    this process's ``DayColumnsCache``, so the next whole-day read here (an alert evaluation) needs none.
     """
     token = secrets.token_hex(8)
     pieces = [columns.take(slice(start, start + PART_POLLS)) for start in range(0, len(columns), PART_POLLS)]
     through = _through(expected) if deltas_through is None else deltas_through
-    return publish_version(
+    won = publish_version(
         db,
         heads=STATUS,
         head_id=_head_id(day),
@@ -530,6 +532,9 @@ def replace_day(
             **_folded_head_fields(expected, through),
         },
     )
+    if won and keep_in_process:
+        _day_columns_cache.put(db, day, {"token": token}, columns)
+    return won
 
 
 def merge_day(db: Database, day: str, batch: PollColumns) -> tuple[int, int]:
@@ -542,7 +547,8 @@ def merge_day(db: Database, day: str, batch: PollColumns) -> tuple[int, int]:
             merged, inserted, made_inactive = merge_polls(found.columns, batch)
             if inserted == 0 and made_inactive == 0:
                 return 0, 0
-            if replace_day(db, day, found.head, merged, deltas_through=found.next_delta - 1):
+            # Kept here: a batch that rewrites a day is evaluated in the same request (services.ingest).
+            if replace_day(db, day, found.head, merged, deltas_through=found.next_delta - 1, keep_in_process=True):
                 return inserted, made_inactive
     raise RuntimeError(f"day {day}: other writers replaced it {MERGE_ATTEMPTS} times in a row")
 
@@ -601,7 +607,10 @@ def compact_day(db: Database, day: str) -> int:
         found = read_day_full(db, day)
         folded = found.next_delta - 1 - _through(found.head)
         if found.head is not None and folded > 0:
-            if not replace_day(db, day, found.head, found.columns, deltas_through=found.next_delta - 1):
+            # Kept here: the compaction runs on the worker, which evaluates alerts on the recent days.
+            if not replace_day(
+                db, day, found.head, found.columns, deltas_through=found.next_delta - 1, keep_in_process=True
+            ):
                 raise RuntimeError(f"day {day} was replaced while locked")
         _remove_old_deltas(db, _head_id(day), _day_log(day))
         return max(folded, 0)

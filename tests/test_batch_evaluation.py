@@ -1,0 +1,63 @@
+"""A batch that rewrites its days (more than DELTA_MAX_POLLS polls: an hourly file) is evaluated in its own
+request, on the days it has just written; a small batch only asks the worker (mongomock, in process)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from pymongo.database import Database
+from rest_framework.test import APIClient
+
+from loop.ingest.dedup import DELTA_MAX_POLLS
+from loop.storage.polls import PollColumns, merge_day, read_day_full
+
+DAY = "2024-10-14"
+
+
+@pytest.fixture
+def asked(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the requests for a worker's evaluation (none runs: only the request's own can)."""
+    calls: list[int] = []
+    monkeypatch.setattr("loop.services.ingest.request_evaluation", lambda: calls.append(1))
+    return calls
+
+
+def batch(stores: int, minute: int) -> list[dict[str, Any]]:
+    return [
+        {"store_id": f"s{k:05d}", "status": "active", "timestamp_utc": f"{DAY} 10:{minute:02d}:00 UTC"}
+        for k in range(stores)
+    ]
+
+
+def evaluated_at(api: APIClient) -> str | None:
+    response = api.get("/alerts/", {"page_size": 1})
+    assert response.status_code == 200, response.content
+    return response.json()["evaluated_at"]
+
+
+def test_an_hourly_file_is_evaluated_before_its_answer(api: APIClient, asked: list[int]) -> None:
+    response = api.post("/store_status/", batch(DELTA_MAX_POLLS + 1, 7), format="json")
+    assert response.status_code == 201, response.content
+    assert evaluated_at(api) == f"{DAY}T10:07:00Z"
+    assert asked == [1]  # the worker is still asked: batches that came meanwhile are its to evaluate
+
+
+def test_a_small_batch_only_asks_the_worker(api: APIClient, asked: list[int]) -> None:
+    response = api.post("/store_status/", batch(DELTA_MAX_POLLS, 7), format="json")
+    assert response.status_code == 201, response.content
+    assert evaluated_at(api) is None
+    assert asked == [1]
+
+
+def test_a_merged_day_is_kept_in_the_process(mdb: Database, queries: list[Any]) -> None:
+    ids = np.array(["a", "b"], dtype=object)
+    t0 = 1_728_900_000_000_000  # 2024-10-14T10:00:00Z
+    merge_day(mdb, DAY, PollColumns(ids, np.array([0, 1]), np.array([t0, t0 + 1]), np.array([False, True])))
+    queries.clear()
+    found = read_day_full(mdb, DAY, keep_whole_day=True)
+    assert found.columns.t_us.tolist() == [t0, t0 + 1]
+    assert found.columns.inactive.tolist() == [False, True]
+    # The head and the probe for a first delta; no part ("<token>|<k>") is fetched again.
+    assert {str(q["_id"]) for q in queries} == {"day:2024-10-14", "d|1"}
