@@ -739,6 +739,7 @@ ROWS = [
     ("alert_evaluation_p50_s", "alerts: evaluation's own s, median", "{:.3f} s", False),
     ("alert_delivery_p50_s", "alerts: answer -> webhook p50", "{:.2f} s", False),
     ("alert_delivery_p95_s", "alerts: answer -> webhook p95", "{:.2f} s", False),
+    ("alert_sent_delivery_p95_s", "alerts: send -> webhook p95 (info)", "{:.2f} s", False),
     ("alert_mass_evaluation_s_1", "alerts: evaluation opening many (info)", "{:.3f} s", False),
     ("alert_mass_evaluated_s_2", "alerts: many open, send -> evaluated", "{:.2f} s", False),
     ("alert_open", "alerts: open for the list", "{:,.0f}", False),
