@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
@@ -45,6 +46,36 @@ def key_by_prefix(*, prefix: str) -> tuple[ApiKey, Role | None] | None:
     if not rows:
         return None
     return rows[0], role_of(user=rows[0].owner)
+
+
+def account_summary(*, user: Any) -> dict[str, Any]:
+    """What the audit log records of an account (never its password): username, flags, groups and role."""
+    groups = sorted(user.groups.values_list("name", flat=True)) if user.pk is not None else []
+    role = role_from(is_active=user.is_active, is_superuser=user.is_superuser, groups=groups)
+    return {
+        "username": user.get_username(),
+        "is_active": user.is_active,
+        "is_staff": user.is_staff,
+        "is_superuser": user.is_superuser,
+        "groups": groups,
+        "role": role.value if role is not None else None,
+    }
+
+
+def key_summary(*, api_key: ApiKey) -> dict[str, Any]:
+    """What the audit log records of a key: what the list shows of it, never the key or its digest."""
+    return {
+        "prefix": api_key.prefix,
+        "name": api_key.name,
+        "scope": api_key.scope,
+        "owner": api_key.owner.get_username(),
+        "expires_at": utc_text(api_key.expires_at),
+    }
+
+
+def utc_text(value: dt.datetime | None) -> str | None:
+    """An instant as the API shows it (``2030-01-01T00:00:00Z``), or None."""
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value is not None else None
 
 
 def user_principal(*, user: Any) -> Principal:

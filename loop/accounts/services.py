@@ -194,10 +194,19 @@ def create_key(
     raise errors.Conflict("Could not pick a unique key prefix; try again.")
 
 
-def revoke_key(*, caller: Principal, key_id: str, now: dt.datetime) -> None:
+@dataclass(frozen=True)
+class RevokedKey:
+    """A revoked key's row; ``already``: it was revoked before this call (which then changed nothing)."""
+
+    api_key: ApiKey
+    already: bool
+
+
+def revoke_key(*, caller: Principal, key_id: str, now: dt.datetime) -> RevokedKey:
     """Revoke a key (its owner or an admin): refused from the next request on. Revoking twice keeps the first time."""
-    row = ApiKey.objects.filter(pk=key_id).first()
+    row = ApiKey.objects.select_related("owner").filter(pk=key_id).first()
     # Someone else's key is "not found": ids of other users' keys are not confirmed.
     if row is None or not (caller.can(Capability.ADMIN) or row.owner_id == caller.user_id):
         raise errors.NotFound(f"No API key {key_id}.")
-    ApiKey.objects.filter(pk=key_id, revoked_at__isnull=True).update(revoked_at=now)
+    revoked = ApiKey.objects.filter(pk=key_id, revoked_at__isnull=True).update(revoked_at=now)
+    return RevokedKey(api_key=row, already=revoked == 0)
