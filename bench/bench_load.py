@@ -25,6 +25,14 @@ are pending and again after the worker's compaction, one small batch written in 
 the day-merge path (what every batch cost before deltas) and by the delta path, and
 ``GET /stores/`` and ``GET /stores/<id>/`` while deltas are pending. Targets at 10x: 1-row
 p95 < 50 ms, 5-row p95 < 100 ms.
+
+``--auth`` (``make bench-load BENCH_LOAD_ARGS="--auth"``) measures what authentication costs: the server
+requires credentials (``API_TOKEN`` set), a viewer account, its read key (``manage.py create_key``) and a
+session (signed in through ``/accounts/login/``) are made in the bench's accounts database, and every
+client sends its polls in turn with ``API_TOKEN``, the key and the session cookie (one request each, the
+order shifted per client), so the same server, reports, moment and machine noise hit all three alike. It
+prints p50/p95 per credential and the key-minus-token and session-minus-token p95 differences, PASS when
+each is at most ``AUTH_BUDGET_MS`` (1 ms: issue 18's target); exit code 1 on a FAIL.
 """
 
 from __future__ import annotations
@@ -33,6 +41,8 @@ import argparse
 import json
 import os
 import random
+import re
+import secrets
 import subprocess
 import sys
 import threading
@@ -50,6 +60,23 @@ sys.path.insert(0, str(REPO))
 from tests.support.processes import free_port, migrate_accounts_database, stop_process  # noqa: E402
 
 BIN = Path(sys.executable).parent
+AUTH_BUDGET_MS = 1.0  # issue 18: authentication adds at most 1 ms per request at p95
+BENCH_USER = "bench-viewer"
+
+
+@dataclass(frozen=True)
+class Credential:
+    """How a client authenticates its polls: ``name`` tallies them; headers and cookies are sent as they are."""
+
+    name: str
+    headers: dict[str, str] = field(default_factory=dict)
+    cookies: dict[str, str] = field(default_factory=dict)
+
+    def session(self) -> requests.Session:
+        session = requests.Session()
+        session.headers.update(self.headers)
+        session.cookies.update(self.cookies)
+        return session
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -67,6 +94,7 @@ class Tally:
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     statuses: dict[str, int] = field(default_factory=dict)
+    by_credential: dict[str, list[float]] = field(default_factory=dict)
 
 
 class Reports:
@@ -113,7 +141,13 @@ def wait_ready(base: str, worker_log: Path, procs: list[subprocess.Popen[bytes]]
 
 
 def run_load(
-    base: str, reports: Reports, clients: int, duration: float, in_flight: int
+    base: str,
+    reports: Reports,
+    clients: int,
+    duration: float,
+    in_flight: int,
+    credentials: list[Credential],
+    trigger_headers: dict[str, str],
 ) -> tuple[list[Tally], float, dict[str, int]]:
     stop_at = time.monotonic() + duration
     tallies = [Tally() for _ in range(clients)]
@@ -128,6 +162,7 @@ def run_load(
 
     def keep_generating() -> None:
         session = requests.Session()
+        session.headers.update(trigger_headers)
         running: list[str] = []
         while time.monotonic() < stop_at:
             still: list[str] = []
@@ -152,17 +187,22 @@ def run_load(
     def client_loop(index: int) -> None:
         tally = tallies[index]
         rng = random.Random(index)
-        session = requests.Session()
+        # One session per credential (a session's cookie must not ride along with a bearer request).
+        sessions = [credential.session() for credential in credentials]
+        sent = index  # each client starts on another credential: the three take turns at every moment
         while time.monotonic() < stop_at:
             report_id = reports.pick(rng)
+            turn = sent % len(credentials)
+            sent += 1
             started = time.perf_counter()
             try:
-                response = session.get(f"{base}/get_report/{report_id}/", timeout=30)
+                response = sessions[turn].get(f"{base}/get_report/{report_id}/", timeout=30)
                 elapsed = time.perf_counter() - started
                 if response.status_code == 200:
                     status = response.json()["status"]
                     tally.statuses[status] = tally.statuses.get(status, 0) + 1
                     tally.latencies.append(elapsed)
+                    tally.by_credential.setdefault(credentials[turn].name, []).append(elapsed)
                 else:
                     tally.errors.append(f"HTTP {response.status_code}: {response.text[:200]}")
             except Exception as exc:  # every failure counts as an error, the run goes on
@@ -323,6 +363,73 @@ def run_ingest_profile(base: str, args: argparse.Namespace, db_name: str) -> dic
     return result
 
 
+def manage(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"manage.py {args[0]}: {done.stdout}{done.stderr}")
+    return done.stdout.strip()
+
+
+def make_bench_account(env: dict[str, str], password: str) -> str:
+    """A viewer (not a superuser: its role is read from its groups, as for most people) and its read key."""
+    manage(
+        {**env, "BENCH_PASSWORD": password},
+        "create_account",
+        BENCH_USER,
+        "--role",
+        "viewer",
+        "--password-from-env",
+        "BENCH_PASSWORD",
+    )
+    return manage(env, "create_key", BENCH_USER, "--name", "bench-load", "--scope", "read")
+
+
+def sign_in(base: str, username: str, password: str) -> str:
+    """The session id of a sign-in through the dashboard's form (GETs need nothing more: no CSRF token)."""
+    session = requests.Session()
+    form = session.get(f"{base}/accounts/login/", timeout=30)
+    found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
+    if found is None:
+        raise RuntimeError(f"no sign-in form at {base}/accounts/login/")
+    body = {"username": username, "password": password, "csrfmiddlewaretoken": found.group(1), "next": "/"}
+    answer = session.post(f"{base}/accounts/login/", data=body, allow_redirects=False, timeout=30)
+    if answer.status_code != 302 or "sessionid" not in session.cookies:
+        raise RuntimeError(f"sign-in failed: HTTP {answer.status_code}")
+    return str(session.cookies["sessionid"])
+
+
+def auth_credentials(base: str, token: str, key: str, password: str) -> list[Credential]:
+    credentials = [
+        Credential("token", headers={"Authorization": f"Bearer {token}"}),
+        Credential("key", headers={"Authorization": f"Bearer {key}"}),
+        Credential("session", cookies={"sessionid": sign_in(base, BENCH_USER, password)}),
+    ]
+    # Each is what it claims to be before it is measured.
+    expected = {"token": "token:API_TOKEN", "key": f"key:{key[:12]}", "session": BENCH_USER}
+    for credential in credentials:
+        me = credential.session().get(f"{base}/me/", timeout=30)
+        if me.status_code != 200 or me.json()["name"] != expected[credential.name]:
+            raise RuntimeError(f"{credential.name}: GET /me/ answered {me.status_code} {me.text[:200]}")
+    return credentials
+
+
+def auth_figures(tallies: list[Tally], names: list[str]) -> dict[str, Any]:
+    """p50/p95 per credential, and each one's p95 minus the token's against AUTH_BUDGET_MS."""
+    figures: dict[str, Any] = {}
+    for name in names:
+        values = sorted(x for tally in tallies for x in tally.by_credential.get(name, []))
+        figures[name] = {
+            "requests": len(values),
+            "p50_ms": round(percentile(values, 50) * 1000, 2),
+            "p95_ms": round(percentile(values, 95) * 1000, 2),
+        }
+    for name in names[1:]:
+        extra = round(figures[name]["p95_ms"] - figures[names[0]]["p95_ms"], 2)
+        figures[f"{name}_minus_token_p95_ms"] = extra
+        figures[f"{name}_verdict"] = "PASS" if extra <= AUTH_BUDGET_MS else "FAIL"
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", choices=("reports", "ingest"), default="reports")
@@ -337,6 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=REPO / "bench-data")
     parser.add_argument("--mongo-url", default=os.environ.get("IT_MONGO_URL", "mongodb://127.0.0.1:27017"))
     parser.add_argument("--broker-url", default=os.environ.get("IT_BROKER_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument(
+        "--auth", action="store_true", help="require credentials; clients take turns with API_TOKEN, a key, a session"
+    )
     args = parser.parse_args(argv)
 
     run_id = uuid.uuid4().hex[:8]
@@ -344,6 +454,8 @@ def main(argv: list[str] | None = None) -> int:
     queue = f"loop_benchload_{run_id}"
     logs = args.data_dir / f"bench-load-{run_id}"
     logs.mkdir(parents=True, exist_ok=True)
+    token = f"bench-token-{secrets.token_urlsafe(24)}" if args.auth else ""
+    password = secrets.token_urlsafe(18)
     env = {
         **os.environ,
         "MONGO_URL": args.mongo_url,
@@ -354,7 +466,8 @@ def main(argv: list[str] | None = None) -> int:
         "SECRET_KEY": f"bench-load-{run_id}-{os.urandom(8).hex()}",
         "ALLOWED_HOSTS": "127.0.0.1",
         "TRIGGER_RATE_LIMIT": "0",  # the trigger thread is not an abuser
-        "API_TOKEN": "",
+        "API_TOKEN": token,
+        "AUTH_REQUIRED": "1" if args.auth else "0",
         "SQLITE_PATH": str(logs / "db.sqlite3"),
         "PYTHONUNBUFFERED": "1",
     }
@@ -370,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     print(load.stdout.strip().splitlines()[0], f"({time.perf_counter() - began:.0f} s)", flush=True)
 
     migrate_accounts_database(env)  # Django's tables (users, keys, sessions), as `make web` does
+    key = make_bench_account(env, password) if args.auth else ""
+    admin_headers = {"Authorization": f"Bearer {token}"} if args.auth else {}
     procs: list[subprocess.Popen[bytes]] = []
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -403,6 +518,7 @@ def main(argv: list[str] | None = None) -> int:
             with open(logs / f"{name}.log", "wb") as out:
                 procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT))
         wait_ready(base, logs / "worker.log", procs)
+        credentials = auth_credentials(base, token, key, password) if args.auth else [Credential("open")]
         if args.profile == "ingest":
             figures = run_ingest_profile(base, args, db_name)
             print("RESULT " + json.dumps(figures))
@@ -411,10 +527,11 @@ def main(argv: list[str] | None = None) -> int:
 
         # One finished report before the clients start, so there is always a Complete one to poll.
         reports = Reports()
-        first = requests.post(f"{base}/trigger_report/", json={"force": True}, timeout=60)
+        first = requests.post(f"{base}/trigger_report/", json={"force": True}, headers=admin_headers, timeout=60)
         first.raise_for_status()
         first_id = first.json()["report_id"]
-        while (body := requests.get(f"{base}/get_report/{first_id}/", timeout=60).json())["status"] == "Running":
+        poll_first = f"{base}/get_report/{first_id}/"
+        while (body := requests.get(poll_first, headers=admin_headers, timeout=60).json())["status"] == "Running":
             time.sleep(0.2)
         if body["status"] != "Complete":
             print(f"first report did not complete: {body}")
@@ -425,13 +542,16 @@ def main(argv: list[str] | None = None) -> int:
             f"report of {body['rows']} stores is {len(body['csv_data']):,} bytes of CSV",
             flush=True,
         )
+        turns = ", taking turns with " + " / ".join(c.name for c in credentials) if args.auth else ""
         print(
-            f"running: {args.clients} clients polling for {args.duration:.0f}s, "
+            f"running: {args.clients} clients polling for {args.duration:.0f}s{turns}, "
             f"{args.in_flight} report(s) generating at all times ...",
             flush=True,
         )
 
-        tallies, wall, generated = run_load(base, reports, args.clients, args.duration, args.in_flight)
+        tallies, wall, generated = run_load(
+            base, reports, args.clients, args.duration, args.in_flight, credentials, admin_headers
+        )
     finally:
         for proc in procs:
             stop_process(proc, timeout=20)
@@ -475,8 +595,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"answers: {statuses}; reports during the run: {generated}")
     print(f"errors: {len(errors)}" + (f" (first: {errors[:3]})" if errors else ""))
+    over_budget = False
+    if args.auth:
+        auth = auth_figures(tallies, [c.name for c in credentials])
+        result["auth"] = auth
+        for name in ("token", "key", "session"):
+            each = auth[name]
+            print(f"auth {name:>7}: {each['requests']:,} polls, p50 {each['p50_ms']} ms, p95 {each['p95_ms']} ms")
+        for name in ("key", "session"):
+            print(
+                f"auth {name} - token at p95: {auth[f'{name}_minus_token_p95_ms']:+} ms "
+                f"(budget {AUTH_BUDGET_MS} ms): {auth[f'{name}_verdict']}"
+            )
+        over_budget = "FAIL" in (auth["key_verdict"], auth["session_verdict"])
     print("RESULT " + json.dumps(result))
-    return 1 if errors or generated["trigger_errors"] or generated["failed"] else 0
+    return 1 if errors or generated["trigger_errors"] or generated["failed"] or over_budget else 0
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.utils.functional import SimpleLazyObject
 
 from loop import errors
 from loop.accounts import keys
@@ -98,9 +99,11 @@ _NO_DIGEST = "0" * 64
 def authenticate_key(*, key: str, now: dt.datetime) -> tuple[Any, Principal]:
     """The owner and principal of a bearer key, or ``KeyRefused`` saying why (revoked, expired, owner).
 
-    One indexed query by prefix (the owner and their role groups joined in); no write
-    except ``last_used_at`` at most once per ``KEY_LAST_USED_INTERVAL`` seconds. Why a key is refused is
-    told only once the whole key matched (its holder already knows it exists).
+    One indexed query by prefix (the owner's flags and role groups joined in), on every request: nothing is
+    cached, so a revocation or a deactivated owner is refused by every process at once. No write except
+    ``last_used_at`` at most once per ``KEY_LAST_USED_INTERVAL`` seconds. The owner is returned lazily (read
+    only if a view asks for ``request.user``). Why a key is refused is told only once the whole key matched
+    (its holder already knows it exists).
     """
     prefix = keys.key_prefix(key)
     if prefix is None:
@@ -122,7 +125,8 @@ def authenticate_key(*, key: str, now: dt.datetime) -> tuple[Any, Principal]:
     principal = Principal(
         kind="key", name=f"key:{row.prefix}", capabilities=capabilities, user_id=row.owner_id, key_id=row.id
     )
-    return row.owner, principal
+    owner_id = row.owner_id
+    return SimpleLazyObject(lambda: get_user_model().objects.get(pk=owner_id)), principal
 
 
 def _note_use(row: ApiKey, now: dt.datetime) -> None:
