@@ -18,6 +18,9 @@ from loop.accounts.models import ApiKey
 # Highest first: a user in several role groups has the highest of them.
 ROLE_ORDER = (Role.ADMIN, Role.OPERATOR, Role.VIEWER)
 ROLE_NAMES = tuple(role.value for role in Role)
+# Set on a user read by ``user_with_role_groups`` (a session's user): their role groups, so ``role_of``
+# needs no query of its own.
+ROLE_GROUPS_ATTRIBUTE = "_loop_role_groups"
 
 
 def role_from(*, is_active: bool, is_superuser: bool, groups: Iterable[str]) -> Role | None:
@@ -36,10 +39,22 @@ def role_of(*, user: Any) -> Role | None:
         return None
     if user.is_superuser:
         return Role.ADMIN
-    with connection.cursor() as cursor:
-        cursor.execute(_role_groups_sql(), [user.pk, *ROLE_NAMES])
-        groups = [name for (name,) in cursor.fetchall()]
+    groups = getattr(user, ROLE_GROUPS_ATTRIBUTE, None)
+    if groups is None:
+        with connection.cursor() as cursor:
+            cursor.execute(_role_groups_sql(), [user.pk, *ROLE_NAMES])
+            groups = [name for (name,) in cursor.fetchall()]
     return role_from(is_active=True, is_superuser=False, groups=groups)
+
+
+def user_with_role_groups(*, user_id: Any) -> Any | None:
+    """The user of an id with their role groups, in one query (a session's user, read on every request)."""
+    rows: list[Any] = list(get_user_model()._default_manager.raw(_user_sql(), [*ROLE_NAMES, user_id]))
+    if not rows:
+        return None
+    user = rows[0]
+    setattr(user, ROLE_GROUPS_ATTRIBUTE, [row.role_group for row in rows if row.role_group is not None])
+    return user
 
 
 def key_by_prefix(*, prefix: str) -> tuple[ApiKey, Role | None] | None:
@@ -88,6 +103,20 @@ def _key_sql() -> str:
         f"LEFT JOIN {_quoted(Group)} g ON g.{_quoted(Group, 'id')} = ug.{of_group} "
         f"AND g.{group_name} IN ({', '.join(['%s'] * len(ROLE_NAMES))}) "
         f"WHERE k.{_quoted(ApiKey, 'prefix')} = %s"
+    )
+
+
+@functools.cache
+def _user_sql() -> str:
+    user = get_user_model()
+    through, of_user, of_group = _groups_of_users()
+    group_name = _quoted(Group, "name")
+    return (
+        f"SELECT u.*, g.{group_name} AS role_group FROM {_quoted(user)} u "
+        f"LEFT JOIN {through} ug ON ug.{of_user} = u.{_quoted(user, 'id')} "
+        f"LEFT JOIN {_quoted(Group)} g ON g.{_quoted(Group, 'id')} = ug.{of_group} "
+        f"AND g.{group_name} IN ({', '.join(['%s'] * len(ROLE_NAMES))}) "
+        f"WHERE u.{_quoted(user, 'id')} = %s"
     )
 
 
