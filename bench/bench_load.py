@@ -601,6 +601,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if args.web_threads > 1:
         web_cmd += ["--worker-class", "gthread", "--threads", str(args.web_threads)]
+    # Without --web-threads, gunicorn.conf.py (read from the working directory) decides: WEB_THREADS, default 8.
+    threads = args.web_threads if args.web_threads > 1 else int(env.get("WEB_THREADS") or 8)
     try:
         for name, cmd in (("worker", worker_cmd), ("web", web_cmd)):
             with open(logs / f"{name}.log", "wb") as out:
@@ -626,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         reports.add(first_id)
         print(
-            f"stack up: gunicorn {args.web_workers} worker(s) x {args.web_threads} thread(s), 1 celery worker; "
+            f"stack up: gunicorn {args.web_workers} worker(s) x {threads} thread(s), 1 celery worker; "
             f"report of {body['rows']} stores is {len(body['csv_data']):,} bytes of CSV",
             flush=True,
         )
@@ -679,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
         "answers": statuses,
         "reports": generated,
         "web_workers": args.web_workers,
-        "web_threads": args.web_threads,
+        "web_threads": threads,
     }
     print(f"requests: {total:,} in {wall:.1f}s = {result['requests_per_s']:,} req/s")
     print(
