@@ -25,14 +25,27 @@ are pending and again after the worker's compaction, one small batch written in 
 the day-merge path (what every batch cost before deltas) and by the delta path, and
 ``GET /stores/`` and ``GET /stores/<id>/`` while deltas are pending. Targets at 10x: 1-row
 p95 < 50 ms, 5-row p95 < 100 ms.
+
+``--auth`` (``make bench-load BENCH_LOAD_ARGS="--auth"``) measures what authentication costs: the server
+requires credentials (``API_TOKEN`` set), and a viewer account, its read key (``manage.py create_key``) and
+its session (signed in through ``/accounts/login/``) are made in the bench's accounts database. Every client
+sends its polls in turn with ``API_TOKEN``, the key, the session cookie and ``API_TOKEN`` again (one request
+each, the order shifted per client), so the same server, reports, moment and machine noise hit all alike;
+then, once the worker is idle, one client does ``--quiet-rounds`` rounds of the same four. For each part it
+prints p50/p95 per credential and the key-minus-token and session-minus-token differences: PASS when at
+most ``AUTH_BUDGET_MS`` (1 ms, issue 18's target) at p95, FAIL when over it by more than the token's two
+streams differ by chance (``p95_noise``), else UNRESOLVED; exit code 1 on a FAIL.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.cookiejar
 import json
 import os
 import random
+import re
+import secrets
 import subprocess
 import sys
 import threading
@@ -50,6 +63,30 @@ sys.path.insert(0, str(REPO))
 from tests.support.processes import free_port, migrate_accounts_database, stop_process  # noqa: E402
 
 BIN = Path(sys.executable).parent
+AUTH_BUDGET_MS = 1.0  # issue 18: authentication adds at most 1 ms per request at p95
+BENCH_USER = "bench-viewer"
+
+
+@dataclass(frozen=True)
+class Credential:
+    """How a client authenticates its polls: ``name`` tallies them; ``headers`` go with each (a session: its
+    ``Cookie`` header)."""
+
+    name: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        return False  # a cookie an answer sets must not ride along with the next credential's request
+
+
+def client_session() -> requests.Session:
+    """One connection per client for every credential: a kept-alive connection stays with one gunicorn
+    process, so separate ones per credential would compare processes, not credentials."""
+    session = requests.Session()
+    session.cookies.set_policy(_NoCookies())
+    return session
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -67,6 +104,7 @@ class Tally:
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     statuses: dict[str, int] = field(default_factory=dict)
+    by_credential: dict[str, list[float]] = field(default_factory=dict)
 
 
 class Reports:
@@ -89,6 +127,10 @@ class Reports:
     def __len__(self) -> int:
         with self._lock:
             return len(self._ids)
+
+    def all(self) -> list[str]:
+        with self._lock:
+            return list(self._ids)
 
 
 def ensure_dataset(folder: Path, stores: int, days: int, seed: int) -> Path:
@@ -113,7 +155,13 @@ def wait_ready(base: str, worker_log: Path, procs: list[subprocess.Popen[bytes]]
 
 
 def run_load(
-    base: str, reports: Reports, clients: int, duration: float, in_flight: int
+    base: str,
+    reports: Reports,
+    clients: int,
+    duration: float,
+    in_flight: int,
+    credentials: list[Credential],
+    trigger_headers: dict[str, str],
 ) -> tuple[list[Tally], float, dict[str, int]]:
     stop_at = time.monotonic() + duration
     tallies = [Tally() for _ in range(clients)]
@@ -128,6 +176,7 @@ def run_load(
 
     def keep_generating() -> None:
         session = requests.Session()
+        session.headers.update(trigger_headers)
         running: list[str] = []
         while time.monotonic() < stop_at:
             still: list[str] = []
@@ -152,17 +201,21 @@ def run_load(
     def client_loop(index: int) -> None:
         tally = tallies[index]
         rng = random.Random(index)
-        session = requests.Session()
+        session = client_session()
+        sent = index  # each client starts on another credential: all take turns at every moment
         while time.monotonic() < stop_at:
             report_id = reports.pick(rng)
+            turn = sent % len(credentials)
+            sent += 1
             started = time.perf_counter()
             try:
-                response = session.get(f"{base}/get_report/{report_id}/", timeout=30)
+                response = session.get(f"{base}/get_report/{report_id}/", headers=credentials[turn].headers, timeout=30)
                 elapsed = time.perf_counter() - started
                 if response.status_code == 200:
                     status = response.json()["status"]
                     tally.statuses[status] = tally.statuses.get(status, 0) + 1
                     tally.latencies.append(elapsed)
+                    tally.by_credential.setdefault(credentials[turn].name, []).append(elapsed)
                 else:
                     tally.errors.append(f"HTTP {response.status_code}: {response.text[:200]}")
             except Exception as exc:  # every failure counts as an error, the run goes on
@@ -323,6 +376,147 @@ def run_ingest_profile(base: str, args: argparse.Namespace, db_name: str) -> dic
     return result
 
 
+def manage(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"manage.py {args[0]}: {done.stdout}{done.stderr}")
+    return done.stdout.strip()
+
+
+def make_bench_account(env: dict[str, str], password: str) -> str:
+    """A viewer (not a superuser: its role is read from its groups, as for most people) and its read key."""
+    manage(
+        {**env, "BENCH_PASSWORD": password},
+        "create_account",
+        BENCH_USER,
+        "--role",
+        "viewer",
+        "--password-from-env",
+        "BENCH_PASSWORD",
+    )
+    return manage(env, "create_key", BENCH_USER, "--name", "bench-load", "--scope", "read")
+
+
+def sign_in(base: str, username: str, password: str) -> str:
+    """The session id of a sign-in through the dashboard's form (GETs need nothing more: no CSRF token)."""
+    session = requests.Session()
+    form = session.get(f"{base}/accounts/login/", timeout=30)
+    found = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
+    if found is None:
+        raise RuntimeError(f"no sign-in form at {base}/accounts/login/")
+    body = {"username": username, "password": password, "csrfmiddlewaretoken": found.group(1), "next": "/"}
+    answer = session.post(f"{base}/accounts/login/", data=body, allow_redirects=False, timeout=30)
+    if answer.status_code != 302 or "sessionid" not in session.cookies:
+        raise RuntimeError(f"sign-in failed: HTTP {answer.status_code}")
+    return str(session.cookies["sessionid"])
+
+
+def auth_credentials(base: str, token: str, key: str, password: str) -> list[Credential]:
+    """The credentials clients take turns with: the token twice (the second tells the run's own noise)."""
+    bearer_token = {"Authorization": f"Bearer {token}"}
+    credentials = [
+        Credential("token", headers=bearer_token),
+        Credential("key", headers={"Authorization": f"Bearer {key}"}),
+        Credential("session", headers={"Cookie": f"sessionid={sign_in(base, BENCH_USER, password)}"}),
+        Credential("token-again", headers=bearer_token),
+    ]
+    # Each is what it claims to be before it is measured.
+    expected = {"token": "token:API_TOKEN", "key": f"key:{key[:12]}", "session": BENCH_USER}
+    for credential in credentials:
+        me = client_session().get(f"{base}/me/", headers=credential.headers, timeout=30)
+        if me.status_code != 200 or me.json()["name"] != expected.get(credential.name, "token:API_TOKEN"):
+            raise RuntimeError(f"{credential.name}: GET /me/ answered {me.status_code} {me.text[:200]}")
+    return credentials
+
+
+def p95_noise(first: list[float], second: list[float], iterations: int = 400) -> float:
+    """How far two streams of the same requests differ at p95 by chance alone (ms): the 95th percentile of
+    the p95 difference over random splits of the two pooled (a permutation test's null distribution)."""
+    pooled = first + second
+    rng = random.Random(11)
+    spreads = []
+    for _ in range(iterations):
+        rng.shuffle(pooled)
+        a, b = sorted(pooled[: len(first)]), sorted(pooled[len(first) :])
+        spreads.append(abs(percentile(a, 95) - percentile(b, 95)))
+    return percentile(sorted(spreads), 95) * 1000
+
+
+def auth_figures(by_credential: dict[str, list[float]]) -> dict[str, Any]:
+    """p50/p95 per credential; key and session p95 minus the token's, judged against AUTH_BUDGET_MS.
+
+    ``token-again`` is the token's second stream (the same requests, interleaved alike): ``noise_p95_ms`` is
+    how much two such streams differ at p95 by chance (``p95_noise``). PASS: at most the budget over the
+    token; FAIL: over it by more than the noise; else UNRESOLVED (this run cannot tell).
+    """
+    figures: dict[str, Any] = {}
+    for name, latencies in by_credential.items():
+        values = sorted(latencies)
+        figures[name] = {
+            "requests": len(values),
+            "p50_ms": round(percentile(values, 50) * 1000, 2),
+            "p95_ms": round(percentile(values, 95) * 1000, 2),
+        }
+    token_p95 = figures["token"]["p95_ms"]
+    noise = round(p95_noise(by_credential["token"], by_credential["token-again"]), 2)
+    figures["noise_p95_ms"] = noise
+    for name in ("key", "session", "token-again"):
+        extra = round(figures[name]["p95_ms"] - token_p95, 2)
+        figures[f"{name}_minus_token_p95_ms"] = extra
+        if name != "token-again":
+            verdict = "PASS" if extra <= AUTH_BUDGET_MS else "FAIL" if extra - AUTH_BUDGET_MS > noise else "UNRESOLVED"
+            figures[f"{name}_verdict"] = verdict
+        figures[f"{name}_minus_token_p50_ms"] = round(figures[name]["p50_ms"] - figures["token"]["p50_ms"], 2)
+    return figures
+
+
+def print_auth(title: str, figures: dict[str, Any]) -> None:
+    print(title)
+    for name in ("token", "key", "session", "token-again"):
+        each = figures[name]
+        print(f"  {name:>11}: {each['requests']:,} polls, p50 {each['p50_ms']} ms, p95 {each['p95_ms']} ms")
+    print(
+        f"  token-again - token: {figures['token-again_minus_token_p95_ms']:+} ms at p95; two streams of the same "
+        f"requests differ by up to {figures['noise_p95_ms']} ms at p95 by chance (95%)"
+    )
+    for name in ("key", "session"):
+        print(
+            f"  {name} - token: {figures[f'{name}_minus_token_p95_ms']:+} ms at p95 "
+            f"({figures[f'{name}_minus_token_p50_ms']:+} ms at p50), budget {AUTH_BUDGET_MS} ms: "
+            f"{figures[f'{name}_verdict']}"
+        )
+
+
+def run_quiet(base: str, report_ids: list[str], credentials: list[Credential], rounds: int) -> dict[str, list[float]]:
+    """One client, nothing else running: each round one poll per credential, the order turning every round."""
+    session = client_session()
+    rng = random.Random(7)
+    spent: dict[str, list[float]] = {credential.name: [] for credential in credentials}
+    for round_no in range(rounds):
+        report_id = rng.choice(report_ids)
+        for step in range(len(credentials)):
+            turn = (round_no + step) % len(credentials)
+            began = time.perf_counter()
+            response = session.get(f"{base}/get_report/{report_id}/", headers=credentials[turn].headers, timeout=30)
+            elapsed = time.perf_counter() - began
+            if response.status_code != 200:
+                raise RuntimeError(f"quiet {credentials[turn].name}: HTTP {response.status_code} {response.text[:200]}")
+            spent[credentials[turn].name].append(elapsed)
+    return spent
+
+
+def wait_idle(base: str, report_ids: list[str], headers: dict[str, str], timeout: float = 300) -> list[str]:
+    """Wait until no report of the run is Running (the worker idle); the Complete ones."""
+    deadline = time.monotonic() + timeout
+    session = requests.Session()
+    session.headers.update(headers)
+    while True:
+        statuses = {rid: session.get(f"{base}/get_report/{rid}/", timeout=60).json()["status"] for rid in report_ids}
+        if "Running" not in statuses.values() or time.monotonic() > deadline:
+            return [rid for rid, status in statuses.items() if status == "Complete"]
+        time.sleep(1)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", choices=("reports", "ingest"), default="reports")
@@ -337,6 +531,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=REPO / "bench-data")
     parser.add_argument("--mongo-url", default=os.environ.get("IT_MONGO_URL", "mongodb://127.0.0.1:27017"))
     parser.add_argument("--broker-url", default=os.environ.get("IT_BROKER_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument(
+        "--auth", action="store_true", help="require credentials; clients take turns with API_TOKEN, a key, a session"
+    )
+    parser.add_argument("--quiet-rounds", type=int, default=1500, help="--auth: polls per credential, 1 client")
     args = parser.parse_args(argv)
 
     run_id = uuid.uuid4().hex[:8]
@@ -344,6 +542,8 @@ def main(argv: list[str] | None = None) -> int:
     queue = f"loop_benchload_{run_id}"
     logs = args.data_dir / f"bench-load-{run_id}"
     logs.mkdir(parents=True, exist_ok=True)
+    token = f"bench-token-{secrets.token_urlsafe(24)}" if args.auth else ""
+    password = secrets.token_urlsafe(18)
     env = {
         **os.environ,
         "MONGO_URL": args.mongo_url,
@@ -354,7 +554,8 @@ def main(argv: list[str] | None = None) -> int:
         "SECRET_KEY": f"bench-load-{run_id}-{os.urandom(8).hex()}",
         "ALLOWED_HOSTS": "127.0.0.1",
         "TRIGGER_RATE_LIMIT": "0",  # the trigger thread is not an abuser
-        "API_TOKEN": "",
+        "API_TOKEN": token,
+        "AUTH_REQUIRED": "1" if args.auth else "0",
         "SQLITE_PATH": str(logs / "db.sqlite3"),
         "PYTHONUNBUFFERED": "1",
     }
@@ -370,6 +571,8 @@ def main(argv: list[str] | None = None) -> int:
     print(load.stdout.strip().splitlines()[0], f"({time.perf_counter() - began:.0f} s)", flush=True)
 
     migrate_accounts_database(env)  # Django's tables (users, keys, sessions), as `make web` does
+    key = make_bench_account(env, password) if args.auth else ""
+    admin_headers = {"Authorization": f"Bearer {token}"} if args.auth else {}
     procs: list[subprocess.Popen[bytes]] = []
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -398,11 +601,14 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if args.web_threads > 1:
         web_cmd += ["--worker-class", "gthread", "--threads", str(args.web_threads)]
+    # Without --web-threads, gunicorn.conf.py (read from the working directory) decides: WEB_THREADS, default 8.
+    threads = args.web_threads if args.web_threads > 1 else int(env.get("WEB_THREADS") or 8)
     try:
         for name, cmd in (("worker", worker_cmd), ("web", web_cmd)):
             with open(logs / f"{name}.log", "wb") as out:
                 procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT))
         wait_ready(base, logs / "worker.log", procs)
+        credentials = auth_credentials(base, token, key, password) if args.auth else [Credential("open")]
         if args.profile == "ingest":
             figures = run_ingest_profile(base, args, db_name)
             print("RESULT " + json.dumps(figures))
@@ -411,27 +617,36 @@ def main(argv: list[str] | None = None) -> int:
 
         # One finished report before the clients start, so there is always a Complete one to poll.
         reports = Reports()
-        first = requests.post(f"{base}/trigger_report/", json={"force": True}, timeout=60)
+        first = requests.post(f"{base}/trigger_report/", json={"force": True}, headers=admin_headers, timeout=60)
         first.raise_for_status()
         first_id = first.json()["report_id"]
-        while (body := requests.get(f"{base}/get_report/{first_id}/", timeout=60).json())["status"] == "Running":
+        poll_first = f"{base}/get_report/{first_id}/"
+        while (body := requests.get(poll_first, headers=admin_headers, timeout=60).json())["status"] == "Running":
             time.sleep(0.2)
         if body["status"] != "Complete":
             print(f"first report did not complete: {body}")
             return 1
         reports.add(first_id)
         print(
-            f"stack up: gunicorn {args.web_workers} worker(s) x {args.web_threads} thread(s), 1 celery worker; "
+            f"stack up: gunicorn {args.web_workers} worker(s) x {threads} thread(s), 1 celery worker; "
             f"report of {body['rows']} stores is {len(body['csv_data']):,} bytes of CSV",
             flush=True,
         )
+        turns = ", taking turns with " + " / ".join(c.name for c in credentials) if args.auth else ""
         print(
-            f"running: {args.clients} clients polling for {args.duration:.0f}s, "
+            f"running: {args.clients} clients polling for {args.duration:.0f}s{turns}, "
             f"{args.in_flight} report(s) generating at all times ...",
             flush=True,
         )
 
-        tallies, wall, generated = run_load(base, reports, args.clients, args.duration, args.in_flight)
+        tallies, wall, generated = run_load(
+            base, reports, args.clients, args.duration, args.in_flight, credentials, admin_headers
+        )
+        quiet: dict[str, list[float]] = {}
+        if args.auth:
+            complete = wait_idle(base, reports.all(), admin_headers)
+            print(f"quiet: 1 client, {args.quiet_rounds} rounds of one poll per credential ...", flush=True)
+            quiet = run_quiet(base, complete, credentials, args.quiet_rounds)
     finally:
         for proc in procs:
             stop_process(proc, timeout=20)
@@ -466,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
         "answers": statuses,
         "reports": generated,
         "web_workers": args.web_workers,
-        "web_threads": args.web_threads,
+        "web_threads": threads,
     }
     print(f"requests: {total:,} in {wall:.1f}s = {result['requests_per_s']:,} req/s")
     print(
@@ -475,8 +690,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"answers: {statuses}; reports during the run: {generated}")
     print(f"errors: {len(errors)}" + (f" (first: {errors[:3]})" if errors else ""))
+    over_budget = False
+    if args.auth:
+        loaded = {c.name: [x for t in tallies for x in t.by_credential.get(c.name, [])] for c in credentials}
+        result["auth_loaded"] = auth_figures(loaded)
+        result["auth_quiet"] = auth_figures(quiet)
+        print_auth(f"authentication under the load ({args.clients} clients, interleaved):", result["auth_loaded"])
+        print_auth("authentication, quiet (1 client, same server, interleaved):", result["auth_quiet"])
+        verdicts = [
+            result[part][f"{name}_verdict"] for part in ("auth_loaded", "auth_quiet") for name in ("key", "session")
+        ]
+        over_budget = "FAIL" in verdicts
     print("RESULT " + json.dumps(result))
-    return 1 if errors or generated["trigger_errors"] or generated["failed"] else 0
+    return 1 if errors or generated["trigger_errors"] or generated["failed"] or over_budget else 0
 
 
 if __name__ == "__main__":

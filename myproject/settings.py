@@ -382,8 +382,11 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 AUTHENTICATION_BACKENDS = [
     # django-axes first: a locked-out attempt is refused before any password is checked.
     "loop.accounts.signin.LoginAttemptBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend, reading a session's user and role groups in one query (loop/accounts/signin.py).
+    "loop.accounts.signin.AccountsBackend",
 ]
+# Django's database sessions, each request's session row read by one plain query (loop/accounts/sessions.py).
+SESSION_ENGINE = "loop.accounts.sessions"
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
 # This many failed sign-ins for one username, or from one client address, lock that username or address
 # (each on its own) for AXES_COOLOFF_SECONDS, counted from the failure that locked it.

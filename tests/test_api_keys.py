@@ -237,6 +237,43 @@ def test_a_key_follows_its_owner(people: SimpleNamespace) -> None:
     assert error == f"This API key's ({row.prefix}) owner is deactivated or has no role."
 
 
+@pytest.mark.parametrize(
+    ("groups", "superuser", "capabilities"),
+    [
+        (["strangers", "viewer"], False, ["read"]),  # a group that is no role does not hide the role
+        (["viewer", "operator", "strangers"], False, ["read", "ingest", "operate"]),  # the highest role
+        (["strangers"], False, None),  # no role: refused
+        ([], False, None),
+        ([], True, ["read", "ingest", "operate"]),  # a superuser is an admin, within the key's operate scope
+    ],
+)
+def test_a_keys_owner_role_comes_with_its_one_lookup(
+    people: SimpleNamespace, groups: list[str], superuser: bool, capabilities: list[str] | None
+) -> None:
+    owner = make_user("kim", Role.OPERATOR)
+    key, row = make_key(owner, Scope.OPERATE)
+    owner.groups.set([Group.objects.get_or_create(name=name)[0] for name in groups])
+    owner.is_superuser = superuser
+    owner.save()
+    client = APIClient()
+    client.credentials(**bearer(key))
+    client.get("/me/")  # last_used_at written once; not part of the count below
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/me/")
+    if capabilities is None:
+        assert (
+            assert_json_error(response, 401)["error"]
+            == f"This API key's ({row.prefix}) owner is deactivated or has no role."
+        )
+    else:
+        assert response.status_code == 200, response.content
+        assert response.json()["capabilities"] == capabilities
+    # The key, its owner's flags and role groups in one query; /me/ reads the key's scope (one more) when known.
+    lookups = [q["sql"] for q in queries.captured_queries if "accounts_apikey" in q["sql"]]
+    assert len(lookups) == (2 if capabilities is not None else 1), lookups
+    assert not [q for q in queries.captured_queries if 'FROM "auth_user"' in q["sql"]]  # the owner is not loaded
+
+
 def test_a_key_revoked_during_its_upload_completes_that_upload_only(people: SimpleNamespace, monkeypatch: Any) -> None:
     key, row = make_key(people.poller, Scope.INGEST)
     original = uploads.GridFSUploadHandler.receive_data_chunk
@@ -385,7 +422,7 @@ def test_accounts_database_down_is_503_for_keys_and_sessions_only(people: Simple
     def down(*args: Any, **kwargs: Any) -> Any:
         raise OperationalError("could not connect to server")
 
-    monkeypatch.setattr(ApiKey.objects, "select_related", down)
+    monkeypatch.setattr(ApiKey.objects, "raw", down)  # the key's lookup (selectors.key_by_prefix)
     monkeypatch.setattr(SessionStore, "load", down)
     for response in (APIClient().get("/reports/", **bearer(key)), client.get("/reports/")):
         assert assert_json_error(response, 503)["error"] == "The accounts database is unavailable; try again later."

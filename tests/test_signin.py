@@ -271,3 +271,58 @@ def test_the_test_clients_login_still_works(people: dict[str, User]) -> None:
     assert client.login(username="otto", password=PASSWORD) is True
     assert client.login(username="otto", password="wrong") is False
     assert AccessAttempt.objects.count() == 0
+
+
+# --- a session's row and user, read on every request (loop/accounts/sessions.py, signin.AccountsBackend) -------
+
+
+def test_a_sessions_request_reads_its_row_and_its_user_with_the_role_once(settings, people: dict[str, User]) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.AUTH_REQUIRED = True
+    client = Client()
+    client.force_login(people["otto"])
+    with CaptureQueriesContext(connection) as queries:
+        me = client.get("/me/")
+    assert (me.status_code, me.json()["role"], me.json()["capabilities"]) == (
+        200,
+        "operator",
+        ["read", "ingest", "operate"],
+    )
+    tables = [q["sql"].split(" FROM ")[1].split()[0] for q in queries.captured_queries]
+    # The session row, then the user with their role groups joined: no query of the groups of its own.
+    assert tables == ['"django_session"', '"auth_user"'], queries.captured_queries
+
+
+def test_a_role_changed_or_a_session_expired_counts_at_the_next_request(settings, people: dict[str, User]) -> None:
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    settings.AUTH_REQUIRED = True
+    client = Client()
+    client.force_login(people["vera"])
+    assert client.get("/me/").json()["role"] == "viewer"
+    people["vera"].groups.set([Group.objects.get(name="operator")])
+    assert client.get("/me/").json()["role"] == "operator"
+    people["vera"].groups.clear()
+    assert client.get("/me/").json() == {
+        "name": "vera",
+        "kind": "user",
+        "role": None,
+        "scope": None,
+        "capabilities": [],
+    }
+    Session.objects.update(expire_date=timezone.now() - timedelta(seconds=1))
+    assert_json_error(client.get("/me/"), 401)
+
+
+def test_signing_out_ends_the_session_for_every_process(settings, people: dict[str, User]) -> None:
+    settings.AUTH_REQUIRED = True
+    first = Client()
+    assert sign_in(first, "otto", PASSWORD).status_code == 302
+    second = Client()  # another process holding the same cookie: it reads the same row
+    second.cookies["sessionid"] = first.cookies["sessionid"].value
+    assert second.get("/me/").json()["name"] == "otto"
+    assert first.post("/accounts/logout/").status_code == 302  # the row goes
+    assert_json_error(second.get("/me/"), 401)

@@ -13,6 +13,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.utils.functional import SimpleLazyObject
 
 from loop import errors
 from loop.accounts import keys
@@ -98,9 +99,11 @@ _NO_DIGEST = "0" * 64
 def authenticate_key(*, key: str, now: dt.datetime) -> tuple[Any, Principal]:
     """The owner and principal of a bearer key, or ``KeyRefused`` saying why (revoked, expired, owner).
 
-    One indexed query by prefix (the owner and their role groups joined in); no write
-    except ``last_used_at`` at most once per ``KEY_LAST_USED_INTERVAL`` seconds. Why a key is refused is
-    told only once the whole key matched (its holder already knows it exists).
+    One indexed query by prefix (the owner's flags and role groups joined in), on every request: nothing is
+    cached, so a revocation or a deactivated owner is refused by every process at once. No write except
+    ``last_used_at`` at most once per ``KEY_LAST_USED_INTERVAL`` seconds. The owner is returned lazily (read
+    only if a view asks for ``request.user``). Why a key is refused is told only once the whole key matched
+    (its holder already knows it exists).
     """
     prefix = keys.key_prefix(key)
     if prefix is None:
@@ -122,7 +125,8 @@ def authenticate_key(*, key: str, now: dt.datetime) -> tuple[Any, Principal]:
     principal = Principal(
         kind="key", name=f"key:{row.prefix}", capabilities=capabilities, user_id=row.owner_id, key_id=row.id
     )
-    return row.owner, principal
+    owner_id = row.owner_id
+    return SimpleLazyObject(lambda: get_user_model().objects.get(pk=owner_id)), principal
 
 
 def _note_use(row: ApiKey, now: dt.datetime) -> None:
@@ -194,10 +198,19 @@ def create_key(
     raise errors.Conflict("Could not pick a unique key prefix; try again.")
 
 
-def revoke_key(*, caller: Principal, key_id: str, now: dt.datetime) -> None:
+@dataclass(frozen=True)
+class RevokedKey:
+    """A revoked key's row; ``already``: it was revoked before this call (which then changed nothing)."""
+
+    api_key: ApiKey
+    already: bool
+
+
+def revoke_key(*, caller: Principal, key_id: str, now: dt.datetime) -> RevokedKey:
     """Revoke a key (its owner or an admin): refused from the next request on. Revoking twice keeps the first time."""
-    row = ApiKey.objects.filter(pk=key_id).first()
+    row = ApiKey.objects.select_related("owner").filter(pk=key_id).first()
     # Someone else's key is "not found": ids of other users' keys are not confirmed.
     if row is None or not (caller.can(Capability.ADMIN) or row.owner_id == caller.user_id):
         raise errors.NotFound(f"No API key {key_id}.")
-    ApiKey.objects.filter(pk=key_id, revoked_at__isnull=True).update(revoked_at=now)
+    revoked = ApiKey.objects.filter(pk=key_id, revoked_at__isnull=True).update(revoked_at=now)
+    return RevokedKey(api_key=row, already=revoked == 0)

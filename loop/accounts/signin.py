@@ -10,9 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from axes.backends import AxesStandaloneBackend
+from django.contrib.auth.backends import ModelBackend
 from django.http import HttpRequest
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
+
+from loop.accounts.selectors import user_with_role_groups
 
 
 class LoginAttemptBackend(AxesStandaloneBackend):
@@ -25,6 +28,15 @@ class LoginAttemptBackend(AxesStandaloneBackend):
     def authenticate(self, request: HttpRequest | None, *args: Any, **kwargs: Any) -> None:
         if request is not None:
             super().authenticate(request, *args, **kwargs)  # raises while locked out; never signs anyone in
+
+
+class AccountsBackend(ModelBackend):
+    """Django's ModelBackend (passwords, permissions), except that a session's user is read on each request
+    with their role groups in one query (``user_with_role_groups``): the role needs no second one."""
+
+    def get_user(self, user_id: Any) -> Any | None:
+        user = user_with_role_groups(user_id=user_id)
+        return user if user is not None and self.user_can_authenticate(user) else None
 
 
 def client_address(request: HttpRequest) -> str:

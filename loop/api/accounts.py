@@ -16,6 +16,8 @@ from loop.accounts import selectors, services
 from loop.accounts.capabilities import Capability, Principal, Scope
 from loop.api.common import NO_TOKEN, READ_ERRORS, UNAVAILABLE, WRITE_ERRORS, ErrorSerializer, StrictSerializer
 from loop.api.common import UtcTimestampField as Instant
+from loop.audit.actions import Action
+from loop.audit.services import record_audit
 from loop.ids import is_id
 
 KEY_ID_PARAM = OpenApiParameter("key_id", str, OpenApiParameter.PATH, description="The key's id (`key_id`).")
@@ -135,6 +137,10 @@ class KeyListView(APIView):
             owner_username=data.get("owner"),
             now=timezone.now(),
         )
+        row = created.api_key
+        # The key itself never reaches the log: what the list shows of it.
+        detail = selectors.key_summary(api_key=row)
+        record_audit(request=request, action=Action.KEY_CREATE, target=row.id, detail=detail)
         return Response(
             CreatedKeySerializer(created).data,
             status=status.HTTP_201_CREATED,
@@ -163,5 +169,7 @@ class KeyDetailView(APIView):
     def delete(self, request: Request, key_id: str) -> Response:
         if not is_id(key_id):
             raise NotFound(f"No API key {key_id[:40]}.")
-        services.revoke_key(caller=_principal(request), key_id=key_id, now=timezone.now())
+        revoked = services.revoke_key(caller=_principal(request), key_id=key_id, now=timezone.now())
+        detail = {**selectors.key_summary(api_key=revoked.api_key), "already_revoked": revoked.already}
+        record_audit(request=request, action=Action.KEY_REVOKE, target=key_id, detail=detail)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -66,8 +66,8 @@ class AuditEntrySerializer(serializers.Serializer):
 
     id = serializers.IntegerField()
     at = UtcTimestampField(help_text="Server time of the write.")
-    actor = serializers.CharField(help_text="Who: a username, key:<prefix>, token:API_TOKEN or anonymous.")
-    actor_kind = serializers.CharField(help_text="user, key, token or anonymous.")
+    actor = serializers.CharField(help_text="Who: a username, key:<prefix>, token:API_TOKEN, manage.py or anonymous.")
+    actor_kind = serializers.CharField(help_text="user, key, token, command or anonymous.")
     action = serializers.CharField(help_text="What, e.g. hours.update (docs/audit.md lists them).")
     target = serializers.CharField(help_text="What it was done to (a store id, report id, ...); may be empty.")
     detail = serializers.JSONField(

@@ -27,3 +27,11 @@ class Action(StrEnum):
     CHANNEL_DELETE = "channel.delete"
     CHANNEL_TEST = "channel.test"
     DELIVERY_RETRY = "delivery.retry"
+    KEY_CREATE = "key.create"  # POST /keys/, manage.py create_key
+    KEY_REVOKE = "key.revoke"  # DELETE /keys/<id>/, the admin's revoke action
+    KEY_UPDATE = "key.update"  # the admin's key page (name, expiry)
+    KEY_DELETE = "key.delete"  # the admin's delete of a key row
+    USER_CREATE = "user.create"  # the admin, manage.py create_account
+    USER_UPDATE = "user.update"  # the admin (active, staff, superuser, groups...), manage.py create_account
+    USER_PASSWORD = "user.password"  # a password set or made unusable; never the password
+    USER_DELETE = "user.delete"  # the admin (the user's keys go with it)

@@ -1,9 +1,10 @@
-"""Writing the audit log: ``record_audit``, called by every write view once its service call succeeded.
+"""Writing the audit log: ``record_audit``, called by every write view (and the Django admin's user and key
+pages) once its write succeeded; ``record_command_audit`` for the ``manage.py`` commands that change accounts.
 
-Who: ``actor_of`` reads ``request.auth`` (a ``Principal`` once accounts authenticate; before that the
-static tokens' markers of ``loop.api.access``), else the signed-in Django user, else ``anonymous`` (the
-open service). One INSERT per write request; a failed INSERT (the accounts database away) does not undo
-or fail the write that already happened: the entry goes to the log at ERROR level instead, whole.
+Who: ``actor_of`` reads ``request.auth`` (the ``Principal`` of ``loop.api.access``: its name), else the
+signed-in Django user (the admin site, which DRF does not authenticate), else ``anonymous``. One INSERT
+per write; a failed INSERT (the accounts database away) does not undo or fail the write that already
+happened: the entry goes to the log at ERROR level instead, whole.
 """
 
 from __future__ import annotations
@@ -31,20 +32,17 @@ from loop.request_ids import request_id_of
 logger = logging.getLogger(__name__)
 
 ANONYMOUS = "anonymous"
-FULL_TOKEN_ACTOR = "token:API_TOKEN"
-READ_TOKEN_ACTOR = "token:API_READ_TOKEN"
-# request.auth as loop.api.access sets it for the static tokens (before accounts give a Principal).
-_TOKEN_MARKERS = {"api-token": FULL_TOKEN_ACTOR, "read-token": READ_TOKEN_ACTOR}
+COMMAND_ACTOR = "manage.py"  # whoever runs the commands holds the server's secrets; no request, no address
 
 
 def actor_of(request: HttpRequest | Request) -> tuple[str, str]:
     """(actor, actor_kind) of a request: the name the audit log records and what kind of caller it is."""
     auth = getattr(request, "auth", None)
     if isinstance(auth, Principal):
-        # The open service (no sign-in required) is anonymous whatever its principal is called.
-        return (ANONYMOUS, ANONYMOUS) if auth.kind == "open" else (auth.name, auth.kind)
-    if isinstance(auth, str) and auth in _TOKEN_MARKERS:
-        return _TOKEN_MARKERS[auth], "token"
+        if auth.kind == "open":
+            # The open service names its principal after the signed-in user (only when the CSRF check passed).
+            return (auth.name, "user") if auth.user_id is not None else (ANONYMOUS, ANONYMOUS)
+        return auth.name, auth.kind
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         return str(user.get_username()), "user"
@@ -67,6 +65,40 @@ def record_audit(
 ) -> AuditEntry | None:
     """Append one entry for a write that succeeded; the entry, or None when it could not be stored."""
     actor, actor_kind = actor_of(request)
+    return _append(
+        actor=actor,
+        actor_kind=actor_kind,
+        action=action,
+        target=target,
+        detail=detail,
+        address=address_of(request),
+        request_id=request_id_of(request),
+    )
+
+
+def record_command_audit(*, action: str, target: str = "", detail: dict[str, Any] | None = None) -> AuditEntry | None:
+    """Append one entry for a write a ``manage.py`` command made (actor ``manage.py``, no address or request id)."""
+    return _append(
+        actor=COMMAND_ACTOR,
+        actor_kind="command",
+        action=action,
+        target=target,
+        detail=detail,
+        address="",
+        request_id="",
+    )
+
+
+def _append(
+    *,
+    actor: str,
+    actor_kind: str,
+    action: str,
+    target: str,
+    detail: dict[str, Any] | None,
+    address: str,
+    request_id: str,
+) -> AuditEntry | None:
     entry = AuditEntry(
         at=timezone.now(),
         actor=actor[:ACTOR_MAX_LENGTH],
@@ -74,8 +106,8 @@ def record_audit(
         action=action[:ACTION_MAX_LENGTH],
         target=target[:TARGET_MAX_LENGTH],
         detail=_plain_json(detail),
-        address=address_of(request)[:ADDRESS_MAX_LENGTH],
-        request_id=request_id_of(request),
+        address=address[:ADDRESS_MAX_LENGTH],
+        request_id=request_id,
     )
     try:
         entry.save(force_insert=True)

@@ -48,7 +48,7 @@ POLLS = {
     "up-1": {"10:00": "active", "10:40": "active", "11:00": "active", "11:30": "active", "12:00": "active"},
 }
 # Users, and what the shell seeds besides them: a maintenance window and a channel (so the viewer has rows
-# whose Delete / Test buttons it must not see).
+# whose Delete / Test buttons it must not see), and a key each for vera and ada (the admin lists both).
 SEED = f"""
 from django.contrib.auth.models import Group, User
 for name, role in (("vera", "viewer"), ("otto", "operator"), ("ada", "admin")):
@@ -58,6 +58,12 @@ from loop.services.maintenance import create_window
 from loop.services.channels import create_channel
 create_window(store_ids=["up-1"], all_stores=None, start="2024-10-20T00:00:00Z", end="2024-10-20T02:00:00Z")
 create_channel(name="ops mail", kind="email", email="ops@example.com", events=["alert.opened"])
+from django.utils import timezone
+from loop.accounts.capabilities import ALL, Principal, Scope
+from loop.accounts.services import create_key
+seeder = Principal(kind="command", name="command:seed", capabilities=ALL)
+for owner, name, scope in (("vera", "vera laptop", Scope.READ), ("ada", "ada script", Scope.ADMIN)):
+    create_key(caller=seeder, name=name, scope=scope, expires_at=None, owner_username=owner, now=timezone.now())
 """
 
 
@@ -248,6 +254,35 @@ def test_who_you_are_lists_role_capabilities_and_keys(signin_live: SignInStack, 
     assert listed == ["read", "ingest", "operate"]
     assert page.locator("#keys-none").inner_text() == "No API key."  # GET /keys/: otto has none yet
     assert page.locator("#messages .error").count() == 0
+
+
+def test_an_admin_sees_everyones_keys_with_their_owner(signin_live: SignInStack, new_page: Callable[..., Any]) -> None:
+    page = new_page()
+    page.goto(f"{signin_live.base_url}/dashboard/me/")
+    sign_in(page, "ada", PASSWORD)
+    wait_ready(page)
+    assert page.locator("#keys-title").inner_text() == "API keys (everyone's: you are an admin)"
+    assert page.locator("#keys-owner").is_visible()
+    listed = [cells(row) for row in page.locator("#keys-table tbody tr").all()]
+    # Newest first: Name, Owner, Prefix, Scope, ...
+    assert [(c[0], c[1], c[2][:4], c[3]) for c in listed] == [
+        ("ada script", "ada", "lpa_", "admin"),
+        ("vera laptop", "vera", "lpr_", "read"),
+    ]
+
+
+def test_a_viewer_sees_only_their_keys_without_an_owner_column(
+    signin_live: SignInStack, new_page: Callable[..., Any]
+) -> None:
+    page = new_page()
+    page.goto(f"{signin_live.base_url}/dashboard/me/")
+    sign_in(page, "vera", PASSWORD)
+    wait_ready(page)
+    assert page.locator("#keys-title").inner_text() == "Your API keys"
+    assert page.locator("#keys-owner").is_hidden()
+    listed = [cells(row) for row in page.locator("#keys-table tbody tr").all()]
+    assert [(c[0], c[1][:4], c[2]) for c in listed] == [("vera laptop", "lpr_", "read")]
+    assert len(listed[0]) == 6  # no owner cell
 
 
 def test_sign_out_ends_the_session(signin_live: SignInStack, new_page: Callable[..., Any]) -> None:

@@ -1,5 +1,6 @@
 /* Who you are (GET /me/: name, how you signed in, role, capabilities) and your API keys (GET /keys/, listed
- * by prefix only; a server without keys answers 404 and the page says so). */
+ * by prefix only; a server without keys answers 404 and the page says so). An admin's list is everyone's
+ * keys: it gets an Owner column. */
 "use strict";
 
 (function () {
@@ -22,8 +23,10 @@
     $("me-facts").setAttribute("aria-busy", "false");
   }
 
-  function renderKeys(body) {
+  function renderKeys(body, everyone) {
     const keys = Array.isArray(body) ? body : body.results || [];
+    $("keys-title").textContent = everyone ? "API keys (everyone's: you are an admin)" : "Your API keys";
+    $("keys-owner").hidden = !everyone;
     $("keys-none").hidden = keys.length > 0;
     $("keys-none").textContent = "No API key.";
     $("keys-table").hidden = keys.length === 0;
@@ -33,6 +36,7 @@
           "tr",
           { "data-key-id": k.key_id },
           el("th", { scope: "row", text: k.name || "–" }),
+          ...(everyone ? [el("td", { class: "key-owner", text: k.owner })] : []),
           el("td", {}, el("code", { text: `${k.prefix}…` })),
           el("td", { text: k.scope }),
           el("td", { text: fmtTime(k.created_at) }),
@@ -43,9 +47,10 @@
     );
   }
 
-  async function loadKeys() {
+  async function loadKeys(caller) {
     try {
-      renderKeys(await getJSON("/keys/"));
+      // GET /keys/ answers everyone's keys to a caller with the admin capability, else only the caller's.
+      renderKeys(await getJSON("/keys/"), caller.capabilities.includes("admin"));
     } catch (err) {
       if (err.status !== 404 && err.status !== 403) throw err;
       $("keys-none").hidden = false;
@@ -58,7 +63,7 @@
     const caller = await window.Loop.me();
     if (!caller) throw new Error("The server did not say who you are (GET /me/ failed).");
     renderCaller(caller);
-    await loadKeys();
+    await loadKeys(caller);
   }
 
   load()

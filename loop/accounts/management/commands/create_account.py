@@ -15,7 +15,10 @@ from django.core.management.base import BaseCommand, CommandError
 
 from loop import errors
 from loop.accounts.capabilities import Role
+from loop.accounts.selectors import account_summary, find_user
 from loop.accounts.services import save_account
+from loop.audit.actions import Action
+from loop.audit.services import record_command_audit
 
 
 class Command(BaseCommand):
@@ -41,6 +44,8 @@ class Command(BaseCommand):
             password = os.environ.get(variable, "")
             if not password:
                 raise CommandError(f"The environment variable {variable} is unset or empty.")
+        existing = find_user(username=options["username"])
+        before = account_summary(user=existing) if existing is not None else None
         try:
             user, created = save_account(
                 username=options["username"],
@@ -50,5 +55,20 @@ class Command(BaseCommand):
             )
         except errors.InvalidInput as exc:
             raise CommandError(f"{exc.field}: {exc.message}") from None
+        _record(user=user, before=before, password=password is not None, cleared=options["no_password"])
         login = "password set" if user.has_usable_password() else "no password (API keys only)"
         self.stdout.write(f"{'Created' if created else 'Updated'} {user.get_username()}: {options['role']}, {login}.")
+
+
+def _record(*, user: Any, before: dict[str, Any] | None, password: bool, cleared: bool) -> None:
+    """The audit entries of the command: the account made or changed, and a password change (never the password)."""
+    after = account_summary(user=user)
+    username = user.get_username()
+    if before is None:
+        state = "set" if user.has_usable_password() else "unusable"
+        record_command_audit(action=Action.USER_CREATE, target=username, detail={**after, "password": state})
+        return
+    record_command_audit(action=Action.USER_UPDATE, target=username, detail={"before": before, "after": after})
+    if password or cleared:
+        state = "set" if password else "unusable"
+        record_command_audit(action=Action.USER_PASSWORD, target=username, detail={"password": state})

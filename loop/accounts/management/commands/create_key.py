@@ -16,7 +16,10 @@ from django.utils.dateparse import parse_datetime
 
 from loop import errors
 from loop.accounts.capabilities import ALL, Principal, Scope
+from loop.accounts.selectors import key_summary
 from loop.accounts.services import create_key
+from loop.audit.actions import Action
+from loop.audit.services import record_command_audit
 
 
 class Command(BaseCommand):
@@ -52,6 +55,7 @@ class Command(BaseCommand):
             field = f"{exc.field}: " if isinstance(exc, errors.InvalidInput) else ""
             raise CommandError(f"{field}{exc}") from None
         row = created.api_key
+        record_command_audit(action=Action.KEY_CREATE, target=row.id, detail=key_summary(api_key=row))
         expiry = row.expires_at.isoformat() if row.expires_at else "never"
         self.stderr.write(
             f"Key {row.prefix} ({row.scope}) for {options['username']}, expires {expiry}. "
