@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import DatabaseError
 from django.http import HttpRequest
 from django.utils import timezone
-from rest_framework.request import Request
-from rest_framework.throttling import BaseThrottle
 
 from loop.accounts.capabilities import Principal
 from loop.audit.models import (
@@ -28,6 +26,9 @@ from loop.audit.models import (
     AuditEntry,
 )
 from loop.request_ids import request_id_of
+
+if TYPE_CHECKING:
+    from rest_framework.request import Request
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,10 @@ def actor_of(request: HttpRequest | Request) -> tuple[str, str]:
 
 def address_of(request: HttpRequest | Request) -> str:
     # DRF's client address (X-Forwarded-For only behind NUM_PROXIES trusted proxies), as the rate limit sees it.
+    # Imported here: the Django admin loads this module in every process, the offline command's included.
+    from rest_framework.request import Request
+    from rest_framework.throttling import BaseThrottle
+
     drf_request = request if isinstance(request, Request) else Request(request)
     return str(BaseThrottle().get_ident(drf_request))
 
