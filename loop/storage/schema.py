@@ -35,7 +35,8 @@ ALERT_STATE = "alert_state"
 OPEN_ALERTS = "open_alerts"
 # {_id: alert_id, chunk}: where each alert's row lives in ALERT_HISTORY (inserted once, never updated).
 ALERTS = "alerts"
-# Every alert's row, packed by the UTC day it opened ("YYYY-MM-DD|NNNN", at most 5,000 rows), and an index.
+# Every alert's row, packed by the UTC day it opened ("YYYY-MM-DD|NNNN", 200 rows; more when one evaluation
+# opens more at once), and an index.
 ALERT_HISTORY = "alert_history"
 ALERT_ACKS = "alert_acks"
 # {_id: alert_id}: acks not yet copied into the open-alerts document (the evaluation lock was busy).
