@@ -88,20 +88,29 @@ def _groups_of_users() -> tuple[str, str, str]:
     return q(m2m.remote_field.through._meta.db_table), q(m2m.m2m_column_name()), q(m2m.m2m_reverse_name())
 
 
+def _role_groups_join(user_id: str) -> str:
+    """LEFT JOINs adding ``g``, the user's role groups (null when none), to a query about user ``user_id``
+    (a quoted column); its parameters are ROLE_NAMES."""
+    through, of_user, of_group = _groups_of_users()
+    group_name = _quoted(Group, "name")
+    return (
+        f"LEFT JOIN {through} ug ON ug.{of_user} = {user_id} "
+        f"LEFT JOIN {_quoted(Group)} g ON g.{_quoted(Group, 'id')} = ug.{of_group} "
+        f"AND g.{group_name} IN ({', '.join(['%s'] * len(ROLE_NAMES))}) "
+    )
+
+
 @functools.cache
 def _key_sql() -> str:
     # Tables and columns from the models, quoted; only values are parameters.
     user = get_user_model()
-    through, of_user, of_group = _groups_of_users()
-    group_name = _quoted(Group, "name")
+    user_id = f"u.{_quoted(user, 'id')}"
     return (
         f"SELECT k.*, u.{_quoted(user, 'is_active')} AS owner_is_active, "
-        f"u.{_quoted(user, 'is_superuser')} AS owner_is_superuser, g.{group_name} AS owner_role_group "
+        f"u.{_quoted(user, 'is_superuser')} AS owner_is_superuser, g.{_quoted(Group, 'name')} AS owner_role_group "
         f"FROM {_quoted(ApiKey)} k "
-        f"JOIN {_quoted(user)} u ON u.{_quoted(user, 'id')} = k.{_quoted(ApiKey, 'owner')} "
-        f"LEFT JOIN {through} ug ON ug.{of_user} = u.{_quoted(user, 'id')} "
-        f"LEFT JOIN {_quoted(Group)} g ON g.{_quoted(Group, 'id')} = ug.{of_group} "
-        f"AND g.{group_name} IN ({', '.join(['%s'] * len(ROLE_NAMES))}) "
+        f"JOIN {_quoted(user)} u ON {user_id} = k.{_quoted(ApiKey, 'owner')} "
+        f"{_role_groups_join(user_id)}"
         f"WHERE k.{_quoted(ApiKey, 'prefix')} = %s"
     )
 
@@ -109,14 +118,11 @@ def _key_sql() -> str:
 @functools.cache
 def _user_sql() -> str:
     user = get_user_model()
-    through, of_user, of_group = _groups_of_users()
-    group_name = _quoted(Group, "name")
+    user_id = f"u.{_quoted(user, 'id')}"
     return (
-        f"SELECT u.*, g.{group_name} AS role_group FROM {_quoted(user)} u "
-        f"LEFT JOIN {through} ug ON ug.{of_user} = u.{_quoted(user, 'id')} "
-        f"LEFT JOIN {_quoted(Group)} g ON g.{_quoted(Group, 'id')} = ug.{of_group} "
-        f"AND g.{group_name} IN ({', '.join(['%s'] * len(ROLE_NAMES))}) "
-        f"WHERE u.{_quoted(user, 'id')} = %s"
+        f"SELECT u.*, g.{_quoted(Group, 'name')} AS role_group FROM {_quoted(user)} u "
+        f"{_role_groups_join(user_id)}"
+        f"WHERE {user_id} = %s"
     )
 
 
