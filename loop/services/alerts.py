@@ -306,9 +306,8 @@ def _store_tables(db: Database) -> _StoreTables:
     if kept is not None and kept.version == version:
         return kept
     # Read after the version: a table replaced in between shows a new version next time and is read again.
-    hours = storage.read_hours(db).astype({"store_id": object})
-    special = storage.read_special_hours(db)
-    zones = storage.read_zones(db).astype({"store_id": object, "timezone_str": object})
+    # As read: with a calendar, the states take the intervals and zones from it, not from these frames.
+    hours, special, zones = storage.read_hours(db), storage.read_special_hours(db), storage.read_zones(db)
     tables = _StoreTables(
         version, hours, special, zones, BusinessCalendar(hours=hours, zones=zones, special_hours=special)
     )
