@@ -52,6 +52,8 @@ MINIMUMS: dict[str, int] = {
     # Dashboard sign-in: a lockout after at least one failure, lasting at least a second.
     "AXES_FAILURE_LIMIT": 1,
     "AXES_COOLOFF_SECONDS": 1,
+    # 0 turns the accounts cache off (every request reads the accounts database).
+    "ACCOUNTS_CACHE_SECONDS": 0,
 }
 
 NEW_KEY_HINT = (

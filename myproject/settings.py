@@ -94,6 +94,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: every answer, errors of later middleware included, carries X-Request-ID (loop/request_ids.py).
     "loop.request_ids.RequestIdMiddleware",
+    # Server-Timing (auth;dur=...) with SERVER_TIMING on: the bench's view of what authentication costs.
+    "loop.api.access.ServerTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # The dashboard's static files, with DEBUG on or off (gunicorn, compose): see STATIC_* below.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -373,6 +375,13 @@ AUTH_REQUIRED = env_bool("AUTH_REQUIRED", bool(API_TOKEN))
 KEY_HASH_SECRET = os.environ.get("KEY_HASH_SECRET", "").strip() or SECRET_KEY
 # A key's last_used_at is written at most this often (seconds): no write per request.
 KEY_LAST_USED_INTERVAL = env_int("KEY_LAST_USED_INTERVAL", 300)
+# Keys, sessions and their users are kept per process this long at most (seconds; 0: read the database on
+# every request). Every change empties them in every process at once through Redis (loop/accounts/cache.py);
+# this only bounds an entry's life should that message be lost. Without a Redis broker nothing is kept.
+ACCOUNTS_CACHE_SECONDS = env_int("ACCOUNTS_CACHE_SECONDS", 60)
+# Answers carry `Server-Timing: auth;dur=<ms>` (time spent authenticating): `make bench-load --auth` sets it.
+# Off by default: it tells a client how long its credentials took to check.
+SERVER_TIMING = env_bool("SERVER_TIMING", False)
 
 # --- Dashboard sign-in (docs/signin.md) ---------------------------------------------
 # Django's login with a session cookie; with AUTH_REQUIRED the dashboard pages send an anonymous visitor here.

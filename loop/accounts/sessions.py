@@ -2,11 +2,14 @@
 
 Every signed-in request reads its session: through the ORM, compiling that lookup cost about 0.15 ms more
 than the query itself on the bench machine (docs/benchmarks.md, "Authentication"). Same table, same rule
-(an expired row is no session), so sign-out and expiry behave exactly as Django's own ``db`` engine.
+(an expired row is no session), so sign-out and expiry behave exactly as Django's own ``db`` engine. The
+session is kept decoded per process by ``loop.accounts.cache``: every save and delete of a session empties
+it everywhere.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from typing import Any
 
@@ -14,8 +17,24 @@ from django.contrib.sessions.backends import db
 from django.db import connection
 from django.utils import timezone
 
+from loop.accounts import cache
+
 
 class SessionStore(db.SessionStore):
+    def load(self) -> dict[str, Any]:
+        # Kept decoded by loop.accounts.cache: decoding decompresses, and zlib gives up the GIL, which under
+        # load costs a wait behind the process's other threads (docs/benchmarks.md, "Authentication").
+        # Each request gets its own copy of the data; the expiry is checked on every use, as the query would.
+        found = cache.cached("session", self.session_key, self._read_session) if self.session_key else None
+        if found is not None and found[0] > timezone.now():
+            return dict(found[1])
+        self._session_key = None  # as Django's: an unknown or expired key is no session
+        return {}
+
+    def _read_session(self) -> tuple[dt.datetime, dict[str, Any]] | None:
+        row = self._get_session_from_db()
+        return (row.expire_date, self.decode(row.session_data)) if row is not None else None
+
     def _get_session_from_db(self) -> Any | None:
         now = connection.ops.adapt_datetimefield_value(timezone.now())
         rows = list(self.model.objects.raw(_session_sql(), [self.session_key, now]))
@@ -23,6 +42,14 @@ class SessionStore(db.SessionStore):
             return rows[0]
         self._session_key = None  # as Django's: an unknown or expired key is no session
         return None
+
+    def save(self, must_create: bool = False) -> None:
+        super().save(must_create=must_create)
+        cache.accounts_changed()
+
+    def delete(self, session_key: str | None = None) -> None:
+        super().delete(session_key)  # sign-out, a new session key at sign-in
+        cache.accounts_changed()
 
 
 @functools.cache
