@@ -9,7 +9,11 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts: roles and API keys"
 
     def ready(self) -> None:
+        from loop.accounts.signin import connect_sign_in_audit
         from loop.checks import open_access_check
+
+        # Sign-ins, sign-outs, failed sign-ins and axes' lockouts in the audit log (docs/audit.md).
+        connect_sign_in_audit()
 
         # A deployment check (`manage.py check --deploy`, as Django's own security warnings), not loop_settings:
         # a warning, never a refused start.
