@@ -239,6 +239,7 @@ def test_the_admin_records_a_change_with_before_and_after(admin_site: Client) ->
         "is_superuser": False,
         "groups": ["viewer"],
         "role": "viewer",
+        "permissions": [],
     }
     # Deactivated: no role, whatever the groups say.
     after = {**before, "is_active": False, "groups": ["operator"], "role": None}
@@ -255,6 +256,40 @@ def test_the_admin_records_a_superuser_granted(admin_site: Client) -> None:
     (entry,) = entries()
     assert (entry.detail["before"]["is_superuser"], entry.detail["before"]["role"]) == (False, "operator")
     assert (entry.detail["after"]["is_superuser"], entry.detail["after"]["role"]) == (True, "admin")
+
+
+def test_the_admin_records_a_users_own_permissions_changed(admin_site: Client) -> None:
+    # A staff member's own permissions say what they may do in /admin/: a change of them alone is visible.
+    otto = make_user("otto", Role.OPERATOR)
+    granted = Permission.objects.get(codename="change_user")
+    form = change_form(otto, is_staff="on", user_permissions=[str(granted.pk)])
+    response = admin_site.post(f"/admin/auth/user/{otto.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    (entry,) = entries()
+    assert (entry.detail["before"]["permissions"], entry.detail["before"]["is_staff"]) == ([], False)
+    assert (entry.detail["after"]["permissions"], entry.detail["after"]["is_staff"]) == (["auth.change_user"], True)
+
+
+def test_the_admin_records_a_staff_members_own_password_change(fast_hashing: None) -> None:
+    ada = make_user("ada", Role.ADMIN)
+    ada.set_password(PASSWORD)
+    ada.save()
+    client = Client()
+    client.force_login(ada)
+    body = {"old_password": "not it", "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+    assert client.post("/admin/password_change/", body).status_code == 200  # the form again: nothing changed
+    assert entries() == []
+    body["old_password"] = PASSWORD
+    response = client.post("/admin/password_change/", body, HTTP_X_REQUEST_ID="own-pw", REMOTE_ADDR="192.0.2.8")
+    assert response.status_code == 302 and response["Location"] == "/admin/password_change/done/"
+    (entry,) = entries()
+    assert summary(entry) == ("ada", "user", "user.password", "ada")
+    assert (entry.detail, entry.request_id, entry.address) == ({"password": "set"}, "own-pw", "192.0.2.8")
+    ada.refresh_from_db()
+    assert ada.check_password(NEW_PASSWORD)
+    # Still signed in (Django keeps the session that changed the password); the page needs staff, as before.
+    assert client.get("/admin/password_change/").status_code == 200
+    assert Client().get("/admin/password_change/").status_code == 302
 
 
 def test_the_admin_records_a_password_change_without_the_password(admin_site: Client) -> None:

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from axes.models import AccessAttempt
 from django.contrib.auth.models import Group, User
 from django.test import Client
 
@@ -175,3 +176,26 @@ def test_the_lockout_follows_its_failure_whichever_receiver_runs_first(people: d
         user_login_failed.connect(audit_login_failed, dispatch_uid=uid)
     assert [e.action for e in entries()] == ["session.login_failed"] * 3 + ["session.locked_out"]
     assert entries()[-1].detail["failures"] == 3
+
+
+def test_unlocking_in_the_admin_is_recorded(people: dict[str, User], limits: None) -> None:
+    for n in range(3):
+        sign_in(Client(), "vera", "wrong", address=f"10.0.9.{n}")
+    assert sign_in(Client(), "vera", PASSWORD, address="10.0.9.50").status_code == 429
+    attempts = list(AccessAttempt.objects.filter(username="vera").order_by("id"))
+    assert len(attempts) == 3  # one per address
+    User.objects.filter(username="ada").update(is_superuser=True)  # may delete axes' rows in /admin/
+    admin_site = Client()
+    admin_site.force_login(people["ada"])
+    one = attempts[0]
+    response = admin_site.post(f"/admin/axes/accessattempt/{one.pk}/delete/", {"post": "yes"}, HTTP_X_REQUEST_ID="u1")
+    assert response.status_code == 302, response.content.decode()[:2000]
+    rest = [str(a.pk) for a in attempts[1:]]
+    body = {"action": "delete_selected", "_selected_action": rest, "post": "yes"}
+    assert admin_site.post("/admin/axes/accessattempt/", body).status_code == 302
+    unlocks = [e for e in entries() if e.action == "session.unlock"]
+    assert [(e.actor, e.target) for e in unlocks] == [("ada", "vera")] * 3
+    assert unlocks[0].detail == {"username": "vera", "ip_address": "10.0.9.0", "failures": 1}
+    assert unlocks[0].request_id == "u1"
+    assert sorted(e.detail["ip_address"] for e in unlocks) == ["10.0.9.0", "10.0.9.1", "10.0.9.2"]
+    assert sign_in(Client(), "vera", PASSWORD, address="10.0.9.50").status_code == 302  # unlocked

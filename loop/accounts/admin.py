@@ -47,7 +47,7 @@ class AuditedUserAdmin(UserAdmin):
         # The change and password views both start here, and their forms modify this very instance.
         user = super().get_object(request, object_id, from_field)
         if user is not None:
-            setattr(user, _BEFORE, account_summary(user=user))
+            setattr(user, _BEFORE, _admin_summary(user))
             setattr(user, _PASSWORD_BEFORE, user.password)
         return user
 
@@ -64,7 +64,7 @@ class AuditedUserAdmin(UserAdmin):
             detail: dict[str, Any] = {"password": _password_state(obj)}
             record_audit(request=request, action=Action.USER_PASSWORD, target=_username(obj), detail=detail)
         else:
-            detail = {"before": getattr(obj, _BEFORE, None), "after": account_summary(user=obj)}
+            detail = {"before": getattr(obj, _BEFORE, None), "after": _admin_summary(obj)}
             record_audit(request=request, action=Action.USER_UPDATE, target=_username(obj), detail=detail)
         return logged
 
@@ -82,6 +82,25 @@ class AuditedUserAdmin(UserAdmin):
 
 def _username(user: Any) -> str:
     return str(user.get_username())
+
+
+def _admin_summary(user: Any) -> dict[str, Any]:
+    # The admin's user page also edits the user's own permissions (what a staff member may do in /admin/).
+    permissions = user.user_permissions.values_list("content_type__app_label", "codename")
+    return {**account_summary(user=user), "permissions": sorted(f"{app}.{codename}" for app, codename in permissions)}
+
+
+def audited_password_change(request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+    """/admin/password_change/ (a staff member's own password: Django's view), recorded as ``user.password``.
+
+    Routed in myproject/urls.py before the admin's own URLs; ``admin.site.admin_view`` there asks for a
+    signed-in staff member as the admin does."""
+    response = admin.site.password_change(request, extra_context)
+    # The view redirects only when the form was valid, that is once the password has changed.
+    if request.method == "POST" and response.status_code == 302:
+        detail = {"password": "set"}
+        record_audit(request=request, action=Action.USER_PASSWORD, target=_username(request.user), detail=detail)
+    return response
 
 
 def _deleted(user: Any) -> dict[str, Any]:
@@ -241,3 +260,46 @@ class ApiKeyAdmin(admin.ModelAdmin):
         key_id = obj.pk
         super().delete_model(request, obj)
         record_audit(request=request, action=Action.KEY_DELETE, target=key_id, detail=detail)
+
+
+# --- axes' failed sign-ins ----------------------------------------------------------------------------------
+
+
+def audit_axes_admin() -> None:
+    """Deleting one of axes' access attempts in /admin/ unlocks its username or address: recorded as
+    ``session.unlock``. axes registers its admin after this module (it comes later in INSTALLED_APPS), so
+    ``AccountsConfig.ready`` calls this once every admin module is loaded, and it re-registers axes' own."""
+    from axes.admin import AccessAttemptAdmin
+    from axes.models import AccessAttempt
+
+    if not admin.site.is_registered(AccessAttempt):  # AXES_ENABLE_ADMIN off
+        return
+
+    class AuditedAccessAttemptAdmin(AccessAttemptAdmin):
+        def delete_model(self, request: HttpRequest, obj: Any) -> None:
+            detail = _attempt_summary(obj)
+            super().delete_model(request, obj)
+            record_audit(request=request, action=Action.SESSION_UNLOCK, target=_attempt_target(detail), detail=detail)
+
+        def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+            gone = [_attempt_summary(attempt) for attempt in queryset]
+            super().delete_queryset(request, queryset)
+            for detail in gone:
+                record_audit(
+                    request=request, action=Action.SESSION_UNLOCK, target=_attempt_target(detail), detail=detail
+                )
+
+    admin.site.unregister(AccessAttempt)
+    admin.site.register(AccessAttempt, AuditedAccessAttemptAdmin)
+
+
+def _attempt_summary(attempt: Any) -> dict[str, Any]:
+    return {
+        "username": attempt.username,
+        "ip_address": attempt.ip_address,
+        "failures": attempt.failures_since_start,
+    }
+
+
+def _attempt_target(detail: dict[str, Any]) -> str:
+    return str(detail["username"] or detail["ip_address"] or "")

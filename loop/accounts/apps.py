@@ -1,4 +1,4 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.core import checks
 
 
@@ -14,6 +14,11 @@ class AccountsConfig(AppConfig):
 
         # Sign-ins, sign-outs, failed sign-ins and axes' lockouts in the audit log (docs/audit.md).
         connect_sign_in_audit()
+        if apps.is_installed("django.contrib.admin"):
+            # After every admin module is loaded (the admin's own ready, first in INSTALLED_APPS): axes' included.
+            from loop.accounts.admin import audit_axes_admin
+
+            audit_axes_admin()
 
         # A deployment check (`manage.py check --deploy`, as Django's own security warnings), not loop_settings:
         # a warning, never a refused start.

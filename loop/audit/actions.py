@@ -42,3 +42,4 @@ class Action(StrEnum):
     SESSION_LOGOUT = "session.logout"
     SESSION_LOGIN_FAILED = "session.login_failed"  # the username tried, never the password
     SESSION_LOCKED_OUT = "session.locked_out"  # django-axes locked a username or an address
+    SESSION_UNLOCK = "session.unlock"  # an axes access attempt deleted in the admin
