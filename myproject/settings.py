@@ -255,11 +255,54 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://localhost:6379/0")
 # Report state lives in MongoDB's report_table, so no result backend is needed.
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")
+# --- Queues: one per kind of work, so an alert delivery never waits behind a report or an import.
+# Workers are started per kind (WORKER_QUEUES below; `make worker`, compose's worker-* services). The
+# kinds and what each gets (the one home of routing; tests/test_queues.py checks every task has a kind):
+#   reports        the report task and every report_* task (shards, joins): long, CPU-bound
+#   imports        POST /imports/ loads: long, I/O- and CPU-bound
+#   notifications  alert evaluations, reminders, deliveries and the due-delivery sweep: short, latency-bound
+#   maintenance    poll compaction (readers' speed), retention clean-ups, the lost-job sweep; also the
+#                  default queue, so a task nobody routed still reaches a worker, never a notification's
+WORKER_KINDS = ("reports", "imports", "notifications", "maintenance")
+# CELERY_QUEUE names the set: empty (the default) gives the queues reports, imports, notifications and
+# maintenance; "x" gives x.reports, x.imports, ... (the tests run each stack on queues of its own this way).
+CELERY_QUEUE = env_str("CELERY_QUEUE", "")
+CELERY_QUEUE_NAMES = {kind: f"{CELERY_QUEUE}.{kind}" if CELERY_QUEUE else kind for kind in WORKER_KINDS}
+# Each queue with an exchange of its own name (what Celery makes for a queue it creates itself); no kombu
+# import here, so the offline command stays free of Celery.
+CELERY_TASK_QUEUES = {
+    name: {"exchange": name, "exchange_type": "direct", "routing_key": name} for name in CELERY_QUEUE_NAMES.values()
+}
+CELERY_TASK_DEFAULT_QUEUE = CELERY_QUEUE_NAMES["maintenance"]
+_TASK_KINDS = {
+    "reports": ("loop.tasks.generate_report_task", "loop.tasks.report_*"),
+    "imports": ("loop.tasks.import_task",),
+    "notifications": (
+        "loop.tasks.evaluate_alerts_task",
+        "loop.tasks.alert_reminders_task",
+        "loop.tasks.send_delivery_task",
+        "loop.tasks.send_due_deliveries_task",
+    ),
+    "maintenance": (
+        "loop.tasks.compact_polls_task",
+        "loop.tasks.recover_lost_jobs_task",
+        "loop.tasks.remove_old_reports_task",
+        "loop.tasks.remove_abandoned_uploads_task",
+        "loop.tasks.remove_old_alerts_task",
+    ),
+}
+# Exact names first, then the globs (Celery's MapRoute).
+CELERY_TASK_ROUTES = {
+    task: {"queue": CELERY_QUEUE_NAMES[kind]} for kind, tasks in _TASK_KINDS.items() for task in tasks
+}
+# The kinds a worker started in this environment consumes (comma-separated; empty: every kind). Read by
+# myproject/celery.py when a worker starts, instead of Celery's -Q (which takes queue names, not kinds).
+WORKER_QUEUES = tuple(kind.strip() for kind in os.environ.get("WORKER_QUEUES", "").split(",") if kind.strip())
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # A worker that dies mid-report must not lose it: ack only after the task ends,
-# requeue when the worker process is lost, and take one message at a time.
+# requeue when the worker process is lost, and take one message at a time (per pool process: a worker
+# holds at most --concurrency messages, so what it has not started stays in Redis for another worker).
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
