@@ -10,6 +10,8 @@ runs it with real Celery workers, Redis and a MongoDB-wire server.
 from __future__ import annotations
 
 import datetime as dt
+import socket
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +19,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from pymongo.database import Database
+from pymongo.errors import AutoReconnect
 
 from loop import queue, storage
 from loop.datagen import generate_dataset
 from loop.embedded_worker import wait_embedded_idle
 from loop.ids import new_id
 from loop.ingest import load_sources
+from loop.retry import Retry, RetryPolicy, attempt_report_shard
 from loop.rules import merge_warnings, zone_warnings
 from loop.services import reports
 from loop.sharding import join_csv, shard_bounds, shard_count, shard_limits
@@ -381,3 +385,69 @@ def test_get_report_shows_shards_done_while_running(api: Any, settings: Any, mdb
     other = _new_report(mdb, NOW)
     body = api.get(f"/get_report/{other}/").json()
     assert "shards" not in body and "shards_done" not in body
+
+
+def test_mongodb_away_during_a_shard_retries_it_then_fails_the_report_with_the_shards_error(
+    settings: Any, mdb: Database, recorded: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.REPORT_SHARDS = 2
+    report_id = _new_report(mdb, NOW)
+    assert reports.run_report(report_id=report_id, db=mdb) == "sharded"
+    (_, _, now_us) = recorded.shards[0]
+    real = reports.generate_report
+    outage = {"left": 1}
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        if outage["left"]:
+            outage["left"] -= 1
+            raise AutoReconnect("connection refused")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(reports, "generate_report", flaky)
+    policy = RetryPolicy(max_retries=2, backoff_s=0, backoff_max_s=0, visibility_timeout_s=60)
+    first = attempt_report_shard(report_id, 0, now_us, retries=0, failure=None, policy=policy)
+    assert isinstance(first, Retry)  # MongoDB away: the shard is tried again, the report still Running
+    assert storage.get_report(mdb, report_id)["status"] == ReportStatus.RUNNING  # type: ignore[index]
+    assert attempt_report_shard(report_id, 0, now_us, retries=1, failure=None, policy=policy) == "done"
+    # Shard 1 never gets past the outage: after the retries the report is Failed with the shard's error.
+    outage["left"] = 10
+    outcome: str | Retry = Retry(0)
+    retries = 0
+    while isinstance(outcome, Retry):
+        outcome = attempt_report_shard(report_id, 1, now_us, retries=retries, failure=outcome.failure, policy=policy)
+        retries += 1
+    assert outcome == "failed"
+    doc = storage.get_report(mdb, report_id)
+    assert doc is not None and doc["status"] == ReportStatus.FAILED
+    assert doc["error"] == "shard 2 failed: MongoDB unavailable after 2 retries: AutoReconnect: connection refused"
+    assert recorded.joins == []
+
+
+def test_a_join_killed_mid_join_is_taken_over_by_its_redelivery(
+    settings: Any, mdb: Database, recorded: Recorder
+) -> None:
+    expected = _unsharded_csv(settings, mdb, NOW)
+    settings.REPORT_SHARDS = 3
+    report_id = _new_report(mdb, NOW)
+    assert reports.run_report(report_id=report_id, db=mdb) == "sharded"
+    for _, shard, now_us in recorded.shards:
+        reports.run_report_shard(report_id=report_id, shard=shard, now_us=now_us, db=mdb)
+    doc = storage.get_report(mdb, report_id)
+    assert doc is not None
+    # A join started in a pool process of this host that was then SIGKILLed (its pid is gone), mid-join.
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    started = storage.mark_report_started(
+        mdb,
+        report_id,
+        worker=f"{socket.gethostname()}:{proc.pid}",
+        retries=0,
+        token="killed-join",
+        live_since=dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(seconds=60),
+        replaceable=[str(doc["shard_token"])],
+    )
+    assert started is not None
+    storage.set_report_phase(mdb, report_id, ReportPhase.JOINING)
+    # Celery gives the message back at once (reject_on_worker_lost): the redelivery takes the report over.
+    assert reports.run_report(report_id=report_id, db=mdb) == "complete"
+    assert reports.report_csv(report_id=report_id) == expected
