@@ -35,6 +35,9 @@ MINIMUMS: dict[str, int] = {
     "JOB_HEARTBEAT_SECONDS": 1,
     "JOB_LOST_SECONDS": 2,
     "JOB_LOST_RETRIES": 0,
+    # Report shards (loop.sharding): 0 = sized by REPORT_SHARD_STORES; a shard holds at least one store.
+    "REPORT_SHARDS": 0,
+    "REPORT_SHARD_STORES": 1,
     # Alerts: D of at least a minute; reminders and staleness in whole minutes; 0 groups every change.
     "ALERT_DOWN_AFTER_MINUTES": 1,
     "ALERT_REPEAT_MINUTES": 1,

@@ -333,6 +333,11 @@ REPORT_TASK_RETRY_BACKOFF = env_int("REPORT_TASK_RETRY_BACKOFF", 2)
 REPORT_TASK_RETRY_BACKOFF_MAX = env_int("REPORT_TASK_RETRY_BACKOFF_MAX", 60)
 # A report still Running after this long is reported as Failed (stale).
 REPORT_STALE_SECONDS = env_int("REPORT_STALE_SECONDS", 30 * 60)
+# A report in shards (loop.sharding, docs/architecture.md): one task per contiguous range of store ids, then a
+# join; more workers make a report faster, with the same CSV. 0 = as many as the stores need at
+# REPORT_SHARD_STORES per shard (bounded memory per task); 1 = one task per report; N = N shards.
+REPORT_SHARDS = env_int("REPORT_SHARDS", 0)
+REPORT_SHARD_STORES = env_int("REPORT_SHARD_STORES", 50_000)
 # Finished reports (and their CSVs) older than this are removed by the beat task; 0 keeps them forever.
 REPORT_RETENTION_DAYS = env_int("REPORT_RETENTION_DAYS", 30)
 # A worker running a report or an import writes a heartbeat on it this often (seconds) ...
@@ -501,7 +506,7 @@ SPECTACULAR_SETTINGS = {
         "HealthStatusEnum": ["ok", "unavailable"],
         "PollStatusEnum": ["active", "inactive"],
         "ReportFormatEnum": ["loop", "extended"],
-        "ReportPhaseEnum": ["queued", "reading", "computing", "storing", "worker lost"],
+        "ReportPhaseEnum": ["queued", "reading", "computing", "storing", "shards", "joining", "worker lost"],
         "ImportPhaseEnum": ["queued", "unpacking", "loading", "done", "worker lost"],
         "DeliveryStatusEnum": ["pending", "delivered", "failed"],
         "ChannelKindEnum": ["webhook", "slack", "email"],
