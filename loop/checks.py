@@ -52,6 +52,12 @@ MINIMUMS: dict[str, int] = {
     # Dashboard sign-in: a lockout after at least one failure, lasting at least a second.
     "AXES_FAILURE_LIMIT": 1,
     "AXES_COOLOFF_SECONDS": 1,
+    # Scheduled reports: a tick at least every minute's worth of slots, at least one schedule, links a minute.
+    "SCHEDULE_TICK_SECONDS": 1,
+    "SCHEDULES_MAX": 1,
+    "REPORT_LINK_SECONDS": 60,
+    "REPORT_EMAIL_GZIP_BYTES": 0,
+    "REPORT_EMAIL_MAX_ATTACHMENT_BYTES": 0,
 }
 
 NEW_KEY_HINT = (
