@@ -156,6 +156,28 @@ def finish_schedule_run(run_id: str, check: int, delay: float) -> None:
     timer.start()
 
 
+_ticker_started = threading.Event()
+
+
+def start_schedule_ticker() -> None:
+    """Run the report schedules' tick every SCHEDULE_TICK_SECONDS in a daemon thread: the embedded mode's
+    beat for schedules (``make run``; the unit tests call ``run_due_schedules`` themselves). Once per process."""
+    if _ticker_started.is_set():
+        return
+    _ticker_started.set()
+    from loop.services.schedules import run_due_schedules
+
+    def tick_forever() -> None:
+        while True:
+            time.sleep(max(1, settings.SCHEDULE_TICK_SECONDS))
+            try:
+                run_due_schedules()
+            except Exception:  # the next tick tries again
+                logger.exception("embedded schedule tick failed")
+
+    threading.Thread(target=tick_forever, name="schedule-ticker", daemon=True).start()
+
+
 def _embedded_pool() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:

@@ -370,3 +370,30 @@ def test_the_download_link_works_signed_and_fails_tampered_or_expired(
     west = report_links.download_path(report_id=report_id, expires=int(time.time()) + 60, region="West")
     rows = anonymous.get(west).content.decode().splitlines()
     assert rows[0].startswith("store_id,") and [row.split(",")[0] for row in rows[1:]] == ["mon"]
+
+
+def test_newest_poll_at_or_before_walks_back_over_days_without_polls(mdb: Database, tmp_path: Any) -> None:
+    import pandas as pd
+
+    load_example(mdb, tmp_path)  # polls: 2024-09-20 12:00, 2024-10-07 15:14 and 16:15, 2024-10-08 12:00
+
+    def newest(text: str) -> Any:
+        return storage.newest_poll_at_or_before(mdb, pd.Timestamp(text, tz="UTC"))
+
+    assert newest("2030-01-01") == pd.Timestamp("2024-10-08 12:00", tz="UTC")  # after the newest: one read
+    assert newest("2024-10-08 12:00") == pd.Timestamp("2024-10-08 12:00", tz="UTC")  # at: included
+    assert newest("2024-10-08 11:59") == pd.Timestamp("2024-10-07 16:15", tz="UTC")
+    assert newest("2024-10-07 16:14:59") == pd.Timestamp("2024-10-07 15:14", tz="UTC")
+    assert newest("2024-10-05") == pd.Timestamp("2024-09-20 12:00", tz="UTC")  # 15 days without polls between
+    assert newest("2024-09-20 11:59") is None
+
+
+def test_a_channel_deleted_since_gets_nothing_and_the_others_still_do(sched_api: APIClient, mdb: Database) -> None:
+    kept, gone = email_channel(sched_api), email_channel(sched_api)
+    sid = create(sched_api, name="two", cron="0 18 * * *", timezone="UTC", channels=[kept, gone])["schedule_id"]
+    backdate(mdb, sid, utc(2024, 10, 1))
+    assert sched_api.delete(f"/channels/{gone}/").status_code == 204
+    tick(utc(2024, 10, 7, 18, 0, 30))
+    (run,) = runs(mdb)
+    (delivery,) = sched_api.get("/deliveries/").json()["results"]
+    assert delivery["channel_id"] == kept and run["delivery_ids"] == [delivery["delivery_id"]]

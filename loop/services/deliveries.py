@@ -155,23 +155,25 @@ def publish(*, events: Sequence[Event]) -> int:
     return len(docs)
 
 
-def publish_to(*, event: Event, channel_ids: Sequence[str], key: str) -> list[str]:
+def publish_to(*, event: Event, channel_ids: Sequence[str], key: str) -> tuple[list[str], int]:
     """Store one delivery of ``event`` per listed channel that exists, under ids derived from ``key`` and the
-    channel (a scheduled run's id), and queue their sends; the ids stored by this call. A second call with
-    the same key stores nothing (the unique ``_id``), so a run finished twice is delivered once."""
+    channel (a scheduled run's id), and queue the sends of those stored now. A second call with the same key
+    stores nothing (the unique ``_id``), so a run finished twice is delivered once. Returns (the deliveries'
+    ids, stored now or before; how many this call stored)."""
     db = storage.get_db()
     now = utcnow()
-    stored = []
+    ids, stored = [], []
     for channel_id in dict.fromkeys(channel_ids):
         if not is_id(channel_id) or storage.get_channel(db, channel_id) is None:
-            continue
+            continue  # deleted since the schedule named it: nothing to send to
         doc = _new_delivery(channel_id=channel_id, event=event, now=now)
         doc["delivery_id"] = derived_id(key, channel_id, "delivery")
         doc["webhook_id"] = WEBHOOK_ID_PREFIX + derived_id(key, channel_id, "webhook")[:24]
+        ids.append(doc["delivery_id"])
         if storage.insert_delivery_once(db, doc):
             stored.append(doc["delivery_id"])
     _enqueue_all(stored)
-    return stored
+    return ids, len(stored)
 
 
 def test_channel(*, channel_id: str) -> DeliveryView:

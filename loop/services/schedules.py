@@ -560,8 +560,7 @@ def _deliver(db: Database, run: dict[str, Any], *, failed: bool) -> dict[str, An
         )
         data.update(rows=summary.rows, worst=summary.worst, download_url=url, download_expires_at=utc_text(expires))
         event = Event(type=REPORT_COMPLETED, timestamp=now, data=data)
-    stored = publish_to(event=event, channel_ids=run["channels"], key=run_id)
-    delivery_ids = [derived_id(run_id, channel_id, "delivery") for channel_id in dict.fromkeys(run["channels"])]
+    delivery_ids, stored = publish_to(event=event, channel_ids=run["channels"], key=run_id)
     fields = {
         "state": RunState.DELIVERED,
         "outcome": "failed" if failed else "completed",
@@ -571,7 +570,7 @@ def _deliver(db: Database, run: dict[str, Any], *, failed: bool) -> dict[str, An
     }
     storage.update_run(db, run_id, fields)
     _note_finished(run_id)
-    logger.info("scheduled run %s: %s, %d delivery(ies) stored", run_id, fields["outcome"], len(stored))
+    logger.info("scheduled run %s: %s, %d delivery(ies) stored", run_id, fields["outcome"], stored)
     return {**run, **fields}
 
 
