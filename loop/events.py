@@ -110,7 +110,8 @@ def _report_text(event: Event) -> str:
     note = f" ({data['data_note']})" if data.get("data_note") else ""
     if event.type == REPORT_FAILED:
         return f'Scheduled report "{name}" failed for {data.get("slot")}: {data.get("error") or "unknown error"}{note}'
-    lines = [f'Scheduled report "{name}": {data.get("rows")} store(s), data up to {data.get("now")}{note}']
+    when = f" of {data['slot_local']}" if data.get("slot_local") else ""
+    lines = [f'Scheduled report "{name}"{when}: {data.get("rows")} store(s), data up to {data.get("now")}{note}']
     worst = list(data.get("worst") or [])
     if worst:
         lines.append(f"Worst {len(worst)} by uptime over the last week:")

@@ -245,6 +245,7 @@ def test_now_is_the_newest_poll_at_or_before_the_slot_and_old_data_is_noted(
     assert body["type"] == "report.completed"
     # Polls at 15:14 and 16:15 that day (and 2024-10-08 12:00, after the slot): now = 16:15, 1 h 45 min before.
     assert data["now"] == "2024-10-07T16:15:00Z" and data["slot"] == "2024-10-07T18:00:00Z"
+    assert data["slot_local"] == "2024-10-07T18:00:00+00:00"
     assert data["data_note"] == "data ends 2 h before this report's time"
     assert data["rows"] == 2 and data["schedule_id"] == sid and data["schedule_name"] == "six"
     # Worst first by week uptime %: "old" (no business time in its week: last), "mon".
@@ -300,7 +301,9 @@ def test_email_attaches_the_csv_gzipped_over_the_limit_and_slack_gets_the_link(
         assert wait_embedded_idle(timeout=60)
         (posted,) = slack.received
     text = __import__("json").loads(posted.body)["text"]
-    assert text.startswith('Scheduled report "both": 2 store(s), data up to 2024-10-07T16:15:00Z')
+    assert text.startswith(
+        'Scheduled report "both" of 2024-10-07T18:00:00+00:00: 2 store(s), data up to 2024-10-07T16:15:00Z'
+    )
     assert "- mon: " in text and "/download/?expires=" in text
     (message,) = mail.outbox
     ((name, content, mimetype),) = message.attachments
@@ -397,3 +400,32 @@ def test_a_channel_deleted_since_gets_nothing_and_the_others_still_do(sched_api:
     (run,) = runs(mdb)
     (delivery,) = sched_api.get("/deliveries/").json()["results"]
     assert delivery["channel_id"] == kept and run["delivery_ids"] == [delivery["delivery_id"]]
+
+
+def test_run_now_with_the_broker_down_is_503_and_the_failure_is_delivered(
+    sched_api: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loop import queue
+
+    ch = email_channel(sched_api)
+    sid = create(sched_api, name="n", cron="0 9 * * *", timezone="UTC", channels=[ch])["schedule_id"]
+
+    def broker_down(report_id: str) -> None:
+        raise ConnectionError("Redis is away")
+
+    monkeypatch.setattr(queue, "enqueue_report", broker_down)
+    assert "broker" in assert_json_error(sched_api.post(f"/schedules/{sid}/run/"), 503)["error"]
+    assert wait_embedded_idle(timeout=60)
+    (delivery,) = sched_api.get("/deliveries/").json()["results"]
+    assert delivery["event_type"] == "report.failed" and "broker is unavailable" in delivery["event"]["data"]["error"]
+    assert delivery["status"] == "delivered"
+
+
+def test_a_schedule_runs_the_slot_of_the_minute_it_was_created_in(sched_api: APIClient, mdb: Database) -> None:
+    minute = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    create(sched_api, name="m", cron="* * * * *", timezone="UTC", channels=[email_channel(sched_api)])
+    assert schedules.run_due_schedules() == 1
+    assert schedules.run_due_schedules() == 0
+    assert wait_embedded_idle(timeout=60)
+    (run,) = runs(mdb)
+    assert run["slot_us"] >= int(minute.timestamp() * 1_000_000)  # this minute's slot (the next, at a boundary)

@@ -6,7 +6,7 @@ a duplicated tick or a retried task make one run; its report and its deliveries 
 run's id (``loop.ids.derived_id``), so a resumed or repeated step makes no second report and no second
 delivery. The tick (``run_due_schedules``, beat every ``SCHEDULE_TICK_SECONDS``) runs only each schedule's
 **newest** due slot: a slot missed while everything was down runs once when it comes back, not once per
-missed slot, and no slot before the schedule was created, changed or resumed (``since``) runs at all.
+missed slot, and no slot before the minute the schedule was created, changed or resumed (``since``) runs.
 
 The report's ``now`` is the newest stored poll at or before the slot instant; when that is more than
 ``DATA_LAG_NOTE`` before the slot, the delivery says so (``data_note``). Once the report is finished
@@ -109,6 +109,11 @@ def _aware(instant: dt.datetime) -> dt.datetime:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _this_minute(instant: dt.datetime) -> dt.datetime:
+    """The start of the minute: a schedule created (changed, resumed) during a slot's minute still runs it."""
+    return instant.replace(second=0, microsecond=0)
 
 
 # --- checks ---------------------------------------------------------------------------------------------
@@ -255,7 +260,7 @@ def create_schedule(
     if storage.count_schedules(db) >= settings.SCHEDULES_MAX:
         raise Conflict(f"There are already {settings.SCHEDULES_MAX} schedules (SCHEDULES_MAX); delete one first.")
     now = utcnow()
-    doc.update(created_at=now, updated_at=now, since=now)
+    doc.update(created_at=now, updated_at=now, since=_this_minute(now))
     storage.insert_schedule(db, doc)
     return _view(doc, db, _now())
 
@@ -296,7 +301,7 @@ def update_schedule(*, schedule_id: str, changes: Mapping[str, Any]) -> Schedule
     if "cron" in changes or "timezone" in changes:
         cron, zone = _checked_cron(changes.get("cron", doc["cron"]), changes.get("timezone", doc["timezone"]))
         if (cron, zone) != (doc["cron"], doc["timezone"]):
-            fields.update(cron=cron, timezone=zone, since=utcnow())
+            fields.update(cron=cron, timezone=zone, since=_this_minute(utcnow()))
     if "format" in changes:
         fields["format"] = _checked_format(changes["format"])
     if "channels" in changes:
@@ -309,7 +314,7 @@ def update_schedule(*, schedule_id: str, changes: Mapping[str, Any]) -> Schedule
     if "enabled" in changes:
         fields["enabled"] = bool(changes["enabled"])
         if fields["enabled"] and not doc["enabled"]:
-            fields["since"] = utcnow()  # resumed: what was missed while paused stays missed
+            fields["since"] = _this_minute(utcnow())  # resumed: what was missed while paused stays missed
     if not fields:
         return _view(doc, db, _now())
     updated = storage.update_schedule(db, schedule_id, fields)
@@ -427,6 +432,7 @@ def _start(
         # What the run delivers, as the schedule said when it started (a later change does not alter it).
         "schedule_name": schedule["name"],
         "format": schedule["format"],
+        "timezone": schedule["timezone"],
         "channels": list(schedule["channels"]),
         "region": schedule.get("region"),
         "brand": schedule.get("brand"),
@@ -483,9 +489,12 @@ def _launch(db: Database, run: dict[str, Any], *, from_request: bool) -> dict[st
         try:
             queue.enqueue_report(report_id)
         except Exception as exc:
+            # Nothing will run it: fail it now, and deliver that (stored; the sweep sends it once the broker is back).
             storage.fail_report(db, report_id, "could not queue the report: the task broker is unavailable")
+            finish_run(run_id=run_id, db=db, requeue=False)
             if from_request:
                 raise Unavailable("The task broker is unavailable; the report was not started.") from exc
+            return storage.get_run(db, run_id) or run
     try:
         queue.enqueue_run_finish(run_id, 0, FIRST_CHECK_SECONDS)
     except Exception as exc:  # the tick's safety net finishes the newest run of each schedule
@@ -494,6 +503,14 @@ def _launch(db: Database, run: dict[str, Any], *, from_request: bool) -> dict[st
 
 
 # --- finishing a run: the delivery ------------------------------------------------------------------------
+
+
+def _local_text(instant: dt.datetime, zone_name: str | None) -> str | None:
+    """The slot on the schedule's clock, with its offset then (e.g. 2026-12-07T09:00:00-05:00)."""
+    try:
+        return instant.astimezone(parse_zone(zone_name or "")).isoformat()
+    except CronError:
+        return None
 
 
 def finish_run(*, run_id: str, check: int = 0, db: Database | None = None, requeue: bool = True) -> str:
@@ -539,6 +556,7 @@ def _deliver(db: Database, run: dict[str, Any], *, failed: bool) -> dict[str, An
         "schedule_name": run["schedule_name"],
         "run_id": run_id,
         "slot": utc_text(slot),
+        "slot_local": _local_text(slot, run.get("timezone")),
         "report_id": run.get("report_id"),
         "format": run["format"],
         "region": run.get("region"),

@@ -1,7 +1,8 @@
 """Scheduled reports on the real stack: two celery beats, a Celery worker (Redis broker), FerretDB/mongod,
 gunicorn and a loopback webhook receiver. A schedule firing every minute runs for three minutes: three
 reports, three deliveries (one per slot although both beats tick it), every signature valid, and the
-download link works signed and fails tampered with or expired. About three minutes of wall time."""
+download link works signed and fails tampered with or expired. A schedule runs the slot of the minute it is
+created in, so the three slots take two to three minutes of wall time."""
 
 from __future__ import annotations
 
