@@ -16,13 +16,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import redis
 import requests
 from pymongo import MongoClient
 from standardwebhooks.webhooks import Webhook
 
 from loop.services import report_links
-from tests.support.integration import BROKER_URL, MONGO_URL, service_env
+from tests.support.integration import MONGO_URL, delete_queues, service_env
 from tests.support.polling import wait_until
 from tests.support.processes import Web, Worker, run_manage, start_celery_beat, start_celery_worker, start_gunicorn
 from tests.support.receiver import receiver
@@ -55,7 +54,7 @@ def beat_stack(servers: None, tmp_path: Path) -> Iterator[tuple[Web, Worker, lis
         worker.shutdown()
         with MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000) as mongo:
             mongo.drop_database(env["MONGO_DB"])
-        redis.Redis.from_url(BROKER_URL).delete(env["CELERY_QUEUE"])
+        delete_queues(env["CELERY_QUEUE"])
 
 
 def test_two_beats_run_an_every_minute_schedule_three_times(
