@@ -429,3 +429,24 @@ def test_a_schedule_runs_the_slot_of_the_minute_it_was_created_in(sched_api: API
     assert wait_embedded_idle(timeout=60)
     (run,) = runs(mdb)
     assert run["slot_us"] >= int(minute.timestamp() * 1_000_000)  # this minute's slot (the next, at a boundary)
+
+
+def test_a_run_now_whose_follow_up_was_lost_is_finished_by_the_next_tick(
+    sched_api: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loop import queue
+
+    def broker_refuses(run_id: str, check: int, countdown: float) -> None:
+        raise ConnectionError("Redis is away")
+
+    monkeypatch.setattr(queue, "enqueue_run_finish", broker_refuses)
+    ch = email_channel(sched_api)
+    sid = create(sched_api, name="n", cron="0 9 * * *", timezone="UTC", channels=[ch], enabled=False)["schedule_id"]
+    run = sched_api.post(f"/schedules/{sid}/run/").json()
+    assert wait_embedded_idle(timeout=60)
+    assert sched_api.get("/deliveries/").json()["count"] == 0  # its report is done, nobody delivered it
+    schedules.run_due_schedules()  # the tick (the schedule is paused: only the run-now is looked at)
+    (delivery,) = sched_api.get("/deliveries/").json()["results"]
+    assert delivery["event"]["data"]["run_id"] == run["run_id"]
+    schedules.run_due_schedules()
+    assert sched_api.get("/deliveries/").json()["count"] == 1

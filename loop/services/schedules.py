@@ -338,6 +338,8 @@ def run_now(*, schedule_id: str, now: dt.datetime | None = None) -> tuple[RunVie
     at = _aware(now or _now()).replace(second=0, microsecond=0)
     run_id = f"{schedule_id}:manual:{ts_to_us(at)}"
     run, created = _start(db, doc, at, kind="manual", run_id=run_id, from_request=True)
+    if created:
+        storage.note_manual_run(db, schedule_id, run_id)
     return _run_view(run), created
 
 
@@ -378,6 +380,7 @@ def run_due_schedules(*, now: dt.datetime | None = None, db: Database | None = N
     _clean_up_now_and_then(db)
     started = 0
     for doc in storage.all_schedules(db):
+        _finish_manual_run(db, doc.get("last_manual_run"))
         if not doc.get("enabled"):
             continue
         try:
@@ -397,6 +400,16 @@ def run_due_schedules(*, now: dt.datetime | None = None, db: Database | None = N
             continue
         started += int(created)
     return started
+
+
+def _finish_manual_run(db: Database, run_id: str | None) -> None:
+    """The safety net of a run-now's follow-up (a lost task): finish it if its report is done."""
+    if not run_id or _seen_finished(run_id):
+        return
+    try:
+        finish_run(run_id=run_id, db=db, requeue=False)
+    except Exception:  # the next tick tries again
+        logger.exception("scheduled run %s could not be finished", run_id)
 
 
 _last_cleanup: list[float] = []
@@ -518,6 +531,7 @@ def finish_run(*, run_id: str, check: int = 0, db: Database | None = None, reque
     db = db if db is not None else storage.get_db()
     run = storage.get_run(db, run_id)
     if run is None:
+        _note_finished(run_id)  # removed by retention: nothing to look at again
         return "missing"
     if run["state"] in (RunState.DELIVERED, RunState.SKIPPED):
         _note_finished(run_id)

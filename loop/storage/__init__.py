@@ -169,6 +169,7 @@ from loop.storage.schedules import (
     get_run,
     get_schedule,
     insert_schedule,
+    note_manual_run,
     update_run,
     update_schedule,
 )
@@ -213,6 +214,7 @@ __all__ = [
     "get_run",
     "get_schedule",
     "insert_schedule",
+    "note_manual_run",
     "update_run",
     "update_schedule",
     "insert_delivery_once",

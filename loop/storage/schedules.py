@@ -52,6 +52,11 @@ def update_schedule(db: Database, schedule_id: str, fields: dict[str, Any]) -> d
     return get_schedule(db, schedule_id)
 
 
+def note_manual_run(db: Database, schedule_id: str, run_id: str) -> None:
+    """Remember the schedule's newest run-now (the tick finishes it should its follow-up be lost)."""
+    db[REPORT_SCHEDULES].update_one({"_id": schedule_id}, {"$set": {"last_manual_run": run_id}})
+
+
 def delete_schedule(db: Database, schedule_id: str) -> bool:
     return db[REPORT_SCHEDULES].delete_one({"_id": schedule_id}).deleted_count == 1
 
