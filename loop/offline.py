@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -90,6 +91,7 @@ class ChunkPlan:
     ranges: list[int]  # stores in each range
     polls_in_week: int
     spilled_polls: int
+    seconds: dict[str, float] = field(default_factory=dict)  # pass 1 (read and spill), pass 2 (split), engine
 
 
 class PreparedReport:
@@ -262,7 +264,9 @@ class _Chunked(PreparedReport):
     def __init__(
         self, sources: SourceSet, options: _Options, folder: Path, chunk_stores: int | None, range_budget: int
     ) -> None:
+        started = time.perf_counter()
         self._spill, self.problems = _spill_status(sources.status, folder)
+        self._pass1_seconds = time.perf_counter() - started
         self._hours, self._zones, self._special = _read_small_files(sources, self.problems)
         self._options = options
         self._chunk_stores = chunk_stores
@@ -271,6 +275,7 @@ class _Chunked(PreparedReport):
 
     def write(self, emit: Callable[[str], object]) -> OfflineTotals:
         spill, options = self._spill, self._options
+        started = time.perf_counter()
         if options.now is not None:
             now_us = int(to_utc_us(pd.Series([pd.Timestamp(options.now)]))[0])
         elif spill.newest_us is not None:
@@ -308,6 +313,7 @@ class _Chunked(PreparedReport):
             polls_in_week=int(in_week.sum()),
             spilled_polls=spill.rows,
         )
+        self.plan.seconds["pass 1"] = self._pass1_seconds
 
         # Pass 2b: each range's polls of the week into a file of its own.
         range_file = [self._folder / f"range-{r}.bin" for r in range(n_ranges)]
@@ -325,6 +331,8 @@ class _Chunked(PreparedReport):
                     records[cuts[r] : cuts[r + 1]].tofile(handle)
         for name in ("code", "us", "active"):
             (self._folder / f"polls.{name}").unlink(missing_ok=True)
+        self.plan.seconds["pass 2"] = time.perf_counter() - started
+        started = time.perf_counter()
 
         # The stores' tables, split by range (rows of a store keep their order: a zone's last row wins).
         hours_of = _split_by_range(self._hours, sorted_ids, range_of_rank, n_ranges)
@@ -356,6 +364,7 @@ class _Chunked(PreparedReport):
             totals.polls_counted += result.polls_counted
             totals.warnings += [w for w in result.warnings if w not in totals.warnings]
             del polls, result, text
+        self.plan.seconds["engine"] = time.perf_counter() - started
         return totals
 
     def _tables(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:

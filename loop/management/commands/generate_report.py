@@ -135,7 +135,9 @@ class Command(MongoCommand):
                     self.stderr.write(
                         f"store chunks: {len(plan.ranges)} range(s) of at most {max(plan.ranges, default=0)} stores "
                         f"({plan.stores} stores, {plan.polls_in_week} polls of the week, "
-                        f"{plan.spilled_polls} valid polls spilled)"
+                        f"{plan.spilled_polls} valid polls spilled; "
+                        + ", ".join(f"{name} {seconds:.2f}s" for name, seconds in plan.seconds.items())
+                        + ")"
                     )
         except InputFileError as error:
             raise CommandError(str(error), returncode=2) from error
