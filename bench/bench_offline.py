@@ -36,7 +36,11 @@ sys.path.insert(0, str(REPO))
 
 from loop.datagen import LOOP_2025_STORES, STATUS_FILE, generate_dataset  # noqa: E402
 
-DEFAULT_REAL_DIR = REPO.parent / "shared" / "data" / "loop-2025"
+# ../shared/data/loop-2025 next to the checkout (or next to a parent folder: a worktree under ../wt/).
+DEFAULT_REAL_DIR = next(
+    (p / "shared" / "data" / "loop-2025" for p in REPO.parents if (p / "shared" / "data" / "loop-2025").is_dir()),
+    REPO.parent / "shared" / "data" / "loop-2025",
+)
 DAYS = 60
 SEED = 2025
 
