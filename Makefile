@@ -13,7 +13,10 @@ STAMP  := $(VENV)/.requirements-installed
 # `make run` listens on PORT (all addresses); `make web` on WEB_BIND.
 PORT ?= 8000
 WEB_BIND ?= 0.0.0.0:8000
-WORKER_CONCURRENCY ?= 2
+# `make worker`: which kinds (empty: every kind, as three workers; `reports`, `notifications,maintenance`: one
+# worker for those) and how many processes each worker runs (empty: per kind). scripts/worker.sh explains.
+WORKER_QUEUES ?=
+WORKER_CONCURRENCY ?=
 PYTEST_ARGS ?=
 
 .PHONY: help install services stop-services services-status worker beat web run migrate example-zip \
@@ -26,7 +29,7 @@ help:
 	@echo "make services        start Redis, a MongoDB-wire server and PostgreSQL (accounts) on loopback (if not already up)"
 	@echo "make stop-services   stop the servers 'make services' started"
 	@echo "make test-all        make services, then the whole suite (integration tests included)"
-	@echo "make worker / beat / web   the Celery worker / celery beat (one: clean-ups, lost-job sweep) / gunicorn on real servers"
+	@echo "make worker / beat / web   Celery workers (WORKER_QUEUES=reports: one kind) / celery beat (one) / gunicorn on real servers"
 	@echo "make example-zip     var/loop-export.zip from data/ (the POST /imports/ example of docs/api.md)"
 	@echo "make lint            ruff check, ruff format --check and mypy (CI runs it)"
 	@echo "make ci              what CI runs (.ci/run)"
@@ -56,8 +59,11 @@ services-status:
 migrate: install
 	$(PY) manage.py migrate --noinput
 
+# Workers by kind of work (reports, imports, notifications, maintenance): with WORKER_QUEUES empty, one
+# worker for reports and imports, one for notifications, one for maintenance, so a delivery never waits for
+# a report's process slot; WORKER_QUEUES=reports (or notifications,maintenance) starts one worker for those.
 worker: install
-	$(VENV)/bin/celery -A myproject worker -l info --concurrency $(WORKER_CONCURRENCY)
+	WORKER_CONCURRENCY='$(WORKER_CONCURRENCY)' scripts/worker.sh $(WORKER_QUEUES)
 
 # The periodic tasks (CELERY_BEAT_SCHEDULE: hourly clean-ups, the lost-job sweep every 30 s): run exactly one beat.
 beat: install

@@ -8,6 +8,7 @@ Celery worker run none, so ``myproject/wsgi.py``, ``asgi.py`` and ``celery.py`` 
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -34,6 +35,9 @@ MINIMUMS: dict[str, int] = {
     "JOB_HEARTBEAT_SECONDS": 1,
     "JOB_LOST_SECONDS": 2,
     "JOB_LOST_RETRIES": 0,
+    # Report shards (loop.sharding): 0 = sized by REPORT_SHARD_STORES; a shard holds at least one store.
+    "REPORT_SHARDS": 0,
+    "REPORT_SHARD_STORES": 1,
     # Alerts: D of at least a minute; reminders and staleness in whole minutes; 0 groups every change.
     "ALERT_DOWN_AFTER_MINUTES": 1,
     "ALERT_REPEAT_MINUTES": 1,
@@ -52,6 +56,8 @@ MINIMUMS: dict[str, int] = {
     # Dashboard sign-in: a lockout after at least one failure, lasting at least a second.
     "AXES_FAILURE_LIMIT": 1,
     "AXES_COOLOFF_SECONDS": 1,
+    # 0 turns the accounts cache off (every request reads the accounts database).
+    "ACCOUNTS_CACHE_SECONDS": 0,
 }
 
 NEW_KEY_HINT = (
@@ -72,6 +78,7 @@ def settings_check(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> li
         *_job_clocks(),
         *_deliveries(),
         *_database_url(),
+        *_queues(),
     ]
 
 
@@ -221,6 +228,33 @@ def _database_url() -> list[checks.CheckMessage]:
             id="loop.E012",
         )
     ]
+
+
+# A queue-name prefix: what Redis keys, Celery's comma-separated queue lists and log lines all take as is.
+QUEUE_PREFIX = re.compile(r"[A-Za-z0-9_.:-]+")
+
+
+def _queues() -> list[checks.CheckMessage]:
+    problems: list[checks.CheckMessage] = []
+    if settings.CELERY_QUEUE and not QUEUE_PREFIX.fullmatch(settings.CELERY_QUEUE):
+        problems.append(
+            checks.Error(
+                f"CELERY_QUEUE may hold only letters, digits and _ . : -, got {settings.CELERY_QUEUE!r}",
+                hint="For example CELERY_QUEUE=staging (queues staging.reports, ...), or unset it (reports, ...).",
+                id="loop.E013",
+            )
+        )
+    unknown = [kind for kind in settings.WORKER_QUEUES if kind not in settings.WORKER_KINDS]
+    if unknown:
+        problems.append(
+            checks.Error(
+                f"WORKER_QUEUES names unknown kinds {', '.join(map(repr, unknown))}; "
+                f"the kinds are {', '.join(settings.WORKER_KINDS)}",
+                hint="For example WORKER_QUEUES=reports, or notifications,maintenance (empty: every kind).",
+                id="loop.E014",
+            )
+        )
+    return problems
 
 
 def open_access_check(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[checks.CheckMessage]:

@@ -3,6 +3,10 @@
 The embedded mode (the demo of ``make run`` and the unit tests) runs the same
 attempts with the same retry policy (``loop.retry``) inside the web process,
 so the API behaves the same (202 at once, Running, then Complete) without a broker.
+
+As with the worker kinds of a real deployment (``settings.WORKER_KINDS``), an alert evaluation or delivery
+never waits behind a report or an import: those run on the job pool (``EMBEDDED_WORKER_THREADS``), evaluations
+and deliveries on a pool of their own (``NOTIFICATION_THREADS``), and poll compactions on timer threads.
 """
 
 from __future__ import annotations
@@ -19,8 +23,12 @@ from loop.retry import ATTEMPTS, Retry, RetryPolicy, attempt_report
 
 logger = logging.getLogger(__name__)
 
+# The notifications' own pool: evaluations and deliveries are short; two let one slow webhook not hold the rest.
+NOTIFICATION_THREADS = 2
+
 _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
+_notification_pool: ThreadPoolExecutor | None = None
 _pending: set[Future[str]] = set()
 
 
@@ -82,7 +90,7 @@ def schedule_compaction(delay: float) -> None:
 
 
 def schedule_alert_evaluation() -> None:
-    """Evaluate alerts on the pool (``loop.queue``'s embedded evaluator); concurrent asks coalesce in
+    """Evaluate alerts on the notifications' pool (``loop.queue``'s embedded evaluator); concurrent asks coalesce in
     ``services.alerts.evaluate_alerts`` itself. Tests wait for it with ``wait_embedded_idle``."""
     from loop import storage
     from loop.services.alerts import evaluate_alerts
@@ -96,15 +104,15 @@ def schedule_alert_evaluation() -> None:
             logger.exception("embedded alert evaluation failed")
         return "done"
 
-    future = _embedded_pool().submit(run)
+    future = _notifications_pool().submit(run)
     with _pool_lock:
         _pending.add(future)
     future.add_done_callback(_forget)
 
 
 def send_delivery(delivery_id: str, delay: float) -> None:
-    """Run an alert delivery's due attempt on the pool ``delay`` seconds from now (``loop.queue``'s embedded
-    delivery sender), on the database configured now; tests wait for it as for a report."""
+    """Run an alert delivery's due attempt on the notifications' pool ``delay`` seconds from now (``loop.queue``'s
+    embedded delivery sender), on the database configured now; tests wait for it as for a report."""
     from loop import storage
     from loop.services.deliveries import deliver
 
@@ -122,9 +130,9 @@ def send_delivery(delivery_id: str, delay: float) -> None:
             future.set_exception(exc)
 
     if delay <= 0:
-        _embedded_pool().submit(run)
+        _notifications_pool().submit(run)
         return
-    timer = threading.Timer(delay, lambda: _embedded_pool().submit(run))
+    timer = threading.Timer(delay, lambda: _notifications_pool().submit(run))
     timer.daemon = True
     timer.start()
 
@@ -137,6 +145,16 @@ def _embedded_pool() -> ThreadPoolExecutor:
                 max_workers=max(1, settings.EMBEDDED_WORKER_THREADS), thread_name_prefix="report-worker"
             )
         return _pool
+
+
+def _notifications_pool() -> ThreadPoolExecutor:
+    global _notification_pool
+    with _pool_lock:
+        if _notification_pool is None:
+            _notification_pool = ThreadPoolExecutor(
+                max_workers=NOTIFICATION_THREADS, thread_name_prefix="notifications"
+            )
+        return _notification_pool
 
 
 def _forget(future: Future[str]) -> None:

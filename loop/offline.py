@@ -37,7 +37,7 @@ import pandas as pd
 
 from loop.lanes import to_utc_us
 from loop.report_engine import ReportResult, compute_report, report_to_csv
-from loop.rules import ACTIVE, DEFAULT_MAX_GAP_MINUTES, WEEK_US
+from loop.rules import ACTIVE, DEFAULT_MAX_GAP_MINUTES, WEEK_US, merge_warnings
 from loop.sources.locate import CsvSource, SourceSet, locate_sources
 from loop.sources.problems import RowProblems
 from loop.sources.read import (
@@ -362,7 +362,7 @@ class _Chunked(PreparedReport):
             emit(text if r == 0 else text[text.index("\n") + 1 :])
             totals.stores += result.stores
             totals.polls_counted += result.polls_counted
-            totals.warnings += [w for w in result.warnings if w not in totals.warnings]
+            totals.warnings = merge_warnings([totals.warnings, result.warnings])
             del polls, result, text
         self.plan.seconds["engine"] = time.perf_counter() - started
         return totals

@@ -14,6 +14,9 @@ from concurrent.futures import Future
 from loop.backends import uses_embedded_broker
 
 REPORT_TASK = "loop.tasks.generate_report_task"
+# A sharded report (loop.sharding): one task per shard (report id, shard, pinned now), then one join.
+REPORT_SHARD_TASK = "loop.tasks.report_shard_task"
+REPORT_JOIN_TASK = "loop.tasks.report_join_task"
 IMPORT_TASK = "loop.tasks.import_task"
 REMOVE_OLD_REPORTS_TASK = "loop.tasks.remove_old_reports_task"
 REMOVE_ABANDONED_UPLOADS_TASK = "loop.tasks.remove_abandoned_uploads_task"
@@ -43,6 +46,27 @@ def use_embedded_runner(runner: EmbeddedRunner) -> None:
 def enqueue_report(report_id: str) -> Future[str] | None:
     """Hand a report to a worker; raises if the broker cannot take it (the Future in embedded mode)."""
     return _enqueue(REPORT_TASK, report_id)
+
+
+def shards_run_inline() -> bool:
+    """Embedded mode runs a sharded report's shards one after the other in its own task (same bytes);
+    with a broker each shard is a task of its own, for any worker."""
+    return uses_embedded_broker()
+
+
+def enqueue_report_shard(report_id: str, shard: int, now_us: int) -> None:
+    """Hand one shard of a report to a worker (raises if the broker cannot take it). The message carries
+    only the report id, the shard and the pinned ``now``: the shard reads its bounds from the report."""
+    if uses_embedded_broker():
+        raise RuntimeError("embedded mode runs shards inline (shards_run_inline)")
+    from myproject.celery import app
+
+    app.send_task(REPORT_SHARD_TASK, args=[report_id, shard, now_us], retry=True)
+
+
+def enqueue_report_join(report_id: str) -> Future[str] | None:
+    """Ask for the join of a report whose shards are all done (raises if the broker cannot take it)."""
+    return _enqueue(REPORT_JOIN_TASK, report_id)
 
 
 def enqueue_import(import_id: str) -> Future[str] | None:

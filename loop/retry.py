@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from loop.errors import is_transient, short_error
-from loop.queue import IMPORT_TASK, REPORT_TASK
+from loop.queue import IMPORT_TASK, REPORT_JOIN_TASK, REPORT_TASK
 from loop.services import imports, reports
 from loop.services.jobs import new_attempt_token
 
@@ -91,6 +91,18 @@ def report_job(report_id: str) -> Job:
     )
 
 
+def report_shard_job(report_id: str, shard: int, now_us: int) -> Job:
+    """One shard of a sharded report: its permanent failure (MongoDB away past the retries) fails the report."""
+
+    def run(retries: int, token: str) -> str:
+        return reports.run_report_shard(report_id=report_id, shard=shard, now_us=now_us, retries=retries, token=token)
+
+    def fail(message: str) -> None:
+        reports.fail_report(report_id=report_id, message=f"shard {shard + 1} failed: {message}")
+
+    return Job(label=f"report {report_id} shard {shard}", run=run, fail=fail)
+
+
 def import_job(import_id: str) -> Job:
     return Job(
         label=f"import {import_id}",
@@ -106,6 +118,21 @@ def attempt_report(
     return attempt_job(report_job(report_id), retries=retries, failure=failure, policy=policy, token=token)
 
 
+def attempt_report_shard(
+    report_id: str,
+    shard: int,
+    now_us: int,
+    *,
+    retries: int,
+    failure: str | None,
+    policy: RetryPolicy,
+    token: str | None = None,
+) -> str | Retry:
+    """One attempt at one shard of a report (from the beginning: a shard is idempotent)."""
+    job = report_shard_job(report_id, shard, now_us)
+    return attempt_job(job, retries=retries, failure=failure, policy=policy, token=token)
+
+
 def attempt_import(
     import_id: str, *, retries: int, failure: str | None, policy: RetryPolicy, token: str | None = None
 ) -> str | Retry:
@@ -115,7 +142,12 @@ def attempt_import(
 
 # One attempt of each queued job, by its Celery task name (the embedded worker runs these).
 Attempt = Callable[..., "str | Retry"]
-ATTEMPTS: dict[str, Attempt] = {REPORT_TASK: attempt_report, IMPORT_TASK: attempt_import}
+# A sharded report's join is an attempt at the report itself (it finds every shard done and joins them).
+ATTEMPTS: dict[str, Attempt] = {
+    REPORT_TASK: attempt_report,
+    REPORT_JOIN_TASK: attempt_report,
+    IMPORT_TASK: attempt_import,
+}
 
 
 def attempt_job(

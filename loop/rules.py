@@ -6,7 +6,10 @@ all import these instead of restating them.
 
 from __future__ import annotations
 
+import ast
+import re
 import zoneinfo
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -124,7 +127,29 @@ def zones_and_bad_names(store_ids: np.ndarray, zones: pd.DataFrame) -> tuple[np.
 def zone_warnings(bad_names: np.ndarray) -> list[str]:
     """One warning per unknown zone name, with how many stores were given it."""
     bad = pd.Series(bad_names, dtype=object)
-    return [
-        f"unknown time zone {name!r} for {count} store(s); using {DEFAULT_TIMEZONE}"
-        for name, count in bad[bad != ""].value_counts().sort_index().items()
-    ]
+    return [_zone_warning(str(name), int(count)) for name, count in bad[bad != ""].value_counts().sort_index().items()]
+
+
+def _zone_warning(name: str, count: int) -> str:
+    return f"unknown time zone {name!r} for {count} store(s); using {DEFAULT_TIMEZONE}"
+
+
+_ZONE_WARNING = re.compile(r"^unknown time zone (?P<name>'.*'|\".*\") for (?P<count>\d+) store\(s\); using ")
+
+
+def merge_warnings(warning_lists: Sequence[Sequence[str]]) -> list[str]:
+    """The warnings of disjoint sets of stores (a report's shards) as one report over all of them would give:
+    the unknown-zone warnings (``zone_warnings``) counted together, in name order; any other warning once,
+    after them, in first-seen order."""
+    counts: dict[str, int] = {}
+    others: list[str] = []
+    for warnings in warning_lists:
+        for warning in warnings:
+            found = _ZONE_WARNING.match(warning)
+            if found is None:
+                if warning not in others:
+                    others.append(warning)
+                continue
+            name = ast.literal_eval(found["name"])
+            counts[name] = counts.get(name, 0) + int(found["count"])
+    return [_zone_warning(name, counts[name]) for name in sorted(counts)] + others

@@ -10,7 +10,7 @@ from typing import Any
 from celery.app.task import Task
 
 from loop import queue
-from loop.retry import Attempt, Retry, RetryPolicy, attempt_import, attempt_report
+from loop.retry import Attempt, Retry, RetryPolicy, attempt_import, attempt_report, attempt_report_shard
 from loop.services.alerts import evaluate_alerts, remove_old_alerts, send_reminders
 from loop.services.deliveries import deliver, send_due_deliveries
 from loop.services.imports import recover_lost_imports, remove_abandoned_uploads
@@ -44,6 +44,34 @@ def _attempt(task: Task, attempt: Attempt, job_id: str, failure: str | None, tok
 @app.task(name=queue.REPORT_TASK, **JOB_TASK_OPTIONS)
 def generate_report_task(self: Task, report_id: str, failure: str | None = None, token: str | None = None) -> str:
     """Compute the report; retry with backoff while MongoDB is unreachable (``failure``: phase 2)."""
+    return _attempt(self, attempt_report, report_id, failure, token)
+
+
+@app.task(name=queue.REPORT_SHARD_TASK, **JOB_TASK_OPTIONS)
+def report_shard_task(
+    self: Task, report_id: str, shard: int, now_us: int, failure: str | None = None, token: str | None = None
+) -> str:
+    """One shard of a sharded report (``services.reports.run_report_shard``); retried like a report. Acked
+    late and redelivered when its worker dies: a shard is idempotent (the first stored part wins)."""
+    outcome = attempt_report_shard(
+        report_id,
+        shard,
+        now_us,
+        retries=self.request.retries or 0,
+        failure=failure,
+        policy=RetryPolicy.from_settings(),
+        token=token,
+    )
+    if isinstance(outcome, Retry):
+        kwargs = {"failure": outcome.failure, "token": outcome.token}
+        raise self.retry(args=(report_id, shard, now_us), kwargs=kwargs, countdown=outcome.countdown)
+    return str(outcome)
+
+
+@app.task(name=queue.REPORT_JOIN_TASK, **JOB_TASK_OPTIONS)
+def report_join_task(self: Task, report_id: str, failure: str | None = None, token: str | None = None) -> str:
+    """Join a sharded report whose shards are all done: an attempt at the report that may take over from
+    the split attempt its shards heartbeat for (one join runs: ``loop.storage.jobs.start_attempt``)."""
     return _attempt(self, attempt_report, report_id, failure, token)
 
 

@@ -16,6 +16,7 @@ from pymongo.database import Database
 from loop import storage
 from loop.report_engine import ReportResult, compute_report
 from loop.rules import DEFAULT_MAX_GAP_MINUTES
+from loop.storage import StoreRange
 from loop.storage.legacy import require_current_layout
 from loop.timeutil import to_utc
 
@@ -28,6 +29,7 @@ def generate_report(
     *,
     extended: bool = False,
     max_gap_minutes: int = DEFAULT_MAX_GAP_MINUTES,
+    store_range: StoreRange | None = None,
 ) -> ReportResult:
     """Compute the report from MongoDB at ``now`` (default: the newest stored poll).
 
@@ -35,6 +37,9 @@ def generate_report(
     ``on_computing`` is called once the reads are done (the worker records the phase).
     ``extended``/``max_gap_minutes``: the extended report's columns (docs/report_rules.md).
     Holiday hours (``storage.read_special_hours``) are applied as the engine's rule 10 says.
+    ``store_range``: only the stores in it (a report shard, ``loop.sharding``), reading only the parts of
+    polls, hours, zones, holidays and the catalog that can hold them; its rows are exactly those of the
+    whole report's stores in the range.
     """
     db = db if db is not None else storage.get_db()
     require_current_layout(db)
@@ -53,13 +58,13 @@ def generate_report(
             extended=extended,
         )
     now = to_utc(now)
-    polls = storage.week_polls(db, now)
-    hours = storage.read_hours(db)
-    zones = storage.read_zones(db)
-    special_hours = storage.read_special_hours(db)
+    polls = storage.week_polls(db, now, store_range=store_range)
+    hours = storage.read_hours(db, store_range=store_range)
+    zones = storage.read_zones(db, store_range=store_range)
+    special_hours = storage.read_special_hours(db, store_range=store_range)
     # Stores with polls <= now but none in the week still get a (zero) row.
     in_week = set(polls["store_id"].unique().tolist())
-    extra = [sid for sid in storage.store_ids_polled_through(db, now) if sid not in in_week]
+    extra = [sid for sid in storage.store_ids_polled_through(db, now, store_range=store_range) if sid not in in_week]
     read_done = time.perf_counter()
     if on_computing is not None:
         on_computing()

@@ -1,7 +1,9 @@
 """The Celery application (`celery -A myproject worker`).
 
 Configuration comes from Django settings (the CELERY_* names), which read the
-environment; tasks are discovered in the installed apps (loop.tasks).
+environment; tasks are discovered in the installed apps (loop.tasks). A worker consumes the
+queues of the kinds in WORKER_QUEUES (settings.py: reports, imports, notifications, maintenance),
+every kind when it is empty.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import celeryd_after_setup, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "myproject.settings")
 
@@ -30,3 +32,16 @@ def refuse_a_bad_configuration(**kwargs: Any) -> None:
     from loop.checks import exit_on_settings_errors
 
     exit_on_settings_errors()
+
+
+@celeryd_after_setup.connect
+def consume_the_configured_kinds(sender: str, instance: Any, **kwargs: Any) -> None:
+    """WORKER_QUEUES=reports (or reports,imports): this worker consumes only those kinds' queues.
+
+    Applied after Celery's own -Q, before the consumer starts. The kinds were checked with the settings
+    (loop.E014), so every one has a queue. Empty: Celery's default, every queue of CELERY_TASK_QUEUES.
+    """
+    from django.conf import settings
+
+    if settings.WORKER_QUEUES:
+        instance.app.amqp.queues.select([settings.CELERY_QUEUE_NAMES[kind] for kind in settings.WORKER_QUEUES])

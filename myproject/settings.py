@@ -94,13 +94,16 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: every answer, errors of later middleware included, carries X-Request-ID (loop/request_ids.py).
     "loop.request_ids.RequestIdMiddleware",
+    # Server-Timing (auth;dur=...) with SERVER_TIMING on: the bench's view of what authentication costs.
+    "loop.api.access.ServerTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # The dashboard's static files, with DEBUG on or off (gunicorn, compose): see STATIC_* below.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Django's, with a session's user kept per process (loop/accounts/sessions.py, loop/accounts/cache.py).
+    "loop.accounts.sessions.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: turns a locked-out sign-in into the lockout page (429).
@@ -252,11 +255,54 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "redis://localhost:6379/0")
 # Report state lives in MongoDB's report_table, so no result backend is needed.
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")
+# --- Queues: one per kind of work, so an alert delivery never waits behind a report or an import.
+# Workers are started per kind (WORKER_QUEUES below; `make worker`, compose's worker-* services). The
+# kinds and what each gets (the one home of routing; tests/test_queues.py checks every task has a kind):
+#   reports        the report task and every report_* task (shards, joins): long, CPU-bound
+#   imports        POST /imports/ loads: long, I/O- and CPU-bound
+#   notifications  alert evaluations, reminders, deliveries and the due-delivery sweep: short, latency-bound
+#   maintenance    poll compaction (readers' speed), retention clean-ups, the lost-job sweep; also the
+#                  default queue, so a task nobody routed still reaches a worker, never a notification's
+WORKER_KINDS = ("reports", "imports", "notifications", "maintenance")
+# CELERY_QUEUE names the set: empty (the default) gives the queues reports, imports, notifications and
+# maintenance; "x" gives x.reports, x.imports, ... (the tests run each stack on queues of its own this way).
+CELERY_QUEUE = env_str("CELERY_QUEUE", "")
+CELERY_QUEUE_NAMES = {kind: f"{CELERY_QUEUE}.{kind}" if CELERY_QUEUE else kind for kind in WORKER_KINDS}
+# Each queue with an exchange of its own name (what Celery makes for a queue it creates itself); no kombu
+# import here, so the offline command stays free of Celery.
+CELERY_TASK_QUEUES = {
+    name: {"exchange": name, "exchange_type": "direct", "routing_key": name} for name in CELERY_QUEUE_NAMES.values()
+}
+CELERY_TASK_DEFAULT_QUEUE = CELERY_QUEUE_NAMES["maintenance"]
+_TASK_KINDS = {
+    "reports": ("loop.tasks.generate_report_task", "loop.tasks.report_*"),
+    "imports": ("loop.tasks.import_task",),
+    "notifications": (
+        "loop.tasks.evaluate_alerts_task",
+        "loop.tasks.alert_reminders_task",
+        "loop.tasks.send_delivery_task",
+        "loop.tasks.send_due_deliveries_task",
+    ),
+    "maintenance": (
+        "loop.tasks.compact_polls_task",
+        "loop.tasks.recover_lost_jobs_task",
+        "loop.tasks.remove_old_reports_task",
+        "loop.tasks.remove_abandoned_uploads_task",
+        "loop.tasks.remove_old_alerts_task",
+    ),
+}
+# Exact names first, then the globs (Celery's MapRoute).
+CELERY_TASK_ROUTES = {
+    task: {"queue": CELERY_QUEUE_NAMES[kind]} for kind, tasks in _TASK_KINDS.items() for task in tasks
+}
+# The kinds a worker started in this environment consumes (comma-separated; empty: every kind). Read by
+# myproject/celery.py when a worker starts, instead of Celery's -Q (which takes queue names, not kinds).
+WORKER_QUEUES = tuple(kind.strip() for kind in os.environ.get("WORKER_QUEUES", "").split(",") if kind.strip())
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # A worker that dies mid-report must not lose it: ack only after the task ends,
-# requeue when the worker process is lost, and take one message at a time.
+# requeue when the worker process is lost, and take one message at a time (per pool process: a worker
+# holds at most --concurrency messages, so what it has not started stays in Redis for another worker).
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -287,6 +333,11 @@ REPORT_TASK_RETRY_BACKOFF = env_int("REPORT_TASK_RETRY_BACKOFF", 2)
 REPORT_TASK_RETRY_BACKOFF_MAX = env_int("REPORT_TASK_RETRY_BACKOFF_MAX", 60)
 # A report still Running after this long is reported as Failed (stale).
 REPORT_STALE_SECONDS = env_int("REPORT_STALE_SECONDS", 30 * 60)
+# A report in shards (loop.sharding, docs/architecture.md): one task per contiguous range of store ids, then a
+# join; more workers make a report faster, with the same CSV. 0 = as many as the stores need at
+# REPORT_SHARD_STORES per shard (bounded memory per task); 1 = one task per report; N = N shards.
+REPORT_SHARDS = env_int("REPORT_SHARDS", 0)
+REPORT_SHARD_STORES = env_int("REPORT_SHARD_STORES", 50_000)
 # Finished reports (and their CSVs) older than this are removed by the beat task; 0 keeps them forever.
 REPORT_RETENTION_DAYS = env_int("REPORT_RETENTION_DAYS", 30)
 # A worker running a report or an import writes a heartbeat on it this often (seconds) ...
@@ -373,6 +424,13 @@ AUTH_REQUIRED = env_bool("AUTH_REQUIRED", bool(API_TOKEN))
 KEY_HASH_SECRET = os.environ.get("KEY_HASH_SECRET", "").strip() or SECRET_KEY
 # A key's last_used_at is written at most this often (seconds): no write per request.
 KEY_LAST_USED_INTERVAL = env_int("KEY_LAST_USED_INTERVAL", 300)
+# Keys, sessions and their users are kept per process this long at most (seconds; 0: read the database on
+# every request). Every change empties them in every process at once through Redis (loop/accounts/cache.py);
+# this only bounds an entry's life should that message be lost. Without a Redis broker nothing is kept.
+ACCOUNTS_CACHE_SECONDS = env_int("ACCOUNTS_CACHE_SECONDS", 60)
+# Answers carry `Server-Timing: auth;dur=<ms>` (time spent authenticating): `make bench-load --auth` sets it.
+# Off by default: it tells a client how long its credentials took to check.
+SERVER_TIMING = env_bool("SERVER_TIMING", False)
 
 # --- Dashboard sign-in (docs/signin.md) ---------------------------------------------
 # Django's login with a session cookie; with AUTH_REQUIRED the dashboard pages send an anonymous visitor here.
@@ -448,7 +506,7 @@ SPECTACULAR_SETTINGS = {
         "HealthStatusEnum": ["ok", "unavailable"],
         "PollStatusEnum": ["active", "inactive"],
         "ReportFormatEnum": ["loop", "extended"],
-        "ReportPhaseEnum": ["queued", "reading", "computing", "storing", "worker lost"],
+        "ReportPhaseEnum": ["queued", "reading", "computing", "storing", "shards", "joining", "worker lost"],
         "ImportPhaseEnum": ["queued", "unpacking", "loading", "done", "worker lost"],
         "DeliveryStatusEnum": ["pending", "delivered", "failed"],
         "ChannelKindEnum": ["webhook", "slack", "email"],

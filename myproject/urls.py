@@ -10,6 +10,7 @@ from django.contrib.auth.views import LogoutView
 from django.urls import include, path, re_path
 
 from loop import dashboard
+from loop.accounts.admin import audited_password_change
 from loop.api.docs import SchemaView, SwaggerUiView
 from loop.api.errors import not_found_view
 
@@ -28,6 +29,8 @@ urlpatterns = [
     # Django's sign-in for the dashboard (docs/signin.md): the form, and sign-out by POST with its CSRF token.
     path("accounts/login/", dashboard.SignInView.as_view(), name="login"),
     path("accounts/logout/", LogoutView.as_view(), name="logout"),
+    # The admin's own-password page, as Django's but audited (user.password); before the admin's URLs.
+    path("admin/password_change/", admin.site.admin_view(audited_password_change, cacheable=True)),
     path("admin/", admin.site.urls),
     path("", include("loop.api.urls")),
     # Trailing slash optional, like the API routes (no HTML redirect page).

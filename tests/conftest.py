@@ -25,6 +25,13 @@ if TYPE_CHECKING:
     from rest_framework.test import APIClient
 
 
+@pytest.fixture(autouse=True)
+def no_accounts_cache(settings) -> None:
+    """Unit tests roll Django's database back between tests, which no cache hears of: keep nothing
+    (loop/accounts/cache.py is proven against real processes in tests/integration/test_accounts_cache_http.py)."""
+    settings.ACCOUNTS_CACHE_SECONDS = 0
+
+
 @pytest.fixture
 def mdb(settings) -> Iterator[Database]:
     settings.MONGO_URL = "mongomock://"

@@ -31,8 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "access.md"
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 # Routes that are not DRF views, by the module of their view: the dashboard pages (HTML shells, their
-# data comes through the API), Django's admin and auth pages (their own staff sign-in), the JSON 404.
-NOT_API_MODULES = ("loop.dashboard", "django.contrib.", "loop.api.errors")
+# data comes through the API), Django's admin and auth pages (their own staff sign-in; the admin's own-password
+# page audited by loop.accounts.admin), the JSON 404.
+NOT_API_MODULES = ("loop.dashboard", "django.contrib.", "loop.accounts.admin", "loop.api.errors")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
-"""The audit log of keys and users (docs/audit.md): POST /keys/ and DELETE /keys/<id>/, the Django admin's user and
-key pages, and the create_account / create_key commands each append their entry, with who, what, the target and
-a detail that never holds a key or a password. Also who the open service records: the signed-in user by name."""
+"""The audit log of keys, users and groups (docs/audit.md): POST /keys/ and DELETE /keys/<id>/, the Django admin's
+user, group and key pages, and the create_account / create_key commands each append their entry, with who, what,
+the target and a detail that never holds a key or a password; the admin keeps the role groups' names. Also who
+the open service records: the signed-in user by name."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 from django.test import Client
 from rest_framework.test import APIClient
@@ -238,6 +239,7 @@ def test_the_admin_records_a_change_with_before_and_after(admin_site: Client) ->
         "is_superuser": False,
         "groups": ["viewer"],
         "role": "viewer",
+        "permissions": [],
     }
     # Deactivated: no role, whatever the groups say.
     after = {**before, "is_active": False, "groups": ["operator"], "role": None}
@@ -254,6 +256,40 @@ def test_the_admin_records_a_superuser_granted(admin_site: Client) -> None:
     (entry,) = entries()
     assert (entry.detail["before"]["is_superuser"], entry.detail["before"]["role"]) == (False, "operator")
     assert (entry.detail["after"]["is_superuser"], entry.detail["after"]["role"]) == (True, "admin")
+
+
+def test_the_admin_records_a_users_own_permissions_changed(admin_site: Client) -> None:
+    # A staff member's own permissions say what they may do in /admin/: a change of them alone is visible.
+    otto = make_user("otto", Role.OPERATOR)
+    granted = Permission.objects.get(codename="change_user")
+    form = change_form(otto, is_staff="on", user_permissions=[str(granted.pk)])
+    response = admin_site.post(f"/admin/auth/user/{otto.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    (entry,) = entries()
+    assert (entry.detail["before"]["permissions"], entry.detail["before"]["is_staff"]) == ([], False)
+    assert (entry.detail["after"]["permissions"], entry.detail["after"]["is_staff"]) == (["auth.change_user"], True)
+
+
+def test_the_admin_records_a_staff_members_own_password_change(fast_hashing: None) -> None:
+    ada = make_user("ada", Role.ADMIN)
+    ada.set_password(PASSWORD)
+    ada.save()
+    client = Client()
+    client.force_login(ada)
+    body = {"old_password": "not it", "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+    assert client.post("/admin/password_change/", body).status_code == 200  # the form again: nothing changed
+    assert entries() == []
+    body["old_password"] = PASSWORD
+    response = client.post("/admin/password_change/", body, HTTP_X_REQUEST_ID="own-pw", REMOTE_ADDR="192.0.2.8")
+    assert response.status_code == 302 and response["Location"] == "/admin/password_change/done/"
+    (entry,) = entries()
+    assert summary(entry) == ("ada", "user", "user.password", "ada")
+    assert (entry.detail, entry.request_id, entry.address) == ({"password": "set"}, "own-pw", "192.0.2.8")
+    ada.refresh_from_db()
+    assert ada.check_password(NEW_PASSWORD)
+    # Still signed in (Django keeps the session that changed the password); the page needs staff, as before.
+    assert client.get("/admin/password_change/").status_code == 200
+    assert Client().get("/admin/password_change/").status_code == 302
 
 
 def test_the_admin_records_a_password_change_without_the_password(admin_site: Client) -> None:
@@ -313,6 +349,103 @@ def test_the_admin_records_keys_revoked_and_changed(admin_site: Client) -> None:
         "old laptop",
         "2031-02-03T04:05:06Z",
     )
+
+
+# --- the Django admin: groups ----------------------------------------------------------------------------
+
+ROLE_GROUP_KEPT = "The role groups viewer, operator and admin cannot be renamed or deleted"
+
+
+def perm(codename: str) -> Permission:
+    return Permission.objects.get(codename=codename)
+
+
+def test_the_admin_records_a_group_added_with_its_permissions(admin_site: Client) -> None:
+    body = {"name": "auditors", "permissions": [str(perm("view_auditentry").pk), str(perm("view_apikey").pk)]}
+    response = admin_site.post(
+        "/admin/auth/group/add/", body, HTTP_X_REQUEST_ID="add-auditors", REMOTE_ADDR="192.0.2.5"
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    (entry,) = entries()
+    assert summary(entry) == ("ada", "user", "group.create", "auditors")
+    assert entry.detail == {"name": "auditors", "permissions": ["accounts.view_apikey", "audit.view_auditentry"]}
+    assert (entry.request_id, entry.address) == ("add-auditors", "192.0.2.5")
+
+
+def test_the_admin_records_a_group_renamed_and_its_permissions_changed(admin_site: Client) -> None:
+    group = Group.objects.create(name="auditors")
+    group.permissions.add(perm("view_auditentry"))
+    body = {"name": "log readers", "permissions": [str(perm("view_apikey").pk)]}
+    response = admin_site.post(f"/admin/auth/group/{group.pk}/change/", body, HTTP_X_REQUEST_ID="rename")
+    assert response.status_code == 302, response.content.decode()[:3000]
+    (entry,) = entries()
+    assert summary(entry) == ("ada", "user", "group.update", "log readers")
+    assert entry.detail == {
+        "before": {"name": "auditors", "permissions": ["audit.view_auditentry"]},
+        "after": {"name": "log readers", "permissions": ["accounts.view_apikey"]},
+    }
+    assert entry.request_id == "rename"
+
+
+def test_a_role_groups_permissions_may_change_and_are_recorded(admin_site: Client) -> None:
+    viewer = Group.objects.get(name="viewer")
+    body = {"name": "viewer", "permissions": [str(perm("view_auditentry").pk)]}
+    response = admin_site.post(f"/admin/auth/group/{viewer.pk}/change/", body)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    (entry,) = entries()
+    assert summary(entry) == ("ada", "user", "group.update", "viewer")
+    assert entry.detail["after"] == {"name": "viewer", "permissions": ["audit.view_auditentry"]}
+
+
+@pytest.mark.parametrize("role", ["viewer", "operator", "admin"])
+def test_the_admin_refuses_to_rename_a_role_group(admin_site: Client, role: str) -> None:
+    group = Group.objects.get(name=role)
+    response = admin_site.post(f"/admin/auth/group/{group.pk}/change/", {"name": f"{role}s", "permissions": []})
+    assert response.status_code == 200  # the form again, with the reason
+    assert ROLE_GROUP_KEPT in response.content.decode().replace("&#x27;", "'")
+    assert Group.objects.filter(name=role).exists() and not Group.objects.filter(name=f"{role}s").exists()
+    assert entries() == []
+
+
+def test_the_admin_refuses_to_delete_a_role_group(admin_site: Client) -> None:
+    vera = make_user("vera", Role.VIEWER)
+    viewer = Group.objects.get(name="viewer")
+    page = admin_site.get(f"/admin/auth/group/{viewer.pk}/change/").content.decode()
+    assert f"/admin/auth/group/{viewer.pk}/delete/" not in page  # no Delete link
+    response = admin_site.post(f"/admin/auth/group/{viewer.pk}/delete/", {"post": "yes"}, follow=True)
+    assert response.redirect_chain == [(f"/admin/auth/group/{viewer.pk}/change/", 302)]
+    assert ROLE_GROUP_KEPT in response.content.decode().replace("&#x27;", "'")
+    # The bulk action with a role group among the selected deletes nothing, not even the others.
+    other = Group.objects.create(name="auditors")
+    body = {"action": "delete_selected", "_selected_action": [str(viewer.pk), str(other.pk)], "post": "yes"}
+    response = admin_site.post("/admin/auth/group/", body, follow=True)
+    assert ROLE_GROUP_KEPT in response.content.decode().replace("&#x27;", "'")
+    assert Group.objects.filter(pk__in=[viewer.pk, other.pk]).count() == 2
+    assert list(vera.groups.values_list("name", flat=True)) == ["viewer"]
+    assert entries() == []
+
+
+def test_the_admin_records_a_group_deleted_with_its_members(admin_site: Client) -> None:
+    group = Group.objects.create(name="auditors")
+    group.permissions.add(perm("view_auditentry"))
+    for name in ("vera", "otto"):
+        make_user(name, Role.VIEWER).groups.add(group)
+    response = admin_site.post(f"/admin/auth/group/{group.pk}/delete/", {"post": "yes"}, HTTP_X_REQUEST_ID="del-g")
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert not Group.objects.filter(name="auditors").exists()
+    (entry,) = entries()
+    assert summary(entry) == ("ada", "user", "group.delete", "auditors")
+    assert entry.detail == {"name": "auditors", "permissions": ["audit.view_auditentry"], "members": ["otto", "vera"]}
+    assert entry.request_id == "del-g"
+
+
+def test_the_admin_records_each_group_of_a_bulk_delete(admin_site: Client) -> None:
+    groups = [Group.objects.create(name=name) for name in ("g1", "g2")]
+    body = {"action": "delete_selected", "_selected_action": [str(g.pk) for g in groups], "post": "yes"}
+    response = admin_site.post("/admin/auth/group/", body)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert not Group.objects.filter(name__in=["g1", "g2"]).exists()
+    assert sorted((e.action, e.target) for e in entries()) == [("group.delete", "g1"), ("group.delete", "g2")]
 
 
 # --- who the open service records ------------------------------------------------------------------------

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.contrib.sessions.backends.db import SessionStore
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
@@ -27,6 +26,7 @@ from rest_framework.test import APIClient, APIRequestFactory
 
 from loop.accounts.capabilities import Role, Scope
 from loop.accounts.models import ApiKey
+from loop.accounts.sessions import SessionStore
 from loop.api import access, uploads
 from loop.storage.schema import IMPORT_FILES
 from tests.support.accounts import bearer, make_key, make_user
@@ -423,7 +423,7 @@ def test_accounts_database_down_is_503_for_keys_and_sessions_only(people: Simple
         raise OperationalError("could not connect to server")
 
     monkeypatch.setattr(ApiKey.objects, "raw", down)  # the key's lookup (selectors.key_by_prefix)
-    monkeypatch.setattr(SessionStore, "load", down)
+    monkeypatch.setattr(SessionStore, "_get_session_from_db", down)  # the session's row (SESSION_ENGINE)
     for response in (APIClient().get("/reports/", **bearer(key)), client.get("/reports/")):
         assert assert_json_error(response, 503)["error"] == "The accounts database is unavailable; try again later."
     # What needs no accounts database keeps working.

@@ -1,8 +1,8 @@
 """The deployment files agree with the app: compose passes every setting ops may set to each app
-service, every long-running service has a health check, one beat runs the hourly tasks (no worker
-runs -B), nginx is the only door to web with the repository's config and body limits matching the
-app's, everything runs gunicorn through gunicorn.conf.py, the image installs only the runtime
-requirements, and scripts keep LF endings.
+service, every long-running service has a health check, one worker service per kind of work (scalable:
+no fixed name or port), one beat runs the periodic tasks (no worker runs -B), nginx is the only door
+to web with the repository's config and body limits matching the app's, everything runs gunicorn
+through gunicorn.conf.py, the image installs only the runtime requirements, and scripts keep LF endings.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 # Read by settings.py but not for a deployment: the in-process worker of `make run`, and collectstatic.
 NOT_FOR_COMPOSE = {"EMBEDDED_WORKER_THREADS", "STATIC_ROOT"}
-APP_SERVICES = ("migrate", "loader", "web", "worker", "beat")
+WORKERS = ("worker-reports", "worker-imports", "worker-notifications", "worker-maintenance")
+APP_SERVICES = ("migrate", "loader", "web", *WORKERS, "beat")
+# Set per worker service (the kinds it consumes), not shared through x-app-env.
+PER_SERVICE = {"WORKER_QUEUES"}
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +35,14 @@ def settings_read_from_the_environment() -> set[str]:
 
 
 def test_every_setting_ops_may_set_reaches_every_app_service(compose: dict[str, Any]) -> None:
-    wanted = settings_read_from_the_environment() - NOT_FOR_COMPOSE
+    wanted = settings_read_from_the_environment() - NOT_FOR_COMPOSE - PER_SERVICE
     # The reading above must see the settings this test is about, or it proves nothing.
     assert {"API_READ_TOKEN", "REPORT_RETENTION_DAYS", "LOG_LEVEL", "MONGO_TIMEOUT_MS", "PUBLIC_BASE_URL"} <= wanted
     for name in APP_SERVICES:
-        environment = compose["services"][name]["environment"]
+        environment = dict(compose["services"][name]["environment"])
         assert sorted(wanted - set(environment)) == [], name
+        if name in WORKERS:
+            assert environment.pop("WORKER_QUEUES") == name.removeprefix("worker-"), name
         assert environment == compose["x-app-env"], f"{name} does not share the x-app-env anchor"
 
 
@@ -54,11 +59,29 @@ def test_an_empty_value_stands_for_the_settings_default_except_the_rate_limit_an
 
 def test_every_long_running_service_has_a_health_check(compose: dict[str, Any]) -> None:
     long_running = [name for name, svc in compose["services"].items() if svc.get("restart") != "no"]
-    assert set(long_running) == {"mongo", "redis", "postgres", "web", "worker", "beat", "nginx"}
+    assert set(long_running) == {"mongo", "redis", "postgres", "web", *WORKERS, "beat", "nginx"}
     for name in long_running:
         assert compose["services"][name]["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
-    worker_check = " ".join(compose["services"]["worker"]["healthcheck"]["test"])
-    assert "inspect ping -d celery@$$HOSTNAME" in worker_check
+    for name in WORKERS:
+        # each worker pings its own node, <kind>@<container hostname>: the -n of its command
+        worker = compose["services"][name]
+        check = " ".join(worker["healthcheck"]["test"])
+        assert "inspect ping -d $${WORKER_QUEUES}@$$HOSTNAME" in check, name
+        command = worker["command"]
+        assert command[command.index("-n") + 1] == f"{worker['environment']['WORKER_QUEUES']}@%h", name
+
+
+def test_one_worker_service_per_kind_each_scalable(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    workers = {name: svc for name, svc in services.items() if "worker" in svc.get("command", [])}
+    assert sorted(workers) == sorted(WORKERS)
+    for name, worker in workers.items():
+        # `docker compose up --scale worker-reports=3`: no fixed container name, no published port
+        assert "container_name" not in worker and "ports" not in worker, name
+        assert worker["command"][:4] == ["celery", "-A", "myproject", "worker"], name
+        assert "-Q" not in worker["command"], name  # the kinds come from WORKER_QUEUES (queue names differ)
+        assert "deploy" not in worker, name
+    assert re.fullmatch(r"\$\{WORKER_NOTIFICATIONS_CONCURRENCY:-\d+\}", workers["worker-notifications"]["command"][-1])
 
 
 def test_accounts_live_in_the_postgres_service_migrated_once_before_the_app_starts(compose: dict[str, Any]) -> None:
@@ -75,18 +98,19 @@ def test_accounts_live_in_the_postgres_service_migrated_once_before_the_app_star
     migrate = services["migrate"]
     assert migrate["command"] == ["python", "manage.py", "migrate", "--noinput"] and migrate["restart"] == "no"
     assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
-    for name in ("loader", "web", "worker", "beat"):
+    for name in ("loader", "web", *WORKERS, "beat"):
         assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, name
-    for name in ("web", "worker", "beat"):
+    for name in ("web", *WORKERS, "beat"):
         assert services[name]["depends_on"]["postgres"] == {"condition": "service_healthy"}, name
-    # one service migrates: never the worker, beat or the loader
-    for name in ("loader", "worker", "beat"):
+    # one service migrates: never a worker, beat or the loader
+    for name in ("loader", *WORKERS, "beat"):
         assert "migrate" not in " ".join(services[name]["command"]), name
 
 
 def test_one_beat_runs_the_hourly_tasks_and_no_worker_runs_beat(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert "-B" not in services["worker"]["command"] and "beat" not in services["worker"]["command"]
+    for name in WORKERS:
+        assert "-B" not in services[name]["command"] and "beat" not in services[name]["command"], name
     beat = services["beat"]
     assert beat["command"][:4] == ["celery", "-A", "myproject", "beat"]
     schedule = beat["command"][beat["command"].index("-s") + 1]
@@ -94,8 +118,11 @@ def test_one_beat_runs_the_hourly_tasks_and_no_worker_runs_beat(compose: dict[st
     assert any(schedule.startswith(mount + "/") for mount in mounts), (schedule, mounts)
     assert beat["deploy"]["replicas"] == 1
     makefile = (ROOT / "Makefile").read_text()
-    worker_line = next(line for line in makefile.splitlines() if "celery -A myproject worker" in line)
-    assert " -B" not in worker_line
+    assert re.search(r"^worker: install\n\t.*scripts/worker.sh \$\(WORKER_QUEUES\)$", makefile, re.M)
+    worker_line = next(
+        line for line in (ROOT / "scripts" / "worker.sh").read_text().splitlines() if "-A myproject worker" in line
+    )
+    assert " -B" not in worker_line and "--beat" not in worker_line
     assert re.search(r"^beat: install\n.*\n\t\$\(VENV\)/bin/celery -A myproject beat ", makefile, re.M)
 
 
@@ -176,6 +203,7 @@ def test_the_image_gets_the_runtime_requirements_and_make_install_the_dev_ones()
     [
         "scripts/docker-entrypoint.sh",
         "scripts/services.sh",
+        "scripts/worker.sh",
         ".ci/run",
         "manage.py",
         "Makefile",

@@ -86,6 +86,8 @@ def test_e003_debug_off_refuses_the_public_development_key() -> None:
         ("IMPORT_MAX_COMPRESSION_RATIO", "-5", 1),
         ("JOB_HEARTBEAT_SECONDS", "0", 1),
         ("JOB_LOST_RETRIES", "-1", 0),
+        ("REPORT_SHARDS", "-1", 0),
+        ("REPORT_SHARD_STORES", "0", 1),
         ("DELIVERY_MAX_AGE_HOURS", "0", 1),
         ("DELIVERY_TIMEOUT_SECONDS", "0", 1),
         ("EMAIL_PORT", "0", 1),

@@ -114,7 +114,8 @@ def test_entrypoint_generates_one_key_and_keeps_it(tmp_path: Path) -> None:
 def test_compose_runs_every_app_service_with_debug_off() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     app_services = [name for name, svc in compose["services"].items() if svc.get("build")]
-    assert sorted(app_services) == ["beat", "loader", "migrate", "web", "worker"]
+    workers = [f"worker-{kind}" for kind in ("imports", "maintenance", "notifications", "reports")]
+    assert sorted(app_services) == ["beat", "loader", "migrate", "web", *workers]
     for name in app_services:
         assert compose["services"][name]["environment"]["DEBUG"] == "0", name
 

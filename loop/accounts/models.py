@@ -10,8 +10,21 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from loop.accounts import cache
 from loop.accounts.capabilities import Scope
 from loop.ids import new_id
+
+# Fields whose change never changes what a key may do: their writes leave the cache alone.
+NOT_ACCESS_FIELDS = frozenset({"last_used_at"})
+
+
+class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def update(self, **kwargs: object) -> int:
+        """A bulk update (a revocation) empties every process's cache of keys, as a save does."""
+        changed = super().update(**kwargs)
+        if changed and not set(kwargs) <= NOT_ACCESS_FIELDS:
+            cache.accounts_changed()
+        return changed
 
 
 class ApiKey(models.Model):
@@ -29,6 +42,8 @@ class ApiKey(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     # Written at most once per KEY_LAST_USED_INTERVAL seconds per key, not on every request.
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = ApiKeyQuerySet.as_manager()
 
     class Meta:
         verbose_name = "API key"

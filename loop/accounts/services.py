@@ -99,8 +99,9 @@ _NO_DIGEST = "0" * 64
 def authenticate_key(*, key: str, now: dt.datetime) -> tuple[Any, Principal]:
     """The owner and principal of a bearer key, or ``KeyRefused`` saying why (revoked, expired, owner).
 
-    One indexed query by prefix (the owner's flags and role groups joined in), on every request: nothing is
-    cached, so a revocation or a deactivated owner is refused by every process at once. No write except
+    One indexed query by prefix (the owner's flags and role groups joined in), kept per process by
+    ``loop.accounts.cache``, which every change empties in every process (a revocation or a deactivated
+    owner is refused from the next request on). No write except
     ``last_used_at`` at most once per ``KEY_LAST_USED_INTERVAL`` seconds. The owner is returned lazily (read
     only if a view asks for ``request.user``). Why a key is refused is told only once the whole key matched
     (its holder already knows it exists).
@@ -136,6 +137,8 @@ def _note_use(row: ApiKey, now: dt.datetime) -> None:
     # Conditional: of several processes using the key at once, one writes.
     stale = Q(last_used_at__isnull=True) | Q(last_used_at__lte=now - interval)
     ApiKey.objects.filter(stale, pk=row.pk).update(last_used_at=now)
+    # The row may be the cached one (loop.accounts.cache): the next requests of this process need no write.
+    row.last_used_at = now
 
 
 def _key_owner(*, caller: Principal, owner_username: str | None) -> Any:

@@ -51,8 +51,10 @@ GAP_HELP = (
 )
 
 PHASE_HELP = (
-    "What the worker is doing (Running only): queued, reading, computing, storing; `worker lost`: its worker "
-    "stopped heartbeating for JOB_LOST_SECONDS, so the report is queued again."
+    "What the worker is doing (Running only): queued, reading, computing, storing; a report in shards "
+    "(REPORT_SHARDS): `shards` (its shards are queued or running: see `shards_done` of `shards`), then "
+    "`joining`; `worker lost`: its worker stopped heartbeating for JOB_LOST_SECONDS, so the report is "
+    "queued again."
 )
 
 UNKNOWN_REPORT = OpenApiResponse(ErrorSerializer, description="Unknown report id.")
@@ -134,10 +136,16 @@ class _ReportFieldsSerializer(serializers.Serializer):
 class ReportStatusSerializer(_ReportFieldsSerializer):
     """A ``loop.services.reports.ReportView``: the shared fields, the CSV once Complete, the reason once Failed."""
 
-    OPTIONAL = (*_ReportFieldsSerializer.OPTIONAL, "csv_data", "error")
+    OPTIONAL = (*_ReportFieldsSerializer.OPTIONAL, "csv_data", "error", "shards", "shards_done")
 
     csv_data = serializers.CharField(required=False, help_text="The report CSV (Complete only).")
     error = serializers.CharField(required=False, help_text="Why the report failed (Failed only).")
+    shards = serializers.IntegerField(
+        required=False, min_value=2, help_text="A report computed in shards (Running only): how many shards."
+    )
+    shards_done = serializers.IntegerField(
+        required=False, min_value=0, help_text="How many of its shards are done (Running sharded reports only)."
+    )
 
 
 class ReportListQuerySerializer(StrictSerializer):

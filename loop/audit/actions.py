@@ -35,3 +35,11 @@ class Action(StrEnum):
     USER_UPDATE = "user.update"  # the admin (active, staff, superuser, groups...), manage.py create_account
     USER_PASSWORD = "user.password"  # a password set or made unusable; never the password
     USER_DELETE = "user.delete"  # the admin (the user's keys go with it)
+    GROUP_CREATE = "group.create"  # the admin's group pages
+    GROUP_UPDATE = "group.update"  # name, permissions (the role groups keep their names)
+    GROUP_DELETE = "group.delete"  # not the role groups
+    SESSION_LOGIN = "session.login"  # a sign-in over HTTP: the dashboard's /accounts/login/, /admin/login/
+    SESSION_LOGOUT = "session.logout"
+    SESSION_LOGIN_FAILED = "session.login_failed"  # the username tried, never the password
+    SESSION_LOCKED_OUT = "session.locked_out"  # django-axes locked a username or an address
+    SESSION_UNLOCK = "session.unlock"  # an axes access attempt deleted in the admin

@@ -1,5 +1,6 @@
-"""Writing the audit log: ``record_audit``, called by every write view (and the Django admin's user and key
-pages) once its write succeeded; ``record_command_audit`` for the ``manage.py`` commands that change accounts.
+"""Writing the audit log: ``record_audit``, called by every write view (and the Django admin's user, group and
+key pages, and the sign-in's signal receivers) once its write succeeded; ``record_command_audit`` for the
+``manage.py`` commands that change accounts.
 
 Who: ``actor_of`` reads ``request.auth`` (the ``Principal`` of ``loop.api.access``: its name), else the
 signed-in Django user (the admin site, which DRF does not authenticate), else ``anonymous``. One INSERT
@@ -66,13 +67,21 @@ def _plain_json(detail: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def record_audit(
-    *, request: HttpRequest | Request, action: str, target: str = "", detail: dict[str, Any] | None = None
+    *,
+    request: HttpRequest | Request,
+    action: str,
+    target: str = "",
+    detail: dict[str, Any] | None = None,
+    actor: tuple[str, str] | None = None,
 ) -> AuditEntry | None:
-    """Append one entry for a write that succeeded; the entry, or None when it could not be stored."""
-    actor, actor_kind = actor_of(request)
+    """Append one entry for a write that succeeded; the entry, or None when it could not be stored.
+
+    ``actor``: (actor, actor_kind) when the caller knows better than the request (a sign-in names the user
+    who just signed in); else ``actor_of(request)``."""
+    name, kind = actor if actor is not None else actor_of(request)
     return _append(
-        actor=actor,
-        actor_kind=actor_kind,
+        actor=name,
+        actor_kind=kind,
         action=action,
         target=target,
         detail=detail,

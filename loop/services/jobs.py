@@ -136,13 +136,22 @@ class JobStore(Generic[Doc]):
 
 
 def run_attempt(
-    jobs: JobStore[Doc], *, db: Database, job_id: str, retries: int, token: str | None, work: Callable[[Doc], str]
+    jobs: JobStore[Doc],
+    *,
+    db: Database,
+    job_id: str,
+    retries: int,
+    token: str | None,
+    work: Callable[[Doc], str],
+    also_replaceable: Callable[[Doc], list[str]] | None = None,
 ) -> str:
     """Start one attempt at a Running job and do ``work`` under its heartbeat; what happened, as a word.
 
     "missing"/"not-running": nothing to do (a redelivered task for a finished job is a no-op); "busy":
     another attempt holds it and its worker still heartbeats (a late redelivery: nothing runs twice);
     otherwise what ``work`` returns. ``token`` is the attempt's (a retry passes its first attempt's).
+    ``also_replaceable``: more attempts known to be over (a sharded report's join takes over from the
+    split attempt its finished shards heartbeat for).
     """
     doc = jobs.get(db, job_id)
     if doc is None:
@@ -159,7 +168,7 @@ def run_attempt(
         retries=retries,
         token=attempt,
         live_since=heartbeat_cutoff(),
-        replaceable=replaceable_attempts(doc),
+        replaceable=replaceable_attempts(doc) + (also_replaceable(doc) if also_replaceable else []),
     )
     if started is None:
         return _refused_start(jobs, db, job_id)

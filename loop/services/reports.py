@@ -19,16 +19,19 @@ from loop import queue, storage
 from loop.errors import Conflict, InvalidInput, NotFound, Unavailable, is_transient, short_error
 from loop.ids import ID_SHAPE, is_id, new_id
 from loop.report_engine import report_from_csv, report_to_csv
-from loop.rules import DEFAULT_MAX_GAP_MINUTES, gap_problem, uptime_pct
+from loop.rules import DEFAULT_MAX_GAP_MINUTES, gap_problem, merge_warnings, uptime_pct
 from loop.services.directory import store_profiles
 from loop.services.jobs import (
     JobStore,
+    heartbeat,
     is_stale,
     recover_if_lost,
     recover_lost,
     run_attempt,
+    worker_name,
 )
 from loop.services.paging import PAGE_SIZE_DEFAULT, Page, page_skip
+from loop.sharding import join_csv, shard_bounds, shard_count, shard_limits
 from loop.sources.validate import PROFILE_TEXT_COLUMNS
 from loop.storage import ReportDoc, ReportFormat, ReportPhase, ReportStatus
 from loop.storage.legacy import LegacyLayoutError, has_legacy_polls
@@ -54,6 +57,8 @@ class ReportView:
     max_gap_minutes: int | None = None
     phase: str | None = None  # Running only
     progress: int | None = None  # Running only
+    shards: int | None = None  # Running sharded reports only: how many shards ...
+    shards_done: int | None = None  # ... and how many of them are done
 
 
 @dataclass(frozen=True)
@@ -261,7 +266,15 @@ def report_view(*, report_id: str) -> ReportView:
         return replace(view, csv_data=csv_data, rows=doc.get("rows"), finished_at=finished_at)
     if status == ReportStatus.FAILED:
         return replace(view, error=doc.get("error") or "unknown error", finished_at=finished_at)
-    return replace(view, phase=str(doc.get("phase") or ReportPhase.QUEUED), progress=int(doc.get("progress") or 0))
+    view = replace(view, phase=str(doc.get("phase") or ReportPhase.QUEUED), progress=int(doc.get("progress") or 0))
+    shards = int(doc.get("shards") or 0)
+    if not shards:
+        return view
+    done = len(storage.shard_results(storage.get_db(), report_id, shards))
+    progress = view.progress or 0
+    if view.phase == ReportPhase.SHARDS:
+        progress = max(progress, storage.shard_progress(done, shards))
+    return replace(view, shards=shards, shards_done=done, progress=progress)
 
 
 def report_csv(*, report_id: str) -> str:
@@ -280,13 +293,20 @@ def run_report(*, report_id: str, retries: int = 0, db: Database | None = None, 
     report is a no-op); "busy": another attempt holds it and its worker still
     heartbeats (a late redelivery; nothing is computed twice); "complete";
     "superseded" (another delivery finished first); "failed" (the error is stored
-    in the report). Transient MongoDB errors are raised so the runner can retry
+    in the report); "sharded" (its shards are queued: ``run_report_shard``, then
+    this again as the join). Transient MongoDB errors are raised so the runner can retry
     (``loop.retry``); ``retries`` (how many came before this attempt) is recorded on
     the report, and ``token`` is the attempt's (a retry passes its first attempt's).
     """
     db = db if db is not None else storage.get_db()
     return run_attempt(
-        REPORT_JOBS, db=db, job_id=report_id, retries=retries, token=token, work=lambda doc: _compute(db, doc)
+        REPORT_JOBS,
+        db=db,
+        job_id=report_id,
+        retries=retries,
+        token=token,
+        work=lambda doc: _compute(db, doc),
+        also_replaceable=lambda doc: _finished_shards_attempt(db, doc),
     )
 
 
@@ -304,6 +324,182 @@ REPORT_JOBS = JobStore[ReportDoc](
 
 
 def _compute(db: Database, doc: ReportDoc) -> str:
+    plan = _shard_plan(db, doc)
+    if plan is None:
+        return _compute_whole(db, doc)
+    return _run_sharded(db, doc, *plan)
+
+
+def _shard_plan(db: Database, doc: ReportDoc) -> tuple[int, list[str]] | None:
+    """The report's shards and their bounds: pinned ones (a redelivery, the join), or new ones from
+    REPORT_SHARDS / REPORT_SHARD_STORES over the report's stores; None: one task computes it all."""
+    if doc.get("shards"):
+        return int(doc["shards"]), [str(bound) for bound in doc.get("shard_bounds") or []]
+    if settings.REPORT_SHARDS == 1:
+        return None
+    store_ids = sorted(storage.store_ids_polled_through(db, storage.report_now(doc)))
+    shards = shard_count(len(store_ids), shards=settings.REPORT_SHARDS, shard_stores=settings.REPORT_SHARD_STORES)
+    if shards <= 1:
+        return None
+    return shards, shard_bounds(store_ids, shards)
+
+
+def _run_sharded(db: Database, doc: ReportDoc, shards: int, bounds: list[str]) -> str:
+    """The split (pin the bounds, queue the shards not done yet) or, once every shard is done, the join."""
+    report_id, token = doc["report_id"], str(doc.get("attempt_token"))
+    pinned = storage.pin_report_shards(db, report_id, shards=shards, bounds=bounds, token=token)
+    if pinned is None:
+        return "superseded"  # taken back (lost) or finished meanwhile
+    shards = int(pinned["shards"])
+    if queue.shards_run_inline():
+        # Embedded mode: the shards one after the other in this attempt (under its heartbeat), then the join.
+        for shard in range(shards):
+            if not storage.shard_done(db, report_id, shard) and _compute_shard(db, pinned, shard) == "failed":
+                return "failed"
+        return _join(db, pinned)
+    done = storage.shard_results(db, report_id, shards)
+    if len(done) == shards:
+        return _join(db, pinned)
+    for shard in range(shards):
+        if shard not in done:
+            queue.enqueue_report_shard(report_id, shard, int(pinned["now_us"]))
+    storage.raise_report_progress(db, report_id, storage.shard_progress(len(done), shards))
+    storage.release_report_to_shards(db, report_id, token)
+    logger.info("report %s: %d of %d shard(s) queued", report_id, shards - len(done), shards)
+    return "sharded"
+
+
+def _finished_shards_attempt(db: Database, doc: ReportDoc) -> list[str]:
+    """The split attempt a join may take over: the one the shards beat for, once all of them are done."""
+    token, shards = doc.get("shard_token"), doc.get("shards")
+    if not token or not shards or doc.get("attempt_token") != token:
+        return []
+    return [str(token)] if len(storage.shard_results(db, doc["report_id"], int(shards))) == int(shards) else []
+
+
+def run_report_shard(
+    *, report_id: str, shard: int, now_us: int, db: Database | None = None, retries: int = 0, token: str | None = None
+) -> str:
+    """Compute one shard of a sharded report and store its part; returns what happened.
+
+    "missing"/"not-running"/"ignored" (not this report's shard or ``now``): nothing to do; "done-before":
+    a redelivery of a shard already stored; "done"; "failed" (a permanent error: the report is Failed with
+    it). Whoever sees every shard done queues the join (``run_report`` again: it joins). Idempotent: a
+    duplicate delivery computes again at worst, and its part loses to the first (a unique insert).
+    Transient MongoDB errors are raised for ``loop.retry`` (``retries``/``token`` as ``run_report``'s).
+    """
+    del retries, token  # shards hold no attempt: any number may run, the first stored part wins
+    db = db if db is not None else storage.get_db()
+    doc = storage.get_report(db, report_id)
+    if doc is None:
+        return "missing"
+    if doc["status"] != ReportStatus.RUNNING:
+        return "not-running"
+    shards = int(doc.get("shards") or 0)
+    if int(doc["now_us"]) != int(now_us) or not 0 <= shard < shards:
+        logger.warning("report %s: no shard %s at now_us %s; nothing to do", report_id, shard, now_us)
+        return "ignored"
+    outcome = "done-before"
+    if not storage.shard_done(db, report_id, shard):
+        shard_token = doc.get("shard_token")
+
+        def beat() -> bool:
+            return bool(shard_token) and storage.beat_report_shards(db, report_id, str(shard_token))
+
+        beat()
+        with heartbeat(beat, label=f"report {report_id} shard {shard}"):
+            outcome = _compute_shard(db, doc, shard)
+        if outcome == "failed":
+            return outcome
+    done = len(storage.shard_results(db, report_id, shards))
+    storage.raise_report_progress(db, report_id, storage.shard_progress(done, shards))
+    if done == shards:
+        try:
+            queue.enqueue_report_join(report_id)
+        except Exception as exc:  # the lost rule queues the report again, and that run joins
+            logger.error("report %s: could not queue the join (%s)", report_id, short_error(exc))
+    return outcome
+
+
+def _compute_shard(db: Database, doc: ReportDoc, shard: int) -> str:
+    """Compute shard ``shard`` (its store range only) and store its part: "done", or "failed" (stored)."""
+    report_id, shards = doc["report_id"], int(doc["shards"])
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    lo, hi = shard_limits([str(bound) for bound in doc.get("shard_bounds") or []], shard)
+    try:
+        result = generate_report(
+            now=storage.report_now(doc),
+            db=db,
+            extended=storage.report_format(doc) == ReportFormat.EXTENDED,
+            max_gap_minutes=int(doc.get("max_gap_minutes") or DEFAULT_MAX_GAP_MINUTES),
+            timings=timings,
+            store_range=storage.StoreRange(lo, hi),
+        )
+        csv_text = report_to_csv(result.report)
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        logger.exception("report %s shard %d failed", report_id, shard)
+        storage.fail_report(db, report_id, f"shard {shard + 1} of {shards} failed: {short_error(exc)}")
+        return "failed"
+    timings["total_s"] = round(time.perf_counter() - started, 3)
+    stored = storage.record_shard_result(
+        db,
+        report_id,
+        shard,
+        csv_text,
+        rows=len(result.report),
+        polls_counted=result.polls_counted,
+        warnings=result.warnings,
+        timings=timings,
+        worker=worker_name(),
+    )
+    logger.info(
+        "report %s shard %d/%d %s: %d rows in %.2fs",
+        report_id,
+        shard + 1,
+        shards,
+        "done" if stored else "done (a duplicate: the first part stands)",
+        len(result.report),
+        timings["total_s"],
+    )
+    return "done"
+
+
+def _join(db: Database, doc: ReportDoc) -> str:
+    """Every shard is done: their parts in shard (= store id) order become the report's CSV."""
+    report_id, shards = doc["report_id"], int(doc["shards"])
+    started = time.perf_counter()
+    storage.set_report_phase(db, report_id, ReportPhase.JOINING)
+    results = storage.shard_results(db, report_id, shards)
+    if len(results) != shards:  # never: the caller saw them all, and parts go only with a finished report
+        raise RuntimeError(f"only {len(results)} of {shards} shards are stored")
+    parts = [results[shard] for shard in range(shards)]
+    csv_text = join_csv([storage.read_shard_csv(db, part) for part in parts])
+    timings = {
+        "shards": float(shards),
+        **{key: round(sum(float(p["timings"].get(key, 0)) for p in parts), 3) for key in ("read_s", "compute_s")},
+        "polls_read": float(sum(float(p["timings"].get("polls_read", 0)) for p in parts)),
+        "join_s": round(time.perf_counter() - started, 3),
+    }
+    rows = sum(int(part["rows"]) for part in parts)
+    stored = storage.complete_report(
+        db,
+        report_id,
+        csv_text,
+        rows=rows,
+        polls_counted=sum(int(part["polls_counted"]) for part in parts),
+        warnings=merge_warnings([part.get("warnings") or [] for part in parts])[:50],
+        timings=timings,
+    )
+    storage.delete_shard_results(db, report_id, shards)
+    outcome = "complete" if stored else "superseded"
+    logger.info("report %s %s: %d rows joined from %d shards", report_id, outcome, rows, shards)
+    return outcome
+
+
+def _compute_whole(db: Database, doc: ReportDoc) -> str:
     report_id = doc["report_id"]
     started = time.perf_counter()
     timings: dict[str, float] = {}

@@ -99,7 +99,7 @@ class PackedTable:
         }
 
     def read(
-        self, db: Database, store_id: str | None = None, *, store_ids: np.ndarray | None = None
+        self, db: Database, store_id: str | None = None, *, store_ids: np.ndarray | StoreRange | None = None
     ) -> tuple[dict[str, Any] | None, Columns]:
         """The head and the rows (only ``store_id``'s, or the parts that can hold ``store_ids``, when given),
         all from one version."""
@@ -221,7 +221,7 @@ def read_version(
     head_id: str,
     parts: str,
     store_id: str | None = None,
-    store_ids: np.ndarray | None = None,
+    store_ids: np.ndarray | StoreRange | None = None,
     head: dict[str, Any] | None = None,
     cache: bool = False,
     cache_whole_version: bool = False,
@@ -264,10 +264,37 @@ def read_version(
     raise TableMoved(f"{heads}/{head_id} was replaced {READ_ATTEMPTS} times while being read")
 
 
-def covers_any(entry: dict[str, Any], store_ids: np.ndarray) -> bool:
-    """Whether one of ``store_ids`` (sorted) lies in the entry's [first, last] store range."""
+def covers_any(entry: dict[str, Any], store_ids: np.ndarray | StoreRange) -> bool:
+    """Whether one of ``store_ids`` (sorted; or a ``StoreRange``) lies in the entry's [first, last] store range."""
+    if isinstance(store_ids, StoreRange):
+        return store_ids.overlaps(str(entry["first"]), str(entry["last"]))
     at = int(np.searchsorted(store_ids, entry["first"], side="left"))
     return at < len(store_ids) and str(store_ids[at]) <= entry["last"]
+
+
+@dataclass(frozen=True)
+class StoreRange:
+    """The store ids ``lo <= id < hi`` (None: unbounded on that side), compared as Python strings (code
+    points: the order parts and reports keep). A report shard's stores (``loop.sharding``): reads given one
+    fetch only the parts whose [first, last] overlaps it (rows of other stores may come along: ``mask``)."""
+
+    lo: str | None = None
+    hi: str | None = None
+
+    def overlaps(self, first: str, last: str) -> bool:
+        return (self.hi is None or first < self.hi) and (self.lo is None or last >= self.lo)
+
+    def mask(self, ids: np.ndarray) -> np.ndarray:
+        """Which of ``ids`` lie in the range."""
+        keep = np.ones(len(ids), dtype=bool)
+        if len(ids) == 0:
+            return keep
+        text = np.asarray(ids, dtype=object)
+        if self.lo is not None:
+            keep &= np.array([value >= self.lo for value in text], dtype=bool)
+        if self.hi is not None:
+            keep &= np.array([value < self.hi for value in text], dtype=bool)
+        return keep
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ from loop.storage.packed import (
     Columns,
     DeltaLog,
     PackedTable,
+    StoreRange,
     TableMoved,
     covers_any,
     exclusive,
@@ -414,7 +415,7 @@ def read_day(
     head: dict[str, Any] | None = None,
     *,
     keep_whole_day: bool = False,
-    store_ids: np.ndarray | None = None,
+    store_ids: np.ndarray | StoreRange | None = None,
 ) -> tuple[dict[str, Any] | None, PollColumns]:
     """A day's head and polls (one store's when ``store_id`` is given), consistent with one version:
     its parts merged with the deltas numbered after its ``deltas_through`` (``merge_polls``: idempotent).
@@ -435,7 +436,7 @@ def read_day_full(
     head: dict[str, Any] | None = None,
     *,
     keep_whole_day: bool = False,
-    store_ids: np.ndarray | None = None,
+    store_ids: np.ndarray | StoreRange | None = None,
     deltas_before: int | None = None,
     known_free: int | None = None,
 ) -> DayRead:
@@ -464,7 +465,8 @@ def read_day_full(
             store_id=store_id,
             store_ids=store_ids,
             head=head,
-            cache=one_store,  # one store's read keeps its day parts (packed.PartCache)
+            # One store's read keeps its day parts (packed.PartCache); a shard's range read is a report's: it does not.
+            cache=one_store and not isinstance(store_ids, StoreRange),
             # ... and, asked for, all the day's parts: the next store's read of the day is in memory.
             cache_whole_version=store_id is not None and keep_whole_day,
         )
@@ -665,7 +667,9 @@ def read_catalog(db: Database) -> tuple[dict[str, Any] | None, np.ndarray, np.nd
     return catalog.head, catalog.store_ids, catalog.first_us
 
 
-def read_store_catalog(db: Database, store_id: str | None = None, *, store_ids: np.ndarray | None = None) -> Catalog:
+def read_store_catalog(
+    db: Database, store_id: str | None = None, *, store_ids: np.ndarray | StoreRange | None = None
+) -> Catalog:
     """The whole catalog, or one store's row (empty arrays when it has no poll): one or two lookups and
     one per catalog delta not folded yet (those this process has not read before).
 
@@ -894,8 +898,10 @@ def read_poll_columns(
     store_id: str | None = None,
     *,
     keep_whole_days: bool = False,
+    store_range: StoreRange | None = None,
 ) -> PollColumns:
-    """Polls in [start, end] as columns (one store's when ``store_id`` is given), sorted by store and time.
+    """Polls in [start, end] as columns (one store's when ``store_id`` is given, or only those of the stores
+    in ``store_range``: a report shard's, reading only the parts that can hold them), sorted by store and time.
 
     The days are read concurrently: each is a short chain of ``_id`` lookups (head, then
     parts), so the wait is about one day's, not the sum of all of them.
@@ -906,9 +912,20 @@ def read_poll_columns(
     heads, free = _known_heads_and_free(db, _days_between(start_us, end_us))
 
     def read(day: str) -> tuple[dict[str, Any] | None, PollColumns]:
-        found = read_day_full(db, day, store_id, heads[day], keep_whole_day=keep_whole_days, known_free=free.get(day))
+        found = read_day_full(
+            db,
+            day,
+            store_id,
+            heads[day],
+            keep_whole_day=keep_whole_days,
+            known_free=free.get(day),
+            store_ids=store_range,
+        )
         free[day] = found.next_delta
-        return found.head, found.columns
+        columns = found.columns
+        if store_range is not None and len(columns):
+            columns = columns.take(store_range.mask(columns.store_ids)[columns.store]).compact()
+        return found.head, columns
 
     days = list(heads)
     results = list(_reader_pool().map(read, days)) if len(days) > 1 else [read(day) for day in days]
@@ -936,10 +953,10 @@ def read_store_polls(
     return read_poll_columns(db, start, end, store_id=store_id, keep_whole_days=keep_whole_days).compact().to_frame()
 
 
-def week_polls(db: Database, now: pd.Timestamp) -> pd.DataFrame:
-    """The polls the report can count: now - 7 days <= timestamp <= now."""
+def week_polls(db: Database, now: pd.Timestamp, *, store_range: StoreRange | None = None) -> pd.DataFrame:
+    """The polls the report can count: now - 7 days <= timestamp <= now (only ``store_range``'s, given one)."""
     now = to_utc(now)
-    return read_polls(db, now - REPORT_WEEK, now)
+    return read_poll_columns(db, now - REPORT_WEEK, now, store_range=store_range).to_frame()
 
 
 def scan_polls(db: Database, start: pd.Timestamp, end: pd.Timestamp) -> int:
@@ -1007,10 +1024,14 @@ def newest_poll_time(db: Database) -> pd.Timestamp | None:
     return data_state(db)[0]
 
 
-def store_ids_polled_through(db: Database, now: pd.Timestamp) -> list[str]:
-    """Ids of the stores with at least one poll at or before ``now`` (from the catalog)."""
-    _, ids, first_us = read_catalog(db)
-    return ids[first_us <= ts_to_us(now)].astype(str).tolist()
+def store_ids_polled_through(db: Database, now: pd.Timestamp, *, store_range: StoreRange | None = None) -> list[str]:
+    """Ids of the stores with at least one poll at or before ``now`` (from the catalog), sorted; only those in
+    ``store_range`` (reading only the catalog parts that can hold them) when given."""
+    catalog = read_store_catalog(db, store_ids=store_range)
+    keep = catalog.first_us <= ts_to_us(now)
+    if store_range is not None:
+        keep &= store_range.mask(catalog.store_ids)
+    return catalog.store_ids[keep].astype(str).tolist()
 
 
 def read_all_polls(db: Database) -> PollColumns:

@@ -18,9 +18,9 @@ from bson import ObjectId
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from loop.storage.files import delete_file, put_file, read_text_file
+from loop.storage.files import delete_file, get_file, put_file, read_text_file
 from loop.storage.jobs import WORKER_LOST, beat, settle_lost, silent_jobs, start_attempt
-from loop.storage.schema import REPORT_CLAIMS, REPORTS
+from loop.storage.schema import REPORT_BUCKET, REPORT_CLAIMS, REPORT_SHARDS, REPORTS
 from loop.timeutil import ts_to_us, us_to_bson_date, us_to_ts, utcnow
 
 
@@ -44,6 +44,8 @@ class ReportPhase(StrEnum):
     READING = "reading"
     COMPUTING = "computing"
     STORING = "storing"
+    SHARDS = "shards"  # a sharded report: its shards are queued or running (progress: shards done)
+    JOINING = "joining"  # every shard is done: their parts become the CSV
     WORKER_LOST = WORKER_LOST  # its worker stopped heartbeating: queued again (or Failed)
 
 
@@ -53,6 +55,8 @@ PHASE_PROGRESS = {
     ReportPhase.READING: 10,
     ReportPhase.COMPUTING: 60,
     ReportPhase.STORING: 90,
+    ReportPhase.SHARDS: 10,  # and up to 90 as shards finish (``shard_progress``)
+    ReportPhase.JOINING: 90,
     ReportPhase.WORKER_LOST: 0,  # the next attempt starts over
 }
 
@@ -106,6 +110,9 @@ class ReportDoc(TypedDict, total=False):
     data_version: int | None  # the data version at trigger time (None: forced, or made before versions)
     format: str  # a ReportFormat value (absent on reports made before formats: loop)
     max_gap_minutes: int | None  # extended reports only
+    shards: int  # a sharded report: how many shards (absent: computed in one task)
+    shard_bounds: list[str]  # their store-id bounds, pinned at the split (``loop.sharding``)
+    shard_token: str | None  # the attempt that queued the shards: they heartbeat for it; a join may take it over
 
 
 def create_report(
@@ -185,8 +192,26 @@ def mark_report_started(
 
 
 def beat_report(db: Database, report_id: str, token: str) -> bool:
-    """The heartbeat of attempt ``token``; False once the report is not its to run any more."""
+    """The heartbeat of attempt ``token``; False once the report is not its to run any more, or once its
+    split handed it to its shards (``release_report_to_shards``: they beat for it from then on)."""
+    result = db[REPORTS].update_one(
+        {"_id": report_id, "status": ReportStatus.RUNNING.value, "attempt_token": token, "heartbeat_at": {"$ne": None}},
+        {"$set": {"heartbeat_at": utcnow()}},
+    )
+    return result.matched_count == 1
+
+
+def beat_report_shards(db: Database, report_id: str, token: str) -> bool:
+    """A running shard's heartbeat on its report, for the split attempt ``token`` that queued it; False once
+    the report is finished or was taken back from that attempt (its lost shards are queued again)."""
     return beat(db[REPORTS], report_id, token)
+
+
+def raise_report_progress(db: Database, report_id: str, progress: int) -> None:
+    """Move a Running report's progress up to ``progress`` (never down: shards finish in any order)."""
+    db[REPORTS].update_one(
+        {"_id": report_id, "status": ReportStatus.RUNNING.value}, {"$max": {"progress": int(progress)}}
+    )
 
 
 def silent_reports(db: Database, *, heartbeat_before: dt.datetime) -> list[ReportDoc]:
@@ -295,6 +320,8 @@ def delete_finished_report(db: Database, report_id: str) -> bool:
         return False
     if doc.get("file_id") is not None:
         delete_file(db, doc["file_id"])
+    if doc.get("shards"):
+        delete_shard_results(db, report_id, int(doc["shards"]))
     return True
 
 
@@ -352,3 +379,116 @@ def claim_canonical_report(
 def discard_unqueued_report(db: Database, report_id: str) -> None:
     """Remove a report that lost its claim before it was ever queued (no worker or file knows of it)."""
     db[REPORTS].delete_one({"_id": report_id, "status": ReportStatus.RUNNING, "attempts": 0})
+
+
+# --- sharded reports (loop.sharding) -------------------------------------------------------
+
+
+def shard_progress(done: int, shards: int) -> int:
+    """Percent done of a report whose ``done`` of ``shards`` shards are finished (phase shards)."""
+    start, end = PHASE_PROGRESS[ReportPhase.SHARDS], PHASE_PROGRESS[ReportPhase.JOINING]
+    return start + (end - start) * done // max(1, shards)
+
+
+def pin_report_shards(db: Database, report_id: str, *, shards: int, bounds: list[str], token: str) -> ReportDoc | None:
+    """Split attempt ``token`` of a Running report: pin its shards and their bounds unless pinned already
+    (a redelivery keeps the first split's), and name ``token`` the shards' attempt (``shard_token``), in
+    phase shards. The document after it; None when the report is no longer this attempt's to run."""
+    collection = db[REPORTS]
+    holder = {"_id": report_id, "status": ReportStatus.RUNNING.value, "attempt_token": token}
+    collection.update_one(
+        {**holder, "shards": {"$exists": False}}, {"$set": {"shards": shards, "shard_bounds": bounds}}
+    )
+    result = collection.update_one(
+        holder,
+        {
+            "$set": {
+                "shard_token": token,
+                "phase": ReportPhase.SHARDS.value,
+                "progress": PHASE_PROGRESS[ReportPhase.SHARDS],
+            }
+        },
+    )
+    if result.matched_count == 0:
+        return None
+    return get_report(db, report_id)
+
+
+def release_report_to_shards(db: Database, report_id: str, token: str) -> bool:
+    """Once the shards are queued the split attempt ends: no heartbeat until a shard beats for it (a queued
+    shard, like a queued report, is not lost); the attempt stays the holder, so a second split waits."""
+    result = db[REPORTS].update_one(
+        {"_id": report_id, "status": ReportStatus.RUNNING.value, "attempt_token": token},
+        {"$set": {"heartbeat_at": None}},
+    )
+    return result.matched_count == 1
+
+
+def _shard_key(report_id: str, shard: int) -> str:
+    return f"{report_id}:{shard}"
+
+
+def record_shard_result(
+    db: Database,
+    report_id: str,
+    shard: int,
+    csv_text: str,
+    *,
+    rows: int,
+    polls_counted: int,
+    warnings: list[str],
+    timings: dict[str, float],
+    worker: str,
+) -> bool:
+    """Store a finished shard: its CSV part in GridFS, then its document (a unique ``_id`` insert, the one
+    write FerretDB makes atomic). False when that shard was stored already (a duplicate delivery): this
+    part is removed again and the first one stands."""
+    file_id = put_file(
+        db, f"report-{report_id}-shard-{shard}.csv", csv_text.encode("utf-8"), {"report_id": report_id, "shard": shard}
+    )
+    try:
+        db[REPORT_SHARDS].insert_one(
+            {
+                "_id": _shard_key(report_id, shard),
+                "report_id": report_id,
+                "shard": shard,
+                "file_id": file_id,
+                "rows": rows,
+                "polls_counted": polls_counted,
+                "warnings": warnings,
+                "timings": timings,
+                "worker": worker,
+                "done_at": utcnow(),
+            }
+        )
+    except DuplicateKeyError:
+        delete_file(db, file_id)
+        return False
+    return True
+
+
+def shard_results(db: Database, report_id: str, shards: int) -> dict[int, dict[str, Any]]:
+    """The finished shards of a report, by shard number (one query over the few unjoined shards)."""
+    keys = [_shard_key(report_id, shard) for shard in range(shards)]
+    return {int(doc["shard"]): doc for doc in db[REPORT_SHARDS].find({"_id": {"$in": keys}})}
+
+
+def shard_done(db: Database, report_id: str, shard: int) -> bool:
+    return db[REPORT_SHARDS].find_one({"_id": _shard_key(report_id, shard)}, {"_id": 1}) is not None
+
+
+def read_shard_csv(db: Database, result: dict[str, Any]) -> str:
+    """A finished shard's CSV part (never cached: it is read once, by the join)."""
+    return get_file(db, result["file_id"]).decode("utf-8")
+
+
+def delete_shard_results(db: Database, report_id: str, shards: int) -> None:
+    """Remove a report's shard parts: the recorded ones, and any a shard killed between writing its part and
+    recording it left behind (found by the files' metadata)."""
+    keys = [_shard_key(report_id, shard) for shard in range(shards)]
+    for doc in list(db[REPORT_SHARDS].find({"_id": {"$in": keys}}, {"file_id": 1})):
+        delete_file(db, doc["file_id"])
+    db[REPORT_SHARDS].delete_many({"_id": {"$in": keys}})
+    files = db[f"{REPORT_BUCKET}.files"]
+    for doc in list(files.find({"metadata.report_id": report_id, "metadata.shard": {"$exists": True}}, {"_id": 1})):
+        delete_file(db, doc["_id"])

@@ -15,6 +15,9 @@ PROFILES = "store_profiles"
 REPORTS = "report_table"
 # {_id: "<now_us>:<data version>", report_id}: the report that answers non-forced triggers of that pair.
 REPORT_CLAIMS = "report_claims"
+# {_id: "<report_id>:<shard>", file_id, rows, ...}: a finished shard of a sharded report (its CSV part in
+# REPORT_BUCKET), inserted once (a unique _id: a redelivered shard's duplicate loses); removed by the join.
+REPORT_SHARDS = "report_shards"
 REPORT_BUCKET = "report_files"
 REPORT_FILES = f"{REPORT_BUCKET}.files"
 REPORT_CHUNKS = f"{REPORT_BUCKET}.chunks"

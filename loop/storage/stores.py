@@ -24,7 +24,17 @@ import numpy as np
 import pandas as pd
 from pymongo.database import Database
 
-from loop.storage.packed import INT, STR, Columns, PackedTable, exclusive, same_rows, sorted_by_store
+from loop.storage.packed import (
+    INT,
+    STORE_ID,
+    STR,
+    Columns,
+    PackedTable,
+    StoreRange,
+    exclusive,
+    same_rows,
+    sorted_by_store,
+)
 from loop.storage.polls import Catalog, bump_data_version, read_store_catalog, read_store_polls
 from loop.storage.schema import HOURS, PROFILES, SPECIAL_HOURS, ZONES
 
@@ -135,9 +145,19 @@ def replace_zones(db: Database, zones: pd.DataFrame) -> int:
     )
 
 
-def read_hours(db: Database, store_id: str | None = None) -> pd.DataFrame:
-    """Hours rows of every store (or of one)."""
-    _, columns = HOURS_TABLE.read(db, store_id)
+def _read_rows(table: PackedTable, db: Database, store_id: str | None, store_range: StoreRange | None) -> Columns:
+    """The table's rows: every store's, one store's, or those of the stores in ``store_range`` (only the parts
+    that can hold them are read; a store's rows keep their stored order)."""
+    _, columns = table.read(db, store_id, store_ids=store_range)
+    if store_range is not None:
+        keep = store_range.mask(columns[STORE_ID])
+        columns = {name: values[keep] for name, values in columns.items()}
+    return columns
+
+
+def read_hours(db: Database, store_id: str | None = None, *, store_range: StoreRange | None = None) -> pd.DataFrame:
+    """Hours rows of every store (or of one, or of the stores in ``store_range``: a report shard's)."""
+    columns = _read_rows(HOURS_TABLE, db, store_id, store_range)
     return pd.DataFrame(
         {
             "store_id": pd.Series(columns["store_id"], dtype="str"),
@@ -146,9 +166,9 @@ def read_hours(db: Database, store_id: str | None = None) -> pd.DataFrame:
     )
 
 
-def read_zones(db: Database, store_id: str | None = None) -> pd.DataFrame:
-    """Zone rows of every store (or of one); a store's rows in file order."""
-    _, columns = ZONES_TABLE.read(db, store_id)
+def read_zones(db: Database, store_id: str | None = None, *, store_range: StoreRange | None = None) -> pd.DataFrame:
+    """Zone rows of every store (or of one, or of ``store_range``'s); a store's rows in file order."""
+    columns = _read_rows(ZONES_TABLE, db, store_id, store_range)
     return pd.DataFrame(
         {
             "store_id": pd.Series(columns["store_id"], dtype="str"),
@@ -183,9 +203,12 @@ def set_store_special_hours(db: Database, store_id: str, special: pd.DataFrame) 
     return _replace_stores(db, SPECIAL_HOURS_TABLE, _special_columns(special), named=[store_id])
 
 
-def read_special_hours(db: Database, store_id: str | None = None) -> pd.DataFrame:
-    """Holiday-hours rows of every store (or of one), in the reader's frame: both seconds NaN = closed all day."""
-    _, columns = SPECIAL_HOURS_TABLE.read(db, store_id)
+def read_special_hours(
+    db: Database, store_id: str | None = None, *, store_range: StoreRange | None = None
+) -> pd.DataFrame:
+    """Holiday-hours rows of every store (or of one, or of ``store_range``'s), in the reader's frame: both
+    seconds NaN = closed all day."""
+    columns = _read_rows(SPECIAL_HOURS_TABLE, db, store_id, store_range)
 
     def seconds(column: str) -> pd.Series:
         values = columns[column].astype(np.float64)

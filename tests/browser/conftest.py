@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import redis
 from pymongo import MongoClient
 
 from tests.support.browser import (
@@ -30,7 +29,15 @@ from tests.support.browser import (
     wait_answering,
     watch,
 )
-from tests.support.integration import BROKER_URL, HOW_TO_START, MONGO_URL, Stack, service_env, skip_or_fail, unreachable
+from tests.support.integration import (
+    HOW_TO_START,
+    MONGO_URL,
+    Stack,
+    delete_queues,
+    service_env,
+    skip_or_fail,
+    unreachable,
+)
 from tests.support.processes import Web, start_celery_worker, start_gunicorn
 
 
@@ -87,7 +94,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserStack]:
         worker.shutdown()
         mongo.drop_database(db_name)
         mongo.close()
-        redis.Redis.from_url(BROKER_URL).delete(queue)
+        delete_queues(queue)
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 MongoDB-wire server, with the accounts in a SQLite file of the module's own (migrated first).
 
 Accounts and keys are made by the commands an operator runs; the keys then do one job each, and a key
-revoked through one worker process is refused by every one of them at once (nothing cached per process).
+revoked through one worker process is refused by every one of them at once (each process's accounts cache is
+emptied by the revocation: loop/accounts/cache.py).
 """
 
 from __future__ import annotations

@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import requests
 from pymongo import MongoClient
 from standardwebhooks.webhooks import Webhook
 
-from tests.support.integration import BROKER_URL, MONGO_URL, service_env
+from tests.support.integration import MONGO_URL, delete_queues, service_env
 from tests.support.polling import wait_until
 from tests.support.processes import Web, Worker, run_manage, start_celery_worker, start_gunicorn
 from tests.support.receiver import receiver
@@ -50,7 +49,7 @@ def delivery_stack(servers: None, tmp_path: Path) -> Iterator[tuple[Web, Worker,
         worker.shutdown()
         with MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000) as mongo:
             mongo.drop_database(env["MONGO_DB"])
-        redis.Redis.from_url(BROKER_URL).delete(env["CELERY_QUEUE"])
+        delete_queues(env["CELERY_QUEUE"])
 
 
 def test_a_webhook_is_retried_until_delivered_with_one_id(delivery_stack: tuple[Web, Worker, dict[str, str]]) -> None:

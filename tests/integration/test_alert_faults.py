@@ -25,12 +25,11 @@ from typing import Any
 
 import pandas as pd
 import pytest
-import redis
 import requests
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from tests.support.integration import BROKER_URL, MONGO_URL, service_env
+from tests.support.integration import MONGO_URL, delete_queues, service_env
 from tests.support.polling import wait_until
 from tests.support.processes import Web, Worker, free_port, run_manage, start_celery_worker, start_gunicorn
 from tests.support.receiver import receiver
@@ -66,7 +65,7 @@ def app(tmp_path: Path, *, worker: bool, **settings: str) -> Iterator[tuple[Web,
             celery.shutdown()
         with MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000) as mongo:
             mongo.drop_database(env["MONGO_DB"])
-        redis.Redis.from_url(BROKER_URL).delete(env["CELERY_QUEUE"])
+        delete_queues(env["CELERY_QUEUE"])
 
 
 def post_polls(web: Web, polls: list[tuple[str, str, pd.Timestamp]]) -> float:

@@ -19,13 +19,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import redis
 import requests
 from pymongo import MongoClient
 from standardwebhooks.webhooks import Webhook
 
 from tests.support.alert_reference import normalise_alerts, reference_alerts
-from tests.support.integration import BROKER_URL, MONGO_URL, service_env
+from tests.support.integration import MONGO_URL, delete_queues, service_env
 from tests.support.polling import wait_until
 from tests.support.processes import Web, Worker, start_celery_worker, start_gunicorn
 from tests.support.receiver import receiver
@@ -80,7 +79,7 @@ def alert_stack(servers: None, tmp_path: Path) -> Iterator[tuple[Web, Worker]]:
         worker.shutdown()
         with MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000) as mongo:
             mongo.drop_database(env["MONGO_DB"])
-        redis.Redis.from_url(BROKER_URL).delete(env["CELERY_QUEUE"])
+        delete_queues(env["CELERY_QUEUE"])
 
 
 def all_alerts(web: Web) -> list[dict[str, Any]]:

@@ -454,6 +454,55 @@ def test_twenty_reports_triggered_at_once_all_complete(stack: FaultStack, datase
     assert len({b["csv_data"] for b in bodies}) > 10  # the nows really differ in what they report
 
 
+# --- 5b. a report in shards (REPORT_SHARDS: the split is the worker's, so only the workers set it) -----------
+
+
+def test_a_sharded_report_survives_mongodb_restarted_between_shards(
+    stack: FaultStack, dataset: Dataset, tmp_path: Path
+) -> None:
+    retries_allowed = 10
+    worker = stack.start_worker(
+        "shards-mongo", report_delay_s=3, REPORT_SHARDS="3", REPORT_TASK_MAX_RETRIES=str(retries_allowed)
+    )
+    report_id = stack.trigger()
+    wait_until(
+        lambda: stack.db["report_shards"].count_documents({"report_id": report_id}) >= 1,
+        60,
+        "a first shard stored",
+        interval=0.2,
+    )
+    stack.mongo.crash()  # the next shard pauses before it reads: it meets MongoDB down, and retries
+    worker.wait_log(f"retry 1/{retries_allowed} in")
+    stack.mongo.start()
+    body = stack.wait_report(report_id, timeout=90)
+    assert body["status"] == "Complete", body
+    assert body["csv_data"] == offline_report(dataset.old, body["now"], tmp_path)
+    doc = stack.doc(report_id)
+    assert doc["shards"] == 3 and doc["lost_attempts"] == 0
+    assert stack.db["report_shards"].count_documents({"report_id": report_id}) == 0
+
+
+def test_a_sharded_report_whose_worker_vanished_mid_shard_has_its_missing_shards_queued_again(
+    stack: FaultStack, dataset: Dataset, tmp_path: Path
+) -> None:
+    doomed = stack.start_worker("shards-doomed", report_delay_s=60, REPORT_SHARDS="3")
+    report_id = stack.trigger()
+    doomed.wait_log("test delay: sleeping")  # the first shard, mid-shard (beating for the report)
+    wait_until(lambda: stack.doc(report_id).get("heartbeat_at") is not None, 30, "a shard's heartbeat")
+    doomed.kill_all()  # the whole worker: no redelivery until the visibility timeout, no more heartbeats
+    assert stack.doc(report_id)["status"] == "Running"
+    # The lost rule (a read, after JOB_LOST_SECONDS) queues the report again ...
+    wait_until(lambda: stack.get(report_id).json().get("phase") == "worker lost", 60, "worker lost", interval=0.5)
+    assert stack.doc(report_id)["shards"] == 3  # the bounds stay pinned
+    # ... and its re-run queues the shards that are not done; another worker computes them and joins.
+    stack.start_worker("shards-survivor", concurrency=2, REPORT_SHARDS="3")
+    body = stack.wait_report(report_id, timeout=120)
+    assert body["status"] == "Complete", body
+    assert body["csv_data"] == offline_report(dataset.old, body["now"], tmp_path)
+    doc = stack.doc(report_id)
+    assert doc["shards"] == 3 and doc["lost_attempts"] == 1
+
+
 # --- 6. data appended while a report runs -----------------------------------------------------------------
 
 

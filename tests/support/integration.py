@@ -37,13 +37,15 @@ HOW_TO_START = (
 
 
 def service_env(base: Mapping[str, str], *, db_name: str, queue: str, secret: str, logs: Path) -> dict[str, str]:
-    """A production-like stack's settings (DEBUG off, so a SECRET_KEY) on a database and queue of its own.
+    """A production-like stack's settings (DEBUG off, so a SECRET_KEY) on a database and queues of its own
+    (``queue`` is the CELERY_QUEUE prefix: queue.reports, queue.notifications, ...).
 
     Django's own tables go to a SQLite file of the run (migrated by ``start_gunicorn``), even when the
     caller's environment has a DATABASE_URL (`make test`'s second pass over the account tests).
     """
     return {
-        **{name: value for name, value in base.items() if name != "DATABASE_URL"},
+        # a WORKER_QUEUES of the caller's shell would narrow every worker of the stack
+        **{name: value for name, value in base.items() if name not in ("DATABASE_URL", "WORKER_QUEUES")},
         "MONGO_URL": MONGO_URL,
         "MONGO_DB": db_name,
         "CELERY_BROKER_URL": BROKER_URL,
@@ -54,6 +56,14 @@ def service_env(base: Mapping[str, str], *, db_name: str, queue: str, secret: st
         "SQLITE_PATH": str(logs / "db.sqlite3"),
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def delete_queues(prefix: str) -> None:
+    """Remove what a run left in its queues (CELERY_QUEUE=prefix: prefix.reports, ..., and kombu's
+    priority lists beside each)."""
+    client = redis.Redis.from_url(BROKER_URL)
+    keys = [prefix, *client.scan_iter(match=f"{prefix}.*", count=1000)]
+    client.delete(*keys)
 
 
 def unreachable() -> str | None:
@@ -188,7 +198,7 @@ def private_app(stack: Stack, name: str, **settings: str) -> Iterator[tuple[str,
         web.stop()
         worker.shutdown()
         stack.mongo.drop_database(env["MONGO_DB"])
-        redis.Redis.from_url(BROKER_URL).delete(env["CELERY_QUEUE"])
+        delete_queues(env["CELERY_QUEUE"])
 
 
 def offline_report(env: dict[str, str], folder: Path, now: str) -> str:
