@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from django.core.management import call_command
 
 from loop import offline
 from loop.datagen import generate_dataset
@@ -350,3 +351,26 @@ def test_command_chunks_from_a_zip_to_a_file_and_strict(tmp_path: Path) -> None:
     for bad in (["--chunk-stores", "0"], ["--max-memory-mb", "0"]):
         done = run_generate_report("--csv-dir", str(folder), "--output", "-", *bad)
         assert done.returncode == 2 and "at least 1" in done.stderr
+
+
+def test_a_failure_half_way_leaves_no_spill_and_no_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = offline.compute_report
+    calls = []
+
+    def second_range_fails(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("the engine failed on the second range")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(offline, "compute_report", second_range_fails)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    monkeypatch.setenv("TMPDIR", str(spill))
+    monkeypatch.setattr(offline.tempfile, "tempdir", None)  # TMPDIR is read again
+    out = tmp_path / "report.csv"
+    with pytest.raises(RuntimeError, match="second range"):
+        call_command("generate_report", "--csv-dir", str(SAMPLE), "--output", str(out), "--chunk-stores", "20")
+    assert len(calls) == 2
+    assert list(spill.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [spill]  # neither the report nor its .partial
