@@ -58,6 +58,12 @@ MINIMUMS: dict[str, int] = {
     "AXES_COOLOFF_SECONDS": 1,
     # 0 turns the accounts cache off (every request reads the accounts database).
     "ACCOUNTS_CACHE_SECONDS": 0,
+    # Scheduled reports: a tick at least every minute's worth of slots, at least one schedule, links a minute.
+    "SCHEDULE_TICK_SECONDS": 1,
+    "SCHEDULES_MAX": 1,
+    "REPORT_LINK_SECONDS": 60,
+    "REPORT_EMAIL_GZIP_BYTES": 0,
+    "REPORT_EMAIL_MAX_ATTACHMENT_BYTES": 0,
 }
 
 NEW_KEY_HINT = (

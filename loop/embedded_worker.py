@@ -137,6 +137,55 @@ def send_delivery(delivery_id: str, delay: float) -> None:
     timer.start()
 
 
+def finish_schedule_run(run_id: str, check: int, delay: float) -> None:
+    """Look at a scheduled run's report on the pool ``delay`` seconds from now (``loop.queue``'s embedded
+    run finisher), on the database configured now; tests wait for it as for a report."""
+    from loop import storage
+    from loop.services.schedules import finish_run
+
+    db = storage.get_db()
+    future: Future[str] = Future()
+    with _pool_lock:
+        _pending.add(future)
+    future.add_done_callback(_forget)
+
+    def run() -> None:
+        try:
+            future.set_result(finish_run(run_id=run_id, check=check, db=db))
+        except Exception as exc:  # the tick's safety net finishes it; never kill the pool thread
+            logger.exception("embedded finish of scheduled run %s crashed", run_id)
+            future.set_exception(exc)
+
+    if delay <= 0:
+        _embedded_pool().submit(run)
+        return
+    timer = threading.Timer(delay, lambda: _embedded_pool().submit(run))
+    timer.daemon = True
+    timer.start()
+
+
+_ticker_started = threading.Event()
+
+
+def start_schedule_ticker() -> None:
+    """Run the report schedules' tick every SCHEDULE_TICK_SECONDS in a daemon thread: the embedded mode's
+    beat for schedules (``make run``; the unit tests call ``run_due_schedules`` themselves). Once per process."""
+    if _ticker_started.is_set():
+        return
+    _ticker_started.set()
+    from loop.services.schedules import run_due_schedules
+
+    def tick_forever() -> None:
+        while True:
+            time.sleep(max(1, settings.SCHEDULE_TICK_SECONDS))
+            try:
+                run_due_schedules()
+            except Exception:  # the next tick tries again
+                logger.exception("embedded schedule tick failed")
+
+    threading.Thread(target=tick_forever, name="schedule-ticker", daemon=True).start()
+
+
 def _embedded_pool() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:

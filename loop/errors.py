@@ -34,6 +34,10 @@ class Conflict(ServiceError):
     """The request is valid but the current state does not allow it (HTTP 409)."""
 
 
+class Gone(ServiceError):
+    """The named thing existed but is no longer offered, e.g. an expired download link (HTTP 410)."""
+
+
 class Unavailable(ServiceError):
     """A backing service (MongoDB, the broker) cannot be reached (HTTP 503)."""
 

@@ -20,6 +20,11 @@ INGESTION_STALE = "ingestion.stale"
 INGESTION_RESUMED = "ingestion.resumed"
 # Sent by POST /channels/<id>/test/ to that channel only: never a subscription.
 CHANNEL_TEST = "channel.test"
+# A scheduled report's run (loop.services.schedules): sent to the channels its schedule names, never by
+# subscription.
+REPORT_COMPLETED = "report.completed"
+REPORT_FAILED = "report.failed"
+REPORT_EVENTS: tuple[str, ...] = (REPORT_COMPLETED, REPORT_FAILED)
 
 # What a channel may subscribe to (its ``events``; all of them by default), in this order.
 SUBSCRIBABLE_EVENTS: tuple[str, ...] = (
@@ -30,7 +35,7 @@ SUBSCRIBABLE_EVENTS: tuple[str, ...] = (
     INGESTION_STALE,
     INGESTION_RESUMED,
 )
-EVENT_TYPES: tuple[str, ...] = (*SUBSCRIBABLE_EVENTS, CHANNEL_TEST)
+EVENT_TYPES: tuple[str, ...] = (*SUBSCRIBABLE_EVENTS, CHANNEL_TEST, *REPORT_EVENTS)
 
 
 @dataclass(frozen=True)
@@ -75,8 +80,8 @@ def event_for_channel(event: Event, subscribed: Collection[str]) -> Event | None
     to ``alert.opened`` / ``alert.resolved``: they get the lists they subscribe to (the others emptied), and
     nothing when both end up empty. A channel subscribed to ``alert.grouped`` gets it whole.
     """
-    if event.type == CHANNEL_TEST:
-        return None  # only POST /channels/<id>/test/ sends it, to its channel
+    if event.type == CHANNEL_TEST or event.type in REPORT_EVENTS:
+        return None  # sent to named channels only: the tested one, a schedule's
     if event.type != ALERT_GROUPED:
         return event if event.type in subscribed else None
     if ALERT_GROUPED in subscribed:
@@ -98,10 +103,34 @@ def _alert_line(alert: Any) -> str:
     return f"{what} (store {where})" if where else str(what)
 
 
+def _report_text(event: Event) -> str:
+    """A scheduled report's summary: what, the worst stores, the link (Slack and e-mail)."""
+    data = event.data
+    name = data.get("schedule_name") or data.get("schedule_id") or "?"
+    note = f" ({data['data_note']})" if data.get("data_note") else ""
+    if event.type == REPORT_FAILED:
+        return f'Scheduled report "{name}" failed for {data.get("slot")}: {data.get("error") or "unknown error"}{note}'
+    when = f" of {data['slot_local']}" if data.get("slot_local") else ""
+    lines = [f'Scheduled report "{name}"{when}: {data.get("rows")} store(s), data up to {data.get("now")}{note}']
+    worst = list(data.get("worst") or [])
+    if worst:
+        lines.append(f"Worst {len(worst)} by uptime over the last week:")
+    for row in worst:
+        label = f"{row.get('store_id')}" + (f" ({row['name']})" if row.get("name") else "")
+        pct = row.get("uptime_pct_last_week")
+        shown = "no business hours" if pct is None else f"{pct:.2f}% up, {row.get('downtime_last_week')} h down"
+        lines.append(f"- {label}: {shown}")
+    if data.get("download_url"):
+        lines.append(f"CSV: {data['download_url']} (link valid until {data.get('download_expires_at')})")
+    return "\n".join(lines)
+
+
 def summary_text(event: Event) -> str:
     """A readable line (or a few) for Slack and for an e-mail's body."""
     data = event.data
     stamp = utc_text(event.timestamp)
+    if event.type in REPORT_EVENTS:
+        return _report_text(event)
     if event.type == ALERT_GROUPED:
         opened, resolved = list(data.get("opened") or []), list(data.get("resolved") or [])
         lines = [f"{len(opened)} alert(s) opened, {len(resolved)} resolved at {stamp}"]

@@ -27,6 +27,8 @@ ALERT_REMINDERS_TASK = "loop.tasks.alert_reminders_task"
 REMOVE_OLD_ALERTS_TASK = "loop.tasks.remove_old_alerts_task"
 SEND_DELIVERY_TASK = "loop.tasks.send_delivery_task"
 SEND_DUE_DELIVERIES_TASK = "loop.tasks.send_due_deliveries_task"
+RUN_DUE_SCHEDULES_TASK = "loop.tasks.run_due_schedules_task"
+FINISH_SCHEDULE_RUN_TASK = "loop.tasks.finish_schedule_run_task"
 # A compaction asked for after a small batch waits this long, so one run folds the whole burst: a fold
 # rewrites whole days and the catalog (~3 s of FerretDB's time at 10x), so under a steady stream of
 # batches it runs at most about once per this many seconds.
@@ -149,3 +151,27 @@ def enqueue_delivery(delivery_id: str, countdown: float = 0) -> None:
     from myproject.celery import app
 
     app.send_task(SEND_DELIVERY_TASK, args=[delivery_id], countdown=countdown or None, retry=True)
+
+
+# (run id, check number, delay in seconds) -> looks at a scheduled run's report in this process (embedded mode).
+EmbeddedRunFinisher = Callable[[str, int, float], None]
+_embedded_run_finisher: EmbeddedRunFinisher | None = None
+
+
+def use_embedded_run_finisher(finisher: EmbeddedRunFinisher) -> None:
+    global _embedded_run_finisher
+    _embedded_run_finisher = finisher
+
+
+def enqueue_run_finish(run_id: str, check: int, countdown: float) -> None:
+    """Look at a scheduled run's report ``countdown`` seconds from now (``services.schedules.finish_run``:
+    deliver it once finished, else look again later); raises if the broker cannot take it (the tick's
+    safety net finishes the newest run of each schedule then)."""
+    if uses_embedded_broker():
+        if _embedded_run_finisher is None:
+            raise RuntimeError("no embedded run finisher is installed (loop.apps.LoopConfig.ready installs it)")
+        _embedded_run_finisher(run_id, check, countdown)
+        return
+    from myproject.celery import app
+
+    app.send_task(FINISH_SCHEDULE_RUN_TASK, args=[run_id, check], countdown=countdown or None, retry=True)

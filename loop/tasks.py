@@ -134,3 +134,19 @@ def send_due_deliveries_task() -> int:
 def remove_old_alerts_task() -> int:
     """Beat (hourly): remove alert history older than ALERT_RETENTION_DAYS (data clock)."""
     return remove_old_alerts()
+
+
+@app.task(name=queue.RUN_DUE_SCHEDULES_TASK, ignore_result=True)
+def run_due_schedules_task() -> int:
+    """Beat (every SCHEDULE_TICK_SECONDS): run each schedule's newest due slot once (a unique claim per slot)."""
+    from loop.services.schedules import run_due_schedules
+
+    return run_due_schedules()
+
+
+@app.task(name=queue.FINISH_SCHEDULE_RUN_TASK, ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def finish_schedule_run_task(run_id: str, check: int = 0) -> str:
+    """A scheduled run's report finished? Deliver it (one delivery per channel, by derived ids), else look later."""
+    from loop.services.schedules import finish_run
+
+    return finish_run(run_id=run_id, check=check)

@@ -289,6 +289,10 @@ _TASK_KINDS = {
         "loop.tasks.remove_old_reports_task",
         "loop.tasks.remove_abandoned_uploads_task",
         "loop.tasks.remove_old_alerts_task",
+        # Report schedules: the tick (claims, starts the reports) and a run's follow-up (its delivery, once
+        # the report is done): short, and never behind a report.
+        "loop.tasks.run_due_schedules_task",
+        "loop.tasks.finish_schedule_run_task",
     ),
 }
 # Exact names first, then the globs (Celery's MapRoute).
@@ -381,6 +385,18 @@ EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = DELIVERY_TIMEOUT_SECONDS
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "store-monitoring@localhost")
 
+# --- Scheduled reports (docs/schedules.md) ---------------------------------------------------------
+# How often beat asks a worker to run the schedules' due slots (seconds); a slot runs at most this late.
+SCHEDULE_TICK_SECONDS = env_int("SCHEDULE_TICK_SECONDS", 15)
+# How many schedules may exist (the tick reads them all).
+SCHEDULES_MAX = env_int("SCHEDULES_MAX", 100)
+# How long a delivered report's signed download link works (seconds; default 7 days).
+REPORT_LINK_SECONDS = env_int("REPORT_LINK_SECONDS", 7 * 86400)
+# E-mail channels get the CSV attached, gzipped when larger than this, and no attachment (the link only)
+# when even the gzipped file is larger than REPORT_EMAIL_MAX_ATTACHMENT_BYTES.
+REPORT_EMAIL_GZIP_BYTES = env_int("REPORT_EMAIL_GZIP_BYTES", 1024 * 1024)
+REPORT_EMAIL_MAX_ATTACHMENT_BYTES = env_int("REPORT_EMAIL_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024)
+
 # celery beat (one process: `make beat`, compose's beat service) sends these to the workers. The lost-job
 # sweep also runs on every read of a job, so a deployment without beat still recovers its polled jobs.
 CELERY_BEAT_SCHEDULE = {
@@ -394,6 +410,12 @@ CELERY_BEAT_SCHEDULE = {
     "evaluate-alerts": {"task": "loop.tasks.evaluate_alerts_task", "schedule": 60.0, "options": {"expires": 55}},
     "alert-reminders": {"task": "loop.tasks.alert_reminders_task", "schedule": 60.0, "options": {"expires": 55}},
     "remove-old-alerts": {"task": "loop.tasks.remove_old_alerts_task", "schedule": 3600.0},
+    # Report schedules: the newest due slot of each (a unique claim per slot: two beats make one run).
+    "run-due-schedules": {
+        "task": "loop.tasks.run_due_schedules_task",
+        "schedule": float(max(1, SCHEDULE_TICK_SECONDS)),
+        "options": {"expires": max(1, SCHEDULE_TICK_SECONDS - 1)},
+    },
     # Alert deliveries whose task was never queued (broker down) or whose retry is due (loop.services.deliveries).
     "send-due-deliveries": {
         "task": "loop.tasks.send_due_deliveries_task",

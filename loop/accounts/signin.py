@@ -21,8 +21,6 @@ from axes.backends import AxesStandaloneBackend
 from axes.exceptions import AxesBackendPermissionDenied
 from django.contrib.auth.backends import ModelBackend
 from django.http import HttpRequest
-from rest_framework.request import Request
-from rest_framework.throttling import BaseThrottle
 
 from loop.accounts.selectors import user_with_role_groups
 from loop.audit.actions import Action
@@ -66,6 +64,10 @@ class AccountsBackend(ModelBackend):
 def client_address(request: HttpRequest) -> str:
     """The address a sign-in is counted against: the one the API's rate limit uses (the socket's, or
     X-Forwarded-For only behind ``NUM_PROXIES`` trusted proxies), so a client cannot choose its own."""
+    # Imported here: the app loads this module at start-up, and the offline command must not load DRF.
+    from rest_framework.request import Request
+    from rest_framework.throttling import BaseThrottle
+
     return BaseThrottle().get_ident(Request(request))
 
 

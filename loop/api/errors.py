@@ -46,6 +46,12 @@ class Conflict(APIException):
     default_code = "conflict"
 
 
+class Gone(APIException):
+    status_code = status.HTTP_410_GONE
+    default_detail = "No longer available."
+    default_code = "gone"
+
+
 class ServiceUnavailable(APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "A backing service is unavailable; try again later."
@@ -64,6 +70,8 @@ def as_api_exception(exc: errors.ServiceError) -> APIException:
         return PermissionDenied(str(exc))
     if isinstance(exc, errors.Unavailable):
         return ServiceUnavailable(str(exc))
+    if isinstance(exc, errors.Gone):
+        return Gone(str(exc))
     return ValidationError(str(exc))
 
 

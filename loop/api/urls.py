@@ -13,6 +13,7 @@ from loop.api import (
     maintenance,
     overview,
     reports,
+    schedules,
 )
 from loop.api.stores import attributes, catalog, timeline
 
@@ -24,6 +25,12 @@ urlpatterns = [
     re_path(r"^reports/?$", reports.ReportListView.as_view(), name="reports"),
     re_path(r"^reports/(?P<report_id>[^/]+)/?$", reports.ReportDetailView.as_view(), name="report"),
     re_path(r"^reports/(?P<report_id>[^/]+)/stores/?$", reports.ReportStoresView.as_view(), name="report-stores"),
+    re_path(
+        r"^reports/(?P<report_id>[^/]+)/download/?$", schedules.ReportDownloadView.as_view(), name="report-download"
+    ),
+    re_path(r"^schedules/?$", schedules.ScheduleListView.as_view(), name="schedules"),
+    re_path(r"^schedules/(?P<schedule_id>[^/]+)/?$", schedules.ScheduleDetailView.as_view(), name="schedule"),
+    re_path(r"^schedules/(?P<schedule_id>[^/]+)/run/?$", schedules.ScheduleRunView.as_view(), name="schedule-run"),
     re_path(r"^store_status/?$", ingestion.StoreStatusView.as_view(), name="store-status"),
     re_path(r"^stores/?$", catalog.StoreListView.as_view(), name="stores"),
     re_path(r"^stores/(?P<store_id>[^/]+)/?$", catalog.StoreDetailView.as_view(), name="store"),

@@ -27,6 +27,10 @@ class Action(StrEnum):
     CHANNEL_DELETE = "channel.delete"
     CHANNEL_TEST = "channel.test"
     DELIVERY_RETRY = "delivery.retry"
+    SCHEDULE_CREATE = "schedule.create"
+    SCHEDULE_UPDATE = "schedule.update"
+    SCHEDULE_DELETE = "schedule.delete"
+    SCHEDULE_RUN = "schedule.run"  # POST /schedules/<id>/run/ (the beat's runs are not requests: not audited)
     KEY_CREATE = "key.create"  # POST /keys/, manage.py create_key
     KEY_REVOKE = "key.revoke"  # DELETE /keys/<id>/, the admin's revoke action
     KEY_UPDATE = "key.update"  # the admin's key page (name, expiry)

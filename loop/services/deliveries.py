@@ -18,14 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage, send_mail
 from pymongo.database import Database
 
 from loop import queue, storage
 from loop.delivery_rules import DeliveryStatus, Verdict, next_attempt_at, parse_retry_after, verdict
-from loop.errors import NotFound, short_error
+from loop.errors import Conflict, NotFound, short_error
 from loop.events import (
     CHANNEL_TEST,
+    REPORT_COMPLETED,
     Event,
     email_subject,
     email_text,
@@ -34,12 +35,13 @@ from loop.events import (
     event_json,
     summary_text,
 )
-from loop.ids import ID_SHAPE, is_id, new_id
+from loop.ids import ID_SHAPE, derived_id, is_id, new_id
 from loop.services.channels import ChannelKind, disable_channel, get_channel, url_problem
 from loop.services.jobs import worker_name
 from loop.services.paging import PAGE_SIZE_DEFAULT, Page, page_skip
+from loop.services.report_links import report_attachment
 from loop.timeutil import utcnow
-from loop.webhooks import HttpAnswer, new_webhook_id, post, signed_headers
+from loop.webhooks import WEBHOOK_ID_PREFIX, HttpAnswer, new_webhook_id, post, signed_headers
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +155,27 @@ def publish(*, events: Sequence[Event]) -> int:
     return len(docs)
 
 
+def publish_to(*, event: Event, channel_ids: Sequence[str], key: str) -> tuple[list[str], int]:
+    """Store one delivery of ``event`` per listed channel that exists, under ids derived from ``key`` and the
+    channel (a scheduled run's id), and queue the sends of those stored now. A second call with the same key
+    stores nothing (the unique ``_id``), so a run finished twice is delivered once. Returns (the deliveries'
+    ids, stored now or before; how many this call stored)."""
+    db = storage.get_db()
+    now = utcnow()
+    ids, stored = [], []
+    for channel_id in dict.fromkeys(channel_ids):
+        if not is_id(channel_id) or storage.get_channel(db, channel_id) is None:
+            continue  # deleted since the schedule named it: nothing to send to
+        doc = _new_delivery(channel_id=channel_id, event=event, now=now)
+        doc["delivery_id"] = derived_id(key, channel_id, "delivery")
+        doc["webhook_id"] = WEBHOOK_ID_PREFIX + derived_id(key, channel_id, "webhook")[:24]
+        ids.append(doc["delivery_id"])
+        if storage.insert_delivery_once(db, doc):
+            stored.append(doc["delivery_id"])
+    _enqueue_all(stored)
+    return ids, len(stored)
+
+
 def test_channel(*, channel_id: str) -> DeliveryView:
     """A ``channel.test`` event to this channel only (POST /channels/<id>/test/)."""
     channel = get_channel(channel_id=channel_id)
@@ -194,7 +217,10 @@ def _send_once(channel: Mapping[str, Any] | None, doc: Mapping[str, Any], now: d
     if kind == ChannelKind.EMAIL:
         event = event_from_json(payload)
         try:
-            send_mail(email_subject(event), email_text(event), settings.DEFAULT_FROM_EMAIL, [channel["email"]])
+            if event.type == REPORT_COMPLETED:
+                _send_report_mail(event, channel["email"])
+            else:
+                send_mail(email_subject(event), email_text(event), settings.DEFAULT_FROM_EMAIL, [channel["email"]])
         except Exception as exc:  # SMTP and socket errors: the mail server may come back
             return HttpAnswer(None, short_error(exc))
         return HttpAnswer(200)
@@ -206,6 +232,20 @@ def _send_once(channel: Mapping[str, Any] | None, doc: Mapping[str, Any], now: d
         return post(url=channel["url"], body=text, headers={}, timeout=timeout)
     headers = signed_headers(secret=channel["secret"], webhook_id=doc["webhook_id"], body=payload, at=now)
     return post(url=channel["url"], body=payload, headers=headers, timeout=timeout)
+
+
+def _send_report_mail(event: Event, address: str) -> None:
+    """A scheduled report by e-mail: the summary, and the CSV attached (gzipped when large; the link only
+    when too large even so, or when the report is gone by now)."""
+    data = event.data
+    message = EmailMessage(email_subject(event), email_text(event), settings.DEFAULT_FROM_EMAIL, [address])
+    try:
+        attached = report_attachment(report_id=data["report_id"], region=data.get("region"), brand=data.get("brand"))
+    except (NotFound, Conflict):  # the report was removed (retention) since: the link says so too
+        attached = None
+    if attached is not None:
+        message.attach(attached.filename, attached.content, attached.mimetype)
+    message.send()
 
 
 def _claim(db: Database, doc: Mapping[str, Any], now: dt.datetime) -> int | None:

@@ -4,7 +4,8 @@ One module per concern: ``schema`` (collection names and indexes), ``client``
 (connections and the mongod/FerretDB/mongomock differences), ``polls``,
 ``stores`` (hours, zones and the store directory), ``reports``, ``imports`` (uploads of POST /imports/),
 ``alerts`` (open alerts, records, acks), ``maintenance`` (maintenance windows of alerts), ``deliveries``
-(alert channels and their deliveries) and ``files`` (report CSVs and uploaded files, GridFS layout).
+(alert channels and their deliveries), ``schedules`` (report schedules and their runs) and ``files``
+(report CSVs and uploaded files, GridFS layout).
 """
 
 from loop.storage.alerts import (
@@ -43,6 +44,7 @@ from loop.storage.deliveries import (
     get_channel,
     get_delivery,
     insert_deliveries,
+    insert_delivery_once,
     list_channels,
     list_deliveries,
     record_attempt,
@@ -100,6 +102,7 @@ from loop.storage.polls import (
     ensure_day_head,
     merge_day,
     merge_into_catalog,
+    newest_poll_at_or_before,
     newest_poll_time,
     poll_stamp,
     read_all_polls,
@@ -156,6 +159,20 @@ from loop.storage.reports import (
     shard_results,
     silent_reports,
 )
+from loop.storage.schedules import (
+    all_schedules,
+    claim_run,
+    count_schedules,
+    create_run_report,
+    delete_runs_before,
+    delete_schedule,
+    get_run,
+    get_schedule,
+    insert_schedule,
+    note_manual_run,
+    update_run,
+    update_schedule,
+)
 from loop.storage.schema import (
     HOURS,
     IMPORT_BUCKET,
@@ -188,6 +205,20 @@ from loop.storage.stores import (
 )
 
 __all__ = [
+    "all_schedules",
+    "claim_run",
+    "count_schedules",
+    "create_run_report",
+    "delete_runs_before",
+    "delete_schedule",
+    "get_run",
+    "get_schedule",
+    "insert_schedule",
+    "note_manual_run",
+    "update_run",
+    "update_schedule",
+    "insert_delivery_once",
+    "newest_poll_at_or_before",
     "OpenAlerts",
     "add_ack",
     "add_pending_ack",

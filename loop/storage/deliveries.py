@@ -64,6 +64,16 @@ def insert_deliveries(db: Database, docs: Sequence[dict[str, Any]]) -> None:
         db[ALERT_DELIVERIES].insert_many([{"_id": doc["delivery_id"], **doc} for doc in docs])
 
 
+def insert_delivery_once(db: Database, doc: dict[str, Any]) -> bool:
+    """Insert a delivery whose id is derived from what it delivers (a scheduled report's run and channel);
+    False when it is already stored (a second finisher of the same run stores nothing)."""
+    try:
+        db[ALERT_DELIVERIES].insert_one({"_id": doc["delivery_id"], **doc})
+    except DuplicateKeyError:
+        return False
+    return True
+
+
 def get_delivery(db: Database, delivery_id: str) -> dict[str, Any] | None:
     if not isinstance(delivery_id, str):
         raise TypeError("delivery_id must be a string")

@@ -1024,6 +1024,36 @@ def newest_poll_time(db: Database) -> pd.Timestamp | None:
     return data_state(db)[0]
 
 
+# How far back ``newest_poll_at_or_before`` walks, day by day, before the oldest poll stops it anyway.
+NEWEST_BEFORE_MAX_DAYS = 3660
+
+
+def newest_poll_at_or_before(db: Database, instant: pd.Timestamp) -> pd.Timestamp | None:
+    """The newest stored poll at or before ``instant`` (a scheduled report's ``now``), or None.
+
+    At or after the newest poll (live data) it is the range document alone; otherwise the days before
+    ``instant`` are read newest first (``_id`` lookups of their heads and parts) until one has a poll.
+    """
+    doc = db[STATUS].find_one({"_id": RANGE}, {"t_min": 1, "t_max": 1})
+    if doc is None or "t_max" not in doc:
+        return None
+    at_us = ts_to_us(instant)
+    if at_us >= int(doc["t_max"]):
+        return us_to_ts(int(doc["t_max"]))
+    if at_us < int(doc.get("t_min", doc["t_max"])):
+        return None
+    end_us = at_us
+    for _ in range(NEWEST_BEFORE_MAX_DAYS):
+        start_us = (end_us // DAY_US) * DAY_US
+        columns = read_poll_columns(db, us_to_ts(start_us), us_to_ts(end_us))
+        if len(columns):
+            return us_to_ts(int(columns.t_us.max()))
+        if start_us <= int(doc.get("t_min", 0)):
+            return None
+        end_us = start_us - 1
+    return None
+
+
 def store_ids_polled_through(db: Database, now: pd.Timestamp, *, store_range: StoreRange | None = None) -> list[str]:
     """Ids of the stores with at least one poll at or before ``now`` (from the catalog), sorted; only those in
     ``store_range`` (reading only the catalog parts that can hold them) when given."""

@@ -52,6 +52,10 @@ MAINTENANCE_WINDOWS = "maintenance_windows"
 ALERT_CHANNELS = "alert_channels"
 ALERT_DELIVERIES = "alert_deliveries"
 DELIVERY_CLAIMS = "delivery_claims"
+# Report schedules (one small document each) and their runs ({_id: "<schedule_id>:<slot_us>"}: the unique
+# insert that claims a slot, loop.storage.schedules).
+REPORT_SCHEDULES = "report_schedules"
+SCHEDULE_RUNS = "schedule_runs"
 
 
 def create_indexes(db: Database) -> None:

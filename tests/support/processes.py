@@ -2,8 +2,9 @@
 
 All process handling lives here so the test modules keep only fixtures and tests:
 free ports, stopping, the app under gunicorn (``start_gunicorn``), nginx in front of it
-(``start_front``), real Celery workers (``start_celery_worker``), ``manage.py`` commands, and
-the fault tests' private ``redis-server`` and MongoDB-wire server (``private_redis`` / ``private_mongo``).
+(``start_front``), real Celery workers (``start_celery_worker``) and beats (``start_celery_beat``),
+``manage.py`` commands, and the fault tests' private ``redis-server`` and MongoDB-wire server
+(``private_redis`` / ``private_mongo``).
 Nothing here imports pytest or Django, so bench/ can use it as well.
 """
 
@@ -389,6 +390,16 @@ def start_celery_worker(
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: killpg reaches this worker only
+        )
+    return Worker(proc, log)
+
+
+def start_celery_beat(env: Mapping[str, str], log: Path, schedule_file: Path) -> Worker:
+    """Start ``celery -A myproject beat`` (its own state file, its own process group); returns at once."""
+    argv = [str(BIN / "celery"), "-A", "myproject", "beat", "--loglevel=INFO", "-s", str(schedule_file)]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            argv, cwd=ROOT, env=dict(env), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     return Worker(proc, log)
 

@@ -18,6 +18,7 @@ from django.core.management.base import CommandError
 
 from loop import storage
 from loop.backends import uses_embedded_broker, uses_mongomock
+from loop.embedded_worker import start_schedule_ticker
 from loop.ingest import load_sources
 from loop.management.mongo_command import MongoCommand
 from loop.services.alerts import evaluate_alerts, evaluation_line
@@ -79,6 +80,8 @@ class Command(MongoCommand):
             f"  API docs: {base}/api/docs/   schema: {base}/api/schema/\n"
             "More examples: README.md and docs/api.md.\n"
         )
+        if uses_embedded_broker():
+            start_schedule_ticker()  # no beat here: report schedules are ticked in this process
         # runserver is threaded; the reloader would start a second process
         # with an empty in-memory store, so it is off.
         call_command("runserver", f"{options['host']}:{options['port']}", use_reloader=False)
