@@ -1,6 +1,7 @@
 """Benchmark of the offline report command against the pandas floor (issue: speed and memory).
 
-Run: ``python bench/bench_offline.py [--skip-10x] [--scale X] [--repeat N] [--floor-10x]``.
+Run: ``python bench/bench_offline.py [--skip-10x] [--scale X] [--repeat N] [--floor-10x] [--with-30x [--onepass-30x]]
+[--baseline-ref REF]``.
 
 It generates (into ``bench-data/``, reused when the parameters match) a Loop-2025-sized
 data set (3,678 stores, about 1.85M polls over 60 days; real hours and zones when
@@ -14,6 +15,12 @@ and its extended report (best of 5 alternating runs each; target: extended <= 1.
 the offline command with ``--format extended`` beside the Loop one, and ``store_timeline``
 (the pure part of the timeline endpoint) over the report week for 50 random stores
 (median / p95 / max; target: max < 100 ms).
+
+Issue 20 (same run): the 10x set also in store chunks (``--max-memory-mb 1024``), its report compared
+byte for byte with the one-pass one; with ``--with-30x`` a 30x set in store chunks (default budget;
+target: peak RSS <= 1.5 GB), with ``--onepass-30x`` also in one pass (bytes compared); the 1x one-pass
+command of ``--baseline-ref`` (default main, unpacked under bench-data/) and of this tree, alternating
+(target: no more than 10% slower, same bytes).
 """
 
 from __future__ import annotations
@@ -290,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         "--with-30x", action="store_true", help="issue 20: also a 30x set (~4.2 GB), in store chunks (default budget)"
     )
     parser.add_argument(
-        "--onepass-30x", action="store_true", help="with --with-30x: also in one pass (~5.5 GB RSS), bytes compared"
+        "--onepass-30x", action="store_true", help="with --with-30x: also in one pass (~4.3 GB RSS), bytes compared"
     )
     parser.add_argument(
         "--baseline-ref",
@@ -368,8 +375,14 @@ def main(argv: list[str] | None = None) -> int:
             args.data_dir / "report-30x-chunked.csv"
         ).read_bytes()
         checks.append(("30x chunked report == 30x one-pass report (bytes)", same))
+    baseline: tuple[Path, str] | None = None
     if args.baseline_ref:
-        base, sha = baseline_tree(args.baseline_ref, args.data_dir)
+        try:
+            baseline = baseline_tree(args.baseline_ref, args.data_dir)
+        except (subprocess.CalledProcessError, OSError) as error:
+            print(f"1x before/after skipped: no git ref {args.baseline_ref!r} here ({error})")
+    if baseline is not None:
+        base, sha = baseline
         before, after, same = before_after(folders["1x"], base, args.data_dir, max(3, repeat))
         ba_ratio = after.seconds / before.seconds
         print(
