@@ -95,7 +95,7 @@ class ChunkPlan:
 
 
 class PreparedReport:
-    """The inputs read and checked; ``problems`` is final. ``write`` computes and emits the CSV text."""
+    """The inputs read and checked; ``problems`` is final. ``write`` (once) computes and emits the CSV text."""
 
     problems: RowProblems
     chunked: bool = False
@@ -120,7 +120,7 @@ def prepare_offline_report(
     max_memory_mb: int = DEFAULT_MAX_MEMORY_MB,
     spill_dir: str | Path | None = None,
 ) -> Iterator[PreparedReport]:
-    """Read and check the CSV files of ``path`` (folder or zip); the spill folder goes on leaving.
+    """Read and check the CSV files of ``path`` (folder or zip); a chunked run's spill folder is removed on leaving.
 
     ``chunk_stores``: force store chunks of at most this many stores. Otherwise chunks are used
     when the one-pass estimate of the status file exceeds ``max_memory_mb``. Raises
