@@ -130,8 +130,10 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# BENCH_OFFLINE_ARGS="--with-30x" adds the 30x set in store chunks (issue 20; ~4.2 GB generated into bench-data/).
+BENCH_OFFLINE_ARGS ?=
 bench: install
-	$(PY) bench/bench_offline.py
+	$(PY) bench/bench_offline.py $(BENCH_OFFLINE_ARGS)
 
 # BENCH_SERVICE_ARGS=--scales 1 for the quick run (default: 1x and 10x).
 bench-service: install

@@ -1,6 +1,7 @@
 """Benchmark of the offline report command against the pandas floor (issue: speed and memory).
 
-Run: ``python bench/bench_offline.py [--skip-10x] [--scale X] [--repeat N] [--floor-10x]``.
+Run: ``python bench/bench_offline.py [--skip-10x] [--scale X] [--repeat N] [--floor-10x] [--with-30x [--onepass-30x]]
+[--baseline-ref REF]``.
 
 It generates (into ``bench-data/``, reused when the parameters match) a Loop-2025-sized
 data set (3,678 stores, about 1.85M polls over 60 days; real hours and zones when
@@ -14,6 +15,12 @@ and its extended report (best of 5 alternating runs each; target: extended <= 1.
 the offline command with ``--format extended`` beside the Loop one, and ``store_timeline``
 (the pure part of the timeline endpoint) over the report week for 50 random stores
 (median / p95 / max; target: max < 100 ms).
+
+Issue 20 (same run): the 10x set also in store chunks (``--max-memory-mb 1024``), its report compared
+byte for byte with the one-pass one; with ``--with-30x`` a 30x set in store chunks (default budget;
+target: peak RSS <= 1.5 GB), with ``--onepass-30x`` also in one pass (bytes compared); the 1x one-pass
+command of ``--baseline-ref`` (default main, unpacked under bench-data/) and of this tree, alternating
+(target: no more than 10% slower, same bytes).
 """
 
 from __future__ import annotations
@@ -36,7 +43,11 @@ sys.path.insert(0, str(REPO))
 
 from loop.datagen import LOOP_2025_STORES, STATUS_FILE, generate_dataset  # noqa: E402
 
-DEFAULT_REAL_DIR = REPO.parent / "shared" / "data" / "loop-2025"
+# ../shared/data/loop-2025 next to the checkout (or next to a parent folder: a worktree under ../wt/).
+DEFAULT_REAL_DIR = next(
+    (p / "shared" / "data" / "loop-2025" for p in REPO.parents if (p / "shared" / "data" / "loop-2025").is_dir()),
+    REPO.parent / "shared" / "data" / "loop-2025",
+)
 DAYS = 60
 SEED = 2025
 
@@ -57,6 +68,9 @@ TARGET_SCALING = 12.0
 TARGET_RSS_10X_GB = 8.0
 TARGET_EXTENDED_RATIO = 1.5
 TARGET_TIMELINE_MS = 100.0
+TARGET_BEFORE_AFTER = 1.10  # issue 20: 1x one pass no more than 10% slower than the baseline
+TARGET_RSS_30X_GB = 1.5  # issue 20: the 30x set in store chunks
+CHUNKED_10X_MB = 1024  # the 10x set in store chunks: a budget that cuts it in ranges
 TIMELINE_STORES = 50
 ENGINE_RUNS = 5
 TIMELINE_RUNS = 3
@@ -71,10 +85,10 @@ class Run:
     stderr: str
 
 
-def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> Run:
+def run_measured(cmd: list[str], env: dict[str, str] | None = None, cwd: Path = REPO) -> Run:
     """Run cmd as a child; wall time and the child's own peak RSS (os.wait4)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     # Read both pipes fully before reaping, without deadlocking on either.
     out, err = _drain(proc)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -160,19 +174,49 @@ def floor(folder: Path, repeat: int) -> tuple[float, Run]:
     return best
 
 
-def offline(folder: Path, output: Path, repeat: int) -> Run:
-    """Best of `repeat` runs of the offline command (by wall time); the first failure wins."""
-    cmd = [sys.executable, "manage.py", "generate_report", "--csv-dir", str(folder), "--output", str(output)]
+def offline(folder: Path, output: Path, repeat: int, extra: tuple[str, ...] = (), tree: Path = REPO) -> Run:
+    """Best of `repeat` runs of the offline command (by wall time); the first failure wins.
+    ``tree``: the checkout whose manage.py runs (the baseline's, for before/after)."""
+    cmd = [sys.executable, str(tree / "manage.py"), "generate_report", "--csv-dir", str(folder.resolve())]
+    cmd += ["--output", str(output.resolve()), *extra]
     best: Run | None = None
     for _ in range(repeat):
         output.unlink(missing_ok=True)
-        run = run_measured(cmd)
+        run = run_measured(cmd, cwd=tree)
         if run.returncode != 0 or not output.is_file():
             return run
         if best is None or run.seconds < best.seconds:
             best = run
     assert best is not None
     return best
+
+
+def baseline_tree(ref: str, data_dir: Path) -> tuple[Path, str]:
+    """The code of git ``ref`` (e.g. main) unpacked under bench-data, for before/after runs in the same run."""
+    sha = subprocess.run(["git", "rev-parse", ref], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+    folder = data_dir / f"baseline-{sha[:12]}"
+    if not (folder / "manage.py").is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", sha], cwd=REPO, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder, sha
+
+
+def before_after(folder: Path, base: Path, data_dir: Path, repeat: int) -> tuple[Run, Run, bool]:
+    """The 1x one-pass command of the baseline and of this tree, alternating, best of ``repeat`` each;
+    and whether their reports are byte-equal."""
+    runs: dict[str, list[Run]] = {"before": [], "after": []}
+    outputs = {"before": data_dir / "report-1x-before.csv", "after": data_dir / "report-1x-after.csv"}
+    for _ in range(repeat):
+        for label, tree in (("before", base), ("after", REPO)):
+            runs[label].append(offline(folder, outputs[label], 1, tree=tree))
+    best = {label: min(found, key=lambda r: r.seconds) for label, found in runs.items()}
+    same = outputs["before"].read_bytes() == outputs["after"].read_bytes()
+    return best["before"], best["after"], same
+
+
+def chunk_line(run: Run) -> str:
+    return next((line for line in run.stderr.splitlines() if line.startswith("store chunks:")), "one pass")
 
 
 def engine_figures(folder: Path, repeat: int) -> tuple[float, float, dict[int, list[float]]]:
@@ -249,12 +293,24 @@ def main(argv: list[str] | None = None) -> int:
         "--repeat", type=int, default=1, help="runs of each measurement, best kept (the machine may be busy)"
     )
     parser.add_argument("--floor-10x", action="store_true", help="also time the floor on the 10x set")
+    parser.add_argument(
+        "--with-30x", action="store_true", help="issue 20: also a 30x set (~4.2 GB), in store chunks (default budget)"
+    )
+    parser.add_argument(
+        "--onepass-30x", action="store_true", help="with --with-30x: also in one pass (~4.3 GB RSS), bytes compared"
+    )
+    parser.add_argument(
+        "--baseline-ref",
+        default="main",
+        help="git ref whose 1x one-pass time is measured beside this tree's ('' skips)",
+    )
     args = parser.parse_args(argv)
     real_dir = None if args.synthetic else args.real_dir
     base_stores = max(1, round(LOOP_2025_STORES * args.scale))
 
     print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}")
     sets = [("1x", base_stores)] + ([] if args.skip_10x else [("10x", base_stores * 10)])
+    sets += [("30x", base_stores * 30)] if args.with_30x else []
     folders: dict[str, Path] = {}
     for label, stores in sets:
         folder, gen_s = ensure_dataset(args.data_dir, stores, real_dir)
@@ -279,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     checks: list[tuple[str, bool]] = []
     results: dict[str, Run] = {}
     for label in folders:
+        if label == "30x":  # measured in store chunks below (the default budget would chunk it anyway)
+            continue
         output = args.data_dir / f"report-{label}.csv"
         run = offline(folders[label], output, repeat)
         results[label] = run
@@ -292,6 +350,50 @@ def main(argv: list[str] | None = None) -> int:
         if run.returncode != 0 or not output.is_file():
             print(f"  command failed:\n{run.stderr[-3000:]}")
             checks.append((f"offline {label} exits 0 and writes the report", False))
+
+    # Issue 20: the same sets in store chunks (10x: a budget that cuts it; 30x: the default budget chunks it).
+    chunked: dict[str, Run] = {}
+    for label, extra in (("10x", ("--max-memory-mb", str(CHUNKED_10X_MB))), ("30x", ())):
+        if label not in folders:
+            continue
+        output = args.data_dir / f"report-{label}-chunked.csv"
+        run = offline(folders[label], output, repeat if label == "10x" else 1, extra)
+        chunked[label] = run
+        print(
+            f"offline {label} in store chunks ({' '.join(extra) or 'default budget'}): {run.seconds:.2f} s wall, "
+            f"{gb(run.max_rss_bytes)} peak RSS, exit {run.returncode} | {chunk_line(run)}"
+        )
+        if run.returncode != 0:
+            print(f"  command failed:\n{run.stderr[-3000:]}")
+        if label in results and results[label].returncode == 0:
+            same = output.read_bytes() == (args.data_dir / f"report-{label}.csv").read_bytes()
+            checks.append((f"{label} chunked report == {label} one-pass report (bytes)", same))
+    if "30x" in folders and args.onepass_30x:
+        run = offline(folders["30x"], args.data_dir / "report-30x-onepass.csv", 1, ("--max-memory-mb", "1000000"))
+        print(f"offline 30x in one pass (forced): {run.seconds:.2f} s wall, {gb(run.max_rss_bytes)} peak RSS")
+        same = (args.data_dir / "report-30x-onepass.csv").read_bytes() == (
+            args.data_dir / "report-30x-chunked.csv"
+        ).read_bytes()
+        checks.append(("30x chunked report == 30x one-pass report (bytes)", same))
+    baseline: tuple[Path, str] | None = None
+    if args.baseline_ref:
+        try:
+            baseline = baseline_tree(args.baseline_ref, args.data_dir)
+        except (subprocess.CalledProcessError, OSError) as error:
+            print(f"1x before/after skipped: no git ref {args.baseline_ref!r} here ({error})")
+    if baseline is not None:
+        base, sha = baseline
+        before, after, same = before_after(folders["1x"], base, args.data_dir, max(3, repeat))
+        ba_ratio = after.seconds / before.seconds
+        print(
+            f"1x one pass, before ({args.baseline_ref} = {sha[:10]}) / after (this tree), alternating, best of "
+            f"{max(3, repeat)}: {before.seconds:.2f} s / {after.seconds:.2f} s = {ba_ratio:.2f}; peak RSS "
+            f"{gb(before.max_rss_bytes)} / {gb(after.max_rss_bytes)}"
+        )
+        checks.append(
+            (f"1x one pass after / before = {ba_ratio:.2f} (<= {TARGET_BEFORE_AFTER})", ba_ratio <= TARGET_BEFORE_AFTER)
+        )
+        checks.append(("1x report before == after (bytes)", same))
 
     loop_s, extended_s, timeline_ms = engine_figures(folders["1x"], repeat)
     extended_ratio = extended_s / loop_s
@@ -337,6 +439,14 @@ def main(argv: list[str] | None = None) -> int:
             r1.max_rss_bytes <= TARGET_RSS_1X_GB * 2**30,
         )
     )
+    if "30x" in chunked:
+        r30 = chunked["30x"]
+        checks.append(
+            (
+                f"30x in store chunks: peak RSS = {gb(r30.max_rss_bytes)} (<= {TARGET_RSS_30X_GB} GB), exit 0",
+                r30.returncode == 0 and r30.max_rss_bytes <= TARGET_RSS_30X_GB * 2**30,
+            )
+        )
     if "10x" in results:
         r10 = results["10x"]
         scaling = r10.seconds / r1.seconds

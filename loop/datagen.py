@@ -35,6 +35,7 @@ DEFAULT_END = pd.Timestamp("2024-10-14 23:55:18.727055", tz="UTC")
 DEFAULT_POLLS_PER_STORE_PER_DAY = 8.4
 LOOP_2025_STORES = 3678
 DEFAULT_CHUNK_ROWS = 1_000_000
+_CSV_SLICE_ROWS = 100_000  # hours and zones rows formatted at a time
 
 # Zone mix close to the real 2025 file (all US zones).
 ZONE_WEIGHTS: dict[str, float] = {
@@ -184,16 +185,16 @@ def _put_timestamps(mat: np.ndarray, col: int, us: np.ndarray) -> None:
 
 
 def _write_csv(path: Path, header: str, columns: list[np.ndarray], trailing_newline: bool) -> int:
-    """Write string columns as CSV (values never need quoting here)."""
-    text = header
-    if len(columns[0]):
-        body = columns[0].astype(object)
-        for col in columns[1:]:
-            body = body + "," + col.astype(object)
-        text += "\n" + "\n".join(body.tolist())
-    if trailing_newline:
-        text += "\n"
-    path.write_bytes(text.encode())
+    """Write string columns as CSV (values never need quoting here), in slices of rows (bounded memory)."""
+    with open(path, "wb") as fh:
+        fh.write(header.encode())
+        for first in range(0, len(columns[0]), _CSV_SLICE_ROWS):
+            body = columns[0][first : first + _CSV_SLICE_ROWS].astype(object)
+            for col in columns[1:]:
+                body = body + "," + col[first : first + _CSV_SLICE_ROWS].astype(object)
+            fh.write(("\n" + "\n".join(body.tolist())).encode())
+        if trailing_newline:
+            fh.write(b"\n")
     return path.stat().st_size
 
 

@@ -36,6 +36,7 @@ class CsvSource:
 
     name: str
     opener: Callable[[], BinaryIO]
+    size: int | None = None  # bytes of the CSV text (a zip member: uncompressed), when known
 
     def open(self) -> BinaryIO:
         return self.opener()
@@ -77,13 +78,16 @@ def find_sources(path: str | Path) -> dict[str, CsvSource]:
             for name in names:
                 candidate = path / name
                 if candidate.is_file():
-                    found[kind] = CsvSource(str(candidate), partial(_open_file, candidate))
+                    found[kind] = CsvSource(
+                        str(candidate), partial(_open_file, candidate), size=candidate.stat().st_size
+                    )
                     break
     elif path.is_file() and zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
             members = zip_members(archive.namelist())
+            sizes = {member: archive.getinfo(member).file_size for member in members.values()}
         for kind, member in members.items():
-            found[kind] = CsvSource(f"{path}:{member}", partial(_open_member, path, member))
+            found[kind] = CsvSource(f"{path}:{member}", partial(_open_member, path, member), size=sizes[member])
     elif path.exists():
         raise InputFileError(f"{path} is neither a folder nor a zip file")
     else:

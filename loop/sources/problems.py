@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +31,8 @@ class RowProblems:
 
     counts: Counter[str] = field(default_factory=Counter)
     examples: list[RowProblem] = field(default_factory=list)
+    # The reason of each example without its per-row detail (``examples[i]`` was recorded under ``example_reasons[i]``).
+    example_reasons: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -44,6 +47,13 @@ class RowProblems:
         for i in range(max(0, min(len(lines), EXAMPLES_PER_REASON - shown))):
             text = reason if details is None else f"{reason}: {details[i]}"
             self.examples.append(RowProblem(file, int(lines[i]), text))
+            self.example_reasons.append(reason)
+
+    def reorder_examples(self, key: Callable[[RowProblem, str], tuple[int, ...]]) -> None:
+        """Sort the examples (stably) by ``key(example, its reason)``; counts are unchanged."""
+        order = sorted(range(len(self.examples)), key=lambda i: key(self.examples[i], self.example_reasons[i]))
+        self.examples = [self.examples[i] for i in order]
+        self.example_reasons = [self.example_reasons[i] for i in order]
 
     def summary_lines(self) -> list[str]:
         lines = [f"{count} row(s) skipped: {reason}" for reason, count in sorted(self.counts.items())]

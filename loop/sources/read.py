@@ -13,10 +13,13 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
+from loop.sources import rows as _rows
 from loop.sources.locate import CsvSource
-from loop.sources.problems import RowProblems
-from loop.sources.rows import DEFAULT_CHUNK_ROWS, read_rows
+from loop.sources.problems import RowProblem, RowProblems
+from loop.sources.rows import DEFAULT_CHUNK_ROWS, WRONG_FIELDS, read_rows, stream_clean_rows
 from loop.sources.validate import (
+    BAD_STATUS,
+    BAD_TIMESTAMP,
     STATUS_DTYPE,
     validate_hours_rows,
     validate_special_hours_rows,
@@ -68,6 +71,49 @@ def iter_status_chunks(
     for raw, lines in read_rows(src, STATUS_COLUMNS, problems, chunk_rows, dictionary=("store_id", "status")):
         yield validate_status_rows(raw, lines, src.name, problems)
         del raw
+
+
+def stream_clean_status(src: CsvSource, problems: RowProblems) -> Iterator[pd.DataFrame]:
+    """``read_status``'s valid polls of a clean file, one validation slice at a time (bounded memory).
+
+    Raises ``rows.UncleanFile`` where ``read_status`` would read the file with pandas instead;
+    then use ``iter_status_chunks`` (and a fresh ``RowProblems``). Either way, finish with
+    ``order_status_examples`` to have the examples in ``read_status``'s order.
+    """
+    slices = stream_clean_rows(src, STATUS_COLUMNS, _rows.VALIDATION_SLICE_ROWS, dictionary=("store_id", "status"))
+    for raw, lines in slices:
+        yield validate_status_rows(raw, lines, src.name, problems)
+        del raw
+
+
+def order_status_examples(problems: RowProblems, *, clean: bool) -> None:
+    """Put the examples of a streamed status file in the order ``read_status`` records them.
+
+    Read in any pieces in file order, each reason keeps the same first examples (its lowest
+    lines); only their order in the list depends on the pieces. ``read_status`` validates a
+    clean file in slices of ``VALIDATION_SLICE_ROWS`` rows and any other file whole (its
+    wrong-field lines recorded before anything else); within one validation the store-id
+    reasons come first, each at the rank of the first line that has it (the order of the
+    distinct ids), then the status, then the timestamp. ``problems`` must hold this file's only.
+    """
+    first_line: dict[str, int] = {}
+    for example, reason in zip(problems.examples, problems.example_reasons, strict=True):
+        first_line[reason] = min(first_line.get(reason, example.line), example.line)
+    slice_rows = _rows.VALIDATION_SLICE_ROWS
+
+    def key(example: RowProblem, reason: str) -> tuple[int, ...]:
+        if reason == WRONG_FIELDS:
+            check = (0, 0)
+        elif reason == BAD_STATUS:
+            check = (2, 0)
+        elif reason == BAD_TIMESTAMP:
+            check = (3, 0)
+        else:  # the store-id rule's reasons
+            check = (1, first_line[reason])
+        piece = (example.line - 2) // slice_rows if clean else 0
+        return (piece, *check, example.line)
+
+    problems.reorder_examples(key)
 
 
 def read_hours(src: CsvSource, problems: RowProblems) -> pd.DataFrame:

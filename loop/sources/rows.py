@@ -23,6 +23,7 @@ DEFAULT_CHUNK_ROWS = 500_000
 # Larger bodies are validated in slices of this many rows (bounded temporaries).
 VALIDATION_SLICE_ROWS = 1_000_000
 
+WRONG_FIELDS = "wrong number of fields"
 _SKIPPED_LINE = re.compile(r"Skipping line (\d+): (.*)")
 _TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
 _DICTIONARY_TEXT = pa.dictionary(pa.int32(), pa.string())
@@ -140,21 +141,102 @@ def _read_clean_file(
         table = pa_csv.read_csv(
             handle,
             read_options=pa_csv.ReadOptions(block_size=16 << 20),
-            parse_options=pa_csv.ParseOptions(invalid_row_handler=count_invalid, ignore_empty_lines=False),
-            convert_options=pa_csv.ConvertOptions(
-                include_columns=list(usecols),
-                column_types={
-                    name: _DICTIONARY_TEXT if canonical in dictionary else pa.string()
-                    for name, canonical in usecols.items()
-                },
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
+            parse_options=_clean_parse_options(count_invalid),
+            convert_options=_clean_convert_options(usecols, dictionary),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError):
         return None
     if invalid_rows:
         return None
+    return _clean_frame(table, usecols, dictionary)
+
+
+class UncleanFile(Exception):
+    """A row with the wrong number of fields (a blank line included) or bytes that are not UTF-8:
+    the file takes the pandas parser's path, which gives those lines their numbers."""
+
+
+# The streaming reader keeps up to 32 blocks read ahead: small blocks keep that small.
+STREAM_BLOCK_BYTES = 2 << 20
+
+
+def stream_clean_rows(
+    src: CsvSource,
+    columns: Mapping[str, tuple[str, ...]],
+    slice_rows: int,
+    dictionary: tuple[str, ...] = (),
+) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """The rows ``read_rows(..., chunk_rows=None)`` gives for a clean file, read with bounded memory.
+
+    Arrow's streaming reader with the options of the fast path; each yielded frame holds the rows
+    of one validation slice (``slice_rows`` rows, the last one fewer) with their line numbers, as
+    the one-pass read cuts them. Raises ``UncleanFile`` (possibly after some slices) where the
+    one-pass read would have fallen back to pandas; the caller then starts again with
+    ``read_rows(..., chunk_rows=N)``. A missing column raises ``InputFileError`` as ``read_rows`` does.
+    """
+    invalid_rows = 0
+
+    def count_invalid(_row: pa_csv.InvalidRow) -> str:
+        nonlocal invalid_rows
+        invalid_rows += 1
+        return "skip"
+
+    with src.open() as handle:
+        usecols = _resolve_columns(_read_header(handle, src.name), columns, src.name)
+        handle.seek(0)
+        pending: list[pa.RecordBatch] = []
+        held = first = 0
+        try:
+            reader = pa_csv.open_csv(
+                handle,
+                read_options=pa_csv.ReadOptions(block_size=STREAM_BLOCK_BYTES),
+                parse_options=_clean_parse_options(count_invalid),
+                convert_options=_clean_convert_options(usecols, dictionary),
+            )
+            schema = reader.schema
+            for batch in reader:
+                if invalid_rows:
+                    raise UncleanFile(src.name)
+                pending.append(batch)
+                held += batch.num_rows
+                while held >= slice_rows:
+                    table = pa.Table.from_batches(pending, schema=schema)
+                    part, rest = table.slice(0, slice_rows), table.slice(slice_rows)
+                    yield _clean_slice(part, first, usecols, dictionary)
+                    first += slice_rows
+                    pending, held = rest.to_batches(), rest.num_rows
+        except (pa.ArrowInvalid, UnicodeDecodeError) as error:
+            raise UncleanFile(src.name) from error
+        if invalid_rows:
+            raise UncleanFile(src.name)
+        if held or first == 0:  # an empty file still gives one (empty) slice, as the one-pass read does
+            yield _clean_slice(pa.Table.from_batches(pending, schema=schema), first, usecols, dictionary)
+
+
+def _clean_slice(
+    table: pa.Table, first: int, usecols: dict[str, str], dictionary: tuple[str, ...]
+) -> tuple[pd.DataFrame, np.ndarray]:
+    frame = _clean_frame(table, usecols, dictionary)
+    frame.index = pd.RangeIndex(first, first + len(frame))
+    return frame, frame.index.to_numpy() + 2
+
+
+def _clean_parse_options(handler: Any) -> pa_csv.ParseOptions:
+    return pa_csv.ParseOptions(invalid_row_handler=handler, ignore_empty_lines=False)
+
+
+def _clean_convert_options(usecols: dict[str, str], dictionary: tuple[str, ...]) -> pa_csv.ConvertOptions:
+    return pa_csv.ConvertOptions(
+        include_columns=list(usecols),
+        column_types={
+            name: _DICTIONARY_TEXT if canonical in dictionary else pa.string() for name, canonical in usecols.items()
+        },
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
+
+
+def _clean_frame(table: pa.Table, usecols: dict[str, str], dictionary: tuple[str, ...]) -> pd.DataFrame:
     frame = table.to_pandas(types_mapper=lambda t: _TEXT if t == pa.string() else None).rename(columns=usecols)
     for name in dictionary:
         categories = frame[name].cat.categories
@@ -191,7 +273,7 @@ def _collect_bad_lines(caught: list, skipped: list[int], name: str, problems: Ro
         for match in _SKIPPED_LINE.finditer(str(warning.message)):
             line = int(match.group(1))
             skipped.append(line)
-            problems.add(name, "wrong number of fields", np.array([line]), [match.group(2).strip()])
+            problems.add(name, WRONG_FIELDS, np.array([line]), [match.group(2).strip()])
     caught.clear()
     skipped.sort()
 

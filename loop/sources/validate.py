@@ -25,6 +25,9 @@ _CLOCK = r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?$"
 _UTC_SUFFIX = r"(?i)\s*UTC$"
 _DATE = r"^\d{4}-\d{2}-\d{2}$"
 STATUS_DTYPE = pd.CategoricalDtype(list(POLL_STATUSES))
+# The reasons of the poll checks after the store-id rule, in the order they run.
+BAD_STATUS = "status is not active or inactive"
+BAD_TIMESTAMP = "timestamp_utc is not a valid timestamp"
 
 
 def validate_status_rows(raw: pd.DataFrame, lines: np.ndarray, name: str, problems: RowProblems) -> pd.DataFrame:
@@ -38,9 +41,9 @@ def validate_status_rows(raw: pd.DataFrame, lines: np.ndarray, name: str, proble
     status = _Distinct.of(raw["status"]).map(lambda values: values.str.strip().str.lower())
     # Each row's code in STATUS_DTYPE; -1 for anything but the two statuses (as isin(POLL_STATUSES)).
     status_codes = STATUS_DTYPE.categories.get_indexer(pd.Index(status.values))[status.codes]
-    keep = drop(keep, status_codes < 0, "status is not active or inactive", raw["status"])
+    keep = drop(keep, status_codes < 0, BAD_STATUS, raw["status"])
     timestamps = parse_timestamps(raw["timestamp_utc"])
-    keep = drop(keep, timestamps.isna(), "timestamp_utc is not a valid timestamp", raw["timestamp_utc"])
+    keep = drop(keep, timestamps.isna(), BAD_TIMESTAMP, raw["timestamp_utc"])
     kept = keep.to_numpy()
     # Categoricals keep millions of polls small: a few thousand distinct ids, two statuses.
     return pd.DataFrame(

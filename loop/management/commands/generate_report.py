@@ -17,11 +17,10 @@ import pandas as pd
 from django.core.management.base import CommandError
 
 from loop.management.mongo_command import MongoCommand
-from loop.report_engine import ReportResult, compute_report, report_to_csv
+from loop.offline import DEFAULT_MAX_MEMORY_MB, OfflineTotals, PreparedReport, prepare_offline_report
+from loop.report_engine import report_to_csv
 from loop.rules import DEFAULT_MAX_GAP_MINUTES, GAP_RANGE_TEXT, gap_problem
-from loop.sources.locate import locate_sources
-from loop.sources.problems import InputFileError, RowProblems
-from loop.sources.read import read_hours, read_special_hours, read_status, read_zones
+from loop.sources.problems import InputFileError
 from loop.timeutil import NOW_HELP, parse_now
 
 
@@ -52,6 +51,19 @@ class Command(MongoCommand):
             f"({GAP_RANGE_TEXT}, default {DEFAULT_MAX_GAP_MINUTES})",
         )
         parser.add_argument("--strict", action="store_true", help="fail (exit 1) if any input row is skipped")
+        parser.add_argument(
+            "--max-memory-mb",
+            type=int,
+            default=DEFAULT_MAX_MEMORY_MB,
+            help="--csv-dir: memory budget; a status file whose one-pass read would need more is computed in "
+            f"store chunks through temporary spill files, the same bytes out (default {DEFAULT_MAX_MEMORY_MB})",
+        )
+        parser.add_argument(
+            "--chunk-stores",
+            type=int,
+            default=None,
+            help="--csv-dir: always compute in store chunks of at most this many stores",
+        )
         # Django adds --skip-checks only to commands that run checks; kept so command lines that pass it still work.
         parser.add_argument("--skip-checks", action="store_true", help="Skip system checks.")
 
@@ -75,11 +87,7 @@ class Command(MongoCommand):
         if problem is not None:
             raise CommandError(f"--max-gap-minutes {gap}: {problem}", returncode=2)
         if options["csv_dir"]:
-            result, problems = _report_from_csv(Path(options["csv_dir"]), now, extended=extended, max_gap_minutes=gap)
-            for line in problems.summary_lines():
-                self.stderr.write(f"warning: {line}")
-            if options["strict"] and problems.total:
-                raise CommandError(f"--strict: {problems.total} input row(s) were skipped", returncode=1)
+            totals = self._report_from_csv(options, now=now, extended=extended, gap=gap)
         else:
             from loop.storage.legacy import LegacyLayoutError  # needs Django settings and MongoDB
             from loop.utils import generate_report
@@ -88,16 +96,55 @@ class Command(MongoCommand):
                 result = generate_report(now=now, extended=extended, max_gap_minutes=gap)
             except LegacyLayoutError as error:
                 raise CommandError(str(error), returncode=2) from error
-        for warning in result.warnings:
-            self.stderr.write(f"warning: {warning}")
-        _write_output(options["output"], report_to_csv(result.report))
-        skipped = problems.total if options["csv_dir"] else 0
+            for warning in result.warnings:
+                self.stderr.write(f"warning: {warning}")
+            _write_output(options["output"], report_to_csv(result.report))
+            totals = OfflineTotals(result.stores, result.polls_counted, result.now, list(result.warnings))
         self.stderr.write(
-            f"report: {result.stores} stores, {result.polls_counted} polls counted, "
-            f"now={result.now.isoformat() if result.now is not None else '-'}, "
-            f"{skipped} rows skipped, {len(result.warnings)} warnings, "
+            f"report: {totals.stores} stores, {totals.polls_counted} polls counted, "
+            f"now={totals.now.isoformat() if totals.now is not None else '-'}, "
+            f"{totals.skipped} rows skipped, {len(totals.warnings)} warnings, "
             f"{time.perf_counter() - started:.2f}s"
         )
+
+    def _report_from_csv(
+        self, options: dict[str, Any], *, now: pd.Timestamp | None, extended: bool, gap: int
+    ) -> OfflineTotals:
+        chunk_stores = options["chunk_stores"]
+        if chunk_stores is not None and chunk_stores < 1:
+            raise CommandError(f"--chunk-stores {chunk_stores}: must be at least 1", returncode=2)
+        if options["max_memory_mb"] < 1:
+            raise CommandError(f"--max-memory-mb {options['max_memory_mb']}: must be at least 1", returncode=2)
+        try:
+            with prepare_offline_report(
+                Path(options["csv_dir"]),
+                now=now,
+                extended=extended,
+                max_gap_minutes=gap,
+                chunk_stores=chunk_stores,
+                max_memory_mb=options["max_memory_mb"],
+            ) as prepared:
+                problems = prepared.problems
+                for line in problems.summary_lines():
+                    self.stderr.write(f"warning: {line}")
+                if options["strict"] and problems.total:
+                    raise CommandError(f"--strict: {problems.total} input row(s) were skipped", returncode=1)
+                totals = _write_streamed(options["output"], prepared)
+                if prepared.plan is not None:
+                    plan = prepared.plan
+                    self.stderr.write(
+                        f"store chunks: {len(plan.ranges)} range(s) of at most {max(plan.ranges, default=0)} stores "
+                        f"({plan.stores} stores, {plan.polls_in_week} polls of the week, "
+                        f"{plan.spilled_polls} valid polls spilled; "
+                        + ", ".join(f"{name} {seconds:.2f}s" for name, seconds in plan.seconds.items())
+                        + ")"
+                    )
+        except InputFileError as error:
+            raise CommandError(str(error), returncode=2) from error
+        for warning in totals.warnings:
+            self.stderr.write(f"warning: {warning}")
+        totals.skipped = problems.total
+        return totals
 
 
 def _parse_now(text: str | None) -> pd.Timestamp | None:
@@ -109,33 +156,21 @@ def _parse_now(text: str | None) -> pd.Timestamp | None:
         raise CommandError(f"--now {text!r}: {error}", returncode=2) from error
 
 
-def _report_from_csv(
-    path: Path,
-    now: pd.Timestamp | None,
-    *,
-    extended: bool = False,
-    max_gap_minutes: int = DEFAULT_MAX_GAP_MINUTES,
-) -> tuple[ReportResult, RowProblems]:
-    problems = RowProblems()
+def _write_streamed(target: str, prepared: PreparedReport) -> OfflineTotals:
+    """The report written as the engine produces it (one text, or one per store chunk)."""
+    if target == "-":
+        return prepared.write(sys.stdout.write)
+    # Write beside the target and rename, so a failed run never leaves half a report.
+    path = Path(target)
+    partial = path.with_name(f".{path.name}.partial")
     try:
-        sources = locate_sources(path)
-        polls = read_status(sources.status, problems)
-        hours = read_hours(sources.hours, problems)
-        zones = read_zones(sources.zones, problems)
-        # special_hours.csv is optional: without it, the weekly hours apply every day.
-        special = None if sources.special is None else read_special_hours(sources.special, problems)
-    except InputFileError as error:
-        raise CommandError(str(error), returncode=2) from error
-    result = compute_report(
-        polls,
-        hours,
-        zones,
-        now=now,
-        special_hours=special,
-        extended=extended,
-        max_gap_minutes=max_gap_minutes,
-    )
-    return result, problems
+        with open(partial, "w", encoding="utf-8") as handle:
+            totals = prepared.write(handle.write)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(path)
+    return totals
 
 
 def _write_output(target: str, text: str) -> None:
