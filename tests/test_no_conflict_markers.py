@@ -8,6 +8,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 MARKER = re.compile(r"^(<{7}|>{7}) ", re.MULTILINE)
+TEXT = {".py", ".md", ".yml", ".yaml", ".txt", ".html", ".js", ".css", ".json", ".conf", ".sh", ".toml"}
 
 
 def test_no_tracked_file_holds_conflict_markers() -> None:
@@ -15,7 +16,6 @@ def test_no_tracked_file_holds_conflict_markers() -> None:
     found = []
     for name in tracked:
         path = REPO / name
-        if path.suffix in {".py", ".md", ".yml", ".yaml", ".txt", ".html", ".js", ".css", ".json", ".conf", ".sh", ".toml"}:
-            if path.is_file() and MARKER.search(path.read_text(errors="replace")):
-                found.append(name)
+        if path.suffix in TEXT and path.is_file() and MARKER.search(path.read_text(errors="replace")):
+            found.append(name)
     assert found == []
