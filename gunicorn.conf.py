@@ -10,6 +10,8 @@ Command-line flags override these values (the tests pass --bind, --workers and -
 
 import os
 
+from loop.logs import logging_config
+
 wsgi_app = "myproject.wsgi:application"
 bind = [os.environ.get("WEB_BIND") or "0.0.0.0:8000"]
 
@@ -33,4 +35,12 @@ limit_request_line = 8190
 limit_request_fields = 100
 limit_request_field_size = 8190
 
-accesslog = "-"
+# Logs (docs/operations.md#logs): the app writes one access line per request itself (logger loop.access:
+# request id, route, status, duration, actor), so gunicorn writes none; its own lines (start-up, workers,
+# errors) go through the app's formatter, one JSON object a line under LOG_FORMAT=json. Its level stays
+# --log-level's (info).
+accesslog = None
+logger_class = "myproject.gunicorn_workers.AppAccessLogger"
+logconfig_dict = logging_config(
+    (os.environ.get("LOG_FORMAT") or "text").strip().lower(), (os.environ.get("LOG_LEVEL") or "INFO").strip()
+)

@@ -19,6 +19,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
 from loop.backends import MONGO_SCHEMES
+from loop.logs import FORMATS
 from loop.rates import parse_rate
 
 # The tag of the checks below: gunicorn and Celery run only these at start-up.
@@ -76,6 +77,7 @@ def settings_check(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> li
     """Every rule the configuration must meet, each as one error naming the variable to fix."""
     return [
         *_unparsable_values(),
+        *_log_format(),
         *_secret_key(),
         *_limits(),
         *_tokens(),
@@ -111,6 +113,18 @@ def _unparsable_values() -> list[checks.CheckMessage]:
             id="loop.E001",
         )
         for name, (expected, given) in settings.UNPARSABLE_ENV.items()
+    ]
+
+
+def _log_format() -> list[checks.CheckMessage]:
+    if settings.LOG_FORMAT in FORMATS:
+        return []
+    return [
+        checks.Error(
+            f"LOG_FORMAT must be one of {', '.join(FORMATS)}, got {settings.LOG_FORMAT!r}",
+            hint="LOG_FORMAT=json for one JSON object a line (compose, log collectors), text for a terminal.",
+            id="loop.E015",
+        )
     ]
 
 

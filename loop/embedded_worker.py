@@ -7,6 +7,10 @@ so the API behaves the same (202 at once, Running, then Complete) without a brok
 As with the worker kinds of a real deployment (``settings.WORKER_KINDS``), an alert evaluation or delivery
 never waits behind a report or an import: those run on the job pool (``EMBEDDED_WORKER_THREADS``), evaluations
 and deliveries on a pool of their own (``NOTIFICATION_THREADS``), and poll compactions on timer threads.
+
+Its jobs log as a Celery worker's do (``loop.task_logs``): each runs with the request id of the
+request that asked for it (a new one when none did), the task's name and its job's id bound, and
+says when it starts and finishes.
 """
 
 from __future__ import annotations
@@ -16,15 +20,49 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from django.conf import settings
 
+from loop import logs, queue
+from loop.request_ids import new_request_id
 from loop.retry import ATTEMPTS, Retry, RetryPolicy, attempt_report
 
 logger = logging.getLogger(__name__)
 
 # The notifications' own pool: evaluations and deliveries are short; two let one slow webhook not hold the rest.
 NOTIFICATION_THREADS = 2
+
+R = TypeVar("R")
+
+# The argument each queued job names (the field its log lines carry), as in the Celery tasks' signatures.
+JOB_FIELDS = {
+    queue.REPORT_TASK: "report_id",
+    queue.REPORT_JOIN_TASK: "report_id",
+    queue.IMPORT_TASK: "import_id",
+    queue.SEND_DELIVERY_TASK: "delivery_id",
+}
+
+
+def _as_task(task_name: str, fn: Callable[[], R], **fields: Any) -> Callable[[], R]:
+    """``fn`` for a pool thread or a timer, logging as a Celery task would: this context's request id
+    (or a new one), ``task`` and ``fields`` bound, a line when it starts and one when it finishes."""
+
+    def run() -> R:
+        began = time.perf_counter()
+        logger.info("task %s started", task_name)
+        state = "FAILURE"
+        try:
+            result = fn()
+            state = "SUCCESS"
+            return result
+        finally:
+            duration_ms = round((time.perf_counter() - began) * 1000.0, 1)
+            logger.info("task %s finished: %s", task_name, state, extra={"state": state, "duration_ms": duration_ms})
+
+    request_id = logs.bound_fields().get("request_id") or new_request_id()
+    return logs.carried(run, request_id=request_id, task=task_name, **fields)
+
 
 _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
@@ -37,7 +75,9 @@ def submit(task_name: str, job_id: str) -> Future[str]:
 
     The Future is kept until done: tests wait on the pending ones.
     """
-    future = _embedded_pool().submit(run_embedded, job_id, ATTEMPTS[task_name])
+    attempt = ATTEMPTS[task_name]
+    job = _as_task(task_name, lambda: run_embedded(job_id, attempt), **{JOB_FIELDS.get(task_name, "job_id"): job_id})
+    future = _embedded_pool().submit(job)
     with _pool_lock:
         _pending.add(future)
     future.add_done_callback(_forget)
@@ -84,7 +124,7 @@ def schedule_compaction(delay: float) -> None:
     with _compaction_lock:
         if db.name in _compaction_timers:
             return
-        timer = _compaction_timers[db.name] = threading.Timer(delay, run)
+        timer = _compaction_timers[db.name] = threading.Timer(delay, _as_task(queue.COMPACT_POLLS_TASK, run))
         timer.daemon = True
         timer.start()
 
@@ -104,7 +144,7 @@ def schedule_alert_evaluation() -> None:
             logger.exception("embedded alert evaluation failed")
         return "done"
 
-    future = _notifications_pool().submit(run)
+    future = _notifications_pool().submit(_as_task(queue.EVALUATE_ALERTS_TASK, run))
     with _pool_lock:
         _pending.add(future)
     future.add_done_callback(_forget)
@@ -129,10 +169,11 @@ def send_delivery(delivery_id: str, delay: float) -> None:
             logger.exception("embedded delivery %s crashed", delivery_id)
             future.set_exception(exc)
 
+    job = _as_task(queue.SEND_DELIVERY_TASK, run, delivery_id=delivery_id)
     if delay <= 0:
-        _notifications_pool().submit(run)
+        _notifications_pool().submit(job)
         return
-    timer = threading.Timer(delay, lambda: _notifications_pool().submit(run))
+    timer = threading.Timer(delay, lambda: _notifications_pool().submit(job))
     timer.daemon = True
     timer.start()
 

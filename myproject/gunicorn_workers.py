@@ -15,6 +15,7 @@ import re
 import socket
 from typing import Any
 
+from gunicorn.glogging import Logger
 from gunicorn.workers.gthread import ThreadWorker
 
 # "HTTP/1.1 414 URI Too Long", then gunicorn's page: the reason in <h1><p>, the message after it.
@@ -66,3 +67,13 @@ class JsonErrorThreadWorker(ThreadWorker):
 
     def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
         super().handle_error(req, _JsonErrorSocket(client), addr, exc)
+
+
+class AppAccessLogger(Logger):
+    """gunicorn's logger (its own lines through gunicorn.conf.py's ``logconfig_dict``), without its access line:
+    the app writes one per request (``loop.access``: request id, route, actor, duration). Gunicorn would
+    write its own as soon as a ``logconfig_dict`` is set; ``--access-logfile`` still turns it on."""
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        if self.cfg.accesslog:
+            super().access(resp, req, environ, request_time)

@@ -19,6 +19,8 @@ from typing import Any
 
 import dj_database_url
 
+from loop.logs import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 # Variables whose text could not be parsed at all: {name: (what was expected, the text given)}.
@@ -539,10 +541,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-}
+# Logs (docs/operations.md#logs): "text" (time LEVEL logger: message [request_id=...]) for a terminal,
+# "json" (one object a line: time, level, logger, event, request_id, ...) for compose and the image.
+# Anything else keeps text and is refused by loop.checks (loop.E015).
+LOG_FORMAT = env_str("LOG_FORMAT", "text").lower()
+LOGGING = logging_config(LOG_FORMAT, env_str("LOG_LEVEL", "INFO"))

@@ -112,7 +112,8 @@ def test_one_beat_runs_the_hourly_tasks_and_no_worker_runs_beat(compose: dict[st
     for name in WORKERS:
         assert "-B" not in services[name]["command"] and "beat" not in services[name]["command"], name
     beat = services["beat"]
-    assert beat["command"][:4] == ["celery", "-A", "myproject", "beat"]
+    # --quiet: no plain-text banner among beat's JSON log lines (LOG_FORMAT=json).
+    assert beat["command"][:5] == ["celery", "-A", "myproject", "--quiet", "beat"]
     schedule = beat["command"][beat["command"].index("-s") + 1]
     mounts = [volume.split(":")[1] for volume in beat["volumes"]]
     assert any(schedule.startswith(mount + "/") for mount in mounts), (schedule, mounts)

@@ -234,8 +234,44 @@ def _evaluate(db: Database) -> EvaluationResult:
         }
     ]
     storage.write_open_alerts(db, replace(result, evaluated_us=t_us, stamp=stamp.stamp, evaluations=log, state=state))
+    _log_evaluation(t, added, current, resolved, position, stores=len(states), seconds=seconds)
     _publish(events)
     return EvaluationResult(t, len(added), len(resolutions), seconds)
+
+
+def _log_evaluation(
+    t: pd.Timestamp,
+    added: OpenAlerts,
+    current: OpenAlerts,
+    resolved: pd.DataFrame,
+    position: dict[str, int],
+    *,
+    stores: int,
+    seconds: float,
+) -> None:
+    """One line for the evaluation, then one per opened and resolved alert (``alert_id``, ``store_id``), at
+    most ``ALERT_GROUP_THRESHOLD`` of each: past that a message is grouped too, and the history lists them."""
+    logger.info(
+        "alerts evaluated at %s: %d opened, %d resolved",
+        _iso(t),
+        len(added),
+        len(resolved),
+        extra={
+            "opened": len(added),
+            "resolved": len(resolved),
+            "stores": stores,
+            "duration_ms": round(seconds * 1000, 1),
+        },
+    )
+    limit = settings.ALERT_GROUP_THRESHOLD
+    for k in range(min(len(added), limit)):
+        alert = {"alert_id": str(added.alert_id[k]), "store_id": str(added.store_id[k]), "muted": bool(added.muted[k])}
+        logger.info("alert opened", extra=alert)
+    for store_id, resolution in list(zip(resolved["store_id"].tolist(), resolved["resolution"].tolist(), strict=True))[
+        :limit
+    ]:
+        alert_id = str(current.alert_id[position[store_id]])
+        logger.info("alert resolved: %s", resolution, extra={"alert_id": alert_id, "store_id": str(store_id)})
 
 
 def _row(alerts: OpenAlerts, k: int) -> dict[str, Any]:

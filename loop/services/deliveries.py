@@ -320,7 +320,29 @@ def attempt_delivery(
         "next_retry_at": next_at,
     }
     storage.record_attempt(db, delivery_id, attempt=attempt, status=status, next_attempt_at=next_at)
+    logger.info(
+        "delivery %s attempt %d: %s",
+        delivery_id,
+        attempt_no,
+        status.value,
+        extra={
+            "delivery_id": delivery_id,
+            "channel_id": doc["channel_id"],
+            "event_type": doc["event_type"],
+            "status_code": answer.status_code,
+            **_alert_of(doc),
+        },
+    )
     return AttemptOutcome(status, next_at)
+
+
+def _alert_of(doc: Mapping[str, Any]) -> dict[str, str]:
+    """The alert and store a delivery is about (for its log line); none for a grouped or other event."""
+    try:
+        data = json.loads(doc["payload"]).get("data") or {}
+    except (TypeError, ValueError, AttributeError):
+        return {}
+    return {key: str(data[key]) for key in ("alert_id", "store_id") if isinstance(data, dict) and data.get(key)}
 
 
 def deliver(*, delivery_id: str, db: Database | None = None) -> str:
