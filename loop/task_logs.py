@@ -76,7 +76,9 @@ def job_fields(task: Any, args: Any, kwargs: Any) -> dict[str, str]:
 def bind_task(task_id: str | None = None, task: Any = None, args: Any = None, kwargs: Any = None, **_: Any) -> None:
     if task is None or task_id is None:
         return
-    request_id = sane_request_id(str(getattr(task.request, HEADER, None) or "")) or new_request_id()
+    # The sender's id from the message; run in-process (eagerly), the id bound here; else a new one.
+    sent_with = sane_request_id(str(getattr(task.request, HEADER, None) or ""))
+    request_id = sent_with or logs.bound_fields().get("request_id") or new_request_id()
     token = logs.bind(request_id=request_id, task=task.name, task_id=task_id, **job_fields(task, args, kwargs))
     _running[task_id] = (token, time.perf_counter())
     logger.info("task %s started", task.name)

@@ -170,6 +170,13 @@ def test_e012_a_database_url_that_cannot_be_used_is_named_without_its_password()
     assert loop_messages({**PRODUCTION, "DATABASE_URL": "postgres://loop:pw@db:5432/loop"}) == []
 
 
+def test_e015_log_format_is_text_or_json() -> None:
+    assert loop_messages({**PRODUCTION, "LOG_FORMAT": "JSON"}) == []  # read in any case
+    assert loop_messages({**PRODUCTION, "LOG_FORMAT": "xml"}) == [
+        "(loop.E015) LOG_FORMAT must be one of text, json, got 'xml'"
+    ]
+
+
 def test_every_error_is_reported_at_once() -> None:
     env = {"DEBUG": "0", "API_READ_TOKEN": "reader", "INGEST_MAX_BODY_BYTES": "1", "TRIGGER_RATE_LIMIT": "x"}
     ids = [message.split(")")[0] + ")" for message in loop_messages(env)]

@@ -67,6 +67,7 @@ CONFIG_VARS = (
     "EMAIL_PORT",
     "EMAIL_USE_TLS",
     "EMAIL_USE_SSL",
+    "LOG_FORMAT",
 )
 
 
