@@ -46,6 +46,7 @@ def consume_the_configured_kinds(sender: str, instance: Any, **kwargs: Any) -> N
     if settings.WORKER_QUEUES:
         instance.app.amqp.queues.select([settings.CELERY_QUEUE_NAMES[kind] for kind in settings.WORKER_QUEUES])
 
+
 # The structured logs' signal handlers (request id in the task headers, task fields bound in the worker,
 # logging set up from the settings' LOGGING): connected wherever this app sends or runs tasks; after the
 # receivers above, so the worker's start-up line names the queues it consumes.
