@@ -37,6 +37,7 @@ help:
 	@echo "make bench-load-mixed  pollers, readers and triggers at once, then with slow clients (BENCH_MIXED_ARGS)"
 	@echo "make screenshots     retake docs/screenshots/ with the browser tests"
 	@echo "make bench-dashboard  dashboard render times in headless Chromium on the Loop-2025-sized set"
+	@echo "make bench-logs      what the structured logs cost per request and per task (text and json)"
 
 # requirements.txt is the runtime (what the Docker image installs); requirements-dev.txt adds
 # tests, lint and the demo's mongomock. The stamp makes re-runs a no-op until either changes.
@@ -152,6 +153,11 @@ ci:
 # Removes local server data and logs (stop the services first).
 clean-var:
 	rm -rf var
+
+# What the structured logs cost (issue 21): microseconds per request and per task, in process (no servers).
+.PHONY: bench-logs
+bench-logs: install
+	$(PY) bench/bench_logs.py
 
 # Load benchmark (issue 4): 50 clients polling GET /get_report/<id>/ for 30 s against gunicorn
 # + a celery worker while reports are generated; prints req/s, p50/p99 and errors (needs `make services`).
