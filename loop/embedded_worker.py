@@ -197,10 +197,11 @@ def finish_schedule_run(run_id: str, check: int, delay: float) -> None:
             logger.exception("embedded finish of scheduled run %s crashed", run_id)
             future.set_exception(exc)
 
+    job = _as_task(queue.FINISH_SCHEDULE_RUN_TASK, run, run_id=run_id)
     if delay <= 0:
-        _embedded_pool().submit(run)
+        _embedded_pool().submit(job)
         return
-    timer = threading.Timer(delay, lambda: _embedded_pool().submit(run))
+    timer = threading.Timer(delay, lambda: _embedded_pool().submit(job))
     timer.daemon = True
     timer.start()
 
@@ -220,7 +221,9 @@ def start_schedule_ticker() -> None:
         while True:
             time.sleep(max(1, settings.SCHEDULE_TICK_SECONDS))
             try:
-                run_due_schedules()
+                # Each tick under an id of its own, as a beat task's (the reports it starts carry it).
+                with logs.bound(request_id=new_request_id(), task=queue.RUN_DUE_SCHEDULES_TASK):
+                    run_due_schedules()
             except Exception:  # the next tick tries again
                 logger.exception("embedded schedule tick failed")
 
