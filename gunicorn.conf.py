@@ -10,6 +10,8 @@ Command-line flags override these values (the tests pass --bind, --workers and -
 
 import os
 
+from myproject import gunicorn_metrics
+
 wsgi_app = "myproject.wsgi:application"
 bind = [os.environ.get("WEB_BIND") or "0.0.0.0:8000"]
 
@@ -34,3 +36,8 @@ limit_request_fields = 100
 limit_request_field_size = 8190
 
 accesslog = "-"
+
+# GET /metrics adds up every worker's counts: one multi-process directory, emptied when the master starts,
+# before any worker forks; a worker that exits is marked dead (myproject/gunicorn_metrics.py).
+on_starting = gunicorn_metrics.on_starting
+child_exit = gunicorn_metrics.child_exit

@@ -25,7 +25,7 @@ import pandas as pd
 from django.conf import settings
 from pymongo.database import Database
 
-from loop import queue, storage
+from loop import metrics, queue, storage
 from loop.alert_rules import CLOSED, DOWN, PENDING, UP, alert_changes, feed_states, store_states
 from loop.errors import Conflict, InvalidInput, NotFound
 from loop.events import (
@@ -219,6 +219,9 @@ def _evaluate(db: Database) -> EvaluationResult:
     announced += [_row(still_open, k) for k in np.flatnonzero(np.isin(still_open.alert_id, unmuted)).tolist()]
     events = _transition_events(t=t, opened=announced, resolved=resolved_rows)
     state = dict(current.state)
+    # In business hours at t, as far as the evaluation looked (stores polled in its first read or with an
+    # open alert): read by GET /metrics (loop.api.metrics) with the document, no other read.
+    state["open_stores"] = int(states["state"].isin([UP, PENDING, DOWN]).sum())
     if state.get("stale"):
         state["stale"] = False
         events.append(Event(INGESTION_RESUMED, utcnow(), {"newest_poll": _iso(t), "evaluated_at": _iso(t)}))
@@ -234,6 +237,7 @@ def _evaluate(db: Database) -> EvaluationResult:
         }
     ]
     storage.write_open_alerts(db, replace(result, evaluated_us=t_us, stamp=stamp.stamp, evaluations=log, state=state))
+    metrics.evaluation_done(seconds=seconds, opened=len(added), resolved=len(resolutions))
     _publish(events)
     return EvaluationResult(t, len(added), len(resolutions), seconds)
 
