@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
 from django.http import HttpRequest, HttpResponseBase
 
-from loop.metrics import HTTP_DURATION, HTTP_REQUESTS
+from loop.metrics import made
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
@@ -54,6 +54,8 @@ class HttpMetricsMiddleware:
         if not settings.METRICS_ENABLED:
             raise MiddlewareNotUsed("METRICS_ENABLED is off")
         self.get_response = get_response
+        metrics = made()  # at start-up: every process has its series before its first request
+        self.requests, self.duration = metrics.HTTP_REQUESTS, metrics.HTTP_DURATION
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         began = time.perf_counter()
@@ -61,6 +63,6 @@ class HttpMetricsMiddleware:
         seconds = time.perf_counter() - began
         method = request.method if request.method in METHODS else "other"
         labels = (request_route(request), method, str(response.status_code))
-        HTTP_REQUESTS.labels(*labels).inc()
-        HTTP_DURATION.labels(*labels).observe(seconds)
+        self.requests.labels(*labels).inc()
+        self.duration.labels(*labels).observe(seconds)
         return response

@@ -64,8 +64,9 @@ def use_own_directory() -> None:
         from prometheus_client import values
 
         values.ValueClass = values.get_value_class()
-    if "loop.metrics" in sys.modules:  # its metrics exist already, in memory: their counts would be lost
-        logger.warning("loop.metrics was imported before the worker started: some task counts are not exported")
+    early = sys.modules.get("loop.metrics")
+    if early is not None and getattr(early, "_made", None):  # made in memory already: their counts would be lost
+        logger.warning("loop.metrics were made before the worker started: some counts are not exported")
 
 
 def remember_worker(sender: Any = None, **kwargs: Any) -> None:

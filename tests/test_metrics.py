@@ -129,3 +129,11 @@ def test_a_scrape_answers_the_kept_figures_while_a_thread_reads_them_again(
             break
         threading.Event().wait(0.05)
     assert metrics.cached_figures().stores == 2 and len(reads) == 2
+
+
+def test_the_offline_report_counts_nothing_and_never_imports_prometheus_client(tmp_path: Any) -> None:
+    from tests.test_offline_startup import modules_after_offline_run
+
+    modules = modules_after_offline_run(tmp_path)
+    assert "loop.report_engine" in modules
+    assert not {m for m in modules if m.split(".")[0] == "prometheus_client"}
