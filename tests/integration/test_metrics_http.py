@@ -5,12 +5,14 @@ a reports+imports worker and a notifications+maintenance worker, each serving it
 own. The test scrapes everything, sends known traffic (requests spread over both web processes, a batch of
 polls with bad rows, a report), scrapes again and checks each difference: per web process (its own file
 of the directory) and in the sum GET /metrics answers, per worker and over both. Then every metric the
-monitoring profile's rules and dashboard name must be among what these scrapes hold.
+monitoring profile's rules and dashboard name must be among what these scrapes hold. Last, a web process is
+killed and replaced by gunicorn: the sum does not go back.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -209,3 +211,29 @@ def test_counts_of_two_web_processes_and_two_workers_add_up(metrics_stack: Metri
     present = {name for text in stack.texts[-3:] for name in declared_names(text)}
     missing = {name for name in metric_names_in_profile() if not ({name, f"{name}_total", f"{name}_bucket"} & present)}
     assert missing == set()
+
+
+def gunicorn_workers(master: int) -> list[int]:
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+def test_a_web_process_replaced_takes_none_of_the_counts_with_it(metrics_stack: MetricsStack) -> None:
+    stack = metrics_stack
+    for _ in range(10):
+        assert requests.get(f"{stack.web.url}/health/", timeout=30).status_code == 200
+    before = value(stack.scrape_web(), *HEALTH)
+    workers = gunicorn_workers(stack.web.proc.pid)
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)  # gunicorn's master starts another in its place
+
+    def replaced() -> bool:
+        now = gunicorn_workers(stack.web.proc.pid)
+        return len(now) == 2 and workers[0] not in now
+
+    wait_until(replaced, 60, "gunicorn replacing its worker")
+    stack.web.wait_healthy()
+    after = stack.scrape_web()
+    # the dead process's counts stay in the directory: the sum never goes back
+    assert value(after, *HEALTH) >= before
+    assert (stack.web_dir / f"counter_{workers[0]}.db").exists()
