@@ -137,3 +137,16 @@ def test_the_offline_report_counts_nothing_and_never_imports_prometheus_client(t
     modules = modules_after_offline_run(tmp_path)
     assert "loop.report_engine" in modules
     assert not {m for m in modules if m.split(".")[0] == "prometheus_client"}
+
+
+def test_stores_are_counted_by_the_region_of_the_directory_while_its_version_holds(mdb: Any) -> None:
+    from loop import storage
+    from loop.services.directory import region_counts
+
+    assert region_counts(["a", "b"]) == [("unknown", 2)]  # no directory: nothing more is read
+    storage.set_store_profile(mdb, "a", name="A", brand=None, region="EU")
+    storage.set_store_profile(mdb, "b", name="B", brand=None, region=None)
+    assert region_counts(["a", "b", "c"]) == [("EU", 1), ("unknown", 2)]
+    storage.set_store_profile(mdb, "c", name="C", brand=None, region="EU")  # a new version: read again
+    assert region_counts(["a", "b", "c"]) == [("EU", 2), ("unknown", 1)]
+    assert region_counts([]) == []

@@ -69,6 +69,7 @@ class Figures:
     muted: int = 0
     down_by_region: dict[str, int] = field(default_factory=dict)
     open_stores: int | None = None
+    open_by_region: dict[str, int] = field(default_factory=dict)
     evaluated_s: float | None = None  # the data clock of the newest evaluation
 
 
@@ -109,13 +110,14 @@ def _read_mongo(figures: Figures) -> None:
     figures.muted = int(alerts.muted.sum())
     figures.unacknowledged = int(sum(1 for who in alerts.ack_by.tolist() if not who))
     figures.open_stores = alerts.state.get("open_stores")
+    by_region = alerts.state.get("open_by_region", [])
+    figures.open_by_region = {str(item["region"]): int(item["stores"]) for item in by_region}
     figures.evaluated_s = None if alerts.evaluated_us is None else alerts.evaluated_us / 1e6
     down = [str(s) for s, muted in zip(alerts.store_id.tolist(), alerts.muted.tolist(), strict=True) if not muted]
     if down:
-        from loop.services.directory import store_profiles  # only the parts that hold these ids
+        from loop.services.directory import region_counts
 
-        regions = Tally(profile.region or "unknown" for profile in store_profiles(store_ids=down).values())
-        figures.down_by_region = dict(regions)
+        figures.down_by_region = dict(region_counts(down))
     figures.mongo_up = True
 
 
@@ -243,12 +245,15 @@ class ScrapeCollector(Collector):
             for region, count in sorted(f.down_by_region.items()):
                 down.add_metric([region], float(count))
             yield down
-            yield _gauge(
+            opened = GaugeMetricFamily(
                 "loop_stores_open",
                 "Stores in business hours at the newest evaluation (of those it looked at: polled in the last "
-                "two hours, or with an open alert).",
-                None if f.open_stores is None else float(f.open_stores),
+                "two hours, or with an open alert), by region of the store directory.",
+                labels=["region"],
             )
+            for region, count in sorted(f.open_by_region.items()):
+                opened.add_metric([region], float(count))
+            yield opened
             yield _gauge(
                 "loop_alert_evaluation_data_timestamp_seconds",
                 "The data clock of the newest alert evaluation, Unix time.",

@@ -41,7 +41,7 @@ from loop.events import (
 from loop.ids import new_id
 from loop.lanes import BusinessCalendar
 from loop.rules import DEFAULT_MAX_GAP_MINUTES, REPORT_WEEK
-from loop.services.directory import Profile, store_ids_matching, store_profiles
+from loop.services.directory import Profile, region_counts, store_ids_matching, store_profiles
 from loop.services.paging import Page, page_skip
 from loop.storage.alerts import OpenAlerts
 from loop.timeutil import ts_to_us, us_to_ts, utcnow
@@ -220,8 +220,11 @@ def _evaluate(db: Database) -> EvaluationResult:
     events = _transition_events(t=t, opened=announced, resolved=resolved_rows)
     state = dict(current.state)
     # In business hours at t, as far as the evaluation looked (stores polled in its first read or with an
-    # open alert): read by GET /metrics (loop.api.metrics) with the document, no other read.
-    state["open_stores"] = int(states["state"].isin([UP, PENDING, DOWN]).sum())
+    # open alert), in all and by region: read by GET /metrics (loop.api.metrics) with the document.
+    open_ids = [str(store_id) for store_id in states.index[states["state"].isin([UP, PENDING, DOWN])]]
+    state["open_stores"] = len(open_ids)
+    # (a list of documents: FerretDB stores no nested arrays, and a region may hold a "." no field name may)
+    state["open_by_region"] = [{"region": region, "stores": count} for region, count in region_counts(open_ids)]
     if state.get("stale"):
         state["stale"] = False
         events.append(Event(INGESTION_RESUMED, utcnow(), {"newest_poll": _iso(t), "evaluated_at": _iso(t)}))

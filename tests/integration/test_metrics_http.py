@@ -206,6 +206,8 @@ def test_counts_of_two_web_processes_and_two_workers_add_up(metrics_stack: Metri
         assert ("loop_queue_length", frozenset({("queue", kind)})) in web_after, kind
     assert value(web_after, "loop_newest_poll_timestamp_seconds", {}) == 1728900600.0  # 2024-10-14 10:10 UTC
     assert value(web_after, "loop_metrics_source_up", {"source": "mongo"}) == 1
+    # the three stores polled (no hours: open all week), counted by the evaluation; no directory: unknown
+    assert value(web_after, "loop_stores_open", {"region": "unknown"}) == 3
 
     # Every metric the monitoring profile names is among these scrapes.
     present = {name for text in stack.texts[-3:] for name in declared_names(text)}
