@@ -68,7 +68,6 @@ class Figures:
     unacknowledged: int = 0
     muted: int = 0
     down_by_region: dict[str, int] = field(default_factory=dict)
-    open_stores: int | None = None
     open_by_region: dict[str, int] = field(default_factory=dict)
     evaluated_s: float | None = None  # the data clock of the newest evaluation
 
@@ -109,7 +108,6 @@ def _read_mongo(figures: Figures) -> None:
     figures.open_alerts = len(alerts.store_id)
     figures.muted = int(alerts.muted.sum())
     figures.unacknowledged = int(sum(1 for who in alerts.ack_by.tolist() if not who))
-    figures.open_stores = alerts.state.get("open_stores")
     by_region = alerts.state.get("open_by_region", [])
     figures.open_by_region = {str(item["region"]): int(item["stores"]) for item in by_region}
     figures.evaluated_s = None if alerts.evaluated_us is None else alerts.evaluated_us / 1e6
