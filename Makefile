@@ -34,6 +34,7 @@ help:
 	@echo "make lint            ruff check, ruff format --check and mypy (CI runs it)"
 	@echo "make ci              what CI runs (.ci/run)"
 	@echo "make bench / bench-service / bench-load   benchmarks (offline engine / service / HTTP load)"
+	@echo "make bench-metrics   GET /metrics latency, bench-load throughput with metrics on and off (BENCH_METRICS_ARGS)"
 	@echo "make bench-load-mixed  pollers, readers and triggers at once, then with slow clients (BENCH_MIXED_ARGS)"
 	@echo "make screenshots     retake docs/screenshots/ with the browser tests"
 	@echo "make bench-dashboard  dashboard render times in headless Chromium on the Loop-2025-sized set"
@@ -164,6 +165,13 @@ bench-logs: install
 .PHONY: bench-load
 bench-load: install
 	$(PY) bench/bench_load.py $(BENCH_LOAD_ARGS)
+
+# What the metrics cost (issue 21): GET /metrics' latency, and bench-load's throughput with metrics on and off
+# in the same run (needs `make services`). BENCH_METRICS_ARGS="--rounds 2 --duration 30".
+BENCH_METRICS_ARGS ?=
+.PHONY: bench-metrics
+bench-metrics: install
+	$(PY) bench/bench_metrics.py $(BENCH_METRICS_ARGS)
 
 # Mixed load (issue 16): pollers (POST /store_status/), readers (stores, timelines, reports) and report
 # triggers at once against gunicorn (gunicorn.conf.py) + a celery worker, then again with slow clients;

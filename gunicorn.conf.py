@@ -11,6 +11,7 @@ Command-line flags override these values (the tests pass --bind, --workers and -
 import os
 
 from loop.logs import logging_config
+from myproject import gunicorn_metrics
 
 wsgi_app = "myproject.wsgi:application"
 bind = [os.environ.get("WEB_BIND") or "0.0.0.0:8000"]
@@ -44,3 +45,8 @@ logger_class = "myproject.gunicorn_workers.AppAccessLogger"
 logconfig_dict = logging_config(
     (os.environ.get("LOG_FORMAT") or "text").strip().lower(), (os.environ.get("LOG_LEVEL") or "INFO").strip()
 )
+
+# GET /metrics adds up every worker's counts: one multi-process directory, emptied when the master starts,
+# before any worker forks; a worker that exits is marked dead (myproject/gunicorn_metrics.py).
+on_starting = gunicorn_metrics.on_starting
+child_exit = gunicorn_metrics.child_exit

@@ -8,6 +8,7 @@ Celery worker run none, so ``myproject/wsgi.py``, ``asgi.py`` and ``celery.py`` 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import sys
 from collections.abc import Sequence
@@ -87,6 +88,7 @@ def settings_check(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> li
         *_deliveries(),
         *_database_url(),
         *_queues(),
+        *_metrics(),
     ]
 
 
@@ -274,6 +276,32 @@ def _queues() -> list[checks.CheckMessage]:
                 id="loop.E014",
             )
         )
+    return problems
+
+
+def _metrics() -> list[checks.CheckMessage]:
+    problems: list[checks.CheckMessage] = []
+    for item in settings.METRICS_OPEN_NETWORKS:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            problems.append(
+                checks.Error(
+                    f"METRICS_OPEN_NETWORKS holds {item!r}, which is not an address or a network",
+                    hint="For example METRICS_OPEN_NETWORKS=127.0.0.1/32,::1/128 (empty: /metrics needs a read key).",
+                    id="loop.E016",
+                )
+            )
+    for name in ("WORKER_METRICS_PORT", "BEAT_METRICS_PORT"):
+        port = getattr(settings, name)
+        if not 0 <= port <= 65535:
+            problems.append(
+                checks.Error(
+                    f"{name} must be a port number (0: none), got {port}",
+                    hint=f"For example {name}=9100.",
+                    id="loop.E017",
+                )
+            )
     return problems
 
 

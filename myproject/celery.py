@@ -14,11 +14,14 @@ from typing import Any
 from celery import Celery
 from celery.signals import celeryd_after_setup, worker_init
 
+from loop import worker_metrics
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "myproject.settings")
 
 app = Celery("myproject")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+worker_metrics.connect()  # tasks counted, each worker's /metrics and heartbeat, beat's sends (loop/worker_metrics.py)
 
 
 @worker_init.connect

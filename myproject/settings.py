@@ -96,6 +96,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: every answer, errors of later middleware included, carries X-Request-ID (loop/request_ids.py).
     "loop.request_ids.RequestIdMiddleware",
+    # Requests and their latency by route, method and status for GET /metrics (loop/http_metrics.py).
+    "loop.http_metrics.HttpMetricsMiddleware",
     # Server-Timing (auth;dur=...) with SERVER_TIMING on: the bench's view of what authentication costs.
     "loop.api.access.ServerTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -455,6 +457,26 @@ ACCOUNTS_CACHE_SECONDS = env_int("ACCOUNTS_CACHE_SECONDS", 60)
 # Answers carry `Server-Timing: auth;dur=<ms>` (time spent authenticating): `make bench-load --auth` sets it.
 # Off by default: it tells a client how long its credentials took to check.
 SERVER_TIMING = env_bool("SERVER_TIMING", False)
+
+# --- Metrics (GET /metrics, docs/operations.md#metrics) ------------------------------------------
+# Off: no request or task is counted (the HTTP middleware and the task signals step aside; `make bench-metrics`
+# compares); GET /metrics still answers what is read at scrape time.
+METRICS_ENABLED = env_bool("METRICS_ENABLED", True)
+# GET /metrics needs the read capability (a read key); scrapes whose socket address (never X-Forwarded-For) is in
+# these networks need none, e.g. "127.0.0.1/32,::1/128" for a Prometheus on the same host. Empty: a key always.
+# Behind a proxy on the same host every request comes from loopback: then leave this empty.
+METRICS_OPEN_NETWORKS = env_list("METRICS_OPEN_NETWORKS", [])
+# Seconds a web process keeps the figures a scrape reads from MongoDB and Redis (a few _id reads).
+METRICS_CACHE_SECONDS = env_int("METRICS_CACHE_SECONDS", 5)
+# A Celery worker serves its own /metrics (its main process and its pool) on this port; 0: none. `make worker`
+# gives its workers this port and the next ones. Each worker also writes a heartbeat to Redis every
+# WORKER_HEARTBEAT_SECONDS (the web's loop_workers_up), with or without a port.
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0)
+# celery beat's /metrics (the periodic tasks it sent); 0: none.
+BEAT_METRICS_PORT = env_int("BEAT_METRICS_PORT", 0)
+# The address the worker's and beat's exporters listen on (compose: 0.0.0.0, inside its network).
+METRICS_BIND_ADDRESS = env_str("METRICS_BIND_ADDRESS", "127.0.0.1")
+WORKER_HEARTBEAT_SECONDS = env_int("WORKER_HEARTBEAT_SECONDS", 15)
 
 # --- Dashboard sign-in (docs/signin.md) ---------------------------------------------
 # Django's login with a session cookie; with AUTH_REQUIRED the dashboard pages send an anonymous visitor here.

@@ -13,7 +13,8 @@
 # for a report to end. A worker per group gives each group process slots nothing else can take.
 #
 # Concurrency: WORKER_CONCURRENCY for every worker when set, else per kind (a group takes its largest):
-# reports 2, imports 1, notifications 2, maintenance 1. WORKER_LOGLEVEL (default info). Ctrl-C or
+# reports 2, imports 1, notifications 2, maintenance 1. WORKER_LOGLEVEL (default info). WORKER_METRICS_PORT=9101:
+# each worker serves its /metrics on 9101, 9102, ... (docs/operations.md#metrics). Ctrl-C or
 # SIGTERM stops every worker started here (a warm shutdown: running tasks finish); so does one exiting.
 set -euo pipefail
 
@@ -39,9 +40,13 @@ concurrency_of() {
     echo "$best"
 }
 
-# One worker in the foreground of this shell (its node name: the kinds joined by '-', @ the host).
+# One worker in the foreground of this shell (its node name: the kinds joined by '-', @ the host). With
+# WORKER_METRICS_PORT set, worker number $2 (0, 1, ...) serves its /metrics on that port + $2.
 run_worker() {
-    local group=$1
+    local group=$1 index=${2:-0}
+    if [[ -n "${WORKER_METRICS_PORT:-}" && "${WORKER_METRICS_PORT}" != 0 ]]; then
+        export WORKER_METRICS_PORT=$((WORKER_METRICS_PORT + index))
+    fi
     WORKER_QUEUES="$group" exec "$CELERY" -A myproject worker -l "$LOGLEVEL" \
         -n "${group//,/-}@%h" --concurrency "$(concurrency_of "$group")"
 }
@@ -55,6 +60,7 @@ if (($# == 1)); then
 fi
 
 pids=()
+index=0
 stop_all() {
     trap - INT TERM
     local pid
@@ -65,8 +71,9 @@ trap 'stop_all; exit 130' INT
 trap 'stop_all; exit 143' TERM
 for group in "$@"; do
     # each worker's lines prefixed with its kinds; $! is the worker (not sed)
-    (run_worker "$group") > >(sed -u "s/^/[${group}] /") 2>&1 &
+    (run_worker "$group" "$index") > >(sed -u "s/^/[${group}] /") 2>&1 &
     pids+=("$!")
+    index=$((index + 1))
 done
 rc=0
 wait -n "${pids[@]}" || rc=$?

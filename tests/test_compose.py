@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 NOT_FOR_COMPOSE = {"EMBEDDED_WORKER_THREADS", "STATIC_ROOT"}
 WORKERS = ("worker-reports", "worker-imports", "worker-notifications", "worker-maintenance")
 APP_SERVICES = ("migrate", "loader", "web", *WORKERS, "beat")
+# `docker compose --profile monitoring up` adds these (tests/test_monitoring_profile.py).
+MONITORING = ("prometheus", "grafana")
 # Set per worker service (the kinds it consumes), not shared through x-app-env.
 PER_SERVICE = {"WORKER_QUEUES"}
 
@@ -59,7 +61,7 @@ def test_an_empty_value_stands_for_the_settings_default_except_the_rate_limit_an
 
 def test_every_long_running_service_has_a_health_check(compose: dict[str, Any]) -> None:
     long_running = [name for name, svc in compose["services"].items() if svc.get("restart") != "no"]
-    assert set(long_running) == {"mongo", "redis", "postgres", "web", *WORKERS, "beat", "nginx"}
+    assert set(long_running) == {"mongo", "redis", "postgres", "web", *WORKERS, "beat", "nginx", *MONITORING}
     for name in long_running:
         assert compose["services"][name]["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
     for name in WORKERS:
@@ -135,8 +137,11 @@ def test_nginx_is_the_only_door_to_web_with_the_repository_config(compose: dict[
     assert (ROOT / "deploy" / "nginx" / "nginx.conf").is_file()
     # every documented URL (http://localhost:8000/...) now reaches nginx; web publishes nothing
     assert nginx["ports"] == ["8000:8000"]
-    published = [name for name, svc in services.items() if svc.get("ports")]
+    published = [name for name, svc in services.items() if svc.get("ports") and not svc.get("profiles")]
     assert published == ["nginx"]
+    # the monitoring profile's Prometheus and Grafana: on the host's loopback only
+    for name in MONITORING:
+        assert all(port.startswith("127.0.0.1:") for port in services[name]["ports"]), name
     assert nginx["depends_on"] == {"web": {"condition": "service_healthy"}}
     check = nginx["healthcheck"]["test"]
     assert check[0] == "CMD" and check[-1] == "http://127.0.0.1:8000/_front/health"

@@ -11,6 +11,7 @@ from loop.api import (
     imports,
     ingestion,
     maintenance,
+    metrics,
     overview,
     reports,
     schedules,
@@ -65,4 +66,5 @@ urlpatterns = [
     re_path(r"^keys/(?P<key_id>[^/]+)/?$", accounts.KeyDetailView.as_view(), name="key"),
     re_path(r"^overview/?$", overview.OverviewView.as_view(), name="overview"),
     re_path(r"^health/?$", overview.HealthView.as_view(), name="health"),
+    re_path(r"^metrics/?$", metrics.MetricsView.as_view(), name="metrics"),
 ]

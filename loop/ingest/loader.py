@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 from pymongo.database import Database
 
-from loop import storage
+from loop import metrics, storage
 from loop.ingest.dedup import PollWriter
 from loop.sources.locate import CsvSource, locate_sources
 from loop.sources.problems import RowProblems
@@ -238,4 +238,7 @@ def load_found_sources(
         progress(f"  {stats.polls_inserted} polls inserted")
     stats.status_rows_read = stats.polls_valid + problems["status"].total
     stats.seconds = time.perf_counter() - started
+    metrics.polls_received(
+        source="load", valid=stats.polls_valid, stored=stats.polls_inserted, rejected=problems["status"].total
+    )
     return stats

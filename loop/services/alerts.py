@@ -25,7 +25,7 @@ import pandas as pd
 from django.conf import settings
 from pymongo.database import Database
 
-from loop import queue, storage
+from loop import metrics, queue, storage
 from loop.alert_rules import CLOSED, DOWN, PENDING, UP, alert_changes, feed_states, store_states
 from loop.errors import Conflict, InvalidInput, NotFound
 from loop.events import (
@@ -41,7 +41,7 @@ from loop.events import (
 from loop.ids import new_id
 from loop.lanes import BusinessCalendar
 from loop.rules import DEFAULT_MAX_GAP_MINUTES, REPORT_WEEK
-from loop.services.directory import Profile, store_ids_matching, store_profiles
+from loop.services.directory import Profile, region_counts, store_ids_matching, store_profiles
 from loop.services.paging import Page, page_skip
 from loop.storage.alerts import OpenAlerts
 from loop.timeutil import ts_to_us, us_to_ts, utcnow
@@ -219,6 +219,12 @@ def _evaluate(db: Database) -> EvaluationResult:
     announced += [_row(still_open, k) for k in np.flatnonzero(np.isin(still_open.alert_id, unmuted)).tolist()]
     events = _transition_events(t=t, opened=announced, resolved=resolved_rows)
     state = dict(current.state)
+    # In business hours at t, as far as the evaluation looked (stores polled in its first read or with an
+    # open alert), in all and by region: read by GET /metrics (loop.api.metrics) with the document.
+    open_ids = [str(store_id) for store_id in states.index[states["state"].isin([UP, PENDING, DOWN])]]
+    state["open_stores"] = len(open_ids)
+    # (a list of documents: FerretDB stores no nested arrays, and a region may hold a "." no field name may)
+    state["open_by_region"] = [{"region": region, "stores": count} for region, count in region_counts(open_ids)]
     if state.get("stale"):
         state["stale"] = False
         events.append(Event(INGESTION_RESUMED, utcnow(), {"newest_poll": _iso(t), "evaluated_at": _iso(t)}))
@@ -235,6 +241,7 @@ def _evaluate(db: Database) -> EvaluationResult:
     ]
     storage.write_open_alerts(db, replace(result, evaluated_us=t_us, stamp=stamp.stamp, evaluations=log, state=state))
     _log_evaluation(t, added, current, resolved, position, stores=len(states), seconds=seconds)
+    metrics.evaluation_done(seconds=seconds, opened=len(added), resolved=len(resolutions))
     _publish(events)
     return EvaluationResult(t, len(added), len(resolutions), seconds)
 

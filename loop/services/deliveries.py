@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core.mail import EmailMessage, send_mail
 from pymongo.database import Database
 
-from loop import queue, storage
+from loop import metrics, queue, storage
 from loop.delivery_rules import DeliveryStatus, Verdict, next_attempt_at, parse_retry_after, verdict
 from loop.errors import Conflict, NotFound, short_error
 from loop.events import (
@@ -333,6 +333,8 @@ def attempt_delivery(
             **_alert_of(doc),
         },
     )
+    outcome = {DeliveryStatus.DELIVERED: "delivered", DeliveryStatus.PENDING: "retrying"}.get(status, "failed")
+    metrics.delivery_attempted(kind=str(channel.get("kind", "")) if channel else "unknown", outcome=outcome)
     return AttemptOutcome(status, next_at)
 
 

@@ -73,6 +73,32 @@ def store_profiles(*, store_ids: Sequence[str]) -> dict[str, Profile]:
     return {store_id: found.get(store_id, UNKNOWN) for store_id in ids}
 
 
+_regions: dict[str, object] = {}  # the directory's version -> store id -> region, in this process
+
+
+def region_counts(store_ids: Sequence[str]) -> list[tuple[str, int]]:
+    """How many of ``store_ids`` are in each region of the directory (``unknown``: none given), by region.
+
+    The store -> region map is kept per process while the directory's stored version holds (one ``_id``
+    read); a deployment without a directory reads nothing more. For metrics: GET /metrics, the evaluation.
+    """
+    if len(store_ids) == 0:
+        return []
+    db = storage.get_db()
+    version = storage.profiles_version(db)
+    if not version:
+        return [("unknown", len(store_ids))]
+    if _regions.get("version") != version:
+        profiles = storage.read_profiles(db)
+        regions = profiles["region"].where(profiles["region"].notna() & (profiles["region"] != ""), "unknown")
+        _regions.clear()
+        _regions.update(version=version, map=pd.Series(regions.to_numpy(), index=profiles["store_id"].astype(str)))
+    mapping = _regions["map"]
+    assert isinstance(mapping, pd.Series)
+    found = pd.Series(np.asarray(store_ids, dtype=object).astype(str)).map(mapping).fillna("unknown")
+    return sorted((str(region), int(count)) for region, count in found.value_counts().items())
+
+
 def matching_ids(profiles: pd.DataFrame, *, region: str | None, brand: str | None) -> np.ndarray | None:
     """The ids of the profiles with exactly this region and brand (case-sensitive); None when neither is given."""
     if region is None and brand is None:

@@ -23,7 +23,7 @@ import pandas as pd
 from django.conf import settings
 from pymongo.database import Database
 
-from loop import queue, storage
+from loop import metrics, queue, storage
 from loop.errors import Conflict, InvalidInput, NotFound, Unavailable, is_transient, short_error
 from loop.ids import ID_SHAPE, is_id, new_id
 from loop.ingest.archives import ArchiveRefused, unpack_sources
@@ -250,11 +250,13 @@ def _load(db: Database, doc: ImportDoc) -> str:
 
         stats = load_found_sources(found, db, on_rows=on_rows)
     except (ArchiveRefused, InputFileError) as exc:
+        metrics.import_finished(status="failed", seconds=time.perf_counter() - clock)
         return _finish_failed(db, doc, str(exc))
     except Exception as exc:
         if is_transient(exc):
             raise
         logger.exception("import %s failed", import_id)
+        metrics.import_finished(status="failed", seconds=time.perf_counter() - clock)
         return _finish_failed(db, doc, short_error(exc))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -263,6 +265,7 @@ def _load(db: Database, doc: ImportDoc) -> str:
     summary = import_summary(stats)
     storage.complete_import(db, import_id, summary=summary, rows=stats.status_rows_read, timings=timings)
     storage.delete_import_files(db, doc["files"])
+    metrics.import_finished(status="complete", seconds=time.perf_counter() - clock)
     request_evaluation()
     logger.info("import %s complete: %s", import_id, "; ".join(summary["lines"][:3]))
     return "complete"

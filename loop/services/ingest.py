@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from pymongo.database import Database
 
-from loop import queue, storage
+from loop import metrics, queue, storage
 from loop.errors import Conflict, InvalidInput
 from loop.ingest.dedup import DELTA_MAX_POLLS, PollWriter
 from loop.services.alerts import evaluate_alerts, request_evaluation
@@ -87,6 +87,7 @@ def ingest_polls(
             queue.enqueue_poll_compaction()
         except Exception:  # the polls are stored; the beat's compaction folds them in later
             logger.exception("could not ask for a poll compaction")
+    metrics.polls_received(source="api", valid=valid, stored=written.inserted, rejected=problems.total)
     if valid:
         _evaluate_after_batch(valid)
     return IngestResult(

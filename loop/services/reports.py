@@ -15,7 +15,7 @@ import pandas as pd
 from django.conf import settings
 from pymongo.database import Database
 
-from loop import queue, storage
+from loop import metrics, queue, storage
 from loop.errors import Conflict, InvalidInput, NotFound, Unavailable, is_transient, short_error
 from loop.ids import ID_SHAPE, is_id, new_id
 from loop.report_engine import report_from_csv, report_to_csv
@@ -441,7 +441,8 @@ def _compute_shard(db: Database, doc: ReportDoc, shard: int) -> str:
         if is_transient(exc):
             raise
         logger.exception("report %s shard %d failed", report_id, shard)
-        storage.fail_report(db, report_id, f"shard {shard + 1} of {shards} failed: {short_error(exc)}")
+        if storage.fail_report(db, report_id, f"shard {shard + 1} of {shards} failed: {short_error(exc)}"):
+            metrics.report_finished(status="failed", seconds=_since_created(doc))
         return "failed"
     timings["total_s"] = round(time.perf_counter() - started, 3)
     stored = storage.record_shard_result(
@@ -495,6 +496,8 @@ def _join(db: Database, doc: ReportDoc) -> str:
     )
     storage.delete_shard_results(db, report_id, shards)
     outcome = "complete" if stored else "superseded"
+    if stored:
+        metrics.report_finished(status="complete", seconds=_since_created(doc), rows=rows)
     logger.info("report %s %s: %d rows joined from %d shards", report_id, outcome, rows, shards)
     return outcome
 
@@ -519,7 +522,8 @@ def _compute_whole(db: Database, doc: ReportDoc) -> str:
         if is_transient(exc):
             raise
         logger.exception("report %s failed", report_id)
-        storage.fail_report(db, report_id, short_error(exc))
+        if storage.fail_report(db, report_id, short_error(exc)):
+            metrics.report_finished(status="failed", seconds=_since_created(doc))
         return "failed"
     timings["total_s"] = round(time.perf_counter() - started, 3)
     storage.set_report_phase(db, report_id, ReportPhase.STORING)
@@ -533,8 +537,16 @@ def _compute_whole(db: Database, doc: ReportDoc) -> str:
         timings=timings,
     )
     outcome = "complete" if stored else "superseded"
+    if stored:
+        metrics.report_finished(status="complete", seconds=_since_created(doc), rows=len(result.report))
     logger.info("report %s %s: %d rows in %.2fs", report_id, outcome, len(result.report), timings["total_s"])
     return outcome
+
+
+def _since_created(doc: ReportDoc) -> float:
+    """Seconds from the trigger to now (what the caller waited: queue, shards and join included)."""
+    created = doc.get("created_at")
+    return max(0.0, (utcnow() - created).total_seconds()) if created is not None else 0.0
 
 
 def fail_report(*, report_id: str, message: str) -> None:

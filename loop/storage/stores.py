@@ -347,6 +347,12 @@ def read_one_store(
     )
 
 
+def profiles_version(db: Database) -> str:
+    """The stored version of the store directory ("" before any profile): one ``_id`` read."""
+    head = db[PROFILES_TABLE.heads].find_one({"_id": PROFILES_TABLE.head_id}, {"token": 1})
+    return "" if head is None else str(head.get("token", ""))
+
+
 def store_tables_version(db: Database) -> tuple[str, str, str]:
     """The stored versions of the hours, holiday-hours and zone tables (three ``_id`` reads): what a
     process keys what it works out from them on (the alert evaluation's business calendar)."""
