@@ -6,6 +6,7 @@ until it is subscribed again. (Over HTTP, with gunicorn: test_accounts_cache_htt
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -85,3 +86,14 @@ def test_an_entry_read_before_a_change_and_stored_after_it_is_not_kept(live: red
     reads_after, read = _reader("new")
     assert cache.cached("key", "d", read) == "new"
     assert reads_after == ["new"]
+
+
+def test_an_entry_lives_accounts_cache_seconds_at_most(live: redis.Redis, settings) -> None:
+    settings.ACCOUNTS_CACHE_SECONDS = 1
+    reads, read = _reader("v1")
+    cache.cached("key", "e", read)
+    cache.cached("key", "e", read)
+    assert len(reads) == 1
+    time.sleep(1.1)  # nothing announced meanwhile: only its age sends it back to the database
+    cache.cached("key", "e", read)
+    assert len(reads) == 2
