@@ -16,7 +16,7 @@ from pymongo.database import Database
 from rest_framework.test import APIClient
 from standardwebhooks.webhooks import Webhook
 
-from loop import storage
+from loop import metrics, storage
 from loop.embedded_worker import wait_embedded_idle
 from loop.services import report_links, schedules
 from loop.storage.schema import SCHEDULE_RUNS
@@ -215,9 +215,12 @@ def test_slots_missed_while_down_run_once_the_newest_and_none_before_creation(
     sid = create(sched_api, name="h", cron="0 * * * *", timezone="UTC", channels=[ch])["schedule_id"]
     backdate(mdb, sid, utc(2024, 10, 7, 9, 30))
     # Everything was down from before 10:00 until 15:10: slots 10:00 .. 15:00 were missed; 15:00 runs, once.
+    missed = metrics.SCHEDULE_RUNS_MISSED._value.get()
     assert tick(utc(2024, 10, 7, 15, 10)) == 1
+    assert metrics.SCHEDULE_RUNS_MISSED._value.get() == missed + 1  # 15:00 started ten minutes late
     assert tick(utc(2024, 10, 7, 15, 40)) == 0
     assert tick(utc(2024, 10, 7, 16, 0, 5)) == 1
+    assert metrics.SCHEDULE_RUNS_MISSED._value.get() == missed + 1  # 16:00 on time
     assert [r["slot_us"] for r in runs(mdb)] == [int(utc(2024, 10, 7, h).timestamp() * 1_000_000) for h in (15, 16)]
     # Paused and resumed: the slots in between never run; the next due one does.
     sched_api.patch(f"/schedules/{sid}/", {"enabled": False}, format="json")

@@ -28,7 +28,7 @@ from typing import Any
 from django.conf import settings
 from pymongo.database import Database
 
-from loop import queue, storage
+from loop import metrics, queue, storage
 from loop.cron import CronError, parse_cron, parse_zone, slot_after, slot_at_or_before
 from loop.errors import Conflict, InvalidInput, NotFound, Unavailable
 from loop.events import REPORT_COMPLETED, REPORT_FAILED, Event, utc_text
@@ -370,6 +370,11 @@ def _note_finished(run_id: str) -> None:
             _finished.popitem(last=False)
 
 
+# A cron run started this long after its slot counts as missed (loop_schedule_runs_missed_total): the beat
+# ticks every SCHEDULE_TICK_SECONDS, so only a beat, broker or MongoDB that was away makes a run this late.
+LATE_AFTER = dt.timedelta(minutes=5)
+
+
 def run_due_schedules(*, now: dt.datetime | None = None, db: Database | None = None) -> int:
     """Beat: claim and start each enabled schedule's newest due slot not run yet; how many runs started here.
 
@@ -399,6 +404,8 @@ def run_due_schedules(*, now: dt.datetime | None = None, db: Database | None = N
             logger.exception("scheduled run %s could not start", run_id)
             continue
         started += int(created)
+        if created and now - slot > LATE_AFTER:
+            metrics.schedule_run_missed()  # started late: everything was down at its time (or beat was)
     return started
 
 
