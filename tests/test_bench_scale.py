@@ -31,3 +31,11 @@ def test_percentile_and_ratio() -> None:
     assert percentile([7.0], 95) == 7.0
     assert ratio(6.5, 10.0) == 0.65
     assert ratio(1.0, 0.0) == float("inf")
+
+
+def test_cpu_ticks_reads_utime_and_stime_past_a_command_with_spaces() -> None:
+    from bench.bench_scale import cpu_ticks
+
+    # pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ...
+    stat = "4242 (celery worker) x) S 1 4242 4242 0 -1 4194304 100 0 0 0 250 50 0 0 20 0 1 0"
+    assert cpu_ticks(stat) == 300
