@@ -18,9 +18,11 @@ when missing; ``--data-dir`` names a set folder or the folder holding the sets),
    queue prefix of this run;
 4. the same report (pinned ``now`` = the offline command's, ``force``) with default settings and one report
    worker (``REPORT_SHARDS`` unset: auto), then with ``--shards`` shards over each count of ``--workers``
-   report workers (``WORKER_QUEUES=reports``), ``--rounds`` times, configurations interleaved: trigger to
-   Complete over HTTP, the ratio to one worker, the peak RSS (VmHWM, sampled from /proc every 0.5 s) of
-   every process of every report worker, and the CSV byte-equal to the offline one;
+   report workers (``WORKER_QUEUES=reports``), ``--rounds`` times, configurations interleaved, each time on
+   fresh workers after ``--warmup`` untimed reports (workers are long-lived; the first report of a fresh
+   process is printed as "cold"): trigger to Complete over HTTP, the ratio to one worker, the peak RSS
+   (VmHWM, sampled from /proc every 0.5 s) of every process of every report worker, and the CSV byte-equal
+   to the offline one;
 5. an hour appended (one poll per store, ``manage.py load_data`` of an hourly folder: wall, peak RSS) and a
    report at the new newest poll (no ``now``) on ``--alert-workers`` workers: Complete, ``now`` moved;
 6. alerts while a report runs: a webhook channel to a loopback receiver, an all-active hourly batch, then
@@ -264,6 +266,7 @@ class ReportRun:
     timings: dict[str, Any] = field(default_factory=dict)
     worker_cpu_s: float = 0.0  # CPU seconds of the report workers between trigger and Complete
     db_cpu_s: float = 0.0  # ... and of the database server
+    cold: list[float] = field(default_factory=list)  # the untimed warm-up reports' times (fresh workers)
 
 
 @dataclass
@@ -292,9 +295,27 @@ class Bench:
         self.web = start_gunicorn(self.env, 2, self.logs / "web.log", timeout=600)
         notif_env = {**self.env, "WORKER_QUEUES": "notifications"}
         self.notifier = start_celery_worker(notif_env, "notifications", 2, self.logs / "notifications.log")
+        self.sampler.watch(self.notifier.proc.pid, "notifications:")
         self.base = self.web.url
         self.web.wait_healthy(timeout=120)
         self.notifier.wait_ready(timeout=180)
+
+    def web_peak(self) -> int:
+        """The largest peak RSS of gunicorn's processes (its workers merge hourly batches and evaluate alerts)."""
+        if self.web is None:
+            return 0
+        pid = self.web.proc.pid
+        try:
+            children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except OSError:
+            return 0
+        peaks = []
+        for child in [pid, *children]:
+            try:
+                peaks.append((vm_hwm_kib(Path(f"/proc/{child}/status").read_text()) or 0) * 1024)
+            except OSError:
+                continue
+        return max(peaks, default=0)
 
     def start_report_workers(self, count: int, shards: int | None, tag: str) -> list[Worker]:
         """``count`` report workers (solo processes, or one prefork worker of ``count`` processes)."""
@@ -329,6 +350,9 @@ class Bench:
         return peaks
 
     def stop_service(self) -> None:
+        self.sampler.sample()
+        self.figures["web_peak"] = max(self.figures.get("web_peak", 0), self.web_peak())
+        self.figures["notifications_peak"] = max(self.sampler.peaks_of("notifications:"), default=0)
         if self.web is not None:
             self.web.stop()
             self.web = None
@@ -456,8 +480,11 @@ def measure_reports(bench: Bench, offline_csv: str, now_iso: str) -> list[Report
             up_s = time.perf_counter() - started
             pids = group_pids([w.proc.pid for w in procs])
             db_pids = database_pids()
-            cpu0, db0 = process_cpu_s(pids), process_cpu_s(db_pids)
             try:
+                # Untimed reports first: workers are long-lived, and a fresh process's first report pays its
+                # imports, connections and caches (printed as "cold").
+                cold = [bench.timed_report(now_iso)[0] for _ in range(bench.args.warmup)]
+                cpu0, db0 = process_cpu_s(pids), process_cpu_s(db_pids)
                 seconds, body = bench.timed_report(now_iso)
                 worker_cpu, db_cpu = process_cpu_s(pids) - cpu0, process_cpu_s(db_pids) - db0
             finally:
@@ -468,10 +495,13 @@ def measure_reports(bench: Bench, offline_csv: str, now_iso: str) -> list[Report
             timings = dict(doc.get("timings") or {})
             shards_text = f"auto ({int(doc.get('shards') or 1)})" if shards is None else str(shards)
             equal = body.get("csv_data") == offline_csv
-            runs.append(ReportRun(config, workers, shards_text, seconds, peaks, equal, timings, worker_cpu, db_cpu))
+            runs.append(
+                ReportRun(config, workers, shards_text, seconds, peaks, equal, timings, worker_cpu, db_cpu, cold)
+            )
             print(
                 f"[4] round {round_no + 1} {config} ({workers} report worker process(es), shards {shards_text}; "
-                f"workers up in {up_s:.1f} s): trigger-to-Complete {seconds:.2f} s; peak RSS per process "
+                f"workers up in {up_s:.1f} s): trigger-to-Complete {seconds:.2f} s (warm-up, untimed: "
+                f"{', '.join(f'{c:.2f}' for c in cold) or 'none'}); peak RSS per process "
                 f"{', '.join(gb_text(p) for p in sorted(peaks, reverse=True))}; CSV == offline: {equal}; "
                 f"CPU s: workers {worker_cpu:.1f}, database {db_cpu:.1f} ({len(db_pids)} process(es)); "
                 f"timings {timings}; {uptime_text()}",
@@ -691,6 +721,10 @@ def summary_rows(bench: Bench, runs: list[ReportRun]) -> list[list[str]]:
                 f"{fig['alert_reports']} report(s) byte-equal",
             ]
         )
+    if fig.get("web_peak"):
+        rows.append(["gunicorn worker (batches, evaluations)", "", "", "", "", gb_text(fig["web_peak"]), ""])
+    if fig.get("notifications_peak"):
+        rows.append(["notifications worker (deliveries)", "", "", "", "", gb_text(fig["notifications_peak"]), ""])
     return [row if len(row) == 8 else [*row[:6], "", row[6]] for row in rows]
 
 
@@ -749,6 +783,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", default="1,2,4", help="report worker counts (1,2,4)")
     parser.add_argument("--shards", type=int, default=4, help="REPORT_SHARDS of the measured reports (4)")
     parser.add_argument("--rounds", type=int, default=1, help="times each configuration runs, interleaved (1)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed reports on fresh workers first (1)")
     parser.add_argument("--offline-repeat", type=int, default=1, help="offline (and 1x floor) runs, best of (1)")
     parser.add_argument("--model", choices=("separate", "prefork"), default="separate")
     parser.add_argument("--alert-workers", type=int, default=2, help="report workers busy during steps 5-6 (2)")
