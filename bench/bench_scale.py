@@ -22,7 +22,8 @@ when missing; ``--data-dir`` names a set folder or the folder holding the sets),
    fresh workers after ``--warmup`` untimed reports (workers are long-lived; the first report of a fresh
    process is printed as "cold"): trigger to Complete over HTTP, the ratio to one worker, the peak RSS
    (VmHWM, sampled from /proc every 0.5 s) of every process of every report worker, and the CSV byte-equal
-   to the offline one;
+   to the offline one; each report is deleted once measured, so every configuration meets the same stored
+   state (on FerretDB a join's GridFS deletes decode every stored CSV chunk: ``--keep-reports`` shows it);
 5. an hour appended (one poll per store, ``manage.py load_data`` of an hourly folder: wall, peak RSS) and a
    report at the new newest poll (no ``now``) on ``--alert-workers`` workers: Complete, ``now`` moved;
 6. alerts while a report runs: a webhook channel to a loopback receiver, an all-active hourly batch, then
@@ -377,6 +378,17 @@ class Bench:
 
         return dict(requests.get(f"{self.base}/get_report/{report_id}/", timeout=120).json())
 
+    def delete_reports(self, report_ids: Sequence[str]) -> None:
+        """Remove measured reports (and their CSVs), so that every configuration meets the same stored state:
+        on FerretDB a GridFS delete by ``files_id`` decodes every stored chunk, so a join (which deletes its
+        shards' parts) slows down as report CSVs accumulate (``--keep-reports`` shows it)."""
+        import requests
+
+        if self.args.keep_reports:
+            return
+        for report_id in report_ids:
+            requests.delete(f"{self.base}/reports/{report_id}/", timeout=600)
+
     def wait_report(self, report_id: str) -> dict[str, Any]:
         deadline = time.monotonic() + REPORT_TIMEOUT_S
         while True:
@@ -483,7 +495,8 @@ def measure_reports(bench: Bench, offline_csv: str, now_iso: str) -> list[Report
             try:
                 # Untimed reports first: workers are long-lived, and a fresh process's first report pays its
                 # imports, connections and caches (printed as "cold").
-                cold = [bench.timed_report(now_iso)[0] for _ in range(bench.args.warmup)]
+                warm = [bench.timed_report(now_iso) for _ in range(bench.args.warmup)]
+                cold = [seconds for seconds, _ in warm]
                 cpu0, db0 = process_cpu_s(pids), process_cpu_s(db_pids)
                 seconds, body = bench.timed_report(now_iso)
                 worker_cpu, db_cpu = process_cpu_s(pids) - cpu0, process_cpu_s(db_pids) - db0
@@ -492,6 +505,7 @@ def measure_reports(bench: Bench, offline_csv: str, now_iso: str) -> list[Report
             if body["status"] != "Complete":
                 raise RuntimeError(f"{config}: report {body['report_id']} {body['status']}: {body.get('error')}")
             doc = storage.get_report(bench.db, body["report_id"]) or {}
+            bench.delete_reports([b["report_id"] for _, b in warm] + [body["report_id"]])
             timings = dict(doc.get("timings") or {})
             shards_text = f"auto ({int(doc.get('shards') or 1)})" if shards is None else str(shards)
             equal = body.get("csv_data") == offline_csv
@@ -540,6 +554,7 @@ def append_hour(bench: Bench, folder: Path) -> None:
     finally:
         peaks = bench.stop_workers(procs, tag)
     moved = body["status"] == "Complete" and pd.Timestamp(body["now"]) == us_to_ts(newest_us)
+    bench.delete_reports([body["report_id"]])
     bench.figures["append_report_s"] = seconds
     bench.figures["append_report_peak"] = max(peaks, default=0)
     print(
@@ -617,6 +632,7 @@ def alerts_during_report(bench: Bench, offline_csv: str, now_iso: str) -> None:
                     flush=True,
                 )
         finals = [bench.wait_report(report_id) for report_id in reports]
+        bench.delete_reports(reports)
     finally:
         bench.stop_workers(procs, tag)
     under = [lat for lat, run in zip(latencies, overlapped, strict=True) if run]
@@ -789,6 +805,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alert-workers", type=int, default=2, help="report workers busy during steps 5-6 (2)")
     parser.add_argument("--alert-batches", type=int, default=5, help="step 6's batches (5)")
     parser.add_argument("--alert-lead", type=float, default=1.0, help="seconds between a trigger and a batch (1)")
+    parser.add_argument("--keep-reports", action="store_true", help="keep each measured report (default: deleted)")
     parser.add_argument("--skip-alerts", action="store_true")
     parser.add_argument("--skip-append", action="store_true")
     parser.add_argument("--mongo-url", default=os.environ.get("IT_MONGO_URL", "mongodb://127.0.0.1:27017"))
