@@ -647,12 +647,15 @@ def alerts_during_report(bench: Bench, offline_csv: str, now_iso: str) -> None:
     all_equal = all(body["status"] == "Complete" and body.get("csv_data") == offline_csv for body in finals)
     bench.figures["alert_reports"] = len(finals)
     label = f"{bench.args.scale:g}x"
-    bench.check(
+    text = (
         f"{label} batch answer -> webhook with a report running: p95 "
         f"{bench.figures.get('alert_p95_s', float('nan')):.2f} s over {len(under)} of {len(latencies)} batches "
-        f"that opened (<= {TARGET_DELIVERY_P95_S:g} s)",
-        bool(under) and bench.figures["alert_p95_s"] <= TARGET_DELIVERY_P95_S,
+        f"that opened (<= {TARGET_DELIVERY_P95_S:g} s)"
     )
+    if bench.args.scale >= 10:
+        bench.check(text, bool(under) and bench.figures["alert_p95_s"] <= TARGET_DELIVERY_P95_S)
+    else:  # 1x reports last about a second: few batches meet one
+        print(f"  (info: judged at 10x) {text}", flush=True)
     bench.check(
         f"{label} the {len(finals)} report(s) running under the batches are Complete, CSV == offline", all_equal
     )
