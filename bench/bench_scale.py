@@ -346,8 +346,12 @@ class Bench:
         """Stop them; the peak RSS of each of their processes (bytes)."""
         self.sampler.sample()
         peaks = self.sampler.peaks_of(f"report:{tag}:")
+        # A warm shutdown (SIGTERM): a task that has just written Complete still acks its message; killed at
+        # once, the message would stay unacked and come back to the queue later.
         for worker in workers:
-            worker.stop()
+            worker.proc.terminate()
+        for worker in workers:
+            worker.shutdown(timeout=30)
         return peaks
 
     def stop_service(self) -> None:
@@ -358,7 +362,7 @@ class Bench:
             self.web.stop()
             self.web = None
         if self.notifier is not None:
-            self.notifier.stop()
+            self.notifier.shutdown(timeout=30)
             self.notifier = None
 
     # HTTP
