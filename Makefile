@@ -20,7 +20,7 @@ WORKER_CONCURRENCY ?=
 PYTEST_ARGS ?=
 
 .PHONY: help install services stop-services services-status worker beat web run migrate example-zip \
-        test test-all test-integration test-accounts-postgres lint bench bench-service ci clean-var
+        test test-all test-integration test-accounts-postgres lint bench bench-service bench-scale ci clean-var
 
 help:
 	@echo "make install         create .venv and install requirements-dev.txt (safe to re-run)"
@@ -35,6 +35,7 @@ help:
 	@echo "make ci              what CI runs (.ci/run)"
 	@echo "make bench / bench-service / bench-load   benchmarks (offline engine / service / HTTP load)"
 	@echo "make bench-metrics   GET /metrics latency, bench-load throughput with metrics on and off (BENCH_METRICS_ARGS)"
+	@echo "make bench-scale      a report in shards over 1, 2, 4 report workers, their RSS, an alert under a report (BENCH_SCALE_ARGS)"
 	@echo "make bench-load-mixed  pollers, readers and triggers at once, then with slow clients (BENCH_MIXED_ARGS)"
 	@echo "make screenshots     retake docs/screenshots/ with the browser tests"
 	@echo "make bench-dashboard  dashboard render times in headless Chromium on the Loop-2025-sized set"
@@ -140,6 +141,14 @@ bench: install
 # BENCH_SERVICE_ARGS=--scales 1 for the quick run (default: 1x and 10x).
 bench-service: install
 	$(PY) bench/bench_service.py $(BENCH_SERVICE_ARGS)
+
+# Scale-out (issue 20, bench/bench_scale.py): the same report with REPORT_SHARDS over 1, 2 and 4 report workers
+# (trigger-to-Complete, ratio to 1, peak RSS of every worker process, CSV == offline), an hour appended, and an
+# alert's batch answer -> webhook while a report runs (needs `make services`). Default 10x;
+# BENCH_SCALE_ARGS="--scale 1" (quick), "--scale 30", "--reuse-db NAME" (a database holding the set).
+BENCH_SCALE_ARGS ?=
+bench-scale: install
+	$(PY) bench/bench_scale.py $(BENCH_SCALE_ARGS)
 
 # Dashboard render times in headless Chromium on the Loop-2025-sized set (needs `make services`
 # and Debian's chromium): BENCH_DASHBOARD_ARGS="--runs 5".
