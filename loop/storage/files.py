@@ -120,10 +120,26 @@ def iter_files_chunks(db: Database, file_ids: list[ObjectId], bucket: str) -> It
             raise OSError(f"file {file_id} of {bucket} is truncated ({seen[file_id]} of {meta['length']} bytes)")
 
 
+# A file of up to this many chunks has them deleted one ``_id`` lookup each: FerretDB scans the whole chunks
+# collection for any other filter (a sharded report's join, deleting its parts, went from 5 s to 46 s as
+# reports piled up: docs/benchmarks.md, "Scale-out").
+DELETE_BY_ID_MAX_CHUNKS = 64
+
+
 def delete_file(db: Database, file_id: ObjectId, bucket: str = REPORT_BUCKET) -> None:
-    """Remove a file: its files document first (readers stop finding it), then its chunks in one pass."""
-    db[f"{bucket}.files"].delete_one({"_id": file_id})
-    db[f"{bucket}.chunks"].delete_many({"files_id": file_id})
+    """Remove a file: its files document first (readers stop finding it), then its chunks: by their derived
+    ``_id`` when this module wrote them, else (a cut-off upload has no files document; a file of another
+    writer) in one pass over ``files_id``."""
+    files, chunks = db[f"{bucket}.files"], db[f"{bucket}.chunks"]
+    meta = files.find_one({"_id": file_id}, {"length": 1, "chunkSize": 1})
+    files.delete_one({"_id": file_id})
+    count = _chunk_count(meta) if meta is not None else None
+    if count is not None and count <= DELETE_BY_ID_MAX_CHUNKS:
+        if count == 0 or chunks.find_one({"_id": _chunk_id(file_id, 0)}, {"_id": 1}) is not None:
+            for n in range(count):
+                chunks.delete_one({"_id": _chunk_id(file_id, n)})
+            return
+    chunks.delete_many({"files_id": file_id})
 
 
 def _chunk_count(meta: dict[str, Any]) -> int:
