@@ -17,3 +17,4 @@ class LoopConfig(AppConfig):
         queue.use_embedded_compactor(embedded_worker.schedule_compaction)
         queue.use_embedded_evaluator(embedded_worker.schedule_alert_evaluation)
         queue.use_embedded_delivery_sender(embedded_worker.send_delivery)
+        queue.use_embedded_history_updater(embedded_worker.schedule_history_update)

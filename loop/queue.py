@@ -24,6 +24,7 @@ ALERT_REMINDERS_TASK = "loop.tasks.alert_reminders_task"
 REMOVE_OLD_ALERTS_TASK = "loop.tasks.remove_old_alerts_task"
 SEND_DELIVERY_TASK = "loop.tasks.send_delivery_task"
 SEND_DUE_DELIVERIES_TASK = "loop.tasks.send_due_deliveries_task"
+UPDATE_HISTORY_TASK = "loop.tasks.update_history_task"
 # A compaction asked for after a small batch waits this long, so one run folds the whole burst: a fold
 # rewrites whole days and the catalog (~3 s of FerretDB's time at 10x), so under a steady stream of
 # batches it runs at most about once per this many seconds.
@@ -125,3 +126,23 @@ def enqueue_delivery(delivery_id: str, countdown: float = 0) -> None:
     from myproject.celery import app
 
     app.send_task(SEND_DELIVERY_TASK, args=[delivery_id], countdown=countdown or None, retry=True)
+
+
+# Applies the pending changes of the daily figures on this process's pool (embedded mode); installed by ``loop.apps``.
+_embedded_history_updater: Callable[[], None] | None = None
+
+
+def use_embedded_history_updater(updater: Callable[[], None]) -> None:
+    global _embedded_history_updater
+    _embedded_history_updater = updater
+
+
+def enqueue_history_update() -> None:
+    """Ask for the pending changes of the daily figures to be applied (updates coalesce: ``services.history``)."""
+    if uses_embedded_broker():
+        if _embedded_history_updater is not None:
+            _embedded_history_updater()
+        return
+    from myproject.celery import app
+
+    app.send_task(UPDATE_HISTORY_TASK, retry=False)

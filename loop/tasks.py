@@ -106,3 +106,13 @@ def send_due_deliveries_task() -> int:
 def remove_old_alerts_task() -> int:
     """Beat (hourly): remove alert history older than ALERT_RETENTION_DAYS (data clock)."""
     return remove_old_alerts()
+
+
+@app.task(name=queue.UPDATE_HISTORY_TASK, ignore_result=True)
+def update_history_task() -> int:
+    """After writes of polls, hours, holiday hours or zones (and from beat, every minute): apply their changes
+    to the daily figures (builds them when none exist yet)."""
+    from loop.services.history import update_history
+
+    result = update_history(build_if_missing=True)
+    return 0 if result is None else result.rows

@@ -343,6 +343,8 @@ CELERY_BEAT_SCHEDULE = {
     "evaluate-alerts": {"task": "loop.tasks.evaluate_alerts_task", "schedule": 60.0, "options": {"expires": 55}},
     "alert-reminders": {"task": "loop.tasks.alert_reminders_task", "schedule": 60.0, "options": {"expires": 55}},
     "remove-old-alerts": {"task": "loop.tasks.remove_old_alerts_task", "schedule": 3600.0},
+    # Daily figures: a safety-net update (a lost request after a write; loop.services.history).
+    "update-history": {"task": "loop.tasks.update_history_task", "schedule": 60.0, "options": {"expires": 55}},
     # Alert deliveries whose task was never queued (broker down) or whose retry is due (loop.services.deliveries).
     "send-due-deliveries": {
         "task": "loop.tasks.send_due_deliveries_task",

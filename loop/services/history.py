@@ -1,0 +1,706 @@
+"""Daily figures kept up to date, and read: a store's history, the fleet's trend, the week's movers.
+
+The figures themselves are ``loop.history.daily_figures`` (pure; each (store, local date) exactly as
+the store's timeline over that date). This module decides which (store, date) pairs to recompute and
+keeps them in ``loop.storage.history``:
+
+* **Which dates a store has.** From the local date of its first poll to the local date, in its zone,
+  of the fleet's newest poll (a store that went silent keeps getting dates, all unobserved).
+* **Polls** (``note_polls``): a poll counts only for the dates whose closed range [00:00, next 00:00]
+  holds it, so a batch of polls of stores S within [t0, t1] touches exactly S's local dates overlapping
+  [t0, t1] (the date before included when t0 is a local midnight). When the batch moves the fleet's
+  newest poll onto a new local date, every store gets that date (and any skipped).
+* **Hours, holiday hours, zone of one store** (``note_store_change``): all of that store's kept dates
+  (a zone change moves its dates; rows on dates it no longer has are removed).
+* **Loads and imports**: ``build_history`` recomputes everything (``load_data``, ``POST /imports/``).
+
+Changes are noted in a pending log (one small unique insert per write, so none is lost or applied
+twice) and applied by ``update_history`` under one lock: in the request of an hourly batch (the days
+it has just written are in this process), else by a worker (``queue.enqueue_history_update``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+from pymongo.database import Database
+
+from loop import queue, storage
+from loop.errors import InvalidInput, NotFound
+from loop.history import DailyFigures, daily_figures, local_dates, store_zones
+from loop.lanes import to_utc_us
+from loop.rules import uptime_pct_or_none
+from loop.storage import history as hs
+from loop.storage.stores import PROFILES_TABLE
+from loop.store_ids import STORE_ID_HELP, is_store_id
+
+logger = logging.getLogger(__name__)
+
+MAX_DAYS = 400
+DEFAULT_DAYS = 30
+BUILD_CHUNK_DAYS = 14
+MOVERS_LIMIT_MAX = 500
+DAY_US = 86_400 * 1_000_000
+# A batch naming more stores than this is noted as "all stores" (the pending entry stays small).
+NOTE_STORES_MAX = 1000
+
+
+# --- noting changes ------------------------------------------------------------------------------
+
+
+def note_polls(db: Database, store_ids: np.ndarray, t_us: np.ndarray) -> None:
+    """A write of polls of ``store_ids`` at ``t_us`` happened: note the dates it touches (best effort when
+    no history exists yet: the next build covers it)."""
+    if len(t_us) == 0 or hs.read_meta(db) is None:
+        return
+    stores = pd.unique(np.asarray(store_ids, dtype=object).astype(str))
+    hs.append_pending(
+        db,
+        {
+            "kind": "polls",
+            "stores": None if len(stores) > NOTE_STORES_MAX else [str(s) for s in stores],
+            "t_min": int(np.min(t_us)),
+            "t_max": int(np.max(t_us)),
+        },
+    )
+
+
+def note_store_change(db: Database, store_id: str) -> None:
+    """A store's hours, holiday hours or zone changed: all its dates are recomputed."""
+    if hs.read_meta(db) is None:
+        return
+    hs.append_pending(db, {"kind": "store", "stores": [store_id]})
+
+
+def after_batch(frames: list[pd.DataFrame], *, inline: bool) -> None:
+    """After ``POST /store_status/`` stored ``frames`` (store_id, status, timestamp_utc): note the dates they
+    touch, then apply them here (``inline``: an hourly batch, whose days this process has just written and
+    keeps) or ask a worker. Never fails the batch: its polls are stored, and the worker catches up."""
+    try:
+        db = storage.get_db()
+        frames = [f for f in frames if len(f)]
+        if not frames:
+            return
+        note_polls(
+            db,
+            np.concatenate([f["store_id"].astype(str).to_numpy(dtype=object) for f in frames]),
+            np.concatenate([to_utc_us(f["timestamp_utc"]) for f in frames]),
+        )
+        if inline:
+            update_history(db=db, wait=0)
+    except Exception:
+        logger.exception("could not update the daily figures after the batch")
+    request_history_update()
+
+
+def request_history_update() -> None:
+    """Ask a worker to apply the pending changes (best effort: the beat's update is the safety net)."""
+    try:
+        queue.enqueue_history_update()
+    except Exception:
+        logger.exception("could not ask for a history update")
+
+
+# --- applying them -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryUpdate:
+    changes: int
+    rows: int
+    seconds: float
+
+
+@dataclass
+class _Inputs:
+    """What every recomputation reads: the catalog (store ids sorted, first poll), tables and profiles."""
+
+    store_ids: np.ndarray
+    first_us: np.ndarray
+    newest_us: int
+    zone_names: np.ndarray
+    hours: pd.DataFrame
+    special: pd.DataFrame
+    zones: pd.DataFrame
+    region: np.ndarray
+    brand: np.ndarray
+
+    def first_date(self) -> np.ndarray:
+        return local_dates(np.arange(len(self.store_ids)), self.first_us, self.zone_names)
+
+    def last_date(self) -> np.ndarray:
+        return local_dates(
+            np.arange(len(self.store_ids)), np.full(len(self.store_ids), self.newest_us), self.zone_names
+        )
+
+
+_derived_cache: dict[tuple, tuple] = {}
+
+
+def _inputs(db: Database) -> _Inputs | None:
+    catalog = storage.read_store_catalog(db)
+    newest = storage.newest_poll_time(db)
+    if len(catalog.store_ids) == 0 or newest is None:
+        return None
+    ids = catalog.store_ids.astype(object)
+    # The tables, zones and groups of these stores are worked out once per stored version of the tables.
+    profiles_head = db[PROFILES_TABLE.heads].find_one({"_id": PROFILES_TABLE.head_id}, {"token": 1}) or {}
+    key = (
+        id(db.client),
+        db.name,
+        storage.store_tables_version(db),
+        str(profiles_head.get("token", "")),
+        hashlib.sha1("\0".join(ids.tolist()).encode("utf-8")).hexdigest(),
+    )
+    derived = _derived_cache.get(key)
+    if derived is None:
+        zones = storage.read_zones(db)
+        profiles = storage.read_profiles(db)
+        at = pd.Index(ids).get_indexer(profiles["store_id"].astype(object))
+        region = np.full(len(ids), "", dtype=object)
+        brand = np.full(len(ids), "", dtype=object)
+        known = at >= 0
+        region[at[known]] = profiles["region"].fillna("").to_numpy(dtype=object)[known]
+        brand[at[known]] = profiles["brand"].fillna("").to_numpy(dtype=object)[known]
+        derived = (
+            store_zones(ids, zones),
+            storage.read_hours(db),
+            storage.read_special_hours(db),
+            zones,
+            region,
+            brand,
+        )
+        if len(_derived_cache) >= 4:
+            _derived_cache.clear()
+        _derived_cache[key] = derived
+    zone_names, hours, special, zones, region, brand = derived
+    return _Inputs(
+        store_ids=ids,
+        first_us=catalog.first_us.astype(np.int64),
+        newest_us=int(pd.Timestamp(newest).value // 1000),
+        zone_names=zone_names,
+        hours=hours,
+        special=special,
+        zones=zones,
+        region=region,
+        brand=brand,
+    )
+
+
+def update_history(
+    *, db: Database | None = None, wait: float = 600.0, build_if_missing: bool = False
+) -> HistoryUpdate | None:
+    """Apply the pending changes (None: another update holds the lock and will see them, or no history
+    exists yet; ``build_if_missing``: then build it, as the worker's update does)."""
+    db = storage.get_db() if db is None else db
+    began = time.perf_counter()
+    if build_if_missing and hs.read_meta(db) is None:
+        built = build_history(db=db)
+        return HistoryUpdate(0, built.rows, built.seconds)
+    with hs.history_lock(db, wait=wait) as held:
+        if not held:
+            return None
+        meta = hs.read_meta(db)
+        if meta is None:
+            return None
+        through = int(meta.get("through", 0))
+        pending = hs.read_pending(db, through)
+        if not pending:
+            return HistoryUpdate(0, 0, time.perf_counter() - began)
+        inputs = _inputs(db)
+        rows = 0
+        if inputs is not None:
+            codes, dates = _pairs_to_recompute(inputs, pending, int(meta.get("newest_us", inputs.newest_us)))
+            whole = {str(s) for c in pending if c.get("kind") == "store" for s in c["stores"]}
+            rows = _recompute(db, meta, inputs, codes, dates, whole_stores=whole)
+        last = through + len(pending)
+        fields = {"through": last}
+        if inputs is not None:
+            fields["newest_us"] = max(inputs.newest_us, int(meta.get("newest_us", 0)))
+        hs.write_meta(db, fields)
+        hs.remove_pending(db, through + 1, last)
+    return HistoryUpdate(len(pending), rows, time.perf_counter() - began)
+
+
+def _pairs_to_recompute(inputs: _Inputs, pending: list[dict], old_newest_us: int) -> tuple[np.ndarray, np.ndarray]:
+    """(code, date) pairs the pending changes can touch, within each store's kept dates, distinct."""
+    n = len(inputs.store_ids)
+    index = pd.Index(inputs.store_ids)
+    all_codes = np.arange(n, dtype=np.int64)
+    first_date, last_date = inputs.first_date(), inputs.last_date()
+    codes_parts: list[np.ndarray] = []
+    lo_parts: list[np.ndarray] = []
+    hi_parts: list[np.ndarray] = []
+
+    def span(codes: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+        codes_parts.append(codes)
+        lo_parts.append(lo)
+        hi_parts.append(hi)
+
+    for change in pending:
+        named = change.get("stores")
+        codes = all_codes if named is None else index.get_indexer(pd.Index(named, dtype=object))
+        codes = codes[codes >= 0].astype(np.int64)
+        if len(codes) == 0:
+            continue
+        if change.get("kind") == "store":
+            span(codes, first_date[codes], last_date[codes])
+        else:
+            t0 = np.full(len(codes), int(change["t_min"]) - 1)  # a poll at a midnight also ends the date before
+            t1 = np.full(len(codes), int(change["t_max"]))
+            span(codes, local_dates(codes, t0, inputs.zone_names), local_dates(codes, t1, inputs.zone_names))
+    if inputs.newest_us > old_newest_us:
+        # New dates of the fleet's clock: every store gets them (all unobserved without polls).
+        old = local_dates(all_codes, np.full(n, old_newest_us), inputs.zone_names)
+        span(all_codes, old, last_date)
+    if not codes_parts:
+        return np.zeros(0, np.int64), np.zeros(0, "datetime64[D]")
+    codes = np.concatenate(codes_parts)
+    lo = np.maximum(np.concatenate(lo_parts), first_date[codes])
+    hi = np.minimum(np.concatenate(hi_parts), last_date[codes])
+    count = np.maximum((hi - lo).astype(np.int64) + 1, 0)
+    pair_codes = np.repeat(codes, count)
+    offsets = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+    pair_dates = np.repeat(lo, count) + offsets
+    pairs = np.unique(np.stack((pair_codes, pair_dates.astype(np.int64)), axis=1), axis=0)
+    return pairs[:, 0], pairs[:, 1].astype("datetime64[D]")
+
+
+def _recompute(
+    db: Database,
+    meta: dict,
+    inputs: _Inputs,
+    codes: np.ndarray,
+    dates: np.ndarray,
+    *,
+    whole_stores: set[str],
+) -> int:
+    """Compute the pairs and write them; stores in ``whole_stores`` also lose rows on dates they no longer have."""
+    if len(codes) == 0 and not whole_stores:
+        return 0
+    figures = DailyFigures.empty()
+    if len(codes):
+        used = np.unique(codes)
+        local = np.searchsorted(used, codes)
+        ids = inputs.store_ids[used]
+        first, last = dates.min(), dates.max()
+        polls = _read_polls(db, first, last, ids[0] if len(ids) == 1 else None)
+        at = pd.Index(ids).get_indexer(polls.store_ids.astype(object))
+        keep = at[polls.store] >= 0
+        figures = daily_figures(
+            store_ids=ids,
+            poll_codes=at[polls.store][keep].astype(np.int64),
+            poll_us=polls.t_us[keep],
+            poll_active=~polls.inactive[keep],
+            hours=_rows_of(inputs.hours, ids),
+            zones=_rows_of(inputs.zones, ids),
+            special_hours=_rows_of(inputs.special, ids),
+            first_date=first,
+            last_date=last,
+            pairs=(local, dates),
+            zone_names=inputs.zone_names[used],
+        )
+        figures = DailyFigures(used[figures.code], *(getattr(figures, f) for f in ("date", "up_s", "down_s",
+                               "unobserved_s", "outages", "longest_s")))  # fmt: skip
+    rows = _rows_frame(figures, inputs)
+    removed = pd.DataFrame({"store_id": pd.Series(dtype=object), "date": pd.Series(dtype=object)})
+    if whole_stores and meta.get("first_date"):
+        stored = pd.date_range(meta["first_date"], meta["last_date"], freq="D").strftime("%Y-%m-%d").tolist()
+        removed = pd.DataFrame(
+            [(s, d) for s in sorted(whole_stores) for d in stored], columns=["store_id", "date"], dtype=object
+        )
+    _apply(db, int(meta["blocks"]), rows, removed)
+    if len(rows):
+        hs.write_meta(db, _date_bounds(meta, rows["date"]))
+    return len(rows)
+
+
+def _date_bounds(meta: dict, dates: pd.Series) -> dict[str, str]:
+    lo, hi = str(dates.min()), str(dates.max())
+    return {
+        "first_date": min(lo, meta.get("first_date") or lo),
+        "last_date": max(hi, meta.get("last_date") or hi),
+    }
+
+
+def _rows_of(frame: pd.DataFrame, ids: np.ndarray) -> pd.DataFrame:
+    if len(ids) > 64:
+        return frame
+    return frame[frame["store_id"].astype(object).isin(set(ids.tolist()))]
+
+
+def _read_polls(db: Database, first: np.datetime64, last: np.datetime64, store_id: str | None) -> storage.PollColumns:
+    """Polls that can count for local dates first..last in any zone: [first - 1 day, last + 2 days) UTC."""
+    start = pd.Timestamp(first - 1, tz="UTC")
+    end = pd.Timestamp(last + 2, tz="UTC") - pd.Timedelta(microseconds=1)
+    return storage.read_poll_columns(db, start, end, store_id=store_id, keep_whole_days=store_id is None)
+
+
+def _rows_frame(figures: DailyFigures, inputs: _Inputs) -> pd.DataFrame:
+    if len(figures) == 0:
+        return hs.empty_rows()
+    return pd.DataFrame(
+        {
+            "store_id": inputs.store_ids[figures.code],
+            "date": np.datetime_as_string(figures.date, unit="D").astype(object),
+            "up_s": figures.up_s,
+            "down_s": figures.down_s,
+            "unobserved_s": figures.unobserved_s,
+            "longest_s": figures.longest_s,
+            "outages": figures.outages,
+            "region": inputs.region[figures.code],
+            "brand": inputs.brand[figures.code],
+        }
+    )
+
+
+def _totals(rows: pd.DataFrame) -> pd.DataFrame:
+    """Group totals per (date, region, brand) of ``rows``, each row counted ``sign`` times (default once)."""
+    if len(rows) == 0:
+        return hs.empty_trend()
+    sign = rows["sign"].to_numpy() if "sign" in rows else np.ones(len(rows), dtype=np.int64)
+    up, down, unobserved = (rows[c].to_numpy(dtype=np.float64) for c in ("up_s", "down_s", "unobserved_s"))
+    frame = pd.DataFrame(
+        {
+            "date": rows["date"].to_numpy(dtype=object),
+            "region": rows["region"].to_numpy(dtype=object),
+            "brand": rows["brand"].to_numpy(dtype=object),
+            "up_s": up * sign,
+            "down_s": down * sign,
+            "unobserved_s": unobserved * sign,
+            "stores_down": (down > 0).astype(np.int64) * sign,
+            "stores_open": (np.maximum(up + down, unobserved) > 0).astype(np.int64) * sign,
+        }
+    )
+    return frame.groupby(["date", "region", "brand"], as_index=False, sort=False).sum()
+
+
+def _apply(db: Database, blocks: int, rows: pd.DataFrame, removed: pd.DataFrame) -> None:
+    """Write ``rows`` into their dates' block documents (replacing those stores' rows), drop the rows of
+    ``removed`` (store_id, date) pairs, and move the group totals by the difference. One read of each
+    touched block (or of the whole date when most of its blocks are touched) and one write of each."""
+    touched = pd.concat([rows[["store_id", "date"]], removed[["store_id", "date"]]], ignore_index=True)
+    if len(touched) == 0:
+        return
+    changes = []
+    for day, on_day in touched.groupby("date", sort=True):
+        day = str(day)
+        ids = pd.unique(on_day["store_id"].to_numpy(dtype=object))
+        store_block = hs.block_of(ids.tolist(), blocks)
+        wanted = np.unique(store_block)
+        found = hs.read_blocks(db, day, None if len(wanted) > blocks // 4 else wanted.tolist())
+        old_frames = [frame.assign(block=k) for k, frame in found.items() if k in set(wanted.tolist())]
+        old = pd.concat(old_frames, ignore_index=True) if old_frames else hs.empty_rows().assign(block=0)
+        replaced = old["store_id"].isin(set(ids.tolist())).to_numpy()
+        new = rows[(rows["date"] == day).to_numpy()]
+        new = new.assign(block=hs.block_of(new["store_id"].tolist(), blocks))
+        merged = pd.concat([old[~replaced], new], ignore_index=True)
+        parts = dict(tuple(merged.groupby("block", sort=False)))
+        for k in wanted.tolist():
+            part = parts.get(k)
+            hs.write_block(db, day, int(k), hs.empty_rows() if part is None else part.drop(columns="block"))
+        changes += [old[replaced].assign(sign=-1), new.assign(sign=1)]
+    hs.add_to_trend(db, _totals(pd.concat(changes, ignore_index=True)))
+
+
+# --- the full build ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryBuild:
+    stores: int
+    dates: int
+    rows: int
+    seconds: float
+
+
+def build_history(*, db: Database | None = None) -> HistoryBuild:
+    """Every store's figures on every one of its dates, from the stored polls (after a load or an import)."""
+    db = storage.get_db() if db is None else db
+    began = time.perf_counter()
+    with hs.history_lock(db) as held:
+        assert held
+        meta = hs.read_meta(db) or {}
+        through = hs.last_pending(db, int(meta.get("through", 0)))
+        inputs = _inputs(db)
+        old_dates = hs.stored_dates(db)
+        if inputs is None:  # no polls: nothing to keep (the block count is chosen with the first polls)
+            hs.drop_dates(db, old_dates)
+            if meta:
+                hs.write_meta(db, {"through": through, "first_date": None, "last_date": None, "newest_us": 0})
+            return HistoryBuild(0, 0, 0, time.perf_counter() - began)
+        blocks = int(meta.get("blocks") or hs.blocks_for(len(inputs.store_ids)))
+        if not meta:  # from now on writes of polls are noted (after ``through``) and applied after this build
+            hs.write_meta(db, {"through": through, "blocks": blocks, "first_date": None, "last_date": None})
+        first_date, last_date = inputs.first_date(), inputs.last_date()
+        d0, d1 = first_date.min(), last_date.max()
+        block = hs.block_of(inputs.store_ids.tolist(), blocks)
+        all_dates = np.arange(d0, d1 + 1, dtype="datetime64[D]")
+        names = np.datetime_as_string(all_dates, unit="D").tolist()
+        hs.drop_dates(db, [d for d in old_dates if d not in set(names)])
+        rows_total = 0
+        for start in range(0, len(all_dates), BUILD_CHUNK_DAYS):
+            chunk = all_dates[start : start + BUILD_CHUNK_DAYS]
+            polls = _read_polls(db, chunk[0], chunk[-1], None)
+            at = pd.Index(inputs.store_ids).get_indexer(polls.store_ids.astype(object))
+            keep = at[polls.store] >= 0
+            figures = daily_figures(
+                store_ids=inputs.store_ids,
+                poll_codes=at[polls.store][keep].astype(np.int64),
+                poll_us=polls.t_us[keep],
+                poll_active=~polls.inactive[keep],
+                hours=inputs.hours,
+                zones=inputs.zones,
+                special_hours=inputs.special,
+                first_date=chunk[0],
+                last_date=chunk[-1],
+                zone_names=inputs.zone_names,
+            )
+            inside = (figures.date >= first_date[figures.code]) & (figures.date <= last_date[figures.code])
+            figures = figures.take(np.flatnonzero(inside))
+            rows = _rows_frame(figures, inputs)
+            rows_block = block[figures.code]
+            chunk_names = np.datetime_as_string(chunk, unit="D").tolist()
+            for name in chunk_names:
+                on = (rows["date"] == name).to_numpy()
+                hs.write_date(db, name, {int(k): rows[on & (rows_block == k)] for k in np.unique(rows_block[on])})
+            hs.add_to_trend(db, _totals(rows), replace_dates=chunk_names)
+            rows_total += len(rows)
+        hs.write_meta(
+            db,
+            {
+                "through": through,
+                "blocks": blocks,
+                "first_date": names[0],
+                "last_date": names[-1],
+                "newest_us": inputs.newest_us,
+            },
+        )
+        hs.remove_pending(db, int(meta.get("through", 0)) + 1, through)
+    return HistoryBuild(len(inputs.store_ids), len(names), rows_total, time.perf_counter() - began)
+
+
+def build_line(built: HistoryBuild) -> str:
+    """What ``load_data`` prints after the build."""
+    return f"daily figures: {built.rows} rows, {built.stores} stores x {built.dates} local dates, {built.seconds:.2f} s"
+
+
+def build_after_load(db: Database | None = None) -> HistoryBuild | None:
+    """The full build after a load or an import; None (logged) when it failed: the worker's update builds later."""
+    try:
+        return build_history(db=db)
+    except Exception:
+        logger.exception("could not build the daily figures after the load")
+        return None
+
+
+# --- reads ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryDay:
+    date_local: str
+    uptime_s: float
+    downtime_s: float
+    unobserved_s: float
+    outages: int
+    longest_outage_s: float
+
+    @property
+    def uptime_pct(self) -> float | None:
+        return uptime_pct_or_none(self.uptime_s, self.downtime_s)
+
+
+@dataclass(frozen=True)
+class StoreHistory:
+    store_id: str
+    first: date
+    last: date
+    days: list[HistoryDay]
+
+
+def date_range(*, first: date | None, last: date | None, default_last: date | None) -> tuple[date, date]:
+    """The local dates asked for: ``to`` defaults to the newest date kept, ``from`` to 30 days before ``to``.
+
+    Refused (InvalidInput): ``from`` after ``to``, more than MAX_DAYS dates.
+    """
+    if last is None:
+        last = default_last if default_last is not None else (first or date.today())
+    if first is None:
+        first = last - timedelta(days=DEFAULT_DAYS - 1)
+    if first > last:
+        raise InvalidInput("from", f"must not lie after to ({first.isoformat()} is after {last.isoformat()})")
+    if (last - first).days + 1 > MAX_DAYS:
+        raise InvalidInput("to", f"the range may hold at most {MAX_DAYS} dates (asked: {(last - first).days + 1})")
+    return first, last
+
+
+def _kept(meta: dict | None) -> tuple[date, date] | None:
+    if not meta or not meta.get("first_date") or not meta.get("last_date"):
+        return None
+    return date.fromisoformat(meta["first_date"]), date.fromisoformat(meta["last_date"])
+
+
+def _dates_between(first: date, last: date, kept: tuple[date, date] | None) -> list[str]:
+    if kept is None:
+        return []
+    lo, hi = max(first, kept[0]), min(last, kept[1])
+    return [(lo + timedelta(days=k)).isoformat() for k in range((hi - lo).days + 1)] if lo <= hi else []
+
+
+def get_store_history(*, store_id: str, first: date | None = None, last: date | None = None) -> StoreHistory:
+    """One store's daily figures on the local dates first..last (inclusive); NotFound for an unknown store."""
+    if not is_store_id(store_id):
+        raise InvalidInput("store_id", f"must be {STORE_ID_HELP}")
+    db = storage.get_db()
+    meta = hs.read_meta(db)
+    kept = _kept(meta)
+    first, last = date_range(first=first, last=last, default_last=None if kept is None else kept[1])
+    dates = _dates_between(first, last, kept)
+    rows = hs.read_store_rows(db, store_id, dates, int(meta["blocks"])) if meta and dates else hs.empty_rows()
+    if len(rows) == 0 and len(storage.read_store_catalog(db, store_id).store_ids) == 0:
+        raise NotFound(f"No store {store_id!r}: it has no polls.")
+    rows = rows.sort_values("date", kind="stable")
+    days = [
+        HistoryDay(str(d), float(u), float(w), float(o), int(n), float(lg))
+        for d, u, w, o, n, lg in rows[["date", "up_s", "down_s", "unobserved_s", "outages", "longest_s"]].itertuples(
+            index=False
+        )
+    ]
+    return StoreHistory(store_id, first, last, days)
+
+
+@dataclass(frozen=True)
+class TrendDay:
+    date_local: str
+    uptime_s: float
+    downtime_s: float
+    unobserved_s: float
+    stores_down: int
+    stores_open: int
+
+    @property
+    def uptime_pct(self) -> float | None:
+        return uptime_pct_or_none(self.uptime_s, self.downtime_s)
+
+
+@dataclass(frozen=True)
+class Trend:
+    first: date
+    last: date
+    region: str | None
+    brand: str | None
+    days: list[TrendDay]
+
+
+def get_trend(
+    *, first: date | None = None, last: date | None = None, region: str | None = None, brand: str | None = None
+) -> Trend:
+    """The fleet's totals per local date (only stores of ``region`` / ``brand`` when given: exact match)."""
+    db = storage.get_db()
+    kept = _kept(hs.read_meta(db))
+    first, last = date_range(first=first, last=last, default_last=None if kept is None else kept[1])
+    dates = _dates_between(first, last, kept)
+    months = sorted({d[:7] for d in dates})
+    totals = hs.read_trend_months(db, months) if months else hs.empty_trend()
+    keep = totals["date"].isin(set(dates))
+    if region is not None:
+        keep &= totals["region"] == region
+    if brand is not None:
+        keep &= totals["brand"] == brand
+    summed = totals[keep].groupby("date", sort=True)[["up_s", "down_s", "unobserved_s", "stores_down",
+                                                      "stores_open"]].sum()  # fmt: skip
+    days = [
+        TrendDay(str(d), float(r.up_s), float(r.down_s), float(r.unobserved_s), int(r.stores_down), int(r.stores_open))
+        for d, r in summed.iterrows()
+    ]
+    return Trend(first, last, region, brand, days)
+
+
+@dataclass(frozen=True)
+class Mover:
+    store_id: str
+    this_week_pct: float | None
+    previous_week_pct: float | None
+    change_pct: float | None
+
+
+@dataclass(frozen=True)
+class Movers:
+    this_week: tuple[date, date]
+    previous_week: tuple[date, date]
+    stores: list[Mover]
+
+
+_movers_cache: dict[tuple[int, str, int], Movers] = {}
+
+
+def get_movers(*, limit: int = 20) -> Movers:
+    """The stores whose uptime % of the last 7 kept dates fell most against the 7 before (both weeks
+    with business time; ties by store id)."""
+    if not 1 <= limit <= MOVERS_LIMIT_MAX:
+        raise InvalidInput("limit", f"must be 1-{MOVERS_LIMIT_MAX}")
+    db = storage.get_db()
+    meta = hs.read_meta(db)
+    kept = _kept(meta)
+    if kept is None or meta is None:
+        empty = (date.today(), date.today())
+        return Movers(empty, empty, [])
+    last = kept[1]
+    this_week = (last - timedelta(days=6), last)
+    previous = (last - timedelta(days=13), last - timedelta(days=7))
+    key = (id(db.client), db.name, int(meta.get("version", 0)))
+    ranked = _movers_cache.get(key)
+    if ranked is None:
+        ranked = _rank_movers(db, this_week, previous, kept)
+        if len(_movers_cache) > 8:
+            _movers_cache.clear()
+        _movers_cache[key] = ranked
+    return Movers(ranked.this_week, ranked.previous_week, ranked.stores[:limit])
+
+
+def _rank_movers(
+    db: Database, this_week: tuple[date, date], previous: tuple[date, date], kept: tuple[date, date]
+) -> Movers:
+    weeks = {"this": _dates_between(*this_week, kept), "prev": _dates_between(*previous, kept)}
+    frames = []
+    for name, dates in weeks.items():
+        for rows in hs.read_whole_dates(db, dates):
+            frames.append(rows[["store_id", "up_s", "down_s"]].assign(week=name))
+    if not frames:
+        return Movers(this_week, previous, [])
+    sums = pd.concat(frames, ignore_index=True).groupby(["store_id", "week"])[["up_s", "down_s"]].sum().unstack()
+    up_this = sums[("up_s", "this")] if ("up_s", "this") in sums else pd.Series(0.0, index=sums.index)
+    down_this = sums[("down_s", "this")] if ("down_s", "this") in sums else pd.Series(0.0, index=sums.index)
+    up_prev = sums[("up_s", "prev")] if ("up_s", "prev") in sums else pd.Series(0.0, index=sums.index)
+    down_prev = sums[("down_s", "prev")] if ("down_s", "prev") in sums else pd.Series(0.0, index=sums.index)
+    this_pct = 100 * up_this.fillna(0) / (up_this.fillna(0) + down_this.fillna(0))
+    prev_pct = 100 * up_prev.fillna(0) / (up_prev.fillna(0) + down_prev.fillna(0))
+    change = (this_pct - prev_pct).dropna()
+    order = pd.DataFrame({"store_id": change.index.astype(str), "change": change.to_numpy()}).sort_values(
+        ["change", "store_id"], kind="stable"
+    )
+    order = order.head(MOVERS_LIMIT_MAX)
+    stores = [
+        Mover(
+            s,
+            round(float(this_pct[s]), 2),
+            round(float(prev_pct[s]), 2),
+            round(float(c), 2),
+        )
+        for s, c in order.itertuples(index=False)
+    ]
+    return Movers(this_week, previous, stores)
+
+
+def history_state(db: Database | None = None) -> dict:
+    """The history's meta (ops, tests)."""
+    db = storage.get_db() if db is None else db
+    meta = hs.read_meta(db) or {}
+    return {k: meta.get(k) for k in ("blocks", "through", "first_date", "last_date", "newest_us", "version")}

@@ -1,0 +1,322 @@
+"""Daily figures (``loop.history``) as packed documents: one collection per local date, a block of stores per document.
+
+Layout (docs/storage.md, "Daily figures"):
+
+``store_history``
+    ``"meta"``: the number of store blocks (fixed when the history is first written), the last pending
+    change applied (``through``), the newest poll the figures cover (``newest_us``), the first and last
+    date held and a ``version`` bumped by every write. ``"t|YYYY-MM"``: the fleet's totals per local date
+    of that month and (region, brand) group, packed. ``"p|<n>"``: pending changes (``packed.DeltaLog``:
+    numbered by unique insert), removed once applied. ``"lock:history"``: the one writer.
+``store_history.YYYY-MM-DD``
+    ``"b|<k>"``: the figures on that local date of the stores of block k (``block_of``: crc32 of the
+    store id modulo the block count), packed columns, zlib-compressed; each row also carries the store's
+    region and brand when it was written, so the group totals can be moved exactly when it is replaced.
+
+One store's date is one ``_id`` lookup of a small document (~5 KB for 128 stores); a date of the whole
+fleet is one query of a small collection; the fleet's totals of 90 dates are 3-4 small documents.
+Written only under the history lock: documents are replaced in place (``replace_one``, upsert).
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from bson.binary import Binary
+from pymongo.database import Database
+
+from loop.storage.packed import DeltaLog, exclusive, pack_strings, unpack_strings
+
+HISTORY = "store_history"
+META = "meta"
+LOCK = "history"
+CODEC = "zlib"
+# Stores per block when the history is first written (a block's date document is ~5 KB compressed).
+BLOCK_STORES = 128
+MAX_BLOCKS = 4096
+PENDING = DeltaLog(HISTORY, "p")
+READ_THREADS = 8
+
+# Row columns of a block document (besides store_id, region and brand).
+FLOATS = ("up_s", "down_s", "unobserved_s", "longest_s")
+INTS = ("outages",)
+ROW_COLUMNS = ("store_id", "date", *FLOATS, *INTS, "region", "brand")
+# Columns of a trend month document (besides day, region and brand).
+TREND_FLOATS = ("up_s", "down_s", "unobserved_s")
+TREND_INTS = ("stores_down", "stores_open")
+TREND_COLUMNS = ("date", "region", "brand", *TREND_FLOATS, *TREND_INTS)
+
+
+def date_collection(date: str) -> str:
+    return f"{HISTORY}.{date}"
+
+
+def empty_rows() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "store_id": pd.Series(dtype=object),
+            "date": pd.Series(dtype=object),
+            **{c: pd.Series(dtype=np.float64) for c in FLOATS},
+            **{c: pd.Series(dtype=np.int64) for c in INTS},
+            "region": pd.Series(dtype=object),
+            "brand": pd.Series(dtype=object),
+        }
+    )
+
+
+def block_of(store_ids: Iterable[str], blocks: int) -> np.ndarray:
+    """Each store's block: crc32 of its UTF-8 id modulo the block count (stable across processes)."""
+    return np.array([zlib.crc32(str(s).encode("utf-8")) % blocks for s in store_ids], dtype=np.int64)
+
+
+def blocks_for(stores: int) -> int:
+    """The block count of a history first written for ``stores`` stores: a power of two, ~BLOCK_STORES each."""
+    wanted = max(1, -(-stores // BLOCK_STORES))
+    return min(MAX_BLOCKS, 1 << (wanted - 1).bit_length())
+
+
+# --- meta, lock, pending changes --------------------------------------------------------------
+
+
+def read_meta(db: Database) -> dict[str, Any] | None:
+    return db[HISTORY].find_one({"_id": META})
+
+
+def write_meta(db: Database, fields: dict[str, Any]) -> None:
+    """Set meta fields and bump its version (callers hold the history lock)."""
+    db[HISTORY].update_one({"_id": META}, {"$set": fields, "$inc": {"version": 1}}, upsert=True)
+
+
+def history_lock(db: Database, *, wait: float = 600.0) -> AbstractContextManager[bool]:
+    return exclusive(db, HISTORY, LOCK, wait=wait)
+
+
+def append_pending(db: Database, change: dict[str, Any]) -> int:
+    """Note a change the figures must follow (numbered by unique insert, so concurrent writers never collide)."""
+    meta = read_meta(db) or {}
+    return PENDING.append(db, change, int(meta.get("through", 0)) + 1)
+
+
+def read_pending(db: Database, through: int) -> list[dict[str, Any]]:
+    """The pending changes numbered after ``through``, in order, up to the first missing number."""
+    found = PENDING.read(db, through)
+    return [] if found is None else found[0]
+
+
+def last_pending(db: Database, through: int) -> int:
+    """The number of the last pending change after ``through`` (``through`` when none)."""
+    found = PENDING.read(db, through)
+    return through if found is None else found[1] - 1
+
+
+def remove_pending(db: Database, first: int, last: int) -> None:
+    PENDING.remove(db, first, last)
+
+
+# --- block documents ---------------------------------------------------------------------------
+
+
+def _pack_block(rows: pd.DataFrame, date: str, block: int) -> dict[str, Any]:
+    ids, id_lengths = pack_strings(rows["store_id"].to_numpy(dtype=object))
+    regions, region_lengths = pack_strings(rows["region"].to_numpy(dtype=object))
+    brands, brand_lengths = pack_strings(rows["brand"].to_numpy(dtype=object))
+    arrays = {
+        "store_id": bytes(ids),
+        "store_id_lengths": bytes(id_lengths),
+        "region": bytes(regions),
+        "region_lengths": bytes(region_lengths),
+        "brand": bytes(brands),
+        "brand_lengths": bytes(brand_lengths),
+        **{c: rows[c].to_numpy(dtype="<f8").tobytes() for c in FLOATS},
+        **{c: rows[c].to_numpy(dtype="<i4").tobytes() for c in INTS},
+    }
+    return {
+        "_id": f"b|{block}",
+        "date": date,
+        "n": len(rows),
+        "codec": CODEC,
+        **{name: Binary(zlib.compress(data, 1)) for name, data in arrays.items()},
+    }
+
+
+def _unpack_block(doc: dict[str, Any]) -> pd.DataFrame:
+    def raw(name: str) -> bytes:
+        return zlib.decompress(doc[name])
+
+    n = int(doc["n"])
+    return pd.DataFrame(
+        {
+            "store_id": unpack_strings(raw("store_id"), raw("store_id_lengths")),
+            "date": np.full(n, doc["date"], dtype=object),
+            **{c: np.frombuffer(raw(c), dtype="<f8").astype(np.float64) for c in FLOATS},
+            **{c: np.frombuffer(raw(c), dtype="<i4").astype(np.int64) for c in INTS},
+            "region": unpack_strings(raw("region"), raw("region_lengths")),
+            "brand": unpack_strings(raw("brand"), raw("brand_lengths")),
+        }
+    )
+
+
+def read_blocks(db: Database, date: str, blocks: Iterable[int] | None = None) -> dict[int, pd.DataFrame]:
+    """The date's rows per block (only ``blocks`` when given: one ``_id`` lookup each; else one query)."""
+    coll = db[date_collection(date)]
+    if blocks is None:
+        docs = list(coll.find({}))
+    else:
+        docs = [doc for doc in (coll.find_one({"_id": f"b|{k}"}) for k in blocks) if doc is not None]
+    return {int(str(doc["_id"]).split("|")[1]): _unpack_block(doc) for doc in docs}
+
+
+def write_block(db: Database, date: str, block: int, rows: pd.DataFrame) -> None:
+    """Replace one block document of a date (rows sorted by store id); no rows removes it."""
+    coll = db[date_collection(date)]
+    if len(rows) == 0:
+        coll.delete_one({"_id": f"b|{block}"})
+        return
+    doc = _pack_block(rows.sort_values("store_id", kind="stable"), date, block)
+    coll.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+
+def write_date(db: Database, date: str, rows_by_block: dict[int, pd.DataFrame]) -> None:
+    """A date's documents become exactly ``rows_by_block`` (a full build: blocks without rows are removed)."""
+    coll = db[date_collection(date)]
+    docs = [_pack_block(rows.sort_values("store_id", kind="stable"), date, k) for k, rows in rows_by_block.items()]
+    coll.delete_many({})
+    for start in range(0, len(docs), 64):
+        coll.insert_many(docs[start : start + 64], ordered=False)
+
+
+def drop_dates(db: Database, dates: Iterable[str]) -> None:
+    for date in dates:
+        db.drop_collection(date_collection(date))
+
+
+def stored_dates(db: Database) -> list[str]:
+    """Local dates with a collection (ops and tests; readers use the meta's first and last date)."""
+    prefix = f"{HISTORY}."
+    return sorted(name[len(prefix) :] for name in db.list_collection_names() if name.startswith(prefix))
+
+
+def read_store_rows(db: Database, store_id: str, dates: list[str], blocks: int) -> pd.DataFrame:
+    """One store's rows on ``dates``: one ``_id`` lookup per date, READ_THREADS at a time."""
+    block = int(block_of([store_id], blocks)[0])
+    doc_id = f"b|{block}"
+
+    def one(date: str) -> pd.DataFrame | None:
+        doc = db[date_collection(date)].find_one({"_id": doc_id})
+        if doc is None:
+            return None
+        rows = _unpack_block(doc)
+        return rows[rows["store_id"] == store_id]
+
+    found = list(_pool().map(one, dates)) if len(dates) > 1 else [one(d) for d in dates]
+    frames = [f for f in found if f is not None and len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else empty_rows()
+
+
+def read_whole_dates(db: Database, dates: list[str]) -> Iterator[pd.DataFrame]:
+    """Every store's rows of each date (one query per date, READ_THREADS dates at a time)."""
+
+    def one(date: str) -> pd.DataFrame:
+        frames = list(read_blocks(db, date).values())
+        return pd.concat(frames, ignore_index=True) if frames else empty_rows()
+
+    yield from _pool().map(one, dates)
+
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool() -> ThreadPoolExecutor:
+    pid = os.getpid()  # one pool per process: threads must not cross a fork
+    if pid not in _pools:
+        _pools[pid] = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="history-reader")
+    return _pools[pid]
+
+
+# --- fleet totals per date and group ------------------------------------------------------------
+
+
+def _month_id(month: str) -> str:
+    return f"t|{month}"
+
+
+def _pack_trend(rows: pd.DataFrame, month: str) -> dict[str, Any]:
+    dates, date_lengths = pack_strings(rows["date"].to_numpy(dtype=object))
+    regions, region_lengths = pack_strings(rows["region"].to_numpy(dtype=object))
+    brands, brand_lengths = pack_strings(rows["brand"].to_numpy(dtype=object))
+    arrays = {
+        "date": bytes(dates),
+        "date_lengths": bytes(date_lengths),
+        "region": bytes(regions),
+        "region_lengths": bytes(region_lengths),
+        "brand": bytes(brands),
+        "brand_lengths": bytes(brand_lengths),
+        **{c: rows[c].to_numpy(dtype="<f8").tobytes() for c in TREND_FLOATS},
+        **{c: rows[c].to_numpy(dtype="<i8").tobytes() for c in TREND_INTS},
+    }
+    return {
+        "_id": _month_id(month),
+        "n": len(rows),
+        "codec": CODEC,
+        **{name: Binary(zlib.compress(data, 1)) for name, data in arrays.items()},
+    }
+
+
+def _unpack_trend(doc: dict[str, Any]) -> pd.DataFrame:
+    def raw(name: str) -> bytes:
+        return zlib.decompress(doc[name])
+
+    return pd.DataFrame(
+        {
+            "date": unpack_strings(raw("date"), raw("date_lengths")),
+            "region": unpack_strings(raw("region"), raw("region_lengths")),
+            "brand": unpack_strings(raw("brand"), raw("brand_lengths")),
+            **{c: np.frombuffer(raw(c), dtype="<f8").astype(np.float64) for c in TREND_FLOATS},
+            **{c: np.frombuffer(raw(c), dtype="<i8").astype(np.int64) for c in TREND_INTS},
+        }
+    )
+
+
+def empty_trend() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "date": pd.Series(dtype=object),
+            "region": pd.Series(dtype=object),
+            "brand": pd.Series(dtype=object),
+            **{c: pd.Series(dtype=np.float64) for c in TREND_FLOATS},
+            **{c: pd.Series(dtype=np.int64) for c in TREND_INTS},
+        }
+    )
+
+
+def read_trend_months(db: Database, months: list[str]) -> pd.DataFrame:
+    """The group totals of every date of ``months`` (one ``_id`` lookup per month)."""
+    docs = list(_pool().map(lambda m: db[HISTORY].find_one({"_id": _month_id(m)}), months))
+    frames = [_unpack_trend(doc) for doc in docs if doc is not None]
+    return pd.concat(frames, ignore_index=True) if frames else empty_trend()
+
+
+def add_to_trend(db: Database, delta: pd.DataFrame, *, replace_dates: Iterable[str] = ()) -> None:
+    """Add ``delta`` (date, region, brand and the totals) to the stored group totals; the dates of
+    ``replace_dates`` are first emptied (a full build writes them whole). Callers hold the history lock."""
+    replaced = set(replace_dates)
+    months = sorted({d[:7] for d in delta["date"].tolist()} | {d[:7] for d in replaced})
+    for month in months:
+        old = read_trend_months(db, [month])
+        old = old[~old["date"].isin(replaced)]
+        mine = delta[delta["date"].str.startswith(month)]
+        merged = pd.concat([old, mine], ignore_index=True)
+        if len(merged) == 0:
+            db[HISTORY].delete_one({"_id": _month_id(month)})
+            continue
+        summed = merged.groupby(["date", "region", "brand"], as_index=False, sort=True)[
+            [*TREND_FLOATS, *TREND_INTS]
+        ].sum()
+        db[HISTORY].replace_one({"_id": _month_id(month)}, _pack_trend(summed, month), upsert=True)
