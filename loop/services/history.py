@@ -24,8 +24,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,7 +46,9 @@ logger = logging.getLogger(__name__)
 
 MAX_DAYS = 400
 DEFAULT_DAYS = 30
-BUILD_CHUNK_DAYS = 14
+# Dates older than this many days before the newest kept date are copied into month tiles (one store's
+# 90 dates: 3-4 tile lookups and a few date lookups).
+FOLD_LAG_DAYS = 2
 MOVERS_LIMIT_MAX = 500
 DAY_US = 86_400 * 1_000_000
 # A batch naming more stores than this is noted as "all stores" (the pending entry stays small).
@@ -93,7 +97,7 @@ def after_batch(frames: list[pd.DataFrame], *, inline: bool) -> None:
             np.concatenate([to_utc_us(f["timestamp_utc"]) for f in frames]),
         )
         if inline:
-            update_history(db=db, wait=0)
+            update_history(db=db, wait=0, fold=False)
     except Exception:
         logger.exception("could not update the daily figures after the batch")
     request_history_update()
@@ -194,10 +198,12 @@ def _inputs(db: Database) -> _Inputs | None:
 
 
 def update_history(
-    *, db: Database | None = None, wait: float = 600.0, build_if_missing: bool = False
+    *, db: Database | None = None, wait: float = 600.0, build_if_missing: bool = False, fold: bool = True
 ) -> HistoryUpdate | None:
     """Apply the pending changes (None: another update holds the lock and will see them, or no history
-    exists yet; ``build_if_missing``: then build it, as the worker's update does)."""
+    exists yet; ``build_if_missing``: then build it, as the worker's update does). ``fold`` (the worker's
+    update; not the hourly batch's own, which must answer quickly): then copy settled dates into the month
+    tiles and rank the movers again if the figures changed since."""
     db = storage.get_db() if db is None else db
     began = time.perf_counter()
     if build_if_missing and hs.read_meta(db) is None:
@@ -211,21 +217,32 @@ def update_history(
             return None
         through = int(meta.get("through", 0))
         pending = hs.read_pending(db, through)
-        if not pending:
-            return HistoryUpdate(0, 0, time.perf_counter() - began)
-        inputs = _inputs(db)
-        rows = 0
-        if inputs is not None:
-            codes, dates = _pairs_to_recompute(inputs, pending, int(meta.get("newest_us", inputs.newest_us)))
-            whole = {str(s) for c in pending if c.get("kind") == "store" for s in c["stores"]}
-            rows = _recompute(db, meta, inputs, codes, dates, whole_stores=whole)
-        last = through + len(pending)
-        fields = {"through": last}
-        if inputs is not None:
-            fields["newest_us"] = max(inputs.newest_us, int(meta.get("newest_us", 0)))
-        hs.write_meta(db, fields)
-        hs.remove_pending(db, through + 1, last)
-    return HistoryUpdate(len(pending), rows, time.perf_counter() - began)
+        if pending:
+            rows = _apply_pending(db, meta, pending)
+        if fold:
+            _fold(db, hs.read_meta(db) or meta)
+            movers = hs.read_movers(db)
+            if movers is None or movers["version"] != int((hs.read_meta(db) or {}).get("version", 0)):
+                _refresh_movers(db)
+    return HistoryUpdate(len(pending), rows if pending else 0, time.perf_counter() - began)
+
+
+def _apply_pending(db: Database, meta: dict, pending: list[dict]) -> int:
+    """Recompute what the pending changes touch, then mark them applied and remove them."""
+    through = int(meta.get("through", 0))
+    inputs = _inputs(db)
+    rows = 0
+    if inputs is not None:
+        codes, dates = _pairs_to_recompute(inputs, pending, int(meta.get("newest_us", inputs.newest_us)))
+        whole = {str(s) for c in pending if c.get("kind") == "store" for s in c["stores"]}
+        rows = _recompute(db, meta, inputs, codes, dates, whole_stores=whole)
+    last = through + len(pending)
+    fields = {"through": last}
+    if inputs is not None:
+        fields["newest_us"] = max(inputs.newest_us, int(meta.get("newest_us", 0)))
+    hs.write_meta(db, fields)
+    hs.remove_pending(db, through + 1, last)
+    return rows
 
 
 def _pairs_to_recompute(inputs: _Inputs, pending: list[dict], old_newest_us: int) -> tuple[np.ndarray, np.ndarray]:
@@ -315,7 +332,7 @@ def _recompute(
         removed = pd.DataFrame(
             [(s, d) for s in sorted(whole_stores) for d in stored], columns=["store_id", "date"], dtype=object
         )
-    _apply(db, int(meta["blocks"]), rows, removed)
+    _apply(db, meta, rows, removed)
     if len(rows):
         hs.write_meta(db, _date_bounds(meta, rows["date"]))
     return len(rows)
@@ -381,32 +398,108 @@ def _totals(rows: pd.DataFrame) -> pd.DataFrame:
     return frame.groupby(["date", "region", "brand"], as_index=False, sort=False).sum()
 
 
-def _apply(db: Database, blocks: int, rows: pd.DataFrame, removed: pd.DataFrame) -> None:
+def _apply(db: Database, meta: dict, rows: pd.DataFrame, removed: pd.DataFrame) -> None:
     """Write ``rows`` into their dates' block documents (replacing those stores' rows), drop the rows of
     ``removed`` (store_id, date) pairs, and move the group totals by the difference. One read of each
-    touched block (or of the whole date when most of its blocks are touched) and one write of each."""
+    touched block (or of the whole date when most of its blocks are touched) and one bulk write per date;
+    the same in the month tiles for folded dates."""
+    blocks = int(meta["blocks"])
     touched = pd.concat([rows[["store_id", "date"]], removed[["store_id", "date"]]], ignore_index=True)
     if len(touched) == 0:
         return
     changes = []
     for day, on_day in touched.groupby("date", sort=True):
         day = str(day)
-        ids = pd.unique(on_day["store_id"].to_numpy(dtype=object))
-        store_block = hs.block_of(ids.tolist(), blocks)
-        wanted = np.unique(store_block)
-        found = hs.read_blocks(db, day, None if len(wanted) > blocks // 4 else wanted.tolist())
-        old_frames = [frame.assign(block=k) for k, frame in found.items() if k in set(wanted.tolist())]
-        old = pd.concat(old_frames, ignore_index=True) if old_frames else hs.empty_rows().assign(block=0)
-        replaced = old["store_id"].isin(set(ids.tolist())).to_numpy()
         new = rows[(rows["date"] == day).to_numpy()]
-        new = new.assign(block=hs.block_of(new["store_id"].tolist(), blocks))
-        merged = pd.concat([old[~replaced], new], ignore_index=True)
-        parts = dict(tuple(merged.groupby("block", sort=False)))
-        for k in wanted.tolist():
-            part = parts.get(k)
-            hs.write_block(db, day, int(k), hs.empty_rows() if part is None else part.drop(columns="block"))
-        changes += [old[replaced].assign(sign=-1), new.assign(sign=1)]
+        gone, _ = _replace_in(
+            db, hs.read_blocks, hs.date_collection(day), day, blocks, on_day["store_id"], new, lambda r: r.iloc[0:0]
+        )
+        changes += [gone.assign(sign=-1), new.assign(sign=1)]
+    folded = meta.get("folded_through")
+    if folded:
+        old_pairs = touched[(touched["date"] <= folded).to_numpy()]
+        for month, in_month in old_pairs.groupby(old_pairs["date"].str.slice(0, 7), sort=True):
+            month = str(month)
+            dates = set(in_month["date"].tolist())
+            new = rows[rows["date"].isin(dates).to_numpy()]
+            pairs = set(zip(in_month["store_id"], in_month["date"], strict=True))
+
+            def drop_pairs(frame: pd.DataFrame, pairs: set = pairs) -> pd.DataFrame:
+                hit = [(s, d) in pairs for s, d in zip(frame["store_id"], frame["date"], strict=True)]
+                return frame[~np.asarray(hit, dtype=bool)] if len(frame) else frame
+
+            _replace_in(
+                db, hs.read_tiles, hs.tile_collection(month), month, blocks, in_month["store_id"], new, drop_pairs
+            )
     hs.add_to_trend(db, _totals(pd.concat(changes, ignore_index=True)))
+
+
+def _replace_in(
+    db: Database, read: Any, collection: str, name: str, blocks: int, store_ids: pd.Series, new: pd.DataFrame, keep: Any
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """In one date's (or month's) block documents: the rows of ``store_ids`` that ``keep`` does not keep are
+    replaced by ``new``. Returns (rows replaced, rows written)."""
+    ids = pd.unique(store_ids.to_numpy(dtype=object))
+    wanted = np.unique(hs.block_of(ids.tolist(), blocks))
+    found = read(db, name, None if len(wanted) > blocks // 4 else wanted.tolist())
+    mine = set(wanted.tolist())
+    old_frames = [frame.assign(block=k) for k, frame in found.items() if k in mine]
+    old = pd.concat(old_frames, ignore_index=True) if old_frames else hs.empty_rows().assign(block=0)
+    of_ids = old["store_id"].isin(set(ids.tolist())).to_numpy()
+    kept_of_ids = keep(old[of_ids])
+    gone = old[of_ids].drop(kept_of_ids.index)
+    new = new.assign(block=hs.block_of(new["store_id"].tolist(), blocks))
+    merged = pd.concat([old[~of_ids], kept_of_ids, new], ignore_index=True)
+    parts = dict(tuple(merged.groupby("block", sort=False)))
+    hs.write_blocks(
+        db,
+        collection,
+        name,
+        {int(k): hs.empty_rows() if k not in parts else parts[k].drop(columns="block") for k in wanted.tolist()},
+    )
+    return gone, new
+
+
+def _by_block(rows: pd.DataFrame) -> dict[int, pd.DataFrame]:
+    """Rows (with a ``block`` column) per block, without that column."""
+    return {int(str(k)): part.drop(columns="block") for k, part in rows.groupby("block", sort=False)}
+
+
+def _fold(db: Database, meta: dict) -> None:
+    """Copy the dates older than FOLD_LAG_DAYS before the newest kept date into their month tiles (one read
+    of each date, one read and one bulk write of each month's tiles), then move ``folded_through``."""
+    if not meta.get("last_date"):
+        return
+    upto = (date.fromisoformat(meta["last_date"]) - timedelta(days=FOLD_LAG_DAYS)).isoformat()
+    since = meta.get("folded_through") or meta["first_date"]
+    start = date.fromisoformat(since) + (timedelta(days=1) if meta.get("folded_through") else timedelta(0))
+    dates = [(start + timedelta(days=k)).isoformat() for k in range((date.fromisoformat(upto) - start).days + 1)]
+    if not dates:
+        return
+    blocks = int(meta["blocks"])
+    for month in sorted({d[:7] for d in dates}):
+        mine = [d for d in dates if d[:7] == month]
+        frames = [f for f in hs.read_whole_dates(db, mine) if len(f)]
+        if not frames:
+            continue
+        new = pd.concat(frames, ignore_index=True)
+        old = hs.read_tiles(db, month)
+        kept = [f[~f["date"].isin(set(mine)).to_numpy()] for f in old.values()]
+        merged = pd.concat([*kept, new], ignore_index=True)
+        merged["block"] = hs.block_of(merged["store_id"].tolist(), blocks)
+        parts = _by_block(merged)
+        hs.write_blocks(db, hs.tile_collection(month), month, parts)
+    hs.write_meta(db, {"folded_through": upto})
+
+
+def _refresh_movers(db: Database) -> None:
+    """Rank the movers at the current version and keep the ranking (what GET /trends/movers/ reads)."""
+    meta = hs.read_meta(db)
+    kept = _kept(meta)
+    if meta is None or kept is None:
+        return
+    ranked = _rank_movers(db, *_weeks(kept[1]), kept)
+    hs.write_movers(db, int(meta.get("version", 0)), ranked)
 
 
 # --- the full build ------------------------------------------------------------------------------
@@ -443,35 +536,35 @@ def build_history(*, db: Database | None = None) -> HistoryBuild:
         block = hs.block_of(inputs.store_ids.tolist(), blocks)
         all_dates = np.arange(d0, d1 + 1, dtype="datetime64[D]")
         names = np.datetime_as_string(all_dates, unit="D").tolist()
+        fold_upto = (date.fromisoformat(names[-1]) - timedelta(days=FOLD_LAG_DAYS)).isoformat()
+        # Readers use the date documents while the tiles are rewritten.
+        hs.write_meta(db, {"folded_through": None})
         hs.drop_dates(db, [d for d in old_dates if d not in set(names)])
+        hs.drop_months(db, hs.stored_months(db))
+        months = np.unique(all_dates.astype("datetime64[M]"))
+        chunks = [all_dates[all_dates.astype("datetime64[M]") == m] for m in months]
         rows_total = 0
-        for start in range(0, len(all_dates), BUILD_CHUNK_DAYS):
-            chunk = all_dates[start : start + BUILD_CHUNK_DAYS]
-            polls = _read_polls(db, chunk[0], chunk[-1], None)
-            at = pd.Index(inputs.store_ids).get_indexer(polls.store_ids.astype(object))
-            keep = at[polls.store] >= 0
-            figures = daily_figures(
-                store_ids=inputs.store_ids,
-                poll_codes=at[polls.store][keep].astype(np.int64),
-                poll_us=polls.t_us[keep],
-                poll_active=~polls.inactive[keep],
-                hours=inputs.hours,
-                zones=inputs.zones,
-                special_hours=inputs.special,
-                first_date=chunk[0],
-                last_date=chunk[-1],
-                zone_names=inputs.zone_names,
-            )
-            inside = (figures.date >= first_date[figures.code]) & (figures.date <= last_date[figures.code])
-            figures = figures.take(np.flatnonzero(inside))
-            rows = _rows_frame(figures, inputs)
-            rows_block = block[figures.code]
-            chunk_names = np.datetime_as_string(chunk, unit="D").tolist()
-            for name in chunk_names:
-                on = (rows["date"] == name).to_numpy()
-                hs.write_date(db, name, {int(k): rows[on & (rows_block == k)] for k in np.unique(rows_block[on])})
-            hs.add_to_trend(db, _totals(rows), replace_dates=chunk_names)
-            rows_total += len(rows)
+        # The next month's polls are read while this one is computed and written.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-build") as prefetch:
+            coming = prefetch.submit(_read_polls, db, chunks[0][0], chunks[0][-1], None)
+            for k, chunk in enumerate(chunks):
+                polls = coming.result()
+                if k + 1 < len(chunks):
+                    coming = prefetch.submit(_read_polls, db, chunks[k + 1][0], chunks[k + 1][-1], None)
+                rows = _build_chunk(inputs, polls, chunk, first_date, last_date)
+                rows_block = block[pd.Index(inputs.store_ids).get_indexer(rows["store_id"])]
+                rows = rows.assign(block=rows_block).sort_values(["date", "block", "store_id"], kind="stable")
+                for name, on_date in rows.groupby("date", sort=True):
+                    hs.write_date(db, str(name), _by_block(on_date))
+                folded = rows[(rows["date"] <= fold_upto).to_numpy()]
+                if len(folded):
+                    month = str(chunk[0])[:7]
+                    tiles = _by_block(folded)
+                    hs.write_blocks(db, hs.tile_collection(month), month, tiles)
+                hs.add_to_trend(
+                    db, _totals(rows.drop(columns="block")), replace_dates=np.datetime_as_string(chunk).tolist()
+                )
+                rows_total += len(rows)
         hs.write_meta(
             db,
             {
@@ -480,10 +573,33 @@ def build_history(*, db: Database | None = None) -> HistoryBuild:
                 "first_date": names[0],
                 "last_date": names[-1],
                 "newest_us": inputs.newest_us,
+                "folded_through": fold_upto if fold_upto >= names[0] else None,
             },
         )
         hs.remove_pending(db, int(meta.get("through", 0)) + 1, through)
     return HistoryBuild(len(inputs.store_ids), len(names), rows_total, time.perf_counter() - began)
+
+
+def _build_chunk(
+    inputs: _Inputs, polls: storage.PollColumns, chunk: np.ndarray, first_date: np.ndarray, last_date: np.ndarray
+) -> pd.DataFrame:
+    """Every store's rows on the chunk's dates (only the dates each store has)."""
+    at = pd.Index(inputs.store_ids).get_indexer(polls.store_ids.astype(object))
+    keep = at[polls.store] >= 0
+    figures = daily_figures(
+        store_ids=inputs.store_ids,
+        poll_codes=at[polls.store][keep].astype(np.int64),
+        poll_us=polls.t_us[keep],
+        poll_active=~polls.inactive[keep],
+        hours=inputs.hours,
+        zones=inputs.zones,
+        special_hours=inputs.special,
+        first_date=chunk[0],
+        last_date=chunk[-1],
+        zone_names=inputs.zone_names,
+    )
+    inside = (figures.date >= first_date[figures.code]) & (figures.date <= last_date[figures.code])
+    return _rows_frame(figures.take(np.flatnonzero(inside)), inputs)
 
 
 def build_line(built: HistoryBuild) -> str:
@@ -563,7 +679,11 @@ def get_store_history(*, store_id: str, first: date | None = None, last: date | 
     kept = _kept(meta)
     first, last = date_range(first=first, last=last, default_last=None if kept is None else kept[1])
     dates = _dates_between(first, last, kept)
-    rows = hs.read_store_rows(db, store_id, dates, int(meta["blocks"])) if meta and dates else hs.empty_rows()
+    rows = (
+        hs.read_store_rows(db, store_id, dates, int(meta["blocks"]), meta.get("folded_through"))
+        if meta and dates
+        else hs.empty_rows()
+    )
     if len(rows) == 0 and len(storage.read_store_catalog(db, store_id).store_ids) == 0:
         raise NotFound(f"No store {store_id!r}: it has no polls.")
     rows = rows.sort_values("date", kind="stable")
@@ -638,12 +758,14 @@ class Movers:
     stores: list[Mover]
 
 
-_movers_cache: dict[tuple[int, str, int], Movers] = {}
+def _weeks(last: date) -> tuple[tuple[date, date], tuple[date, date]]:
+    return (last - timedelta(days=6), last), (last - timedelta(days=13), last - timedelta(days=7))
 
 
 def get_movers(*, limit: int = 20) -> Movers:
     """The stores whose uptime % of the last 7 kept dates fell most against the 7 before (both weeks
-    with business time; ties by store id)."""
+    with business time; ties by store id). The ranking the worker keeps after each update is answered
+    when it is of the current figures; otherwise it is ranked here (and kept)."""
     if not 1 <= limit <= MOVERS_LIMIT_MAX:
         raise InvalidInput("limit", f"must be 1-{MOVERS_LIMIT_MAX}")
     db = storage.get_db()
@@ -652,16 +774,17 @@ def get_movers(*, limit: int = 20) -> Movers:
     if kept is None or meta is None:
         empty = (date.today(), date.today())
         return Movers(empty, empty, [])
-    last = kept[1]
-    this_week = (last - timedelta(days=6), last)
-    previous = (last - timedelta(days=13), last - timedelta(days=7))
-    key = (id(db.client), db.name, int(meta.get("version", 0)))
-    ranked = _movers_cache.get(key)
-    if ranked is None:
-        ranked = _rank_movers(db, this_week, previous, kept)
-        if len(_movers_cache) > 8:
-            _movers_cache.clear()
-        _movers_cache[key] = ranked
+    version = int(meta.get("version", 0))
+    stored = hs.read_movers(db)
+    if stored is not None and stored["version"] == version:
+        ranked = Movers(
+            (date.fromisoformat(stored["this_week"][0]), date.fromisoformat(stored["this_week"][1])),
+            (date.fromisoformat(stored["previous_week"][0]), date.fromisoformat(stored["previous_week"][1])),
+            [Mover(*row) for row in stored["rows"]],
+        )
+    else:
+        ranked = _rank_movers(db, *_weeks(kept[1]), kept)
+        hs.write_movers(db, version, ranked)
     return Movers(ranked.this_week, ranked.previous_week, ranked.stores[:limit])
 
 

@@ -30,8 +30,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from bson.binary import Binary
+from pymongo import DeleteOne, ReplaceOne
 from pymongo.database import Database
 
+from loop.storage.client import is_mongomock
 from loop.storage.packed import DeltaLog, exclusive, pack_strings, unpack_strings
 
 HISTORY = "store_history"
@@ -42,6 +44,8 @@ CODEC = "zlib"
 BLOCK_STORES = 128
 MAX_BLOCKS = 4096
 PENDING = DeltaLog(HISTORY, "p")
+# Month tiles: "store_history_months.YYYY-MM" / "b|<k>", the block's rows of the month's folded dates.
+TILES = "store_history_months"
 READ_THREADS = 8
 
 # Row columns of a block document (besides store_id, region and brand).
@@ -124,16 +128,28 @@ def remove_pending(db: Database, first: int, last: int) -> None:
 
 
 def _pack_block(rows: pd.DataFrame, date: str, block: int) -> dict[str, Any]:
-    ids, id_lengths = pack_strings(rows["store_id"].to_numpy(dtype=object))
-    regions, region_lengths = pack_strings(rows["region"].to_numpy(dtype=object))
-    brands, brand_lengths = pack_strings(rows["brand"].to_numpy(dtype=object))
+    """A block's rows (sorted by store id; each with its date: a month tile holds many) as one document.
+
+    Per store once: its id, region, brand and row count; per row: the date (int32 days since 1970-01-01)
+    and the figures; every array zlib-compressed."""
+    store_ids = rows["store_id"].to_numpy(dtype=object)
+    first = np.ones(len(store_ids), dtype=bool)
+    first[1:] = store_ids[1:] != store_ids[:-1]
+    heads = np.flatnonzero(first)
+    counts = np.diff(np.append(heads, len(store_ids)))
+    ids, id_lengths = pack_strings(store_ids[heads])
+    regions, region_lengths = pack_strings(rows["region"].to_numpy(dtype=object)[heads])
+    brands, brand_lengths = pack_strings(rows["brand"].to_numpy(dtype=object)[heads])
+    days = pd.to_datetime(rows["date"].to_numpy(dtype=object), format="%Y-%m-%d").to_numpy().astype("datetime64[D]")
     arrays = {
         "store_id": bytes(ids),
         "store_id_lengths": bytes(id_lengths),
+        "store_rows": counts.astype("<i4").tobytes(),
         "region": bytes(regions),
         "region_lengths": bytes(region_lengths),
         "brand": bytes(brands),
         "brand_lengths": bytes(brand_lengths),
+        "day": days.astype(np.int64).astype("<i4").tobytes(),
         **{c: rows[c].to_numpy(dtype="<f8").tobytes() for c in FLOATS},
         **{c: rows[c].to_numpy(dtype="<i4").tobytes() for c in INTS},
     }
@@ -146,19 +162,34 @@ def _pack_block(rows: pd.DataFrame, date: str, block: int) -> dict[str, Any]:
     }
 
 
-def _unpack_block(doc: dict[str, Any]) -> pd.DataFrame:
+def _unpack_block(doc: dict[str, Any], store_id: str | None = None) -> pd.DataFrame:
+    """A block document's rows (only ``store_id``'s when given: the other stores' are never decoded)."""
+
     def raw(name: str) -> bytes:
         return zlib.decompress(doc[name])
 
-    n = int(doc["n"])
+    ids = unpack_strings(raw("store_id"), raw("store_id_lengths"))
+    counts = np.frombuffer(raw("store_rows"), dtype="<i4").astype(np.int64)
+    regions = unpack_strings(raw("region"), raw("region_lengths"))
+    brands = unpack_strings(raw("brand"), raw("brand_lengths"))
+    rows = slice(None)
+    store = np.repeat(np.arange(len(ids)), counts)
+    if store_id is not None:
+        at = np.flatnonzero(ids == store_id)
+        if len(at) == 0:
+            return empty_rows()
+        start = int(counts[: at[0]].sum())
+        rows = slice(start, start + int(counts[at[0]]))
+        store = store[rows]
+    days = np.frombuffer(raw("day"), dtype="<i4")[rows].astype("datetime64[D]")
     return pd.DataFrame(
         {
-            "store_id": unpack_strings(raw("store_id"), raw("store_id_lengths")),
-            "date": np.full(n, doc["date"], dtype=object),
-            **{c: np.frombuffer(raw(c), dtype="<f8").astype(np.float64) for c in FLOATS},
-            **{c: np.frombuffer(raw(c), dtype="<i4").astype(np.int64) for c in INTS},
-            "region": unpack_strings(raw("region"), raw("region_lengths")),
-            "brand": unpack_strings(raw("brand"), raw("brand_lengths")),
+            "store_id": ids[store],
+            "date": np.datetime_as_string(days, unit="D").astype(object),
+            **{c: np.frombuffer(raw(c), dtype="<f8")[rows].astype(np.float64) for c in FLOATS},
+            **{c: np.frombuffer(raw(c), dtype="<i4")[rows].astype(np.int64) for c in INTS},
+            "region": regions[store],
+            "brand": brands[store],
         }
     )
 
@@ -183,6 +214,27 @@ def write_block(db: Database, date: str, block: int, rows: pd.DataFrame) -> None
     coll.replace_one({"_id": doc["_id"]}, doc, upsert=True)
 
 
+def write_blocks(db: Database, collection: str, name: str, rows_by_block: dict[int, pd.DataFrame]) -> None:
+    """Replace these block documents of a date or month collection in one bulk write (each replace is atomic
+    for readers: the old or the new rows); a block without rows is removed."""
+    ops: list[Any] = []
+    for k, rows in rows_by_block.items():
+        if len(rows) == 0:
+            ops.append(DeleteOne({"_id": f"b|{k}"}))
+        else:
+            doc = _pack_block(rows.sort_values(["store_id", "date"], kind="stable"), name, int(k))
+            ops.append(ReplaceOne({"_id": doc["_id"]}, doc, upsert=True))
+    if is_mongomock(db):  # its bulk_write does not take pymongo's ReplaceOne: one call each
+        for op in ops:
+            if isinstance(op, DeleteOne):
+                db[collection].delete_one(op._filter)
+            else:
+                db[collection].replace_one(op._filter, op._doc, upsert=True)
+        return
+    for start in range(0, len(ops), 64):
+        db[collection].bulk_write(ops[start : start + 64], ordered=False)
+
+
 def write_date(db: Database, date: str, rows_by_block: dict[int, pd.DataFrame]) -> None:
     """A date's documents become exactly ``rows_by_block`` (a full build: blocks without rows are removed)."""
     coll = db[date_collection(date)]
@@ -203,19 +255,26 @@ def stored_dates(db: Database) -> list[str]:
     return sorted(name[len(prefix) :] for name in db.list_collection_names() if name.startswith(prefix))
 
 
-def read_store_rows(db: Database, store_id: str, dates: list[str], blocks: int) -> pd.DataFrame:
-    """One store's rows on ``dates``: one ``_id`` lookup per date, READ_THREADS at a time."""
+def read_store_rows(
+    db: Database, store_id: str, dates: list[str], blocks: int, folded_through: str | None = None
+) -> pd.DataFrame:
+    """One store's rows on ``dates``: the month tiles of the dates up to ``folded_through``, one date document
+    for each later date; one ``_id`` lookup each, READ_THREADS at a time."""
     block = int(block_of([store_id], blocks)[0])
     doc_id = f"b|{block}"
+    wanted = set(dates)
+    folded = [d for d in dates if folded_through is not None and d <= folded_through]
+    lookups = [tile_collection(m) for m in sorted({d[:7] for d in folded})]
+    lookups += [date_collection(d) for d in dates if folded_through is None or d > folded_through]
 
-    def one(date: str) -> pd.DataFrame | None:
-        doc = db[date_collection(date)].find_one({"_id": doc_id})
+    def one(collection: str) -> pd.DataFrame | None:
+        doc = db[collection].find_one({"_id": doc_id})
         if doc is None:
             return None
-        rows = _unpack_block(doc)
-        return rows[rows["store_id"] == store_id]
+        rows = _unpack_block(doc, store_id)
+        return rows[rows["date"].isin(wanted).to_numpy()]
 
-    found = list(_pool().map(one, dates)) if len(dates) > 1 else [one(d) for d in dates]
+    found = list(_pool().map(one, lookups)) if len(lookups) > 1 else [one(c) for c in lookups]
     frames = [f for f in found if f is not None and len(f)]
     return pd.concat(frames, ignore_index=True) if frames else empty_rows()
 
@@ -228,6 +287,42 @@ def read_whole_dates(db: Database, dates: list[str]) -> Iterator[pd.DataFrame]:
         return pd.concat(frames, ignore_index=True) if frames else empty_rows()
 
     yield from _pool().map(one, dates)
+
+
+# --- month tiles: one store's folded dates in few documents ---------------------------------------
+
+
+def tile_collection(month: str) -> str:
+    return f"{TILES}.{month}"
+
+
+def read_tiles(db: Database, month: str, blocks: Iterable[int] | None = None) -> dict[int, pd.DataFrame]:
+    """The month's folded rows per block (only ``blocks`` when given)."""
+    coll = db[tile_collection(month)]
+    if blocks is None:
+        docs = list(coll.find({}))
+    else:
+        docs = [doc for doc in (coll.find_one({"_id": f"b|{k}"}) for k in blocks) if doc is not None]
+    return {int(str(doc["_id"]).split("|")[1]): _unpack_block(doc) for doc in docs}
+
+
+def write_tile(db: Database, month: str, block: int, rows: pd.DataFrame) -> None:
+    coll = db[tile_collection(month)]
+    if len(rows) == 0:
+        coll.delete_one({"_id": f"b|{block}"})
+        return
+    doc = _pack_block(rows.sort_values(["store_id", "date"], kind="stable"), month, block)
+    coll.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+
+def stored_months(db: Database) -> list[str]:
+    prefix = f"{TILES}."
+    return sorted(name[len(prefix) :] for name in db.list_collection_names() if name.startswith(prefix))
+
+
+def drop_months(db: Database, months: Iterable[str]) -> None:
+    for month in months:
+        db.drop_collection(tile_collection(month))
 
 
 _pools: dict[int, ThreadPoolExecutor] = {}
@@ -320,3 +415,27 @@ def add_to_trend(db: Database, delta: pd.DataFrame, *, replace_dates: Iterable[s
             [*TREND_FLOATS, *TREND_INTS]
         ].sum()
         db[HISTORY].replace_one({"_id": _month_id(month)}, _pack_trend(summed, month), upsert=True)
+
+
+# --- the movers' ranking ---------------------------------------------------------------------------
+
+MOVERS = "movers"
+
+
+def write_movers(db: Database, version: int, movers: Any) -> None:
+    """Keep a ranking (``services.history.Movers``) computed at the history's ``version``."""
+    db[HISTORY].replace_one(
+        {"_id": MOVERS},
+        {
+            "_id": MOVERS,
+            "version": version,
+            "this_week": [d.isoformat() for d in movers.this_week],
+            "previous_week": [d.isoformat() for d in movers.previous_week],
+            "rows": [[m.store_id, m.this_week_pct, m.previous_week_pct, m.change_pct] for m in movers.stores],
+        },
+        upsert=True,
+    )
+
+
+def read_movers(db: Database) -> dict[str, Any] | None:
+    return db[HISTORY].find_one({"_id": MOVERS})
