@@ -17,7 +17,7 @@ WORKER_CONCURRENCY ?= 2
 PYTEST_ARGS ?=
 
 .PHONY: help install services stop-services services-status worker beat web run migrate example-zip \
-        test test-all test-integration test-accounts-postgres lint bench bench-service ci clean-var
+        test test-all test-integration test-accounts-postgres lint bench bench-service bench-history ci clean-var
 
 help:
 	@echo "make install         create .venv and install requirements-dev.txt (safe to re-run)"
@@ -31,6 +31,7 @@ help:
 	@echo "make lint            ruff check, ruff format --check and mypy (CI runs it)"
 	@echo "make ci              what CI runs (.ci/run)"
 	@echo "make bench / bench-service / bench-load   benchmarks (offline engine / service / HTTP load)"
+	@echo "make bench-history   the daily figures: build, hourly update, store history, trend, movers (BENCH_HISTORY_ARGS)"
 	@echo "make bench-load-mixed  pollers, readers and triggers at once, then with slow clients (BENCH_MIXED_ARGS)"
 	@echo "make screenshots     retake docs/screenshots/ with the browser tests"
 	@echo "make bench-dashboard  dashboard render times in headless Chromium on the Loop-2025-sized set"
@@ -130,6 +131,10 @@ bench: install
 # BENCH_SERVICE_ARGS=--scales 1 for the quick run (default: 1x and 10x).
 bench-service: install
 	$(PY) bench/bench_service.py $(BENCH_SERVICE_ARGS)
+
+# The daily figures (docs/history.md) on the set of `make bench`: BENCH_HISTORY_ARGS="--scale 10".
+bench-history: install
+	$(PY) bench/bench_history.py $(BENCH_HISTORY_ARGS)
 
 # Dashboard render times in headless Chromium on the Loop-2025-sized set (needs `make services`
 # and Debian's chromium): BENCH_DASHBOARD_ARGS="--runs 5".

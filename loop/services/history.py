@@ -403,7 +403,7 @@ def _apply(db: Database, meta: dict, rows: pd.DataFrame, removed: pd.DataFrame) 
     ``removed`` (store_id, date) pairs, and move the group totals by the difference. One read of each
     touched block (or of the whole date when most of its blocks are touched) and one bulk write per date;
     the same in the month tiles for folded dates."""
-    blocks = int(meta["blocks"])
+    blocks, date_blocks = int(meta["blocks"]), _date_blocks(meta)
     touched = pd.concat([rows[["store_id", "date"]], removed[["store_id", "date"]]], ignore_index=True)
     if len(touched) == 0:
         return
@@ -412,7 +412,14 @@ def _apply(db: Database, meta: dict, rows: pd.DataFrame, removed: pd.DataFrame) 
         day = str(day)
         new = rows[(rows["date"] == day).to_numpy()]
         gone, _ = _replace_in(
-            db, hs.read_blocks, hs.date_collection(day), day, blocks, on_day["store_id"], new, lambda r: r.iloc[0:0]
+            db,
+            hs.read_blocks,
+            hs.date_collection(day),
+            day,
+            date_blocks,
+            on_day["store_id"],
+            new,
+            lambda r: r.iloc[0:0],
         )
         changes += [gone.assign(sign=-1), new.assign(sign=1)]
     folded = meta.get("folded_through")
@@ -458,6 +465,11 @@ def _replace_in(
         {int(k): hs.empty_rows() if k not in parts else parts[k].drop(columns="block") for k in wanted.tolist()},
     )
     return gone, new
+
+
+def _date_blocks(meta: dict) -> int:
+    """How many block documents a date has (histories written before it existed: as many as the tiles)."""
+    return int(meta.get("date_blocks") or meta["blocks"])
 
 
 def _by_block(rows: pd.DataFrame) -> dict[int, pd.DataFrame]:
@@ -511,6 +523,7 @@ class HistoryBuild:
     dates: int
     rows: int
     seconds: float
+    phases: dict[str, float] | None = None  # seconds per phase (ops, the benchmark)
 
 
 def build_history(*, db: Database | None = None) -> HistoryBuild:
@@ -529,11 +542,23 @@ def build_history(*, db: Database | None = None) -> HistoryBuild:
                 hs.write_meta(db, {"through": through, "first_date": None, "last_date": None, "newest_us": 0})
             return HistoryBuild(0, 0, 0, time.perf_counter() - began)
         blocks = int(meta.get("blocks") or hs.blocks_for(len(inputs.store_ids)))
+        date_blocks = int(meta.get("date_blocks") or hs.blocks_for(len(inputs.store_ids), hs.DATE_BLOCK_STORES))
+        date_blocks = min(date_blocks, blocks)
         if not meta:  # from now on writes of polls are noted (after ``through``) and applied after this build
-            hs.write_meta(db, {"through": through, "blocks": blocks, "first_date": None, "last_date": None})
+            hs.write_meta(
+                db,
+                {
+                    "through": through,
+                    "blocks": blocks,
+                    "date_blocks": date_blocks,
+                    "first_date": None,
+                    "last_date": None,
+                },
+            )
         first_date, last_date = inputs.first_date(), inputs.last_date()
         d0, d1 = first_date.min(), last_date.max()
         block = hs.block_of(inputs.store_ids.tolist(), blocks)
+        date_block = hs.block_of(inputs.store_ids.tolist(), date_blocks)
         all_dates = np.arange(d0, d1 + 1, dtype="datetime64[D]")
         names = np.datetime_as_string(all_dates, unit="D").tolist()
         fold_upto = (date.fromisoformat(names[-1]) - timedelta(days=FOLD_LAG_DAYS)).isoformat()
@@ -544,32 +569,42 @@ def build_history(*, db: Database | None = None) -> HistoryBuild:
         months = np.unique(all_dates.astype("datetime64[M]"))
         chunks = [all_dates[all_dates.astype("datetime64[M]") == m] for m in months]
         rows_total = 0
+        phases: dict[str, float] = {}
         # The next month's polls are read while this one is computed and written.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-build") as prefetch:
             coming = prefetch.submit(_read_polls, db, chunks[0][0], chunks[0][-1], None)
             for k, chunk in enumerate(chunks):
+                clock = time.perf_counter()
                 polls = coming.result()
                 if k + 1 < len(chunks):
                     coming = prefetch.submit(_read_polls, db, chunks[k + 1][0], chunks[k + 1][-1], None)
+                clock = _phase(phases, "wait_for_polls", clock)
                 rows = _build_chunk(inputs, polls, chunk, first_date, last_date)
-                rows_block = block[pd.Index(inputs.store_ids).get_indexer(rows["store_id"])]
-                rows = rows.assign(block=rows_block).sort_values(["date", "block", "store_id"], kind="stable")
+                code = pd.Index(inputs.store_ids).get_indexer(rows["store_id"])
+                rows = rows.assign(block=date_block[code]).sort_values(["date", "block", "store_id"], kind="stable")
+                clock = _phase(phases, "compute", clock)
                 for name, on_date in rows.groupby("date", sort=True):
                     hs.write_date(db, str(name), _by_block(on_date))
+                clock = _phase(phases, "write_dates", clock)
+                code = pd.Index(inputs.store_ids).get_indexer(rows["store_id"])
+                rows = rows.assign(block=block[code]).sort_values(["block", "store_id", "date"], kind="stable")
                 folded = rows[(rows["date"] <= fold_upto).to_numpy()]
                 if len(folded):
                     month = str(chunk[0])[:7]
                     tiles = _by_block(folded)
                     hs.write_blocks(db, hs.tile_collection(month), month, tiles)
+                clock = _phase(phases, "write_tiles", clock)
                 hs.add_to_trend(
                     db, _totals(rows.drop(columns="block")), replace_dates=np.datetime_as_string(chunk).tolist()
                 )
+                _phase(phases, "trend", clock)
                 rows_total += len(rows)
         hs.write_meta(
             db,
             {
                 "through": through,
                 "blocks": blocks,
+                "date_blocks": date_blocks,
                 "first_date": names[0],
                 "last_date": names[-1],
                 "newest_us": inputs.newest_us,
@@ -577,7 +612,14 @@ def build_history(*, db: Database | None = None) -> HistoryBuild:
             },
         )
         hs.remove_pending(db, int(meta.get("through", 0)) + 1, through)
-    return HistoryBuild(len(inputs.store_ids), len(names), rows_total, time.perf_counter() - began)
+    logger.info("daily figures built: %s rows; %s", rows_total, {k: round(v, 2) for k, v in phases.items()})
+    return HistoryBuild(len(inputs.store_ids), len(names), rows_total, time.perf_counter() - began, phases)
+
+
+def _phase(phases: dict[str, float], name: str, since: float) -> float:
+    now = time.perf_counter()
+    phases[name] = phases.get(name, 0.0) + now - since
+    return now
 
 
 def _build_chunk(
@@ -680,7 +722,7 @@ def get_store_history(*, store_id: str, first: date | None = None, last: date | 
     first, last = date_range(first=first, last=last, default_last=None if kept is None else kept[1])
     dates = _dates_between(first, last, kept)
     rows = (
-        hs.read_store_rows(db, store_id, dates, int(meta["blocks"]), meta.get("folded_through"))
+        hs.read_store_rows(db, store_id, dates, int(meta["blocks"]), meta.get("folded_through"), _date_blocks(meta))
         if meta and dates
         else hs.empty_rows()
     )
@@ -780,7 +822,16 @@ def get_movers(*, limit: int = 20) -> Movers:
         ranked = Movers(
             (date.fromisoformat(stored["this_week"][0]), date.fromisoformat(stored["this_week"][1])),
             (date.fromisoformat(stored["previous_week"][0]), date.fromisoformat(stored["previous_week"][1])),
-            [Mover(*row) for row in stored["rows"]],
+            [
+                Mover(*row)
+                for row in zip(
+                    stored["store_id"],
+                    stored["this_week_pct"],
+                    stored["previous_week_pct"],
+                    stored["change_pct"],
+                    strict=True,
+                )
+            ],
         )
     else:
         ranked = _rank_movers(db, *_weeks(kept[1]), kept)
@@ -826,4 +877,6 @@ def history_state(db: Database | None = None) -> dict:
     """The history's meta (ops, tests)."""
     db = storage.get_db() if db is None else db
     meta = hs.read_meta(db) or {}
-    return {k: meta.get(k) for k in ("blocks", "through", "first_date", "last_date", "newest_us", "version")}
+    return {
+        k: meta.get(k) for k in ("blocks", "date_blocks", "through", "first_date", "last_date", "newest_us", "version")
+    }

@@ -40,8 +40,11 @@ HISTORY = "store_history"
 META = "meta"
 LOCK = "history"
 CODEC = "zlib"
-# Stores per block when the history is first written (a block's date document is ~5 KB compressed).
-BLOCK_STORES = 128
+# Stores per block when the history is first written: small blocks for the month tiles (a store's read
+# fetches 3-4 tiles of ~32 stores x 31 dates), larger ones for the date documents (every write of figures
+# rewrites its dates' documents: fewer, larger ones). Both powers of two, so a tile block lies in one date block.
+BLOCK_STORES = 32
+DATE_BLOCK_STORES = 512
 MAX_BLOCKS = 4096
 PENDING = DeltaLog(HISTORY, "p")
 # Month tiles: "store_history_months.YYYY-MM" / "b|<k>", the block's rows of the month's folded dates.
@@ -80,9 +83,9 @@ def block_of(store_ids: Iterable[str], blocks: int) -> np.ndarray:
     return np.array([zlib.crc32(str(s).encode("utf-8")) % blocks for s in store_ids], dtype=np.int64)
 
 
-def blocks_for(stores: int) -> int:
-    """The block count of a history first written for ``stores`` stores: a power of two, ~BLOCK_STORES each."""
-    wanted = max(1, -(-stores // BLOCK_STORES))
+def blocks_for(stores: int, per_block: int = BLOCK_STORES) -> int:
+    """The block count of a history first written for ``stores`` stores: a power of two, ~``per_block`` each."""
+    wanted = max(1, -(-stores // per_block))
     return min(MAX_BLOCKS, 1 << (wanted - 1).bit_length())
 
 
@@ -140,7 +143,7 @@ def _pack_block(rows: pd.DataFrame, date: str, block: int) -> dict[str, Any]:
     ids, id_lengths = pack_strings(store_ids[heads])
     regions, region_lengths = pack_strings(rows["region"].to_numpy(dtype=object)[heads])
     brands, brand_lengths = pack_strings(rows["brand"].to_numpy(dtype=object)[heads])
-    days = pd.to_datetime(rows["date"].to_numpy(dtype=object), format="%Y-%m-%d").to_numpy().astype("datetime64[D]")
+    days = rows["date"].to_numpy(dtype=object).astype("datetime64[D]")
     arrays = {
         "store_id": bytes(ids),
         "store_id_lengths": bytes(id_lengths),
@@ -256,19 +259,24 @@ def stored_dates(db: Database) -> list[str]:
 
 
 def read_store_rows(
-    db: Database, store_id: str, dates: list[str], blocks: int, folded_through: str | None = None
+    db: Database,
+    store_id: str,
+    dates: list[str],
+    blocks: int,
+    folded_through: str | None = None,
+    date_blocks: int | None = None,
 ) -> pd.DataFrame:
-    """One store's rows on ``dates``: the month tiles of the dates up to ``folded_through``, one date document
-    for each later date; one ``_id`` lookup each, READ_THREADS at a time."""
-    block = int(block_of([store_id], blocks)[0])
-    doc_id = f"b|{block}"
+    """One store's rows on ``dates``: the month tiles (``blocks``) of the dates up to ``folded_through``, one
+    date document (``date_blocks``) for each later date; one ``_id`` lookup each, READ_THREADS at a time."""
+    tile_id = f"b|{int(block_of([store_id], blocks)[0])}"
+    date_id = f"b|{int(block_of([store_id], date_blocks or blocks)[0])}"
     wanted = set(dates)
     folded = [d for d in dates if folded_through is not None and d <= folded_through]
     lookups = [tile_collection(m) for m in sorted({d[:7] for d in folded})]
     lookups += [date_collection(d) for d in dates if folded_through is None or d > folded_through]
 
     def one(collection: str) -> pd.DataFrame | None:
-        doc = db[collection].find_one({"_id": doc_id})
+        doc = db[collection].find_one({"_id": tile_id if collection.startswith(TILES) else date_id})
         if doc is None:
             return None
         rows = _unpack_block(doc, store_id)
@@ -431,7 +439,11 @@ def write_movers(db: Database, version: int, movers: Any) -> None:
             "version": version,
             "this_week": [d.isoformat() for d in movers.this_week],
             "previous_week": [d.isoformat() for d in movers.previous_week],
-            "rows": [[m.store_id, m.this_week_pct, m.previous_week_pct, m.change_pct] for m in movers.stores],
+            # Parallel lists: FerretDB stores no nested arrays.
+            "store_id": [m.store_id for m in movers.stores],
+            "this_week_pct": [m.this_week_pct for m in movers.stores],
+            "previous_week_pct": [m.previous_week_pct for m in movers.stores],
+            "change_pct": [m.change_pct for m in movers.stores],
         },
         upsert=True,
     )
