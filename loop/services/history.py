@@ -50,6 +50,10 @@ DEFAULT_DAYS = 30
 # 90 dates: 3-4 tile lookups and a few date lookups).
 FOLD_LAG_DAYS = 2
 MOVERS_LIMIT_MAX = 500
+# The worker ranks the movers again at most this often while only the figures change (not the weeks);
+# GET /trends/movers/ answers a ranking up to MOVERS_STALE_S old of the same weeks.
+MOVERS_EVERY_S = 60.0
+MOVERS_STALE_S = 300.0
 DAY_US = 86_400 * 1_000_000
 # A batch naming more stores than this is noted as "all stores" (the pending entry stays small).
 NOTE_STORES_MAX = 1000
@@ -221,8 +225,7 @@ def update_history(
             rows = _apply_pending(db, meta, pending)
         if fold:
             _fold(db, hs.read_meta(db) or meta)
-            movers = hs.read_movers(db)
-            if movers is None or movers["version"] != int((hs.read_meta(db) or {}).get("version", 0)):
+            if _movers_due(db, hs.read_meta(db) or meta):
                 _refresh_movers(db)
     return HistoryUpdate(len(pending), rows if pending else 0, time.perf_counter() - began)
 
@@ -504,6 +507,15 @@ def _fold(db: Database, meta: dict) -> None:
     hs.write_meta(db, {"folded_through": upto})
 
 
+def _movers_due(db: Database, meta: dict) -> bool:
+    """Rank the movers again: the weeks moved, or the figures changed and the ranking is over a minute old
+    (small batches come several a second: the ranking, 14 dates of every store, follows once a minute)."""
+    movers = hs.read_movers(db)
+    if movers is None or movers.get("last_date") != meta.get("last_date"):
+        return True
+    return movers["version"] != int(meta.get("version", 0)) and time.time() - movers.get("at", 0) > MOVERS_EVERY_S
+
+
 def _refresh_movers(db: Database) -> None:
     """Rank the movers at the current version and keep the ranking (what GET /trends/movers/ reads)."""
     meta = hs.read_meta(db)
@@ -511,7 +523,7 @@ def _refresh_movers(db: Database) -> None:
     if meta is None or kept is None:
         return
     ranked = _rank_movers(db, *_weeks(kept[1]), kept)
-    hs.write_movers(db, int(meta.get("version", 0)), ranked)
+    hs.write_movers(db, int(meta.get("version", 0)), ranked, meta.get("last_date"))
 
 
 # --- the full build ------------------------------------------------------------------------------
@@ -570,8 +582,9 @@ def build_history(*, db: Database | None = None) -> HistoryBuild:
         chunks = [all_dates[all_dates.astype("datetime64[M]") == m] for m in months]
         rows_total = 0
         phases: dict[str, float] = {}
-        # The next month's polls are read while this one is computed and written.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-build") as prefetch:
+        # The next month's polls are read while this one is computed and written (a second thread writing
+        # while the next month is computed measured no faster on 2 busy cores: both need the interpreter).
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read") as prefetch:
             coming = prefetch.submit(_read_polls, db, chunks[0][0], chunks[0][-1], None)
             for k, chunk in enumerate(chunks):
                 clock = time.perf_counter()
@@ -581,23 +594,8 @@ def build_history(*, db: Database | None = None) -> HistoryBuild:
                 clock = _phase(phases, "wait_for_polls", clock)
                 rows = _build_chunk(inputs, polls, chunk, first_date, last_date)
                 code = pd.Index(inputs.store_ids).get_indexer(rows["store_id"])
-                rows = rows.assign(block=date_block[code]).sort_values(["date", "block", "store_id"], kind="stable")
-                clock = _phase(phases, "compute", clock)
-                for name, on_date in rows.groupby("date", sort=True):
-                    hs.write_date(db, str(name), _by_block(on_date))
-                clock = _phase(phases, "write_dates", clock)
-                code = pd.Index(inputs.store_ids).get_indexer(rows["store_id"])
-                rows = rows.assign(block=block[code]).sort_values(["block", "store_id", "date"], kind="stable")
-                folded = rows[(rows["date"] <= fold_upto).to_numpy()]
-                if len(folded):
-                    month = str(chunk[0])[:7]
-                    tiles = _by_block(folded)
-                    hs.write_blocks(db, hs.tile_collection(month), month, tiles)
-                clock = _phase(phases, "write_tiles", clock)
-                hs.add_to_trend(
-                    db, _totals(rows.drop(columns="block")), replace_dates=np.datetime_as_string(chunk).tolist()
-                )
-                _phase(phases, "trend", clock)
+                _phase(phases, "compute", clock)
+                _write_chunk(db, rows, date_block[code], block[code], chunk, fold_upto, phases)
                 rows_total += len(rows)
         hs.write_meta(
             db,
@@ -614,6 +612,31 @@ def build_history(*, db: Database | None = None) -> HistoryBuild:
         hs.remove_pending(db, int(meta.get("through", 0)) + 1, through)
     logger.info("daily figures built: %s rows; %s", rows_total, {k: round(v, 2) for k, v in phases.items()})
     return HistoryBuild(len(inputs.store_ids), len(names), rows_total, time.perf_counter() - began, phases)
+
+
+def _write_chunk(
+    db: Database,
+    rows: pd.DataFrame,
+    date_block: np.ndarray,
+    tile_block: np.ndarray,
+    chunk: np.ndarray,
+    fold_upto: str,
+    phases: dict[str, float],
+) -> None:
+    """A built month: its date documents, its tiles (dates up to ``fold_upto``) and its group totals."""
+    clock = time.perf_counter()
+    by_date = rows.assign(block=date_block).sort_values(["date", "block", "store_id"], kind="stable")
+    for name, on_date in by_date.groupby("date", sort=True):
+        hs.write_date(db, str(name), _by_block(on_date))
+    clock = _phase(phases, "write_dates", clock)
+    by_tile = rows.assign(block=tile_block).sort_values(["block", "store_id", "date"], kind="stable")
+    folded = by_tile[(by_tile["date"] <= fold_upto).to_numpy()]
+    if len(folded):
+        month = str(chunk[0])[:7]
+        hs.write_blocks(db, hs.tile_collection(month), month, _by_block(folded))
+    clock = _phase(phases, "write_tiles", clock)
+    hs.add_to_trend(db, _totals(rows), replace_dates=np.datetime_as_string(chunk).tolist())
+    _phase(phases, "trend", clock)
 
 
 def _phase(phases: dict[str, float], name: str, since: float) -> float:
@@ -818,7 +841,11 @@ def get_movers(*, limit: int = 20) -> Movers:
         return Movers(empty, empty, [])
     version = int(meta.get("version", 0))
     stored = hs.read_movers(db)
-    if stored is not None and stored["version"] == version:
+    fresh = stored is not None and (
+        stored["version"] == version
+        or (stored.get("last_date") == meta.get("last_date") and time.time() - stored.get("at", 0) < MOVERS_STALE_S)
+    )
+    if stored is not None and fresh:
         ranked = Movers(
             (date.fromisoformat(stored["this_week"][0]), date.fromisoformat(stored["this_week"][1])),
             (date.fromisoformat(stored["previous_week"][0]), date.fromisoformat(stored["previous_week"][1])),
@@ -835,7 +862,7 @@ def get_movers(*, limit: int = 20) -> Movers:
         )
     else:
         ranked = _rank_movers(db, *_weeks(kept[1]), kept)
-        hs.write_movers(db, version, ranked)
+        hs.write_movers(db, version, ranked, meta.get("last_date"))
     return Movers(ranked.this_week, ranked.previous_week, ranked.stores[:limit])
 
 

@@ -21,6 +21,7 @@ Written only under the history lock: documents are replaced in place (``replace_
 from __future__ import annotations
 
 import os
+import time
 import zlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -430,13 +431,15 @@ def add_to_trend(db: Database, delta: pd.DataFrame, *, replace_dates: Iterable[s
 MOVERS = "movers"
 
 
-def write_movers(db: Database, version: int, movers: Any) -> None:
-    """Keep a ranking (``services.history.Movers``) computed at the history's ``version``."""
+def write_movers(db: Database, version: int, movers: Any, last_date: str | None) -> None:
+    """Keep a ranking (``services.history.Movers``) computed at the history's ``version`` and ``last_date``."""
     db[HISTORY].replace_one(
         {"_id": MOVERS},
         {
             "_id": MOVERS,
             "version": version,
+            "last_date": last_date,
+            "at": time.time(),
             "this_week": [d.isoformat() for d in movers.this_week],
             "previous_week": [d.isoformat() for d in movers.previous_week],
             # Parallel lists: FerretDB stores no nested arrays.
