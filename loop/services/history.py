@@ -50,6 +50,8 @@ DEFAULT_DAYS = 30
 # 90 dates: 3-4 tile lookups and a few date lookups).
 FOLD_LAG_DAYS = 2
 MOVERS_LIMIT_MAX = 500
+# Applied pending changes stay this long before they are removed (their numbers stay taken meanwhile).
+PENDING_GRACE_S = 120.0
 # The worker ranks the movers again at most this often while only the figures change (not the weeks);
 # GET /trends/movers/ answers a ranking up to MOVERS_STALE_S old of the same weeks.
 MOVERS_EVERY_S = 60.0
@@ -243,9 +245,22 @@ def _apply_pending(db: Database, meta: dict, pending: list[dict]) -> int:
     fields = {"through": last}
     if inputs is not None:
         fields["newest_us"] = max(inputs.newest_us, int(meta.get("newest_us", 0)))
-    hs.write_meta(db, fields)
-    hs.remove_pending(db, through + 1, last)
+    hs.write_meta(db, {**fields, **_removal(db, meta, last)})
     return rows
+
+
+def _removal(db: Database, meta: dict, applied_through: int) -> dict[str, Any]:
+    """Remove the pending changes applied more than PENDING_GRACE_S ago (a writer that read an older
+    ``through`` must still find their numbers taken, or its change would get a number already applied);
+    the meta fields that record it."""
+    mark = meta.get("applied") or {}
+    removed = int(meta.get("removed_through", 0))
+    if not mark:
+        return {"applied": {"through": applied_through, "at": time.time()}}
+    if time.time() - float(mark["at"]) < PENDING_GRACE_S:
+        return {}
+    hs.remove_pending(db, removed + 1, int(mark["through"]))
+    return {"removed_through": int(mark["through"]), "applied": {"through": applied_through, "at": time.time()}}
 
 
 def _pairs_to_recompute(inputs: _Inputs, pending: list[dict], old_newest_us: int) -> tuple[np.ndarray, np.ndarray]:
@@ -609,7 +624,7 @@ def build_history(*, db: Database | None = None) -> HistoryBuild:
                 "folded_through": fold_upto if fold_upto >= names[0] else None,
             },
         )
-        hs.remove_pending(db, int(meta.get("through", 0)) + 1, through)
+        hs.write_meta(db, _removal(db, meta, through))
     logger.info("daily figures built: %s rows; %s", rows_total, {k: round(v, 2) for k, v in phases.items()})
     return HistoryBuild(len(inputs.store_ids), len(names), rows_total, time.perf_counter() - began, phases)
 

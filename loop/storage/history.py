@@ -107,9 +107,11 @@ def history_lock(db: Database, *, wait: float = 600.0) -> AbstractContextManager
 
 
 def append_pending(db: Database, change: dict[str, Any]) -> int:
-    """Note a change the figures must follow (numbered by unique insert, so concurrent writers never collide)."""
+    """Note a change the figures must follow (numbered by unique insert, so concurrent writers never collide;
+    the pending ones already read are kept per process, so a burst of writes does not probe them all again)."""
     meta = read_meta(db) or {}
-    return PENDING.append(db, change, int(meta.get("through", 0)) + 1)
+    found = PENDING.read(db, int(meta.get("through", 0)))
+    return PENDING.append(db, change, found[1] if found is not None else int(meta.get("through", 0)) + 1)
 
 
 def read_pending(db: Database, through: int) -> list[dict[str, Any]]:
