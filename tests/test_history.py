@@ -183,7 +183,7 @@ def brute_force(stores_: dict[str, Store], polls: list[tuple[str, str, int]]) ->
 def stored(db) -> dict[tuple[str, str], tuple]:
     out = {}
     for day in hs.stored_dates(db):
-        for rows in hs.read_blocks(db, day).values():
+        for rows in hs.read_blocks(db, day, hs.read_meta(db)["date_blocks"]).values():
             for r in rows.itertuples(index=False):
                 out[(r.store_id, r.date)] = (r.up_s, r.down_s, r.unobserved_s, r.outages, r.longest_s)
     return out

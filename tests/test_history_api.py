@@ -32,7 +32,11 @@ def built(api: APIClient, mdb) -> APIClient:
 
 
 def all_rows(db) -> pd.DataFrame:
-    frames = [rows for day in hs.stored_dates(db) for rows in hs.read_blocks(db, day).values()]
+    frames = [
+        rows
+        for day in hs.stored_dates(db)
+        for rows in hs.read_blocks(db, day, hs.read_meta(db)["date_blocks"]).values()
+    ]
     return pd.concat(frames, ignore_index=True)
 
 

@@ -431,8 +431,7 @@ def _apply(db: Database, meta: dict, rows: pd.DataFrame, removed: pd.DataFrame) 
         new = rows[(rows["date"] == day).to_numpy()]
         gone, _ = _replace_in(
             db,
-            hs.read_blocks,
-            hs.date_collection(day),
+            hs.DATES,
             day,
             date_blocks,
             on_day["store_id"],
@@ -453,20 +452,18 @@ def _apply(db: Database, meta: dict, rows: pd.DataFrame, removed: pd.DataFrame) 
                 hit = [(s, d) in pairs for s, d in zip(frame["store_id"], frame["date"], strict=True)]
                 return frame[~np.asarray(hit, dtype=bool)] if len(frame) else frame
 
-            _replace_in(
-                db, hs.read_tiles, hs.tile_collection(month), month, blocks, in_month["store_id"], new, drop_pairs
-            )
+            _replace_in(db, hs.TILES, month, blocks, in_month["store_id"], new, drop_pairs)
     hs.add_to_trend(db, _totals(pd.concat(changes, ignore_index=True)))
 
 
 def _replace_in(
-    db: Database, read: Any, collection: str, name: str, blocks: int, store_ids: pd.Series, new: pd.DataFrame, keep: Any
+    db: Database, prefix: str, name: str, blocks: int, store_ids: pd.Series, new: pd.DataFrame, keep: Any
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """In one date's (or month's) block documents: the rows of ``store_ids`` that ``keep`` does not keep are
     replaced by ``new``. Returns (rows replaced, rows written)."""
     ids = pd.unique(store_ids.to_numpy(dtype=object))
     wanted = np.unique(hs.block_of(ids.tolist(), blocks))
-    found = read(db, name, None if len(wanted) > blocks // 4 else wanted.tolist())
+    found = hs.read_shelf(db, prefix, name, blocks, None if len(wanted) > blocks // 4 else wanted.tolist())
     mine = set(wanted.tolist())
     old_frames = [frame.assign(block=k) for k, frame in found.items() if k in mine]
     old = pd.concat(old_frames, ignore_index=True) if old_frames else hs.empty_rows().assign(block=0)
@@ -476,9 +473,9 @@ def _replace_in(
     new = new.assign(block=hs.block_of(new["store_id"].tolist(), blocks))
     merged = pd.concat([old[~of_ids], kept_of_ids, new], ignore_index=True)
     parts = dict(tuple(merged.groupby("block", sort=False)))
-    hs.write_blocks(
+    hs.write_shelf(
         db,
-        collection,
+        prefix,
         name,
         {int(k): hs.empty_rows() if k not in parts else parts[k].drop(columns="block") for k in wanted.tolist()},
     )
@@ -509,16 +506,16 @@ def _fold(db: Database, meta: dict) -> None:
     blocks = int(meta["blocks"])
     for month in sorted({d[:7] for d in dates}):
         mine = [d for d in dates if d[:7] == month]
-        frames = [f for f in hs.read_whole_dates(db, mine) if len(f)]
+        frames = [f for f in hs.read_whole_dates(db, mine, _date_blocks(meta)) if len(f)]
         if not frames:
             continue
         new = pd.concat(frames, ignore_index=True)
-        old = hs.read_tiles(db, month)
+        old = hs.read_tiles(db, month, blocks)
         kept = [f[~f["date"].isin(set(mine)).to_numpy()] for f in old.values()]
         merged = pd.concat([*kept, new], ignore_index=True)
         merged["block"] = hs.block_of(merged["store_id"].tolist(), blocks)
         parts = _by_block(merged)
-        hs.write_blocks(db, hs.tile_collection(month), month, parts)
+        hs.write_shelf(db, hs.TILES, month, parts)
     hs.write_meta(db, {"folded_through": upto})
 
 
@@ -537,7 +534,7 @@ def _refresh_movers(db: Database) -> None:
     kept = _kept(meta)
     if meta is None or kept is None:
         return
-    ranked = _rank_movers(db, *_weeks(kept[1]), kept)
+    ranked = _rank_movers(db, *_weeks(kept[1]), kept, _date_blocks(meta))
     hs.write_movers(db, int(meta.get("version", 0)), ranked, meta.get("last_date"))
 
 
@@ -610,7 +607,7 @@ def build_history(*, db: Database | None = None) -> HistoryBuild:
                 rows = _build_chunk(inputs, polls, chunk, first_date, last_date)
                 code = pd.Index(inputs.store_ids).get_indexer(rows["store_id"])
                 _phase(phases, "compute", clock)
-                _write_chunk(db, rows, date_block[code], block[code], chunk, fold_upto, phases)
+                _write_chunk(db, rows, (date_block[code], block[code], date_blocks, blocks), chunk, fold_upto, phases)
                 rows_total += len(rows)
         hs.write_meta(
             db,
@@ -632,23 +629,24 @@ def build_history(*, db: Database | None = None) -> HistoryBuild:
 def _write_chunk(
     db: Database,
     rows: pd.DataFrame,
-    date_block: np.ndarray,
-    tile_block: np.ndarray,
+    blocks: tuple[np.ndarray, np.ndarray, int, int],
     chunk: np.ndarray,
     fold_upto: str,
     phases: dict[str, float],
 ) -> None:
-    """A built month: its date documents, its tiles (dates up to ``fold_upto``) and its group totals."""
+    """A built month: its date documents, its tiles (dates up to ``fold_upto``) and its group totals.
+    ``blocks``: each row's date block and tile block, and how many of each."""
+    date_block, tile_block, date_blocks, tile_blocks = blocks
     clock = time.perf_counter()
     by_date = rows.assign(block=date_block).sort_values(["date", "block", "store_id"], kind="stable")
     for name, on_date in by_date.groupby("date", sort=True):
-        hs.write_date(db, str(name), _by_block(on_date))
+        hs.fill_shelf(db, hs.DATES, str(name), _by_block(on_date), date_blocks)
     clock = _phase(phases, "write_dates", clock)
     by_tile = rows.assign(block=tile_block).sort_values(["block", "store_id", "date"], kind="stable")
     folded = by_tile[(by_tile["date"] <= fold_upto).to_numpy()]
     if len(folded):
         month = str(chunk[0])[:7]
-        hs.write_blocks(db, hs.tile_collection(month), month, _by_block(folded))
+        hs.fill_shelf(db, hs.TILES, month, _by_block(folded), tile_blocks)
     clock = _phase(phases, "write_tiles", clock)
     hs.add_to_trend(db, _totals(rows), replace_dates=np.datetime_as_string(chunk).tolist())
     _phase(phases, "trend", clock)
@@ -876,18 +874,18 @@ def get_movers(*, limit: int = 20) -> Movers:
             ],
         )
     else:
-        ranked = _rank_movers(db, *_weeks(kept[1]), kept)
+        ranked = _rank_movers(db, *_weeks(kept[1]), kept, _date_blocks(meta))
         hs.write_movers(db, version, ranked, meta.get("last_date"))
     return Movers(ranked.this_week, ranked.previous_week, ranked.stores[:limit])
 
 
 def _rank_movers(
-    db: Database, this_week: tuple[date, date], previous: tuple[date, date], kept: tuple[date, date]
+    db: Database, this_week: tuple[date, date], previous: tuple[date, date], kept: tuple[date, date], date_blocks: int
 ) -> Movers:
     weeks = {"this": _dates_between(*this_week, kept), "prev": _dates_between(*previous, kept)}
     frames = []
     for name, dates in weeks.items():
-        for rows in hs.read_whole_dates(db, dates):
+        for rows in hs.read_whole_dates(db, dates, date_blocks):
             frames.append(rows[["store_id", "up_s", "down_s"]].assign(week=name))
     if not frames:
         return Movers(this_week, previous, [])

@@ -62,10 +62,6 @@ TREND_INTS = ("stores_down", "stores_open")
 TREND_COLUMNS = ("date", "region", "brand", *TREND_FLOATS, *TREND_INTS)
 
 
-def date_collection(date: str) -> str:
-    return f"{HISTORY}.{date}"
-
-
 def empty_rows() -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -200,65 +196,121 @@ def _unpack_block(doc: dict[str, Any], store_id: str | None = None) -> pd.DataFr
     )
 
 
-def read_blocks(db: Database, date: str, blocks: Iterable[int] | None = None) -> dict[int, pd.DataFrame]:
-    """The date's rows per block (only ``blocks`` when given: one ``_id`` lookup each; else one query)."""
-    coll = db[date_collection(date)]
-    if blocks is None:
-        docs = list(coll.find({}))
+# --- shelves: where a date's (or a month's) block documents live -------------------------------------
+#
+# FerretDB's SQLite backend finds even an ``_id`` by reading the collection's rows before it, so a lookup
+# costs in proportion to the bytes stored before the document (a 2,048-tile month collection at 10x: ~0.4 s
+# a lookup). So a date's or a month's blocks are spread over collections of at most BLOCKS_PER_COLLECTION
+# documents ("<prefix>.<name>.<group>", group = block // BLOCKS_PER_COLLECTION: well under 1 MB each), and
+# replacing a block rereads one small collection, not the whole date.
+
+BLOCKS_PER_COLLECTION = 32
+DATES = HISTORY  # "store_history.<YYYY-MM-DD>.<group>"
+
+
+def shelf(prefix: str, name: str, block: int) -> str:
+    """The collection that holds block ``block`` of the date (or month) ``name``."""
+    return f"{prefix}.{name}.{block // BLOCKS_PER_COLLECTION}"
+
+
+def _groups(blocks: int) -> range:
+    return range(-(-blocks // BLOCKS_PER_COLLECTION))
+
+
+def date_collection(date: str, block: int = 0) -> str:
+    return shelf(DATES, date, block)
+
+
+def tile_collection(month: str, block: int = 0) -> str:
+    return shelf(TILES, month, block)
+
+
+def read_shelf(
+    db: Database, prefix: str, name: str, blocks: int, wanted: Iterable[int] | None = None
+) -> dict[int, pd.DataFrame]:
+    """The rows per block of a date (or month) of ``blocks`` blocks: only ``wanted`` (one ``_id`` lookup each),
+    or all (one query per collection)."""
+    if wanted is None:
+        docs = [doc for g in _groups(blocks) for doc in db[f"{prefix}.{name}.{g}"].find({})]
     else:
-        docs = [doc for doc in (coll.find_one({"_id": f"b|{k}"}) for k in blocks) if doc is not None]
+        found = (db[shelf(prefix, name, k)].find_one({"_id": f"b|{k}"}) for k in wanted)
+        docs = [doc for doc in found if doc is not None]
     return {int(str(doc["_id"]).split("|")[1]): _unpack_block(doc) for doc in docs}
 
 
-def write_block(db: Database, date: str, block: int, rows: pd.DataFrame) -> None:
-    """Replace one block document of a date (rows sorted by store id); no rows removes it."""
-    coll = db[date_collection(date)]
-    if len(rows) == 0:
-        coll.delete_one({"_id": f"b|{block}"})
-        return
-    doc = _pack_block(rows.sort_values("store_id", kind="stable"), date, block)
-    coll.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+def read_blocks(db: Database, date: str, blocks: int, wanted: Iterable[int] | None = None) -> dict[int, pd.DataFrame]:
+    return read_shelf(db, DATES, date, blocks, wanted)
 
 
-def write_blocks(db: Database, collection: str, name: str, rows_by_block: dict[int, pd.DataFrame]) -> None:
-    """Replace these block documents of a date or month collection in one bulk write (each replace is atomic
-    for readers: the old or the new rows); a block without rows is removed."""
-    ops: list[Any] = []
+def read_tiles(db: Database, month: str, blocks: int, wanted: Iterable[int] | None = None) -> dict[int, pd.DataFrame]:
+    return read_shelf(db, TILES, month, blocks, wanted)
+
+
+def write_shelf(db: Database, prefix: str, name: str, rows_by_block: dict[int, pd.DataFrame]) -> None:
+    """Replace these block documents (each replace is atomic for readers: the old or the new rows), one bulk
+    write per collection; a block without rows is removed."""
+    ops: dict[str, list[Any]] = {}
     for k, rows in rows_by_block.items():
+        target = ops.setdefault(shelf(prefix, name, int(k)), [])
         if len(rows) == 0:
-            ops.append(DeleteOne({"_id": f"b|{k}"}))
+            target.append(DeleteOne({"_id": f"b|{k}"}))
         else:
             doc = _pack_block(rows.sort_values(["store_id", "date"], kind="stable"), name, int(k))
-            ops.append(ReplaceOne({"_id": doc["_id"]}, doc, upsert=True))
-    if is_mongomock(db):  # its bulk_write does not take pymongo's ReplaceOne: one call each
-        for op in ops:
-            if isinstance(op, DeleteOne):
-                db[collection].delete_one(op._filter)
-            else:
-                db[collection].replace_one(op._filter, op._doc, upsert=True)
-        return
-    for start in range(0, len(ops), 64):
-        db[collection].bulk_write(ops[start : start + 64], ordered=False)
+            target.append(ReplaceOne({"_id": doc["_id"]}, doc, upsert=True))
+    for collection, mine in ops.items():
+        if is_mongomock(db):  # its bulk_write does not take pymongo's ReplaceOne: one call each
+            for op in mine:
+                if isinstance(op, DeleteOne):
+                    db[collection].delete_one(op._filter)
+                else:
+                    db[collection].replace_one(op._filter, op._doc, upsert=True)
+        else:
+            db[collection].bulk_write(mine, ordered=False)
 
 
-def write_date(db: Database, date: str, rows_by_block: dict[int, pd.DataFrame]) -> None:
-    """A date's documents become exactly ``rows_by_block`` (a full build: blocks without rows are removed)."""
-    coll = db[date_collection(date)]
-    docs = [_pack_block(rows.sort_values("store_id", kind="stable"), date, k) for k, rows in rows_by_block.items()]
-    coll.delete_many({})
-    for start in range(0, len(docs), 64):
-        coll.insert_many(docs[start : start + 64], ordered=False)
+def fill_shelf(db: Database, prefix: str, name: str, rows_by_block: dict[int, pd.DataFrame], blocks: int) -> None:
+    """A date's (or month's) documents become exactly ``rows_by_block`` (a full build: inserted into emptied
+    collections, no per-document replace)."""
+    docs: dict[str, list[dict[str, Any]]] = {f"{prefix}.{name}.{g}": [] for g in _groups(blocks)}
+    for k, rows in rows_by_block.items():
+        if len(rows):
+            docs[shelf(prefix, name, int(k))].append(
+                _pack_block(rows.sort_values(["store_id", "date"], kind="stable"), name, int(k))
+            )
+    for collection, mine in docs.items():
+        db[collection].delete_many({})
+        if mine:
+            db[collection].insert_many(mine, ordered=False)
 
 
-def drop_dates(db: Database, dates: Iterable[str]) -> None:
-    for date in dates:
-        db.drop_collection(date_collection(date))
+def stored_names(db: Database, prefix: str) -> list[str]:
+    """The dates (or months) with collections of this prefix (ops, tests, the build's clean-up)."""
+    head = f"{prefix}."
+    names = {n[len(head) :].rsplit(".", 1)[0] for n in db.list_collection_names() if n.startswith(head)}
+    return sorted(n for n in names if "." not in n)
+
+
+def drop_names(db: Database, prefix: str, names: Iterable[str]) -> None:
+    gone = {f"{prefix}.{n}." for n in names}
+    for collection in db.list_collection_names():
+        if any(collection.startswith(g) for g in gone):
+            db.drop_collection(collection)
 
 
 def stored_dates(db: Database) -> list[str]:
-    """Local dates with a collection (ops and tests; readers use the meta's first and last date)."""
-    prefix = f"{HISTORY}."
-    return sorted(name[len(prefix) :] for name in db.list_collection_names() if name.startswith(prefix))
+    return stored_names(db, DATES)
+
+
+def stored_months(db: Database) -> list[str]:
+    return stored_names(db, TILES)
+
+
+def drop_dates(db: Database, dates: Iterable[str]) -> None:
+    drop_names(db, DATES, dates)
+
+
+def drop_months(db: Database, months: Iterable[str]) -> None:
+    drop_names(db, TILES, months)
 
 
 def read_store_rows(
@@ -271,15 +323,17 @@ def read_store_rows(
 ) -> pd.DataFrame:
     """One store's rows on ``dates``: the month tiles (``blocks``) of the dates up to ``folded_through``, one
     date document (``date_blocks``) for each later date; one ``_id`` lookup each, READ_THREADS at a time."""
-    tile_id = f"b|{int(block_of([store_id], blocks)[0])}"
-    date_id = f"b|{int(block_of([store_id], date_blocks or blocks)[0])}"
+    tile = int(block_of([store_id], blocks)[0])
+    block = int(block_of([store_id], date_blocks or blocks)[0])
     wanted = set(dates)
     folded = [d for d in dates if folded_through is not None and d <= folded_through]
-    lookups = [tile_collection(m) for m in sorted({d[:7] for d in folded})]
-    lookups += [date_collection(d) for d in dates if folded_through is None or d > folded_through]
+    lookups = [(tile_collection(m, tile), f"b|{tile}") for m in sorted({d[:7] for d in folded})]
+    lookups += [
+        (date_collection(d, block), f"b|{block}") for d in dates if folded_through is None or d > folded_through
+    ]
 
-    def one(collection: str) -> pd.DataFrame | None:
-        doc = db[collection].find_one({"_id": tile_id if collection.startswith(TILES) else date_id})
+    def one(lookup: tuple[str, str]) -> pd.DataFrame | None:
+        doc = db[lookup[0]].find_one({"_id": lookup[1]})
         if doc is None:
             return None
         rows = _unpack_block(doc, store_id)
@@ -290,50 +344,14 @@ def read_store_rows(
     return pd.concat(frames, ignore_index=True) if frames else empty_rows()
 
 
-def read_whole_dates(db: Database, dates: list[str]) -> Iterator[pd.DataFrame]:
-    """Every store's rows of each date (one query per date, READ_THREADS dates at a time)."""
+def read_whole_dates(db: Database, dates: list[str], blocks: int) -> Iterator[pd.DataFrame]:
+    """Every store's rows of each date (one query per collection, READ_THREADS dates at a time)."""
 
     def one(date: str) -> pd.DataFrame:
-        frames = list(read_blocks(db, date).values())
+        frames = list(read_blocks(db, date, blocks).values())
         return pd.concat(frames, ignore_index=True) if frames else empty_rows()
 
     yield from _pool().map(one, dates)
-
-
-# --- month tiles: one store's folded dates in few documents ---------------------------------------
-
-
-def tile_collection(month: str) -> str:
-    return f"{TILES}.{month}"
-
-
-def read_tiles(db: Database, month: str, blocks: Iterable[int] | None = None) -> dict[int, pd.DataFrame]:
-    """The month's folded rows per block (only ``blocks`` when given)."""
-    coll = db[tile_collection(month)]
-    if blocks is None:
-        docs = list(coll.find({}))
-    else:
-        docs = [doc for doc in (coll.find_one({"_id": f"b|{k}"}) for k in blocks) if doc is not None]
-    return {int(str(doc["_id"]).split("|")[1]): _unpack_block(doc) for doc in docs}
-
-
-def write_tile(db: Database, month: str, block: int, rows: pd.DataFrame) -> None:
-    coll = db[tile_collection(month)]
-    if len(rows) == 0:
-        coll.delete_one({"_id": f"b|{block}"})
-        return
-    doc = _pack_block(rows.sort_values(["store_id", "date"], kind="stable"), month, block)
-    coll.replace_one({"_id": doc["_id"]}, doc, upsert=True)
-
-
-def stored_months(db: Database) -> list[str]:
-    prefix = f"{TILES}."
-    return sorted(name[len(prefix) :] for name in db.list_collection_names() if name.startswith(prefix))
-
-
-def drop_months(db: Database, months: Iterable[str]) -> None:
-    for month in months:
-        db.drop_collection(tile_collection(month))
 
 
 _pools: dict[int, ThreadPoolExecutor] = {}
