@@ -35,7 +35,7 @@ from pymongo.database import Database
 
 from loop import queue, storage
 from loop.errors import InvalidInput, NotFound
-from loop.history import DailyFigures, daily_figures, local_dates, store_zones
+from loop.history import DailyFigures, daily_figures, local_dates, midnights_us, store_zones
 from loop.lanes import to_utc_us
 from loop.rules import uptime_pct_or_none
 from loop.storage import history as hs
@@ -325,7 +325,7 @@ def _recompute(
         local = np.searchsorted(used, codes)
         ids = inputs.store_ids[used]
         first, last = dates.min(), dates.max()
-        polls = _read_polls(db, first, last, ids[0] if len(ids) == 1 else None)
+        polls = _read_pair_polls(db, inputs.zone_names[codes], dates, ids[0] if len(ids) == 1 else None)
         at = pd.Index(ids).get_indexer(polls.store_ids.astype(object))
         keep = at[polls.store] >= 0
         figures = daily_figures(
@@ -374,6 +374,21 @@ def _read_polls(db: Database, first: np.datetime64, last: np.datetime64, store_i
     """Polls that can count for local dates first..last in any zone: [first - 1 day, last + 2 days) UTC."""
     start = pd.Timestamp(first - 1, tz="UTC")
     end = pd.Timestamp(last + 2, tz="UTC") - pd.Timedelta(microseconds=1)
+    return storage.read_poll_columns(db, start, end, store_id=store_id, keep_whole_days=store_id is None)
+
+
+def _read_pair_polls(db: Database, zones: np.ndarray, dates: np.ndarray, store_id: str | None) -> storage.PollColumns:
+    """The polls that can count for these (zone, date) pairs: between the earliest of their dates' local
+    midnights and the latest of the next ones (an hourly batch: about one UTC day, not four)."""
+    pairs = pd.DataFrame({"zone": zones, "date": dates}).drop_duplicates()
+    lo, hi = None, None
+    for zone, mine in pairs.groupby("zone"):
+        days = mine["date"].to_numpy().astype("datetime64[D]")
+        mids = midnights_us(np.array([zone], dtype=object), np.array([days.min(), days.max() + 1]))[0]
+        lo = int(mids[0]) if lo is None else min(lo, int(mids[0]))
+        hi = int(mids[1]) if hi is None else max(hi, int(mids[1]))
+    assert lo is not None and hi is not None
+    start, end = pd.Timestamp(lo, unit="us", tz="UTC"), pd.Timestamp(hi, unit="us", tz="UTC")
     return storage.read_poll_columns(db, start, end, store_id=store_id, keep_whole_days=store_id is None)
 
 
