@@ -291,9 +291,11 @@ def _pairs_to_recompute(inputs: _Inputs, pending: list[dict], old_newest_us: int
             t1 = np.full(len(codes), int(change["t_max"]))
             span(codes, local_dates(codes, t0, inputs.zone_names), local_dates(codes, t1, inputs.zone_names))
     if inputs.newest_us > old_newest_us:
-        # New dates of the fleet's clock: every store gets them (all unobserved without polls).
-        old = local_dates(all_codes, np.full(n, old_newest_us), inputs.zone_names)
-        span(all_codes, old, last_date)
+        # New dates of the fleet's clock: every store gets them (all unobserved without polls). A date's
+        # figures do not depend on the clock within it, so a newest poll later on the same date changes none.
+        old = local_dates(all_codes, np.full(n, old_newest_us), inputs.zone_names) + 1
+        moved = old <= last_date
+        span(all_codes[moved], old[moved], last_date[moved])
     if not codes_parts:
         return np.zeros(0, np.int64), np.zeros(0, "datetime64[D]")
     codes = np.concatenate(codes_parts)
