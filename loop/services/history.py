@@ -352,7 +352,15 @@ def _recompute(
         removed = pd.DataFrame(
             [(s, d) for s in sorted(whole_stores) for d in stored], columns=["store_id", "date"], dtype=object
         )
-    _apply(db, meta, rows, removed)
+    # Dates recomputed for every store that has them (an hourly batch's): written without reading them first.
+    whole_dates = set()
+    if len(rows) and len(removed) == 0:
+        first_date, last_date = inputs.first_date(), inputs.last_date()
+        for day, count in rows["date"].value_counts().items():
+            d = np.datetime64(str(day), "D")
+            if count == int(((first_date <= d) & (last_date >= d)).sum()):
+                whole_dates.add(str(day))
+    _apply(db, meta, rows, removed, whole_dates)
     if len(rows):
         hs.write_meta(db, _date_bounds(meta, rows["date"]))
     return len(rows)
@@ -433,19 +441,30 @@ def _totals(rows: pd.DataFrame) -> pd.DataFrame:
     return frame.groupby(["date", "region", "brand"], as_index=False, sort=False).sum()
 
 
-def _apply(db: Database, meta: dict, rows: pd.DataFrame, removed: pd.DataFrame) -> None:
+def _apply(
+    db: Database, meta: dict, rows: pd.DataFrame, removed: pd.DataFrame, whole_dates: set[str] | None = None
+) -> None:
     """Write ``rows`` into their dates' block documents (replacing those stores' rows), drop the rows of
     ``removed`` (store_id, date) pairs, and move the group totals by the difference. One read of each
     touched block (or of the whole date when most of its blocks are touched) and one bulk write per date;
-    the same in the month tiles for folded dates."""
+    the same in the month tiles for folded dates. ``whole_dates``: dates whose every row is in ``rows``
+    (written without reading them; their totals are replaced)."""
     blocks, date_blocks = int(meta["blocks"]), _date_blocks(meta)
     touched = pd.concat([rows[["store_id", "date"]], removed[["store_id", "date"]]], ignore_index=True)
     if len(touched) == 0:
         return
     changes = []
+    replaced: list[str] = []
     for day, on_day in touched.groupby("date", sort=True):
         day = str(day)
         new = rows[(rows["date"] == day).to_numpy()]
+        if whole_dates and day in whole_dates:
+            by_block = new.assign(block=hs.block_of(new["store_id"].tolist(), date_blocks))
+            parts = _by_block(by_block)
+            hs.write_shelf(db, hs.DATES, day, {k: parts.get(k, hs.empty_rows()) for k in range(date_blocks)})
+            changes.append(new.assign(sign=1))
+            replaced.append(day)
+            continue
         gone, _ = _replace_in(
             db,
             hs.DATES,
@@ -470,7 +489,7 @@ def _apply(db: Database, meta: dict, rows: pd.DataFrame, removed: pd.DataFrame) 
                 return frame[~np.asarray(hit, dtype=bool)] if len(frame) else frame
 
             _replace_in(db, hs.TILES, month, blocks, in_month["store_id"], new, drop_pairs)
-    hs.add_to_trend(db, _totals(pd.concat(changes, ignore_index=True)))
+    hs.add_to_trend(db, _totals(pd.concat(changes, ignore_index=True)), replace_dates=replaced)
 
 
 def _replace_in(
