@@ -20,7 +20,7 @@ WORKER_CONCURRENCY ?=
 PYTEST_ARGS ?=
 
 .PHONY: help install services stop-services services-status worker beat web run migrate example-zip \
-        test test-all test-integration test-accounts-postgres lint bench bench-service bench-scale ci clean-var
+        test test-all test-integration test-accounts-postgres lint bench bench-service bench-scale bench-history ci clean-var
 
 help:
 	@echo "make install         create .venv and install requirements-dev.txt (safe to re-run)"
@@ -36,6 +36,7 @@ help:
 	@echo "make bench / bench-service / bench-load   benchmarks (offline engine / service / HTTP load)"
 	@echo "make bench-metrics   GET /metrics latency, bench-load throughput with metrics on and off (BENCH_METRICS_ARGS)"
 	@echo "make bench-scale      a report in shards over 1, 2, 4 report workers, their RSS, an alert under a report (BENCH_SCALE_ARGS)"
+	@echo "make bench-history   the daily figures: build, hourly update, store history, trend, movers (BENCH_HISTORY_ARGS)"
 	@echo "make bench-load-mixed  pollers, readers and triggers at once, then with slow clients (BENCH_MIXED_ARGS)"
 	@echo "make screenshots     retake docs/screenshots/ with the browser tests"
 	@echo "make bench-dashboard  dashboard render times in headless Chromium on the Loop-2025-sized set"
@@ -149,6 +150,9 @@ bench-service: install
 BENCH_SCALE_ARGS ?=
 bench-scale: install
 	$(PY) bench/bench_scale.py $(BENCH_SCALE_ARGS)
+# The daily figures (docs/history.md) on the set of `make bench`: BENCH_HISTORY_ARGS="--scale 10".
+bench-history: install
+	$(PY) bench/bench_history.py $(BENCH_HISTORY_ARGS)
 
 # Dashboard render times in headless Chromium on the Loop-2025-sized set (needs `make services`
 # and Debian's chromium): BENCH_DASHBOARD_ARGS="--runs 5".

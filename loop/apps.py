@@ -18,3 +18,4 @@ class LoopConfig(AppConfig):
         queue.use_embedded_evaluator(embedded_worker.schedule_alert_evaluation)
         queue.use_embedded_delivery_sender(embedded_worker.send_delivery)
         queue.use_embedded_run_finisher(embedded_worker.finish_schedule_run)
+        queue.use_embedded_history_updater(embedded_worker.schedule_history_update)

@@ -150,6 +150,26 @@ def schedule_alert_evaluation() -> None:
     future.add_done_callback(_forget)
 
 
+def schedule_history_update() -> None:
+    """Apply the pending changes of the daily figures on the pool (``loop.queue``'s embedded updater)."""
+    from loop import storage
+    from loop.services.history import update_history
+
+    db = storage.get_db()
+
+    def run() -> str:
+        try:
+            update_history(db=db)
+        except Exception:  # the next write tries again
+            logger.exception("embedded history update failed")
+        return "done"
+
+    future = _embedded_pool().submit(run)
+    with _pool_lock:
+        _pending.add(future)
+    future.add_done_callback(_forget)
+
+
 def send_delivery(delivery_id: str, delay: float) -> None:
     """Run an alert delivery's due attempt on the notifications' pool ``delay`` seconds from now (``loop.queue``'s
     embedded delivery sender), on the database configured now; tests wait for it as for a report."""

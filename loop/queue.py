@@ -29,6 +29,7 @@ SEND_DELIVERY_TASK = "loop.tasks.send_delivery_task"
 SEND_DUE_DELIVERIES_TASK = "loop.tasks.send_due_deliveries_task"
 RUN_DUE_SCHEDULES_TASK = "loop.tasks.run_due_schedules_task"
 FINISH_SCHEDULE_RUN_TASK = "loop.tasks.finish_schedule_run_task"
+UPDATE_HISTORY_TASK = "loop.tasks.update_history_task"
 # A compaction asked for after a small batch waits this long, so one run folds the whole burst: a fold
 # rewrites whole days and the catalog (~3 s of FerretDB's time at 10x), so under a steady stream of
 # batches it runs at most about once per this many seconds.
@@ -175,3 +176,23 @@ def enqueue_run_finish(run_id: str, check: int, countdown: float) -> None:
     from myproject.celery import app
 
     app.send_task(FINISH_SCHEDULE_RUN_TASK, args=[run_id, check], countdown=countdown or None, retry=True)
+
+
+# Applies the pending changes of the daily figures on this process's pool (embedded mode); installed by ``loop.apps``.
+_embedded_history_updater: Callable[[], None] | None = None
+
+
+def use_embedded_history_updater(updater: Callable[[], None]) -> None:
+    global _embedded_history_updater
+    _embedded_history_updater = updater
+
+
+def enqueue_history_update() -> None:
+    """Ask for the pending changes of the daily figures to be applied (updates coalesce: ``services.history``)."""
+    if uses_embedded_broker():
+        if _embedded_history_updater is not None:
+            _embedded_history_updater()
+        return
+    from myproject.celery import app
+
+    app.send_task(UPDATE_HISTORY_TASK, retry=False)

@@ -150,3 +150,13 @@ def finish_schedule_run_task(run_id: str, check: int = 0) -> str:
     from loop.services.schedules import finish_run
 
     return finish_run(run_id=run_id, check=check)
+
+
+@app.task(name=queue.UPDATE_HISTORY_TASK, ignore_result=True)
+def update_history_task() -> int:
+    """After writes of polls, hours, holiday hours or zones (and from beat, every minute): apply their changes
+    to the daily figures (builds them when none exist yet)."""
+    from loop.services.history import update_history
+
+    result = update_history(build_if_missing=True)
+    return 0 if result is None else result.rows

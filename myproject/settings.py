@@ -297,6 +297,8 @@ _TASK_KINDS = {
         # the report is done): short, and never behind a report.
         "loop.tasks.run_due_schedules_task",
         "loop.tasks.finish_schedule_run_task",
+        # Daily figures (docs/history.md): the changes of writes applied after them; never behind a report.
+        "loop.tasks.update_history_task",
     ),
 }
 # Exact names first, then the globs (Celery's MapRoute).
@@ -420,6 +422,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(max(1, SCHEDULE_TICK_SECONDS)),
         "options": {"expires": max(1, SCHEDULE_TICK_SECONDS - 1)},
     },
+    # Daily figures: a safety-net update (a lost request after a write; loop.services.history).
+    "update-history": {"task": "loop.tasks.update_history_task", "schedule": 60.0, "options": {"expires": 55}},
     # Alert deliveries whose task was never queued (broker down) or whose retry is due (loop.services.deliveries).
     "send-due-deliveries": {
         "task": "loop.tasks.send_due_deliveries_task",

@@ -15,8 +15,9 @@ from loop.api import (
     overview,
     reports,
     schedules,
+    trends,
 )
-from loop.api.stores import attributes, catalog, timeline
+from loop.api.stores import attributes, catalog, history, timeline
 
 urlpatterns = [
     re_path(r"^trigger_report/?$", reports.TriggerReportView.as_view(), name="trigger-report"),
@@ -39,6 +40,9 @@ urlpatterns = [
         r"^stores/(?P<store_id>[^/]+)/special_hours/?$", attributes.SpecialHoursView.as_view(), name="special-hours"
     ),
     re_path(r"^stores/(?P<store_id>[^/]+)/timeline/?$", timeline.StoreTimelineView.as_view(), name="timeline"),
+    re_path(r"^stores/(?P<store_id>[^/]+)/history/?$", history.StoreHistoryView.as_view(), name="store-history"),
+    re_path(r"^trends/?$", trends.TrendView.as_view(), name="trends"),
+    re_path(r"^trends/movers/?$", trends.MoversView.as_view(), name="trend-movers"),
     re_path(
         r"^stores/(?P<store_id>[^/]+)/business_hours/?$", attributes.BusinessHoursView.as_view(), name="business-hours"
     ),

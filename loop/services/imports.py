@@ -28,6 +28,7 @@ from loop.errors import Conflict, InvalidInput, NotFound, Unavailable, is_transi
 from loop.ids import ID_SHAPE, is_id, new_id
 from loop.ingest.archives import ArchiveRefused, unpack_sources
 from loop.ingest.loader import LoadStats, load_found_sources
+from loop.services import history
 from loop.services.alerts import request_evaluation
 from loop.services.jobs import (
     JobStore,
@@ -267,6 +268,7 @@ def _load(db: Database, doc: ImportDoc) -> str:
     storage.delete_import_files(db, doc["files"])
     metrics.import_finished(status="complete", seconds=time.perf_counter() - clock)
     request_evaluation()
+    history.build_after_load(db)
     logger.info("import %s complete: %s", import_id, "; ".join(summary["lines"][:3]))
     return "complete"
 

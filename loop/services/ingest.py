@@ -17,6 +17,7 @@ from pymongo.database import Database
 from loop import metrics, queue, storage
 from loop.errors import Conflict, InvalidInput
 from loop.ingest.dedup import DELTA_MAX_POLLS, PollWriter
+from loop.services import history
 from loop.services.alerts import evaluate_alerts, request_evaluation
 from loop.sources.locate import CsvSource
 from loop.sources.problems import InputFileError, RowProblems
@@ -90,6 +91,7 @@ def ingest_polls(
     metrics.polls_received(source="api", valid=valid, stored=written.inserted, rejected=problems.total)
     if valid:
         _evaluate_after_batch(valid)
+        history.after_batch(chunks, inline=valid > DELTA_MAX_POLLS)
     return IngestResult(
         read=valid + problems.total,
         inserted=written.inserted,

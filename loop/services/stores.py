@@ -17,6 +17,7 @@ import pandas as pd
 from loop import storage
 from loop.errors import InvalidInput, NotFound
 from loop.rules import ACTIVE, INACTIVE, effective_zones, known_time_zones
+from loop.services import history
 from loop.services.directory import UNKNOWN, matching_ids, profiles_by_store
 from loop.services.paging import PAGE_SIZE_DEFAULT, Page, page_skip
 from loop.sources.problems import RowProblems
@@ -121,6 +122,7 @@ def set_business_hours(*, store_id: str, items: list[object]) -> list[HoursRow]:
     hours = validate_hours_rows(raw, indexes, "hours", problems)
     _refuse_problems(problems, "hours")
     storage.set_store_hours(storage.get_db(), store_id, hours)
+    _history_follows(store_id)
     return _rows(hours)
 
 
@@ -142,6 +144,7 @@ def set_timezone(*, store_id: str, timezone_str: str) -> StoreZone:
             "timezone_str", f"{timezone_str!r} is not a known time zone (IANA name, e.g. America/New_York)"
         )
     storage.set_store_zone(storage.get_db(), store_id, timezone_str)
+    _history_follows(store_id)
     return StoreZone(store_id, timezone_str, False)
 
 
@@ -183,6 +186,7 @@ def set_special_hours(*, store_id: str, items: list[object]) -> list[SpecialHour
     special = validate_special_hours_rows(raw, indexes, "special_hours", problems)
     _refuse_problems(problems, "special_hours")
     storage.set_store_special_hours(storage.get_db(), store_id, special)
+    _history_follows(store_id)
     return _special_rows(special)
 
 
@@ -269,3 +273,13 @@ def get_store(*, store_id: str) -> StoreDetail:
         brand=profile.brand,
         region=profile.region,
     )
+
+
+def _history_follows(store_id: str) -> None:
+    """The store's daily figures are recomputed for all its dates (``services.history``; best effort)."""
+    try:
+        history.note_store_change(storage.get_db(), store_id)
+    except Exception:  # the hours are stored; a later build recomputes the figures
+        history.logger.exception("could not note the change of %s's hours for the daily figures", store_id)
+        return
+    history.request_history_update()

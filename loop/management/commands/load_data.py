@@ -14,6 +14,7 @@ from django.core.management.base import CommandError
 
 from loop.ingest import StrictModeError, load_sources
 from loop.management.mongo_command import MongoCommand
+from loop.services import history
 from loop.services.alerts import evaluate_alerts, evaluation_line
 from loop.sources.problems import InputFileError
 from loop.sources.rows import DEFAULT_CHUNK_ROWS
@@ -56,3 +57,6 @@ class Command(MongoCommand):
         for line in stats.summary_lines():
             self.stdout.write(line)
         self.stdout.write(evaluation_line(evaluate_alerts()))
+        built = history.build_after_load()
+        if built is not None:
+            self.stdout.write(history.build_line(built))

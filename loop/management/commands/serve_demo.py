@@ -21,6 +21,7 @@ from loop.backends import uses_embedded_broker, uses_mongomock
 from loop.embedded_worker import start_schedule_ticker
 from loop.ingest import load_sources
 from loop.management.mongo_command import MongoCommand
+from loop.services import history
 from loop.services.alerts import evaluate_alerts, evaluation_line
 from loop.sources.problems import InputFileError
 
@@ -64,6 +65,9 @@ class Command(MongoCommand):
         for line in stats.summary_lines():
             self.stdout.write(f"  {line}")
         self.stdout.write(f"  {evaluation_line(evaluate_alerts())}")
+        built = history.build_after_load()
+        if built is not None:
+            self.stdout.write(f"  {history.build_line(built)}")
         if stats.rejected and is_sample_data(options["data"]):
             self.stdout.write(f"  {SAMPLE_DATA_REJECTS_NOTE}")
 

@@ -1,0 +1,186 @@
+"""Benchmark of the daily figures (issue 19's history) against the MongoDB-wire server.
+
+Run: ``python bench/bench_history.py [--scale 1|10] [--batches 3] [--keep]`` (``make bench-history``;
+needs ``make services``). On the set of ``make bench`` (bench-data/stores<N>-days60-...: 60 days of polls,
+real hours and zones), in a database of its own (dropped unless ``--keep``), it prints:
+
+1. the offline command ``generate_report --csv-dir`` on the same files (wall: the reference);
+2. ``load_sources`` of the set (in process), then ``build_history`` from scratch (target: <= 3x offline);
+3. hourly batches (one poll per store in the hour after the newest, ``ingest_polls`` in process as
+   ``POST /store_status/`` runs it): the whole batch (write, alert evaluation, daily figures; target
+   <= 2 s at 10x) and its daily-figures update alone;
+4. ``get_store_history`` of 50 random stores over 90 dates: p50 / p95 / max (target < 50 ms);
+5. ``get_trend`` over 90 dates, all stores and one region: p50 / p95 (target < 200 ms at 10x);
+6. ``get_movers``: the first call (reads 14 dates) and the next (same data version: kept) (target < 300 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=int, default=1)
+    parser.add_argument("--batches", type=int, default=3)
+    parser.add_argument("--stores-sampled", type=int, default=50)
+    parser.add_argument("--data", default=None, help="the set's folder (default: bench-data/stores<N>-days60-...)")
+    parser.add_argument("--mongo-url", default=os.environ.get("IT_MONGO_URL", "mongodb://127.0.0.1:27017"))
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+
+    stores = 3678 * args.scale
+    folder = Path(args.data) if args.data else _find_set(stores)
+    db_name = f"bench_history_{uuid.uuid4().hex[:8]}"
+    os.environ.update({"MONGO_URL": args.mongo_url, "MONGO_DB": db_name, "CELERY_BROKER_URL": "memory://"})
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "myproject.settings")
+    import django
+
+    django.setup()
+    import numpy as np
+    import pandas as pd
+
+    from bench.bench_offline import run_measured
+    from loop import storage
+    from loop.embedded_worker import wait_embedded_idle
+    from loop.ingest import load_sources
+    from loop.services import history
+    from loop.services.ingest import ingest_polls
+
+    print(f"set: {folder} ({stores} stores); database {db_name} on {args.mongo_url}")
+    results: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        offline = run_measured(
+            [sys.executable, "manage.py", "generate_report", "--csv-dir", str(folder), "--output", f"{tmp}/r.csv"]
+        )
+    assert offline.returncode == 0, offline.stderr
+    results["offline report (CLI wall)"] = f"{offline.seconds:.2f} s"
+    db = storage.get_db()
+    try:
+        t0 = time.perf_counter()
+        load_sources(folder, db)
+        results["load_sources (in process)"] = f"{time.perf_counter() - t0:.2f} s"
+        built = history.build_history(db=db)
+        ratio = built.seconds / offline.seconds
+        results["build_history from scratch"] = (
+            f"{built.seconds:.2f} s ({built.rows:,} rows, {built.dates} dates; {ratio:.2f}x offline; target <= 3x: "
+            f"{'PASS' if ratio <= 3 else 'FAIL'})"
+        )
+        results["  build phases"] = ", ".join(f"{k} {v:.2f} s" for k, v in (built.phases or {}).items())
+
+        # Hourly batches: one poll per store in the hour after the newest.
+        updates: list[float] = []
+        real_update = history.update_history
+
+        def timed_update(**kwargs: object) -> object:
+            began = time.perf_counter()
+            try:
+                return real_update(**kwargs)  # type: ignore[arg-type]
+            finally:
+                if kwargs.get("fold") is False:  # the batch's own update (not the worker's)
+                    updates.append(time.perf_counter() - began)
+
+        history.update_history = timed_update  # type: ignore[assignment]
+        ids = storage.read_store_catalog(db).store_ids.astype(str)
+        rng = np.random.default_rng(19)
+        totals = []
+        for _ in range(args.batches):
+            newest = storage.newest_poll_time(db)
+            assert newest is not None
+            t = newest + pd.to_timedelta(rng.integers(1, 3_600_000_000, len(ids)), unit="us")
+            status = np.where(rng.random(len(ids)) < 0.9, "active", "inactive")
+            stamps = t.strftime("%Y-%m-%d %H:%M:%S.%f")
+            rows = zip(ids, status, stamps, strict=True)
+            body = "store_id,status,timestamp_utc\n" + "".join(f"{s},{st},{ts} UTC\n" for s, st, ts in rows)
+            wait_embedded_idle()  # the previous batch's worker update (tiles, movers) is done
+            began = time.perf_counter()
+            ingest_polls(csv_body=body.encode())
+            totals.append(time.perf_counter() - began)
+        history.update_history = real_update
+        wait_embedded_idle()  # the worker's update after the batches (tiles, movers) is not measured below
+        results["hourly batch: whole (write + alerts + figures), median / max"] = (
+            f"{statistics.median(totals):.3f} / {max(totals):.3f} s"
+        )
+        results["hourly batch: daily figures update, median / max"] = (
+            f"{statistics.median(updates):.3f} / {max(updates):.3f} s" if updates else "not run"
+        )
+
+        meta = history.history_state(db)
+        last = pd.Timestamp(meta["last_date"]).date()
+        first = last - pd.Timedelta(days=89)
+        sample = random.Random(7).sample(list(ids), min(args.stores_sampled, len(ids)))
+        times = []
+        for store_id in sample:
+            began = time.perf_counter()
+            found = history.get_store_history(store_id=store_id, first=first, last=last)
+            times.append((time.perf_counter() - began) * 1000)
+            assert found.days
+        results["store history, 90 dates: p50 / p95 / max"] = _quantiles(times, "ms", 50)
+
+        for label, kwargs in (("all stores", {}), ("one region", {"region": _a_region(db)})):
+            times = []
+            for _ in range(20):
+                began = time.perf_counter()
+                trend = history.get_trend(first=first, last=last, **kwargs)
+                times.append((time.perf_counter() - began) * 1000)
+            results[f"trend, 90 dates, {label}: p50 / p95 / max"] = _quantiles(times, "ms", 200) + (
+                f" ({len(trend.days)} dates)"
+            )
+
+        began = time.perf_counter()
+        history.get_movers(limit=20)
+        cold = (time.perf_counter() - began) * 1000
+        warm = []
+        for _ in range(10):
+            began = time.perf_counter()
+            history.get_movers(limit=20)
+            warm.append((time.perf_counter() - began) * 1000)
+        results["movers: first call / next (kept) p50"] = (
+            f"{cold:.1f} / {statistics.median(warm):.1f} ms (target < 300 ms: {'PASS' if cold < 300 else 'FAIL'})"
+        )
+    finally:
+        if not args.keep:
+            db.client.drop_database(db_name)
+    width = max(len(k) for k in results)
+    print(f"\n== daily figures, {args.scale}x")
+    for key, value in results.items():
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def _quantiles(values: list[float], unit: str, target: float) -> str:
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    verdict = "PASS" if p95 < target else "FAIL"
+    return f"{statistics.median(ordered):.1f} / {p95:.1f} / {ordered[-1]:.1f} {unit} (p95 < {target:g}: {verdict})"
+
+
+def _a_region(db: object) -> str | None:
+    from loop import storage
+
+    regions = storage.read_profiles(db).get("region")  # type: ignore[arg-type]
+    found = [] if regions is None else regions.dropna().tolist()
+    return found[0] if found else "none"
+
+
+def _find_set(stores: int) -> Path:
+    for base in (REPO / "bench-data", Path("/work/main/bench-data")):
+        found = sorted(base.glob(f"stores{stores}-days*-seed2025-*"))
+        if found:
+            return found[0]
+    raise SystemExit(f"no bench set of {stores} stores: run `make bench` first")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

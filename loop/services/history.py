@@ -1,0 +1,958 @@
+"""Daily figures kept up to date, and read: a store's history, the fleet's trend, the week's movers.
+
+The figures themselves are ``loop.history.daily_figures`` (pure; each (store, local date) exactly as
+the store's timeline over that date). This module decides which (store, date) pairs to recompute and
+keeps them in ``loop.storage.history``:
+
+* **Which dates a store has.** From the local date of its first poll to the local date, in its zone,
+  of the fleet's newest poll (a store that went silent keeps getting dates, all unobserved).
+* **Polls** (``note_polls``): a poll counts only for the dates whose closed range [00:00, next 00:00]
+  holds it, so a batch of polls of stores S within [t0, t1] touches exactly S's local dates overlapping
+  [t0, t1] (the date before included when t0 is a local midnight). When the batch moves the fleet's
+  newest poll onto a new local date, every store gets that date (and any skipped).
+* **Hours, holiday hours, zone of one store** (``note_store_change``): all of that store's kept dates
+  (a zone change moves its dates; rows on dates it no longer has are removed).
+* **Loads and imports**: ``build_history`` recomputes everything (``load_data``, ``POST /imports/``).
+
+Changes are noted in a pending log (one small unique insert per write, so none is lost or applied
+twice) and applied by ``update_history`` under one lock: in the request of an hourly batch (the days
+it has just written are in this process), else by a worker (``queue.enqueue_history_update``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pymongo.database import Database
+
+from loop import queue, storage
+from loop.errors import InvalidInput, NotFound
+from loop.history import DailyFigures, daily_figures, local_dates, midnights_us, store_zones
+from loop.lanes import to_utc_us
+from loop.rules import uptime_pct_or_none
+from loop.storage import history as hs
+from loop.storage.stores import PROFILES_TABLE
+from loop.store_ids import STORE_ID_HELP, is_store_id
+
+logger = logging.getLogger(__name__)
+
+MAX_DAYS = 400
+DEFAULT_DAYS = 30
+# Dates older than this many days before the newest kept date are copied into month tiles (one store's
+# 90 dates: 3-4 tile lookups and a few date lookups).
+FOLD_LAG_DAYS = 2
+MOVERS_LIMIT_MAX = 500
+# Applied pending changes stay this long before they are removed (their numbers stay taken meanwhile).
+PENDING_GRACE_S = 120.0
+# The worker ranks the movers again at most this often while only the figures change (not the weeks);
+# GET /trends/movers/ answers a ranking up to MOVERS_STALE_S old of the same weeks.
+MOVERS_EVERY_S = 60.0
+MOVERS_STALE_S = 300.0
+DAY_US = 86_400 * 1_000_000
+# A batch naming more stores than this is noted as "all stores" (the pending entry stays small).
+NOTE_STORES_MAX = 1000
+
+
+# --- noting changes ------------------------------------------------------------------------------
+
+
+def note_polls(db: Database, store_ids: np.ndarray, t_us: np.ndarray) -> None:
+    """A write of polls of ``store_ids`` at ``t_us`` happened: note the dates it touches (best effort when
+    no history exists yet: the next build covers it)."""
+    if len(t_us) == 0 or hs.read_meta(db) is None:
+        return
+    stores = pd.unique(np.asarray(store_ids, dtype=object).astype(str))
+    hs.append_pending(
+        db,
+        {
+            "kind": "polls",
+            "stores": None if len(stores) > NOTE_STORES_MAX else [str(s) for s in stores],
+            "t_min": int(np.min(t_us)),
+            "t_max": int(np.max(t_us)),
+        },
+    )
+
+
+def note_store_change(db: Database, store_id: str) -> None:
+    """A store's hours, holiday hours or zone changed: all its dates are recomputed."""
+    if hs.read_meta(db) is None:
+        return
+    hs.append_pending(db, {"kind": "store", "stores": [store_id]})
+
+
+def after_batch(frames: list[pd.DataFrame], *, inline: bool) -> None:
+    """After ``POST /store_status/`` stored ``frames`` (store_id, status, timestamp_utc): note the dates they
+    touch, then apply them here (``inline``: an hourly batch, whose days this process has just written and
+    keeps) or ask a worker. Never fails the batch: its polls are stored, and the worker catches up."""
+    try:
+        db = storage.get_db()
+        frames = [f for f in frames if len(f)]
+        if not frames:
+            return
+        note_polls(
+            db,
+            np.concatenate([f["store_id"].astype(str).to_numpy(dtype=object) for f in frames]),
+            np.concatenate([to_utc_us(f["timestamp_utc"]) for f in frames]),
+        )
+        if inline:
+            update_history(db=db, wait=0, fold=False)
+    except Exception:
+        logger.exception("could not update the daily figures after the batch")
+    request_history_update()
+
+
+def request_history_update() -> None:
+    """Ask a worker to apply the pending changes (best effort: the beat's update is the safety net)."""
+    try:
+        queue.enqueue_history_update()
+    except Exception:
+        logger.exception("could not ask for a history update")
+
+
+# --- applying them -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryUpdate:
+    changes: int
+    rows: int
+    seconds: float
+
+
+@dataclass
+class _Inputs:
+    """What every recomputation reads: the catalog (store ids sorted, first poll), tables and profiles."""
+
+    store_ids: np.ndarray
+    first_us: np.ndarray
+    newest_us: int
+    zone_names: np.ndarray
+    hours: pd.DataFrame
+    special: pd.DataFrame
+    zones: pd.DataFrame
+    region: np.ndarray
+    brand: np.ndarray
+
+    def first_date(self) -> np.ndarray:
+        return local_dates(np.arange(len(self.store_ids)), self.first_us, self.zone_names)
+
+    def last_date(self) -> np.ndarray:
+        return local_dates(
+            np.arange(len(self.store_ids)), np.full(len(self.store_ids), self.newest_us), self.zone_names
+        )
+
+
+_derived_cache: dict[tuple, tuple] = {}
+
+
+def _inputs(db: Database) -> _Inputs | None:
+    catalog = storage.read_store_catalog(db)
+    newest = storage.newest_poll_time(db)
+    if len(catalog.store_ids) == 0 or newest is None:
+        return None
+    ids = catalog.store_ids.astype(object)
+    # The tables, zones and groups of these stores are worked out once per stored version of the tables.
+    profiles_head = db[PROFILES_TABLE.heads].find_one({"_id": PROFILES_TABLE.head_id}, {"token": 1}) or {}
+    key = (
+        id(db.client),
+        db.name,
+        storage.store_tables_version(db),
+        str(profiles_head.get("token", "")),
+        hashlib.sha1("\0".join(ids.tolist()).encode("utf-8")).hexdigest(),
+    )
+    derived = _derived_cache.get(key)
+    if derived is None:
+        zones = storage.read_zones(db)
+        profiles = storage.read_profiles(db)
+        at = pd.Index(ids).get_indexer(profiles["store_id"].astype(object))
+        region = np.full(len(ids), "", dtype=object)
+        brand = np.full(len(ids), "", dtype=object)
+        known = at >= 0
+        region[at[known]] = profiles["region"].fillna("").to_numpy(dtype=object)[known]
+        brand[at[known]] = profiles["brand"].fillna("").to_numpy(dtype=object)[known]
+        derived = (
+            store_zones(ids, zones),
+            storage.read_hours(db),
+            storage.read_special_hours(db),
+            zones,
+            region,
+            brand,
+        )
+        if len(_derived_cache) >= 4:
+            _derived_cache.clear()
+        _derived_cache[key] = derived
+    zone_names, hours, special, zones, region, brand = derived
+    return _Inputs(
+        store_ids=ids,
+        first_us=catalog.first_us.astype(np.int64),
+        newest_us=int(pd.Timestamp(newest).value // 1000),
+        zone_names=zone_names,
+        hours=hours,
+        special=special,
+        zones=zones,
+        region=region,
+        brand=brand,
+    )
+
+
+def update_history(
+    *, db: Database | None = None, wait: float = 600.0, build_if_missing: bool = False, fold: bool = True
+) -> HistoryUpdate | None:
+    """Apply the pending changes (None: another update holds the lock and will see them, or no history
+    exists yet; ``build_if_missing``: then build it, as the worker's update does). ``fold`` (the worker's
+    update; not the hourly batch's own, which must answer quickly): then copy settled dates into the month
+    tiles and rank the movers again if the figures changed since."""
+    db = storage.get_db() if db is None else db
+    began = time.perf_counter()
+    if build_if_missing and hs.read_meta(db) is None:
+        built = build_history(db=db)
+        return HistoryUpdate(0, built.rows, built.seconds)
+    with hs.history_lock(db, wait=wait) as held:
+        if not held:
+            return None
+        meta = hs.read_meta(db)
+        if meta is None:
+            return None
+        through = int(meta.get("through", 0))
+        pending = hs.read_pending(db, through)
+        if pending:
+            rows = _apply_pending(db, meta, pending)
+        if fold:
+            _fold(db, hs.read_meta(db) or meta)
+            if _movers_due(db, hs.read_meta(db) or meta):
+                _refresh_movers(db)
+    return HistoryUpdate(len(pending), rows if pending else 0, time.perf_counter() - began)
+
+
+def _apply_pending(db: Database, meta: dict, pending: list[dict]) -> int:
+    """Recompute what the pending changes touch, then mark them applied and remove them."""
+    through = int(meta.get("through", 0))
+    inputs = _inputs(db)
+    rows = 0
+    if inputs is not None:
+        codes, dates = _pairs_to_recompute(inputs, pending, int(meta.get("newest_us", inputs.newest_us)))
+        whole = {str(s) for c in pending if c.get("kind") == "store" for s in c["stores"]}
+        rows = _recompute(db, meta, inputs, codes, dates, whole_stores=whole)
+    last = through + len(pending)
+    fields = {"through": last}
+    if inputs is not None:
+        fields["newest_us"] = max(inputs.newest_us, int(meta.get("newest_us", 0)))
+    hs.write_meta(db, {**fields, **_removal(db, meta, last)})
+    return rows
+
+
+def _removal(db: Database, meta: dict, applied_through: int) -> dict[str, Any]:
+    """Remove the pending changes applied more than PENDING_GRACE_S ago (a writer that read an older
+    ``through`` must still find their numbers taken, or its change would get a number already applied);
+    the meta fields that record it."""
+    mark = meta.get("applied") or {}
+    removed = int(meta.get("removed_through", 0))
+    if not mark:
+        return {"applied": {"through": applied_through, "at": time.time()}}
+    if time.time() - float(mark["at"]) < PENDING_GRACE_S:
+        return {}
+    hs.remove_pending(db, removed + 1, int(mark["through"]))
+    return {"removed_through": int(mark["through"]), "applied": {"through": applied_through, "at": time.time()}}
+
+
+def _pairs_to_recompute(inputs: _Inputs, pending: list[dict], old_newest_us: int) -> tuple[np.ndarray, np.ndarray]:
+    """(code, date) pairs the pending changes can touch, within each store's kept dates, distinct."""
+    n = len(inputs.store_ids)
+    index = pd.Index(inputs.store_ids)
+    all_codes = np.arange(n, dtype=np.int64)
+    first_date, last_date = inputs.first_date(), inputs.last_date()
+    codes_parts: list[np.ndarray] = []
+    lo_parts: list[np.ndarray] = []
+    hi_parts: list[np.ndarray] = []
+
+    def span(codes: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+        codes_parts.append(codes)
+        lo_parts.append(lo)
+        hi_parts.append(hi)
+
+    for change in pending:
+        named = change.get("stores")
+        codes = all_codes if named is None else index.get_indexer(pd.Index(named, dtype=object))
+        codes = codes[codes >= 0].astype(np.int64)
+        if len(codes) == 0:
+            continue
+        if change.get("kind") == "store":
+            span(codes, first_date[codes], last_date[codes])
+        else:
+            t0 = np.full(len(codes), int(change["t_min"]) - 1)  # a poll at a midnight also ends the date before
+            t1 = np.full(len(codes), int(change["t_max"]))
+            span(codes, local_dates(codes, t0, inputs.zone_names), local_dates(codes, t1, inputs.zone_names))
+    if inputs.newest_us > old_newest_us:
+        # New dates of the fleet's clock: every store gets them (all unobserved without polls). A date's
+        # figures do not depend on the clock within it, so a newest poll later on the same date changes none.
+        old = local_dates(all_codes, np.full(n, old_newest_us), inputs.zone_names) + 1
+        moved = old <= last_date
+        span(all_codes[moved], old[moved], last_date[moved])
+    if not codes_parts:
+        return np.zeros(0, np.int64), np.zeros(0, "datetime64[D]")
+    codes = np.concatenate(codes_parts)
+    lo = np.maximum(np.concatenate(lo_parts), first_date[codes])
+    hi = np.minimum(np.concatenate(hi_parts), last_date[codes])
+    count = np.maximum((hi - lo).astype(np.int64) + 1, 0)
+    pair_codes = np.repeat(codes, count)
+    offsets = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+    pair_dates = np.repeat(lo, count) + offsets
+    pairs = np.unique(np.stack((pair_codes, pair_dates.astype(np.int64)), axis=1), axis=0)
+    return pairs[:, 0], pairs[:, 1].astype("datetime64[D]")
+
+
+def _recompute(
+    db: Database,
+    meta: dict,
+    inputs: _Inputs,
+    codes: np.ndarray,
+    dates: np.ndarray,
+    *,
+    whole_stores: set[str],
+) -> int:
+    """Compute the pairs and write them; stores in ``whole_stores`` also lose rows on dates they no longer have."""
+    if len(codes) == 0 and not whole_stores:
+        return 0
+    figures = DailyFigures.empty()
+    if len(codes):
+        used = np.unique(codes)
+        local = np.searchsorted(used, codes)
+        ids = inputs.store_ids[used]
+        first, last = dates.min(), dates.max()
+        polls = _read_pair_polls(db, inputs.zone_names[codes], dates, ids[0] if len(ids) == 1 else None)
+        at = pd.Index(ids).get_indexer(polls.store_ids.astype(object))
+        keep = at[polls.store] >= 0
+        figures = daily_figures(
+            store_ids=ids,
+            poll_codes=at[polls.store][keep].astype(np.int64),
+            poll_us=polls.t_us[keep],
+            poll_active=~polls.inactive[keep],
+            hours=_rows_of(inputs.hours, ids),
+            zones=_rows_of(inputs.zones, ids),
+            special_hours=_rows_of(inputs.special, ids),
+            first_date=first,
+            last_date=last,
+            pairs=(local, dates),
+            zone_names=inputs.zone_names[used],
+        )
+        figures = DailyFigures(used[figures.code], *(getattr(figures, f) for f in ("date", "up_s", "down_s",
+                               "unobserved_s", "outages", "longest_s")))  # fmt: skip
+    rows = _rows_frame(figures, inputs)
+    removed = pd.DataFrame({"store_id": pd.Series(dtype=object), "date": pd.Series(dtype=object)})
+    if whole_stores and meta.get("first_date"):
+        stored = pd.date_range(meta["first_date"], meta["last_date"], freq="D").strftime("%Y-%m-%d").tolist()
+        removed = pd.DataFrame(
+            [(s, d) for s in sorted(whole_stores) for d in stored], columns=["store_id", "date"], dtype=object
+        )
+    # Dates recomputed for every store that has them (an hourly batch's): written without reading them first.
+    whole_dates = set()
+    if len(rows) and len(removed) == 0:
+        first_date, last_date = inputs.first_date(), inputs.last_date()
+        for day, count in rows["date"].value_counts().items():
+            d = np.datetime64(str(day), "D")
+            if count == int(((first_date <= d) & (last_date >= d)).sum()):
+                whole_dates.add(str(day))
+    _apply(db, meta, rows, removed, whole_dates)
+    if len(rows):
+        hs.write_meta(db, _date_bounds(meta, rows["date"]))
+    return len(rows)
+
+
+def _date_bounds(meta: dict, dates: pd.Series) -> dict[str, str]:
+    lo, hi = str(dates.min()), str(dates.max())
+    return {
+        "first_date": min(lo, meta.get("first_date") or lo),
+        "last_date": max(hi, meta.get("last_date") or hi),
+    }
+
+
+def _rows_of(frame: pd.DataFrame, ids: np.ndarray) -> pd.DataFrame:
+    if len(ids) > 64:
+        return frame
+    return frame[frame["store_id"].astype(object).isin(set(ids.tolist()))]
+
+
+def _read_polls(db: Database, first: np.datetime64, last: np.datetime64, store_id: str | None) -> storage.PollColumns:
+    """Polls that can count for local dates first..last in any zone: [first - 1 day, last + 2 days) UTC."""
+    start = pd.Timestamp(first - 1, tz="UTC")
+    end = pd.Timestamp(last + 2, tz="UTC") - pd.Timedelta(microseconds=1)
+    return storage.read_poll_columns(db, start, end, store_id=store_id, keep_whole_days=store_id is None)
+
+
+def _read_pair_polls(db: Database, zones: np.ndarray, dates: np.ndarray, store_id: str | None) -> storage.PollColumns:
+    """The polls that can count for these (zone, date) pairs: between the earliest of their dates' local
+    midnights and the latest of the next ones (an hourly batch: about one UTC day, not four)."""
+    pairs = pd.DataFrame({"zone": zones, "date": dates}).drop_duplicates()
+    lo, hi = None, None
+    for zone, mine in pairs.groupby("zone"):
+        days = mine["date"].to_numpy().astype("datetime64[D]")
+        mids = midnights_us(np.array([zone], dtype=object), np.array([days.min(), days.max() + 1]))[0]
+        lo = int(mids[0]) if lo is None else min(lo, int(mids[0]))
+        hi = int(mids[1]) if hi is None else max(hi, int(mids[1]))
+    assert lo is not None and hi is not None
+    start, end = pd.Timestamp(lo, unit="us", tz="UTC"), pd.Timestamp(hi, unit="us", tz="UTC")
+    return storage.read_poll_columns(db, start, end, store_id=store_id, keep_whole_days=store_id is None)
+
+
+def _rows_frame(figures: DailyFigures, inputs: _Inputs) -> pd.DataFrame:
+    if len(figures) == 0:
+        return hs.empty_rows()
+    return pd.DataFrame(
+        {
+            "store_id": inputs.store_ids[figures.code],
+            "date": np.datetime_as_string(figures.date, unit="D").astype(object),
+            "up_s": figures.up_s,
+            "down_s": figures.down_s,
+            "unobserved_s": figures.unobserved_s,
+            "longest_s": figures.longest_s,
+            "outages": figures.outages,
+            "region": inputs.region[figures.code],
+            "brand": inputs.brand[figures.code],
+        }
+    )
+
+
+def _totals(rows: pd.DataFrame) -> pd.DataFrame:
+    """Group totals per (date, region, brand) of ``rows``, each row counted ``sign`` times (default once)."""
+    if len(rows) == 0:
+        return hs.empty_trend()
+    sign = rows["sign"].to_numpy() if "sign" in rows else np.ones(len(rows), dtype=np.int64)
+    up, down, unobserved = (rows[c].to_numpy(dtype=np.float64) for c in ("up_s", "down_s", "unobserved_s"))
+    frame = pd.DataFrame(
+        {
+            "date": rows["date"].to_numpy(dtype=object),
+            "region": rows["region"].to_numpy(dtype=object),
+            "brand": rows["brand"].to_numpy(dtype=object),
+            "up_s": up * sign,
+            "down_s": down * sign,
+            "unobserved_s": unobserved * sign,
+            "stores_down": (down > 0).astype(np.int64) * sign,
+            "stores_open": (np.maximum(up + down, unobserved) > 0).astype(np.int64) * sign,
+        }
+    )
+    return frame.groupby(["date", "region", "brand"], as_index=False, sort=False).sum()
+
+
+def _apply(
+    db: Database, meta: dict, rows: pd.DataFrame, removed: pd.DataFrame, whole_dates: set[str] | None = None
+) -> None:
+    """Write ``rows`` into their dates' block documents (replacing those stores' rows), drop the rows of
+    ``removed`` (store_id, date) pairs, and move the group totals by the difference. One read of each
+    touched block (or of the whole date when most of its blocks are touched) and one bulk write per date;
+    the same in the month tiles for folded dates. ``whole_dates``: dates whose every row is in ``rows``
+    (written without reading them; their totals are replaced)."""
+    blocks, date_blocks = int(meta["blocks"]), _date_blocks(meta)
+    touched = pd.concat([rows[["store_id", "date"]], removed[["store_id", "date"]]], ignore_index=True)
+    if len(touched) == 0:
+        return
+    changes = []
+    replaced: list[str] = []
+    for day, on_day in touched.groupby("date", sort=True):
+        day = str(day)
+        new = rows[(rows["date"] == day).to_numpy()]
+        if whole_dates and day in whole_dates:
+            by_block = new.assign(block=hs.block_of(new["store_id"].tolist(), date_blocks))
+            parts = _by_block(by_block)
+            hs.write_shelf(db, hs.DATES, day, {k: parts.get(k, hs.empty_rows()) for k in range(date_blocks)})
+            changes.append(new.assign(sign=1))
+            replaced.append(day)
+            continue
+        gone, _ = _replace_in(
+            db,
+            hs.DATES,
+            day,
+            date_blocks,
+            on_day["store_id"],
+            new,
+            lambda r: r.iloc[0:0],
+        )
+        changes += [gone.assign(sign=-1), new.assign(sign=1)]
+    folded = meta.get("folded_through")
+    if folded:
+        old_pairs = touched[(touched["date"] <= folded).to_numpy()]
+        for month, in_month in old_pairs.groupby(old_pairs["date"].str.slice(0, 7), sort=True):
+            month = str(month)
+            dates = set(in_month["date"].tolist())
+            new = rows[rows["date"].isin(dates).to_numpy()]
+            pairs = set(zip(in_month["store_id"], in_month["date"], strict=True))
+
+            def drop_pairs(frame: pd.DataFrame, pairs: set = pairs) -> pd.DataFrame:
+                hit = [(s, d) in pairs for s, d in zip(frame["store_id"], frame["date"], strict=True)]
+                return frame[~np.asarray(hit, dtype=bool)] if len(frame) else frame
+
+            _replace_in(db, hs.TILES, month, blocks, in_month["store_id"], new, drop_pairs)
+    hs.add_to_trend(db, _totals(pd.concat(changes, ignore_index=True)), replace_dates=replaced)
+
+
+def _replace_in(
+    db: Database, prefix: str, name: str, blocks: int, store_ids: pd.Series, new: pd.DataFrame, keep: Any
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """In one date's (or month's) block documents: the rows of ``store_ids`` that ``keep`` does not keep are
+    replaced by ``new``. Returns (rows replaced, rows written)."""
+    ids = pd.unique(store_ids.to_numpy(dtype=object))
+    wanted = np.unique(hs.block_of(ids.tolist(), blocks))
+    found = hs.read_shelf(db, prefix, name, blocks, None if len(wanted) > blocks // 4 else wanted.tolist())
+    mine = set(wanted.tolist())
+    old_frames = [frame.assign(block=k) for k, frame in found.items() if k in mine]
+    old = pd.concat(old_frames, ignore_index=True) if old_frames else hs.empty_rows().assign(block=0)
+    of_ids = old["store_id"].isin(set(ids.tolist())).to_numpy()
+    kept_of_ids = keep(old[of_ids])
+    gone = old[of_ids].drop(kept_of_ids.index)
+    new = new.assign(block=hs.block_of(new["store_id"].tolist(), blocks))
+    merged = pd.concat([old[~of_ids], kept_of_ids, new], ignore_index=True)
+    parts = dict(tuple(merged.groupby("block", sort=False)))
+    hs.write_shelf(
+        db,
+        prefix,
+        name,
+        {int(k): hs.empty_rows() if k not in parts else parts[k].drop(columns="block") for k in wanted.tolist()},
+    )
+    return gone, new
+
+
+def _date_blocks(meta: dict) -> int:
+    """How many block documents a date has (histories written before it existed: as many as the tiles)."""
+    return int(meta.get("date_blocks") or meta["blocks"])
+
+
+def _by_block(rows: pd.DataFrame) -> dict[int, pd.DataFrame]:
+    """Rows (with a ``block`` column) per block, without that column."""
+    return {int(str(k)): part.drop(columns="block") for k, part in rows.groupby("block", sort=False)}
+
+
+def _fold(db: Database, meta: dict) -> None:
+    """Copy the dates older than FOLD_LAG_DAYS before the newest kept date into their month tiles (one read
+    of each date, one read and one bulk write of each month's tiles), then move ``folded_through``."""
+    if not meta.get("last_date"):
+        return
+    upto = (date.fromisoformat(meta["last_date"]) - timedelta(days=FOLD_LAG_DAYS)).isoformat()
+    since = meta.get("folded_through") or meta["first_date"]
+    start = date.fromisoformat(since) + (timedelta(days=1) if meta.get("folded_through") else timedelta(0))
+    dates = [(start + timedelta(days=k)).isoformat() for k in range((date.fromisoformat(upto) - start).days + 1)]
+    if not dates:
+        return
+    blocks = int(meta["blocks"])
+    for month in sorted({d[:7] for d in dates}):
+        mine = [d for d in dates if d[:7] == month]
+        frames = [f for f in hs.read_whole_dates(db, mine, _date_blocks(meta)) if len(f)]
+        if not frames:
+            continue
+        new = pd.concat(frames, ignore_index=True)
+        old = hs.read_tiles(db, month, blocks)
+        kept = [f[~f["date"].isin(set(mine)).to_numpy()] for f in old.values()]
+        merged = pd.concat([*kept, new], ignore_index=True)
+        merged["block"] = hs.block_of(merged["store_id"].tolist(), blocks)
+        parts = _by_block(merged)
+        hs.write_shelf(db, hs.TILES, month, parts)
+    hs.write_meta(db, {"folded_through": upto})
+
+
+def _movers_due(db: Database, meta: dict) -> bool:
+    """Rank the movers again: the weeks moved, or the figures changed and the ranking is over a minute old
+    (small batches come several a second: the ranking, 14 dates of every store, follows once a minute)."""
+    movers = hs.read_movers(db)
+    if movers is None or movers.get("last_date") != meta.get("last_date"):
+        return True
+    return movers["version"] != int(meta.get("version", 0)) and time.time() - movers.get("at", 0) > MOVERS_EVERY_S
+
+
+def _refresh_movers(db: Database) -> None:
+    """Rank the movers at the current version and keep the ranking (what GET /trends/movers/ reads)."""
+    meta = hs.read_meta(db)
+    kept = _kept(meta)
+    if meta is None or kept is None:
+        return
+    ranked = _rank_movers(db, *_weeks(kept[1]), kept, _date_blocks(meta))
+    hs.write_movers(db, int(meta.get("version", 0)), ranked, meta.get("last_date"))
+
+
+# --- the full build ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryBuild:
+    stores: int
+    dates: int
+    rows: int
+    seconds: float
+    phases: dict[str, float] | None = None  # seconds per phase (ops, the benchmark)
+
+
+def build_history(*, db: Database | None = None) -> HistoryBuild:
+    """Every store's figures on every one of its dates, from the stored polls (after a load or an import)."""
+    db = storage.get_db() if db is None else db
+    began = time.perf_counter()
+    with hs.history_lock(db) as held:
+        assert held
+        meta = hs.read_meta(db) or {}
+        through = hs.last_pending(db, int(meta.get("through", 0)))
+        inputs = _inputs(db)
+        old_dates = hs.stored_dates(db)
+        if inputs is None:  # no polls: nothing to keep (the block count is chosen with the first polls)
+            hs.drop_dates(db, old_dates)
+            if meta:
+                hs.write_meta(db, {"through": through, "first_date": None, "last_date": None, "newest_us": 0})
+            return HistoryBuild(0, 0, 0, time.perf_counter() - began)
+        blocks = int(meta.get("blocks") or hs.blocks_for(len(inputs.store_ids)))
+        date_blocks = int(meta.get("date_blocks") or hs.blocks_for(len(inputs.store_ids), hs.DATE_BLOCK_STORES))
+        date_blocks = min(date_blocks, blocks)
+        if not meta:  # from now on writes of polls are noted (after ``through``) and applied after this build
+            hs.write_meta(
+                db,
+                {
+                    "through": through,
+                    "blocks": blocks,
+                    "date_blocks": date_blocks,
+                    "first_date": None,
+                    "last_date": None,
+                },
+            )
+        first_date, last_date = inputs.first_date(), inputs.last_date()
+        d0, d1 = first_date.min(), last_date.max()
+        block = hs.block_of(inputs.store_ids.tolist(), blocks)
+        date_block = hs.block_of(inputs.store_ids.tolist(), date_blocks)
+        all_dates = np.arange(d0, d1 + 1, dtype="datetime64[D]")
+        names = np.datetime_as_string(all_dates, unit="D").tolist()
+        fold_upto = (date.fromisoformat(names[-1]) - timedelta(days=FOLD_LAG_DAYS)).isoformat()
+        # Readers use the date documents while the tiles are rewritten.
+        hs.write_meta(db, {"folded_through": None})
+        hs.drop_dates(db, [d for d in old_dates if d not in set(names)])
+        hs.drop_months(db, hs.stored_months(db))
+        months = np.unique(all_dates.astype("datetime64[M]"))
+        chunks = [all_dates[all_dates.astype("datetime64[M]") == m] for m in months]
+        rows_total = 0
+        phases: dict[str, float] = {}
+        # The next month's polls are read while this one is computed and written (a second thread writing
+        # while the next month is computed measured no faster on 2 busy cores: both need the interpreter).
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read") as prefetch:
+            coming = prefetch.submit(_read_polls, db, chunks[0][0], chunks[0][-1], None)
+            for k, chunk in enumerate(chunks):
+                clock = time.perf_counter()
+                polls = coming.result()
+                if k + 1 < len(chunks):
+                    coming = prefetch.submit(_read_polls, db, chunks[k + 1][0], chunks[k + 1][-1], None)
+                clock = _phase(phases, "wait_for_polls", clock)
+                rows = _build_chunk(inputs, polls, chunk, first_date, last_date)
+                code = pd.Index(inputs.store_ids).get_indexer(rows["store_id"])
+                _phase(phases, "compute", clock)
+                _write_chunk(db, rows, (date_block[code], block[code], date_blocks, blocks), chunk, fold_upto, phases)
+                rows_total += len(rows)
+        hs.write_meta(
+            db,
+            {
+                "through": through,
+                "blocks": blocks,
+                "date_blocks": date_blocks,
+                "first_date": names[0],
+                "last_date": names[-1],
+                "newest_us": inputs.newest_us,
+                "folded_through": fold_upto if fold_upto >= names[0] else None,
+            },
+        )
+        hs.write_meta(db, _removal(db, meta, through))
+    logger.info("daily figures built: %s rows; %s", rows_total, {k: round(v, 2) for k, v in phases.items()})
+    return HistoryBuild(len(inputs.store_ids), len(names), rows_total, time.perf_counter() - began, phases)
+
+
+def _write_chunk(
+    db: Database,
+    rows: pd.DataFrame,
+    blocks: tuple[np.ndarray, np.ndarray, int, int],
+    chunk: np.ndarray,
+    fold_upto: str,
+    phases: dict[str, float],
+) -> None:
+    """A built month: its date documents, its tiles (dates up to ``fold_upto``) and its group totals.
+    ``blocks``: each row's date block and tile block, and how many of each."""
+    date_block, tile_block, date_blocks, tile_blocks = blocks
+    clock = time.perf_counter()
+    by_date = rows.assign(block=date_block).sort_values(["date", "block", "store_id"], kind="stable")
+    for name, on_date in by_date.groupby("date", sort=True):
+        hs.fill_shelf(db, hs.DATES, str(name), _by_block(on_date), date_blocks)
+    clock = _phase(phases, "write_dates", clock)
+    by_tile = rows.assign(block=tile_block).sort_values(["block", "store_id", "date"], kind="stable")
+    folded = by_tile[(by_tile["date"] <= fold_upto).to_numpy()]
+    if len(folded):
+        month = str(chunk[0])[:7]
+        hs.fill_shelf(db, hs.TILES, month, _by_block(folded), tile_blocks)
+    clock = _phase(phases, "write_tiles", clock)
+    hs.add_to_trend(db, _totals(rows), replace_dates=np.datetime_as_string(chunk).tolist())
+    _phase(phases, "trend", clock)
+
+
+def _phase(phases: dict[str, float], name: str, since: float) -> float:
+    now = time.perf_counter()
+    phases[name] = phases.get(name, 0.0) + now - since
+    return now
+
+
+def _build_chunk(
+    inputs: _Inputs, polls: storage.PollColumns, chunk: np.ndarray, first_date: np.ndarray, last_date: np.ndarray
+) -> pd.DataFrame:
+    """Every store's rows on the chunk's dates (only the dates each store has)."""
+    at = pd.Index(inputs.store_ids).get_indexer(polls.store_ids.astype(object))
+    keep = at[polls.store] >= 0
+    figures = daily_figures(
+        store_ids=inputs.store_ids,
+        poll_codes=at[polls.store][keep].astype(np.int64),
+        poll_us=polls.t_us[keep],
+        poll_active=~polls.inactive[keep],
+        hours=inputs.hours,
+        zones=inputs.zones,
+        special_hours=inputs.special,
+        first_date=chunk[0],
+        last_date=chunk[-1],
+        zone_names=inputs.zone_names,
+    )
+    inside = (figures.date >= first_date[figures.code]) & (figures.date <= last_date[figures.code])
+    return _rows_frame(figures.take(np.flatnonzero(inside)), inputs)
+
+
+def build_line(built: HistoryBuild) -> str:
+    """What ``load_data`` prints after the build."""
+    return f"daily figures: {built.rows} rows, {built.stores} stores x {built.dates} local dates, {built.seconds:.2f} s"
+
+
+def build_after_load(db: Database | None = None) -> HistoryBuild | None:
+    """The full build after a load or an import; None (logged) when it failed: the worker's update builds later."""
+    try:
+        return build_history(db=db)
+    except Exception:
+        logger.exception("could not build the daily figures after the load")
+        return None
+
+
+# --- reads ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryDay:
+    date_local: str
+    uptime_s: float
+    downtime_s: float
+    unobserved_s: float
+    outages: int
+    longest_outage_s: float
+
+    @property
+    def uptime_pct(self) -> float | None:
+        return uptime_pct_or_none(self.uptime_s, self.downtime_s)
+
+
+@dataclass(frozen=True)
+class StoreHistory:
+    store_id: str
+    first: date
+    last: date
+    days: list[HistoryDay]
+
+
+def date_range(*, first: date | None, last: date | None, default_last: date | None) -> tuple[date, date]:
+    """The local dates asked for: ``to`` defaults to the newest date kept, ``from`` to 30 days before ``to``.
+
+    Refused (InvalidInput): ``from`` after ``to``, more than MAX_DAYS dates.
+    """
+    if last is None:
+        last = default_last if default_last is not None else (first or date.today())
+    if first is None:
+        first = last - timedelta(days=DEFAULT_DAYS - 1)
+    if first > last:
+        raise InvalidInput("from", f"must not lie after to ({first.isoformat()} is after {last.isoformat()})")
+    if (last - first).days + 1 > MAX_DAYS:
+        raise InvalidInput("to", f"the range may hold at most {MAX_DAYS} dates (asked: {(last - first).days + 1})")
+    return first, last
+
+
+def _kept(meta: dict | None) -> tuple[date, date] | None:
+    if not meta or not meta.get("first_date") or not meta.get("last_date"):
+        return None
+    return date.fromisoformat(meta["first_date"]), date.fromisoformat(meta["last_date"])
+
+
+def _dates_between(first: date, last: date, kept: tuple[date, date] | None) -> list[str]:
+    if kept is None:
+        return []
+    lo, hi = max(first, kept[0]), min(last, kept[1])
+    return [(lo + timedelta(days=k)).isoformat() for k in range((hi - lo).days + 1)] if lo <= hi else []
+
+
+def get_store_history(*, store_id: str, first: date | None = None, last: date | None = None) -> StoreHistory:
+    """One store's daily figures on the local dates first..last (inclusive); NotFound for an unknown store."""
+    if not is_store_id(store_id):
+        raise InvalidInput("store_id", f"must be {STORE_ID_HELP}")
+    db = storage.get_db()
+    meta = hs.read_meta(db)
+    kept = _kept(meta)
+    first, last = date_range(first=first, last=last, default_last=None if kept is None else kept[1])
+    dates = _dates_between(first, last, kept)
+    rows = (
+        hs.read_store_rows(db, store_id, dates, int(meta["blocks"]), meta.get("folded_through"), _date_blocks(meta))
+        if meta and dates
+        else hs.empty_rows()
+    )
+    if len(rows) == 0 and len(storage.read_store_catalog(db, store_id).store_ids) == 0:
+        raise NotFound(f"No store {store_id!r}: it has no polls.")
+    rows = rows.sort_values("date", kind="stable")
+    days = [
+        HistoryDay(str(d), float(u), float(w), float(o), int(n), float(lg))
+        for d, u, w, o, n, lg in rows[["date", "up_s", "down_s", "unobserved_s", "outages", "longest_s"]].itertuples(
+            index=False
+        )
+    ]
+    return StoreHistory(store_id, first, last, days)
+
+
+@dataclass(frozen=True)
+class TrendDay:
+    date_local: str
+    uptime_s: float
+    downtime_s: float
+    unobserved_s: float
+    stores_down: int
+    stores_open: int
+
+    @property
+    def uptime_pct(self) -> float | None:
+        return uptime_pct_or_none(self.uptime_s, self.downtime_s)
+
+
+@dataclass(frozen=True)
+class Trend:
+    first: date
+    last: date
+    region: str | None
+    brand: str | None
+    days: list[TrendDay]
+
+
+def get_trend(
+    *, first: date | None = None, last: date | None = None, region: str | None = None, brand: str | None = None
+) -> Trend:
+    """The fleet's totals per local date (only stores of ``region`` / ``brand`` when given: exact match)."""
+    db = storage.get_db()
+    kept = _kept(hs.read_meta(db))
+    first, last = date_range(first=first, last=last, default_last=None if kept is None else kept[1])
+    dates = _dates_between(first, last, kept)
+    months = sorted({d[:7] for d in dates})
+    totals = hs.read_trend_months(db, months) if months else hs.empty_trend()
+    keep = totals["date"].isin(set(dates))
+    if region is not None:
+        keep &= totals["region"] == region
+    if brand is not None:
+        keep &= totals["brand"] == brand
+    summed = totals[keep].groupby("date", sort=True)[["up_s", "down_s", "unobserved_s", "stores_down",
+                                                      "stores_open"]].sum()  # fmt: skip
+    days = [
+        TrendDay(str(d), float(r.up_s), float(r.down_s), float(r.unobserved_s), int(r.stores_down), int(r.stores_open))
+        for d, r in summed.iterrows()
+    ]
+    return Trend(first, last, region, brand, days)
+
+
+@dataclass(frozen=True)
+class Mover:
+    store_id: str
+    this_week_pct: float | None
+    previous_week_pct: float | None
+    change_pct: float | None
+
+
+@dataclass(frozen=True)
+class Movers:
+    this_week: tuple[date, date]
+    previous_week: tuple[date, date]
+    stores: list[Mover]
+
+
+def _weeks(last: date) -> tuple[tuple[date, date], tuple[date, date]]:
+    return (last - timedelta(days=6), last), (last - timedelta(days=13), last - timedelta(days=7))
+
+
+def get_movers(*, limit: int = 20) -> Movers:
+    """The stores whose uptime % of the last 7 kept dates fell most against the 7 before (both weeks
+    with business time; ties by store id). The ranking the worker keeps after each update is answered
+    when it is of the current figures; otherwise it is ranked here (and kept)."""
+    if not 1 <= limit <= MOVERS_LIMIT_MAX:
+        raise InvalidInput("limit", f"must be 1-{MOVERS_LIMIT_MAX}")
+    db = storage.get_db()
+    meta = hs.read_meta(db)
+    kept = _kept(meta)
+    if kept is None or meta is None:
+        empty = (date.today(), date.today())
+        return Movers(empty, empty, [])
+    version = int(meta.get("version", 0))
+    stored = hs.read_movers(db)
+    fresh = stored is not None and (
+        stored["version"] == version
+        or (stored.get("last_date") == meta.get("last_date") and time.time() - stored.get("at", 0) < MOVERS_STALE_S)
+    )
+    if stored is not None and fresh:
+        ranked = Movers(
+            (date.fromisoformat(stored["this_week"][0]), date.fromisoformat(stored["this_week"][1])),
+            (date.fromisoformat(stored["previous_week"][0]), date.fromisoformat(stored["previous_week"][1])),
+            [
+                Mover(*row)
+                for row in zip(
+                    stored["store_id"],
+                    stored["this_week_pct"],
+                    stored["previous_week_pct"],
+                    stored["change_pct"],
+                    strict=True,
+                )
+            ],
+        )
+    else:
+        ranked = _rank_movers(db, *_weeks(kept[1]), kept, _date_blocks(meta))
+        hs.write_movers(db, version, ranked, meta.get("last_date"))
+    return Movers(ranked.this_week, ranked.previous_week, ranked.stores[:limit])
+
+
+def _rank_movers(
+    db: Database, this_week: tuple[date, date], previous: tuple[date, date], kept: tuple[date, date], date_blocks: int
+) -> Movers:
+    weeks = {"this": _dates_between(*this_week, kept), "prev": _dates_between(*previous, kept)}
+    frames = []
+    for name, dates in weeks.items():
+        for rows in hs.read_whole_dates(db, dates, date_blocks):
+            frames.append(rows[["store_id", "up_s", "down_s"]].assign(week=name))
+    if not frames:
+        return Movers(this_week, previous, [])
+    sums = pd.concat(frames, ignore_index=True).groupby(["store_id", "week"])[["up_s", "down_s"]].sum().unstack()
+    up_this = sums[("up_s", "this")] if ("up_s", "this") in sums else pd.Series(0.0, index=sums.index)
+    down_this = sums[("down_s", "this")] if ("down_s", "this") in sums else pd.Series(0.0, index=sums.index)
+    up_prev = sums[("up_s", "prev")] if ("up_s", "prev") in sums else pd.Series(0.0, index=sums.index)
+    down_prev = sums[("down_s", "prev")] if ("down_s", "prev") in sums else pd.Series(0.0, index=sums.index)
+    this_pct = 100 * up_this.fillna(0) / (up_this.fillna(0) + down_this.fillna(0))
+    prev_pct = 100 * up_prev.fillna(0) / (up_prev.fillna(0) + down_prev.fillna(0))
+    change = (this_pct - prev_pct).dropna()
+    order = pd.DataFrame({"store_id": change.index.astype(str), "change": change.to_numpy()}).sort_values(
+        ["change", "store_id"], kind="stable"
+    )
+    order = order.head(MOVERS_LIMIT_MAX)
+    stores = [
+        Mover(
+            s,
+            round(float(this_pct[s]), 2),
+            round(float(prev_pct[s]), 2),
+            round(float(c), 2),
+        )
+        for s, c in order.itertuples(index=False)
+    ]
+    return Movers(this_week, previous, stores)
+
+
+def history_state(db: Database | None = None) -> dict:
+    """The history's meta (ops, tests)."""
+    db = storage.get_db() if db is None else db
+    meta = hs.read_meta(db) or {}
+    return {
+        k: meta.get(k) for k in ("blocks", "date_blocks", "through", "first_date", "last_date", "newest_us", "version")
+    }
