@@ -15,6 +15,8 @@ that directory per process, and a scrape adds them up (``MultiProcessCollector``
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 from typing import Any
 
@@ -190,3 +192,16 @@ def worker_key(queue_prefix: str, hostname: str) -> str:
 
 def worker_key_pattern(queue_prefix: str) -> str:
     return f"{WORKER_KEY_PREFIX}{queue_prefix or '-'}:*"
+
+
+def empty_directory(*, variable: str, prefix: str) -> tuple[str, bool]:
+    """A multi-process metrics directory with no values in it: the one the environment variable names
+    (its value files removed), else a new temporary one; (path, whether it was made here)."""
+    path = os.environ.get(variable, "").strip()
+    if not path:
+        return tempfile.mkdtemp(prefix=prefix), True
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(path):
+        if name.endswith(".db"):
+            os.remove(os.path.join(path, name))
+    return path, False

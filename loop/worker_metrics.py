@@ -24,12 +24,13 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from typing import Any
 
 from celery import signals
+
+from loop import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +50,8 @@ def use_own_directory() -> None:
     """A worker's main process, when ``myproject.celery`` is imported (Celery sets Django up, which imports
     the services and so ``loop.metrics``, before any worker signal): a fresh multi-process directory, or
     WORKER_METRICS_DIR when set (emptied)."""
-    path = os.environ.get("WORKER_METRICS_DIR", "").strip()
-    if path:
-        os.makedirs(path, exist_ok=True)
-        for name in os.listdir(path):
-            if name.endswith(".db"):
-                os.remove(os.path.join(path, name))
-    else:
-        path = tempfile.mkdtemp(prefix="loop-worker-metrics-")
+    path, made = metrics.empty_directory(variable="WORKER_METRICS_DIR", prefix="loop-worker-metrics-")
+    if made:
         atexit.register(shutil.rmtree, path, True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
     _state["dir"] = path
@@ -64,8 +59,7 @@ def use_own_directory() -> None:
         from prometheus_client import values
 
         values.ValueClass = values.get_value_class()
-    early = sys.modules.get("loop.metrics")
-    if early is not None and getattr(early, "_made", None):  # made in memory already: their counts would be lost
+    if metrics._made:  # made in memory already: their counts would be lost
         logger.warning("loop.metrics were made before the worker started: some counts are not exported")
 
 

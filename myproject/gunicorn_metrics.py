@@ -15,20 +15,15 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import tempfile
 from typing import Any
+
+from loop import metrics
 
 
 def prepare() -> str:
     """Point this process (the master) and its future workers at an empty metrics directory; return it."""
-    path = os.environ.get("WEB_METRICS_DIR", "").strip()
-    if path:
-        os.makedirs(path, exist_ok=True)
-        for name in os.listdir(path):
-            if name.endswith(".db"):
-                os.remove(os.path.join(path, name))
-    else:
-        path = tempfile.mkdtemp(prefix="loop-web-metrics-")
+    path, made = metrics.empty_directory(variable="WEB_METRICS_DIR", prefix="loop-web-metrics-")
+    if made:
         master = os.getpid()
 
         def remove() -> None:  # only the master: a worker exiting (it runs atexit too) leaves it to the others
