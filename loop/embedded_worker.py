@@ -177,25 +177,15 @@ def send_delivery(delivery_id: str, delay: float) -> None:
     from loop.services.deliveries import deliver
 
     db = storage.get_db()
-    future: Future[str] = Future()
-    with _pool_lock:
-        _pending.add(future)
-    future.add_done_callback(_forget)
-
-    def run() -> None:
-        try:
-            future.set_result(deliver(delivery_id=delivery_id, db=db))
-        except Exception as exc:  # recorded on the delivery where possible; never kill the pool thread
-            logger.exception("embedded delivery %s crashed", delivery_id)
-            future.set_exception(exc)
-
-    job = _as_task(queue.SEND_DELIVERY_TASK, run, delivery_id=delivery_id)
-    if delay <= 0:
-        _notifications_pool().submit(job)
-        return
-    timer = threading.Timer(delay, lambda: _notifications_pool().submit(job))
-    timer.daemon = True
-    timer.start()
+    _run_later(
+        queue.SEND_DELIVERY_TASK,
+        lambda: deliver(delivery_id=delivery_id, db=db),
+        # recorded on the delivery where possible
+        crash=f"embedded delivery {delivery_id} crashed",
+        pool=_notifications_pool,
+        delay=delay,
+        delivery_id=delivery_id,
+    )
 
 
 def finish_schedule_run(run_id: str, check: int, delay: float) -> None:
@@ -205,6 +195,28 @@ def finish_schedule_run(run_id: str, check: int, delay: float) -> None:
     from loop.services.schedules import finish_run
 
     db = storage.get_db()
+    _run_later(
+        queue.FINISH_SCHEDULE_RUN_TASK,
+        lambda: finish_run(run_id=run_id, check=check, db=db),
+        # the tick's safety net finishes it
+        crash=f"embedded finish of scheduled run {run_id} crashed",
+        pool=_embedded_pool,
+        delay=delay,
+        run_id=run_id,
+    )
+
+
+def _run_later(
+    task_name: str,
+    fn: Callable[[], str],
+    *,
+    crash: str,
+    pool: Callable[[], ThreadPoolExecutor],
+    delay: float,
+    **fields: Any,
+) -> None:
+    """``fn`` as task ``task_name`` on ``pool`` ``delay`` seconds from now, counted among the pending jobs
+    (``wait_embedded_idle``); a crash is logged, never kills the pool thread."""
     future: Future[str] = Future()
     with _pool_lock:
         _pending.add(future)
@@ -212,16 +224,16 @@ def finish_schedule_run(run_id: str, check: int, delay: float) -> None:
 
     def run() -> None:
         try:
-            future.set_result(finish_run(run_id=run_id, check=check, db=db))
-        except Exception as exc:  # the tick's safety net finishes it; never kill the pool thread
-            logger.exception("embedded finish of scheduled run %s crashed", run_id)
+            future.set_result(fn())
+        except Exception as exc:
+            logger.exception(crash)
             future.set_exception(exc)
 
-    job = _as_task(queue.FINISH_SCHEDULE_RUN_TASK, run, run_id=run_id)
+    job = _as_task(task_name, run, **fields)
     if delay <= 0:
-        _embedded_pool().submit(job)
+        pool().submit(job)
         return
-    timer = threading.Timer(delay, lambda: _embedded_pool().submit(job))
+    timer = threading.Timer(delay, lambda: pool().submit(job))
     timer.daemon = True
     timer.start()
 
