@@ -126,7 +126,7 @@ class TrendView(APIView):
             last=params.get("to"),
             region=params.get("region"),
             brand=params.get("brand"),
-            days=params.get("days"),
+            count=params.get("days"),
         )
         return Response(TrendSerializer(result).data)
 

@@ -795,16 +795,16 @@ def _dates_between(first: date, last: date, kept: tuple[date, date] | None) -> l
 
 
 def get_store_history(
-    *, store_id: str, first: date | None = None, last: date | None = None, days: int | None = None
+    *, store_id: str, first: date | None = None, last: date | None = None, count: int | None = None
 ) -> StoreHistory:
-    """One store's daily figures on the local dates first..last (inclusive; ``date_range``); NotFound for an
-    unknown store."""
+    """One store's daily figures on the local dates first..last (inclusive; ``date_range``, ``count`` its
+    ``days``); NotFound for an unknown store."""
     if not is_store_id(store_id):
         raise InvalidInput("store_id", f"must be {STORE_ID_HELP}")
     db = storage.get_db()
     meta = hs.read_meta(db)
     kept = _kept(meta)
-    first, last = date_range(first=first, last=last, default_last=None if kept is None else kept[1], days=days)
+    first, last = date_range(first=first, last=last, default_last=None if kept is None else kept[1], days=count)
     dates = _dates_between(first, last, kept)
     rows = (
         hs.read_store_rows(db, store_id, dates, int(meta["blocks"]), meta.get("folded_through"), _date_blocks(meta))
@@ -852,12 +852,13 @@ def get_trend(
     last: date | None = None,
     region: str | None = None,
     brand: str | None = None,
-    days: int | None = None,
+    count: int | None = None,
 ) -> Trend:
-    """The fleet's totals per local date (only stores of ``region`` / ``brand`` when given: exact match)."""
+    """The fleet's totals per local date (only stores of ``region`` / ``brand`` when given: exact match), on the
+    local dates of ``date_range`` (``count`` its ``days``)."""
     db = storage.get_db()
     kept = _kept(hs.read_meta(db))
-    first, last = date_range(first=first, last=last, default_last=None if kept is None else kept[1], days=days)
+    first, last = date_range(first=first, last=last, default_last=None if kept is None else kept[1], days=count)
     dates = _dates_between(first, last, kept)
     months = sorted({d[:7] for d in dates})
     totals = hs.read_trend_months(db, months) if months else hs.empty_trend()

@@ -31,8 +31,8 @@ from pymongo.database import Database
 from loop import metrics, queue, storage
 from loop.cron import CronError, parse_cron, parse_zone, slot_after, slot_at_or_before
 from loop.errors import Conflict, InvalidInput, NotFound, Unavailable
-from loop.freshness import lag_words
 from loop.events import REPORT_COMPLETED, REPORT_FAILED, Event, utc_text
+from loop.freshness import lag_words
 from loop.ids import ID_SHAPE, derived_id, is_id, new_id
 from loop.rules import DEFAULT_MAX_GAP_MINUTES
 from loop.services.deliveries import publish_to

@@ -136,13 +136,12 @@ def test_home_shows_the_fleet_chart_the_lag_and_the_movers(
     assert (chart.get_attribute("data-from"), chart.get_attribute("data-to")) == (trend["from"], trend["to"])
     bars = chart.locator("g.day")
     assert [g.get_attribute("data-date") for g in bars.all()] == [d["date_local"] for d in trend["days"]]
-    assert [number(g.get_attribute("data-uptime-pct")) for g in bars.all()] == [
-        d["uptime_pct"] for d in trend["days"]
-    ]
+    assert [number(g.get_attribute("data-uptime-pct")) for g in bars.all()] == [d["uptime_pct"] for d in trend["days"]]
     # Taller bars for higher uptime: the drawn heights follow the numbers.
     heights = [float(g.locator("rect").get_attribute("height")) for g in bars.all() if g.locator("rect").count()]
     pcts = [d["uptime_pct"] for d in trend["days"] if d["uptime_pct"] is not None]
-    assert len(heights) == len(pcts) and all(abs(h / max(heights) * max(pcts) - p) < 0.05 for h, p in zip(heights, pcts))
+    assert len(heights) == len(pcts)
+    assert all(abs(h / max(heights) * max(pcts) - p) < 0.05 for h, p in zip(heights, pcts, strict=True))
     assert "% up" in bars.first.locator("title").text_content()
 
     # The lag: the newest poll against the server's clock, in loop.freshness's words.
@@ -160,8 +159,10 @@ def test_home_shows_the_fleet_chart_the_lag_and_the_movers(
         f"{top['previous_week_pct']:.2f}%",
         f"{top['change_pct']:+.2f}" if top["change_pct"] else "0.00",
     ]
-    assert page.locator("#movers-weeks").inner_text().startswith(
-        f"Uptime % of business time, {movers['this_week']['from']} to {movers['this_week']['to']} against "
+    assert (
+        page.locator("#movers-weeks")
+        .inner_text()
+        .startswith(f"Uptime % of business time, {movers['this_week']['from']} to {movers['this_week']['to']} against ")
     )
     screenshot(page, "home-history")
     rows.first.get_by_role("link").click()
@@ -196,8 +197,10 @@ def test_a_store_page_draws_its_90_days_with_the_history_apis_numbers(
     fills = chart.locator("g.day").first.locator("rect").evaluate_all("rs => rs.map(r => r.getAttribute('class'))")
     assert fills == ["part part-uptime-hours", "part part-downtime-hours", "part part-unobserved-hours"]
     up = sum(d["uptime_hours"] for d in history["days"])
-    assert page.locator("#history-summary").inner_text().startswith(
-        f"{history['from']} to {history['to']} (local dates): up {up:,.1f} h, "
+    assert (
+        page.locator("#history-summary")
+        .inner_text()
+        .startswith(f"{history['from']} to {history['to']} (local dates): up {up:,.1f} h, ")
     )
     screenshot(page, "store-history")
     assert page_errors(page) == []

@@ -109,6 +109,6 @@ class StoreHistoryView(APIView):
         query.is_valid(raise_exception=True)
         params = query.validated_data
         result = history.get_store_history(
-            store_id=store_id, first=params.get("from"), last=params.get("to"), days=params.get("days")
+            store_id=store_id, first=params.get("from"), last=params.get("to"), count=params.get("days")
         )
         return Response(StoreHistorySerializer(result).data)
