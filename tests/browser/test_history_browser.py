@@ -9,7 +9,7 @@ control.
 A stack of its own: one gunicorn (DEBUG=0, API_TOKEN set so sign-in is required, the embedded worker: reports
 and deliveries run in its process, e-mails go to its log) on a MongoDB database and a migrated SQLite file of
 its own, with a generated fleet of 12 stores over 16 days loaded by ``load_data`` (which builds the daily
-figures: two whole weeks for the movers), an e-mail channel and two accounts made by ``create_account``.
+figures: two whole weeks for the movers), an e-mail channel and two accounts (an operator, a viewer).
 The expected values are the API's own answers: the pages must draw exactly those.
 """
 
@@ -36,6 +36,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.accounts
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 PASSWORD = "ninety days of lanterns 31"
 CHART_DAYS = 90  # loop.dashboard.CHART_DAYS
+USERS = f"""
+from django.contrib.auth.models import Group, User
+for name, role in (("otto", "operator"), ("vera", "viewer")):
+    User.objects.create_user(name, password={PASSWORD!r}).groups.add(Group.objects.get_or_create(name=role)[0])
+"""
 
 
 @dataclass
@@ -71,11 +76,8 @@ def history_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HistorySt
     }
     migrated = run_manage(env, "migrate", "--noinput")
     assert migrated.returncode == 0, migrated.stderr
-    for name, role in (("otto", "operator"), ("vera", "viewer")):
-        made = run_manage(
-            {**env, "HISTORY_PW": PASSWORD}, "create_account", name, "--role", role, "--password-from-env", "HISTORY_PW"
-        )
-        assert made.returncode == 0, made.stderr
+    made = run_manage(env, "shell", "-c", USERS)  # one process for both (a manage.py start is seconds)
+    assert made.returncode == 0, made.stdout + made.stderr
     dataset = build_dataset(tmp_path_factory.mktemp("history-data"), stores=12, days=16, seed=19)
     loaded = run_manage(env, "load_data", str(dataset.folder))
     assert loaded.returncode == 0, loaded.stdout + loaded.stderr
@@ -164,6 +166,7 @@ def test_home_shows_the_fleet_chart_the_lag_and_the_movers(
         .inner_text()
         .startswith(f"Uptime % of business time, {movers['this_week']['from']} to {movers['this_week']['to']} against ")
     )
+    page.locator("#fleet-title").evaluate("h => h.scrollIntoView()")
     screenshot(page, "home-history")
     rows.first.get_by_role("link").click()
     page.wait_for_url(f"{history_live.base_url}/dashboard/stores/{top['store_id']}/")
@@ -202,6 +205,7 @@ def test_a_store_page_draws_its_90_days_with_the_history_apis_numbers(
         .inner_text()
         .startswith(f"{history['from']} to {history['to']} (local dates): up {up:,.1f} h, ")
     )
+    page.locator("#history-title").evaluate("h => h.scrollIntoView()")
     screenshot(page, "store-history")
     assert page_errors(page) == []
 
