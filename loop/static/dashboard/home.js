@@ -67,14 +67,15 @@
   }
 
   async function loadHistory() {
-    // Apart from the overview: a failure here leaves the rest of the page drawn.
+    // Apart from the overview, its error said in its own section: the page's message stays the overview's.
     const days = Number($("fleet-chart").dataset.days);
     try {
       const [trend, movers] = await Promise.all([getJSON(`/trends/?days=${days}`), getJSON(`/trends/movers/?limit=${MOVERS}`)]);
       renderTrend(trend);
       renderMovers(movers);
     } catch (err) {
-      showError(err, "Loading the daily figures");
+      $("history-error").textContent = `Loading the daily figures: ${err.message}`;
+      $("history-error").hidden = false;
     }
   }
 

@@ -227,11 +227,12 @@
   }
 
   async function loadHistory() {
-    // Apart from the rest: a failure here leaves the timeline drawn.
+    // Apart from the rest, its error said in its own section: the page's message stays the store's.
     try {
       renderHistory(await getJSON(`${base}/history/?days=${Number($("history-chart").dataset.days)}`));
     } catch (err) {
-      showError(err, `Loading the daily figures of ${storeId}`);
+      $("history-error").textContent = `Loading the daily figures: ${err.message}`;
+      $("history-error").hidden = false;
     }
   }
 
