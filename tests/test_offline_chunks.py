@@ -213,9 +213,7 @@ def test_generated_set_with_bad_rows_in_chunks(
     assert sum("e.g." in line for line in lines) >= 25  # examples of 6-8 reasons, some with more than 5 rows
     assert text.count("\n") > 150
     assert_chunks_equal_one_pass(folder, GENERATED_CHUNK_SIZES)
-    assert_chunks_equal_one_pass(
-        folder, GENERATED_CHUNK_SIZES, now=pd.Timestamp("2024-11-03T08:00:00Z"), extended=True
-    )
+    assert_chunks_equal_one_pass(folder, GENERATED_CHUNK_SIZES, now=pd.Timestamp("2024-11-03T08:00:00Z"), extended=True)
 
 
 # Store-id reasons within one validation slice come in the order of the distinct ids of the whole
