@@ -6,8 +6,6 @@ embedded worker) on a MongoDB database and a migrated SQLite file of its own, wi
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,8 +13,8 @@ import pytest
 import requests
 from pymongo import MongoClient
 
-from tests.support.browser import API_TOKEN, wait_ready
-from tests.support.integration import HOW_TO_START, MONGO_URL, service_env, skip_or_fail, unreachable
+from tests.support.browser import API_TOKEN, page_stack_env, wait_ready
+from tests.support.integration import MONGO_URL
 from tests.support.processes import run_manage, start_gunicorn
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.accounts]
@@ -39,18 +37,8 @@ VIEWER_REFUSED = (
 
 @pytest.fixture(scope="module")
 def audit_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    problem = unreachable()
-    if problem:
-        skip_or_fail(f"integration servers not reachable ({problem}): {HOW_TO_START}")
-    run_id = uuid.uuid4().hex[:10]
-    logs = tmp_path_factory.mktemp("audit-browser-logs")
-    db_name = f"loop_audit_browser_{run_id}"
-    without_tokens = {k: v for k, v in os.environ.items() if k not in ("API_TOKEN", "API_READ_TOKEN")}
-    env = {
-        **service_env(without_tokens, db_name=db_name, queue=f"unused_{run_id}", secret=f"audit-{run_id}", logs=logs),
-        "CELERY_BROKER_URL": "memory://",
-        "API_TOKEN": API_TOKEN,
-    }
+    made_env = page_stack_env(tmp_path_factory, "audit_browser", CELERY_BROKER_URL="memory://", API_TOKEN=API_TOKEN)
+    env, db_name, logs = made_env.env, made_env.db_name, made_env.logs
     migrated = run_manage(env, "migrate", "--noinput")
     assert migrated.returncode == 0, migrated.stderr
     for name, role in (("ada", "admin"), ("vera", "viewer")):

@@ -20,9 +20,7 @@ G = 60 min, D = 30 min. Evaluated at 12:00 UTC (the last batch):
 from __future__ import annotations
 
 import json
-import os
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -30,8 +28,8 @@ import pytest
 import requests
 from pymongo import MongoClient
 
-from tests.support.browser import API_TOKEN, screenshot, wait_ready
-from tests.support.integration import HOW_TO_START, MONGO_URL, service_env, skip_or_fail, unreachable
+from tests.support.browser import API_TOKEN, page_stack_env, screenshot, wait_ready
+from tests.support.integration import MONGO_URL
 from tests.support.processes import start_gunicorn
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -73,18 +71,8 @@ class AlertStack:
 
 @pytest.fixture(scope="module")
 def alert_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertStack]:
-    problem = unreachable()
-    if problem:
-        skip_or_fail(f"integration servers not reachable ({problem}): {HOW_TO_START}")
-    run_id = uuid.uuid4().hex[:10]
-    logs = tmp_path_factory.mktemp("alert-browser-logs")
-    db_name = f"loop_alert_browser_{run_id}"
-    without_tokens = {k: v for k, v in os.environ.items() if k not in ("API_TOKEN", "API_READ_TOKEN")}
-    env = {
-        **service_env(without_tokens, db_name=db_name, queue=f"unused_{run_id}", secret=f"alerts-{run_id}", logs=logs),
-        "CELERY_BROKER_URL": "memory://",
-        "API_TOKEN": API_TOKEN,
-    }
+    made_env = page_stack_env(tmp_path_factory, "alert_browser", CELERY_BROKER_URL="memory://", API_TOKEN=API_TOKEN)
+    env, db_name, logs = made_env.env, made_env.db_name, made_env.logs
     web = start_gunicorn(env, 1, logs / "web.log")
     mongo = MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000)
     try:

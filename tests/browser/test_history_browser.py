@@ -16,8 +16,6 @@ The expected values are the API's own answers: the pages must draw exactly those
 from __future__ import annotations
 
 import datetime as dt
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,8 +25,8 @@ import requests
 from pymongo import MongoClient
 
 from loop.freshness import data_lag_text
-from tests.support.browser import API_TOKEN, build_dataset, screenshot, wait_ready
-from tests.support.integration import HOW_TO_START, MONGO_URL, service_env, skip_or_fail, unreachable
+from tests.support.browser import API_TOKEN, build_dataset, page_stack_env, screenshot, wait_ready
+from tests.support.integration import MONGO_URL
 from tests.support.processes import run_manage, start_gunicorn
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.accounts]
@@ -61,19 +59,10 @@ class HistoryStack:
 
 @pytest.fixture(scope="module")
 def history_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HistoryStack]:
-    problem = unreachable()
-    if problem:
-        skip_or_fail(f"integration servers not reachable ({problem}): {HOW_TO_START}")
-    run_id = uuid.uuid4().hex[:10]
-    logs = tmp_path_factory.mktemp("history-browser-logs")
-    db_name = f"loop_history_browser_{run_id}"
-    without_tokens = {k: v for k, v in os.environ.items() if k not in ("API_TOKEN", "API_READ_TOKEN")}
-    env = {
-        **service_env(without_tokens, db_name=db_name, queue=f"unused_{run_id}", secret=f"history-{run_id}", logs=logs),
-        "CELERY_BROKER_URL": "memory://",
-        "API_TOKEN": API_TOKEN,
-        "TRIGGER_RATE_LIMIT": "",
-    }
+    made_env = page_stack_env(
+        tmp_path_factory, "history_browser", CELERY_BROKER_URL="memory://", API_TOKEN=API_TOKEN, TRIGGER_RATE_LIMIT=""
+    )
+    env, db_name, logs = made_env.env, made_env.db_name, made_env.logs
     migrated = run_manage(env, "migrate", "--noinput")
     assert migrated.returncode == 0, migrated.stderr
     made = run_manage(env, "shell", "-c", USERS)  # one process for both (a manage.py start is seconds)
