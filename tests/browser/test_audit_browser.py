@@ -13,13 +13,13 @@ import pytest
 import requests
 from pymongo import MongoClient
 
-from tests.support.browser import API_TOKEN, page_stack_env, wait_ready
+from tests.support.browser import API_TOKEN, TOKEN_AUTH, page_stack_env, sign_in_to, wait_ready
 from tests.support.integration import MONGO_URL
 from tests.support.processes import run_manage, start_gunicorn
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.accounts]
 
-AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+AUTH = TOKEN_AUTH
 PASSWORD = "audit page lantern harbour 58"
 # What the admin sees, newest first: (actor, action, target, from, request id).
 ENTRIES = [
@@ -71,14 +71,7 @@ def audit_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def sign_in(page: Any, base: str, username: str) -> None:
-    """Open the audit page, be sent to the sign-in form, sign in and come back to it."""
-    page.goto(f"{base}/dashboard/audit/")
-    assert page.url == f"{base}/accounts/login/?next=/dashboard/audit/"
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}/dashboard/audit/")
-    wait_ready(page)
+    sign_in_to(page, base, "/dashboard/audit/", username, PASSWORD)
 
 
 def rows(page: Any) -> list[list[str]]:

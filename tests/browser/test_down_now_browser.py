@@ -25,17 +25,15 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import requests
 from pymongo import MongoClient
 
-from tests.support.browser import API_TOKEN, page_stack_env, screenshot, wait_ready
+from tests.support.browser import API_TOKEN, TokenClient, page_stack_env, screenshot, wait_ready
 from tests.support.integration import MONGO_URL
 from tests.support.processes import start_gunicorn
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 DAY = "2024-10-14"
-AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 ON, OFF = "active", "inactive"  # a poll's status
 BATCHES = [
     ("10:00", {"silent-2": ON, "down-1": ON, "down-2": ON, "resolved-1": ON, "up-1": ON, "silent-1": ON}),
@@ -47,20 +45,7 @@ BATCHES = [
 ]
 
 
-class AlertStack:
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-
-    def get(self, path: str) -> Any:
-        response = requests.get(f"{self.base_url}{path}", headers=AUTH, timeout=30)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def send(self, method: str, path: str, body: Any = None) -> Any:
-        response = requests.request(method, f"{self.base_url}{path}", json=body, headers=AUTH, timeout=30)
-        assert response.status_code < 300, response.text
-        return response.json() if response.content else None
-
+class AlertStack(TokenClient):
     def wait_evaluated(self, hhmm: str, timeout: float = 60) -> None:
         """Each batch gets its own evaluation: wait for it before the next (they would share one)."""
         deadline = time.monotonic() + timeout

@@ -21,17 +21,23 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import requests
 from pymongo import MongoClient
 
 from loop.freshness import data_lag_text
-from tests.support.browser import API_TOKEN, build_dataset, page_stack_env, screenshot, wait_ready
+from tests.support.browser import (
+    API_TOKEN,
+    TokenClient,
+    build_dataset,
+    page_stack_env,
+    screenshot,
+    sign_in_to,
+    wait_ready,
+)
 from tests.support.integration import MONGO_URL
 from tests.support.processes import run_manage, start_gunicorn
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.accounts]
 
-AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 PASSWORD = "ninety days of lanterns 31"
 CHART_DAYS = 90  # loop.dashboard.CHART_DAYS
 USERS = f"""
@@ -42,19 +48,8 @@ for name, role in (("otto", "operator"), ("vera", "viewer")):
 
 
 @dataclass
-class HistoryStack:
-    base_url: str
+class HistoryStack(TokenClient):
     channel_id: str
-
-    def get(self, path: str) -> Any:
-        response = requests.get(f"{self.base_url}{path}", headers=AUTH, timeout=30)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def send(self, method: str, path: str, body: Any = None) -> Any:
-        response = requests.request(method, f"{self.base_url}{path}", json=body, headers=AUTH, timeout=30)
-        assert response.status_code < 300, response.text
-        return response.json() if response.content else None
 
 
 @pytest.fixture(scope="module")
@@ -85,14 +80,7 @@ def history_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HistorySt
 
 
 def sign_in(page: Any, base: str, path: str, username: str) -> None:
-    """Open a page, be sent to the sign-in form, sign in and come back to it."""
-    page.goto(f"{base}{path}")
-    assert page.url == f"{base}/accounts/login/?next={path}"
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}{path}")
-    wait_ready(page)
+    sign_in_to(page, base, path, username, PASSWORD)
 
 
 def cells(row: Any) -> list[str]:

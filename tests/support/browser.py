@@ -41,6 +41,7 @@ PHONE = {"width": 390, "height": 844}
 SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR") or Path(__file__).resolve().parents[2] / "var" / "screenshots")
 LOOP_FILES = ("store_status.csv", "menu_hours.csv", "timezones.csv")
 API_TOKEN = "browser-Token_0123456789abcdef"
+TOKEN_AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 # The browser stack's worker pauses each report this long after marking it started, so the page's
 # progress is seen before its CSV link (tests/support/delayed_worker.py; production has no pause).
 REPORT_PAUSE_S = 2.0
@@ -52,6 +53,34 @@ class PageStackEnv:
     db_name: str
     queue: str
     logs: Path
+
+
+@dataclass
+class TokenClient:
+    """The API as a browser fixture's own set-up calls it: with API_TOKEN, every answer a success."""
+
+    base_url: str
+
+    def get(self, path: str) -> Any:
+        response = requests.get(f"{self.base_url}{path}", headers=TOKEN_AUTH, timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def send(self, method: str, path: str, body: Any = None) -> Any:
+        response = requests.request(method, f"{self.base_url}{path}", json=body, headers=TOKEN_AUTH, timeout=30)
+        assert response.status_code < 300, response.text
+        return response.json() if response.content else None
+
+
+def sign_in_to(page: Any, base: str, path: str, username: str, password: str) -> None:
+    """Open a page, be sent to the sign-in form, sign in and come back to it."""
+    page.goto(f"{base}{path}")
+    assert page.url == f"{base}/accounts/login/?next={path}"
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}{path}")
+    wait_ready(page)
 
 
 def page_stack_env(tmp_path_factory: pytest.TempPathFactory, name: str, **extra: str) -> PageStackEnv:
