@@ -15,6 +15,7 @@ from loop.services.alerts import evaluate_alerts, remove_old_alerts, send_remind
 from loop.services.deliveries import deliver, send_due_deliveries
 from loop.services.imports import recover_lost_imports, remove_abandoned_uploads
 from loop.services.ingest import compact_polls
+from loop.services.jobs import remove_old_job_claims
 from loop.services.reports import recover_lost_reports, remove_old_reports
 from myproject.celery import app
 
@@ -91,6 +92,12 @@ def remove_old_reports_task() -> int:
 def remove_abandoned_uploads_task() -> int:
     """Beat (hourly): remove uploads a web process died receiving (no import owns them)."""
     return remove_abandoned_uploads()
+
+
+@app.task(name=queue.REMOVE_OLD_JOB_CLAIMS_TASK, ignore_result=True)
+def remove_old_job_claims_task() -> int:
+    """Beat (hourly): remove the lost-job take-over claims nothing can race for any more."""
+    return remove_old_job_claims()
 
 
 @app.task(name=queue.RECOVER_LOST_JOBS_TASK, ignore_result=True)

@@ -20,6 +20,7 @@ from pymongo.database import Database
 
 from loop import queue, storage
 from loop.services import imports, jobs, reports
+from loop.storage.schema import JOB_CLAIMS
 from loop.timeutil import utcnow
 from tests.support.worked_example import EXAMPLE_CSV, EXAMPLE_NOW, load_example
 
@@ -123,6 +124,30 @@ def test_of_two_starts_that_read_the_same_free_state_only_one_takes_the_job(
     assert storage.mark_report_started(mdb, REPORT_ID, worker="w:2", retries=0, token="two", live_since=ago(60)) is None
     monkeypatch.undo()
     assert storage.get_report(mdb, REPORT_ID)["attempt_token"] == "one"
+
+
+def test_take_over_claims_older_than_a_day_are_removed_by_the_hourly_task(mdb: Database) -> None:
+    from django.conf import settings as live
+
+    from loop import tasks
+
+    assert live.CELERY_BEAT_SCHEDULE["remove-old-job-claims"]["task"] == tasks.remove_old_job_claims_task.name
+    storage.create_report(mdb, REPORT_ID, EXAMPLE_NOW)
+    assert storage.mark_report_started(mdb, REPORT_ID, worker="w:1", retries=0, token="one", live_since=ago(60))
+    claims = mdb[JOB_CLAIMS]
+    assert claims.count_documents({}) == 1  # the first start took the job from nobody: one claim
+    claims.insert_many(
+        [
+            {"_id": "reports:old:x:0", "token": "t", "at": ago(86_400 + 60)},
+            {"_id": "imports:old:y:1", "token": "t", "at": ago(3 * 86_400)},
+            {"_id": "reports:recent:z:0", "token": "t", "at": ago(86_400 - 60)},
+        ]
+    )
+    assert tasks.remove_old_job_claims_task() == 2
+    assert sorted(doc["_id"] for doc in claims.find({})) == sorted(
+        ["reports:recent:z:0", f"{storage.REPORTS}:{REPORT_ID}:None:0"]
+    )
+    assert tasks.remove_old_job_claims_task() == 0
 
 
 def test_a_dead_process_on_this_host_is_replaced_at_once(mdb: Database, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 from django.conf import settings
 from pymongo.database import Database
 
+from loop import storage
 from loop.errors import short_error
 from loop.storage import ReportStatus
 from loop.timeutil import utcnow
@@ -227,3 +228,16 @@ def recover_lost(jobs: JobStore[Any], *, db: Database) -> int:
     for doc in lost:
         recover_if_lost(jobs, db=db, doc=doc)
     return len(lost)
+
+
+# A take-over claim (loop.storage.jobs.start_attempt) only settles deliveries of one job racing to take
+# over the same lost attempt, seconds apart; the next take-over names another claim. A day is far past that.
+JOB_CLAIM_KEEP = dt.timedelta(days=1)
+
+
+def remove_old_job_claims() -> int:
+    """Beat (hourly): remove take-over claims older than JOB_CLAIM_KEEP; how many went."""
+    removed = storage.delete_claims_before(storage.get_db(), utcnow() - JOB_CLAIM_KEEP)
+    if removed:
+        logger.info("removed %d job take-over claim(s) older than %s", removed, JOB_CLAIM_KEEP)
+    return removed

@@ -82,6 +82,7 @@ from loop.storage.imports import (
     set_import_progress,
     silent_imports,
 )
+from loop.storage.jobs import delete_claims_before
 from loop.storage.maintenance import (
     delete_maintenance_window,
     get_maintenance_window,
@@ -331,6 +332,7 @@ __all__ = [
     "discard_unqueued_report",
     "delete_finished_report",
     "delete_finished_reports_before",
+    "delete_claims_before",
     "list_reports",
     "set_report_phase",
     "delete_file",

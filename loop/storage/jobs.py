@@ -16,6 +16,7 @@ from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.collection import Collection
+from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from loop.storage.schema import JOB_CLAIMS
@@ -110,3 +111,8 @@ def settle_lost(
         },
     )
     return result.matched_count == 1
+
+
+def delete_claims_before(db: Database, before: dt.datetime) -> int:
+    """Remove the take-over claims made before ``before`` (``start_attempt``'s); how many went."""
+    return db[JOB_CLAIMS].delete_many({"at": {"$lt": before}}).deleted_count
