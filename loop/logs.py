@@ -157,14 +157,21 @@ def formatter_for(log_format: str) -> logging.Formatter:
     return JsonFormatter() if log_format == JSON else TextFormatter()
 
 
-def logging_config(log_format: str, level: str) -> dict[str, Any]:
+# The loggers of the lines written per request and per task (``LOG_ACCESS``): the access line, and a task's
+# ``sent`` / ``started`` / ``finished`` lines.
+ACCESS_LOGGERS = ("loop.access", "loop.task_logs")
+
+
+def logging_config(log_format: str, level: str, access: bool = True) -> dict[str, Any]:
     """``LOGGING`` for ``log_format`` (anything but ``json`` is text): one handler on stderr, at the root.
 
     Django's own loggers keep no handler of their own (their lines reach the root, in the chosen format,
     once); ``django.server`` (runserver's line per request) is quiet below ERROR: the app's access line
-    (``loop.access``, ``loop.request_ids``) says the same with the request id.
+    (``loop.access``, ``loop.request_ids``) says the same with the request id. ``access=False``
+    (``LOG_ACCESS=0``) quiets the lines written per request and per task (``ACCESS_LOGGERS``) below WARNING.
     """
     formatter = JSON if log_format == JSON else TEXT
+    quiet = {} if access else {name: {"level": "WARNING"} for name in ACCESS_LOGGERS}
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -177,5 +184,6 @@ def logging_config(log_format: str, level: str) -> dict[str, Any]:
             # gunicorn's own lines (start, workers, errors) in the same format; its level stays --log-level's.
             "gunicorn.error": {"handlers": ["console"], "propagate": False},
             "gunicorn.access": {"handlers": ["console"], "propagate": False},
+            **quiet,
         },
     }
