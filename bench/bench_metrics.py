@@ -103,6 +103,11 @@ SETTINGS = {
         "on": {"LOG_FORMAT": "json", "LOG_ACCESS": "1", "METRICS_ENABLED": "1"},
         "off": {"LOG_FORMAT": "text", "LOG_ACCESS": "0", "METRICS_ENABLED": "0"},
     },
+    # A control: the same settings on both stacks (any "cost" it shows is the benchmark's own error).
+    "same": {
+        "on": {"LOG_FORMAT": "json", "LOG_ACCESS": "1", "METRICS_ENABLED": "1"},
+        "off": {"LOG_FORMAT": "json", "LOG_ACCESS": "1", "METRICS_ENABLED": "1"},
+    },
     "metrics": {
         "on": {"LOG_FORMAT": "json", "LOG_ACCESS": "1", "METRICS_ENABLED": "1"},
         "off": {"LOG_FORMAT": "json", "LOG_ACCESS": "1", "METRICS_ENABLED": "0"},
@@ -152,17 +157,28 @@ def offline_once(env: dict[str, str], data: Path, output: Path) -> float:
     return time.perf_counter() - began
 
 
-def interleaved(name: str, rounds: int, measure: Any, higher_is_better: bool, unit: str) -> dict[str, Any]:
+def interleaved(
+    name: str, rounds: int, measure: Any, unit: str, into: dict[str, list[float]] | None = None
+) -> dict[str, list[float]]:
     """``measure(side)`` for side on/off, ``rounds`` pairs in ABBA order (on, off, off, on, ...): a drift of the
-    machine falls on both sides. Each pair gives a ratio on/off; the verdict reads their median."""
-    on: list[float] = []
-    off: list[float] = []
+    machine falls on both sides. Appends to ``into`` (the values of earlier blocks) and returns it."""
+    values = into if into is not None else {"on": [], "off": []}
     for index in range(rounds):
         for side in ("on", "off") if index % 2 == 0 else ("off", "on"):
             value = measure(side)
-            (on if side == "on" else off).append(value)
+            values[side].append(value)
             load = os.getloadavg()[0]
-            print(f"  {name} round {index + 1} {side}: {value:,.2f} {unit}  (load {load:.1f})", flush=True)
+            print(
+                f"  {name} pair {max(len(values['on']), len(values['off']))} {side}: "
+                f"{value:,.2f} {unit}  (load {load:.1f})",
+                flush=True,
+            )
+    return values
+
+
+def summarise(name: str, values: dict[str, list[float]], higher_is_better: bool, unit: str) -> dict[str, Any]:
+    """Each pair's ratio on/off; the verdict reads their median (PASS: a cost of at most 5%)."""
+    on, off = values["on"], values["off"]
     ratios = sorted(a / b for a, b in zip(on, off, strict=True))
     median = statistics.median(ratios)
     cost = (1 - median) * 100 if higher_is_better else (median - 1) * 100
@@ -183,6 +199,11 @@ def interleaved(name: str, rounds: int, measure: Any, higher_is_better: bool, un
         flush=True,
     )
     return figures
+
+
+def share(total: int, blocks: int, block: int) -> int:
+    """Block ``block``'s part of ``total`` pairs (the first blocks take the remainder)."""
+    return total // blocks + (1 if block < total % blocks else 0)
 
 
 def print_table(result: dict[str, Any], compare: str) -> None:
@@ -228,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=6, help="load rounds: pairs of one on and one off")
     parser.add_argument("--report-rounds", type=int, default=6, help="trigger -> Complete pairs")
     parser.add_argument("--offline-rounds", type=int, default=4, help="offline generate_report pairs")
+    parser.add_argument("--blocks", type=int, default=2, help="load and report pairs spread over this many starts")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of one load round")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--in-flight", type=int, default=2)
@@ -301,50 +323,68 @@ def main(argv: list[str] | None = None) -> int:
 
         if parts & {"load", "report"}:
             # Both stacks up at once (each its own queue, worker and exporter port), so the rounds alternate
-            # without restarts; only the stack of the round is busy.
-            stacks: dict[str, tuple[Any, Any]] = {}
-            try:
-                for side, values in SETTINGS[args.compare].items():
-                    side_env = {
-                        **env,
-                        **values,
-                        "CELERY_QUEUE": f"{queue}_{side}",
-                        "WORKER_METRICS_PORT": str(free_port()),
-                    }
-                    stacks[side] = start(side_env, logs, side)
-                print(f"two stacks: on {stacks['on'][0].url}, off {stacks['off'][0].url}: {SETTINGS[args.compare]}")
-                first = {side: first_report(web.url) for side, (web, _) in stacks.items()}
-                if "load" in parts:
-                    print(f"load: {args.clients} clients, {args.duration:.0f} s a round, {args.rounds} pairs")
-                    reports = {side: Reports() for side in stacks}
-                    for side, report_id in first.items():
-                        reports[side].add(report_id)
-                    result["load"] = interleaved(
-                        "load",
-                        args.rounds,
-                        lambda side: load_once(stacks[side][0].url, reports[side], args),
-                        True,
-                        "req/s",
+            # without restarts; only the stack of the round is busy. Started afresh for each of --blocks blocks,
+            # in turn on first and off first, so what one pair of processes happens to be (their place in
+            # memory, which started first) does not fall on one side only.
+            load_values: dict[str, list[float]] = {"on": [], "off": []}
+            report_values: dict[str, list[float]] = {"on": [], "off": []}
+            for block in range(args.blocks):
+                stacks: dict[str, tuple[Any, Any]] = {}
+                try:
+                    order = list(SETTINGS[args.compare].items())
+                    for side, values in order if block % 2 == 0 else order[::-1]:
+                        side_env = {
+                            **env,
+                            **values,
+                            "CELERY_QUEUE": f"{queue}_{side}",
+                            "WORKER_METRICS_PORT": str(free_port()),
+                        }
+                        stacks[side] = start(side_env, logs, f"{side}-{block}")
+                    print(
+                        f"block {block + 1}/{args.blocks}: stacks on {stacks['on'][0].url}, off {stacks['off'][0].url}"
                     )
-                if "report" in parts:
-                    print(f"report: trigger -> Complete, {args.report_rounds} pairs", flush=True)
-                    result["report"] = interleaved(
-                        "report", args.report_rounds, lambda side: report_once(stacks[side][0].url), False, "s"
-                    )
-            finally:
-                for web, worker in stacks.values():
-                    stop(web, worker)
+                    first = {side: first_report(web.url) for side, (web, _) in stacks.items()}
+                    if "load" in parts:
+                        print(f"load: {args.clients} clients, {args.duration:.0f} s a round")
+                        reports = {side: Reports() for side in stacks}
+                        for side, report_id in first.items():
+                            reports[side].add(report_id)
+                        interleaved(
+                            "load",
+                            share(args.rounds, args.blocks, block),
+                            lambda side, stacks=stacks, reports=reports: load_once(
+                                stacks[side][0].url, reports[side], args
+                            ),
+                            "req/s",
+                            load_values,
+                        )
+                    if "report" in parts:
+                        print("report: trigger -> Complete", flush=True)
+                        interleaved(
+                            "report",
+                            share(args.report_rounds, args.blocks, block),
+                            lambda side, stacks=stacks: report_once(stacks[side][0].url),
+                            "s",
+                            report_values,
+                        )
+                finally:
+                    for web, worker in stacks.values():
+                        stop(web, worker)
+            if "load" in parts:
+                result["load"] = summarise("load", load_values, True, "req/s")
+            if "report" in parts:
+                result["report"] = summarise("report", report_values, False, "s")
 
         if "offline" in parts:
             print(f"offline: generate_report --csv-dir {args.data}, {args.offline_rounds} pairs", flush=True)
             outputs = {side: logs / f"offline-{side}.csv" for side in ("on", "off")}
-            result["offline"] = interleaved(
+            offline_values = interleaved(
                 "offline",
                 args.offline_rounds,
                 lambda side: offline_once({**env, **SETTINGS[args.compare][side]}, args.data, outputs[side]),
-                False,
                 "s",
             )
+            result["offline"] = summarise("offline", offline_values, False, "s")
             same = outputs["on"].read_bytes() == outputs["off"].read_bytes()
             result["offline"]["same_csv"] = same
             print(f"  offline CSV on == off: {same}")

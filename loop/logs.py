@@ -171,7 +171,7 @@ def logging_config(log_format: str, level: str, access: bool = True) -> dict[str
     (``LOG_ACCESS=0``) quiets the lines written per request and per task (``ACCESS_LOGGERS``) below WARNING.
     """
     formatter = JSON if log_format == JSON else TEXT
-    quiet = {} if access else {name: {"level": "WARNING"} for name in ACCESS_LOGGERS}
+    quiet = {name: {"level": "NOTSET" if access else "WARNING"} for name in ACCESS_LOGGERS}
     return {
         "version": 1,
         "disable_existing_loggers": False,

@@ -177,6 +177,13 @@ def test_e015_log_format_is_text_or_json() -> None:
     ]
 
 
+def test_e001_log_access_is_a_boolean() -> None:
+    assert loop_messages({**PRODUCTION, "LOG_ACCESS": "0"}) == []
+    assert loop_messages({**PRODUCTION, "LOG_ACCESS": "quiet"}) == [
+        "(loop.E001) LOG_ACCESS must be a boolean (1/0, true/false), got 'quiet'"
+    ]
+
+
 def test_every_error_is_reported_at_once() -> None:
     env = {"DEBUG": "0", "API_READ_TOKEN": "reader", "INGEST_MAX_BODY_BYTES": "1", "TRIGGER_RATE_LIMIT": "x"}
     ids = [message.split(")")[0] + ")" for message in loop_messages(env)]
