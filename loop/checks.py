@@ -13,6 +13,7 @@ import re
 import sys
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.apps import AppConfig
 from django.conf import settings
@@ -79,6 +80,7 @@ def settings_check(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> li
     return [
         *_unparsable_values(),
         *_log_format(),
+        *_otlp_endpoint(),
         *_secret_key(),
         *_limits(),
         *_tokens(),
@@ -126,6 +128,22 @@ def _log_format() -> list[checks.CheckMessage]:
             f"LOG_FORMAT must be one of {', '.join(FORMATS)}, got {settings.LOG_FORMAT!r}",
             hint="LOG_FORMAT=json for one JSON object a line (compose, log collectors), text for a terminal.",
             id="loop.E015",
+        )
+    ]
+
+
+def _otlp_endpoint() -> list[checks.CheckMessage]:
+    value = settings.OTEL_EXPORTER_OTLP_ENDPOINT
+    if not value:
+        return []
+    parsed = urlsplit(value)
+    if parsed.scheme in ("http", "https") and parsed.hostname and not parsed.query and not parsed.fragment:
+        return []
+    return [
+        checks.Error(
+            f"OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL (or empty: no tracing), got {value!r}",
+            hint="The base URL of an OTLP/HTTP receiver, e.g. http://otel-collector:4318 (spans go to /v1/traces).",
+            id="loop.E018",
         )
     ]
 
