@@ -128,6 +128,27 @@ class JsonFormatter(_BaseJsonFormatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 (logging's name)
         return _utc_time(record)
 
+    def format(self, record: logging.LogRecord) -> str:
+        """The same line as python-json-logger's ``format`` (which the rare cases still take: a dict message, a
+        traceback, a stack), made in one pass: an access line costs ~40% less (docs/benchmarks.md)."""
+        if record.exc_info or record.exc_text or record.stack_info or isinstance(record.msg, dict):
+            return super().format(record)
+        message = record.message = record.getMessage()
+        log_data: dict[str, Any] = {
+            "time": _utc_time(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "event": message,
+        }
+        skip = self._skip_fields
+        for key, value in record.__dict__.items():
+            if key not in skip and key[:1] != "_":
+                log_data[key] = value
+        for key, value in _fields.get().items():
+            log_data.setdefault(key, value)
+        log_data.pop("request", None)
+        return self.jsonify_log_record(log_data)
+
     def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         super().add_fields(log_data, record, message_dict)
         for key, value in _fields.get().items():
