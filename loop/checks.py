@@ -13,7 +13,6 @@ import re
 import sys
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.apps import AppConfig
 from django.conf import settings
@@ -23,6 +22,7 @@ from django.core.exceptions import ImproperlyConfigured
 from loop.backends import MONGO_SCHEMES
 from loop.logs import FORMATS
 from loop.rates import parse_rate
+from loop.tracing import is_otlp_url
 
 # The tag of the checks below: gunicorn and Celery run only these at start-up.
 SETTINGS_TAG = "loop_settings"
@@ -136,8 +136,7 @@ def _otlp_endpoint() -> list[checks.CheckMessage]:
     value = settings.OTEL_EXPORTER_OTLP_ENDPOINT
     if not value:
         return []
-    parsed = urlsplit(value)
-    if parsed.scheme in ("http", "https") and parsed.hostname and not parsed.query and not parsed.fragment:
+    if is_otlp_url(value):
         return []
     return [
         checks.Error(

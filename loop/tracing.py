@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 _done: list[str] = []
 _lock = threading.Lock()
@@ -31,8 +32,15 @@ def endpoint() -> str:
     return str(settings.OTEL_EXPORTER_OTLP_ENDPOINT)
 
 
+def is_otlp_url(value: str) -> bool:
+    """An http(s) URL with a host and no query or fragment (loop.E018 refuses anything else)."""
+    parsed = urlsplit(value)
+    return parsed.scheme in ("http", "https") and bool(parsed.hostname) and not parsed.query and not parsed.fragment
+
+
 def enabled() -> bool:
-    return bool(endpoint())
+    """On when the endpoint is set and usable; a bad value leaves it off (the settings check refuses the start)."""
+    return is_otlp_url(endpoint())
 
 
 def traces_url(endpoint: str) -> str:
