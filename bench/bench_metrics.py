@@ -215,7 +215,11 @@ def print_table(result: dict[str, Any], compare: str) -> None:
         "report": "trigger -> Complete, s",
         "offline": "offline generate_report, s",
     }
-    off = "logs (access, task lines) and metrics off" if compare == "ops" else "metrics off"
+    off = {
+        "ops": "logs (access, task lines) and metrics off",
+        "metrics": "metrics off",
+        "same": "the same settings again (control)",
+    }[compare]
     print()
     print(f"| what | on (production) | {off} | on/off, median of pairs | spread | cost | verdict |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
