@@ -34,7 +34,8 @@ help:
 	@echo "make lint            ruff check, ruff format --check and mypy (CI runs it)"
 	@echo "make ci              what CI runs (.ci/run)"
 	@echo "make bench / bench-service / bench-load   benchmarks (offline engine / service / HTTP load)"
-	@echo "make bench-metrics   GET /metrics latency, bench-load throughput with metrics on and off (BENCH_METRICS_ARGS)"
+	@echo "make bench-metrics   GET /metrics latency, then what bench-ops measures (BENCH_METRICS_ARGS)"
+	@echo "make bench-ops       logs + metrics on vs off: bench-load req/s, report and offline time, PASS/FAIL at 5% (BENCH_OPS_ARGS)"
 	@echo "make bench-scale      a report in shards over 1, 2, 4 report workers, their RSS, an alert under a report (BENCH_SCALE_ARGS)"
 	@echo "make bench-history   the daily figures: build, hourly update, store history, trend, movers (BENCH_HISTORY_ARGS)"
 	@echo "make bench-load-mixed  pollers, readers and triggers at once, then with slow clients (BENCH_MIXED_ARGS)"
@@ -191,6 +192,15 @@ BENCH_METRICS_ARGS ?=
 .PHONY: bench-metrics
 bench-metrics: install
 	$(PY) bench/bench_metrics.py $(BENCH_METRICS_ARGS)
+
+# Issue 21's budget (logging and metrics together <= 5%): the same script without the scrape timings. Two stacks
+# up at once, production (LOG_FORMAT=json, LOG_ACCESS=1, METRICS_ENABLED=1) and everything off; bench-load's load,
+# trigger -> Complete and the offline generate_report alternating between them (ABBA), the median of the pairs'
+# ratios, PASS/FAIL. BENCH_OPS_ARGS="--data bench-data/stores36780-days60-seed2025-real --parts report,offline".
+BENCH_OPS_ARGS ?=
+.PHONY: bench-ops
+bench-ops: install
+	$(PY) bench/bench_metrics.py --parts load,report,offline $(BENCH_OPS_ARGS)
 
 # Mixed load (issue 16): pollers (POST /store_status/), readers (stores, timelines, reports) and report
 # triggers at once against gunicorn (gunicorn.conf.py) + a celery worker, then again with slow clients;

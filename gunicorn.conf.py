@@ -43,7 +43,9 @@ limit_request_field_size = 8190
 accesslog = None
 logger_class = "myproject.gunicorn_workers.AppAccessLogger"
 logconfig_dict = logging_config(
-    (os.environ.get("LOG_FORMAT") or "text").strip().lower(), (os.environ.get("LOG_LEVEL") or "INFO").strip()
+    (os.environ.get("LOG_FORMAT") or "text").strip().lower(),
+    (os.environ.get("LOG_LEVEL") or "INFO").strip(),
+    (os.environ.get("LOG_ACCESS") or "1").strip().lower() not in {"0", "false", "no", "off"},
 )
 
 # GET /metrics adds up every worker's counts: one multi-process directory, emptied when the master starts,

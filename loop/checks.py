@@ -22,6 +22,7 @@ from django.core.exceptions import ImproperlyConfigured
 from loop.backends import MONGO_SCHEMES
 from loop.logs import FORMATS
 from loop.rates import parse_rate
+from loop.tracing import is_otlp_url
 
 # The tag of the checks below: gunicorn and Celery run only these at start-up.
 SETTINGS_TAG = "loop_settings"
@@ -79,6 +80,7 @@ def settings_check(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> li
     return [
         *_unparsable_values(),
         *_log_format(),
+        *_otlp_endpoint(),
         *_secret_key(),
         *_limits(),
         *_tokens(),
@@ -126,6 +128,21 @@ def _log_format() -> list[checks.CheckMessage]:
             f"LOG_FORMAT must be one of {', '.join(FORMATS)}, got {settings.LOG_FORMAT!r}",
             hint="LOG_FORMAT=json for one JSON object a line (compose, log collectors), text for a terminal.",
             id="loop.E015",
+        )
+    ]
+
+
+def _otlp_endpoint() -> list[checks.CheckMessage]:
+    value = settings.OTEL_EXPORTER_OTLP_ENDPOINT
+    if not value:
+        return []
+    if is_otlp_url(value):
+        return []
+    return [
+        checks.Error(
+            f"OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL (or empty: no tracing), got {value!r}",
+            hint="The base URL of an OTLP/HTTP receiver, e.g. http://otel-collector:4318 (spans go to /v1/traces).",
+            id="loop.E018",
         )
     ]
 

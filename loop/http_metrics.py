@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
@@ -56,13 +57,20 @@ class HttpMetricsMiddleware:
         self.get_response = get_response
         metrics = made()  # at start-up: every process has its series before its first request
         self.requests, self.duration = metrics.HTTP_REQUESTS, metrics.HTTP_DURATION
+        self.series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         began = time.perf_counter()
         response = self.get_response(request)
         seconds = time.perf_counter() - began
         method = request.method if request.method in METHODS else "other"
-        labels = (request_route(request), method, str(response.status_code))
-        self.requests.labels(*labels).inc()
-        self.duration.labels(*labels).observe(seconds)
+        labels = (request_route(request), method, response.status_code)
+        # The labelled series of each (route, method, status), found once: prometheus-client's labels() checks and
+        # locks on every call. Routes are patterns and statuses few, so this stays small.
+        series = self.series.get(labels)
+        if series is None:
+            names = (labels[0], labels[1], str(labels[2]))
+            series = self.series[labels] = (self.requests.labels(*names), self.duration.labels(*names))
+        series[0].inc()
+        series[1].observe(seconds)
         return response

@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import celeryd_after_setup, worker_init
+from celery.signals import celeryd_after_setup, worker_init, worker_process_init
 
 from loop import worker_metrics
 
@@ -35,6 +35,17 @@ def refuse_a_bad_configuration(**kwargs: Any) -> None:
     from loop.checks import exit_on_settings_errors
 
     exit_on_settings_errors()
+
+
+@worker_process_init.connect
+def trace_this_process(**kwargs: Any) -> None:
+    """Each pool process (after the fork) sends its spans when OTEL_EXPORTER_OTLP_ENDPOINT is set (loop/tracing.py)."""
+    from loop import tracing
+
+    if tracing.setup("loop-worker"):
+        import logging
+
+        logging.getLogger("loop.tracing").info("tracing on: spans to %s", tracing.traces_url(tracing.endpoint()))
 
 
 @celeryd_after_setup.connect

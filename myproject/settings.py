@@ -573,4 +573,12 @@ SPECTACULAR_SETTINGS = {
 # "json" (one object a line: time, level, logger, event, request_id, ...) for compose and the image.
 # Anything else keeps text and is refused by loop.checks (loop.E015).
 LOG_FORMAT = env_str("LOG_FORMAT", "text").lower()
-LOGGING = logging_config(LOG_FORMAT, env_str("LOG_LEVEL", "INFO"))
+# The lines written per request (the access line, loop.access) and per task (sent, started, finished):
+# 0 quiets them (warnings and errors still show); `make bench-ops` compares with them and without.
+LOG_ACCESS = env_bool("LOG_ACCESS", True)
+LOGGING = logging_config(LOG_FORMAT, env_str("LOG_LEVEL", "INFO"), LOG_ACCESS)
+
+# Tracing (loop/tracing.py, docs/operations.md#tracing): the base URL of an OTLP/HTTP receiver (spans go to
+# <url>/v1/traces), e.g. http://otel-collector:4318; empty (the default): off, nothing instrumented.
+# An http(s) URL or nothing (loop.E018).
+OTEL_EXPORTER_OTLP_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_ENDPOINT", "")

@@ -21,7 +21,7 @@ NOT_FOR_COMPOSE = {"EMBEDDED_WORKER_THREADS", "STATIC_ROOT"}
 WORKERS = ("worker-reports", "worker-imports", "worker-notifications", "worker-maintenance")
 APP_SERVICES = ("migrate", "loader", "web", *WORKERS, "beat")
 # `docker compose --profile monitoring up` adds these (tests/test_monitoring_profile.py).
-MONITORING = ("prometheus", "grafana")
+MONITORING = ("prometheus", "alertmanager", "grafana")
 # Set per worker service (the kinds it consumes), not shared through x-app-env.
 PER_SERVICE = {"WORKER_QUEUES"}
 
@@ -139,7 +139,7 @@ def test_nginx_is_the_only_door_to_web_with_the_repository_config(compose: dict[
     assert nginx["ports"] == ["8000:8000"]
     published = [name for name, svc in services.items() if svc.get("ports") and not svc.get("profiles")]
     assert published == ["nginx"]
-    # the monitoring profile's Prometheus and Grafana: on the host's loopback only
+    # the monitoring profile's Prometheus, Alertmanager and Grafana: on the host's loopback only
     for name in MONITORING:
         assert all(port.startswith("127.0.0.1:") for port in services[name]["ports"]), name
     assert nginx["depends_on"] == {"web": {"condition": "service_healthy"}}

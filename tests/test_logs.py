@@ -97,6 +97,45 @@ def test_logging_config_is_a_working_dict_config(log_format: str) -> None:
         logging.getLogger().setLevel(saved[1])
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"method": "GET", "status": 200, "duration_ms": 3.2, "report_id": "r9", "request_id": "given"},
+        {"request": object(), "when": __import__("datetime").date(2026, 12, 5), "ratio": float("inf")},
+        {"store_id": "s\u00e9\n1", "_private": 1},
+    ],
+)
+def test_the_one_pass_json_line_is_python_json_logger_s(extra: dict[str, Any]) -> None:
+    from pythonjsonlogger.json import JsonFormatter as Base
+
+    formatter = logs.JsonFormatter()
+    with logs.bound(request_id="abc", task="t", report_id="r1"):
+        one = record("a %s line", "plain", **extra)
+        fast = formatter.format(one)
+        full = Base.format(formatter, one)
+    assert fast == full
+
+
+def test_log_access_off_quiets_only_the_per_request_and_per_task_lines() -> None:
+    names = ("loop.access", "loop.task_logs", "loop.services.reports")
+    saved = (logging.getLogger().handlers[:], logging.getLogger().level)
+    levels = {name: logging.getLogger(name).level for name in names}
+    try:
+        logging.config.dictConfig(logs.logging_config("json", "INFO", access=False))
+        assert not logging.getLogger("loop.access").isEnabledFor(logging.INFO)
+        assert not logging.getLogger("loop.task_logs").isEnabledFor(logging.INFO)
+        assert logging.getLogger("loop.access").isEnabledFor(logging.WARNING)
+        assert logging.getLogger("loop.services.reports").isEnabledFor(logging.INFO)
+        logging.config.dictConfig(logs.logging_config("json", "INFO"))
+        assert logging.getLogger("loop.access").isEnabledFor(logging.INFO)
+    finally:
+        logging.getLogger().handlers[:] = saved[0]
+        logging.getLogger().setLevel(saved[1])
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
 def test_bindings_are_per_thread_and_carried_to_a_pool_thread_only_when_asked() -> None:
     seen: dict[str, Any] = {}
     with logs.bound(request_id="abc"), ThreadPoolExecutor(1) as pool:

@@ -177,6 +177,21 @@ def test_e015_log_format_is_text_or_json() -> None:
     ]
 
 
+def test_e001_log_access_is_a_boolean() -> None:
+    assert loop_messages({**PRODUCTION, "LOG_ACCESS": "0"}) == []
+    assert loop_messages({**PRODUCTION, "LOG_ACCESS": "quiet"}) == [
+        "(loop.E001) LOG_ACCESS must be a boolean (1/0, true/false), got 'quiet'"
+    ]
+
+
+def test_e018_the_otlp_endpoint_is_an_http_url_or_empty() -> None:
+    assert loop_messages({**PRODUCTION, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector:4318"}) == []
+    assert loop_messages({**PRODUCTION, "OTEL_EXPORTER_OTLP_ENDPOINT": "otel-collector:4318"}) == [
+        "(loop.E018) OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL (or empty: no tracing), "
+        "got 'otel-collector:4318'"
+    ]
+
+
 def test_every_error_is_reported_at_once() -> None:
     env = {"DEBUG": "0", "API_READ_TOKEN": "reader", "INGEST_MAX_BODY_BYTES": "1", "TRIGGER_RATE_LIMIT": "x"}
     ids = [message.split(")")[0] + ")" for message in loop_messages(env)]
