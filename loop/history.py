@@ -173,8 +173,9 @@ def daily_figures(
     if pairs is not None:
         wanted = np.zeros((len(store_ids), len(all_dates) - 1), dtype=bool)
         wanted[pairs[0].astype(np.int64), (pairs[1].astype("datetime64[D]") - first).astype(np.int64)] = True
-    order = np.lexsort((poll_us, poll_codes))
-    poll_codes, poll_us, poll_active = poll_codes[order], poll_us[order], poll_active[order]
+    order = _sort_by_store_and_time(poll_codes, poll_us)
+    if order is not None:
+        poll_codes, poll_us, poll_active = poll_codes[order], poll_us[order], poll_active[order]
     n_dates = len(all_dates) - 1
     per_chunk = max(1, PAIRS_PER_CHUNK // max(1, len(store_ids)))
     stores_per_chunk = len(store_ids) if per_chunk > 1 else max(1, PAIRS_PER_CHUNK)
@@ -207,6 +208,42 @@ def daily_figures(
     if len(pieces) > 1:
         out = out.take(np.lexsort((out.date, out.code)))
     return out
+
+
+def _sort_by_store_and_time(codes: np.ndarray, t_us: np.ndarray) -> np.ndarray | None:
+    """The order that sorts polls by (code, time), stable (``np.lexsort``'s); None when already sorted.
+
+    Polls come as days sorted by (store, time) one after the other: one int64 key (code, then time) sorted
+    stably merges those runs, much faster than a two-key lexsort."""
+    if len(codes) < 2:
+        return None
+    codes = codes.astype(np.int64, copy=False)
+    t0 = int(t_us.min())
+    span = int(t_us.max()) - t0
+    bits = max(1, span.bit_length())
+    if codes.min() < 0 or int(codes.max()).bit_length() + bits > 62:
+        return np.lexsort((t_us, codes))
+    key = (codes << bits) + (t_us - t0)
+    if bool((key[1:] >= key[:-1]).all()):
+        return None
+    return np.argsort(key, kind="stable")
+
+
+def _first_poll_per_instant(pair: np.ndarray, time: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """``rules.first_poll_per_instant(pair, time, ~active)`` (the same positions in the same order), with one
+    int64 key sorted stably instead of a three-key lexsort when (pair, time) fit in it (times are >= 0)."""
+    if len(pair) == 0:
+        return np.zeros(0, dtype=np.int64)
+    bits = max(1, int(time.max()).bit_length())
+    if int(time.min()) < 0 or int(pair.max()).bit_length() + bits + 1 > 62:
+        return first_poll_per_instant(pair, time, ~active)
+    # Within an instant the inactive poll first (rule 2): active sorts after inactive.
+    key = (((pair.astype(np.int64) << bits) + time) << 1) + active.astype(np.int64)
+    order = np.argsort(key, kind="stable")
+    instant = key[order] >> 1
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = instant[1:] != instant[:-1]
+    return order[starts]
 
 
 def _chunk(
@@ -274,7 +311,7 @@ def _chunk(
     p_pair = poll_codes[idx].astype(np.int64) * nd + jj
     p_time = (poll_us[idx] - pair_start[p_pair]) * UNITS_PER_US
     p_active = poll_active[idx]
-    one = first_poll_per_instant(p_pair, p_time, ~p_active)
+    one = _first_poll_per_instant(p_pair, p_time, p_active)
     p_pair, p_time, p_active = p_pair[one], p_time[one], p_active[one]
     # Rule 6: only polls inside business hours count.
     lane = p_pair << LANE_BITS
