@@ -617,11 +617,10 @@ def build_history(*, db: Database | None = None) -> HistoryBuild:
             )
         first_date, last_date = inputs.first_date(), inputs.last_date()
         d0, d1 = first_date.min(), last_date.max()
-        block = hs.block_of(inputs.store_ids.tolist(), blocks)
-        date_block = hs.block_of(inputs.store_ids.tolist(), date_blocks)
         all_dates = np.arange(d0, d1 + 1, dtype="datetime64[D]")
         names = np.datetime_as_string(all_dates, unit="D").tolist()
         fold_upto = (date.fromisoformat(names[-1]) - timedelta(days=FOLD_LAG_DAYS)).isoformat()
+        layout = _build_layout(inputs, blocks, date_blocks, fold_upto)
         # Readers use the date documents while the tiles are rewritten.
         hs.write_meta(db, {"folded_through": None})
         hs.drop_dates(db, [d for d in old_dates if d not in set(names)])
@@ -640,11 +639,10 @@ def build_history(*, db: Database | None = None) -> HistoryBuild:
                 if k + 1 < len(chunks):
                     coming = prefetch.submit(_read_polls, db, chunks[k + 1][0], chunks[k + 1][-1], None)
                 clock = _phase(phases, "wait_for_polls", clock)
-                rows = _build_chunk(inputs, polls, chunk, first_date, last_date)
-                code = pd.Index(inputs.store_ids).get_indexer(rows["store_id"])
+                figures = _build_chunk(inputs, polls, chunk, first_date, last_date)
                 _phase(phases, "compute", clock)
-                _write_chunk(db, rows, (date_block[code], block[code], date_blocks, blocks), chunk, fold_upto, phases)
-                rows_total += len(rows)
+                _write_chunk(db, figures, layout, chunk, phases)
+                rows_total += len(figures)
         hs.write_meta(
             db,
             {
@@ -662,30 +660,134 @@ def build_history(*, db: Database | None = None) -> HistoryBuild:
     return HistoryBuild(len(inputs.store_ids), len(names), rows_total, time.perf_counter() - began, phases)
 
 
-def _write_chunk(
-    db: Database,
-    rows: pd.DataFrame,
-    blocks: tuple[np.ndarray, np.ndarray, int, int],
-    chunk: np.ndarray,
-    fold_upto: str,
-    phases: dict[str, float],
-) -> None:
-    """A built month: its date documents, its tiles (dates up to ``fold_upto``) and its group totals.
-    ``blocks``: each row's date block and tile block, and how many of each."""
-    date_block, tile_block, date_blocks, tile_blocks = blocks
+def _write_chunk(db: Database, figures: DailyFigures, layout: _BuildLayout, chunk: np.ndarray, phases: dict[str, float]) -> None:
+    """A built month (``figures`` sorted by code and date): its date documents, its tiles (dates up to
+    ``layout.fold_upto``) and its group totals. The documents are packed straight from the figures' arrays
+    (rows ordered by one integer sort, the stores' strings encoded once): the same documents as
+    ``_pack_block`` makes of the same rows."""
     clock = time.perf_counter()
-    by_date = rows.assign(block=date_block).sort_values(["date", "block", "store_id"], kind="stable")
-    for name, on_date in by_date.groupby("date", sort=True):
-        hs.fill_shelf(db, hs.DATES, str(name), _by_block(on_date), date_blocks)
+    code, day = figures.code, figures.date.astype(np.int64)
+    values = {c: getattr(figures, c) for c in (*hs.FLOATS, *hs.INTS)}
+    rank = layout.rank[code]
+    # Date documents: by (date, block, store id); every store has one row per date.
+    order = np.lexsort((rank, layout.date_block[code], day))
+    docs: dict[int, list[dict[str, Any]]] = {}
+    for lo, hi in _runs(day[order] * (layout.date_blocks + 1) + layout.date_block[code[order]]):
+        rows = order[lo:hi]
+        first = int(day[rows[0]])
+        docs.setdefault(first, []).append(
+            hs.pack_coded_block(
+                _day_name(first),
+                int(layout.date_block[code[rows[0]]]),
+                layout.labels,
+                code[rows],
+                day[rows],
+                {c: v[rows] for c, v in values.items()},
+            )
+        )
+    for first, mine in docs.items():
+        hs.fill_docs(db, hs.DATES, _day_name(first), mine, layout.date_blocks)
     clock = _phase(phases, "write_dates", clock)
-    by_tile = rows.assign(block=tile_block).sort_values(["block", "store_id", "date"], kind="stable")
-    folded = by_tile[(by_tile["date"] <= fold_upto).to_numpy()]
+    # Month tiles: the folded dates, by (block, store id, date).
+    folded = np.flatnonzero(day <= layout.fold_upto)
     if len(folded):
+        order = folded[np.lexsort((day[folded], rank[folded], layout.tile_block[code[folded]]))]
         month = str(chunk[0])[:7]
-        hs.fill_shelf(db, hs.TILES, month, _by_block(folded), tile_blocks)
+        tiles = [
+            hs.pack_coded_block(
+                month,
+                int(layout.tile_block[code[rows[0]]]),
+                layout.labels,
+                code[rows],
+                day[rows],
+                {c: v[rows] for c, v in values.items()},
+            )
+            for rows in (order[lo:hi] for lo, hi in _runs(layout.tile_block[code[order]]))
+        ]
+        hs.fill_docs(db, hs.TILES, month, tiles, layout.tile_blocks)
     clock = _phase(phases, "write_tiles", clock)
-    hs.add_to_trend(db, _totals(rows), replace_dates=np.datetime_as_string(chunk).tolist())
+    hs.add_to_trend(db, _coded_totals(figures, layout), replace_dates=np.datetime_as_string(chunk).tolist())
     _phase(phases, "trend", clock)
+
+
+@dataclass(frozen=True)
+class _BuildLayout:
+    """What a full build's writes need per store code: its date block, tile block, rank in id order, labels."""
+
+    date_block: np.ndarray
+    tile_block: np.ndarray
+    date_blocks: int
+    tile_blocks: int
+    rank: np.ndarray
+    labels: hs.StoreLabels
+    group: np.ndarray  # each store's (region, brand) group: an index into regions/brands
+    regions: np.ndarray
+    brands: np.ndarray
+    fold_upto: int  # days since 1970-01-01: dates up to it go into the tiles
+
+
+def _build_layout(inputs: _Inputs, blocks: int, date_blocks: int, fold_upto: str) -> _BuildLayout:
+    ids = inputs.store_ids.tolist()
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[np.argsort(inputs.store_ids, kind="stable")] = np.arange(len(ids))
+    pairs = pd.MultiIndex.from_arrays([inputs.region.astype(object), inputs.brand.astype(object)])
+    group, uniques = pd.factorize(pairs)
+    return _BuildLayout(
+        date_block=hs.block_of(ids, date_blocks),
+        tile_block=hs.block_of(ids, blocks),
+        date_blocks=date_blocks,
+        tile_blocks=blocks,
+        rank=rank,
+        labels=hs.StoreLabels(inputs.store_ids, inputs.region, inputs.brand),
+        group=group.astype(np.int64),
+        regions=np.asarray(uniques.get_level_values(0), dtype=object),
+        brands=np.asarray(uniques.get_level_values(1), dtype=object),
+        fold_upto=int(np.datetime64(fold_upto, "D").astype(np.int64)),
+    )
+
+
+def _runs(keys: np.ndarray) -> list[tuple[int, int]]:
+    """[lo, hi) of each run of equal values of ``keys``."""
+    if len(keys) == 0:
+        return []
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    ends = np.append(starts[1:], len(keys))
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
+
+
+def _day_name(day: int) -> str:
+    return str(np.datetime64(day, "D"))
+
+
+def _coded_totals(figures: DailyFigures, layout: _BuildLayout) -> pd.DataFrame:
+    """``_totals`` of the figures' rows (each store's region and brand as the build writes them), grouped by
+    integer keys in the same row order (so the same sums, to the bit)."""
+    if len(figures) == 0:
+        return hs.empty_trend()
+    groups = len(layout.regions)
+    day = figures.date.astype(np.int64)
+    key = day * groups + layout.group[figures.code]
+    up, down, unobserved = figures.up_s, figures.down_s, figures.unobserved_s
+    frame = pd.DataFrame(
+        {
+            "key": key,
+            "up_s": up,
+            "down_s": down,
+            "unobserved_s": unobserved,
+            "stores_down": (down > 0).astype(np.int64),
+            "stores_open": (np.maximum(up + down, unobserved) > 0).astype(np.int64),
+        }
+    )
+    summed = frame.groupby("key", sort=False).sum()
+    keys = summed.index.to_numpy(dtype=np.int64)
+    return pd.DataFrame(
+        {
+            "date": np.datetime_as_string((keys // groups).astype("datetime64[D]"), unit="D").astype(object),
+            "region": layout.regions[keys % groups],
+            "brand": layout.brands[keys % groups],
+            **{c: summed[c].to_numpy() for c in ("up_s", "down_s", "unobserved_s", "stores_down", "stores_open")},
+        }
+    )
 
 
 def _phase(phases: dict[str, float], name: str, since: float) -> float:
@@ -696,8 +798,8 @@ def _phase(phases: dict[str, float], name: str, since: float) -> float:
 
 def _build_chunk(
     inputs: _Inputs, polls: storage.PollColumns, chunk: np.ndarray, first_date: np.ndarray, last_date: np.ndarray
-) -> pd.DataFrame:
-    """Every store's rows on the chunk's dates (only the dates each store has)."""
+) -> DailyFigures:
+    """Every store's figures on the chunk's dates (only the dates each store has), sorted by code and date."""
     at = pd.Index(inputs.store_ids).get_indexer(polls.store_ids.astype(object))
     keep = at[polls.store] >= 0
     figures = daily_figures(
@@ -713,7 +815,7 @@ def _build_chunk(
         zone_names=inputs.zone_names,
     )
     inside = (figures.date >= first_date[figures.code]) & (figures.date <= last_date[figures.code])
-    return _rows_frame(figures.take(np.flatnonzero(inside)), inputs)
+    return figures.take(np.flatnonzero(inside))
 
 
 def build_line(built: HistoryBuild) -> str:
