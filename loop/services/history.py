@@ -660,7 +660,9 @@ def build_history(*, db: Database | None = None) -> HistoryBuild:
     return HistoryBuild(len(inputs.store_ids), len(names), rows_total, time.perf_counter() - began, phases)
 
 
-def _write_chunk(db: Database, figures: DailyFigures, layout: _BuildLayout, chunk: np.ndarray, phases: dict[str, float]) -> None:
+def _write_chunk(
+    db: Database, figures: DailyFigures, layout: _BuildLayout, chunk: np.ndarray, phases: dict[str, float]
+) -> None:
     """A built month (``figures`` sorted by code and date): its date documents, its tiles (dates up to
     ``layout.fold_upto``) and its group totals. The documents are packed straight from the figures' arrays
     (rows ordered by one integer sort, the stores' strings encoded once): the same documents as
