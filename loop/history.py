@@ -28,6 +28,7 @@ from loop.lanes import (
     LANE_BITS,
     MAX_STORES,
     UNITS_PER_US,
+    BusinessCalendar,
     Lanes,
     _merge,
     _utc_intervals,
@@ -151,13 +152,16 @@ def daily_figures(
     max_gap_minutes: int = DEFAULT_MAX_GAP_MINUTES,
     pairs: tuple[np.ndarray, np.ndarray] | None = None,
     zone_names: np.ndarray | None = None,
+    calendar: BusinessCalendar | None = None,
 ) -> DailyFigures:
     """Figures of every store of ``store_ids`` on every local date ``first_date``..``last_date``
     (or only the (code, date) ``pairs`` given, which must lie in that span), sorted by (code, date).
 
     ``poll_*``: the polls (codes into ``store_ids``) that can count, i.e. at least those between the
     first date's and the day after the last date's local midnights; more do no harm. ``zone_names``: each
-    store's ``store_zones`` when the caller has them already.
+    store's ``store_zones`` when the caller has them already. ``calendar``: the business intervals kept for
+    these tables (``lanes.BusinessCalendar`` of the same hours, holidays and zones), instead of working
+    them out again from ``hours`` and ``special_hours`` (the same intervals).
     """
     store_ids = np.asarray(store_ids, dtype=object)
     gap = gap_units(max_gap_minutes)
@@ -200,6 +204,7 @@ def daily_figures(
                 hours=hours,
                 special_hours=special_hours,
                 gap=gap,
+                calendar=calendar,
             )
             if chunk_wanted is not None:
                 figures = figures.take(chunk_wanted.ravel())
@@ -259,6 +264,7 @@ def _chunk(
     hours: pd.DataFrame,
     special_hours: pd.DataFrame | None,
     gap: int,
+    calendar: BusinessCalendar | None = None,
 ) -> DailyFigures:
     """Figures of the stores x dates grid; pair p = store * len(dates) + date, lanes in that order."""
     ns, nd = len(store_ids), len(dates)
@@ -270,7 +276,10 @@ def _chunk(
     store_of_pair = np.repeat(np.arange(ns, dtype=np.int64), nd)
 
     # Business intervals (rules 4, 5, 13) of the local dates around the chunk, exactly as the timeline's.
-    found = _utc_intervals(store_ids, hours, special_hours, zone_names, dates[0] - 2, dates[-1] + 2)
+    if calendar is not None:
+        found = calendar.utc_intervals(store_ids, dates[0] - 2, dates[-1] + 2)
+    else:
+        found = _utc_intervals(store_ids, hours, special_hours, zone_names, dates[0] - 2, dates[-1] + 2)
     # Midnight keys of each store, strictly increasing over (store, date).
     mid_keys = (np.arange(ns, dtype=np.int64)[:, None] << MID_BITS) + (mids - base)
     flat_keys = mid_keys.ravel()

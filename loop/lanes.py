@@ -332,7 +332,8 @@ class BusinessCalendar:
     (each store's are its own: working them out for every store at once changes none).
     """
 
-    SPANS_KEPT = 4
+    # The evaluation's spans and the daily figures' (the dates around an hourly batch's).
+    SPANS_KEPT = 8
 
     def __init__(self, *, hours: pd.DataFrame, zones: pd.DataFrame, special_hours: pd.DataFrame | None) -> None:
         self._hours = hours.astype({"store_id": object})
@@ -360,23 +361,33 @@ class BusinessCalendar:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
         """What ``_business_intervals`` answers for these stores and this range."""
         position = self._index.get_indexer(pd.Index(store_ids, dtype=object))
-        known = position >= 0
         # A store the calendar does not know has no hours and no zone row: always open, in the default zone.
         # (through a sentinel at the end, which position -1 reads)
         zone_names = np.append(self._zone_names, DEFAULT_TIMEZONE).astype(object)[position]
         bad_names = np.append(self._bad_names, "").astype(object)[position]
-        span = self._span(*_dates_around(range_start_us, range_end_us))
+        found = self._remap(position, self._span(*_dates_around(range_start_us, range_end_us)))
+        return (*_lane_intervals(found, range_start_us, lane_end), zone_names, zone_warnings(bad_names))
+
+    def utc_intervals(self, store_ids: np.ndarray, first: np.datetime64, last: np.datetime64) -> _UtcIntervals:
+        """What ``_utc_intervals`` answers for these stores (each in its zone by rule 3, as the calendar's
+        tables say) on the local dates ``first``..``last``, codes = positions in ``store_ids``."""
+        position = self._index.get_indexer(pd.Index(store_ids, dtype=object))
+        return self._remap(position, self._span(np.datetime64(first, "D"), np.datetime64(last, "D")))
+
+    def _remap(self, position: np.ndarray, span: _UtcIntervals) -> _UtcIntervals:
+        """A span's intervals in the caller's codes (``position``: each caller store's calendar code, -1 when
+        the calendar does not know it: always open)."""
+        known = position >= 0
         # Calendar code -> the caller's code (-1: a store the caller did not ask for).
         to_caller = np.full(len(self.store_ids), -1, dtype=np.int64)
         to_caller[position[known]] = np.flatnonzero(known)
         mine = to_caller[span.codes] >= 0
-        always = np.zeros(len(store_ids), dtype=bool)
+        always = np.zeros(len(position), dtype=bool)
         always[~known] = True
         always[np.flatnonzero(known)] = np.isin(position[known], span.always_open)
-        found = _UtcIntervals(
+        return _UtcIntervals(
             to_caller[span.codes[mine]], span.start_us[mine], span.end_us[mine], np.flatnonzero(always)
         )
-        return (*_lane_intervals(found, range_start_us, lane_end), zone_names, zone_warnings(bad_names))
 
 
 def _special_rows(store_index: pd.Index, special_hours: pd.DataFrame | None) -> pd.DataFrame:

@@ -25,7 +25,7 @@ import hashlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
@@ -36,8 +36,9 @@ from pymongo.database import Database
 from loop import queue, storage
 from loop.errors import InvalidInput, NotFound
 from loop.history import DailyFigures, daily_figures, local_dates, midnights_us, store_zones
-from loop.lanes import to_utc_us
+from loop.lanes import BusinessCalendar, to_utc_us
 from loop.rules import uptime_pct_or_none
+from loop.services.store_tables import store_tables
 from loop.storage import history as hs
 from loop.storage.stores import PROFILES_TABLE
 from loop.store_ids import STORE_ID_HELP, is_store_id
@@ -140,14 +141,31 @@ class _Inputs:
     zones: pd.DataFrame
     region: np.ndarray
     brand: np.ndarray
+    calendar: BusinessCalendar | None = None
+    key: tuple = ()  # the stores, tables and profiles these were worked out from (``_inputs``)
+    _derived: dict[str, Any] = field(default_factory=dict)
 
     def first_date(self) -> np.ndarray:
-        return local_dates(np.arange(len(self.store_ids)), self.first_us, self.zone_names)
+        """Each store's first kept date: the local date of its first poll (worked out again only when the
+        catalog's first polls changed)."""
+        kept = self._derived.get("first")
+        if kept is None or not np.array_equal(kept[0], self.first_us):
+            kept = (self.first_us.copy(), local_dates(np.arange(len(self.store_ids)), self.first_us, self.zone_names))
+            self._derived["first"] = kept
+        return kept[1]
 
     def last_date(self) -> np.ndarray:
-        return local_dates(
-            np.arange(len(self.store_ids)), np.full(len(self.store_ids), self.newest_us), self.zone_names
-        )
+        """Each store's last kept date: the local date of the fleet's newest poll in its zone."""
+        return self.dates_at(self.newest_us)
+
+    def dates_at(self, t_us: int) -> np.ndarray:
+        """Each store's local date at the instant ``t_us`` (worked out once per zone)."""
+        kept = self._derived.get("zones")
+        if kept is None:
+            zones, inverse = np.unique(self.zone_names.astype(str), return_inverse=True)
+            kept = self._derived["zones"] = (zones.astype(object), inverse)
+        zones, inverse = kept
+        return local_dates(np.arange(len(zones)), np.full(len(zones), int(t_us)), zones)[inverse]
 
 
 _derived_cache: dict[tuple, tuple] = {}
@@ -159,18 +177,19 @@ def _inputs(db: Database) -> _Inputs | None:
     if len(catalog.store_ids) == 0 or newest is None:
         return None
     ids = catalog.store_ids.astype(object)
-    # The tables, zones and groups of these stores are worked out once per stored version of the tables.
+    # The tables (and their business calendar) as the alert evaluation keeps them; the zones and groups of
+    # these stores worked out once per stored version of the tables and the directory.
+    tables = store_tables(db)
     profiles_head = db[PROFILES_TABLE.heads].find_one({"_id": PROFILES_TABLE.head_id}, {"token": 1}) or {}
     key = (
         id(db.client),
         db.name,
-        storage.store_tables_version(db),
+        tables.version,
         str(profiles_head.get("token", "")),
         hashlib.sha1("\0".join(ids.tolist()).encode("utf-8")).hexdigest(),
     )
     derived = _derived_cache.get(key)
     if derived is None:
-        zones = storage.read_zones(db)
         profiles = storage.read_profiles(db)
         at = pd.Index(ids).get_indexer(profiles["store_id"].astype(object))
         region = np.full(len(ids), "", dtype=object)
@@ -178,28 +197,24 @@ def _inputs(db: Database) -> _Inputs | None:
         known = at >= 0
         region[at[known]] = profiles["region"].fillna("").to_numpy(dtype=object)[known]
         brand[at[known]] = profiles["brand"].fillna("").to_numpy(dtype=object)[known]
-        derived = (
-            store_zones(ids, zones),
-            storage.read_hours(db),
-            storage.read_special_hours(db),
-            zones,
-            region,
-            brand,
-        )
+        derived = (store_zones(ids, tables.zones), region, brand, {})
         if len(_derived_cache) >= 4:
             _derived_cache.clear()
         _derived_cache[key] = derived
-    zone_names, hours, special, zones, region, brand = derived
+    zone_names, region, brand, kept = derived
     return _Inputs(
         store_ids=ids,
         first_us=catalog.first_us.astype(np.int64),
         newest_us=int(pd.Timestamp(newest).value // 1000),
         zone_names=zone_names,
-        hours=hours,
-        special=special,
-        zones=zones,
+        hours=tables.hours,
+        special=tables.special,
+        zones=tables.zones,
         region=region,
         brand=brand,
+        calendar=tables.calendar,
+        key=key,
+        _derived=kept,
     )
 
 
@@ -287,13 +302,13 @@ def _pairs_to_recompute(inputs: _Inputs, pending: list[dict], old_newest_us: int
         if change.get("kind") == "store":
             span(codes, first_date[codes], last_date[codes])
         else:
-            t0 = np.full(len(codes), int(change["t_min"]) - 1)  # a poll at a midnight also ends the date before
-            t1 = np.full(len(codes), int(change["t_max"]))
-            span(codes, local_dates(codes, t0, inputs.zone_names), local_dates(codes, t1, inputs.zone_names))
+            # A poll at a midnight also ends the date before.
+            t0, t1 = int(change["t_min"]) - 1, int(change["t_max"])
+            span(codes, inputs.dates_at(t0)[codes], inputs.dates_at(t1)[codes])
     if inputs.newest_us > old_newest_us:
         # New dates of the fleet's clock: every store gets them (all unobserved without polls). A date's
         # figures do not depend on the clock within it, so a newest poll later on the same date changes none.
-        old = local_dates(all_codes, np.full(n, old_newest_us), inputs.zone_names) + 1
+        old = inputs.dates_at(old_newest_us) + 1
         moved = old <= last_date
         span(all_codes[moved], old[moved], last_date[moved])
     if not codes_parts:
@@ -304,9 +319,10 @@ def _pairs_to_recompute(inputs: _Inputs, pending: list[dict], old_newest_us: int
     count = np.maximum((hi - lo).astype(np.int64) + 1, 0)
     pair_codes = np.repeat(codes, count)
     offsets = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
-    pair_dates = np.repeat(lo, count) + offsets
-    pairs = np.unique(np.stack((pair_codes, pair_dates.astype(np.int64)), axis=1), axis=0)
-    return pairs[:, 0], pairs[:, 1].astype("datetime64[D]")
+    pair_dates = (np.repeat(lo, count) + offsets).astype(np.int64)
+    # Distinct, sorted by (code, date): one int64 key (dates are days since 1970, well under 2**32).
+    keys = np.unique((pair_codes << 32) + pair_dates)
+    return keys >> 32, (keys & 0xFFFFFFFF).astype("datetime64[D]")
 
 
 def _recompute(
@@ -342,6 +358,7 @@ def _recompute(
             last_date=last,
             pairs=(local, dates),
             zone_names=inputs.zone_names[used],
+            calendar=inputs.calendar,
         )
         figures = DailyFigures(used[figures.code], *(getattr(figures, f) for f in ("date", "up_s", "down_s",
                                "unobserved_s", "outages", "longest_s")))  # fmt: skip
