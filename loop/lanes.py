@@ -16,6 +16,7 @@ zones, which do not grow with the data.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -346,14 +347,17 @@ class BusinessCalendar:
         self._zone_names, self._bad_names = zones_and_bad_names(self.store_ids, zones)
         self._index = pd.Index(self.store_ids, dtype=object)
         self._spans: dict[tuple[np.datetime64, np.datetime64], _UtcIntervals] = {}
+        self._lock = threading.Lock()
 
     def _span(self, first: np.datetime64, last: np.datetime64) -> _UtcIntervals:
-        found = self._spans.get((first, last))
+        with self._lock:  # the evaluation and a batch's daily figures may ask at once
+            found = self._spans.get((first, last))
         if found is None:
             found = _utc_intervals(self.store_ids, self._hours, self._special, self._zone_names, first, last)
-            if len(self._spans) >= self.SPANS_KEPT:
-                self._spans.pop(next(iter(self._spans)))
-            self._spans[(first, last)] = found
+            with self._lock:
+                if len(self._spans) >= self.SPANS_KEPT:
+                    self._spans.pop(next(iter(self._spans)))
+                self._spans[(first, last)] = found
         return found
 
     def intervals(
@@ -372,7 +376,7 @@ class BusinessCalendar:
         """What ``_utc_intervals`` answers for these stores (each in its zone by rule 3, as the calendar's
         tables say) on the local dates ``first``..``last``, codes = positions in ``store_ids``."""
         position = self._index.get_indexer(pd.Index(store_ids, dtype=object))
-        return self._remap(position, self._span(np.datetime64(first, "D"), np.datetime64(last, "D")))
+        return self._remap(position, self._span(first, last))
 
     def _remap(self, position: np.ndarray, span: _UtcIntervals) -> _UtcIntervals:
         """A span's intervals in the caller's codes (``position``: each caller store's calendar code, -1 when

@@ -20,6 +20,7 @@ Written only under the history lock: documents are replaced in place (``replace_
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import zlib
@@ -306,16 +307,27 @@ def read_tiles(db: Database, month: str, blocks: int, wanted: Iterable[int] | No
     return read_shelf(db, TILES, month, blocks, wanted)
 
 
-def write_shelf(db: Database, prefix: str, name: str, rows_by_block: dict[int, pd.DataFrame]) -> None:
+def write_shelf(db: Database, prefix: str, name: str, rows_by_block: dict[int, pd.DataFrame]) -> dict[int, Any]:
     """Replace these block documents (each replace is atomic for readers: the old or the new rows), one bulk
-    write per collection; a block without rows is removed."""
+    write per collection; a block without rows is removed. Returns each block's document (None: removed)."""
+    docs: dict[int, dict[str, Any] | None] = {
+        int(k): None
+        if len(rows) == 0
+        else _pack_block(rows.sort_values(["store_id", "date"], kind="stable"), name, int(k))
+        for k, rows in rows_by_block.items()
+    }
+    write_docs(db, prefix, name, docs)
+    return docs
+
+
+def write_docs(db: Database, prefix: str, name: str, docs: dict[int, dict[str, Any] | None]) -> None:
+    """Replace these block documents (None: remove the block), one bulk write per collection."""
     ops: dict[str, list[Any]] = {}
-    for k, rows in rows_by_block.items():
+    for k, doc in docs.items():
         target = ops.setdefault(shelf(prefix, name, int(k)), [])
-        if len(rows) == 0:
+        if doc is None:
             target.append(DeleteOne({"_id": f"b|{k}"}))
         else:
-            doc = _pack_block(rows.sort_values(["store_id", "date"], kind="stable"), name, int(k))
             target.append(ReplaceOne({"_id": doc["_id"]}, doc, upsert=True))
     for collection, mine in ops.items():
         if is_mongomock(db):  # its bulk_write does not take pymongo's ReplaceOne: one call each
@@ -326,6 +338,19 @@ def write_shelf(db: Database, prefix: str, name: str, rows_by_block: dict[int, p
                     db[collection].replace_one(op._filter, op._doc, upsert=True)
         else:
             db[collection].bulk_write(mine, ordered=False)
+
+
+def doc_digest(doc: dict[str, Any] | None) -> bytes | None:
+    """A block document's fingerprint (its packed arrays; None for a removed block): equal fingerprints,
+    equal rows."""
+    if doc is None:
+        return None
+    digest = hashlib.blake2b(digest_size=16)
+    for key in sorted(doc):
+        value = doc[key]
+        digest.update(key.encode())
+        digest.update(bytes(value) if isinstance(value, bytes) else repr(value).encode())
+    return digest.digest()
 
 
 def fill_shelf(db: Database, prefix: str, name: str, rows_by_block: dict[int, pd.DataFrame], blocks: int) -> None:
