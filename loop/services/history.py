@@ -500,7 +500,7 @@ def _apply(
         day = str(day)
         new = rows[(rows["date"] == day).to_numpy()]
         gone = _replace_in_date(db, day, date_blocks, on_day["store_id"], new, kept)
-        changes += [_totals(gone.assign(sign=-1)), _totals(new)]
+        changes.append(_totals(pd.concat([gone.assign(sign=-1), new.assign(sign=1)], ignore_index=True)))
     folded = meta.get("folded_through")
     if whole_rows is not None:
         touched = pd.concat([touched, whole_rows[["store_id", "date"]]], ignore_index=True)
