@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -53,6 +53,8 @@ DEFAULT_DAYS = 30
 # 90 dates: 3-4 tile lookups and a few date lookups).
 FOLD_LAG_DAYS = 2
 MOVERS_LIMIT_MAX = 500
+# A full build writes a month while it computes the next (False: one after the other; the benchmark compares).
+WRITE_BESIDE_COMPUTE = True
 # Applied pending changes stay this long before they are removed (their numbers stay taken meanwhile).
 PENDING_GRACE_S = 120.0
 # The worker ranks the movers again at most this often while only the figures change (not the weeks);
@@ -797,10 +799,15 @@ def build_history(*, db: Database | None = None) -> HistoryBuild:
         chunks = [all_dates[all_dates.astype("datetime64[M]") == m] for m in months]
         rows_total = 0
         phases: dict[str, float] = {}
-        # The next month's polls are read while this one is computed and written (a second thread writing
-        # while the next month is computed measured no faster on 2 busy cores: both need the interpreter).
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read") as prefetch:
+        # The next month's polls are read while this one is computed, and the previous month is written
+        # meanwhile (WRITE_BESIDE_COMPUTE): the documents are packed from arrays, so writing is mostly the
+        # server's work, which runs beside this process's computing. One month waits to be written at most.
+        with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read") as prefetch,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-write") as writer,
+        ):
             coming = prefetch.submit(_read_polls, db, chunks[0][0], chunks[0][-1], None)
+            written: Future[None] | None = None
             for k, chunk in enumerate(chunks):
                 clock = time.perf_counter()
                 polls = coming.result()
@@ -808,9 +815,20 @@ def build_history(*, db: Database | None = None) -> HistoryBuild:
                     coming = prefetch.submit(_read_polls, db, chunks[k + 1][0], chunks[k + 1][-1], None)
                 clock = _phase(phases, "wait_for_polls", clock)
                 figures = _build_chunk(inputs, polls, chunk, first_date, last_date)
-                _phase(phases, "compute", clock)
-                _write_chunk(db, figures, layout, chunk, fold_upto, phases)
+                del polls
+                clock = _phase(phases, "compute", clock)
+                if written is not None:
+                    written.result()
+                    clock = _phase(phases, "wait_for_writes", clock)
+                if WRITE_BESIDE_COMPUTE:
+                    written = writer.submit(_write_chunk, db, figures, layout, chunk, fold_upto, phases)
+                else:
+                    _write_chunk(db, figures, layout, chunk, fold_upto, phases)
                 rows_total += len(figures)
+            if written is not None:
+                clock = time.perf_counter()
+                written.result()
+                _phase(phases, "wait_for_writes", clock)
         hs.write_meta(
             db,
             {
