@@ -110,6 +110,7 @@ def main() -> int:
         rng = np.random.default_rng(19)
         totals = []
         overlapped: dict[bool, list[float]] = {True: [], False: []}
+        updates_by_mode: dict[bool, list[float]] = {True: [], False: []}
         for k in range(args.batches + 1):
             # A first batch to warm the process (not counted: its days, tables and catalog are read cold),
             # then alternately the figures beside the alert evaluation (the default) and after it.
@@ -130,6 +131,7 @@ def main() -> int:
                 continue
             totals.append(time.perf_counter() - began)
             overlapped[overlap].append(totals[-1])
+            updates_by_mode[overlap].append(updates[-1])
         history.update_history = real_update
         ingest.OVERLAP_FIGURES = True
         wait_embedded_idle()  # the worker's update after the batches (tiles, movers) is not measured below
@@ -141,6 +143,9 @@ def main() -> int:
         )
         results["hourly batch: figures beside / after the evaluation, medians"] = " / ".join(
             f"{statistics.median(v):.3f} s ({len(v)})" if v else "-" for v in (overlapped[True], overlapped[False])
+        )
+        results["  its figures update, beside / after"] = " / ".join(
+            f"{statistics.median(v):.3f} s" if v else "-" for v in (updates_by_mode[True], updates_by_mode[False])
         )
 
         meta = history.history_state(db)

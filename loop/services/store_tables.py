@@ -32,6 +32,7 @@ class StoreTables:
 
 _kept: dict[str, StoreTables] = {}  # by database name
 _lock = threading.Lock()
+_reading = threading.Lock()
 
 
 def store_tables(db: Database) -> StoreTables:
@@ -41,6 +42,15 @@ def store_tables(db: Database) -> StoreTables:
         kept = _kept.get(db.name)
     if kept is not None and kept.version == version:
         return kept
+    with _reading:  # an hourly batch's evaluation and figures ask at once: one of them reads, the other waits
+        with _lock:
+            kept = _kept.get(db.name)
+        if kept is not None and kept.version == version:
+            return kept
+        return _read(db, version)
+
+
+def _read(db: Database, version: tuple[str, str, str]) -> StoreTables:
     # Read after the version: a table replaced in between shows a new version next time and is read again.
     hours, special, zones = storage.read_hours(db), storage.read_special_hours(db), storage.read_zones(db)
     tables = StoreTables(
