@@ -5,8 +5,9 @@ fetch, with the signed-in session's cookie (and its CSRF token on writes) or, fo
 the user typed (kept in sessionStorage). With ``AUTH_REQUIRED`` an anonymous visitor is sent to the
 sign-in page (Django's login, rate-limited by django-axes: docs/signin.md) unless the browser said it
 uses a key (the ``loop_key`` marker cookie: the shell holds nothing, the API checks the key).
-Scripts, styles and the charting library come from this app only (Content-Security-Policy
-``'self'``): the dashboard works on a network with no internet.
+Scripts, styles and the charting library come from this app only (Content-Security-Policy ``'self'``; the
+90-day charts are inline SVG drawn by loop/static/dashboard/charts.js): the dashboard works on a network
+with no internet.
 """
 
 from __future__ import annotations
@@ -39,8 +40,14 @@ NAV = (
     ("stores", "/dashboard/stores/", "Worst stores"),
     ("reports", "/dashboard/reports/", "Reports and imports"),
     ("alerting", "/dashboard/alerting/", "Channels and maintenance"),
+    ("schedules", "/dashboard/schedules/", "Schedules"),
     ("audit", "/dashboard/audit/", "Audit log"),
 )
+
+# How many local dates the home page's fleet chart and a store page's daily chart show, ending at the newest
+# kept date: the pages ask GET /trends/?days= and GET /stores/<id>/history/?days= (the range's rule is
+# loop.services.history.date_range).
+CHART_DAYS = 90
 
 
 # Set by the sign-in page's "use an API key" form (and cleared by "Forget key"): this browser reads with a key
@@ -78,7 +85,7 @@ def _page(request: HttpRequest, template: str, *, page: str, title: str, **conte
 @require_safe
 @ensure_csrf_cookie
 def home(request: HttpRequest) -> HttpResponse:
-    return _page(request, "home.html", page="home", title="Store monitoring")
+    return _page(request, "home.html", page="home", title="Store monitoring", chart_days=CHART_DAYS)
 
 
 @require_safe
@@ -93,7 +100,9 @@ def store(request: HttpRequest, store_id: str) -> HttpResponse:
     # The id goes into the page only as an escaped attribute; the script asks the API about it.
     if not is_store_id(store_id):
         return not_found_view(request)
-    return _page(request, "store.html", page="store", title=f"Store {store_id}", store_id=store_id)
+    return _page(
+        request, "store.html", page="store", title=f"Store {store_id}", store_id=store_id, chart_days=CHART_DAYS
+    )
 
 
 @require_safe
@@ -112,6 +121,12 @@ def down_now(request: HttpRequest) -> HttpResponse:
 @ensure_csrf_cookie
 def alerting(request: HttpRequest) -> HttpResponse:
     return _page(request, "alerting.html", page="alerting", title="Channels and maintenance")
+
+
+@require_safe
+@ensure_csrf_cookie
+def schedules(request: HttpRequest) -> HttpResponse:
+    return _page(request, "schedules.html", page="schedules", title="Report schedules")
 
 
 @require_safe

@@ -24,6 +24,7 @@ urlpatterns = [
     re_path(r"^dashboard/reports/?$", dashboard.reports, name="dashboard-reports"),
     re_path(r"^dashboard/alerts/?$", dashboard.down_now, name="dashboard-alerts"),
     re_path(r"^dashboard/alerting/?$", dashboard.alerting, name="dashboard-alerting"),
+    re_path(r"^dashboard/schedules/?$", dashboard.schedules, name="dashboard-schedules"),
     re_path(r"^dashboard/audit/?$", dashboard.audit_log, name="dashboard-audit"),
     re_path(r"^dashboard/me/?$", dashboard.me, name="dashboard-me"),
     # Django's sign-in for the dashboard (docs/signin.md): the form, and sign-out by POST with its CSRF token.

@@ -95,6 +95,53 @@ def test_fields_names_steps_ranges_and_macros() -> None:
     assert slots("0 0 29 2 *", "UTC", utc(2026, 1, 1), 1) == [utc(2028, 2, 29)]
 
 
+def test_monday_nine_in_new_york_moves_back_when_dst_ends() -> None:
+    # Mon 2026-10-26 09:00 EDT = 13:00 UTC; Mon 2026-11-02 09:00 EST = 14:00 UTC.
+    assert slots("0 9 * * MON", "America/New_York", utc(2026, 10, 25), 2) == [
+        utc(2026, 10, 26, 13),
+        utc(2026, 11, 2, 14),
+    ]
+
+
+def test_every_quarter_hour_over_the_repeated_hour_runs_it_once() -> None:
+    # 01:45 EDT (05:45 UTC), then 01:00-01:45 EST (06:00-06:45 UTC) are repeats, then 02:00 EST (07:00 UTC).
+    assert slots("*/15 * * * *", "America/New_York", utc(2026, 11, 1, 5, 40), 3) == [
+        utc(2026, 11, 1, 5, 45),
+        utc(2026, 11, 1, 7),
+        utc(2026, 11, 1, 7, 15),
+    ]
+    assert slot_at_or_before(parse_cron("*/15 * * * *"), NY, utc(2026, 11, 1, 6, 50)) == utc(2026, 11, 1, 5, 45)
+
+
+def test_a_skipped_wall_time_and_the_one_it_lands_on_are_one_slot() -> None:
+    # "02:30" does not exist on 2026-03-08 and fires at 03:30 EDT (07:30 UTC), the instant of 03:30 itself.
+    assert slots("30 2,3 * * *", "America/New_York", utc(2026, 3, 8), 2) == [
+        utc(2026, 3, 8, 7, 30),
+        utc(2026, 3, 9, 6, 30),
+    ]
+    cron = parse_cron("30 2 * * *")
+    assert slot_at_or_before(cron, NY, utc(2026, 3, 8, 7, 29)) == utc(2026, 3, 7, 7, 30)  # 02:30 EST the day before
+    assert slot_at_or_before(cron, NY, utc(2026, 3, 8, 7, 30)) == utc(2026, 3, 8, 7, 30)
+
+
+def test_read_as_written_where_croniter_reads_otherwise() -> None:
+    # docs/schedules.md "Why our own parser": croniter reads an equal range as the whole cycle, and a day of
+    # month covering 1-31 next to a weekday field with a star as "every day AND that weekday".
+    assert parse_cron("5-5 * * * *").minutes == (5,)
+    assert parse_cron("0 0 1-1 * MON-MON").days == frozenset({1})
+    assert parse_cron("0 0 1-1 * MON-MON").weekdays == frozenset({1})
+    # Both day fields restricted: either matches, so every day (2026-02-02 is a Monday, not in */2).
+    assert slots("0 0 1-31 * */2", "UTC", utc(2026, 2, 1), 2) == [utc(2026, 2, 2), utc(2026, 2, 3)]
+
+
+def test_the_29th_of_february_back_and_over_2100() -> None:
+    feb29 = parse_cron("0 0 29 2 *")
+    assert slot_at_or_before(feb29, parse_zone("UTC"), utc(2028, 2, 28, 23, 59)) == utc(2024, 2, 29)
+    assert slots("0 0 29 2 *", "UTC", utc(2096, 3, 1), 1) == [utc(2104, 2, 29)]  # 2100 is not a leap year
+    # With a weekday too, either: the newest February Monday (2026-02-23) before 2026-12-05.
+    assert slot_at_or_before(parse_cron("0 0 29 2 MON"), parse_zone("UTC"), utc(2026, 12, 5)) == utc(2026, 2, 23)
+
+
 @pytest.mark.parametrize(
     ("text", "says"),
     [
@@ -108,6 +155,13 @@ def test_fields_names_steps_ranges_and_macros() -> None:
         ("0 0 * * FUNDAY", "day of week"),
         ("x * * * *", "not a number"),
         ("1,,2 * * * *", "empty list item"),
+        # croniter's extensions are not ours; R would pick a random minute in each process (no one slot).
+        ("0 0 L * *", "day of month"),
+        ("0 0 15W * *", "day of month"),
+        ("0 0 ? * *", "day of month"),
+        ("0 0 * * 5#3", "day of week"),
+        ("R * * * *", "minute"),
+        ("0 0 * * SAT-SUN", "runs backwards"),
     ],
 )
 def test_bad_expressions_are_refused_with_the_field(text: str, says: str) -> None:

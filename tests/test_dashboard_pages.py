@@ -16,6 +16,7 @@ PAGES = [
     "/dashboard/stores/store-1/",
     "/dashboard/reports/",
     "/dashboard/audit/",
+    "/dashboard/schedules/",
     "/dashboard/me/",
 ]
 TOKEN = "secret-Token_for_the_page_test_123"
@@ -87,3 +88,14 @@ def test_the_audit_page_is_in_the_nav_and_offers_the_action_names(client: Client
     assert '<option value="hours.update">' in html and '<option value="polls.ingest">' in html
     assert '<script src="/static/dashboard/audit.js"></script>' in html
     assert '<a href="/dashboard/audit/">Audit log</a>' in client.get("/").content.decode()
+
+
+def test_the_schedules_page_is_in_the_nav_and_the_charts_are_the_apps_own_svg(client: Client) -> None:
+    html = client.get("/dashboard/schedules/").content.decode()
+    assert '<a href="/dashboard/schedules/" aria-current="page">Schedules</a>' in html
+    assert '<script src="/static/dashboard/schedules.js"></script>' in html
+    assert 'id="schedule-form" class="edit-form" data-needs="operate" hidden' in html  # shown to operators only
+    for path, chart in (("/", "fleet-chart"), ("/dashboard/stores/store-1/", "history-chart")):
+        page = client.get(path).content.decode()
+        assert f'id="{chart}" class="svg-chart" data-days="90"' in page, path
+        assert '<script src="/static/dashboard/charts.js"></script>' in page, path

@@ -99,7 +99,11 @@ def test_store_history_answers_the_days_of_the_range(built: APIClient, mdb) -> N
         ({"to": "yesterday"}, "to"),
         ({"from": "2024-10-10", "to": "2024-10-01"}, "from"),
         ({"from": "2023-01-01", "to": "2024-02-05"}, "to"),
-        ({"days": "3"}, None),
+        ({"weeks": "3"}, None),
+        ({"days": "0"}, "days"),
+        ({"days": "401"}, "days"),
+        ({"days": "x"}, "days"),
+        ({"from": "2024-10-01", "days": "3"}, "days"),
     ],
 )
 def test_bad_ranges_are_a_400(built: APIClient, query: dict, field: str | None) -> None:
@@ -109,6 +113,23 @@ def test_bad_ranges_are_a_400(built: APIClient, query: dict, field: str | None) 
         assert answer.status_code == 400, (url, query, answer.content)
         if field:
             assert field in answer.content.decode()
+
+
+def test_days_counts_the_dates_back_from_to(built: APIClient, mdb) -> None:
+    """The dashboard's charts: ``days=90`` alone is the 90 dates ending at the newest kept date."""
+    last = date.fromisoformat(hs.read_meta(mdb)["last_date"])
+    store_id = all_rows(mdb)["store_id"].iloc[0]
+    for url in (f"/stores/{store_id}/history/", "/trends/"):
+        body = built.get(url, {"days": "90"}).json()
+        assert (body["from"], body["to"]) == ((last - timedelta(days=89)).isoformat(), last.isoformat()), url
+        assert body["days"][-1]["date_local"] <= last.isoformat()
+        body = built.get(url, {"days": "1", "to": "2024-10-10"}).json()
+        assert (body["from"], body["to"]) == ("2024-10-10", "2024-10-10")
+        assert [d["date_local"] for d in body["days"]] == ["2024-10-10"]
+        assert built.get(url, {"days": "400"}).status_code == 200
+    # The same dates as from..to.
+    ninety = built.get("/trends/", {"days": "90"}).json()
+    assert built.get("/trends/", {"from": ninety["from"], "to": ninety["to"]}).json() == ninety
 
 
 def test_400_dates_are_allowed_and_an_unknown_store_is_a_404(built: APIClient) -> None:

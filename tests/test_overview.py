@@ -5,6 +5,8 @@ Every expected figure is counted by hand from the rows below.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pandas as pd
 import pytest
 from pymongo.database import Database
@@ -12,6 +14,7 @@ from rest_framework.test import APIClient
 
 from loop import storage
 from loop.embedded_worker import wait_embedded_idle
+from loop.freshness import data_lag_text
 
 # The newest poll is 00:20 on the 15th, so "the last hour" (23:20 on the 14th, 00:20] spans two UTC days.
 ROWS = [
@@ -42,7 +45,21 @@ def test_an_empty_database_has_nulls_and_zeros(api: APIClient, mdb: Database) ->
         "stores_polled_last_hour": 0,
         "latest_report": None,
         "latest_complete_report": None,
+        "data_lag_seconds": None,
+        "data_lag_text": "no data yet",
     }
+
+
+def test_the_lag_is_the_wall_clock_minus_the_newest_poll(api: APIClient, mdb: Database) -> None:
+    post_polls(api)
+    newest = dt.datetime(2024, 10, 15, 0, 20, tzinfo=dt.UTC)
+    before = dt.datetime.now(dt.UTC)
+    body = api.get("/overview/").json()
+    after = dt.datetime.now(dt.UTC)
+    assert (before - newest).total_seconds() - 0.01 <= body["data_lag_seconds"] <= (after - newest).total_seconds()
+    # Over 48 h: in days (loop.freshness; tests/test_freshness.py has the rule's boundaries).
+    assert body["data_lag_text"] in {data_lag_text(newest, before), data_lag_text(newest, after)}
+    assert body["data_lag_text"].startswith("data ends ") and body["data_lag_text"].endswith(" days ago")
 
 
 def test_freshness_counts_the_hour_ending_at_the_newest_poll(api: APIClient, mdb: Database) -> None:

@@ -289,6 +289,26 @@ def test_run_now_makes_one_run_per_minute(sched_api: APIClient) -> None:
     assert sched_api.get("/deliveries/").json()["results"][0]["event_type"] == "report.completed"
 
 
+def test_deliveries_of_one_schedule(sched_api: APIClient) -> None:
+    """GET /deliveries/?schedule=: only that schedule's runs' deliveries (the dashboard's Schedules page)."""
+    ch = email_channel(sched_api)
+    one = create(sched_api, name="one", cron="0 9 * * *", timezone="UTC", channels=[ch])["schedule_id"]
+    two = create(sched_api, name="two", cron="0 9 * * *", timezone="UTC", channels=[ch])["schedule_id"]
+    assert sched_api.post(f"/schedules/{one}/run/").status_code == 202
+    deadline = time.monotonic() + 30
+    while sched_api.get(f"/deliveries/?schedule={one}").json()["count"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    mine = sched_api.get(f"/deliveries/?schedule={one}").json()
+    assert mine["count"] == 1
+    assert mine["results"][0]["event"]["data"]["schedule_id"] == one
+    sched_api.post(f"/channels/{ch}/test/")  # a delivery of no schedule
+    assert sched_api.get("/deliveries/").json()["count"] == 2
+    assert sched_api.get(f"/deliveries/?schedule={one}").json()["count"] == 1
+    assert sched_api.get(f"/deliveries/?schedule={two}").json()["count"] == 0
+    assert sched_api.get("/deliveries/?schedule=not-an-id").json()["count"] == 0
+    assert sched_api.get(f"/deliveries/?schedule={one}&channel={ch}").json()["count"] == 1
+
+
 # --- what each channel gets ------------------------------------------------------------------------------
 
 

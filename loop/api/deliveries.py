@@ -60,6 +60,9 @@ class DeliveryListQuerySerializer(StrictSerializer):
     page = page_field()
     page_size = page_size_field("Deliveries")
     channel = serializers.CharField(required=False, help_text="Only this channel's deliveries.")
+    schedule = serializers.CharField(
+        required=False, help_text="Only the deliveries of this report schedule's runs (GET /schedules/)."
+    )
     status = serializers.ChoiceField(required=False, choices=[s.value for s in DeliveryStatus])
 
     def validate_status(self, value: str) -> DeliveryStatus:
@@ -89,6 +92,7 @@ class DeliveryListView(APIView):
         page = deliveries.list_deliveries(
             channel_id=params.get("channel"),
             status=params.get("status"),
+            schedule_id=params.get("schedule"),
             page=params["page"],
             page_size=params["page_size"],
         )

@@ -32,6 +32,12 @@ class OverviewSerializer(serializers.Serializer):
     stores_polled_last_hour = serializers.IntegerField(help_text="Distinct stores with a poll in that hour.")
     latest_report = ReportSummarySerializer(allow_null=True, help_text="The newest report (any status), or null.")
     latest_complete_report = ReportSummarySerializer(allow_null=True, help_text="The newest Complete report, or null.")
+    data_lag_seconds = serializers.FloatField(
+        allow_null=True, help_text="The server's wall clock minus the newest stored poll, in seconds (null: no poll)."
+    )
+    data_lag_text = serializers.CharField(
+        help_text='That lag in words: "data ends 3 h ago" (minutes under an hour, hours under 48 h, then days).'
+    )
 
 
 class HealthSerializer(serializers.Serializer):

@@ -122,7 +122,11 @@ class TrendView(APIView):
         query.is_valid(raise_exception=True)
         params = query.validated_data
         result = history.get_trend(
-            first=params.get("from"), last=params.get("to"), region=params.get("region"), brand=params.get("brand")
+            first=params.get("from"),
+            last=params.get("to"),
+            region=params.get("region"),
+            brand=params.get("brand"),
+            count=params.get("days"),
         )
         return Response(TrendSerializer(result).data)
 

@@ -155,11 +155,14 @@ def publish(*, events: Sequence[Event]) -> int:
     return len(docs)
 
 
-def publish_to(*, event: Event, channel_ids: Sequence[str], key: str) -> tuple[list[str], int]:
+def publish_to(
+    *, event: Event, channel_ids: Sequence[str], key: str, schedule_id: str | None = None
+) -> tuple[list[str], int]:
     """Store one delivery of ``event`` per listed channel that exists, under ids derived from ``key`` and the
     channel (a scheduled run's id), and queue the sends of those stored now. A second call with the same key
-    stores nothing (the unique ``_id``), so a run finished twice is delivered once. Returns (the deliveries'
-    ids, stored now or before; how many this call stored)."""
+    stores nothing (the unique ``_id``), so a run finished twice is delivered once. ``schedule_id`` is kept on
+    each delivery (``GET /deliveries/?schedule=``). Returns (the deliveries' ids, stored now or before; how
+    many this call stored)."""
     db = storage.get_db()
     now = utcnow()
     ids, stored = [], []
@@ -169,6 +172,8 @@ def publish_to(*, event: Event, channel_ids: Sequence[str], key: str) -> tuple[l
         doc = _new_delivery(channel_id=channel_id, event=event, now=now)
         doc["delivery_id"] = derived_id(key, channel_id, "delivery")
         doc["webhook_id"] = WEBHOOK_ID_PREFIX + derived_id(key, channel_id, "webhook")[:24]
+        if schedule_id is not None:
+            doc["schedule_id"] = schedule_id
         ids.append(doc["delivery_id"])
         if storage.insert_delivery_once(db, doc):
             stored.append(doc["delivery_id"])
@@ -390,15 +395,17 @@ def list_deliveries(
     *,
     channel_id: str | None = None,
     status: DeliveryStatus | None = None,
+    schedule_id: str | None = None,
     page: int = 1,
     page_size: int = PAGE_SIZE_DEFAULT,
 ) -> Page[DeliveryView]:
-    """One page of the deliveries, newest first, optionally of one channel and/or one status."""
+    """One page of the deliveries, newest first, optionally of one channel, one status and/or one report
+    schedule (its runs' deliveries)."""
     skip = page_skip(page=page, page_size=page_size)
-    if channel_id is not None and not is_id(channel_id):
+    if (channel_id is not None and not is_id(channel_id)) or (schedule_id is not None and not is_id(schedule_id)):
         return Page(count=0, page=page, page_size=page_size, results=[])
     count, docs = storage.list_deliveries(
-        storage.get_db(), channel_id=channel_id, status=status, skip=skip, limit=page_size
+        storage.get_db(), channel_id=channel_id, status=status, schedule_id=schedule_id, skip=skip, limit=page_size
     )
     return Page(count=count, page=page, page_size=page_size, results=[_view(doc) for doc in docs])
 

@@ -1059,15 +1059,25 @@ class StoreHistory:
     days: list[HistoryDay]
 
 
-def date_range(*, first: date | None, last: date | None, default_last: date | None) -> tuple[date, date]:
-    """The local dates asked for: ``to`` defaults to the newest date kept, ``from`` to 30 days before ``to``.
+def date_range(
+    *, first: date | None, last: date | None, default_last: date | None, days: int | None = None
+) -> tuple[date, date]:
+    """The local dates asked for: ``to`` defaults to the newest date kept, ``from`` to ``days`` - 1 days before
+    ``to`` (``days`` defaults to 30): ``days=90`` alone is the 90 dates ending at the newest kept date (the
+    dashboard's charts).
 
-    Refused (InvalidInput): ``from`` after ``to``, more than MAX_DAYS dates.
+    Refused (InvalidInput): ``from`` with ``days``, ``days`` outside 1..MAX_DAYS, ``from`` after ``to``, more
+    than MAX_DAYS dates.
     """
+    if days is not None:
+        if first is not None:
+            raise InvalidInput("days", "give from or days, not both (days counts back from to)")
+        if not 1 <= days <= MAX_DAYS:
+            raise InvalidInput("days", f"must be 1-{MAX_DAYS}")
     if last is None:
         last = default_last if default_last is not None else (first or date.today())
     if first is None:
-        first = last - timedelta(days=DEFAULT_DAYS - 1)
+        first = last - timedelta(days=(DEFAULT_DAYS if days is None else days) - 1)
     if first > last:
         raise InvalidInput("from", f"must not lie after to ({first.isoformat()} is after {last.isoformat()})")
     if (last - first).days + 1 > MAX_DAYS:
@@ -1088,14 +1098,17 @@ def _dates_between(first: date, last: date, kept: tuple[date, date] | None) -> l
     return [(lo + timedelta(days=k)).isoformat() for k in range((hi - lo).days + 1)] if lo <= hi else []
 
 
-def get_store_history(*, store_id: str, first: date | None = None, last: date | None = None) -> StoreHistory:
-    """One store's daily figures on the local dates first..last (inclusive); NotFound for an unknown store."""
+def get_store_history(
+    *, store_id: str, first: date | None = None, last: date | None = None, count: int | None = None
+) -> StoreHistory:
+    """One store's daily figures on the local dates first..last (inclusive; ``date_range``, ``count`` its
+    ``days``); NotFound for an unknown store."""
     if not is_store_id(store_id):
         raise InvalidInput("store_id", f"must be {STORE_ID_HELP}")
     db = storage.get_db()
     meta = hs.read_meta(db)
     kept = _kept(meta)
-    first, last = date_range(first=first, last=last, default_last=None if kept is None else kept[1])
+    first, last = date_range(first=first, last=last, default_last=None if kept is None else kept[1], days=count)
     dates = _dates_between(first, last, kept)
     rows = (
         hs.read_store_rows(db, store_id, dates, int(meta["blocks"]), meta.get("folded_through"), _date_blocks(meta))
@@ -1138,12 +1151,18 @@ class Trend:
 
 
 def get_trend(
-    *, first: date | None = None, last: date | None = None, region: str | None = None, brand: str | None = None
+    *,
+    first: date | None = None,
+    last: date | None = None,
+    region: str | None = None,
+    brand: str | None = None,
+    count: int | None = None,
 ) -> Trend:
-    """The fleet's totals per local date (only stores of ``region`` / ``brand`` when given: exact match)."""
+    """The fleet's totals per local date (only stores of ``region`` / ``brand`` when given: exact match), on the
+    local dates of ``date_range`` (``count`` its ``days``)."""
     db = storage.get_db()
     kept = _kept(hs.read_meta(db))
-    first, last = date_range(first=first, last=last, default_last=None if kept is None else kept[1])
+    first, last = date_range(first=first, last=last, default_last=None if kept is None else kept[1], days=count)
     dates = _dates_between(first, last, kept)
     months = sorted({d[:7] for d in dates})
     totals = hs.read_trend_months(db, months) if months else hs.empty_trend()

@@ -32,6 +32,7 @@ from loop import metrics, queue, storage
 from loop.cron import CronError, parse_cron, parse_zone, slot_after, slot_at_or_before
 from loop.errors import Conflict, InvalidInput, NotFound, Unavailable
 from loop.events import REPORT_COMPLETED, REPORT_FAILED, Event, utc_text
+from loop.freshness import lag_words
 from loop.ids import ID_SHAPE, derived_id, is_id, new_id
 from loop.rules import DEFAULT_MAX_GAP_MINUTES
 from loop.services.deliveries import publish_to
@@ -477,10 +478,7 @@ def _start(
 def _data_note(lag: dt.timedelta) -> str | None:
     if lag <= DATA_LAG_NOTE:
         return None
-    hours = lag.total_seconds() / 3600
-    if hours < 48:
-        return f"data ends {hours:.0f} h before this report's time"
-    return f"data ends {hours / 24:.0f} days before this report's time"
+    return f"data ends {lag_words(lag)} before this report's time"
 
 
 def _launch(db: Database, run: dict[str, Any], *, from_request: bool) -> dict[str, Any]:
@@ -599,7 +597,9 @@ def _deliver(db: Database, run: dict[str, Any], *, failed: bool) -> dict[str, An
         )
         data.update(rows=summary.rows, worst=summary.worst, download_url=url, download_expires_at=utc_text(expires))
         event = Event(type=REPORT_COMPLETED, timestamp=now, data=data)
-    delivery_ids, stored = publish_to(event=event, channel_ids=run["channels"], key=run_id)
+    delivery_ids, stored = publish_to(
+        event=event, channel_ids=run["channels"], key=run_id, schedule_id=run["schedule_id"]
+    )
     fields = {
         "state": RunState.DELIVERED,
         "outcome": "failed" if failed else "completed",

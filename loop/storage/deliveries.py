@@ -81,12 +81,20 @@ def get_delivery(db: Database, delivery_id: str) -> dict[str, Any] | None:
 
 
 def list_deliveries(
-    db: Database, *, channel_id: str | None, status: DeliveryStatus | None, skip: int, limit: int
+    db: Database,
+    *,
+    channel_id: str | None,
+    status: DeliveryStatus | None,
+    skip: int,
+    limit: int,
+    schedule_id: str | None = None,
 ) -> tuple[int, list[dict[str, Any]]]:
     """(how many match, one page newest first)."""
     query: dict[str, Any] = {}
     if channel_id is not None:
         query["channel_id"] = channel_id
+    if schedule_id is not None:
+        query["schedule_id"] = schedule_id
     if status is not None:
         query["status"] = status.value
     total = db[ALERT_DELIVERIES].count_documents(query)

@@ -79,6 +79,10 @@ def create_indexes(db: Database) -> None:
         [("channel_id", ASCENDING), ("created_at", DESCENDING)], name="channel_id_1_created_at_-1"
     )
     db[ALERT_DELIVERIES].create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="due")
+    # GET /deliveries/?schedule= (a report schedule's runs' deliveries, newest first: the dashboard's schedules).
+    db[ALERT_DELIVERIES].create_index(
+        [("schedule_id", ASCENDING), ("created_at", DESCENDING)], name="schedule_id_1_created_at_-1"
+    )
 
 
 # The layout before packed documents: one document per poll, hours row and zone row, and a range per store.

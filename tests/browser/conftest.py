@@ -10,8 +10,6 @@ A missing browser, Playwright or server skips these tests locally and fails them
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,17 +24,15 @@ from tests.support.browser import (
     build_dataset,
     chromium_problem,
     launch_args,
+    page_stack_env,
     wait_answering,
     watch,
 )
 from tests.support.integration import (
-    HOW_TO_START,
     MONGO_URL,
     Stack,
     delete_queues,
-    service_env,
     skip_or_fail,
-    unreachable,
 )
 from tests.support.processes import Web, start_celery_worker, start_gunicorn
 
@@ -59,18 +55,8 @@ def chromium() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserStack]:
-    problem = unreachable()
-    if problem:
-        skip_or_fail(f"integration servers not reachable ({problem}): {HOW_TO_START}")
-    run_id = uuid.uuid4().hex[:10]
-    logs = tmp_path_factory.mktemp("browser-logs")
-    db_name = f"loop_browser_{run_id}"
-    queue = f"loop_browser_{run_id}"
-    without_tokens = {k: v for k, v in os.environ.items() if k not in ("API_TOKEN", "API_READ_TOKEN")}
-    env = {
-        **service_env(without_tokens, db_name=db_name, queue=queue, secret=f"browser-{run_id}", logs=logs),
-        "TRIGGER_RATE_LIMIT": "",
-    }
+    made_env = page_stack_env(tmp_path_factory, "browser", TRIGGER_RATE_LIMIT="")
+    env, db_name, queue, logs = made_env.env, made_env.db_name, made_env.queue, made_env.logs
     dataset = build_dataset(tmp_path_factory.mktemp("browser-data"))
     worker = start_celery_worker(env, None, 1, logs / "worker.log", report_delay_s=REPORT_PAUSE_S)
     web = start_gunicorn(env, 2, logs / "web.log")

@@ -6,8 +6,6 @@ embedded worker) on a MongoDB database and a migrated SQLite file of its own, wi
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,13 +13,13 @@ import pytest
 import requests
 from pymongo import MongoClient
 
-from tests.support.browser import API_TOKEN, wait_ready
-from tests.support.integration import HOW_TO_START, MONGO_URL, service_env, skip_or_fail, unreachable
+from tests.support.browser import API_TOKEN, TOKEN_AUTH, page_stack_env, sign_in_to, wait_ready
+from tests.support.integration import MONGO_URL
 from tests.support.processes import run_manage, start_gunicorn
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.accounts]
 
-AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+AUTH = TOKEN_AUTH
 PASSWORD = "audit page lantern harbour 58"
 # What the admin sees, newest first: (actor, action, target, from, request id).
 ENTRIES = [
@@ -39,18 +37,8 @@ VIEWER_REFUSED = (
 
 @pytest.fixture(scope="module")
 def audit_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    problem = unreachable()
-    if problem:
-        skip_or_fail(f"integration servers not reachable ({problem}): {HOW_TO_START}")
-    run_id = uuid.uuid4().hex[:10]
-    logs = tmp_path_factory.mktemp("audit-browser-logs")
-    db_name = f"loop_audit_browser_{run_id}"
-    without_tokens = {k: v for k, v in os.environ.items() if k not in ("API_TOKEN", "API_READ_TOKEN")}
-    env = {
-        **service_env(without_tokens, db_name=db_name, queue=f"unused_{run_id}", secret=f"audit-{run_id}", logs=logs),
-        "CELERY_BROKER_URL": "memory://",
-        "API_TOKEN": API_TOKEN,
-    }
+    made_env = page_stack_env(tmp_path_factory, "audit_browser", CELERY_BROKER_URL="memory://", API_TOKEN=API_TOKEN)
+    env, db_name, logs = made_env.env, made_env.db_name, made_env.logs
     migrated = run_manage(env, "migrate", "--noinput")
     assert migrated.returncode == 0, migrated.stderr
     for name, role in (("ada", "admin"), ("vera", "viewer")):
@@ -83,14 +71,7 @@ def audit_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def sign_in(page: Any, base: str, username: str) -> None:
-    """Open the audit page, be sent to the sign-in form, sign in and come back to it."""
-    page.goto(f"{base}/dashboard/audit/")
-    assert page.url == f"{base}/accounts/login/?next=/dashboard/audit/"
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}/dashboard/audit/")
-    wait_ready(page)
+    sign_in_to(page, base, "/dashboard/audit/", username, PASSWORD)
 
 
 def rows(page: Any) -> list[list[str]]:

@@ -20,24 +20,20 @@ G = 60 min, D = 30 min. Evaluated at 12:00 UTC (the last batch):
 from __future__ import annotations
 
 import json
-import os
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import requests
 from pymongo import MongoClient
 
-from tests.support.browser import API_TOKEN, screenshot, wait_ready
-from tests.support.integration import HOW_TO_START, MONGO_URL, service_env, skip_or_fail, unreachable
+from tests.support.browser import API_TOKEN, TokenClient, page_stack_env, screenshot, wait_ready
+from tests.support.integration import MONGO_URL
 from tests.support.processes import start_gunicorn
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 DAY = "2024-10-14"
-AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 ON, OFF = "active", "inactive"  # a poll's status
 BATCHES = [
     ("10:00", {"silent-2": ON, "down-1": ON, "down-2": ON, "resolved-1": ON, "up-1": ON, "silent-1": ON}),
@@ -49,20 +45,7 @@ BATCHES = [
 ]
 
 
-class AlertStack:
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-
-    def get(self, path: str) -> Any:
-        response = requests.get(f"{self.base_url}{path}", headers=AUTH, timeout=30)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def send(self, method: str, path: str, body: Any = None) -> Any:
-        response = requests.request(method, f"{self.base_url}{path}", json=body, headers=AUTH, timeout=30)
-        assert response.status_code < 300, response.text
-        return response.json() if response.content else None
-
+class AlertStack(TokenClient):
     def wait_evaluated(self, hhmm: str, timeout: float = 60) -> None:
         """Each batch gets its own evaluation: wait for it before the next (they would share one)."""
         deadline = time.monotonic() + timeout
@@ -73,18 +56,8 @@ class AlertStack:
 
 @pytest.fixture(scope="module")
 def alert_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertStack]:
-    problem = unreachable()
-    if problem:
-        skip_or_fail(f"integration servers not reachable ({problem}): {HOW_TO_START}")
-    run_id = uuid.uuid4().hex[:10]
-    logs = tmp_path_factory.mktemp("alert-browser-logs")
-    db_name = f"loop_alert_browser_{run_id}"
-    without_tokens = {k: v for k, v in os.environ.items() if k not in ("API_TOKEN", "API_READ_TOKEN")}
-    env = {
-        **service_env(without_tokens, db_name=db_name, queue=f"unused_{run_id}", secret=f"alerts-{run_id}", logs=logs),
-        "CELERY_BROKER_URL": "memory://",
-        "API_TOKEN": API_TOKEN,
-    }
+    made_env = page_stack_env(tmp_path_factory, "alert_browser", CELERY_BROKER_URL="memory://", API_TOKEN=API_TOKEN)
+    env, db_name, logs = made_env.env, made_env.db_name, made_env.logs
     web = start_gunicorn(env, 1, logs / "web.log")
     mongo = MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000)
     try:

@@ -18,10 +18,8 @@ The viewer's refused write is the API's own refusal (loop/api/access.py), not on
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +28,8 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
-from tests.support.browser import screenshot, wait_ready
-from tests.support.integration import HOW_TO_START, MONGO_URL, service_env, skip_or_fail, unreachable
+from tests.support.browser import page_stack_env, screenshot, wait_ready
+from tests.support.integration import MONGO_URL
 from tests.support.processes import run_manage, start_gunicorn
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.accounts]
@@ -89,20 +87,15 @@ def managed(env: dict[str, str], *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def signin_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SignInStack]:
-    problem = unreachable()
-    if problem:
-        skip_or_fail(f"integration servers not reachable ({problem}): {HOW_TO_START}")
-    run_id = uuid.uuid4().hex[:10]
-    logs = tmp_path_factory.mktemp("signin-browser-logs")
-    db_name = f"loop_signin_browser_{run_id}"
-    without_tokens = {k: v for k, v in os.environ.items() if k not in ("API_TOKEN", "API_READ_TOKEN")}
-    env = {
-        **service_env(without_tokens, db_name=db_name, queue=f"unused_{run_id}", secret=f"signin-{run_id}", logs=logs),
-        "CELERY_BROKER_URL": "memory://",
-        "AUTH_REQUIRED": "1",
-        "AXES_FAILURE_LIMIT": "50",
-        "TRIGGER_RATE_LIMIT": "",
-    }
+    made_env = page_stack_env(
+        tmp_path_factory,
+        "signin_browser",
+        CELERY_BROKER_URL="memory://",
+        AUTH_REQUIRED="1",
+        AXES_FAILURE_LIMIT="50",
+        TRIGGER_RATE_LIMIT="",
+    )
+    env, db_name, logs = made_env.env, made_env.db_name, made_env.logs
     sources = tmp_path_factory.mktemp("signin-data") / "loop"
     write_sources(sources)
     managed(env, "migrate", "--noinput")

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from loop.datagen import generate_dataset
-from tests.support.integration import Stack
+from tests.support.integration import HOW_TO_START, Stack, service_env, skip_or_fail, unreachable
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 # Headless, and nothing that phones home: the dashboard must work on a network with no internet.
@@ -39,9 +41,61 @@ PHONE = {"width": 390, "height": 844}
 SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR") or Path(__file__).resolve().parents[2] / "var" / "screenshots")
 LOOP_FILES = ("store_status.csv", "menu_hours.csv", "timezones.csv")
 API_TOKEN = "browser-Token_0123456789abcdef"
+TOKEN_AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 # The browser stack's worker pauses each report this long after marking it started, so the page's
 # progress is seen before its CSV link (tests/support/delayed_worker.py; production has no pause).
 REPORT_PAUSE_S = 2.0
+
+
+@dataclass(frozen=True)
+class PageStackEnv:
+    env: dict[str, str]
+    db_name: str
+    queue: str
+    logs: Path
+
+
+@dataclass
+class TokenClient:
+    """The API as a browser fixture's own set-up calls it: with API_TOKEN, every answer a success."""
+
+    base_url: str
+
+    def get(self, path: str) -> Any:
+        response = requests.get(f"{self.base_url}{path}", headers=TOKEN_AUTH, timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def send(self, method: str, path: str, body: Any = None) -> Any:
+        response = requests.request(method, f"{self.base_url}{path}", json=body, headers=TOKEN_AUTH, timeout=30)
+        assert response.status_code < 300, response.text
+        return response.json() if response.content else None
+
+
+def sign_in_to(page: Any, base: str, path: str, username: str, password: str) -> None:
+    """Open a page, be sent to the sign-in form, sign in and come back to it."""
+    page.goto(f"{base}{path}")
+    assert page.url == f"{base}/accounts/login/?next={path}"
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}{path}")
+    wait_ready(page)
+
+
+def page_stack_env(tmp_path_factory: pytest.TempPathFactory, name: str, **extra: str) -> PageStackEnv:
+    """The environment of one browser fixture's own stack: a database, queue prefix, secret and logs of
+    its own, and none of the caller's tokens (each fixture sets those it tests). Skips (fails under CI)
+    when Redis or MongoDB do not answer."""
+    problem = unreachable()
+    if problem:
+        skip_or_fail(f"integration servers not reachable ({problem}): {HOW_TO_START}")
+    run_id = uuid.uuid4().hex[:10]
+    logs = tmp_path_factory.mktemp(f"{name}-logs")
+    db_name = queue = f"loop_{name}_{run_id}"
+    without_tokens = {k: v for k, v in os.environ.items() if k not in ("API_TOKEN", "API_READ_TOKEN")}
+    env = service_env(without_tokens, db_name=db_name, queue=queue, secret=f"{name}-{run_id}", logs=logs)
+    return PageStackEnv({**env, **extra}, db_name, queue, logs)
 
 
 def chromium_problem() -> str | None:

@@ -32,6 +32,13 @@ class DateRangeQuerySerializer(StrictSerializer):
         input_formats=["%Y-%m-%d"],
         help_text=f"Last local date (included). Default: the newest date kept. At most {history.MAX_DAYS} dates.",
     )
+    days = serializers.IntegerField(
+        required=False,
+        help_text=(
+            f"Instead of `from`: this many dates ending at `to` (1-{history.MAX_DAYS}; "
+            f"default {history.DEFAULT_DAYS}). `days=90` alone: the 90 dates up to the newest kept date."
+        ),
+    )
 
 
 class HistoryDaySerializer(serializers.Serializer):
@@ -101,5 +108,7 @@ class StoreHistoryView(APIView):
         query = DateRangeQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
-        result = history.get_store_history(store_id=store_id, first=params.get("from"), last=params.get("to"))
+        result = history.get_store_history(
+            store_id=store_id, first=params.get("from"), last=params.get("to"), count=params.get("days")
+        )
         return Response(StoreHistorySerializer(result).data)

@@ -1,11 +1,16 @@
-/* Home: stores down now (GET /alerts/: the open count), data freshness (GET /overview/), the latest report with its live progress and CSV link,
- * and the trigger button (POST /trigger_report/). */
+/* Home: stores down now (GET /alerts/: the open count), data freshness (GET /overview/, with its lag behind
+ * the server's clock in words), the fleet's daily uptime % over the last CHART_DAYS dates (GET /trends/?days=,
+ * an SVG chart: charts.js), the stores that fell most this week (GET /trends/movers/), the latest report with
+ * its live progress and CSV link, and the trigger button (POST /trigger_report/). */
 "use strict";
 
 (function () {
-  const { getJSON, postJSON, downloadLink, showError, showNotice, clearMessages, ready, fmtTime, fmtNum } = window.Loop;
+  const { getJSON, postJSON, downloadLink, showError, showNotice, clearMessages, ready, fmtTime, fmtNum, el, storeHref, charts } =
+    window.Loop;
   const $ = (id) => document.getElementById(id);
   const POLL_MS = 1000;
+  const MOVERS = 10;
+  const UP = "#2e7d32";
   let pollTimer = null;
 
   function renderFreshness(o) {
@@ -16,6 +21,62 @@
       `${fmtNum(o.polls_last_hour)} (${fmtNum(o.inactive_polls_last_hour)} inactive, ` +
       `${fmtNum(o.stores_polled_last_hour)} stores)`;
     $("freshness").setAttribute("aria-busy", "false");
+    // The API's words (loop.freshness): the newest poll against the server's clock when it answered.
+    $("data-lag").textContent = o.newest_poll_utc ? `${o.data_lag_text} (newest poll ${fmtTime(o.newest_poll_utc)}).` : o.data_lag_text;
+  }
+
+  function renderTrend(trend) {
+    const box = $("fleet-chart");
+    $("fleet-none").hidden = trend.days.length > 0;
+    charts.bars(box, {
+      from: trend.from,
+      to: trend.to,
+      max: 100,
+      unit: "%",
+      label: `Fleet uptime % per local date, ${trend.from} to ${trend.to}`,
+      series: { "uptime-pct": { label: "Uptime % of business time", color: UP } },
+      days: trend.days.map((d) => ({
+        date: d.date_local,
+        parts: [{ key: "uptime-pct", value: d.uptime_pct }],
+        title:
+          `${d.date_local}: ${d.uptime_pct === null ? "no business time" : `${fmtNum(d.uptime_pct, 2)}% up`} ` +
+          `(${fmtNum(d.uptime_hours, 2)} h up, ${fmtNum(d.downtime_hours, 2)} h down, ` +
+          `${fmtNum(d.unobserved_hours, 2)} h unobserved; ${d.stores_down} of ${d.stores_open} open stores had downtime)`,
+      })),
+    });
+    box.setAttribute("aria-busy", "false");
+  }
+
+  function renderMovers(m) {
+    $("movers-weeks").textContent =
+      `Uptime % of business time, ${m.this_week.from} to ${m.this_week.to} against ${m.previous_week.from} to ` +
+      `${m.previous_week.to}; largest fall first.`;
+    $("movers-none").hidden = m.stores.length > 0;
+    $("movers-table").tBodies[0].replaceChildren(
+      ...m.stores.map((s) =>
+        el(
+          "tr",
+          { "data-store-id": s.store_id },
+          el("th", { scope: "row" }, el("a", { href: storeHref(s.store_id), text: s.store_id })),
+          el("td", { class: "num", text: `${fmtNum(s.this_week_pct, 2)}%` }),
+          el("td", { class: "num", text: `${fmtNum(s.previous_week_pct, 2)}%` }),
+          el("td", { class: "num", text: s.change_pct === null ? "–" : `${s.change_pct > 0 ? "+" : ""}${fmtNum(s.change_pct, 2)}` }),
+        ),
+      ),
+    );
+  }
+
+  async function loadHistory() {
+    // Apart from the overview, its error said in its own section: the page's message stays the overview's.
+    const days = Number($("fleet-chart").dataset.days);
+    try {
+      const [trend, movers] = await Promise.all([getJSON(`/trends/?days=${days}`), getJSON(`/trends/movers/?limit=${MOVERS}`)]);
+      renderTrend(trend);
+      renderMovers(movers);
+    } catch (err) {
+      $("history-error").textContent = `Loading the daily figures: ${err.message}`;
+      $("history-error").hidden = false;
+    }
   }
 
   function renderReport(r) {
@@ -115,7 +176,5 @@
     }
   });
 
-  load()
-    .catch((err) => showError(err, "Loading the overview"))
-    .finally(ready);
+  Promise.all([load().catch((err) => showError(err, "Loading the overview")), loadHistory()]).finally(ready);
 })();

@@ -1,10 +1,11 @@
 /* One store: zone and hours (GET /stores/<id>/), its state now in words and its alert history
  * (GET /alerts/stores/?store_id=, GET /alerts/?state=all&store_id=), the week's timeline as a chart (business
- * time up / down / unobserved; closed time blank), its outages and daily uptime (GET /stores/<id>/timeline/). */
+ * time up / down / unobserved; closed time blank), its outages and daily uptime (GET /stores/<id>/timeline/), and
+ * its last CHART_DAYS local dates' up / down / unobserved hours (GET /stores/<id>/history/?days=, SVG: charts.js). */
 "use strict";
 
 (function () {
-  const { getJSON, showError, ready, fmtTime, fmtLocal, fmtClock, fmtDuration, fmtNum, el } = window.Loop;
+  const { getJSON, showError, ready, fmtTime, fmtLocal, fmtClock, fmtDuration, fmtNum, el, charts } = window.Loop;
   const $ = (id) => document.getElementById(id);
   const storeId = $("store-root").dataset.storeId;
   const base = `/stores/${encodeURIComponent(storeId)}`;
@@ -189,6 +190,52 @@
     });
   }
 
+  function renderHistory(h) {
+    const days = h.days;
+    const sum = (key) => days.reduce((total, d) => total + d[key], 0);
+    const up = sum("uptime_hours");
+    const down = sum("downtime_hours");
+    $("history-summary").textContent = days.length
+      ? `${h.from} to ${h.to} (local dates): up ${fmtNum(up, 1)} h, down ${fmtNum(down, 1)} h, unobserved ` +
+        `${fmtNum(sum("unobserved_hours"), 1)} h over ${days.length} date(s) with figures; ` +
+        `${days.reduce((n, d) => n + d.outages, 0)} outage(s).`
+      : `${h.from} to ${h.to}: no daily figures for this store in that range.`;
+    charts.bars($("history-chart"), {
+      from: h.from,
+      to: h.to,
+      unit: " h",
+      label: `Business hours up, down and unobserved per local date, ${h.from} to ${h.to}`,
+      series: {
+        "uptime-hours": { label: "Up", color: COLORS.up },
+        "downtime-hours": { label: "Down", color: COLORS.down },
+        "unobserved-hours": { label: "Unobserved", color: COLORS.unobserved },
+      },
+      days: days.map((d) => ({
+        date: d.date_local,
+        parts: [
+          { key: "uptime-hours", value: d.uptime_hours },
+          { key: "downtime-hours", value: d.downtime_hours },
+          { key: "unobserved-hours", value: d.unobserved_hours },
+        ],
+        title:
+          `${d.date_local}: ${fmtNum(d.uptime_hours, 2)} h up, ${fmtNum(d.downtime_hours, 2)} h down, ` +
+          `${fmtNum(d.unobserved_hours, 2)} h unobserved; ${d.outages} outage(s)` +
+          (d.uptime_pct === null ? "" : `; ${fmtNum(d.uptime_pct, 2)}% up`),
+      })),
+    });
+    $("history-chart").setAttribute("aria-busy", "false");
+  }
+
+  async function loadHistory() {
+    // Apart from the rest, its error said in its own section: the page's message stays the store's.
+    try {
+      renderHistory(await getJSON(`${base}/history/?days=${Number($("history-chart").dataset.days)}`));
+    } catch (err) {
+      $("history-error").textContent = `Loading the daily figures: ${err.message}`;
+      $("history-error").hidden = false;
+    }
+  }
+
   async function load() {
     // Both reads at once; a store the API does not know is its 404 message.
     const id = encodeURIComponent(storeId);
@@ -203,7 +250,5 @@
     renderTimeline(timeline, await window.Loop.chartLibrary());
   }
 
-  load()
-    .catch((err) => showError(err, `Loading store ${storeId}`))
-    .finally(ready);
+  Promise.all([load().catch((err) => showError(err, `Loading store ${storeId}`)), loadHistory()]).finally(ready);
 })();
