@@ -103,9 +103,10 @@ def ingest_polls(
     )
 
 
-# An hourly batch's daily figures are updated on a thread of their own while its alerts are evaluated: both
-# wait on MongoDB much of the time, so the answer (which waits for both) comes sooner than one after the other.
-OVERLAP_FIGURES = True
+# True: an hourly batch's daily figures are updated on a thread of their own while its alerts are evaluated
+# (the answer waits for both). Measured no faster than one after the other on 2 cores (both mostly need the
+# interpreter; bench_history alternates both ways), so off by default.
+OVERLAP_FIGURES = False
 _pools: dict[int, ThreadPoolExecutor] = {}
 
 
