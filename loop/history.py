@@ -28,6 +28,7 @@ from loop.lanes import (
     LANE_BITS,
     MAX_STORES,
     UNITS_PER_US,
+    BusinessCalendar,
     Lanes,
     _merge,
     _utc_intervals,
@@ -151,13 +152,16 @@ def daily_figures(
     max_gap_minutes: int = DEFAULT_MAX_GAP_MINUTES,
     pairs: tuple[np.ndarray, np.ndarray] | None = None,
     zone_names: np.ndarray | None = None,
+    calendar: BusinessCalendar | None = None,
 ) -> DailyFigures:
     """Figures of every store of ``store_ids`` on every local date ``first_date``..``last_date``
     (or only the (code, date) ``pairs`` given, which must lie in that span), sorted by (code, date).
 
     ``poll_*``: the polls (codes into ``store_ids``) that can count, i.e. at least those between the
     first date's and the day after the last date's local midnights; more do no harm. ``zone_names``: each
-    store's ``store_zones`` when the caller has them already.
+    store's ``store_zones`` when the caller has them already. ``calendar``: the business intervals kept for
+    these tables (``lanes.BusinessCalendar`` of the same hours, holidays and zones), instead of working
+    them out again from ``hours`` and ``special_hours`` (the same intervals).
     """
     store_ids = np.asarray(store_ids, dtype=object)
     gap = gap_units(max_gap_minutes)
@@ -173,8 +177,9 @@ def daily_figures(
     if pairs is not None:
         wanted = np.zeros((len(store_ids), len(all_dates) - 1), dtype=bool)
         wanted[pairs[0].astype(np.int64), (pairs[1].astype("datetime64[D]") - first).astype(np.int64)] = True
-    order = np.lexsort((poll_us, poll_codes))
-    poll_codes, poll_us, poll_active = poll_codes[order], poll_us[order], poll_active[order]
+    order = _sort_by_store_and_time(poll_codes, poll_us)
+    if order is not None:
+        poll_codes, poll_us, poll_active = poll_codes[order], poll_us[order], poll_active[order]
     n_dates = len(all_dates) - 1
     per_chunk = max(1, PAIRS_PER_CHUNK // max(1, len(store_ids)))
     stores_per_chunk = len(store_ids) if per_chunk > 1 else max(1, PAIRS_PER_CHUNK)
@@ -199,6 +204,7 @@ def daily_figures(
                 hours=hours,
                 special_hours=special_hours,
                 gap=gap,
+                calendar=calendar,
             )
             if chunk_wanted is not None:
                 figures = figures.take(chunk_wanted.ravel())
@@ -207,6 +213,42 @@ def daily_figures(
     if len(pieces) > 1:
         out = out.take(np.lexsort((out.date, out.code)))
     return out
+
+
+def _sort_by_store_and_time(codes: np.ndarray, t_us: np.ndarray) -> np.ndarray | None:
+    """The order that sorts polls by (code, time), stable (``np.lexsort``'s); None when already sorted.
+
+    Polls come as days sorted by (store, time) one after the other: one int64 key (code, then time) sorted
+    stably merges those runs, much faster than a two-key lexsort."""
+    if len(codes) < 2:
+        return None
+    codes = codes.astype(np.int64, copy=False)
+    t0 = int(t_us.min())
+    span = int(t_us.max()) - t0
+    bits = max(1, span.bit_length())
+    if codes.min() < 0 or int(codes.max()).bit_length() + bits > 62:
+        return np.lexsort((t_us, codes))
+    key = (codes << bits) + (t_us - t0)
+    if bool((key[1:] >= key[:-1]).all()):
+        return None
+    return np.argsort(key, kind="stable")
+
+
+def _first_poll_per_instant(pair: np.ndarray, time: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """``rules.first_poll_per_instant(pair, time, ~active)`` (the same positions in the same order), with one
+    int64 key sorted stably instead of a three-key lexsort when (pair, time) fit in it (times are >= 0)."""
+    if len(pair) == 0:
+        return np.zeros(0, dtype=np.int64)
+    bits = max(1, int(time.max()).bit_length())
+    if int(time.min()) < 0 or int(pair.max()).bit_length() + bits + 1 > 62:
+        return first_poll_per_instant(pair, time, ~active)
+    # Within an instant the inactive poll first (rule 2): active sorts after inactive.
+    key = (((pair.astype(np.int64) << bits) + time) << 1) + active.astype(np.int64)
+    order = np.argsort(key, kind="stable")
+    instant = key[order] >> 1
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = instant[1:] != instant[:-1]
+    return order[starts]
 
 
 def _chunk(
@@ -222,6 +264,7 @@ def _chunk(
     hours: pd.DataFrame,
     special_hours: pd.DataFrame | None,
     gap: int,
+    calendar: BusinessCalendar | None = None,
 ) -> DailyFigures:
     """Figures of the stores x dates grid; pair p = store * len(dates) + date, lanes in that order."""
     ns, nd = len(store_ids), len(dates)
@@ -233,7 +276,10 @@ def _chunk(
     store_of_pair = np.repeat(np.arange(ns, dtype=np.int64), nd)
 
     # Business intervals (rules 4, 5, 13) of the local dates around the chunk, exactly as the timeline's.
-    found = _utc_intervals(store_ids, hours, special_hours, zone_names, dates[0] - 2, dates[-1] + 2)
+    if calendar is not None:
+        found = calendar.utc_intervals(store_ids, dates[0] - 2, dates[-1] + 2)
+    else:
+        found = _utc_intervals(store_ids, hours, special_hours, zone_names, dates[0] - 2, dates[-1] + 2)
     # Midnight keys of each store, strictly increasing over (store, date).
     mid_keys = (np.arange(ns, dtype=np.int64)[:, None] << MID_BITS) + (mids - base)
     flat_keys = mid_keys.ravel()
@@ -274,7 +320,7 @@ def _chunk(
     p_pair = poll_codes[idx].astype(np.int64) * nd + jj
     p_time = (poll_us[idx] - pair_start[p_pair]) * UNITS_PER_US
     p_active = poll_active[idx]
-    one = first_poll_per_instant(p_pair, p_time, ~p_active)
+    one = _first_poll_per_instant(p_pair, p_time, p_active)
     p_pair, p_time, p_active = p_pair[one], p_time[one], p_active[one]
     # Rule 6: only polls inside business hours count.
     lane = p_pair << LANE_BITS

@@ -16,6 +16,7 @@ zones, which do not grow with the data.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -332,7 +333,8 @@ class BusinessCalendar:
     (each store's are its own: working them out for every store at once changes none).
     """
 
-    SPANS_KEPT = 4
+    # The evaluation's spans and the daily figures' (the dates around an hourly batch's).
+    SPANS_KEPT = 8
 
     def __init__(self, *, hours: pd.DataFrame, zones: pd.DataFrame, special_hours: pd.DataFrame | None) -> None:
         self._hours = hours.astype({"store_id": object})
@@ -345,14 +347,17 @@ class BusinessCalendar:
         self._zone_names, self._bad_names = zones_and_bad_names(self.store_ids, zones)
         self._index = pd.Index(self.store_ids, dtype=object)
         self._spans: dict[tuple[np.datetime64, np.datetime64], _UtcIntervals] = {}
+        self._lock = threading.Lock()
 
     def _span(self, first: np.datetime64, last: np.datetime64) -> _UtcIntervals:
-        found = self._spans.get((first, last))
+        with self._lock:  # the evaluation and a batch's daily figures may ask at once
+            found = self._spans.get((first, last))
         if found is None:
             found = _utc_intervals(self.store_ids, self._hours, self._special, self._zone_names, first, last)
-            if len(self._spans) >= self.SPANS_KEPT:
-                self._spans.pop(next(iter(self._spans)))
-            self._spans[(first, last)] = found
+            with self._lock:
+                if len(self._spans) >= self.SPANS_KEPT:
+                    self._spans.pop(next(iter(self._spans)))
+                self._spans[(first, last)] = found
         return found
 
     def intervals(
@@ -360,23 +365,33 @@ class BusinessCalendar:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
         """What ``_business_intervals`` answers for these stores and this range."""
         position = self._index.get_indexer(pd.Index(store_ids, dtype=object))
-        known = position >= 0
         # A store the calendar does not know has no hours and no zone row: always open, in the default zone.
         # (through a sentinel at the end, which position -1 reads)
         zone_names = np.append(self._zone_names, DEFAULT_TIMEZONE).astype(object)[position]
         bad_names = np.append(self._bad_names, "").astype(object)[position]
-        span = self._span(*_dates_around(range_start_us, range_end_us))
+        found = self._remap(position, self._span(*_dates_around(range_start_us, range_end_us)))
+        return (*_lane_intervals(found, range_start_us, lane_end), zone_names, zone_warnings(bad_names))
+
+    def utc_intervals(self, store_ids: np.ndarray, first: np.datetime64, last: np.datetime64) -> _UtcIntervals:
+        """What ``_utc_intervals`` answers for these stores (each in its zone by rule 3, as the calendar's
+        tables say) on the local dates ``first``..``last``, codes = positions in ``store_ids``."""
+        position = self._index.get_indexer(pd.Index(store_ids, dtype=object))
+        return self._remap(position, self._span(first, last))
+
+    def _remap(self, position: np.ndarray, span: _UtcIntervals) -> _UtcIntervals:
+        """A span's intervals in the caller's codes (``position``: each caller store's calendar code, -1 when
+        the calendar does not know it: always open)."""
+        known = position >= 0
         # Calendar code -> the caller's code (-1: a store the caller did not ask for).
         to_caller = np.full(len(self.store_ids), -1, dtype=np.int64)
         to_caller[position[known]] = np.flatnonzero(known)
         mine = to_caller[span.codes] >= 0
-        always = np.zeros(len(store_ids), dtype=bool)
+        always = np.zeros(len(position), dtype=bool)
         always[~known] = True
         always[np.flatnonzero(known)] = np.isin(position[known], span.always_open)
-        found = _UtcIntervals(
+        return _UtcIntervals(
             to_caller[span.codes[mine]], span.start_us[mine], span.end_us[mine], np.flatnonzero(always)
         )
-        return (*_lane_intervals(found, range_start_us, lane_end), zone_names, zone_warnings(bad_names))
 
 
 def _special_rows(store_index: pd.Index, special_hours: pd.DataFrame | None) -> pd.DataFrame:

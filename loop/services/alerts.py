@@ -14,7 +14,6 @@ write is never skipped, and a client that waits for ``evaluated_at`` gets one pe
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -39,10 +38,10 @@ from loop.events import (
     utc_text,
 )
 from loop.ids import new_id
-from loop.lanes import BusinessCalendar
 from loop.rules import DEFAULT_MAX_GAP_MINUTES, REPORT_WEEK
 from loop.services.directory import Profile, region_counts, store_ids_matching, store_profiles
 from loop.services.paging import Page, page_skip
+from loop.services.store_tables import store_tables
 from loop.storage.alerts import OpenAlerts
 from loop.timeutil import ts_to_us, us_to_ts, utcnow
 
@@ -325,42 +324,6 @@ def _repair(db: Database, current: OpenAlerts, refused: list[str]) -> OpenAlerts
     return current.plus(OpenAlerts.rows(**{name: [row.get(name) for row in found] for name in columns}))
 
 
-@dataclass(frozen=True)
-class _StoreTables:
-    """Hours, holiday hours and zones as the evaluation uses them, with their business calendar."""
-
-    version: tuple[str, str, str]
-    hours: pd.DataFrame
-    special: pd.DataFrame
-    zones: pd.DataFrame
-    calendar: BusinessCalendar
-
-
-_store_tables_kept: dict[str, _StoreTables] = {}  # by database name
-_store_tables_lock = threading.Lock()
-
-
-def _store_tables(db: Database) -> _StoreTables:
-    """The tables and their calendar, read and worked out again only when one of them changed: an
-    evaluation runs every few seconds and they change rarely (~0.3 s of the evaluation at 10x)."""
-    version = storage.store_tables_version(db)
-    with _store_tables_lock:
-        kept = _store_tables_kept.get(db.name)
-    if kept is not None and kept.version == version:
-        return kept
-    # Read after the version: a table replaced in between shows a new version next time and is read again.
-    # As read: with a calendar, the states take the intervals and zones from it, not from these frames.
-    hours, special, zones = storage.read_hours(db), storage.read_special_hours(db), storage.read_zones(db)
-    tables = _StoreTables(
-        version, hours, special, zones, BusinessCalendar(hours=hours, zones=zones, special_hours=special)
-    )
-    with _store_tables_lock:
-        if len(_store_tables_kept) >= 4:  # tests use a database each
-            _store_tables_kept.clear()
-        _store_tables_kept[db.name] = tables
-    return tables
-
-
 def _states(db: Database, t: pd.Timestamp, current: OpenAlerts) -> pd.DataFrame:
     """The state at ``t`` of every store that can change an alert: a short read for all, longer ones for the
     few it leaves unsettled.
@@ -368,7 +331,8 @@ def _states(db: Database, t: pd.Timestamp, current: OpenAlerts) -> pd.DataFrame:
     Those stores are the ones polled in the short read's range and the ones with an open alert: a store
     without either is ``unknown`` at ``t`` in the short read, which neither opens nor resolves anything.
     """
-    tables = _store_tables(db)
+    # As read: with a calendar, the states take the intervals and zones from it, not from the frames.
+    tables = store_tables(db)
     open_ids = current.store_id.tolist()
 
     def states_of(ids: Sequence[str] | None, lookback: pd.Timedelta) -> pd.DataFrame:

@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
@@ -36,8 +38,9 @@ from pymongo.database import Database
 from loop import queue, storage
 from loop.errors import InvalidInput, NotFound
 from loop.history import DailyFigures, daily_figures, local_dates, midnights_us, store_zones
-from loop.lanes import to_utc_us
+from loop.lanes import BusinessCalendar, to_utc_us
 from loop.rules import uptime_pct_or_none
+from loop.services.store_tables import store_tables
 from loop.storage import history as hs
 from loop.storage.stores import PROFILES_TABLE
 from loop.store_ids import STORE_ID_HELP, is_store_id
@@ -50,6 +53,8 @@ DEFAULT_DAYS = 30
 # 90 dates: 3-4 tile lookups and a few date lookups).
 FOLD_LAG_DAYS = 2
 MOVERS_LIMIT_MAX = 500
+# A full build writes a month while it computes the next (False: one after the other; the benchmark compares).
+WRITE_BESIDE_COMPUTE = True
 # Applied pending changes stay this long before they are removed (their numbers stay taken meanwhile).
 PENDING_GRACE_S = 120.0
 # The worker ranks the movers again at most this often while only the figures change (not the weeks);
@@ -140,14 +145,31 @@ class _Inputs:
     zones: pd.DataFrame
     region: np.ndarray
     brand: np.ndarray
+    calendar: BusinessCalendar | None = None
+    key: tuple = ()  # the stores, tables and profiles these were worked out from (``_inputs``)
+    _derived: dict[Any, Any] = field(default_factory=dict)
 
     def first_date(self) -> np.ndarray:
-        return local_dates(np.arange(len(self.store_ids)), self.first_us, self.zone_names)
+        """Each store's first kept date: the local date of its first poll (worked out again only when the
+        catalog's first polls changed)."""
+        kept = self._derived.get("first")
+        if kept is None or not np.array_equal(kept[0], self.first_us):
+            kept = (self.first_us.copy(), local_dates(np.arange(len(self.store_ids)), self.first_us, self.zone_names))
+            self._derived["first"] = kept
+        return kept[1]
 
     def last_date(self) -> np.ndarray:
-        return local_dates(
-            np.arange(len(self.store_ids)), np.full(len(self.store_ids), self.newest_us), self.zone_names
-        )
+        """Each store's last kept date: the local date of the fleet's newest poll in its zone."""
+        return self.dates_at(self.newest_us)
+
+    def dates_at(self, t_us: int) -> np.ndarray:
+        """Each store's local date at the instant ``t_us`` (worked out once per zone)."""
+        kept = self._derived.get("zones")
+        if kept is None:
+            zones, inverse = np.unique(self.zone_names.astype(str), return_inverse=True)
+            kept = self._derived["zones"] = (zones.astype(object), inverse)
+        zones, inverse = kept
+        return local_dates(np.arange(len(zones)), np.full(len(zones), int(t_us)), zones)[inverse]
 
 
 _derived_cache: dict[tuple, tuple] = {}
@@ -159,18 +181,19 @@ def _inputs(db: Database) -> _Inputs | None:
     if len(catalog.store_ids) == 0 or newest is None:
         return None
     ids = catalog.store_ids.astype(object)
-    # The tables, zones and groups of these stores are worked out once per stored version of the tables.
+    # The tables (and their business calendar) as the alert evaluation keeps them; the zones and groups of
+    # these stores worked out once per stored version of the tables and the directory.
+    tables = store_tables(db)
     profiles_head = db[PROFILES_TABLE.heads].find_one({"_id": PROFILES_TABLE.head_id}, {"token": 1}) or {}
     key = (
         id(db.client),
         db.name,
-        storage.store_tables_version(db),
+        tables.version,
         str(profiles_head.get("token", "")),
         hashlib.sha1("\0".join(ids.tolist()).encode("utf-8")).hexdigest(),
     )
     derived = _derived_cache.get(key)
     if derived is None:
-        zones = storage.read_zones(db)
         profiles = storage.read_profiles(db)
         at = pd.Index(ids).get_indexer(profiles["store_id"].astype(object))
         region = np.full(len(ids), "", dtype=object)
@@ -178,28 +201,24 @@ def _inputs(db: Database) -> _Inputs | None:
         known = at >= 0
         region[at[known]] = profiles["region"].fillna("").to_numpy(dtype=object)[known]
         brand[at[known]] = profiles["brand"].fillna("").to_numpy(dtype=object)[known]
-        derived = (
-            store_zones(ids, zones),
-            storage.read_hours(db),
-            storage.read_special_hours(db),
-            zones,
-            region,
-            brand,
-        )
+        derived = (store_zones(ids, tables.zones), region, brand, {})
         if len(_derived_cache) >= 4:
             _derived_cache.clear()
         _derived_cache[key] = derived
-    zone_names, hours, special, zones, region, brand = derived
+    zone_names, region, brand, kept = derived
     return _Inputs(
         store_ids=ids,
         first_us=catalog.first_us.astype(np.int64),
         newest_us=int(pd.Timestamp(newest).value // 1000),
         zone_names=zone_names,
-        hours=hours,
-        special=special,
-        zones=zones,
+        hours=tables.hours,
+        special=tables.special,
+        zones=tables.zones,
         region=region,
         brand=brand,
+        calendar=tables.calendar,
+        key=key,
+        _derived=kept,
     )
 
 
@@ -237,12 +256,13 @@ def _apply_pending(db: Database, meta: dict, pending: list[dict]) -> int:
     through = int(meta.get("through", 0))
     inputs = _inputs(db)
     rows = 0
+    fields: dict[str, Any] = {}
     if inputs is not None:
         codes, dates = _pairs_to_recompute(inputs, pending, int(meta.get("newest_us", inputs.newest_us)))
         whole = {str(s) for c in pending if c.get("kind") == "store" for s in c["stores"]}
-        rows = _recompute(db, meta, inputs, codes, dates, whole_stores=whole)
+        rows, fields = _recompute(db, meta, inputs, codes, dates, whole_stores=whole)
     last = through + len(pending)
-    fields = {"through": last}
+    fields["through"] = last
     if inputs is not None:
         fields["newest_us"] = max(inputs.newest_us, int(meta.get("newest_us", 0)))
     hs.write_meta(db, {**fields, **_removal(db, meta, last)})
@@ -287,13 +307,13 @@ def _pairs_to_recompute(inputs: _Inputs, pending: list[dict], old_newest_us: int
         if change.get("kind") == "store":
             span(codes, first_date[codes], last_date[codes])
         else:
-            t0 = np.full(len(codes), int(change["t_min"]) - 1)  # a poll at a midnight also ends the date before
-            t1 = np.full(len(codes), int(change["t_max"]))
-            span(codes, local_dates(codes, t0, inputs.zone_names), local_dates(codes, t1, inputs.zone_names))
+            # A poll at a midnight also ends the date before.
+            t0, t1 = int(change["t_min"]) - 1, int(change["t_max"])
+            span(codes, inputs.dates_at(t0)[codes], inputs.dates_at(t1)[codes])
     if inputs.newest_us > old_newest_us:
         # New dates of the fleet's clock: every store gets them (all unobserved without polls). A date's
         # figures do not depend on the clock within it, so a newest poll later on the same date changes none.
-        old = local_dates(all_codes, np.full(n, old_newest_us), inputs.zone_names) + 1
+        old = inputs.dates_at(old_newest_us) + 1
         moved = old <= last_date
         span(all_codes[moved], old[moved], last_date[moved])
     if not codes_parts:
@@ -304,9 +324,10 @@ def _pairs_to_recompute(inputs: _Inputs, pending: list[dict], old_newest_us: int
     count = np.maximum((hi - lo).astype(np.int64) + 1, 0)
     pair_codes = np.repeat(codes, count)
     offsets = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
-    pair_dates = np.repeat(lo, count) + offsets
-    pairs = np.unique(np.stack((pair_codes, pair_dates.astype(np.int64)), axis=1), axis=0)
-    return pairs[:, 0], pairs[:, 1].astype("datetime64[D]")
+    pair_dates = (np.repeat(lo, count) + offsets).astype(np.int64)
+    # Distinct, sorted by (code, date): one int64 key (dates are days since 1970, well under 2**32).
+    keys = np.unique((pair_codes << 32) + pair_dates)
+    return keys >> 32, (keys & 0xFFFFFFFF).astype("datetime64[D]")
 
 
 def _recompute(
@@ -317,10 +338,11 @@ def _recompute(
     dates: np.ndarray,
     *,
     whole_stores: set[str],
-) -> int:
-    """Compute the pairs and write them; stores in ``whole_stores`` also lose rows on dates they no longer have."""
+) -> tuple[int, dict[str, Any]]:
+    """Compute the pairs and write them; stores in ``whole_stores`` also lose rows on dates they no longer have.
+    Returns the rows written and the meta fields to set with the changes applied."""
     if len(codes) == 0 and not whole_stores:
-        return 0
+        return 0, {}
     figures = DailyFigures.empty()
     if len(codes):
         used = np.unique(codes)
@@ -342,28 +364,44 @@ def _recompute(
             last_date=last,
             pairs=(local, dates),
             zone_names=inputs.zone_names[used],
+            calendar=inputs.calendar,
         )
         figures = DailyFigures(used[figures.code], *(getattr(figures, f) for f in ("date", "up_s", "down_s",
                                "unobserved_s", "outages", "longest_s")))  # fmt: skip
-    rows = _rows_frame(figures, inputs)
     removed = pd.DataFrame({"store_id": pd.Series(dtype=object), "date": pd.Series(dtype=object)})
     if whole_stores and meta.get("first_date"):
         stored = pd.date_range(meta["first_date"], meta["last_date"], freq="D").strftime("%Y-%m-%d").tolist()
         removed = pd.DataFrame(
             [(s, d) for s in sorted(whole_stores) for d in stored], columns=["store_id", "date"], dtype=object
         )
-    # Dates recomputed for every store that has them (an hourly batch's): written without reading them first.
-    whole_dates = set()
-    if len(rows) and len(removed) == 0:
+    kept = _kept_dates(db, meta)
+    # Dates recomputed for every store that has them (an hourly batch's): packed straight from the figures
+    # and written without reading them first.
+    whole = np.zeros(len(figures), dtype=bool)
+    if len(figures) and len(removed) == 0:
+        days, counts = np.unique(figures.date, return_counts=True)
         first_date, last_date = inputs.first_date(), inputs.last_date()
-        for day, count in rows["date"].value_counts().items():
-            d = np.datetime64(str(day), "D")
-            if count == int(((first_date <= d) & (last_date >= d)).sum()):
-                whole_dates.add(str(day))
-    _apply(db, meta, rows, removed, whole_dates)
-    if len(rows):
-        hs.write_meta(db, _date_bounds(meta, rows["date"]))
-    return len(rows)
+        having = np.array([int(((first_date <= d) & (last_date >= d)).sum()) for d in days], dtype=np.int64)
+        whole = np.isin(figures.date, days[counts == having])
+    whole_figures = figures.take(np.flatnonzero(whole))
+    replaced = _write_whole_dates(db, meta, inputs, whole_figures, kept)
+    rows = _rows_frame(figures.take(np.flatnonzero(~whole)), inputs)
+    folded = meta.get("folded_through")
+    whole_rows = _rows_frame(whole_figures, inputs) if folded and replaced and min(replaced) <= folded else None
+    _apply(
+        db,
+        meta,
+        rows,
+        removed,
+        kept,
+        whole=(_coded_totals(whole_figures, _layout(inputs, meta)), replaced, whole_rows),
+    )
+    _keep_dates(db, kept)
+    fields: dict[str, Any] = {"dates_token": kept.token}
+    if len(figures):
+        bounds = np.datetime_as_string(np.array([figures.date.min(), figures.date.max()]), unit="D")
+        fields.update(_date_bounds(meta, pd.Series(bounds)))
+    return len(figures), fields
 
 
 def _date_bounds(meta: dict, dates: pd.Series) -> dict[str, str]:
@@ -442,40 +480,33 @@ def _totals(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _apply(
-    db: Database, meta: dict, rows: pd.DataFrame, removed: pd.DataFrame, whole_dates: set[str] | None = None
+    db: Database,
+    meta: dict,
+    rows: pd.DataFrame,
+    removed: pd.DataFrame,
+    kept: _KeptDates,
+    *,
+    whole: tuple[pd.DataFrame, list[str], pd.DataFrame | None] | None = None,
 ) -> None:
     """Write ``rows`` into their dates' block documents (replacing those stores' rows), drop the rows of
     ``removed`` (store_id, date) pairs, and move the group totals by the difference. One read of each
-    touched block (or of the whole date when most of its blocks are touched) and one bulk write per date;
-    the same in the month tiles for folded dates. ``whole_dates``: dates whose every row is in ``rows``
-    (written without reading them; their totals are replaced)."""
+    touched block (or of the whole date when most of its blocks are touched: none when this process holds
+    them, ``kept``) and one bulk write per date of the blocks that changed; the same in the month tiles for
+    folded dates. ``whole``: the dates already written whole (``_write_whole_dates``): their totals, the
+    dates, and their rows when some are folded (for the tiles)."""
     blocks, date_blocks = int(meta["blocks"]), _date_blocks(meta)
+    whole_totals, replaced, whole_rows = whole if whole is not None else (hs.empty_trend(), [], None)
     touched = pd.concat([rows[["store_id", "date"]], removed[["store_id", "date"]]], ignore_index=True)
-    if len(touched) == 0:
-        return
-    changes = []
-    replaced: list[str] = []
+    changes = [whole_totals]
     for day, on_day in touched.groupby("date", sort=True):
         day = str(day)
         new = rows[(rows["date"] == day).to_numpy()]
-        if whole_dates and day in whole_dates:
-            by_block = new.assign(block=hs.block_of(new["store_id"].tolist(), date_blocks))
-            parts = _by_block(by_block)
-            hs.write_shelf(db, hs.DATES, day, {k: parts.get(k, hs.empty_rows()) for k in range(date_blocks)})
-            changes.append(new.assign(sign=1))
-            replaced.append(day)
-            continue
-        gone, _ = _replace_in(
-            db,
-            hs.DATES,
-            day,
-            date_blocks,
-            on_day["store_id"],
-            new,
-            lambda r: r.iloc[0:0],
-        )
-        changes += [gone.assign(sign=-1), new.assign(sign=1)]
+        gone = _replace_in_date(db, day, date_blocks, on_day["store_id"], new, kept)
+        changes.append(_totals(pd.concat([gone.assign(sign=-1), new.assign(sign=1)], ignore_index=True)))
     folded = meta.get("folded_through")
+    if whole_rows is not None:
+        touched = pd.concat([touched, whole_rows[["store_id", "date"]]], ignore_index=True)
+        rows = pd.concat([rows, whole_rows], ignore_index=True)
     if folded:
         old_pairs = touched[(touched["date"] <= folded).to_numpy()]
         for month, in_month in old_pairs.groupby(old_pairs["date"].str.slice(0, 7), sort=True):
@@ -489,7 +520,10 @@ def _apply(
                 return frame[~np.asarray(hit, dtype=bool)] if len(frame) else frame
 
             _replace_in(db, hs.TILES, month, blocks, in_month["store_id"], new, drop_pairs)
-    hs.add_to_trend(db, _totals(pd.concat(changes, ignore_index=True)), replace_dates=replaced)
+    changes = [c for c in changes if len(c)]
+    if changes or replaced:
+        delta = pd.concat(changes, ignore_index=True) if changes else hs.empty_trend()
+        hs.add_to_trend(db, delta, replace_dates=replaced)
 
 
 def _replace_in(
@@ -516,6 +550,136 @@ def _replace_in(
         {int(k): hs.empty_rows() if k not in parts else parts[k].drop(columns="block") for k in wanted.tolist()},
     )
     return gone, new
+
+
+def _replace_in_date(
+    db: Database, day: str, blocks: int, store_ids: pd.Series, new: pd.DataFrame, kept: _KeptDates
+) -> pd.DataFrame:
+    """In one date's block documents: the rows of ``store_ids`` are replaced by ``new`` (those stores' rows
+    elsewhere in the date are dropped). The blocks this process holds (``kept``) are not read again; only
+    the blocks whose rows changed are written. Returns the rows replaced."""
+    ids = pd.unique(store_ids.to_numpy(dtype=object))
+    wanted = np.unique(hs.block_of(ids.tolist(), blocks)).tolist()
+    held = kept.rows.get(day, {})
+    missing = [k for k in wanted if k not in held]
+    if missing:
+        whole = len(missing) > blocks // 4
+        found = hs.read_shelf(db, hs.DATES, day, blocks, None if whole else missing)
+        for k in range(blocks) if whole else missing:
+            held[k] = found.get(k, hs.empty_rows())
+        kept.rows[day] = held
+    new_by_block = _by_block(new.assign(block=hs.block_of(new["store_id"].tolist(), blocks)))
+    replaced = set(ids.tolist())
+    gone, docs = [], {}
+    for k in wanted:
+        old = held[k]
+        mine = old["store_id"].isin(replaced).to_numpy()
+        gone.append(old[mine])
+        merged = pd.concat([old[~mine], new_by_block.get(k, hs.empty_rows())], ignore_index=True)
+        merged = merged.sort_values(["store_id", "date"], kind="stable", ignore_index=True)
+        if _same_rows(old, merged):
+            continue
+        held[k] = merged
+        docs[k] = hs._pack_block(merged, day, k) if len(merged) else None
+    hs.write_docs(db, hs.DATES, day, docs)
+    kept.digests.pop(day, None)
+    return pd.concat(gone, ignore_index=True) if gone else hs.empty_rows()
+
+
+def _same_rows(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """The same rows in the same order (both sorted by store id and date), every column to the bit."""
+    if len(a) != len(b):
+        return False
+    for column in hs.ROW_COLUMNS:
+        x, y = a[column].to_numpy(), b[column].to_numpy()
+        if x.dtype.kind == "f" or y.dtype.kind == "f":
+            if not np.array_equal(x.astype(np.float64).view(np.int64), y.astype(np.float64).view(np.int64)):
+                return False
+        elif not (x == y).all():
+            return False
+    return True
+
+
+# --- the date documents this process wrote or read last ----------------------------------------------
+
+
+@dataclass
+class _KeptDates:
+    """Date documents as this process last wrote or read them: valid while the history's ``dates_token``
+    is ``token`` (every write of date documents, here or in any other process, sets a new one under the
+    history lock). ``rows``: date -> block -> its rows (sorted by store id); ``digests``: date -> block ->
+    the document's ``hs.doc_digest`` (dates written whole, their rows not unpacked)."""
+
+    token: str
+    rows: dict[str, dict[int, pd.DataFrame]] = field(default_factory=dict)
+    digests: dict[str, dict[int, bytes | None]] = field(default_factory=dict)
+
+
+_kept_by_db: dict[tuple[int, str], _KeptDates] = {}
+_kept_lock = threading.Lock()
+# Dates kept per database: an hourly batch touches one or two (the newest), a new date a third.
+KEPT_DATES = 4
+
+
+def _kept_dates(db: Database, meta: dict) -> _KeptDates:
+    """What this process holds of the date documents, if still what is stored; else nothing. The caller holds
+    the history lock and writes a new token (``_keep_dates``) with its changes."""
+    with _kept_lock:
+        kept = _kept_by_db.pop((id(db.client), db.name), None)
+    token = meta.get("dates_token")
+    fresh = _KeptDates(token=uuid.uuid4().hex)
+    if kept is None or token is None or kept.token != token:
+        return fresh
+    fresh.rows, fresh.digests = kept.rows, kept.digests
+    return fresh
+
+
+def _keep_dates(db: Database, kept: _KeptDates) -> None:
+    """Keep the newest KEPT_DATES dates of ``kept`` (valid once its token is written to the meta)."""
+    for held in (kept.rows, kept.digests):
+        for day in sorted(held)[:-KEPT_DATES]:
+            held.pop(day)
+    with _kept_lock:
+        _kept_by_db[(id(db.client), db.name)] = kept
+
+
+def _forget_dates(db: Database) -> None:
+    with _kept_lock:
+        _kept_by_db.pop((id(db.client), db.name), None)
+
+
+def _write_whole_dates(db: Database, meta: dict, inputs: _Inputs, figures: DailyFigures, kept: _KeptDates) -> list[str]:
+    """Write dates of which ``figures`` holds every row: each block document packed straight from the arrays,
+    only the blocks that differ from what this process knows is stored (all when it knows nothing)."""
+    if len(figures) == 0:
+        return []
+    layout = _layout(inputs, meta)
+    code, day = figures.code, figures.date.astype(np.int64)
+    values = {c: getattr(figures, c) for c in (*hs.FLOATS, *hs.INTS)}
+    order = np.lexsort((layout.rank[code], layout.date_block[code], day))
+    docs: dict[int, dict[int, dict[str, Any] | None]] = {}
+    for lo, hi in _runs(day[order] * (layout.date_blocks + 1) + layout.date_block[code[order]]):
+        rows = order[lo:hi]
+        first, block = int(day[rows[0]]), int(layout.date_block[code[rows[0]]])
+        on_day = docs.setdefault(first, dict.fromkeys(range(layout.date_blocks)))
+        on_day[block] = hs.pack_coded_block(
+            _day_name(first), block, layout.labels, code[rows], day[rows], {c: v[rows] for c, v in values.items()}
+        )
+    names = []
+    for first, on_day in docs.items():
+        name = _day_name(first)
+        digests = {k: hs.doc_digest(doc) for k, doc in on_day.items()}
+        known = kept.digests.get(name)
+        if known is None and name in kept.rows and len(kept.rows[name]) == layout.date_blocks:
+            known = {
+                k: hs.doc_digest(hs._pack_block(r, name, k)) if len(r) else None for k, r in kept.rows[name].items()
+            }
+        changed = {k: doc for k, doc in on_day.items() if known is None or known.get(k, b"?") != digests[k]}
+        hs.write_docs(db, hs.DATES, name, changed)
+        kept.digests[name] = digests
+        kept.rows.pop(name, None)
+        names.append(name)
+    return names
 
 
 def _date_blocks(meta: dict) -> int:
@@ -599,7 +763,11 @@ def build_history(*, db: Database | None = None) -> HistoryBuild:
         if inputs is None:  # no polls: nothing to keep (the block count is chosen with the first polls)
             hs.drop_dates(db, old_dates)
             if meta:
-                hs.write_meta(db, {"through": through, "first_date": None, "last_date": None, "newest_us": 0})
+                hs.write_meta(
+                    db,
+                    {"through": through, "first_date": None, "last_date": None, "newest_us": 0, "dates_token": None},
+                )
+                _forget_dates(db)
             return HistoryBuild(0, 0, 0, time.perf_counter() - began)
         blocks = int(meta.get("blocks") or hs.blocks_for(len(inputs.store_ids)))
         date_blocks = int(meta.get("date_blocks") or hs.blocks_for(len(inputs.store_ids), hs.DATE_BLOCK_STORES))
@@ -617,34 +785,50 @@ def build_history(*, db: Database | None = None) -> HistoryBuild:
             )
         first_date, last_date = inputs.first_date(), inputs.last_date()
         d0, d1 = first_date.min(), last_date.max()
-        block = hs.block_of(inputs.store_ids.tolist(), blocks)
-        date_block = hs.block_of(inputs.store_ids.tolist(), date_blocks)
         all_dates = np.arange(d0, d1 + 1, dtype="datetime64[D]")
         names = np.datetime_as_string(all_dates, unit="D").tolist()
         fold_upto = (date.fromisoformat(names[-1]) - timedelta(days=FOLD_LAG_DAYS)).isoformat()
+        layout = _build_layout(inputs, blocks, date_blocks)
         # Readers use the date documents while the tiles are rewritten.
-        hs.write_meta(db, {"folded_through": None})
+        # A new dates token first: no process keeps using what it held of the date documents (_kept_dates).
+        hs.write_meta(db, {"folded_through": None, "dates_token": uuid.uuid4().hex})
+        _forget_dates(db)
         hs.drop_dates(db, [d for d in old_dates if d not in set(names)])
         hs.drop_months(db, hs.stored_months(db))
         months = np.unique(all_dates.astype("datetime64[M]"))
         chunks = [all_dates[all_dates.astype("datetime64[M]") == m] for m in months]
         rows_total = 0
         phases: dict[str, float] = {}
-        # The next month's polls are read while this one is computed and written (a second thread writing
-        # while the next month is computed measured no faster on 2 busy cores: both need the interpreter).
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read") as prefetch:
+        # The next month's polls are read while this one is computed, and the previous month is written
+        # meanwhile (WRITE_BESIDE_COMPUTE): the documents are packed from arrays, so writing is mostly the
+        # server's work, which runs beside this process's computing. One month waits to be written at most.
+        with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read") as prefetch,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-write") as writer,
+        ):
             coming = prefetch.submit(_read_polls, db, chunks[0][0], chunks[0][-1], None)
+            written: Future[None] | None = None
             for k, chunk in enumerate(chunks):
                 clock = time.perf_counter()
                 polls = coming.result()
                 if k + 1 < len(chunks):
                     coming = prefetch.submit(_read_polls, db, chunks[k + 1][0], chunks[k + 1][-1], None)
                 clock = _phase(phases, "wait_for_polls", clock)
-                rows = _build_chunk(inputs, polls, chunk, first_date, last_date)
-                code = pd.Index(inputs.store_ids).get_indexer(rows["store_id"])
-                _phase(phases, "compute", clock)
-                _write_chunk(db, rows, (date_block[code], block[code], date_blocks, blocks), chunk, fold_upto, phases)
-                rows_total += len(rows)
+                figures = _build_chunk(inputs, polls, chunk, first_date, last_date)
+                del polls
+                clock = _phase(phases, "compute", clock)
+                if written is not None:
+                    written.result()
+                    clock = _phase(phases, "wait_for_writes", clock)
+                if WRITE_BESIDE_COMPUTE:
+                    written = writer.submit(_write_chunk, db, figures, layout, chunk, fold_upto, phases)
+                else:
+                    _write_chunk(db, figures, layout, chunk, fold_upto, phases)
+                rows_total += len(figures)
+            if written is not None:
+                clock = time.perf_counter()
+                written.result()
+                _phase(phases, "wait_for_writes", clock)
         hs.write_meta(
             db,
             {
@@ -655,6 +839,7 @@ def build_history(*, db: Database | None = None) -> HistoryBuild:
                 "last_date": names[-1],
                 "newest_us": inputs.newest_us,
                 "folded_through": fold_upto if fold_upto >= names[0] else None,
+                "dates_token": uuid.uuid4().hex,
             },
         )
         hs.write_meta(db, _removal(db, meta, through))
@@ -664,28 +849,147 @@ def build_history(*, db: Database | None = None) -> HistoryBuild:
 
 def _write_chunk(
     db: Database,
-    rows: pd.DataFrame,
-    blocks: tuple[np.ndarray, np.ndarray, int, int],
+    figures: DailyFigures,
+    layout: _BuildLayout,
     chunk: np.ndarray,
     fold_upto: str,
     phases: dict[str, float],
 ) -> None:
-    """A built month: its date documents, its tiles (dates up to ``fold_upto``) and its group totals.
-    ``blocks``: each row's date block and tile block, and how many of each."""
-    date_block, tile_block, date_blocks, tile_blocks = blocks
+    """A built month (``figures`` sorted by code and date): its date documents, its tiles (dates up to
+    ``fold_upto``) and its group totals. The documents are packed straight from the figures' arrays
+    (rows ordered by one integer sort, the stores' strings encoded once): the same documents as
+    ``_pack_block`` makes of the same rows."""
     clock = time.perf_counter()
-    by_date = rows.assign(block=date_block).sort_values(["date", "block", "store_id"], kind="stable")
-    for name, on_date in by_date.groupby("date", sort=True):
-        hs.fill_shelf(db, hs.DATES, str(name), _by_block(on_date), date_blocks)
+    code, day = figures.code, figures.date.astype(np.int64)
+    values = {c: getattr(figures, c) for c in (*hs.FLOATS, *hs.INTS)}
+    rank = layout.rank[code]
+    # Date documents: by (date, block, store id); every store has one row per date.
+    order = np.lexsort((rank, layout.date_block[code], day))
+    docs: dict[int, list[dict[str, Any]]] = {}
+    for lo, hi in _runs(day[order] * (layout.date_blocks + 1) + layout.date_block[code[order]]):
+        rows = order[lo:hi]
+        first = int(day[rows[0]])
+        docs.setdefault(first, []).append(
+            hs.pack_coded_block(
+                _day_name(first),
+                int(layout.date_block[code[rows[0]]]),
+                layout.labels,
+                code[rows],
+                day[rows],
+                {c: v[rows] for c, v in values.items()},
+            )
+        )
+    for first, mine in docs.items():
+        hs.fill_docs(db, hs.DATES, _day_name(first), mine, layout.date_blocks)
     clock = _phase(phases, "write_dates", clock)
-    by_tile = rows.assign(block=tile_block).sort_values(["block", "store_id", "date"], kind="stable")
-    folded = by_tile[(by_tile["date"] <= fold_upto).to_numpy()]
+    # Month tiles: the folded dates, by (block, store id, date).
+    folded = np.flatnonzero(day <= int(np.datetime64(fold_upto, "D").astype(np.int64)))
     if len(folded):
+        order = folded[np.lexsort((day[folded], rank[folded], layout.tile_block[code[folded]]))]
         month = str(chunk[0])[:7]
-        hs.fill_shelf(db, hs.TILES, month, _by_block(folded), tile_blocks)
+        tiles = [
+            hs.pack_coded_block(
+                month,
+                int(layout.tile_block[code[rows[0]]]),
+                layout.labels,
+                code[rows],
+                day[rows],
+                {c: v[rows] for c, v in values.items()},
+            )
+            for rows in (order[lo:hi] for lo, hi in _runs(layout.tile_block[code[order]]))
+        ]
+        hs.fill_docs(db, hs.TILES, month, tiles, layout.tile_blocks)
     clock = _phase(phases, "write_tiles", clock)
-    hs.add_to_trend(db, _totals(rows), replace_dates=np.datetime_as_string(chunk).tolist())
+    hs.add_to_trend(db, _coded_totals(figures, layout), replace_dates=np.datetime_as_string(chunk).tolist())
     _phase(phases, "trend", clock)
+
+
+@dataclass(frozen=True)
+class _BuildLayout:
+    """What a full build's writes need per store code: its date block, tile block, rank in id order, labels."""
+
+    date_block: np.ndarray
+    tile_block: np.ndarray
+    date_blocks: int
+    tile_blocks: int
+    rank: np.ndarray
+    labels: hs.StoreLabels
+    group: np.ndarray  # each store's (region, brand) group: an index into regions/brands
+    regions: np.ndarray
+    brands: np.ndarray
+
+
+def _layout(inputs: _Inputs, meta: dict) -> _BuildLayout:
+    """The layout of these stores in a history of ``meta``'s block counts (worked out once per inputs)."""
+    return _build_layout(inputs, int(meta["blocks"]), _date_blocks(meta))
+
+
+def _build_layout(inputs: _Inputs, blocks: int, date_blocks: int) -> _BuildLayout:
+    found = inputs._derived.get(("layout", blocks, date_blocks))
+    if found is not None:
+        return found
+    ids = inputs.store_ids.tolist()
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[np.argsort(inputs.store_ids, kind="stable")] = np.arange(len(ids))
+    pairs = pd.MultiIndex.from_arrays([inputs.region.astype(object), inputs.brand.astype(object)])
+    group, uniques = pd.factorize(pairs)
+    layout = _BuildLayout(
+        date_block=hs.block_of(ids, date_blocks),
+        tile_block=hs.block_of(ids, blocks),
+        date_blocks=date_blocks,
+        tile_blocks=blocks,
+        rank=rank,
+        labels=hs.StoreLabels(inputs.store_ids, inputs.region, inputs.brand),
+        group=group.astype(np.int64),
+        regions=np.asarray(uniques.get_level_values(0), dtype=object),
+        brands=np.asarray(uniques.get_level_values(1), dtype=object),
+    )
+    inputs._derived[("layout", blocks, date_blocks)] = layout
+    return layout
+
+
+def _runs(keys: np.ndarray) -> list[tuple[int, int]]:
+    """[lo, hi) of each run of equal values of ``keys``."""
+    if len(keys) == 0:
+        return []
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    ends = np.append(starts[1:], len(keys))
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
+
+
+def _day_name(day: int) -> str:
+    return str(np.datetime64(day, "D"))
+
+
+def _coded_totals(figures: DailyFigures, layout: _BuildLayout) -> pd.DataFrame:
+    """``_totals`` of the figures' rows (each store's region and brand as the build writes them), grouped by
+    integer keys in the same row order (so the same sums, to the bit)."""
+    if len(figures) == 0:
+        return hs.empty_trend()
+    groups = len(layout.regions)
+    day = figures.date.astype(np.int64)
+    key = day * groups + layout.group[figures.code]
+    up, down, unobserved = figures.up_s, figures.down_s, figures.unobserved_s
+    frame = pd.DataFrame(
+        {
+            "key": key,
+            "up_s": up,
+            "down_s": down,
+            "unobserved_s": unobserved,
+            "stores_down": (down > 0).astype(np.int64),
+            "stores_open": (np.maximum(up + down, unobserved) > 0).astype(np.int64),
+        }
+    )
+    summed = frame.groupby("key", sort=False).sum()
+    keys = summed.index.to_numpy(dtype=np.int64)
+    return pd.DataFrame(
+        {
+            "date": np.datetime_as_string((keys // groups).astype("datetime64[D]"), unit="D").astype(object),
+            "region": layout.regions[keys % groups],
+            "brand": layout.brands[keys % groups],
+            **{c: summed[c].to_numpy() for c in ("up_s", "down_s", "unobserved_s", "stores_down", "stores_open")},
+        }
+    )
 
 
 def _phase(phases: dict[str, float], name: str, since: float) -> float:
@@ -696,8 +1000,8 @@ def _phase(phases: dict[str, float], name: str, since: float) -> float:
 
 def _build_chunk(
     inputs: _Inputs, polls: storage.PollColumns, chunk: np.ndarray, first_date: np.ndarray, last_date: np.ndarray
-) -> pd.DataFrame:
-    """Every store's rows on the chunk's dates (only the dates each store has)."""
+) -> DailyFigures:
+    """Every store's figures on the chunk's dates (only the dates each store has), sorted by code and date."""
     at = pd.Index(inputs.store_ids).get_indexer(polls.store_ids.astype(object))
     keep = at[polls.store] >= 0
     figures = daily_figures(
@@ -713,7 +1017,7 @@ def _build_chunk(
         zone_names=inputs.zone_names,
     )
     inside = (figures.date >= first_date[figures.code]) & (figures.date <= last_date[figures.code])
-    return _rows_frame(figures.take(np.flatnonzero(inside)), inputs)
+    return figures.take(np.flatnonzero(inside))
 
 
 def build_line(built: HistoryBuild) -> str:

@@ -20,6 +20,7 @@ Written only under the history lock: documents are replaced in place (``replace_
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import zlib
@@ -139,29 +140,89 @@ def _pack_block(rows: pd.DataFrame, date: str, block: int) -> dict[str, Any]:
     first[1:] = store_ids[1:] != store_ids[:-1]
     heads = np.flatnonzero(first)
     counts = np.diff(np.append(heads, len(store_ids)))
-    ids, id_lengths = pack_strings(store_ids[heads])
-    regions, region_lengths = pack_strings(rows["region"].to_numpy(dtype=object)[heads])
-    brands, brand_lengths = pack_strings(rows["brand"].to_numpy(dtype=object)[heads])
-    days = rows["date"].to_numpy(dtype=object).astype("datetime64[D]")
+    return _pack_arrays(
+        date,
+        block,
+        strings=(
+            pack_strings(store_ids[heads]),
+            pack_strings(rows["region"].to_numpy(dtype=object)[heads]),
+            pack_strings(rows["brand"].to_numpy(dtype=object)[heads]),
+        ),
+        counts=counts,
+        days=rows["date"].to_numpy(dtype=object).astype("datetime64[D]").astype(np.int64),
+        values={c: rows[c].to_numpy() for c in (*FLOATS, *INTS)},
+    )
+
+
+def _pack_arrays(
+    name: str,
+    block: int,
+    *,
+    strings: tuple[tuple[bytes, bytes], tuple[bytes, bytes], tuple[bytes, bytes]],
+    counts: np.ndarray,
+    days: np.ndarray,
+    values: dict[str, np.ndarray],
+) -> dict[str, Any]:
+    """The block document: ``strings`` = the (bytes, lengths) of the stores' ids, regions and brands (one per
+    store, in row order), ``counts`` = each store's rows, ``days`` = each row's date (days since 1970-01-01)."""
+    (ids, id_lengths), (regions, region_lengths), (brands, brand_lengths) = strings
     arrays = {
         "store_id": bytes(ids),
         "store_id_lengths": bytes(id_lengths),
-        "store_rows": counts.astype("<i4").tobytes(),
+        "store_rows": np.asarray(counts).astype("<i4").tobytes(),
         "region": bytes(regions),
         "region_lengths": bytes(region_lengths),
         "brand": bytes(brands),
         "brand_lengths": bytes(brand_lengths),
-        "day": days.astype(np.int64).astype("<i4").tobytes(),
-        **{c: rows[c].to_numpy(dtype="<f8").tobytes() for c in FLOATS},
-        **{c: rows[c].to_numpy(dtype="<i4").tobytes() for c in INTS},
+        "day": np.asarray(days).astype(np.int64).astype("<i4").tobytes(),
+        **{c: np.asarray(values[c]).astype("<f8").tobytes() for c in FLOATS},
+        **{c: np.asarray(values[c]).astype("<i4").tobytes() for c in INTS},
     }
     return {
         "_id": f"b|{block}",
-        "date": date,
-        "n": len(rows),
+        "date": name,
+        "n": len(days),
         "codec": CODEC,
-        **{name: Binary(zlib.compress(data, 1)) for name, data in arrays.items()},
+        **{key: Binary(zlib.compress(data, 1)) for key, data in arrays.items()},
     }
+
+
+class StoreLabels:
+    """Each store's id, region and brand (by store code) encoded once as UTF-8 in one buffer each: the many
+    block documents of a full build gather them instead of encoding every string again (the same bytes
+    as ``pack_strings``)."""
+
+    def __init__(self, store_ids: np.ndarray, region: np.ndarray, brand: np.ndarray) -> None:
+        self._columns = [self._encode(values) for values in (store_ids, region, brand)]
+
+    @staticmethod
+    def _encode(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        encoded = [str(v).encode("utf-8") for v in values]
+        lengths = np.array([len(e) for e in encoded], dtype=np.int64)
+        buffer = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+        return buffer, np.cumsum(lengths) - lengths, lengths
+
+    def strings(self, codes: np.ndarray) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes], tuple[bytes, bytes]]:
+        """(bytes, int32 lengths) of the ids, regions and brands of ``codes``, in that order."""
+        out = []
+        for buffer, starts, lengths in self._columns:
+            mine = lengths[codes]
+            ends = np.cumsum(mine)
+            at = np.repeat(starts[codes] - (ends - mine), mine) + np.arange(int(ends[-1]) if len(ends) else 0)
+            out.append((buffer[at].tobytes(), mine.astype("<i4").tobytes()))
+        return out[0], out[1], out[2]
+
+
+def pack_coded_block(
+    name: str, block: int, labels: StoreLabels, codes: np.ndarray, days: np.ndarray, values: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    """A block document from rows given by store code (rows of a store together, stores in id order, dates
+    ascending within a store): the same document ``_pack_block`` makes of the same rows."""
+    first = np.ones(len(codes), dtype=bool)
+    first[1:] = codes[1:] != codes[:-1]
+    heads = np.flatnonzero(first)
+    counts = np.diff(np.append(heads, len(codes)))
+    return _pack_arrays(name, block, strings=labels.strings(codes[heads]), counts=counts, days=days, values=values)
 
 
 def _unpack_block(doc: dict[str, Any], store_id: str | None = None) -> pd.DataFrame:
@@ -246,16 +307,27 @@ def read_tiles(db: Database, month: str, blocks: int, wanted: Iterable[int] | No
     return read_shelf(db, TILES, month, blocks, wanted)
 
 
-def write_shelf(db: Database, prefix: str, name: str, rows_by_block: dict[int, pd.DataFrame]) -> None:
+def write_shelf(db: Database, prefix: str, name: str, rows_by_block: dict[int, pd.DataFrame]) -> dict[int, Any]:
     """Replace these block documents (each replace is atomic for readers: the old or the new rows), one bulk
-    write per collection; a block without rows is removed."""
+    write per collection; a block without rows is removed. Returns each block's document (None: removed)."""
+    docs: dict[int, dict[str, Any] | None] = {
+        int(k): None
+        if len(rows) == 0
+        else _pack_block(rows.sort_values(["store_id", "date"], kind="stable"), name, int(k))
+        for k, rows in rows_by_block.items()
+    }
+    write_docs(db, prefix, name, docs)
+    return docs
+
+
+def write_docs(db: Database, prefix: str, name: str, docs: dict[int, dict[str, Any] | None]) -> None:
+    """Replace these block documents (None: remove the block), one bulk write per collection."""
     ops: dict[str, list[Any]] = {}
-    for k, rows in rows_by_block.items():
+    for k, doc in docs.items():
         target = ops.setdefault(shelf(prefix, name, int(k)), [])
-        if len(rows) == 0:
+        if doc is None:
             target.append(DeleteOne({"_id": f"b|{k}"}))
         else:
-            doc = _pack_block(rows.sort_values(["store_id", "date"], kind="stable"), name, int(k))
             target.append(ReplaceOne({"_id": doc["_id"]}, doc, upsert=True))
     for collection, mine in ops.items():
         if is_mongomock(db):  # its bulk_write does not take pymongo's ReplaceOne: one call each
@@ -268,16 +340,42 @@ def write_shelf(db: Database, prefix: str, name: str, rows_by_block: dict[int, p
             db[collection].bulk_write(mine, ordered=False)
 
 
+def doc_digest(doc: dict[str, Any] | None) -> bytes | None:
+    """A block document's fingerprint (its packed arrays; None for a removed block): equal fingerprints,
+    equal rows."""
+    if doc is None:
+        return None
+    digest = hashlib.blake2b(digest_size=16)
+    for key in sorted(doc):
+        value = doc[key]
+        digest.update(key.encode())
+        digest.update(bytes(value) if isinstance(value, bytes) else repr(value).encode())
+    return digest.digest()
+
+
 def fill_shelf(db: Database, prefix: str, name: str, rows_by_block: dict[int, pd.DataFrame], blocks: int) -> None:
     """A date's (or month's) documents become exactly ``rows_by_block`` (a full build: inserted into emptied
     collections, no per-document replace)."""
-    docs: dict[str, list[dict[str, Any]]] = {f"{prefix}.{name}.{g}": [] for g in _groups(blocks)}
-    for k, rows in rows_by_block.items():
-        if len(rows):
-            docs[shelf(prefix, name, int(k))].append(
-                _pack_block(rows.sort_values(["store_id", "date"], kind="stable"), name, int(k))
-            )
-    for collection, mine in docs.items():
+    fill_docs(
+        db,
+        prefix,
+        name,
+        [
+            _pack_block(rows.sort_values(["store_id", "date"], kind="stable"), name, int(k))
+            for k, rows in rows_by_block.items()
+            if len(rows)
+        ],
+        blocks,
+    )
+
+
+def fill_docs(db: Database, prefix: str, name: str, docs: list[dict[str, Any]], blocks: int) -> None:
+    """A date's (or month's) documents become exactly ``docs`` (block documents, ``_id`` "b|<k>"): every
+    collection of the shelf emptied, then one insert per collection."""
+    by_collection: dict[str, list[dict[str, Any]]] = {f"{prefix}.{name}.{g}": [] for g in _groups(blocks)}
+    for doc in docs:
+        by_collection[shelf(prefix, name, int(str(doc["_id"]).split("|")[1]))].append(doc)
+    for collection, mine in by_collection.items():
         db[collection].delete_many({})
         if mine:
             db[collection].insert_many(mine, ordered=False)
