@@ -514,6 +514,14 @@ def offline_reference(bench: Bench, folder: Path) -> tuple[str, str]:
     return out.read_text(encoding="utf-8"), match.group(1)
 
 
+def load_phases(bench: Bench, stdout: str, name: str) -> str:
+    """load_data's output kept in the run's log folder; its summary lines (the load's ``done in``, the alert
+    evaluation, the daily figures' build, which load_data runs after every load) as printed text."""
+    (bench.logs / name).write_text(stdout, encoding="utf-8")
+    keep = ("done in", "alerts:", "daily figures")
+    return "\n".join(f"    {line}" for line in stdout.splitlines() if line.startswith(keep))
+
+
 def load(bench: Bench, folder: Path) -> None:
     from bench.bench_offline import run_measured
 
@@ -523,6 +531,7 @@ def load(bench: Bench, folder: Path) -> None:
     bench.figures["load_s"] = run.seconds
     bench.figures["load_rss"] = run.max_rss_bytes
     print(f"[2] load_data: {run.seconds:.2f} s wall, {gb_text(run.max_rss_bytes)} peak RSS", flush=True)
+    print(load_phases(bench, run.stdout, "load_data.out"), flush=True)
 
 
 def report_configs(args: argparse.Namespace) -> list[tuple[str, int, int | None]]:
@@ -647,6 +656,7 @@ def append_hour(bench: Bench, folder: Path) -> None:
     run = run_measured([sys.executable, "manage.py", "load_data", str(hour)], bench.env)
     if run.returncode:
         raise RuntimeError(f"load_data of the hour failed:\n{run.stderr[-3000:]}")
+    print(load_phases(bench, run.stdout, "load_data-hour.out"), flush=True)
     bench.figures["append_s"] = run.seconds
     bench.figures["append_rss"] = run.max_rss_bytes
     workers = bench.args.alert_workers
