@@ -24,6 +24,9 @@ when missing; ``--data-dir`` names a set folder or the folder holding the sets),
    (VmHWM, sampled from /proc every 0.5 s) of every process of every report worker, and the CSV byte-equal
    to the offline one; each report is deleted once measured, so every configuration meets the same stored
    state (on FerretDB a join's GridFS deletes decode every stored CSV chunk: ``--keep-reports`` shows it);
+   with ``--equality-shards 1,3,7``, then the same report cut in each of those shard counts on
+   ``--alert-workers`` workers: every CSV downloaded as bytes and compared with the offline command's file
+   and with the unsharded (1 shard) report's;
 5. an hour appended (one poll per store, ``manage.py load_data`` of an hourly folder: wall, peak RSS) and a
    report at the new newest poll (no ``now``) on ``--alert-workers`` workers: Complete, ``now`` moved;
 6. alerts while a report runs: a webhook channel to a loopback receiver, an all-active hourly batch, then
@@ -185,17 +188,63 @@ def group_pids(pgids: Sequence[int]) -> list[int]:
     return found
 
 
-def database_pids() -> list[int]:
-    """The local MongoDB-wire server's processes (ferretdb or mongod), to count their CPU; read only."""
-    found = []
+def url_port(url: str, default: int) -> int:
+    """The port of a server URL (``mongodb://host:port/``, ``postgres://user:pw@host:port/db``)."""
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).port or default
+    except ValueError:
+        return default
+
+
+def serves_port(argv: Sequence[str], port: int) -> bool:
+    """Whether a server's command line names ``port``: ferretdb ``--listen-addr=host:port``, mongod ``--port N``,
+    postgres ``-c port=N``."""
+    text = str(port)
+    for i, arg in enumerate(argv):
+        if arg.startswith("--listen-addr=") and arg.rsplit(":", 1)[-1] == text:
+            return True
+        if arg in (f"port={text}", f"--port={text}") or (arg == "--port" and argv[i + 1 : i + 2] == [text]):
+            return True
+    return False
+
+
+def cmdline_of(pid: int) -> list[str]:
+    return [a for a in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0") if a]
+
+
+def database_pids(mongo_url: str = "") -> list[int]:
+    """The MongoDB-wire server's processes, to count their CPU (read only): the ferretdb or mongod listening on
+    ``mongo_url``'s port (every one when none names it) and, for FerretDB's PostgreSQL backend, the PostgreSQL
+    server its ``--postgresql-url`` names with that server's processes (its backends alive now)."""
+    servers: dict[int, list[str]] = {}
+    postgres: dict[int, list[str]] = {}
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
                 comm = Path(f"/proc/{name}/comm").read_text().strip()
+                if comm in ("ferretdb", "mongod"):
+                    servers[int(name)] = cmdline_of(int(name))
+                elif comm == "postgres":
+                    postgres[int(name)] = cmdline_of(int(name))
             except OSError:
                 continue
-            if comm in ("ferretdb", "mongod"):
-                found.append(int(name))
+    port = url_port(mongo_url, 27017)
+    mine = {pid: argv for pid, argv in servers.items() if serves_port(argv, port)} or servers
+    found = list(mine)
+    for argv in mine.values():
+        pg_urls = [a.split("=", 1)[1] for a in argv if a.startswith("--postgresql-url=")]
+        if not pg_urls:
+            continue
+        pg_port = url_port(pg_urls[0], 5432)
+        for pid, pg_argv in postgres.items():
+            if serves_port(pg_argv, pg_port):  # the postmaster: its children are the backends and helpers
+                found.append(pid)
+                try:
+                    found += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+                except OSError:
+                    continue
     return found
 
 
@@ -465,6 +514,14 @@ def offline_reference(bench: Bench, folder: Path) -> tuple[str, str]:
     return out.read_text(encoding="utf-8"), match.group(1)
 
 
+def load_phases(bench: Bench, stdout: str, name: str) -> str:
+    """load_data's output kept in the run's log folder; its summary lines (the load's ``done in``, the alert
+    evaluation, the daily figures' build, which load_data runs after every load) as printed text."""
+    (bench.logs / name).write_text(stdout, encoding="utf-8")
+    keep = ("done in", "alerts:", "daily figures")
+    return "\n".join(f"    {line}" for line in stdout.splitlines() if line.startswith(keep))
+
+
 def load(bench: Bench, folder: Path) -> None:
     from bench.bench_offline import run_measured
 
@@ -474,6 +531,7 @@ def load(bench: Bench, folder: Path) -> None:
     bench.figures["load_s"] = run.seconds
     bench.figures["load_rss"] = run.max_rss_bytes
     print(f"[2] load_data: {run.seconds:.2f} s wall, {gb_text(run.max_rss_bytes)} peak RSS", flush=True)
+    print(load_phases(bench, run.stdout, "load_data.out"), flush=True)
 
 
 def report_configs(args: argparse.Namespace) -> list[tuple[str, int, int | None]]:
@@ -495,7 +553,7 @@ def measure_reports(bench: Bench, offline_csv: str, now_iso: str) -> list[Report
             procs = bench.start_report_workers(workers, shards, tag)
             up_s = time.perf_counter() - started
             pids = group_pids([w.proc.pid for w in procs])
-            db_pids = database_pids()
+            db_pids = database_pids(bench.args.mongo_url)
             try:
                 # Untimed reports first: workers are long-lived, and a fresh process's first report pays its
                 # imports, connections and caches (printed as "cold").
@@ -528,6 +586,56 @@ def measure_reports(bench: Bench, offline_csv: str, now_iso: str) -> list[Report
     return runs
 
 
+def equal_bytes_text(name: str, equal: dict[str, bool]) -> str:
+    """``"3 shards: == offline, == 1 shard"``-style text of one report's byte comparisons."""
+    return f"{name}: " + ", ".join(f"{'==' if ok else '!='} {other}" for other, ok in equal.items())
+
+
+def equality_across_shards(bench: Bench, offline_bytes: bytes, now_iso: str) -> None:
+    """Step 4b (``--equality-shards``): the same report (pinned ``now``) with each shard count on the loaded set,
+    on ``--alert-workers`` report workers; every CSV download (``/get_report/<id>/csv/``, bytes) compared with
+    the offline command's file and with the unsharded report's (1 shard, run first)."""
+    import hashlib
+
+    import requests
+
+    from loop import storage
+
+    counts = [1, *[n for n in bench.args.equality_shard_counts if n != 1]]
+    workers = bench.args.alert_workers
+    csvs: dict[int, bytes] = {}
+    results: list[dict[str, Any]] = []
+    for n in counts:
+        tag = f"eq{n}"
+        procs = bench.start_report_workers(workers, n, tag)
+        try:
+            seconds, body = bench.timed_report(now_iso)
+        finally:
+            peaks = bench.stop_workers(procs, tag)
+        if body["status"] != "Complete":
+            raise RuntimeError(f"{n} shards: report {body['report_id']} {body['status']}: {body.get('error')}")
+        doc = storage.get_report(bench.db, body["report_id"]) or {}
+        response = requests.get(f"{bench.base}/get_report/{body['report_id']}/csv/", timeout=600)
+        response.raise_for_status()
+        data = csvs[n] = response.content
+        bench.delete_reports([body["report_id"]])
+        equal = {"offline": data == offline_bytes, "1 shard": data == csvs[1]}
+        used = int(doc.get("shards") or 1)
+        results.append({"shards": n, "used": used, "s": round(seconds, 3), "peak": max(peaks, default=0), **equal})
+        print(
+            f"[4b] {n} shard(s) (report cut in {used}) on {workers} worker(s): {seconds:.2f} s, "
+            f"{len(data):,} bytes sha256 {hashlib.sha256(data).hexdigest()[:16]}; "
+            f"{equal_bytes_text(f'{n} shards', equal)}; worker peak {gb_text(max(peaks, default=0))}; "
+            f"{uptime_text()}",
+            flush=True,
+        )
+        bench.check(
+            f"{bench.args.scale:g}x report in {n} shard(s) (cut in {used}): CSV bytes == offline's and == 1 shard's",
+            used == n and all(equal.values()),
+        )
+    bench.figures["equality"] = results
+
+
 def append_hour(bench: Bench, folder: Path) -> None:
     """Step 5: one more hour through load_data, then a report at the new newest poll."""
     import pandas as pd
@@ -548,6 +656,7 @@ def append_hour(bench: Bench, folder: Path) -> None:
     run = run_measured([sys.executable, "manage.py", "load_data", str(hour)], bench.env)
     if run.returncode:
         raise RuntimeError(f"load_data of the hour failed:\n{run.stderr[-3000:]}")
+    print(load_phases(bench, run.stdout, "load_data-hour.out"), flush=True)
     bench.figures["append_s"] = run.seconds
     bench.figures["append_rss"] = run.max_rss_bytes
     workers = bench.args.alert_workers
@@ -714,6 +823,19 @@ def summary_rows(bench: Bench, runs: list[ReportRun]) -> list[list[str]]:
                 "byte-equal" if all(r.equal for r in mine) else "DIFFERENT",
             ]
         )
+    for eq in fig.get("equality", []):
+        rows.append(
+            [
+                f"equal bytes: report in {eq['shards']} shard(s)",
+                str(bench.args.alert_workers),
+                str(eq["used"]),
+                f"{eq['s']:.2f} s",
+                "",
+                f"max {gb_text(eq['peak'])}",
+                "",
+                ", ".join(f"{'==' if eq[k] else '!='} {k}" for k in ("offline", "1 shard")),
+            ]
+        )
     if "load_s" in fig:
         rows.append(["load_data, whole set (CLI)", "", "", f"{fig['load_s']:.2f} s", "", gb_text(fig["load_rss"]), ""])
     if "append_s" in fig:
@@ -813,6 +935,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alert-batches", type=int, default=5, help="step 6's batches (5)")
     parser.add_argument("--alert-lead", type=float, default=1.0, help="seconds between a trigger and a batch (1)")
     parser.add_argument("--keep-reports", action="store_true", help="keep each measured report (default: deleted)")
+    parser.add_argument(
+        "--equality-shards",
+        default="",
+        help="after step 4: the report in each of these shard counts (1,3,7); CSV bytes vs offline's, 1 shard's",
+    )
     parser.add_argument("--skip-alerts", action="store_true")
     parser.add_argument("--skip-append", action="store_true")
     parser.add_argument("--mongo-url", default=os.environ.get("IT_MONGO_URL", "mongodb://127.0.0.1:27017"))
@@ -820,6 +947,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep this run's database")
     args = parser.parse_args(argv)
     args.worker_counts = [int(w) for w in args.workers.split(",") if w.strip()]
+    args.equality_shard_counts = [int(n) for n in args.equality_shards.split(",") if n.strip()]
 
     run_id = uuid.uuid4().hex[:8]
     db_name = args.reuse_db or f"loop_scale_{run_id}"
@@ -863,6 +991,8 @@ def main(argv: list[str] | None = None) -> int:
         bench.start_service()
         runs = measure_reports(bench, offline_csv, now_iso)
         judge(bench, runs)
+        if args.equality_shard_counts:
+            equality_across_shards(bench, (logs / "offline.csv").read_bytes(), now_iso)
         if writes and not args.skip_append:
             append_hour(bench, folder)
         if writes and not args.skip_alerts:
