@@ -225,6 +225,33 @@ def test_report_lifecycle_and_large_csv_in_chunks(mdb: Database) -> None:
     assert storage.read_report_csv(mdb, storage.get_report(mdb, "r" * 32)) == csv_text
 
 
+def test_a_finished_jobs_status_is_set_after_its_other_fields(mdb: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    # mongomock (make run, unit tests) applies $set field by field: a reader in another thread that sees
+    # Complete must already see the CSV's file (a GET once answered 500 "has no CSV file").
+    sets: list[list[str]] = []
+    collection = type(mdb[storage.REPORTS])
+    real = collection.update_one
+
+    def spy(self, query, update, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if "status" in update.get("$set", {}):
+            sets.append(list(update["$set"]))
+        return real(self, query, update, *args, **kwargs)
+
+    monkeypatch.setattr(collection, "update_one", spy)
+    for job_id in ("c" * 32, "f" * 32):
+        storage.create_report(mdb, job_id, ts("2024-10-14"))
+        assert storage.mark_report_started(mdb, job_id, worker="w:1", retries=0, token="t", live_since=utcnow())
+    assert storage.complete_report(mdb, "c" * 32, "a\n", rows=0, polls_counted=0, warnings=[], timings={})
+    assert storage.fail_report(mdb, "f" * 32, "broken")
+    mdb[storage.IMPORTS].insert_many([{"_id": job_id, "status": "Running"} for job_id in ("i" * 32, "j" * 32)])
+    imports_collection = mdb[storage.IMPORTS]
+    assert type(imports_collection) is collection
+    assert storage.complete_import(mdb, "i" * 32, summary={}, rows=0)
+    assert storage.fail_import(mdb, "j" * 32, "broken")
+    assert len(sets) == 4
+    assert sets and all(fields[-1] == "status" and len(fields) > 1 for fields in sets), sets
+
+
 def test_stale_running_report_is_failed(mdb: Database, settings) -> None:
     settings.REPORT_STALE_SECONDS = 1800
     storage.create_report(mdb, "s" * 32, ts("2024-10-14"))

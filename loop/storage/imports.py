@@ -168,7 +168,7 @@ def fail_lost_import(
 ) -> bool:
     """Mark the import Failed from lost attempt ``token`` (its last allowed one); its files stay for the caller."""
     now = utcnow()
-    fields = {"status": ImportStatus.FAILED.value, "error": error[:500], "finished_at": now, "updated_at": now}
+    fields = {"error": error[:500], "finished_at": now, "updated_at": now, "status": ImportStatus.FAILED.value}
     return settle_lost(db[IMPORTS], import_id, token=token, heartbeat_before=heartbeat_before, fields=fields)
 
 
@@ -198,8 +198,8 @@ def complete_import(
     result = db[IMPORTS].update_one(
         {"_id": import_id, "status": ImportStatus.RUNNING},
         {
+            # The status last (loop.storage.reports.complete_report says why).
             "$set": {
-                "status": ImportStatus.COMPLETE,
                 "phase": ImportPhase.DONE.value,
                 "summary": summary,
                 "timings": timings or {},
@@ -207,6 +207,7 @@ def complete_import(
                 "finished_at": now,
                 "updated_at": now,
                 "error": None,
+                "status": ImportStatus.COMPLETE,
             }
         },
     )
@@ -218,7 +219,7 @@ def fail_import(db: Database, import_id: str, error: str) -> bool:
     now = utcnow()
     result = db[IMPORTS].update_one(
         {"_id": import_id, "status": ImportStatus.RUNNING},
-        {"$set": {"status": ImportStatus.FAILED, "error": error[:500], "finished_at": now, "updated_at": now}},
+        {"$set": {"error": error[:500], "finished_at": now, "updated_at": now, "status": ImportStatus.FAILED}},
     )
     return result.matched_count == 1
 

@@ -229,7 +229,7 @@ def fail_lost_report(
     db: Database, report_id: str, *, token: str | None, heartbeat_before: dt.datetime, error: str
 ) -> bool:
     """Mark the report Failed from lost attempt ``token`` (its last allowed one)."""
-    fields = {"status": ReportStatus.FAILED.value, "error": error[:500], "finished_at": utcnow()}
+    fields = {"error": error[:500], "finished_at": utcnow(), "status": ReportStatus.FAILED.value}
     return settle_lost(db[REPORTS], report_id, token=token, heartbeat_before=heartbeat_before, fields=fields)
 
 
@@ -252,8 +252,9 @@ def complete_report(
     result = db[REPORTS].update_one(
         {"_id": report_id, "status": ReportStatus.RUNNING},
         {
+            # The status last: mongomock (make run, unit tests) applies $set field by field, and a reader
+            # in another thread that sees Complete must see its file.
             "$set": {
-                "status": ReportStatus.COMPLETE,
                 "file_id": file_id,
                 "rows": rows,
                 "polls_counted": polls_counted,
@@ -261,6 +262,7 @@ def complete_report(
                 "timings": timings,
                 "finished_at": utcnow(),
                 "error": None,
+                "status": ReportStatus.COMPLETE,
             }
         },
     )
@@ -274,7 +276,7 @@ def fail_report(db: Database, report_id: str, error: str) -> bool:
     """Mark a Running report Failed with a short message."""
     result = db[REPORTS].update_one(
         {"_id": report_id, "status": ReportStatus.RUNNING},
-        {"$set": {"status": ReportStatus.FAILED, "error": error[:500], "finished_at": utcnow()}},
+        {"$set": {"error": error[:500], "finished_at": utcnow(), "status": ReportStatus.FAILED}},  # status last
     )
     return result.matched_count == 1
 
