@@ -67,15 +67,21 @@ def stop(web: Any, worker: Any) -> None:
     worker.shutdown()
 
 
-def first_report(base: str) -> str:
+def run_report(base: str, *, poll_s: float) -> tuple[str, float]:
+    """(report id, seconds from POST /trigger_report/ with force to Complete, polled every ``poll_s``)."""
+    began = time.perf_counter()
     response = requests.post(f"{base}/trigger_report/", json={"force": True}, timeout=60)
     response.raise_for_status()
     report_id = response.json()["report_id"]
     while (body := requests.get(f"{base}/get_report/{report_id}/", timeout=60).json())["status"] == "Running":
-        time.sleep(0.2)
+        time.sleep(poll_s)
     if body["status"] != "Complete":
-        raise RuntimeError(f"the first report did not complete: {body}")
-    return report_id
+        raise RuntimeError(f"report {report_id} did not complete: {body}")
+    return report_id, time.perf_counter() - began
+
+
+def first_report(base: str) -> str:
+    return run_report(base, poll_s=0.2)[0]
 
 
 def time_scrapes(base: str, count: int) -> dict[str, float]:
@@ -131,15 +137,7 @@ def load_once(web_url: str, reports: Reports, args: argparse.Namespace) -> float
 
 def report_once(web_url: str) -> float:
     """Seconds from POST /trigger_report/ (force) to Complete, polled every 50 ms."""
-    began = time.perf_counter()
-    response = requests.post(f"{web_url}/trigger_report/", json={"force": True}, timeout=60)
-    response.raise_for_status()
-    report_id = response.json()["report_id"]
-    while (body := requests.get(f"{web_url}/get_report/{report_id}/", timeout=60).json())["status"] == "Running":
-        time.sleep(0.05)
-    if body["status"] != "Complete":
-        raise RuntimeError(f"report {report_id}: {body}")
-    return time.perf_counter() - began
+    return run_report(web_url, poll_s=0.05)[1]
 
 
 def offline_once(env: dict[str, str], data: Path, output: Path) -> float:
