@@ -43,3 +43,21 @@ def test_chunks_roll_over_and_changes_find_their_chunk(mdb: Database) -> None:
     }
     one = read_alert(mdb, "a0650")
     assert one is not None and one["chunk"] == f"{DAY}|0002"
+
+
+def test_a_chunk_is_stored_as_one_packed_field_and_an_older_list_chunk_still_reads(mdb: Database) -> None:
+    chunk = record_transitions(mdb, opened=rows(0, 3), day=DAY)
+    stored = mdb["alert_history"].find_one({"_id": chunk})
+    assert stored is not None and sorted(stored) == ["_id", "packed"]  # one binary field, not 3 subdocuments
+    # A chunk written before packing: its rows as a list of subdocuments.
+    old_rows = [dict(row, chunk=f"{DAY}|0001") for row in rows(10, 2)]
+    mdb["alert_history"].insert_one({"_id": f"{DAY}|0001", "rows": old_rows})
+    mdb["alerts"].insert_many([{"_id": row["alert_id"], "chunk": f"{DAY}|0001"} for row in old_rows])
+    index = mdb["alert_history"].find_one({"_id": "index"})
+    assert index is not None
+    entry = {"id": f"{DAY}|0001", "n": 2, "resolved": 0, "v": 1}
+    mdb["alert_history"].update_one({"_id": "index"}, {"$set": {"chunks": [*index["chunks"], entry]}})
+    assert read_alert(mdb, "a0011") == old_rows[1]
+    record_transitions(mdb, changes=[(f"{DAY}|0001", "a0010", {"resolved_us": 7})])
+    assert read_alert(mdb, "a0010") == dict(old_rows[0], resolved_us=7)
+    assert read_alert(mdb, "a0002") == dict(rows(0, 3)[2], chunk=chunk)

@@ -11,7 +11,7 @@ from pymongo.database import Database
 from rest_framework.test import APIClient
 
 from loop.ingest.dedup import DELTA_MAX_POLLS
-from loop.storage.polls import PollColumns, merge_day, read_day_full
+from loop.storage.polls import PollColumns, merge_day, read_day_full, replace_day
 
 DAY = "2024-10-14"
 
@@ -61,3 +61,34 @@ def test_a_merged_day_is_kept_in_the_process(mdb: Database, queries: list[Any]) 
     assert found.columns.inactive.tolist() == [False, True]
     # The head and the probe for a first delta; no part ("<token>|<k>") is fetched again.
     assert {str(q["_id"]) for q in queries} == {"day:2024-10-14", "d|1"}
+
+
+def test_the_next_merge_of_a_day_this_process_wrote_reads_no_part(mdb: Database, queries: list[Any]) -> None:
+    """An hourly batch's day, merged again an hour later: the kept version, not its parts, is merged."""
+    ids = np.array(["a", "b"], dtype=object)
+    t0 = 1_728_900_000_000_000  # 2024-10-14T10:00:00Z
+    merge_day(mdb, DAY, PollColumns(ids, np.array([0, 1]), np.array([t0, t0]), np.array([False, False])))
+    queries.clear()
+    hour = 3_600_000_000
+    batch = PollColumns(ids, np.array([0, 1]), np.array([t0 + hour] * 2), np.array([True, False]))
+    assert merge_day(mdb, DAY, batch)[0] == 2
+    assert not any("|" in str(q.get("_id", "")) and not str(q["_id"]).startswith("d|") for q in queries)
+    found = read_day_full(mdb, DAY)  # from the database, not the process
+    assert found.columns.t_us.tolist() == [t0, t0 + hour, t0, t0 + hour]
+    assert found.columns.inactive.tolist() == [False, True, False, False]
+
+
+def test_a_day_another_process_replaced_is_read_again_before_merging(mdb: Database) -> None:
+    ids = np.array(["a", "b"], dtype=object)
+    t0 = 1_728_900_000_000_000
+    merge_day(mdb, DAY, PollColumns(ids, np.array([0]), np.array([t0]), np.array([False])))
+    # Another process's version (not kept here): the kept one is stale now.
+    head = read_day_full(mdb, DAY).head
+    other = PollColumns(ids, np.array([1]), np.array([t0 + 5]), np.array([True]))
+    assert replace_day(mdb, DAY, head, other, keep_in_process=False)
+    merge_day(mdb, DAY, PollColumns(ids, np.array([0]), np.array([t0 + 9]), np.array([False])))
+    found = read_day_full(mdb, DAY)
+    assert list(zip(found.columns.store_ids[found.columns.store], found.columns.t_us.tolist(), strict=True)) == [
+        ("a", t0 + 9),
+        ("b", t0 + 5),
+    ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from bson.binary import Binary
@@ -93,3 +94,32 @@ def test_a_drill_down_that_keeps_whole_days_lets_the_next_store_read_no_part(
     assert storage.read_store_polls(mdb, last, start, end)["store_id"].tolist() == [last]
     # Kept whole: from memory. Not kept: its own part is fetched.
     assert (part_reads == []) is keep_whole_days
+
+
+def test_a_read_of_a_few_stores_fetches_only_their_parts_once(mdb: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The alert evaluation's week-long look at a few stores: their parts only, and kept for the next."""
+    start, end = pd.Timestamp("2024-10-07", tz="UTC"), pd.Timestamp("2024-10-08 23:00", tz="UTC")
+    rows = [(f"s{i:05d}", "active", f"2024-10-0{7 + d} 10:00") for d in (0, 1) for i in range(2 * PART_POLLS + 10)]
+    rows.append(("s00003", "inactive", "2024-10-08 11:00"))
+    insert_polls(mdb, polls(rows))
+    fetched: list[str] = []
+    original = type(mdb["x"]).find_one
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        part = str(args[0].get("_id", "")) if args else ""
+        if self.name.startswith(f"{storage.STATUS}.") and "|" in part and not part.startswith("d|"):  # not a delta
+            fetched.append(part)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(mdb["x"]), "find_one", spy)
+    few = np.array(["s00003", f"s{2 * PART_POLLS + 9:05d}"], dtype=object)
+    found = storage.read_poll_columns(mdb, start, end, stores=few).to_frame()
+    assert len(fetched) == 2 * 2  # each day's first and last part of its three
+    fetched.clear()
+    whole = storage.read_poll_columns(mdb, start, end).to_frame()
+    assert len(fetched) == 3 * 2
+    assert len(found) == 5
+    assert found.astype(str).values.tolist() == whole[whole["store_id"].isin(few)].astype(str).values.tolist()
+    fetched.clear()
+    storage.read_poll_columns(mdb, start, end, stores=few)
+    assert fetched == []  # kept: a settled day's parts never change

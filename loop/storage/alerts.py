@@ -6,8 +6,10 @@ Layout (names in ``loop.storage.schema``):
   document whatever the fleet size. Written only by an evaluation holding the ``alerts`` lock.
 - ``open_alerts`` ``{_id: store_id, alert_id, at}``: at most one open alert per store, enforced by the
   unique ``_id`` (an insert is the one write FerretDB makes atomic under concurrency), not by the lock.
-- ``alerts`` ``{_id: alert_id, ...}``: every alert's record (opened, then resolved), for history; its instants
-  are int64 UTC microseconds (``*_us``), as exact as the polls (BSON dates keep milliseconds).
+- ``alert_history``: every alert's record (opened, then resolved) in chunks by the UTC day it opened, each
+  chunk's rows one compressed BSON blob, and an ``index`` document listing the chunks; its instants are
+  int64 UTC microseconds (``*_us``), as exact as the polls (BSON dates keep milliseconds).
+- ``alerts`` ``{_id: alert_id, chunk}``: one locator per alert, so one alert is found by ``_id``.
 - ``alert_acks`` ``{_id: alert_id, by, at, note}``: the first ack wins; a second is a no-op.
 """
 
@@ -16,11 +18,13 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import bson
 import numpy as np
 from bson import Binary
 from pymongo.database import Database
@@ -230,7 +234,7 @@ def _read_chunk(db: Database, entry: dict[str, Any]) -> list[dict[str, Any]]:
     if cached is not None:
         return cached
     doc = db[ALERT_HISTORY].find_one({"_id": entry["id"]})
-    rows = [] if doc is None else list(doc["rows"])
+    rows = [] if doc is None else _unpack_rows(doc)
     with _chunk_lock:
         if len(_chunk_cache) > 256:
             _chunk_cache.clear()
@@ -239,7 +243,18 @@ def _read_chunk(db: Database, entry: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _write_chunk(db: Database, chunk_id: str, rows: list[dict[str, Any]]) -> None:
-    db[ALERT_HISTORY].replace_one({"_id": chunk_id}, {"_id": chunk_id, "rows": rows}, upsert=True)
+    packed = Binary(zlib.compress(bson.encode({"rows": rows}), 1))
+    db[ALERT_HISTORY].replace_one({"_id": chunk_id}, {"_id": chunk_id, "packed": packed}, upsert=True)
+
+
+def _unpack_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """A chunk's rows: one compressed BSON blob, or (written before packing) a list of subdocuments.
+
+    Packed because an hourly batch at 10x opens and resolves thousands of alerts: rewriting chunks of
+    ~3,000 subdocuments cost FerretDB ~0.15-0.5 s each, the same rows as one binary field ~0.03 s."""
+    if "packed" in doc:
+        return list(bson.decode(zlib.decompress(doc["packed"]))["rows"])
+    return list(doc.get("rows", []))
 
 
 def _cache_written(db: Database, entries: Sequence[tuple[dict[str, Any], list[dict[str, Any]]]]) -> None:

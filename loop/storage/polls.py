@@ -545,7 +545,9 @@ def merge_day(db: Database, day: str, batch: PollColumns) -> tuple[int, int]:
     head's compare-and-set alone would let two writers both win."""
     with _lock_day(db, day):
         for _ in range(MERGE_ATTEMPTS):
-            found = read_day_full(db, day)
+            # The version this process wrote or read last is kept (an hourly batch's day, again an hour
+            # later): only its head and any deltas since are read, ~0.7 s less at 10x.
+            found = read_day_full(db, day, keep_whole_day=True)
             merged, inserted, made_inactive = merge_polls(found.columns, batch)
             if inserted == 0 and made_inactive == 0:
                 return 0, 0
@@ -899,9 +901,11 @@ def read_poll_columns(
     *,
     keep_whole_days: bool = False,
     store_range: StoreRange | None = None,
+    stores: np.ndarray | None = None,
 ) -> PollColumns:
     """Polls in [start, end] as columns (one store's when ``store_id`` is given, or only those of the stores
-    in ``store_range``: a report shard's, reading only the parts that can hold them), sorted by store and time.
+    in ``store_range``: a report shard's, or of the sorted ``stores``: a few the alert evaluation looks
+    further back for; both read only the parts that can hold them), sorted by store and time.
 
     The days are read concurrently: each is a short chain of ``_id`` lookups (head, then
     parts), so the wait is about one day's, not the sum of all of them.
@@ -919,12 +923,14 @@ def read_poll_columns(
             heads[day],
             keep_whole_day=keep_whole_days,
             known_free=free.get(day),
-            store_ids=store_range,
+            store_ids=store_range if store_range is not None else stores,
         )
         free[day] = found.next_delta
         columns = found.columns
         if store_range is not None and len(columns):
             columns = columns.take(store_range.mask(columns.store_ids)[columns.store]).compact()
+        elif stores is not None and len(columns):
+            columns = columns.take(np.isin(columns.store_ids, stores)[columns.store]).compact()
         return found.head, columns
 
     days = list(heads)
