@@ -290,3 +290,50 @@ def test_dates_touched_by_a_poll_at_a_local_midnight() -> None:
     codes, dates = dates_touched(np.array([0, 0]), np.array([midnight, midnight + 1]), zones)
     assert codes.tolist() == [0, 0]
     assert [str(d) for d in dates] == ["2024-11-01", "2024-11-02"]
+
+
+def test_a_load_that_appends_polls_recomputes_only_their_dates_and_equals_the_brute_force(mdb, tmp_path: Path) -> None:
+    polls = generate_polls()
+    newest = max(p[2] for p in polls)
+    earlier = [p for p in polls if p[2] < newest - 5 * 3600]  # all but the last five hours
+    tables_csv(final_stores(), tmp_path / "first")
+    (tmp_path / "first" / "store_status.csv").write_text(status_csv(earlier))
+    stats = load_sources(tmp_path / "first", mdb)
+    assert stats.tables_changed  # from nothing
+    built = history.build_after_load(mdb, tables_changed=stats.tables_changed, polls_changed_us=stats.polls_changed_us)
+    assert built is not None and not built.updated
+    full_rows = built.rows
+
+    # Every poll again (the files of a later export, the same tables): only the last hours are new.
+    tables_csv(final_stores(), tmp_path / "again")
+    (tmp_path / "again" / "store_status.csv").write_text(status_csv(polls))
+    stats = load_sources(tmp_path / "again", mdb)
+    assert not stats.tables_changed
+    assert stats.polls_changed_us is not None and stats.polls_inserted == len(polls) - len(earlier)
+    updated = history.build_after_load(
+        mdb, tables_changed=stats.tables_changed, polls_changed_us=stats.polls_changed_us
+    )
+    assert updated is not None and updated.updated
+    assert 0 < updated.rows < full_rows / 4  # a few dates of each store, not all of them
+    expected = brute_force(final_stores(), polls)
+    assert_equal_figures(stored(mdb), expected)
+    assert_equal_figures(read_back(), expected)
+
+    # The same files once more: nothing new, nothing recomputed.
+    stats = load_sources(tmp_path / "again", mdb)
+    assert (stats.tables_changed, stats.polls_changed_us) == (False, None)
+    again = history.build_after_load(mdb, tables_changed=False, polls_changed_us=None)
+    assert again is not None and again.rows == 0
+
+    # Changed hours: every date is built again.
+    changed = final_stores()
+    changed["s1"] = Store(changed["s1"].zone, [(d, "06:00:00", "07:00:00") for d in range(7)], changed["s1"].special)
+    tables_csv(changed, tmp_path / "hours")
+    (tmp_path / "hours" / "store_status.csv").write_text(status_csv(polls))
+    stats = load_sources(tmp_path / "hours", mdb)
+    assert stats.tables_changed
+    rebuilt = history.build_after_load(
+        mdb, tables_changed=stats.tables_changed, polls_changed_us=stats.polls_changed_us
+    )
+    assert rebuilt is not None and not rebuilt.updated and rebuilt.rows == full_rows
+    assert_equal_figures(stored(mdb), brute_force(changed, polls))

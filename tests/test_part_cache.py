@@ -123,3 +123,27 @@ def test_a_read_of_a_few_stores_fetches_only_their_parts_once(mdb: Database, mon
     fetched.clear()
     storage.read_poll_columns(mdb, start, end, stores=few)
     assert fetched == []  # kept: a settled day's parts never change
+
+
+def test_a_table_this_process_wrote_is_read_back_without_fetching_its_parts(
+    mdb: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hours = {"store_id": ["a", "b"], "day_of_week": [0, 1], "start_seconds": [0, 60]}
+    storage.replace_hours(mdb, pd.DataFrame({**hours, "end_seconds": [60, 120]}))
+    parts = mdb["business_hours.parts"]
+    assert parts.count_documents({}) >= 1
+    fetched: list[object] = []
+    original_find, original_find_one = type(parts).find, type(parts).find_one
+
+    def spy(original: Any) -> Any:
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if self.name == parts.name:
+                fetched.append(args)
+            return original(self, *args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(type(parts), "find", spy(original_find))
+    monkeypatch.setattr(type(parts), "find_one", spy(original_find_one))
+    assert storage.read_hours(mdb)["end_seconds"].tolist() == [60, 120]
+    assert fetched == []

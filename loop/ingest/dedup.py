@@ -62,19 +62,28 @@ COMPACT_EVERY = 256
 class PollWrite:
     """Outcome of writing polls: new ones, repeats (of the batch or of stored polls), stored polls made inactive.
 
-    ``compaction_due``: deltas were written that no compaction has been asked for yet.
+    ``compaction_due``: deltas were written that no compaction has been asked for yet. ``changed_us``: the
+    first and last instant of the written polls on the UTC days the write changed (None: it changed no
+    day), what the daily figures recompute after a load (``history.build_after_load``).
     """
 
     inserted: int = 0
     duplicates: int = 0
     made_inactive: int = 0
     compaction_due: bool = False
+    changed_us: tuple[int, int] | None = None
 
     def add(self, other: PollWrite) -> None:
         self.inserted += other.inserted
         self.duplicates += other.duplicates
         self.made_inactive += other.made_inactive
         self.compaction_due = self.compaction_due or other.compaction_due
+        self.widen(other.changed_us)
+
+    def widen(self, span: tuple[int, int] | None) -> None:
+        if span is not None:
+            lo, hi = span if self.changed_us is None else self.changed_us
+            self.changed_us = (min(lo, span[0]), max(hi, span[1]))
 
 
 def _catalog_rows(batch: PollColumns) -> Columns:
@@ -141,11 +150,17 @@ class PollWriter:
         def day_batch(i: int) -> PollColumns:
             return batch.take(order[bounds[i] : bounds[i + 1]])
 
+        def changed(i: int, inserted: int, made_inactive: int) -> None:
+            out.inserted += inserted
+            out.made_inactive += made_inactive
+            if inserted or made_inactive:
+                t_us = batch.t_us[order[bounds[i] : bounds[i + 1]]]
+                out.widen((int(t_us.min()), int(t_us.max())))
+
         if valid <= self.deltas_up_to:
             for i, day in enumerate(days):
                 inserted, made_inactive, due = self._append_day(day, day_batch(i))
-                out.inserted += inserted
-                out.made_inactive += made_inactive
+                changed(i, inserted, made_inactive)
                 out.compaction_due = out.compaction_due or due
             out.compaction_due = self._append_catalog(batch) or out.compaction_due
         else:
@@ -157,9 +172,8 @@ class PollWriter:
             # releases the GIL). Readers key off the poll range, widened after both.
             with ThreadPoolExecutor(max_workers=MERGE_THREADS + 1, thread_name_prefix="day-merge") as pool:
                 catalog = pool.submit(self._merge_catalog, batch)
-                for inserted, made_inactive in pool.map(merge, range(len(days))):
-                    out.inserted += inserted
-                    out.made_inactive += made_inactive
+                for i, (inserted, made_inactive) in enumerate(pool.map(merge, range(len(days)))):
+                    changed(i, inserted, made_inactive)
                 catalog.result()
         # Last: a report triggered from now on may pin a `now` up to these polls, which are all stored,
         # and (when something changed) may not reuse a report triggered before them.

@@ -56,6 +56,10 @@ class LoadStats:
     stores_rows_read: int = 0
     stores_profiles_loaded: int = 0
     seconds: float = 0.0
+    # What the daily figures must recompute (history.build_after_load): whether the hours, holiday hours,
+    # zones or directory changed, and the span of the polls on the days the load changed (None: none).
+    tables_changed: bool = False
+    polls_changed_us: tuple[int, int] | None = None
     # File display name -> its skipped rows, in the order status, hours, zones, special hours, stores (the files given).
     problems: dict[str, RowProblems] = field(default_factory=dict)
     # Kind of file ("status", "hours", "zones", "special", "stores") -> its display name, for the files given.
@@ -199,7 +203,9 @@ def load_found_sources(
     elif strict and stats.rejected:
         raise StrictModeError(stats.problems)
 
-    # Hours, zones, holiday hours and the directory: each replaces the named stores' rows in one write.
+    # Hours, zones, holiday hours and the directory: each replaces the named stores' rows in one write
+    # (none when the rows are those stored).
+    tables_before = (storage.store_tables_version(db), storage.profiles_version(db))
     if hours is not None:
         stats.hours_rows_read, stats.hours_rows_loaded, stats.hours_stores = _replace_table(
             db, hours, problems["hours"], storage.replace_hours, found["hours"].name, on_rows
@@ -216,6 +222,7 @@ def load_found_sources(
         stats.stores_rows_read, stats.stores_profiles_loaded, _ = _replace_table(
             db, profiles, problems["stores"], storage.replace_profiles, found["stores"].name, on_rows
         )
+    stats.tables_changed = (storage.store_tables_version(db), storage.profiles_version(db)) != tables_before
     if status is None:
         stats.seconds = time.perf_counter() - started
         return stats
@@ -234,6 +241,7 @@ def load_found_sources(
     written = writer.flush()
     stats.polls_inserted = written.inserted
     stats.polls_made_inactive = written.made_inactive
+    stats.polls_changed_us = written.changed_us
     if progress is not None:
         progress(f"  {stats.polls_inserted} polls inserted")
     stats.status_rows_read = stats.polls_valid + problems["status"].total

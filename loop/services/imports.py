@@ -268,7 +268,7 @@ def _load(db: Database, doc: ImportDoc) -> str:
     storage.delete_import_files(db, doc["files"])
     metrics.import_finished(status="complete", seconds=time.perf_counter() - clock)
     request_evaluation()
-    history.build_after_load(db)
+    history.build_after_load(db, tables_changed=stats.tables_changed, polls_changed_us=stats.polls_changed_us)
     logger.info("import %s complete: %s", import_id, "; ".join(summary["lines"][:3]))
     return "complete"
 

@@ -153,6 +153,9 @@ class PackedTable:
             expected=expected,
             docs=docs,
             head={"token": token, "parts": part_index(bounds), "rows": rows, "updated_at": utcnow(), **(extra or {})},
+            # Read with the cache (above): the catalog an hourly batch rewrites is read again by its
+            # alert evaluation and daily figures (~0.1 s at 10x).
+            keep=True,
         )
 
 
@@ -405,10 +408,12 @@ def publish_version(
     expected: dict[str, Any] | None,
     docs: list[dict[str, Any]],
     head: dict[str, Any],
+    keep: bool = False,
 ) -> bool:
     """Insert a version's parts (all named by ``head["token"]``), then make ``head`` current if
     ``expected`` still is (a new head for None). False if another writer won; the loser deletes
-    its own parts, the winner the replaced version's.
+    its own parts, the winner the replaced version's. ``keep``: the winner's parts go into the
+    process's ``PartCache`` (a part never changes), so its next read here fetches none.
     On FerretDB the compare-and-set is not atomic (two writers can both match the same version), so
     the writers of one head also hold its ``exclusive`` lock; the check stays for mongod and mongomock.
     """
@@ -431,6 +436,9 @@ def publish_version(
         stale = head["token"]
     if stale:  # a head a delta created has no parts yet (token "")
         db[parts].delete_many({"token": stale})
+    if won and keep:
+        for doc in docs:
+            _part_cache.put(db, parts, str(doc["_id"]), doc)
     return won
 
 

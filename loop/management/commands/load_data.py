@@ -57,6 +57,6 @@ class Command(MongoCommand):
         for line in stats.summary_lines():
             self.stdout.write(line)
         self.stdout.write(evaluation_line(evaluate_alerts()))
-        built = history.build_after_load()
+        built = history.build_after_load(tables_changed=stats.tables_changed, polls_changed_us=stats.polls_changed_us)
         if built is not None:
             self.stdout.write(history.build_line(built))

@@ -65,7 +65,7 @@ class Command(MongoCommand):
         for line in stats.summary_lines():
             self.stdout.write(f"  {line}")
         self.stdout.write(f"  {evaluation_line(evaluate_alerts())}")
-        built = history.build_after_load()
+        built = history.build_after_load(tables_changed=stats.tables_changed, polls_changed_us=stats.polls_changed_us)
         if built is not None:
             self.stdout.write(f"  {history.build_line(built)}")
         if stats.rejected and is_sample_data(options["data"]):
