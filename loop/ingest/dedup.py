@@ -150,7 +150,7 @@ class PollWriter:
         def day_batch(i: int) -> PollColumns:
             return batch.take(order[bounds[i] : bounds[i + 1]])
 
-        def changed(i: int, inserted: int, made_inactive: int) -> None:
+        def count_day(i: int, inserted: int, made_inactive: int) -> None:
             out.inserted += inserted
             out.made_inactive += made_inactive
             if inserted or made_inactive:
@@ -160,7 +160,7 @@ class PollWriter:
         if valid <= self.deltas_up_to:
             for i, day in enumerate(days):
                 inserted, made_inactive, due = self._append_day(day, day_batch(i))
-                changed(i, inserted, made_inactive)
+                count_day(i, inserted, made_inactive)
                 out.compaction_due = out.compaction_due or due
             out.compaction_due = self._append_catalog(batch) or out.compaction_due
         else:
@@ -173,7 +173,7 @@ class PollWriter:
             with ThreadPoolExecutor(max_workers=MERGE_THREADS + 1, thread_name_prefix="day-merge") as pool:
                 catalog = pool.submit(self._merge_catalog, batch)
                 for i, (inserted, made_inactive) in enumerate(pool.map(merge, range(len(days)))):
-                    changed(i, inserted, made_inactive)
+                    count_day(i, inserted, made_inactive)
                 catalog.result()
         # Last: a report triggered from now on may pin a `now` up to these polls, which are all stored,
         # and (when something changed) may not reuse a report triggered before them.
