@@ -100,13 +100,25 @@ var/loop-export.zip: data/store_status.csv data/menu_hours.csv data/timezones.cs
 
 # The PostgreSQL pass runs beside the main one (niced: it is CPU work in one process, the main pass mostly
 # waits on its servers), its output held until both end; every test's databases and queues are its own.
+# So do the tests of BESIDE_TESTS, which mostly wait on the wall clock (the two beats' three minute slots:
+# ~85 s), when PYTEST_ARGS is empty (with arguments, everything runs in the main pass).
+BESIDE_TESTS := tests/integration/test_schedules_http.py
 test: install
 	@mkdir -p var; log=$$(mktemp var/test-accounts-postgres.XXXXXX); \
 	nice -n 10 $(MAKE) --no-print-directory test-accounts-postgres >"$$log" 2>&1 & pg=$$!; \
-	$(VENV)/bin/pytest $(PYTEST_ARGS); rc=$$?; \
+	beside=""; slowrc=0; \
+	if [ -z '$(strip $(PYTEST_ARGS))' ]; then \
+		slowlog=$$(mktemp var/test-beside.XXXXXX); \
+		$(VENV)/bin/pytest $(BESIDE_TESTS) >"$$slowlog" 2>&1 & slow=$$!; \
+		beside="$(foreach f,$(BESIDE_TESTS),--ignore=$(f))"; \
+	fi; \
+	$(VENV)/bin/pytest $$beside $(PYTEST_ARGS); rc=$$?; \
+	if [ -n "$$beside" ]; then \
+		wait $$slow; slowrc=$$?; echo "== beside the main pass: $(BESIDE_TESTS)"; cat "$$slowlog"; rm -f "$$slowlog"; \
+	fi; \
 	wait $$pg; pgrc=$$?; cat "$$log"; rm -f "$$log"; \
-	echo "== main pass: exit $$rc; account tests on PostgreSQL: exit $$pgrc"; \
-	[ $$rc -eq 0 ] && [ $$pgrc -eq 0 ]
+	echo "== main pass: exit $$rc; beside it: exit $$slowrc; account tests on PostgreSQL: exit $$pgrc"; \
+	[ $$rc -eq 0 ] && [ $$slowrc -eq 0 ] && [ $$pgrc -eq 0 ]
 
 # The tests marked `accounts` (Django's own database: users, keys, sessions, audit) once more on PostgreSQL:
 # TEST_POSTGRES_URL, by default the cluster `make services` started here (.ci/run sets it). Without one
