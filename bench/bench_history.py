@@ -16,6 +16,10 @@ real hours and zones), in a database of its own (dropped unless ``--keep``), it 
 4. ``get_store_history`` of 50 random stores over 90 dates: p50 / p95 / max (target < 50 ms);
 5. ``get_trend`` over 90 dates, all stores and one region: p50 / p95 (target < 200 ms at 10x);
 6. ``get_movers``: the first call (reads 14 dates) and the next (same data version: kept) (target < 300 ms).
+
+Between 3 and 4, an hour appended by a load (``load_sources`` of one poll per store with header-only tables,
+then ``build_after_load``, as ``load_data`` runs them): only the dates it touches are recomputed; printed
+with the build from scratch beside it.
 """
 
 from __future__ import annotations
@@ -146,6 +150,27 @@ def main() -> int:
         )
         results["  its figures update, beside / after"] = " / ".join(
             f"{statistics.median(v):.3f} s" if v else "-" for v in (updates_by_mode[True], updates_by_mode[False])
+        )
+
+        # An appended hour by a load (issue 20: the files of a later export, here one poll per store and
+        # header-only tables): its dates only, against the build from scratch above.
+        from bench.bench_service import write_hour
+        from loop.timeutil import ts_to_us
+
+        newest = storage.newest_poll_time(db)
+        assert newest is not None
+        with tempfile.TemporaryDirectory() as tmp:
+            write_hour(Path(tmp), list(ids), ts_to_us(newest), 0.1, 20)
+            began = time.perf_counter()
+            stats = load_sources(tmp, db)
+            loaded = time.perf_counter() - began
+            after = history.build_after_load(
+                db, tables_changed=stats.tables_changed, polls_changed_us=stats.polls_changed_us
+            )
+        assert after is not None and after.updated, "the appended hour was not an update"
+        results["an appended hour by a load: load / daily figures"] = (
+            f"{loaded:.2f} s / {after.seconds:.2f} s ({after.rows:,} rows recomputed; the build from scratch: "
+            f"{built.seconds:.2f} s, {built.seconds / after.seconds:.1f}x longer)"
         )
 
         meta = history.history_state(db)
