@@ -14,7 +14,7 @@ from loop.retry import Attempt, Retry, RetryPolicy, attempt_import, attempt_repo
 from loop.services.alerts import evaluate_alerts, remove_old_alerts, send_reminders
 from loop.services.deliveries import deliver, send_due_deliveries
 from loop.services.imports import recover_lost_imports, remove_abandoned_uploads
-from loop.services.ingest import compact_polls
+from loop.services.ingest import compact_polls, remove_orphan_parts
 from loop.services.jobs import remove_old_job_claims
 from loop.services.reports import recover_lost_reports, remove_old_reports
 from myproject.celery import app
@@ -98,6 +98,12 @@ def remove_abandoned_uploads_task() -> int:
 def remove_old_job_claims_task() -> int:
     """Beat (hourly): remove the lost-job take-over claims nothing can race for any more."""
     return remove_old_job_claims()
+
+
+@app.task(name=queue.REMOVE_ORPHAN_PARTS_TASK, ignore_result=True)
+def remove_orphan_parts_task() -> int:
+    """Beat (hourly): delete the day parts a killed merge or compaction left."""
+    return remove_orphan_parts()
 
 
 @app.task(name=queue.RECOVER_LOST_JOBS_TASK, ignore_result=True)

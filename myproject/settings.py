@@ -291,6 +291,7 @@ _TASK_KINDS = {
         "loop.tasks.compact_polls_task",
         "loop.tasks.recover_lost_jobs_task",
         "loop.tasks.remove_old_job_claims_task",
+        "loop.tasks.remove_orphan_parts_task",
         "loop.tasks.remove_old_reports_task",
         "loop.tasks.remove_abandoned_uploads_task",
         "loop.tasks.remove_old_alerts_task",
@@ -412,6 +413,7 @@ CELERY_BEAT_SCHEDULE = {
     # Every 30 s; a sweep nobody took within 25 s is dropped (the next one comes anyway).
     "recover-lost-jobs": {"task": "loop.tasks.recover_lost_jobs_task", "schedule": 30.0, "options": {"expires": 25}},
     "remove-old-job-claims": {"task": "loop.tasks.remove_old_job_claims_task", "schedule": 3600.0},
+    "remove-orphan-parts": {"task": "loop.tasks.remove_orphan_parts_task", "schedule": 3600.0},
     # Safety net: the web processes ask for a compaction after small batches (loop.queue).
     "compact-polls": {"task": "loop.tasks.compact_polls_task", "schedule": 60.0},
     # Alerts: a safety-net evaluation (a lost request after a write), then reminders and the feed's staleness.

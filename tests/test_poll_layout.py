@@ -355,3 +355,32 @@ def test_cached_day_heads_follow_every_write(mdb: Database) -> None:
     assert storage.read_store_polls(mdb, "a", *later).empty
     insert_polls(mdb, frame([("a", "active", "2024-10-05 09:00:00")]))
     assert len(storage.read_store_polls(mdb, "a", *later)) == 1
+
+
+def test_parts_a_stopped_writer_left_are_removed_once_old_and_nothing_else(mdb: Database) -> None:
+    import time
+
+    from loop.tasks import remove_orphan_parts_task
+
+    insert_polls(mdb, frame([("a", "active", "2024-10-03 10:00:00"), ("b", "inactive", "2024-10-03 11:00:00")]))
+    storage.append_delta(mdb, "2024-10-03", frame_columns([("c", "active", "2024-10-03 12:00:00")]), 1)
+    parts = mdb[f"{storage.STATUS}.2024-10-03"]
+    live = {doc["_id"] for doc in parts.find({})}
+    hour = 3600
+    # A merge killed after inserting its parts (never published), an hour and a minute ago, and one
+    # writing now: only the old one is an orphan.
+    for token, at in (("0dead0", time.time() - hour - 60), ("0busy0", time.time())):
+        parts.insert_one({"_id": f"{token}|0", "token": token, "day": "2024-10-03", "n": 1, "at": at})
+    before = stored_poll_rows(mdb)
+    assert remove_orphan_parts_task() == 1
+    assert {doc["_id"] for doc in parts.find({})} == live | {"0busy0|0"}  # the live parts and the delta stay
+    assert stored_poll_rows(mdb) == before
+    assert [r[0] for r in before] == ["a", "b", "c"]
+    # A day whose lock a writer holds now is left for the next run.
+    parts.update_one({"_id": "0busy0|0"}, {"$set": {"at": time.time() - 2 * hour}})
+    with storage.polls._lock_day(mdb, "2024-10-03"):
+        assert remove_orphan_parts_task() == 0
+    assert remove_orphan_parts_task() == 1
+    from django.conf import settings
+
+    assert settings.CELERY_BEAT_SCHEDULE["remove-orphan-parts"]["task"] == remove_orphan_parts_task.name

@@ -12,6 +12,7 @@ import contextvars
 import io
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -149,6 +150,16 @@ def _evaluate_after_batch(valid: int) -> None:
         except Exception:  # the polls are stored: the worker's evaluation catches up
             logger.exception("could not evaluate alerts after the batch")
     request_evaluation()
+
+
+# A part no head names is an orphan once this old: no writer holds a day's lock that long (LOCK_SECONDS).
+ORPHAN_PART_AGE_S = 3600.0
+
+
+def remove_orphan_parts(db: Database | None = None) -> int:
+    """Delete day parts a stopped writer left (``storage.remove_orphan_parts``): they are never read, but
+    every ``_id`` lookup of their day on FerretDB scans past them. Returns how many went."""
+    return storage.remove_orphan_parts(storage.get_db() if db is None else db, before=time.time() - ORPHAN_PART_AGE_S)
 
 
 def compact_polls(db: Database | None = None) -> int:

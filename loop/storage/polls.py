@@ -197,6 +197,7 @@ def _pack_part(columns: PollColumns, token: str, k: int, day: str) -> dict[str, 
         "token": token,
         "day": day,
         "n": len(columns),
+        "at": int(time.time()),  # when written: remove_orphan_parts spares a writer's unpublished parts
         "codec": PART_CODEC,
         **{name: Binary(zlib.compress(data, 1)) for name, data in arrays.items()},
     }
@@ -555,6 +556,24 @@ def merge_day(db: Database, day: str, batch: PollColumns) -> tuple[int, int]:
             if replace_day(db, day, found.head, merged, deltas_through=found.next_delta - 1, keep_in_process=True):
                 return inserted, made_inactive
     raise RuntimeError(f"day {day}: other writers replaced it {MERGE_ATTEMPTS} times in a row")
+
+
+def remove_orphan_parts(db: Database, *, before: float) -> int:
+    """Delete the day parts no head names, written before ``before`` (epoch seconds): the version of a writer
+    stopped between inserting its parts and publishing its head, or between publishing and deleting the
+    version it replaced (a killed merge or compaction). Each day under its lock (writers hold it from their
+    first part to their head; a day busy now waits for the next run). Deltas (no ``token``) and parts
+    written before parts carried ``at`` are left alone. Returns the parts deleted."""
+    removed = 0
+    for day in sorted(_read_heads(db)):
+        with _lock_day(db, day, wait=0) as locked:
+            if not locked:
+                continue
+            head = read_day_head(db, day)
+            token = "" if head is None else str(head.get("token", ""))
+            orphans = {"token": {"$exists": True, "$ne": token}, "at": {"$lt": before}}
+            removed += db[_day_collection(day)].delete_many(orphans).deleted_count
+    return removed
 
 
 def read_day_head(db: Database, day: str) -> dict[str, Any] | None:
