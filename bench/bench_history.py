@@ -128,6 +128,7 @@ def main() -> int:
             rows = zip(ids, status, stamps, strict=True)
             body = "store_id,status,timestamp_utc\n" + "".join(f"{s},{st},{ts} UTC\n" for s, st, ts in rows)
             wait_embedded_idle()  # the previous batch's worker update (tiles, movers) is done
+            storage.wait_for_deletions()  # and its replaced versions' parts deleted (an hour passes in real life)
             began = time.perf_counter()
             ingest_polls(csv_body=body.encode())
             if k == 0:

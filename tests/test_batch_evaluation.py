@@ -92,3 +92,33 @@ def test_a_day_another_process_replaced_is_read_again_before_merging(mdb: Databa
         ("a", t0 + 9),
         ("b", t0 + 5),
     ]
+
+
+def test_an_hourly_batch_leaves_the_versions_it_replaced_to_a_thread_that_deletes_them(
+    api: APIClient, mdb: Database, asked: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loop import storage
+    from loop.storage import packed
+
+    def tokens(collection: str) -> set[str]:
+        return {str(doc["token"]) for doc in mdb[collection].find({}) if "token" in doc}
+
+    assert api.post("/store_status/", batch(DELTA_MAX_POLLS + 1, 7), format="json").status_code == 201
+    storage.wait_for_deletions()
+    day_before, catalog_before = tokens(f"store_status.{DAY}"), tokens("store_status.catalog")
+    handed: list[list[tuple[str, str]]] = []
+    real = packed._delete_versions
+    monkeypatch.setattr(packed, "_delete_versions", lambda db, versions: handed.append(versions))
+    assert api.post("/store_status/", batch(DELTA_MAX_POLLS + 1, 8), format="json").status_code == 201
+    storage.wait_for_deletions()
+    # The answer came with the old versions still stored; they were handed over, not deleted in the request.
+    assert sorted(handed[0]) == sorted(
+        [(f"store_status.{DAY}", *day_before), ("store_status.catalog", *catalog_before)]
+    )
+    assert day_before < tokens(f"store_status.{DAY}") and catalog_before < tokens("store_status.catalog")
+    real(mdb, handed[0])
+    head = read_day_full(mdb, DAY).head
+    assert head is not None and tokens(f"store_status.{DAY}") == {head["token"]}
+    catalog = mdb["store_status"].find_one({"_id": "catalog"})
+    assert catalog is not None and tokens("store_status.catalog") == {catalog["token"]}
+    assert len(read_day_full(mdb, DAY).columns) == 2 * (DELTA_MAX_POLLS + 1)

@@ -381,6 +381,12 @@ def test_parts_a_stopped_writer_left_are_removed_once_old_and_nothing_else(mdb: 
     with storage.polls._lock_day(mdb, "2024-10-03"):
         assert remove_orphan_parts_task() == 0
     assert remove_orphan_parts_task() == 1
+    # The store catalog's parts the same way.
+    catalog = mdb[f"{storage.STATUS}.catalog"]
+    kept = {doc["_id"] for doc in catalog.find({})}
+    catalog.insert_one({"_id": "0dead1|0", "token": "0dead1", "n": 1, "at": time.time() - 2 * hour})
+    assert remove_orphan_parts_task() == 1
+    assert {doc["_id"] for doc in catalog.find({})} == kept
     from django.conf import settings
 
     assert settings.CELERY_BEAT_SCHEDULE["remove-orphan-parts"]["task"] == remove_orphan_parts_task.name

@@ -102,11 +102,14 @@ def _catalog_rows(batch: PollColumns) -> Columns:
 class PollWriter:
     """Collects the polls of one load run; ``flush`` writes them and says what was new."""
 
-    def __init__(self, db: Database, *, deltas_up_to: int = 0) -> None:
+    def __init__(self, db: Database, *, deltas_up_to: int = 0, delete_later: bool = False) -> None:
         """``deltas_up_to``: a flush of at most this many polls appends deltas instead of merging days
-        (the HTTP batches: ``DELTA_MAX_POLLS``); loads and imports keep 0, they are big."""
+        (the HTTP batches: ``DELTA_MAX_POLLS``); loads and imports keep 0, they are big. ``delete_later``:
+        the versions a merge replaces are deleted on a thread after the flush (``storage.delete_versions_later``:
+        the HTTP hourly batch, whose answer should not wait for them)."""
         self.db = db
         self.deltas_up_to = deltas_up_to
+        self.delete_later = delete_later
         self.totals = PollWrite()
         self._codes: dict[str, int] = {}
         self._store: list[np.ndarray] = []
@@ -164,17 +167,20 @@ class PollWriter:
                 out.compaction_due = out.compaction_due or due
             out.compaction_due = self._append_catalog(batch) or out.compaction_due
         else:
+            later: list[tuple[str, str]] | None = [] if self.delete_later else None
 
             def merge(i: int) -> tuple[int, int]:
-                return self._merge_day(days[i], day_batch(i))
+                return storage.merge_day(self.db, days[i], day_batch(i), later=later)
 
             # Days and the catalog are independent: while one waits on the server another sorts (numpy
             # releases the GIL). Readers key off the poll range, widened after both.
             with ThreadPoolExecutor(max_workers=MERGE_THREADS + 1, thread_name_prefix="day-merge") as pool:
-                catalog = pool.submit(self._merge_catalog, batch)
+                catalog = pool.submit(self._merge_catalog, batch, later)
                 for i, (inserted, made_inactive) in enumerate(pool.map(merge, range(len(days)))):
                     count_day(i, inserted, made_inactive)
                 catalog.result()
+            if later:
+                storage.delete_versions_later(self.db, later)
         # Last: a report triggered from now on may pin a `now` up to these polls, which are all stored,
         # and (when something changed) may not reuse a report triggered before them.
         changed = out.inserted > 0 or out.made_inactive > 0
@@ -182,9 +188,6 @@ class PollWriter:
         out.duplicates = valid - out.inserted
         self.totals.add(out)
         return out
-
-    def _merge_day(self, day: str, batch: PollColumns) -> tuple[int, int]:
-        return storage.merge_day(self.db, day, batch)
 
     def _append_day(self, day: str, batch: PollColumns) -> tuple[int, int, bool]:
         """Store the polls of a small batch that change the day as its next delta: (inserted, made
@@ -247,13 +250,13 @@ class PollWriter:
         seq = storage.append_catalog_rows(self.db, rows, stored.next_delta, create_head=stored.head is None)
         return self._due(seq, stored.head)
 
-    def _merge_catalog(self, batch: PollColumns) -> None:
+    def _merge_catalog(self, batch: PollColumns, later: list[tuple[str, str]] | None = None) -> None:
         """Each store's first and last poll (and the last one's status) over the stored ones and the batch.
 
         Order-free (``storage.polls.merge_catalog_columns``), so appends in any order agree; the pending
         catalog deltas are folded in with it.
         """
-        storage.merge_into_catalog(self.db, _catalog_rows(batch), self._fill_unknown_lasts)
+        storage.merge_into_catalog(self.db, _catalog_rows(batch), self._fill_unknown_lasts, later=later)
 
     def _fill_unknown_lasts(self, stored: Catalog) -> Catalog:
         """A catalog written before it kept last polls: read them once from every stored day."""

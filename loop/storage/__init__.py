@@ -90,7 +90,7 @@ from loop.storage.maintenance import (
     list_maintenance_windows,
     maintenance_windows_at,
 )
-from loop.storage.packed import StoreRange, TableMoved
+from loop.storage.packed import StoreRange, TableMoved, delete_versions_later, wait_for_deletions
 from loop.storage.polls import (
     Catalog,
     PollColumns,
@@ -384,7 +384,9 @@ __all__ = [
     "append_catalog_rows",
     "append_delta",
     "compact_deltas",
+    "delete_versions_later",
     "remove_orphan_parts",
+    "wait_for_deletions",
     "read_day_head",
     "ensure_day_head",
     "merge_day",

@@ -506,8 +506,10 @@ def replace_day(
     *,
     deltas_through: int | None = None,
     keep_in_process: bool = False,
+    later: list[tuple[str, str]] | None = None,
 ) -> bool:
     """Store ``columns`` (sorted by store, time) as the day's new version; False if another writer won.
+    ``later``: the replaced version is noted there, not deleted (``packed.publish_version``).
 
     ``deltas_through``: the last delta ``columns`` holds (default: those ``expected`` held). Callers hold
     the day's lock (``merge_day``, ``compact_day``). ``keep_in_process``: the new version's polls go into
@@ -534,16 +536,19 @@ def replace_day(
             "updated_at": utcnow(),
             **_folded_head_fields(expected, through),
         },
+        later=later,
     )
     if won and keep_in_process:
         _day_columns_cache.put(db, day, {"token": token}, columns)
     return won
 
 
-def merge_day(db: Database, day: str, batch: PollColumns) -> tuple[int, int]:
+def merge_day(
+    db: Database, day: str, batch: PollColumns, *, later: list[tuple[str, str]] | None = None
+) -> tuple[int, int]:
     """Merge ``batch`` into the stored day (its parts and pending deltas) and replace the day: (inserted,
     made inactive). Nothing is written when nothing changes. Holds the day's lock: on FerretDB the
-    head's compare-and-set alone would let two writers both win."""
+    head's compare-and-set alone would let two writers both win. ``later``: as for ``replace_day``."""
     with _lock_day(db, day):
         for _ in range(MERGE_ATTEMPTS):
             # The version this process wrote or read last is kept (an hourly batch's day, again an hour
@@ -553,7 +558,8 @@ def merge_day(db: Database, day: str, batch: PollColumns) -> tuple[int, int]:
             if inserted == 0 and made_inactive == 0:
                 return 0, 0
             # Kept here: a batch that rewrites a day is evaluated in the same request (services.ingest).
-            if replace_day(db, day, found.head, merged, deltas_through=found.next_delta - 1, keep_in_process=True):
+            through = found.next_delta - 1
+            if replace_day(db, day, found.head, merged, deltas_through=through, keep_in_process=True, later=later):
                 return inserted, made_inactive
     raise RuntimeError(f"day {day}: other writers replaced it {MERGE_ATTEMPTS} times in a row")
 
@@ -561,18 +567,20 @@ def merge_day(db: Database, day: str, batch: PollColumns) -> tuple[int, int]:
 def remove_orphan_parts(db: Database, *, before: float) -> int:
     """Delete the day parts no head names, written before ``before`` (epoch seconds): the version of a writer
     stopped between inserting its parts and publishing its head, or between publishing and deleting the
-    version it replaced (a killed merge or compaction). Each day under its lock (writers hold it from their
-    first part to their head; a day busy now waits for the next run). Deltas (no ``token``) and parts
-    written before parts carried ``at`` are left alone. Returns the parts deleted."""
+    version it replaced (a killed merge or compaction, or a process that died before its deferred
+    deletion: ``packed.delete_versions_later``); the store catalog's the same way. Each under its lock
+    (writers hold it from their first part to their head; one busy now waits for the next run). Deltas (no
+    ``token``) and parts written before parts carried ``at`` are left alone. Returns the parts deleted."""
     removed = 0
-    for day in sorted(_read_heads(db)):
-        with _lock_day(db, day, wait=0) as locked:
+    held = [(_lock_day(db, day, wait=0), _head_id(day), _day_collection(day)) for day in sorted(_read_heads(db))]
+    for lock, head_id, parts in [*held, (_lock_catalog(db, wait=0), CATALOG, CATALOG_PARTS)]:
+        with lock as locked:
             if not locked:
                 continue
-            head = read_day_head(db, day)
+            head = db[STATUS].find_one({"_id": head_id}, {"token": 1})
             token = "" if head is None else str(head.get("token", ""))
             orphans = {"token": {"$exists": True, "$ne": token}, "at": {"$lt": before}}
-            removed += db[_day_collection(day)].delete_many(orphans).deleted_count
+            removed += db[parts].delete_many(orphans).deleted_count
     return removed
 
 
@@ -804,9 +812,16 @@ def compact_catalog(db: Database) -> int:
         return max(folded, 0)
 
 
-def merge_into_catalog(db: Database, rows: Columns, fill_unknown: Callable[[Catalog], Catalog] | None = None) -> None:
+def merge_into_catalog(
+    db: Database,
+    rows: Columns,
+    fill_unknown: Callable[[Catalog], Catalog] | None = None,
+    *,
+    later: list[tuple[str, str]] | None = None,
+) -> None:
     """Merge ``rows`` (and the pending catalog deltas) into the catalog's parts, under its lock; nothing is
-    written when nothing changes. ``fill_unknown`` completes a catalog from before last polls were kept."""
+    written when nothing changes. ``fill_unknown`` completes a catalog from before last polls were kept;
+    ``later``: as for ``replace_day``."""
     with _lock_catalog(db):
         for _ in range(MERGE_ATTEMPTS):
             stored = read_store_catalog(db)
@@ -822,7 +837,9 @@ def merge_into_catalog(db: Database, rows: Columns, fill_unknown: Callable[[Cata
                 and all(np.array_equal(merged[name], old[name]) for name in merged)
             ):
                 return
-            if CATALOG_TABLE.replace(db, stored.head, merged, extra=_folded_head_fields(stored.head, through)):
+            if CATALOG_TABLE.replace(
+                db, stored.head, merged, extra=_folded_head_fields(stored.head, through), later=later
+            ):
                 return
     raise RuntimeError(f"the store catalog was replaced by other writers {MERGE_ATTEMPTS} times in a row")
 
