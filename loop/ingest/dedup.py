@@ -105,11 +105,12 @@ class PollWriter:
     def __init__(self, db: Database, *, deltas_up_to: int = 0, delete_later: bool = False) -> None:
         """``deltas_up_to``: a flush of at most this many polls appends deltas instead of merging days
         (the HTTP batches: ``DELTA_MAX_POLLS``); loads and imports keep 0, they are big. ``delete_later``:
-        the versions a merge replaces are deleted on a thread after the flush (``storage.delete_versions_later``:
-        the HTTP hourly batch, whose answer should not wait for them)."""
+        the versions a merge replaces are kept in ``replaced``, for ``delete_replaced_later`` (the HTTP
+        hourly batch, whose answer should not wait for their deletion)."""
         self.db = db
         self.deltas_up_to = deltas_up_to
         self.delete_later = delete_later
+        self.replaced: list[tuple[str, str]] = []
         self.totals = PollWrite()
         self._codes: dict[str, int] = {}
         self._store: list[np.ndarray] = []
@@ -180,7 +181,7 @@ class PollWriter:
                     count_day(i, inserted, made_inactive)
                 catalog.result()
             if later:
-                storage.delete_versions_later(self.db, later)
+                self.replaced += later
         # Last: a report triggered from now on may pin a `now` up to these polls, which are all stored,
         # and (when something changed) may not reuse a report triggered before them.
         changed = out.inserted > 0 or out.made_inactive > 0
@@ -188,6 +189,11 @@ class PollWriter:
         out.duplicates = valid - out.inserted
         self.totals.add(out)
         return out
+
+    def delete_replaced_later(self) -> None:
+        """Hand the versions the flushes replaced to a thread that deletes them (``storage.delete_versions_later``)."""
+        replaced, self.replaced = self.replaced, []
+        storage.delete_versions_later(self.db, replaced)
 
     def _append_day(self, day: str, batch: PollColumns) -> tuple[int, int, bool]:
         """Store the polls of a small batch that change the day as its next delta: (inserted, made
