@@ -564,25 +564,30 @@ def _replace_in_date(
     if missing:
         whole = len(missing) > blocks // 4
         found = hs.read_shelf(db, hs.DATES, day, blocks, None if whole else missing)
+        empty = hs.empty_rows()
         for k in range(blocks) if whole else missing:
-            held[k] = found.get(k, hs.empty_rows())
+            held[k] = found.get(k, empty)
         kept.rows[day] = held
-    new_by_block = _by_block(new.assign(block=hs.block_of(new["store_id"].tolist(), blocks)))
-    replaced = set(ids.tolist())
-    gone, docs = [], {}
-    for k in wanted:
-        old = held[k]
-        mine = _member(old["store_id"], replaced)
-        gone.append(old[mine])
-        merged = pd.concat([old[~mine], new_by_block.get(k, hs.empty_rows())], ignore_index=True)
-        merged = merged.sort_values(["store_id", "date"], kind="stable", ignore_index=True)
-        if _same_rows(old, merged):
+    # Every wanted block at once (one concat, one sort, then a slice each): the same work block by block
+    # cost ~1.5 s for a 10x date's 287 blocks, the day after a local midnight.
+    old = pd.concat([held[k] for k in wanted], ignore_index=True)
+    old_block = np.repeat(np.asarray(wanted, dtype=np.int64), [len(held[k]) for k in wanted])
+    mine = _member(old["store_id"], set(ids.tolist()))
+    merged = pd.concat([old[~mine], new], ignore_index=True)
+    merged["block"] = np.concatenate([old_block[~mine], hs.block_of(new["store_id"].tolist(), blocks)])
+    merged = merged.sort_values(["block", "store_id", "date"], kind="stable", ignore_index=True)
+    bounds = np.searchsorted(merged["block"].to_numpy(), wanted + [blocks], side="left")
+    merged = merged.drop(columns="block")
+    docs = {}
+    for k, lo, hi in zip(wanted, bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        rows = merged.iloc[lo:hi].reset_index(drop=True)
+        if _same_rows(held[k], rows):
             continue
-        held[k] = merged
-        docs[k] = hs._pack_block(merged, day, k) if len(merged) else None
+        held[k] = rows
+        docs[k] = hs._pack_block(rows, day, k) if len(rows) else None
     hs.write_docs(db, hs.DATES, day, docs)
     kept.digests.pop(day, None)
-    return pd.concat(gone, ignore_index=True) if gone else hs.empty_rows()
+    return old[mine].reset_index(drop=True)
 
 
 def _member(values: pd.Series, wanted: set) -> np.ndarray:
