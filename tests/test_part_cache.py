@@ -30,6 +30,23 @@ def polls(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
     )
 
 
+def reads_of(collection: Any, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The filters of every find / find_one on ``collection`` from now on (mongomock)."""
+    seen: list[object] = []
+
+    def spy(original: Any) -> Any:
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if self.name == collection.name:
+                seen.append(args)
+            return original(self, *args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(type(collection), "find", spy(type(collection).find))
+    monkeypatch.setattr(type(collection), "find_one", spy(type(collection).find_one))
+    return seen
+
+
 def test_a_replaced_day_and_table_are_read_fresh_by_one_stores_reads(mdb: Database) -> None:
     start, end = pd.Timestamp("2024-10-07", tz="UTC"), pd.Timestamp("2024-10-08", tz="UTC")
     insert_polls(mdb, polls([("a", "active", "2024-10-07 10:00"), ("b", "active", "2024-10-07 11:00")]))
@@ -75,20 +92,7 @@ def test_a_drill_down_that_keeps_whole_days_lets_the_next_store_read_no_part(
     insert_polls(mdb, polls(rows))
     first = storage.read_store_polls(mdb, "s00000", start, end, keep_whole_days=keep_whole_days)
     assert first["store_id"].tolist() == ["s00000"]
-    day = mdb[f"{storage.STATUS}.2024-10-07"]
-    part_reads: list[object] = []
-    original_find, original_find_one = type(day).find, type(day).find_one
-
-    def spy(original: Any) -> Any:
-        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if self.name == day.name:
-                part_reads.append(args)
-            return original(self, *args, **kwargs)
-
-        return call
-
-    monkeypatch.setattr(type(day), "find", spy(original_find))
-    monkeypatch.setattr(type(day), "find_one", spy(original_find_one))
+    part_reads = reads_of(mdb[f"{storage.STATUS}.2024-10-07"], monkeypatch)
     # A store in the day's last part.
     last = f"s{2 * PART_POLLS + 9:05d}"
     assert storage.read_store_polls(mdb, last, start, end)["store_id"].tolist() == [last]
@@ -132,18 +136,6 @@ def test_a_table_this_process_wrote_is_read_back_without_fetching_its_parts(
     storage.replace_hours(mdb, pd.DataFrame({**hours, "end_seconds": [60, 120]}))
     parts = mdb["business_hours.parts"]
     assert parts.count_documents({}) >= 1
-    fetched: list[object] = []
-    original_find, original_find_one = type(parts).find, type(parts).find_one
-
-    def spy(original: Any) -> Any:
-        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if self.name == parts.name:
-                fetched.append(args)
-            return original(self, *args, **kwargs)
-
-        return call
-
-    monkeypatch.setattr(type(parts), "find", spy(original_find))
-    monkeypatch.setattr(type(parts), "find_one", spy(original_find_one))
+    fetched = reads_of(parts, monkeypatch)
     assert storage.read_hours(mdb)["end_seconds"].tolist() == [60, 120]
     assert fetched == []
