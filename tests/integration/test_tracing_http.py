@@ -13,11 +13,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ import requests
 from tests.support.integration import Stack, delete_queues
 from tests.support.polling import wait_until
 from tests.support.processes import ROOT, run_manage, start_celery_worker, start_gunicorn
+from tests.support.receiver import Received, Receiver, receiver
 
 pytestmark = pytest.mark.integration
 
@@ -94,30 +93,17 @@ def test_in_memory_a_trigger_s_trace_holds_the_request_the_report_its_shards_and
     check_one_trace(the_trigger_s_trace(spans))
 
 
-class Receiver(ThreadingHTTPServer):
-    """An OTLP/HTTP traces receiver: every span of every POST /v1/traces, decoded."""
+def spans_received(received: list[Received]) -> list[dict[str, Any]]:
+    """Every span of every OTLP/HTTP ``POST /v1/traces`` (protobuf) the receiver recorded, decoded."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), ReceiverHandler)
-        self.spans: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-
-
-class ReceiverHandler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-        from opentelemetry.proto.trace.v1.trace_pb2 import Span
-
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.path != "/v1/traces" or self.headers.get("Content-Type") != "application/x-protobuf":
-            self.send_response(404)
-            self.end_headers()
-            return
+    found = []
+    for post in received:
+        if post.path != "/v1/traces" or post.headers.get("content-type") != "application/x-protobuf":
+            continue
         request = ExportTraceServiceRequest()
-        request.ParseFromString(body)
-        found = []
+        request.ParseFromString(post.body)
         for resource_spans in request.resource_spans:
             service = next(
                 (a.value.string_value for a in resource_spans.resource.attributes if a.key == "service.name"), ""
@@ -135,31 +121,18 @@ class ReceiverHandler(BaseHTTPRequestHandler):
                             "attributes": {a.key: a.value.string_value for a in span.attributes},
                         }
                     )
-        with self.server.lock:
-            self.server.spans.extend(found)
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
+    return found
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
+def otlp() -> Iterator[Receiver]:
+    """An OTLP/HTTP receiver: answers 200 and records every POST (``spans_received`` decodes them)."""
+    with receiver([200]) as found:
+        yield found
 
 
 def test_gunicorn_and_the_worker_send_one_trace_per_trigger_to_an_otlp_receiver(
-    stack: Stack, receiver: Receiver, tmp_path: Path
+    stack: Stack, otlp: Receiver, tmp_path: Path
 ) -> None:
     run_id = uuid.uuid4().hex[:10]
     env = {
@@ -167,7 +140,7 @@ def test_gunicorn_and_the_worker_send_one_trace_per_trigger_to_an_otlp_receiver(
         "MONGO_DB": f"loop_it_otlp_{run_id}",
         "CELERY_QUEUE": f"loop_it_otlp_{run_id}",
         "REPORT_SHARDS": "2",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.server_address[1]}",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url.removesuffix("/hook"),
         "OTEL_BSP_SCHEDULE_DELAY": "200",  # ms between batches (5000 by default)
     }
     loaded = run_manage(env, "load_data", str(ROOT / "data"))
@@ -188,8 +161,7 @@ def test_gunicorn_and_the_worker_send_one_trace_per_trigger_to_an_otlp_receiver(
         )
 
         def joined() -> bool:
-            with receiver.lock:
-                return any(s["name"] == "run/loop.tasks.report_join_task" for s in receiver.spans)
+            return any(s["name"] == "run/loop.tasks.report_join_task" for s in spans_received(list(otlp.received)))
 
         wait_until(joined, 30, "the join task's span at the receiver")
         time.sleep(1)  # the join's last MongoDB spans, in the batch after
@@ -198,9 +170,7 @@ def test_gunicorn_and_the_worker_send_one_trace_per_trigger_to_an_otlp_receiver(
         worker.shutdown()
         stack.mongo.drop_database(env["MONGO_DB"])
         delete_queues(env["CELERY_QUEUE"])
-    with receiver.lock:
-        spans = list(receiver.spans)
-    trace = the_trigger_s_trace(spans)
+    trace = the_trigger_s_trace(spans_received(list(otlp.received)))
     check_one_trace(trace)
     assert {s["service"] for s in trace} == {"loop-web", "loop-worker"}
     assert "tracing on: spans to" in web.log.read_text()
