@@ -168,7 +168,7 @@ class PollWriter:
                 out.compaction_due = out.compaction_due or due
             out.compaction_due = self._append_catalog(batch) or out.compaction_due
         else:
-            later: list[tuple[str, str]] | None = [] if self.delete_later else None
+            later = self.replaced if self.delete_later else None
 
             def merge(i: int) -> tuple[int, int]:
                 return storage.merge_day(self.db, days[i], day_batch(i), later=later)
@@ -180,8 +180,6 @@ class PollWriter:
                 for i, (inserted, made_inactive) in enumerate(pool.map(merge, range(len(days)))):
                     count_day(i, inserted, made_inactive)
                 catalog.result()
-            if later:
-                self.replaced += later
         # Last: a report triggered from now on may pin a `now` up to these polls, which are all stored,
         # and (when something changed) may not reuse a report triggered before them.
         changed = out.inserted > 0 or out.made_inactive > 0

@@ -572,8 +572,8 @@ def remove_orphan_parts(db: Database, *, before: float) -> int:
     (writers hold it from their first part to their head; one busy now waits for the next run). Deltas (no
     ``token``) and parts written before parts carried ``at`` are left alone. Returns the parts deleted."""
     removed = 0
-    held = [(_lock_day(db, day, wait=0), _head_id(day), _day_collection(day)) for day in sorted(_read_heads(db))]
-    for lock, head_id, parts in [*held, (_lock_catalog(db, wait=0), CATALOG, CATALOG_PARTS)]:
+    days = [(_lock_day(db, day, wait=0), _head_id(day), _day_collection(day)) for day in sorted(_read_heads(db))]
+    for lock, head_id, parts in [*days, (_lock_catalog(db, wait=0), CATALOG, CATALOG_PARTS)]:
         with lock as locked:
             if not locked:
                 continue
