@@ -337,3 +337,36 @@ def test_a_load_that_appends_polls_recomputes_only_their_dates_and_equals_the_br
     )
     assert rebuilt is not None and not rebuilt.updated and rebuilt.rows == full_rows
     assert_equal_figures(stored(mdb), brute_force(changed, polls))
+
+
+def test_a_block_packed_from_codes_is_the_block_packed_from_rows_also_when_its_labels_are_reused() -> None:
+    """The build packs from store codes and reuses a block's compressed labels across dates; the hourly path
+    packs from rows (``_pack_block``). Their documents must be equal, or a kept digest would miss a change."""
+    import numpy as np
+    import pandas as pd
+
+    ids = np.array(["s2", "s0", "s1"], dtype=object)  # codes index these; the block holds s0 and s2
+    labels = hs.StoreLabels(ids, np.array(["r2", "r0", "r1"], dtype=object), np.array(["b2", "b0", "b1"], dtype=object))
+
+    def rows(day: str, up: list[float]) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "store_id": ["s0", "s2"],
+                "date": [day, day],
+                "up_s": up,
+                "down_s": [1.5, 0.0],
+                "unobserved_s": [0.0, 2.25],
+                "longest_s": [60.0, 0.0],
+                "outages": [1, 0],
+                "region": ["r0", "r2"],
+                "brand": ["b0", "b2"],
+            }
+        )
+
+    for day, up in (("2024-10-01", [3600.0, 7.0]), ("2024-10-02", [10.0, 20.5])):  # the second reuses the labels
+        expected = rows(day, up)
+        days = np.full(2, np.datetime64(day, "D").astype(np.int64))
+        values = {c: expected[c].to_numpy() for c in (*hs.FLOATS, *hs.INTS)}
+        packed = hs.pack_coded_block(day, 5, labels, np.array([1, 0]), days, values)
+        assert packed == hs._pack_block(expected, day, 5)
+        assert hs._unpack_block(packed).equals(hs._unpack_block(hs._pack_block(expected, day, 5)))

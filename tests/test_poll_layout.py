@@ -18,7 +18,7 @@ from loop import storage
 from loop.ingest import insert_polls, load_sources
 from loop.ingest.migrate import migrate_legacy_polls
 from loop.storage.legacy import LegacyLayoutError
-from loop.storage.polls import PART_POLLS, PollColumns, forget_cached_heads
+from loop.storage.polls import PART_POLLS, PollColumns, concat_columns, forget_cached_heads
 from tests.support.csv_files import write_dataset
 from tests.support.stored import stored_poll_rows
 
@@ -390,3 +390,28 @@ def test_parts_a_stopped_writer_left_are_removed_once_old_and_nothing_else(mdb: 
     from django.conf import settings
 
     assert settings.CELERY_BEAT_SCHEDULE["remove-orphan-parts"]["task"] == remove_orphan_parts_task.name
+
+
+@pytest.mark.parametrize(
+    "id_lists",
+    [
+        [["a", "b", "c"], ["c", "d"], ["e"]],  # a day's parts: in order, one store across two parts
+        [["b", "d", "f"], ["a", "b", "c", "f"], ["e"]],  # several days: the same stores again, out of order
+        [["x"], []],
+    ],
+)
+def test_joined_columns_share_one_sorted_store_space(id_lists: list[list[str]]) -> None:
+    parts = [
+        PollColumns(
+            np.array(ids, dtype=object),
+            np.arange(len(ids), dtype=np.int64),
+            np.arange(len(ids), dtype=np.int64) + 10 * k,
+            np.zeros(len(ids), dtype=bool),
+        )
+        for k, ids in enumerate(id_lists)
+    ]
+    joined = concat_columns(parts)
+    every = [s for ids in id_lists for s in ids]
+    assert joined.store_ids.tolist() == sorted(set(every))
+    assert joined.store_ids[joined.store].tolist() == every
+    assert joined.t_us.tolist() == [t + 10 * k for k, ids in enumerate(id_lists) for t in range(len(ids))]

@@ -53,8 +53,11 @@ DEFAULT_DAYS = 30
 # 90 dates: 3-4 tile lookups and a few date lookups).
 FOLD_LAG_DAYS = 2
 MOVERS_LIMIT_MAX = 500
-# A full build writes a month while it computes the next (False: one after the other; the benchmark compares).
+# A full build writes a piece while it computes the next (False: one after the other; the benchmark compares).
 WRITE_BESIDE_COMPUTE = True
+# A full build computes and writes this many dates at a time (within a month): the first read and the last
+# write, which nothing overlaps, stay short; each piece also reads its edges' polls (a day before, two after).
+BUILD_PIECE_DAYS = 10
 # Applied pending changes stay this long before they are removed (their numbers stay taken meanwhile).
 PENDING_GRACE_S = 120.0
 # The worker ranks the movers again at most this often while only the figures change (not the weeks);
@@ -806,35 +809,41 @@ def build_history(*, db: Database | None = None) -> HistoryBuild:
         _forget_dates(db)
         hs.drop_dates(db, [d for d in old_dates if d not in set(names)])
         hs.drop_months(db, hs.stored_months(db))
-        months = np.unique(all_dates.astype("datetime64[M]"))
-        chunks = [all_dates[all_dates.astype("datetime64[M]") == m] for m in months]
+        pieces = _build_pieces(all_dates)
         rows_total = 0
         phases: dict[str, float] = {}
-        # The next month's polls are read while this one is computed, and the previous month is written
+        # The next piece's polls are read while this one is computed, and the previous piece is written
         # meanwhile (WRITE_BESIDE_COMPUTE): the documents are packed from arrays, so writing is mostly the
-        # server's work, which runs beside this process's computing. One month waits to be written at most.
+        # server's work, which runs beside this process's computing. One piece waits to be written at most;
+        # a month's tiles go with its last piece. Pieces of a week keep the first read and the last write,
+        # which nothing overlaps, short.
+        month_figures: list[DailyFigures] = []
         with (
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read") as prefetch,
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-write") as writer,
         ):
-            coming = prefetch.submit(_read_polls, db, chunks[0][0], chunks[0][-1], None)
+            coming = prefetch.submit(_read_polls, db, pieces[0][0], pieces[0][-1], None)
             written: Future[None] | None = None
-            for k, chunk in enumerate(chunks):
+            for k, piece in enumerate(pieces):
                 clock = time.perf_counter()
                 polls = coming.result()
-                if k + 1 < len(chunks):
-                    coming = prefetch.submit(_read_polls, db, chunks[k + 1][0], chunks[k + 1][-1], None)
+                if k + 1 < len(pieces):
+                    coming = prefetch.submit(_read_polls, db, pieces[k + 1][0], pieces[k + 1][-1], None)
                 clock = _phase(phases, "wait_for_polls", clock)
-                figures = _build_chunk(inputs, polls, chunk, first_date, last_date)
+                figures = _build_chunk(inputs, polls, piece, first_date, last_date)
                 del polls
                 clock = _phase(phases, "compute", clock)
+                month_figures.append(figures)
+                month = None
+                if k + 1 == len(pieces) or str(pieces[k + 1][0])[:7] != str(piece[0])[:7]:
+                    month, month_figures = DailyFigures.concat(month_figures), []
                 if written is not None:
                     written.result()
                     clock = _phase(phases, "wait_for_writes", clock)
                 if WRITE_BESIDE_COMPUTE:
-                    written = writer.submit(_write_chunk, db, figures, layout, chunk, fold_upto, phases)
+                    written = writer.submit(_write_piece, db, figures, month, layout, piece, fold_upto, phases)
                 else:
-                    _write_chunk(db, figures, layout, chunk, fold_upto, phases)
+                    _write_piece(db, figures, month, layout, piece, fold_upto, phases)
                 rows_total += len(figures)
             if written is not None:
                 clock = time.perf_counter()
@@ -858,18 +867,28 @@ def build_history(*, db: Database | None = None) -> HistoryBuild:
     return HistoryBuild(len(inputs.store_ids), len(names), rows_total, time.perf_counter() - began, phases)
 
 
-def _write_chunk(
+def _build_pieces(all_dates: np.ndarray) -> list[np.ndarray]:
+    """The build's pieces: runs of at most BUILD_PIECE_DAYS consecutive dates, none across a month's end."""
+    pieces: list[np.ndarray] = []
+    for month in np.unique(all_dates.astype("datetime64[M]")):
+        mine = all_dates[all_dates.astype("datetime64[M]") == month]
+        pieces.extend(mine[k : k + BUILD_PIECE_DAYS] for k in range(0, len(mine), BUILD_PIECE_DAYS))
+    return pieces
+
+
+def _write_piece(
     db: Database,
     figures: DailyFigures,
+    month: DailyFigures | None,
     layout: _BuildLayout,
-    chunk: np.ndarray,
+    piece: np.ndarray,
     fold_upto: str,
     phases: dict[str, float],
 ) -> None:
-    """A built month (``figures`` sorted by code and date): its date documents, its tiles (dates up to
-    ``fold_upto``) and its group totals. The documents are packed straight from the figures' arrays
-    (rows ordered by one integer sort, the stores' strings encoded once): the same documents as
-    ``_pack_block`` makes of the same rows."""
+    """A built piece (``figures`` sorted by code and date): its date documents and group totals; with a
+    month's last piece, that month's tiles (``month``: all its figures; dates up to ``fold_upto``).
+    The documents are packed straight from the figures' arrays (rows ordered by one integer sort, the
+    stores' strings encoded once): the same documents as ``_pack_block`` makes of the same rows."""
     clock = time.perf_counter()
     code, day = figures.code, figures.date.astype(np.int64)
     values = {c: getattr(figures, c) for c in (*hs.FLOATS, *hs.INTS)}
@@ -893,26 +912,33 @@ def _write_chunk(
     for first, mine in docs.items():
         hs.fill_docs(db, hs.DATES, _day_name(first), mine, layout.date_blocks)
     clock = _phase(phases, "write_dates", clock)
-    # Month tiles: the folded dates, by (block, store id, date).
+    hs.add_to_trend(db, _coded_totals(figures, layout), replace_dates=np.datetime_as_string(piece).tolist())
+    clock = _phase(phases, "trend", clock)
+    if month is not None:
+        _write_tiles(db, month, layout, str(piece[0])[:7], fold_upto)
+        _phase(phases, "write_tiles", clock)
+
+
+def _write_tiles(db: Database, figures: DailyFigures, layout: _BuildLayout, month: str, fold_upto: str) -> None:
+    """A month's tiles: its folded dates (up to ``fold_upto``), by (block, store id, date)."""
+    code, day = figures.code, figures.date.astype(np.int64)
     folded = np.flatnonzero(day <= int(np.datetime64(fold_upto, "D").astype(np.int64)))
-    if len(folded):
-        order = folded[np.lexsort((day[folded], rank[folded], layout.tile_block[code[folded]]))]
-        month = str(chunk[0])[:7]
-        tiles = [
-            hs.pack_coded_block(
-                month,
-                int(layout.tile_block[code[rows[0]]]),
-                layout.labels,
-                code[rows],
-                day[rows],
-                {c: v[rows] for c, v in values.items()},
-            )
-            for rows in (order[lo:hi] for lo, hi in _runs(layout.tile_block[code[order]]))
-        ]
-        hs.fill_docs(db, hs.TILES, month, tiles, layout.tile_blocks)
-    clock = _phase(phases, "write_tiles", clock)
-    hs.add_to_trend(db, _coded_totals(figures, layout), replace_dates=np.datetime_as_string(chunk).tolist())
-    _phase(phases, "trend", clock)
+    if not len(folded):
+        return
+    values = {c: getattr(figures, c) for c in (*hs.FLOATS, *hs.INTS)}
+    order = folded[np.lexsort((day[folded], layout.rank[code[folded]], layout.tile_block[code[folded]]))]
+    tiles = [
+        hs.pack_coded_block(
+            month,
+            int(layout.tile_block[code[rows[0]]]),
+            layout.labels,
+            code[rows],
+            day[rows],
+            {c: v[rows] for c, v in values.items()},
+        )
+        for rows in (order[lo:hi] for lo, hi in _runs(layout.tile_block[code[order]]))
+    ]
+    hs.fill_docs(db, hs.TILES, month, tiles, layout.tile_blocks)
 
 
 @dataclass(frozen=True)

@@ -143,10 +143,12 @@ def _pack_block(rows: pd.DataFrame, date: str, block: int) -> dict[str, Any]:
     return _pack_arrays(
         date,
         block,
-        strings=(
-            pack_strings(store_ids[heads]),
-            pack_strings(rows["region"].to_numpy(dtype=object)[heads]),
-            pack_strings(rows["brand"].to_numpy(dtype=object)[heads]),
+        labels=_compressed_labels(
+            (
+                pack_strings(store_ids[heads]),
+                pack_strings(rows["region"].to_numpy(dtype=object)[heads]),
+                pack_strings(rows["brand"].to_numpy(dtype=object)[heads]),
+            )
         ),
         counts=counts,
         days=rows["date"].to_numpy(dtype=object).astype("datetime64[D]").astype(np.int64),
@@ -154,37 +156,50 @@ def _pack_block(rows: pd.DataFrame, date: str, block: int) -> dict[str, Any]:
     )
 
 
+LABEL_FIELDS = ("store_id", "store_id_lengths", "region", "region_lengths", "brand", "brand_lengths")
+
+
+def _compressed_labels(
+    strings: tuple[tuple[bytes, bytes], tuple[bytes, bytes], tuple[bytes, bytes]],
+) -> dict[str, Binary]:
+    """The block document's label fields from the (bytes, lengths) of the stores' ids, regions and brands."""
+    (ids, id_lengths), (regions, region_lengths), (brands, brand_lengths) = strings
+    raw = (ids, id_lengths, regions, region_lengths, brands, brand_lengths)
+    return {name: Binary(zlib.compress(bytes(data), 1)) for name, data in zip(LABEL_FIELDS, raw, strict=True)}
+
+
 def _pack_arrays(
     name: str,
     block: int,
     *,
-    strings: tuple[tuple[bytes, bytes], tuple[bytes, bytes], tuple[bytes, bytes]],
+    labels: dict[str, Binary],
     counts: np.ndarray,
     days: np.ndarray,
     values: dict[str, np.ndarray],
 ) -> dict[str, Any]:
-    """The block document: ``strings`` = the (bytes, lengths) of the stores' ids, regions and brands (one per
-    store, in row order), ``counts`` = each store's rows, ``days`` = each row's date (days since 1970-01-01)."""
-    (ids, id_lengths), (regions, region_lengths), (brands, brand_lengths) = strings
+    """The block document: ``labels`` = the compressed ``LABEL_FIELDS`` (one id, region and brand per store, in
+    row order), ``counts`` = each store's rows, ``days`` = each row's date (days since 1970-01-01)."""
     arrays = {
-        "store_id": bytes(ids),
-        "store_id_lengths": bytes(id_lengths),
         "store_rows": np.asarray(counts).astype("<i4").tobytes(),
-        "region": bytes(regions),
-        "region_lengths": bytes(region_lengths),
-        "brand": bytes(brands),
-        "brand_lengths": bytes(brand_lengths),
         "day": np.asarray(days).astype(np.int64).astype("<i4").tobytes(),
         **{c: np.asarray(values[c]).astype("<f8").tobytes() for c in FLOATS},
         **{c: np.asarray(values[c]).astype("<i4").tobytes() for c in INTS},
     }
+    packed = {key: Binary(zlib.compress(data, 1)) for key, data in arrays.items()}
     return {
         "_id": f"b|{block}",
         "date": name,
         "n": len(days),
         "codec": CODEC,
-        **{key: Binary(zlib.compress(data, 1)) for key, data in arrays.items()},
+        **{key: labels[key] for key in LABEL_FIELDS[:2]},
+        "store_rows": packed.pop("store_rows"),
+        **{key: labels[key] for key in LABEL_FIELDS[2:]},
+        **packed,
     }
+
+
+# Blocks whose compressed labels a StoreLabels keeps (a build's date and tile blocks: ~1,300 at 10x, a few MB).
+LABELS_KEPT = 4096
 
 
 class StoreLabels:
@@ -194,6 +209,7 @@ class StoreLabels:
 
     def __init__(self, store_ids: np.ndarray, region: np.ndarray, brand: np.ndarray) -> None:
         self._columns = [self._encode(values) for values in (store_ids, region, brand)]
+        self._compressed: dict[bytes, dict[str, Binary]] = {}
 
     @staticmethod
     def _encode(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -212,6 +228,18 @@ class StoreLabels:
             out.append((buffer[at].tobytes(), mine.astype("<i4").tobytes()))
         return out[0], out[1], out[2]
 
+    def compressed(self, codes: np.ndarray) -> dict[str, Binary]:
+        """The label fields of a block of these stores (``codes``, in row order), compressed once per list of
+        stores: a block holds the same stores on every date, and the same tile block every month."""
+        key = np.asarray(codes, dtype=np.int64).tobytes()
+        found = self._compressed.get(key)
+        if found is None:
+            found = _compressed_labels(self.strings(codes))
+            if len(self._compressed) >= LABELS_KEPT:
+                self._compressed.clear()
+            self._compressed[key] = found
+        return found
+
 
 def pack_coded_block(
     name: str, block: int, labels: StoreLabels, codes: np.ndarray, days: np.ndarray, values: dict[str, np.ndarray]
@@ -222,7 +250,7 @@ def pack_coded_block(
     first[1:] = codes[1:] != codes[:-1]
     heads = np.flatnonzero(first)
     counts = np.diff(np.append(heads, len(codes)))
-    return _pack_arrays(name, block, strings=labels.strings(codes[heads]), counts=counts, days=days, values=values)
+    return _pack_arrays(name, block, labels=labels.compressed(codes[heads]), counts=counts, days=days, values=values)
 
 
 def _unpack_block(doc: dict[str, Any], store_id: str | None = None) -> pd.DataFrame:

@@ -230,6 +230,12 @@ class PartCache:
 _part_cache = PartCache(64 << 20)
 
 
+# The missing parts of a version come in one ``$in`` query when they are at least 1/IN_QUERY_SHARE of its parts.
+# Measured on FerretDB: an ``$in`` passes over the whole collection (~1.5 ms a part), one ``_id`` lookup costs
+# ~3.6 ms: the query wins from about a third of the parts on.
+IN_QUERY_SHARE = 3
+
+
 def read_version(
     db: Database,
     *,
@@ -258,25 +264,32 @@ def read_version(
             return None, []
         if cache and cache_whole_version:
             _cache_missing_parts(db, parts, [f"{head['token']}|{part['k']}" for part in head.get("parts", [])])
-        docs = []
-        for part in head.get("parts", []):  # FerretDB may drop an empty list
-            if store_id is not None and not part["first"] <= store_id <= part["last"]:
-                continue
-            if store_ids is not None and not covers_any(part, store_ids):
-                continue
-            part_id = f"{head['token']}|{part['k']}"
-            doc = _part_cache.get(db, parts, part_id) if cache else None
-            if doc is None:
-                # _id equality: the one filter every server (FerretDB included) answers without decoding the collection.
-                doc = db[parts].find_one({"_id": part_id})
-                if doc is not None and cache:
-                    _part_cache.put(db, parts, part_id, doc)
-            if doc is None:
-                break
-            docs.append(doc)
+        named = head.get("parts", [])  # FerretDB may drop an empty list
+        wanted = [
+            f"{head['token']}|{part['k']}"
+            for part in named
+            if (store_id is None or part["first"] <= store_id <= part["last"])
+            and (store_ids is None or covers_any(part, store_ids))
+        ]
+        found = {part_id: _part_cache.get(db, parts, part_id) if cache else None for part_id in wanted}
+        missing = [part_id for part_id, doc in found.items() if doc is None]
+        if len(missing) > 1 and len(missing) * IN_QUERY_SHARE >= len(named):
+            # One query for many parts: FerretDB answers ``$in`` with one pass over the collection, cheaper
+            # than a third of its parts fetched one ``_id`` lookup each.
+            found.update((str(doc["_id"]), doc) for doc in db[parts].find({"_id": {"$in": missing}}))
         else:
+            for part_id in missing:
+                # _id equality: the one filter every server (FerretDB included) answers without decoding the collection.
+                found[part_id] = db[parts].find_one({"_id": part_id})
+        if cache:
+            for part_id in missing:
+                doc = found[part_id]
+                if doc is not None:
+                    _part_cache.put(db, parts, part_id, doc)
+        docs = [doc for doc in (found[part_id] for part_id in wanted) if doc is not None]
+        if len(docs) == len(wanted):
             return head, docs
-        head = None
+        head = None  # a part gone: the version was replaced meanwhile
     raise TableMoved(f"{heads}/{head_id} was replaced {READ_ATTEMPTS} times while being read")
 
 

@@ -125,7 +125,7 @@ def concat_columns(parts: Iterable[PollColumns]) -> PollColumns:
     parts = [p for p in parts if len(p) or len(p.store_ids)]
     if not parts:
         return PollColumns.empty()
-    ids, inverse = np.unique(np.concatenate([p.store_ids.astype(object) for p in parts]), return_inverse=True)
+    ids, inverse = _common_ids(np.concatenate([p.store_ids.astype(object) for p in parts]))
     store, offset = [], 0
     for p in parts:
         store.append(inverse[offset : offset + len(p.store_ids)][p.store])
@@ -201,6 +201,22 @@ def _pack_part(columns: PollColumns, token: str, k: int, day: str) -> dict[str, 
         "codec": PART_CODEC,
         **{name: Binary(zlib.compress(data, 1)) for name, data in arrays.items()},
     }
+
+
+def _common_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(ids, return_inverse=True)`` for store ids, without sorting every string: the parts of a
+    day come in id order (a run, one equal pair at most where two parts meet), other lists are hashed and only
+    their distinct ids sorted (several days: ~3x faster than ``np.unique``'s sort of them all)."""
+    if len(ids) < 2 or bool((ids[1:] >= ids[:-1]).all()):
+        first = np.ones(len(ids), dtype=bool)
+        first[1:] = ids[1:] != ids[:-1]
+        return ids[first], np.cumsum(first) - 1
+    codes, distinct = pd.factorize(ids)
+    distinct = np.asarray(distinct, dtype=object)
+    order = np.argsort(distinct)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return distinct[order], rank[codes]
 
 
 # Where an unpacked part is kept on its document: a cached part (or delta) is unpacked once per process.
