@@ -190,10 +190,10 @@ def main() -> int:
             assert found.days
         results["store history, 90 dates: p50 / p95 / max"] = _quantiles(times, "ms", 50)
 
-        region = _a_region(db)
-        if region is None:
+        a_region = _a_region(db)
+        if a_region is None:
             results["trend, 90 dates, one region"] = "skipped: this set's stores have no regions"
-        for label, region in (("all stores", None), ("one region", region)):
+        for label, region in (("all stores", None), ("one region", a_region)):
             if label == "one region" and region is None:
                 continue
             times = []
