@@ -17,7 +17,9 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -480,8 +482,19 @@ def _alert_data(row: dict[str, Any], evaluated: pd.Timestamp, profile: Profile |
     for name in ("started_at", "opened_at", "resolved_at", "ended_at"):
         value = getattr(view, name)
         data[name] = _iso(value)
-        data[f"{name}_local"] = None if value is None or not view.zone else value.tz_convert(view.zone).isoformat()
+        data[f"{name}_local"] = None if value is None or not view.zone else _local_text(value, view.zone)
     return data
+
+
+@lru_cache(maxsize=1024)
+def _zone_info(zone: str) -> ZoneInfo:
+    return ZoneInfo(zone)
+
+
+def _local_text(value: pd.Timestamp, zone: str) -> str:
+    """``value.tz_convert(zone).isoformat()`` through the standard library (the same text, ~5x faster: an
+    evaluation at 10x describes thousands of alerts)."""
+    return value.to_pydatetime().astimezone(_zone_info(zone)).isoformat()
 
 
 def list_alerts(
