@@ -129,24 +129,24 @@ def service_env(
     }
 
 
-def ensure_dataset(base: Path, stores: int, real_dir: Path | None) -> tuple[Path, float | None]:
+def ensure_dataset(base: Path, stores: int, real_dir: Path | None, days: int = DAYS) -> tuple[Path, float | None]:
     """Generate the set unless bench-data already holds one with the same parameters.
     Returns the folder and the generation time (None when reused)."""
     use_real = real_dir is not None and real_dir.is_dir()
     params = {
         "stores": stores,
-        "days": DAYS,
+        "days": days,
         "seed": SEED,
         "real_dir": str(real_dir) if use_real else None,
         # A changed generator must not reuse an old set.
         "generator": hashlib.sha256((REPO / "loop" / "datagen.py").read_bytes()).hexdigest()[:16],
     }
-    folder = base / f"stores{stores}-days{DAYS}-seed{SEED}-{'real' if use_real else 'synthetic'}"
+    folder = base / f"stores{stores}-days{days}-seed{SEED}-{'real' if use_real else 'synthetic'}"
     marker = folder / "params.json"
     if marker.is_file() and json.loads(marker.read_text()).get("params") == params:
         return folder, None
     marker.unlink(missing_ok=True)  # written last: a half-written set is never reused
-    summary = generate_dataset(folder, stores=stores, days=DAYS, seed=SEED, real_dir=real_dir if use_real else None)
+    summary = generate_dataset(folder, stores=stores, days=days, seed=SEED, real_dir=real_dir if use_real else None)
     marker.write_text(json.dumps({"params": params, "summary": summary.as_dict()}, indent=2))
     return folder, summary.seconds
 

@@ -32,6 +32,10 @@ it measures, next to the offline command on the same files in the same run:
    the load and this step): hourly batches over HTTP until ``GET /alerts/``'s ``evaluated_at``
    (target 0.3 s at 1x, 1.5 s at 10x), batch answer to the first byte at a loopback webhook (p95
    <= 5 s), ``GET /alerts/?state=open`` with 5,000 open alerts at 10x (p95 < 50 ms).
+10. daily figures (issue 19; ``--skip-history`` leaves it out), after every scale: the same stores with
+   90 days of polls (generated once into bench-data), ``bench/bench_history.py``: the build from scratch
+   against the offline report (<= 3x), hourly batches (<= 2 s at 10x, evaluation and figures included),
+   one store's 90 dates (p95 < 50 ms), the trend (p95 < 200 ms) and the movers (< 300 ms).
 
 At the end a table gives each figure per scale, the growth between the smallest and
 the largest scale (target <= 12x when they are 1x and 10x), PASS/FAIL per target and a
@@ -787,6 +791,31 @@ def print_table(results: list[ScaleResult]) -> list[tuple[str, bool]]:
     return checks
 
 
+HISTORY_DAYS = 90
+
+
+def history_step(scale: float, args: argparse.Namespace) -> list[tuple[str, bool]]:
+    """10. Issue 19's daily figures on the set with HISTORY_DAYS days of polls (generated once, like the
+    others): ``bench/bench_history.py``'s build from scratch against the offline report, hourly batches,
+    one store's 90 dates, the trend and the movers, in its own database; a check for each PASS or FAIL it
+    prints."""
+    label = f"{scale:g}x"
+    stores = max(1, round(LOOP_2025_STORES * scale))
+    folder, generated = ensure_dataset(args.data_dir, stores, args.real_dir, days=HISTORY_DAYS)
+    print(f"\n===== {label}: daily figures, {HISTORY_DAYS} days of polls ({folder}) =====", flush=True)
+    cmd = [sys.executable, "bench/bench_history.py", "--scale", str(max(1, round(scale))), "--data", str(folder)]
+    cmd += ["--batches", str(args.history_batches), "--mongo-url", args.mongo_url]
+    run = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    table = run.stdout[run.stdout.find("== daily figures") :] if "== daily figures" in run.stdout else ""
+    print(table or run.stderr[-3000:], flush=True)
+    checks = [
+        (f"{label} daily figures ({HISTORY_DAYS} days): {line.split('  ')[0].strip()}", "PASS" in line)
+        for line in table.splitlines()
+        if "PASS" in line or "FAIL" in line
+    ]
+    return checks if run.returncode == 0 and checks else [*checks, (f"{label} daily figures ran", False)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scales", default="1,10", help="comma-separated multiples of the 3,678 stores (1,10)")
@@ -800,6 +829,8 @@ def main(argv: list[str] | None = None) -> int:
         "--import-only", action="store_true", help="only steps 1 and 8 (the offline reference, imports)"
     )
     parser.add_argument("--skip-alerts", action="store_true", help="leave out step 9 (alerts)")
+    parser.add_argument("--skip-history", action="store_true", help="leave out step 10 (daily figures, 90 days)")
+    parser.add_argument("--history-batches", type=int, default=8, help="step 10's hourly batches (8)")
     parser.add_argument("--alerts-only", action="store_true", help="only load_data and step 9 (alerts)")
     parser.add_argument("--alert-batches", type=int, default=8, help="step 9's measured batches (8)")
     args = parser.parse_args(argv)
@@ -837,6 +868,9 @@ def main(argv: list[str] | None = None) -> int:
     if results:
         checks += print_table(results)
     checks += [(f"scale {f} ran to the end", False) for f in failed]
+    if not args.skip_history:
+        for scale in scales:
+            checks += history_step(scale, args)
     print("\ntargets:")
     for text, ok in checks:
         print(f"  {'PASS' if ok else 'FAIL'}  {text}")
