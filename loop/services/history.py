@@ -815,8 +815,7 @@ def build_history(*, db: Database | None = None) -> HistoryBuild:
         # The next piece's polls are read while this one is computed, and the previous piece is written
         # meanwhile (WRITE_BESIDE_COMPUTE): the documents are packed from arrays, so writing is mostly the
         # server's work, which runs beside this process's computing. One piece waits to be written at most;
-        # a month's tiles go with its last piece. Pieces of a week keep the first read and the last write,
-        # which nothing overlaps, short.
+        # a month's tiles go with its last piece (BUILD_PIECE_DAYS says why pieces are short).
         month_figures: list[DailyFigures] = []
         with (
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-read") as prefetch,

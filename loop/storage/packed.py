@@ -256,6 +256,8 @@ def read_version(
     ``cache``: keep the parts read in (and take them from) the process's ``PartCache``.
     ``cache_whole_version``: on a miss, fetch and keep all the version's missing parts in one query,
     so the next stores' reads of it come from memory (one store's days: the drill-down).
+    The parts not in the cache come in one ``$in`` query when they are many (``IN_QUERY_SHARE``), else by
+    ``_id`` one each.
     """
     for _ in range(READ_ATTEMPTS):
         if head is None:
