@@ -254,8 +254,8 @@ def read_version(
     A part gone between reading the head and the part means the version was replaced meanwhile:
     the new head is read. ``head``, when the caller has just read it, saves a round trip.
     ``cache``: keep the parts read in (and take them from) the process's ``PartCache``.
-    ``cache_whole_version``: on a miss, fetch and keep all the version's missing parts in one query,
-    so the next stores' reads of it come from memory (one store's days: the drill-down).
+    ``cache_whole_version``: fetch and keep all the version's missing parts, not only those asked for, so
+    the next stores' reads of it come from memory (one store's days: the drill-down).
     The parts not in the cache come in one ``$in`` query when they are many (``IN_QUERY_SHARE``), else by
     ``_id`` one each.
     """
@@ -264,8 +264,6 @@ def read_version(
             head = db[heads].find_one({"_id": head_id})
         if head is None:
             return None, []
-        if cache and cache_whole_version:
-            _cache_missing_parts(db, parts, [f"{head['token']}|{part['k']}" for part in head.get("parts", [])])
         named = head.get("parts", [])  # FerretDB may drop an empty list
         wanted = [
             f"{head['token']}|{part['k']}"
@@ -273,7 +271,8 @@ def read_version(
             if (store_id is None or part["first"] <= store_id <= part["last"])
             and (store_ids is None or covers_any(part, store_ids))
         ]
-        found = {part_id: _part_cache.get(db, parts, part_id) if cache else None for part_id in wanted}
+        asked = [f"{head['token']}|{part['k']}" for part in named] if cache and cache_whole_version else wanted
+        found = {part_id: _part_cache.get(db, parts, part_id) if cache else None for part_id in asked}
         missing = [part_id for part_id, doc in found.items() if doc is None]
         if len(missing) > 1 and len(missing) * IN_QUERY_SHARE >= len(named):
             # One query for many parts: FerretDB answers ``$in`` with one pass over the collection, cheaper
@@ -418,13 +417,6 @@ def exclusive(db: Database, heads: str, name: str, *, wait: float = 600.0) -> It
         yield True
     finally:
         db[heads].delete_one({"_id": lock_id})
-
-
-def _cache_missing_parts(db: Database, parts: str, part_ids: list[str]) -> None:
-    missing = [part_id for part_id in part_ids if _part_cache.get(db, parts, part_id) is None]
-    if len(missing) > 1:
-        for doc in db[parts].find({"_id": {"$in": missing}}):
-            _part_cache.put(db, parts, str(doc["_id"]), doc)
 
 
 def publish_version(
