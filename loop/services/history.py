@@ -667,20 +667,8 @@ def _write_whole_dates(db: Database, meta: dict, inputs: _Inputs, figures: Daily
     if len(figures) == 0:
         return []
     layout = _layout(inputs, meta)
-    code, day = figures.code, figures.date.astype(np.int64)
-    values = {c: getattr(figures, c) for c in (*hs.FLOATS, *hs.INTS)}
-    order = np.lexsort((layout.rank[code], layout.date_block[code], day))
-    docs: dict[int, dict[int, dict[str, Any] | None]] = {}
-    for lo, hi in _runs(day[order] * (layout.date_blocks + 1) + layout.date_block[code[order]]):
-        rows = order[lo:hi]
-        first, block = int(day[rows[0]]), int(layout.date_block[code[rows[0]]])
-        on_day = docs.setdefault(first, dict.fromkeys(range(layout.date_blocks)))
-        on_day[block] = hs.pack_coded_block(
-            _day_name(first), block, layout.labels, code[rows], day[rows], {c: v[rows] for c, v in values.items()}
-        )
     names = []
-    for first, on_day in docs.items():
-        name = _day_name(first)
+    for name, on_day in _date_documents(figures, layout).items():
         digests = {k: hs.doc_digest(doc) for k, doc in on_day.items()}
         known = kept.digests.get(name)
         if known is None and name in kept.rows and len(kept.rows[name]) == layout.date_blocks:
@@ -693,6 +681,24 @@ def _write_whole_dates(db: Database, meta: dict, inputs: _Inputs, figures: Daily
         kept.rows.pop(name, None)
         names.append(name)
     return names
+
+
+def _date_documents(figures: DailyFigures, layout: _BuildLayout) -> dict[str, dict[int, dict[str, Any] | None]]:
+    """The date documents of ``figures`` (every store's row of each date it holds), packed straight from the
+    arrays (rows ordered by one integer sort: date, block, store id): date -> block -> document (None: a
+    block with no row). The same documents as ``hs._pack_block`` makes of the same rows."""
+    code, day = figures.code, figures.date.astype(np.int64)
+    values = {c: getattr(figures, c) for c in (*hs.FLOATS, *hs.INTS)}
+    order = np.lexsort((layout.rank[code], layout.date_block[code], day))
+    docs: dict[str, dict[int, dict[str, Any] | None]] = {}
+    for lo, hi in _runs(day[order] * (layout.date_blocks + 1) + layout.date_block[code[order]]):
+        rows = order[lo:hi]
+        name, block = _day_name(int(day[rows[0]])), int(layout.date_block[code[rows[0]]])
+        on_day = docs.setdefault(name, dict.fromkeys(range(layout.date_blocks)))
+        on_day[block] = hs.pack_coded_block(
+            name, block, layout.labels, code[rows], day[rows], {c: v[rows] for c, v in values.items()}
+        )
+    return docs
 
 
 def _date_blocks(meta: dict) -> int:
@@ -886,30 +892,10 @@ def _write_piece(
 ) -> None:
     """A built piece (``figures`` sorted by code and date): its date documents and group totals; with a
     month's last piece, that month's tiles (``month``: all its figures; dates up to ``fold_upto``).
-    The documents are packed straight from the figures' arrays (rows ordered by one integer sort, the
-    stores' strings encoded once): the same documents as ``_pack_block`` makes of the same rows."""
+    The documents are packed straight from the figures' arrays (``_date_documents``)."""
     clock = time.perf_counter()
-    code, day = figures.code, figures.date.astype(np.int64)
-    values = {c: getattr(figures, c) for c in (*hs.FLOATS, *hs.INTS)}
-    rank = layout.rank[code]
-    # Date documents: by (date, block, store id); every store has one row per date.
-    order = np.lexsort((rank, layout.date_block[code], day))
-    docs: dict[int, list[dict[str, Any]]] = {}
-    for lo, hi in _runs(day[order] * (layout.date_blocks + 1) + layout.date_block[code[order]]):
-        rows = order[lo:hi]
-        first = int(day[rows[0]])
-        docs.setdefault(first, []).append(
-            hs.pack_coded_block(
-                _day_name(first),
-                int(layout.date_block[code[rows[0]]]),
-                layout.labels,
-                code[rows],
-                day[rows],
-                {c: v[rows] for c, v in values.items()},
-            )
-        )
-    for first, mine in docs.items():
-        hs.fill_docs(db, hs.DATES, _day_name(first), mine, layout.date_blocks)
+    for name, on_day in _date_documents(figures, layout).items():
+        hs.fill_docs(db, hs.DATES, name, [doc for doc in on_day.values() if doc is not None], layout.date_blocks)
     clock = _phase(phases, "write_dates", clock)
     hs.add_to_trend(db, _coded_totals(figures, layout), replace_dates=np.datetime_as_string(piece).tolist())
     clock = _phase(phases, "trend", clock)
