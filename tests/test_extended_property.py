@@ -20,7 +20,7 @@ import bisect
 import math
 import os
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from loop.report_engine import EXTENDED_COLUMNS, REPORT_COLUMNS, compute_report
 from loop.timeline import store_timeline
 from tests.support.report_frames import hours_frame, polls_frame, utc, zones_frame
-from tests.support.report_reference import WEEK, WINDOWS, merge_intervals, wall_to_utc
+from tests.support.report_reference import WEEK, WINDOWS, hours_row_span, merge_intervals
 
 TOLERANCE = 0.006  # rounded figures vs exact counts
 TRANSITIONS = [
@@ -76,9 +76,7 @@ def intervals(store: Store, start: int, end: int) -> list[tuple[float, float]]:
         else:
             rows = [(s, e) for dow, s, e in weekly if dow == day.weekday()]
         for open_s, close_s in rows:
-            end_day = day if close_s > open_s else day + timedelta(days=1)
-            lo = wall_to_utc(datetime.combine(day, time()) + timedelta(seconds=open_s), tz)
-            hi = wall_to_utc(datetime.combine(end_day, time()) + timedelta(seconds=close_s), tz)
+            lo, hi = hours_row_span(day, open_s, close_s, tz)
             if lo < hi:
                 raw.append((lo, hi))
         day += timedelta(days=1)

@@ -19,12 +19,12 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from tests.support.report_reference import WEEK, merge_intervals, ref_zone, wall_to_utc
+from tests.support.report_reference import WEEK, hours_row_span, merge_intervals, ref_zone
 
 CLOSED, UNKNOWN, PENDING, DOWN, UP = "closed", "unknown", "pending", "down", "up"
 CELL = 30  # seconds
@@ -64,9 +64,7 @@ def _intervals(
         else:
             rows = [(s, e) for dow, s, e in rows_for_week if dow == day.weekday()]
         for open_s, close_s in rows:
-            end_day = day if close_s > open_s else day + timedelta(days=1)  # overnight, or 24 h when equal
-            lo = wall_to_utc(datetime.combine(day, time()) + timedelta(seconds=open_s), tz)
-            hi = wall_to_utc(datetime.combine(end_day, time()) + timedelta(seconds=close_s), tz)
+            lo, hi = hours_row_span(day, open_s, close_s, tz)
             if lo < hi:
                 raw.append((lo, hi))
         day += timedelta(days=1)

@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from tests.support.report_reference import merge_intervals, wall_to_utc
+from tests.support.report_reference import hours_row_span, merge_intervals, wall_to_utc
 
 FIRST = date(2024, 10, 25)
 LAST = date(2024, 11, 5)
@@ -108,10 +108,7 @@ def open_spans(store: Store, first: date, last: date) -> list[tuple[int, int]]:
         if rows is None:
             rows = [(a, b) for dow, a, b in weekly if dow == day.weekday()]
         for a, b in rows:
-            lo_s, hi_s = seconds(a), seconds(b)
-            end_day = day if hi_s > lo_s else day + timedelta(days=1)
-            lo = wall_to_utc(datetime.combine(day, time()) + timedelta(seconds=lo_s), tz)
-            hi = wall_to_utc(datetime.combine(end_day, time()) + timedelta(seconds=hi_s), tz)
+            lo, hi = hours_row_span(day, seconds(a), seconds(b), tz)
             if lo < hi:
                 raw.append((lo, hi))
         day += timedelta(days=1)

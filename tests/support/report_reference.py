@@ -64,6 +64,15 @@ def wall_to_utc(wall: datetime, tz: ZoneInfo) -> int:
     raise AssertionError(f"no wall time after {wall} exists in {tz}")
 
 
+def hours_row_span(day: date, open_s: int, close_s: int, tz: ZoneInfo) -> tuple[int, int]:
+    """UTC epoch seconds [lo, hi) of one row of hours (seconds after local midnight) on local ``day``: a close
+    at or before the open runs into the next day (overnight; 24 h when equal). Empty (lo >= hi) when DST
+    swallows it."""
+    end_day = day if close_s > open_s else day + timedelta(days=1)
+    lo = wall_to_utc(datetime.combine(day, time()) + timedelta(seconds=open_s), tz)
+    return lo, wall_to_utc(datetime.combine(end_day, time()) + timedelta(seconds=close_s), tz)
+
+
 def business_intervals(rows: list[tuple[int, int, int]], tz: ZoneInfo, now: int) -> list[tuple[int, int]]:
     """Merged UTC [start, end) intervals that cover everything relevant to [now - 7d, now]."""
     if not rows:
@@ -76,10 +85,7 @@ def business_intervals(rows: list[tuple[int, int, int]], tz: ZoneInfo, now: int)
         for dow, start, end in rows:
             if day.weekday() != dow:
                 continue
-            start_wall = datetime.combine(day, time()) + timedelta(seconds=start)
-            end_day = day if end > start else day + timedelta(days=1)  # overnight or 24 h
-            end_wall = datetime.combine(end_day, time()) + timedelta(seconds=end)
-            lo, hi = wall_to_utc(start_wall, tz), wall_to_utc(end_wall, tz)
+            lo, hi = hours_row_span(day, start, end, tz)
             if lo < hi:
                 raw.append((lo, hi))
         day += timedelta(days=1)
