@@ -479,7 +479,13 @@ def test_a_sharded_report_survives_mongodb_restarted_between_shards(
     assert body["csv_data"] == offline_report(dataset.old, body["now"], tmp_path)
     doc = stack.doc(report_id)
     assert doc["shards"] == 3 and doc["lost_attempts"] == 0
-    assert stack.db["report_shards"].count_documents({"report_id": report_id}) == 0
+    # The join removes the parts just after it marks the report Complete.
+    wait_until(
+        lambda: stack.db["report_shards"].count_documents({"report_id": report_id}) == 0,
+        15,
+        "the shard parts removed after the join",
+        interval=0.1,
+    )
 
 
 def test_a_sharded_report_whose_worker_vanished_mid_shard_has_its_missing_shards_queued_again(

@@ -122,9 +122,15 @@ def assert_equal_to_unsharded(app: ShardedApp, dataset: Dataset, report_id: str,
     assert body["csv_data"] == offline_report(app.env, dataset.full, body["now"])
     doc = app.db["report_table"].find_one({"_id": report_id})
     assert doc["shards"] == SHARDS and len(doc["shard_bounds"]) == SHARDS - 1
-    # The parts went with the join.
-    assert app.db["report_shards"].count_documents({}) == 0
-    assert app.db["report_files.files"].count_documents({"metadata.shard": {"$exists": True}}) == 0
+    # The parts go with the join, just after it marks the report Complete.
+    wait_until(
+        lambda: (
+            app.db["report_shards"].count_documents({}) == 0
+            and app.db["report_files.files"].count_documents({"metadata.shard": {"$exists": True}}) == 0
+        ),
+        15,
+        "the shard parts removed after the join",
+    )
 
 
 def test_a_shard_worker_killed_mid_shard_is_redone_and_the_report_equals_the_unsharded_one(
