@@ -18,6 +18,7 @@ from loop import storage
 from loop.ingest import insert_polls, load_sources
 from loop.ingest.migrate import migrate_legacy_polls
 from loop.storage.legacy import LegacyLayoutError
+from loop.storage.packed import head_parts
 from loop.storage.polls import PART_POLLS, PollColumns, concat_columns, forget_cached_heads
 from tests.support.csv_files import write_dataset
 from tests.support.stored import stored_poll_rows
@@ -42,7 +43,7 @@ def frame_columns(rows: list[tuple[str, str, str]]) -> PollColumns:
 
 def day_parts(db: Database, day: str) -> list[dict]:
     head = db[storage.STATUS].find_one({"_id": f"day:{day}"})
-    return [db[f"{storage.STATUS}.{day}"].find_one({"_id": f"{head['token']}|{p['k']}"}) for p in head["parts"]]
+    return [db[f"{storage.STATUS}.{day}"].find_one({"_id": f"{head['token']}|{p['k']}"}) for p in head_parts(head)]
 
 
 def test_a_day_is_one_head_and_packed_parts_with_exact_microseconds(mdb: Database) -> None:
@@ -60,7 +61,9 @@ def test_a_day_is_one_head_and_packed_parts_with_exact_microseconds(mdb: Databas
     assert storage.stored_day_counts(mdb) == {"2024-10-03": 3, "2024-10-04": 1}
     head = mdb[storage.STATUS].find_one({"_id": "day:2024-10-03"})
     assert head["version"] == 1 and head["n"] == 3
-    assert head["parts"] == [{"k": 0, "first": "007", "last": "s1", "n": 3}]
+    # The part list is one JSON string (cheap for FerretDB to pass over): [first, last, rows] per part.
+    assert head["parts"] == '[["007","s1",3]]'
+    assert head_parts(head) == [{"k": 0, "first": "007", "last": "s1", "n": 3}]
     (part,) = day_parts(mdb, "2024-10-03")
     assert part["codec"] == "zlib"
 
@@ -98,6 +101,28 @@ def test_parts_written_before_compression_still_read(mdb: Database) -> None:
     ]
 
 
+def test_heads_written_with_a_list_of_parts_still_read(mdb: Database) -> None:
+    rows = [("a", "active", "2024-10-03 10:00:00"), ("z", "inactive", "2024-10-03 11:00:00")]
+    insert_polls(mdb, frame(rows))
+    hours = pd.DataFrame({"store_id": ["a", "z"], "day_of_week": 3, "start_seconds": 0, "end_seconds": 60})
+    storage.replace_hours(mdb, hours)
+    # The heads as the earlier code wrote them: one sub-document per part.
+    mdb[storage.STATUS].update_one(
+        {"_id": "day:2024-10-03"}, {"$set": {"parts": [{"k": 0, "first": "a", "last": "z", "n": 2}]}}
+    )
+    mdb[storage.HOURS].update_one({"_id": "table"}, {"$set": {"parts": [{"k": 0, "first": "a", "last": "z", "n": 2}]}})
+    forget_cached_heads(mdb)
+    polls = storage.read_polls(mdb, pd.Timestamp("2024-10-03", tz="UTC"), pd.Timestamp("2024-10-04", tz="UTC"))
+    assert polls["store_id"].astype(str).tolist() == ["a", "z"]
+    assert polls["status"].astype(str).tolist() == ["active", "inactive"]
+    one = storage.read_store_polls(mdb, "z", pd.Timestamp("2024-10-03", tz="UTC"), pd.Timestamp("2024-10-04", tz="UTC"))
+    assert one["status"].astype(str).tolist() == ["inactive"]
+    assert storage.read_hours(mdb, "z")["day_of_week"].tolist() == [3]
+    # The next write of the day stores the string form again.
+    insert_polls(mdb, frame([("m", "active", "2024-10-03 12:00:00")]))
+    assert mdb[storage.STATUS].find_one({"_id": "day:2024-10-03"})["parts"] == '[["a","z",3]]'
+
+
 def test_parts_are_bounded_whatever_the_poll_rate(mdb: Database) -> None:
     # One store polled every 5 seconds for a whole day: 17,280 polls, then a second store.
     times = pd.date_range("2024-10-03", periods=17_280, freq="5s", tz="UTC").as_unit("us")
@@ -105,8 +130,8 @@ def test_parts_are_bounded_whatever_the_poll_rate(mdb: Database) -> None:
     quiet = frame([("zz", "inactive", "2024-10-03 12:00:00")])
     insert_polls(mdb, pd.concat([busy, quiet], ignore_index=True))
     head = mdb[storage.STATUS].find_one({"_id": "day:2024-10-03"})
-    assert [p["n"] for p in head["parts"]] == [5000, 5000, 5000, 2281]
-    assert [(p["first"], p["last"]) for p in head["parts"]] == [("busy", "busy")] * 3 + [("busy", "zz")]
+    assert [p["n"] for p in head_parts(head)] == [5000, 5000, 5000, 2281]
+    assert [(p["first"], p["last"]) for p in head_parts(head)] == [("busy", "busy")] * 3 + [("busy", "zz")]
     assert all(part["n"] <= PART_POLLS for part in day_parts(mdb, "2024-10-03"))
     got = storage.read_store_polls(mdb, "busy", pd.Timestamp("2024-10-03", tz="UTC"), times[-1])
     assert len(got) == 17_280 and got["timestamp_utc"].is_monotonic_increasing
@@ -323,7 +348,7 @@ def test_hours_and_zones_are_packed_tables_replaced_per_store(mdb: Database) -> 
     )
     assert storage.replace_hours(mdb, hours) == rows + 10
     head = mdb[storage.HOURS].find_one({"_id": "table"})
-    assert [(p["first"], p["last"], p["n"]) for p in head["parts"]] == [
+    assert [(p["first"], p["last"], p["n"]) for p in head_parts(head)] == [
         ("s00000", f"s{rows - 1:05d}", rows),
         (f"s{rows:05d}", f"s{rows + 9:05d}", 10),
     ]
@@ -341,7 +366,7 @@ def test_hours_and_zones_are_packed_tables_replaced_per_store(mdb: Database) -> 
     stale_head = {**mdb[storage.HOURS].find_one({"_id": "table"}), "version": 1}
     assert HOURS_TABLE.replace(mdb, stale_head, HOURS_TABLE.empty()) is False
     live = mdb[storage.HOURS].find_one({"_id": "table"})
-    assert mdb[f"{storage.HOURS}.parts"].count_documents({}) == len(live["parts"])
+    assert mdb[f"{storage.HOURS}.parts"].count_documents({}) == len(head_parts(live))
 
 
 def test_cached_day_heads_follow_every_write(mdb: Database) -> None:

@@ -31,6 +31,7 @@ from loop.rules import merge_warnings, zone_warnings
 from loop.services import reports
 from loop.sharding import join_csv, shard_bounds, shard_count, shard_limits
 from loop.storage import ReportPhase, ReportStatus, StoreRange
+from loop.storage.packed import head_parts
 from loop.storage.schema import REPORT_FILES, REPORT_SHARDS, REPORTS
 from tests.support.csv_files import write_csv, write_dataset
 from tests.support.processes import run_generate_report
@@ -168,7 +169,7 @@ def test_a_shard_reads_only_the_day_parts_of_its_stores(settings: Any, mdb: Data
     day = "2024-10-12"
     head = storage.read_day_head(mdb, day)
     assert head is not None
-    parts = head["parts"]
+    parts = head_parts(head)
     assert len(parts) >= 10
     # A range inside the 4th part's [first, last] needs that part alone.
     inner = StoreRange(parts[3]["first"], parts[3]["last"])

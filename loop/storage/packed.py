@@ -11,6 +11,7 @@ concurrent writers never lose each other's rows (the loser merges again).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -172,11 +173,22 @@ class PackedTable:
         )
 
 
-def part_index(store_ids_per_part: list[np.ndarray]) -> list[dict[str, Any]]:
-    """A head's list of parts: each part's first and last store id (rows are sorted by store)."""
-    return [
-        {"k": k, "first": str(ids[0]), "last": str(ids[-1]), "n": len(ids)} for k, ids in enumerate(store_ids_per_part)
-    ]
+def part_index(store_ids_per_part: list[np.ndarray]) -> str:
+    """A head's list of parts, each part's first and last store id and rows (sorted by store), as one JSON
+    string: FerretDB finds a document by ``_id`` by decoding every row before it, and a string costs it a
+    fifth of the list of sub-documents it replaces (10.4 against 2.0 ms for the newest day's head at 10x)."""
+    return json.dumps(
+        [[str(ids[0]), str(ids[-1]), len(ids)] for ids in store_ids_per_part], ensure_ascii=False, separators=(",", ":")
+    )
+
+
+def head_parts(head: dict[str, Any]) -> list[dict[str, Any]]:
+    """A head's parts as ``{"k", "first", "last", "n"}`` (``part_index``'s string, or the list of
+    sub-documents heads were written with before it)."""
+    named = head.get("parts") or []  # FerretDB may drop an empty list
+    if isinstance(named, str):
+        return [{"k": k, "first": first, "last": last, "n": n} for k, (first, last, n) in enumerate(json.loads(named))]
+    return list(named)
 
 
 class PartCache:
@@ -264,7 +276,7 @@ def read_version(
             head = db[heads].find_one({"_id": head_id})
         if head is None:
             return None, []
-        named = head.get("parts", [])  # FerretDB may drop an empty list
+        named = head_parts(head)
         wanted = [
             f"{head['token']}|{part['k']}"
             for part in named

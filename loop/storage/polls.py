@@ -609,7 +609,15 @@ def ensure_day_head(db: Database, day: str) -> dict[str, Any]:
     """The day's head, inserted empty first when the day has none (readers find days by their heads)."""
     try:
         db[STATUS].insert_one(
-            {"_id": _head_id(day), "kind": "day", "day": day, "version": 0, "token": "", "parts": [], "n": 0}
+            {
+                "_id": _head_id(day),
+                "kind": "day",
+                "day": day,
+                "version": 0,
+                "token": "",
+                "parts": part_index([]),
+                "n": 0,
+            }
         )
     except DuplicateKeyError:
         pass
@@ -796,7 +804,7 @@ def append_catalog_rows(db: Database, rows: Columns, seq: int, *, create_head: b
     has no head yet (the compaction finds the deltas from it)."""
     if create_head:
         try:
-            db[STATUS].insert_one({"_id": CATALOG, "version": 0, "token": "", "parts": [], "rows": 0})
+            db[STATUS].insert_one({"_id": CATALOG, "version": 0, "token": "", "parts": part_index([]), "rows": 0})
         except DuplicateKeyError:
             pass
     doc: dict[str, Any] = {
