@@ -41,6 +41,8 @@ MINIMUMS: dict[str, int] = {
     # Report shards (loop.sharding): 0 = sized by REPORT_SHARD_STORES; a shard holds at least one store.
     "REPORT_SHARDS": 0,
     "REPORT_SHARD_STORES": 1,
+    # 0: a small batch's evaluation and figures are asked for at once.
+    "BATCH_FOLLOW_UP_SECONDS": 0,
     # Alerts: D of at least a minute; reminders and staleness in whole minutes; 0 groups every change.
     "ALERT_DOWN_AFTER_MINUTES": 1,
     "ALERT_REPEAT_MINUTES": 1,

@@ -8,10 +8,17 @@ of ``make run`` and the unit tests) is handed in once at start-up by ``loop.apps
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from loop.backends import uses_embedded_broker
+import redis
+from django.conf import settings
+
+from loop.backends import uses_embedded_broker, uses_redis_broker
+
+logger = logging.getLogger(__name__)
 
 REPORT_TASK = "loop.tasks.generate_report_task"
 # A sharded report (loop.sharding): one task per shard (report id, shard, pinned now), then one join.
@@ -110,15 +117,71 @@ def use_embedded_evaluator(evaluator: Callable[[], None]) -> None:
     _embedded_evaluator = evaluator
 
 
-def enqueue_alert_evaluation() -> None:
-    """Ask for an alert evaluation after a write of polls (evaluations coalesce: ``services.alerts``)."""
+def enqueue_alert_evaluation(*, delay: int = 0) -> None:
+    """Ask for an alert evaluation after a write of polls (evaluations coalesce: ``services.alerts``);
+    ``delay``: a follow-up (``send_follow_up``)."""
     if uses_embedded_broker():
         if _embedded_evaluator is not None:
             _embedded_evaluator()
         return
+    send_follow_up(EVALUATE_ALERTS_TASK, delay=delay)
+
+
+# How long past its delay a follow-up's mark stands when no task cleared it (lost, or no worker running):
+# then the next write asks again.
+FOLLOW_UP_MARK_SLACK_SECONDS = 60
+_redis_clients: dict[int, redis.Redis] = {}
+
+
+def _broker_redis() -> redis.Redis:
+    pid = os.getpid()  # one client per process: connections must not cross a fork
+    if pid not in _redis_clients:
+        _redis_clients[pid] = redis.Redis.from_url(
+            settings.CELERY_BROKER_URL, socket_connect_timeout=1, socket_timeout=1
+        )
+    return _redis_clients[pid]
+
+
+def _follow_up_mark(task_name: str) -> str:
+    # Per queue set: stacks sharing one Redis (CELERY_QUEUE) do not cover each other's writes.
+    return f"{settings.CELERY_QUEUE}:follow-up:{task_name}"
+
+
+def send_follow_up(task_name: str, *, delay: int) -> None:
+    """Send ``task_name`` ``delay`` seconds from now unless one is waiting already, which covers the
+    caller's write: its task clears the mark (``follow_up_started``) before it reads. So a stream of
+    small batches costs the worker one run per ``delay`` seconds, not one per batch (a SET NX on the
+    broker's Redis per call). At once when ``delay`` is 0, and without Redis."""
     from myproject.celery import app
 
-    app.send_task(EVALUATE_ALERTS_TASK, retry=False)
+    mark = _follow_up_mark(task_name)
+    if delay > 0 and uses_redis_broker():
+        try:
+            if not _broker_redis().set(mark, "1", nx=True, ex=delay + FOLLOW_UP_MARK_SLACK_SECONDS):
+                return
+        except redis.RedisError as exc:  # the send below fails the same way, or goes through unmarked
+            logger.warning("could not mark a follow-up of %s (%s)", task_name, exc)
+        try:
+            app.send_task(task_name, countdown=delay, retry=False)
+        except Exception:
+            _clear_mark(mark)  # nothing is waiting: the next write asks again
+            raise
+        return
+    app.send_task(task_name, retry=False)
+
+
+def follow_up_started(task_name: str) -> None:
+    """First thing in a follow-up task (or the beat's run of it): writes from now on may come after its
+    reads, so they ask again."""
+    if uses_redis_broker():
+        _clear_mark(_follow_up_mark(task_name))
+
+
+def _clear_mark(mark: str) -> None:
+    try:
+        _broker_redis().delete(mark)
+    except redis.RedisError as exc:  # the mark expires (FOLLOW_UP_MARK_SLACK_SECONDS)
+        logger.warning("could not clear the follow-up mark %s (%s)", mark, exc)
 
 
 def _enqueue(task_name: str, job_id: str) -> Future[str] | None:
@@ -189,12 +252,11 @@ def use_embedded_history_updater(updater: Callable[[], None]) -> None:
     _embedded_history_updater = updater
 
 
-def enqueue_history_update() -> None:
-    """Ask for the pending changes of the daily figures to be applied (updates coalesce: ``services.history``)."""
+def enqueue_history_update(*, delay: int = 0) -> None:
+    """Ask for the pending changes of the daily figures to be applied (updates coalesce: ``services.history``);
+    ``delay``: a follow-up (``send_follow_up``)."""
     if uses_embedded_broker():
         if _embedded_history_updater is not None:
             _embedded_history_updater()
         return
-    from myproject.celery import app
-
-    app.send_task(UPDATE_HISTORY_TASK, retry=False)
+    send_follow_up(UPDATE_HISTORY_TASK, delay=delay)

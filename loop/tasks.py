@@ -121,6 +121,7 @@ def compact_polls_task() -> int:
 @app.task(name=queue.EVALUATE_ALERTS_TASK, ignore_result=True)
 def evaluate_alerts_task() -> int:
     """After each write of polls (and from beat, every minute): open and resolve alerts at the newest poll."""
+    queue.follow_up_started(queue.EVALUATE_ALERTS_TASK)
     result = evaluate_alerts()
     return 0 if result is None else result.opened + result.resolved
 
@@ -171,5 +172,6 @@ def update_history_task() -> int:
     to the daily figures (builds them when none exist yet)."""
     from loop.services.history import update_history
 
+    queue.follow_up_started(queue.UPDATE_HISTORY_TASK)
     result = update_history(build_if_missing=True)
     return 0 if result is None else result.rows

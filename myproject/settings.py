@@ -360,6 +360,12 @@ JOB_LOST_SECONDS = env_int("JOB_LOST_SECONDS", 60)
 # ... at most this many times; the next loss fails it (a job that kills its worker every time).
 JOB_LOST_RETRIES = env_int("JOB_LOST_RETRIES", 2)
 
+# A small POST /store_status/ batch asks for its alert evaluation and daily figures this many seconds later,
+# one request for every batch meanwhile (loop.queue.send_follow_up): under a stream of batches the worker
+# evaluates about once per this many seconds instead of after each, and leaves the cores to the batches.
+# 0: at once after every batch.
+BATCH_FOLLOW_UP_SECONDS = env_int("BATCH_FOLLOW_UP_SECONDS", 2)
+
 # Alerts (docs/alerts.md): a store observed inactive in its business hours this many minutes is down (D) ...
 ALERT_DOWN_AFTER_MINUTES = env_int("ALERT_DOWN_AFTER_MINUTES", 30)
 # ... an open, unacknowledged alert is sent again this often (wall clock) ...

@@ -17,10 +17,11 @@ DAY = "2024-10-14"
 
 
 @pytest.fixture
-def asked(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the requests for a worker's evaluation (none runs: only the request's own can)."""
+def asked(monkeypatch: pytest.MonkeyPatch, settings: Any) -> list[int]:
+    """The delays of the requests for a worker's evaluation (none runs: only the request's own can)."""
+    settings.BATCH_FOLLOW_UP_SECONDS = 3
     calls: list[int] = []
-    monkeypatch.setattr("loop.services.ingest.request_evaluation", lambda: calls.append(1))
+    monkeypatch.setattr("loop.services.ingest.request_evaluation", lambda delay=0: calls.append(delay))
     return calls
 
 
@@ -41,14 +42,14 @@ def test_an_hourly_file_is_evaluated_before_its_answer(api: APIClient, asked: li
     response = api.post("/store_status/", batch(DELTA_MAX_POLLS + 1, 7), format="json")
     assert response.status_code == 201, response.content
     assert evaluated_at(api) == f"{DAY}T10:07:00Z"
-    assert asked == [1]  # the worker is still asked: batches that came meanwhile are its to evaluate
+    assert asked == [0]  # the worker is still asked, at once: batches that came meanwhile are its to evaluate
 
 
 def test_a_small_batch_only_asks_the_worker(api: APIClient, asked: list[int]) -> None:
     response = api.post("/store_status/", batch(DELTA_MAX_POLLS, 7), format="json")
     assert response.status_code == 201, response.content
     assert evaluated_at(api) is None
-    assert asked == [1]
+    assert asked == [3]  # BATCH_FOLLOW_UP_SECONDS later, with the batches that come meanwhile
 
 
 def test_a_merged_day_is_kept_in_the_process(mdb: Database, queries: list[Any]) -> None:

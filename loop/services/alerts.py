@@ -128,10 +128,11 @@ def evaluation_line(result: EvaluationResult | None) -> str:
     return f"alerts: evaluated at {_iso(result.t)}: {result.opened} opened, {result.resolved} resolved"
 
 
-def request_evaluation() -> None:
-    """After a write of polls: ask for an evaluation (best effort; the beat's evaluation is the safety net)."""
+def request_evaluation(*, delay: int = 0) -> None:
+    """After a write of polls: ask for an evaluation (best effort; the beat's evaluation is the safety net),
+    ``delay`` seconds from now with the writes meanwhile (a small batch: ``BATCH_FOLLOW_UP_SECONDS``)."""
     try:
-        queue.enqueue_alert_evaluation()
+        queue.enqueue_alert_evaluation(delay=delay)
     except Exception:
         logger.exception("could not ask for an alert evaluation")
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.conf import settings
 from pymongo.database import Database
 
 from loop import queue, storage
@@ -113,13 +114,14 @@ def after_batch(frames: list[pd.DataFrame], *, inline: bool) -> None:
             update_history(db=db, wait=0, fold=False)
     except Exception:
         logger.exception("could not update the daily figures after the batch")
-    request_history_update()
+    request_history_update(delay=0 if inline else settings.BATCH_FOLLOW_UP_SECONDS)
 
 
-def request_history_update() -> None:
-    """Ask a worker to apply the pending changes (best effort: the beat's update is the safety net)."""
+def request_history_update(*, delay: int = 0) -> None:
+    """Ask a worker to apply the pending changes (best effort: the beat's update is the safety net),
+    ``delay`` seconds from now with the writes meanwhile (a small batch: ``BATCH_FOLLOW_UP_SECONDS``)."""
     try:
-        queue.enqueue_history_update()
+        queue.enqueue_history_update(delay=delay)
     except Exception:
         logger.exception("could not ask for a history update")
 

@@ -16,6 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from pymongo.database import Database
 
 from loop import metrics, queue, storage
@@ -155,7 +156,9 @@ def _evaluate_after_batch(valid: int) -> None:
             evaluate_alerts(rounds=1)
         except Exception:  # the polls are stored: the worker's evaluation catches up
             logger.exception("could not evaluate alerts after the batch")
-    request_evaluation()
+        request_evaluation()
+    else:
+        request_evaluation(delay=settings.BATCH_FOLLOW_UP_SECONDS)
 
 
 # A part no head names is an orphan once this old: no writer holds a day's lock that long (LOCK_SECONDS).

@@ -55,6 +55,9 @@ def service_env(base: Mapping[str, str], *, db_name: str, queue: str, secret: st
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SQLITE_PATH": str(logs / "db.sqlite3"),
         "PYTHONUNBUFFERED": "1",
+        # Each small batch asks for its own evaluation at once (tests wait for each batch's evaluation);
+        # tests/integration/test_batch_follow_ups_http.py runs the default delay.
+        "BATCH_FOLLOW_UP_SECONDS": "0",
     }
 
 
