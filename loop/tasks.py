@@ -11,7 +11,7 @@ from celery.app.task import Task
 
 from loop import queue
 from loop.retry import Attempt, Retry, RetryPolicy, attempt_import, attempt_report, attempt_report_shard
-from loop.services.alerts import evaluate_alerts, remove_old_alerts, send_reminders
+from loop.services.alerts import evaluate_alerts_paced, remove_old_alerts, send_reminders
 from loop.services.deliveries import deliver, send_due_deliveries
 from loop.services.imports import recover_lost_imports, remove_abandoned_uploads
 from loop.services.ingest import compact_polls, remove_orphan_parts
@@ -122,7 +122,7 @@ def compact_polls_task() -> int:
 def evaluate_alerts_task() -> int:
     """After each write of polls (and from beat, every minute): open and resolve alerts at the newest poll."""
     queue.follow_up_started(queue.EVALUATE_ALERTS_TASK)
-    result = evaluate_alerts()
+    result = evaluate_alerts_paced()
     return 0 if result is None else result.opened + result.resolved
 
 

@@ -20,11 +20,23 @@ from rest_framework.test import APIClient
 from loop import storage
 from loop.embedded_worker import wait_embedded_idle
 from loop.events import Event
-from loop.services.alerts import evaluate_alerts, send_reminders
+from loop.ingest import insert_polls
+from loop.services import alerts as alerts_service
+from loop.services.alerts import evaluate_alerts, evaluate_alerts_paced, send_reminders
 from loop.timeutil import us_to_ts
 from tests.support.api import VALID_ID, assert_json_error
 
 DAY = "2024-10-14"  # a Monday
+
+
+def poll_frame(polls: list[tuple[str, str, str]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "store_id": [s for s, _, _ in polls],
+            "status": [st for _, st, _ in polls],
+            "timestamp_utc": pd.to_datetime([f"{DAY} {hhmm}" for _, _, hhmm in polls], utc=True).as_unit("us"),
+        }
+    )
 
 
 def post(api: APIClient, *polls: tuple[str, str, str]) -> None:
@@ -256,6 +268,33 @@ def test_a_busy_evaluation_lock_makes_a_request_return_at_once(mdb: Database) ->
     with storage.evaluation_lock(mdb) as held:
         assert held
         assert evaluate_alerts(db=mdb) is None
+
+
+@pytest.mark.parametrize("follow_up_s", [0, 3])
+def test_the_worker_evaluates_once_and_asks_again_later_when_the_data_moved_meanwhile(
+    mdb: Database, settings: Any, monkeypatch: pytest.MonkeyPatch, follow_up_s: int
+) -> None:
+    settings.BATCH_FOLLOW_UP_SECONDS = follow_up_s
+    insert_polls(mdb, poll_frame([("a", "active", "10:00")]))
+    asked: list[int] = []
+    monkeypatch.setattr(alerts_service, "request_evaluation", lambda delay=0: asked.append(delay))
+    rounds: list[pd.Timestamp] = []
+    evaluate = alerts_service._evaluate
+
+    def evaluate_then_a_batch_lands(db: Database) -> Any:
+        result = evaluate(db)
+        rounds.append(result.t)
+        if len(rounds) == 1:  # a batch stored while the first round ran
+            insert_polls(mdb, poll_frame([("a", "inactive", "10:20")]))
+        return result
+
+    monkeypatch.setattr(alerts_service, "_evaluate", evaluate_then_a_batch_lands)
+    evaluate_alerts_paced(db=mdb)
+    first = pd.Timestamp(f"{DAY} 10:00", tz="UTC")
+    if follow_up_s:  # one round now; the batch's data in a follow-up, that many seconds later
+        assert rounds == [first] and asked == [follow_up_s]
+    else:  # the rounds go on at once while the data moves
+        assert rounds == [first, pd.Timestamp(f"{DAY} 10:20", tz="UTC")] and asked == []
 
 
 def test_alert_instants_keep_the_polls_microseconds_in_every_list(api: APIClient, sent: list[Event]) -> None:

@@ -76,17 +76,24 @@ NOTE_STORES_MAX = 1000
 def note_polls(db: Database, store_ids: np.ndarray, t_us: np.ndarray) -> None:
     """A write of polls of ``store_ids`` at ``t_us`` happened: note the dates it touches (best effort when
     no history exists yet: the next build covers it)."""
-    if len(t_us) == 0 or hs.read_meta(db) is None:
+    meta = hs.read_meta(db) if len(t_us) else None
+    if meta is None:
         return
     stores = pd.unique(np.asarray(store_ids, dtype=object).astype(str))
     _note_span(
-        db, None if len(stores) > NOTE_STORES_MAX else [str(s) for s in stores], int(np.min(t_us)), int(np.max(t_us))
+        db,
+        None if len(stores) > NOTE_STORES_MAX else [str(s) for s in stores],
+        int(np.min(t_us)),
+        int(np.max(t_us)),
+        meta=meta,
     )
 
 
-def _note_span(db: Database, stores: list[str] | None, t_min: int, t_max: int) -> None:
+def _note_span(
+    db: Database, stores: list[str] | None, t_min: int, t_max: int, *, meta: dict[str, Any] | None = None
+) -> None:
     """Polls of ``stores`` (None: any store) between ``t_min`` and ``t_max`` changed."""
-    hs.append_pending(db, {"kind": "polls", "stores": stores, "t_min": t_min, "t_max": t_max})
+    hs.append_pending(db, {"kind": "polls", "stores": stores, "t_min": t_min, "t_max": t_max}, meta=meta)
 
 
 def note_store_change(db: Database, store_id: str) -> None:

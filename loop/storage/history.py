@@ -103,10 +103,11 @@ def history_lock(db: Database, *, wait: float = 600.0) -> AbstractContextManager
     return exclusive(db, HISTORY, LOCK, wait=wait)
 
 
-def append_pending(db: Database, change: dict[str, Any]) -> int:
+def append_pending(db: Database, change: dict[str, Any], *, meta: dict[str, Any] | None = None) -> int:
     """Note a change the figures must follow (numbered by unique insert, so concurrent writers never collide;
-    the pending ones already read are kept per process, so a burst of writes does not probe them all again)."""
-    meta = read_meta(db) or {}
+    the pending ones already read are kept per process, so a burst of writes does not probe them all again).
+    ``meta``: the history's meta document, when the caller has just read it."""
+    meta = (meta if meta is not None else read_meta(db)) or {}
     found = PENDING.read(db, int(meta.get("through", 0)))
     return PENDING.append(db, change, found[1] if found is not None else int(meta.get("through", 0)) + 1)
 

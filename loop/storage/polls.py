@@ -138,6 +138,25 @@ def concat_columns(parts: Iterable[PollColumns]) -> PollColumns:
     )
 
 
+def sorted_positions(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Where each of ``wanted`` is in the sorted unique ``ids`` (those absent left out): a few binary searches,
+    not a sort of every id as ``np.isin`` would do on strings."""
+    if len(ids) == 0 or len(wanted) == 0:
+        return np.empty(0, dtype=np.int64)
+    at = np.searchsorted(ids, wanted)
+    inside = at < len(ids)
+    at = at[inside]
+    return at[ids[at] == wanted[inside]]
+
+
+def only_stores(columns: PollColumns, wanted: np.ndarray) -> PollColumns:
+    """The polls of the sorted ``wanted`` stores. A small batch's read cuts the parts it fetched to its own
+    stores before merging: ~50 polls to sort instead of 5,000 a part."""
+    if len(columns) == 0:
+        return columns
+    return columns.take(np.isin(columns.store, sorted_positions(columns.store_ids, wanted))).compact()
+
+
 def merge_polls(stored: PollColumns, batch: PollColumns) -> tuple[PollColumns, int, int]:
     """(merged polls sorted by store and time, polls new to ``stored``, stored polls turned inactive).
 
@@ -503,10 +522,12 @@ def read_day_full(
         columns = concat_columns(_unpack_part(doc) for doc in docs)
         if keep_whole_day and not one_store:
             _day_columns_cache.put(db, day, head, columns)
+        wanted = np.array([store_id], dtype=object) if store_id is not None else store_ids
+        if isinstance(wanted, np.ndarray):
+            columns = only_stores(columns, wanted)
         if deltas:
-            columns = merge_polls(columns, concat_columns(_unpack_part(doc) for doc in deltas))[0]
-        if store_id is not None and len(columns):
-            columns = columns.take(columns.store_ids[columns.store] == store_id)
+            added = concat_columns(_unpack_part(doc) for doc in deltas)
+            columns = merge_polls(columns, only_stores(added, wanted) if isinstance(wanted, np.ndarray) else added)[0]
         return DayRead(head, columns, next_delta)
     raise TableMoved(f"day {day} was folded {READ_ATTEMPTS} times while being read")
 
@@ -726,23 +747,34 @@ def read_store_catalog(
     """The whole catalog, or one store's row (empty arrays when it has no poll): one or two lookups and
     one per catalog delta not folded yet (those this process has not read before).
 
-    ``store_ids`` (sorted): at least their rows (whole parts).
+    ``store_ids``: the rows of those stores (a sorted array), or at least of that range (whole parts).
     """
     for _ in range(READ_ATTEMPTS):
         head, columns = CATALOG_TABLE.read(db, store_id, store_ids=store_ids)
         found = CATALOG_LOG.read(db, _through(head))
         assert found is not None
         deltas, next_delta = found
+        if isinstance(store_ids, np.ndarray):  # a small batch's stores: merge only their rows
+            columns = _catalog_rows_of(columns, store_ids)
         if deltas:
             rows = _catalog_delta_rows(deltas)
             if store_id is not None:
                 keep = rows["store_id"] == store_id
+                rows = {name: values[keep] for name, values in rows.items()}
+            elif isinstance(store_ids, np.ndarray):
+                keep = np.isin(rows["store_id"], store_ids)
                 rows = {name: values[keep] for name, values in rows.items()}
             columns = merge_catalog_columns(columns, rows)
         return Catalog(
             head, columns["store_id"], columns["first_us"], columns["last_us"], columns["last_inactive"], next_delta
         )
     raise TableMoved("the catalog was folded while being read")
+
+
+def _catalog_rows_of(columns: Columns, store_ids: np.ndarray) -> Columns:
+    """The rows of the sorted ``store_ids`` (catalog rows are sorted by store id)."""
+    at = sorted_positions(columns["store_id"], store_ids)
+    return {name: values[at] for name, values in columns.items()}
 
 
 def catalog_columns(catalog: Catalog) -> Columns:
