@@ -28,7 +28,7 @@ def test_mongodb_down_is_a_503_json_and_nothing_is_stored(
     def down(*args: object, **kwargs: object) -> None:
         raise ServerSelectionTimeoutError("no server")
 
-    monkeypatch.setattr(storage, "read_day_head", down)  # a small batch's first read of a day
+    monkeypatch.setattr(storage, "day_head_for_deltas", down)  # a small batch's first read of a day
     response = post(api)
     assert response.status_code == 503
     assert response.json() == {"error": "The database is unavailable; try again later."}

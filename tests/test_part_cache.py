@@ -136,7 +136,7 @@ def part_queries(mdb: Database, monkeypatch: pytest.MonkeyPatch) -> list[list[st
                 ids = [str(i) for i in wanted["$in"]] if isinstance(wanted, dict) and "$in" in wanted else []
             else:
                 ids = [str(wanted)]
-            ids = sorted(i for i in ids if "|" in i and not i.startswith("d|"))
+            ids = sorted(i for i in ids if "|" in i and "|d|" not in i)
             if self.name.startswith(f"{storage.STATUS}.") and ids:
                 queries.append(ids)
             return original(self, *args, **kwargs)

@@ -144,7 +144,7 @@ def outputs(settings, api: APIClient, name: str) -> dict[str, Any]:
 
 def delta_docs(db: Database, day: str) -> list[int]:
     """The delta numbers stored for ``day`` (folded or not)."""
-    return sorted(doc["seq"] for doc in db[f"{storage.STATUS}.{day}"].find({"_id": {"$regex": "^d\\|"}}))
+    return sorted(doc["seq"] for doc in db[polls_storage.DELTAS].find({"_id": {"$regex": f"^{day}\\|d\\|"}}))
 
 
 def through(db: Database, head_id: str) -> int:
@@ -206,7 +206,7 @@ def test_deltas_read_like_the_day_merge_before_during_and_after_compaction(
     monkeypatch.setattr(polls_storage, "DELTA_GRACE_SECONDS", -1)
     assert compact_polls(mdb) == 0  # ... then the next run deletes them
     assert delta_docs(mdb, "2024-10-08") == [] and delta_docs(mdb, "2024-10-02") == []
-    assert mdb[f"{storage.STATUS}.catalog"].count_documents({"_id": {"$regex": "^c\\|"}}) == 0
+    assert mdb[polls_storage.DELTAS].count_documents({"_id": {"$regex": "^catalog\\|c\\|"}}) == 0
     assert outputs(settings, api, name) == expected_later
 
 

@@ -16,9 +16,11 @@ from rest_framework.test import APIClient
 
 from loop import storage
 from loop.ingest import insert_polls, load_sources
+from loop.ingest.dedup import PollWriter
 from loop.ingest.migrate import migrate_legacy_polls
+from loop.storage import polls as polls_storage
 from loop.storage.legacy import LegacyLayoutError
-from loop.storage.packed import head_parts
+from loop.storage.packed import DeltaLog, head_parts
 from loop.storage.polls import PART_POLLS, PollColumns, concat_columns, forget_cached_heads
 from tests.support.csv_files import write_dataset
 from tests.support.stored import stored_poll_rows
@@ -121,6 +123,55 @@ def test_heads_written_with_a_list_of_parts_still_read(mdb: Database) -> None:
     # The next write of the day stores the string form again.
     insert_polls(mdb, frame([("m", "active", "2024-10-03 12:00:00")]))
     assert mdb[storage.STATUS].find_one({"_id": "day:2024-10-03"})["parts"] == '[["a","z",3]]'
+
+
+def test_deltas_stored_beside_the_parts_before_are_read_folded_and_removed(
+    mdb: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    day = "2024-10-03"
+    insert_polls(mdb, frame([("a", "active", f"{day} 10:00:00")]))
+    # The heads and deltas as the earlier code wrote them: no DELTA_LOG, deltas beside the parts.
+    for head_id in (f"day:{day}", "catalog"):
+        mdb[storage.STATUS].update_one({"_id": head_id}, {"$unset": {"delta_log": "", "legacy_deltas_through": ""}})
+    legacy_day = DeltaLog(f"{storage.STATUS}.{day}", "d")
+    delta = polls_storage._pack_part(frame_columns([("b", "inactive", f"{day} 11:00:00")]), "", 0, day)
+    del delta["token"]
+    legacy_day.append(mdb, {**delta, "first": "b", "last": "b"}, 1)
+    legacy_catalog = DeltaLog(polls_storage.CATALOG_PARTS, "c")
+    b_us = 1727953200000000  # 2024-10-03 11:00:00
+    catalog_row = {"store_id": ["b"], "first_us": [b_us], "last_us": [b_us], "last_inactive": [1]}
+    legacy_catalog.append(mdb, catalog_row, 1)
+    forget_cached_heads(mdb)
+    whole_day = (pd.Timestamp(day, tz="UTC"), pd.Timestamp(f"{day} 23:59:59", tz="UTC"))
+
+    def stored() -> list[tuple[str, str]]:
+        polls = storage.read_polls(mdb, *whole_day)
+        return list(zip(polls["store_id"].astype(str), polls["status"].astype(str), strict=True))
+
+    assert stored() == [("a", "active"), ("b", "inactive")]  # read where the earlier code put it
+    assert storage.read_store_catalog(mdb).store_ids.tolist() == ["a", "b"]
+
+    # A small batch moves the day and the catalog first (their pending deltas folded), then appends apart.
+    writer = PollWriter(mdb, deltas_up_to=1000)
+    writer.write(frame([("c", "active", f"{day} 12:00:00")]))
+    assert writer.flush().inserted == 1
+    head = mdb[storage.STATUS].find_one({"_id": f"day:{day}"})
+    assert head["delta_log"] is True and head["deltas_through"] == 1 and head["legacy_deltas_through"] == 1
+    assert mdb[polls_storage.DELTAS].find_one({"_id": f"{day}|d|2"}) is not None
+    assert mdb[storage.STATUS].find_one({"_id": "catalog"})["delta_log"] is True
+    assert mdb[polls_storage.DELTAS].find_one({"_id": "catalog|c|2"}) is not None
+    assert stored() == [("a", "active"), ("b", "inactive"), ("c", "active")]
+    assert storage.read_store_catalog(mdb).store_ids.tolist() == ["a", "b", "c"]
+
+    # Compacted, then past the grace period: every delta goes, from where each was stored.
+    monkeypatch.setattr(polls_storage, "DELTA_GRACE_SECONDS", -1)
+    storage.compact_deltas(mdb)
+    storage.compact_deltas(mdb)
+    assert mdb[f"{storage.STATUS}.{day}"].count_documents({"_id": {"$regex": "^d\\|"}}) == 0
+    assert mdb[polls_storage.CATALOG_PARTS].count_documents({"_id": {"$regex": "^c\\|"}}) == 0
+    assert mdb[polls_storage.DELTAS].count_documents({}) == 0
+    assert stored() == [("a", "active"), ("b", "inactive"), ("c", "active")]
+    assert storage.read_store_catalog(mdb).last_inactive.tolist() == [0, 1, 0]
 
 
 def test_parts_are_bounded_whatever_the_poll_rate(mdb: Database) -> None:

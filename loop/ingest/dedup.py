@@ -203,7 +203,7 @@ class PollWriter:
         all batches add up to the polls stored.
         """
         stores = np.unique(batch.store_ids[np.unique(batch.store)].astype(str)).astype(object)
-        head = storage.read_day_head(self.db, day) or storage.ensure_day_head(self.db, day)
+        head = storage.day_head_for_deltas(self.db, day)
         seen = storage.read_day_full(self.db, day, head=head, store_ids=stores)
         changes, inserted, made_inactive = poll_changes(seen.columns, batch)
         if len(changes) == 0:
@@ -241,6 +241,9 @@ class PollWriter:
         rows = _catalog_rows(batch)
         stores = np.sort(rows["store_id"])
         stored = storage.read_store_catalog(self.db, store_ids=stores)
+        if stored.head is not None and not storage.deltas_moved(stored.head):
+            storage.move_catalog_log(self.db)  # once, for a catalog written before the deltas had their place
+            stored = storage.read_store_catalog(self.db, store_ids=stores)
         mine = np.isin(stored.store_ids.astype(str), stores.astype(str))
         if (stored.last_inactive[mine] == UNKNOWN).any():
             self._merge_catalog(batch)  # a catalog from before last polls were kept: filled in once, in full

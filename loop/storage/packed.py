@@ -357,6 +357,9 @@ class DeltaLog:
     def doc_id(self, seq: int) -> str:
         return f"{self.prefix}|{seq}"
 
+    def exists(self, db: Database, seq: int) -> bool:
+        return db[self.parts].find_one({"_id": self.doc_id(seq)}, {"_id": 1}) is not None
+
     def read(
         self, db: Database, after: int, before: int | None = None, *, known_free: int | None = None
     ) -> tuple[list[dict[str, Any]], int] | None:

@@ -29,6 +29,7 @@ from loop.ingest.dedup import PollWriter
 from loop.report_engine import report_to_csv
 from loop.services.ingest import compact_polls
 from loop.storage import polls as polls_storage
+from loop.storage.polls import DELTAS
 from loop.utils import generate_report
 from tests.support.integration import MONGO_URL, Dataset, Stack, private_app
 from tests.support.processes import run_manage
@@ -67,16 +68,15 @@ def reads(base_url: str, db: Database, stores: list[str]) -> dict[str, Any]:
 
 
 def pending_deltas(db: Database) -> int:
-    """Deltas stored and not folded yet, over the days and the catalog."""
+    """Deltas stored and not folded yet, over the days and the catalog (in their collection: ``DELTAS``)."""
+    deltas = db[DELTAS]
     pending = 0
     for head in db[storage.STATUS].find({"kind": "day"}):
         through = int(head.get("deltas_through", 0))
-        parts = db[f"{storage.STATUS}.{head['day']}"]
-        pending += parts.count_documents({"_id": {"$regex": "^d\\|"}, "seq": {"$gt": through}})
+        pending += deltas.count_documents({"_id": {"$regex": f"^{head['day']}\\|d\\|"}, "seq": {"$gt": through}})
     catalog = db[storage.STATUS].find_one({"_id": "catalog"}) or {}
-    parts = db[f"{storage.STATUS}.catalog"]
-    return pending + parts.count_documents(
-        {"_id": {"$regex": "^c\\|"}, "seq": {"$gt": catalog.get("deltas_through", 0)}}
+    return pending + deltas.count_documents(
+        {"_id": {"$regex": "^catalog\\|c\\|"}, "seq": {"$gt": catalog.get("deltas_through", 0)}}
     )
 
 
