@@ -175,12 +175,20 @@ class _Inputs:
 
     def dates_at(self, t_us: int) -> np.ndarray:
         """Each store's local date at the instant ``t_us`` (worked out once per zone)."""
+        zone_of, table = self.zone_dates(np.array([t_us], dtype=np.int64))
+        return table[zone_of, 0]
+
+    def zone_dates(self, t_us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(each store's zone number, the local date of each instant of ``t_us`` in each zone: zones x
+        instants). One conversion per zone for all the instants: an update's pending changes hold ~100."""
         kept = self._derived.get("zones")
         if kept is None:
             zones, inverse = np.unique(self.zone_names.astype(str), return_inverse=True)
             kept = self._derived["zones"] = (zones.astype(object), inverse)
         zones, inverse = kept
-        return local_dates(np.arange(len(zones)), np.full(len(zones), int(t_us)), zones)[inverse]
+        codes = np.repeat(np.arange(len(zones)), len(t_us))
+        dates = local_dates(codes, np.tile(np.asarray(t_us, dtype=np.int64), len(zones)), zones)
+        return inverse, dates.reshape(len(zones), len(t_us))
 
 
 _derived_cache: dict[tuple, tuple] = {}
@@ -309,18 +317,31 @@ def _pairs_to_recompute(inputs: _Inputs, pending: list[dict], old_newest_us: int
         lo_parts.append(lo)
         hi_parts.append(hi)
 
+    # The stores named and the instants of every change looked up at once (a burst of small batches
+    # leaves ~100 changes of one store each).
+    named = [list(change["stores"]) for change in pending if change.get("stores") is not None]
+    found = index.get_indexer(pd.Index([s for stores in named for s in stores], dtype=object))
+    cuts = np.cumsum([len(stores) for stores in named])[:-1]
+    named_codes = iter(np.split(found.astype(np.int64), cuts) if named else [])
+    polls = [change for change in pending if change.get("kind") != "store"]
+    # A poll at a midnight also ends the date before.
+    instants = np.array([t for c in polls for t in (int(c["t_min"]) - 1, int(c["t_max"]))], dtype=np.int64)
+    zone_of, zone_dates = inputs.zone_dates(instants) if len(instants) else (None, None)
+    column = 0
     for change in pending:
-        named = change.get("stores")
-        codes = all_codes if named is None else index.get_indexer(pd.Index(named, dtype=object))
-        codes = codes[codes >= 0].astype(np.int64)
+        codes = all_codes if change.get("stores") is None else next(named_codes)
+        codes = codes[codes >= 0]
+        is_store = change.get("kind") == "store"
+        if not is_store:
+            column += 2
         if len(codes) == 0:
             continue
-        if change.get("kind") == "store":
+        if is_store:
             span(codes, first_date[codes], last_date[codes])
         else:
-            # A poll at a midnight also ends the date before.
-            t0, t1 = int(change["t_min"]) - 1, int(change["t_max"])
-            span(codes, inputs.dates_at(t0)[codes], inputs.dates_at(t1)[codes])
+            assert zone_of is not None and zone_dates is not None
+            zones = zone_of[codes]
+            span(codes, zone_dates[zones, column - 2], zone_dates[zones, column - 1])
     if inputs.newest_us > old_newest_us:
         # New dates of the fleet's clock: every store gets them (all unobserved without polls). A date's
         # figures do not depend on the clock within it, so a newest poll later on the same date changes none.
