@@ -12,12 +12,11 @@ from typing import Any
 
 import pytest
 import requests
-from pymongo import MongoClient
 from standardwebhooks.webhooks import Webhook
 
-from tests.support.integration import MONGO_URL, delete_queues, service_env
+from tests.support.integration import service_env, web_and_worker
 from tests.support.polling import wait_until
-from tests.support.processes import Web, Worker, run_manage, start_celery_worker, start_gunicorn
+from tests.support.processes import Web, Worker, run_manage
 from tests.support.receiver import receiver
 
 pytestmark = pytest.mark.integration
@@ -39,17 +38,8 @@ def delivery_stack(servers: None, tmp_path: Path) -> Iterator[tuple[Web, Worker,
     )
     # The receiver listens on 127.0.0.1; retries after ~0.5-1 s, then ~1-2 s.
     env.update(WEBHOOK_ALLOW_PRIVATE="1", DELIVERY_RETRY_BASE_SECONDS="1", DELIVERY_RETRY_MAX_SECONDS="2")
-    worker = start_celery_worker(env, None, 1, tmp_path / "worker.log")
-    web = start_gunicorn(env, 1, tmp_path / "web.log")
-    try:
-        web.wait_healthy()
+    with web_and_worker(env, tmp_path, web_workers=1, concurrency=1) as (web, worker):
         yield web, worker, env
-    finally:
-        web.stop()
-        worker.shutdown()
-        with MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000) as mongo:
-            mongo.drop_database(env["MONGO_DB"])
-        delete_queues(env["CELERY_QUEUE"])
 
 
 def test_a_webhook_is_retried_until_delivered_with_one_id(delivery_stack: tuple[Web, Worker, dict[str, str]]) -> None:

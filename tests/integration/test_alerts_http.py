@@ -20,13 +20,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-from pymongo import MongoClient
 from standardwebhooks.webhooks import Webhook
 
 from tests.support.alert_reference import normalise_alerts, reference_alerts
-from tests.support.integration import MONGO_URL, delete_queues, service_env
+from tests.support.integration import service_env, web_and_worker
 from tests.support.polling import wait_until
-from tests.support.processes import Web, Worker, start_celery_worker, start_gunicorn
+from tests.support.processes import Web, Worker
 from tests.support.receiver import receiver
 
 pytestmark = pytest.mark.integration
@@ -69,17 +68,8 @@ def alert_stack(servers: None, tmp_path: Path) -> Iterator[tuple[Web, Worker]]:
         logs=tmp_path,
     )
     env.update(WEBHOOK_ALLOW_PRIVATE="1")
-    worker = start_celery_worker(env, None, 2, tmp_path / "worker.log")
-    web = start_gunicorn(env, 1, tmp_path / "web.log")
-    try:
-        web.wait_healthy()
-        yield web, worker
-    finally:
-        web.stop()
-        worker.shutdown()
-        with MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000) as mongo:
-            mongo.drop_database(env["MONGO_DB"])
-        delete_queues(env["CELERY_QUEUE"])
+    with web_and_worker(env, tmp_path, web_workers=1, concurrency=2) as both:
+        yield both
 
 
 def all_alerts(web: Web) -> list[dict[str, Any]]:

@@ -13,11 +13,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import requests
-from pymongo import MongoClient
 
-from tests.support.integration import MONGO_URL, delete_queues, service_env
+from tests.support.integration import service_env, web_and_worker
 from tests.support.polling import wait_until
-from tests.support.processes import Web, Worker, start_celery_worker, start_gunicorn
+from tests.support.processes import Web, Worker
 
 pytestmark = pytest.mark.integration
 
@@ -33,17 +32,8 @@ def stream_stack(servers: None, tmp_path: Path) -> Iterator[tuple[Web, Worker]]:
         os.environ, db_name=f"loop_it_follow_{run_id}", queue=f"loop_it_follow_{run_id}", secret=run_id, logs=tmp_path
     )
     env["BATCH_FOLLOW_UP_SECONDS"] = str(DELAY_S)
-    worker = start_celery_worker(env, None, 2, tmp_path / "worker.log")
-    web = start_gunicorn(env, 2, tmp_path / "web.log")
-    try:
-        web.wait_healthy()
-        yield web, worker
-    finally:
-        web.stop()
-        worker.shutdown()
-        with MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000) as mongo:
-            mongo.drop_database(env["MONGO_DB"])
-        delete_queues(env["CELERY_QUEUE"])
+    with web_and_worker(env, tmp_path, web_workers=2, concurrency=2) as both:
+        yield both
 
 
 def post_poll(web: Web, store: str, t: pd.Timestamp) -> str:

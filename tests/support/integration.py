@@ -26,7 +26,7 @@ from pymongo.database import Database
 
 from loop.datagen import generate_dataset
 from tests.support.polling import http_report, wait_for_report
-from tests.support.processes import run_manage, start_celery_worker, start_gunicorn
+from tests.support.processes import Web, Worker, run_manage, start_celery_worker, start_gunicorn
 
 MONGO_URL = os.environ.get("IT_MONGO_URL", "mongodb://127.0.0.1:27017")
 BROKER_URL = os.environ.get("IT_BROKER_URL", "redis://127.0.0.1:6379/0")
@@ -59,6 +59,25 @@ def service_env(base: Mapping[str, str], *, db_name: str, queue: str, secret: st
         # tests/integration/test_batch_follow_ups_http.py runs the default delay.
         "BATCH_FOLLOW_UP_SECONDS": "0",
     }
+
+
+@contextmanager
+def web_and_worker(
+    env: Mapping[str, str], logs: Path, *, web_workers: int, concurrency: int
+) -> Iterator[tuple[Web, Worker]]:
+    """gunicorn and a Celery worker on ``env``'s database and queues (``service_env``), both stopped after,
+    the database dropped and the queues emptied."""
+    worker = start_celery_worker(env, None, concurrency, logs / "worker.log")
+    web = start_gunicorn(env, web_workers, logs / "web.log")
+    try:
+        web.wait_healthy()
+        yield web, worker
+    finally:
+        web.stop()
+        worker.shutdown()
+        with MongoClient[dict[str, Any]](MONGO_URL, serverSelectionTimeoutMS=5000) as mongo:
+            mongo.drop_database(env["MONGO_DB"])
+        delete_queues(env["CELERY_QUEUE"])
 
 
 def delete_queues(prefix: str) -> None:
