@@ -142,12 +142,13 @@ def evaluate_alerts(*, db: Database | None = None, rounds: int = MAX_ROUNDS) -> 
     evaluation holds the lock (it re-checks the data after releasing it, so nothing is left unevaluated)."""
     db = storage.get_db() if db is None else db
     result: EvaluationResult | None = None
-    for _ in range(rounds):
+    for left in range(rounds - 1, -1, -1):
         with storage.evaluation_lock(db) as held:
             if not held:
                 return result
             result = _evaluate(db)
-        if storage.poll_stamp(db).stamp == storage.read_open_alerts(db).stamp:
+        # Whether the data moved meanwhile matters only while a round is left.
+        if left == 0 or storage.poll_stamp(db).stamp == storage.read_open_alerts(db).stamp:
             return result
     return result
 

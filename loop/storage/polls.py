@@ -351,7 +351,7 @@ DELTA_GRACE_SECONDS = 120
 # number, or another writer's delta, passes over a few small documents rather than a day's parts:
 # FerretDB decodes every row before a match (at 10x a missing delta cost 4.6 ms beside a day's parts
 # and 6.3 beside the catalog's). A head marked ``DELTA_LOG`` has its deltas there; a head written before
-# keeps them beside its parts until a writer moves it (``day_head_for_deltas``, ``catalog_for_deltas``:
+# keeps them beside its parts until a writer moves it (``day_head_for_deltas``, ``move_catalog_log``:
 # under the lock, its pending deltas folded first); those up to ``LEGACY_THROUGH`` stay beside the parts
 # until their removal.
 DELTAS = f"{STATUS}.deltas"
@@ -363,12 +363,25 @@ def _moved(head: dict[str, Any] | None) -> bool:
     return head is not None and bool(head.get(DELTA_LOG))
 
 
+def _moved_day_log(day: str) -> DeltaLog:
+    return DeltaLog(DELTAS, f"{day}|d")
+
+
+MOVED_CATALOG_LOG = DeltaLog(DELTAS, f"{CATALOG}|c")
+
+
 def _day_log(day: str, head: dict[str, Any] | None) -> DeltaLog:
-    return DeltaLog(DELTAS, f"{day}|d") if _moved(head) else DeltaLog(_day_collection(day), "d")
+    return _moved_day_log(day) if _moved(head) else DeltaLog(_day_collection(day), "d")
 
 
 def _catalog_log(head: dict[str, Any] | None) -> DeltaLog:
-    return DeltaLog(DELTAS, f"{CATALOG}|c") if _moved(head) else DeltaLog(CATALOG_PARTS, "c")
+    return MOVED_CATALOG_LOG if _moved(head) else DeltaLog(CATALOG_PARTS, "c")
+
+
+def _mark_moved(db: Database, head_id: str, head: dict[str, Any], through: int) -> None:
+    """Move a head none of whose deltas is pending (under its lock): the next ones go to ``DELTAS``."""
+    fields = _folded_head_fields(head, through)
+    db[STATUS].update_one({"_id": head_id}, {"$set": {k: fields[k] for k in (DELTA_LOG, LEGACY_THROUGH)}})
 
 
 def _through(head: dict[str, Any] | None) -> int:
@@ -701,10 +714,7 @@ def day_head_for_deltas(db: Database, day: str) -> dict[str, Any]:
                 if not replace_day(db, day, found.head, found.columns, deltas_through=through):
                     raise RuntimeError(f"day {day} was replaced while locked")
             else:
-                fields = _folded_head_fields(found.head, through)
-                db[STATUS].update_one(
-                    {"_id": _head_id(day)}, {"$set": {k: fields[k] for k in (DELTA_LOG, LEGACY_THROUGH)}}
-                )
+                _mark_moved(db, _head_id(day), found.head, through)
     moved = read_day_head(db, day)
     assert moved is not None
     return moved
@@ -722,7 +732,7 @@ def append_delta(db: Database, day: str, columns: PollColumns, seq: int) -> int:
     del doc["token"]  # a delta belongs to no version: a replaced version's parts are deleted by token
     ids = columns.store_ids[columns.store]
     doc["first"], doc["last"] = str(ids.min()), str(ids.max())
-    return DeltaLog(DELTAS, f"{day}|d").append(db, doc, seq)
+    return _moved_day_log(day).append(db, doc, seq)
 
 
 def day_deltas_through(db: Database, day: str) -> int:
@@ -908,7 +918,7 @@ def append_catalog_rows(db: Database, rows: Columns, seq: int, *, create_head: b
     doc: dict[str, Any] = {
         name: [str(v) if kind == STR else int(v) for v in rows[name]] for name, kind in CATALOG_TABLE.kinds
     }
-    return _catalog_log({DELTA_LOG: True}).append(db, doc, seq)
+    return MOVED_CATALOG_LOG.append(db, doc, seq)
 
 
 def deltas_moved(head: dict[str, Any] | None) -> bool:
@@ -926,12 +936,12 @@ def move_catalog_log(db: Database) -> None:
         if catalog.head is None or _moved(catalog.head):
             return
         through = catalog.next_delta - 1
-        fields = _folded_head_fields(catalog.head, through)
         if through > _through(catalog.head):
+            fields = _folded_head_fields(catalog.head, through)
             if not CATALOG_TABLE.replace(db, catalog.head, catalog_columns(catalog), extra=fields):
                 raise RuntimeError("the store catalog was replaced while locked")
         else:
-            db[STATUS].update_one({"_id": CATALOG}, {"$set": {k: fields[k] for k in (DELTA_LOG, LEGACY_THROUGH)}})
+            _mark_moved(db, CATALOG, catalog.head, through)
 
 
 def catalog_deltas_through(db: Database) -> int:
@@ -1108,11 +1118,9 @@ def read_poll_columns(
             store_ids=store_range if store_range is not None else stores,
         )
         free[day] = found.next_delta
-        columns = found.columns
+        columns = found.columns  # only ``stores``' polls already (``read_day_full``); a range's parts are whole
         if store_range is not None and len(columns):
             columns = columns.take(store_range.mask(columns.store_ids)[columns.store]).compact()
-        elif stores is not None and len(columns):
-            columns = columns.take(np.isin(columns.store_ids, stores)[columns.store]).compact()
         return found.head, columns
 
     days = list(heads)
