@@ -197,3 +197,45 @@ def test_a_block_packed_from_codes_is_the_block_packed_from_rows_also_when_its_l
         packed = hs.pack_coded_block(day, 5, labels, np.array([1, 0]), days, values)
         assert packed == hs._pack_block(expected, day, 5)
         assert hs._unpack_block(packed).equals(hs._unpack_block(hs._pack_block(expected, day, 5)))
+
+
+def test_folding_dates_into_tiles_writes_what_a_full_build_writes(mdb, tmp_path: Path) -> None:
+    """The worker's fold (``fold_into_tiles``, array by array) against the full build's tiles of the same
+    dates (``_write_tiles``, written from the computed figures): the same documents, byte for byte."""
+    tables_csv(final_stores(), tmp_path / "bulk")
+    (tmp_path / "bulk" / "store_status.csv").write_text(status_csv(generate_polls()))
+    load_sources(tmp_path / "bulk", mdb)
+    history.build_history(db=mdb)
+    meta = hs.read_meta(mdb)
+    folded = meta["folded_through"]
+    months = sorted({name.split(".")[1] for name in mdb.list_collection_names() if name.startswith(f"{hs.TILES}.")})
+    assert months and folded
+
+    def tiles(month: str) -> dict[str, dict]:
+        return {
+            f"{name}/{doc['_id']}": doc
+            for name in sorted(mdb.list_collection_names())
+            if name.startswith(f"{hs.TILES}.{month}.")
+            for doc in mdb[name].find({})
+        }
+
+    built = {month: tiles(month) for month in months}
+    assert all(built.values())
+    dates = sorted(
+        {
+            doc["date"]
+            for name in mdb.list_collection_names()
+            if name.startswith(f"{hs.DATES}.20")
+            for doc in mdb[name].find({}, {"date": 1})
+        }
+    )
+    for month in months:
+        for name in [n for n in mdb.list_collection_names() if n.startswith(f"{hs.TILES}.{month}.")]:
+            mdb.drop_collection(name)
+        mine = [d for d in dates if d[:7] == month and d <= folded]
+        # One date at a time, as the worker folds them day by day, then all again (a fold repeated changes nothing).
+        for day in mine:
+            assert hs.fold_into_tiles(mdb, month, [day], int(meta["date_blocks"]), int(meta["blocks"]))
+        assert tiles(month) == built[month]
+        hs.fold_into_tiles(mdb, month, mine, int(meta["date_blocks"]), int(meta["blocks"]))
+        assert tiles(month) == built[month]

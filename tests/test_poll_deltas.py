@@ -8,10 +8,12 @@ The reference is a second database where the base load and every batch go throug
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from pymongo.database import Database
@@ -283,6 +285,91 @@ def test_a_batch_counts_against_the_deltas_appended_before_its_own(
     assert delta_docs(mdb, "2024-10-08") == [1, 2]
     rows = [r for r in stored_poll_rows(mdb) if r[2].startswith("2024-10-08T13")]
     assert rows == [("a", "inactive", "2024-10-08T13:00:00+00:00"), ("z", "active", "2024-10-08T13:00:00+00:00")]
+
+
+def test_a_batch_counts_against_a_delta_another_process_wrote(
+    mdb: Database, tmp_path: Path, no_background_compaction
+) -> None:
+    """A writer tries the number after the deltas it holds; one written by another process (not held here)
+    takes that number first, so the batch gets the next and counts against it."""
+    from loop.ingest.dedup import PollWriter
+    from loop.storage.packed import _part_cache
+
+    load_sources(write_dataset(tmp_path / "base", BASE_POLLS, HOURS, ZONES), mdb)
+    first = PollWriter(mdb, deltas_up_to=10)
+    first.write(frame([item("a", "active", "2024-10-08 13:00:00")]))
+    assert first.flush().inserted == 1
+    _part_cache.clear()  # this process now holds none of the deltas: as if another process had written them
+    second = PollWriter(mdb, deltas_up_to=10)
+    second.write(frame([item("a", "active", "2024-10-08 13:00:00"), item("z", "active", "2024-10-08 14:00:00")]))
+    mine = second.flush()
+    assert (mine.inserted, mine.duplicates) == (1, 1)
+    assert delta_docs(mdb, "2024-10-08") == [1, 2]
+    rows = [r for r in stored_poll_rows(mdb) if r[2] >= "2024-10-08T13"]
+    assert rows == [("a", "active", "2024-10-08T13:00:00+00:00"), ("z", "active", "2024-10-08T14:00:00+00:00")]
+    # Sent again, from a process that holds neither delta, the batch stores nothing new.
+    _part_cache.clear()
+    third = PollWriter(mdb, deltas_up_to=10)
+    third.write(frame([item("a", "active", "2024-10-08 13:00:00"), item("z", "active", "2024-10-08 14:00:00")]))
+    again = third.flush()
+    assert (again.inserted, again.duplicates) == (0, 2)
+
+
+def test_a_slow_read_whose_deltas_were_folded_and_deleted_reads_again(
+    mdb: Database, tmp_path: Path, no_background_compaction, monkeypatch
+) -> None:
+    """Folded deltas go ``DELTA_GRACE_SECONDS`` after their fold; a read that fetches deltas longer than the
+    guard after its head was known current checks the head, and reads again when a fold came between."""
+    from loop.ingest.dedup import PollWriter
+    from loop.storage.packed import _part_cache
+
+    day = "2024-10-08"
+    load_sources(write_dataset(tmp_path / "base", BASE_POLLS, HOURS, ZONES), mdb)
+    small = PollWriter(mdb, deltas_up_to=10)
+    small.write(frame([item("a", "inactive", "2024-10-08 13:00:00")]))
+    assert small.flush().inserted == 1
+    old_head = storage.read_day_head(mdb, day)
+    # A day merge folds delta 1; the replaced version's parts stay a while (as after a big batch) ...
+    big = PollWriter(mdb, delete_later=True)
+    big.write(frame([item("b", "active", "2024-10-08 14:00:00")]))
+    big.flush()
+    assert big.replaced and through(mdb, f"day:{day}") == 1
+    monkeypatch.setattr(polls_storage, "DELTA_GRACE_SECONDS", -1)
+    compact_polls(mdb)
+    assert delta_docs(mdb, day) == []  # ... and the folded delta is gone
+    _part_cache.clear()  # the reader holds none of the deltas
+    wanted = np.array(["a"], dtype=object)
+
+    def a_times(seen_at: float) -> list[tuple[int, bool]]:
+        found = polls_storage.read_day_full(mdb, day, head=old_head, store_ids=wanted, head_seen_at=seen_at)
+        columns = polls_storage.only_stores(found.columns, wanted)
+        return sorted(zip(columns.t_us.tolist(), columns.inactive.tolist(), strict=True))
+
+    thirteen = int(pd.Timestamp("2024-10-08 13:00", tz="UTC").value // 1000)
+    # Within the guard the old head is trusted (a fold after it deletes nothing that soon) ...
+    assert (thirteen, True) not in a_times(time.monotonic())
+    # ... past it, the read notices the fold and reads the current head.
+    assert (thirteen, True) in a_times(time.monotonic() - polls_storage.DELTA_READ_GUARD_SECONDS - 1)
+
+
+def test_a_writer_guesses_the_next_delta_number_from_what_it_holds(mdb: Database) -> None:
+    """Without a probe, a read stops at the first delta this process does not hold (no server lookup for
+    it); the append there finds it taken and stores under the next number."""
+    from loop.storage.packed import DeltaLog, _part_cache
+
+    log = DeltaLog(polls_storage.DELTAS, "test|d")
+    assert log.append(mdb, {"n": 1}, 1) == 1  # held: an append keeps what it stored
+    mdb[polls_storage.DELTAS].insert_one({"_id": log.doc_id(2), "seq": 2, "n": 2})  # another process's
+    docs, guess = log.read(mdb, 0, probe=False)
+    assert [doc["n"] for doc in docs] == [1] and guess == 2
+    docs, free = log.read(mdb, 0)
+    assert [doc["n"] for doc in docs] == [1, 2] and free == 3
+    _part_cache.clear()
+    assert log.read(mdb, 0, probe=False) == ([], 1)
+    assert log.append(mdb, {"n": 3}, 1) == 3
+    # The numbers it found taken were read on the way: the next guess is right without a lookup.
+    docs, guess = log.read(mdb, 0, probe=False)
+    assert [doc["n"] for doc in docs] == [1, 2, 3] and guess == 4
 
 
 def test_big_batches_merge_days_and_fold_pending_deltas(

@@ -736,11 +736,6 @@ def _date_blocks(meta: dict) -> int:
     return int(meta.get("date_blocks") or meta["blocks"])
 
 
-def _by_block(rows: pd.DataFrame) -> dict[int, pd.DataFrame]:
-    """Rows (with a ``block`` column) per block, without that column."""
-    return {int(str(k)): part.drop(columns="block") for k, part in rows.groupby("block", sort=False)}
-
-
 def _fold(db: Database, meta: dict) -> None:
     """Copy the dates older than FOLD_LAG_DAYS before the newest kept date into their month tiles (one read
     of each date, one read and one bulk write of each month's tiles), then move ``folded_through``."""
@@ -752,19 +747,8 @@ def _fold(db: Database, meta: dict) -> None:
     dates = [(start + timedelta(days=k)).isoformat() for k in range((date.fromisoformat(upto) - start).days + 1)]
     if not dates:
         return
-    blocks = int(meta["blocks"])
     for month in sorted({d[:7] for d in dates}):
-        mine = [d for d in dates if d[:7] == month]
-        frames = [f for f in hs.read_whole_dates(db, mine, _date_blocks(meta)) if len(f)]
-        if not frames:
-            continue
-        new = pd.concat(frames, ignore_index=True)
-        old = hs.read_tiles(db, month, blocks)
-        kept = [f[~f["date"].isin(set(mine)).to_numpy()] for f in old.values()]
-        merged = pd.concat([*kept, new], ignore_index=True)
-        merged["block"] = hs.block_of(merged["store_id"].tolist(), blocks)
-        parts = _by_block(merged)
-        hs.write_shelf(db, hs.TILES, month, parts)
+        hs.fold_into_tiles(db, month, [d for d in dates if d[:7] == month], _date_blocks(meta), int(meta["blocks"]))
     hs.write_meta(db, {"folded_through": upto})
 
 

@@ -27,6 +27,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -105,10 +106,10 @@ def history_lock(db: Database, *, wait: float = 600.0) -> AbstractContextManager
 
 def append_pending(db: Database, change: dict[str, Any], *, meta: dict[str, Any] | None = None) -> int:
     """Note a change the figures must follow (numbered by unique insert, so concurrent writers never collide;
-    the pending ones already read are kept per process, so a burst of writes does not probe them all again).
+    the number tried first is the one after those this process holds, so a burst of writes probes none).
     ``meta``: the history's meta document, when the caller has just read it."""
     meta = (meta if meta is not None else read_meta(db)) or {}
-    found = PENDING.read(db, int(meta.get("through", 0)))
+    found = PENDING.read(db, int(meta.get("through", 0)), probe=False)
     return PENDING.append(db, change, found[1] if found is not None else int(meta.get("through", 0)) + 1)
 
 
@@ -284,6 +285,108 @@ def _unpack_block(doc: dict[str, Any], store_id: str | None = None) -> pd.DataFr
             "brand": brands[store],
         }
     )
+
+
+@dataclass(frozen=True)
+class BlockRows:
+    """A block document's rows as arrays, per row: store id, region, brand, day (days since 1970-01-01) and
+    figures. What folding dates into tiles merges without building frames (at 10x a month of tiles is
+    ~1M rows: as frames one date's fold took 5.7 s of CPU, as arrays 1.3 s)."""
+
+    store_id: np.ndarray
+    region: np.ndarray
+    brand: np.ndarray
+    day: np.ndarray
+    values: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> BlockRows:
+        def raw(name: str) -> bytes:
+            return zlib.decompress(doc[name])
+
+        counts = np.frombuffer(raw("store_rows"), dtype="<i4").astype(np.int64)
+        store = np.repeat(np.arange(len(counts)), counts)
+        return cls(
+            unpack_strings(raw("store_id"), raw("store_id_lengths"))[store],
+            unpack_strings(raw("region"), raw("region_lengths"))[store],
+            unpack_strings(raw("brand"), raw("brand_lengths"))[store],
+            np.frombuffer(raw("day"), dtype="<i4").astype(np.int64),
+            {
+                **{c: np.frombuffer(raw(c), dtype="<f8").astype(np.float64) for c in FLOATS},
+                **{c: np.frombuffer(raw(c), dtype="<i4").astype(np.int64) for c in INTS},
+            },
+        )
+
+    def __len__(self) -> int:
+        return len(self.day)
+
+    def take(self, at: np.ndarray) -> BlockRows:
+        return BlockRows(
+            self.store_id[at], self.region[at], self.brand[at], self.day[at], {c: v[at] for c, v in self.values.items()}
+        )
+
+    @staticmethod
+    def concat(pieces: list[BlockRows]) -> BlockRows:
+        return BlockRows(
+            np.concatenate([p.store_id for p in pieces]),
+            np.concatenate([p.region for p in pieces]),
+            np.concatenate([p.brand for p in pieces]),
+            np.concatenate([p.day for p in pieces]),
+            {c: np.concatenate([p.values[c] for p in pieces]) for c in (*FLOATS, *INTS)},
+        )
+
+    def packed(self, name: str, block: int) -> dict[str, Any]:
+        """The block document ``_pack_block`` makes of these rows sorted by store id and date."""
+        codes = np.unique(self.store_id, return_inverse=True)[1]
+        rows = self.take(np.lexsort((self.day, codes)))
+        first = np.ones(len(rows), dtype=bool)
+        first[1:] = rows.store_id[1:] != rows.store_id[:-1]
+        heads = np.flatnonzero(first)
+        labels = (pack_strings(rows.store_id[heads]), pack_strings(rows.region[heads]), pack_strings(rows.brand[heads]))
+        return _pack_arrays(
+            name,
+            block,
+            labels=_compressed_labels(labels),
+            counts=np.diff(np.append(heads, len(rows))),
+            days=rows.day,
+            values=rows.values,
+        )
+
+
+def fold_into_tiles(db: Database, month: str, dates: list[str], date_blocks: int, blocks: int) -> bool:
+    """Copy the rows of ``dates`` (all in ``month``) into the month's tiles, replacing those dates' rows
+    there. Only the tile blocks that gain or lose rows are rewritten. False when the dates have no rows."""
+
+    def date_docs(date: str) -> list[dict[str, Any]]:
+        return list(_shelf_docs(db, DATES, date, date_blocks).values())
+
+    date_rows = [BlockRows.of(doc) for docs in _pool().map(date_docs, dates) for doc in docs]
+    if not date_rows:
+        return False
+    new = BlockRows.concat(date_rows)
+    stores, inverse = np.unique(new.store_id, return_inverse=True)
+    new_block = block_of(stores.tolist(), blocks)[inverse]
+    days = np.array([np.datetime64(d, "D").astype(np.int64) for d in dates], dtype=np.int64)
+    gaining = set(np.unique(new_block).tolist())
+    rows: dict[int, list[BlockRows]] = {k: [] for k in gaining}
+    for k, doc in _shelf_docs(db, TILES, month, blocks).items():
+        stale = np.isin(np.frombuffer(zlib.decompress(doc["day"]), dtype="<i4"), days)
+        if k in gaining or stale.any():  # a block with neither keeps its document as it is
+            rows.setdefault(k, []).append(BlockRows.of(doc).take(np.flatnonzero(~stale)))
+    for k in gaining:
+        rows[k].append(new.take(np.flatnonzero(new_block == k)))
+    docs: dict[int, dict[str, Any] | None] = {}
+    for k, pieces in rows.items():
+        merged = BlockRows.concat(pieces)
+        docs[k] = merged.packed(month, k) if len(merged) else None
+    write_docs(db, TILES, month, docs)
+    return True
+
+
+def _shelf_docs(db: Database, prefix: str, name: str, blocks: int) -> dict[int, dict[str, Any]]:
+    """Every block document of a date (or month), by block (one query per collection)."""
+    docs = [doc for g in _groups(blocks) for doc in db[f"{prefix}.{name}.{g}"].find({})]
+    return {int(str(doc["_id"]).split("|")[1]): doc for doc in docs}
 
 
 # --- shelves: where a date's (or a month's) block documents live -------------------------------------

@@ -340,11 +340,15 @@ def forget_cached_heads(db: Database) -> None:
 
 # On a day head and on the catalog head: the last delta number folded into the parts, and the folds
 # whose deltas are not deleted yet ([{"through", "at"}]): a read that began before a fold may still
-# fetch them, so they go only ``DELTA_GRACE_SECONDS`` later.
+# fetch them, so they go only ``DELTA_GRACE_SECONDS`` later. Short, because on FerretDB every delta
+# lookup decodes the rows stored before it (folded ones too): at 10x, 25 lookups took 0.12 s among 380
+# deltas and 0.47 s among 2,900. A read that fetches its deltas more than ``DELTA_READ_GUARD_SECONDS``
+# after its head was known current checks that no fold happened since (``_deltas_still_whole``).
 DELTAS_THROUGH = "deltas_through"
 FOLDS = "folds"
 DELTAS_REMOVED_THROUGH = "deltas_removed_through"
-DELTA_GRACE_SECONDS = 120
+DELTA_GRACE_SECONDS = 15
+DELTA_READ_GUARD_SECONDS = 5.0
 
 
 # Small batches' deltas live in one collection apart from the parts (``DELTAS``), so finding the next
@@ -442,6 +446,16 @@ def _has_pending(db: Database, head: dict[str, Any] | None, log: DeltaLog) -> bo
     return log.exists(db, _through(head) + 1)
 
 
+def _deltas_still_whole(db: Database, head_id: str, head: dict[str, Any] | None, seen_at: float) -> bool:
+    """Whether the deltas a read fetched after ``head`` (known current at ``seen_at``, monotonic) are all
+    there: surely when fetched within the guard (a fold made after ``seen_at`` deletes its deltas
+    ``DELTA_GRACE_SECONDS`` later at the earliest), else when no fold happened since (one lookup)."""
+    if time.monotonic() - seen_at < DELTA_READ_GUARD_SECONDS:
+        return True
+    current = db[STATUS].find_one({"_id": head_id}, {DELTAS_THROUGH: 1})
+    return current is not None and _through(current) == _through(head)
+
+
 def _lock_day(db: Database, day: str, *, wait: float = 600.0) -> AbstractContextManager[bool]:
     return exclusive(db, STATUS, _head_id(day), wait=wait)
 
@@ -525,17 +539,22 @@ def read_day_full(
     store_ids: np.ndarray | StoreRange | None = None,
     deltas_before: int | None = None,
     known_free: int | None = None,
+    probe: bool = True,
+    head_seen_at: float | None = None,
 ) -> DayRead:
     """``read_day``, with the first free delta number; ``deltas_before``: only the deltas numbered below it;
-    ``known_free``: a number known free (no probe for it)."""
+    ``known_free``: a number known free (no probe for it); ``probe=False``: only the deltas this process
+    holds, and the first number it does not hold as ``next_delta`` (a writer's guess: ``DeltaLog.read``).
+    ``head_seen_at``: when the given ``head`` was known current (``time.monotonic()``; default: now)."""
     one_store = store_id is not None or store_ids is not None
     for _ in range(READ_ATTEMPTS):
+        seen_at = head_seen_at if head is not None and head_seen_at is not None else time.monotonic()
         if keep_whole_day and not one_store:
             head = head or db[STATUS].find_one({"_id": _head_id(day)})
             base = _day_columns_cache.get(db, day, head)
             if base is not None:
-                found = _day_log(day, head).read(db, _through(head), deltas_before, known_free=known_free)
-                if found is None:  # folded meanwhile
+                found = _day_log(day, head).read(db, _through(head), deltas_before, known_free=known_free, probe=probe)
+                if found is None or not _deltas_still_whole(db, _head_id(day), head, seen_at):  # folded meanwhile
                     head = None
                     continue
                 deltas, next_delta = found
@@ -558,9 +577,9 @@ def read_day_full(
         )
         if head is None:
             return DayRead(None, PollColumns.empty(), 1)
-        found = _day_log(day, head).read(db, _through(head), deltas_before, known_free=known_free)
-        if found is None:  # folded meanwhile: the head now names parts that hold them
-            head = None
+        found = _day_log(day, head).read(db, _through(head), deltas_before, known_free=known_free, probe=probe)
+        if found is None or not _deltas_still_whole(db, _head_id(day), head, seen_at):
+            head = None  # folded meanwhile: the head now names parts that hold them
             continue
         deltas, next_delta = found
         deltas = [
@@ -625,6 +644,10 @@ def replace_day(
         },
         later=later,
     )
+    if won and through > _through(expected):
+        # A fold: processes' cached heads of the day are out of date from now on, not only after the
+        # whole compaction or merge (a read guards its deltas from when its head was known current).
+        db[STATUS].update_one({"_id": RANGE}, {"$set": {"days_token": secrets.token_hex(8)}})
     if won and keep_in_process:
         _day_columns_cache.put(db, day, {"token": token}, columns)
     return won
@@ -816,17 +839,25 @@ def read_catalog(db: Database) -> tuple[dict[str, Any] | None, np.ndarray, np.nd
 
 
 def read_store_catalog(
-    db: Database, store_id: str | None = None, *, store_ids: np.ndarray | StoreRange | None = None
+    db: Database,
+    store_id: str | None = None,
+    *,
+    store_ids: np.ndarray | StoreRange | None = None,
+    probe: bool = True,
 ) -> Catalog:
     """The whole catalog, or one store's row (empty arrays when it has no poll): one or two lookups and
     one per catalog delta not folded yet (those this process has not read before).
 
     ``store_ids``: the rows of those stores (a sorted array), or at least of that range (whole parts).
+    ``probe=False``: only the deltas this process holds (a writer's view: ``DeltaLog.read``).
     """
     for _ in range(READ_ATTEMPTS):
+        seen_at = time.monotonic()
         head, columns = CATALOG_TABLE.read(db, store_id, store_ids=store_ids)
-        found = _catalog_log(head).read(db, _through(head))
+        found = _catalog_log(head).read(db, _through(head), probe=probe)
         assert found is not None
+        if head is not None and not _deltas_still_whole(db, CATALOG, head, seen_at):
+            continue
         deltas, next_delta = found
         if isinstance(store_ids, np.ndarray):  # a small batch's stores: merge only their rows
             columns = _catalog_rows_of(columns, store_ids)
@@ -1105,6 +1136,7 @@ def read_poll_columns(
     start_us, end_us = ts_to_us(start), ts_to_us(end)
     if end_us < start_us:
         return PollColumns.empty()
+    seen_at = time.monotonic()
     heads, free = _known_heads_and_free(db, _days_between(start_us, end_us))
 
     def read(day: str) -> tuple[dict[str, Any] | None, PollColumns]:
@@ -1113,6 +1145,7 @@ def read_poll_columns(
             day,
             store_id,
             heads[day],
+            head_seen_at=seen_at,
             keep_whole_day=keep_whole_days,
             known_free=free.get(day),
             store_ids=store_range if store_range is not None else stores,
@@ -1270,5 +1303,5 @@ def stored_day_counts(db: Database) -> dict[str, int]:
     counts = {}
     for day, head in sorted(_read_heads(db).items()):
         pending = _day_log(day, head).exists(db, _through(head) + 1)
-        counts[day] = len(read_day(db, day, head=head)[1]) if pending else int(head.get("n", 0))
+        counts[day] = len(read_day(db, day)[1]) if pending else int(head.get("n", 0))
     return counts
