@@ -352,6 +352,44 @@ def test_a_slow_read_whose_deltas_were_folded_and_deleted_reads_again(
     assert (thirteen, True) in a_times(time.monotonic() - polls_storage.DELTA_READ_GUARD_SECONDS - 1)
 
 
+def test_a_cached_head_counts_from_when_it_was_fetched(
+    mdb: Database, tmp_path: Path, no_background_compaction, monkeypatch
+) -> None:
+    """A process keeps heads while the range document's token holds; a fold changes the token only when its
+    compaction ends. A read with a head fetched longer than the guard ago checks for a fold first."""
+    from loop.ingest.dedup import PollWriter
+    from loop.storage.packed import _part_cache
+
+    day = "2024-10-08"
+    load_sources(write_dataset(tmp_path / "base", BASE_POLLS, HOURS, ZONES), mdb)
+    small = PollWriter(mdb, deltas_up_to=10)
+    small.write(frame([item("a", "inactive", "2024-10-08 13:00:00")]))
+    small.flush()
+    start, end = pd.Timestamp("2024-10-08", tz="UTC"), pd.Timestamp("2024-10-08 23:59", tz="UTC")
+    polls_storage.read_poll_columns(mdb, start, end)  # the head of the day is now kept here
+    token = mdb[storage.STATUS].find_one({"_id": "range"})["days_token"]
+    big = PollWriter(mdb, delete_later=True)  # folds delta 1; the replaced parts stay a while
+    big.write(frame([item("b", "active", "2024-10-08 14:00:00")]))
+    big.flush()
+    monkeypatch.setattr(polls_storage, "DELTA_GRACE_SECONDS", -1)
+    polls_storage.compact_day(mdb, day)
+    assert delta_docs(mdb, day) == []
+    # As inside a compaction that has folded the day but not yet changed the token:
+    mdb[storage.STATUS].update_one({"_id": "range"}, {"$set": {"days_token": token}})
+    _part_cache.clear()
+    thirteen = int(pd.Timestamp("2024-10-08 13:00", tz="UTC").value // 1000)
+
+    def has_the_inactive_poll(fetched_ago: float) -> bool:
+        for cached in polls_storage._heads_cache.values():
+            for kept in cached[2]:
+                cached[2][kept] = time.monotonic() - fetched_ago
+        columns = polls_storage.read_poll_columns(mdb, start, end)
+        return bool(((columns.t_us == thirteen) & columns.inactive).any())
+
+    assert not has_the_inactive_poll(0.0)  # fetched just now: trusted, and the fold deleted its delta
+    assert has_the_inactive_poll(polls_storage.DELTA_READ_GUARD_SECONDS + 1)
+
+
 def test_a_writer_guesses_the_next_delta_number_from_what_it_holds(mdb: Database) -> None:
     """Without a probe, a read stops at the first delta this process does not hold (no server lookup for
     it); the append there finds it taken and stores under the next number."""

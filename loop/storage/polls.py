@@ -293,7 +293,8 @@ def _read_heads(db: Database) -> dict[str, dict[str, Any]]:
     return {doc["day"]: doc for doc in db[STATUS].find({"kind": "day"})}
 
 
-_heads_cache: dict[tuple[int, int, str], tuple[str | None, dict[str, dict[str, Any] | None]]] = {}
+# Per process, under the same days_token: each day's head and when it was fetched (``time.monotonic()``).
+_heads_cache: dict[tuple[int, int, str], tuple[str | None, dict[str, dict[str, Any] | None], dict[str, float]]] = {}
 # Per process, under the same days_token: each day's first delta number found free. Every batch changes
 # the token once its delta is stored, so until then no delta can appear there: reads skip that probe.
 _free_deltas: dict[tuple[int, int, str], tuple[str | None, dict[str, int]]] = {}
@@ -304,8 +305,12 @@ def _known_heads(db: Database, days: list[str]) -> dict[str, dict[str, Any]]:
     return _known_heads_and_free(db, days)[0]
 
 
-def _known_heads_and_free(db: Database, days: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
-    """Heads of ``days``, from this process's cache while the range document's ``days_token`` holds.
+def _known_heads_and_free(
+    db: Database, days: list[str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, int], dict[str, float]]:
+    """Heads of ``days``, from this process's cache while the range document's ``days_token`` holds, with
+    the first free delta numbers known and when each head was fetched (``time.monotonic()``: a fold
+    after that may have replaced it, ``_deltas_still_whole``).
 
     One small lookup instead of one per day (FerretDB costs ~3 ms a query). A head cached just
     before a write may name parts already replaced: ``read_day`` then reads the head again.
@@ -316,17 +321,19 @@ def _known_heads_and_free(db: Database, days: list[str]) -> tuple[dict[str, dict
     with _heads_lock:
         cached = _heads_cache.get(key)
         if cached is None or cached[0] != token:
-            cached = (token, {})
+            cached = (token, {}, {})
             _heads_cache[key] = cached
         free = _free_deltas.get(key)
         if free is None or free[0] != token:
             free = (token, {})
             _free_deltas[key] = free
-    heads = cached[1]
+    heads, fetched = cached[1], cached[2]
     for day in days:
         if day not in heads:
+            fetched[day] = time.monotonic()
             heads[day] = db[STATUS].find_one({"_id": _head_id(day)})
-    return {day: head for day in days if (head := heads.get(day)) is not None}, free[1]
+    known = {day: head for day in days if (head := heads.get(day)) is not None}
+    return known, free[1], {day: fetched[day] for day in known}
 
 
 def forget_cached_heads(db: Database) -> None:
@@ -644,10 +651,6 @@ def replace_day(
         },
         later=later,
     )
-    if won and through > _through(expected):
-        # A fold: processes' cached heads of the day are out of date from now on, not only after the
-        # whole compaction or merge (a read guards its deltas from when its head was known current).
-        db[STATUS].update_one({"_id": RANGE}, {"$set": {"days_token": secrets.token_hex(8)}})
     if won and keep_in_process:
         _day_columns_cache.put(db, day, {"token": token}, columns)
     return won
@@ -1136,8 +1139,7 @@ def read_poll_columns(
     start_us, end_us = ts_to_us(start), ts_to_us(end)
     if end_us < start_us:
         return PollColumns.empty()
-    seen_at = time.monotonic()
-    heads, free = _known_heads_and_free(db, _days_between(start_us, end_us))
+    heads, free, fetched = _known_heads_and_free(db, _days_between(start_us, end_us))
 
     def read(day: str) -> tuple[dict[str, Any] | None, PollColumns]:
         found = read_day_full(
@@ -1145,7 +1147,7 @@ def read_poll_columns(
             day,
             store_id,
             heads[day],
-            head_seen_at=seen_at,
+            head_seen_at=fetched[day],
             keep_whole_day=keep_whole_days,
             known_free=free.get(day),
             store_ids=store_range if store_range is not None else stores,
