@@ -290,8 +290,8 @@ def test_a_batch_counts_against_the_deltas_appended_before_its_own(
 def test_a_batch_counts_against_a_delta_another_process_wrote(
     mdb: Database, tmp_path: Path, no_background_compaction
 ) -> None:
-    """A writer tries the number after the deltas it holds; one written by another process (not held here)
-    takes that number first, so the batch gets the next and counts against it."""
+    """A delta another process wrote (not held here) is read before the batch takes the next number, and
+    the batch counts against it; sent again, the batch stores nothing new."""
     from loop.ingest.dedup import PollWriter
     from loop.storage.packed import _part_cache
 
@@ -390,24 +390,21 @@ def test_a_cached_head_counts_from_when_it_was_fetched(
     assert has_the_inactive_poll(polls_storage.DELTA_READ_GUARD_SECONDS + 1)
 
 
-def test_a_writer_guesses_the_next_delta_number_from_what_it_holds(mdb: Database) -> None:
-    """Without a probe, a read stops at the first delta this process does not hold (no server lookup for
-    it); the append there finds it taken and stores under the next number."""
+def test_an_append_to_a_taken_number_reads_on_and_takes_the_first_free_one(mdb: Database) -> None:
+    """A number another process took meanwhile: the append reads the deltas from it on (held from then on)
+    and inserts under the first missing number, not one insert per number taken."""
     from loop.storage.packed import DeltaLog, _part_cache
 
     log = DeltaLog(polls_storage.DELTAS, "test|d")
-    assert log.append(mdb, {"n": 1}, 1) == 1  # held: an append keeps what it stored
-    mdb[polls_storage.DELTAS].insert_one({"_id": log.doc_id(2), "seq": 2, "n": 2})  # another process's
-    docs, guess = log.read(mdb, 0, probe=False)
-    assert [doc["n"] for doc in docs] == [1] and guess == 2
-    docs, free = log.read(mdb, 0)
-    assert [doc["n"] for doc in docs] == [1, 2] and free == 3
+    assert log.append(mdb, {"n": 1}, 1) == 1
+    for seq in (2, 3):  # another process's
+        mdb[polls_storage.DELTAS].insert_one({"_id": log.doc_id(seq), "seq": seq, "n": seq})
     _part_cache.clear()
-    assert log.read(mdb, 0, probe=False) == ([], 1)
-    assert log.append(mdb, {"n": 3}, 1) == 3
-    # The numbers it found taken were read on the way: the next guess is right without a lookup.
-    docs, guess = log.read(mdb, 0, probe=False)
-    assert [doc["n"] for doc in docs] == [1, 2, 3] and guess == 4
+    assert log.append(mdb, {"n": 4}, 2) == 4
+    # What the append read is held: with 2 and 3 gone from the server, a read still has them.
+    mdb[polls_storage.DELTAS].delete_many({"_id": {"$in": [log.doc_id(2), log.doc_id(3)]}})
+    docs, free = log.read(mdb, 1, known_free=5)
+    assert [doc["n"] for doc in docs] == [2, 3, 4] and free == 5
 
 
 def test_big_batches_merge_days_and_fold_pending_deltas(

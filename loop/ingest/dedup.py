@@ -201,14 +201,10 @@ class PollWriter:
         deltas numbered below it. Concurrent batches carrying the same new poll both store it (readers
         count it once), but only the one numbered first counts it as inserted, so the inserted counts of
         all batches add up to the polls stored.
-
-        The batch compares against the deltas this process holds and tries the number after them; taken,
-        it counts again against the deltas below the number it got. Numbers have no gaps, so a delta
-        stored at the number tried was compared with everything below it.
         """
         stores = np.unique(batch.store_ids[np.unique(batch.store)].astype(str)).astype(object)
         head = storage.day_head_for_deltas(self.db, day)
-        seen = storage.read_day_full(self.db, day, head=head, store_ids=stores, probe=False)
+        seen = storage.read_day_full(self.db, day, head=head, store_ids=stores)
         changes, inserted, made_inactive = poll_changes(seen.columns, batch)
         if len(changes) == 0:
             return 0, 0, False
@@ -244,12 +240,10 @@ class PollWriter:
         Returns whether a compaction is due."""
         rows = _catalog_rows(batch)
         stores = np.sort(rows["store_id"])
-        # The deltas this process holds suffice: a merge is order-free, so what leaves them unchanged leaves
-        # the stored catalog unchanged, and an append that is not needed only repeats rows.
-        stored = storage.read_store_catalog(self.db, store_ids=stores, probe=False)
+        stored = storage.read_store_catalog(self.db, store_ids=stores)
         if stored.head is not None and not storage.deltas_moved(stored.head):
             storage.move_catalog_log(self.db)  # once, for a catalog written before the deltas had their place
-            stored = storage.read_store_catalog(self.db, store_ids=stores, probe=False)
+            stored = storage.read_store_catalog(self.db, store_ids=stores)
         mine = np.isin(stored.store_ids.astype(str), stores.astype(str))
         if (stored.last_inactive[mine] == UNKNOWN).any():
             self._merge_catalog(batch)  # a catalog from before last polls were kept: filled in once, in full

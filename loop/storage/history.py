@@ -106,10 +106,10 @@ def history_lock(db: Database, *, wait: float = 600.0) -> AbstractContextManager
 
 def append_pending(db: Database, change: dict[str, Any], *, meta: dict[str, Any] | None = None) -> int:
     """Note a change the figures must follow (numbered by unique insert, so concurrent writers never collide;
-    the number tried first is the one after those this process holds, so a burst of writes probes none).
+    the pending ones already read are kept per process, so a burst of writes does not probe them all again).
     ``meta``: the history's meta document, when the caller has just read it."""
     meta = (meta if meta is not None else read_meta(db)) or {}
-    found = PENDING.read(db, int(meta.get("through", 0)), probe=False)
+    found = PENDING.read(db, int(meta.get("through", 0)))
     return PENDING.append(db, change, found[1] if found is not None else int(meta.get("through", 0)) + 1)
 
 

@@ -367,23 +367,17 @@ class DeltaLog:
         before: int | None = None,
         *,
         known_free: int | None = None,
-        probe: bool = True,
     ) -> tuple[list[dict[str, Any]], int] | None:
         """(the deltas numbered after ``after`` (and before ``before``), the first free number).
 
         None when a number below ``before`` is missing: folded and removed meanwhile (read the head again).
         ``known_free``: a number the caller knows is still free (its cache: no probe for it).
-        ``probe=False``: only the deltas this process holds, and the first number it does not hold, a
-        guess that a writer confirms by inserting there (``append``): on FerretDB a miss costs a scan
-        of the collection, an insert an index check.
         """
         docs: list[dict[str, Any]] = []
         seq = after + 1
         while (before is None or seq < before) and (known_free is None or seq < known_free):
             doc_id = self.doc_id(seq)
             doc = _part_cache.get(db, self.parts, doc_id)
-            if doc is None and not probe:
-                break
             if doc is None:
                 doc = db[self.parts].find_one({"_id": doc_id})
                 if doc is None:
@@ -398,8 +392,8 @@ class DeltaLog:
     def append(self, db: Database, doc: dict[str, Any], seq: int) -> int:
         """Insert ``doc`` under the first free number from ``seq`` on; returns the number it got.
 
-        ``seq`` taken (a guess from ``read(probe=False)``): the deltas from it on are read, and so held
-        from then on, to the first missing number, which is tried next (not one insert per number taken).
+        ``seq`` taken (another writer came first): the deltas from it on are read, and so held from then
+        on, to the first missing number, which is tried next (not one insert per number taken).
         """
         while True:
             stored = {**doc, "_id": self.doc_id(seq), "seq": seq}

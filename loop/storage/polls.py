@@ -546,12 +546,10 @@ def read_day_full(
     store_ids: np.ndarray | StoreRange | None = None,
     deltas_before: int | None = None,
     known_free: int | None = None,
-    probe: bool = True,
     head_seen_at: float | None = None,
 ) -> DayRead:
     """``read_day``, with the first free delta number; ``deltas_before``: only the deltas numbered below it;
-    ``known_free``: a number known free (no probe for it); ``probe=False``: only the deltas this process
-    holds, and the first number it does not hold as ``next_delta`` (a writer's guess: ``DeltaLog.read``).
+    ``known_free``: a number known free (no probe for it).
     ``head_seen_at``: when the given ``head`` was known current (``time.monotonic()``; default: now)."""
     one_store = store_id is not None or store_ids is not None
     for _ in range(READ_ATTEMPTS):
@@ -560,7 +558,7 @@ def read_day_full(
             head = head or db[STATUS].find_one({"_id": _head_id(day)})
             base = _day_columns_cache.get(db, day, head)
             if base is not None:
-                found = _day_log(day, head).read(db, _through(head), deltas_before, known_free=known_free, probe=probe)
+                found = _day_log(day, head).read(db, _through(head), deltas_before, known_free=known_free)
                 if found is None or not _deltas_still_whole(db, _head_id(day), head, seen_at):  # folded meanwhile
                     head = None
                     continue
@@ -584,7 +582,7 @@ def read_day_full(
         )
         if head is None:
             return DayRead(None, PollColumns.empty(), 1)
-        found = _day_log(day, head).read(db, _through(head), deltas_before, known_free=known_free, probe=probe)
+        found = _day_log(day, head).read(db, _through(head), deltas_before, known_free=known_free)
         if found is None or not _deltas_still_whole(db, _head_id(day), head, seen_at):
             head = None  # folded meanwhile: the head now names parts that hold them
             continue
@@ -846,18 +844,16 @@ def read_store_catalog(
     store_id: str | None = None,
     *,
     store_ids: np.ndarray | StoreRange | None = None,
-    probe: bool = True,
 ) -> Catalog:
     """The whole catalog, or one store's row (empty arrays when it has no poll): one or two lookups and
     one per catalog delta not folded yet (those this process has not read before).
 
     ``store_ids``: the rows of those stores (a sorted array), or at least of that range (whole parts).
-    ``probe=False``: only the deltas this process holds (a writer's view: ``DeltaLog.read``).
     """
     for _ in range(READ_ATTEMPTS):
         seen_at = time.monotonic()
         head, columns = CATALOG_TABLE.read(db, store_id, store_ids=store_ids)
-        found = _catalog_log(head).read(db, _through(head), probe=probe)
+        found = _catalog_log(head).read(db, _through(head))
         assert found is not None
         if head is not None and not _deltas_still_whole(db, CATALOG, head, seen_at):
             continue
