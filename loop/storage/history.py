@@ -257,32 +257,16 @@ def pack_coded_block(
 
 def _unpack_block(doc: dict[str, Any], store_id: str | None = None) -> pd.DataFrame:
     """A block document's rows (only ``store_id``'s when given: the other stores' are never decoded)."""
-
-    def raw(name: str) -> bytes:
-        return zlib.decompress(doc[name])
-
-    ids = unpack_strings(raw("store_id"), raw("store_id_lengths"))
-    counts = np.frombuffer(raw("store_rows"), dtype="<i4").astype(np.int64)
-    regions = unpack_strings(raw("region"), raw("region_lengths"))
-    brands = unpack_strings(raw("brand"), raw("brand_lengths"))
-    rows = slice(None)
-    store = np.repeat(np.arange(len(ids)), counts)
-    if store_id is not None:
-        at = np.flatnonzero(ids == store_id)
-        if len(at) == 0:
-            return empty_rows()
-        start = int(counts[: at[0]].sum())
-        rows = slice(start, start + int(counts[at[0]]))
-        store = store[rows]
-    days = np.frombuffer(raw("day"), dtype="<i4")[rows].astype("datetime64[D]")
+    rows = BlockRows.of(doc, store_id)
+    if rows is None:
+        return empty_rows()
     return pd.DataFrame(
         {
-            "store_id": ids[store],
-            "date": np.datetime_as_string(days, unit="D").astype(object),
-            **{c: np.frombuffer(raw(c), dtype="<f8")[rows].astype(np.float64) for c in FLOATS},
-            **{c: np.frombuffer(raw(c), dtype="<i4")[rows].astype(np.int64) for c in INTS},
-            "region": regions[store],
-            "brand": brands[store],
+            "store_id": rows.store_id,
+            "date": np.datetime_as_string(rows.day.astype("datetime64[D]"), unit="D").astype(object),
+            **rows.values,
+            "region": rows.region,
+            "brand": rows.brand,
         }
     )
 
@@ -300,22 +284,40 @@ class BlockRows:
     values: dict[str, np.ndarray]
 
     @classmethod
-    def of(cls, doc: dict[str, Any]) -> BlockRows:
+    def of(cls, doc: dict[str, Any], store_id: str | None = None) -> BlockRows | None:
+        """The document's rows (only ``store_id``'s when given, None when it has none: the other stores'
+        figures are never decoded)."""
+
         def raw(name: str) -> bytes:
             return zlib.decompress(doc[name])
 
+        ids = unpack_strings(raw("store_id"), raw("store_id_lengths"))
         counts = np.frombuffer(raw("store_rows"), dtype="<i4").astype(np.int64)
-        store = np.repeat(np.arange(len(counts)), counts)
+        rows = slice(None)
+        store = np.repeat(np.arange(len(ids)), counts)
+        if store_id is not None:
+            at = np.flatnonzero(ids == store_id)
+            if len(at) == 0:
+                return None
+            start = int(counts[: at[0]].sum())
+            rows = slice(start, start + int(counts[at[0]]))
+            store = store[rows]
         return cls(
-            unpack_strings(raw("store_id"), raw("store_id_lengths"))[store],
+            ids[store],
             unpack_strings(raw("region"), raw("region_lengths"))[store],
             unpack_strings(raw("brand"), raw("brand_lengths"))[store],
-            np.frombuffer(raw("day"), dtype="<i4").astype(np.int64),
+            np.frombuffer(raw("day"), dtype="<i4")[rows].astype(np.int64),
             {
-                **{c: np.frombuffer(raw(c), dtype="<f8").astype(np.float64) for c in FLOATS},
-                **{c: np.frombuffer(raw(c), dtype="<i4").astype(np.int64) for c in INTS},
+                **{c: np.frombuffer(raw(c), dtype="<f8")[rows].astype(np.float64) for c in FLOATS},
+                **{c: np.frombuffer(raw(c), dtype="<i4")[rows].astype(np.int64) for c in INTS},
             },
         )
+
+    @classmethod
+    def whole(cls, doc: dict[str, Any]) -> BlockRows:
+        rows = cls.of(doc)
+        assert rows is not None  # None only for a store the block lacks
+        return rows
 
     def __len__(self) -> int:
         return len(self.day)
@@ -360,7 +362,7 @@ def fold_into_tiles(db: Database, month: str, dates: list[str], date_blocks: int
     def date_docs(date: str) -> list[dict[str, Any]]:
         return list(_shelf_docs(db, DATES, date, date_blocks).values())
 
-    date_rows = [BlockRows.of(doc) for docs in _pool().map(date_docs, dates) for doc in docs]
+    date_rows = [BlockRows.whole(doc) for docs in _pool().map(date_docs, dates) for doc in docs]
     if not date_rows:
         return False
     new = BlockRows.concat(date_rows)
@@ -372,7 +374,7 @@ def fold_into_tiles(db: Database, month: str, dates: list[str], date_blocks: int
     for k, doc in _shelf_docs(db, TILES, month, blocks).items():
         stale = np.isin(np.frombuffer(zlib.decompress(doc["day"]), dtype="<i4"), days)
         if k in gaining or stale.any():  # a block with neither keeps its document as it is
-            rows.setdefault(k, []).append(BlockRows.of(doc).take(np.flatnonzero(~stale)))
+            rows.setdefault(k, []).append(BlockRows.whole(doc).take(np.flatnonzero(~stale)))
     for k in gaining:
         rows[k].append(new.take(np.flatnonzero(new_block == k)))
     docs: dict[int, dict[str, Any] | None] = {}
@@ -424,11 +426,11 @@ def read_shelf(
     """The rows per block of a date (or month) of ``blocks`` blocks: only ``wanted`` (one ``_id`` lookup each),
     or all (one query per collection)."""
     if wanted is None:
-        docs = [doc for g in _groups(blocks) for doc in db[f"{prefix}.{name}.{g}"].find({})]
+        docs = _shelf_docs(db, prefix, name, blocks)
     else:
-        found = (db[shelf(prefix, name, k)].find_one({"_id": f"b|{k}"}) for k in wanted)
-        docs = [doc for doc in found if doc is not None]
-    return {int(str(doc["_id"]).split("|")[1]): _unpack_block(doc) for doc in docs}
+        found = ((k, db[shelf(prefix, name, k)].find_one({"_id": f"b|{k}"})) for k in wanted)
+        docs = {int(k): doc for k, doc in found if doc is not None}
+    return {k: _unpack_block(doc) for k, doc in docs.items()}
 
 
 def read_blocks(db: Database, date: str, blocks: int, wanted: Iterable[int] | None = None) -> dict[int, pd.DataFrame]:

@@ -361,12 +361,7 @@ class DeltaLog:
         return db[self.parts].find_one({"_id": self.doc_id(seq)}, {"_id": 1}) is not None
 
     def read(
-        self,
-        db: Database,
-        after: int,
-        before: int | None = None,
-        *,
-        known_free: int | None = None,
+        self, db: Database, after: int, before: int | None = None, *, known_free: int | None = None
     ) -> tuple[list[dict[str, Any]], int] | None:
         """(the deltas numbered after ``after`` (and before ``before``), the first free number).
 

@@ -840,10 +840,7 @@ def read_catalog(db: Database) -> tuple[dict[str, Any] | None, np.ndarray, np.nd
 
 
 def read_store_catalog(
-    db: Database,
-    store_id: str | None = None,
-    *,
-    store_ids: np.ndarray | StoreRange | None = None,
+    db: Database, store_id: str | None = None, *, store_ids: np.ndarray | StoreRange | None = None
 ) -> Catalog:
     """The whole catalog, or one store's row (empty arrays when it has no poll): one or two lookups and
     one per catalog delta not folded yet (those this process has not read before).
