@@ -516,6 +516,15 @@ def test_with_api_token_the_sign_in_page_takes_a_key_and_the_page_asks_again_if_
     page = new_page()
     sent: list[str | None] = []
     page.on("request", lambda r: sent.append(r.headers.get("authorization")) if "/overview/" in r.url else None)
+    # The overview's answer to the wrong key is held back until the right key is in: a late 401 for a key
+    # already replaced must not throw the new key away (it did, and the page waited for a key forever).
+    held: list[Any] = []
+    page.route(
+        "**/overview/**",
+        lambda route: held.append(route)
+        if route.request.headers.get("authorization") == "Bearer wrong-token" and not held
+        else route.continue_(),
+    )
     # API_TOKEN set: access is enforced, so an anonymous visitor lands on the sign-in page, which shows no data.
     response = page.goto(f"{live.token_url}/")
     assert page.url == f"{live.token_url}/accounts/login/?next=/"
@@ -534,8 +543,13 @@ def test_with_api_token_the_sign_in_page_takes_a_key_and_the_page_asks_again_if_
 
     page.get_by_role("textbox", name="Token").fill(API_TOKEN)
     page.get_by_role("button", name="Use token").click()
+    assert len(held) == 1
+    late = held[0].fetch()  # sent with the wrong key: refused now, after the right one was entered
+    assert late.status == 401
+    held[0].fulfill(response=late)
     wait_ready(page)
-    assert page.locator("#main").is_visible()
+    assert page.locator("#main").is_visible() and dialog.is_hidden()
+    assert page.evaluate("sessionStorage.getItem('loop.apiToken')") == API_TOKEN
     assert page.locator("#store-count").inner_text() == str(loaded_polls(live)["store_id"].nunique())
     assert sent[0] == "Bearer wrong-token" and sent[-1] == f"Bearer {API_TOKEN}"
     assert page.locator("#who-name").inner_text() == "Using token:API_TOKEN"

@@ -116,6 +116,7 @@
       const headers = new Headers(options.headers || {});
       if (!headers.has("Accept")) headers.set("Accept", "application/json");
       authHeaders(headers, options.method || "GET");
+      const sentToken = token();
       let response;
       try {
         response = await fetch(path, { ...options, headers, credentials: "same-origin" });
@@ -124,6 +125,8 @@
       }
       if (response.status === 401) {
         if (authRequired && !keyMode()) return signIn();
+        // A key entered while this call was out is not the one refused: try again with it, keep it.
+        if (token() !== sentToken && !pendingToken) continue;
         const message = await errorMessage(response);
         const hadToken = Boolean(token());
         sessionStorage.removeItem(TOKEN_KEY);
@@ -170,6 +173,7 @@
         xhr.withCredentials = true;
         const headers = new Headers({ Accept: "application/json" });
         authHeaders(headers, "POST");
+        const sentToken = token();
         headers.forEach((value, name) => xhr.setRequestHeader(name, value));
         xhr.upload.addEventListener("progress", (e) => {
           if (e.lengthComputable) onProgress(e.loaded / e.total);
@@ -185,6 +189,10 @@
           if (xhr.status === 401) {
             if (authRequired && !keyMode()) {
               signIn();
+              return;
+            }
+            if (token() !== sentToken) {
+              send(); // refused with a key replaced since: send again with the new one
               return;
             }
             sessionStorage.removeItem(TOKEN_KEY);
