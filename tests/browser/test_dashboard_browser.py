@@ -521,9 +521,11 @@ def test_with_api_token_the_sign_in_page_takes_a_key_and_the_page_asks_again_if_
     held: list[Any] = []
     page.route(
         "**/overview/**",
-        lambda route: held.append(route)
-        if route.request.headers.get("authorization") == "Bearer wrong-token" and not held
-        else route.continue_(),
+        lambda route: (
+            held.append(route)
+            if route.request.headers.get("authorization") == "Bearer wrong-token" and not held
+            else route.continue_()
+        ),
     )
     # API_TOKEN set: access is enforced, so an anonymous visitor lands on the sign-in page, which shows no data.
     response = page.goto(f"{live.token_url}/")
