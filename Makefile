@@ -102,10 +102,11 @@ var/loop-export.zip: data/store_status.csv data/menu_hours.csv data/timezones.cs
 # waits on its servers), its output held until both end; every test's databases and queues are its own.
 # So do the tests of BESIDE_TESTS when PYTEST_ARGS is empty (with arguments, everything runs in the main
 # pass): modules that mostly wait on the wall clock or on servers of their own (the two beats' three minute
-# slots, killed workers and visibility timeouts, stopped Redis/MongoDB) or on subprocess start-ups (one
-# `manage.py check` per settings case); together ~6 of the main pass's ~21 minutes.
+# slots, killed workers and visibility timeouts, stopped Redis/MongoDB, stacks started per test) or on
+# subprocess start-ups (one `manage.py check` per settings case); together ~7 of the main pass's ~21 minutes.
 BESIDE_TESTS := tests/integration/test_schedules_http.py tests/integration/test_faults.py \
-	tests/integration/test_report_shards_http.py tests/integration/test_alert_faults.py tests/test_settings_checks.py
+	tests/integration/test_report_shards_http.py tests/integration/test_alert_faults.py tests/test_settings_checks.py \
+	tests/integration/test_accounts_cache_http.py tests/integration/test_hourly_http.py
 test: install
 	@mkdir -p var; log=$$(mktemp var/test-accounts-postgres.XXXXXX); \
 	nice -n 10 $(MAKE) --no-print-directory test-accounts-postgres >"$$log" 2>&1 & pg=$$!; \
