@@ -93,6 +93,12 @@
     return pendingToken;
   }
 
+  /* A 401 for a key replaced since the call went out (and no prompt open) is not a refusal of the new key:
+   * the call is sent again with it. */
+  function keyReplacedSince(sentToken) {
+    return token() !== sentToken && !pendingToken;
+  }
+
   async function errorMessage(response) {
     try {
       const body = await response.json();
@@ -125,8 +131,7 @@
       }
       if (response.status === 401) {
         if (authRequired && !keyMode()) return signIn();
-        // A key entered while this call was out is not the one refused: try again with it, keep it.
-        if (token() !== sentToken && !pendingToken) continue;
+        if (keyReplacedSince(sentToken)) continue;
         const message = await errorMessage(response);
         const hadToken = Boolean(token());
         sessionStorage.removeItem(TOKEN_KEY);
@@ -191,8 +196,8 @@
               signIn();
               return;
             }
-            if (token() !== sentToken) {
-              send(); // refused with a key replaced since: send again with the new one
+            if (keyReplacedSince(sentToken)) {
+              send();
               return;
             }
             sessionStorage.removeItem(TOKEN_KEY);
